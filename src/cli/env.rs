@@ -1,0 +1,78 @@
+//! `config env set|get|list|unset KEY [VALUE] [--server NAME]`.
+
+use std::path::Path;
+
+use super::args::{EnvCommand, ServerScope};
+use super::{Error, edit_file, ok, print, read_raw};
+use crate::config::{Error as ConfigError, edit, edit::Scope};
+use crate::model::names;
+
+pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
+    match cmd {
+        EnvCommand::Set { key, value, scope } => {
+            check_key(&key)?;
+            let scope = to_scope(scope);
+            edit_file(path, |doc, _| edit::set_env(doc, &scope, &key, &value))?;
+            eprintln!("set {key} in {}", scope.describe());
+            ok()
+        }
+        EnvCommand::Unset { key, scope } => {
+            let scope = to_scope(scope);
+            edit_file(path, |doc, _| edit::unset_env(doc, &scope, &key))?;
+            eprintln!("removed {key} from {}", scope.describe());
+            ok()
+        }
+        EnvCommand::Get { key, scope } => {
+            let scope = to_scope(scope);
+            let raw = read_raw(path)?;
+            check_server(&raw, &scope)?;
+            let value = scope.layer(&raw).and_then(|l| l.env.as_ref()).and_then(|env| env.get(&key));
+            match value {
+                Some(v) => print(&format!("{v}\n")).and_then(|()| ok()),
+                None => Err(ConfigError::edit(
+                    format!("`{key}` is not set in {}", scope.describe()),
+                    Some("`mcpctl config env list` shows what is set".to_string()),
+                )
+                .into()),
+            }
+        }
+        EnvCommand::List { scope } => {
+            let scope = to_scope(scope);
+            let raw = read_raw(path)?;
+            check_server(&raw, &scope)?;
+            let lines: String = scope
+                .layer(&raw)
+                .and_then(|l| l.env.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect();
+            print(&lines)?;
+            ok()
+        }
+    }
+}
+
+fn to_scope(scope: ServerScope) -> Scope {
+    scope.server.map_or(Scope::Defaults, Scope::Server)
+}
+
+fn check_key(key: &str) -> Result<(), Error> {
+    names::check_env_name(key).map_err(|why| {
+        ConfigError::edit(
+            format!("invalid environment variable name `{key}`: {why}"),
+            Some("use letters, digits and `_`, not starting with a digit".to_string()),
+        )
+        .into()
+    })
+}
+
+fn check_server(raw: &crate::model::raw::RawConfig, scope: &Scope) -> Result<(), Error> {
+    match scope {
+        Scope::Server(name) if !raw.servers.contains_key(name) => {
+            let known: Vec<String> = raw.servers.keys().cloned().collect();
+            Err(edit::unknown_server(name, &known).into())
+        }
+        _ => Ok(()),
+    }
+}

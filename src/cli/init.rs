@@ -1,0 +1,78 @@
+//! `mcpctl init`: a commented starter file, its schema, and `.mcpctl/` in `.gitignore`.
+
+use std::io::ErrorKind;
+use std::path::Path;
+
+use super::{Error, ok};
+use crate::config::{Error as ConfigError, find::FILE_NAME, store};
+use crate::schema;
+
+/// The starter file. It must validate (a test checks it) and plan to no changes.
+pub(super) const STARTER: &str = r#"#:schema ./.mcpctl/mcpctl.schema.json
+# mcpctl.toml: the MCP servers of this project, their profiles and environment.
+# `mcpctl plan` shows what would change; `mcpctl validate` checks this file.
+version = 1
+
+# Inherited by every server.
+[defaults]
+bind = "127.0.0.1"
+restart = "on-failure" # always | on-failure | never
+stop_timeout = "10s"
+
+# A profile is an overlay of any server field; a server picks one with
+# `profile = "NAME"`. Per-server overrides go in [profiles.NAME.servers.SERVER].
+# [profiles.production]
+# instances = 2
+# env = { LOG_LEVEL = "warn" }
+
+# One block per server; mcpctl serves each at http://BIND:PORT (/mcp and /sse).
+# [servers.everything]
+# command = "npx"
+# args = ["-y", "@modelcontextprotocol/server-everything"]
+# transport = "stdio" # stdio | sse | streamable-http
+# port = 8000
+# env = { API_BASE = "https://example.invalid" }
+"#;
+
+pub(super) fn run(file: Option<&Path>, cwd: &Path) -> Result<u8, Error> {
+    let path = file.map_or_else(|| cwd.join(FILE_NAME), Path::to_path_buf);
+    match store::create_new(&path, STARTER) {
+        Err(ConfigError::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
+            return Err(ConfigError::edit(
+                format!("{} already exists", path.display()),
+                Some("edit it, or check it with `mcpctl validate`".to_string()),
+            )
+            .into());
+        }
+        other => other?,
+    }
+    let dir = store::runtime_dir(&path);
+    let _lock = store::lock(&path)?;
+    store::write_atomic(&dir.join("mcpctl.schema.json"), &schema::json_schema())?;
+    ignore_runtime_dir(path.parent().unwrap_or(cwd))?;
+    eprintln!("wrote {}; next: add a server, then `mcpctl plan`", path.display());
+    ok()
+}
+
+/// Appends `.mcpctl/` to the folder's `.gitignore` unless it is already ignored.
+fn ignore_runtime_dir(dir: &Path) -> Result<(), Error> {
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let path = dir.join(".gitignore");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ConfigError::io(&path, e).into()),
+    };
+    let entry = format!("{}/", store::RUNTIME_DIR);
+    if existing.lines().any(|l| l.trim() == entry || l.trim() == store::RUNTIME_DIR) {
+        return Ok(());
+    }
+    let mut text = existing;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&entry);
+    text.push('\n');
+    store::write_atomic(&path, &text)?;
+    Ok(())
+}

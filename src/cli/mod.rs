@@ -1,0 +1,104 @@
+//! The command line: turns arguments into calls and rendered output, with no
+//! business rules of its own. Every file edit goes through [`edit_file`], which
+//! validates the result before `config::store` writes it.
+
+pub mod args;
+mod env;
+mod init;
+mod plan;
+mod profile;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use toml_edit::DocumentMut;
+
+use crate::config::{self, Error as ConfigError, edit, find, store};
+use crate::exit;
+use crate::model::{self, raw::RawConfig};
+use args::{Cli, Command, ConfigCommand};
+
+/// Errors that end a command. Each is printed once, by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Writing to stdout failed (a closed pipe is not reported).
+    #[error("cannot write output: {0}")]
+    Output(#[from] io::Error),
+    /// A check that found a problem it has already described (e.g. `fmt --check`).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Runs the parsed command; returns the exit code.
+pub fn run(cli: Cli) -> Result<u8, Error> {
+    let cwd = std::env::current_dir().map_err(|e| ConfigError::io(Path::new("."), e))?;
+    let file = cli.file.as_deref();
+    match cli.command {
+        Command::Init => init::run(file, &cwd),
+        Command::Validate => plan::validate(&locate(file, &cwd)?),
+        Command::Fmt { check } => plan::fmt(&locate(file, &cwd)?, check),
+        Command::Plan(args) => plan::plan(&locate(file, &cwd)?, &args),
+        Command::Profile(cmd) => profile::run(&locate(file, &cwd)?, cmd),
+        Command::Config(ConfigCommand::Env(cmd)) => env::run(&locate(file, &cwd)?, cmd),
+    }
+}
+
+fn locate(file: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
+    Ok(find::find(file, cwd)?)
+}
+
+/// Prints to stdout.
+fn print(text: &str) -> Result<(), Error> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Applies `change` to the file under the lock. The file must be valid before, and the
+/// result must be valid too, or nothing is written. Returns whether the file changed.
+fn edit_file<F>(path: &Path, change: F) -> Result<bool, Error>
+where
+    F: FnOnce(&mut DocumentMut, &RawConfig) -> Result<(), ConfigError>,
+{
+    let changed = store::update(path, |before| {
+        model::parse(before).map_err(|d| ConfigError::invalid(path, before, d))?;
+        let raw = model::parse_raw(before).map_err(|d| ConfigError::invalid(path, before, vec![d]))?;
+        let mut doc = edit::parse(before).map_err(|e| ConfigError::edit(e.to_string(), None))?;
+        change(&mut doc, &raw)?;
+        let after = doc.to_string();
+        if let Err(diags) = model::parse(&after) {
+            let label = format!("{} (as this change would leave it)", path.display());
+            return Err(ConfigError::Invalid {
+                file: label,
+                source_text: after,
+                diagnostics: diags,
+            });
+        }
+        Ok(after)
+    })?;
+    Ok(changed)
+}
+
+/// Reads the file without requiring it to be valid beyond its raw shape.
+fn read_raw(path: &Path) -> Result<RawConfig, Error> {
+    let source = store::read(path)?;
+    Ok(model::parse_raw(&source).map_err(|d| ConfigError::invalid(path, &source, vec![d]))?)
+}
+
+fn ok() -> Result<u8, Error> {
+    Ok(exit::OK)
+}
+
+/// Loads and validates.
+fn load(path: &Path) -> Result<config::Loaded, Error> {
+    Ok(config::load(path)?)
+}

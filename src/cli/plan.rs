@@ -1,0 +1,75 @@
+//! `validate`, `fmt` and `plan`: commands that read the file and report.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use similar::TextDiff;
+
+use super::args::{Format, PlanArgs};
+use super::{Error, load, ok, print};
+use crate::config::{Error as ConfigError, fmt as formatter, store};
+use crate::exit;
+use crate::plan::{Observed, plan as make_plan};
+use crate::render::{self, Colour};
+
+pub(super) fn validate(path: &Path) -> Result<u8, Error> {
+    let loaded = load(path)?;
+    let servers = loaded.config.servers.len();
+    let profiles = loaded.config.profiles.len();
+    print(&format!(
+        "{} is valid: {servers} server{}, {profiles} profile{}\n",
+        path.display(),
+        if servers == 1 { "" } else { "s" },
+        if profiles == 1 { "" } else { "s" },
+    ))?;
+    ok()
+}
+
+pub(super) fn fmt(path: &Path, check: bool) -> Result<u8, Error> {
+    let syntax_error = |source: &str, e: toml_edit::TomlError| {
+        let diag = crate::diag::Diagnostic::new(format!("invalid TOML: {}", e.message().trim_end())).at(e.span(), "");
+        ConfigError::invalid(path, source, vec![diag])
+    };
+    if check {
+        let source = store::read(path)?;
+        let formatted = formatter::format(&source).map_err(|e| syntax_error(&source, e))?;
+        if formatted == source {
+            return ok();
+        }
+        let name = path.display().to_string();
+        let diff = TextDiff::from_lines(&source, &formatted)
+            .unified_diff()
+            .header(&name, &format!("{name} (formatted)"))
+            .to_string();
+        print(&diff)?;
+        return Err(Error::Failed(format!("{name} is not formatted; run `mcpctl fmt`")));
+    }
+    let changed = store::update(path, |source| formatter::format(source).map_err(|e| syntax_error(source, e)))?;
+    if changed {
+        eprintln!("formatted {}", path.display());
+    }
+    ok()
+}
+
+pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
+    let loaded = load(path)?;
+    // Until the daemon exists nothing is observed running.
+    let observed = Observed::nothing();
+    let plan = make_plan(&loaded.config.servers, &observed);
+    let text = match args.format {
+        Format::Json => render::plan_json(&plan),
+        Format::Text => render::plan_text(&plan, colour()),
+    };
+    print(&text)?;
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set (no-color.org).
+fn colour() -> Colour {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    Colour(!no_color && std::io::stdout().is_terminal())
+}

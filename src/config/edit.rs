@@ -1,0 +1,255 @@
+//! Pure edits on a `toml_edit` document: no I/O, tested on strings.
+//!
+//! Every edit changes only the targeted lines: replaced values keep their
+//! surrounding decor (a trailing `# comment` lives in the old value's decor and would
+//! otherwise be lost), and new keys go into the table that already holds their
+//! siblings.
+
+use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
+
+use super::Error;
+use crate::model::raw::{Layer, RawConfig};
+use crate::model::resolve::known_list;
+
+/// Which layer a `config env` command acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// `[defaults]`: every server.
+    Defaults,
+    /// `[servers.NAME]`.
+    Server(String),
+}
+
+impl Scope {
+    pub fn describe(&self) -> String {
+        match self {
+            Scope::Defaults => "[defaults]".into(),
+            Scope::Server(name) => format!("[servers.{name}]"),
+        }
+    }
+
+    /// The raw layer this scope names, if the file has it.
+    pub fn layer<'r>(&self, raw: &'r RawConfig) -> Option<&'r Layer> {
+        match self {
+            Scope::Defaults => raw.defaults.as_ref(),
+            Scope::Server(name) => raw.servers.get(name),
+        }
+    }
+}
+
+pub fn parse(source: &str) -> Result<DocumentMut, toml_edit::TomlError> {
+    source.parse::<DocumentMut>()
+}
+
+/// The server's table; a clear error listing the known servers when absent.
+pub fn server_table<'d>(doc: &'d mut DocumentMut, name: &str) -> Result<&'d mut dyn TableLike, Error> {
+    let known: Vec<String> = doc
+        .get("servers")
+        .and_then(Item::as_table_like)
+        .map(|t| t.iter().map(|(k, _)| k.to_string()).collect())
+        .unwrap_or_default();
+    doc.get_mut("servers")
+        .and_then(|s| s.get_mut(name))
+        .and_then(Item::as_table_like_mut)
+        .ok_or_else(|| unknown_server(name, &known))
+}
+
+pub fn unknown_server(name: &str, known: &[String]) -> Error {
+    Error::edit(format!("unknown server `{name}`"), Some(known_list("servers", known.iter())))
+}
+
+fn scope_table<'d>(doc: &'d mut DocumentMut, scope: &Scope) -> Result<&'d mut dyn TableLike, Error> {
+    match scope {
+        Scope::Defaults => table_entry(doc.as_table_mut(), "defaults"),
+        Scope::Server(name) => server_table(doc, name),
+    }
+}
+
+/// Gets or creates the sub-table `key` of `parent`.
+fn table_entry<'t>(parent: &'t mut Table, key: &str) -> Result<&'t mut dyn TableLike, Error> {
+    parent
+        .entry(key)
+        .or_insert_with(|| Item::Table(Table::new()))
+        .as_table_like_mut()
+        .ok_or_else(|| Error::edit(format!("`{key}` is not a table"), None))
+}
+
+/// Sets `key = value` in `table`, keeping the old value's decor (and so its comment).
+pub fn set_value(table: &mut dyn TableLike, key: &str, value: Value) {
+    match table.get_mut(key) {
+        Some(Item::Value(old)) => {
+            let decor = old.decor().clone();
+            *old = value;
+            *old.decor_mut() = decor;
+        }
+        Some(other) => *other = Item::Value(value),
+        None => {
+            table.insert(key, Item::Value(value));
+        }
+    }
+}
+
+/// `config env set`: `env.KEY = VALUE` in the scope's table. A new `env` is written
+/// inline (`env = { KEY = "v" }`); an existing `[..env]` sub-table is used as it is.
+pub fn set_env(doc: &mut DocumentMut, scope: &Scope, key: &str, value: &str) -> Result<(), Error> {
+    let table = scope_table(doc, scope)?;
+    let env = table
+        .entry("env")
+        .or_insert_with(|| Item::Value(Value::InlineTable(InlineTable::new())));
+    if let Some(inline) = env.as_inline_table_mut() {
+        set_value(inline, key, Value::from(value));
+        inline.fmt();
+        return Ok(());
+    }
+    match env.as_table_like_mut() {
+        Some(t) => {
+            set_value(t, key, Value::from(value));
+            Ok(())
+        }
+        None => Err(Error::edit(
+            format!("`env` in {} is not a table", scope.describe()),
+            Some("write it as `env = { KEY = \"value\" }`".to_string()),
+        )),
+    }
+}
+
+/// `config env unset`: removes `env.KEY`, and `env` itself when it becomes empty.
+pub fn unset_env(doc: &mut DocumentMut, scope: &Scope, key: &str) -> Result<(), Error> {
+    let table = scope_table(doc, scope)?;
+    let removed = table
+        .get_mut("env")
+        .and_then(Item::as_table_like_mut)
+        .and_then(|env| env.remove(key));
+    let now_empty = table
+        .get("env")
+        .and_then(Item::as_table_like)
+        .is_some_and(|env| env.is_empty());
+    if now_empty {
+        table.remove("env");
+    } else if let Some(inline) = table.get_mut("env").and_then(Item::as_inline_table_mut) {
+        inline.fmt();
+    }
+    match removed {
+        Some(_) => Ok(()),
+        None => Err(Error::edit(
+            format!("`{key}` is not set in {}", scope.describe()),
+            Some("`mcpctl config env list` shows what is set".to_string()),
+        )),
+    }
+}
+
+/// `profile create` (`must_exist = false`) and `profile update` (`true`): merges the
+/// fields of `layer` into `[profiles.NAME]`, key by key, per-server overrides too.
+pub fn upsert_profile(doc: &mut DocumentMut, name: &str, layer: &Layer, must_exist: bool) -> Result<(), Error> {
+    let exists = doc
+        .get("profiles")
+        .and_then(|p| p.get(name))
+        .is_some();
+    match (exists, must_exist) {
+        (true, false) => {
+            return Err(Error::edit(
+                format!("profile `{name}` already exists"),
+                Some(format!("change it with `mcpctl profile update {name} --config FILE.json`")),
+            ));
+        }
+        (false, true) => {
+            return Err(Error::edit(
+                format!("profile `{name}` does not exist"),
+                Some(format!("create it with `mcpctl profile create {name}`")),
+            ));
+        }
+        _ => {}
+    }
+    let fields = layer_table(layer)?;
+    let profiles = doc
+        .entry("profiles")
+        .or_insert_with(|| {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            Item::Table(t)
+        });
+    let Some(profiles) = profiles.as_table_mut() else {
+        return Err(Error::edit("`profiles` is not a table", None));
+    };
+    let profile = profiles.entry(name).or_insert_with(|| Item::Table(Table::new()));
+    merge(profile, Item::Table(fields));
+    Ok(())
+}
+
+/// The fields of `layer` as a TOML table (maps inline, per-server overrides as tables).
+fn layer_table(layer: &Layer) -> Result<Table, Error> {
+    let text = toml::to_string(layer).map_err(|e| Error::edit(format!("cannot write the profile: {e}"), None))?;
+    let doc = parse(&text).map_err(|e| Error::edit(format!("cannot write the profile: {e}"), None))?;
+    let mut table = doc.as_table().clone();
+    inline_maps(&mut table);
+    Ok(table)
+}
+
+/// `env` (a map of strings) reads better inline; `servers` stays as sub-tables.
+fn inline_maps(table: &mut Table) {
+    for (key, item) in table.iter_mut() {
+        if key.get() == "servers" {
+            if let Some(servers) = item.as_table_mut() {
+                servers.set_implicit(true);
+                for (_, server) in servers.iter_mut() {
+                    if let Some(t) = server.as_table_mut() {
+                        inline_maps(t);
+                    }
+                }
+            }
+        } else if let Some(t) = item.as_table() {
+            let mut inline = t.clone().into_inline_table();
+            inline.fmt();
+            *item = Item::Value(Value::InlineTable(inline));
+        }
+    }
+}
+
+/// Merges `source` into `target`: tables key by key, values replaced with decor kept.
+fn merge(target: &mut Item, source: Item) {
+    match (target.as_table_like_mut(), source) {
+        (Some(target_table), Item::Table(source_table)) => {
+            for (key, value) in source_table {
+                match target_table.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        target_table.insert(&key, value);
+                    }
+                }
+            }
+        }
+        (_, Item::Value(value)) => match target {
+            Item::Value(old) => {
+                let decor = old.decor().clone();
+                *old = value;
+                *old.decor_mut() = decor;
+            }
+            other => *other = Item::Value(value),
+        },
+        (_, source) => *target = source,
+    }
+}
+
+/// `profile delete`: removes `[profiles.NAME]` (and `[profiles]` when it empties).
+pub fn remove_profile(doc: &mut DocumentMut, name: &str) -> Result<(), Error> {
+    let Some(profiles) = doc.get_mut("profiles").and_then(Item::as_table_like_mut) else {
+        return Err(no_profile(name));
+    };
+    if profiles.remove(name).is_none() {
+        return Err(no_profile(name));
+    }
+    if profiles.is_empty() {
+        doc.remove("profiles");
+    }
+    Ok(())
+}
+
+fn no_profile(name: &str) -> Error {
+    Error::edit(
+        format!("profile `{name}` is not defined in the file"),
+        Some("`mcpctl profile list` shows the profiles".to_string()),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,111 @@
+//! Reading and writing the file safely. Writes are atomic (temp file in the same
+//! folder, fsync, rename, fsync of the folder) and serialised by a lock on a sidecar
+//! file in `.mcpctl/`: locking `mcpctl.toml` itself would not work, because the rename
+//! swaps the inode under the lock. Knows nothing of what an edit means.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::Error;
+
+/// The runtime folder beside the config (state, logs, locks); ignored by git.
+pub const RUNTIME_DIR: &str = ".mcpctl";
+
+pub fn read(path: &Path) -> Result<String, Error> {
+    fs::read_to_string(path).map_err(|e| Error::io(path, e))
+}
+
+/// `.mcpctl/` beside `config`.
+pub fn runtime_dir(config: &Path) -> PathBuf {
+    parent_dir(config).join(RUNTIME_DIR)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Runs `edit` on the file's text under the lock and writes the result when it
+/// differs. Returns whether the file changed. On any error the file is untouched.
+pub fn update<F>(path: &Path, edit: F) -> Result<bool, Error>
+where
+    F: FnOnce(&str) -> Result<String, Error>,
+{
+    let _lock = lock(path)?;
+    let before = read(path)?;
+    let after = edit(&before)?;
+    if after == before {
+        return Ok(false);
+    }
+    write_atomic(path, &after)?;
+    Ok(true)
+}
+
+/// Holds an exclusive lock on `.mcpctl/<file name>.lock` until dropped.
+pub struct Lock(#[allow(dead_code)] File);
+
+pub fn lock(config: &Path) -> Result<Lock, Error> {
+    let dir = runtime_dir(config);
+    create_private_dir(&dir)?;
+    let name = config.file_name().map_or_else(|| "mcpctl.toml".into(), |n| n.to_string_lossy());
+    let lock_path = dir.join(format!("{name}.lock"));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    file.lock().map_err(|e| Error::io(&lock_path, e))?;
+    Ok(Lock(file))
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+/// Replaces `path` with `contents` so that readers see the old or the new file,
+/// never a mix, and a crash loses neither. Keeps the file's permissions.
+pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
+    let dir = parent_dir(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mcpctl-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    if let Ok(meta) = fs::metadata(path) {
+        tmp.as_file()
+            .set_permissions(meta.permissions())
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    tmp.write_all(contents.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(dir)
+}
+
+/// Creates `path` with `contents`, refusing to replace an existing file.
+pub fn create_new(path: &Path, contents: &str) -> Result<(), Error> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(path, e))?;
+    sync_dir(parent_dir(path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}

@@ -1,0 +1,22 @@
+//! mcpctl: declarative management of MCP servers.
+//!
+//! # Theory of operation
+//!
+//! `mcpctl.toml` is the only source of truth. [`config`] finds, reads, edits and
+//! atomically writes it; [`model`] turns its text into one validated effective spec
+//! per server (pure); [`plan`] diffs those desired specs against what runs (pure)
+//! and [`render`] shows the resulting [`plan::Plan`] as text or JSON. The [`cli`]
+//! wires these together; the daemon that executes plans comes later and will consume
+//! the same `Plan` value.
+//!
+//! Dependency direction: `model`, `diag`, `plan`, `render` do no I/O; `config` uses
+//! `model` and `diag`; `cli` uses everything.
+
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod exit;
+pub mod model;
+pub mod plan;
+pub mod render;
+pub mod schema;

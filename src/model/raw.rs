@@ -1,0 +1,126 @@
+//! The file as written: serde structs that mirror `mcpctl.toml` and nothing more.
+//!
+//! Every table uses `deny_unknown_fields`, so a typo is an error with a span. No
+//! defaults are filled in and nothing is derived here; `resolve` does that once the
+//! whole file is known.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The whole `mcpctl.toml`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "mcpctl.toml", description = "Declarative MCP server configuration for mcpctl")]
+pub struct RawConfig {
+    /// Format version of this file. Only `1` exists.
+    pub version: Option<i64>,
+    /// Fields inherited by every server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<Layer>,
+    /// Environment overlays. A server selects one with `profile = "NAME"`; `default`
+    /// always exists. `[profiles.NAME.servers.SERVER]` overrides fields of one server.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, Layer>,
+    /// The MCP servers mcpctl manages, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub servers: BTreeMap<String, Layer>,
+}
+
+/// What the process behind a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// JSON-RPC over the child's stdin and stdout.
+    Stdio,
+    /// The legacy HTTP+SSE transport.
+    Sse,
+    /// Streamable HTTP.
+    StreamableHttp,
+}
+
+/// Where the server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// mcpctl starts and supervises the process.
+    Local,
+    /// The server lives at `url`; mcpctl only proxies to it.
+    Remote,
+}
+
+/// Whether the server should be running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Running,
+    Stopped,
+}
+
+/// When a process that exited is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// One layer of server fields. The same shape serves `[defaults]`, `[servers.NAME]`,
+/// `[profiles.NAME]` and `[profiles.NAME.servers.SERVER]`; `validate` refuses the
+/// fields a given place may not hold (`servers` outside a profile, `profile` inside one).
+///
+/// It is one struct because serde's `deny_unknown_fields` does not work through
+/// `flatten`, and two copies of the field list would drift apart.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// Program to run (local mode). Looked up on PATH when not a path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Arguments passed to `command`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// Working folder of the process, relative to the config file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Environment variables; layers merge key by key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// What the process speaks: `stdio`, `sse` or `streamable-http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+    /// `local` (mcpctl runs it) or `remote` (it lives at `url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Address of a remote server (`http://` or `https://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Port where mcpctl serves this server (`/mcp` and `/sse`), 1-65535.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i64>,
+    /// Address the port is bound to. Default `127.0.0.1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// Profile this server uses. Default `default`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// `running` or `stopped`. Default `running`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<State>,
+    /// Number of processes behind the port. Default 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub instances: Option<i64>,
+    /// `always`, `on-failure` or `never`. Default `on-failure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
+    /// Grace period between SIGTERM and SIGKILL, e.g. `"10s"`, `"1m 30s"`. Default `10s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<String>,
+    /// Per-server overrides; only inside `[profiles.NAME]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub servers: Option<BTreeMap<String, Layer>>,
+}

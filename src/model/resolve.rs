@@ -1,0 +1,388 @@
+//! From the raw file to one effective [`ServerSpec`] per server, with every rule
+//! that needs more than one field checked on the way.
+//!
+//! Resolution order, last wins: built-in defaults, `[defaults]`, `[servers.NAME]`,
+//! `[profiles.P]`, `[profiles.P.servers.NAME]`. Each value remembers the key path it
+//! came from, so an error about an effective value points at the line that set it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::diag::Diagnostic;
+
+use super::locate::{KeyPath, Locator, key_path};
+use super::raw::{Layer, Mode, RawConfig, RestartPolicy, State, Transport};
+use super::spec::ServerSpec;
+use super::{Config, DEFAULT_PROFILE, FORMAT_VERSION, names};
+
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_INSTANCES: i64 = 64;
+
+/// A value and the key path that set it.
+#[derive(Debug, Clone)]
+struct Sourced<T> {
+    value: T,
+    origin: KeyPath,
+}
+
+/// Every field of a layer after merging, with its origin.
+#[derive(Debug, Default)]
+struct Merged {
+    command: Option<Sourced<String>>,
+    args: Option<Sourced<Vec<String>>>,
+    cwd: Option<Sourced<String>>,
+    env: BTreeMap<String, String>,
+    transport: Option<Sourced<Transport>>,
+    mode: Option<Sourced<Mode>>,
+    url: Option<Sourced<String>>,
+    port: Option<Sourced<i64>>,
+    bind: Option<Sourced<String>>,
+    profile: Option<Sourced<String>>,
+    state: Option<Sourced<State>>,
+    instances: Option<Sourced<i64>>,
+    restart: Option<Sourced<RestartPolicy>>,
+    stop_timeout: Option<Sourced<String>>,
+}
+
+impl Merged {
+    fn apply(&mut self, layer: &Layer, at: &[String]) {
+        let origin = |field: &str| {
+            let mut path = at.to_vec();
+            path.push(field.to_string());
+            path
+        };
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if let Some(value) = &layer.$field {
+                    self.$field = Some(Sourced { value: value.clone(), origin: origin(stringify!($field)) });
+                }
+            )*};
+        }
+        take!(command, args, cwd, transport, mode, url, port, bind, profile, state, instances, restart, stop_timeout);
+        if let Some(env) = &layer.env {
+            self.env
+                .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+}
+
+/// Resolves and validates the whole file. All problems are reported, not just the first.
+pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    check_version(raw, loc, &mut diags);
+    check_structure(raw, loc, &mut diags);
+
+    let mut servers = BTreeMap::new();
+    let mut ports: BTreeMap<u16, (String, KeyPath)> = BTreeMap::new();
+    for (name, layer) in &raw.servers {
+        let Some((spec, port_origin)) = resolve_server(raw, name, layer, loc, &mut diags) else {
+            continue;
+        };
+        if let Some((first, first_origin)) = ports.get(&spec.port) {
+            diags.push(
+                Diagnostic::new(format!(
+                    "port {} is used by both `{first}` and `{name}`",
+                    spec.port
+                ))
+                .at(loc.value(&port_origin), format!("`{name}` uses it here"))
+                .related(loc.value(first_origin), format!("`{first}` uses it here"))
+                .hint("give each server a port of its own"),
+            );
+        } else {
+            ports.insert(spec.port, (name.clone(), port_origin));
+        }
+        servers.insert(name.clone(), spec);
+    }
+
+    if diags.is_empty() {
+        let mut profiles: BTreeSet<String> = raw.profiles.keys().cloned().collect();
+        profiles.insert(DEFAULT_PROFILE.to_string());
+        Ok(Config { servers, profiles })
+    } else {
+        Err(diags)
+    }
+}
+
+fn check_version(raw: &RawConfig, loc: &Locator<'_>, diags: &mut Vec<Diagnostic>) {
+    match raw.version {
+        Some(FORMAT_VERSION) => {}
+        Some(other) => diags.push(
+            Diagnostic::new(format!("unsupported format version {other}"))
+                .at(loc.value(&["version"]), "this mcpctl reads version 1")
+                .hint("set `version = 1`, or use the mcpctl release that wrote this file"),
+        ),
+        None => diags.push(
+            Diagnostic::new("missing `version`")
+                .at(Some(0..0), "")
+                .hint("add `version = 1` at the top of the file"),
+        ),
+    }
+}
+
+/// Rules about where things may be written, independent of resolution.
+fn check_structure(raw: &RawConfig, loc: &Locator<'_>, diags: &mut Vec<Diagnostic>) {
+    let mut layers: Vec<(KeyPath, &Layer)> = Vec::new();
+    if let Some(defaults) = &raw.defaults {
+        layers.push((key_path(&["defaults"]), defaults));
+        if defaults.servers.is_some() {
+            diags.push(misplaced_servers(loc, &["defaults", "servers"]));
+        }
+    }
+    for (name, layer) in &raw.servers {
+        let at = key_path(&["servers", name]);
+        if let Err(why) = names::check_name(name) {
+            diags.push(invalid_name(loc, &at, "server", name, &why));
+        }
+        if layer.servers.is_some() {
+            diags.push(misplaced_servers(loc, &["servers", name, "servers"]));
+        }
+        layers.push((at, layer));
+    }
+    for (profile, layer) in &raw.profiles {
+        let at = key_path(&["profiles", profile]);
+        if let Err(why) = names::check_name(profile) {
+            diags.push(invalid_name(loc, &at, "profile", profile, &why));
+        }
+        if layer.profile.is_some() {
+            diags.push(profile_in_profile(loc, &["profiles", profile, "profile"]));
+        }
+        for (server, over) in layer.servers.iter().flatten() {
+            let at = key_path(&["profiles", profile, "servers", server]);
+            if !raw.servers.contains_key(server) {
+                diags.push(
+                    Diagnostic::new(format!(
+                        "profile `{profile}` overrides unknown server `{server}`"
+                    ))
+                    .at(loc.key(&at), "no such server")
+                    .hint(known_list("servers", raw.servers.keys())),
+                );
+            }
+            if over.profile.is_some() {
+                diags.push(profile_in_profile(loc, &[&at[..], &["profile".into()]].concat()));
+            }
+            if over.servers.is_some() {
+                diags.push(misplaced_servers(loc, &[&at[..], &["servers".into()]].concat()));
+            }
+            layers.push((at, over));
+        }
+        layers.push((at, layer));
+    }
+    for (at, layer) in layers {
+        for key in layer.env.iter().flat_map(|env| env.keys()) {
+            if let Err(why) = names::check_env_name(key) {
+                let path = [&at[..], &["env".into(), key.clone()]].concat();
+                diags.push(
+                    Diagnostic::new(format!("invalid environment variable name `{key}`"))
+                        .at(loc.key(&path), why)
+                        .hint("use letters, digits and `_`, not starting with a digit"),
+                );
+            }
+        }
+    }
+}
+
+fn resolve_server(
+    raw: &RawConfig,
+    name: &str,
+    own: &Layer,
+    loc: &Locator<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(ServerSpec, KeyPath)> {
+    let server_path = key_path(&["servers", name]);
+    let mut m = Merged::default();
+    if let Some(defaults) = &raw.defaults {
+        m.apply(defaults, &key_path(&["defaults"]));
+    }
+    m.apply(own, &server_path);
+
+    let profile = m
+        .profile
+        .as_ref()
+        .map_or(DEFAULT_PROFILE, |p| p.value.as_str())
+        .to_string();
+    match raw.profiles.get(&profile) {
+        Some(layer) => {
+            m.apply(layer, &key_path(&["profiles", &profile]));
+            if let Some(over) = layer.servers.as_ref().and_then(|s| s.get(name)) {
+                m.apply(over, &key_path(&["profiles", &profile, "servers", name]));
+            }
+        }
+        None if profile == DEFAULT_PROFILE => {}
+        None => {
+            let origin = m.profile.as_ref().map(|p| p.origin.clone()).unwrap_or_default();
+            diags.push(
+                Diagnostic::new(format!("server `{name}` uses profile `{profile}`, which does not exist"))
+                    .at(loc.value(&origin), "unknown profile")
+                    .hint(format!(
+                        "{}; create it with `mcpctl profile create {profile}`",
+                        known_list("profiles", std::iter::once(&DEFAULT_PROFILE.to_string()).chain(raw.profiles.keys()))
+                    )),
+            );
+        }
+    }
+
+    let before = diags.len();
+    let mode = m.mode.as_ref().map_or(Mode::Local, |s| s.value);
+    let at_server = || loc.key(&server_path);
+
+    let command = match (mode, &m.command) {
+        (Mode::Remote, _) => None,
+        (Mode::Local, Some(c)) if c.value.trim().is_empty() => {
+            diags.push(
+                Diagnostic::new(format!("server `{name}` has an empty `command`"))
+                    .at(loc.value(&c.origin), "empty")
+                    .hint("name the program to run, e.g. `command = \"npx\"`"),
+            );
+            None
+        }
+        (Mode::Local, Some(c)) => Some(c.value.clone()),
+        (Mode::Local, None) => {
+            diags.push(
+                Diagnostic::new(format!("server `{name}` has no `command`"))
+                    .at(at_server(), "local servers need a command")
+                    .hint("add `command = \"...\"`, or set `mode = \"remote\"` and a `url`"),
+            );
+            None
+        }
+    };
+
+    let url = match (&m.url, mode) {
+        (Some(u), _) if !(u.value.starts_with("http://") || u.value.starts_with("https://")) => {
+            diags.push(
+                Diagnostic::new(format!("server `{name}` has an invalid `url`"))
+                    .at(loc.value(&u.origin), "not an http:// or https:// address")
+                    .hint("write the full address, e.g. `url = \"https://mcp.example.com/mcp\"`"),
+            );
+            None
+        }
+        (Some(u), _) => Some(u.value.clone()),
+        (None, Mode::Remote) => {
+            let at = m.mode.as_ref().and_then(|s| loc.value(&s.origin));
+            diags.push(
+                Diagnostic::new(format!("server `{name}` is remote but has no `url`"))
+                    .at(at.or_else(at_server), "remote servers need a url")
+                    .hint("add `url = \"https://...\"`, or use `mode = \"local\"` with a `command`"),
+            );
+            None
+        }
+        (None, Mode::Local) => None,
+    };
+
+    let port = match &m.port {
+        Some(p) => match u16::try_from(p.value) {
+            Ok(port) if port > 0 => Some((port, p.origin.clone())),
+            _ => {
+                diags.push(
+                    Diagnostic::new(format!("port {} of server `{name}` is out of range", p.value))
+                        .at(loc.value(&p.origin), "not a port")
+                        .hint("use a port between 1 and 65535"),
+                );
+                None
+            }
+        },
+        None => {
+            diags.push(
+                Diagnostic::new(format!("server `{name}` has no `port`"))
+                    .at(at_server(), "mcpctl needs a port to serve it on")
+                    .hint("add `port = 8000` (any free port between 1 and 65535)"),
+            );
+            None
+        }
+    };
+
+    let bind = match &m.bind {
+        Some(b) => match b.value.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                diags.push(
+                    Diagnostic::new(format!("`bind` of server `{name}` is not an IP address"))
+                        .at(loc.value(&b.origin), "not an IP address")
+                        .hint("use an address such as \"127.0.0.1\", \"0.0.0.0\" or \"::1\""),
+                );
+                None
+            }
+        },
+        None => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+    };
+
+    let instances = match &m.instances {
+        Some(i) if (1..=MAX_INSTANCES).contains(&i.value) => u32::try_from(i.value).ok(),
+        Some(i) => {
+            diags.push(
+                Diagnostic::new(format!("`instances` of server `{name}` is out of range"))
+                    .at(loc.value(&i.origin), "not between 1 and 64")
+                    .hint("use 1 to 64 instances; use `state = \"stopped\"` to run none"),
+            );
+            None
+        }
+        None => Some(1),
+    };
+
+    let stop_timeout = match &m.stop_timeout {
+        Some(t) => match humantime::parse_duration(&t.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                diags.push(
+                    Diagnostic::new(format!("`stop_timeout` of server `{name}` is not a duration"))
+                        .at(loc.value(&t.origin), e.to_string())
+                        .hint("write a duration such as \"10s\", \"500ms\" or \"1m 30s\""),
+                );
+                None
+            }
+        },
+        None => Some(DEFAULT_STOP_TIMEOUT),
+    };
+
+    if diags.len() != before {
+        return None;
+    }
+    let (port, port_origin) = port?;
+    let local = mode == Mode::Local;
+    let spec = ServerSpec {
+        name: name.to_string(),
+        command,
+        args: m.args.filter(|_| local).map(|a| a.value).unwrap_or_default(),
+        cwd: m.cwd.filter(|_| local).map(|c| c.value),
+        env: m.env,
+        transport: m.transport.map_or(Transport::Stdio, |t| t.value),
+        mode,
+        url,
+        port,
+        bind: bind?,
+        profile,
+        state: m.state.map_or(State::Running, |s| s.value),
+        instances: instances?,
+        restart: m.restart.map_or(RestartPolicy::OnFailure, |r| r.value),
+        stop_timeout: stop_timeout?,
+    };
+    Some((spec, port_origin))
+}
+
+fn invalid_name(loc: &Locator<'_>, at: &[String], kind: &str, name: &str, why: &str) -> Diagnostic {
+    Diagnostic::new(format!("invalid {kind} name `{name}`"))
+        .at(loc.key(at), why.to_string())
+        .hint(names::NAME_HINT)
+}
+
+fn misplaced_servers(loc: &Locator<'_>, at: &[impl AsRef<str>]) -> Diagnostic {
+    Diagnostic::new("`servers` is only allowed inside a profile")
+        .at(loc.key(at), "not allowed here")
+        .hint("declare servers at the top level as `[servers.NAME]`; per-server overrides go in `[profiles.P.servers.NAME]`")
+}
+
+fn profile_in_profile(loc: &Locator<'_>, at: &[impl AsRef<str>]) -> Diagnostic {
+    Diagnostic::new("a profile cannot select another profile")
+        .at(loc.key(at), "not allowed in a profile")
+        .hint("set `profile = \"...\"` in `[servers.NAME]` or `[defaults]` instead")
+}
+
+/// "known servers: a, b" (or "there are no servers yet").
+pub fn known_list<'a>(kind: &str, names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        format!("there are no {kind} yet")
+    } else {
+        format!("known {kind}: {}", names.join(", "))
+    }
+}

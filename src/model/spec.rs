@@ -1,0 +1,142 @@
+//! Validated, effective server specs: what one server really is once defaults,
+//! its own fields, its profile and the profile's per-server override are applied.
+//!
+//! `ServerSpec::attributes` is the one list of what a spec holds and what a change
+//! to each part means (restart, in-place update, scale). The spec hash and the plan's
+//! attribute diffs both read it, so a new field cannot be forgotten by one of them.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use super::raw::{Mode, RestartPolicy, State, Transport};
+
+/// The effective spec of one server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerSpec {
+    pub name: String,
+    /// `None` for remote servers, which run no process.
+    pub command: Option<String>,
+    pub args: Vec<String>,
+    pub cwd: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub transport: Transport,
+    pub mode: Mode,
+    pub url: Option<String>,
+    pub port: u16,
+    pub bind: IpAddr,
+    pub profile: String,
+    pub state: State,
+    pub instances: u32,
+    pub restart: RestartPolicy,
+    #[serde(with = "human_duration")]
+    pub stop_timeout: Duration,
+}
+
+/// What applying a change to an attribute takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Effect {
+    /// The running instances must be replaced: part of the spec hash.
+    Restart,
+    /// The supervisor adopts it without touching the processes.
+    InPlace,
+    /// Instances are added or removed.
+    Scale,
+}
+
+/// A value as the plan shows and compares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    Text(String),
+    Number(u64),
+    List(Vec<String>),
+    Map(BTreeMap<String, String>),
+}
+
+/// One named part of a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub name: &'static str,
+    pub value: Option<AttrValue>,
+    pub effect: Effect,
+    /// Shown as `(sensitive)`, never as its value.
+    pub sensitive: bool,
+}
+
+impl ServerSpec {
+    /// Every attribute of the spec except `name` and `state` (which decide whether
+    /// the server exists at all), in display order.
+    pub fn attributes(&self) -> Vec<Attribute> {
+        use AttrValue::{List, Map, Number, Text};
+        use Effect::{InPlace, Restart, Scale};
+        let attr = |name, value, effect| Attribute {
+            name,
+            value,
+            effect,
+            sensitive: false,
+        };
+        vec![
+            attr("mode", Some(Text(kebab(&self.mode))), Restart),
+            attr("transport", Some(Text(kebab(&self.transport))), Restart),
+            attr("command", self.command.clone().map(Text), Restart),
+            attr("args", non_empty_list(&self.args).map(List), Restart),
+            attr("cwd", self.cwd.clone().map(Text), Restart),
+            attr("env", non_empty_map(&self.env).map(Map), Restart),
+            attr("url", self.url.clone().map(Text), Restart),
+            attr("bind", Some(Text(self.bind.to_string())), Restart),
+            attr("port", Some(Number(u64::from(self.port))), Restart),
+            attr("instances", Some(Number(u64::from(self.instances))), Scale),
+            attr("profile", Some(Text(self.profile.clone())), InPlace),
+            attr("restart", Some(Text(kebab(&self.restart))), InPlace),
+            attr(
+                "stop_timeout",
+                Some(Text(humantime::format_duration(self.stop_timeout).to_string())),
+                InPlace,
+            ),
+        ]
+    }
+
+    /// Where clients reach this server: `http://BIND:PORT`.
+    pub fn base_url(&self) -> String {
+        match self.bind {
+            IpAddr::V6(ip) => format!("http://[{ip}]:{}", self.port),
+            IpAddr::V4(ip) => format!("http://{ip}:{}", self.port),
+        }
+    }
+}
+
+fn non_empty_list(list: &[String]) -> Option<Vec<String>> {
+    (!list.is_empty()).then(|| list.to_vec())
+}
+
+fn non_empty_map(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then(|| map.clone())
+}
+
+/// The kebab-case name serde gives a unit enum variant.
+fn kebab<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
+}
+
+/// `Duration` as a human string (`"10s"`) in serialized specs.
+mod human_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
