@@ -1,0 +1,177 @@
+use super::*;
+use crate::model::spec::{Mode, RestartPolicy, State, Transport};
+
+const BASE: &str = r#"
+version = 1
+
+[defaults]
+restart = "always"
+env = { LOG = "info", SHARED = "d" }
+stop_timeout = "5s"
+
+[profiles.production]
+instances = 2
+env = { LOG = "warn" }
+
+[profiles.production.servers.web]
+port = 9001
+args = ["--prod"]
+
+[servers.web]
+command = "web-server"
+args = ["--dev"]
+port = 8001
+env = { OWN = "1" }
+profile = "production"
+
+[servers.other]
+command = "other"
+port = 8002
+"#;
+
+fn config(src: &str) -> Config {
+    match parse(src) {
+        Ok(c) => c,
+        Err(diags) => panic!(
+            "{}",
+            diags.iter().map(|d| d.render("t.toml", src)).collect::<String>()
+        ),
+    }
+}
+
+fn errors(src: &str) -> Vec<String> {
+    match parse(src) {
+        Ok(_) => panic!("expected errors for:\n{src}"),
+        Err(diags) => diags.iter().map(|d| d.render("t.toml", src)).collect(),
+    }
+}
+
+#[test]
+fn layers_apply_in_order_defaults_server_profile_override() {
+    let c = config(BASE);
+    let web = &c.servers["web"];
+    assert_eq!(web.port, 9001, "the profile's per-server override wins");
+    assert_eq!(web.args, vec!["--prod"]);
+    assert_eq!(web.instances, 2, "the profile beats the built-in default");
+    assert_eq!(web.restart, RestartPolicy::Always, "[defaults] applies");
+    assert_eq!(web.stop_timeout, std::time::Duration::from_secs(5));
+    let env: Vec<(&str, &str)> = web.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(env, vec![("LOG", "warn"), ("OWN", "1"), ("SHARED", "d")]);
+    assert_eq!(web.profile, "production");
+
+    let other = &c.servers["other"];
+    assert_eq!(other.instances, 1);
+    assert_eq!(other.profile, DEFAULT_PROFILE);
+    assert_eq!(other.transport, Transport::Stdio);
+    assert_eq!(other.mode, Mode::Local);
+    assert_eq!(other.state, State::Running);
+    assert_eq!(other.bind.to_string(), "127.0.0.1");
+    assert_eq!(c.profiles.iter().collect::<Vec<_>>(), vec!["default", "production"]);
+}
+
+#[test]
+fn switching_profile_changes_what_runs() {
+    let dev = config(&BASE.replace("profile = \"production\"", "profile = \"default\""));
+    let prod = config(BASE);
+    assert_eq!(dev.servers["web"].port, 8001);
+    assert_ne!(SpecHash::of(&dev.servers["web"]), SpecHash::of(&prod.servers["web"]));
+}
+
+#[test]
+fn spec_hash_ignores_key_order_formatting_and_comments() {
+    let a = "version = 1\n[servers.s]\ncommand = \"x\"\nargs = [\"a\", \"b\"]\nport = 8000\nenv = { A = \"1\", B = \"2\" }\n";
+    let b = "# a comment\nversion=1\n\n[servers.s.env]\nB=\"2\"\nA = '1'\n\n[servers.s]\nport=8000 # port\ncommand = 'x'\nargs = [ 'a',\n 'b', ]\n";
+    let ha = SpecHash::of(&config(a).servers["s"]);
+    let hb = SpecHash::of(&config(b).servers["s"]);
+    assert_eq!(ha, hb);
+}
+
+#[test]
+fn spec_hash_changes_with_every_field_that_matters() {
+    let base = "version = 1\n[servers.s]\ncommand = \"x\"\nport = 8000\n";
+    let h = |extra: &str, replace: Option<(&str, &str)>| {
+        let mut src = format!("{base}{extra}");
+        if let Some((from, to)) = replace {
+            src = src.replace(from, to);
+        }
+        SpecHash::of(&config(&src).servers["s"])
+    };
+    let original = h("", None);
+    let restarting = [
+        ("args = [\"a\"]\n", None),
+        ("cwd = \"sub\"\n", None),
+        ("env = { A = \"1\" }\n", None),
+        ("transport = \"sse\"\n", None),
+        ("bind = \"0.0.0.0\"\n", None),
+        ("mode = \"remote\"\nurl = \"https://x.invalid/mcp\"\n", None),
+        ("", Some(("command = \"x\"", "command = \"y\""))),
+        ("", Some(("port = 8000", "port = 8001"))),
+    ];
+    for (extra, replace) in restarting {
+        assert_ne!(h(extra, replace), original, "changing {extra}{replace:?} must change the hash");
+    }
+    for extra in ["instances = 3\n", "restart = \"never\"\n", "stop_timeout = \"1m\"\n", "state = \"stopped\"\n"] {
+        assert_eq!(h(extra, None), original, "{extra} is not part of what runs");
+    }
+    // Equivalent durations and defaults spelled out are the same spec.
+    assert_eq!(h("bind = \"127.0.0.1\"\ntransport = \"stdio\"\n", None), original);
+}
+
+#[test]
+fn remote_servers_ignore_command_fields() {
+    let c = config("version = 1\n[servers.r]\nmode = \"remote\"\nurl = \"http://127.0.0.1:9/mcp\"\ncommand = \"x\"\nport = 8000\n");
+    assert_eq!(c.servers["r"].command, None);
+}
+
+/// Each bad input: the message, and the `file:line:col` it points at.
+#[test]
+fn every_bad_input_names_file_line_and_column() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("version = 1\n[servers.a]\nprot = 1\n", "unknown field `prot`", "t.toml:3:1"),
+        ("version = 1\n[servers.a]\ncommand = 1\nport = 1\n", "invalid type", "t.toml:3:11"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 70000\n", "out of range", "t.toml:4:8"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 0\n", "out of range", "t.toml:4:8"),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 8000\n[servers.b]\ncommand = \"y\"\nport = 8000\n",
+            "port 8000 is used by both",
+            "t.toml:7:8",
+        ),
+        ("version = 1\n[servers.A]\ncommand = \"x\"\nport = 1\n", "invalid server name `A`", "t.toml:2:10"),
+        ("version = 1\n[profiles.\"a b\"]\n", "invalid profile name `a b`", "t.toml:2:11"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nenv = { 1X = \"v\" }\n", "invalid environment variable name `1X`", "t.toml:5:9"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nprofile = \"prod\"\n", "profile `prod`, which does not exist", "t.toml:5:11"),
+        ("version = 1\n[servers.a]\nmode = \"remote\"\nport = 1\n", "remote but has no `url`", "t.toml:3:8"),
+        ("version = 2\n", "unsupported format version 2", "t.toml:1:11"),
+        ("[servers.a]\ncommand = \"x\"\nport = 1\n", "missing `version`", "t.toml:1:1"),
+        ("version = 1\n[servers.a]\nport = 1\n", "has no `command`", "t.toml:2:10"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\n", "has no `port`", "t.toml:2:10"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nbind = \"home\"\n", "not an IP address", "t.toml:5:8"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\ninstances = 0\n", "`instances`", "t.toml:5:13"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nstop_timeout = \"soon\"\n", "not a duration", "t.toml:5:16"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\ntransport = \"grpc\"\n", "unknown variant `grpc`", "t.toml:5:13"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nurl = \"ftp://x\"\n", "invalid `url`", "t.toml:5:7"),
+        ("version = 1\n[servers.a\n", "invalid TOML", "t.toml:2:"),
+        ("version = 1\n[profiles.p]\nprofile = \"q\"\n", "cannot select another profile", "t.toml:3:1"),
+        ("version = 1\n[profiles.p.servers.ghost]\nport = 1\n", "overrides unknown server `ghost`", "t.toml:2:21"),
+        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\n[servers.a.servers.b]\n", "only allowed inside a profile", "t.toml:5:"),
+    ];
+    for (src, message, place) in cases {
+        let all = errors(src).join("\n");
+        assert!(all.contains(message), "want `{message}` for:\n{src}\ngot:\n{all}");
+        assert!(all.contains(place), "want `{place}` for:\n{src}\ngot:\n{all}");
+        assert!(all.contains("help:"), "every error carries a hint:\n{all}");
+    }
+}
+
+#[test]
+fn profile_override_error_points_at_the_override() {
+    let src = "version = 1\n[servers.a]\ncommand = \"x\"\nport = 8000\nprofile = \"p\"\n[profiles.p.servers.a]\nport = 99999\n";
+    let all = errors(src).join("\n");
+    assert!(all.contains("t.toml:7:8"), "{all}");
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let src = "version = 1\n[servers.a]\nport = 1\n[servers.b]\ncommand = \"x\"\n";
+    assert_eq!(errors(src).len(), 2);
+}
