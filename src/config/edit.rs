@@ -65,11 +65,16 @@ fn scope_table<'d>(doc: &'d mut DocumentMut, scope: &Scope) -> Result<&'d mut dy
     }
 }
 
-/// Gets or creates the sub-table `key` of `parent`.
+/// Gets or creates the sub-table `key` of `parent`; a new one goes first, before
+/// the other tables, where readers look for `[defaults]`.
 fn table_entry<'t>(parent: &'t mut Table, key: &str) -> Result<&'t mut dyn TableLike, Error> {
     parent
         .entry(key)
-        .or_insert_with(|| Item::Table(Table::new()))
+        .or_insert_with(|| {
+            let mut table = Table::new();
+            table.set_position(Some(0));
+            Item::Table(table)
+        })
         .as_table_like_mut()
         .ok_or_else(|| Error::edit(format!("`{key}` is not a table"), None))
 }
@@ -173,7 +178,45 @@ pub fn upsert_profile(doc: &mut DocumentMut, name: &str, layer: &Layer, must_exi
     };
     let profile = profiles.entry(name).or_insert_with(|| Item::Table(Table::new()));
     merge(profile, Item::Table(fields));
+    let mut next = max_position(doc.as_table()) + 1;
+    if let Some(profiles) = doc.get_mut("profiles").and_then(Item::as_table_mut) {
+        place_new_tables(profiles, &mut next);
+    }
     Ok(())
+}
+
+/// The highest document position of any table.
+fn max_position(table: &Table) -> isize {
+    let own = table.position().unwrap_or(0);
+    table
+        .iter()
+        .filter_map(|(_, item)| item.as_table())
+        .map(max_position)
+        .fold(own, isize::max)
+}
+
+/// Gives tables without a position (new ones) positions after `next`, depth first, so
+/// new tables land at the end of the file in order instead of among unrelated ones.
+fn place_new_tables(table: &mut Table, next: &mut isize) {
+    if table.position().is_none() {
+        table.set_position(Some(*next));
+        *next += 1;
+    }
+    for (_, item) in table.iter_mut() {
+        if let Some(sub) = item.as_table_mut() {
+            place_new_tables(sub, next);
+        }
+    }
+}
+
+/// Forgets the positions a table had in the document it was parsed from.
+fn clear_positions(table: &mut Table) {
+    table.set_position(None);
+    for (_, item) in table.iter_mut() {
+        if let Some(sub) = item.as_table_mut() {
+            clear_positions(sub);
+        }
+    }
 }
 
 /// The fields of `layer` as a TOML table (maps inline, per-server overrides as tables).
@@ -181,6 +224,7 @@ fn layer_table(layer: &Layer) -> Result<Table, Error> {
     let text = toml::to_string(layer).map_err(|e| Error::edit(format!("cannot write the profile: {e}"), None))?;
     let doc = parse(&text).map_err(|e| Error::edit(format!("cannot write the profile: {e}"), None))?;
     let mut table = doc.as_table().clone();
+    clear_positions(&mut table);
     inline_maps(&mut table);
     Ok(table)
 }

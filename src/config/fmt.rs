@@ -34,12 +34,12 @@ fn format_table(table: &mut Table, is_root: bool) {
         table.decor_mut().set_suffix(suffix);
     }
     for (mut key, item) in table.iter_mut() {
-        let prefix = key.leaf_decor().prefix().and_then(RawString::as_str).unwrap_or("");
-        let comments = normalise_comments(prefix);
-        key.leaf_decor_mut().set_prefix(comments);
-        key.leaf_decor_mut().set_suffix(" ");
         match item {
             Item::Value(value) => {
+                let prefix = key.leaf_decor().prefix().and_then(RawString::as_str).unwrap_or("");
+                let comments = normalise_comments(prefix);
+                key.leaf_decor_mut().set_prefix(comments);
+                key.leaf_decor_mut().set_suffix(" ");
                 value.decor_mut().set_prefix(" ");
                 let suffix = trailing_comment(value.decor().suffix());
                 value.decor_mut().set_suffix(suffix);

@@ -1,0 +1,129 @@
+use super::*;
+
+const COMMENTED: &str = r#"#:schema ./schema/mcpctl.schema.json
+# Team servers.
+version = 1
+
+[defaults]
+restart = "always" # keep them up
+
+# The echo fixture.
+[servers.echo]
+command = "mcp-echo"   # our fixture
+port = 8000 # keep stable
+env = { LOG = "info" } # inline env
+
+[servers.table-env]
+command = "x"
+port = 8001
+
+# sub-table env
+[servers.table-env.env]
+A = "1" # first
+"#;
+
+fn edited(f: impl FnOnce(&mut DocumentMut) -> Result<(), Error>) -> String {
+    let mut doc = parse(COMMENTED).unwrap();
+    f(&mut doc).unwrap();
+    doc.to_string()
+}
+
+/// The lines that differ between the original and the edited text.
+fn changed_lines(after: &str) -> (Vec<String>, Vec<String>) {
+    let diff = similar::TextDiff::from_lines(COMMENTED, after);
+    let mut removed = Vec::new();
+    let mut added = Vec::new();
+    for c in diff.iter_all_changes() {
+        match c.tag() {
+            similar::ChangeTag::Delete => removed.push(c.value().to_string()),
+            similar::ChangeTag::Insert => added.push(c.value().to_string()),
+            similar::ChangeTag::Equal => {}
+        }
+    }
+    (removed, added)
+}
+
+#[test]
+fn set_env_in_inline_table_changes_one_line() {
+    let after = edited(|d| set_env(d, &Scope::Server("echo".into()), "MODE", "fast"));
+    let (removed, added) = changed_lines(&after);
+    assert_eq!(removed, vec!["env = { LOG = \"info\" } # inline env\n"]);
+    assert_eq!(added, vec!["env = { LOG = \"info\", MODE = \"fast\" } # inline env\n"]);
+}
+
+#[test]
+fn replacing_a_value_keeps_its_comment() {
+    let after = edited(|d| set_env(d, &Scope::Server("table-env".into()), "A", "2"));
+    let (removed, added) = changed_lines(&after);
+    assert_eq!(removed, vec!["A = \"1\" # first\n"]);
+    assert_eq!(added, vec!["A = \"2\" # first\n"]);
+}
+
+#[test]
+fn set_env_in_defaults_adds_one_line() {
+    let after = edited(|d| set_env(d, &Scope::Defaults, "TZ", "UTC"));
+    let (removed, added) = changed_lines(&after);
+    assert!(removed.is_empty(), "{removed:?}");
+    assert_eq!(added, vec!["env = { TZ = \"UTC\" }\n"]);
+    assert!(after.contains("restart = \"always\" # keep them up\nenv = { TZ = \"UTC\" }\n"));
+}
+
+#[test]
+fn unset_removes_the_key_and_an_emptied_env() {
+    let after = edited(|d| unset_env(d, &Scope::Server("echo".into()), "LOG"));
+    let (removed, added) = changed_lines(&after);
+    assert_eq!(removed, vec!["env = { LOG = \"info\" } # inline env\n"]);
+    assert!(added.is_empty(), "{added:?}");
+    let mut doc = parse(COMMENTED).unwrap();
+    let err = unset_env(&mut doc, &Scope::Server("echo".into()), "NOPE").unwrap_err();
+    assert!(err.to_string().contains("`NOPE` is not set in [servers.echo]"));
+}
+
+#[test]
+fn unknown_server_lists_the_known_ones() {
+    let mut doc = parse(COMMENTED).unwrap();
+    let err = set_env(&mut doc, &Scope::Server("ghost".into()), "A", "1").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("unknown server `ghost`"), "{text}");
+    assert!(text.contains("known servers: echo, table-env"), "{text}");
+}
+
+#[test]
+fn profiles_are_created_merged_and_removed() {
+    let layer: Layer = serde_json::from_str(
+        r#"{"instances": 2, "env": {"LOG": "warn"}, "servers": {"echo": {"port": 9000}}}"#,
+    )
+    .unwrap();
+    let mut doc = parse(COMMENTED).unwrap();
+    upsert_profile(&mut doc, "prod", &layer, false).unwrap();
+    let text = doc.to_string();
+    assert!(text.starts_with(COMMENTED), "existing text is untouched:\n{text}");
+    let added = &text[COMMENTED.len()..];
+    assert_eq!(
+        added,
+        "\n[profiles.prod]\ninstances = 2\nenv = { LOG = \"warn\" }\n\n[profiles.prod.servers.echo]\nport = 9000\n"
+    );
+    assert!(upsert_profile(&mut doc, "prod", &layer, false).is_err(), "create refuses an existing profile");
+
+    let update: Layer = serde_json::from_str(r#"{"instances": 3, "servers": {"echo": {"bind": "0.0.0.0"}}}"#).unwrap();
+    upsert_profile(&mut doc, "prod", &update, true).unwrap();
+    let text = doc.to_string();
+    assert!(text.contains("instances = 3\nenv = { LOG = \"warn\" }\n"), "{text}");
+    assert!(text.contains("[profiles.prod.servers.echo]\nport = 9000\nbind = \"0.0.0.0\"\n"), "{text}");
+    assert!(upsert_profile(&mut doc, "other", &update, true).is_err(), "update needs an existing profile");
+
+    remove_profile(&mut doc, "prod").unwrap();
+    assert_eq!(doc.to_string(), COMMENTED);
+    assert!(remove_profile(&mut doc, "prod").is_err());
+}
+
+#[test]
+fn a_new_defaults_table_goes_before_the_servers() {
+    let src = "version = 1\n\n[servers.a]\ncommand = \"x\"\nport = 1\n";
+    let mut doc = parse(src).unwrap();
+    set_env(&mut doc, &Scope::Defaults, "A", "1").unwrap();
+    assert_eq!(
+        doc.to_string(),
+        "version = 1\n\n[defaults]\nenv = { A = \"1\" }\n\n[servers.a]\ncommand = \"x\"\nport = 1\n"
+    );
+}
