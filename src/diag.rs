@@ -88,7 +88,9 @@ fn render_snippet(out: &mut String, file: &str, source: &str, span: &Range<usize
     let (line, col) = line_col(source, span.start);
     let start = floor_char_boundary(source, span.start.min(source.len()));
     let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
+    let line_end = source[start..]
+        .find('\n')
+        .map_or(source.len(), |i| start + i);
     let text = source[line_start..line_end].trim_end_matches('\r');
     let end = floor_char_boundary(source, span.end.clamp(start, line_end));
     let width = source[start..end].chars().count().max(1);

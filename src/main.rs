@@ -23,11 +23,18 @@ fn main() -> ExitCode {
 /// Diagnostics for developers go to stderr, off unless `MCPCTL_LOG` names a level.
 fn init_tracing() {
     use tracing_subscriber::prelude::*;
-    let Some(level) = std::env::var("MCPCTL_LOG").ok().and_then(|l| l.parse::<tracing::Level>().ok()) else {
+    let Some(level) = std::env::var("MCPCTL_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+    else {
         return;
     };
     let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
         .init();
 }

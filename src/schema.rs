@@ -34,11 +34,11 @@ fn drop_null(value: &mut Value) {
             for key in ["anyOf", "oneOf"] {
                 if let Some(Value::Array(alternatives)) = map.get_mut(key) {
                     alternatives.retain(|a| a.get("type").and_then(Value::as_str) != Some("null"));
-                    if alternatives.len() == 1 {
-                        if let Some(Value::Object(only)) = alternatives.pop() {
-                            map.remove(key);
-                            map.extend(only);
-                        }
+                    if alternatives.len() == 1
+                        && let Some(Value::Object(only)) = alternatives.pop()
+                    {
+                        map.remove(key);
+                        map.extend(only);
                     }
                 }
             }

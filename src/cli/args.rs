@@ -15,7 +15,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Config file to use [default: mcpctl.toml in this folder or the nearest parent]
-    #[arg(short = 'f', long = "file", global = true, value_name = "PATH", env = "MCPCTL_FILE")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        value_name = "PATH",
+        env = "MCPCTL_FILE"
+    )]
     pub file: Option<PathBuf>,
 
     #[command(subcommand)]

@@ -26,7 +26,10 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
             let scope = to_scope(scope);
             let raw = read_raw(path)?;
             check_server(&raw, &scope)?;
-            let value = scope.layer(&raw).and_then(|l| l.env.as_ref()).and_then(|env| env.get(&key));
+            let value = scope
+                .layer(&raw)
+                .and_then(|l| l.env.as_ref())
+                .and_then(|env| env.get(&key));
             match value {
                 Some(v) => print(&format!("{v}\n")).and_then(|()| ok()),
                 None => Err(ConfigError::edit(

@@ -50,13 +50,20 @@ pub(super) fn run(file: Option<&Path>, cwd: &Path) -> Result<u8, Error> {
     let _lock = store::lock(&path)?;
     store::write_atomic(&dir.join("mcpctl.schema.json"), &schema::json_schema())?;
     ignore_runtime_dir(path.parent().unwrap_or(cwd))?;
-    eprintln!("wrote {}; next: add a server, then `mcpctl plan`", path.display());
+    eprintln!(
+        "wrote {}; next: add a server, then `mcpctl plan`",
+        path.display()
+    );
     ok()
 }
 
 /// Appends `.mcpctl/` to the folder's `.gitignore` unless it is already ignored.
 fn ignore_runtime_dir(dir: &Path) -> Result<(), Error> {
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let path = dir.join(".gitignore");
     let existing = match std::fs::read_to_string(&path) {
         Ok(text) => text,
@@ -64,7 +71,10 @@ fn ignore_runtime_dir(dir: &Path) -> Result<(), Error> {
         Err(e) => return Err(ConfigError::io(&path, e).into()),
     };
     let entry = format!("{}/", store::RUNTIME_DIR);
-    if existing.lines().any(|l| l.trim() == entry || l.trim() == store::RUNTIME_DIR) {
+    if existing
+        .lines()
+        .any(|l| l.trim() == entry || l.trim() == store::RUNTIME_DIR)
+    {
         return Ok(());
     }
     let mut text = existing;

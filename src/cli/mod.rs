@@ -71,7 +71,8 @@ where
 {
     let changed = store::update(path, |before| {
         model::parse(before).map_err(|d| ConfigError::invalid(path, before, d))?;
-        let raw = model::parse_raw(before).map_err(|d| ConfigError::invalid(path, before, vec![d]))?;
+        let raw =
+            model::parse_raw(before).map_err(|d| ConfigError::invalid(path, before, vec![d]))?;
         let mut doc = edit::parse(before).map_err(|e| ConfigError::edit(e.to_string(), None))?;
         change(&mut doc, &raw)?;
         let after = doc.to_string();

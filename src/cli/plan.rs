@@ -27,7 +27,9 @@ pub(super) fn validate(path: &Path) -> Result<u8, Error> {
 
 pub(super) fn fmt(path: &Path, check: bool) -> Result<u8, Error> {
     let syntax_error = |source: &str, e: toml_edit::TomlError| {
-        let diag = crate::diag::Diagnostic::new(format!("invalid TOML: {}", e.message().trim_end())).at(e.span(), "");
+        let diag =
+            crate::diag::Diagnostic::new(format!("invalid TOML: {}", e.message().trim_end()))
+                .at(e.span(), "");
         ConfigError::invalid(path, source, vec![diag])
     };
     if check {
@@ -42,9 +44,13 @@ pub(super) fn fmt(path: &Path, check: bool) -> Result<u8, Error> {
             .header(&name, &format!("{name} (formatted)"))
             .to_string();
         print(&diff)?;
-        return Err(Error::Failed(format!("{name} is not formatted; run `mcpctl fmt`")));
+        return Err(Error::Failed(format!(
+            "{name} is not formatted; run `mcpctl fmt`"
+        )));
     }
-    let changed = store::update(path, |source| formatter::format(source).map_err(|e| syntax_error(source, e)))?;
+    let changed = store::update(path, |source| {
+        formatter::format(source).map_err(|e| syntax_error(source, e))
+    })?;
     if changed {
         eprintln!("formatted {}", path.display());
     }

@@ -17,13 +17,17 @@ pub(super) fn run(path: &Path, cmd: ProfileCommand) -> Result<u8, Error> {
                 Some(file) => read_layer(&file)?,
                 None => Layer::default(),
             };
-            edit_file(path, |doc, _| edit::upsert_profile(doc, &name, &layer, false))?;
+            edit_file(path, |doc, _| {
+                edit::upsert_profile(doc, &name, &layer, false)
+            })?;
             eprintln!("created profile `{name}`");
             ok()
         }
         ProfileCommand::Update { name, config } => {
             let layer = read_layer(&config)?;
-            edit_file(path, |doc, _| edit::upsert_profile(doc, &name, &layer, true))?;
+            edit_file(path, |doc, _| {
+                edit::upsert_profile(doc, &name, &layer, true)
+            })?;
             eprintln!("updated profile `{name}`");
             ok()
         }
@@ -32,7 +36,11 @@ pub(super) fn run(path: &Path, cmd: ProfileCommand) -> Result<u8, Error> {
             let mut out = String::new();
             for name in profile_names(&raw) {
                 let users = users_of(&raw, &name);
-                let used = if users.is_empty() { "-".to_string() } else { users.join(", ") };
+                let used = if users.is_empty() {
+                    "-".to_string()
+                } else {
+                    users.join(", ")
+                };
                 out.push_str(&format!("{name:<20} {used}\n"));
             }
             print(&format!("{:<20} {}\n{out}", "PROFILE", "SERVERS"))?;
@@ -47,8 +55,16 @@ pub(super) fn run(path: &Path, cmd: ProfileCommand) -> Result<u8, Error> {
             };
             let body = toml::to_string(&layer).unwrap_or_default();
             let users = users_of(&raw, &name);
-            let used = if users.is_empty() { "no server".to_string() } else { users.join(", ") };
-            let body = if body.trim().is_empty() { "# (empty)\n".to_string() } else { body };
+            let used = if users.is_empty() {
+                "no server".to_string()
+            } else {
+                users.join(", ")
+            };
+            let body = if body.trim().is_empty() {
+                "# (empty)\n".to_string()
+            } else {
+                body
+            };
             print(&format!("# profile `{name}`, used by: {used}\n{body}"))?;
             ok()
         }
@@ -58,7 +74,10 @@ pub(super) fn run(path: &Path, cmd: ProfileCommand) -> Result<u8, Error> {
             if !users.is_empty() {
                 return Err(ConfigError::edit(
                     format!("profile `{name}` is used by {}", users.join(", ")),
-                    Some("switch those servers to another profile first (`profile = \"...\"`)".to_string()),
+                    Some(
+                        "switch those servers to another profile first (`profile = \"...\"`)"
+                            .to_string(),
+                    ),
                 )
                 .into());
             }
@@ -71,7 +90,11 @@ pub(super) fn run(path: &Path, cmd: ProfileCommand) -> Result<u8, Error> {
 
 fn check_name(name: &str) -> Result<(), Error> {
     names::check_name(name).map_err(|why| {
-        ConfigError::edit(format!("invalid profile name `{name}`: {why}"), Some(names::NAME_HINT.to_string())).into()
+        ConfigError::edit(
+            format!("invalid profile name `{name}`: {why}"),
+            Some(names::NAME_HINT.to_string()),
+        )
+        .into()
     })
 }
 
@@ -102,7 +125,11 @@ fn profile_names(raw: &RawConfig) -> Vec<String> {
 
 /// Servers whose profile (own, else from `[defaults]`, else `default`) is `profile`.
 fn users_of(raw: &RawConfig, profile: &str) -> Vec<String> {
-    let default = raw.defaults.as_ref().and_then(|d| d.profile.as_deref()).unwrap_or(DEFAULT_PROFILE);
+    let default = raw
+        .defaults
+        .as_ref()
+        .and_then(|d| d.profile.as_deref())
+        .unwrap_or(DEFAULT_PROFILE);
     raw.servers
         .iter()
         .filter(|(_, s)| s.profile.as_deref().unwrap_or(default) == profile)

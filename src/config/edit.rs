@@ -42,7 +42,10 @@ pub fn parse(source: &str) -> Result<DocumentMut, toml_edit::TomlError> {
 }
 
 /// The server's table; a clear error listing the known servers when absent.
-pub fn server_table<'d>(doc: &'d mut DocumentMut, name: &str) -> Result<&'d mut dyn TableLike, Error> {
+pub fn server_table<'d>(
+    doc: &'d mut DocumentMut,
+    name: &str,
+) -> Result<&'d mut dyn TableLike, Error> {
     let known: Vec<String> = doc
         .get("servers")
         .and_then(Item::as_table_like)
@@ -55,10 +58,16 @@ pub fn server_table<'d>(doc: &'d mut DocumentMut, name: &str) -> Result<&'d mut 
 }
 
 pub fn unknown_server(name: &str, known: &[String]) -> Error {
-    Error::edit(format!("unknown server `{name}`"), Some(known_list("servers", known.iter())))
+    Error::edit(
+        format!("unknown server `{name}`"),
+        Some(known_list("servers", known.iter())),
+    )
 }
 
-fn scope_table<'d>(doc: &'d mut DocumentMut, scope: &Scope) -> Result<&'d mut dyn TableLike, Error> {
+fn scope_table<'d>(
+    doc: &'d mut DocumentMut,
+    scope: &Scope,
+) -> Result<&'d mut dyn TableLike, Error> {
     match scope {
         Scope::Defaults => table_entry(doc.as_table_mut(), "defaults"),
         Scope::Server(name) => server_table(doc, name),
@@ -145,16 +154,20 @@ pub fn unset_env(doc: &mut DocumentMut, scope: &Scope, key: &str) -> Result<(), 
 
 /// `profile create` (`must_exist = false`) and `profile update` (`true`): merges the
 /// fields of `layer` into `[profiles.NAME]`, key by key, per-server overrides too.
-pub fn upsert_profile(doc: &mut DocumentMut, name: &str, layer: &Layer, must_exist: bool) -> Result<(), Error> {
-    let exists = doc
-        .get("profiles")
-        .and_then(|p| p.get(name))
-        .is_some();
+pub fn upsert_profile(
+    doc: &mut DocumentMut,
+    name: &str,
+    layer: &Layer,
+    must_exist: bool,
+) -> Result<(), Error> {
+    let exists = doc.get("profiles").and_then(|p| p.get(name)).is_some();
     match (exists, must_exist) {
         (true, false) => {
             return Err(Error::edit(
                 format!("profile `{name}` already exists"),
-                Some(format!("change it with `mcpctl profile update {name} --config FILE.json`")),
+                Some(format!(
+                    "change it with `mcpctl profile update {name} --config FILE.json`"
+                )),
             ));
         }
         (false, true) => {
@@ -166,17 +179,17 @@ pub fn upsert_profile(doc: &mut DocumentMut, name: &str, layer: &Layer, must_exi
         _ => {}
     }
     let fields = layer_table(layer)?;
-    let profiles = doc
-        .entry("profiles")
-        .or_insert_with(|| {
-            let mut t = Table::new();
-            t.set_implicit(true);
-            Item::Table(t)
-        });
+    let profiles = doc.entry("profiles").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
     let Some(profiles) = profiles.as_table_mut() else {
         return Err(Error::edit("`profiles` is not a table", None));
     };
-    let profile = profiles.entry(name).or_insert_with(|| Item::Table(Table::new()));
+    let profile = profiles
+        .entry(name)
+        .or_insert_with(|| Item::Table(Table::new()));
     merge(profile, Item::Table(fields));
     let mut next = max_position(doc.as_table()) + 1;
     if let Some(profiles) = doc.get_mut("profiles").and_then(Item::as_table_mut) {
@@ -221,8 +234,10 @@ fn clear_positions(table: &mut Table) {
 
 /// The fields of `layer` as a TOML table (maps inline, per-server overrides as tables).
 fn layer_table(layer: &Layer) -> Result<Table, Error> {
-    let text = toml::to_string(layer).map_err(|e| Error::edit(format!("cannot write the profile: {e}"), None))?;
-    let doc = parse(&text).map_err(|e| Error::edit(format!("cannot write the profile: {e}"), None))?;
+    let text = toml::to_string(layer)
+        .map_err(|e| Error::edit(format!("cannot write the profile: {e}"), None))?;
+    let doc =
+        parse(&text).map_err(|e| Error::edit(format!("cannot write the profile: {e}"), None))?;
     let mut table = doc.as_table().clone();
     clear_positions(&mut table);
     inline_maps(&mut table);

@@ -27,7 +27,10 @@ pub enum Error {
 
     /// An edit that cannot be made (unknown server, missing key...).
     #[error("{message}{}", .hint.as_ref().map(|h| format!("\n  = help: {h}")).unwrap_or_default())]
-    Edit { message: String, hint: Option<String> },
+    Edit {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Error {
@@ -56,5 +59,8 @@ impl Error {
 
 fn render_diags(file: &str, source: &str, diags: &[Diagnostic]) -> impl fmt::Display {
     let text: Vec<String> = diags.iter().map(|d| d.render(file, source)).collect();
-    text.join("\n").trim_end().trim_start_matches("error: ").to_string()
+    text.join("\n")
+        .trim_end()
+        .trim_start_matches("error: ")
+        .to_string()
 }

@@ -26,7 +26,11 @@ pub fn format(source: &str) -> Result<String, toml_edit::TomlError> {
 
 fn format_table(table: &mut Table, is_root: bool) {
     if !is_root && !table.is_implicit() {
-        let prefix = table.decor().prefix().and_then(RawString::as_str).unwrap_or("");
+        let prefix = table
+            .decor()
+            .prefix()
+            .and_then(RawString::as_str)
+            .unwrap_or("");
         let comments = normalise_comments(prefix);
         let new_prefix = format!("\n{}", comments.trim_start_matches('\n'));
         table.decor_mut().set_prefix(new_prefix);
@@ -36,7 +40,11 @@ fn format_table(table: &mut Table, is_root: bool) {
     for (mut key, item) in table.iter_mut() {
         match item {
             Item::Value(value) => {
-                let prefix = key.leaf_decor().prefix().and_then(RawString::as_str).unwrap_or("");
+                let prefix = key
+                    .leaf_decor()
+                    .prefix()
+                    .and_then(RawString::as_str)
+                    .unwrap_or("");
                 let comments = normalise_comments(prefix);
                 key.leaf_decor_mut().set_prefix(comments);
                 key.leaf_decor_mut().set_suffix(" ");

@@ -50,7 +50,9 @@ pub struct Lock(#[allow(dead_code)] File);
 pub fn lock(config: &Path) -> Result<Lock, Error> {
     let dir = runtime_dir(config);
     create_private_dir(&dir)?;
-    let name = config.file_name().map_or_else(|| "mcpctl.toml".into(), |n| n.to_string_lossy());
+    let name = config
+        .file_name()
+        .map_or_else(|| "mcpctl.toml".into(), |n| n.to_string_lossy());
     let lock_path = dir.join(format!("{name}.lock"));
     let file = OpenOptions::new()
         .create(true)
@@ -64,7 +66,11 @@ pub fn lock(config: &Path) -> Result<Lock, Error> {
 
 fn create_private_dir(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt;
-    match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => Ok(()),
         Err(e) => Err(Error::io(dir, e)),
     }

@@ -54,7 +54,7 @@ impl<'a> Locator<'a> {
 mod tests {
     use super::*;
 
-    fn text<'s>(src: &'s str, span: Option<Range<usize>>) -> &'s str {
+    fn text(src: &str, span: Option<Range<usize>>) -> &str {
         span.map_or("", |s| &src[s])
     }
 
@@ -65,7 +65,10 @@ mod tests {
         assert_eq!(text(src, loc.value(&["servers", "web", "port"])), "8000");
         assert_eq!(text(src, loc.key(&["servers", "web"])), "web");
         assert_eq!(text(src, loc.key(&["servers", "web", "env", "A"])), "A");
-        assert_eq!(text(src, loc.value(&["servers", "web", "env", "A"])), "\"x\"");
+        assert_eq!(
+            text(src, loc.value(&["servers", "web", "env", "A"])),
+            "\"x\""
+        );
         assert_eq!(loc.value(&["servers", "nope"]), None);
     }
 }

@@ -40,9 +40,11 @@ pub fn parse(source: &str) -> Result<Config, Vec<Diagnostic>> {
 /// TOML syntax and the raw shape only.
 pub fn parse_raw(source: &str) -> Result<raw::RawConfig, Diagnostic> {
     if let Err(e) = toml_edit::Document::parse(source) {
-        return Err(Diagnostic::new(format!("invalid TOML: {}", e.message().trim_end()))
-            .at(e.span(), "")
-            .hint("see https://toml.io for the syntax"));
+        return Err(
+            Diagnostic::new(format!("invalid TOML: {}", e.message().trim_end()))
+                .at(e.span(), "")
+                .hint("see https://toml.io for the syntax"),
+        );
     }
     toml::from_str::<raw::RawConfig>(source).map_err(|e| serde_diagnostic(e.message(), e.span()))
 }
@@ -52,13 +54,25 @@ fn serde_diagnostic(message: &str, span: Option<std::ops::Range<usize>>) -> Diag
     let diag = Diagnostic::new(message.to_string()).at(span, "");
     if let Some(field) = between(message, "unknown field `", "`") {
         let known = between(message, "expected ", "\u{0}")
-            .map(|rest| rest.split('`').skip(1).step_by(2).map(str::to_string).collect::<Vec<_>>())
+            .map(|rest| {
+                rest.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         let hint = match closest(field, &known) {
             Some(best) => format!("did you mean `{best}`?"),
-            None => "remove it; the schema in schema/mcpctl.schema.json lists every field".to_string(),
+            None => {
+                "remove it; the schema in schema/mcpctl.schema.json lists every field".to_string()
+            }
         };
-        return Diagnostic { message: format!("unknown field `{field}`"), ..diag }.hint(hint);
+        return Diagnostic {
+            message: format!("unknown field `{field}`"),
+            ..diag
+        }
+        .hint(hint);
     }
     if message.starts_with("invalid type") || message.starts_with("unknown variant") {
         return diag.hint("see schema/mcpctl.schema.json for the type of each field");

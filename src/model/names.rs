@@ -1,7 +1,6 @@
 //! Rules for the names users choose: servers, profiles and environment variables.
 
-pub const NAME_HINT: &str =
-    "names use lowercase letters, digits, `-` and `_`, start with a letter or digit, at most 63 characters";
+pub const NAME_HINT: &str = "names use lowercase letters, digits, `-` and `_`, start with a letter or digit, at most 63 characters";
 
 /// Server and profile names; they end up in paths, URLs and (later) Kubernetes objects.
 pub fn check_name(name: &str) -> Result<(), String> {
@@ -13,7 +12,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
         }
         Some(_) => {}
     }
-    if let Some(bad) = chars.find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_')) {
+    if let Some(bad) =
+        chars.find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+    {
         return Err(format!("contains `{bad}`"));
     }
     if name.len() > 63 {
@@ -30,7 +31,10 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
         Some(c) if c.is_ascii_digit() => return Err("starts with a digit".into()),
         Some(_) => {}
     }
-    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+    {
         Some(bad) => Err(format!("contains `{bad}`")),
         None => Ok(()),
     }

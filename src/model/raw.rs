@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 /// The whole `mcpctl.toml`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "mcpctl.toml", description = "Declarative MCP server configuration for mcpctl")]
+#[schemars(
+    title = "mcpctl.toml",
+    description = "Declarative MCP server configuration for mcpctl"
+)]
 pub struct RawConfig {
     /// Format version of this file. Only `1` exists.
     pub version: Option<i64>,
@@ -29,7 +32,9 @@ pub struct RawConfig {
 }
 
 /// What the process behind a server speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Transport {
     /// JSON-RPC over the child's stdin and stdout.
@@ -41,7 +46,9 @@ pub enum Transport {
 }
 
 /// Where the server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// mcpctl starts and supervises the process.
@@ -51,7 +58,9 @@ pub enum Mode {
 }
 
 /// Whether the server should be running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     Running,
@@ -59,7 +68,9 @@ pub enum State {
 }
 
 /// When a process that exited is started again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     Always,
@@ -67,12 +78,13 @@ pub enum RestartPolicy {
     Never,
 }
 
-/// One layer of server fields. The same shape serves `[defaults]`, `[servers.NAME]`,
-/// `[profiles.NAME]` and `[profiles.NAME.servers.SERVER]`; `validate` refuses the
-/// fields a given place may not hold (`servers` outside a profile, `profile` inside one).
-///
-/// It is one struct because serde's `deny_unknown_fields` does not work through
-/// `flatten`, and two copies of the field list would drift apart.
+// One layer of server fields. The same shape serves `[defaults]`, `[servers.NAME]`,
+// `[profiles.NAME]` and `[profiles.NAME.servers.SERVER]`; `resolve` refuses the
+// fields a given place may not hold (`servers` outside a profile, `profile` inside one).
+// It is one struct because serde's `deny_unknown_fields` does not work through
+// `flatten`, and two copies of the field list would drift apart.
+/// Server fields: in `[defaults]`, `[servers.NAME]`, `[profiles.NAME]` and
+/// `[profiles.NAME.servers.SERVER]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {

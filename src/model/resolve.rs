@@ -59,7 +59,21 @@ impl Merged {
                 }
             )*};
         }
-        take!(command, args, cwd, transport, mode, url, port, bind, profile, state, instances, restart, stop_timeout);
+        take!(
+            command,
+            args,
+            cwd,
+            transport,
+            mode,
+            url,
+            port,
+            bind,
+            profile,
+            state,
+            instances,
+            restart,
+            stop_timeout
+        );
         if let Some(env) = &layer.env {
             self.env
                 .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -159,10 +173,16 @@ fn check_structure(raw: &RawConfig, loc: &Locator<'_>, diags: &mut Vec<Diagnosti
                 );
             }
             if over.profile.is_some() {
-                diags.push(profile_in_profile(loc, &[&at[..], &["profile".into()]].concat()));
+                diags.push(profile_in_profile(
+                    loc,
+                    &[&at[..], &["profile".into()]].concat(),
+                ));
             }
             if over.servers.is_some() {
-                diags.push(misplaced_servers(loc, &[&at[..], &["servers".into()]].concat()));
+                diags.push(misplaced_servers(
+                    loc,
+                    &[&at[..], &["servers".into()]].concat(),
+                ));
             }
             layers.push((at, over));
         }
@@ -210,14 +230,23 @@ fn resolve_server(
         }
         None if profile == DEFAULT_PROFILE => {}
         None => {
-            let origin = m.profile.as_ref().map(|p| p.origin.clone()).unwrap_or_default();
+            let origin = m
+                .profile
+                .as_ref()
+                .map(|p| p.origin.clone())
+                .unwrap_or_default();
             diags.push(
-                Diagnostic::new(format!("server `{name}` uses profile `{profile}`, which does not exist"))
-                    .at(loc.value(&origin), "unknown profile")
-                    .hint(format!(
-                        "{}; create it with `mcpctl profile create {profile}`",
-                        known_list("profiles", std::iter::once(&DEFAULT_PROFILE.to_string()).chain(raw.profiles.keys()))
-                    )),
+                Diagnostic::new(format!(
+                    "server `{name}` uses profile `{profile}`, which does not exist"
+                ))
+                .at(loc.value(&origin), "unknown profile")
+                .hint(format!(
+                    "{}; create it with `mcpctl profile create {profile}`",
+                    known_list(
+                        "profiles",
+                        std::iter::once(&DEFAULT_PROFILE.to_string()).chain(raw.profiles.keys())
+                    )
+                )),
             );
         }
     }
@@ -262,7 +291,9 @@ fn resolve_server(
             diags.push(
                 Diagnostic::new(format!("server `{name}` is remote but has no `url`"))
                     .at(at.or_else(at_server), "remote servers need a url")
-                    .hint("add `url = \"https://...\"`, or use `mode = \"local\"` with a `command`"),
+                    .hint(
+                        "add `url = \"https://...\"`, or use `mode = \"local\"` with a `command`",
+                    ),
             );
             None
         }
@@ -274,9 +305,12 @@ fn resolve_server(
             Ok(port) if port > 0 => Some((port, p.origin.clone())),
             _ => {
                 diags.push(
-                    Diagnostic::new(format!("port {} of server `{name}` is out of range", p.value))
-                        .at(loc.value(&p.origin), "not a port")
-                        .hint("use a port between 1 and 65535"),
+                    Diagnostic::new(format!(
+                        "port {} of server `{name}` is out of range",
+                        p.value
+                    ))
+                    .at(loc.value(&p.origin), "not a port")
+                    .hint("use a port between 1 and 65535"),
                 );
                 None
             }
@@ -324,9 +358,11 @@ fn resolve_server(
             Ok(d) => Some(d),
             Err(e) => {
                 diags.push(
-                    Diagnostic::new(format!("`stop_timeout` of server `{name}` is not a duration"))
-                        .at(loc.value(&t.origin), e.to_string())
-                        .hint("write a duration such as \"10s\", \"500ms\" or \"1m 30s\""),
+                    Diagnostic::new(format!(
+                        "`stop_timeout` of server `{name}` is not a duration"
+                    ))
+                    .at(loc.value(&t.origin), e.to_string())
+                    .hint("write a duration such as \"10s\", \"500ms\" or \"1m 30s\""),
                 );
                 None
             }
@@ -342,7 +378,11 @@ fn resolve_server(
     let spec = ServerSpec {
         name: name.to_string(),
         command,
-        args: m.args.filter(|_| local).map(|a| a.value).unwrap_or_default(),
+        args: m
+            .args
+            .filter(|_| local)
+            .map(|a| a.value)
+            .unwrap_or_default(),
         cwd: m.cwd.filter(|_| local).map(|c| c.value),
         env: m.env,
         transport: m.transport.map_or(Transport::Stdio, |t| t.value),

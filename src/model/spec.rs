@@ -94,7 +94,9 @@ impl ServerSpec {
             attr("restart", Some(Text(kebab(&self.restart))), InPlace),
             attr(
                 "stop_timeout",
-                Some(Text(humantime::format_duration(self.stop_timeout).to_string())),
+                Some(Text(
+                    humantime::format_duration(self.stop_timeout).to_string(),
+                )),
                 InPlace,
             ),
         ]

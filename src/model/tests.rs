@@ -34,7 +34,10 @@ fn config(src: &str) -> Config {
         Ok(c) => c,
         Err(diags) => panic!(
             "{}",
-            diags.iter().map(|d| d.render("t.toml", src)).collect::<String>()
+            diags
+                .iter()
+                .map(|d| d.render("t.toml", src))
+                .collect::<String>()
         ),
     }
 }
@@ -55,7 +58,11 @@ fn layers_apply_in_order_defaults_server_profile_override() {
     assert_eq!(web.instances, 2, "the profile beats the built-in default");
     assert_eq!(web.restart, RestartPolicy::Always, "[defaults] applies");
     assert_eq!(web.stop_timeout, std::time::Duration::from_secs(5));
-    let env: Vec<(&str, &str)> = web.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env: Vec<(&str, &str)> = web
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(env, vec![("LOG", "warn"), ("OWN", "1"), ("SHARED", "d")]);
     assert_eq!(web.profile, "production");
 
@@ -66,7 +73,10 @@ fn layers_apply_in_order_defaults_server_profile_override() {
     assert_eq!(other.mode, Mode::Local);
     assert_eq!(other.state, State::Running);
     assert_eq!(other.bind.to_string(), "127.0.0.1");
-    assert_eq!(c.profiles.iter().collect::<Vec<_>>(), vec!["default", "production"]);
+    assert_eq!(
+        c.profiles.iter().collect::<Vec<_>>(),
+        vec!["default", "production"]
+    );
 }
 
 #[test]
@@ -74,7 +84,10 @@ fn switching_profile_changes_what_runs() {
     let dev = config(&BASE.replace("profile = \"production\"", "profile = \"default\""));
     let prod = config(BASE);
     assert_eq!(dev.servers["web"].port, 8001);
-    assert_ne!(SpecHash::of(&dev.servers["web"]), SpecHash::of(&prod.servers["web"]));
+    assert_ne!(
+        SpecHash::of(&dev.servers["web"]),
+        SpecHash::of(&prod.servers["web"])
+    );
 }
 
 #[test]
@@ -108,18 +121,32 @@ fn spec_hash_changes_with_every_field_that_matters() {
         ("", Some(("port = 8000", "port = 8001"))),
     ];
     for (extra, replace) in restarting {
-        assert_ne!(h(extra, replace), original, "changing {extra}{replace:?} must change the hash");
+        assert_ne!(
+            h(extra, replace),
+            original,
+            "changing {extra}{replace:?} must change the hash"
+        );
     }
-    for extra in ["instances = 3\n", "restart = \"never\"\n", "stop_timeout = \"1m\"\n", "state = \"stopped\"\n"] {
+    for extra in [
+        "instances = 3\n",
+        "restart = \"never\"\n",
+        "stop_timeout = \"1m\"\n",
+        "state = \"stopped\"\n",
+    ] {
         assert_eq!(h(extra, None), original, "{extra} is not part of what runs");
     }
     // Equivalent durations and defaults spelled out are the same spec.
-    assert_eq!(h("bind = \"127.0.0.1\"\ntransport = \"stdio\"\n", None), original);
+    assert_eq!(
+        h("bind = \"127.0.0.1\"\ntransport = \"stdio\"\n", None),
+        original
+    );
 }
 
 #[test]
 fn remote_servers_ignore_command_fields() {
-    let c = config("version = 1\n[servers.r]\nmode = \"remote\"\nurl = \"http://127.0.0.1:9/mcp\"\ncommand = \"x\"\nport = 8000\n");
+    let c = config(
+        "version = 1\n[servers.r]\nmode = \"remote\"\nurl = \"http://127.0.0.1:9/mcp\"\ncommand = \"x\"\nport = 8000\n",
+    );
     assert_eq!(c.servers["r"].command, None);
 }
 
@@ -127,38 +154,128 @@ fn remote_servers_ignore_command_fields() {
 #[test]
 fn every_bad_input_names_file_line_and_column() {
     let cases: &[(&str, &str, &str)] = &[
-        ("version = 1\n[servers.a]\nprot = 1\n", "unknown field `prot`", "t.toml:3:1"),
-        ("version = 1\n[servers.a]\ncommand = 1\nport = 1\n", "invalid type", "t.toml:3:11"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 70000\n", "out of range", "t.toml:4:8"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 0\n", "out of range", "t.toml:4:8"),
+        (
+            "version = 1\n[servers.a]\nprot = 1\n",
+            "unknown field `prot`",
+            "t.toml:3:1",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = 1\nport = 1\n",
+            "invalid type",
+            "t.toml:3:11",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 70000\n",
+            "out of range",
+            "t.toml:4:8",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 0\n",
+            "out of range",
+            "t.toml:4:8",
+        ),
         (
             "version = 1\n[servers.a]\ncommand = \"x\"\nport = 8000\n[servers.b]\ncommand = \"y\"\nport = 8000\n",
             "port 8000 is used by both",
             "t.toml:7:8",
         ),
-        ("version = 1\n[servers.A]\ncommand = \"x\"\nport = 1\n", "invalid server name `A`", "t.toml:2:10"),
-        ("version = 1\n[profiles.\"a b\"]\n", "invalid profile name `a b`", "t.toml:2:11"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nenv = { 1X = \"v\" }\n", "invalid environment variable name `1X`", "t.toml:5:9"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nprofile = \"prod\"\n", "profile `prod`, which does not exist", "t.toml:5:11"),
-        ("version = 1\n[servers.a]\nmode = \"remote\"\nport = 1\n", "remote but has no `url`", "t.toml:3:8"),
-        ("version = 2\n", "unsupported format version 2", "t.toml:1:11"),
-        ("[servers.a]\ncommand = \"x\"\nport = 1\n", "missing `version`", "t.toml:1:1"),
-        ("version = 1\n[servers.a]\nport = 1\n", "has no `command`", "t.toml:2:10"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\n", "has no `port`", "t.toml:2:10"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nbind = \"home\"\n", "not an IP address", "t.toml:5:8"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\ninstances = 0\n", "`instances`", "t.toml:5:13"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nstop_timeout = \"soon\"\n", "not a duration", "t.toml:5:16"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\ntransport = \"grpc\"\n", "unknown variant `grpc`", "t.toml:5:13"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nurl = \"ftp://x\"\n", "invalid `url`", "t.toml:5:7"),
+        (
+            "version = 1\n[servers.A]\ncommand = \"x\"\nport = 1\n",
+            "invalid server name `A`",
+            "t.toml:2:10",
+        ),
+        (
+            "version = 1\n[profiles.\"a b\"]\n",
+            "invalid profile name `a b`",
+            "t.toml:2:11",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nenv = { 1X = \"v\" }\n",
+            "invalid environment variable name `1X`",
+            "t.toml:5:9",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nprofile = \"prod\"\n",
+            "profile `prod`, which does not exist",
+            "t.toml:5:11",
+        ),
+        (
+            "version = 1\n[servers.a]\nmode = \"remote\"\nport = 1\n",
+            "remote but has no `url`",
+            "t.toml:3:8",
+        ),
+        (
+            "version = 2\n",
+            "unsupported format version 2",
+            "t.toml:1:11",
+        ),
+        (
+            "[servers.a]\ncommand = \"x\"\nport = 1\n",
+            "missing `version`",
+            "t.toml:1:1",
+        ),
+        (
+            "version = 1\n[servers.a]\nport = 1\n",
+            "has no `command`",
+            "t.toml:2:10",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\n",
+            "has no `port`",
+            "t.toml:2:10",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nbind = \"home\"\n",
+            "not an IP address",
+            "t.toml:5:8",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\ninstances = 0\n",
+            "`instances`",
+            "t.toml:5:13",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nstop_timeout = \"soon\"\n",
+            "not a duration",
+            "t.toml:5:16",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\ntransport = \"grpc\"\n",
+            "unknown variant `grpc`",
+            "t.toml:5:13",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\nurl = \"ftp://x\"\n",
+            "invalid `url`",
+            "t.toml:5:7",
+        ),
         ("version = 1\n[servers.a\n", "invalid TOML", "t.toml:2:"),
-        ("version = 1\n[profiles.p]\nprofile = \"q\"\n", "cannot select another profile", "t.toml:3:1"),
-        ("version = 1\n[profiles.p.servers.ghost]\nport = 1\n", "overrides unknown server `ghost`", "t.toml:2:21"),
-        ("version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\n[servers.a.servers.b]\n", "only allowed inside a profile", "t.toml:5:"),
+        (
+            "version = 1\n[profiles.p]\nprofile = \"q\"\n",
+            "cannot select another profile",
+            "t.toml:3:1",
+        ),
+        (
+            "version = 1\n[profiles.p.servers.ghost]\nport = 1\n",
+            "overrides unknown server `ghost`",
+            "t.toml:2:21",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\n[servers.a.servers.b]\n",
+            "only allowed inside a profile",
+            "t.toml:5:",
+        ),
     ];
     for (src, message, place) in cases {
         let all = errors(src).join("\n");
-        assert!(all.contains(message), "want `{message}` for:\n{src}\ngot:\n{all}");
-        assert!(all.contains(place), "want `{place}` for:\n{src}\ngot:\n{all}");
+        assert!(
+            all.contains(message),
+            "want `{message}` for:\n{src}\ngot:\n{all}"
+        );
+        assert!(
+            all.contains(place),
+            "want `{place}` for:\n{src}\ngot:\n{all}"
+        );
         assert!(all.contains("help:"), "every error carries a hint:\n{all}");
     }
 }

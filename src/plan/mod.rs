@@ -255,7 +255,12 @@ fn set_instances(attributes: &mut [Attribute], instances: u32) {
 /// so both sides name the same attributes in the same order.
 fn diff(before: &[Attribute], after: &[Attribute]) -> Vec<AttrChange> {
     let mut names: Vec<&'static str> = after.iter().map(|a| a.name).collect();
-    names.extend(before.iter().map(|a| a.name).filter(|n| !after.iter().any(|a| a.name == *n)));
+    names.extend(
+        before
+            .iter()
+            .map(|a| a.name)
+            .filter(|n| !after.iter().any(|a| a.name == *n)),
+    );
     names
         .into_iter()
         .filter_map(|name| {

@@ -111,7 +111,13 @@ fn fewer_running_than_recorded_is_drift_that_scales_back_up() {
     let mut observed = running(&[spec("a")]);
     let mut two = spec("a");
     two.instances = 2;
-    observed.servers.insert("a".into(), ObservedServer { spec: two.clone(), instances: 1 });
+    observed.servers.insert(
+        "a".into(),
+        ObservedServer {
+            spec: two.clone(),
+            instances: 1,
+        },
+    );
     let p = plan(&desired(&[two]), &observed);
     assert_eq!(only_action(&p).kind, ActionKind::ScaleUp);
 }
@@ -125,27 +131,42 @@ fn policy_changes_update_in_place() {
     assert_eq!(only_action(&p).kind, ActionKind::Update);
     let t = text(&p);
     assert!(t.contains("  ~ server \"a\" {"), "{t}");
-    assert!(t.contains("~ restart      = \"on-failure\" -> \"always\"\n"), "{t}");
+    assert!(
+        t.contains("~ restart      = \"on-failure\" -> \"always\"\n"),
+        "{t}"
+    );
     assert!(t.contains("0 to restart, 1 to update"), "{t}");
 }
 
 #[test]
 fn unchanged_servers_are_no_ops() {
-    let p = plan(&desired(&[spec("a"), spec("b")]), &running(&[spec("a"), spec("b")]));
+    let p = plan(
+        &desired(&[spec("a"), spec("b")]),
+        &running(&[spec("a"), spec("b")]),
+    );
     assert!(!p.has_changes());
     assert!(p.actions.iter().all(|a| a.kind == ActionKind::NoOp));
-    assert_eq!(text(&p), "No changes. The running servers match the configuration.\n");
+    assert_eq!(
+        text(&p),
+        "No changes. The running servers match the configuration.\n"
+    );
 }
 
 #[test]
 fn json_form_lists_every_server_and_the_summary() {
     let mut moved = spec("b");
     moved.port = 9000;
-    let p = plan(&desired(&[spec("a"), moved]), &running(&[spec("b"), spec("c")]));
+    let p = plan(
+        &desired(&[spec("a"), moved]),
+        &running(&[spec("b"), spec("c")]),
+    );
     let json: serde_json::Value = serde_json::from_str(&plan_json(&p)).unwrap();
     assert_eq!(json["format_version"], 1);
     assert_eq!(json["has_changes"], true);
-    assert_eq!(json["summary"], serde_json::json!({"start": 1, "restart": 1, "update": 0, "stop": 1}));
+    assert_eq!(
+        json["summary"],
+        serde_json::json!({"start": 1, "restart": 1, "update": 0, "stop": 1})
+    );
     let kinds: Vec<(&str, &str)> = json["actions"]
         .as_array()
         .unwrap()
@@ -192,10 +213,16 @@ fn sensitive_values_never_reach_any_output() {
     let human = text(&p);
     let json = plan_json(&p);
     for out in [&human, &json] {
-        assert!(!out.contains(secret) && !out.contains("old-secret-value"), "{out}");
+        assert!(
+            !out.contains(secret) && !out.contains("old-secret-value"),
+            "{out}"
+        );
         assert!(out.contains("(sensitive)"), "{out}");
     }
-    assert!(human.contains("~ env = (sensitive) # forces restart"), "{human}");
+    assert!(
+        human.contains("~ env = (sensitive) # forces restart"),
+        "{human}"
+    );
 }
 
 #[test]
@@ -212,19 +239,31 @@ fn arb_spec(name: &'static str) -> impl Strategy<Value = ServerSpec> {
         8000u16..8003,
         1u32..4,
         prop::bool::ANY,
-        prop::sample::select(vec![RestartPolicy::Always, RestartPolicy::Never, RestartPolicy::OnFailure]),
+        prop::sample::select(vec![
+            RestartPolicy::Always,
+            RestartPolicy::Never,
+            RestartPolicy::OnFailure,
+        ]),
         prop::option::of(prop::sample::select(vec!["1", "2"])),
     )
-        .prop_map(move |(command, args, port, instances, running, restart, env)| ServerSpec {
-            command: Some(command.into()),
-            args: args.into_iter().map(String::from).collect(),
-            port,
-            instances,
-            state: if running { State::Running } else { State::Stopped },
-            restart,
-            env: env.map(|v| BTreeMap::from([("K".to_string(), v.to_string())])).unwrap_or_default(),
-            ..spec(name)
-        })
+        .prop_map(
+            move |(command, args, port, instances, running, restart, env)| ServerSpec {
+                command: Some(command.into()),
+                args: args.into_iter().map(String::from).collect(),
+                port,
+                instances,
+                state: if running {
+                    State::Running
+                } else {
+                    State::Stopped
+                },
+                restart,
+                env: env
+                    .map(|v| BTreeMap::from([("K".to_string(), v.to_string())]))
+                    .unwrap_or_default(),
+                ..spec(name)
+            },
+        )
 }
 
 fn arb_side() -> impl Strategy<Value = Vec<(ServerSpec, u32)>> {

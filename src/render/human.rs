@@ -52,9 +52,15 @@ fn headline(action: &Action) -> String {
         ActionKind::Start => format!("will be started ({after} {})", plural(after)),
         ActionKind::Stop => format!("will be stopped ({before} {})", plural(before)),
         ActionKind::Replace => "must be replaced".to_string(),
-        ActionKind::ScaleUp => format!("will be scaled up from {before} to {after} {}", plural(after)),
+        ActionKind::ScaleUp => format!(
+            "will be scaled up from {before} to {after} {}",
+            plural(after)
+        ),
         ActionKind::ScaleDown => {
-            format!("will be scaled down from {before} to {after} {}", plural(after))
+            format!(
+                "will be scaled down from {before} to {after} {}",
+                plural(after)
+            )
         }
         ActionKind::Update => "will be updated in place".to_string(),
         ActionKind::NoOp => "is unchanged".to_string(),
@@ -64,9 +70,20 @@ fn headline(action: &Action) -> String {
 fn render_action(out: &mut String, action: &Action, colour: Colour) {
     let sym = symbol(action.kind, colour);
     let pad = " ".repeat(3 - action.kind.symbol().len());
-    let _ = writeln!(out, "  {} server \"{}\" {}", colour.bold("#"), action.server, headline(action));
+    let _ = writeln!(
+        out,
+        "  {} server \"{}\" {}",
+        colour.bold("#"),
+        action.server,
+        headline(action)
+    );
     let _ = writeln!(out, "{pad}{sym} server \"{}\" {{", action.server);
-    let width = action.changes.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let width = action
+        .changes
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0);
     for change in &action.changes {
         render_change(out, action.kind, change, width, colour);
     }
@@ -83,7 +100,13 @@ fn change_kind(action: ActionKind, change: &AttrChange) -> ActionKind {
     }
 }
 
-fn render_change(out: &mut String, action: ActionKind, change: &AttrChange, width: usize, colour: Colour) {
+fn render_change(
+    out: &mut String,
+    action: ActionKind,
+    change: &AttrChange,
+    width: usize,
+    colour: Colour,
+) {
     let kind = change_kind(action, change);
     let sym = symbol(kind, colour);
     let name = format!("{:width$}", change.name);
@@ -152,8 +175,14 @@ fn lines(value: &AttrValue) -> Lines {
     match value {
         AttrValue::Text(s) => Lines::Scalar(quote(s)),
         AttrValue::Number(n) => Lines::Scalar(n.to_string()),
-        AttrValue::List(items) => Lines::Many(items.iter().map(|i| format!("{},", quote(i))).collect()),
-        AttrValue::Map(map) => Lines::Many(map.iter().map(|(k, v)| format!("{k} = {}", quote(v))).collect()),
+        AttrValue::List(items) => {
+            Lines::Many(items.iter().map(|i| format!("{},", quote(i))).collect())
+        }
+        AttrValue::Map(map) => Lines::Many(
+            map.iter()
+                .map(|(k, v)| format!("{k} = {}", quote(v)))
+                .collect(),
+        ),
     }
 }
 

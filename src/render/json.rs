@@ -18,7 +18,8 @@ pub fn plan_json(plan: &Plan) -> String {
         summary: plan.summary(),
         actions: &plan.actions,
     };
-    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut text =
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     text.push('\n');
     text
 }

@@ -48,7 +48,10 @@ fn set_env_in_inline_table_changes_one_line() {
     let after = edited(|d| set_env(d, &Scope::Server("echo".into()), "MODE", "fast"));
     let (removed, added) = changed_lines(&after);
     assert_eq!(removed, vec!["env = { LOG = \"info\" } # inline env\n"]);
-    assert_eq!(added, vec!["env = { LOG = \"info\", MODE = \"fast\" } # inline env\n"]);
+    assert_eq!(
+        added,
+        vec!["env = { LOG = \"info\", MODE = \"fast\" } # inline env\n"]
+    );
 }
 
 #[test]
@@ -76,7 +79,10 @@ fn unset_removes_the_key_and_an_emptied_env() {
     assert!(added.is_empty(), "{added:?}");
     let mut doc = parse(COMMENTED).unwrap();
     let err = unset_env(&mut doc, &Scope::Server("echo".into()), "NOPE").unwrap_err();
-    assert!(err.to_string().contains("`NOPE` is not set in [servers.echo]"));
+    assert!(
+        err.to_string()
+            .contains("`NOPE` is not set in [servers.echo]")
+    );
 }
 
 #[test]
@@ -97,20 +103,37 @@ fn profiles_are_created_merged_and_removed() {
     let mut doc = parse(COMMENTED).unwrap();
     upsert_profile(&mut doc, "prod", &layer, false).unwrap();
     let text = doc.to_string();
-    assert!(text.starts_with(COMMENTED), "existing text is untouched:\n{text}");
+    assert!(
+        text.starts_with(COMMENTED),
+        "existing text is untouched:\n{text}"
+    );
     let added = &text[COMMENTED.len()..];
     assert_eq!(
         added,
         "\n[profiles.prod]\ninstances = 2\nenv = { LOG = \"warn\" }\n\n[profiles.prod.servers.echo]\nport = 9000\n"
     );
-    assert!(upsert_profile(&mut doc, "prod", &layer, false).is_err(), "create refuses an existing profile");
+    assert!(
+        upsert_profile(&mut doc, "prod", &layer, false).is_err(),
+        "create refuses an existing profile"
+    );
 
-    let update: Layer = serde_json::from_str(r#"{"instances": 3, "servers": {"echo": {"bind": "0.0.0.0"}}}"#).unwrap();
+    let update: Layer =
+        serde_json::from_str(r#"{"instances": 3, "servers": {"echo": {"bind": "0.0.0.0"}}}"#)
+            .unwrap();
     upsert_profile(&mut doc, "prod", &update, true).unwrap();
     let text = doc.to_string();
-    assert!(text.contains("instances = 3\nenv = { LOG = \"warn\" }\n"), "{text}");
-    assert!(text.contains("[profiles.prod.servers.echo]\nport = 9000\nbind = \"0.0.0.0\"\n"), "{text}");
-    assert!(upsert_profile(&mut doc, "other", &update, true).is_err(), "update needs an existing profile");
+    assert!(
+        text.contains("instances = 3\nenv = { LOG = \"warn\" }\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[profiles.prod.servers.echo]\nport = 9000\nbind = \"0.0.0.0\"\n"),
+        "{text}"
+    );
+    assert!(
+        upsert_profile(&mut doc, "other", &update, true).is_err(),
+        "update needs an existing profile"
+    );
 
     remove_profile(&mut doc, "prod").unwrap();
     assert_eq!(doc.to_string(), COMMENTED);

@@ -1,0 +1,176 @@
+//! Every bad input of the file: exit 1, a message naming `mcpctl.toml:line:col` with
+//! the text underlined and a hint, and the file unchanged by every command.
+
+use crate::common::{ONE_SERVER, TestEnv};
+
+const SERVER: &str = "[servers.echo]\ncommand = \"mcp-echo\"\nport = 8000\n";
+
+/// (name, file, expected message, expected place)
+fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
+    vec![
+        (
+            "malformed TOML",
+            format!("version = 1\n{SERVER}[servers.b\n"),
+            "invalid TOML",
+            "mcpctl.toml:5:",
+        ),
+        (
+            "unknown key",
+            format!("version = 1\n{SERVER}prot = 1\n"),
+            "unknown field `prot`",
+            "mcpctl.toml:5:1",
+        ),
+        (
+            "wrong type",
+            format!("version = 1\n{SERVER}instances = \"two\"\n"),
+            "invalid type",
+            "mcpctl.toml:5:13",
+        ),
+        (
+            "port out of range",
+            "version = 1\n[servers.echo]\ncommand = \"x\"\nport = 99999\n".into(),
+            "out of range",
+            "mcpctl.toml:4:8",
+        ),
+        (
+            "duplicate port",
+            format!("version = 1\n{SERVER}[servers.other]\ncommand = \"y\"\nport = 8000\n"),
+            "port 8000 is used by both",
+            "mcpctl.toml:7:8",
+        ),
+        (
+            "invalid server name",
+            "version = 1\n[servers.\"my server\"]\ncommand = \"x\"\nport = 1\n".into(),
+            "invalid server name",
+            "mcpctl.toml:2:10",
+        ),
+        (
+            "invalid profile name",
+            format!("version = 1\n{SERVER}[profiles.Prod]\n"),
+            "invalid profile name",
+            "mcpctl.toml:5:11",
+        ),
+        (
+            "invalid env name",
+            format!("version = 1\n{SERVER}env = {{ \"A-B\" = \"1\" }}\n"),
+            "invalid environment variable name",
+            "mcpctl.toml:5:9",
+        ),
+        (
+            "unknown profile",
+            format!("version = 1\n{SERVER}profile = \"prod\"\n"),
+            "does not exist",
+            "mcpctl.toml:5:11",
+        ),
+        (
+            "remote without url",
+            "version = 1\n[servers.echo]\nmode = \"remote\"\nport = 1\n".into(),
+            "no `url`",
+            "mcpctl.toml:3:8",
+        ),
+        (
+            "unsupported version",
+            format!("version = 3\n{SERVER}"),
+            "unsupported format version 3",
+            "mcpctl.toml:1:11",
+        ),
+    ]
+}
+
+#[test]
+fn every_command_refuses_a_bad_file_and_leaves_it_unchanged() {
+    for (name, config, message, place) in cases() {
+        let env = TestEnv::with_config(&config);
+        env.write("p.json", "{\"instances\": 2}");
+        let commands: &[&[&str]] = &[
+            &["validate"],
+            &["plan"],
+            &["plan", "--detailed-exitcode"],
+            &["config", "env", "set", "K", "v"],
+            &["config", "env", "set", "K", "v", "--server", "echo"],
+            &["profile", "create", "extra", "--config", "p.json"],
+        ];
+        for args in commands {
+            let run = env.run(args);
+            run.failure()
+                .stderr_has(message)
+                .stderr_has(place)
+                .stderr_has("help:")
+                .stderr_has("^");
+            assert_eq!(
+                env.read("mcpctl.toml"),
+                config,
+                "{name}: `{}` changed the file",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+#[test]
+fn an_edit_that_would_break_the_file_is_refused() {
+    let config = format!(
+        "{ONE_SERVER}\n[servers.other]\ncommand = \"y\"\nport = 8001\nprofile = \"p\"\n\n[profiles.p]\n"
+    );
+    let env = TestEnv::with_config(&config);
+    // The update would move `other` onto echo's port.
+    env.write("clash.json", "{\"port\": 8000}");
+    env.run(&["profile", "update", "p", "--config", "clash.json"])
+        .failure()
+        .stderr_has("port 8000 is used by both")
+        .stderr_has("as this change would leave it");
+    assert_eq!(env.read("mcpctl.toml"), config);
+}
+
+#[test]
+fn bad_command_arguments_are_refused_without_touching_the_file() {
+    let env = TestEnv::with_config(ONE_SERVER);
+    env.run(&["config", "env", "set", "1BAD", "v"])
+        .failure()
+        .stderr_has("invalid environment variable name `1BAD`");
+    env.run(&["config", "env", "set", "K", "v", "--server", "ghost"])
+        .failure()
+        .stderr_has("unknown server `ghost`")
+        .stderr_has("known servers: echo");
+    env.run(&["config", "env", "unset", "NOPE"])
+        .failure()
+        .stderr_has("`NOPE` is not set in [defaults]");
+    env.run(&["config", "env", "get", "NOPE", "--server", "echo"])
+        .failure()
+        .stderr_has("not set");
+    env.run(&["profile", "create", "Bad Name"])
+        .failure()
+        .stderr_has("invalid profile name");
+    env.write("unknown.json", "{\n  \"instances\": 2,\n  \"prot\": 1\n}");
+    env.run(&["profile", "create", "p", "--config", "unknown.json"])
+        .failure()
+        .stderr_has("unknown.json:3:")
+        .stderr_has("unknown field `prot`");
+    env.write("type.json", "{\"instances\": \"many\"}");
+    env.run(&["profile", "create", "p", "--config", "type.json"])
+        .failure()
+        .stderr_has("type.json:1:");
+    env.write("garbage.json", "not json");
+    env.run(&["profile", "create", "p", "--config", "garbage.json"])
+        .failure()
+        .stderr_has("garbage.json:1:");
+    env.run(&["profile", "create", "p", "--config", "missing.json"])
+        .failure()
+        .stderr_has("missing.json");
+    env.run(&["profile", "delete", "nope"])
+        .failure()
+        .stderr_has("profile `nope` is not defined");
+    assert_eq!(env.read("mcpctl.toml"), ONE_SERVER);
+}
+
+#[test]
+fn a_missing_file_says_where_it_looked() {
+    let env = TestEnv::new();
+    env.run(&["validate"])
+        .failure()
+        .stderr_has("no mcpctl.toml in")
+        .stderr_has("mcpctl init");
+    env.run(&["-f", "nope.toml", "plan"])
+        .failure()
+        .stderr_has("nope.toml");
+}

@@ -1,0 +1,14 @@
+//! The one integration test binary: each module is one area, all run the real
+//! `mcpctl` binary against real files in temp folders.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod architecture;
+mod bad_input;
+mod common;
+mod edit;
+mod examples;
+mod fmt;
+mod init;
+mod plan;
+mod profile;
+mod schema;
