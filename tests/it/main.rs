@@ -11,4 +11,5 @@ mod fmt;
 mod init;
 mod plan;
 mod profile;
+mod readme;
 mod schema;
