@@ -6,7 +6,7 @@
 //! `[1, 2]` / `{ a = 1 }`, and exactly one newline at the end. `toml_edit`'s own
 //! `Table::fmt` is not used: it clears the decor that holds comments.
 
-use toml_edit::{Array, DocumentMut, Item, RawString, Table, Value};
+use toml_edit::{Array, Decor, DocumentMut, Item, RawString, Table, Value};
 
 /// Formats `source`; fails only on TOML syntax errors.
 pub fn format(source: &str) -> Result<String, toml_edit::TomlError> {
@@ -26,26 +26,16 @@ pub fn format(source: &str) -> Result<String, toml_edit::TomlError> {
 
 fn format_table(table: &mut Table, is_root: bool) {
     if !is_root && !table.is_implicit() {
-        let prefix = table
-            .decor()
-            .prefix()
-            .and_then(RawString::as_str)
-            .unwrap_or("");
-        let comments = normalise_comments(prefix);
-        let new_prefix = format!("\n{}", comments.trim_start_matches('\n'));
-        table.decor_mut().set_prefix(new_prefix);
+        let comments = leading_comments(table.decor());
         let suffix = trailing_comment(table.decor().suffix());
-        table.decor_mut().set_suffix(suffix);
+        let decor = table.decor_mut();
+        decor.set_prefix(format!("\n{}", comments.trim_start_matches('\n')));
+        decor.set_suffix(suffix);
     }
     for (mut key, item) in table.iter_mut() {
         match item {
             Item::Value(value) => {
-                let prefix = key
-                    .leaf_decor()
-                    .prefix()
-                    .and_then(RawString::as_str)
-                    .unwrap_or("");
-                let comments = normalise_comments(prefix);
+                let comments = leading_comments(key.leaf_decor());
                 key.leaf_decor_mut().set_prefix(comments);
                 key.leaf_decor_mut().set_suffix(" ");
                 value.decor_mut().set_prefix(" ");
@@ -84,6 +74,10 @@ fn format_value(value: &mut Value) {
 
 fn is_single_line(array: &Array) -> bool {
     !array.to_string().contains('\n')
+}
+
+fn leading_comments(decor: &Decor) -> String {
+    normalise_comments(decor.prefix().and_then(RawString::as_str).unwrap_or(""))
 }
 
 /// A value's or header's suffix reduced to ` # comment` (or nothing).
