@@ -12,11 +12,16 @@
 //! Dependency direction: `model`, `diag`, `plan`, `render` do no I/O; `config` uses
 //! `model` and `diag`; `cli` uses everything.
 
+pub mod api;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod exit;
 pub mod model;
 pub mod plan;
 pub mod render;
 pub mod schema;
+pub mod shim;
+pub mod sys;

@@ -48,6 +48,120 @@ pub enum Command {
     /// Edit environment variables and other settings in the file
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Converge the running servers to the file (starts the daemon when needed)
+    Apply {
+        /// Keep running: re-apply every time the file is saved
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Status of every server
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Start, stop, restart, inspect one server
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Run the supervising daemon in the foreground (for systemd), or manage it
+    Daemon {
+        #[command(subcommand)]
+        action: Option<DaemonAction>,
+        /// Re-apply every time the file is saved
+        #[arg(long)]
+        watch: bool,
+        /// Internal: started by a command that converges itself; skip the initial apply
+        #[arg(long, hide = true)]
+        on_demand: bool,
+    },
+    /// Internal: the per-instance process-group leader the daemon runs servers under
+    #[command(name = "__shim", hide = true)]
+    Shim {
+        #[arg(long)]
+        stop_timeout_ms: u64,
+        #[arg(long)]
+        daemon_pid: u32,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonAction {
+    /// Stop every server and the daemon
+    Stop,
+    /// Whether a daemon runs for this file, its pid and servers
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Local,
+    Remote,
+}
+
+/// Flags that write a field into the file before converging.
+#[derive(Debug, Args, Default)]
+pub struct ServerFlags {
+    /// Use this profile (written to the server's block)
+    #[arg(long, value_name = "P")]
+    pub profile: Option<String>,
+    /// Serve on this port
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Run it here (local) or proxy to its url (remote)
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Write state = "running" (and the flags) into the file, then converge this server
+    Start {
+        name: String,
+        #[command(flatten)]
+        flags: ServerFlags,
+    },
+    /// Write state = "stopped" into the file, then stop this server
+    Stop {
+        name: String,
+        /// Kill at once instead of waiting for a graceful exit
+        #[arg(long)]
+        force: bool,
+        /// Seconds to wait for a graceful exit before killing (default: stop_timeout)
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
+    /// Replace this server's instances, even when nothing changed
+    Restart {
+        name: String,
+        #[command(flatten)]
+        flags: ServerFlags,
+    },
+    /// Status of one server
+    Status {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Refresh every second until interrupted
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Captured stderr (and MCP log messages) of a server's instances
+    Logs {
+        name: String,
+        /// Keep printing new lines until interrupted
+        #[arg(long, short = 'F')]
+        follow: bool,
+        /// How many lines to show
+        #[arg(long, short = 'n', default_value_t = 50)]
+        lines: usize,
+        /// Only lines at this level or above
+        #[arg(long, value_enum)]
+        level: Option<crate::daemon::logs::Level>,
+        /// Which instance (default 0)
+        #[arg(long, default_value_t = 0)]
+        instance: u32,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,10 @@
 pub mod args;
 mod env;
 mod init;
+mod lifecycle;
 mod plan;
 mod profile;
+mod status;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use toml_edit::DocumentMut;
 use crate::config::{self, Error as ConfigError, edit, find, store};
 use crate::exit;
 use crate::model::{self, raw::RawConfig};
-use args::{Cli, Command, ConfigCommand};
+use args::{Cli, Command, ConfigCommand, DaemonAction, ServerCommand};
 
 /// Errors that end a command. Each is printed once, by `main`.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,8 @@ pub enum Error {
     /// A check that found a problem it has already described (e.g. `fmt --check`).
     #[error("{0}")]
     Failed(String),
+    #[error(transparent)]
+    Daemon(#[from] crate::client::Error),
 }
 
 impl Error {
@@ -48,6 +52,57 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => plan::plan(&locate(file, &cwd)?, &args),
         Command::Profile(cmd) => profile::run(&locate(file, &cwd)?, cmd),
         Command::Config(ConfigCommand::Env(cmd)) => env::run(&locate(file, &cwd)?, cmd),
+        Command::Apply { watch } => lifecycle::apply(&locate(file, &cwd)?, watch),
+        Command::Status { format } => status::status(&locate(file, &cwd)?, format),
+        Command::Server(cmd) => server(&locate(file, &cwd)?, cmd),
+        Command::Daemon {
+            action,
+            watch,
+            on_demand,
+        } => {
+            let path = locate(file, &cwd)?;
+            match action {
+                None => lifecycle::daemon(&path, watch, !on_demand),
+                Some(DaemonAction::Stop) => lifecycle::daemon_stop(&path),
+                Some(DaemonAction::Status) => status::daemon_info(&path),
+            }
+        }
+        Command::Shim {
+            stop_timeout_ms,
+            daemon_pid,
+            command,
+        } => {
+            let code = crate::shim::run(
+                std::time::Duration::from_millis(stop_timeout_ms),
+                daemon_pid,
+                &command,
+            );
+            Ok(u8::try_from(code).unwrap_or(exit::ERROR))
+        }
+    }
+}
+
+fn server(path: &Path, cmd: ServerCommand) -> Result<u8, Error> {
+    match cmd {
+        ServerCommand::Start { name, flags } => lifecycle::server_start(path, &name, &flags),
+        ServerCommand::Stop {
+            name,
+            force,
+            timeout,
+        } => lifecycle::server_stop(path, &name, force, timeout),
+        ServerCommand::Restart { name, flags } => lifecycle::server_restart(path, &name, &flags),
+        ServerCommand::Status {
+            name,
+            format,
+            watch,
+        } => status::server_status(path, &name, format, watch),
+        ServerCommand::Logs {
+            name,
+            follow,
+            lines,
+            level,
+            instance,
+        } => status::logs(path, &name, follow, lines, level, instance),
     }
 }
 

@@ -9,7 +9,7 @@ use super::args::{Format, PlanArgs};
 use super::{Error, load, ok, print};
 use crate::config::{Error as ConfigError, fmt as formatter, store};
 use crate::exit;
-use crate::plan::{Observed, plan as make_plan};
+use crate::plan::plan as make_plan;
 use crate::render::{self, Colour};
 
 pub(super) fn validate(path: &Path) -> Result<u8, Error> {
@@ -59,8 +59,7 @@ pub(super) fn fmt(path: &Path, check: bool) -> Result<u8, Error> {
 
 pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
     let loaded = load(path)?;
-    // Until the daemon exists nothing is observed running.
-    let observed = Observed::nothing();
+    let observed = super::lifecycle::observed(path)?;
     let plan = make_plan(&loaded.config.servers, &observed);
     let text = match args.format {
         Format::Json => render::plan_json(&plan),
@@ -75,7 +74,7 @@ pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
 }
 
 /// Colour only on a terminal, and never with `NO_COLOR` set (no-color.org).
-fn colour() -> Colour {
+pub(super) fn colour() -> Colour {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     Colour(!no_color && std::io::stdout().is_terminal())
 }

@@ -289,6 +289,79 @@ fn merge(target: &mut Item, source: Item) {
     }
 }
 
+/// Writes `field = value` where it takes effect for `server`: into
+/// `[profiles.P.servers.NAME]` when its profile `P` sets that field (in the profile or
+/// its per-server override, which would otherwise win), else into `[servers.NAME]`.
+/// Afterwards the effective value is `value`.
+pub fn set_server_field(
+    doc: &mut DocumentMut,
+    raw: &RawConfig,
+    server: &str,
+    profile: &str,
+    field: &str,
+    value: Value,
+) -> Result<(), Error> {
+    let profile_layer = raw.profiles.get(profile);
+    let sets = |layer: Option<&Layer>| layer.is_some_and(|l| layer_has(l, field));
+    let in_profile =
+        sets(profile_layer) || sets(profile_layer.and_then(|p| p.servers.as_ref()?.get(server)));
+    if !in_profile {
+        set_value(server_table(doc, server)?, field, value);
+        return Ok(());
+    }
+    server_table(doc, server)?;
+    let Some(profile_table) = doc
+        .get_mut("profiles")
+        .and_then(|p| p.get_mut(profile))
+        .and_then(Item::as_table_mut)
+    else {
+        return Err(Error::edit(
+            format!("`[profiles.{profile}]` is not a table"),
+            None,
+        ));
+    };
+    let servers = profile_table.entry("servers").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    let Some(servers) = servers.as_table_mut() else {
+        return Err(Error::edit(
+            format!("`profiles.{profile}.servers` is not a table"),
+            None,
+        ));
+    };
+    let over = servers
+        .entry(server)
+        .or_insert_with(|| Item::Table(Table::new()));
+    let Some(over) = over.as_table_like_mut() else {
+        return Err(Error::edit(
+            format!("`profiles.{profile}.servers.{server}` is not a table"),
+            None,
+        ));
+    };
+    set_value(over, field, value);
+    let mut next = max_position(doc.as_table()) + 1;
+    if let Some(profiles) = doc.get_mut("profiles").and_then(Item::as_table_mut) {
+        place_new_tables(profiles, &mut next);
+    }
+    Ok(())
+}
+
+/// Whether `layer` sets `field` (by its name in the file).
+fn layer_has(layer: &Layer, field: &str) -> bool {
+    toml::Value::try_from(layer).is_ok_and(|v| v.get(field).is_some())
+}
+
+/// The profile a server uses according to the raw file.
+pub fn profile_of(raw: &RawConfig, server: &str) -> String {
+    raw.servers
+        .get(server)
+        .and_then(|s| s.profile.clone())
+        .or_else(|| raw.defaults.as_ref().and_then(|d| d.profile.clone()))
+        .unwrap_or_else(|| crate::model::DEFAULT_PROFILE.to_string())
+}
+
 /// `profile delete`: removes `[profiles.NAME]` (and `[profiles]` when it empties).
 pub fn remove_profile(doc: &mut DocumentMut, name: &str) -> Result<(), Error> {
     let Some(profiles) = doc.get_mut("profiles").and_then(Item::as_table_like_mut) else {

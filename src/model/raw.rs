@@ -132,6 +132,9 @@ pub struct Layer {
     /// Grace period between SIGTERM and SIGKILL, e.g. `"10s"`, `"1m 30s"`. Default `10s`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<String>,
+    /// How long a start may take before the server counts as failed, e.g. `"30s"`. Default `30s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_timeout: Option<String>,
     /// Per-server overrides; only inside `[profiles.NAME]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub servers: Option<BTreeMap<String, Layer>>,

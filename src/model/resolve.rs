@@ -17,6 +17,7 @@ use super::spec::ServerSpec;
 use super::{Config, DEFAULT_PROFILE, FORMAT_VERSION, names};
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_INSTANCES: i64 = 64;
 
 /// A value and the key path that set it.
@@ -43,6 +44,7 @@ struct Merged {
     instances: Option<Sourced<i64>>,
     restart: Option<Sourced<RestartPolicy>>,
     stop_timeout: Option<Sourced<String>>,
+    start_timeout: Option<Sourced<String>>,
 }
 
 impl Merged {
@@ -353,22 +355,22 @@ fn resolve_server(
         None => Some(1),
     };
 
-    let stop_timeout = match &m.stop_timeout {
-        Some(t) => match humantime::parse_duration(&t.value) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                diags.push(
-                    Diagnostic::new(format!(
-                        "`stop_timeout` of server `{name}` is not a duration"
-                    ))
-                    .at(loc.value(&t.origin), e.to_string())
-                    .hint("write a duration such as \"10s\", \"500ms\" or \"1m 30s\""),
-                );
-                None
-            }
-        },
-        None => Some(DEFAULT_STOP_TIMEOUT),
-    };
+    let stop_timeout = duration(
+        name,
+        "stop_timeout",
+        &m.stop_timeout,
+        DEFAULT_STOP_TIMEOUT,
+        loc,
+        diags,
+    );
+    let start_timeout = duration(
+        name,
+        "start_timeout",
+        &m.start_timeout,
+        DEFAULT_START_TIMEOUT,
+        loc,
+        diags,
+    );
 
     if diags.len() != before {
         return None;
@@ -395,8 +397,31 @@ fn resolve_server(
         instances: instances?,
         restart: m.restart.map_or(RestartPolicy::OnFailure, |r| r.value),
         stop_timeout: stop_timeout?,
+        start_timeout: start_timeout?,
     };
     Some((spec, port_origin))
+}
+
+fn duration(
+    server: &str,
+    field: &str,
+    value: &Option<Sourced<String>>,
+    default: Duration,
+    loc: &Locator<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Duration> {
+    let Some(v) = value else { return Some(default) };
+    match humantime::parse_duration(&v.value) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            diags.push(
+                Diagnostic::new(format!("`{field}` of server `{server}` is not a duration"))
+                    .at(loc.value(&v.origin), e.to_string())
+                    .hint("write a duration such as \"10s\", \"500ms\" or \"1m 30s\""),
+            );
+            None
+        }
+    }
 }
 
 fn invalid_name(loc: &Locator<'_>, at: &[String], kind: &str, name: &str, why: &str) -> Diagnostic {

@@ -33,6 +33,8 @@ pub struct ServerSpec {
     pub restart: RestartPolicy,
     #[serde(with = "human_duration")]
     pub stop_timeout: Duration,
+    #[serde(with = "human_duration")]
+    pub start_timeout: Duration,
 }
 
 /// What applying a change to an attribute takes.
@@ -96,6 +98,13 @@ impl ServerSpec {
                 "stop_timeout",
                 Some(Text(
                     humantime::format_duration(self.stop_timeout).to_string(),
+                )),
+                InPlace,
+            ),
+            attr(
+                "start_timeout",
+                Some(Text(
+                    humantime::format_duration(self.start_timeout).to_string(),
                 )),
                 InPlace,
             ),

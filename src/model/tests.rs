@@ -131,6 +131,7 @@ fn spec_hash_changes_with_every_field_that_matters() {
         "instances = 3\n",
         "restart = \"never\"\n",
         "stop_timeout = \"1m\"\n",
+        "start_timeout = \"5s\"\n",
         "state = \"stopped\"\n",
     ] {
         assert_eq!(h(extra, None), original, "{extra} is not part of what runs");

@@ -25,6 +25,7 @@ fn spec(name: &str) -> ServerSpec {
         instances: 1,
         restart: RestartPolicy::OnFailure,
         stop_timeout: Duration::from_secs(10),
+        start_timeout: Duration::from_secs(30),
     }
 }
 

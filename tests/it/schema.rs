@@ -39,6 +39,7 @@ fn schema_refuses_unknown_fields_and_knows_every_server_field() {
         "instances",
         "restart",
         "stop_timeout",
+        "start_timeout",
         "servers",
     ] {
         assert!(

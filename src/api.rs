@@ -1,0 +1,92 @@
+//! The control protocol between the CLI and the daemon: serde types only, no logic.
+//!
+//! Transport: a Unix socket (`.mcpctl/daemon.sock`, mode 0600, peer uid checked).
+//! The client writes one [`Request`] as a JSON line; the daemon answers with any
+//! number of [`Reply::Progress`] lines and then exactly one final line.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ServerSpec;
+use crate::plan::Observed;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "kebab-case")]
+pub enum Request {
+    /// What runs, for `plan`.
+    Observe,
+    /// Status of every supervised server and of the daemon.
+    Status,
+    /// Re-read the file and converge.
+    Apply(ApplyOptions),
+    /// Stop every server and exit.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApplyOptions {
+    /// Converge only this server; the others are left as they are.
+    pub only: Option<String>,
+    /// Replace this server's instances even when nothing changed.
+    pub restart: Option<String>,
+    /// Stop without waiting for a graceful exit.
+    #[serde(default)]
+    pub force: bool,
+    /// Overrides `stop_timeout` for the stops of this apply.
+    pub stop_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub enum Reply {
+    Progress { message: String },
+    Observed { observed: Observed },
+    Status { status: DaemonStatus },
+    Applied { outcome: ApplyOutcome },
+    Ok,
+    Error { message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyOutcome {
+    /// Whether anything was started, stopped or changed.
+    pub changed: bool,
+    /// Servers that failed to become ready, with why (and their log tail).
+    pub failures: Vec<String>,
+    /// `server -> base URL` of every running server.
+    pub endpoints: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub pid: u32,
+    pub config: String,
+    pub started_at: String,
+    pub servers: Vec<ServerStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub name: String,
+    pub spec: ServerSpec,
+    /// `running`, `starting`, `degraded`, `crash-loop`, `exited`.
+    pub status: String,
+    pub created_at: String,
+    pub restarts: u32,
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub index: u32,
+    /// `starting`, `running`, `backoff`, `crash-loop`, `exited`, `stopped`.
+    pub phase: String,
+    pub pid: Option<u32>,
+    /// Seconds since this process started.
+    pub uptime_secs: Option<u64>,
+    pub restarts: u32,
+    /// e.g. `exit code 1`, `killed by signal 9`.
+    pub last_exit: Option<String>,
+    pub last_error: Option<String>,
+}

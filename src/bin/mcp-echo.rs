@@ -1,0 +1,171 @@
+//! `mcp-echo`: a small stdio MCP server (2025 era) that ships with mcpctl, for the
+//! quickstart and the tests. Tools: `echo`, `log`, `crash`, `exit`.
+//!
+//! Flags make it misbehave on demand, so every supervision path can be exercised:
+//! `--fail-at-start CODE` exits at once, `--ignore-sigterm` survives SIGTERM,
+//! `--no-handshake` never answers `initialize`, `--stderr TEXT` prints a line to
+//! stderr at start, `--grandchild [--setsid]` leaves a `sleep` grandchild behind,
+//! `--pid-file PATH` writes its pid (and the grandchild's) for tests to check.
+#![allow(unsafe_code)]
+
+use std::io::{BufRead, Write};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Flags {
+    fail_at_start: Option<i32>,
+    ignore_sigterm: bool,
+    no_handshake: bool,
+    stderr: Vec<String>,
+    grandchild: bool,
+    setsid: bool,
+    pid_file: Option<String>,
+}
+
+fn parse_flags() -> Result<Flags, String> {
+    let mut flags = Flags::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--fail-at-start" => flags.fail_at_start = Some(value()?.parse().map_err(|e| format!("{e}"))?),
+            "--ignore-sigterm" => flags.ignore_sigterm = true,
+            "--no-handshake" => flags.no_handshake = true,
+            "--stderr" => flags.stderr.push(value()?),
+            "--grandchild" => flags.grandchild = true,
+            "--setsid" => flags.setsid = true,
+            "--pid-file" => flags.pid_file = Some(value()?),
+            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH]".into()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(flags)
+}
+
+fn main() {
+    let flags = match parse_flags() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("mcp-echo: {e}");
+            std::process::exit(2);
+        }
+    };
+    for line in &flags.stderr {
+        eprintln!("{line}");
+    }
+    if let Some(code) = flags.fail_at_start {
+        eprintln!("ERROR mcp-echo: failing at start with code {code} as asked");
+        std::process::exit(code);
+    }
+    if flags.ignore_sigterm {
+        // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        }
+    }
+    let mut pids = vec![std::process::id().to_string()];
+    if flags.grandchild {
+        let script = if flags.setsid {
+            "exec setsid sleep 300"
+        } else {
+            "exec sleep 300"
+        };
+        match Command::new("sh").args(["-c", script]).spawn() {
+            Ok(child) => pids.push(child.id().to_string()),
+            Err(e) => eprintln!("mcp-echo: cannot start grandchild: {e}"),
+        }
+    }
+    if let Some(path) = &flags.pid_file {
+        let _ = std::fs::write(path, pids.join("\n") + "\n");
+    }
+    eprintln!("INFO mcp-echo ready (pid {})", std::process::id());
+    serve(&flags);
+}
+
+fn serve(flags: &Flags) {
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let msg: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                send(
+                    &mut out,
+                    &json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("parse error: {e}")}}),
+                );
+                continue;
+            }
+        };
+        let Some(id) = msg.get("id").cloned() else {
+            continue;
+        }; // notifications
+        let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+        let params = msg.get("params").cloned().unwrap_or(Value::Null);
+        let reply = match method {
+            "initialize" if flags.no_handshake => continue,
+            "initialize" => Ok(json!({
+                "protocolVersion": params.get("protocolVersion").cloned().unwrap_or(json!("2025-11-25")),
+                "capabilities": {"tools": {}, "logging": {}},
+                "serverInfo": {"name": "mcp-echo", "version": env!("CARGO_PKG_VERSION")}
+            })),
+            "ping" => Ok(json!({})),
+            "tools/list" => Ok(json!({"tools": tools()})),
+            "tools/call" => call_tool(&mut out, &params),
+            _ => Err((-32601, format!("method not found: {method}"))),
+        };
+        let response = match reply {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err((code, message)) => {
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+            }
+        };
+        send(&mut out, &response);
+    }
+}
+
+fn send(out: &mut impl Write, msg: &Value) {
+    let _ = writeln!(out, "{msg}");
+    let _ = out.flush();
+}
+
+fn tools() -> Value {
+    let text_arg = |desc: &str| json!({"type": "object", "properties": {"text": {"type": "string", "description": desc}}});
+    json!([
+        {"name": "echo", "description": "Returns its `text` argument", "inputSchema": text_arg("text to return")},
+        {"name": "log", "description": "Writes `text` to stderr and as a notifications/message at `level`",
+         "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}, "level": {"type": "string"}}}},
+        {"name": "crash", "description": "Aborts the process", "inputSchema": {"type": "object"}},
+        {"name": "exit", "description": "Exits with `code`", "inputSchema": {"type": "object", "properties": {"code": {"type": "integer"}}}}
+    ])
+}
+
+fn call_tool(out: &mut impl Write, params: &Value) -> Result<Value, (i64, String)> {
+    let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+    let args = params.get("arguments").cloned().unwrap_or(json!({}));
+    let text = args
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match name {
+        "echo" => Ok(json!({"content": [{"type": "text", "text": text}]})),
+        "log" => {
+            let level = args.get("level").and_then(Value::as_str).unwrap_or("info");
+            eprintln!("{} {text}", level.to_uppercase());
+            send(
+                out,
+                &json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": level, "data": text}}),
+            );
+            Ok(json!({"content": [{"type": "text", "text": "logged"}]}))
+        }
+        "crash" => std::process::abort(),
+        "exit" => std::process::exit(args.get("code").and_then(Value::as_i64).unwrap_or(0) as i32),
+        _ => Err((-32602, format!("unknown tool: {name}"))),
+    }
+}

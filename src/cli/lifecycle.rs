@@ -1,0 +1,198 @@
+//! `apply`, `server start|stop|restart`, `daemon`: commands that converge.
+//! Imperative commands only edit the file, then converge the one server they name.
+
+use std::path::Path;
+
+use toml_edit::Value;
+
+use super::args::{ModeArg, ServerFlags};
+use super::{Error, edit_file, load, ok, print};
+use crate::api::{ApplyOptions, Reply, Request};
+use crate::client;
+use crate::config::edit;
+use crate::exit;
+use crate::plan::{ActionKind, Observed, plan};
+use crate::render::plan_text;
+
+/// What runs, as the daemon sees it; nothing when no daemon runs (no child outlives it).
+pub(super) fn observed(path: &Path) -> Result<Observed, Error> {
+    match client::ask(path, &Request::Observe) {
+        Ok(Reply::Observed { observed }) => Ok(observed),
+        Ok(other) => Err(client::Error::BadReply(format!("{other:?}")).into()),
+        Err(client::Error::NotRunning(_)) => Ok(Observed::nothing()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn apply(path: &Path, watch: bool) -> Result<u8, Error> {
+    let code = converge(path, ApplyOptions::default())?;
+    if !watch {
+        return Ok(code);
+    }
+    let watcher = crate::daemon::watch::watch_file(path)
+        .map_err(|e| Error::Failed(format!("cannot watch {}: {e}", path.display())))?;
+    eprintln!("watching {} for changes (Ctrl-C to stop)", path.display());
+    while watcher.changes.recv().is_ok() {
+        eprintln!("\n{} changed", path.display());
+        // A broken save is reported; the running servers stay as they are.
+        if let Err(e) = converge(path, ApplyOptions::default()) {
+            eprintln!("error: {e}\nnothing was changed; waiting for the next save");
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Plans (printed), then has the daemon execute; prints progress and endpoints.
+fn converge(path: &Path, options: ApplyOptions) -> Result<u8, Error> {
+    let loaded = load(path)?;
+    let stream = client::connect_or_start(path)?;
+    let observed = observed(path)?;
+    let mut shown = plan(&loaded.config.servers, &observed);
+    if let Some(only) = options.only.as_ref().or(options.restart.as_ref()) {
+        shown.actions.retain(|a| &a.server == only);
+    }
+    if let Some(name) = &options.restart {
+        for a in shown
+            .actions
+            .iter_mut()
+            .filter(|a| &a.server == name && a.instances_before > 0 && a.target.is_some())
+        {
+            a.kind = ActionKind::Replace;
+        }
+    }
+    print(&plan_text(&shown, super::plan::colour()))?;
+    let reply = client::request(stream, &Request::Apply(options), |line| {
+        let _ = print(&format!("{line}\n"));
+    })?;
+    let Reply::Applied { outcome } = reply else {
+        return Err(client::Error::BadReply(format!("{reply:?}")).into());
+    };
+    if !outcome.endpoints.is_empty() {
+        let mut text = String::from("\nEndpoints:\n");
+        for (name, base) in &outcome.endpoints {
+            text.push_str(&format!(
+                "  {name:<16} Streamable HTTP {base}/mcp   SSE {base}/sse\n"
+            ));
+        }
+        print(&text)?;
+    }
+    if outcome.failures.is_empty() {
+        ok()
+    } else {
+        Err(Error::Failed(outcome.failures.join("\n")))
+    }
+}
+
+fn mode_value(mode: ModeArg) -> &'static str {
+    match mode {
+        ModeArg::Local => "local",
+        ModeArg::Remote => "remote",
+    }
+}
+
+/// Writes `state` and the flags where they take effect.
+fn write_flags(path: &Path, name: &str, state: &str, flags: &ServerFlags) -> Result<(), Error> {
+    edit_file(path, |doc, raw| {
+        if let Some(profile) = &flags.profile {
+            edit::set_value(
+                edit::server_table(doc, name)?,
+                "profile",
+                Value::from(profile.as_str()),
+            );
+        }
+        let profile = flags
+            .profile
+            .clone()
+            .unwrap_or_else(|| edit::profile_of(raw, name));
+        let mut fields: Vec<(&str, Value)> = vec![("state", Value::from(state))];
+        if let Some(port) = flags.port {
+            fields.push(("port", Value::from(i64::from(port))));
+        }
+        if let Some(mode) = flags.mode {
+            fields.push(("mode", Value::from(mode_value(mode))));
+        }
+        for (field, value) in fields {
+            edit::set_server_field(doc, raw, name, &profile, field, value)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+pub(super) fn server_start(path: &Path, name: &str, flags: &ServerFlags) -> Result<u8, Error> {
+    write_flags(path, name, "running", flags)?;
+    converge(
+        path,
+        ApplyOptions {
+            only: Some(name.to_string()),
+            ..ApplyOptions::default()
+        },
+    )
+}
+
+pub(super) fn server_restart(path: &Path, name: &str, flags: &ServerFlags) -> Result<u8, Error> {
+    write_flags(path, name, "running", flags)?;
+    converge(
+        path,
+        ApplyOptions {
+            restart: Some(name.to_string()),
+            ..ApplyOptions::default()
+        },
+    )
+}
+
+pub(super) fn server_stop(
+    path: &Path,
+    name: &str,
+    force: bool,
+    timeout: Option<u64>,
+) -> Result<u8, Error> {
+    write_flags(path, name, "stopped", &ServerFlags::default())?;
+    let options = ApplyOptions {
+        only: Some(name.to_string()),
+        force,
+        stop_timeout_ms: timeout.map(|s| s.saturating_mul(1000)),
+        ..ApplyOptions::default()
+    };
+    // Nothing runs without a daemon: then the edit is all there is to do.
+    if client::connect(path)?.is_none() {
+        eprintln!("{name} is stopped (no daemon was running)");
+        return ok();
+    }
+    converge(path, options)
+}
+
+pub(super) fn daemon(path: &Path, watch: bool, initial_apply: bool) -> Result<u8, Error> {
+    load(path)?;
+    crate::daemon::run(
+        path,
+        &crate::daemon::Options {
+            watch,
+            initial_apply,
+        },
+    )
+    .map_err(|e| Error::Failed(e.to_string()))?;
+    ok()
+}
+
+pub(super) fn daemon_stop(path: &Path) -> Result<u8, Error> {
+    match client::ask(path, &Request::Shutdown) {
+        Ok(_) => {
+            // The reply comes before the servers are stopped: wait for the socket to go.
+            let socket = client::socket_path(path);
+            for _ in 0..600 {
+                if !socket.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            eprintln!("daemon stopped");
+            ok()
+        }
+        Err(client::Error::NotRunning(_)) => {
+            eprintln!("no daemon is running for {}", path.display());
+            ok()
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,322 @@
+//! `status`, `server status`, `server logs`, `daemon status`: commands that report.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::args::Format;
+use super::{Error, load, ok, print};
+use crate::api::{DaemonStatus, Reply, Request, ServerStatus};
+use crate::client;
+use crate::config::store;
+use crate::daemon::logs::{self, Level};
+use crate::model::ServerSpec;
+use crate::model::spec::State;
+
+fn daemon_status(path: &Path) -> Result<Option<DaemonStatus>, Error> {
+    match client::ask(path, &Request::Status) {
+        Ok(Reply::Status { status }) => Ok(Some(status)),
+        Ok(other) => Err(client::Error::BadReply(format!("{other:?}")).into()),
+        Err(client::Error::NotRunning(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One server as reported: what the file says, and what runs.
+#[derive(Debug, Serialize)]
+struct Report {
+    server: String,
+    status: String,
+    mode: String,
+    port: u16,
+    profile: String,
+    transport: String,
+    sse_endpoint: String,
+    http_endpoint: String,
+    created_at: Option<String>,
+    pids: Vec<u32>,
+    uptime_secs: Option<u64>,
+    restarts: u32,
+    instances_running: usize,
+    instances_desired: u32,
+    last_exit: Option<String>,
+    last_error: Option<String>,
+}
+
+fn kebab<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
+    let base = spec.base_url();
+    let status = match running {
+        Some(r) => r.status.clone(),
+        None if spec.state == State::Stopped => "stopped".into(),
+        None => "not running".into(),
+    };
+    let instances = running.map(|r| r.instances.as_slice()).unwrap_or_default();
+    Report {
+        server: spec.name.clone(),
+        status,
+        mode: kebab(&spec.mode),
+        port: spec.port,
+        profile: spec.profile.clone(),
+        transport: kebab(&spec.transport),
+        sse_endpoint: format!("{base}/sse"),
+        http_endpoint: format!("{base}/mcp"),
+        created_at: running.map(|r| r.created_at.clone()),
+        pids: instances.iter().filter_map(|i| i.pid).collect(),
+        uptime_secs: instances.iter().filter_map(|i| i.uptime_secs).max(),
+        restarts: running.map_or(0, |r| r.restarts),
+        instances_running: instances.iter().filter(|i| i.phase == "running").count(),
+        instances_desired: spec.instances,
+        last_exit: instances.iter().find_map(|i| i.last_exit.clone()),
+        last_error: instances.iter().find_map(|i| i.last_error.clone()),
+    }
+}
+
+fn reports(path: &Path) -> Result<Vec<Report>, Error> {
+    let loaded = load(path)?;
+    let status = daemon_status(path)?;
+    let running = |name: &str| {
+        status
+            .as_ref()
+            .and_then(|s| s.servers.iter().find(|r| r.name == name))
+    };
+    let mut out: Vec<Report> = loaded
+        .config
+        .servers
+        .values()
+        .map(|spec| report(spec, running(&spec.name)))
+        .collect();
+    // Servers still running but gone from the file.
+    for r in status.iter().flat_map(|s| &s.servers) {
+        if !loaded.config.servers.contains_key(&r.name) {
+            let mut rep = report(&r.spec, Some(r));
+            rep.status = format!("{} (not in file)", rep.status);
+            out.push(rep);
+        }
+    }
+    Ok(out)
+}
+
+fn duration(secs: Option<u64>) -> String {
+    secs.map_or("-".into(), |s| {
+        humantime::format_duration(Duration::from_secs(s)).to_string()
+    })
+}
+
+pub(super) fn status(path: &Path, format: Format) -> Result<u8, Error> {
+    let reports = reports(path)?;
+    if format == Format::Json {
+        print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&reports).unwrap_or_default()
+        ))?;
+        return ok();
+    }
+    let mut rows = vec![
+        [
+            "SERVER",
+            "STATUS",
+            "MODE",
+            "PORT",
+            "PROFILE",
+            "TRANSPORT",
+            "INSTANCES",
+            "RESTARTS",
+            "PID",
+            "UPTIME",
+        ]
+        .map(String::from),
+    ];
+    for r in &reports {
+        rows.push([
+            r.server.clone(),
+            r.status.clone(),
+            r.mode.clone(),
+            r.port.to_string(),
+            r.profile.clone(),
+            r.transport.clone(),
+            format!("{}/{}", r.instances_running, r.instances_desired),
+            r.restarts.to_string(),
+            r.pids.first().map_or("-".into(), u32::to_string),
+            duration(r.uptime_secs),
+        ]);
+    }
+    print(&table(&rows))?;
+    ok()
+}
+
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub(super) fn server_status(
+    path: &Path,
+    name: &str,
+    format: Format,
+    watch: bool,
+) -> Result<u8, Error> {
+    loop {
+        let reports = reports(path)?;
+        let Some(r) = reports.iter().find(|r| r.server == name) else {
+            let known: Vec<String> = reports.iter().map(|r| r.server.clone()).collect();
+            return Err(crate::config::edit::unknown_server(name, &known).into());
+        };
+        let text = if format == Format::Json {
+            format!("{}\n", serde_json::to_string_pretty(r).unwrap_or_default())
+        } else {
+            let pids = if r.pids.is_empty() {
+                "-".to_string()
+            } else {
+                r.pids
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let lines = [
+                ("Server", r.server.clone()),
+                ("Status", r.status.clone()),
+                ("Mode", r.mode.clone()),
+                ("Port", r.port.to_string()),
+                ("Profile", r.profile.clone()),
+                ("Transport", r.transport.clone()),
+                ("SSE Endpoint", r.sse_endpoint.clone()),
+                ("HTTP Endpoint", r.http_endpoint.clone()),
+                (
+                    "Created At",
+                    r.created_at.clone().unwrap_or_else(|| "-".into()),
+                ),
+                ("PID", pids),
+                ("Uptime", duration(r.uptime_secs)),
+                ("Restarts", r.restarts.to_string()),
+                (
+                    "Instances",
+                    format!("{}/{}", r.instances_running, r.instances_desired),
+                ),
+                (
+                    "Last Exit",
+                    r.last_exit.clone().unwrap_or_else(|| "-".into()),
+                ),
+                (
+                    "Last Error",
+                    r.last_error.clone().unwrap_or_else(|| "-".into()),
+                ),
+            ];
+            lines
+                .iter()
+                .map(|(k, v)| format!("{:<14} {v}\n", format!("{k}:")))
+                .collect()
+        };
+        print(&text)?;
+        if !watch {
+            return ok();
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        print("\n")?;
+    }
+}
+
+pub(super) fn logs(
+    path: &Path,
+    name: &str,
+    follow: bool,
+    lines: usize,
+    level: Option<Level>,
+    instance: u32,
+) -> Result<u8, Error> {
+    let loaded = load(path)?;
+    if !loaded.config.servers.contains_key(name) {
+        let known: Vec<String> = loaded.config.servers.keys().cloned().collect();
+        return Err(crate::config::edit::unknown_server(name, &known).into());
+    }
+    let dir =
+        store::runtime_dir(&std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+    let file = logs::log_path(&dir, name, instance);
+    let keep = |line: &str| {
+        level.is_none_or(|min| logs::detect_level(logs::message_of(line)).is_some_and(|l| l >= min))
+    };
+    // Filter first, then take the last `lines`, so `--level error --lines 5` shows five errors.
+    let wanted: Vec<String> = logs::tail(&file, if level.is_some() { 100_000 } else { lines })
+        .into_iter()
+        .filter(|l| keep(l))
+        .collect();
+    let skip = wanted.len().saturating_sub(lines);
+    print(
+        &wanted[skip..]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )?;
+    if !follow {
+        return ok();
+    }
+    let mut offset = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let mut pending = String::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        if len < offset {
+            offset = 0; // rotated
+        }
+        if len == offset {
+            continue;
+        }
+        let Ok(mut f) = std::fs::File::open(&file) else {
+            continue;
+        };
+        if f.seek(SeekFrom::Start(offset)).is_err() {
+            continue;
+        }
+        let mut chunk = String::new();
+        let _ = f.read_to_string(&mut chunk);
+        offset += chunk.len() as u64;
+        pending.push_str(&chunk);
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            if keep(line.trim_end()) {
+                print(&line)?;
+            }
+        }
+    }
+}
+
+pub(super) fn daemon_info(path: &Path) -> Result<u8, Error> {
+    match daemon_status(path)? {
+        Some(s) => {
+            print(&format!(
+                "daemon running: pid {}, since {}, config {}, {} server(s) supervised\nsocket: {}\n",
+                s.pid,
+                s.started_at,
+                s.config,
+                s.servers.len(),
+                client::socket_path(path).display()
+            ))?;
+            ok()
+        }
+        None => Err(Error::Failed(format!(
+            "no daemon is running for {}",
+            path.display()
+        ))),
+    }
+}

@@ -1,0 +1,136 @@
+//! The CLI side of the control socket, and starting the daemon on demand.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::api::{Reply, Request};
+use crate::config::store;
+use crate::daemon::{DAEMON_LOG, SOCKET, logs};
+
+/// How long a freshly started daemon has to open its socket.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no daemon is running for {0}")]
+    NotRunning(String),
+    #[error("cannot talk to the daemon: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the daemon did not start:\n{0}")]
+    DidNotStart(String),
+    #[error("the daemon sent a reply this mcpctl does not understand: {0}")]
+    BadReply(String),
+    /// The daemon refused or failed the request; its message is complete.
+    #[error("{0}")]
+    Daemon(String),
+}
+
+fn absolute(config: &Path) -> PathBuf {
+    std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf())
+}
+
+pub fn socket_path(config: &Path) -> PathBuf {
+    store::runtime_dir(&absolute(config)).join(SOCKET)
+}
+
+/// Connects to the running daemon, if there is one.
+pub fn connect(config: &Path) -> Result<Option<UnixStream>, Error> {
+    match UnixStream::connect(socket_path(config)) {
+        Ok(s) => Ok(Some(s)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Connects, starting a detached daemon first when none runs.
+pub fn connect_or_start(config: &Path) -> Result<UnixStream, Error> {
+    if let Some(stream) = connect(config)? {
+        return Ok(stream);
+    }
+    let config = absolute(config);
+    let runtime = store::runtime_dir(&config);
+    std::fs::create_dir_all(&runtime)?;
+    let log_path = runtime.join(DAEMON_LOG);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .arg("--file")
+        .arg(&config)
+        .arg("daemon")
+        .arg("--on-demand")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .env_remove("MCPCTL_FILE");
+    // Its own process group: a Ctrl-C in this terminal must not reach the daemon.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn()?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(stream) = connect(&config)? {
+            return Ok(stream);
+        }
+        if let Some(status) = child.try_wait()? {
+            let tail = logs::tail(&log_path, 10).join("\n");
+            // Another command may have started one at the same moment: use it.
+            if let Some(stream) = connect(&config)? {
+                return Ok(stream);
+            }
+            return Err(Error::DidNotStart(format!(
+                "it exited ({status}); {}:\n{tail}",
+                log_path.display()
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(Error::DidNotStart(format!(
+                "no socket after {START_TIMEOUT:?}; see {}",
+                log_path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Sends `request` and returns the final reply; progress lines go to `on_progress`.
+pub fn request(
+    mut stream: UnixStream,
+    request: &Request,
+    mut on_progress: impl FnMut(&str),
+) -> Result<Reply, Error> {
+    let mut line = serde_json::to_string(request).map_err(|e| Error::BadReply(e.to_string()))?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())?;
+    for line in BufReader::new(stream).lines() {
+        let line = line?;
+        match serde_json::from_str::<Reply>(&line) {
+            Ok(Reply::Progress { message }) => on_progress(&message),
+            Ok(Reply::Error { message }) => return Err(Error::Daemon(message)),
+            Ok(reply) => return Ok(reply),
+            Err(e) => return Err(Error::BadReply(format!("{e}: {line}"))),
+        }
+    }
+    Err(Error::BadReply(
+        "the connection closed without a reply".into(),
+    ))
+}
+
+/// A one-shot request to a running daemon (none running: `Error::NotRunning`).
+pub fn ask(config: &Path, req: &Request) -> Result<Reply, Error> {
+    match connect(config)? {
+        Some(stream) => request(stream, req, |_| {}),
+        None => Err(Error::NotRunning(config.display().to_string())),
+    }
+}

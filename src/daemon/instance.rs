@@ -1,0 +1,569 @@
+//! One instance of a server: a handle (control messages, a watch of its state) and
+//! the task that runs it through the shim, probes it, captures its output, applies
+//! the restart policy and stops it gracefully.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{ChildStdin, ChildStdout};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::logs::{LogWriter, detect_level};
+use super::policy::{Decision, Ending, Tracker};
+use super::spawner::Spawner;
+use crate::model::ServerSpec;
+use crate::model::spec::{Mode, Transport};
+use crate::sys;
+
+/// Everything an instance needs, none of it shared with other instances but the spawner.
+pub struct InstanceCtx {
+    pub spec: ServerSpec,
+    pub index: u32,
+    pub config_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub daemon_pid: u32,
+    pub shim_exe: PathBuf,
+    pub spawner: Spawner,
+    /// Poked whenever something worth persisting changed (a new pid).
+    pub changed: Arc<Notify>,
+}
+
+pub enum Control {
+    Stop {
+        force: bool,
+        timeout: Duration,
+        done: oneshot::Sender<()>,
+    },
+    /// Adopt fields that need no restart (restart policy, timeouts).
+    Update(Box<ServerSpec>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    Running,
+    Backoff,
+    CrashLoop,
+    Exited,
+    Stopped,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Running => "running",
+            Phase::Backoff => "backoff",
+            Phase::CrashLoop => "crash-loop",
+            Phase::Exited => "exited",
+            Phase::Stopped => "stopped",
+        }
+    }
+
+    /// Whether the slot still counts as supervised (the plan sees it as present).
+    pub fn is_held(self) -> bool {
+        matches!(
+            self,
+            Phase::Starting | Phase::Running | Phase::Backoff | Phase::CrashLoop
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct View {
+    pub phase: Phase,
+    pub pid: Option<u32>,
+    /// `/proc` start time of the shim, to recognise it after a daemon restart.
+    pub start_ticks: Option<u64>,
+    pub started_at: Option<SystemTime>,
+    pub restarts: u32,
+    pub attempts: u32,
+    pub last_exit: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Handle {
+    control: mpsc::Sender<Control>,
+    pub view: watch::Receiver<View>,
+}
+
+pub fn start(ctx: InstanceCtx) -> Handle {
+    let (control, rx) = mpsc::channel(8);
+    let (tx, view) = watch::channel(View {
+        phase: Phase::Starting,
+        pid: None,
+        start_ticks: None,
+        started_at: None,
+        restarts: 0,
+        attempts: 0,
+        last_exit: None,
+        last_error: None,
+    });
+    tokio::spawn(run(ctx, rx, tx));
+    Handle { control, view }
+}
+
+impl Handle {
+    /// Stops the instance and waits until its process group is gone.
+    pub async fn stop(&self, force: bool, timeout: Duration) {
+        let (done, wait) = oneshot::channel();
+        if self
+            .control
+            .send(Control::Stop {
+                force,
+                timeout,
+                done,
+            })
+            .await
+            .is_ok()
+        {
+            let _ = wait.await;
+        }
+    }
+
+    pub async fn update(&self, spec: &ServerSpec) {
+        let _ = self
+            .control
+            .send(Control::Update(Box::new(spec.clone())))
+            .await;
+    }
+
+    /// Waits until the first start has succeeded or failed.
+    pub async fn settled(&self) -> View {
+        let mut view = self.view.clone();
+        let settled = view
+            .wait_for(|v| {
+                v.phase == Phase::Running || (v.attempts >= 1 && v.phase != Phase::Starting)
+            })
+            .await
+            .map(|v| v.clone());
+        settled.unwrap_or_else(|_| view.borrow().clone())
+    }
+}
+
+/// How one run of the process ended.
+enum Once {
+    Ended { ending: Ending, uptime: Duration },
+    Stopped,
+}
+
+async fn run(
+    mut ctx: InstanceCtx,
+    mut control: mpsc::Receiver<Control>,
+    view: watch::Sender<View>,
+) {
+    let log = match LogWriter::open(&ctx.log_path) {
+        Ok(w) => Some(Arc::new(Mutex::new(w))),
+        Err(e) => {
+            tracing::warn!("cannot open {}: {e}", ctx.log_path.display());
+            None
+        }
+    };
+    let mut tracker = Tracker::default();
+    loop {
+        tracker.record_start(Instant::now());
+        view.send_modify(|v| {
+            v.phase = Phase::Starting;
+            v.attempts += 1;
+            v.pid = None;
+        });
+        let decision = match run_once(&mut ctx, &mut control, &view, log.clone()).await {
+            Once::Stopped => break,
+            Once::Ended { ending, uptime } => {
+                tracker.on_exit(ctx.spec.restart, ending, uptime, Instant::now())
+            }
+        };
+        view.send_modify(|v| v.pid = None);
+        match decision {
+            Decision::Restart { after } => {
+                view.send_modify(|v| {
+                    v.phase = Phase::Backoff;
+                    v.restarts += 1;
+                });
+                if !sleep_unless_stopped(&mut ctx, &mut control, after).await {
+                    break;
+                }
+            }
+            Decision::CrashLoop => {
+                view.send_modify(|v| v.phase = Phase::CrashLoop);
+                wait_for_stop(&mut ctx, &mut control).await;
+                break;
+            }
+            Decision::Stay => {
+                view.send_modify(|v| v.phase = Phase::Exited);
+                wait_for_stop(&mut ctx, &mut control).await;
+                break;
+            }
+        }
+    }
+    view.send_modify(|v| {
+        v.phase = Phase::Stopped;
+        v.pid = None;
+    });
+}
+
+/// Sleeps for `time`; false when a stop arrived first (and was acknowledged).
+async fn sleep_unless_stopped(
+    ctx: &mut InstanceCtx,
+    control: &mut mpsc::Receiver<Control>,
+    time: Duration,
+) -> bool {
+    let sleep = tokio::time::sleep(time);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            () = &mut sleep => return true,
+            msg = control.recv() => match msg {
+                Some(Control::Update(spec)) => ctx.spec = *spec,
+                Some(Control::Stop { done, .. }) => {
+                    let _ = done.send(());
+                    return false;
+                }
+                None => return false,
+            },
+        }
+    }
+}
+
+async fn wait_for_stop(ctx: &mut InstanceCtx, control: &mut mpsc::Receiver<Control>) {
+    while let Some(msg) = control.recv().await {
+        match msg {
+            Control::Update(spec) => ctx.spec = *spec,
+            Control::Stop { done, .. } => {
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}
+
+async fn run_once(
+    ctx: &mut InstanceCtx,
+    control: &mut mpsc::Receiver<Control>,
+    view: &watch::Sender<View>,
+    log: Option<SharedLog>,
+) -> Once {
+    if ctx.spec.mode == Mode::Remote {
+        // Nothing to run: the gateway proxies to `url`.
+        view.send_modify(|v| {
+            v.phase = Phase::Running;
+            v.started_at = Some(SystemTime::now());
+        });
+        wait_for_stop(ctx, control).await;
+        return Once::Stopped;
+    }
+    let mut spawned = match ctx.spawner.spawn(shim_command(ctx)).await {
+        Ok(s) => s,
+        Err(e) => {
+            view.send_modify(|v| v.last_error = Some(format!("cannot start mcpctl's shim: {e}")));
+            return Once::Ended {
+                ending: Ending::NotReady,
+                uptime: Duration::ZERO,
+            };
+        }
+    };
+    let pid = spawned.pid;
+    view.send_modify(|v| {
+        v.pid = Some(pid);
+        v.start_ticks = sys::proc_stat(pid).map(|s| s.start_time);
+    });
+    ctx.changed.notify_one();
+    if let Some(stderr) = spawned
+        .stderr
+        .take()
+        .and_then(|e| tokio::process::ChildStderr::from_std(e).ok())
+    {
+        tokio::spawn(pump_lines(
+            BufReader::new(stderr).lines(),
+            log.clone(),
+            "stderr",
+        ));
+    }
+    let started = Instant::now();
+
+    let pipes = (spawned.stdin.take(), spawned.stdout.take());
+    let probe = probe(ctx, pipes, log.clone());
+    let ready = tokio::select! {
+        r = tokio::time::timeout(ctx.spec.start_timeout, probe) => match r {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "not ready after {} (start_timeout)",
+                humantime::format_duration(ctx.spec.start_timeout)
+            )),
+        },
+        code = &mut spawned.exited => {
+            let code = code.unwrap_or(-1);
+            let why = format!("{} before it was ready", describe_exit(code));
+            view.send_modify(|v| {
+                v.last_exit = Some(describe_exit(code));
+                v.last_error = Some(why);
+            });
+            return Once::Ended { ending: Ending::NotReady, uptime: started.elapsed() };
+        }
+    };
+    if let Err(why) = ready {
+        view.send_modify(|v| v.last_error = Some(why));
+        let code = stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+        view.send_modify(|v| v.last_exit = code.map(describe_exit));
+        return Once::Ended {
+            ending: Ending::NotReady,
+            uptime: started.elapsed(),
+        };
+    }
+    view.send_modify(|v| {
+        v.phase = Phase::Running;
+        v.started_at = Some(SystemTime::now());
+        v.last_error = None;
+    });
+
+    loop {
+        tokio::select! {
+            code = &mut spawned.exited => {
+                let code = code.unwrap_or(-1);
+                view.send_modify(|v| v.last_exit = Some(describe_exit(code)));
+                return Once::Ended { ending: Ending::Exit(code), uptime: started.elapsed() };
+            }
+            msg = control.recv() => match msg {
+                Some(Control::Update(spec)) => ctx.spec = *spec,
+                Some(Control::Stop { force, timeout, done }) => {
+                    let code = stop_process(pid, force, timeout, &mut spawned.exited).await;
+                    view.send_modify(|v| v.last_exit = code.map(describe_exit));
+                    let _ = done.send(());
+                    return Once::Stopped;
+                }
+                None => {
+                    stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                    return Once::Stopped;
+                }
+            },
+        }
+    }
+}
+
+type SharedLog = Arc<Mutex<LogWriter>>;
+
+fn write_log(log: Option<&SharedLog>, source: &str, message: &str) {
+    if let Some(log) = log
+        && let Ok(mut w) = log.lock()
+    {
+        w.write_line(source, message);
+    }
+}
+
+async fn pump_lines<R: tokio::io::AsyncBufRead + Unpin>(
+    mut lines: Lines<R>,
+    log: Option<SharedLog>,
+    source: &'static str,
+) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        write_log(log.as_ref(), source, &line);
+    }
+}
+
+/// `mcpctl __shim --stop-timeout-ms N --daemon-pid P -- COMMAND ARGS...`, in a new
+/// process group, with the server's environment and working folder.
+fn shim_command(ctx: &InstanceCtx) -> Command {
+    let spec = &ctx.spec;
+    let program = spec.command.clone().unwrap_or_default();
+    // A relative path is relative to the config file, as `cwd` is; a bare name is
+    // looked up on PATH.
+    let program = if program.contains('/') && !program.starts_with('/') {
+        ctx.config_dir.join(&program).to_string_lossy().into_owned()
+    } else {
+        program
+    };
+    let port = spec.port.to_string();
+    let mut cmd = Command::new(&ctx.shim_exe);
+    cmd.arg("__shim")
+        .arg("--stop-timeout-ms")
+        .arg(spec.stop_timeout.as_millis().to_string())
+        .arg("--daemon-pid")
+        .arg(ctx.daemon_pid.to_string())
+        .arg("--")
+        .arg(program)
+        .args(spec.args.iter().map(|a| a.replace("{port}", &port)))
+        .envs(&spec.env)
+        .current_dir(
+            spec.cwd
+                .as_ref()
+                .map_or_else(|| ctx.config_dir.clone(), |c| ctx.config_dir.join(c)),
+        )
+        .stdin(if spec.transport == Transport::Stdio {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if spec.transport != Transport::Stdio {
+        cmd.env("PORT", &port);
+    }
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd
+}
+
+/// Ready means: a stdio server answered `initialize`; an HTTP server accepts
+/// connections on its port.
+async fn probe(
+    ctx: &InstanceCtx,
+    (stdin, stdout): (
+        Option<std::process::ChildStdin>,
+        Option<std::process::ChildStdout>,
+    ),
+    log: Option<SharedLog>,
+) -> Result<(), String> {
+    let stdout = stdout.and_then(|o| ChildStdout::from_std(o).ok());
+    if ctx.spec.transport != Transport::Stdio {
+        if let Some(out) = stdout {
+            tokio::spawn(pump_lines(BufReader::new(out).lines(), log, "stdout"));
+        }
+        let port = ctx.spec.port;
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let stdin = stdin.and_then(|i| ChildStdin::from_std(i).ok());
+    let (Some(mut stdin), Some(stdout)) = (stdin, stdout) else {
+        return Err("no stdio pipes".into());
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    initialize(&mut stdin, &mut lines, log.as_ref()).await?;
+    tokio::spawn(serve_stdout(stdin, lines, log));
+    Ok(())
+}
+
+const PROBE_ID: &str = "mcpctl-probe";
+
+async fn initialize(
+    stdin: &mut ChildStdin,
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    log: Option<&SharedLog>,
+) -> Result<(), String> {
+    let request = json!({
+        "jsonrpc": "2.0",
+        "id": PROBE_ID,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "mcpctl", "version": env!("CARGO_PKG_VERSION")}
+        }
+    });
+    send(stdin, &request)
+        .await
+        .map_err(|e| format!("cannot write to its stdin: {e}"))?;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+            write_log(log, "stdout", &line);
+            continue;
+        };
+        if msg.get("id").and_then(Value::as_str) != Some(PROBE_ID) || msg.get("method").is_some() {
+            handle_message(stdin, &msg, log).await;
+            continue;
+        }
+        if let Some(error) = msg.get("error") {
+            return Err(format!("initialize failed: {error}"));
+        }
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        send(stdin, &initialized)
+            .await
+            .map_err(|e| format!("cannot write to its stdin: {e}"))?;
+        return Ok(());
+    }
+    Err("closed its stdout before answering initialize".into())
+}
+
+/// After the handshake, until a gateway takes the channel: log what the server says,
+/// answer its pings, and refuse its other requests (no client is attached).
+async fn serve_stdout(
+    mut stdin: ChildStdin,
+    mut lines: Lines<BufReader<ChildStdout>>,
+    log: Option<SharedLog>,
+) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        match serde_json::from_str::<Value>(&line) {
+            Ok(msg) => handle_message(&mut stdin, &msg, log.as_ref()).await,
+            Err(_) => write_log(log.as_ref(), "stdout", &line),
+        }
+    }
+}
+
+async fn handle_message(stdin: &mut ChildStdin, msg: &Value, log: Option<&SharedLog>) {
+    let method = msg.get("method").and_then(Value::as_str);
+    match (method, msg.get("id")) {
+        (Some("notifications/message"), _) => {
+            let params = msg.get("params");
+            let level = params
+                .and_then(|p| p.get("level"))
+                .and_then(Value::as_str)
+                .unwrap_or("info");
+            let data = params
+                .and_then(|p| p.get("data"))
+                .map_or(String::new(), |d| match d {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+            let level =
+                detect_level(level).map_or("INFO".to_string(), |l| format!("{l:?}").to_uppercase());
+            write_log(log, "mcp", &format!("{level} {data}"));
+        }
+        (Some("ping"), Some(id)) => {
+            let _ = send(stdin, &json!({"jsonrpc": "2.0", "id": id, "result": {}})).await;
+        }
+        (Some(method), Some(id)) => {
+            let error = json!({"code": -32601, "message": format!("no client is attached to answer {method}")});
+            let _ = send(stdin, &json!({"jsonrpc": "2.0", "id": id, "error": error})).await;
+        }
+        _ => {}
+    }
+}
+
+async fn send(stdin: &mut ChildStdin, msg: &Value) -> std::io::Result<()> {
+    let mut line = msg.to_string();
+    line.push('\n');
+    stdin.write_all(line.as_bytes()).await?;
+    stdin.flush().await
+}
+
+/// SIGTERM (SIGUSR1 when forced) to the shim, which stops the whole group; SIGUSR1
+/// after `timeout`; SIGKILL to the group as a last resort. Returns the exit code.
+async fn stop_process(
+    pid: u32,
+    force: bool,
+    timeout: Duration,
+    exited: &mut oneshot::Receiver<i32>,
+) -> Option<i32> {
+    let grace = if force { Duration::ZERO } else { timeout };
+    let _ = sys::kill(pid, if force { sys::SIGUSR1 } else { sys::SIGTERM });
+    if let Ok(code) = tokio::time::timeout(grace, &mut *exited).await {
+        return code.ok();
+    }
+    let _ = sys::kill(pid, sys::SIGUSR1);
+    if let Ok(code) = tokio::time::timeout(Duration::from_secs(5), &mut *exited).await {
+        return code.ok();
+    }
+    let _ = sys::kill_group(pid, sys::SIGKILL);
+    tokio::time::timeout(Duration::from_secs(5), exited)
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
+
+pub fn describe_exit(code: i32) -> String {
+    if code > 128 {
+        format!("killed by signal {}", code - 128)
+    } else {
+        format!("exit code {code}")
+    }
+}

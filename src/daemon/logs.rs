@@ -1,0 +1,212 @@
+//! Captured server output: one size-rotated file per instance under `.mcpctl/logs/`,
+//! each line `TIMESTAMP SOURCE MESSAGE` (source: `stderr`, `stdout` or `mcp` for
+//! `notifications/message`). Level detection is a pure function used when reading.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+/// A file is rotated when it reaches this size; `KEEP` old generations are kept.
+pub const MAX_BYTES: u64 = 8 * 1024 * 1024;
+pub const KEEP: usize = 2;
+/// Longest line kept; the rest is cut so one runaway line cannot fill the disk.
+const MAX_LINE: usize = 16 * 1024;
+
+pub fn log_path(runtime_dir: &Path, server: &str, index: u32) -> PathBuf {
+    runtime_dir
+        .join("logs")
+        .join(format!("{server}-{index}.log"))
+}
+
+pub struct LogWriter {
+    path: PathBuf,
+    file: File,
+    size: u64,
+}
+
+impl LogWriter {
+    pub fn open(path: &Path) -> io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            size,
+        })
+    }
+
+    pub fn write_line(&mut self, source: &str, message: &str) {
+        let mut message = message.trim_end_matches(['\r', '\n']);
+        if message.len() > MAX_LINE {
+            let mut cut = MAX_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message = &message[..cut];
+        }
+        let stamp = humantime::format_rfc3339_millis(SystemTime::now());
+        let line = format!("{stamp} {source} {message}\n");
+        if self.size + line.len() as u64 > MAX_BYTES {
+            self.rotate();
+        }
+        if self.file.write_all(line.as_bytes()).is_ok() {
+            self.size += line.len() as u64;
+        }
+    }
+
+    fn rotate(&mut self) {
+        for generation in (1..KEEP).rev() {
+            let _ = fs::rename(
+                rotated(&self.path, generation),
+                rotated(&self.path, generation + 1),
+            );
+        }
+        let _ = fs::rename(&self.path, rotated(&self.path, 1));
+        if let Ok(file) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            self.file = file;
+            self.size = 0;
+        }
+    }
+}
+
+fn rotated(path: &Path, generation: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{generation}"));
+    PathBuf::from(name)
+}
+
+/// The last `n` lines of a log, reading the newest rotated file too when needed.
+pub fn tail(path: &Path, n: usize) -> Vec<String> {
+    let mut lines = read_tail(path, n);
+    if lines.len() < n {
+        let mut older = read_tail(&rotated(path, 1), n - lines.len());
+        older.append(&mut lines);
+        lines = older;
+    }
+    lines
+}
+
+fn read_tail(path: &Path, n: usize) -> Vec<String> {
+    let Ok(mut file) = File::open(path) else {
+        return Vec::new();
+    };
+    // Read at most the last 1 MiB: enough for any reasonable `--lines`.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(1024 * 1024);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // a partial first line
+    }
+    let skip = lines.len().saturating_sub(n);
+    lines.split_off(skip)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn from_word(word: &str) -> Option<Self> {
+        let word = word
+            .trim_matches(|c: char| !c.is_ascii_alphabetic())
+            .to_ascii_lowercase();
+        Some(match word.as_str() {
+            "trace" => Level::Trace,
+            "debug" => Level::Debug,
+            "info" | "notice" => Level::Info,
+            "warn" | "warning" => Level::Warn,
+            "error" | "err" | "critical" | "crit" | "fatal" | "alert" | "emergency" | "panic" => {
+                Level::Error
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The level of a captured line's message: a JSON `level` field, or a leading word
+/// such as `ERROR`, `[warn]` or `INFO:` (MCP log levels included).
+pub fn detect_level(message: &str) -> Option<Level> {
+    let message = message.trim_start();
+    if message.starts_with('{')
+        && let Ok(serde_json::Value::Object(map)) =
+            serde_json::from_str::<serde_json::Value>(message)
+    {
+        return map
+            .get("level")
+            .or_else(|| map.get("severity"))
+            .and_then(serde_json::Value::as_str)
+            .and_then(Level::from_word);
+    }
+    message.split_whitespace().next().and_then(Level::from_word)
+}
+
+/// The message part of a stored line (after timestamp and source).
+pub fn message_of(line: &str) -> &str {
+    line.splitn(3, ' ').nth(2).unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_from_common_formats() {
+        assert_eq!(detect_level("ERROR something broke"), Some(Level::Error));
+        assert_eq!(detect_level("[warn] careful"), Some(Level::Warn));
+        assert_eq!(detect_level("INFO: hello"), Some(Level::Info));
+        assert_eq!(
+            detect_level(r#"{"level":"debug","msg":"x"}"#),
+            Some(Level::Debug)
+        );
+        assert_eq!(
+            detect_level(r#"{"severity":"CRITICAL"}"#),
+            Some(Level::Error)
+        );
+        assert_eq!(detect_level("warning something"), Some(Level::Warn));
+        assert_eq!(detect_level("just text"), None);
+        assert_eq!(detect_level("mcp-echo: error later"), None);
+    }
+
+    #[test]
+    fn rotation_keeps_recent_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/s-0.log");
+        let mut w = LogWriter::open(&path).unwrap();
+        let long = "x".repeat(1000);
+        let lines = (MAX_BYTES / 1000) as usize + 50;
+        for i in 0..lines {
+            w.write_line("stderr", &format!("{i} {long}"));
+        }
+        assert!(rotated(&path, 1).exists());
+        let last = tail(&path, 3);
+        assert_eq!(last.len(), 3);
+        assert!(
+            message_of(&last[2]).starts_with(&format!("{} ", lines - 1)),
+            "{}",
+            &last[2][..40]
+        );
+        assert!(fs::metadata(&path).unwrap().len() <= MAX_BYTES);
+    }
+}

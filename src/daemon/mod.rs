@@ -1,0 +1,608 @@
+//! The daemon: one per config file. It owns the server processes and converges them
+//! to the file when asked (control socket) or when the file changes (watch).
+//!
+//! # Theory of operation
+//!
+//! `run` takes the daemon lock (`.mcpctl/daemon.lock`, one daemon per config), kills
+//! what a previous daemon left behind (`state`), binds the control socket and
+//! converges once. Every convergence is the same level-triggered step: load the file,
+//! snapshot what runs (`observe`), compute the pure `plan`, execute its actions (each
+//! server concurrently, one apply at a time). Instances (`instance`) run through the
+//! shim (`crate::shim`), forked by the spawner thread (`spawner`), and restart by the
+//! pure rules of `policy`.
+
+mod control;
+pub mod instance;
+pub mod logs;
+pub mod policy;
+mod spawner;
+pub mod state;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Mutex, Notify, mpsc};
+
+use crate::api::{ApplyOptions, ApplyOutcome, DaemonStatus, InstanceStatus, ServerStatus};
+use crate::config::{self, store};
+use crate::model::ServerSpec;
+use crate::plan::{Action, ActionKind, Observed, ObservedServer, Plan, plan};
+use instance::{Handle, InstanceCtx, Phase};
+use spawner::Spawner;
+
+pub const SOCKET: &str = "daemon.sock";
+pub const LOCK: &str = "daemon.lock";
+pub const PID_FILE: &str = "daemon.pid";
+pub const STATE: &str = "state.json";
+pub const DAEMON_LOG: &str = "daemon.log";
+/// Lines of a server's log shown when it fails to start.
+const FAILURE_TAIL: usize = 10;
+
+struct ServerRuntime {
+    spec: ServerSpec,
+    created_at: SystemTime,
+    instances: Vec<Handle>,
+}
+
+pub struct Daemon {
+    config_path: PathBuf,
+    config_dir: PathBuf,
+    runtime_dir: PathBuf,
+    pid: u32,
+    started_at: SystemTime,
+    shim_exe: PathBuf,
+    spawner: Spawner,
+    servers: Mutex<BTreeMap<String, ServerRuntime>>,
+    /// One convergence at a time.
+    applying: Mutex<()>,
+    changed: Arc<Notify>,
+    shutdown: Notify,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("a daemon already runs for {0}")]
+    AlreadyRunning(String),
+    #[error("{0}")]
+    Config(#[from] config::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+pub struct Options {
+    pub watch: bool,
+    /// Converge from the file at start. Off when a CLI command starts the daemon on
+    /// demand: that command converges itself, with the user watching.
+    pub initial_apply: bool,
+}
+
+/// Runs the daemon in the foreground until `daemon stop`, SIGTERM or SIGINT.
+pub fn run(config_path: &Path, options: &Options) -> Result<(), Error> {
+    let config_path =
+        std::fs::canonicalize(config_path).map_err(io_err(config_path.display().to_string()))?;
+    let runtime_dir = store::runtime_dir(&config_path);
+    std::fs::create_dir_all(&runtime_dir).map_err(io_err(runtime_dir.display().to_string()))?;
+    let lock_path = runtime_dir.join(LOCK);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(lock_path.display().to_string()))?;
+    if lock.try_lock().is_err() {
+        return Err(Error::AlreadyRunning(config_path.display().to_string()));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io_err("cannot start the async runtime"))?;
+    let result = runtime.block_on(async_main(config_path, runtime_dir, options));
+    drop(lock);
+    result
+}
+
+async fn async_main(
+    config_path: PathBuf,
+    runtime_dir: PathBuf,
+    options: &Options,
+) -> Result<(), Error> {
+    let state_path = runtime_dir.join(STATE);
+    let leftovers = state::kill_leftovers(&state::load(&state_path));
+    if leftovers > 0 {
+        tracing::warn!("killed {leftovers} process group(s) left by a previous daemon");
+        eprintln!("mcpctl daemon: killed {leftovers} process group(s) left by a previous daemon");
+    }
+    let config_dir = config_path
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let daemon = Arc::new(Daemon {
+        config_path: config_path.clone(),
+        config_dir,
+        runtime_dir: runtime_dir.clone(),
+        pid: std::process::id(),
+        started_at: SystemTime::now(),
+        shim_exe: std::env::current_exe().map_err(io_err("cannot find the mcpctl executable"))?,
+        spawner: Spawner::start().map_err(io_err("cannot start the spawner thread"))?,
+        servers: Mutex::new(BTreeMap::new()),
+        applying: Mutex::new(()),
+        changed: Arc::new(Notify::new()),
+        shutdown: Notify::new(),
+    });
+    daemon.persist().await;
+    let listener = control::bind(&runtime_dir.join(SOCKET))?;
+    store::write_atomic(&runtime_dir.join(PID_FILE), &format!("{}\n", daemon.pid))?;
+    eprintln!(
+        "mcpctl daemon {} serving {}",
+        daemon.pid,
+        config_path.display()
+    );
+
+    tokio::spawn(control::serve(Arc::clone(&daemon), listener));
+    tokio::spawn(persist_on_change(Arc::clone(&daemon)));
+    if options.watch {
+        watch::spawn_daemon_watch(Arc::clone(&daemon));
+    }
+    if options.initial_apply {
+        initial_apply(&daemon).await;
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io_err("cannot handle SIGTERM"))?;
+    tokio::select! {
+        () = daemon.shutdown.notified() => {}
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    daemon.stop_everything().await;
+    let _ = std::fs::remove_file(runtime_dir.join(SOCKET));
+    let _ = std::fs::remove_file(runtime_dir.join(PID_FILE));
+    eprintln!("mcpctl daemon {} stopped", daemon.pid);
+    Ok(())
+}
+
+/// Converges from the file at start, so a restarted daemon brings back what ran.
+async fn initial_apply(daemon: &Arc<Daemon>) {
+    let (tx, mut rx) = mpsc::channel(64);
+    let first = {
+        let daemon = Arc::clone(daemon);
+        tokio::spawn(async move { daemon.apply(ApplyOptions::default(), tx).await })
+    };
+    while let Some(line) = rx.recv().await {
+        eprintln!("{line}");
+    }
+    match first.await {
+        Ok(Err(message)) => eprintln!("mcpctl daemon: {message}"),
+        Ok(Ok(outcome)) => {
+            for failure in outcome.failures {
+                eprintln!("mcpctl daemon: {failure}");
+            }
+        }
+        Err(_) => {}
+    }
+}
+
+async fn persist_on_change(daemon: Arc<Daemon>) {
+    loop {
+        daemon.changed.notified().await;
+        daemon.persist().await;
+    }
+}
+
+impl Daemon {
+    fn log_path(&self, server: &str, index: u32) -> PathBuf {
+        logs::log_path(&self.runtime_dir, server, index)
+    }
+
+    async fn persist(&self) {
+        let servers = self.servers.lock().await;
+        let persisted = state::Persisted {
+            daemon_pid: self.pid,
+            servers: servers
+                .iter()
+                .map(|(name, rt)| {
+                    let instances = rt
+                        .instances
+                        .iter()
+                        .filter_map(|h| {
+                            let v = h.view.borrow();
+                            Some(state::PersistedInstance {
+                                pid: v.pid?,
+                                start_ticks: v.start_ticks?,
+                            })
+                        })
+                        .collect();
+                    let server = state::PersistedServer {
+                        created_at: timestamp(rt.created_at),
+                        instances,
+                    };
+                    (name.clone(), server)
+                })
+                .collect(),
+        };
+        drop(servers);
+        state::save(&self.runtime_dir.join(STATE), &persisted);
+    }
+
+    pub async fn observe(&self) -> Observed {
+        let servers = self.servers.lock().await;
+        Observed {
+            servers: servers
+                .iter()
+                .map(|(name, rt)| {
+                    let held = rt
+                        .instances
+                        .iter()
+                        .filter(|h| h.view.borrow().phase.is_held())
+                        .count();
+                    let observed = ObservedServer {
+                        spec: rt.spec.clone(),
+                        instances: u32::try_from(held).unwrap_or(u32::MAX),
+                    };
+                    (name.clone(), observed)
+                })
+                .collect(),
+        }
+    }
+
+    pub async fn status(&self) -> DaemonStatus {
+        let servers = self.servers.lock().await;
+        let servers = servers
+            .iter()
+            .map(|(name, rt)| {
+                let instances: Vec<InstanceStatus> = rt
+                    .instances
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        let v = h.view.borrow();
+                        InstanceStatus {
+                            index: u32::try_from(i).unwrap_or(0),
+                            phase: v.phase.name().to_string(),
+                            pid: v.pid,
+                            uptime_secs: v
+                                .started_at
+                                .filter(|_| v.phase == Phase::Running)
+                                .and_then(|t| t.elapsed().ok())
+                                .map(|d| d.as_secs()),
+                            restarts: v.restarts,
+                            last_exit: v.last_exit.clone(),
+                            last_error: v.last_error.clone(),
+                        }
+                    })
+                    .collect();
+                ServerStatus {
+                    name: name.clone(),
+                    spec: rt.spec.clone(),
+                    status: overall(&instances),
+                    created_at: timestamp(rt.created_at),
+                    restarts: instances.iter().map(|i| i.restarts).sum(),
+                    instances,
+                }
+            })
+            .collect();
+        DaemonStatus {
+            pid: self.pid,
+            config: self.config_path.display().to_string(),
+            started_at: timestamp(self.started_at),
+            servers,
+        }
+    }
+
+    pub fn request_shutdown(&self) {
+        self.shutdown.notify_one();
+    }
+
+    /// Loads the file, plans against what runs and executes the plan.
+    pub async fn apply(
+        self: &Arc<Self>,
+        options: ApplyOptions,
+        progress: mpsc::Sender<String>,
+    ) -> Result<ApplyOutcome, String> {
+        let _one_at_a_time = self.applying.lock().await;
+        let loaded = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        if let Some(name) = options.only.as_ref().or(options.restart.as_ref())
+            && !loaded.config.servers.contains_key(name)
+        {
+            let known: Vec<String> = loaded.config.servers.keys().cloned().collect();
+            return Err(config::edit::unknown_server(name, &known).to_string());
+        }
+        let observed = self.observe().await;
+        let plan = focus(plan(&loaded.config.servers, &observed), &options);
+        let mut outcome = ApplyOutcome {
+            changed: plan.has_changes(),
+            failures: Vec::new(),
+            endpoints: BTreeMap::new(),
+        };
+        if plan.has_changes() {
+            let mut tasks = tokio::task::JoinSet::new();
+            for action in plan
+                .actions
+                .into_iter()
+                .filter(|a| a.kind != ActionKind::NoOp)
+            {
+                let progress = progress.clone();
+                let this = Arc::clone(self);
+                let options = options.clone();
+                tasks.spawn(async move { this.execute(action, &options, &progress).await });
+            }
+            while let Some(result) = tasks.join_next().await {
+                if let Ok(Err(failure)) = result {
+                    outcome.failures.push(failure);
+                }
+            }
+            self.persist().await;
+        }
+        let servers = self.servers.lock().await;
+        outcome.endpoints = servers
+            .iter()
+            .map(|(n, rt)| (n.clone(), rt.spec.base_url()))
+            .collect();
+        Ok(outcome)
+    }
+
+    async fn stop_everything(&self) {
+        let runtimes: Vec<ServerRuntime> = std::mem::take(&mut *self.servers.lock().await)
+            .into_values()
+            .collect();
+        let stops = runtimes.iter().flat_map(|rt| {
+            rt.instances
+                .iter()
+                .map(|h| (h.clone(), rt.spec.stop_timeout))
+        });
+        stop_all(stops, false).await;
+        self.persist().await;
+    }
+}
+
+/// Narrows a plan to `--only`/`restart` and forces the replace a restart asks for.
+fn focus(mut plan: Plan, options: &ApplyOptions) -> Plan {
+    if let Some(only) = &options.only {
+        plan.actions.retain(|a| &a.server == only);
+    }
+    if let Some(name) = &options.restart {
+        for action in plan.actions.iter_mut().filter(|a| &a.server == name) {
+            if action.target.is_some()
+                && action.instances_before > 0
+                && action.kind != ActionKind::Replace
+            {
+                action.kind = ActionKind::Replace;
+            }
+        }
+    }
+    plan
+}
+
+impl Daemon {
+    async fn execute(
+        &self,
+        action: Action,
+        options: &ApplyOptions,
+        progress: &mpsc::Sender<String>,
+    ) -> Result<(), String> {
+        let d = self;
+        let name = action.server.clone();
+        let say = |msg: String| async move {
+            let _ = progress.send(msg).await;
+        };
+        match action.kind {
+            ActionKind::NoOp => Ok(()),
+            ActionKind::Stop => {
+                say(format!("{name}: stopping")).await;
+                d.remove_and_stop(&name, options).await;
+                say(format!("{name}: stopped")).await;
+                Ok(())
+            }
+            ActionKind::Start | ActionKind::Replace => {
+                let Some(spec) = action.target else {
+                    return Ok(());
+                };
+                if action.kind == ActionKind::Replace {
+                    say(format!("{name}: stopping for replacement")).await;
+                }
+                d.remove_and_stop(&name, options).await;
+                say(format!("{name}: starting {} instance(s)", spec.instances)).await;
+                let created_at = SystemTime::now();
+                let handles: Vec<Handle> = (0..spec.instances)
+                    .map(|i| d.start_instance(&spec, i))
+                    .collect();
+                let views: Vec<_> = handles.iter().map(|h| h.view.clone()).collect();
+                d.servers.lock().await.insert(
+                    name.clone(),
+                    ServerRuntime {
+                        spec: spec.clone(),
+                        created_at,
+                        instances: handles,
+                    },
+                );
+                d.wait_ready(&name, views, progress).await
+            }
+            ActionKind::ScaleUp | ActionKind::ScaleDown | ActionKind::Update => {
+                let Some(spec) = action.target else {
+                    return Ok(());
+                };
+                d.resize(&name, &spec, options, progress).await
+            }
+        }
+    }
+}
+
+impl Daemon {
+    fn start_instance(&self, spec: &ServerSpec, index: u32) -> Handle {
+        instance::start(InstanceCtx {
+            spec: spec.clone(),
+            index,
+            config_dir: self.config_dir.clone(),
+            log_path: self.log_path(&spec.name, index),
+            daemon_pid: self.pid,
+            shim_exe: self.shim_exe.clone(),
+            spawner: self.spawner.clone(),
+            changed: Arc::clone(&self.changed),
+        })
+    }
+
+    async fn remove_and_stop(&self, name: &str, options: &ApplyOptions) {
+        let Some(rt) = self.servers.lock().await.remove(name) else {
+            return;
+        };
+        let timeout = stop_timeout(&rt.spec, options);
+        stop_all(
+            rt.instances.iter().map(|h| (h.clone(), timeout)),
+            options.force,
+        )
+        .await;
+    }
+
+    /// Scale to `spec.instances` (dead slots are replaced first) and adopt in-place fields.
+    async fn resize(
+        &self,
+        name: &str,
+        spec: &ServerSpec,
+        options: &ApplyOptions,
+        progress: &mpsc::Sender<String>,
+    ) -> Result<(), String> {
+        let mut servers = self.servers.lock().await;
+        let Some(rt) = servers.get_mut(name) else {
+            return Ok(());
+        };
+        let mut retired: Vec<Handle> = Vec::new();
+        let (alive, dead): (Vec<Handle>, Vec<Handle>) = std::mem::take(&mut rt.instances)
+            .into_iter()
+            .partition(|h| h.view.borrow().phase.is_held());
+        retired.extend(dead);
+        let mut keep = alive;
+        let want = usize::try_from(spec.instances).unwrap_or(usize::MAX);
+        while keep.len() > want {
+            if let Some(h) = keep.pop() {
+                retired.push(h);
+            }
+        }
+        for h in &keep {
+            h.update(spec).await;
+        }
+        let mut new_views = Vec::new();
+        while keep.len() < want {
+            let index = u32::try_from(keep.len()).unwrap_or(0);
+            let h = self.start_instance(spec, index);
+            new_views.push(h.view.clone());
+            keep.push(h);
+        }
+        let before = rt.instances.len();
+        rt.instances = keep;
+        rt.spec = spec.clone();
+        drop(servers);
+        let timeout = stop_timeout(spec, options);
+        stop_all(retired.iter().map(|h| (h.clone(), timeout)), options.force).await;
+        let _ = progress
+            .send(format!(
+                "{name}: {} instance(s) (was {before})",
+                spec.instances
+            ))
+            .await;
+        self.wait_ready(name, new_views, progress).await
+    }
+
+    async fn wait_ready(
+        &self,
+        name: &str,
+        views: Vec<tokio::sync::watch::Receiver<instance::View>>,
+        progress: &mpsc::Sender<String>,
+    ) -> Result<(), String> {
+        let mut failures = Vec::new();
+        for (i, mut view) in views.into_iter().enumerate() {
+            let settled = view
+                .wait_for(|v| {
+                    v.phase == Phase::Running || (v.attempts >= 1 && v.phase != Phase::Starting)
+                })
+                .await
+                .map(|v| v.clone());
+            let Ok(v) = settled else { continue };
+            if v.phase == Phase::Running {
+                let pid = v
+                    .pid
+                    .map_or_else(|| "remote".to_string(), |p| format!("pid {p}"));
+                let _ = progress
+                    .send(format!("{name}: instance {i} ready ({pid})"))
+                    .await;
+            } else {
+                let why = v
+                    .last_error
+                    .or(v.last_exit)
+                    .unwrap_or_else(|| "it exited".into());
+                let index = u32::try_from(i).unwrap_or(0);
+                let tail = logs::tail(&self.log_path(name, index), FAILURE_TAIL);
+                let tail = tail
+                    .iter()
+                    .map(|l| format!("\n    | {l}"))
+                    .collect::<String>();
+                failures.push(format!(
+                    "{name}: instance {i} failed to start: {why}{}",
+                    if tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n  last lines of its log:{tail}")
+                    }
+                ));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("\n"))
+        }
+    }
+}
+
+fn stop_timeout(spec: &ServerSpec, options: &ApplyOptions) -> Duration {
+    options
+        .stop_timeout_ms
+        .map_or(spec.stop_timeout, Duration::from_millis)
+}
+
+fn overall(instances: &[InstanceStatus]) -> String {
+    let running = instances.iter().filter(|i| i.phase == "running").count();
+    if instances.iter().any(|i| i.phase == "crash-loop") {
+        "crash-loop".into()
+    } else if running == instances.len() && running > 0 {
+        "running".into()
+    } else if instances
+        .iter()
+        .any(|i| i.phase == "starting" || i.phase == "backoff")
+    {
+        if running > 0 {
+            "degraded".into()
+        } else {
+            "starting".into()
+        }
+    } else if running > 0 {
+        "degraded".into()
+    } else {
+        "exited".into()
+    }
+}
+
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Stops instances concurrently and waits for all of them.
+async fn stop_all(instances: impl IntoIterator<Item = (Handle, Duration)>, force: bool) {
+    let mut stops = tokio::task::JoinSet::new();
+    for (handle, timeout) in instances {
+        stops.spawn(async move { handle.stop(force, timeout).await });
+    }
+    while stops.join_next().await.is_some() {}
+}

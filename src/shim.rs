@@ -1,0 +1,108 @@
+//! The per-instance shim: `mcpctl __shim`, started by the daemon as the leader of a
+//! new process group, runs the server's command and guarantees that nothing of it
+//! outlives the stop or the daemon.
+//!
+//! Why a shim: PR_SET_PDEATHSIG only covers the direct child, and the real server is
+//! often a grandchild (`npx`, `sh -c`). The shim
+//! - asks for SIGTERM when the daemon's spawning thread dies, and exits at once if the
+//!   daemon is already gone (the race between fork and prctl);
+//! - is a child subreaper, so descendants that detach (even with `setsid`) become its
+//!   children, and it reaps every one of them: no zombies;
+//! - on SIGTERM sends SIGTERM and SIGCONT to its group and its descendants, waits the
+//!   stop timeout, then SIGKILLs whatever is left; SIGUSR1 skips the wait (`--force`);
+//! - when the server exits by itself, clears its leftovers the same way and exits
+//!   with the server's exit code.
+//!
+//! It waits for signals synchronously (`sigtimedwait`) with them blocked, so there are
+//! no signal handlers and no async-signal-safety concerns.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::sys::{self, Reaped};
+
+/// Exit code when the command cannot be started (as a shell does).
+const CANNOT_START: i32 = 127;
+/// How often leftovers are looked for while stopping.
+const SWEEP: Duration = Duration::from_millis(50);
+
+pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
+    if sys::set_parent_death_signal(sys::SIGTERM).is_err() || sys::getppid() != daemon_pid {
+        // The daemon died before the death signal was armed: nobody would stop us.
+        return 1;
+    }
+    let _ = sys::set_child_subreaper();
+    let Ok(signals) = sys::block_signals(&[
+        sys::SIGTERM,
+        sys::SIGINT,
+        sys::SIGHUP,
+        sys::SIGCHLD,
+        sys::SIGUSR1,
+    ]) else {
+        return 1;
+    };
+    let Some((program, args)) = command.split_first() else {
+        eprintln!("mcpctl: no command to run");
+        return CANNOT_START;
+    };
+    // std resets the signal mask in the child, so the server sees normal signals.
+    let main_pid = match Command::new(program).args(args).spawn() {
+        Ok(child) => child.id(),
+        Err(e) => {
+            eprintln!("mcpctl: cannot start `{program}`: {e}");
+            return CANNOT_START;
+        }
+    };
+
+    let me = std::process::id();
+    let mut main_status: Option<i32> = None;
+    let mut kill_at: Option<Instant> = None;
+    loop {
+        loop {
+            match sys::reap_any() {
+                Reaped::Child(pid, code) if pid == main_pid => main_status = Some(code),
+                Reaped::Child(..) => {}
+                Reaped::Running => break,
+                Reaped::NoChildren => return main_status.unwrap_or(1),
+            }
+        }
+        let now = Instant::now();
+        if main_status.is_some() && kill_at.is_none() {
+            // The server ended by itself: give what it left the same grace.
+            signal_descendants(me, sys::SIGTERM);
+            kill_at = Some(now + stop_timeout);
+        }
+        let wait = match kill_at {
+            Some(at) if now >= at => {
+                signal_descendants(me, sys::SIGKILL);
+                SWEEP
+            }
+            Some(at) => (at - now).min(SWEEP),
+            None => Duration::from_secs(1),
+        };
+        match sys::wait_signal(&signals, wait) {
+            Some(sys::SIGUSR1) => kill_at = Some(Instant::now()),
+            Some(sys::SIGTERM | sys::SIGINT | sys::SIGHUP) if kill_at.is_none() => {
+                signal_descendants(me, sys::SIGTERM);
+                signal_descendants(me, sys::SIGCONT);
+                kill_at = Some(Instant::now() + stop_timeout);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Signals every process in the shim's group and every child re-parented to it.
+fn signal_descendants(me: u32, signal: i32) {
+    for pid in sys::all_pids() {
+        if pid == me {
+            continue;
+        }
+        if let Some(stat) = sys::proc_stat(pid)
+            && (stat.pgrp == me || stat.ppid == me)
+            && !stat.zombie
+        {
+            let _ = sys::kill(pid, signal);
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The few Linux process calls the supervisor needs, as safe functions. All `unsafe`
+//! of the crate lives here, each call with the reason it is sound.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::time::Duration;
+
+pub use libc::{SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGUSR1};
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Ask the kernel to send `signal` to this process when the thread that forked it exits.
+pub fn set_parent_death_signal(signal: i32) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::c_ulong::try_from(signal).unwrap_or(0),
+        )
+    })
+}
+
+/// Orphaned descendants are re-parented to this process instead of init.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes a flag and touches no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) })
+}
+
+pub fn getppid() -> u32 {
+    // SAFETY: getppid cannot fail.
+    u32::try_from(unsafe { libc::getppid() }).unwrap_or(0)
+}
+
+pub fn getuid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Sends `signal` to `pid`. A process that no longer exists is not an error.
+pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return Ok(());
+    };
+    if pid <= 0 {
+        return Ok(());
+    }
+    // SAFETY: kill takes plain integers; pid > 0 so it never targets a group by accident.
+    match check(unsafe { libc::kill(pid, signal) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        other => other,
+    }
+}
+
+/// Sends `signal` to every process of group `pgid`.
+pub fn kill_group(pgid: u32, signal: i32) -> io::Result<()> {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return Ok(());
+    };
+    if pgid <= 1 {
+        return Ok(());
+    }
+    // SAFETY: killpg takes plain integers; pgid > 1 excludes "my own group" and init.
+    match check(unsafe { libc::killpg(pgid, signal) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        other => other,
+    }
+}
+
+/// A set of blocked signals to wait for synchronously.
+pub struct SignalSet(libc::sigset_t);
+
+/// Blocks `signals` for this thread (and threads it starts) and returns the set to wait on.
+pub fn block_signals(signals: &[i32]) -> io::Result<SignalSet> {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, initialised sigset_t for all three calls.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        let ret = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+    }
+    Ok(SignalSet(set))
+}
+
+/// Waits up to `timeout` for one of the blocked signals; `None` on timeout.
+pub fn wait_signal(set: &SignalSet, timeout: Duration) -> Option<i32> {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
+    };
+    // SAFETY: both pointers refer to live, initialised values; info may be null.
+    let sig = unsafe { libc::sigtimedwait(&set.0, std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}
+
+pub enum Reaped {
+    /// A child ended: pid and its shell-style exit code (128 + signal when killed).
+    Child(u32, i32),
+    /// Children exist but none has ended.
+    Running,
+    /// No children at all.
+    NoChildren,
+}
+
+/// Reaps one ended child without blocking.
+pub fn reap_any() -> Reaped {
+    let mut status: libc::c_int = 0;
+    // SAFETY: status is a valid out-pointer; WNOHANG keeps the call from blocking.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    match pid {
+        0 => Reaped::Running,
+        -1 => Reaped::NoChildren,
+        pid => {
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
+            Reaped::Child(u32::try_from(pid).unwrap_or(0), code)
+        }
+    }
+}
+
+/// What `/proc/PID/stat` says about a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub ppid: u32,
+    pub pgrp: u32,
+    /// Clock ticks after boot; with the pid, identifies a process across pid reuse.
+    pub start_time: u64,
+    pub zombie: bool,
+}
+
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Parses a stat line; the command name may hold spaces and parentheses, so fields
+/// are counted from the last `)`.
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        zombie: *fields.first()? == "Z",
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every pid in /proc.
+pub fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Live (non-zombie) processes in group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    all_pids()
+        .into_iter()
+        .filter(|&p| proc_stat(p).is_some_and(|s| s.pgrp == pgid && !s.zombie))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_command_names() {
+        let line = "42 (a) b (c)) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 123456 1 1";
+        let stat = parse_stat(line).unwrap();
+        assert_eq!(
+            (stat.ppid, stat.pgrp, stat.start_time, stat.zombie),
+            (7, 42, 123456, false)
+        );
+        assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn this_process_is_visible() {
+        let me = std::process::id();
+        let stat = proc_stat(me).unwrap();
+        assert_eq!(stat.ppid, getppid());
+        assert!(all_pids().contains(&me));
+    }
+}
