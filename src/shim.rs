@@ -16,6 +16,7 @@
 //! It waits for signals synchronously (`sigtimedwait`) with them blocked, so there are
 //! no signal handlers and no async-signal-safety concerns.
 
+use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -45,8 +46,10 @@ pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
         eprintln!("mcpctl: no command to run");
         return CANNOT_START;
     };
-    // std resets the signal mask in the child, so the server sees normal signals.
-    let main_pid = match Command::new(program).args(args).spawn() {
+    let mut command = Command::new(program);
+    command.args(args);
+    sys::unblock_signals_on_exec(&mut command);
+    let main_pid = match command.spawn() {
         Ok(child) => child.id(),
         Err(e) => {
             eprintln!("mcpctl: cannot start `{program}`: {e}");
@@ -56,7 +59,11 @@ pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
 
     let me = std::process::id();
     let mut main_status: Option<i32> = None;
+    // Set once stopping: when the grace period ends.
     let mut kill_at: Option<Instant> = None;
+    // Descendants already asked to stop; ones that show up later (re-parented to us
+    // when their parent dies) are asked too.
+    let mut asked: HashSet<u32> = HashSet::new();
     loop {
         loop {
             match sys::reap_any() {
@@ -69,22 +76,29 @@ pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
         let now = Instant::now();
         if main_status.is_some() && kill_at.is_none() {
             // The server ended by itself: give what it left the same grace.
-            signal_descendants(me, sys::SIGTERM);
             kill_at = Some(now + stop_timeout);
         }
         let wait = match kill_at {
             Some(at) if now >= at => {
-                signal_descendants(me, sys::SIGKILL);
+                for pid in descendants(me) {
+                    let _ = sys::kill(pid, sys::SIGKILL);
+                }
                 SWEEP
             }
-            Some(at) => (at - now).min(SWEEP),
+            Some(at) => {
+                for pid in descendants(me) {
+                    if asked.insert(pid) {
+                        let _ = sys::kill(pid, sys::SIGTERM);
+                        let _ = sys::kill(pid, sys::SIGCONT);
+                    }
+                }
+                (at - now).min(SWEEP)
+            }
             None => Duration::from_secs(1),
         };
         match sys::wait_signal(&signals, wait) {
             Some(sys::SIGUSR1) => kill_at = Some(Instant::now()),
             Some(sys::SIGTERM | sys::SIGINT | sys::SIGHUP) if kill_at.is_none() => {
-                signal_descendants(me, sys::SIGTERM);
-                signal_descendants(me, sys::SIGCONT);
                 kill_at = Some(Instant::now() + stop_timeout);
             }
             _ => {}
@@ -92,17 +106,13 @@ pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
     }
 }
 
-/// Signals every process in the shim's group and every child re-parented to it.
-fn signal_descendants(me: u32, signal: i32) {
-    for pid in sys::all_pids() {
-        if pid == me {
-            continue;
-        }
-        if let Some(stat) = sys::proc_stat(pid)
-            && (stat.pgrp == me || stat.ppid == me)
-            && !stat.zombie
-        {
-            let _ = sys::kill(pid, signal);
-        }
-    }
+/// Live processes in the shim's group, and children re-parented to it.
+fn descendants(me: u32) -> Vec<u32> {
+    sys::all_pids()
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            sys::proc_stat(pid).is_some_and(|s| (s.pgrp == me || s.ppid == me) && !s.zombie)
+        })
+        .collect()
 }

@@ -93,6 +93,23 @@ pub fn block_signals(signals: &[i32]) -> io::Result<SignalSet> {
     Ok(SignalSet(set))
 }
 
+/// Makes `command`'s child start with no signal blocked: a blocked mask is inherited
+/// across exec, and std does not always clear it, so a server started by the shim
+/// would otherwise never see SIGTERM.
+pub fn unblock_signals_on_exec(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure only calls sigemptyset and
+    // pthread_sigmask on a local set; both are async-signal-safe and allocate nothing.
+    unsafe {
+        command.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
 /// Waits up to `timeout` for one of the blocked signals; `None` on timeout.
 pub fn wait_signal(set: &SignalSet, timeout: Duration) -> Option<i32> {
     let ts = libc::timespec {
