@@ -290,11 +290,12 @@ async fn run_once(
     let probe = probe(ctx, pipes, log.clone());
     let ready = tokio::select! {
         r = tokio::time::timeout(ctx.spec.start_timeout, probe) => match r {
-            Ok(r) => r,
-            Err(_) => Err(format!(
+            // The probe failing usually means the server closed its pipes by dying.
+            Ok(r) => r.map_err(|why| (why, true)),
+            Err(_) => Err((format!(
                 "not ready after {} (start_timeout)",
                 humantime::format_duration(ctx.spec.start_timeout)
-            )),
+            ), false)),
         },
         code = &mut spawned.exited => {
             let code = code.unwrap_or(-1);
@@ -306,9 +307,25 @@ async fn run_once(
             return Once::Ended { ending: Ending::NotReady, uptime: started.elapsed() };
         }
     };
-    if let Err(why) = ready {
-        view.send_modify(|v| v.last_error = Some(why));
-        let code = stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+    if let Err((why, may_have_died)) = ready {
+        // A server that died closes stdout before its exit is reaped: name the exit.
+        let grace = if may_have_died {
+            Duration::from_millis(500)
+        } else {
+            Duration::ZERO
+        };
+        let code = match tokio::time::timeout(grace, &mut spawned.exited).await {
+            Ok(code) => {
+                let code = code.unwrap_or(-1);
+                let why = format!("{} before it was ready", describe_exit(code));
+                view.send_modify(|v| v.last_error = Some(why));
+                Some(code)
+            }
+            Err(_) => {
+                view.send_modify(|v| v.last_error = Some(why));
+                stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await
+            }
+        };
         view.send_modify(|v| v.last_exit = code.map(describe_exit));
         return Once::Ended {
             ending: Ending::NotReady,

@@ -74,7 +74,8 @@ impl Merged {
             state,
             instances,
             restart,
-            stop_timeout
+            stop_timeout,
+            start_timeout
         );
         if let Some(env) = &layer.env {
             self.env

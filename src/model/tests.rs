@@ -293,3 +293,49 @@ fn all_problems_are_reported_at_once() {
     let src = "version = 1\n[servers.a]\nport = 1\n[servers.b]\ncommand = \"x\"\n";
     assert_eq!(errors(src).len(), 2);
 }
+
+/// Every field a server block can hold reaches the effective spec (a field added to
+/// `Layer` but forgotten in `resolve` fails here).
+#[test]
+fn every_server_field_reaches_the_spec() {
+    let src = r#"
+version = 1
+[profiles.p]
+[servers.s]
+command = "c"
+args = ["a"]
+cwd = "sub"
+env = { K = "v" }
+transport = "sse"
+mode = "local"
+url = "http://127.0.0.1:1/mcp"
+port = 1234
+bind = "0.0.0.0"
+profile = "p"
+state = "stopped"
+instances = 3
+restart = "never"
+stop_timeout = "7s"
+start_timeout = "9s"
+"#;
+    let raw = parse_raw(src).unwrap();
+    let table: toml::Table = toml::from_str(src).unwrap();
+    let written: Vec<&String> = table["servers"]["s"].as_table().unwrap().keys().collect();
+    let all_fields = toml::Value::try_from(&raw.servers["s"]).unwrap();
+    assert_eq!(
+        all_fields.as_table().unwrap().len(),
+        written.len(),
+        "the test sets every field but `servers`"
+    );
+    let spec = &config(src).servers["s"];
+    let json = serde_json::to_value(spec).unwrap();
+    let expect = serde_json::json!({
+        "name": "s", "command": "c", "args": ["a"], "cwd": "sub", "env": {"K": "v"},
+        "transport": "sse", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
+        "bind": "0.0.0.0", "profile": "p", "state": "stopped", "instances": 3, "restart": "never",
+        "stop_timeout": "7s", "start_timeout": "9s"
+    });
+    assert_eq!(json, expect);
+    let layer_fields = serde_json::to_value(crate::model::raw::Layer::default()).unwrap();
+    assert!(layer_fields.as_object().unwrap().is_empty());
+}

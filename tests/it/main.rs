@@ -5,6 +5,7 @@
 mod architecture;
 mod bad_input;
 mod common;
+mod daemon;
 mod edit;
 mod examples;
 mod fmt;

@@ -8,6 +8,20 @@ pub struct TestEnv {
     dir: tempfile::TempDir,
 }
 
+/// Stops a daemon the test may have started, so no process outlives the test.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        for config in ["mcpctl.toml"] {
+            if self.path().join(".mcpctl/daemon.sock").exists() {
+                let _ = self.command(&["-f", config, "daemon", "stop"]).output();
+            }
+        }
+        if let Ok(pid) = std::fs::read_to_string(self.path().join(".mcpctl/daemon.pid")) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).output();
+        }
+    }
+}
+
 pub struct Run {
     pub args: Vec<String>,
     pub code: i32,
@@ -124,3 +138,70 @@ pub fn to_run(args: &[&str], output: &Output) -> Run {
 
 /// A small valid config with one server.
 pub const ONE_SERVER: &str = "version = 1\n\n[servers.echo]\ncommand = \"mcp-echo\"\nport = 8000\n";
+
+/// The `mcp-echo` fixture.
+pub fn echo_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mcp-echo")
+}
+
+/// Polls `check` until it returns `Some`, for at most `secs` seconds; on timeout
+/// fails with what was wanted and what was last seen.
+pub fn wait_for<T>(want: &str, secs: u64, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(got) if std::time::Instant::now() > deadline => {
+                panic!("timed out waiting for {want}; last seen: {got}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+impl TestEnv {
+    /// Runs with a deadline: a command that hangs fails the test instead of hanging it.
+    pub fn run_within(&self, secs: u64, args: &[&str]) -> Run {
+        let mut child = self
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run mcpctl");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("mcpctl {} did not finish within {secs}s", args.join(" "));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        to_run(args, &child.wait_with_output().expect("output"))
+    }
+
+    /// `server status NAME --format json`.
+    pub fn server_status(&self, name: &str) -> serde_json::Value {
+        let run = self.run(&["server", "status", name, "--format", "json"]);
+        run.success();
+        serde_json::from_str(&run.stdout).unwrap()
+    }
+
+    /// The pids a `--pid-file` fixture wrote (the server, then any grandchild).
+    pub fn pids(&self, file: &str) -> Vec<u32> {
+        std::fs::read_to_string(self.path().join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
