@@ -5,7 +5,8 @@
 //! `--fail-at-start CODE` exits at once, `--ignore-sigterm` survives SIGTERM,
 //! `--no-handshake` never answers `initialize`, `--stderr TEXT` prints a line to
 //! stderr at start, `--grandchild [--setsid]` leaves a `sleep` grandchild behind,
-//! `--pid-file PATH` writes its pid (and the grandchild's) for tests to check.
+//! `--pid-file PATH` writes its pid (and the grandchild's) for tests to check,
+//! `--notify LEVEL:TEXT` sends a `notifications/message` once initialized.
 #![allow(unsafe_code)]
 
 use std::io::{BufRead, Write};
@@ -22,6 +23,7 @@ struct Flags {
     grandchild: bool,
     setsid: bool,
     pid_file: Option<String>,
+    notify: Vec<(String, String)>,
 }
 
 fn parse_flags() -> Result<Flags, String> {
@@ -37,7 +39,12 @@ fn parse_flags() -> Result<Flags, String> {
             "--grandchild" => flags.grandchild = true,
             "--setsid" => flags.setsid = true,
             "--pid-file" => flags.pid_file = Some(value()?),
-            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH]".into()),
+            "--notify" => {
+                let v = value()?;
+                let (level, text) = v.split_once(':').ok_or("--notify takes LEVEL:TEXT")?;
+                flags.notify.push((level.to_string(), text.to_string()));
+            }
+            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -103,8 +110,17 @@ fn serve(flags: &Flags) {
             }
         };
         let Some(id) = msg.get("id").cloned() else {
+            if msg.get("method").and_then(Value::as_str) == Some("notifications/initialized") {
+                for (level, text) in &flags.notify {
+                    let params = json!({"level": level, "data": text});
+                    send(
+                        &mut out,
+                        &json!({"jsonrpc": "2.0", "method": "notifications/message", "params": params}),
+                    );
+                }
+            }
             continue;
-        }; // notifications
+        };
         let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
         let params = msg.get("params").cloned().unwrap_or(Value::Null);
         let reply = match method {

@@ -10,6 +10,7 @@ mod edit;
 mod examples;
 mod fmt;
 mod init;
+mod lifecycle;
 mod plan;
 mod profile;
 mod readme;

@@ -150,3 +150,64 @@ fn a_new_defaults_table_goes_before_the_servers() {
         "version = 1\n\n[defaults]\nenv = { A = \"1\" }\n\n[servers.a]\ncommand = \"x\"\nport = 1\n"
     );
 }
+
+/// `server start/restart --profile/--port/--mode` and `stop`: after the edit, the
+/// effective value equals the flag, wherever the active profile sets the field.
+#[test]
+fn lifecycle_flags_land_where_they_take_effect() {
+    let src = r#"version = 1
+
+[profiles.prod]
+port = 9000
+
+[profiles.prod.servers.b]
+mode = "remote"
+url = "http://127.0.0.1:1/mcp"
+
+[servers.a]
+command = "x"
+port = 8000
+
+[servers.b]
+command = "y"
+port = 8001
+profile = "prod"
+"#;
+    let cases: &[(&str, &str, &str, Value)] = &[
+        ("a", "default", "port", Value::from(8100)),
+        ("a", "default", "state", Value::from("stopped")),
+        ("a", "default", "mode", Value::from("local")),
+        ("b", "prod", "port", Value::from(9100)),
+        ("b", "prod", "mode", Value::from("local")),
+        ("b", "prod", "state", Value::from("stopped")),
+        ("a", "prod", "port", Value::from(9200)),
+    ];
+    for (server, profile, field, value) in cases {
+        let mut doc = parse(src).unwrap();
+        let raw = crate::model::parse_raw(src).unwrap();
+        if *profile != profile_of(&raw, server) {
+            set_value(
+                server_table(&mut doc, server).unwrap(),
+                "profile",
+                Value::from(*profile),
+            );
+        }
+        set_server_field(&mut doc, &raw, server, profile, field, value.clone()).unwrap();
+        let text = doc.to_string();
+        let config = crate::model::parse(&text).unwrap_or_else(|d| panic!("{d:?}\n{text}"));
+        let spec = serde_json::to_value(&config.servers[*server]).unwrap();
+        let want = serde_json::to_value(value.as_integer().map_or_else(
+            || serde_json::Value::from(value.as_str().unwrap_or_default()),
+            serde_json::Value::from,
+        ))
+        .unwrap();
+        assert_eq!(
+            spec[*field], want,
+            "{server} {field} under {profile}:\n{text}"
+        );
+        assert!(
+            text.starts_with("version = 1\n\n[profiles.prod]\nport = 9000\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! Imperative commands edit the file, then converge; logs; watch mode.
+
+use std::process::Stdio;
+
+use crate::common::{TestEnv, alive, echo_bin, wait_for};
+
+fn one(port: u16, extra: &str) -> String {
+    format!(
+        "version = 1\n\n[profiles.prod]\nport = 9999\n\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n{extra}",
+        echo_bin()
+    )
+}
+
+#[test]
+fn server_start_stop_restart_write_the_file_then_converge() {
+    let env = TestEnv::with_config(&one(18201, "state = \"stopped\"\n"));
+    env.run_within(60, &["server", "start", "echo", "--port", "18202"])
+        .success()
+        .stdout_has("echo: instance 0 ready")
+        .stdout_has("http://127.0.0.1:18202/mcp");
+    let text = env.read("mcpctl.toml");
+    assert!(
+        text.contains("port = 18202\nstate = \"running\"\n"),
+        "{text}"
+    );
+    let status = env.server_status("echo");
+    assert_eq!(
+        (status["status"].as_str(), status["port"].as_u64()),
+        (Some("running"), Some(18202))
+    );
+    let shim = status["pids"][0].clone();
+
+    // restart replaces even with no change.
+    env.run_within(60, &["server", "restart", "echo"])
+        .success()
+        .stdout_has("-/+ server \"echo\"");
+    assert_ne!(env.server_status("echo")["pids"][0], shim);
+
+    // The profile sets `port`, so --port goes into its per-server override.
+    env.run_within(
+        60,
+        &[
+            "server",
+            "restart",
+            "echo",
+            "--profile",
+            "prod",
+            "--port",
+            "18203",
+        ],
+    )
+    .success();
+    let text = env.read("mcpctl.toml");
+    assert!(text.contains("profile = \"prod\""), "{text}");
+    assert!(
+        text.contains("[profiles.prod.servers.echo]\nport = 18203\n"),
+        "{text}"
+    );
+    assert_eq!(env.server_status("echo")["port"], 18203);
+
+    env.run_within(60, &["server", "stop", "echo"]).success();
+    assert_eq!(env.server_status("echo")["status"], "stopped");
+    env.run(&["plan", "--detailed-exitcode"]).code(0);
+
+    let before = env.read("mcpctl.toml");
+    env.run(&["server", "start", "nope"])
+        .failure()
+        .stderr_has("unknown server `nope`")
+        .stderr_has("known servers: echo");
+    env.run(&["server", "stop", "nope"])
+        .failure()
+        .stderr_has("known servers: echo");
+    env.run(&["server", "status", "nope"])
+        .failure()
+        .stderr_has("known servers: echo");
+    assert_eq!(env.read("mcpctl.toml"), before);
+}
+
+#[test]
+fn server_stop_without_a_daemon_only_edits_the_file() {
+    let env = TestEnv::with_config(&one(18211, ""));
+    env.run(&["server", "stop", "echo"]).success();
+    assert!(env.read("mcpctl.toml").contains("state = \"stopped\""));
+    assert!(!env.path().join(".mcpctl/daemon.sock").exists());
+    env.run(&["status"]).success().stdout_has("stopped");
+    env.run(&["daemon", "status"])
+        .failure()
+        .stderr_has("no daemon is running");
+}
+
+#[test]
+fn logs_capture_stderr_and_mcp_messages_with_levels() {
+    let extra = "args = [\"--stderr\", \"ERROR disk on fire\", \"--stderr\", \"debug details\", \"--notify\", \"warning:cache is cold\"]\n";
+    let env = TestEnv::with_config(&one(18221, extra));
+    env.run_within(60, &["apply"]).success();
+    let all = wait_for("the MCP log message", 20, || {
+        let run = env.run(&["server", "logs", "echo"]);
+        if run.stdout.contains("cache is cold") {
+            Ok(run.stdout)
+        } else {
+            Err(run.stdout)
+        }
+    });
+    assert!(all.contains(" stderr ERROR disk on fire\n"), "{all}");
+    assert!(all.contains(" mcp WARN cache is cold\n"), "{all}");
+    let warn = env.run(&["server", "logs", "echo", "--level", "warn"]);
+    warn.success();
+    assert!(
+        warn.stdout.contains("disk on fire") && warn.stdout.contains("cache is cold"),
+        "{}",
+        warn.stdout
+    );
+    assert!(
+        !warn.stdout.contains("debug details") && !warn.stdout.contains("ready"),
+        "{}",
+        warn.stdout
+    );
+    let last = env.run(&["server", "logs", "echo", "--lines", "1"]);
+    assert_eq!(last.stdout.lines().count(), 1, "{}", last.stdout);
+    env.run(&["server", "logs", "nope"])
+        .failure()
+        .stderr_has("unknown server `nope`");
+}
+
+#[test]
+fn apply_watch_converges_on_save_and_keeps_servers_on_a_broken_save() {
+    let env = TestEnv::new();
+    let dir = env.path().display().to_string();
+    let config = |pid_file: &str| {
+        format!(
+            "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [\"--pid-file\", \"{dir}/{pid_file}\"]\nport = 18231\n",
+            echo_bin()
+        )
+    };
+    env.write("mcpctl.toml", &config("one.pids"));
+    let log = std::fs::File::create(env.path().join("watch.log")).unwrap();
+    let mut watch = env
+        .command(&["apply", "--watch"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = wait_for("the first apply", 60, || {
+        env.pids("one.pids")
+            .first()
+            .copied()
+            .ok_or_else(|| env.read("watch.log"))
+    });
+
+    // An edit that changes args is applied without a command.
+    env.write("mcpctl.toml", &config("two.pids"));
+    let second = wait_for("the edit to be applied", 60, || {
+        env.pids("two.pids")
+            .first()
+            .copied()
+            .ok_or_else(|| env.read("watch.log"))
+    });
+    assert!(!alive(first));
+
+    // A broken save is reported with file:line:col; the server keeps running.
+    env.write("mcpctl.toml", &(config("three.pids") + "port = \"oops\"\n"));
+    wait_for("the broken save to be reported", 60, || {
+        let log = env.read("watch.log");
+        if log.contains("mcpctl.toml:6:") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    assert!(alive(second));
+    assert!(env.pids("three.pids").is_empty());
+    env.run(&["plan", "--detailed-exitcode"]).failure();
+
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+#[test]
+fn the_daemon_watch_option_converges_on_save() {
+    let env = TestEnv::new();
+    let dir = env.path().display().to_string();
+    let config = |pid_file: &str| {
+        format!(
+            "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [\"--pid-file\", \"{dir}/{pid_file}\"]\nport = 18241\n",
+            echo_bin()
+        )
+    };
+    env.write("mcpctl.toml", &config("one.pids"));
+    let log = std::fs::File::create(env.path().join("daemon.out")).unwrap();
+    let mut daemon = env
+        .command(&["daemon", "--watch"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    // In the foreground the daemon converges by itself at start.
+    let first = wait_for("the initial apply", 60, || {
+        env.pids("one.pids")
+            .first()
+            .copied()
+            .ok_or_else(|| env.read("daemon.out"))
+    });
+    env.write("mcpctl.toml", &(config("two.pids") + "bad = 1\n"));
+    wait_for("the broken save to be reported", 60, || {
+        let out = env.read("daemon.out");
+        if out.contains("unknown field `bad`") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
+    assert!(alive(first));
+    env.write("mcpctl.toml", &config("two.pids"));
+    wait_for("the fixed save to be applied", 60, || {
+        env.pids("two.pids")
+            .first()
+            .copied()
+            .ok_or_else(|| env.read("daemon.out"))
+    });
+    env.run_within(30, &["daemon", "stop"]).success();
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
