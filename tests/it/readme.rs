@@ -1,13 +1,13 @@
 //! The README's commands work: the main job runs, and the test command is CI's.
 
-use std::process::Command;
-
-use crate::common::{bin, repo_root, to_run};
+use crate::common::{TestEnv, echo_bin, repo_root, to_run};
 
 fn readme() -> String {
     std::fs::read_to_string(repo_root().join("README.md")).unwrap()
 }
 
+/// The README's main job, on a copy of its config whose command is the already
+/// built fixture: running `cargo` inside `cargo test` would wait on the build lock.
 #[test]
 fn the_main_job_command_works() {
     let text = readme();
@@ -19,15 +19,26 @@ fn the_main_job_command_works() {
         .trim_start_matches("cargo run -- ")
         .split_whitespace()
         .collect();
-    let out = Command::new(bin())
-        .args(&args)
-        .current_dir(repo_root())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let config_arg = args
+        .iter()
+        .position(|a| *a == "-f")
+        .map(|i| args[i + 1])
+        .expect("the main job names its config");
+    let original = std::fs::read_to_string(repo_root().join(config_arg)).unwrap();
+    let mut config: toml_edit::DocumentMut = original.parse().unwrap();
+    let echo = &mut config["servers"]["echo"];
+    echo["command"] = toml_edit::value(echo_bin());
+    echo["args"] = toml_edit::value(toml_edit::Array::new());
+    echo.as_table_mut().unwrap().remove("cwd");
+    let env = TestEnv::new();
+    env.write(config_arg, &config.to_string());
+    let out = env.command(&args).output().unwrap();
     to_run(&args, &out)
         .success()
-        .stdout_has("+ server \"echo\"");
+        .stdout_has("echo: instance 0 ready")
+        .stdout_has("echo             Streamable HTTP http://127.0.0.1:8000/mcp");
+    let stop = ["-f", config_arg, "daemon", "stop"];
+    to_run(&stop, &env.command(&stop).output().unwrap()).success();
 }
 
 #[test]

@@ -8,18 +8,36 @@ pub struct TestEnv {
     dir: tempfile::TempDir,
 }
 
-/// Stops a daemon the test may have started, so no process outlives the test.
+/// Stops any daemon the test started, so no process outlives the test: gracefully
+/// for `mcpctl.toml`, then SIGKILL for every daemon pid file left below the folder
+/// (its servers follow it through their death signal).
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        for config in ["mcpctl.toml"] {
-            if self.path().join(".mcpctl/daemon.sock").exists() {
-                let _ = self.command(&["-f", config, "daemon", "stop"]).output();
+        if self.path().join(".mcpctl/daemon.sock").exists() {
+            let _ = self.command(&["daemon", "stop"]).output();
+        }
+        for pid_file in find_named(self.path(), "daemon.pid", 4) {
+            if let Ok(pid) = std::fs::read_to_string(pid_file) {
+                let _ = Command::new("kill").args(["-9", pid.trim()]).output();
             }
         }
-        if let Ok(pid) = std::fs::read_to_string(self.path().join(".mcpctl/daemon.pid")) {
-            let _ = Command::new("kill").args(["-9", pid.trim()]).output();
+    }
+}
+
+fn find_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() && depth > 0 {
+            found.extend(find_named(&path, name, depth - 1));
+        } else if path.file_name().is_some_and(|n| n == name) {
+            found.push(path);
         }
     }
+    found
 }
 
 pub struct Run {
