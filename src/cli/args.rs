@@ -120,6 +120,9 @@ pub enum ServerCommand {
         name: String,
         #[command(flatten)]
         flags: ServerFlags,
+        /// The config file (the same as the global --file)
+        #[arg(long = "config", value_name = "PATH")]
+        config: Option<PathBuf>,
     },
     /// Write state = "stopped" into the file, then stop this server
     Stop {

@@ -54,6 +54,14 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Config(ConfigCommand::Env(cmd)) => env::run(&locate(file, &cwd)?, cmd),
         Command::Apply { watch } => lifecycle::apply(&locate(file, &cwd)?, watch),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
+        Command::Server(ServerCommand::Start {
+            name,
+            flags,
+            config,
+        }) => {
+            let path = locate(config.as_deref().or(file), &cwd)?;
+            lifecycle::server_start(&path, &name, &flags)
+        }
         Command::Server(cmd) => server(&locate(file, &cwd)?, cmd),
         Command::Daemon {
             action,
@@ -84,7 +92,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
 
 fn server(path: &Path, cmd: ServerCommand) -> Result<u8, Error> {
     match cmd {
-        ServerCommand::Start { name, flags } => lifecycle::server_start(path, &name, &flags),
+        ServerCommand::Start { name, flags, .. } => lifecycle::server_start(path, &name, &flags),
         ServerCommand::Stop {
             name,
             force,

@@ -78,7 +78,18 @@ fn server_start_stop_restart_write_the_file_then_converge() {
 
 #[test]
 fn server_stop_without_a_daemon_only_edits_the_file() {
-    let env = TestEnv::with_config(&one(18211, ""));
+    let env = TestEnv::new();
+    env.write("team.toml", &one(18211, ""));
+    env.run(&["server", "stop", "echo", "-f", "team.toml"])
+        .success();
+    assert!(env.read("team.toml").contains("state = \"stopped\""));
+    env.write("mcpctl.toml", &one(18212, ""));
+    env.run_within(60, &["server", "start", "echo", "--config", "team.toml"])
+        .success()
+        .stdout_has("18211");
+    assert!(env.read("team.toml").contains("state = \"running\""));
+    env.run_within(30, &["-f", "team.toml", "daemon", "stop"])
+        .success();
     env.run(&["server", "stop", "echo"]).success();
     assert!(env.read("mcpctl.toml").contains("state = \"stopped\""));
     assert!(!env.path().join(".mcpctl/daemon.sock").exists());
@@ -212,7 +223,13 @@ fn the_daemon_watch_option_converges_on_save() {
         }
     });
     assert!(alive(first));
-    env.write("mcpctl.toml", &config("two.pids"));
+    // Saved the way many editors do: a new file renamed over the old one.
+    env.write("mcpctl.toml.swp", &config("two.pids"));
+    std::fs::rename(
+        env.path().join("mcpctl.toml.swp"),
+        env.path().join("mcpctl.toml"),
+    )
+    .unwrap();
     wait_for("the fixed save to be applied", 60, || {
         env.pids("two.pids")
             .first()
