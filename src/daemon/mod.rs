@@ -393,7 +393,6 @@ impl Daemon {
         options: &ApplyOptions,
         progress: &mpsc::Sender<String>,
     ) -> Result<(), String> {
-        let d = self;
         let name = action.server.clone();
         let say = |msg: String| async move {
             let _ = progress.send(msg).await;
@@ -402,7 +401,7 @@ impl Daemon {
             ActionKind::NoOp => Ok(()),
             ActionKind::Stop => {
                 say(format!("{name}: stopping")).await;
-                d.remove_and_stop(&name, options).await;
+                self.remove_and_stop(&name, options).await;
                 say(format!("{name}: stopped")).await;
                 Ok(())
             }
@@ -413,14 +412,14 @@ impl Daemon {
                 if action.kind == ActionKind::Replace {
                     say(format!("{name}: stopping for replacement")).await;
                 }
-                d.remove_and_stop(&name, options).await;
+                self.remove_and_stop(&name, options).await;
                 say(format!("{name}: starting {} instance(s)", spec.instances)).await;
                 let created_at = SystemTime::now();
                 let handles: Vec<Handle> = (0..spec.instances)
-                    .map(|i| d.start_instance(&spec, i))
+                    .map(|i| self.start_instance(&spec, i))
                     .collect();
                 let views: Vec<_> = handles.iter().map(|h| h.view.clone()).collect();
-                d.servers.lock().await.insert(
+                self.servers.lock().await.insert(
                     name.clone(),
                     ServerRuntime {
                         spec: spec.clone(),
@@ -428,19 +427,17 @@ impl Daemon {
                         instances: handles,
                     },
                 );
-                d.wait_ready(&name, views, progress).await
+                self.wait_ready(&name, views, progress).await
             }
             ActionKind::ScaleUp | ActionKind::ScaleDown | ActionKind::Update => {
                 let Some(spec) = action.target else {
                     return Ok(());
                 };
-                d.resize(&name, &spec, options, progress).await
+                self.resize(&name, &spec, options, progress).await
             }
         }
     }
-}
 
-impl Daemon {
     fn start_instance(&self, spec: &ServerSpec, index: u32) -> Handle {
         instance::start(InstanceCtx {
             spec: spec.clone(),
