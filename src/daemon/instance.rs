@@ -309,19 +309,22 @@ async fn run_once(
     };
     if let Err((why, may_have_died)) = ready {
         // A server that died closes stdout before its exit is reaped: name the exit.
-        let grace = if may_have_died {
-            Duration::from_millis(500)
+        // After a timeout, its exit says nothing (dropping the probe closed its stdin).
+        let died = if may_have_died {
+            tokio::time::timeout(Duration::from_millis(500), &mut spawned.exited)
+                .await
+                .ok()
         } else {
-            Duration::ZERO
+            None
         };
-        let code = match tokio::time::timeout(grace, &mut spawned.exited).await {
-            Ok(code) => {
+        let code = match died {
+            Some(code) => {
                 let code = code.unwrap_or(-1);
                 let why = format!("{} before it was ready", describe_exit(code));
                 view.send_modify(|v| v.last_error = Some(why));
                 Some(code)
             }
-            Err(_) => {
+            None => {
                 view.send_modify(|v| v.last_error = Some(why));
                 stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await
             }
