@@ -25,12 +25,15 @@ pub(super) fn observed(path: &Path) -> Result<Observed, Error> {
 }
 
 pub(super) fn apply(path: &Path, watch: bool) -> Result<u8, Error> {
-    let code = converge(path, ApplyOptions::default())?;
     if !watch {
-        return Ok(code);
+        return converge(path, ApplyOptions::default());
     }
+    // Watch before the first apply, so a save during it is not missed.
     let watcher = crate::daemon::watch::watch_file(path)
         .map_err(|e| Error::Failed(format!("cannot watch {}: {e}", path.display())))?;
+    if let Err(e) = converge(path, ApplyOptions::default()) {
+        eprintln!("error: {e}\nwaiting for the next save");
+    }
     eprintln!("watching {} for changes (Ctrl-C to stop)", path.display());
     while watcher.changes.recv().is_ok() {
         eprintln!("\n{} changed", path.display());

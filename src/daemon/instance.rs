@@ -273,17 +273,17 @@ async fn run_once(
         v.start_ticks = sys::proc_stat(pid).map(|s| s.start_time);
     });
     ctx.changed.notify_one();
-    if let Some(stderr) = spawned
+    let mut stderr_pump = spawned
         .stderr
         .take()
         .and_then(|e| tokio::process::ChildStderr::from_std(e).ok())
-    {
-        tokio::spawn(pump_lines(
-            BufReader::new(stderr).lines(),
-            log.clone(),
-            "stderr",
-        ));
-    }
+        .map(|stderr| {
+            tokio::spawn(pump_lines(
+                BufReader::new(stderr).lines(),
+                log.clone(),
+                "stderr",
+            ))
+        });
     let started = Instant::now();
 
     let pipes = (spawned.stdin.take(), spawned.stdout.take());
@@ -304,6 +304,7 @@ async fn run_once(
                 v.last_exit = Some(describe_exit(code));
                 v.last_error = Some(why);
             });
+            drain(&mut stderr_pump).await;
             return Once::Ended { ending: Ending::NotReady, uptime: started.elapsed() };
         }
     };
@@ -330,6 +331,7 @@ async fn run_once(
             }
         };
         view.send_modify(|v| v.last_exit = code.map(describe_exit));
+        drain(&mut stderr_pump).await;
         return Once::Ended {
             ending: Ending::NotReady,
             uptime: started.elapsed(),
@@ -346,7 +348,8 @@ async fn run_once(
             code = &mut spawned.exited => {
                 let code = code.unwrap_or(-1);
                 view.send_modify(|v| v.last_exit = Some(describe_exit(code)));
-                return Once::Ended { ending: Ending::Exit(code), uptime: started.elapsed() };
+                drain(&mut stderr_pump).await;
+            return Once::Ended { ending: Ending::Exit(code), uptime: started.elapsed() };
             }
             msg = control.recv() => match msg {
                 Some(Control::Update(spec)) => ctx.spec = *spec,
@@ -366,6 +369,14 @@ async fn run_once(
 }
 
 type SharedLog = Arc<Mutex<LogWriter>>;
+
+/// Waits (briefly) for the stderr pump to finish, so a dead process's last words are
+/// in its log before anyone reads the log to explain the failure.
+async fn drain(pump: &mut Option<tokio::task::JoinHandle<()>>) {
+    if let Some(pump) = pump.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
+    }
+}
 
 fn write_log(log: Option<&SharedLog>, source: &str, message: &str) {
     if let Some(log) = log

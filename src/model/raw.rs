@@ -19,6 +19,10 @@ use serde::{Deserialize, Serialize};
 pub struct RawConfig {
     /// Format version of this file. Only `1` exists.
     pub version: Option<i64>,
+    /// Who can read the secrets: every value in a `secrets` table is encrypted to all
+    /// of these age recipients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretsSection>,
     /// Fields inherited by every server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<Layer>,
@@ -29,6 +33,15 @@ pub struct RawConfig {
     /// The MCP servers mcpctl manages, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub servers: BTreeMap<String, Layer>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSection {
+    /// age X25519 recipients (`age1...`); `mcpctl config secret recipients add` keeps
+    /// every value encrypted to all of them.
+    #[serde(default)]
+    pub recipients: Vec<String>,
 }
 
 /// What the process behind a server speaks.
@@ -100,6 +113,10 @@ pub struct Layer {
     /// Environment variables; layers merge key by key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    /// Secret environment variables, age-encrypted (`age:...`); set them with
+    /// `mcpctl config secret set`. Never plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<BTreeMap<String, String>>,
     /// What the process speaks: `stdio`, `sse` or `streamable-http`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport: Option<Transport>,

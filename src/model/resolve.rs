@@ -13,7 +13,7 @@ use crate::diag::Diagnostic;
 
 use super::locate::{KeyPath, Locator, key_path};
 use super::raw::{Layer, Mode, RawConfig, RestartPolicy, State, Transport};
-use super::spec::ServerSpec;
+use super::spec::{SecretRef, ServerSpec};
 use super::{Config, DEFAULT_PROFILE, FORMAT_VERSION, names};
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +34,7 @@ struct Merged {
     args: Option<Sourced<Vec<String>>>,
     cwd: Option<Sourced<String>>,
     env: BTreeMap<String, String>,
+    secrets: BTreeMap<String, SecretRef>,
     transport: Option<Sourced<Transport>>,
     mode: Option<Sourced<Mode>>,
     url: Option<Sourced<String>>,
@@ -77,6 +78,17 @@ impl Merged {
             stop_timeout,
             start_timeout
         );
+        if let Some(secrets) = &layer.secrets {
+            for (key, ciphertext) in secrets {
+                let place = [at, std::slice::from_ref(key)].concat().join(".");
+                let secret = SecretRef {
+                    place,
+                    ciphertext: ciphertext.clone(),
+                    digest: None,
+                };
+                self.secrets.insert(key.clone(), secret);
+            }
+        }
         if let Some(env) = &layer.env {
             self.env
                 .extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -192,18 +204,56 @@ fn check_structure(raw: &RawConfig, loc: &Locator<'_>, diags: &mut Vec<Diagnosti
         layers.push((at, layer));
     }
     for (at, layer) in layers {
-        for key in layer.env.iter().flat_map(|env| env.keys()) {
-            if let Err(why) = names::check_env_name(key) {
-                let path = [&at[..], &["env".into(), key.clone()]].concat();
+        for (table, keys) in [
+            ("env", layer.env.as_ref()),
+            ("secrets", layer.secrets.as_ref()),
+        ] {
+            for key in keys.into_iter().flat_map(|map| map.keys()) {
+                if let Err(why) = names::check_env_name(key) {
+                    let path = [&at[..], &[table.into(), key.clone()]].concat();
+                    diags.push(
+                        Diagnostic::new(format!("invalid environment variable name `{key}`"))
+                            .at(loc.key(&path), why)
+                            .hint("use letters, digits and `_`, not starting with a digit"),
+                    );
+                }
+            }
+        }
+        for (key, value) in layer.secrets.iter().flatten() {
+            if !value.starts_with(SECRET_PREFIX) {
+                let path = [&at[..], &["secrets".into(), key.clone()]].concat();
                 diags.push(
-                    Diagnostic::new(format!("invalid environment variable name `{key}`"))
-                        .at(loc.key(&path), why)
-                        .hint("use letters, digits and `_`, not starting with a digit"),
+                    Diagnostic::new(format!("secret `{key}` is not encrypted"))
+                        .at(loc.value(&path), "plaintext is never allowed here")
+                        .hint(format!(
+                            "remove it and run `mcpctl config secret set {key}` (the value is read from stdin)"
+                        )),
                 );
             }
         }
     }
+    for (i, recipient) in raw
+        .secrets
+        .iter()
+        .flat_map(|s| s.recipients.iter())
+        .enumerate()
+    {
+        if !recipient.starts_with("age1") {
+            let at = loc.value(&["secrets", "recipients"]);
+            diags.push(
+                Diagnostic::new(format!(
+                    "recipient {} is not an age X25519 public key",
+                    i + 1
+                ))
+                .at(at, format!("`{recipient}`"))
+                .hint("recipients look like `age1...`; `mcpctl config secret keygen` prints yours"),
+            );
+        }
+    }
 }
+
+/// How every secret value in the file starts.
+pub const SECRET_PREFIX: &str = "age:";
 
 fn resolve_server(
     raw: &RawConfig,
@@ -255,6 +305,15 @@ fn resolve_server(
     }
 
     let before = diags.len();
+    for key in m.secrets.keys().filter(|k| m.env.contains_key(*k)) {
+        diags.push(
+            Diagnostic::new(format!(
+                "server `{name}` sets `{key}` both in `env` and in `secrets`"
+            ))
+            .at(loc.key(&server_path), "one of them must go")
+            .hint("keep it in `secrets` if it is sensitive, else in `env`"),
+        );
+    }
     let mode = m.mode.as_ref().map_or(Mode::Local, |s| s.value);
     let at_server = || loc.key(&server_path);
 
@@ -388,6 +447,7 @@ fn resolve_server(
             .unwrap_or_default(),
         cwd: m.cwd.filter(|_| local).map(|c| c.value),
         env: m.env,
+        secrets: m.secrets,
         transport: m.transport.map_or(Transport::Stdio, |t| t.value),
         mode,
         url,

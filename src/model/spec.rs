@@ -22,6 +22,10 @@ pub struct ServerSpec {
     pub args: Vec<String>,
     pub cwd: Option<String>,
     pub env: BTreeMap<String, String>,
+    /// Secret environment variables: ciphertexts only, with a digest of the
+    /// plaintext once decrypted (see `crate::secrets`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretRef>,
     pub transport: Transport,
     pub mode: Mode,
     pub url: Option<String>,
@@ -35,6 +39,18 @@ pub struct ServerSpec {
     pub stop_timeout: Duration,
     #[serde(with = "human_duration")]
     pub start_timeout: Duration,
+}
+
+/// One secret of a spec, as the file holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    /// Where it is written (`servers.NAME.KEY`, `defaults.KEY`, ...); the encrypted
+    /// payload names the same place, so a value moved elsewhere is refused.
+    pub place: String,
+    pub ciphertext: String,
+    /// A keyed digest of the plaintext, filled in after decryption. The spec hash uses
+    /// it, so re-encrypting the same value changes nothing.
+    pub digest: Option<String>,
 }
 
 /// What applying a change to an attribute takes.
@@ -88,6 +104,10 @@ impl ServerSpec {
             attr("args", non_empty_list(&self.args).map(List), Restart),
             attr("cwd", self.cwd.clone().map(Text), Restart),
             attr("env", non_empty_map(&self.env).map(Map), Restart),
+            Attribute {
+                sensitive: true,
+                ..attr("secrets", self.secret_digests().map(Map), Restart)
+            },
             attr("url", self.url.clone().map(Text), Restart),
             attr("bind", Some(Text(self.bind.to_string())), Restart),
             attr("port", Some(Number(u64::from(self.port))), Restart),
@@ -109,6 +129,21 @@ impl ServerSpec {
                 InPlace,
             ),
         ]
+    }
+
+    /// `key -> digest` (a placeholder until decrypted); `None` without secrets.
+    fn secret_digests(&self) -> Option<BTreeMap<String, String>> {
+        let digests: BTreeMap<String, String> = self
+            .secrets
+            .iter()
+            .map(|(k, s)| {
+                (
+                    k.clone(),
+                    s.digest.clone().unwrap_or_else(|| "(not decrypted)".into()),
+                )
+            })
+            .collect();
+        (!digests.is_empty()).then_some(digests)
     }
 
     /// Where clients reach this server: `http://BIND:PORT`.

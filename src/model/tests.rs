@@ -306,6 +306,7 @@ command = "c"
 args = ["a"]
 cwd = "sub"
 env = { K = "v" }
+secrets = { T = "age:abc" }
 transport = "sse"
 mode = "local"
 url = "http://127.0.0.1:1/mcp"
@@ -331,6 +332,7 @@ start_timeout = "9s"
     let json = serde_json::to_value(spec).unwrap();
     let expect = serde_json::json!({
         "name": "s", "command": "c", "args": ["a"], "cwd": "sub", "env": {"K": "v"},
+        "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
         "transport": "sse", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "instances": 3, "restart": "never",
         "stop_timeout": "7s", "start_timeout": "9s"

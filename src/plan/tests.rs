@@ -15,6 +15,7 @@ fn spec(name: &str) -> ServerSpec {
         args: vec!["--a".into(), "b".into()],
         cwd: None,
         env: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         transport: Transport::Stdio,
         mode: Mode::Local,
         url: None,
