@@ -75,6 +75,10 @@ pub fn connect_or_start(config: &Path) -> Result<UnixStream, Error> {
         .stdout(log.try_clone()?)
         .stderr(log)
         .env_remove("MCPCTL_FILE");
+    // The daemon decrypts with the identity this command was given.
+    if let Ok(identity) = crate::secrets::identity::path() {
+        command.env("MCPCTL_IDENTITY", identity);
+    }
     // Its own process group: a Ctrl-C in this terminal must not reach the daemon.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command.spawn()?;

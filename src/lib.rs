@@ -23,5 +23,6 @@ pub mod model;
 pub mod plan;
 pub mod render;
 pub mod schema;
+pub mod secrets;
 pub mod shim;
 pub mod sys;

@@ -24,6 +24,10 @@ pub struct Cli {
     )]
     pub file: Option<PathBuf>,
 
+    /// age identity for secrets [default: $MCPCTL_IDENTITY, else $XDG_CONFIG_HOME/mcpctl/identity.txt]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub identity: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -212,6 +216,58 @@ pub enum ConfigCommand {
     /// Environment variables of one server (--server) or of all servers ([defaults])
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Secret environment variables, age-encrypted in the file
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Encrypt VALUE (read from stdin when omitted or `-`) to every recipient
+    Set {
+        key: String,
+        /// The value; omit it (or give `-`) to read it from stdin, out of shell history
+        value: Option<String>,
+        #[command(flatten)]
+        scope: ServerScope,
+        /// Accepted for clarity: encrypting is the only mode
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Decrypt and print a secret
+    Get {
+        key: String,
+        #[command(flatten)]
+        scope: ServerScope,
+    },
+    /// Secret names and how many recipients each is encrypted to (never values)
+    List {
+        #[command(flatten)]
+        scope: ServerScope,
+    },
+    /// Remove a secret
+    Unset {
+        key: String,
+        #[command(flatten)]
+        scope: ServerScope,
+    },
+    /// Create your age identity and print its public recipient
+    Keygen,
+    /// Who can decrypt: list, add or remove recipients (every value is re-encrypted)
+    #[command(subcommand)]
+    Recipients(RecipientsCommand),
+    /// Re-encrypt every value to the current recipients
+    Rekey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipientsCommand {
+    /// Print the recipients
+    List,
+    /// Add a recipient and re-encrypt every value to it too
+    Add { recipient: String },
+    /// Remove a recipient and re-encrypt every value without it
+    Remove { recipient: String },
 }
 
 #[derive(Debug, Args)]

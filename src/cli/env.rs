@@ -4,7 +4,8 @@ use std::path::Path;
 
 use super::args::{EnvCommand, ServerScope};
 use super::{Error, edit_file, ok, print, read_raw};
-use crate::config::{Error as ConfigError, edit, edit::Scope};
+use crate::config::edit::{MapTable, Scope};
+use crate::config::{Error as ConfigError, edit};
 use crate::model::names;
 
 pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
@@ -12,13 +13,17 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
         EnvCommand::Set { key, value, scope } => {
             check_key(&key)?;
             let scope = to_scope(scope);
-            edit_file(path, |doc, _| edit::set_env(doc, &scope, &key, &value))?;
+            edit_file(path, |doc, _| {
+                edit::set_entry(doc, &scope, MapTable::Env, &key, &value)
+            })?;
             eprintln!("set {key} in {}", scope.describe());
             ok()
         }
         EnvCommand::Unset { key, scope } => {
             let scope = to_scope(scope);
-            edit_file(path, |doc, _| edit::unset_env(doc, &scope, &key))?;
+            edit_file(path, |doc, _| {
+                edit::unset_entry(doc, &scope, MapTable::Env, &key)
+            })?;
             eprintln!("removed {key} from {}", scope.describe());
             ok()
         }

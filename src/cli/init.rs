@@ -13,6 +13,11 @@ pub(super) const STARTER: &str = r#"#:schema ./.mcpctl/mcpctl.schema.json
 # `mcpctl plan` shows what would change; `mcpctl validate` checks this file.
 version = 1
 
+# Who can decrypt the secrets (`mcpctl config secret set KEY --server NAME`).
+# Add teammates with `mcpctl config secret recipients add age1...`.
+[secrets]
+recipients = []
+
 # Inherited by every server.
 [defaults]
 bind = "127.0.0.1"
@@ -36,7 +41,11 @@ stop_timeout = "10s"
 
 pub(super) fn run(file: Option<&Path>, cwd: &Path) -> Result<u8, Error> {
     let path = file.map_or_else(|| cwd.join(FILE_NAME), Path::to_path_buf);
-    match store::create_new(&path, STARTER) {
+    let starter = match my_recipient() {
+        Some(r) => STARTER.replace("recipients = []", &format!("recipients = [\"{r}\"]")),
+        None => STARTER.to_string(),
+    };
+    match store::create_new(&path, &starter) {
         Err(ConfigError::Io { source, .. }) if source.kind() == ErrorKind::AlreadyExists => {
             return Err(ConfigError::edit(
                 format!("{} already exists", path.display()),
@@ -55,6 +64,29 @@ pub(super) fn run(file: Option<&Path>, cwd: &Path) -> Result<u8, Error> {
         path.display()
     );
     ok()
+}
+
+/// This user's recipient, creating the identity when there is none yet.
+fn my_recipient() -> Option<String> {
+    use crate::secrets::identity;
+    if let Ok(ids) = identity::load() {
+        return identity::recipient(&ids);
+    }
+    match identity::generate() {
+        Ok(recipient) => {
+            if let Ok(p) = identity::path() {
+                eprintln!(
+                    "created your age identity at {} (mode 0600): keep it private",
+                    p.display()
+                );
+            }
+            Some(recipient)
+        }
+        Err(e) => {
+            eprintln!("warning: no recipient added to [secrets]: {e}");
+            None
+        }
+    }
 }
 
 /// Appends `.mcpctl/` to the folder's `.gitignore` unless it is already ignored.

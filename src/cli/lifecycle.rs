@@ -6,7 +6,7 @@ use std::path::Path;
 use toml_edit::Value;
 
 use super::args::{ModeArg, ServerFlags};
-use super::{Error, edit_file, load, ok, print};
+use super::{Error, edit_file, load, load_unlocked, ok, print};
 use crate::api::{ApplyOptions, Reply, Request};
 use crate::client;
 use crate::config::edit;
@@ -47,7 +47,7 @@ pub(super) fn apply(path: &Path, watch: bool) -> Result<u8, Error> {
 
 /// Plans (printed), then has the daemon execute; prints progress and endpoints.
 fn converge(path: &Path, options: ApplyOptions) -> Result<u8, Error> {
-    let loaded = load(path)?;
+    let loaded = load_unlocked(path)?;
     let stream = client::connect_or_start(path)?;
     let observed = observed(path)?;
     let mut shown = plan(&loaded.config.servers, &observed);

@@ -8,6 +8,7 @@ mod init;
 mod lifecycle;
 mod plan;
 mod profile;
+mod secret;
 mod status;
 
 use std::io::{self, Write};
@@ -18,7 +19,7 @@ use toml_edit::DocumentMut;
 use crate::config::{self, Error as ConfigError, edit, find, store};
 use crate::exit;
 use crate::model::{self, raw::RawConfig};
-use args::{Cli, Command, ConfigCommand, DaemonAction, ServerCommand};
+use args::{Cli, Command, ConfigCommand, DaemonAction, SecretCommand, ServerCommand};
 
 /// Errors that end a command. Each is printed once, by `main`.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,9 @@ impl Error {
 pub fn run(cli: Cli) -> Result<u8, Error> {
     let cwd = std::env::current_dir().map_err(|e| ConfigError::io(Path::new("."), e))?;
     let file = cli.file.as_deref();
+    if let Some(identity) = &cli.identity {
+        crate::secrets::identity::set_override(identity.clone());
+    }
     match cli.command {
         Command::Init => init::run(file, &cwd),
         Command::Validate => plan::validate(&locate(file, &cwd)?),
@@ -52,6 +56,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => plan::plan(&locate(file, &cwd)?, &args),
         Command::Profile(cmd) => profile::run(&locate(file, &cwd)?, cmd),
         Command::Config(ConfigCommand::Env(cmd)) => env::run(&locate(file, &cwd)?, cmd),
+        Command::Config(ConfigCommand::Secret(SecretCommand::Keygen)) => secret::keygen(),
+        Command::Config(ConfigCommand::Secret(cmd)) => secret::run(&locate(file, &cwd)?, cmd),
         Command::Apply { watch } => lifecycle::apply(&locate(file, &cwd)?, watch),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
         Command::Server(ServerCommand::Start {
@@ -165,4 +171,11 @@ fn ok() -> Result<u8, Error> {
 /// Loads and validates.
 fn load(path: &Path) -> Result<config::Loaded, Error> {
     Ok(config::load(path)?)
+}
+
+/// Loads, validates and decrypts (to fill the secret digests plans compare).
+fn load_unlocked(path: &Path) -> Result<config::Loaded, Error> {
+    let mut loaded = config::load(path)?;
+    crate::secrets::unlock::unlock(&mut loaded)?;
+    Ok(loaded)
 }

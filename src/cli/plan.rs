@@ -6,18 +6,33 @@ use std::path::Path;
 use similar::TextDiff;
 
 use super::args::{Format, PlanArgs};
-use super::{Error, load, ok, print};
+use super::{Error, load, load_unlocked, ok, print};
 use crate::config::{Error as ConfigError, fmt as formatter, store};
 use crate::exit;
 use crate::plan::plan as make_plan;
 use crate::render::{self, Colour};
 
 pub(super) fn validate(path: &Path) -> Result<u8, Error> {
-    let loaded = load(path)?;
+    let mut loaded = load(path)?;
+    // Secrets are checked when this user can decrypt; a reviewer without the key
+    // still gets every other check.
+    let has_secrets = loaded
+        .config
+        .servers
+        .values()
+        .any(|s| !s.secrets.is_empty());
+    let note = if !has_secrets {
+        ""
+    } else if crate::secrets::identity::path().is_ok_and(|p| p.exists()) {
+        crate::secrets::unlock::unlock(&mut loaded)?;
+        ", secrets decrypt"
+    } else {
+        " (secrets not checked: no identity)"
+    };
     let servers = loaded.config.servers.len();
     let profiles = loaded.config.profiles.len();
     print(&format!(
-        "{} is valid: {servers} server{}, {profiles} profile{}\n",
+        "{} is valid: {servers} server{}, {profiles} profile{}{note}\n",
         path.display(),
         if servers == 1 { "" } else { "s" },
         if profiles == 1 { "" } else { "s" },
@@ -58,7 +73,7 @@ pub(super) fn fmt(path: &Path, check: bool) -> Result<u8, Error> {
 }
 
 pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
-    let loaded = load(path)?;
+    let loaded = load_unlocked(path)?;
     let observed = super::lifecycle::observed(path)?;
     let plan = make_plan(&loaded.config.servers, &observed);
     let text = match args.format {

@@ -103,53 +103,115 @@ pub fn set_value(table: &mut dyn TableLike, key: &str, value: Value) {
     }
 }
 
-/// `config env set`: `env.KEY = VALUE` in the scope's table. A new `env` is written
-/// inline (`env = { KEY = "v" }`); an existing `[..env]` sub-table is used as it is.
-pub fn set_env(doc: &mut DocumentMut, scope: &Scope, key: &str, value: &str) -> Result<(), Error> {
+/// Which key/value table of a layer an entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapTable {
+    Env,
+    Secrets,
+}
+
+impl MapTable {
+    pub fn name(self) -> &'static str {
+        match self {
+            MapTable::Env => "env",
+            MapTable::Secrets => "secrets",
+        }
+    }
+}
+
+/// `config env set` / `config secret set`: `TABLE.KEY = VALUE` in the scope's table.
+/// A new table is written inline (`env = { KEY = "v" }`); an existing `[..env]`
+/// sub-table is used as it is.
+pub fn set_entry(
+    doc: &mut DocumentMut,
+    scope: &Scope,
+    which: MapTable,
+    key: &str,
+    value: &str,
+) -> Result<(), Error> {
     let table = scope_table(doc, scope)?;
-    let env = table
-        .entry("env")
+    let map = table
+        .entry(which.name())
         .or_insert_with(|| Item::Value(Value::InlineTable(InlineTable::new())));
-    if let Some(inline) = env.as_inline_table_mut() {
+    if let Some(inline) = map.as_inline_table_mut() {
         set_value(inline, key, Value::from(value));
         inline.fmt();
         return Ok(());
     }
-    match env.as_table_like_mut() {
+    match map.as_table_like_mut() {
         Some(t) => {
             set_value(t, key, Value::from(value));
             Ok(())
         }
         None => Err(Error::edit(
-            format!("`env` in {} is not a table", scope.describe()),
-            Some("write it as `env = { KEY = \"value\" }`".to_string()),
+            format!("`{}` in {} is not a table", which.name(), scope.describe()),
+            Some(format!(
+                "write it as `{} = {{ KEY = \"value\" }}`",
+                which.name()
+            )),
         )),
     }
 }
 
-/// `config env unset`: removes `env.KEY`, and `env` itself when it becomes empty.
-pub fn unset_env(doc: &mut DocumentMut, scope: &Scope, key: &str) -> Result<(), Error> {
+/// `config env unset` / `config secret unset`: removes `TABLE.KEY`, and the table
+/// itself when it becomes empty.
+pub fn unset_entry(
+    doc: &mut DocumentMut,
+    scope: &Scope,
+    which: MapTable,
+    key: &str,
+) -> Result<(), Error> {
     let table = scope_table(doc, scope)?;
+    let name = which.name();
     let removed = table
-        .get_mut("env")
+        .get_mut(name)
         .and_then(Item::as_table_like_mut)
-        .and_then(|env| env.remove(key));
+        .and_then(|map| map.remove(key));
     let now_empty = table
-        .get("env")
+        .get(name)
         .and_then(Item::as_table_like)
-        .is_some_and(|env| env.is_empty());
+        .is_some_and(|map| map.is_empty());
     if now_empty {
-        table.remove("env");
-    } else if let Some(inline) = table.get_mut("env").and_then(Item::as_inline_table_mut) {
+        table.remove(name);
+    } else if let Some(inline) = table.get_mut(name).and_then(Item::as_inline_table_mut) {
         inline.fmt();
     }
     match removed {
         Some(_) => Ok(()),
         None => Err(Error::edit(
             format!("`{key}` is not set in {}", scope.describe()),
-            Some("`mcpctl config env list` shows what is set".to_string()),
+            Some(format!(
+                "`mcpctl config {} list` shows what is set",
+                if which == MapTable::Env {
+                    "env"
+                } else {
+                    "secret"
+                }
+            )),
         )),
     }
+}
+
+/// Replaces the value at `path` (a key path to an existing value), keeping its decor.
+pub fn replace_value(doc: &mut DocumentMut, path: &[String], value: Value) -> Result<(), Error> {
+    let Some((last, parents)) = path.split_last() else {
+        return Err(Error::edit("empty key path", None));
+    };
+    let mut item = doc.as_item_mut();
+    for segment in parents {
+        item = item
+            .as_table_like_mut()
+            .and_then(|t| t.get_mut(segment))
+            .ok_or_else(|| Error::edit(format!("`{}` is not in the file", path.join(".")), None))?;
+    }
+    let table = item
+        .as_table_like_mut()
+        .ok_or_else(|| Error::edit(format!("`{}` is not in the file", path.join(".")), None))?;
+    set_value(table, last, value);
+    if let Some(inline) = item.as_inline_table_mut() {
+        inline.fmt();
+    }
+    Ok(())
 }
 
 /// `profile create` (`must_exist = false`) and `profile update` (`true`): merges the

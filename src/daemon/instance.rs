@@ -2,7 +2,10 @@
 //! the task that runs it through the shim, probes it, captures its output, applies
 //! the restart policy and stops it gracefully.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use age::secrecy::{ExposeSecret, SecretString};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -17,6 +20,7 @@ use super::policy::{Decision, Ending, Tracker};
 use super::spawner::Spawner;
 use crate::model::ServerSpec;
 use crate::model::spec::{Mode, Transport};
+use crate::secrets::redact::Redactor;
 use crate::sys;
 
 /// Everything an instance needs, none of it shared with other instances but the spawner.
@@ -30,6 +34,10 @@ pub struct InstanceCtx {
     pub spawner: Spawner,
     /// Poked whenever something worth persisting changed (a new pid).
     pub changed: Arc<Notify>,
+    /// This server's secrets, handed to the process as environment variables only.
+    pub secrets: BTreeMap<String, SecretString>,
+    /// Removes every known secret from what is logged.
+    pub redactor: Redactor,
 }
 
 pub enum Control {
@@ -157,7 +165,7 @@ async fn run(
     mut control: mpsc::Receiver<Control>,
     view: watch::Sender<View>,
 ) {
-    let log = match LogWriter::open(&ctx.log_path) {
+    let log = match LogWriter::open(&ctx.log_path, ctx.redactor.clone()) {
         Ok(w) => Some(Arc::new(Mutex::new(w))),
         Err(e) => {
             tracing::warn!("cannot open {}: {e}", ctx.log_path.display());
@@ -419,6 +427,7 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
         .arg(program)
         .args(spec.args.iter().map(|a| a.replace("{port}", &port)))
         .envs(&spec.env)
+        .envs(ctx.secrets.iter().map(|(k, v)| (k, v.expose_secret())))
         .current_dir(
             spec.cwd
                 .as_ref()

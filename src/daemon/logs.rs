@@ -9,6 +9,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::secrets::redact::Redactor;
+
 /// A file is rotated when it reaches this size; `KEEP` old generations are kept.
 pub const MAX_BYTES: u64 = 8 * 1024 * 1024;
 pub const KEEP: usize = 2;
@@ -25,10 +27,12 @@ pub struct LogWriter {
     path: PathBuf,
     file: File,
     size: u64,
+    redactor: Redactor,
 }
 
 impl LogWriter {
-    pub fn open(path: &Path) -> io::Result<Self> {
+    /// Opens (appends to) a log; every line written is first cleared of `redactor`'s values.
+    pub fn open(path: &Path, redactor: Redactor) -> io::Result<Self> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
@@ -38,6 +42,7 @@ impl LogWriter {
             path: path.to_path_buf(),
             file,
             size,
+            redactor,
         })
     }
 
@@ -50,6 +55,7 @@ impl LogWriter {
             }
             message = &message[..cut];
         }
+        let message = self.redactor.redact(message);
         let stamp = humantime::format_rfc3339_millis(SystemTime::now());
         let line = format!("{stamp} {source} {message}\n");
         if self.size + line.len() as u64 > MAX_BYTES {
@@ -193,7 +199,7 @@ mod tests {
     fn rotation_keeps_recent_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs/s-0.log");
-        let mut w = LogWriter::open(&path).unwrap();
+        let mut w = LogWriter::open(&path, Redactor::default()).unwrap();
         let long = "x".repeat(1000);
         let lines = (MAX_BYTES / 1000) as usize + 50;
         for i in 0..lines {

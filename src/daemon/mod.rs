@@ -31,6 +31,8 @@ use crate::api::{ApplyOptions, ApplyOutcome, DaemonStatus, InstanceStatus, Serve
 use crate::config::{self, store};
 use crate::model::ServerSpec;
 use crate::plan::{Action, ActionKind, Observed, ObservedServer, Plan, plan};
+use crate::secrets::redact::Redactor;
+use crate::secrets::unlock::{Unlocked as Secrets, unlock};
 use instance::{Handle, InstanceCtx, Phase};
 use spawner::Spawner;
 
@@ -313,7 +315,8 @@ impl Daemon {
         progress: mpsc::Sender<String>,
     ) -> Result<ApplyOutcome, String> {
         let _one_at_a_time = self.applying.lock().await;
-        let loaded = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let mut loaded = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let secrets = Arc::new(unlock(&mut loaded).map_err(|e| e.to_string())?);
         if let Some(name) = options.only.as_ref().or(options.restart.as_ref())
             && !loaded.config.servers.contains_key(name)
         {
@@ -337,7 +340,10 @@ impl Daemon {
                 let progress = progress.clone();
                 let this = Arc::clone(self);
                 let options = options.clone();
-                tasks.spawn(async move { this.execute(action, &options, &progress).await });
+                let secrets = Arc::clone(&secrets);
+                tasks.spawn(
+                    async move { this.execute(action, &options, &progress, &secrets).await },
+                );
             }
             while let Some(result) = tasks.join_next().await {
                 if let Ok(Err(failure)) = result {
@@ -392,6 +398,7 @@ impl Daemon {
         action: Action,
         options: &ApplyOptions,
         progress: &mpsc::Sender<String>,
+        secrets: &Secrets,
     ) -> Result<(), String> {
         let name = action.server.clone();
         let say = |msg: String| async move {
@@ -416,7 +423,7 @@ impl Daemon {
                 say(format!("{name}: starting {} instance(s)", spec.instances)).await;
                 let created_at = SystemTime::now();
                 let handles: Vec<Handle> = (0..spec.instances)
-                    .map(|i| self.start_instance(&spec, i))
+                    .map(|i| self.start_instance(&spec, i, secrets))
                     .collect();
                 let views: Vec<_> = handles.iter().map(|h| h.view.clone()).collect();
                 self.servers.lock().await.insert(
@@ -427,19 +434,22 @@ impl Daemon {
                         instances: handles,
                     },
                 );
-                self.wait_ready(&name, views, progress).await
+                self.wait_ready(&name, views, progress, secrets).await
             }
             ActionKind::ScaleUp | ActionKind::ScaleDown | ActionKind::Update => {
                 let Some(spec) = action.target else {
                     return Ok(());
                 };
-                self.resize(&name, &spec, options, progress).await
+                self.resize(&name, &spec, options, progress, secrets).await
             }
         }
     }
 
-    fn start_instance(&self, spec: &ServerSpec, index: u32) -> Handle {
+    fn start_instance(&self, spec: &ServerSpec, index: u32, secrets: &Secrets) -> Handle {
+        let own = secrets.values.get(&spec.name).cloned().unwrap_or_default();
         instance::start(InstanceCtx {
+            redactor: Redactor::new(secrets.all()),
+            secrets: own,
             spec: spec.clone(),
             index,
             config_dir: self.config_dir.clone(),
@@ -470,6 +480,7 @@ impl Daemon {
         spec: &ServerSpec,
         options: &ApplyOptions,
         progress: &mpsc::Sender<String>,
+        secrets: &Secrets,
     ) -> Result<(), String> {
         let mut servers = self.servers.lock().await;
         let Some(rt) = servers.get_mut(name) else {
@@ -493,7 +504,7 @@ impl Daemon {
         let mut new_views = Vec::new();
         while keep.len() < want {
             let index = u32::try_from(keep.len()).unwrap_or(0);
-            let h = self.start_instance(spec, index);
+            let h = self.start_instance(spec, index, secrets);
             new_views.push(h.view.clone());
             keep.push(h);
         }
@@ -509,7 +520,7 @@ impl Daemon {
                 spec.instances
             ))
             .await;
-        self.wait_ready(name, new_views, progress).await
+        self.wait_ready(name, new_views, progress, secrets).await
     }
 
     async fn wait_ready(
@@ -517,6 +528,7 @@ impl Daemon {
         name: &str,
         views: Vec<tokio::sync::watch::Receiver<instance::View>>,
         progress: &mpsc::Sender<String>,
+        secrets: &Secrets,
     ) -> Result<(), String> {
         let mut failures = Vec::new();
         for (i, mut view) in views.into_iter().enumerate() {
@@ -539,6 +551,7 @@ impl Daemon {
                     .last_error
                     .or(v.last_exit)
                     .unwrap_or_else(|| "it exited".into());
+                let why = Redactor::new(secrets.all()).redact(&why);
                 let index = u32::try_from(i).unwrap_or(0);
                 let tail = logs::tail(&self.log_path(name, index), FAILURE_TAIL);
                 let tail = tail

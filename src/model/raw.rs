@@ -44,6 +44,28 @@ pub struct SecretsSection {
     pub recipients: Vec<String>,
 }
 
+impl RawConfig {
+    /// Every layer with the key path of its table: `[defaults]`, `[servers.N]`,
+    /// `[profiles.P]`, `[profiles.P.servers.N]`.
+    pub fn layers(&self) -> Vec<(Vec<String>, &Layer)> {
+        let path = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let mut out = Vec::new();
+        if let Some(d) = &self.defaults {
+            out.push((path(&["defaults"]), d));
+        }
+        for (name, layer) in &self.servers {
+            out.push((path(&["servers", name]), layer));
+        }
+        for (profile, layer) in &self.profiles {
+            out.push((path(&["profiles", profile]), layer));
+            for (name, over) in layer.servers.iter().flatten() {
+                out.push((path(&["profiles", profile, "servers", name]), over));
+            }
+        }
+        out
+    }
+}
+
 /// What the process behind a server speaks.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,

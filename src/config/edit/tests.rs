@@ -45,7 +45,15 @@ fn changed_lines(after: &str) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn set_env_in_inline_table_changes_one_line() {
-    let after = edited(|d| set_env(d, &Scope::Server("echo".into()), "MODE", "fast"));
+    let after = edited(|d| {
+        set_entry(
+            d,
+            &Scope::Server("echo".into()),
+            MapTable::Env,
+            "MODE",
+            "fast",
+        )
+    });
     let (removed, added) = changed_lines(&after);
     assert_eq!(removed, vec!["env = { LOG = \"info\" } # inline env\n"]);
     assert_eq!(
@@ -56,7 +64,15 @@ fn set_env_in_inline_table_changes_one_line() {
 
 #[test]
 fn replacing_a_value_keeps_its_comment() {
-    let after = edited(|d| set_env(d, &Scope::Server("table-env".into()), "A", "2"));
+    let after = edited(|d| {
+        set_entry(
+            d,
+            &Scope::Server("table-env".into()),
+            MapTable::Env,
+            "A",
+            "2",
+        )
+    });
     let (removed, added) = changed_lines(&after);
     assert_eq!(removed, vec!["A = \"1\" # first\n"]);
     assert_eq!(added, vec!["A = \"2\" # first\n"]);
@@ -64,7 +80,7 @@ fn replacing_a_value_keeps_its_comment() {
 
 #[test]
 fn set_env_in_defaults_adds_one_line() {
-    let after = edited(|d| set_env(d, &Scope::Defaults, "TZ", "UTC"));
+    let after = edited(|d| set_entry(d, &Scope::Defaults, MapTable::Env, "TZ", "UTC"));
     let (removed, added) = changed_lines(&after);
     assert!(removed.is_empty(), "{removed:?}");
     assert_eq!(added, vec!["env = { TZ = \"UTC\" }\n"]);
@@ -73,12 +89,18 @@ fn set_env_in_defaults_adds_one_line() {
 
 #[test]
 fn unset_removes_the_key_and_an_emptied_env() {
-    let after = edited(|d| unset_env(d, &Scope::Server("echo".into()), "LOG"));
+    let after = edited(|d| unset_entry(d, &Scope::Server("echo".into()), MapTable::Env, "LOG"));
     let (removed, added) = changed_lines(&after);
     assert_eq!(removed, vec!["env = { LOG = \"info\" } # inline env\n"]);
     assert!(added.is_empty(), "{added:?}");
     let mut doc = parse(COMMENTED).unwrap();
-    let err = unset_env(&mut doc, &Scope::Server("echo".into()), "NOPE").unwrap_err();
+    let err = unset_entry(
+        &mut doc,
+        &Scope::Server("echo".into()),
+        MapTable::Env,
+        "NOPE",
+    )
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("`NOPE` is not set in [servers.echo]")
@@ -88,7 +110,14 @@ fn unset_removes_the_key_and_an_emptied_env() {
 #[test]
 fn unknown_server_lists_the_known_ones() {
     let mut doc = parse(COMMENTED).unwrap();
-    let err = set_env(&mut doc, &Scope::Server("ghost".into()), "A", "1").unwrap_err();
+    let err = set_entry(
+        &mut doc,
+        &Scope::Server("ghost".into()),
+        MapTable::Env,
+        "A",
+        "1",
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("unknown server `ghost`"), "{text}");
     assert!(text.contains("known servers: echo, table-env"), "{text}");
@@ -144,7 +173,7 @@ fn profiles_are_created_merged_and_removed() {
 fn a_new_defaults_table_goes_before_the_servers() {
     let src = "version = 1\n\n[servers.a]\ncommand = \"x\"\nport = 1\n";
     let mut doc = parse(src).unwrap();
-    set_env(&mut doc, &Scope::Defaults, "A", "1").unwrap();
+    set_entry(&mut doc, &Scope::Defaults, MapTable::Env, "A", "1").unwrap();
     assert_eq!(
         doc.to_string(),
         "version = 1\n\n[defaults]\nenv = { A = \"1\" }\n\n[servers.a]\ncommand = \"x\"\nport = 1\n"

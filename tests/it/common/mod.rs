@@ -134,6 +134,9 @@ impl TestEnv {
         cmd.args(args)
             .current_dir(self.path())
             .env("NO_COLOR", "1")
+            // Keys live in the test's folder, never in the real home.
+            .env("XDG_CONFIG_HOME", self.path().join("xdg"))
+            .env_remove("MCPCTL_IDENTITY")
             .env_remove("MCPCTL_FILE")
             .env_remove("MCPCTL_LOG");
         cmd

@@ -1,0 +1,276 @@
+//! `config secret set|get|list|unset|keygen|recipients|rekey`.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use toml_edit::{Array, DocumentMut, Item, Value};
+
+use super::args::{RecipientsCommand, SecretCommand, ServerScope};
+use super::{Error, edit_file, ok, print, read_raw};
+use crate::config::Error as ConfigError;
+use crate::config::edit::{self, MapTable, Scope};
+use crate::model::names;
+use crate::model::raw::RawConfig;
+use crate::secrets::{self, identity};
+
+pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
+    match cmd {
+        SecretCommand::Set {
+            key,
+            value,
+            scope,
+            encrypt: _,
+        } => {
+            names::check_env_name(&key).map_err(|why| {
+                ConfigError::edit(
+                    format!("invalid secret name `{key}`: {why}"),
+                    Some(
+                        "secrets become environment variables: use letters, digits and `_`".into(),
+                    ),
+                )
+            })?;
+            let scope = to_scope(scope);
+            let value = match value.as_deref() {
+                None | Some("-") => read_stdin()?,
+                Some(v) => SecretString::from(v.to_string()),
+            };
+            edit_file(path, |doc, raw| {
+                let recipients = recipients_of(raw);
+                let place = place(&scope, &key);
+                let ciphertext = secrets::encrypt(&value, &place, &recipients)
+                    .map_err(|e| secret_error(&key, &scope, e))?;
+                edit::set_entry(doc, &scope, MapTable::Secrets, &key, &ciphertext)
+            })?;
+            eprintln!("set secret {key} in {} (encrypted)", scope.describe());
+            ok()
+        }
+        SecretCommand::Get { key, scope } => {
+            let scope = to_scope(scope);
+            let raw = read_raw(path)?;
+            let ciphertext = secret_of(&raw, &scope, &key)?;
+            let identities = identity::load().map_err(identity_error)?;
+            let value = secrets::decrypt(&ciphertext, &place(&scope, &key), &identities)
+                .map_err(|e| secret_error(&key, &scope, e))?;
+            print(&format!("{}\n", value.expose_secret()))?;
+            ok()
+        }
+        SecretCommand::List { scope } => {
+            let scope = to_scope(scope);
+            let raw = read_raw(path)?;
+            let lines: String = scope
+                .layer(&raw)
+                .and_then(|l| l.secrets.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|(k, ct)| {
+                    let n = secrets::recipient_count(ct).map_or("?".to_string(), |n| n.to_string());
+                    format!(
+                        "{k}  (encrypted to {n} recipient{})\n",
+                        if n == "1" { "" } else { "s" }
+                    )
+                })
+                .collect();
+            print(&lines)?;
+            ok()
+        }
+        SecretCommand::Unset { key, scope } => {
+            let scope = to_scope(scope);
+            edit_file(path, |doc, _| {
+                edit::unset_entry(doc, &scope, MapTable::Secrets, &key)
+            })?;
+            eprintln!("removed secret {key} from {}", scope.describe());
+            ok()
+        }
+        SecretCommand::Keygen => keygen(),
+        SecretCommand::Recipients(RecipientsCommand::List) => {
+            let raw = read_raw(path)?;
+            print(
+                &recipients_of(&raw)
+                    .iter()
+                    .map(|r| format!("{r}\n"))
+                    .collect::<String>(),
+            )?;
+            ok()
+        }
+        SecretCommand::Recipients(RecipientsCommand::Add { recipient }) => {
+            secrets::parse_recipients(std::slice::from_ref(&recipient))
+                .map_err(|e| ConfigError::edit(e.to_string(), None))?;
+            let n = rewrite(path, |list| {
+                if !list.contains(&recipient) {
+                    list.push(recipient.clone());
+                }
+            })?;
+            eprintln!("added {recipient}; re-encrypted {n} secret(s)");
+            ok()
+        }
+        SecretCommand::Recipients(RecipientsCommand::Remove { recipient }) => {
+            let n = rewrite(path, |list| list.retain(|r| r != &recipient))?;
+            eprintln!(
+                "removed {recipient}; re-encrypted {n} secret(s).\n\
+                 warning: the removed party may have kept copies of the old values (in git history too): \
+                 rotate the real credentials."
+            );
+            ok()
+        }
+        SecretCommand::Rekey => {
+            let n = rewrite(path, |_| {})?;
+            eprintln!("re-encrypted {n} secret(s)");
+            ok()
+        }
+    }
+}
+
+/// `keygen` needs no config file.
+pub(super) fn keygen() -> Result<u8, Error> {
+    let recipient = identity::generate().map_err(identity_error)?;
+    eprintln!(
+        "wrote a new age identity to {} (mode 0600): keep it private and backed up",
+        identity::path().map_err(identity_error)?.display()
+    );
+    print(&format!("{recipient}\n"))?;
+    ok()
+}
+
+fn to_scope(scope: ServerScope) -> Scope {
+    scope.server.map_or(Scope::Defaults, Scope::Server)
+}
+
+/// `servers.NAME.KEY` or `defaults.KEY`: what the encrypted payload is bound to.
+fn place(scope: &Scope, key: &str) -> String {
+    match scope {
+        Scope::Defaults => format!("defaults.{key}"),
+        Scope::Server(name) => format!("servers.{name}.{key}"),
+    }
+}
+
+fn recipients_of(raw: &RawConfig) -> Vec<String> {
+    raw.secrets
+        .as_ref()
+        .map(|s| s.recipients.clone())
+        .unwrap_or_default()
+}
+
+fn secret_of(raw: &RawConfig, scope: &Scope, key: &str) -> Result<String, Error> {
+    if let Scope::Server(name) = scope
+        && !raw.servers.contains_key(name)
+    {
+        let known: Vec<String> = raw.servers.keys().cloned().collect();
+        return Err(edit::unknown_server(name, &known).into());
+    }
+    scope
+        .layer(raw)
+        .and_then(|l| l.secrets.as_ref())
+        .and_then(|s| s.get(key))
+        .cloned()
+        .ok_or_else(|| {
+            ConfigError::edit(
+                format!("no secret `{key}` in {}", scope.describe()),
+                Some("`mcpctl config secret list` shows the secrets".into()),
+            )
+            .into()
+        })
+}
+
+fn read_stdin() -> Result<SecretString, Error> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("enter the value, then press Enter and Ctrl-D:");
+    }
+    let mut text = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut text)
+        .map_err(Error::Output)?;
+    let value = SecretString::from(
+        text.strip_suffix('\n')
+            .unwrap_or(&text)
+            .trim_end_matches('\r')
+            .to_string(),
+    );
+    use age::secrecy::zeroize::Zeroize;
+    text.zeroize();
+    Ok(value)
+}
+
+fn identity_error(e: identity::Error) -> Error {
+    let hint = match e {
+        identity::Error::Missing(_) => Some("create one with `mcpctl config secret keygen`, or point MCPCTL_IDENTITY / --identity at yours".to_string()),
+        _ => None,
+    };
+    ConfigError::edit(e.to_string(), hint).into()
+}
+
+fn secret_error(key: &str, scope: &Scope, e: secrets::Error) -> ConfigError {
+    let hint = match e {
+        secrets::Error::NoRecipients => Some("add one with `mcpctl config secret recipients add age1...` (`mcpctl config secret keygen` prints yours)".to_string()),
+        secrets::Error::NotARecipient => Some("ask someone who can read it to add your recipient".to_string()),
+        _ => None,
+    };
+    ConfigError::edit(format!("secret `{key}` in {}: {e}", scope.describe()), hint)
+}
+
+/// Changes the recipient list with `change`, then re-encrypts every secret in the file
+/// to the new list. Everything is decrypted first: one value this identity cannot
+/// read aborts the whole change, and the file is left as it was.
+fn rewrite(path: &Path, change: impl FnOnce(&mut Vec<String>)) -> Result<usize, Error> {
+    let mut count = 0;
+    edit_file(path, |doc, raw| {
+        let mut recipients = recipients_of(raw);
+        change(&mut recipients);
+        let identities = identity::load().map_err(|e| match identity_error(e) {
+            Error::Config(c) => c,
+            other => ConfigError::edit(other.to_string(), None),
+        })?;
+        let mut plan = Vec::new();
+        for (at, layer) in raw.layers() {
+            for (key, ciphertext) in layer.secrets.iter().flatten() {
+                let place = format!("{}.{key}", at.join("."));
+                let value = secrets::decrypt(ciphertext, &place, &identities).map_err(|e| {
+                    ConfigError::edit(
+                        format!("secret `{place}`: {e}"),
+                        Some("nothing was changed".into()),
+                    )
+                })?;
+                plan.push((
+                    [&at[..], &["secrets".to_string(), key.clone()]].concat(),
+                    place,
+                    value,
+                ));
+            }
+        }
+        set_recipients(doc, &recipients)?;
+        for (value_path, place, value) in &plan {
+            let ciphertext = secrets::encrypt(value, place, &recipients)
+                .map_err(|e| ConfigError::edit(format!("secret `{place}`: {e}"), None))?;
+            edit::replace_value(doc, value_path, Value::from(ciphertext))?;
+        }
+        count = plan.len();
+        Ok(())
+    })?;
+    Ok(count)
+}
+
+pub(super) fn set_recipients(
+    doc: &mut DocumentMut,
+    recipients: &[String],
+) -> Result<(), ConfigError> {
+    let secrets = doc.entry("secrets").or_insert_with(|| {
+        let mut t = toml_edit::Table::new();
+        t.set_position(Some(0));
+        Item::Table(t)
+    });
+    let table = secrets
+        .as_table_like_mut()
+        .ok_or_else(|| ConfigError::edit("`secrets` is not a table", None))?;
+    let mut array: Array = recipients.iter().map(String::as_str).collect();
+    if recipients.len() > 1 {
+        for value in array.iter_mut() {
+            value.decor_mut().set_prefix("\n  ");
+        }
+        array.set_trailing("\n");
+        array.set_trailing_comma(true);
+    }
+    edit::set_value(table, "recipients", Value::Array(array));
+    Ok(())
+}
