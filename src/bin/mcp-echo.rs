@@ -6,7 +6,8 @@
 //! `--no-handshake` never answers `initialize`, `--stderr TEXT` prints a line to
 //! stderr at start, `--grandchild [--setsid]` leaves a `sleep` grandchild behind,
 //! `--pid-file PATH` writes its pid (and the grandchild's) for tests to check,
-//! `--notify LEVEL:TEXT` sends a `notifications/message` once initialized.
+//! `--notify LEVEL:TEXT` sends a `notifications/message` once initialized,
+//! `--print-env NAME` prints that variable to stderr (a server leaking its token).
 #![allow(unsafe_code)]
 
 use std::io::{BufRead, Write};
@@ -24,6 +25,7 @@ struct Flags {
     setsid: bool,
     pid_file: Option<String>,
     notify: Vec<(String, String)>,
+    print_env: Vec<String>,
 }
 
 fn parse_flags() -> Result<Flags, String> {
@@ -39,6 +41,7 @@ fn parse_flags() -> Result<Flags, String> {
             "--grandchild" => flags.grandchild = true,
             "--setsid" => flags.setsid = true,
             "--pid-file" => flags.pid_file = Some(value()?),
+            "--print-env" => flags.print_env.push(value()?),
             "--notify" => {
                 let v = value()?;
                 let (level, text) = v.split_once(':').ok_or("--notify takes LEVEL:TEXT")?;
@@ -61,6 +64,9 @@ fn main() {
     };
     for line in &flags.stderr {
         eprintln!("{line}");
+    }
+    for name in &flags.print_env {
+        eprintln!("{name}={}", std::env::var(name).unwrap_or_default());
     }
     if let Some(code) = flags.fail_at_start {
         eprintln!("ERROR mcp-echo: failing at start with code {code} as asked");

@@ -15,3 +15,4 @@ mod plan;
 mod profile;
 mod readme;
 mod schema;
+mod secrets;
