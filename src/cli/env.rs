@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use super::args::{EnvCommand, ServerScope};
-use super::{Error, edit_file, ok, print, read_raw};
-use crate::config::edit::{MapTable, Scope};
+use super::args::EnvCommand;
+use super::{Error, check_server, edit_file, ok, print, read_raw, scope_of};
+use crate::config::edit::MapTable;
 use crate::config::{Error as ConfigError, edit};
 use crate::model::names;
 
@@ -12,7 +12,7 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
     match cmd {
         EnvCommand::Set { key, value, scope } => {
             check_key(&key)?;
-            let scope = to_scope(scope);
+            let scope = scope_of(scope);
             edit_file(path, |doc, _| {
                 edit::set_entry(doc, &scope, MapTable::Env, &key, &value)
             })?;
@@ -20,7 +20,7 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
             ok()
         }
         EnvCommand::Unset { key, scope } => {
-            let scope = to_scope(scope);
+            let scope = scope_of(scope);
             edit_file(path, |doc, _| {
                 edit::unset_entry(doc, &scope, MapTable::Env, &key)
             })?;
@@ -28,7 +28,7 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
             ok()
         }
         EnvCommand::Get { key, scope } => {
-            let scope = to_scope(scope);
+            let scope = scope_of(scope);
             let raw = read_raw(path)?;
             check_server(&raw, &scope)?;
             let value = scope
@@ -45,7 +45,7 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
             }
         }
         EnvCommand::List { scope } => {
-            let scope = to_scope(scope);
+            let scope = scope_of(scope);
             let raw = read_raw(path)?;
             check_server(&raw, &scope)?;
             let lines: String = scope
@@ -61,10 +61,6 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
     }
 }
 
-fn to_scope(scope: ServerScope) -> Scope {
-    scope.server.map_or(Scope::Defaults, Scope::Server)
-}
-
 fn check_key(key: &str) -> Result<(), Error> {
     names::check_env_name(key).map_err(|why| {
         ConfigError::edit(
@@ -73,14 +69,4 @@ fn check_key(key: &str) -> Result<(), Error> {
         )
         .into()
     })
-}
-
-fn check_server(raw: &crate::model::raw::RawConfig, scope: &Scope) -> Result<(), Error> {
-    match scope {
-        Scope::Server(name) if !raw.servers.contains_key(name) => {
-            let known: Vec<String> = raw.servers.keys().cloned().collect();
-            Err(edit::unknown_server(name, &known).into())
-        }
-        _ => Ok(()),
-    }
 }

@@ -164,6 +164,24 @@ fn read_raw(path: &Path) -> Result<RawConfig, Error> {
     Ok(model::parse_raw(&source).map_err(|d| ConfigError::invalid(path, &source, vec![d]))?)
 }
 
+/// `--server NAME`, or `[defaults]` without it.
+fn scope_of(scope: args::ServerScope) -> edit::Scope {
+    scope
+        .server
+        .map_or(edit::Scope::Defaults, edit::Scope::Server)
+}
+
+/// An unknown `--server` is an error listing the known servers.
+fn check_server(raw: &RawConfig, scope: &edit::Scope) -> Result<(), Error> {
+    match scope {
+        edit::Scope::Server(name) if !raw.servers.contains_key(name) => {
+            let known: Vec<String> = raw.servers.keys().cloned().collect();
+            Err(edit::unknown_server(name, &known).into())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn ok() -> Result<u8, Error> {
     Ok(exit::OK)
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use age::secrecy::{ExposeSecret, SecretString};
 use toml_edit::{Array, DocumentMut, Item, Value};
 
-use super::args::{RecipientsCommand, SecretCommand, ServerScope};
-use super::{Error, edit_file, ok, print, read_raw};
+use super::args::{RecipientsCommand, SecretCommand};
+use super::{Error, check_server, edit_file, ok, print, read_raw, scope_of};
 use crate::config::Error as ConfigError;
 use crate::config::edit::{self, MapTable, Scope};
 use crate::model::names;
@@ -30,7 +30,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
                     ),
                 )
             })?;
-            let scope = to_scope(scope);
+            let scope = scope_of(scope);
             let value = match value.as_deref() {
                 None | Some("-") => read_stdin()?,
                 Some(v) => SecretString::from(v.to_string()),
@@ -46,7 +46,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             ok()
         }
         SecretCommand::Get { key, scope } => {
-            let scope = to_scope(scope);
+            let scope = scope_of(scope);
             let raw = read_raw(path)?;
             let ciphertext = secret_of(&raw, &scope, &key)?;
             let identities = identity::load().map_err(identity_error)?;
@@ -56,7 +56,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             ok()
         }
         SecretCommand::List { scope } => {
-            let scope = to_scope(scope);
+            let scope = scope_of(scope);
             let raw = read_raw(path)?;
             let lines: String = scope
                 .layer(&raw)
@@ -75,7 +75,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             ok()
         }
         SecretCommand::Unset { key, scope } => {
-            let scope = to_scope(scope);
+            let scope = scope_of(scope);
             edit_file(path, |doc, _| {
                 edit::unset_entry(doc, &scope, MapTable::Secrets, &key)
             })?;
@@ -132,10 +132,6 @@ pub(super) fn keygen() -> Result<u8, Error> {
     ok()
 }
 
-fn to_scope(scope: ServerScope) -> Scope {
-    scope.server.map_or(Scope::Defaults, Scope::Server)
-}
-
 /// `servers.NAME.KEY` or `defaults.KEY`: what the encrypted payload is bound to.
 fn place(scope: &Scope, key: &str) -> String {
     match scope {
@@ -152,12 +148,7 @@ fn recipients_of(raw: &RawConfig) -> Vec<String> {
 }
 
 fn secret_of(raw: &RawConfig, scope: &Scope, key: &str) -> Result<String, Error> {
-    if let Scope::Server(name) = scope
-        && !raw.servers.contains_key(name)
-    {
-        let known: Vec<String> = raw.servers.keys().cloned().collect();
-        return Err(edit::unknown_server(name, &known).into());
-    }
+    check_server(raw, scope)?;
     scope
         .layer(raw)
         .and_then(|l| l.secrets.as_ref())
