@@ -19,6 +19,7 @@ pub mod config;
 pub mod daemon;
 pub mod diag;
 pub mod exit;
+pub mod gateway;
 pub mod model;
 pub mod plan;
 pub mod render;

@@ -11,13 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::logs::{LogWriter, detect_level};
 use super::policy::{Decision, Ending, Tracker};
 use super::spawner::Spawner;
+use crate::gateway::{SUPPORTED_VERSIONS, Upstream, mux};
 use crate::model::ServerSpec;
 use crate::model::spec::{Mode, Transport};
 use crate::secrets::redact::Redactor;
@@ -92,6 +93,8 @@ pub struct View {
     pub attempts: u32,
     pub last_exit: Option<String>,
     pub last_error: Option<String>,
+    /// The shared stdio channel of a running stdio server, for the gateway.
+    pub upstream: Option<Upstream>,
 }
 
 #[derive(Clone)]
@@ -111,6 +114,7 @@ pub fn start(ctx: InstanceCtx) -> Handle {
         attempts: 0,
         last_exit: None,
         last_error: None,
+        upstream: None,
     });
     tokio::spawn(run(ctx, rx, tx));
     Handle { control, view }
@@ -186,7 +190,10 @@ async fn run(
                 tracker.on_exit(ctx.spec.restart, ending, uptime, Instant::now())
             }
         };
-        view.send_modify(|v| v.pid = None);
+        view.send_modify(|v| {
+            v.pid = None;
+            v.upstream = None;
+        });
         match decision {
             Decision::Restart { after } => {
                 view.send_modify(|v| {
@@ -316,39 +323,17 @@ async fn run_once(
             return Once::Ended { ending: Ending::NotReady, uptime: started.elapsed() };
         }
     };
-    if let Err((why, may_have_died)) = ready {
-        // A server that died closes stdout before its exit is reaped: name the exit.
-        // After a timeout, its exit says nothing (dropping the probe closed its stdin).
-        let died = if may_have_died {
-            tokio::time::timeout(Duration::from_millis(500), &mut spawned.exited)
-                .await
-                .ok()
-        } else {
-            None
-        };
-        let code = match died {
-            Some(code) => {
-                let code = code.unwrap_or(-1);
-                let why = format!("{} before it was ready", describe_exit(code));
-                view.send_modify(|v| v.last_error = Some(why));
-                Some(code)
-            }
-            None => {
-                view.send_modify(|v| v.last_error = Some(why));
-                stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await
-            }
-        };
-        view.send_modify(|v| v.last_exit = code.map(describe_exit));
-        drain(&mut stderr_pump).await;
-        return Once::Ended {
-            ending: Ending::NotReady,
-            uptime: started.elapsed(),
-        };
-    }
+    let upstream = match ready {
+        Ok(upstream) => upstream,
+        Err(failure) => {
+            return fail_start(view, pid, failure, &mut spawned, &mut stderr_pump, started).await;
+        }
+    };
     view.send_modify(|v| {
         v.phase = Phase::Running;
         v.started_at = Some(SystemTime::now());
         v.last_error = None;
+        v.upstream = upstream;
     });
 
     loop {
@@ -404,6 +389,44 @@ async fn pump_lines<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
+/// Records why a start failed and makes sure the process is gone.
+async fn fail_start(
+    view: &watch::Sender<View>,
+    pid: u32,
+    (why, may_have_died): (String, bool),
+    spawned: &mut super::spawner::Spawned,
+    stderr_pump: &mut Option<tokio::task::JoinHandle<()>>,
+    started: Instant,
+) -> Once {
+    // A server that died closes stdout before its exit is reaped: name the exit.
+    // After a timeout, its exit says nothing (dropping the probe closed its stdin).
+    let died = if may_have_died {
+        tokio::time::timeout(Duration::from_millis(500), &mut spawned.exited)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let code = match died {
+        Some(code) => {
+            let code = code.unwrap_or(-1);
+            let why = format!("{} before it was ready", describe_exit(code));
+            view.send_modify(|v| v.last_error = Some(why));
+            Some(code)
+        }
+        None => {
+            view.send_modify(|v| v.last_error = Some(why));
+            stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await
+        }
+    };
+    view.send_modify(|v| v.last_exit = code.map(describe_exit));
+    drain(stderr_pump).await;
+    Once::Ended {
+        ending: Ending::NotReady,
+        uptime: started.elapsed(),
+    }
+}
+
 /// `mcpctl __shim --stop-timeout-ms N --daemon-pid P -- COMMAND ARGS...`, in a new
 /// process group, with the server's environment and working folder.
 fn shim_command(ctx: &InstanceCtx) -> Command {
@@ -447,8 +470,8 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
     cmd
 }
 
-/// Ready means: a stdio server answered `initialize`; an HTTP server accepts
-/// connections on its port.
+/// Ready means: a stdio server answered `initialize` (through the mux that then
+/// serves the gateway); an HTTP server accepts connections on its port.
 async fn probe(
     ctx: &InstanceCtx,
     (stdin, stdout): (
@@ -456,7 +479,7 @@ async fn probe(
         Option<std::process::ChildStdout>,
     ),
     log: Option<SharedLog>,
-) -> Result<(), String> {
+) -> Result<Option<Upstream>, String> {
     let stdout = stdout.and_then(|o| ChildStdout::from_std(o).ok());
     if ctx.spec.transport != Transport::Stdio {
         if let Some(out) = stdout {
@@ -468,112 +491,62 @@ async fn probe(
                 .await
                 .is_ok()
             {
-                return Ok(());
+                return Ok(None);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     let stdin = stdin.and_then(|i| ChildStdin::from_std(i).ok());
-    let (Some(mut stdin), Some(stdout)) = (stdin, stdout) else {
+    let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
         return Err("no stdio pipes".into());
     };
-    let mut lines = BufReader::new(stdout).lines();
-    initialize(&mut stdin, &mut lines, log.as_ref()).await?;
-    tokio::spawn(serve_stdout(stdin, lines, log));
-    Ok(())
-}
-
-const PROBE_ID: &str = "mcpctl-probe";
-
-async fn initialize(
-    stdin: &mut ChildStdin,
-    lines: &mut Lines<BufReader<ChildStdout>>,
-    log: Option<&SharedLog>,
-) -> Result<(), String> {
-    let request = json!({
-        "jsonrpc": "2.0",
-        "id": PROBE_ID,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "mcpctl", "version": env!("CARGO_PKG_VERSION")}
-        }
+    let on_message: mux::OnMessage = {
+        let log = log.clone();
+        Arc::new(move |msg: &Value| log_notification(log.as_ref(), msg))
+    };
+    let on_noise: mux::OnNoise = {
+        let log = log.clone();
+        Arc::new(move |line: &str| write_log(log.as_ref(), "stdout", line))
+    };
+    let upstream = mux::start(stdin, BufReader::new(stdout).lines(), on_message, on_noise);
+    let params = json!({
+        "protocolVersion": SUPPORTED_VERSIONS[0],
+        "capabilities": {},
+        "clientInfo": {"name": "mcpctl", "version": env!("CARGO_PKG_VERSION")}
     });
-    send(stdin, &request)
+    let response = upstream
+        .request("initialize", Some(params))
         .await
-        .map_err(|e| format!("cannot write to its stdin: {e}"))?;
-    while let Ok(Some(line)) = lines.next_line().await {
-        let Ok(msg) = serde_json::from_str::<Value>(&line) else {
-            write_log(log, "stdout", &line);
-            continue;
-        };
-        if msg.get("id").and_then(Value::as_str) != Some(PROBE_ID) || msg.get("method").is_some() {
-            handle_message(stdin, &msg, log).await;
-            continue;
-        }
-        if let Some(error) = msg.get("error") {
-            return Err(format!("initialize failed: {error}"));
-        }
-        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        send(stdin, &initialized)
-            .await
-            .map_err(|e| format!("cannot write to its stdin: {e}"))?;
-        return Ok(());
+        .map_err(|_| "closed its stdout before answering initialize".to_string())?;
+    if let Some(error) = response.get("error") {
+        return Err(format!("initialize failed: {error}"));
     }
-    Err("closed its stdout before answering initialize".into())
+    let init = response.get("result").cloned().unwrap_or(Value::Null);
+    upstream
+        .notify("notifications/initialized", None)
+        .await
+        .map_err(|_| "closed its stdin after initialize".to_string())?;
+    Ok(Some(upstream.initialized(init)))
 }
 
-/// After the handshake, until a gateway takes the channel: log what the server says,
-/// answer its pings, and refuse its other requests (no client is attached).
-async fn serve_stdout(
-    mut stdin: ChildStdin,
-    mut lines: Lines<BufReader<ChildStdout>>,
-    log: Option<SharedLog>,
-) {
-    while let Ok(Some(line)) = lines.next_line().await {
-        match serde_json::from_str::<Value>(&line) {
-            Ok(msg) => handle_message(&mut stdin, &msg, log.as_ref()).await,
-            Err(_) => write_log(log.as_ref(), "stdout", &line),
-        }
+/// `notifications/message` goes to the log with its level.
+fn log_notification(log: Option<&SharedLog>, msg: &Value) {
+    if msg.get("method").and_then(Value::as_str) != Some("notifications/message") {
+        return;
     }
-}
-
-async fn handle_message(stdin: &mut ChildStdin, msg: &Value, log: Option<&SharedLog>) {
-    let method = msg.get("method").and_then(Value::as_str);
-    match (method, msg.get("id")) {
-        (Some("notifications/message"), _) => {
-            let params = msg.get("params");
-            let level = params
-                .and_then(|p| p.get("level"))
-                .and_then(Value::as_str)
-                .unwrap_or("info");
-            let data = params
-                .and_then(|p| p.get("data"))
-                .map_or(String::new(), |d| match d {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
-            let level =
-                detect_level(level).map_or("INFO".to_string(), |l| format!("{l:?}").to_uppercase());
-            write_log(log, "mcp", &format!("{level} {data}"));
-        }
-        (Some("ping"), Some(id)) => {
-            let _ = send(stdin, &json!({"jsonrpc": "2.0", "id": id, "result": {}})).await;
-        }
-        (Some(method), Some(id)) => {
-            let error = json!({"code": -32601, "message": format!("no client is attached to answer {method}")});
-            let _ = send(stdin, &json!({"jsonrpc": "2.0", "id": id, "error": error})).await;
-        }
-        _ => {}
-    }
-}
-
-async fn send(stdin: &mut ChildStdin, msg: &Value) -> std::io::Result<()> {
-    let mut line = msg.to_string();
-    line.push('\n');
-    stdin.write_all(line.as_bytes()).await?;
-    stdin.flush().await
+    let params = msg.get("params");
+    let level = params
+        .and_then(|p| p.get("level"))
+        .and_then(Value::as_str)
+        .unwrap_or("info");
+    let data = params
+        .and_then(|p| p.get("data"))
+        .map_or(String::new(), |d| match d {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    let level = detect_level(level).map_or("INFO".to_string(), |l| format!("{l:?}").to_uppercase());
+    write_log(log, "mcp", &format!("{level} {data}"));
 }
 
 /// SIGTERM (SIGUSR1 when forced) to the shim, which stops the whole group; SIGUSR1

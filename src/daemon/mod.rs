@@ -29,7 +29,9 @@ use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::api::{ApplyOptions, ApplyOutcome, DaemonStatus, InstanceStatus, ServerStatus};
 use crate::config::{self, store};
+use crate::gateway::{self, Gateway, Instances, Upstream};
 use crate::model::ServerSpec;
+use crate::model::spec::{Mode, Transport};
 use crate::plan::{Action, ActionKind, Observed, ObservedServer, Plan, plan};
 use crate::secrets::redact::Redactor;
 use crate::secrets::unlock::{Unlocked as Secrets, unlock};
@@ -48,6 +50,38 @@ struct ServerRuntime {
     spec: ServerSpec,
     created_at: SystemTime,
     instances: Vec<Handle>,
+    /// What the gateway routes to; kept in step with `instances`.
+    pool: Arc<Pool>,
+    /// Serving `bind:port` (stdio servers); dropped first on stop.
+    gateway: Option<Gateway>,
+}
+
+/// The gateway's view of a server's instances.
+#[derive(Default)]
+struct Pool {
+    views: std::sync::Mutex<Vec<tokio::sync::watch::Receiver<instance::View>>>,
+}
+
+impl Pool {
+    fn set(&self, handles: &[Handle]) {
+        if let Ok(mut views) = self.views.lock() {
+            *views = handles.iter().map(|h| h.view.clone()).collect();
+        }
+    }
+}
+
+impl Instances for Pool {
+    fn pick(&self) -> Option<Upstream> {
+        let views = self.views.lock().ok()?;
+        views.iter().find_map(|v| {
+            let v = v.borrow();
+            if v.phase == Phase::Running {
+                v.upstream.clone()
+            } else {
+                None
+            }
+        })
+    }
 }
 
 pub struct Daemon {
@@ -420,18 +454,33 @@ impl Daemon {
                     say(format!("{name}: stopping for replacement")).await;
                 }
                 self.remove_and_stop(&name, options).await;
+                let pool = Arc::new(Pool::default());
+                // Bind first: a taken port fails the start before any process runs.
+                let gateway = if spec.mode == Mode::Local && spec.transport == Transport::Stdio {
+                    let addr = std::net::SocketAddr::new(spec.bind, spec.port);
+                    let instances: Arc<dyn Instances> = pool.clone();
+                    match gateway::serve(addr, instances).await {
+                        Ok(g) => Some(g),
+                        Err(e) => return Err(format!("{name}: cannot serve on {addr}: {e}")),
+                    }
+                } else {
+                    None
+                };
                 say(format!("{name}: starting {} instance(s)", spec.instances)).await;
                 let created_at = SystemTime::now();
                 let handles: Vec<Handle> = (0..spec.instances)
                     .map(|i| self.start_instance(&spec, i, secrets))
                     .collect();
                 let views: Vec<_> = handles.iter().map(|h| h.view.clone()).collect();
+                pool.set(&handles);
                 self.servers.lock().await.insert(
                     name.clone(),
                     ServerRuntime {
                         spec: spec.clone(),
                         created_at,
                         instances: handles,
+                        pool,
+                        gateway,
                     },
                 );
                 self.wait_ready(&name, views, progress, secrets).await
@@ -462,9 +511,11 @@ impl Daemon {
     }
 
     async fn remove_and_stop(&self, name: &str, options: &ApplyOptions) {
-        let Some(rt) = self.servers.lock().await.remove(name) else {
+        let Some(mut rt) = self.servers.lock().await.remove(name) else {
             return;
         };
+        // No new traffic to instances that are going away.
+        drop(rt.gateway.take());
         let timeout = stop_timeout(&rt.spec, options);
         stop_all(
             rt.instances.iter().map(|h| (h.clone(), timeout)),
@@ -510,6 +561,7 @@ impl Daemon {
         }
         let before = rt.instances.len();
         rt.instances = keep;
+        rt.pool.set(&rt.instances);
         rt.spec = spec.clone();
         drop(servers);
         let timeout = stop_timeout(spec, options);

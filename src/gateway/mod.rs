@@ -1,0 +1,47 @@
+//! The gateway: every running stdio server served on its `bind:port`, Streamable HTTP
+//! (2025-06-18 / 2025-11-25, JSON responses) at `/mcp`, many client sessions sharing
+//! one child process through [`mux`].
+//!
+//! The gateway never spawns processes: it reaches instances through [`Instances`],
+//! which the daemon implements over its supervised instances.
+
+mod http;
+pub mod mux;
+pub mod origin;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use mux::Upstream;
+
+/// Protocol revisions `/mcp` speaks, newest first.
+pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// How the gateway reaches a server's running instances.
+pub trait Instances: Send + Sync + 'static {
+    /// A ready instance to send a new session's traffic to.
+    fn pick(&self) -> Option<Upstream>;
+}
+
+/// A listening gateway; dropping it closes the port.
+pub struct Gateway {
+    task: tokio::task::JoinHandle<()>,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `addr` (so a taken port fails the start before any process runs) and serves.
+pub async fn serve(addr: SocketAddr, instances: Arc<dyn Instances>) -> std::io::Result<Gateway> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = http::router(instances, addr.ip().is_loopback());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Gateway { task, addr })
+}
