@@ -9,6 +9,7 @@ mod daemon;
 mod edit;
 mod examples;
 mod fmt;
+mod gateway;
 mod init;
 mod lifecycle;
 mod plan;

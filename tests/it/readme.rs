@@ -1,6 +1,6 @@
 //! The README's commands work: the main job runs, and the test command is CI's.
 
-use crate::common::{TestEnv, echo_bin, repo_root, to_run};
+use crate::common::{TestEnv, echo_bin, http, repo_root, to_run};
 
 fn readme() -> String {
     std::fs::read_to_string(repo_root().join("README.md")).unwrap()
@@ -37,6 +37,20 @@ fn the_main_job_command_works() {
         .success()
         .stdout_has("echo: instance 0 ready")
         .stdout_has("echo             Streamable HTTP http://127.0.0.1:8000/mcp");
+    // The printed endpoint is a real MCP server over HTTP.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"readme","version":"1"}}}"#;
+    let reply = http(8000, "POST", "/mcp", &[], init.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"from the README"}}}"#;
+    let reply = http(
+        8000,
+        "POST",
+        "/mcp",
+        &[("Mcp-Session-Id", &session)],
+        call.as_bytes(),
+    );
+    assert!(reply.body.contains("from the README"), "{}", reply.body);
     let stop = ["-f", config_arg, "daemon", "stop"];
     to_run(&stop, &env.command(&stop).output().unwrap()).success();
 }

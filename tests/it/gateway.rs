@@ -1,0 +1,184 @@
+//! The gateway's first slice: `/mcp` in front of a real stdio server, many sessions
+//! over one child, and the status codes of bad requests.
+
+use serde_json::json;
+
+use crate::common::{TestEnv, echo_bin, http};
+
+fn serve(port: u16) -> TestEnv {
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n",
+        echo_bin()
+    ));
+    env.run_within(60, &["apply"]).success();
+    env
+}
+
+fn post(port: u16, session: Option<&str>, body: &serde_json::Value) -> crate::common::HttpReply {
+    let mut headers = vec![("MCP-Protocol-Version", "2025-06-18")];
+    if let Some(s) = session {
+        headers.push(("Mcp-Session-Id", s));
+    }
+    http(port, "POST", "/mcp", &headers, body.to_string().as_bytes())
+}
+
+fn initialize(port: u16) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let reply = http(port, "POST", "/mcp", &[], init.to_string().as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["result"]["protocolVersion"], "2025-06-18");
+    assert_eq!(reply.json()["result"]["serverInfo"]["name"], "mcp-echo");
+    let session = reply
+        .header("mcp-session-id")
+        .expect("a session id")
+        .to_string();
+    assert_eq!(session.len(), 32, "128 bits in hex");
+    assert_eq!(
+        post(
+            port,
+            Some(&session),
+            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        )
+        .status,
+        202
+    );
+    session
+}
+
+#[test]
+fn a_stdio_server_answers_over_http_with_the_clients_own_ids() {
+    let port = 18501;
+    let env = serve(port);
+    let session = initialize(port);
+    let list = post(
+        port,
+        Some(&session),
+        &json!({"jsonrpc": "2.0", "id": "list-1", "method": "tools/list"}),
+    );
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json()["id"], "list-1");
+    assert!(list.body.contains("\"echo\""));
+    let call = post(
+        port,
+        Some(&session),
+        &json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi there"}}}),
+    );
+    assert_eq!(call.json()["id"], 42);
+    assert_eq!(call.json()["result"]["content"][0]["text"], "hi there");
+    let ping = post(
+        port,
+        Some(&session),
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+    );
+    assert_eq!(ping.json()["result"], json!({}));
+    env.run(&["server", "status", "echo"])
+        .success()
+        .stdout_has("http://127.0.0.1:18501/sse");
+}
+
+#[test]
+fn sixteen_sessions_share_one_child_and_every_answer_reaches_its_asker() {
+    let port = 18502;
+    let _env = serve(port);
+    let threads: Vec<_> = (0..16)
+        .map(|s| {
+            std::thread::spawn(move || {
+                let session = initialize(port);
+                for call in 0..25 {
+                    let text = format!("session {s} call {call}");
+                    // Every session uses the same ids: the gateway must keep them apart.
+                    let body = json!({"jsonrpc": "2.0", "id": call, "method": "tools/call",
+                        "params": {"name": "echo", "arguments": {"text": text}}});
+                    let reply = post(port, Some(&session), &body);
+                    assert_eq!(reply.json()["id"], call);
+                    assert_eq!(reply.json()["result"]["content"][0]["text"], text);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a session failed");
+    }
+}
+
+#[test]
+fn bad_requests_get_the_right_status_and_others_keep_working() {
+    let port = 18503;
+    let _env = serve(port);
+    let session = initialize(port);
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let foreign = http(
+        port,
+        "POST",
+        "/mcp",
+        &[
+            ("Origin", "https://evil.example"),
+            ("Mcp-Session-Id", &session),
+        ],
+        list.to_string().as_bytes(),
+    );
+    assert_eq!(foreign.status, 403);
+    let rebound = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let body = list.to_string();
+        write!(s, "POST /mcp HTTP/1.1\r\nHost: rebind.evil.example\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    assert_eq!(post(port, None, &list).status, 400);
+    assert_eq!(
+        post(port, Some("0123456789abcdef0123456789abcdef"), &list).status,
+        404
+    );
+    let garbage = http(
+        port,
+        "POST",
+        "/mcp",
+        &[("Mcp-Session-Id", &session)],
+        b"{not json",
+    );
+    assert_eq!(garbage.status, 400);
+    assert_eq!(garbage.json()["error"]["code"], -32700);
+    let huge = vec![b' '; 10 * 1024 * 1024];
+    assert_eq!(
+        http(port, "POST", "/mcp", &[("Mcp-Session-Id", &session)], &huge).status,
+        413
+    );
+    let bad_version = http(
+        port,
+        "POST",
+        "/mcp",
+        &[
+            ("Mcp-Session-Id", &session),
+            ("MCP-Protocol-Version", "1999-01-01"),
+        ],
+        list.to_string().as_bytes(),
+    );
+    assert_eq!(bad_version.status, 400);
+    assert_eq!(http(port, "GET", "/mcp", &[], b"").status, 405);
+    // Still serving the good session.
+    assert_eq!(post(port, Some(&session), &list).status, 200);
+    assert_eq!(
+        http(port, "DELETE", "/mcp", &[("Mcp-Session-Id", &session)], b"").status,
+        204
+    );
+    assert_eq!(post(port, Some(&session), &list).status, 404);
+}
+
+#[test]
+fn a_taken_port_fails_the_start_before_anything_runs() {
+    let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = blocker.local_addr().unwrap().port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n",
+        echo_bin()
+    ));
+    env.run_within(60, &["apply"])
+        .failure()
+        .stderr_has(&format!("echo: cannot serve on 127.0.0.1:{port}"));
+    assert_eq!(env.server_status("echo")["status"], "not running");
+}
