@@ -182,3 +182,30 @@ fn a_taken_port_fails_the_start_before_anything_runs() {
         .stderr_has(&format!("echo: cannot serve on 127.0.0.1:{port}"));
     assert_eq!(env.server_status("echo")["status"], "not running");
 }
+
+/// rmcp's client, written by others, against our `/mcp`.
+#[tokio::test]
+async fn an_independent_mcp_client_initializes_lists_and_calls() {
+    use rmcp::ServiceExt;
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::StreamableHttpClientTransport;
+
+    let _env = serve(18504);
+    let transport = StreamableHttpClientTransport::from_uri("http://127.0.0.1:18504/mcp");
+    let client = ().serve(transport).await.expect("initialize through the gateway");
+    let info = client.peer_info().expect("server info");
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("mcp-echo")
+    );
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert!(tools.iter().any(|t| t.name == "echo"), "{tools:?}");
+    let args = json!({"text": "from rmcp"}).as_object().cloned().unwrap();
+    let result = client
+        .call_tool(CallToolRequestParams::new("echo").with_arguments(args))
+        .await
+        .expect("tools/call");
+    let text = serde_json::to_value(&result.content).unwrap();
+    assert_eq!(text[0]["text"], "from rmcp", "{text}");
+    client.cancel().await.expect("clean close");
+}
