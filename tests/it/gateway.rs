@@ -209,3 +209,138 @@ async fn an_independent_mcp_client_initializes_lists_and_calls() {
     assert_eq!(text[0]["text"], "from rmcp", "{text}");
     client.cancel().await.expect("clean close");
 }
+
+/// A minimal legacy-SSE client: GET /sse over a raw socket, de-chunked, split into events.
+struct SseClient {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    pending: String,
+}
+
+impl SseClient {
+    fn connect(port: u16) -> Self {
+        use std::io::{BufRead, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+        }
+        Self {
+            reader,
+            pending: String::new(),
+        }
+    }
+
+    /// The next `(event, data)`, skipping keep-alive comments.
+    fn next(&mut self) -> (String, String) {
+        use std::io::{BufRead, Read};
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let block: String = self.pending.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if !data.is_empty() {
+                    return (event, data);
+                }
+                continue;
+            }
+            let mut size = String::new();
+            self.reader.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+            let mut chunk = vec![0; size + 2];
+            self.reader.read_exact(&mut chunk).unwrap();
+            self.pending
+                .push_str(&String::from_utf8_lossy(&chunk[..size]));
+        }
+    }
+}
+
+#[test]
+fn the_legacy_sse_transport_serves_a_session_beside_streamable_http() {
+    let port = 18505;
+    let _env = serve(port);
+    let http_session = initialize(port);
+    let mut sse = SseClient::connect(port);
+    let (event, endpoint) = sse.next();
+    assert_eq!(event, "endpoint");
+    assert!(endpoint.starts_with("/messages?sessionId="), "{endpoint}");
+    let send = |body: serde_json::Value| {
+        http(port, "POST", &endpoint, &[], body.to_string().as_bytes()).status
+    };
+    let init = json!({"jsonrpc": "2.0", "id": "i", "method": "initialize",
+        "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "sse", "version": "1"}}});
+    assert_eq!(send(init), 202);
+    let (event, data) = sse.next();
+    assert_eq!(event, "message");
+    let reply: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(
+        (
+            reply["id"].as_str(),
+            reply["result"]["protocolVersion"].as_str()
+        ),
+        (Some("i"), Some("2024-11-05"))
+    );
+    assert_eq!(
+        send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+        202
+    );
+    assert_eq!(
+        send(
+            json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "over sse"}}})
+        ),
+        202
+    );
+    let reply: serde_json::Value = serde_json::from_str(&sse.next().1).unwrap();
+    assert_eq!(reply["id"], 9);
+    assert_eq!(reply["result"]["content"][0]["text"], "over sse");
+    // The Streamable HTTP session is unaffected, and bad SSE posts are refused.
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    assert_eq!(post(port, Some(&http_session), &list).status, 200);
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/messages?sessionId=nope",
+            &[],
+            list.to_string().as_bytes()
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        http(port, "POST", "/messages", &[], list.to_string().as_bytes()).status,
+        400
+    );
+    assert_eq!(http(port, "POST", &endpoint, &[], b"{broken").status, 400);
+    // Closing the stream ends the session.
+    drop(sse);
+    crate::common::wait_for("the SSE session to end", 10, || {
+        let status = http(port, "POST", &endpoint, &[], list.to_string().as_bytes()).status;
+        if status == 404 {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    });
+}
