@@ -124,21 +124,24 @@ fn refuse(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     })
 }
 
-/// The body as one JSON-RPC message, or the error response for it.
-fn parse_message(body: &[u8]) -> Result<Value, Response> {
-    let Ok(msg) = serde_json::from_slice::<Value>(body) else {
-        return Err(rpc_error(
+/// The body as one JSON-RPC message, or the 400 response for it.
+fn parse_message(body: &[u8]) -> Result<Value, Box<Response>> {
+    let refuse = |code, message| {
+        Box::new(rpc_error(
             StatusCode::BAD_REQUEST,
             Value::Null,
-            -32700,
-            "parse error: the body is not JSON",
-        ));
+            code,
+            message,
+        ))
     };
-    if !msg.is_object() {
-        let why = "expected one JSON-RPC message (batches are not supported)";
-        return Err(rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32600, why));
+    match serde_json::from_slice::<Value>(body) {
+        Ok(msg) if msg.is_object() => Ok(msg),
+        Ok(_) => Err(refuse(
+            -32600,
+            "expected one JSON-RPC message (batches are not supported)",
+        )),
+        Err(_) => Err(refuse(-32700, "parse error: the body is not JSON")),
     }
-    Ok(msg)
 }
 
 /// The answer to a client message.
@@ -198,7 +201,7 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     }
     let msg = match parse_message(&body) {
         Ok(msg) => msg,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     if let Some(version) = header_str(&headers, VERSION_HEADER)
@@ -370,7 +373,7 @@ async fn post_messages(
     };
     let msg = match parse_message(&body) {
         Ok(msg) => msg,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     // Answered on the event stream; this request only acknowledges.
     tokio::spawn(async move {
