@@ -163,6 +163,7 @@ fn tools() -> Value {
         {"name": "log", "description": "Writes `text` to stderr and as a notifications/message at `level`",
          "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}, "level": {"type": "string"}}}},
         {"name": "crash", "description": "Aborts the process", "inputSchema": {"type": "object"}},
+        {"name": "whoami", "description": "Returns this process's pid", "inputSchema": {"type": "object"}},
         {"name": "exit", "description": "Exits with `code`", "inputSchema": {"type": "object", "properties": {"code": {"type": "integer"}}}}
     ])
 }
@@ -187,6 +188,9 @@ fn call_tool(out: &mut impl Write, params: &Value) -> Result<Value, (i64, String
             Ok(json!({"content": [{"type": "text", "text": "logged"}]}))
         }
         "crash" => std::process::abort(),
+        "whoami" => {
+            Ok(json!({"content": [{"type": "text", "text": std::process::id().to_string()}]}))
+        }
         "exit" => std::process::exit(args.get("code").and_then(Value::as_i64).unwrap_or(0) as i32),
         _ => Err((-32602, format!("unknown tool: {name}"))),
     }

@@ -73,14 +73,17 @@ impl Pool {
 impl Instances for Pool {
     fn pick(&self) -> Option<Upstream> {
         let views = self.views.lock().ok()?;
-        views.iter().find_map(|v| {
-            let v = v.borrow();
-            if v.phase == Phase::Running {
-                v.upstream.clone()
-            } else {
-                None
-            }
-        })
+        views
+            .iter()
+            .filter_map(|v| {
+                let v = v.borrow();
+                if v.phase == Phase::Running {
+                    v.upstream.clone()
+                } else {
+                    None
+                }
+            })
+            .min_by_key(Upstream::load)
     }
 }
 

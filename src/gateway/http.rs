@@ -33,6 +33,7 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 
 struct Session {
     upstream: Upstream,
+    _pin: super::mux::Pin,
     /// Legacy SSE sessions: where replies and notifications go.
     events: Option<mpsc::Sender<Value>>,
 }
@@ -64,13 +65,12 @@ impl AppState {
         let upstream = self.instances.pick()?;
         let id = new_session_id();
         let mut sessions = self.sessions.lock().ok()?;
-        sessions.insert(
-            id.clone(),
-            Session {
-                upstream: upstream.clone(),
-                events,
-            },
-        );
+        let session = Session {
+            _pin: upstream.pin(),
+            upstream: upstream.clone(),
+            events,
+        };
+        sessions.insert(id.clone(), session);
         Some((id, upstream))
     }
 }

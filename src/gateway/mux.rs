@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, BufReader, Lines};
@@ -28,6 +29,17 @@ pub struct Upstream {
     calls: mpsc::Sender<Call>,
     /// The child's answer to the gateway's own `initialize`.
     pub init: Arc<Value>,
+    /// Client sessions pinned to this child (for least-loaded placement).
+    sessions: Arc<AtomicUsize>,
+}
+
+/// Counts a session against its upstream while it lives.
+pub struct Pin(Arc<AtomicUsize>);
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +71,20 @@ impl Upstream {
     /// The same channel, with the child's `initialize` answer recorded.
     pub fn initialized(&self, init: Value) -> Self {
         Self {
-            calls: self.calls.clone(),
             init: Arc::new(init),
+            ..self.clone()
         }
+    }
+
+    /// Sessions currently pinned here.
+    pub fn load(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Pins one more session here until the returned guard drops.
+    pub fn pin(&self) -> Pin {
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        Pin(Arc::clone(&self.sessions))
     }
 }
 
@@ -83,6 +106,7 @@ pub fn start(
     Upstream {
         calls,
         init: Arc::new(Value::Null),
+        sessions: Arc::default(),
     }
 }
 

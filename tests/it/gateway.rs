@@ -344,3 +344,82 @@ fn the_legacy_sse_transport_serves_a_session_beside_streamable_http() {
         }
     });
 }
+
+fn whoami(port: u16, session: &str) -> serde_json::Value {
+    post(port, Some(session), &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}})).json()
+}
+
+#[test]
+fn a_pool_spreads_sessions_and_a_dying_instance_fails_only_its_own() {
+    let port = 18506;
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.pool]\ncommand = \"{}\"\nport = {port}\ninstances = 3\n",
+        echo_bin()
+    ));
+    env.run_within(60, &["apply"])
+        .success()
+        .stdout_has("pool: instance 2 ready");
+    let sessions: Vec<String> = (0..3).map(|_| initialize(port)).collect();
+    let pids: Vec<String> = sessions
+        .iter()
+        .map(|s| {
+            whoami(port, s)["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut distinct = pids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "least-loaded placement puts one session on each instance: {pids:?}"
+    );
+
+    std::process::Command::new("kill")
+        .args(["-9", &pids[0]])
+        .status()
+        .unwrap();
+    let failed = crate::common::wait_for("the killed instance's session to fail", 20, || {
+        let reply = whoami(port, &sessions[0]);
+        if reply.get("error").is_some() {
+            Ok(reply)
+        } else {
+            Err(reply.to_string())
+        }
+    });
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("initialize again"),
+        "{failed}"
+    );
+    for (session, pid) in sessions.iter().zip(&pids).skip(1) {
+        assert_eq!(
+            whoami(port, session)["result"]["content"][0]["text"].as_str(),
+            Some(pid.as_str())
+        );
+    }
+    assert_eq!(
+        post(
+            port,
+            Some(&sessions[0]),
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        )
+        .status,
+        404
+    );
+    let again = initialize(port);
+    assert!(whoami(port, &again)["result"].is_object());
+    crate::common::wait_for("the instance to be replaced by policy", 30, || {
+        let s = env.server_status("pool");
+        if s["restarts"] == 1 && s["instances_running"] == 3 {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+}
