@@ -132,28 +132,36 @@ fn print(text: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Applies `change` to the file under the lock. The file must be valid before, and the
-/// result must be valid too, or nothing is written. Returns whether the file changed.
+/// Applies `change` to the file under the lock. The result must be valid, or nothing
+/// is written; an edit may repair a file that was invalid (e.g. set the secret that
+/// `auth` names), but on a file that stays broken the file's own problems are shown.
+/// Returns whether the file changed.
 fn edit_file<F>(path: &Path, change: F) -> Result<bool, Error>
 where
     F: FnOnce(&mut DocumentMut, &RawConfig) -> Result<(), ConfigError>,
 {
     let changed = store::update(path, |before| {
-        model::parse(before).map_err(|d| ConfigError::invalid(path, before, d))?;
+        let was_invalid = model::parse(before).err();
         let raw =
             model::parse_raw(before).map_err(|d| ConfigError::invalid(path, before, vec![d]))?;
         let mut doc = edit::parse(before).map_err(|e| ConfigError::edit(e.to_string(), None))?;
-        change(&mut doc, &raw)?;
-        let after = doc.to_string();
-        if let Err(diags) = model::parse(&after) {
-            let label = format!("{} (as this change would leave it)", path.display());
-            return Err(ConfigError::Invalid {
-                file: label,
-                source_text: after,
-                diagnostics: diags,
+        if let Err(e) = change(&mut doc, &raw) {
+            // On a broken file, the file's own problems explain more than the edit's.
+            return Err(match was_invalid {
+                Some(diags) => ConfigError::invalid(path, before, diags),
+                None => e,
             });
         }
-        Ok(after)
+        let after = doc.to_string();
+        match (model::parse(&after), was_invalid) {
+            (Ok(_), _) => Ok(after),
+            (Err(_), Some(diags)) => Err(ConfigError::invalid(path, before, diags)),
+            (Err(diags), None) => Err(ConfigError::Invalid {
+                file: format!("{} (as this change would leave it)", path.display()),
+                source_text: after,
+                diagnostics: diags,
+            }),
+        }
     })?;
     Ok(changed)
 }

@@ -81,6 +81,9 @@ pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
         Format::Text => render::plan_text(&plan, colour()),
     };
     print(&text)?;
+    for warning in loaded.config.servers.values().flat_map(|s| s.warnings()) {
+        eprintln!("warning: {warning}");
+    }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         exit::CHANGES
     } else {

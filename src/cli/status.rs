@@ -88,6 +88,9 @@ fn reports(path: &Path) -> Result<Vec<Report>, Error> {
             .as_ref()
             .and_then(|s| s.servers.iter().find(|r| r.name == name))
     };
+    for warning in loaded.config.servers.values().flat_map(|s| s.warnings()) {
+        eprintln!("warning: {warning}");
+    }
     let mut out: Vec<Report> = loaded
         .config
         .servers

@@ -462,7 +462,11 @@ impl Daemon {
                 let gateway = if spec.mode == Mode::Local && spec.transport == Transport::Stdio {
                     let addr = std::net::SocketAddr::new(spec.bind, spec.port);
                     let instances: Arc<dyn Instances> = pool.clone();
-                    match gateway::serve(addr, instances).await {
+                    let bearer = spec
+                        .auth_bearer
+                        .as_ref()
+                        .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned());
+                    match gateway::serve(addr, instances, bearer).await {
                         Ok(g) => Some(g),
                         Err(e) => return Err(format!("{name}: cannot serve on {addr}: {e}")),
                     }
@@ -498,7 +502,11 @@ impl Daemon {
     }
 
     fn start_instance(&self, spec: &ServerSpec, index: u32, secrets: &Secrets) -> Handle {
-        let own = secrets.values.get(&spec.name).cloned().unwrap_or_default();
+        let mut own = secrets.values.get(&spec.name).cloned().unwrap_or_default();
+        // The clients' bearer token is the gateway's, never the server's.
+        if let Some(name) = &spec.auth_bearer {
+            own.remove(name);
+        }
         instance::start(InstanceCtx {
             redactor: Redactor::new(secrets.all()),
             secrets: own,

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
+use age::secrecy::{ExposeSecret, SecretString};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -42,6 +43,7 @@ struct AppState {
     instances: Arc<dyn Instances>,
     sessions: Mutex<HashMap<String, Session>>,
     loopback: bool,
+    bearer: Option<SecretString>,
 }
 
 impl AppState {
@@ -75,11 +77,16 @@ impl AppState {
     }
 }
 
-pub(super) fn router(instances: Arc<dyn Instances>, loopback: bool) -> Router {
+pub(super) fn router(
+    instances: Arc<dyn Instances>,
+    loopback: bool,
+    bearer: Option<SecretString>,
+) -> Router {
     let state = Arc::new(AppState {
         instances,
         sessions: Mutex::new(HashMap::new()),
         loopback,
+        bearer,
     });
     Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
@@ -110,18 +117,41 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Origin and Host checks for every route; `Some` is the refusal.
+/// Origin, Host and bearer checks for every route; `Some` is the refusal. A session id
+/// is never taken as proof of anything.
 fn refuse(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let ok = origin::origin_allowed(header_str(headers, "origin"))
         && origin::host_allowed(header_str(headers, "host"), state.loopback);
-    (!ok).then(|| {
-        rpc_error(
+    if !ok {
+        return Some(rpc_error(
             StatusCode::FORBIDDEN,
             Value::Null,
             -32600,
             "forbidden origin or host",
-        )
-    })
+        ));
+    }
+    let expected = state.bearer.as_ref()?;
+    let given = header_str(headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.expose_secret().as_bytes())) {
+        return None;
+    }
+    let mut response = rpc_error(
+        StatusCode::UNAUTHORIZED,
+        Value::Null,
+        -32600,
+        "missing or wrong bearer token",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"mcpctl\""),
+    );
+    Some(response)
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal
+/// how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The body as one JSON-RPC message, or the 400 response for it.

@@ -12,6 +12,8 @@ pub mod origin;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use age::secrecy::SecretString;
+
 pub use mux::Upstream;
 
 /// Protocol revisions `/mcp` speaks, newest first.
@@ -36,10 +38,15 @@ impl Drop for Gateway {
 }
 
 /// Binds `addr` (so a taken port fails the start before any process runs) and serves.
-pub async fn serve(addr: SocketAddr, instances: Arc<dyn Instances>) -> std::io::Result<Gateway> {
+/// With `bearer`, every request must carry `Authorization: Bearer <bearer>`.
+pub async fn serve(
+    addr: SocketAddr,
+    instances: Arc<dyn Instances>,
+    bearer: Option<SecretString>,
+) -> std::io::Result<Gateway> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let app = http::router(instances, addr.ip().is_loopback());
+    let app = http::router(instances, addr.ip().is_loopback(), bearer);
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -37,6 +37,13 @@ pub struct RawConfig {
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Name of the secret (in this server's `secrets`) holding the bearer token.
+    pub bearer: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SecretsSection {
     /// age X25519 recipients (`age1...`); `mcpctl config secret recipients add` keeps
     /// every value encrypted to all of them.
@@ -174,6 +181,11 @@ pub struct Layer {
     /// How long a start may take before the server counts as failed, e.g. `"30s"`. Default `30s`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_timeout: Option<String>,
+    /// Client authentication at the gateway: `auth = { bearer = "SECRET_NAME" }` names
+    /// one of the server's secrets; clients must send `Authorization: Bearer <it>`.
+    /// Required when `bind` is not a loopback address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
     /// Per-server overrides; only inside `[profiles.NAME]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub servers: Option<BTreeMap<String, Layer>>,

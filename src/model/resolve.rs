@@ -46,6 +46,7 @@ struct Merged {
     restart: Option<Sourced<RestartPolicy>>,
     stop_timeout: Option<Sourced<String>>,
     start_timeout: Option<Sourced<String>>,
+    auth: Option<Sourced<super::raw::Auth>>,
 }
 
 impl Merged {
@@ -76,7 +77,8 @@ impl Merged {
             instances,
             restart,
             stop_timeout,
-            start_timeout
+            start_timeout,
+            auth
         );
         if let Some(secrets) = &layer.secrets {
             for (key, ciphertext) in secrets {
@@ -432,6 +434,31 @@ fn resolve_server(
         diags,
     );
 
+    let auth_bearer = m.auth.as_ref().map(|a| a.value.bearer.clone());
+    match (&m.auth, bind) {
+        (Some(auth), _) if !m.secrets.contains_key(&auth.value.bearer) => diags.push(
+            Diagnostic::new(format!(
+                "`auth` of server `{name}` names secret `{}`, which the server does not have",
+                auth.value.bearer
+            ))
+            .at(loc.value(&auth.origin), "no such secret")
+            .hint(format!(
+                "set it with `mcpctl config secret set {} --server {name}`",
+                auth.value.bearer
+            )),
+        ),
+        (None, Some(ip)) if !ip.is_loopback() => {
+            let at = m.bind.as_ref().and_then(|b| loc.value(&b.origin));
+            diags.push(
+                Diagnostic::new(format!("server `{name}` is bound to {ip}, beyond this machine, without `auth`"))
+                    .at(at.or_else(at_server), "reachable from the network")
+                    .hint(format!(
+                        "add `auth = {{ bearer = \"TOKEN\" }}` and `mcpctl config secret set TOKEN --server {name}`, or bind 127.0.0.1"
+                    )),
+            );
+        }
+        _ => {}
+    }
     if diags.len() != before {
         return None;
     }
@@ -459,6 +486,7 @@ fn resolve_server(
         restart: m.restart.map_or(RestartPolicy::OnFailure, |r| r.value),
         stop_timeout: stop_timeout?,
         start_timeout: start_timeout?,
+        auth_bearer,
     };
     Some((spec, port_origin))
 }

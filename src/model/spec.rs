@@ -39,6 +39,9 @@ pub struct ServerSpec {
     pub stop_timeout: Duration,
     #[serde(with = "human_duration")]
     pub start_timeout: Duration,
+    /// The secret whose value clients must present as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_bearer: Option<String>,
 }
 
 /// One secret of a spec, as the file holds it.
@@ -110,6 +113,7 @@ impl ServerSpec {
             },
             attr("url", self.url.clone().map(Text), Restart),
             attr("bind", Some(Text(self.bind.to_string())), Restart),
+            attr("auth_bearer", self.auth_bearer.clone().map(Text), Restart),
             attr("port", Some(Number(u64::from(self.port))), Restart),
             attr("instances", Some(Number(u64::from(self.instances))), Scale),
             attr("profile", Some(Text(self.profile.clone())), InPlace),
@@ -144,6 +148,18 @@ impl ServerSpec {
             })
             .collect();
         (!digests.is_empty()).then_some(digests)
+    }
+
+    /// What a careful operator should know before running this spec.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.bind.is_loopback() {
+            out.push(format!(
+                "server `{}` is served on {} without TLS: its traffic and bearer token cross the network in clear",
+                self.name, self.bind
+            ));
+        }
+        out
     }
 
     /// Where clients reach this server: `http://BIND:PORT`.

@@ -115,7 +115,7 @@ fn spec_hash_changes_with_every_field_that_matters() {
         ("cwd = \"sub\"\n", None),
         ("env = { A = \"1\" }\n", None),
         ("transport = \"sse\"\n", None),
-        ("bind = \"0.0.0.0\"\n", None),
+        ("bind = \"127.0.0.2\"\n", None),
         ("mode = \"remote\"\nurl = \"https://x.invalid/mcp\"\n", None),
         ("", Some(("command = \"x\"", "command = \"y\""))),
         ("", Some(("port = 8000", "port = 8001"))),
@@ -307,6 +307,7 @@ args = ["a"]
 cwd = "sub"
 env = { K = "v" }
 secrets = { T = "age:abc" }
+auth = { bearer = "T" }
 transport = "sse"
 mode = "local"
 url = "http://127.0.0.1:1/mcp"
@@ -335,7 +336,7 @@ start_timeout = "9s"
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
         "transport": "sse", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "instances": 3, "restart": "never",
-        "stop_timeout": "7s", "start_timeout": "9s"
+        "stop_timeout": "7s", "start_timeout": "9s", "auth_bearer": "T"
     });
     assert_eq!(json, expect);
     let layer_fields = serde_json::to_value(crate::model::raw::Layer::default()).unwrap();

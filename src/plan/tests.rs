@@ -27,6 +27,7 @@ fn spec(name: &str) -> ServerSpec {
         restart: RestartPolicy::OnFailure,
         stop_timeout: Duration::from_secs(10),
         start_timeout: Duration::from_secs(30),
+        auth_bearer: None,
     }
 }
 

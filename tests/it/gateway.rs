@@ -423,3 +423,95 @@ fn a_pool_spreads_sessions_and_a_dying_instance_fails_only_its_own() {
         }
     });
 }
+
+#[test]
+fn a_bearer_token_guards_every_route_and_never_reaches_the_server() {
+    let port = 18507;
+    let env = TestEnv::new();
+    env.run(&["init"]).success();
+    let mut text = env.read("mcpctl.toml");
+    text.push_str(&format!(
+        "\n[servers.guarded]\ncommand = \"{}\"\nargs = [\"--print-env\", \"CLIENT_TOKEN\"]\nport = {port}\nauth = {{ bearer = \"CLIENT_TOKEN\" }}\n",
+        echo_bin()
+    ));
+    env.write("mcpctl.toml", &text);
+    // The secret must exist first: auth naming a missing secret is refused.
+    env.run(&["validate"])
+        .failure()
+        .stderr_has("names secret `CLIENT_TOKEN`");
+    let mut set = env
+        .command(&[
+            "config",
+            "secret",
+            "set",
+            "CLIENT_TOKEN",
+            "--server",
+            "guarded",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret-bearer-token\n")
+        .unwrap();
+    assert!(set.wait().unwrap().success());
+    env.run_within(60, &["apply"]).success();
+
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    let none = http(port, "POST", "/mcp", &[], init.as_bytes());
+    assert_eq!(none.status, 401);
+    assert_eq!(
+        none.header("www-authenticate"),
+        Some("Bearer realm=\"mcpctl\"")
+    );
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Authorization", "Bearer wrong")],
+            init.as_bytes()
+        )
+        .status,
+        401
+    );
+    assert_eq!(http(port, "GET", "/sse", &[], b"").status, 401);
+    let ok = http(
+        port,
+        "POST",
+        "/mcp",
+        &[("Authorization", "Bearer s3cret-bearer-token")],
+        init.as_bytes(),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    // A session id alone is no credential.
+    let session = ok.header("mcp-session-id").unwrap().to_string();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Mcp-Session-Id", &session)],
+            list.as_bytes()
+        )
+        .status,
+        401
+    );
+    // The server never saw the clients' token.
+    let log = crate::common::wait_for("the server's env line", 20, || {
+        let log = std::fs::read_to_string(env.path().join(".mcpctl/logs/guarded-0.log"))
+            .unwrap_or_default();
+        if log.contains("CLIENT_TOKEN=") {
+            Ok(log)
+        } else {
+            Err(log)
+        }
+    });
+    assert!(log.contains("stderr CLIENT_TOKEN=\n"), "{log}");
+}
