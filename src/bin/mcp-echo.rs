@@ -98,6 +98,8 @@ fn main() {
 }
 
 fn serve(flags: &Flags) {
+    let mut waiting: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
+    let mut next_request = 0u64;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
     for line in stdin.lock().lines() {
@@ -115,6 +117,31 @@ fn serve(flags: &Flags) {
                 continue;
             }
         };
+        // A client's answer to one of our sampling requests completes the call that asked.
+        if msg.get("method").is_none()
+            && let Some(asked) = msg
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|i| waiting.remove(i))
+        {
+            let text = msg
+                .pointer("/result/content/text")
+                .and_then(Value::as_str)
+                .map_or_else(
+                    || {
+                        format!(
+                            "sampling failed: {}",
+                            msg.get("error").unwrap_or(&Value::Null)
+                        )
+                    },
+                    str::to_string,
+                );
+            send(
+                &mut out,
+                &json!({"jsonrpc": "2.0", "id": asked, "result": {"content": [{"type": "text", "text": text}]}}),
+            );
+            continue;
+        }
         let Some(id) = msg.get("id").cloned() else {
             if msg.get("method").and_then(Value::as_str) == Some("notifications/initialized") {
                 for (level, text) in &flags.notify {
@@ -138,6 +165,20 @@ fn serve(flags: &Flags) {
             })),
             "ping" => Ok(json!({})),
             "tools/list" => Ok(json!({"tools": tools()})),
+            "tools/call" if params.get("name").and_then(Value::as_str) == Some("sample") => {
+                // Ask the client to sample; answer this call when its reply arrives.
+                next_request += 1;
+                let request_id = format!("echo-sample-{next_request}");
+                let prompt = params
+                    .pointer("/arguments/text")
+                    .cloned()
+                    .unwrap_or(json!(""));
+                let ask = json!({"jsonrpc": "2.0", "id": request_id, "method": "sampling/createMessage", "params": {
+                    "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}], "maxTokens": 10}});
+                waiting.insert(request_id, id);
+                send(&mut out, &ask);
+                continue;
+            }
             "tools/call" => call_tool(&mut out, &params),
             _ => Err((-32601, format!("method not found: {method}"))),
         };
@@ -164,6 +205,8 @@ fn tools() -> Value {
          "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}, "level": {"type": "string"}}}},
         {"name": "crash", "description": "Aborts the process", "inputSchema": {"type": "object"}},
         {"name": "whoami", "description": "Returns this process's pid", "inputSchema": {"type": "object"}},
+        {"name": "sample", "description": "Asks the client to sample `text`, returns its answer", "inputSchema": text_arg("prompt")},
+        {"name": "progress", "description": "Sends `steps` progress notifications, then returns", "inputSchema": {"type": "object", "properties": {"steps": {"type": "integer"}}}},
         {"name": "exit", "description": "Exits with `code`", "inputSchema": {"type": "object", "properties": {"code": {"type": "integer"}}}}
     ])
 }
@@ -188,6 +231,20 @@ fn call_tool(out: &mut impl Write, params: &Value) -> Result<Value, (i64, String
             Ok(json!({"content": [{"type": "text", "text": "logged"}]}))
         }
         "crash" => std::process::abort(),
+        "progress" => {
+            let token = params.pointer("/_meta/progressToken").cloned();
+            let steps = args.get("steps").and_then(Value::as_u64).unwrap_or(3);
+            for step in 1..=steps {
+                if let Some(token) = &token {
+                    let p = json!({"progressToken": token, "progress": step, "total": steps});
+                    send(
+                        out,
+                        &json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": p}),
+                    );
+                }
+            }
+            Ok(json!({"content": [{"type": "text", "text": format!("{steps} steps")}]}))
+        }
         "whoami" => {
             Ok(json!({"content": [{"type": "text", "text": std::process::id().to_string()}]}))
         }

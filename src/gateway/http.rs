@@ -1,11 +1,13 @@
 //! The client-facing transports of one server:
-//! - `/mcp`: 2025-era Streamable HTTP (POST with JSON responses, DELETE);
+//! - `/mcp`: 2025-era Streamable HTTP. POST answers with JSON, or with an SSE stream
+//!   when the call produces progress or a server request before its result; DELETE
+//!   ends a session.
 //! - `/sse` + `/messages?sessionId=`: the legacy HTTP+SSE transport.
 //!
-//! Both end in [`dispatch`]: the gateway answers `initialize` and `ping` itself (from
-//! the child's cached answer, at the version the client asked for when supported)
-//! and forwards everything else through the child's shared channel. Session ids are
-//! 128 random bits and never count as authentication.
+//! The gateway answers `initialize` and `ping` itself (from the child's cached answer,
+//! at the version the client asked for when supported) and forwards everything else
+//! through the child's shared channel ([`super::mux`]). Session ids are 128 random
+//! bits and never count as authentication.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,8 +23,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
+use super::mux::{CallOptions, Pin};
 use super::{Instances, SUPPORTED_VERSIONS, Upstream, origin};
 
 /// Requests larger than this are refused with 413.
@@ -31,12 +34,23 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 const SSE_BACKLOG: usize = 256;
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
+/// Calls during which a server may ask its client something.
+const CAN_CAUSE_SERVER_REQUESTS: [&str; 3] = ["tools/call", "prompts/get", "resources/read"];
 
 struct Session {
     upstream: Upstream,
-    _pin: super::mux::Pin,
-    /// Legacy SSE sessions: where replies and notifications go.
+    _pin: Pin,
+    /// Legacy SSE sessions: where replies and everything else for the client go.
     events: Option<mpsc::Sender<Value>>,
+    /// The client declared sampling, elicitation or roots.
+    can_answer: bool,
+}
+
+#[derive(Clone)]
+struct SessionView {
+    upstream: Upstream,
+    events: Option<mpsc::Sender<Value>>,
+    can_answer: bool,
 }
 
 struct AppState {
@@ -47,11 +61,13 @@ struct AppState {
 }
 
 impl AppState {
-    fn session(&self, id: &str) -> Option<(Upstream, Option<mpsc::Sender<Value>>)> {
+    fn session(&self, id: &str) -> Option<SessionView> {
         let sessions = self.sessions.lock().ok()?;
-        sessions
-            .get(id)
-            .map(|s| (s.upstream.clone(), s.events.clone()))
+        sessions.get(id).map(|s| SessionView {
+            upstream: s.upstream.clone(),
+            events: s.events.clone(),
+            can_answer: s.can_answer,
+        })
     }
 
     fn forget(&self, id: &str) -> bool {
@@ -62,18 +78,34 @@ impl AppState {
             .is_some()
     }
 
-    /// A new session on a ready instance; `None` when none is running.
-    fn open(&self, events: Option<mpsc::Sender<Value>>) -> Option<(String, Upstream)> {
+    /// A new session on the least-loaded ready instance; `None` when none runs.
+    fn open(
+        &self,
+        events: Option<mpsc::Sender<Value>>,
+        can_answer: bool,
+    ) -> Option<(String, Upstream)> {
         let upstream = self.instances.pick()?;
         let id = new_session_id();
-        let mut sessions = self.sessions.lock().ok()?;
         let session = Session {
             _pin: upstream.pin(),
             upstream: upstream.clone(),
             events,
+            can_answer,
         };
-        sessions.insert(id.clone(), session);
+        self.sessions.lock().ok()?.insert(id.clone(), session);
         Some((id, upstream))
+    }
+
+    fn set_can_answer(&self, id: &str, can_answer: bool) {
+        if let Some(s) = self
+            .sessions
+            .lock()
+            .ok()
+            .as_mut()
+            .and_then(|s| s.get_mut(id))
+        {
+            s.can_answer = can_answer;
+        }
     }
 }
 
@@ -174,40 +206,11 @@ fn parse_message(body: &[u8]) -> Result<Value, Box<Response>> {
     }
 }
 
-/// The answer to a client message.
-enum Answer {
-    /// Notifications, and responses to server requests (not routed yet).
-    None,
-    Reply(Value),
-    /// The instance behind the session ended: the session is over.
-    Gone(Value),
-}
-
-/// Answers `msg`, with the client's own id.
-async fn dispatch(upstream: &Upstream, msg: &Value) -> Answer {
-    let (Some(id), Some(method)) = (
-        msg.get("id").cloned(),
-        msg.get("method").and_then(Value::as_str),
-    ) else {
-        return Answer::None;
-    };
-    match method {
-        "initialize" => Answer::Reply(
-            json!({"jsonrpc": "2.0", "id": id, "result": initialize_result(upstream, msg)}),
-        ),
-        "ping" => Answer::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
-        _ => match upstream.request(method, msg.get("params").cloned()).await {
-            Ok(mut response) => {
-                response["id"] = id;
-                Answer::Reply(response)
-            }
-            Err(gone) => Answer::Gone(error_message(
-                id,
-                -32603,
-                &format!("{gone}; initialize again"),
-            )),
-        },
-    }
+fn declares_answering(msg: &Value) -> bool {
+    let caps = msg.pointer("/params/capabilities");
+    ["sampling", "elicitation", "roots"]
+        .iter()
+        .any(|c| caps.and_then(|c2| c2.get(c)).is_some())
 }
 
 fn initialize_result(upstream: &Upstream, msg: &Value) -> Value {
@@ -223,6 +226,81 @@ fn initialize_result(upstream: &Upstream, msg: &Value) -> Value {
     let mut result = (*upstream.init).clone();
     result["protocolVersion"] = json!(version);
     result
+}
+
+/// What became of a client message.
+enum Handled {
+    /// Notifications and answers to server requests: nothing to send back.
+    Accepted,
+    /// Answered here (`initialize`, `ping`, errors).
+    Reply(Value),
+    /// The session's instance ended: this error is its last answer.
+    Gone(Value),
+    /// Forwarded: the child's response comes on `reply`; the permit, when held,
+    /// keeps other answering calls waiting until it does.
+    Forwarded {
+        id: Value,
+        reply: oneshot::Receiver<Value>,
+        permit: Option<OwnedSemaphorePermit>,
+    },
+}
+
+/// Handles one message of a session; `events` is where this call's progress and
+/// server requests go (none: the client cannot receive them).
+async fn handle(
+    session: &SessionView,
+    msg: &Value,
+    events: Option<mpsc::Sender<Value>>,
+) -> Handled {
+    let upstream = &session.upstream;
+    let Some(id) = msg.get("id").cloned() else {
+        return Handled::Accepted;
+    };
+    let Some(method) = msg.get("method").and_then(Value::as_str) else {
+        // A response to a request the child sent through us.
+        upstream.answer(&id, msg.clone()).await;
+        return Handled::Accepted;
+    };
+    match method {
+        "initialize" => {
+            return Handled::Reply(
+                json!({"jsonrpc": "2.0", "id": id, "result": initialize_result(upstream, msg)}),
+            );
+        }
+        "ping" => return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
+        _ => {}
+    }
+    let can_answer = session.can_answer && events.is_some();
+    // Serialise the calls that could cause a server request, so that one has a single
+    // possible origin instead of a guess.
+    let permit = if can_answer && CAN_CAUSE_SERVER_REQUESTS.contains(&method) {
+        Arc::clone(&upstream.ask_lock).acquire_owned().await.ok()
+    } else {
+        None
+    };
+    let options = CallOptions { events, can_answer };
+    match upstream
+        .start_request(method, msg.get("params").cloned(), options)
+        .await
+    {
+        Ok(reply) => Handled::Forwarded { id, reply, permit },
+        Err(gone) => Handled::Gone(gone_reply(id, &gone)),
+    }
+}
+
+fn gone_reply(id: Value, gone: &super::mux::Gone) -> Value {
+    error_message(id, -32603, &format!("{gone}; initialize again"))
+}
+
+/// The child's response with the client's id, or the error when it ended first.
+async fn finish(id: Value, reply: oneshot::Receiver<Value>) -> (Value, bool) {
+    match reply.await {
+        Ok(mut response) => {
+            response["id"] = id;
+            (response, false)
+        }
+        Err(_) => (gone_reply(id, &super::mux::Gone), true),
+    }
 }
 
 async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -244,7 +322,7 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         return rpc_error(StatusCode::BAD_REQUEST, id, -32600, &message);
     }
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
-        let Some((session, upstream)) = state.open(None) else {
+        let Some((session, upstream)) = state.open(None, declares_answering(&msg)) else {
             return rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 id,
@@ -252,17 +330,15 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
                 "the server is not running",
             );
         };
-        let reply = match dispatch(&upstream, &msg).await {
-            Answer::Reply(r) | Answer::Gone(r) => r,
-            Answer::None => Value::Null,
-        };
+        let reply =
+            json!({"jsonrpc": "2.0", "id": id, "result": initialize_result(&upstream, &msg)});
         let mut response = json_response(StatusCode::OK, &reply);
         if let Ok(value) = HeaderValue::from_str(&session) {
             response.headers_mut().insert(SESSION_HEADER, value);
         }
         return response;
     }
-    let Some(session) = header_str(&headers, SESSION_HEADER) else {
+    let Some(session_id) = header_str(&headers, SESSION_HEADER).map(str::to_string) else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             id,
@@ -270,7 +346,7 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             "missing Mcp-Session-Id: initialize first",
         );
     };
-    let Some((upstream, _)) = state.session(session) else {
+    let Some(session) = state.session(&session_id) else {
         return rpc_error(
             StatusCode::NOT_FOUND,
             id,
@@ -278,21 +354,68 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             "unknown session: initialize again",
         );
     };
-    match dispatch(&upstream, &msg).await {
-        Answer::Reply(reply) => json_response(StatusCode::OK, &reply),
-        Answer::Gone(reply) => {
-            state.forget(session);
-            json_response(StatusCode::OK, &reply)
+    let streams = header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
+    let (events_tx, mut events) = mpsc::channel(SSE_BACKLOG);
+    let handled = handle(&session, &msg, streams.then_some(events_tx)).await;
+    let (id, mut reply, permit) = match handled {
+        Handled::Accepted => return StatusCode::ACCEPTED.into_response(),
+        Handled::Reply(reply) => return json_response(StatusCode::OK, &reply),
+        Handled::Gone(reply) => {
+            state.forget(&session_id);
+            return json_response(StatusCode::OK, &reply);
         }
-        Answer::None => StatusCode::ACCEPTED.into_response(),
-    }
+        Handled::Forwarded { id, reply, permit } => (id, reply, permit),
+    };
+    // JSON unless something for this call arrives before its result; what the child
+    // sent before its result is queued before the result, so `biased` sees it first.
+    let first = tokio::select! {
+        biased;
+        Some(event) = events.recv() => event,
+        response = &mut reply => {
+            let (body, gone) = match response {
+                Ok(mut r) => { r["id"] = id; (r, false) }
+                Err(_) => (gone_reply(id, &super::mux::Gone), true),
+            };
+            if gone {
+                state.forget(&session_id);
+            }
+            return json_response(StatusCode::OK, &body);
+        }
+    };
+    let (out, rx) = mpsc::channel(SSE_BACKLOG);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _ = out.send(first).await;
+        let mut reply = Box::pin(finish(id, reply));
+        loop {
+            tokio::select! {
+                biased;
+                Some(event) = events.recv() => {
+                    let _ = out.send(event).await;
+                }
+                (response, _) = &mut reply => {
+                    while let Ok(event) = events.try_recv() {
+                        let _ = out.send(event).await;
+                    }
+                    let _ = out.send(response).await;
+                    break;
+                }
+            }
+        }
+    });
+    Sse::new(EventStream {
+        rx,
+        first: None,
+        on_drop: None,
+    })
+    .into_response()
 }
 
 async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Some(refusal) = refuse(&state, &headers) {
         return refusal;
     }
-    // No server-to-client stream on /mcp yet.
+    // No standalone server-to-client stream on /mcp yet.
     (
         StatusCode::METHOD_NOT_ALLOWED,
         [(header::ALLOW, "POST, DELETE")],
@@ -311,14 +434,14 @@ async fn delete_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     }
 }
 
-/// Legacy SSE: an `endpoint` event naming where to POST, then every reply as a
-/// `message` event. The session ends when the client goes away.
+/// Legacy SSE: an `endpoint` event naming where to POST, then every message for the
+/// client as a `message` event. The session ends when the client goes away.
 async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Some(refusal) = refuse(&state, &headers) {
         return refusal;
     }
     let (tx, rx) = mpsc::channel(SSE_BACKLOG);
-    let Some((session, _)) = state.open(Some(tx)) else {
+    let Some((session, _)) = state.open(Some(tx), false) else {
         return rpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
             Value::Null,
@@ -329,26 +452,27 @@ async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     let endpoint = Event::default()
         .event("endpoint")
         .data(format!("/messages?sessionId={session}"));
-    let stream = SessionStream {
+    let on_drop = Box::new(move || {
+        state.forget(&session);
+    });
+    let stream = EventStream {
         rx,
         first: Some(endpoint),
-        state: Arc::clone(&state),
-        session,
+        on_drop: Some(on_drop),
     };
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
 }
 
-/// The event stream of one SSE session; dropping it (the client left) ends the session.
-struct SessionStream {
+/// JSON-RPC messages as SSE `message` events; `on_drop` runs when the client leaves.
+struct EventStream {
     rx: mpsc::Receiver<Value>,
     first: Option<Event>,
-    state: Arc<AppState>,
-    session: String,
+    on_drop: Option<Box<dyn FnOnce() + Send>>,
 }
 
-impl Stream for SessionStream {
+impl Stream for EventStream {
     type Item = Result<Event, Infallible>;
 
     fn poll_next(
@@ -364,9 +488,11 @@ impl Stream for SessionStream {
     }
 }
 
-impl Drop for SessionStream {
+impl Drop for EventStream {
     fn drop(&mut self) {
-        self.state.forget(&self.session);
+        if let Some(f) = self.on_drop.take() {
+            f();
+        }
     }
 }
 
@@ -385,7 +511,7 @@ async fn post_messages(
     if let Some(refusal) = refuse(&state, &headers) {
         return refusal;
     }
-    let Some(session) = query.session_id else {
+    let Some(session_id) = query.session_id else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             Value::Null,
@@ -393,7 +519,7 @@ async fn post_messages(
             "missing sessionId",
         );
     };
-    let Some((upstream, Some(events))) = state.session(&session) else {
+    let Some(mut session) = state.session(&session_id) else {
         return rpc_error(
             StatusCode::NOT_FOUND,
             Value::Null,
@@ -401,18 +527,34 @@ async fn post_messages(
             "unknown session: open /sse again",
         );
     };
+    let Some(events) = session.events.clone() else {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            -32600,
+            "not an SSE session",
+        );
+    };
     let msg = match parse_message(&body) {
         Ok(msg) => msg,
         Err(response) => return *response,
     };
+    if msg.get("method").and_then(Value::as_str) == Some("initialize") {
+        session.can_answer = declares_answering(&msg);
+        state.set_can_answer(&session_id, session.can_answer);
+    }
     // Answered on the event stream; this request only acknowledges.
     tokio::spawn(async move {
-        match dispatch(&upstream, &msg).await {
-            Answer::Reply(reply) | Answer::Gone(reply) => {
-                let _ = events.send(reply).await;
+        let reply = match handle(&session, &msg, Some(events.clone())).await {
+            Handled::Accepted => return,
+            Handled::Reply(reply) | Handled::Gone(reply) => reply,
+            Handled::Forwarded { id, reply, permit } => {
+                let (response, _) = finish(id, reply).await;
+                drop(permit);
+                response
             }
-            Answer::None => {}
-        }
+        };
+        let _ = events.send(reply).await;
     });
     StatusCode::ACCEPTED.into_response()
 }

@@ -1,7 +1,13 @@
-//! One stdio MCP server shared by many client sessions. The mux task is the only
-//! writer on the child's stdin: it gives every forwarded request an upstream id of its
-//! own (a counter, never reused while pending), remembers who asked, and hands each
-//! response back to its caller, who restores the client's original id.
+//! One stdio MCP server shared by many client sessions.
+//!
+//! The mux task is the only writer on the child's stdin. Every forwarded request gets
+//! an upstream id of its own (a counter, never reused while pending) and, when it
+//! carries a progress token, an upstream token of its own; responses and progress go
+//! back to the call that caused them, with the client's values restored by the
+//! caller. A request the child sends (sampling, elicitation, roots) is routed to the
+//! one in-flight call whose client can answer it; callers make sure there is at most
+//! one such call at a time ([`Upstream::ask_lock`]). An unprompted `roots/list` is
+//! answered here (no roots are configured), and so is the child's `ping`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,27 +16,49 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
-/// What the mux does with lines that are not responses (logging, for now).
+/// What the mux does with notifications no call owns (logging, for now).
 pub type OnMessage = Arc<dyn Fn(&Value) + Send + Sync>;
 pub type OnNoise = Arc<dyn Fn(&str) + Send + Sync>;
 
-struct Call {
-    method: String,
-    params: Option<Value>,
-    /// `None` for a notification.
-    reply: Option<oneshot::Sender<Value>>,
+/// Prefix of the ids the gateway gives the child's requests towards clients.
+const SERVER_REQUEST_PREFIX: &str = "mcpctl-srv-";
+
+/// A forwarded request's way back.
+pub struct CallOptions {
+    /// Progress and server requests for this call, in order.
+    pub events: Option<mpsc::Sender<Value>>,
+    /// The client declared sampling, elicitation or roots: it can answer server requests.
+    pub can_answer: bool,
+}
+
+enum Op {
+    Call {
+        method: String,
+        params: Option<Value>,
+        reply: oneshot::Sender<Value>,
+        options: CallOptions,
+    },
+    Notify {
+        method: String,
+        params: Option<Value>,
+    },
+    /// A client's answer to a request the child sent.
+    Answer { id: String, response: Value },
 }
 
 /// A handle to a child's shared stdio channel.
 #[derive(Clone)]
 pub struct Upstream {
-    calls: mpsc::Sender<Call>,
+    ops: mpsc::Sender<Op>,
     /// The child's answer to the gateway's own `initialize`.
     pub init: Arc<Value>,
     /// Client sessions pinned to this child (for least-loaded placement).
     sessions: Arc<AtomicUsize>,
+    /// Held by a call that could cause a server request, so that a server request
+    /// always has exactly one call it can belong to.
+    pub ask_lock: Arc<Semaphore>,
 }
 
 /// Counts a session against its upstream while it lives.
@@ -47,25 +75,55 @@ impl Drop for Pin {
 pub struct Gone;
 
 impl Upstream {
-    /// Forwards a request; returns the child's response message (`result` or `error`).
-    pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, Gone> {
+    /// Forwards a request; the receiver yields the child's response (`result` or `error`).
+    pub async fn start_request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        options: CallOptions,
+    ) -> Result<oneshot::Receiver<Value>, Gone> {
         let (reply, answer) = oneshot::channel();
-        let call = Call {
+        let op = Op::Call {
             method: method.to_string(),
             params,
-            reply: Some(reply),
+            reply,
+            options,
         };
-        self.calls.send(call).await.map_err(|_| Gone)?;
-        answer.await.map_err(|_| Gone)
+        self.ops.send(op).await.map_err(|_| Gone)?;
+        Ok(answer)
+    }
+
+    /// Forwards a request and waits for the response.
+    pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, Gone> {
+        let options = CallOptions {
+            events: None,
+            can_answer: false,
+        };
+        self.start_request(method, params, options)
+            .await?
+            .await
+            .map_err(|_| Gone)
     }
 
     pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), Gone> {
-        let call = Call {
+        let op = Op::Notify {
             method: method.to_string(),
             params,
-            reply: None,
         };
-        self.calls.send(call).await.map_err(|_| Gone)
+        self.ops.send(op).await.map_err(|_| Gone)
+    }
+
+    /// Hands a client's response to a server request (id `mcpctl-srv-N`) to the child.
+    /// `false` when the id is not one of ours.
+    pub async fn answer(&self, id: &Value, response: Value) -> bool {
+        let Some(id) = id.as_str().filter(|i| i.starts_with(SERVER_REQUEST_PREFIX)) else {
+            return false;
+        };
+        let op = Op::Answer {
+            id: id.to_string(),
+            response,
+        };
+        self.ops.send(op).await.is_ok()
     }
 
     /// The same channel, with the child's `initialize` answer recorded.
@@ -101,70 +159,203 @@ pub fn start(
     on_message: OnMessage,
     on_noise: OnNoise,
 ) -> Upstream {
-    let (calls, rx) = mpsc::channel(256);
-    tokio::spawn(run(stdin, lines, rx, on_message, on_noise));
+    let (ops, rx) = mpsc::channel(256);
+    let state = Mux {
+        stdin,
+        pending: HashMap::new(),
+        progress: HashMap::new(),
+        asked: HashMap::new(),
+        next_id: 1,
+    };
+    tokio::spawn(state.run(lines, rx, on_message, on_noise));
     Upstream {
-        calls,
+        ops,
         init: Arc::new(Value::Null),
         sessions: Arc::default(),
+        ask_lock: Arc::new(Semaphore::new(1)),
     }
 }
 
-async fn run(
-    mut stdin: ChildStdin,
-    mut lines: Lines<BufReader<ChildStdout>>,
-    mut calls: mpsc::Receiver<Call>,
-    on_message: OnMessage,
-    on_noise: OnNoise,
-) {
-    let mut next_id: u64 = 1;
-    let mut pending: HashMap<u64, oneshot::Sender<Value>> = HashMap::new();
-    loop {
-        tokio::select! {
-            call = calls.recv() => {
-                let Some(call) = call else { break };
-                let mut msg = json!({"jsonrpc": "2.0", "method": call.method});
-                if let Some(params) = call.params {
+struct Pending {
+    reply: oneshot::Sender<Value>,
+    options: CallOptions,
+    /// Our progress token for this call, if it asked for progress.
+    progress_token: Option<String>,
+}
+
+struct Mux {
+    stdin: ChildStdin,
+    pending: HashMap<u64, Pending>,
+    /// Our progress token -> (upstream id of its call, the client's token).
+    progress: HashMap<String, (u64, Value)>,
+    /// Our id for a server request -> the child's id for it.
+    asked: HashMap<String, Value>,
+    next_id: u64,
+}
+
+impl Mux {
+    async fn run(
+        mut self,
+        mut lines: Lines<BufReader<ChildStdout>>,
+        mut ops: mpsc::Receiver<Op>,
+        on_message: OnMessage,
+        on_noise: OnNoise,
+    ) {
+        loop {
+            tokio::select! {
+                op = ops.recv() => {
+                    let Some(op) = op else { break };
+                    if self.handle_op(op).await.is_err() {
+                        break; // callers see Gone when their reply senders drop
+                    }
+                }
+                line = lines.next_line() => {
+                    let Ok(Some(line)) = line else { break };
+                    match serde_json::from_str::<Value>(&line) {
+                        Ok(msg) => self.from_child(msg, &on_message).await,
+                        Err(_) => on_noise(&line),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle_op(&mut self, op: Op) -> std::io::Result<()> {
+        match op {
+            Op::Call {
+                method,
+                mut params,
+                reply,
+                options,
+            } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let mut progress_token = None;
+                if let Some(token) = params
+                    .as_mut()
+                    .and_then(|p| p.pointer_mut("/_meta/progressToken"))
+                {
+                    let ours = format!("mcpctl-progress-{id}");
+                    self.progress.insert(ours.clone(), (id, token.take()));
+                    *token = json!(ours);
+                    progress_token = Some(ours);
+                }
+                let mut msg = json!({"jsonrpc": "2.0", "id": id, "method": method});
+                if let Some(params) = params {
                     msg["params"] = params;
                 }
-                let id = next_id;
-                if call.reply.is_some() {
-                    msg["id"] = json!(id);
-                    next_id += 1;
+                send(&mut self.stdin, &msg).await?;
+                self.pending.insert(
+                    id,
+                    Pending {
+                        reply,
+                        options,
+                        progress_token,
+                    },
+                );
+            }
+            Op::Notify { method, params } => {
+                let mut msg = json!({"jsonrpc": "2.0", "method": method});
+                if let Some(params) = params {
+                    msg["params"] = params;
                 }
-                if send(&mut stdin, &msg).await.is_err() {
-                    break; // the caller sees Gone when its reply sender drops
-                }
-                if let Some(reply) = call.reply {
-                    pending.insert(id, reply);
+                send(&mut self.stdin, &msg).await?;
+            }
+            Op::Answer { id, mut response } => {
+                if let Some(child_id) = self.asked.remove(&id) {
+                    response["id"] = child_id;
+                    response["jsonrpc"] = json!("2.0");
+                    send(&mut self.stdin, &response).await?;
                 }
             }
-            line = lines.next_line() => {
-                let Ok(Some(line)) = line else { break };
-                let Ok(msg) = serde_json::from_str::<Value>(&line) else {
-                    on_noise(&line);
-                    continue;
-                };
-                let is_response = msg.get("method").is_none() && (msg.get("result").is_some() || msg.get("error").is_some());
-                if is_response {
-                    // A late reply to a call nobody waits for any more is dropped.
-                    if let Some(reply) = msg.get("id").and_then(Value::as_u64).and_then(|id| pending.remove(&id)) {
-                        let _ = reply.send(msg);
+        }
+        Ok(())
+    }
+
+    async fn from_child(&mut self, msg: Value, on_message: &OnMessage) {
+        let method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match (method.as_deref(), msg.get("id").cloned()) {
+            (None, Some(id)) => {
+                // A response. A late one to a call nobody waits for is dropped.
+                if let Some(call) = id.as_u64().and_then(|id| self.pending.remove(&id)) {
+                    if let Some(token) = call.progress_token {
+                        self.progress.remove(&token);
                     }
-                    continue;
-                }
-                match (msg.get("method").and_then(Value::as_str), msg.get("id")) {
-                    (Some("ping"), Some(id)) => {
-                        let _ = send(&mut stdin, &json!({"jsonrpc": "2.0", "id": id, "result": {}})).await;
-                    }
-                    (Some(method), Some(id)) => {
-                        // Server-to-client requests are not routed to sessions yet.
-                        let error = json!({"code": -32601, "message": format!("mcpctl cannot route {method} to a client yet")});
-                        let _ = send(&mut stdin, &json!({"jsonrpc": "2.0", "id": id, "error": error})).await;
-                    }
-                    _ => on_message(&msg),
+                    let _ = call.reply.send(msg);
                 }
             }
+            (Some("ping"), Some(id)) => {
+                let _ = send(
+                    &mut self.stdin,
+                    &json!({"jsonrpc": "2.0", "id": id, "result": {}}),
+                )
+                .await;
+            }
+            (Some(method), Some(child_id)) => self.route_request(method, child_id, msg).await,
+            (Some("notifications/progress"), None) => self.route_progress(msg, on_message).await,
+            _ => on_message(&msg),
+        }
+    }
+
+    /// A request from the child goes to the one in-flight call whose client can answer.
+    async fn route_request(&mut self, method: &str, child_id: Value, mut msg: Value) {
+        let mut candidates = self
+            .pending
+            .values()
+            .filter(|p| p.options.can_answer)
+            .filter_map(|p| p.options.events.clone());
+        let only = match (candidates.next(), candidates.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        };
+        match only {
+            Some(events) => {
+                let ours = format!("{SERVER_REQUEST_PREFIX}{}", self.next_id);
+                self.next_id += 1;
+                msg["id"] = json!(ours);
+                if events.send(msg).await.is_ok() {
+                    self.asked.insert(ours, child_id);
+                    return;
+                }
+                self.refuse(child_id, method).await;
+            }
+            None if method == "roots/list" => {
+                // Unprompted: answer from configuration, which declares no roots.
+                let reply = json!({"jsonrpc": "2.0", "id": child_id, "result": {"roots": []}});
+                let _ = send(&mut self.stdin, &reply).await;
+            }
+            None => self.refuse(child_id, method).await,
+        }
+    }
+
+    async fn refuse(&mut self, child_id: Value, method: &str) {
+        let error = json!({"code": -32601, "message": format!("no connected client can answer {method} now")});
+        let _ = send(
+            &mut self.stdin,
+            &json!({"jsonrpc": "2.0", "id": child_id, "error": error}),
+        )
+        .await;
+    }
+
+    async fn route_progress(&mut self, mut msg: Value, on_message: &OnMessage) {
+        let ours = msg
+            .pointer("/params/progressToken")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let Some((call, theirs)) = ours.and_then(|t| self.progress.get(&t).cloned()) else {
+            on_message(&msg);
+            return;
+        };
+        msg["params"]["progressToken"] = theirs;
+        if let Some(events) = self
+            .pending
+            .get(&call)
+            .and_then(|p| p.options.events.clone())
+        {
+            let _ = events.send(msg).await;
         }
     }
 }

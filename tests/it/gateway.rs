@@ -218,16 +218,37 @@ struct SseClient {
 
 impl SseClient {
     fn connect(port: u16) -> Self {
+        Self::open(port, "GET", "/sse", &[], "")
+    }
+
+    /// A POST to /mcp whose answer is expected as an event stream.
+    fn post(port: u16, session: &str, body: &serde_json::Value) -> Self {
+        Self::open(
+            port,
+            "POST",
+            "/mcp",
+            &[
+                ("Mcp-Session-Id", session),
+                ("Content-Type", "application/json"),
+            ],
+            &body.to_string(),
+        )
+    }
+
+    fn open(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Self {
         use std::io::{BufRead, Write};
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream
             .set_read_timeout(Some(std::time::Duration::from_secs(30)))
             .unwrap();
-        write!(
-            stream,
-            "GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
-        )
-        .unwrap();
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        write!(stream, "{request}\r\n{body}").unwrap();
         let mut reader = std::io::BufReader::new(stream);
         let mut status = String::new();
         reader.read_line(&mut status).unwrap();
@@ -514,4 +535,78 @@ fn a_bearer_token_guards_every_route_and_never_reaches_the_server() {
         }
     });
     assert!(log.contains("stderr CLIENT_TOKEN=\n"), "{log}");
+}
+
+fn initialize_with(port: u16, capabilities: serde_json::Value) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}});
+    let reply = http(port, "POST", "/mcp", &[], init.to_string().as_bytes());
+    reply
+        .header("mcp-session-id")
+        .expect("a session")
+        .to_string()
+}
+
+#[test]
+fn a_sampling_request_reaches_only_the_session_whose_call_raised_it() {
+    let port = 18508;
+    let _env = serve(port);
+    let run = |who: &'static str| {
+        std::thread::spawn(move || {
+            let session = initialize_with(port, json!({"sampling": {}}));
+            let call = json!({"jsonrpc": "2.0", "id": format!("call-{who}"), "method": "tools/call",
+                "params": {"name": "sample", "arguments": {"text": format!("prompt from {who}")}}});
+            let mut stream = SseClient::post(port, &session, &call);
+            let request: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+            assert_eq!(request["method"], "sampling/createMessage");
+            assert_eq!(
+                request["params"]["messages"][0]["content"]["text"],
+                format!("prompt from {who}")
+            );
+            let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": {"role": "assistant", "model": "m",
+                "content": {"type": "text", "text": format!("{who} answered")}}});
+            assert_eq!(post(port, Some(&session), &answer).status, 202);
+            let result: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+            assert_eq!(result["id"], format!("call-{who}"));
+            assert_eq!(
+                result["result"]["content"][0]["text"],
+                format!("{who} answered")
+            );
+        })
+    };
+    let (a, b) = (run("alpha"), run("beta"));
+    a.join().expect("alpha");
+    b.join().expect("beta");
+
+    // A client that cannot sample is not asked: the server gets a clean refusal.
+    let plain = initialize(port);
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "sample", "arguments": {"text": "x"}}});
+    let reply = post(port, Some(&plain), &call).json();
+    assert!(
+        reply["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("sampling failed"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn progress_reaches_the_caller_with_its_own_token() {
+    let port = 18509;
+    let _env = serve(port);
+    for token in [json!("tok-a"), json!(7)] {
+        let session = initialize(port);
+        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "progress", "arguments": {"steps": 3}, "_meta": {"progressToken": token}}});
+        let mut stream = SseClient::post(port, &session, &call);
+        for step in 1..=3 {
+            let note: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+            assert_eq!(note["method"], "notifications/progress");
+            assert_eq!(note["params"]["progressToken"], token);
+            assert_eq!(note["params"]["progress"], step);
+        }
+        let result: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+        assert_eq!(result["result"]["content"][0]["text"], "3 steps");
+    }
 }
