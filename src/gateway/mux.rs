@@ -212,7 +212,7 @@ impl Mux {
                 line = lines.next_line() => {
                     let Ok(Some(line)) = line else { break };
                     match serde_json::from_str::<Value>(&line) {
-                        Ok(msg) => self.from_child(msg, &on_message).await,
+                        Ok(msg) => self.on_child_message(msg, &on_message).await,
                         Err(_) => on_noise(&line),
                     }
                 }
@@ -272,7 +272,7 @@ impl Mux {
         Ok(())
     }
 
-    async fn from_child(&mut self, msg: Value, on_message: &OnMessage) {
+    async fn on_child_message(&mut self, msg: Value, on_message: &OnMessage) {
         let method = msg
             .get("method")
             .and_then(Value::as_str)
