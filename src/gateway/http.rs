@@ -44,6 +44,10 @@ struct Session {
     events: Option<mpsc::Sender<Value>>,
     /// The client declared sampling, elicitation or roots.
     can_answer: bool,
+    /// `logging/setLevel`: the least severe log message this client wants.
+    log_level: Option<u8>,
+    /// `resources/subscribe`: the URIs whose updates this client wants.
+    subscriptions: std::collections::HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -91,9 +95,47 @@ impl AppState {
             upstream: upstream.clone(),
             events,
             can_answer,
+            log_level: None,
+            subscriptions: Default::default(),
         };
         self.sessions.lock().ok()?.insert(id.clone(), session);
         Some((id, upstream))
+    }
+
+    fn with_session(&self, id: &str, f: impl FnOnce(&mut Session)) {
+        if let Some(s) = self
+            .sessions
+            .lock()
+            .ok()
+            .as_mut()
+            .and_then(|s| s.get_mut(id))
+        {
+            f(s);
+        }
+    }
+
+    /// Whether session `id` wants this notification of its child; `None` once the
+    /// session is gone.
+    fn wants(&self, id: &str, msg: &Value) -> Option<bool> {
+        let sessions = self.sessions.lock().ok()?;
+        let session = sessions.get(id)?;
+        let method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let param = |name: &str| {
+            msg.pointer(&format!("/params/{name}"))
+                .and_then(Value::as_str)
+        };
+        Some(match method {
+            "notifications/message" => session
+                .log_level
+                .is_some_and(|min| level_rank(param("level").unwrap_or("info")) >= min),
+            "notifications/resources/updated" => {
+                param("uri").is_some_and(|u| session.subscriptions.contains(u))
+            }
+            m => m.ends_with("/list_changed"),
+        })
     }
 
     fn set_can_answer(&self, id: &str, can_answer: bool) {
@@ -228,6 +270,54 @@ fn initialize_result(upstream: &Upstream, msg: &Value) -> Value {
     result
 }
 
+/// RFC 5424 severities as MCP names them, least severe first.
+fn level_rank(level: &str) -> u8 {
+    const LEVELS: [&str; 8] = [
+        "debug",
+        "info",
+        "notice",
+        "warning",
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    ];
+    LEVELS
+        .iter()
+        .position(|l| *l == level)
+        .and_then(|p| u8::try_from(p).ok())
+        .unwrap_or(1)
+}
+
+/// Sends the child's notifications that session `id` wants to `out`, until the
+/// session or its stream ends.
+fn forward_notifications(
+    state: Arc<AppState>,
+    id: String,
+    upstream: &Upstream,
+    out: mpsc::Sender<Value>,
+) {
+    let mut notifications = upstream.notifications();
+    tokio::spawn(async move {
+        loop {
+            let msg = match notifications.recv().await {
+                Ok(msg) => msg,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            };
+            match state.wants(&id, &msg) {
+                None => break,
+                Some(false) => {}
+                Some(true) => {
+                    if out.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// What became of a client message.
 enum Handled {
     /// Notifications and answers to server requests: nothing to send back.
@@ -248,6 +338,8 @@ enum Handled {
 /// Handles one message of a session; `events` is where this call's progress and
 /// server requests go (none: the client cannot receive them).
 async fn handle(
+    state: &AppState,
+    session_id: &str,
     session: &SessionView,
     msg: &Value,
     events: Option<mpsc::Sender<Value>>,
@@ -268,6 +360,36 @@ async fn handle(
             );
         }
         "ping" => return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
+        "logging/setLevel" => {
+            let level = msg
+                .pointer("/params/level")
+                .and_then(Value::as_str)
+                .map(level_rank);
+            state.with_session(session_id, |s| s.log_level = level);
+            return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}}));
+        }
+        "resources/subscribe" | "resources/unsubscribe" => {
+            let uri = msg
+                .pointer("/params/uri")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let subscribe = method == "resources/subscribe";
+            let mut changed = false;
+            state.with_session(session_id, |s| {
+                changed = if subscribe {
+                    s.subscriptions.insert(uri.clone())
+                } else {
+                    s.subscriptions.remove(&uri)
+                };
+            });
+            if changed && subscribe {
+                upstream.subscribe(&uri).await;
+            } else if changed {
+                upstream.unsubscribe(&uri).await;
+            }
+            return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}}));
+        }
         _ => {}
     }
     let can_answer = session.can_answer && events.is_some();
@@ -356,7 +478,14 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     };
     let streams = header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
     let (events_tx, mut events) = mpsc::channel(SSE_BACKLOG);
-    let handled = handle(&session, &msg, streams.then_some(events_tx)).await;
+    let handled = handle(
+        &state,
+        &session_id,
+        &session,
+        &msg,
+        streams.then_some(events_tx),
+    )
+    .await;
     let (id, mut reply, permit) = match handled {
         Handled::Accepted => return StatusCode::ACCEPTED.into_response(),
         Handled::Reply(reply) => return json_response(StatusCode::OK, &reply),
@@ -411,16 +540,36 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     .into_response()
 }
 
+/// The session's standalone stream: the child's notifications this client wants.
 async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Some(refusal) = refuse(&state, &headers) {
         return refusal;
     }
-    // No standalone server-to-client stream on /mcp yet.
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, "POST, DELETE")],
-    )
-        .into_response()
+    let Some(session_id) = header_str(&headers, SESSION_HEADER).map(str::to_string) else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "missing Mcp-Session-Id: initialize first",
+        );
+    };
+    let Some(session) = state.session(&session_id) else {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            -32600,
+            "unknown session: initialize again",
+        );
+    };
+    let (tx, rx) = mpsc::channel(SSE_BACKLOG);
+    forward_notifications(Arc::clone(&state), session_id, &session.upstream, tx);
+    Sse::new(EventStream {
+        rx,
+        first: None,
+        on_drop: None,
+    })
+    .keep_alive(KeepAlive::default())
+    .into_response()
 }
 
 async fn delete_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -441,7 +590,7 @@ async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         return refusal;
     }
     let (tx, rx) = mpsc::channel(SSE_BACKLOG);
-    let Some((session, _)) = state.open(Some(tx), false) else {
+    let Some((session, upstream)) = state.open(Some(tx.clone()), false) else {
         return rpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
             Value::Null,
@@ -449,6 +598,7 @@ async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             "the server is not running",
         );
     };
+    forward_notifications(Arc::clone(&state), session.clone(), &upstream, tx);
     let endpoint = Event::default()
         .event("endpoint")
         .data(format!("/messages?sessionId={session}"));
@@ -545,7 +695,7 @@ async fn post_messages(
     }
     // Answered on the event stream; this request only acknowledges.
     tokio::spawn(async move {
-        let reply = match handle(&session, &msg, Some(events.clone())).await {
+        let reply = match handle(&state, &session_id, &session, &msg, Some(events.clone())).await {
             Handled::Accepted => return,
             Handled::Reply(reply) | Handled::Gone(reply) => reply,
             Handled::Forwarded { id, reply, permit } => {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 /// What the mux does with notifications no call owns (logging, for now).
 pub type OnMessage = Arc<dyn Fn(&Value) + Send + Sync>;
@@ -59,6 +59,12 @@ pub struct Upstream {
     /// Held by a call that could cause a server request, so that a server request
     /// always has exactly one call it can belong to.
     pub ask_lock: Arc<Semaphore>,
+    /// The child's notifications that no call owns (list changes, resource updates,
+    /// log messages), for the sessions to filter.
+    notifications: broadcast::Sender<Value>,
+    /// Resource URIs subscribed by sessions, with how many: the child is subscribed
+    /// while at least one session is.
+    subscriptions: Arc<std::sync::Mutex<HashMap<String, usize>>>,
 }
 
 /// Counts a session against its upstream while it lives.
@@ -134,6 +140,41 @@ impl Upstream {
         }
     }
 
+    pub fn notifications(&self) -> broadcast::Receiver<Value> {
+        self.notifications.subscribe()
+    }
+
+    /// Counts a session's subscription to `uri`; the first one subscribes the child.
+    pub async fn subscribe(&self, uri: &str) {
+        let first = self.subscriptions.lock().map(|mut s| {
+            let n = s.entry(uri.to_string()).or_default();
+            *n += 1;
+            *n == 1
+        });
+        if first.unwrap_or(false) {
+            let _ = self
+                .request("resources/subscribe", Some(json!({"uri": uri})))
+                .await;
+        }
+    }
+
+    /// The last session's unsubscribe unsubscribes the child.
+    pub async fn unsubscribe(&self, uri: &str) {
+        let last = self.subscriptions.lock().map(|mut s| match s.get_mut(uri) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => s.remove(uri).is_some(),
+            None => false,
+        });
+        if last.unwrap_or(false) {
+            let _ = self
+                .request("resources/unsubscribe", Some(json!({"uri": uri})))
+                .await;
+        }
+    }
+
     /// Sessions currently pinned here.
     pub fn load(&self) -> usize {
         self.sessions.load(Ordering::Relaxed)
@@ -160,6 +201,14 @@ pub fn start(
     on_noise: OnNoise,
 ) -> Upstream {
     let (ops, rx) = mpsc::channel(256);
+    let (notifications, _) = broadcast::channel(256);
+    let on_message: OnMessage = {
+        let notifications = notifications.clone();
+        Arc::new(move |msg: &Value| {
+            on_message(msg);
+            let _ = notifications.send(msg.clone());
+        })
+    };
     let state = Mux {
         stdin,
         pending: HashMap::new(),
@@ -173,6 +222,8 @@ pub fn start(
         init: Arc::new(Value::Null),
         sessions: Arc::default(),
         ask_lock: Arc::new(Semaphore::new(1)),
+        notifications,
+        subscriptions: Arc::default(),
     }
 }
 

@@ -159,7 +159,7 @@ fn bad_requests_get_the_right_status_and_others_keep_working() {
         list.to_string().as_bytes(),
     );
     assert_eq!(bad_version.status, 400);
-    assert_eq!(http(port, "GET", "/mcp", &[], b"").status, 405);
+    assert_eq!(http(port, "GET", "/mcp", &[], b"").status, 400);
     // Still serving the good session.
     assert_eq!(post(port, Some(&session), &list).status, 200);
     assert_eq!(
@@ -609,4 +609,31 @@ fn progress_reaches_the_caller_with_its_own_token() {
         let result: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
         assert_eq!(result["result"]["content"][0]["text"], "3 steps");
     }
+}
+
+#[test]
+fn the_get_stream_carries_the_notifications_a_session_asked_for() {
+    let port = 18510;
+    let _env = serve(port);
+    let listener = initialize(port);
+    let set_level = json!({"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel", "params": {"level": "warning"}});
+    assert_eq!(
+        post(port, Some(&listener), &set_level).json()["result"],
+        json!({})
+    );
+    let mut stream = SseClient::open(port, "GET", "/mcp", &[("Mcp-Session-Id", &listener)], "");
+    // Another session's calls make the child log: only what is severe enough arrives.
+    let caller = initialize(port);
+    for (level, text) in [("debug", "too chatty"), ("error", "disk on fire")] {
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "log", "arguments": {"level": level, "text": text}}});
+        assert!(post(port, Some(&caller), &call).json()["result"].is_object());
+    }
+    let note: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(note["method"], "notifications/message");
+    assert_eq!(note["params"]["data"], "disk on fire");
+    assert_eq!(
+        http(port, "GET", "/mcp", &[("Mcp-Session-Id", "0000")], b"").status,
+        404
+    );
 }
