@@ -511,7 +511,8 @@ async fn probe(
     let upstream = mux::start(stdin, BufReader::new(stdout).lines(), on_message, on_noise);
     let params = json!({
         "protocolVersion": SUPPORTED_VERSIONS[0],
-        "capabilities": {},
+        // What the gateway can bridge to its clients (routed to the calling session).
+        "capabilities": {"sampling": {}, "elicitation": {}, "roots": {}},
         "clientInfo": {"name": "mcpctl", "version": env!("CARGO_PKG_VERSION")}
     });
     let response = upstream
