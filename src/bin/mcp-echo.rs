@@ -205,6 +205,7 @@ fn tools() -> Value {
          "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}, "level": {"type": "string"}}}},
         {"name": "crash", "description": "Aborts the process", "inputSchema": {"type": "object"}},
         {"name": "whoami", "description": "Returns this process's pid", "inputSchema": {"type": "object"}},
+        {"name": "sleep", "description": "Waits `ms` milliseconds, then returns", "inputSchema": {"type": "object", "properties": {"ms": {"type": "integer"}}}},
         {"name": "sample", "description": "Asks the client to sample `text`, returns its answer", "inputSchema": text_arg("prompt")},
         {"name": "progress", "description": "Sends `steps` progress notifications, then returns", "inputSchema": {"type": "object", "properties": {"steps": {"type": "integer"}}}},
         {"name": "exit", "description": "Exits with `code`", "inputSchema": {"type": "object", "properties": {"code": {"type": "integer"}}}}
@@ -244,6 +245,11 @@ fn call_tool(out: &mut impl Write, params: &Value) -> Result<Value, (i64, String
                 }
             }
             Ok(json!({"content": [{"type": "text", "text": format!("{steps} steps")}]}))
+        }
+        "sleep" => {
+            let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(100);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok(json!({"content": [{"type": "text", "text": format!("slept {ms} ms")}]}))
         }
         "whoami" => {
             Ok(json!({"content": [{"type": "text", "text": std::process::id().to_string()}]}))

@@ -318,6 +318,11 @@ fn forward_notifications(
     });
 }
 
+/// Names a client's call across sessions (ids are only unique within one).
+fn cancel_key(session_id: &str, id: &Value) -> String {
+    format!("{session_id} {id}")
+}
+
 /// What became of a client message.
 enum Handled {
     /// Notifications and answers to server requests: nothing to send back.
@@ -346,6 +351,16 @@ async fn handle(
 ) -> Handled {
     let upstream = &session.upstream;
     let Some(id) = msg.get("id").cloned() else {
+        if msg.get("method").and_then(Value::as_str) == Some("notifications/cancelled")
+            && let Some(request) = msg.pointer("/params/requestId")
+        {
+            upstream
+                .cancel(
+                    cancel_key(session_id, request),
+                    msg.pointer("/params/reason").cloned(),
+                )
+                .await;
+        }
         return Handled::Accepted;
     };
     let Some(method) = msg.get("method").and_then(Value::as_str) else {
@@ -400,7 +415,11 @@ async fn handle(
     } else {
         None
     };
-    let options = CallOptions { events, can_answer };
+    let options = CallOptions {
+        events,
+        can_answer,
+        cancel_key: Some(cancel_key(session_id, &id)),
+    };
     match upstream
         .start_request(method, msg.get("params").cloned(), options)
         .await

@@ -31,6 +31,8 @@ pub struct CallOptions {
     pub events: Option<mpsc::Sender<Value>>,
     /// The client declared sampling, elicitation or roots: it can answer server requests.
     pub can_answer: bool,
+    /// Names the call for `notifications/cancelled` (session and client id).
+    pub cancel_key: Option<String>,
 }
 
 enum Op {
@@ -46,6 +48,8 @@ enum Op {
     },
     /// A client's answer to a request the child sent.
     Answer { id: String, response: Value },
+    /// A client cancelled the call it named with `cancel_key`.
+    Cancel { key: String, reason: Option<Value> },
 }
 
 /// A handle to a child's shared stdio channel.
@@ -104,6 +108,7 @@ impl Upstream {
         let options = CallOptions {
             events: None,
             can_answer: false,
+            cancel_key: None,
         };
         self.start_request(method, params, options)
             .await?
@@ -175,6 +180,12 @@ impl Upstream {
         }
     }
 
+    /// Cancels the call made with `cancel_key = key`: the child is told, the caller
+    /// gets a cancellation error instead of a result.
+    pub async fn cancel(&self, key: String, reason: Option<Value>) {
+        let _ = self.ops.send(Op::Cancel { key, reason }).await;
+    }
+
     /// Sessions currently pinned here.
     pub fn load(&self) -> usize {
         self.sessions.load(Ordering::Relaxed)
@@ -214,6 +225,7 @@ pub fn start(
         pending: HashMap::new(),
         progress: HashMap::new(),
         asked: HashMap::new(),
+        cancel_keys: HashMap::new(),
         next_id: 1,
     };
     tokio::spawn(state.run(lines, rx, on_message, on_noise));
@@ -241,6 +253,8 @@ struct Mux {
     progress: HashMap<String, (u64, Value)>,
     /// Our id for a server request -> the child's id for it.
     asked: HashMap<String, Value>,
+    /// Cancel key -> upstream id of the call.
+    cancel_keys: HashMap<String, u64>,
     next_id: u64,
 }
 
@@ -296,6 +310,9 @@ impl Mux {
                     msg["params"] = params;
                 }
                 send(&mut self.stdin, &msg).await?;
+                if let Some(key) = &options.cancel_key {
+                    self.cancel_keys.insert(key.clone(), id);
+                }
                 self.pending.insert(
                     id,
                     Pending {
@@ -311,6 +328,19 @@ impl Mux {
                     msg["params"] = params;
                 }
                 send(&mut self.stdin, &msg).await?;
+            }
+            Op::Cancel { key, reason } => {
+                if let Some(id) = self.cancel_keys.remove(&key)
+                    && let Some(call) = self.forget(id)
+                {
+                    let mut params = json!({"requestId": id});
+                    if let Some(reason) = reason {
+                        params["reason"] = reason;
+                    }
+                    send(&mut self.stdin, &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})).await?;
+                    let error = json!({"jsonrpc": "2.0", "error": {"code": -32800, "message": "request cancelled"}});
+                    let _ = call.reply.send(error);
+                }
             }
             Op::Answer { id, mut response } => {
                 if let Some(child_id) = self.asked.remove(&id) {
@@ -331,10 +361,7 @@ impl Mux {
         match (method.as_deref(), msg.get("id").cloned()) {
             (None, Some(id)) => {
                 // A response. A late one to a call nobody waits for is dropped.
-                if let Some(call) = id.as_u64().and_then(|id| self.pending.remove(&id)) {
-                    if let Some(token) = call.progress_token {
-                        self.progress.remove(&token);
-                    }
+                if let Some(call) = id.as_u64().and_then(|id| self.forget(id)) {
                     let _ = call.reply.send(msg);
                 }
             }
@@ -349,6 +376,18 @@ impl Mux {
             (Some("notifications/progress"), None) => self.route_progress(msg, on_message).await,
             _ => on_message(&msg),
         }
+    }
+
+    /// Removes a finished or cancelled call with everything that pointed at it.
+    fn forget(&mut self, id: u64) -> Option<Pending> {
+        let call = self.pending.remove(&id)?;
+        if let Some(token) = &call.progress_token {
+            self.progress.remove(token);
+        }
+        if let Some(key) = &call.options.cancel_key {
+            self.cancel_keys.remove(key);
+        }
+        Some(call)
     }
 
     /// A request from the child goes to the one in-flight call whose client can answer.

@@ -637,3 +637,43 @@ fn the_get_stream_carries_the_notifications_a_session_asked_for() {
         404
     );
 }
+
+#[test]
+fn a_cancelled_call_ends_with_a_cancellation_error() {
+    let port = 18511;
+    let _env = serve(port);
+    let session = initialize(port);
+    let slow = {
+        let session = session.clone();
+        std::thread::spawn(move || {
+            let call = json!({"jsonrpc": "2.0", "id": "slow-1", "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 2000}}});
+            http(
+                port,
+                "POST",
+                "/mcp",
+                &[("Mcp-Session-Id", &session), ("Accept", "application/json")],
+                call.to_string().as_bytes(),
+            )
+            .json()
+        })
+    };
+    // Until the call is known upstream, a cancel is a no-op: repeat it.
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow-1", "reason": "changed my mind"}});
+    for _ in 0..100 {
+        assert_eq!(post(port, Some(&session), &cancel).status, 202);
+        if slow.is_finished() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let reply = slow.join().unwrap();
+    assert_eq!(reply["id"], "slow-1");
+    assert_eq!(reply["error"]["code"], -32800, "{reply}");
+    // The session goes on.
+    let list = post(
+        port,
+        Some(&session),
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    );
+    assert_eq!(list.status, 200);
+}
