@@ -41,6 +41,9 @@ stop_timeout = "10s"
 
 pub(super) fn run(file: Option<&Path>, cwd: &Path) -> Result<u8, Error> {
     let path = file.map_or_else(|| cwd.join(FILE_NAME), Path::to_path_buf);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| ConfigError::io(dir, e))?;
+    }
     let starter = match my_recipient() {
         Some(r) => STARTER.replace("recipients = []", &format!("recipients = [\"{r}\"]")),
         None => STARTER.to_string(),

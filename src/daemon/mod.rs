@@ -459,19 +459,20 @@ impl Daemon {
                 self.remove_and_stop(&name, options).await;
                 let pool = Arc::new(Pool::default());
                 // Bind first: a taken port fails the start before any process runs.
-                let gateway = if spec.mode == Mode::Local && spec.transport == Transport::Stdio {
-                    let addr = std::net::SocketAddr::new(spec.bind, spec.port);
-                    let instances: Arc<dyn Instances> = pool.clone();
-                    let bearer = spec
-                        .auth_bearer
-                        .as_ref()
-                        .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned());
-                    match gateway::serve(addr, instances, bearer).await {
-                        Ok(g) => Some(g),
-                        Err(e) => return Err(format!("{name}: cannot serve on {addr}: {e}")),
+                let gateway = match self.backend_for(&spec, &pool, secrets) {
+                    Ok(Some(backend)) => {
+                        let addr = std::net::SocketAddr::new(spec.bind, spec.port);
+                        let bearer = spec
+                            .auth_bearer
+                            .as_ref()
+                            .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned());
+                        match gateway::serve(addr, backend, bearer).await {
+                            Ok(g) => Some(g),
+                            Err(e) => return Err(format!("{name}: cannot serve on {addr}: {e}")),
+                        }
                     }
-                } else {
-                    None
+                    Ok(None) => None,
+                    Err(why) => return Err(format!("{name}: {why}")),
                 };
                 say(format!("{name}: starting {} instance(s)", spec.instances)).await;
                 let created_at = SystemTime::now();
@@ -498,6 +499,45 @@ impl Daemon {
                 };
                 self.resize(&name, &spec, options, progress, secrets).await
             }
+        }
+    }
+
+    /// What the gateway of `spec` serves: its stdio instances, or (remote) its URL with
+    /// the configured headers expanded from env and secrets. `None`: not served yet
+    /// (local HTTP servers).
+    fn backend_for(
+        &self,
+        spec: &ServerSpec,
+        pool: &Arc<Pool>,
+        secrets: &Secrets,
+    ) -> Result<Option<gateway::Backend>, String> {
+        match (spec.mode, spec.transport) {
+            (Mode::Local, Transport::Stdio) => {
+                let instances: Arc<dyn Instances> = pool.clone();
+                Ok(Some(gateway::Backend::Stdio(instances)))
+            }
+            (Mode::Remote, Transport::StreamableHttp) => {
+                let url = spec.url.clone().unwrap_or_default();
+                if !url.starts_with("http://") {
+                    return Err(format!(
+                        "cannot proxy {url}: https upstreams need TLS, which is not built yet"
+                    ));
+                }
+                let url = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
+                let own = secrets.values.get(&spec.name);
+                let mut headers = Vec::new();
+                for (name, template) in &spec.headers {
+                    let name = axum::http::HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|e| format!("bad header name `{name}`: {e}"))?;
+                    let value = expand(template, &spec.env, own);
+                    headers.push((name, value));
+                }
+                Ok(Some(gateway::Backend::Http(gateway::HttpUpstream {
+                    url,
+                    headers,
+                })))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -637,6 +677,35 @@ impl Daemon {
             Err(failures.join("\n"))
         }
     }
+}
+
+/// `${NAME}` in a header template, from the server's env or secrets.
+fn expand(
+    template: &str,
+    env: &BTreeMap<String, String>,
+    secrets: Option<&BTreeMap<String, age::secrecy::SecretString>>,
+) -> age::secrecy::SecretString {
+    use age::secrecy::ExposeSecret;
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let name = &after[..end];
+        if let Some(v) = env.get(name) {
+            out.push_str(v);
+        } else if let Some(v) = secrets.and_then(|s| s.get(name)) {
+            out.push_str(v.expose_secret());
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    age::secrecy::SecretString::from(out)
 }
 
 fn stop_timeout(spec: &ServerSpec, options: &ApplyOptions) -> Duration {

@@ -183,7 +183,7 @@ fn error_message(id: Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
 
-fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+pub(super) fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
     json_response(status, &error_message(id, code, message))
 }
 
@@ -194,8 +194,17 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// Origin, Host and bearer checks for every route; `Some` is the refusal. A session id
 /// is never taken as proof of anything.
 fn refuse(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    check_request(state.loopback, state.bearer.as_ref(), headers)
+}
+
+/// The checks every route of every gateway makes (stdio-backed or proxying).
+pub(super) fn check_request(
+    loopback: bool,
+    bearer: Option<&SecretString>,
+    headers: &HeaderMap,
+) -> Option<Response> {
     let ok = origin::origin_allowed(header_str(headers, "origin"))
-        && origin::host_allowed(header_str(headers, "host"), state.loopback);
+        && origin::host_allowed(header_str(headers, "host"), loopback);
     if !ok {
         return Some(rpc_error(
             StatusCode::FORBIDDEN,
@@ -204,7 +213,7 @@ fn refuse(state: &AppState, headers: &HeaderMap) -> Option<Response> {
             "forbidden origin or host",
         ));
     }
-    let expected = state.bearer.as_ref()?;
+    let expected = bearer?;
     let given = header_str(headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
     if given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.expose_secret().as_bytes())) {
         return None;

@@ -8,6 +8,7 @@
 mod http;
 pub mod mux;
 pub mod origin;
+mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use age::secrecy::SecretString;
 
 pub use mux::Upstream;
+pub use proxy::HttpUpstream;
 
 /// Protocol revisions `/mcp` speaks, newest first.
 pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -37,16 +39,26 @@ impl Drop for Gateway {
     }
 }
 
+/// What a gateway serves: stdio instances through the mux, or an HTTP upstream.
+pub enum Backend {
+    Stdio(Arc<dyn Instances>),
+    Http(HttpUpstream),
+}
+
 /// Binds `addr` (so a taken port fails the start before any process runs) and serves.
 /// With `bearer`, every request must carry `Authorization: Bearer <bearer>`.
 pub async fn serve(
     addr: SocketAddr,
-    instances: Arc<dyn Instances>,
+    backend: Backend,
     bearer: Option<SecretString>,
 ) -> std::io::Result<Gateway> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let app = http::router(instances, addr.ip().is_loopback(), bearer);
+    let loopback = addr.ip().is_loopback();
+    let app = match backend {
+        Backend::Stdio(instances) => http::router(instances, loopback, bearer),
+        Backend::Http(upstream) => proxy::router(upstream, loopback, bearer),
+    };
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

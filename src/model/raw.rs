@@ -181,6 +181,11 @@ pub struct Layer {
     /// How long a start may take before the server counts as failed, e.g. `"30s"`. Default `30s`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_timeout: Option<String>,
+    /// Headers sent upstream when proxying an HTTP or remote server, e.g.
+    /// `{ Authorization = "Bearer ${API_TOKEN}" }`; `${NAME}` names one of the server's
+    /// env vars or secrets. A client's own `Authorization` is never passed upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
     /// Client authentication at the gateway: `auth = { bearer = "SECRET_NAME" }` names
     /// one of the server's secrets; clients must send `Authorization: Bearer <it>`.
     /// Required when `bind` is not a loopback address.

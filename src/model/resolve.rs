@@ -47,6 +47,7 @@ struct Merged {
     stop_timeout: Option<Sourced<String>>,
     start_timeout: Option<Sourced<String>>,
     auth: Option<Sourced<super::raw::Auth>>,
+    headers: BTreeMap<String, String>,
 }
 
 impl Merged {
@@ -90,6 +91,10 @@ impl Merged {
                 };
                 self.secrets.insert(key.clone(), secret);
             }
+        }
+        if let Some(headers) = &layer.headers {
+            self.headers
+                .extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         if let Some(env) = &layer.env {
             self.env
@@ -252,6 +257,19 @@ fn check_structure(raw: &RawConfig, loc: &Locator<'_>, diags: &mut Vec<Diagnosti
             );
         }
     }
+}
+
+/// The `NAME`s of the `${NAME}` placeholders in a header template.
+pub fn template_names(template: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        names.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    names
 }
 
 /// How every secret value in the file starts.
@@ -434,6 +452,32 @@ fn resolve_server(
         diags,
     );
 
+    if let (Mode::Remote, Some(t)) = (mode, &m.transport)
+        && t.value == Transport::Stdio
+    {
+        diags.push(
+            Diagnostic::new(format!(
+                "server `{name}` is remote but its transport is `stdio`"
+            ))
+            .at(loc.value(&t.origin), "a remote server speaks HTTP")
+            .hint("use `transport = \"streamable-http\"` (or `\"sse\"`), or `mode = \"local\"`"),
+        );
+    }
+    for (key, template) in &m.headers {
+        for var in template_names(template) {
+            if !m.env.contains_key(var) && !m.secrets.contains_key(var) {
+                let at =
+                    loc.value(&[&server_path[..], &["headers".to_string(), key.clone()]].concat());
+                diags.push(
+                    Diagnostic::new(format!(
+                        "header `{key}` of server `{name}` uses `${{{var}}}`, which is neither in its env nor in its secrets"
+                    ))
+                    .at(at.or_else(at_server), "unknown name")
+                    .hint(format!("set it with `mcpctl config secret set {var} --server {name}`")),
+                );
+            }
+        }
+    }
     let auth_bearer = m.auth.as_ref().map(|a| a.value.bearer.clone());
     match (&m.auth, bind) {
         (Some(auth), _) if !m.secrets.contains_key(&auth.value.bearer) => diags.push(
@@ -475,7 +519,15 @@ fn resolve_server(
         cwd: m.cwd.filter(|_| local).map(|c| c.value),
         env: m.env,
         secrets: m.secrets,
-        transport: m.transport.map_or(Transport::Stdio, |t| t.value),
+        // A remote server speaks HTTP; Streamable HTTP unless it says otherwise.
+        transport: m.transport.map_or(
+            if local {
+                Transport::Stdio
+            } else {
+                Transport::StreamableHttp
+            },
+            |t| t.value,
+        ),
         mode,
         url,
         port,
@@ -487,6 +539,7 @@ fn resolve_server(
         stop_timeout: stop_timeout?,
         start_timeout: start_timeout?,
         auth_bearer,
+        headers: m.headers,
     };
     Some((spec, port_origin))
 }

@@ -39,6 +39,9 @@ pub struct ServerSpec {
     pub stop_timeout: Duration,
     #[serde(with = "human_duration")]
     pub start_timeout: Duration,
+    /// Headers for the upstream of a proxied server (templates: `${NAME}` unexpanded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// The secret whose value clients must present as a bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_bearer: Option<String>,
@@ -114,6 +117,7 @@ impl ServerSpec {
             attr("url", self.url.clone().map(Text), Restart),
             attr("bind", Some(Text(self.bind.to_string())), Restart),
             attr("auth_bearer", self.auth_bearer.clone().map(Text), Restart),
+            attr("headers", non_empty_map(&self.headers).map(Map), Restart),
             attr("port", Some(Number(u64::from(self.port))), Restart),
             attr("instances", Some(Number(u64::from(self.instances))), Scale),
             attr("profile", Some(Text(self.profile.clone())), InPlace),

@@ -308,6 +308,7 @@ cwd = "sub"
 env = { K = "v" }
 secrets = { T = "age:abc" }
 auth = { bearer = "T" }
+headers = { X = "${K}" }
 transport = "sse"
 mode = "local"
 url = "http://127.0.0.1:1/mcp"
@@ -323,12 +324,18 @@ start_timeout = "9s"
     let raw = parse_raw(src).unwrap();
     let table: toml::Table = toml::from_str(src).unwrap();
     let written: Vec<&String> = table["servers"]["s"].as_table().unwrap().keys().collect();
-    let all_fields = toml::Value::try_from(&raw.servers["s"]).unwrap();
-    assert_eq!(
-        all_fields.as_table().unwrap().len(),
-        written.len(),
-        "the test sets every field but `servers`"
-    );
+    let schema: serde_json::Value = serde_json::from_str(&crate::schema::json_schema()).unwrap();
+    let mut every: Vec<&String> = schema["$defs"]["Layer"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "servers")
+        .collect();
+    let mut set = written.clone();
+    every.sort();
+    set.sort();
+    assert_eq!(set, every, "the test must set every server field");
+    assert!(toml::Value::try_from(&raw.servers["s"]).is_ok());
     let spec = &config(src).servers["s"];
     let json = serde_json::to_value(spec).unwrap();
     let expect = serde_json::json!({
@@ -336,9 +343,25 @@ start_timeout = "9s"
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
         "transport": "sse", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "instances": 3, "restart": "never",
-        "stop_timeout": "7s", "start_timeout": "9s", "auth_bearer": "T"
+        "stop_timeout": "7s", "start_timeout": "9s", "auth_bearer": "T", "headers": {"X": "${K}"}
     });
     assert_eq!(json, expect);
     let layer_fields = serde_json::to_value(crate::model::raw::Layer::default()).unwrap();
     assert!(layer_fields.as_object().unwrap().is_empty());
+}
+
+#[test]
+fn header_templates_name_their_variables() {
+    use crate::model::resolve::template_names;
+    assert_eq!(template_names("Bearer ${TOKEN}"), vec!["TOKEN"]);
+    assert_eq!(template_names("${A}-${B} ${unterminated"), vec!["A", "B"]);
+    assert!(template_names("plain").is_empty());
+    let c = config(
+        "version = 1\n[servers.r]\nmode = \"remote\"\nurl = \"http://127.0.0.1:9/mcp\"\nport = 8000\nenv = { T = \"x\" }\nheaders = { Authorization = \"Bearer ${T}\" }\n",
+    );
+    assert_eq!(
+        c.servers["r"].transport,
+        Transport::StreamableHttp,
+        "remote servers default to Streamable HTTP"
+    );
 }

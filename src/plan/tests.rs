@@ -28,6 +28,7 @@ fn spec(name: &str) -> ServerSpec {
         stop_timeout: Duration::from_secs(10),
         start_timeout: Duration::from_secs(30),
         auth_bearer: None,
+        headers: BTreeMap::new(),
     }
 }
 

@@ -677,3 +677,101 @@ fn a_cancelled_call_ends_with_a_cancellation_error() {
     );
     assert_eq!(list.status, 200);
 }
+
+#[test]
+fn a_remote_server_is_proxied_with_injected_headers_and_never_the_clients_token() {
+    let (upstream_port, port) = (18512, 18513);
+    let env = TestEnv::new();
+    let secret = |file: &str, key: &str, server: &str, value: &str| {
+        let mut child = env
+            .command(&[
+                "-f", file, "config", "secret", "set", key, "--server", server,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(value.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    // Upstream: a stdio server behind its own gateway, which demands a token.
+    env.run(&["-f", "up/mcpctl.toml", "init"]).success();
+    let mut up = env.read("up/mcpctl.toml");
+    up.push_str(&format!(
+        "\n[servers.echo]\ncommand = \"{}\"\nport = {upstream_port}\n",
+        echo_bin()
+    ));
+    env.write("up/mcpctl.toml", &up);
+    secret(
+        "up/mcpctl.toml",
+        "UPSTREAM_TOKEN",
+        "echo",
+        "upstream-secret",
+    );
+    env.write(
+        "up/mcpctl.toml",
+        &(env.read("up/mcpctl.toml") + "auth = { bearer = \"UPSTREAM_TOKEN\" }\n"),
+    );
+    env.run_within(60, &["-f", "up/mcpctl.toml", "apply"])
+        .success();
+
+    // The remote server: proxied, with its own client token and the upstream's injected.
+    env.run(&["-f", "gw/mcpctl.toml", "init"]).success();
+    let mut gw = env.read("gw/mcpctl.toml");
+    gw.push_str(&format!(
+        "\n[servers.far]\nmode = \"remote\"\nurl = \"http://127.0.0.1:{upstream_port}/mcp\"\nport = {port}\n"
+    ));
+    env.write("gw/mcpctl.toml", &gw);
+    secret("gw/mcpctl.toml", "UPSTREAM", "far", "upstream-secret");
+    secret("gw/mcpctl.toml", "CLIENT", "far", "client-secret");
+    env.write(
+        "gw/mcpctl.toml",
+        &(env.read("gw/mcpctl.toml") + "headers = { Authorization = \"Bearer ${UPSTREAM}\" }\nauth = { bearer = \"CLIENT\" }\n"),
+    );
+    env.run_within(60, &["-f", "gw/mcpctl.toml", "apply"])
+        .success();
+
+    let client_auth = [("Authorization", "Bearer client-secret")];
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let reply = http(
+        port,
+        "POST",
+        "/mcp",
+        &client_auth,
+        init.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "far away"}}});
+    let reply = http(
+        port,
+        "POST",
+        "/mcp",
+        &[client_auth[0], ("Mcp-Session-Id", &session)],
+        call.to_string().as_bytes(),
+    );
+    assert_eq!(reply.json()["result"]["content"][0]["text"], "far away");
+    // The proxy still guards its own door.
+    assert_eq!(
+        http(port, "POST", "/mcp", &[], init.to_string().as_bytes()).status,
+        401
+    );
+    // Had the client's token been passed upstream, the upstream would have refused it.
+    let direct = http(
+        upstream_port,
+        "POST",
+        "/mcp",
+        &client_auth,
+        init.to_string().as_bytes(),
+    );
+    assert_eq!(direct.status, 401);
+    for f in ["up/mcpctl.toml", "gw/mcpctl.toml"] {
+        env.run_within(30, &["-f", f, "daemon", "stop"]).success();
+    }
+}

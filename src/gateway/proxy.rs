@@ -1,0 +1,115 @@
+//! Servers that speak HTTP themselves, reached at a URL (`mode = "remote"`): the
+//! gateway checks the client (Origin, Host, bearer) as for any server, then forwards
+//! `/mcp` to the upstream URL. The client's own `Authorization` (its credential for
+//! this gateway) and hop-by-hop headers are never passed on; configured headers are
+//! added. Responses, SSE streams included, are passed through as they come.
+
+use std::sync::Arc;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use super::http::{check_request, rpc_error};
+
+const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Never forwarded: the client's credential and connection-level headers.
+const DROPPED: [&str; 10] = [
+    "authorization",
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Where and how to reach an HTTP upstream.
+pub struct HttpUpstream {
+    /// The upstream's Streamable HTTP endpoint, e.g. `http://127.0.0.1:9000/mcp`.
+    pub url: Uri,
+    /// Added to every forwarded request (values may hold secrets).
+    pub headers: Vec<(HeaderName, SecretString)>,
+}
+
+struct ProxyState {
+    upstream: HttpUpstream,
+    client: Client<HttpConnector, Full<bytes::Bytes>>,
+    loopback: bool,
+    bearer: Option<SecretString>,
+}
+
+pub(super) fn router(
+    upstream: HttpUpstream,
+    loopback: bool,
+    bearer: Option<SecretString>,
+) -> Router {
+    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let state = Arc::new(ProxyState {
+        upstream,
+        client,
+        loopback,
+        bearer,
+    });
+    Router::new()
+        .route("/mcp", axum::routing::any(forward))
+        .with_state(state)
+}
+
+async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
+    if let Some(refusal) = check_request(state.loopback, state.bearer.as_ref(), request.headers()) {
+        return refusal;
+    }
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    };
+    let mut upstream = hyper::Request::builder()
+        .method(parts.method)
+        .uri(state.upstream.url.clone());
+    for (name, value) in &parts.headers {
+        if !DROPPED.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
+            upstream = upstream.header(name, value);
+        }
+    }
+    for (name, value) in &state.upstream.headers {
+        if let Ok(value) = HeaderValue::from_str(value.expose_secret()) {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let Ok(upstream) = upstream.body(Full::new(body)) else {
+        return rpc_error(
+            StatusCode::BAD_GATEWAY,
+            Value::Null,
+            -32603,
+            "cannot build the upstream request",
+        );
+    };
+    match state.client.request(upstream).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            for name in DROPPED {
+                parts.headers.remove(name);
+            }
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(e) => rpc_error(
+            StatusCode::BAD_GATEWAY,
+            Value::Null,
+            -32603,
+            &format!("upstream unreachable: {e}"),
+        ),
+    }
+}
