@@ -35,6 +35,9 @@ pub struct InstanceCtx {
     pub spawner: Spawner,
     /// Poked whenever something worth persisting changed (a new pid).
     pub changed: Arc<Notify>,
+    /// For servers that speak HTTP themselves: the port they listen on, behind the
+    /// gateway's (given to them as `{port}` in args and `PORT` in env).
+    pub inner_port: Option<u16>,
     /// This server's secrets, handed to the process as environment variables only.
     pub secrets: BTreeMap<String, SecretString>,
     /// Removes every known secret from what is logged.
@@ -439,7 +442,7 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
     } else {
         program
     };
-    let port = spec.port.to_string();
+    let port = ctx.inner_port.unwrap_or(spec.port).to_string();
     let mut cmd = Command::new(&ctx.shim_exe);
     cmd.arg("__shim")
         .arg("--stop-timeout-ms")
@@ -485,7 +488,7 @@ async fn probe(
         if let Some(out) = stdout {
             tokio::spawn(pump_lines(BufReader::new(out).lines(), log, "stdout"));
         }
-        let port = ctx.spec.port;
+        let port = ctx.inner_port.unwrap_or(ctx.spec.port);
         loop {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await

@@ -54,6 +54,8 @@ struct ServerRuntime {
     pool: Arc<Pool>,
     /// Serving `bind:port` (stdio servers); dropped first on stop.
     gateway: Option<Gateway>,
+    /// Where a server that speaks HTTP itself listens, behind the gateway.
+    inner_port: Option<u16>,
 }
 
 /// The gateway's view of a server's instances.
@@ -459,7 +461,13 @@ impl Daemon {
                 self.remove_and_stop(&name, options).await;
                 let pool = Arc::new(Pool::default());
                 // Bind first: a taken port fails the start before any process runs.
-                let gateway = match self.backend_for(&spec, &pool, secrets) {
+                let inner_port = match (spec.mode, spec.transport) {
+                    (Mode::Local, Transport::StreamableHttp) => {
+                        Some(free_port().map_err(|e| format!("{name}: {e}"))?)
+                    }
+                    _ => None,
+                };
+                let gateway = match self.backend_for(&spec, &pool, secrets, inner_port) {
                     Ok(Some(backend)) => {
                         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
                         let bearer = spec
@@ -477,7 +485,7 @@ impl Daemon {
                 say(format!("{name}: starting {} instance(s)", spec.instances)).await;
                 let created_at = SystemTime::now();
                 let handles: Vec<Handle> = (0..spec.instances)
-                    .map(|i| self.start_instance(&spec, i, secrets))
+                    .map(|i| self.start_instance(&spec, i, secrets, inner_port))
                     .collect();
                 let views: Vec<_> = handles.iter().map(|h| h.view.clone()).collect();
                 pool.set(&handles);
@@ -489,6 +497,7 @@ impl Daemon {
                         instances: handles,
                         pool,
                         gateway,
+                        inner_port,
                     },
                 );
                 self.wait_ready(&name, views, progress, secrets).await
@@ -510,11 +519,23 @@ impl Daemon {
         spec: &ServerSpec,
         pool: &Arc<Pool>,
         secrets: &Secrets,
+        inner_port: Option<u16>,
     ) -> Result<Option<gateway::Backend>, String> {
         match (spec.mode, spec.transport) {
             (Mode::Local, Transport::Stdio) => {
                 let instances: Arc<dyn Instances> = pool.clone();
                 Ok(Some(gateway::Backend::Stdio(instances)))
+            }
+            (Mode::Local, Transport::StreamableHttp) => {
+                let port = inner_port.ok_or("no inner port")?;
+                let url = format!("http://127.0.0.1:{port}/mcp");
+                let url = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
+                let own = secrets.values.get(&spec.name);
+                let headers = expand_headers(spec, own)?;
+                Ok(Some(gateway::Backend::Http(gateway::HttpUpstream {
+                    url,
+                    headers,
+                })))
             }
             (Mode::Remote, Transport::StreamableHttp) => {
                 let url = spec.url.clone().unwrap_or_default();
@@ -525,13 +546,7 @@ impl Daemon {
                 }
                 let url = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
                 let own = secrets.values.get(&spec.name);
-                let mut headers = Vec::new();
-                for (name, template) in &spec.headers {
-                    let name = axum::http::HeaderName::from_bytes(name.as_bytes())
-                        .map_err(|e| format!("bad header name `{name}`: {e}"))?;
-                    let value = expand(template, &spec.env, own);
-                    headers.push((name, value));
-                }
+                let headers = expand_headers(spec, own)?;
                 Ok(Some(gateway::Backend::Http(gateway::HttpUpstream {
                     url,
                     headers,
@@ -541,7 +556,13 @@ impl Daemon {
         }
     }
 
-    fn start_instance(&self, spec: &ServerSpec, index: u32, secrets: &Secrets) -> Handle {
+    fn start_instance(
+        &self,
+        spec: &ServerSpec,
+        index: u32,
+        secrets: &Secrets,
+        inner_port: Option<u16>,
+    ) -> Handle {
         let mut own = secrets.values.get(&spec.name).cloned().unwrap_or_default();
         // The clients' bearer token is the gateway's, never the server's.
         if let Some(name) = &spec.auth_bearer {
@@ -549,6 +570,7 @@ impl Daemon {
         }
         instance::start(InstanceCtx {
             redactor: Redactor::new(secrets.all()),
+            inner_port,
             secrets: own,
             spec: spec.clone(),
             index,
@@ -606,7 +628,7 @@ impl Daemon {
         let mut new_views = Vec::new();
         while keep.len() < want {
             let index = u32::try_from(keep.len()).unwrap_or(0);
-            let h = self.start_instance(spec, index, secrets);
+            let h = self.start_instance(spec, index, secrets, rt.inner_port);
             new_views.push(h.view.clone());
             keep.push(h);
         }
@@ -677,6 +699,29 @@ impl Daemon {
             Err(failures.join("\n"))
         }
     }
+}
+
+/// The configured upstream headers of `spec`, expanded.
+fn expand_headers(
+    spec: &ServerSpec,
+    secrets: Option<&BTreeMap<String, age::secrecy::SecretString>>,
+) -> Result<Vec<(axum::http::HeaderName, age::secrecy::SecretString)>, String> {
+    spec.headers
+        .iter()
+        .map(|(name, template)| {
+            let name = axum::http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| format!("bad header name `{name}`: {e}"))?;
+            Ok((name, expand(template, &spec.env, secrets)))
+        })
+        .collect()
+}
+
+/// A free port on 127.0.0.1 for a server that speaks HTTP behind the gateway.
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free inner port: {e}"))
 }
 
 /// `${NAME}` in a header template, from the server's env or secrets.

@@ -478,6 +478,18 @@ fn resolve_server(
             }
         }
     }
+    if let (Mode::Local, Some(t), Some(i)) = (mode, &m.transport, &m.instances)
+        && t.value != Transport::Stdio
+        && i.value > 1
+    {
+        diags.push(
+            Diagnostic::new(format!(
+                "server `{name}` speaks HTTP itself: only one instance is supported yet"
+            ))
+            .at(loc.value(&i.origin), "more than one")
+            .hint("use `instances = 1`, or a stdio server for a pool"),
+        );
+    }
     let auth_bearer = m.auth.as_ref().map(|a| a.value.bearer.clone());
     match (&m.auth, bind) {
         (Some(auth), _) if !m.secrets.contains_key(&auth.value.bearer) => diags.push(

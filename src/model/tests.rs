@@ -309,7 +309,7 @@ env = { K = "v" }
 secrets = { T = "age:abc" }
 auth = { bearer = "T" }
 headers = { X = "${K}" }
-transport = "sse"
+transport = "stdio"
 mode = "local"
 url = "http://127.0.0.1:1/mcp"
 port = 1234
@@ -341,7 +341,7 @@ start_timeout = "9s"
     let expect = serde_json::json!({
         "name": "s", "command": "c", "args": ["a"], "cwd": "sub", "env": {"K": "v"},
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
-        "transport": "sse", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
+        "transport": "stdio", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "instances": 3, "restart": "never",
         "stop_timeout": "7s", "start_timeout": "9s", "auth_bearer": "T", "headers": {"X": "${K}"}
     });

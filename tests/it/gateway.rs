@@ -775,3 +775,31 @@ fn a_remote_server_is_proxied_with_injected_headers_and_never_the_clients_token(
         env.run_within(30, &["-f", f, "daemon", "stop"]).success();
     }
 }
+
+/// A local server that speaks Streamable HTTP itself (here: another mcpctl serving the
+/// echo fixture on the port it is given) runs on an inner port behind the gateway.
+#[test]
+fn a_local_http_server_runs_on_an_inner_port_behind_the_gateway() {
+    let port = 18514;
+    let env = TestEnv::new();
+    let wrapper = crate::common::repo_root().join("bench/mcpctl-gateway.sh");
+    env.write(
+        "mcpctl.toml",
+        &format!(
+            "version = 1\n[servers.web]\ncommand = \"bash\"\nargs = [\"{}\", \"{{port}}\", \"{}\"]\ntransport = \"streamable-http\"\nport = {port}\nenv = {{ MCPCTL = \"{}\" }}\n",
+            wrapper.display(),
+            echo_bin(),
+            crate::common::bin()
+        ),
+    );
+    env.run_within(60, &["apply"])
+        .success()
+        .stdout_has("web: instance 0 ready");
+    let session = initialize(port);
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "through two gateways"}}});
+    assert_eq!(
+        post(port, Some(&session), &call).json()["result"]["content"][0]["text"],
+        "through two gateways"
+    );
+    env.run_within(30, &["daemon", "stop"]).success();
+}
