@@ -25,6 +25,7 @@ use crate::secrets::redact::Redactor;
 use crate::sys;
 
 /// Everything an instance needs, none of it shared with other instances but the spawner.
+#[derive(Clone)]
 pub struct InstanceCtx {
     pub spec: ServerSpec,
     pub index: u32,

@@ -31,7 +31,7 @@ use crate::api::{ApplyOptions, ApplyOutcome, DaemonStatus, InstanceStatus, Serve
 use crate::config::{self, store};
 use crate::gateway::{self, Gateway, Instances, Upstream};
 use crate::model::ServerSpec;
-use crate::model::spec::{Mode, Transport};
+use crate::model::spec::{Mode, Sharing, Transport};
 use crate::plan::{Action, ActionKind, Observed, ObservedServer, Plan, plan};
 use crate::secrets::redact::Redactor;
 use crate::secrets::unlock::{Unlocked as Secrets, unlock};
@@ -62,6 +62,25 @@ struct ServerRuntime {
 #[derive(Default)]
 struct Pool {
     views: std::sync::Mutex<Vec<tokio::sync::watch::Receiver<instance::View>>>,
+    /// `sharing = "per-session"`: starts a session's own instance.
+    per_session: Option<Box<dyn Fn() -> Handle + Send + Sync>>,
+    stop_timeout: Duration,
+}
+
+/// A session's own instance; stopped when the session ends.
+struct SessionInstance {
+    handle: Handle,
+    stop_timeout: Duration,
+}
+
+impl Drop for SessionInstance {
+    fn drop(&mut self) {
+        let (handle, timeout) = (self.handle.clone(), self.stop_timeout);
+        // Without a runtime the daemon is exiting, and the shim's death signal stops it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { handle.stop(false, timeout).await });
+        }
+    }
 }
 
 impl Pool {
@@ -86,6 +105,23 @@ impl Instances for Pool {
                 }
             })
             .min_by_key(Upstream::load)
+    }
+
+    fn open(&self) -> gateway::Opening<'_> {
+        Box::pin(async move {
+            let Some(start) = &self.per_session else {
+                return self.pick().map(|u| (u, None));
+            };
+            let lease = SessionInstance {
+                handle: start(),
+                stop_timeout: self.stop_timeout,
+            };
+            let settled = lease.handle.settled().await;
+            let upstream = settled
+                .upstream
+                .filter(|_| settled.phase == Phase::Running)?;
+            Some((upstream, Some(Box::new(lease) as gateway::Lease)))
+        })
     }
 }
 
@@ -459,7 +495,12 @@ impl Daemon {
                     say(format!("{name}: stopping for replacement")).await;
                 }
                 self.remove_and_stop(&name, options).await;
-                let pool = Arc::new(Pool::default());
+                let pool = Arc::new(Pool {
+                    per_session: (spec.sharing == Sharing::PerSession)
+                        .then(|| self.session_instances(&spec, secrets)),
+                    stop_timeout: spec.stop_timeout,
+                    ..Pool::default()
+                });
                 // Bind first: a taken port fails the start before any process runs.
                 let inner_port = match (spec.mode, spec.transport) {
                     (Mode::Local, Transport::StreamableHttp) => {
@@ -556,6 +597,24 @@ impl Daemon {
         }
     }
 
+    /// Starts per-session instances of `spec` (numbered from 1000 in their log names).
+    fn session_instances(
+        &self,
+        spec: &ServerSpec,
+        secrets: &Secrets,
+    ) -> Box<dyn Fn() -> Handle + Send + Sync> {
+        let next = std::sync::atomic::AtomicU32::new(1000);
+        let template = self.instance_ctx(spec, 0, secrets, None);
+        let runtime_dir = self.runtime_dir.clone();
+        Box::new(move || {
+            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut ctx = template.clone();
+            ctx.index = index;
+            ctx.log_path = logs::log_path(&runtime_dir, &ctx.spec.name, index);
+            instance::start(ctx)
+        })
+    }
+
     fn start_instance(
         &self,
         spec: &ServerSpec,
@@ -563,12 +622,22 @@ impl Daemon {
         secrets: &Secrets,
         inner_port: Option<u16>,
     ) -> Handle {
+        instance::start(self.instance_ctx(spec, index, secrets, inner_port))
+    }
+
+    fn instance_ctx(
+        &self,
+        spec: &ServerSpec,
+        index: u32,
+        secrets: &Secrets,
+        inner_port: Option<u16>,
+    ) -> InstanceCtx {
         let mut own = secrets.values.get(&spec.name).cloned().unwrap_or_default();
         // The clients' bearer token is the gateway's, never the server's.
         if let Some(name) = &spec.auth_bearer {
             own.remove(name);
         }
-        instance::start(InstanceCtx {
+        InstanceCtx {
             redactor: Redactor::new(secrets.all()),
             inner_port,
             secrets: own,
@@ -580,7 +649,7 @@ impl Daemon {
             shim_exe: self.shim_exe.clone(),
             spawner: self.spawner.clone(),
             changed: Arc::clone(&self.changed),
-        })
+        }
     }
 
     async fn remove_and_stop(&self, name: &str, options: &ApplyOptions) {

@@ -40,6 +40,8 @@ const CAN_CAUSE_SERVER_REQUESTS: [&str; 3] = ["tools/call", "prompts/get", "reso
 struct Session {
     upstream: Upstream,
     _pin: Pin,
+    /// A per-session instance, stopped when the session ends.
+    _lease: Option<super::Lease>,
     /// Legacy SSE sessions: where replies and everything else for the client go.
     events: Option<mpsc::Sender<Value>>,
     /// The client declared sampling, elicitation or roots.
@@ -83,14 +85,15 @@ impl AppState {
     }
 
     /// A new session on the least-loaded ready instance; `None` when none runs.
-    fn open(
+    async fn open(
         &self,
         events: Option<mpsc::Sender<Value>>,
         can_answer: bool,
     ) -> Option<(String, Upstream)> {
-        let upstream = self.instances.pick()?;
+        let (upstream, lease) = self.instances.open().await?;
         let id = new_session_id();
         let session = Session {
+            _lease: lease,
             _pin: upstream.pin(),
             upstream: upstream.clone(),
             events,
@@ -472,7 +475,7 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         return rpc_error(StatusCode::BAD_REQUEST, id, -32600, &message);
     }
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
-        let Some((session, upstream)) = state.open(None, declares_answering(&msg)) else {
+        let Some((session, upstream)) = state.open(None, declares_answering(&msg)).await else {
             return rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 id,
@@ -618,7 +621,7 @@ async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         return refusal;
     }
     let (tx, rx) = mpsc::channel(SSE_BACKLOG);
-    let Some((session, upstream)) = state.open(Some(tx.clone()), false) else {
+    let Some((session, upstream)) = state.open(Some(tx.clone()), false).await else {
         return rpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
             Value::Null,

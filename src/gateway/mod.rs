@@ -21,10 +21,25 @@ pub use proxy::HttpUpstream;
 /// Protocol revisions `/mcp` speaks, newest first.
 pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
+/// Keeps a session's own instance alive; dropping it stops the instance.
+pub type Lease = Box<dyn Send + Sync>;
+
+/// What [`Instances::open`] resolves to: the instance, and its lease if it is the
+/// session's own.
+pub type Opening<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Option<(Upstream, Option<Lease>)>> + Send + 'a>,
+>;
+
 /// How the gateway reaches a server's running instances.
 pub trait Instances: Send + Sync + 'static {
-    /// A ready instance to send a new session's traffic to.
+    /// A ready instance to pin a new session to: the least loaded.
     fn pick(&self) -> Option<Upstream>;
+
+    /// The instance for a new session. By default a shared one ([`Self::pick`]);
+    /// `sharing = "per-session"` starts one of its own, held by the lease.
+    fn open(&self) -> Opening<'_> {
+        Box::pin(async move { self.pick().map(|u| (u, None)) })
+    }
 }
 
 /// A listening gateway; dropping it closes the port.

@@ -99,6 +99,18 @@ pub enum Mode {
     Remote,
 }
 
+/// How client sessions share a stdio server's processes.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sharing {
+    /// Many sessions over one process (the gateway rewrites ids).
+    Multiplex,
+    /// Each session gets a process of its own, for servers that keep per-client state.
+    PerSession,
+}
+
 /// Whether the server should be running.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
@@ -168,6 +180,10 @@ pub struct Layer {
     /// `running` or `stopped`. Default `running`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<State>,
+    /// `multiplex` (default): sessions share processes; `per-session`: each client
+    /// session gets a process of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<Sharing>,
     /// Number of processes behind the port. Default 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]

@@ -42,6 +42,7 @@ struct Merged {
     bind: Option<Sourced<String>>,
     profile: Option<Sourced<String>>,
     state: Option<Sourced<State>>,
+    sharing: Option<Sourced<super::raw::Sharing>>,
     instances: Option<Sourced<i64>>,
     restart: Option<Sourced<RestartPolicy>>,
     stop_timeout: Option<Sourced<String>>,
@@ -75,6 +76,7 @@ impl Merged {
             bind,
             profile,
             state,
+            sharing,
             instances,
             restart,
             stop_timeout,
@@ -546,6 +548,9 @@ fn resolve_server(
         bind: bind?,
         profile,
         state: m.state.map_or(State::Running, |s| s.value),
+        sharing: m
+            .sharing
+            .map_or(super::raw::Sharing::Multiplex, |s| s.value),
         instances: instances?,
         restart: m.restart.map_or(RestartPolicy::OnFailure, |r| r.value),
         stop_timeout: stop_timeout?,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::raw::{Mode, RestartPolicy, State, Transport};
+pub use super::raw::{Mode, RestartPolicy, Sharing, State, Transport};
 
 /// The effective spec of one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,8 @@ pub struct ServerSpec {
     pub bind: IpAddr,
     pub profile: String,
     pub state: State,
+    #[serde(default = "multiplex")]
+    pub sharing: Sharing,
     pub instances: u32,
     pub restart: RestartPolicy,
     #[serde(with = "human_duration")]
@@ -119,6 +121,7 @@ impl ServerSpec {
             attr("auth_bearer", self.auth_bearer.clone().map(Text), Restart),
             attr("headers", non_empty_map(&self.headers).map(Map), Restart),
             attr("port", Some(Number(u64::from(self.port))), Restart),
+            attr("sharing", Some(Text(kebab(&self.sharing))), Restart),
             attr("instances", Some(Number(u64::from(self.instances))), Scale),
             attr("profile", Some(Text(self.profile.clone())), InPlace),
             attr("restart", Some(Text(kebab(&self.restart))), InPlace),
@@ -173,6 +176,10 @@ impl ServerSpec {
             IpAddr::V4(ip) => format!("http://{ip}:{}", self.port),
         }
     }
+}
+
+fn multiplex() -> Sharing {
+    Sharing::Multiplex
 }
 
 fn non_empty_list(list: &[String]) -> Option<Vec<String>> {

@@ -316,6 +316,7 @@ port = 1234
 bind = "0.0.0.0"
 profile = "p"
 state = "stopped"
+sharing = "per-session"
 instances = 3
 restart = "never"
 stop_timeout = "7s"
@@ -342,7 +343,7 @@ start_timeout = "9s"
         "name": "s", "command": "c", "args": ["a"], "cwd": "sub", "env": {"K": "v"},
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
         "transport": "stdio", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
-        "bind": "0.0.0.0", "profile": "p", "state": "stopped", "instances": 3, "restart": "never",
+        "bind": "0.0.0.0", "profile": "p", "state": "stopped", "sharing": "per-session", "instances": 3, "restart": "never",
         "stop_timeout": "7s", "start_timeout": "9s", "auth_bearer": "T", "headers": {"X": "${K}"}
     });
     assert_eq!(json, expect);

@@ -23,6 +23,7 @@ fn spec(name: &str) -> ServerSpec {
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         profile: "default".into(),
         state: State::Running,
+        sharing: crate::model::spec::Sharing::Multiplex,
         instances: 1,
         restart: RestartPolicy::OnFailure,
         stop_timeout: Duration::from_secs(10),

@@ -803,3 +803,37 @@ fn a_local_http_server_runs_on_an_inner_port_behind_the_gateway() {
     );
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+#[test]
+fn per_session_sharing_gives_each_session_a_process_of_its_own() {
+    let port = 18515;
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.own]\ncommand = \"{}\"\nport = {port}\nsharing = \"per-session\"\n",
+        echo_bin()
+    ));
+    env.run_within(60, &["apply"]).success();
+    let pid_of = |session: &str| {
+        whoami(port, session)["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+    };
+    let (a, b) = (initialize(port), initialize(port));
+    let (pa, pb) = (pid_of(&a), pid_of(&b));
+    assert_ne!(pa, pb, "two sessions, two processes");
+    assert_eq!(pid_of(&a), pa, "a session stays on its process");
+    // Ending a session stops its process; the other goes on.
+    assert_eq!(
+        http(port, "DELETE", "/mcp", &[("Mcp-Session-Id", &a)], b"").status,
+        204
+    );
+    crate::common::wait_for("the ended session's process to stop", 30, || {
+        if crate::common::alive(pa) {
+            Err(format!("{pa} alive"))
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(pid_of(&b), pb);
+}
