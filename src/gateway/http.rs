@@ -140,18 +140,6 @@ impl AppState {
             m => m.ends_with("/list_changed"),
         })
     }
-
-    fn set_can_answer(&self, id: &str, can_answer: bool) {
-        if let Some(s) = self
-            .sessions
-            .lock()
-            .ok()
-            .as_mut()
-            .and_then(|s| s.get_mut(id))
-        {
-            s.can_answer = can_answer;
-        }
-    }
 }
 
 pub(super) fn router(
@@ -722,7 +710,8 @@ async fn post_messages(
     };
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
         session.can_answer = declares_answering(&msg);
-        state.set_can_answer(&session_id, session.can_answer);
+        let can_answer = session.can_answer;
+        state.with_session(&session_id, |s| s.can_answer = can_answer);
     }
     // Answered on the event stream; this request only acknowledges.
     tokio::spawn(async move {

@@ -460,25 +460,18 @@ fn a_bearer_token_guards_every_route_and_never_reaches_the_server() {
     env.run(&["validate"])
         .failure()
         .stderr_has("names secret `CLIENT_TOKEN`");
-    let mut set = env
-        .command(&[
+    env.run_with_stdin(
+        &[
             "config",
             "secret",
             "set",
             "CLIENT_TOKEN",
             "--server",
             "guarded",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    set.stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret-bearer-token\n")
-        .unwrap();
-    assert!(set.wait().unwrap().success());
+        ],
+        "s3cret-bearer-token\n",
+    )
+    .success();
     env.run_within(60, &["apply"]).success();
 
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -683,21 +676,13 @@ fn a_remote_server_is_proxied_with_injected_headers_and_never_the_clients_token(
     let (upstream_port, port) = (18512, 18513);
     let env = TestEnv::new();
     let secret = |file: &str, key: &str, server: &str, value: &str| {
-        let mut child = env
-            .command(&[
+        env.run_with_stdin(
+            &[
                 "-f", file, "config", "secret", "set", key, "--server", server,
-            ])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(value.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+            ],
+            value,
+        )
+        .success();
     };
     // Upstream: a stdio server behind its own gateway, which demands a token.
     env.run(&["-f", "up/mcpctl.toml", "init"]).success();

@@ -1,9 +1,7 @@
 //! Secrets end to end: recipients, the place check, no plaintext anywhere, restarts
 //! only on a real value change, and clear errors for every way decryption fails.
 
-use std::process::Stdio;
-
-use crate::common::{Run, TestEnv, echo_bin, to_run};
+use crate::common::{Run, TestEnv, echo_bin};
 
 const TOKEN: &str = "xoxb-very-secret-7311";
 
@@ -22,21 +20,7 @@ impl TestEnv {
         if let Some(s) = server {
             args.extend(["--server", s]);
         }
-        let mut child = self
-            .command(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{value}\n").as_bytes())
-            .unwrap();
-        to_run(&args, &child.wait_with_output().unwrap())
+        self.run_with_stdin(&args, &format!("{value}\n"))
     }
 }
 

@@ -210,6 +210,23 @@ impl TestEnv {
         to_run(args, &child.wait_with_output().expect("output"))
     }
 
+    /// Runs with `input` on stdin (how secrets are given).
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run mcpctl");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).expect("write stdin");
+        }
+        to_run(args, &child.wait_with_output().expect("output"))
+    }
+
     /// `server status NAME --format json`.
     pub fn server_status(&self, name: &str) -> serde_json::Value {
         let run = self.run(&["server", "status", name, "--format", "json"]);
