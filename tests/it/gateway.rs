@@ -822,3 +822,20 @@ fn per_session_sharing_gives_each_session_a_process_of_its_own() {
     });
     assert_eq!(pid_of(&b), pb);
 }
+
+#[test]
+fn a_remote_server_that_cannot_be_reached_fails_its_start() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.gone]\nmode = \"remote\"\nurl = \"http://127.0.0.1:{closed}/mcp\"\nport = 18516\nrestart = \"never\"\n"
+    ));
+    env.run_within(60, &["apply"])
+        .failure()
+        .stderr_has(&format!(
+            "gone: instance 0 failed to start: 127.0.0.1:{closed} unreachable"
+        ));
+}
