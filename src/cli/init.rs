@@ -58,7 +58,8 @@ pub(super) fn run(file: Option<&Path>, cwd: &Path) -> Result<u8, Error> {
         }
         other => other?,
     }
-    let dir = store::runtime_dir(&path);
+    // Where the starter's `#:schema` line points, whatever the file is called.
+    let dir = store::shared_runtime_dir(&path);
     let _lock = store::lock(&path)?;
     store::write_atomic(&dir.join("mcpctl.schema.json"), &schema::json_schema())?;
     ignore_runtime_dir(path.parent().unwrap_or(cwd))?;

@@ -16,8 +16,19 @@ pub fn read(path: &Path) -> Result<String, Error> {
     fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }
 
-/// `.mcpctl/` beside `config`.
+/// The runtime folder of `config`: `.mcpctl/` beside `mcpctl.toml`, and
+/// `.mcpctl/NAME/` beside any other config file, so that two configs in one folder
+/// (each with its own daemon) never share a lock, socket or state.
 pub fn runtime_dir(config: &Path) -> PathBuf {
+    let base = shared_runtime_dir(config);
+    match config.file_name().and_then(|n| n.to_str()) {
+        Some(name) if name != crate::config::find::FILE_NAME => base.join(name),
+        _ => base,
+    }
+}
+
+/// `.mcpctl/` beside `config`, whatever its name.
+pub fn shared_runtime_dir(config: &Path) -> PathBuf {
     parent_dir(config).join(RUNTIME_DIR)
 }
 

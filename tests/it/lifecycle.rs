@@ -240,3 +240,34 @@ fn the_daemon_watch_option_converges_on_save() {
     let status = daemon.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn two_configs_in_one_folder_each_have_their_own_daemon() {
+    let env = TestEnv::with_config(&one(18251, ""));
+    env.write("team.toml", &one(18252, ""));
+    env.run_within(60, &["apply"]).success();
+    env.run_within(60, &["-f", "team.toml", "apply"]).success();
+    assert_eq!(env.server_status("echo")["port"], 18251);
+    let team = env.run(&[
+        "-f",
+        "team.toml",
+        "server",
+        "status",
+        "echo",
+        "--format",
+        "json",
+    ]);
+    let team: serde_json::Value = serde_json::from_str(&team.stdout).unwrap();
+    assert_eq!(
+        (team["port"].as_u64(), team["status"].as_str()),
+        (Some(18252), Some("running"))
+    );
+    assert!(env.path().join(".mcpctl/team.toml/daemon.sock").exists());
+    env.run_within(30, &["-f", "team.toml", "daemon", "stop"])
+        .success();
+    assert_eq!(
+        env.server_status("echo")["status"],
+        "running",
+        "the other daemon is untouched"
+    );
+}
