@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use age::secrecy::{ExposeSecret, SecretString};
 use axum::Router;
@@ -50,6 +51,64 @@ struct Session {
     log_level: Option<u8>,
     /// `resources/subscribe`: the URIs whose updates this client wants.
     subscriptions: std::collections::HashSet<String>,
+    /// The `GET /mcp` stream, while open.
+    stream: Option<mpsc::Sender<Value>>,
+    /// Last request of this session, for idle expiry.
+    last_seen: Instant,
+}
+
+impl Session {
+    /// A session with an open stream is in use however quiet it is.
+    fn has_open_stream(&self) -> bool {
+        [&self.events, &self.stream]
+            .into_iter()
+            .flatten()
+            .any(|s| !s.is_closed())
+    }
+}
+
+/// Sessions idle this long (and with no open stream) are forgotten: clients that
+/// never DELETE must not grow the gateway forever. They get 404 and re-initialize.
+const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+const SESSION_SWEEP: Duration = Duration::from_secs(60);
+
+/// The sessions to forget at `now`: idle past `ttl` and without an open stream.
+fn expired<'a>(
+    sessions: impl Iterator<Item = (&'a str, Instant, bool)>,
+    now: Instant,
+    ttl: Duration,
+) -> Vec<String> {
+    sessions
+        .filter(|(_, last_seen, streaming)| {
+            !streaming && now.saturating_duration_since(*last_seen) > ttl
+        })
+        .map(|(id, ..)| id.to_string())
+        .collect()
+}
+
+/// Forgets idle sessions every [`SESSION_SWEEP`] until the gateway is gone.
+fn spawn_janitor(state: &Arc<AppState>) {
+    let state = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SESSION_SWEEP).await;
+            let Some(state) = state.upgrade() else { break };
+            let Ok(mut sessions) = state.sessions.lock() else {
+                break;
+            };
+            let now = Instant::now();
+            let gone = expired(
+                sessions
+                    .iter()
+                    .map(|(id, s)| (id.as_str(), s.last_seen, s.has_open_stream())),
+                now,
+                SESSION_IDLE,
+            );
+            for id in gone {
+                sessions.remove(&id);
+            }
+        }
+    });
 }
 
 #[derive(Clone)]
@@ -68,8 +127,11 @@ struct AppState {
 
 impl AppState {
     fn session(&self, id: &str) -> Option<SessionView> {
-        let sessions = self.sessions.lock().ok()?;
-        sessions.get(id).map(|s| SessionView {
+        let mut sessions = self.sessions.lock().ok()?;
+        let session = sessions.get_mut(id)?;
+        session.last_seen = Instant::now();
+        let s = session;
+        Some(SessionView {
             upstream: s.upstream.clone(),
             events: s.events.clone(),
             can_answer: s.can_answer,
@@ -100,6 +162,8 @@ impl AppState {
             can_answer,
             log_level: None,
             subscriptions: Default::default(),
+            stream: None,
+            last_seen: Instant::now(),
         };
         self.sessions.lock().ok()?.insert(id.clone(), session);
         Some((id, upstream))
@@ -153,6 +217,7 @@ pub(super) fn router(
         loopback,
         bearer,
     });
+    spawn_janitor(&state);
     Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
         .route("/sse", get(get_sse))
@@ -581,6 +646,8 @@ async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         );
     };
     let (tx, rx) = mpsc::channel(SSE_BACKLOG);
+    let stream = tx.clone();
+    state.with_session(&session_id, |s| s.stream = Some(stream));
     forward_notifications(Arc::clone(&state), session_id, &session.upstream, tx);
     Sse::new(EventStream {
         rx,
@@ -742,4 +809,23 @@ fn new_session_id() -> String {
         bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_sessions_without_streams_expire() {
+        let now = Instant::now();
+        let old = now - Duration::from_secs(3600);
+        let recent = now - Duration::from_secs(5);
+        let sessions = [
+            ("idle", old, false),
+            ("streaming", old, true),
+            ("busy", recent, false),
+        ];
+        let gone = expired(sessions.iter().copied(), now, SESSION_IDLE);
+        assert_eq!(gone, vec!["idle".to_string()]);
+    }
 }
