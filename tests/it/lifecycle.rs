@@ -4,6 +4,16 @@ use std::process::Stdio;
 
 use crate::common::{TestEnv, alive, echo_bin, wait_for};
 
+/// A child process that is killed (and reaped) when the test ends, even by a panic.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn one(port: u16, extra: &str) -> String {
     format!(
         "version = 1\n\n[profiles.prod]\nport = 9999\n\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n{extra}",
@@ -145,13 +155,14 @@ fn apply_watch_converges_on_save_and_keeps_servers_on_a_broken_save() {
     };
     env.write("mcpctl.toml", &config("one.pids"));
     let log = std::fs::File::create(env.path().join("watch.log")).unwrap();
-    let mut watch = env
-        .command(&["apply", "--watch"])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let watch = KillOnDrop(
+        env.command(&["apply", "--watch"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let first = wait_for("the first apply", 60, || {
         env.pids("one.pids")
             .first()
@@ -183,8 +194,7 @@ fn apply_watch_converges_on_save_and_keeps_servers_on_a_broken_save() {
     assert!(env.pids("three.pids").is_empty());
     env.run(&["plan", "--detailed-exitcode"]).failure();
 
-    let _ = watch.kill();
-    let _ = watch.wait();
+    drop(watch);
 }
 
 #[test]
@@ -199,13 +209,14 @@ fn the_daemon_watch_option_converges_on_save() {
     };
     env.write("mcpctl.toml", &config("one.pids"));
     let log = std::fs::File::create(env.path().join("daemon.out")).unwrap();
-    let mut daemon = env
-        .command(&["daemon", "--watch"])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = KillOnDrop(
+        env.command(&["daemon", "--watch"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // In the foreground the daemon converges by itself at start.
     let first = wait_for("the initial apply", 60, || {
         env.pids("one.pids")
@@ -237,7 +248,7 @@ fn the_daemon_watch_option_converges_on_save() {
             .ok_or_else(|| env.read("daemon.out"))
     });
     env.run_within(30, &["daemon", "stop"]).success();
-    let status = daemon.wait().unwrap();
+    let status = daemon.0.wait().unwrap();
     assert!(status.success(), "{status}");
 }
 
