@@ -14,6 +14,28 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Starts `mcpctl ARGS` in the background with stdout and stderr in `log`.
+fn spawn_logged(env: &TestEnv, args: &[&str], log: &str) -> KillOnDrop {
+    let log = std::fs::File::create(env.path().join(log)).unwrap();
+    KillOnDrop(
+        env.command(args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// One echo server on `port` that writes its pid to `pid_file` in the test folder.
+fn pid_config(env: &TestEnv, port: u16, pid_file: &str) -> String {
+    let dir = env.path().display().to_string();
+    format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [\"--pid-file\", \"{dir}/{pid_file}\"]\nport = {port}\n",
+        echo_bin()
+    )
+}
+
 fn one(port: u16, extra: &str) -> String {
     format!(
         "version = 1\n\n[profiles.prod]\nport = 9999\n\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n{extra}",
@@ -146,23 +168,9 @@ fn logs_capture_stderr_and_mcp_messages_with_levels() {
 #[test]
 fn apply_watch_converges_on_save_and_keeps_servers_on_a_broken_save() {
     let env = TestEnv::new();
-    let dir = env.path().display().to_string();
-    let config = |pid_file: &str| {
-        format!(
-            "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [\"--pid-file\", \"{dir}/{pid_file}\"]\nport = 18231\n",
-            echo_bin()
-        )
-    };
+    let config = |pid_file: &str| pid_config(&env, 18231, pid_file);
     env.write("mcpctl.toml", &config("one.pids"));
-    let log = std::fs::File::create(env.path().join("watch.log")).unwrap();
-    let watch = KillOnDrop(
-        env.command(&["apply", "--watch"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let watch = spawn_logged(&env, &["apply", "--watch"], "watch.log");
     let first = wait_for("the first apply", 60, || {
         env.pids("one.pids")
             .first()
@@ -200,23 +208,9 @@ fn apply_watch_converges_on_save_and_keeps_servers_on_a_broken_save() {
 #[test]
 fn the_daemon_watch_option_converges_on_save() {
     let env = TestEnv::new();
-    let dir = env.path().display().to_string();
-    let config = |pid_file: &str| {
-        format!(
-            "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [\"--pid-file\", \"{dir}/{pid_file}\"]\nport = 18241\n",
-            echo_bin()
-        )
-    };
+    let config = |pid_file: &str| pid_config(&env, 18241, pid_file);
     env.write("mcpctl.toml", &config("one.pids"));
-    let log = std::fs::File::create(env.path().join("daemon.out")).unwrap();
-    let mut daemon = KillOnDrop(
-        env.command(&["daemon", "--watch"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut daemon = spawn_logged(&env, &["daemon", "--watch"], "daemon.out");
     // In the foreground the daemon converges by itself at start.
     let first = wait_for("the initial apply", 60, || {
         env.pids("one.pids")
