@@ -1,5 +1,5 @@
 //! `mcp-echo`: a small stdio MCP server (2025 era) that ships with mcpctl, for the
-//! quickstart and the tests. Tools: `echo`, `log`, `crash`, `exit`.
+//! quickstart and the tests. Tools: `echo`, `log`, `crash`, `exit`, `sample`, `confirm`, ...
 //!
 //! Flags make it misbehave on demand, so every supervision path can be exercised:
 //! `--fail-at-start CODE` exits at once, `--ignore-sigterm` survives SIGTERM,
@@ -8,6 +8,11 @@
 //! `--pid-file PATH` writes its pid (and the grandchild's) for tests to check,
 //! `--notify LEVEL:TEXT` sends a `notifications/message` once initialized,
 //! `--print-env NAME` prints that variable to stderr (a server leaking its token).
+//!
+//! `--modern` makes it a 2026-07-28 server instead: it answers `server/discover`,
+//! refuses `initialize`, wants the `_meta` envelope on every request, and its
+//! `confirm` tool answers `input_required` (an elicitation) until retried with the
+//! answer.
 #![allow(unsafe_code)]
 
 use std::io::{BufRead, Write};
@@ -26,6 +31,7 @@ struct Flags {
     pid_file: Option<String>,
     notify: Vec<(String, String)>,
     print_env: Vec<String>,
+    modern: bool,
 }
 
 fn parse_flags() -> Result<Flags, String> {
@@ -42,12 +48,13 @@ fn parse_flags() -> Result<Flags, String> {
             "--setsid" => flags.setsid = true,
             "--pid-file" => flags.pid_file = Some(value()?),
             "--print-env" => flags.print_env.push(value()?),
+            "--modern" => flags.modern = true,
             "--notify" => {
                 let v = value()?;
                 let (level, text) = v.split_once(':').ok_or("--notify takes LEVEL:TEXT")?;
                 flags.notify.push((level.to_string(), text.to_string()));
             }
-            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT]".into()),
+            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT] [--print-env NAME] [--modern]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -98,7 +105,8 @@ fn main() {
 }
 
 fn serve(flags: &Flags) {
-    let mut waiting: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
+    let mut waiting: std::collections::HashMap<String, (Value, Ask)> =
+        std::collections::HashMap::new();
     let mut next_request = 0u64;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
@@ -117,25 +125,14 @@ fn serve(flags: &Flags) {
                 continue;
             }
         };
-        // A client's answer to one of our sampling requests completes the call that asked.
+        // A client's answer to one of our requests completes the call that asked.
         if msg.get("method").is_none()
-            && let Some(asked) = msg
+            && let Some((asked, kind)) = msg
                 .get("id")
                 .and_then(Value::as_str)
                 .and_then(|i| waiting.remove(i))
         {
-            let text = msg
-                .pointer("/result/content/text")
-                .and_then(Value::as_str)
-                .map_or_else(
-                    || {
-                        format!(
-                            "sampling failed: {}",
-                            msg.get("error").unwrap_or(&Value::Null)
-                        )
-                    },
-                    str::to_string,
-                );
+            let text = answer_text(kind, &msg);
             send(
                 &mut out,
                 &json!({"jsonrpc": "2.0", "id": asked, "result": {"content": [{"type": "text", "text": text}]}}),
@@ -158,6 +155,11 @@ fn serve(flags: &Flags) {
         let params = msg.get("params").cloned().unwrap_or(Value::Null);
         let reply = match method {
             "initialize" if flags.no_handshake => continue,
+            "initialize" if flags.modern => Err(error(
+                -32022,
+                "unsupported protocol version",
+                Some(json!({"supported": [MODERN], "requested": params.get("protocolVersion")})),
+            )),
             "initialize" => Ok(json!({
                 "protocolVersion": params.get("protocolVersion").cloned().unwrap_or(json!("2025-11-25")),
                 "capabilities": {"tools": {}, "logging": {}},
@@ -165,28 +167,30 @@ fn serve(flags: &Flags) {
             })),
             "ping" => Ok(json!({})),
             "tools/list" => Ok(json!({"tools": tools()})),
-            "tools/call" if params.get("name").and_then(Value::as_str) == Some("sample") => {
-                // Ask the client to sample; answer this call when its reply arrives.
+            _ if flags.modern => modern_reply(&mut out, method, &params),
+            "tools/call" if ask_of(&params).is_some() => {
+                // Ask the client; answer this call when its reply arrives.
+                let Some(ask) = ask_of(&params) else { continue };
                 next_request += 1;
-                let request_id = format!("echo-sample-{next_request}");
-                let prompt = params
+                let request_id = format!("echo-ask-{next_request}");
+                let text = params
                     .pointer("/arguments/text")
-                    .cloned()
-                    .unwrap_or(json!(""));
-                let ask = json!({"jsonrpc": "2.0", "id": request_id, "method": "sampling/createMessage", "params": {
-                    "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}], "maxTokens": 10}});
-                waiting.insert(request_id, id);
-                send(&mut out, &ask);
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let (method, params) = ask.request(text);
+                waiting.insert(request_id.clone(), (id, ask));
+                send(
+                    &mut out,
+                    &json!({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}),
+                );
                 continue;
             }
-            "tools/call" => call_tool(&mut out, &params),
-            _ => Err((-32601, format!("method not found: {method}"))),
+            "tools/call" => call_tool(&mut out, &params).map_err(|(code, m)| error(code, &m, None)),
+            _ => Err(error(-32601, &format!("method not found: {method}"), None)),
         };
         let response = match reply {
             Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-            Err((code, message)) => {
-                json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-            }
+            Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
         };
         send(&mut out, &response);
     }
@@ -207,9 +211,123 @@ fn tools() -> Value {
         {"name": "whoami", "description": "Returns this process's pid", "inputSchema": {"type": "object"}},
         {"name": "sleep", "description": "Waits `ms` milliseconds, then returns", "inputSchema": {"type": "object", "properties": {"ms": {"type": "integer"}}}},
         {"name": "sample", "description": "Asks the client to sample `text`, returns its answer", "inputSchema": text_arg("prompt")},
+        {"name": "confirm", "description": "Asks the client to confirm `text` (elicitation), returns the answer", "inputSchema": text_arg("what to confirm")},
         {"name": "progress", "description": "Sends `steps` progress notifications, then returns", "inputSchema": {"type": "object", "properties": {"steps": {"type": "integer"}}}},
         {"name": "exit", "description": "Exits with `code`", "inputSchema": {"type": "object", "properties": {"code": {"type": "integer"}}}}
     ])
+}
+
+/// The requests a legacy `tools/call` can make of its client.
+#[derive(Clone, Copy)]
+enum Ask {
+    Sample,
+    Confirm,
+}
+
+fn ask_of(params: &Value) -> Option<Ask> {
+    match params.get("name").and_then(Value::as_str) {
+        Some("sample") => Some(Ask::Sample),
+        Some("confirm") => Some(Ask::Confirm),
+        _ => None,
+    }
+}
+
+impl Ask {
+    fn request(self, text: &str) -> (&'static str, Value) {
+        match self {
+            Self::Sample => (
+                "sampling/createMessage",
+                json!({"messages": [{"role": "user", "content": {"type": "text", "text": text}}], "maxTokens": 10}),
+            ),
+            Self::Confirm => ("elicitation/create", confirm_request(text)),
+        }
+    }
+}
+
+fn confirm_request(text: &str) -> Value {
+    json!({"mode": "form", "message": format!("Confirm {text}?"),
+           "requestedSchema": {"type": "object", "properties": {"yes": {"type": "boolean"}}}})
+}
+
+/// What a tool that asked its client returns: the answer, or why there is none.
+fn answer_text(kind: Ask, msg: &Value) -> String {
+    let Some(result) = msg.get("result") else {
+        return format!(
+            "asking failed: {}",
+            msg.get("error").unwrap_or(&Value::Null)
+        );
+    };
+    match kind {
+        Ask::Sample => result
+            .pointer("/content/text")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        Ask::Confirm => elicit_text(result),
+    }
+}
+
+/// `accept {"yes":true}` from an elicitation result.
+fn elicit_text(result: &Value) -> String {
+    let action = result.get("action").and_then(Value::as_str).unwrap_or("?");
+    match result.get("content") {
+        Some(content) => format!("{action} {content}"),
+        None => action.to_string(),
+    }
+}
+
+const MODERN: &str = "2026-07-28";
+
+fn error(code: i64, message: &str, data: Option<Value>) -> Value {
+    let mut error = json!({"code": code, "message": message});
+    if let Some(data) = data {
+        error["data"] = data;
+    }
+    error
+}
+
+/// A 2026-07-28 server: stateless, every request enveloped, input asked for with
+/// `input_required` and a retry instead of a server request.
+fn modern_reply(out: &mut impl Write, method: &str, params: &Value) -> Result<Value, Value> {
+    let meta = params.get("_meta");
+    let version = meta.and_then(|m| m.get("io.modelcontextprotocol/protocolVersion"));
+    let caps = meta.and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"));
+    let (Some(version), Some(_)) = (version, caps) else {
+        return Err(error(-32602, "missing the _meta envelope", None));
+    };
+    if version != MODERN {
+        let data = json!({"supported": [MODERN], "requested": version});
+        return Err(error(-32022, "unsupported protocol version", Some(data)));
+    }
+    let server_info = json!({"io.modelcontextprotocol/serverInfo": {"name": "mcp-echo-modern", "version": env!("CARGO_PKG_VERSION")}});
+    let mut result = match method {
+        "server/discover" => json!({"supportedVersions": [MODERN], "capabilities": {"tools": {}},
+                                    "ttlMs": 60000, "cacheScope": "public"}),
+        "tools/list" => json!({"tools": tools(), "ttlMs": 60000, "cacheScope": "public"}),
+        "tools/call" if params.get("name").and_then(Value::as_str) == Some("confirm") => {
+            let text = params
+                .pointer("/arguments/text")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let state = format!("echo-state:{text}");
+            match params.pointer("/inputResponses/confirm") {
+                Some(answer) if params.get("requestState") == Some(&json!(state)) => {
+                    json!({"content": [{"type": "text", "text": elicit_text(answer)}]})
+                }
+                Some(_) => return Err(error(-32602, "requestState does not match", None)),
+                None => json!({"resultType": "input_required",
+                    "inputRequests": {"confirm": {"method": "elicitation/create", "params": confirm_request(text)}},
+                    "requestState": state}),
+            }
+        }
+        "tools/call" => call_tool(out, params).map_err(|(code, m)| error(code, &m, None))?,
+        _ => return Err(error(-32601, &format!("method not found: {method}"), None)),
+    };
+    if result.get("resultType").is_none() {
+        result["resultType"] = json!("complete");
+    }
+    result["_meta"] = server_info;
+    Ok(result)
 }
 
 fn call_tool(out: &mut impl Write, params: &Value) -> Result<Value, (i64, String)> {
