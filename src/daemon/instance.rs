@@ -18,6 +18,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use super::logs::{LogWriter, detect_level};
 use super::policy::{Decision, Ending, Tracker};
 use super::spawner::Spawner;
+use crate::gateway::era::{self, Era};
 use crate::gateway::{SUPPORTED_VERSIONS, Upstream, mux};
 use crate::model::ServerSpec;
 use crate::model::spec::{Mode, Transport};
@@ -585,11 +586,16 @@ async fn probe(
         Arc::new(move |line: &str| write_log(log.as_ref(), "stdout", line))
     };
     let upstream = mux::start(stdin, BufReader::new(stdout).lines(), on_message, on_noise);
+    if let Some(discovered) = discover(&upstream).await? {
+        let upstream = upstream.initialized(discovered, Era::Modern);
+        listen_for_changes(&upstream).await;
+        return Ok(Some(upstream));
+    }
     let params = json!({
         "protocolVersion": SUPPORTED_VERSIONS[0],
         // What the gateway can bridge to its clients (routed to the calling session).
         "capabilities": {"sampling": {}, "elicitation": {}, "roots": {}},
-        "clientInfo": {"name": "mcpctl", "version": env!("CARGO_PKG_VERSION")}
+        "clientInfo": client_info(),
     });
     let response = upstream
         .request("initialize", Some(params))
@@ -603,7 +609,65 @@ async fn probe(
         .notify("notifications/initialized", None)
         .await
         .map_err(|_| "closed its stdin after initialize".to_string())?;
-    Ok(Some(upstream.initialized(init)))
+    Ok(Some(upstream.initialized(init, Era::Legacy)))
+}
+
+/// How long a child may take to answer `server/discover` before it counts as legacy.
+const DISCOVER_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn client_info() -> Value {
+    json!({"name": "mcpctl", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// The era probe's first half (G2): a 2026-07-28 child answers `server/discover` with
+/// a version we speak. Any error or silence means legacy; the child then gets exactly
+/// one `initialize`, never both eras.
+async fn discover(upstream: &Upstream) -> Result<Option<Value>, String> {
+    let params = json!({"_meta": {
+        era::META_VERSION: era::MODERN_VERSIONS[0],
+        era::META_CAPABILITIES: {},
+        era::META_CLIENT_INFO: client_info(),
+    }});
+    let asked = upstream.request("server/discover", Some(params));
+    match tokio::time::timeout(DISCOVER_TIMEOUT, asked).await {
+        Ok(Err(_)) => Err("closed its stdout before answering server/discover".to_string()),
+        Ok(Ok(response)) if era::is_modern_discover(&response) => {
+            Ok(response.get("result").cloned())
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A modern child sends change notifications only on a listen: hold one open for
+/// every kind of change, so the gateway can fan them out to its clients.
+async fn listen_for_changes(upstream: &Upstream) {
+    let params = json!({
+        "notifications": {"toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true},
+        "_meta": {
+            era::META_VERSION: era::MODERN_VERSIONS[0],
+            era::META_CAPABILITIES: {},
+            era::META_CLIENT_INFO: client_info(),
+        }
+    });
+    let (events, mut changes) = tokio::sync::mpsc::channel(64);
+    let options = mux::CallOptions {
+        events: Some(events),
+        can_answer: false,
+        cancel_key: None,
+    };
+    if upstream
+        .start_request("subscriptions/listen", Some(params), options)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let upstream = upstream.clone();
+    tokio::spawn(async move {
+        while let Some(change) = changes.recv().await {
+            upstream.publish(change);
+        }
+    });
 }
 
 /// `notifications/message` goes to the log with its level.

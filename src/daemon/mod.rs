@@ -91,10 +91,16 @@ impl Pool {
     }
 }
 
-impl Instances for Pool {
-    fn pick(&self) -> Option<Upstream> {
+impl Pool {
+    /// The running instance with the least `load`; the lock is held while `then`
+    /// runs, so concurrent picks see each other's counts.
+    fn least<T>(
+        &self,
+        load: impl Fn(&Upstream) -> usize,
+        then: impl FnOnce(Upstream) -> T,
+    ) -> Option<T> {
         let views = self.views.lock().ok()?;
-        views
+        let upstream = views
             .iter()
             .filter_map(|v| {
                 let v = v.borrow();
@@ -104,7 +110,21 @@ impl Instances for Pool {
                     None
                 }
             })
-            .min_by_key(Upstream::load)
+            .min_by_key(|u| load(u))?;
+        Some(then(upstream))
+    }
+}
+
+impl Instances for Pool {
+    fn pick(&self) -> Option<Upstream> {
+        self.least(Upstream::load, |u| u)
+    }
+
+    fn pick_request(&self) -> Option<(Upstream, gateway::mux::Pin)> {
+        self.least(Upstream::in_flight, |u| {
+            let claim = u.claim();
+            (u, claim)
+        })
     }
 
     fn open(&self) -> gateway::Opening<'_> {

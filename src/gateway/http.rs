@@ -26,8 +26,11 @@ use futures_util::Stream;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
+use super::era::{self, Era};
 use super::mux::{CallOptions, Pin};
 use super::{Instances, SUPPORTED_VERSIONS, Upstream, origin};
+
+mod stateless;
 
 /// Requests larger than this are refused with 413.
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -47,6 +50,8 @@ struct Session {
     events: Option<mpsc::Sender<Value>>,
     /// The client declared sampling, elicitation or roots.
     can_answer: bool,
+    /// What a 2026-07-28 child is told about this client on each request.
+    envelope: era::Envelope,
     /// `logging/setLevel`: the least severe log message this client wants.
     log_level: Option<u8>,
     /// `resources/subscribe`: the URIs whose updates this client wants.
@@ -116,13 +121,21 @@ struct SessionView {
     upstream: Upstream,
     events: Option<mpsc::Sender<Value>>,
     can_answer: bool,
+    envelope: era::Envelope,
 }
+
+/// Questions the gateway put to legacy clients on behalf of a modern child, by
+/// session and request id, waiting for the answer.
+type Asks = Arc<Mutex<HashMap<(String, String), oneshot::Sender<Value>>>>;
 
 struct AppState {
     instances: Arc<dyn Instances>,
     sessions: Mutex<HashMap<String, Session>>,
     loopback: bool,
     bearer: Option<SecretString>,
+    asks: Asks,
+    /// Modern clients' calls waiting for their `input_required` retry.
+    parked: stateless::Parking,
 }
 
 impl AppState {
@@ -135,6 +148,7 @@ impl AppState {
             upstream: s.upstream.clone(),
             events: s.events.clone(),
             can_answer: s.can_answer,
+            envelope: s.envelope.clone(),
         })
     }
 
@@ -150,7 +164,7 @@ impl AppState {
     async fn open(
         &self,
         events: Option<mpsc::Sender<Value>>,
-        can_answer: bool,
+        envelope: era::Envelope,
     ) -> Option<(String, Upstream)> {
         let (upstream, lease) = self.instances.open().await?;
         let id = new_session_id();
@@ -159,7 +173,8 @@ impl AppState {
             _pin: upstream.pin(),
             upstream: upstream.clone(),
             events,
-            can_answer,
+            can_answer: era::can_answer(&envelope.capabilities),
+            envelope,
             log_level: None,
             subscriptions: Default::default(),
             stream: None,
@@ -216,6 +231,8 @@ pub(super) fn router(
         sessions: Mutex::new(HashMap::new()),
         loopback,
         bearer,
+        asks: Asks::default(),
+        parked: stateless::Parking::default(),
     });
     spawn_janitor(&state);
     Router::new()
@@ -241,6 +258,30 @@ fn error_message(id: Value, code: i64, message: &str) -> Value {
 
 pub(super) fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
     json_response(status, &error_message(id, code, message))
+}
+
+fn rejection_response(rejection: &era::Rejection, id: Value) -> Response {
+    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": rejection.error()});
+    json_response(status, &body)
+}
+
+/// A 2026-07-28 client has no stream to GET and no session to DELETE.
+fn refuse_modern_stream(headers: &HeaderMap) -> Option<Response> {
+    let version = header_str(headers, VERSION_HEADER)?;
+    if !era::MODERN_VERSIONS.contains(&version) {
+        return None;
+    }
+    let mut response = rpc_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Value::Null,
+        -32600,
+        "2026-07-28 clients only POST",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    Some(response)
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -313,11 +354,21 @@ fn parse_message(body: &[u8]) -> Result<Value, Box<Response>> {
     }
 }
 
-fn declares_answering(msg: &Value) -> bool {
-    let caps = msg.pointer("/params/capabilities");
-    ["sampling", "elicitation", "roots"]
-        .iter()
-        .any(|c| caps.and_then(|c2| c2.get(c)).is_some())
+/// What a legacy client's `initialize` says about it, for a modern child's envelope.
+fn envelope_of(initialize: &Value) -> era::Envelope {
+    let mut capabilities = initialize
+        .pointer("/params/capabilities")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    if let Some(c) = capabilities.as_object_mut() {
+        // Only what the gateway can carry between the eras.
+        c.retain(|k, _| ["sampling", "elicitation", "roots"].contains(&k.as_str()));
+    }
+    era::Envelope {
+        capabilities,
+        client_info: initialize.pointer("/params/clientInfo").cloned(),
+        log_level: None,
+    }
 }
 
 fn initialize_result(upstream: &Upstream, msg: &Value) -> Value {
@@ -330,7 +381,7 @@ fn initialize_result(upstream: &Upstream, msg: &Value) -> Value {
     } else {
         SUPPORTED_VERSIONS[0]
     };
-    let mut result = (*upstream.init).clone();
+    let mut result = upstream.initialize_result();
     result["protocolVersion"] = json!(version);
     result
 }
@@ -429,8 +480,20 @@ async fn handle(
         return Handled::Accepted;
     };
     let Some(method) = msg.get("method").and_then(Value::as_str) else {
-        // A response to a request the child sent through us.
-        upstream.answer(&id, msg.clone()).await;
+        // An answer to a question the gateway asked for a modern child, or to a
+        // request the child sent through us.
+        let asked = id.as_str().and_then(|i| {
+            let key = (session_id.to_string(), i.to_string());
+            state.asks.lock().ok()?.remove(&key)
+        });
+        match asked {
+            Some(waiting) => {
+                let _ = waiting.send(msg.clone());
+            }
+            None => {
+                upstream.answer(&id, msg.clone()).await;
+            }
+        }
         return Handled::Accepted;
     };
     match method {
@@ -441,11 +504,11 @@ async fn handle(
         }
         "ping" => return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
         "logging/setLevel" => {
-            let level = msg
-                .pointer("/params/level")
-                .and_then(Value::as_str)
-                .map(level_rank);
-            state.with_session(session_id, |s| s.log_level = level);
+            let name = msg.pointer("/params/level").and_then(Value::as_str);
+            state.with_session(session_id, |s| {
+                s.log_level = name.map(level_rank);
+                s.envelope.log_level = name.map(str::to_string);
+            });
             return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}}));
         }
         "resources/subscribe" | "resources/unsubscribe" => {
@@ -471,6 +534,22 @@ async fn handle(
             return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}}));
         }
         _ => {}
+    }
+    if upstream.era == Era::Modern {
+        let reply = stateless::ask_for_modern_child(
+            Arc::clone(&state.asks),
+            session_id,
+            session,
+            method,
+            msg.get("params").cloned(),
+            events,
+            cancel_key(session_id, &id),
+        );
+        return Handled::Forwarded {
+            id,
+            reply,
+            permit: None,
+        };
     }
     let can_answer = session.can_answer && events.is_some();
     // Serialise the calls that could cause a server request, so that one has a single
@@ -518,17 +597,13 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         Err(response) => return *response,
     };
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
-    if let Some(version) = header_str(&headers, VERSION_HEADER)
-        && !SUPPORTED_VERSIONS.contains(&version)
-    {
-        let message = format!(
-            "unsupported MCP-Protocol-Version {version}; supported: {}",
-            SUPPORTED_VERSIONS.join(", ")
-        );
-        return rpc_error(StatusCode::BAD_REQUEST, id, -32600, &message);
+    match era::classify(header_str(&headers, VERSION_HEADER), &msg) {
+        Err(rejection) => return rejection_response(&rejection, id),
+        Ok(Era::Modern) => return stateless::post(&state, &headers, msg).await,
+        Ok(Era::Legacy) => {}
     }
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
-        let Some((session, upstream)) = state.open(None, declares_answering(&msg)).await else {
+        let Some((session, upstream)) = state.open(None, envelope_of(&msg)).await else {
             return rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 id,
@@ -626,7 +701,7 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
 
 /// The session's standalone stream: the child's notifications this client wants.
 async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&state, &headers) {
+    if let Some(refusal) = refuse(&state, &headers).or_else(|| refuse_modern_stream(&headers)) {
         return refusal;
     }
     let Some(session_id) = header_str(&headers, SESSION_HEADER).map(str::to_string) else {
@@ -659,7 +734,7 @@ async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
 }
 
 async fn delete_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&state, &headers) {
+    if let Some(refusal) = refuse(&state, &headers).or_else(|| refuse_modern_stream(&headers)) {
         return refusal;
     }
     match header_str(&headers, SESSION_HEADER) {
@@ -676,7 +751,8 @@ async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         return refusal;
     }
     let (tx, rx) = mpsc::channel(SSE_BACKLOG);
-    let Some((session, upstream)) = state.open(Some(tx.clone()), false).await else {
+    let Some((session, upstream)) = state.open(Some(tx.clone()), era::Envelope::default()).await
+    else {
         return rpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
             Value::Null,
@@ -706,6 +782,16 @@ struct EventStream {
     rx: mpsc::Receiver<Value>,
     first: Option<Event>,
     on_drop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl EventStream {
+    fn new(rx: mpsc::Receiver<Value>) -> Self {
+        Self {
+            rx,
+            first: None,
+            on_drop: None,
+        }
+    }
 }
 
 impl Stream for EventStream {
@@ -776,9 +862,14 @@ async fn post_messages(
         Err(response) => return *response,
     };
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
-        session.can_answer = declares_answering(&msg);
+        let envelope = envelope_of(&msg);
+        session.can_answer = era::can_answer(&envelope.capabilities);
+        session.envelope = envelope.clone();
         let can_answer = session.can_answer;
-        state.with_session(&session_id, |s| s.can_answer = can_answer);
+        state.with_session(&session_id, |s| {
+            s.can_answer = can_answer;
+            s.envelope = envelope;
+        });
     }
     // Answered on the event stream; this request only acknowledges.
     tokio::spawn(async move {

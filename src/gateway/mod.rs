@@ -5,6 +5,7 @@
 //! The gateway never spawns processes: it reaches instances through [`Instances`],
 //! which the daemon implements over its supervised instances.
 
+pub mod era;
 mod http;
 pub mod mux;
 pub mod origin;
@@ -34,6 +35,15 @@ pub type Opening<'a> = std::pin::Pin<
 pub trait Instances: Send + Sync + 'static {
     /// A ready instance to pin a new session to: the least loaded.
     fn pick(&self) -> Option<Upstream>;
+
+    /// An instance for one session-less (2026-07-28) request, counted against it until
+    /// the returned guard drops. By default the least-loaded one.
+    fn pick_request(&self) -> Option<(Upstream, mux::Pin)> {
+        self.pick().map(|u| {
+            let claim = u.claim();
+            (u, claim)
+        })
+    }
 
     /// The instance for a new session. By default a shared one ([`Self::pick`]);
     /// `sharing = "per-session"` starts one of its own, held by the lease.

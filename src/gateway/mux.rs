@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
+use super::era::{self, Era};
 use tokio::io::{AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
@@ -56,8 +57,13 @@ enum Op {
 #[derive(Clone)]
 pub struct Upstream {
     ops: mpsc::Sender<Op>,
-    /// The child's answer to the gateway's own `initialize`.
+    /// The child's answer to the gateway's probe: `initialize` (legacy) or
+    /// `server/discover` (modern).
     pub init: Arc<Value>,
+    /// Which protocol the child speaks, settled by the probe.
+    pub era: Era,
+    /// Requests of session-less (modern) clients in flight here, for balancing them.
+    in_flight: Arc<AtomicUsize>,
     /// Client sessions pinned to this child (for least-loaded placement).
     sessions: Arc<AtomicUsize>,
     /// Held by a call that could cause a server request, so that a server request
@@ -71,7 +77,7 @@ pub struct Upstream {
     subscriptions: Arc<std::sync::Mutex<HashMap<String, usize>>>,
 }
 
-/// Counts a session against its upstream while it lives.
+/// Counts a session (or one stateless request) against its upstream while it lives.
 pub struct Pin(Arc<AtomicUsize>);
 
 impl Drop for Pin {
@@ -137,12 +143,55 @@ impl Upstream {
         self.ops.send(op).await.is_ok()
     }
 
-    /// The same channel, with the child's `initialize` answer recorded.
-    pub fn initialized(&self, init: Value) -> Self {
+    /// The same channel, with the child's era and its answer to the probe recorded.
+    pub fn initialized(&self, init: Value, era: Era) -> Self {
         Self {
             init: Arc::new(init),
+            era,
             ..self.clone()
         }
+    }
+
+    /// The child's `initialize` result, translated when it speaks 2026-07-28.
+    pub fn initialize_result(&self) -> Value {
+        match self.era {
+            Era::Legacy => (*self.init).clone(),
+            Era::Modern => era::initialize_from_discover(&self.init),
+        }
+    }
+
+    /// The child's `server/discover` result, synthesized when it is legacy.
+    pub fn discover_result(&self) -> Value {
+        match self.era {
+            Era::Legacy => era::discover_from_initialize(&self.init),
+            Era::Modern => (*self.init).clone(),
+        }
+    }
+
+    /// Who the child says it is.
+    pub fn server_info(&self) -> Value {
+        match self.era {
+            Era::Legacy => self.init.get("serverInfo").cloned().unwrap_or(Value::Null),
+            Era::Modern => era::meta(&json!({"params": &*self.init}), era::META_SERVER_INFO)
+                .cloned()
+                .unwrap_or(Value::Null),
+        }
+    }
+
+    /// Stateless requests in flight here.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts one stateless request here until the returned guard drops.
+    pub fn claim(&self) -> Pin {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Pin(Arc::clone(&self.in_flight))
+    }
+
+    /// Hands a notification of the child to every session that wants it.
+    pub fn publish(&self, msg: Value) {
+        let _ = self.notifications.send(msg);
     }
 
     pub fn notifications(&self) -> broadcast::Receiver<Value> {
@@ -232,6 +281,8 @@ pub fn start(
     Upstream {
         ops,
         init: Arc::new(Value::Null),
+        era: Era::Legacy,
+        in_flight: Arc::default(),
         sessions: Arc::default(),
         ask_lock: Arc::new(Semaphore::new(1)),
         notifications,
@@ -374,7 +425,19 @@ impl Mux {
             }
             (Some(method), Some(child_id)) => self.route_request(method, child_id, msg).await,
             (Some("notifications/progress"), None) => self.route_progress(msg, on_message).await,
-            _ => on_message(&msg),
+            _ => {
+                // A modern child tags what it sends on a listen with the listen's id.
+                let listen = era::meta(&msg, era::META_SUBSCRIPTION_ID)
+                    .and_then(Value::as_u64)
+                    .and_then(|id| self.pending.get(&id))
+                    .and_then(|p| p.options.events.clone());
+                match listen {
+                    Some(events) => {
+                        let _ = events.send(msg).await;
+                    }
+                    None => on_message(&msg),
+                }
+            }
         }
     }
 

@@ -579,7 +579,7 @@ fn a_sampling_request_reaches_only_the_session_whose_call_raised_it() {
         reply["result"]["content"][0]["text"]
             .as_str()
             .unwrap()
-            .starts_with("sampling failed"),
+            .starts_with("asking failed"),
         "{reply}"
     );
 }
