@@ -140,6 +140,10 @@ fn serve(flags: &Flags) {
             continue;
         }
         let Some(id) = msg.get("id").cloned() else {
+            if msg.get("method").and_then(Value::as_str) == Some("notifications/cancelled") {
+                let request = msg.pointer("/params/requestId").unwrap_or(&Value::Null);
+                eprintln!("INFO mcp-echo: request {request} cancelled");
+            }
             if msg.get("method").and_then(Value::as_str) == Some("notifications/initialized") {
                 for (level, text) in &flags.notify {
                     let params = json!({"level": level, "data": text});
@@ -367,7 +371,8 @@ fn call_tool(out: &mut impl Write, params: &Value) -> Result<Value, (i64, String
         "sleep" => {
             let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(100);
             std::thread::sleep(std::time::Duration::from_millis(ms));
-            Ok(json!({"content": [{"type": "text", "text": format!("slept {ms} ms")}]}))
+            let text = format!("slept {ms} ms in {}", std::process::id());
+            Ok(json!({"content": [{"type": "text", "text": text}]}))
         }
         "whoami" => {
             Ok(json!({"content": [{"type": "text", "text": std::process::id().to_string()}]}))

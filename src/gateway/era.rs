@@ -195,7 +195,12 @@ pub fn validate_modern(headers: RoutingHeaders<'_>, msg: &Value) -> Result<(), R
     }
     if let Some(key) = name_param(method)
         && let Some(named) = msg.pointer(&format!("/params/{key}"))
-        && headers.name.and_then(decode_header_value).map(Value::from).as_ref() != Some(named)
+        && headers
+            .name
+            .and_then(decode_header_value)
+            .map(Value::from)
+            .as_ref()
+            != Some(named)
     {
         return Err(Rejection::bad_request(
             HEADER_MISMATCH,

@@ -211,7 +211,7 @@ async fn an_independent_mcp_client_initializes_lists_and_calls() {
 }
 
 /// A minimal legacy-SSE client: GET /sse over a raw socket, de-chunked, split into events.
-struct SseClient {
+pub(crate) struct SseClient {
     reader: std::io::BufReader<std::net::TcpStream>,
     pending: String,
 }
@@ -222,7 +222,7 @@ impl SseClient {
     }
 
     /// A POST to /mcp whose answer is expected as an event stream.
-    fn post(port: u16, session: &str, body: &serde_json::Value) -> Self {
+    pub(crate) fn post(port: u16, session: &str, body: &serde_json::Value) -> Self {
         Self::open(
             port,
             "POST",
@@ -235,7 +235,13 @@ impl SseClient {
         )
     }
 
-    fn open(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Self {
+    pub(crate) fn open(
+        port: u16,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Self {
         use std::io::{BufRead, Write};
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream
@@ -267,7 +273,7 @@ impl SseClient {
     }
 
     /// The next `(event, data)`, skipping keep-alive comments.
-    fn next(&mut self) -> (String, String) {
+    pub(crate) fn next(&mut self) -> (String, String) {
         use std::io::{BufRead, Read};
         loop {
             if let Some(end) = self.pending.find("\n\n") {

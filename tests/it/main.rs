@@ -12,6 +12,7 @@ mod fmt;
 mod gateway;
 mod init;
 mod lifecycle;
+mod modern;
 mod plan;
 mod profile;
 mod readme;

@@ -39,14 +39,20 @@ fn an_unknown_version_is_refused_naming_both_eras() {
 #[test]
 fn the_ladder_checks_envelope_headers_version_and_method_in_order() {
     let call = modern_request("tools/call", json!({"name": "echo"}));
-    assert_eq!(validate_modern(headers("tools/call", Some("echo")), &call), Ok(()));
+    assert_eq!(
+        validate_modern(headers("tools/call", Some("echo")), &call),
+        Ok(())
+    );
 
     let no_envelope = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
     let refused = validate_modern(headers("tools/list", None), &no_envelope).unwrap_err();
     assert_eq!(refused.code, INVALID_PARAMS);
 
     let wrong_method = validate_modern(headers("tools/list", Some("echo")), &call).unwrap_err();
-    assert_eq!((wrong_method.status, wrong_method.code), (400, HEADER_MISMATCH));
+    assert_eq!(
+        (wrong_method.status, wrong_method.code),
+        (400, HEADER_MISMATCH)
+    );
     let missing_method = RoutingHeaders {
         method: None,
         ..headers("tools/call", Some("echo"))
@@ -100,7 +106,10 @@ fn legacy_children_lose_only_the_protocols_meta_keys() {
     let mut params = modern_request("tools/call", json!({"name": "echo"}))["params"].clone();
     params["_meta"]["progressToken"] = json!(7);
     strip_envelope(&mut params);
-    assert_eq!(params, json!({"name": "echo", "_meta": {"progressToken": 7}}));
+    assert_eq!(
+        params,
+        json!({"name": "echo", "_meta": {"progressToken": 7}})
+    );
     let mut bare = modern_request("tools/list", json!({}))["params"].clone();
     strip_envelope(&mut bare);
     assert_eq!(bare, json!({}));
@@ -113,13 +122,22 @@ fn modern_children_get_the_sessions_envelope() {
         client_info: Some(json!({"name": "c", "version": "1"})),
         log_level: Some("debug".into()),
     };
-    let params = add_envelope(Some(json!({"name": "echo", "_meta": {"progressToken": 1}})), &envelope);
+    let params = add_envelope(
+        Some(json!({"name": "echo", "_meta": {"progressToken": 1}})),
+        &envelope,
+    );
     assert_eq!(params["name"], "echo");
     assert_eq!(params["_meta"]["progressToken"], 1);
     assert_eq!(params["_meta"][META_VERSION], "2026-07-28");
-    assert_eq!(params["_meta"][META_CAPABILITIES], json!({"elicitation": {}}));
+    assert_eq!(
+        params["_meta"][META_CAPABILITIES],
+        json!({"elicitation": {}})
+    );
     assert_eq!(params["_meta"][META_LOG_LEVEL], "debug");
-    assert_eq!(add_envelope(None, &Envelope::default())["_meta"][META_VERSION], "2026-07-28");
+    assert_eq!(
+        add_envelope(None, &Envelope::default())["_meta"][META_VERSION],
+        "2026-07-28"
+    );
 }
 
 #[test]
@@ -175,13 +193,23 @@ fn a_sealed_state_opens_only_untouched_unexpired_and_here() {
     let state = sealer.seal(&ticket(2_000));
     assert_eq!(sealer.open(&state, 1_000), Ok(ticket(2_000)));
     assert_eq!(sealer.open(&state, 2_000), Err(StateError::Expired));
-    assert_eq!(Sealer::default().open(&state, 1_000), Err(StateError::Forged));
+    assert_eq!(
+        Sealer::default().open(&state, 1_000),
+        Err(StateError::Forged)
+    );
 
     // The same payload with a later expiry, under the old MAC.
     let (_, mac) = state.split_once('.').unwrap();
     let longer = B64URL.encode(serde_json::to_vec(&ticket(9_000)).unwrap());
-    assert_eq!(sealer.open(&format!("{longer}.{mac}"), 1_000), Err(StateError::Forged));
+    assert_eq!(
+        sealer.open(&format!("{longer}.{mac}"), 1_000),
+        Err(StateError::Forged)
+    );
     for garbage in ["", ".", "abc", "abc.def", "%%%.0000"] {
-        assert_eq!(sealer.open(garbage, 1_000), Err(StateError::Forged), "{garbage:?}");
+        assert_eq!(
+            sealer.open(garbage, 1_000),
+            Err(StateError::Forged),
+            "{garbage:?}"
+        );
     }
 }

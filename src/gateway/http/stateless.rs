@@ -176,7 +176,8 @@ fn expire_later(calls: Weak<Mutex<HashMap<u64, Parked>>>, handle: u64) {
             .upgrade()
             .and_then(|c| c.lock().ok().and_then(|mut c| c.remove(&handle)));
         if let Some(parked) = parked {
-            let error = json!({"error": {"code": -32603, "message": "the client did not answer in time"}});
+            let error =
+                json!({"error": {"code": -32603, "message": "the client did not answer in time"}});
             let upstream = parked.call.upstream.clone();
             upstream.answer(&parked.asked_id, error).await;
             upstream.cancel(parked.call.cancel_key.clone(), None).await;
@@ -257,7 +258,8 @@ pub(super) async fn post(state: &Arc<AppState>, headers: &HeaderMap, msg: Value)
         };
         match method.as_str() {
             "server/discover" => {
-                let reply = json!({"jsonrpc": "2.0", "id": id, "result": upstream.discover_result()});
+                let reply =
+                    json!({"jsonrpc": "2.0", "id": id, "result": upstream.discover_result()});
                 return json_response(StatusCode::OK, &reply);
             }
             "subscriptions/listen" => return listen(upstream, id, &msg).await,
@@ -268,8 +270,10 @@ pub(super) async fn post(state: &Arc<AppState>, headers: &HeaderMap, msg: Value)
         Ok(call) => call,
         Err(rejection) => return rejection_response(&rejection, id),
     };
-    let wants_stream = header_str(headers, "accept").is_some_and(|a| a.contains("text/event-stream"))
-        && (era::meta(&msg, "progressToken").is_some() || era::meta(&msg, era::META_LOG_LEVEL).is_some());
+    let wants_stream = header_str(headers, "accept")
+        .is_some_and(|a| a.contains("text/event-stream"))
+        && (era::meta(&msg, "progressToken").is_some()
+            || era::meta(&msg, era::META_LOG_LEVEL).is_some());
     if !wants_stream {
         let response = drive(&state.parked, call, id.clone(), None)
             .await
@@ -392,7 +396,11 @@ async fn drive(
                 };
                 response["id"] = client_id;
                 if call.upstream.era == Era::Legacy {
-                    era::modernize_response(&call.method, &mut response, &call.upstream.server_info());
+                    era::modernize_response(
+                        &call.method,
+                        &mut response,
+                        &call.upstream.server_info(),
+                    );
                 }
                 return Some(response);
             }
@@ -410,7 +418,11 @@ async fn listen(upstream: Upstream, id: Value, msg: &Value) -> Response {
         .unwrap_or_else(|| json!({}));
     let flag = |name: &str| asked.get(name).and_then(Value::as_bool) == Some(true);
     let mut honored = Map::new();
-    for name in ["toolsListChanged", "promptsListChanged", "resourcesListChanged"] {
+    for name in [
+        "toolsListChanged",
+        "promptsListChanged",
+        "resourcesListChanged",
+    ] {
         if flag(name) {
             honored.insert(name.into(), json!(true));
         }
@@ -420,7 +432,12 @@ async fn listen(upstream: Upstream, id: Value, msg: &Value) -> Response {
         asked
             .get("resourceSubscriptions")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     } else {
         Vec::new()
@@ -591,7 +608,10 @@ impl InputRounds {
         let question = json!({"jsonrpc": "2.0", "id": id, "method": method,
                               "params": request.get("params").cloned().unwrap_or_else(|| json!({}))});
         let answer = if events.send(question).await.is_ok() {
-            tokio::time::timeout(ASK_TIMEOUT, rx).await.ok().and_then(Result::ok)
+            tokio::time::timeout(ASK_TIMEOUT, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
         } else {
             None
         };
@@ -599,10 +619,12 @@ impl InputRounds {
             asks.remove(&key);
         }
         match answer {
-            Some(answer) => answer
-                .get("result")
-                .cloned()
-                .ok_or_else(|| format!("the client refused {method}: {}", answer.get("error").unwrap_or(&Value::Null))),
+            Some(answer) => answer.get("result").cloned().ok_or_else(|| {
+                format!(
+                    "the client refused {method}: {}",
+                    answer.get("error").unwrap_or(&Value::Null)
+                )
+            }),
             None => Err(format!("the client did not answer {method}")),
         }
     }
