@@ -169,9 +169,9 @@ fn serve(flags: &Flags) {
                 "capabilities": {"tools": {}, "logging": {}},
                 "serverInfo": {"name": "mcp-echo", "version": env!("CARGO_PKG_VERSION")}
             })),
+            _ if flags.modern => modern_reply(&mut out, method, &params),
             "ping" => Ok(json!({})),
             "tools/list" => Ok(json!({"tools": tools()})),
-            _ if flags.modern => modern_reply(&mut out, method, &params),
             "tools/call" if ask_of(&params).is_some() => {
                 // Ask the client; answer this call when its reply arrives.
                 let Some(ask) = ask_of(&params) else { continue };

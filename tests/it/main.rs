@@ -17,4 +17,5 @@ mod plan;
 mod profile;
 mod readme;
 mod schema;
+mod sdk;
 mod secrets;

@@ -1,0 +1,132 @@
+//! The official MCP Python SDK (`mcp` 2.x, from PyPI) through the gateway, in each of
+//! its modes (2026-07-28, legacy, auto), in front of a legacy and a modern child.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::common::{TestEnv, echo_bin};
+
+/// The SDK release these tests speak with.
+const SDK: &str = "mcp==2.3.0";
+
+/// Runs `cmd` for at most `secs`; its output on failure.
+fn run_bounded(mut cmd: Command, secs: u64) -> Result<String, String> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{what}: no end within {secs} s"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{what} failed ({}):\n{text}", output.status))
+    }
+}
+
+fn has_sdk(python: &Path) -> bool {
+    let mut check = Command::new(python);
+    check.args([
+        "-c",
+        "import importlib.metadata as m, mcp.client; assert m.version('mcp').startswith('2.')",
+    ]);
+    run_bounded(check, 60).is_ok()
+}
+
+/// A Python with the SDK: `MCPCTL_TEST_PYTHON` (CI makes one), or a virtualenv made
+/// once under `target/` (python3 and PyPI are all it needs), shared across processes
+/// through a lock file.
+fn sdk_python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        if let Some(given) = std::env::var_os("MCPCTL_TEST_PYTHON") {
+            let given = PathBuf::from(given);
+            assert!(
+                has_sdk(&given),
+                "MCPCTL_TEST_PYTHON={} has no {SDK}",
+                given.display()
+            );
+            return given;
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
+        let python = dir.join("bin/python");
+        let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
+        lock.lock().unwrap();
+        if !has_sdk(&python) {
+            let mut venv = Command::new("python3");
+            venv.args(["-m", "venv", "--clear"]).arg(&dir);
+            run_bounded(venv, 120).unwrap();
+            let mut pip = Command::new(&python);
+            pip.args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                SDK,
+            ]);
+            run_bounded(pip, 600).unwrap();
+        }
+        assert!(
+            has_sdk(&python),
+            "{SDK} did not install into {}",
+            dir.display()
+        );
+        python
+    })
+}
+
+#[test]
+fn the_python_sdk_in_every_mode_works_with_children_of_both_eras() {
+    let (legacy, modern) = (18710, 18711);
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\
+         [servers.legacy]\ncommand = \"{echo}\"\nport = {legacy}\n\
+         [servers.modern]\ncommand = \"{echo}\"\nargs = [\"--modern\"]\nport = {modern}\n",
+        echo = echo_bin()
+    ));
+    let python = sdk_python();
+    env.run_within(60, &["apply"]).success();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/client.py");
+    for (child, port) in [("legacy", legacy), ("modern", modern)] {
+        for mode in ["2026-07-28", "legacy", "auto"] {
+            let mut client = Command::new(python);
+            client
+                .arg(&script)
+                .arg(format!("http://127.0.0.1:{port}/mcp"))
+                .arg(mode);
+            let seen = run_bounded(client, 120)
+                .unwrap_or_else(|e| panic!("SDK in {mode} mode, {child} child: {e}"));
+            let seen: serde_json::Value =
+                serde_json::from_str(seen.trim()).unwrap_or_else(|e| panic!("{e}: {seen}"));
+            assert_eq!(seen["ok"], true, "{mode} mode, {child} child: {seen}");
+            let expected_era = if mode == "legacy" {
+                "2025-11-25"
+            } else {
+                "2026-07-28"
+            };
+            assert_eq!(
+                seen["protocol_version"], expected_era,
+                "{mode} mode, {child} child: {seen}"
+            );
+        }
+    }
+}
