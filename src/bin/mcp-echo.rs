@@ -212,6 +212,8 @@ fn tools() -> Value {
         {"name": "log", "description": "Writes `text` to stderr and as a notifications/message at `level`",
          "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}, "level": {"type": "string"}}}},
         {"name": "crash", "description": "Aborts the process", "inputSchema": {"type": "object"}},
+        {"name": "changed", "description": "Announces that its `list` (tools, prompts, resources) changed",
+         "inputSchema": {"type": "object", "properties": {"list": {"type": "string"}}}},
         {"name": "whoami", "description": "Returns this process's pid", "inputSchema": {"type": "object"}},
         {"name": "sleep", "description": "Waits `ms` milliseconds, then returns", "inputSchema": {"type": "object", "properties": {"ms": {"type": "integer"}}}},
         {"name": "sample", "description": "Asks the client to sample `text`, returns its answer", "inputSchema": text_arg("prompt")},
@@ -352,6 +354,12 @@ fn call_tool(out: &mut impl Write, params: &Value) -> Result<Value, (i64, String
                 &json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": level, "data": text}}),
             );
             Ok(json!({"content": [{"type": "text", "text": "logged"}]}))
+        }
+        "changed" => {
+            let list = args.get("list").and_then(Value::as_str).unwrap_or("tools");
+            let method = format!("notifications/{list}/list_changed");
+            send(out, &json!({"jsonrpc": "2.0", "method": method}));
+            Ok(json!({"content": [{"type": "text", "text": format!("{list} changed")}]}))
         }
         "crash" => std::process::abort(),
         "progress" => {

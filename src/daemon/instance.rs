@@ -652,8 +652,7 @@ async fn listen_for_changes(upstream: &Upstream) {
     let (events, mut changes) = tokio::sync::mpsc::channel(64);
     let options = mux::CallOptions {
         events: Some(events),
-        can_answer: false,
-        cancel_key: None,
+        ..mux::CallOptions::default()
     };
     if upstream
         .start_request("subscriptions/listen", Some(params), options)

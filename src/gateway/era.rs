@@ -244,6 +244,25 @@ pub fn can_answer(capabilities: &Value) -> bool {
         .any(|c| capabilities.get(c).is_some())
 }
 
+/// RFC 5424 severities as MCP names them, least severe first.
+pub fn level_rank(level: &str) -> u8 {
+    const LEVELS: [&str; 8] = [
+        "debug",
+        "info",
+        "notice",
+        "warning",
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    ];
+    LEVELS
+        .iter()
+        .position(|l| *l == level)
+        .and_then(|p| u8::try_from(p).ok())
+        .unwrap_or(1)
+}
+
 /// Params for a legacy child: the protocol's own `_meta` keys removed (a legacy
 /// server may refuse a request carrying them), the application's kept.
 pub fn strip_envelope(params: &mut Value) {

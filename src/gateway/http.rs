@@ -212,7 +212,7 @@ impl AppState {
         Some(match method {
             "notifications/message" => session
                 .log_level
-                .is_some_and(|min| level_rank(param("level").unwrap_or("info")) >= min),
+                .is_some_and(|min| era::level_rank(param("level").unwrap_or("info")) >= min),
             "notifications/resources/updated" => {
                 param("uri").is_some_and(|u| session.subscriptions.contains(u))
             }
@@ -386,25 +386,6 @@ fn initialize_result(upstream: &Upstream, msg: &Value) -> Value {
     result
 }
 
-/// RFC 5424 severities as MCP names them, least severe first.
-fn level_rank(level: &str) -> u8 {
-    const LEVELS: [&str; 8] = [
-        "debug",
-        "info",
-        "notice",
-        "warning",
-        "error",
-        "critical",
-        "alert",
-        "emergency",
-    ];
-    LEVELS
-        .iter()
-        .position(|l| *l == level)
-        .and_then(|p| u8::try_from(p).ok())
-        .unwrap_or(1)
-}
-
 /// Sends the child's notifications that session `id` wants to `out`, until the
 /// session or its stream ends.
 fn forward_notifications(
@@ -506,7 +487,7 @@ async fn handle(
         "logging/setLevel" => {
             let name = msg.pointer("/params/level").and_then(Value::as_str);
             state.with_session(session_id, |s| {
-                s.log_level = name.map(level_rank);
+                s.log_level = name.map(era::level_rank);
                 s.envelope.log_level = name.map(str::to_string);
             });
             return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}}));
@@ -563,6 +544,7 @@ async fn handle(
         events,
         can_answer,
         cancel_key: Some(cancel_key(session_id, &id)),
+        log_level: None,
     };
     match upstream
         .start_request(method, msg.get("params").cloned(), options)

@@ -27,6 +27,7 @@ pub type OnNoise = Arc<dyn Fn(&str) + Send + Sync>;
 const SERVER_REQUEST_PREFIX: &str = "mcpctl-srv-";
 
 /// A forwarded request's way back.
+#[derive(Default)]
 pub struct CallOptions {
     /// Progress and server requests for this call, in order.
     pub events: Option<mpsc::Sender<Value>>,
@@ -34,6 +35,9 @@ pub struct CallOptions {
     pub can_answer: bool,
     /// Names the call for `notifications/cancelled` (session and client id).
     pub cancel_key: Option<String>,
+    /// The least severe log message this call's client wants on its stream (a
+    /// 2026-07-28 client's `logLevel`, as [`era::level_rank`]).
+    pub log_level: Option<u8>,
 }
 
 enum Op {
@@ -111,12 +115,7 @@ impl Upstream {
 
     /// Forwards a request and waits for the response.
     pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, Gone> {
-        let options = CallOptions {
-            events: None,
-            can_answer: false,
-            cancel_key: None,
-        };
-        self.start_request(method, params, options)
+        self.start_request(method, params, CallOptions::default())
             .await?
             .await
             .map_err(|_| Gone)
@@ -292,6 +291,8 @@ pub fn start(
 
 struct Pending {
     reply: oneshot::Sender<Value>,
+    /// A `subscriptions/listen`: long-lived, never the cause of a log message.
+    listen: bool,
     options: CallOptions,
     /// Our progress token for this call, if it asked for progress.
     progress_token: Option<String>,
@@ -368,6 +369,7 @@ impl Mux {
                     id,
                     Pending {
                         reply,
+                        listen: method == "subscriptions/listen",
                         options,
                         progress_token,
                     },
@@ -425,6 +427,12 @@ impl Mux {
             }
             (Some(method), Some(child_id)) => self.route_request(method, child_id, msg).await,
             (Some("notifications/progress"), None) => self.route_progress(msg, on_message).await,
+            (Some("notifications/message"), None) => {
+                if let Some(events) = self.sole_log_listener(&msg) {
+                    let _ = events.send(msg.clone()).await;
+                }
+                on_message(&msg);
+            }
             _ => {
                 // A modern child tags what it sends on a listen with the listen's id.
                 let listen = era::meta(&msg, era::META_SUBSCRIPTION_ID)
@@ -439,6 +447,24 @@ impl Mux {
                 }
             }
         }
+    }
+
+    /// A log message carries nothing that ties it to a call: it goes to a call's
+    /// stream only when that call is the one in flight, and asked for this level.
+    fn sole_log_listener(&self, msg: &Value) -> Option<mpsc::Sender<Value>> {
+        let mut calls = self.pending.values().filter(|p| !p.listen);
+        let (Some(only), None) = (calls.next(), calls.next()) else {
+            return None;
+        };
+        let level = msg
+            .pointer("/params/level")
+            .and_then(Value::as_str)
+            .unwrap_or("info");
+        let wanted = only
+            .options
+            .log_level
+            .is_some_and(|min| era::level_rank(level) >= min);
+        only.options.events.clone().filter(|_| wanted)
     }
 
     /// Removes a finished or cancelled call with everything that pointed at it.

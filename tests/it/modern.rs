@@ -23,9 +23,9 @@ fn envelope(capabilities: Value) -> Value {
            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}})
 }
 
-fn request(id: u64, method: &str, mut params: Value, capabilities: Value) -> Value {
+fn request(id: impl Into<Value>, method: &str, mut params: Value, capabilities: Value) -> Value {
     params["_meta"] = envelope(capabilities);
-    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+    json!({"jsonrpc": "2.0", "id": id.into(), "method": method, "params": params})
 }
 
 /// The routing headers a well-behaved modern client mirrors from its body.
@@ -450,4 +450,85 @@ fn a_pool_balances_modern_requests_by_calls_in_flight() {
         3,
         "each concurrent request on its own instance: {pids:?}"
     );
+}
+
+fn stream(port: u16, body: &Value) -> SseClient {
+    let headers = routing(body);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    SseClient::open(port, "POST", "/mcp", &headers, &body.to_string())
+}
+
+fn next_json(stream: &mut SseClient) -> Value {
+    serde_json::from_str(&stream.next().1).unwrap()
+}
+
+#[test]
+fn a_listen_gets_only_the_changes_it_asked_for_stamped_with_its_id() {
+    let port = 18707;
+    let _env = serve(port, "");
+    let listen = request(
+        "listen-1",
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true}}),
+        json!({}),
+    );
+    let mut changes = stream(port, &listen);
+    let acknowledged = next_json(&mut changes);
+    assert_eq!(
+        acknowledged["method"],
+        "notifications/subscriptions/acknowledged"
+    );
+    assert_eq!(
+        acknowledged["params"]["notifications"],
+        json!({"toolsListChanged": true})
+    );
+    assert_eq!(
+        acknowledged["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "listen-1"
+    );
+    for list in ["prompts", "tools"] {
+        let change = request(
+            1,
+            "tools/call",
+            json!({"name": "changed", "arguments": {"list": list}}),
+            json!({}),
+        );
+        assert_eq!(call(port, &change).status, 200);
+    }
+    // The prompts change came first and was not asked for.
+    let change = next_json(&mut changes);
+    assert_eq!(
+        change["method"], "notifications/tools/list_changed",
+        "{change}"
+    );
+    assert_eq!(
+        change["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "listen-1"
+    );
+}
+
+#[test]
+fn a_modern_call_streams_its_log_messages_when_it_asks_for_them() {
+    let port = 18708;
+    let _env = serve(port, "");
+    let mut log = request(
+        1,
+        "tools/call",
+        json!({"name": "log", "arguments": {"text": "from the child", "level": "warning"}}),
+        json!({}),
+    );
+    log["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = json!("info");
+    let mut events = stream(port, &log);
+    let message = next_json(&mut events);
+    assert_eq!(message["method"], "notifications/message", "{message}");
+    assert_eq!(message["params"]["data"], "from the child");
+    let result = next_json(&mut events);
+    assert_eq!(result["id"], 1);
+    assert_eq!(result["result"]["content"][0]["text"], "logged");
+
+    // Below the asked level: only the result.
+    log["params"]["_meta"]["io.modelcontextprotocol/logLevel"] = json!("error");
+    let mut quiet = stream(port, &log);
+    let result = next_json(&mut quiet);
+    assert_eq!(result["id"], 1, "{result}");
 }

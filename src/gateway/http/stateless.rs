@@ -318,6 +318,9 @@ async fn start(
         events: Some(events_tx),
         can_answer,
         cancel_key: Some(cancel_key.clone()),
+        log_level: era::meta(msg, era::META_LOG_LEVEL)
+            .and_then(Value::as_str)
+            .map(era::level_rank),
     };
     let reply = upstream
         .start_request(&method, Some(params), options)
@@ -549,8 +552,8 @@ impl InputRounds {
         for _ in 0..MAX_INPUT_ROUNDS {
             let options = CallOptions {
                 events: self.events.clone(),
-                can_answer: false,
                 cancel_key: Some(self.cancel_key.clone()),
+                ..CallOptions::default()
             };
             let asked = self
                 .upstream
