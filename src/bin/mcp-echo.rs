@@ -378,6 +378,7 @@ fn call_tool(out: &mut impl Write, params: &Value) -> Result<Value, (i64, String
         }
         "sleep" => {
             let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(100);
+            eprintln!("INFO mcp-echo: sleeping {ms} ms");
             std::thread::sleep(std::time::Duration::from_millis(ms));
             let text = format!("slept {ms} ms in {}", std::process::id());
             Ok(json!({"content": [{"type": "text", "text": text}]}))

@@ -387,37 +387,53 @@ fn a_modern_childs_input_required_passes_verbatim_to_a_modern_client() {
     assert_eq!(done.json()["id"], 3);
 }
 
-#[test]
-fn closing_a_modern_stream_cancels_the_call_upstream() {
-    let port = 18705;
-    let env = serve(port, "");
-    let mut sleep = request(
-        1,
-        "tools/call",
-        json!({"name": "sleep", "arguments": {"ms": 1500}}),
-        json!({}),
-    );
-    sleep["params"]["_meta"]["progressToken"] = json!("p1");
-    let headers: Vec<(&str, String)> = routing(&sleep);
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    // The stream opens at once (the call asked for progress); dropping it hangs up.
-    drop(SseClient::open(
-        port,
-        "POST",
-        "/mcp",
-        &headers,
-        &sleep.to_string(),
-    ));
-    let log = crate::common::wait_for("the child to hear of the cancellation", 20, || {
+fn wait_for_log(env: &TestEnv, what: &str, count: usize) {
+    crate::common::wait_for(what, 20, || {
         let log =
             std::fs::read_to_string(env.path().join(".mcpctl/logs/echo-0.log")).unwrap_or_default();
-        if log.contains("cancelled") {
-            Ok(log)
+        if log.matches(what).count() >= count {
+            Ok(())
         } else {
             Err(log)
         }
     });
-    assert!(log.contains("cancelled"), "{log}");
+}
+
+#[test]
+fn a_modern_client_hanging_up_cancels_its_call_upstream() {
+    use std::io::Write;
+    let port = 18705;
+    let env = serve(port, "");
+    let sleep = |id: u64, progress: bool| {
+        let mut sleep = request(
+            id,
+            "tools/call",
+            json!({"name": "sleep", "arguments": {"ms": 1500}}),
+            json!({}),
+        );
+        if progress {
+            sleep["params"]["_meta"]["progressToken"] = json!("p1");
+        }
+        sleep
+    };
+    // A call that asked for progress gets its stream at once; dropping it hangs up.
+    drop(stream(port, &sleep(1, true)));
+    wait_for_log(&env, "cancelled", 1);
+
+    // A JSON call: hanging up the connection while the child works on it.
+    let body = sleep(2, false).to_string();
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in routing(&sleep(2, false)) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    write!(raw, "{head}\r\n{body}").unwrap();
+    wait_for_log(&env, "sleeping", 2);
+    drop(raw);
+    wait_for_log(&env, "cancelled", 2);
 }
 
 #[test]
