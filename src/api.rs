@@ -89,4 +89,7 @@ pub struct InstanceStatus {
     /// e.g. `exit code 1`, `killed by signal 9`.
     pub last_exit: Option<String>,
     pub last_error: Option<String>,
+    /// The protocol revision the child speaks, found by the era probe (stdio only).
+    #[serde(default)]
+    pub protocol: Option<String>,
 }

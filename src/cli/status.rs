@@ -43,6 +43,8 @@ struct Report {
     instances_desired: u32,
     last_exit: Option<String>,
     last_error: Option<String>,
+    /// What the running child speaks (`2026-07-28`, `2025-11-25`, ...).
+    protocol: Option<String>,
 }
 
 fn kebab<T: Serialize>(v: &T) -> String {
@@ -77,6 +79,7 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         instances_desired: spec.instances,
         last_exit: instances.iter().find_map(|i| i.last_exit.clone()),
         last_error: instances.iter().find_map(|i| i.last_error.clone()),
+        protocol: instances.iter().find_map(|i| i.protocol.clone()),
     }
 }
 
@@ -204,6 +207,7 @@ pub(super) fn server_status(
                 ("Port", r.port.to_string()),
                 ("Profile", r.profile.clone()),
                 ("Transport", r.transport.clone()),
+                ("Protocol", r.protocol.clone().unwrap_or_else(|| "-".into())),
                 ("SSE Endpoint", r.sse_endpoint.clone()),
                 ("HTTP Endpoint", r.http_endpoint.clone()),
                 (

@@ -378,6 +378,7 @@ impl Daemon {
                             restarts: v.restarts,
                             last_exit: v.last_exit.clone(),
                             last_error: v.last_error.clone(),
+                            protocol: v.upstream.as_ref().map(Upstream::protocol),
                         }
                     })
                     .collect();

@@ -167,6 +167,15 @@ impl Upstream {
         }
     }
 
+    /// The revision the child speaks: 2026-07-28, or what it answered `initialize` with.
+    pub fn protocol(&self) -> String {
+        let version = match self.era {
+            Era::Modern => Some(era::MODERN_VERSIONS[0]),
+            Era::Legacy => self.init.get("protocolVersion").and_then(Value::as_str),
+        };
+        version.unwrap_or("unknown").to_string()
+    }
+
     /// Who the child says it is.
     pub fn server_info(&self) -> Value {
         match self.era {

@@ -59,7 +59,10 @@ fn error_code(reply: &HttpReply) -> i64 {
 #[test]
 fn every_status_of_the_modern_request_ladder() {
     let port = 18701;
-    let _env = serve(port, "");
+    let env = serve(port, "");
+    let status: Value =
+        serde_json::from_str(&env.run(&["status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(status[0]["protocol"], "2025-11-25", "{status}");
     let list = request(1, "tools/list", json!({}), json!({}));
 
     let ok = call(port, &list);
@@ -358,7 +361,11 @@ fn a_modern_childs_input_required_reaches_a_legacy_client_as_a_server_request() 
 #[test]
 fn a_modern_childs_input_required_passes_verbatim_to_a_modern_client() {
     let port = 18704;
-    let _env = serve(port, "args = [\"--modern\"]\n");
+    let env = serve(port, "args = [\"--modern\"]\n");
+    // The era probe found a 2026-07-28 child, and status says so.
+    let status: Value =
+        serde_json::from_str(&env.run(&["status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(status[0]["protocol"], MODERN, "{status}");
     let discover = call(port, &request(1, "server/discover", json!({}), json!({})));
     assert_eq!(
         discover.json()["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
