@@ -195,6 +195,11 @@ fn every_status_of_the_modern_request_ladder() {
         assert_eq!(refused.header("allow"), Some("POST"));
     }
 
+    // 403: a page from elsewhere, whatever the era.
+    let mut foreign = routing(&list);
+    foreign.push(("Origin", "https://evil.example".to_string()));
+    assert_eq!(send(port, &foreign, &list).status, 403);
+
     // A notification is accepted with nothing to say.
     let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                       "params": {"requestId": 1, "_meta": envelope(json!({}))}});
@@ -554,4 +559,31 @@ fn a_modern_call_streams_its_log_messages_when_it_asks_for_them() {
     let mut quiet = stream(port, &log);
     let result = next_json(&mut quiet);
     assert_eq!(result["id"], 1, "{result}");
+}
+
+#[test]
+fn a_legacy_sse_client_answers_a_modern_childs_question_on_its_stream() {
+    let port = 18709;
+    let _env = serve(port, "args = [\"--modern\"]\n");
+    let mut sse = SseClient::open(port, "GET", "/sse", &[], "");
+    let (_, endpoint) = sse.next();
+    let send = |body: Value| http(port, "POST", &endpoint, &[], body.to_string().as_bytes()).status;
+    let init = json!({"jsonrpc": "2.0", "id": "i", "method": "initialize",
+        "params": {"protocolVersion": "2024-11-05", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "sse", "version": "1"}}});
+    assert_eq!(send(init), 202);
+    let opened: Value = serde_json::from_str(&sse.next().1).unwrap();
+    assert_eq!(opened["result"]["serverInfo"]["name"], "mcp-echo-modern");
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "confirm", "arguments": {"text": "over sse"}}});
+    assert_eq!(send(call), 202);
+    let question: Value = serde_json::from_str(&sse.next().1).unwrap();
+    assert_eq!(question["method"], "elicitation/create", "{question}");
+    let answer = json!({"jsonrpc": "2.0", "id": question["id"], "result": {"action": "cancel"}});
+    assert_eq!(send(answer), 202);
+    let response: Value = serde_json::from_str(&sse.next().1).unwrap();
+    assert_eq!(response["id"], 7);
+    assert_eq!(
+        response["result"]["content"][0]["text"], "cancel",
+        "{response}"
+    );
 }
