@@ -54,7 +54,7 @@ pub struct ApplyOutcome {
     pub changed: bool,
     /// Servers that failed to become ready, with why (and their log tail).
     pub failures: Vec<String>,
-    /// `server -> base URL` of every running server.
+    /// `server -> its endpoints` (one line) of every running server.
     pub endpoints: BTreeMap<String, String>,
 }
 

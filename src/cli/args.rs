@@ -11,8 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Declarative manager for MCP servers: one file, plan, apply.",
     long_about = "mcpctl keeps MCP servers, profiles and environment in one versioned mcpctl.toml, \
                   shows what would change with `plan`, and converges the running servers to it.",
-    after_help = "Every running server is served at http://BIND:PORT/mcp (Streamable HTTP) and \
-                  http://BIND:PORT/sse (legacy SSE).\n\
+    after_help = "Every running stdio server is served at http://BIND:PORT/mcp (Streamable HTTP, \
+                  2025 and 2026-07-28 clients) and http://BIND:PORT/sse (legacy SSE); a server that \
+                  speaks HTTP itself is proxied at its own transport's path.\n\
                   Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode)."
 )]
 pub struct Cli {

@@ -72,10 +72,8 @@ fn converge(path: &Path, options: ApplyOptions) -> Result<u8, Error> {
     };
     if !outcome.endpoints.is_empty() {
         let mut text = String::from("\nEndpoints:\n");
-        for (name, base) in &outcome.endpoints {
-            text.push_str(&format!(
-                "  {name:<16} Streamable HTTP {base}/mcp   SSE {base}/sse\n"
-            ));
+        for (name, endpoints) in &outcome.endpoints {
+            text.push_str(&format!("  {name:<16} {endpoints}\n"));
         }
         print(&text)?;
     }

@@ -55,7 +55,12 @@ fn kebab<T: Serialize>(v: &T) -> String {
 }
 
 fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
-    let base = spec.base_url();
+    let endpoint = |kind: &str| {
+        spec.endpoints()
+            .into_iter()
+            .find(|(k, _)| *k == kind)
+            .map_or_else(|| "-".to_string(), |(_, url)| url)
+    };
     let status = match running {
         Some(r) => r.status.clone(),
         None if spec.state == State::Stopped => "stopped".into(),
@@ -69,8 +74,8 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         port: spec.port,
         profile: spec.profile.clone(),
         transport: kebab(&spec.transport),
-        sse_endpoint: format!("{base}/sse"),
-        http_endpoint: format!("{base}/mcp"),
+        sse_endpoint: endpoint("SSE"),
+        http_endpoint: endpoint("Streamable HTTP"),
         created_at: running.map(|r| r.created_at.clone()),
         pids: instances.iter().filter_map(|i| i.pid).collect(),
         uptime_secs: instances.iter().filter_map(|i| i.uptime_secs).max(),

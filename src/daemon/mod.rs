@@ -451,7 +451,7 @@ impl Daemon {
         let servers = self.servers.lock().await;
         outcome.endpoints = servers
             .iter()
-            .map(|(n, rt)| (n.clone(), rt.spec.base_url()))
+            .map(|(n, rt)| (n.clone(), rt.spec.endpoints_line()))
             .collect();
         Ok(outcome)
     }
@@ -524,13 +524,13 @@ impl Daemon {
                 });
                 // Bind first: a taken port fails the start before any process runs.
                 let inner_port = match (spec.mode, spec.transport) {
-                    (Mode::Local, Transport::StreamableHttp) => {
+                    (Mode::Local, Transport::StreamableHttp | Transport::Sse) => {
                         Some(free_port().map_err(|e| format!("{name}: {e}"))?)
                     }
                     _ => None,
                 };
                 let gateway = match self.backend_for(&spec, &pool, secrets, inner_port) {
-                    Ok(Some(backend)) => {
+                    Ok(backend) => {
                         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
                         let bearer = spec
                             .auth_bearer
@@ -541,7 +541,6 @@ impl Daemon {
                             Err(e) => return Err(format!("{name}: cannot serve on {addr}: {e}")),
                         }
                     }
-                    Ok(None) => None,
                     Err(why) => return Err(format!("{name}: {why}")),
                 };
                 say(format!("{name}: starting {} instance(s)", spec.instances)).await;
@@ -573,48 +572,38 @@ impl Daemon {
         }
     }
 
-    /// What the gateway of `spec` serves: its stdio instances, or (remote) its URL with
-    /// the configured headers expanded from env and secrets. `None`: not served yet
-    /// (local HTTP servers).
+    /// What the gateway of `spec` serves: its stdio instances, or the URL of a server
+    /// that speaks HTTP (a local one on its inner port, or a remote one).
     fn backend_for(
         &self,
         spec: &ServerSpec,
         pool: &Arc<Pool>,
         secrets: &Secrets,
         inner_port: Option<u16>,
-    ) -> Result<Option<gateway::Backend>, String> {
+    ) -> Result<gateway::Backend, String> {
         match (spec.mode, spec.transport) {
             (Mode::Local, Transport::Stdio) => {
                 let instances: Arc<dyn Instances> = pool.clone();
-                Ok(Some(gateway::Backend::Stdio(instances)))
+                Ok(gateway::Backend::Stdio(instances))
             }
-            (Mode::Local, Transport::StreamableHttp) => {
+            (Mode::Local, transport) => {
                 let port = inner_port.ok_or("no inner port")?;
-                let url = format!("http://127.0.0.1:{port}/mcp");
-                let url = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
-                let own = secrets.values.get(&spec.name);
-                let headers = expand_headers(spec, own)?;
-                Ok(Some(gateway::Backend::Http(gateway::HttpUpstream {
-                    url,
-                    headers,
-                })))
+                let path = if transport == Transport::Sse {
+                    "sse"
+                } else {
+                    "mcp"
+                };
+                http_backend(spec, secrets, format!("http://127.0.0.1:{port}/{path}"))
             }
-            (Mode::Remote, Transport::StreamableHttp) => {
+            (Mode::Remote, _) => {
                 let url = spec.url.clone().unwrap_or_default();
                 if !url.starts_with("http://") {
                     return Err(format!(
                         "cannot proxy {url}: https upstreams need TLS, which is not built yet"
                     ));
                 }
-                let url = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
-                let own = secrets.values.get(&spec.name);
-                let headers = expand_headers(spec, own)?;
-                Ok(Some(gateway::Backend::Http(gateway::HttpUpstream {
-                    url,
-                    headers,
-                })))
+                http_backend(spec, secrets, url)
             }
-            _ => Ok(None),
         }
     }
 
@@ -804,6 +793,22 @@ fn expand_headers(
             Ok((name, expand(template, &spec.env, secrets)))
         })
         .collect()
+}
+
+/// A proxying backend for `url`, with the server's headers expanded from its env and
+/// secrets.
+fn http_backend(
+    spec: &ServerSpec,
+    secrets: &Secrets,
+    url: String,
+) -> Result<gateway::Backend, String> {
+    let headers = expand_headers(spec, secrets.values.get(&spec.name))?;
+    let url = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
+    Ok(gateway::Backend::Http(gateway::HttpUpstream {
+        url,
+        headers,
+        legacy_sse: spec.transport == Transport::Sse,
+    }))
 }
 
 /// A free port on 127.0.0.1 for a server that speaks HTTP behind the gateway.

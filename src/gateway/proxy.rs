@@ -1,6 +1,8 @@
-//! Servers that speak HTTP themselves, reached at a URL (`mode = "remote"`): the
-//! gateway checks the client (Origin, Host, bearer) as for any server, then forwards
-//! `/mcp` to the upstream URL. The client's own `Authorization` (its credential for
+//! Servers that speak HTTP themselves, reached at a URL (`mode = "remote"`, or a local
+//! server on its inner port): the gateway checks the client (Origin, Host, bearer) as
+//! for any server, then forwards `/mcp` to the upstream URL; for a legacy-SSE upstream,
+//! `/sse` to its URL and every other path (where its `endpoint` event sends the client
+//! to post) to the same path upstream. The client's own `Authorization` (its credential for
 //! this gateway) and hop-by-hop headers are never passed on; configured headers are
 //! added. Responses, SSE streams included, are passed through as they come.
 
@@ -37,10 +39,13 @@ const DROPPED: [&str; 10] = [
 
 /// Where and how to reach an HTTP upstream.
 pub struct HttpUpstream {
-    /// The upstream's Streamable HTTP endpoint, e.g. `http://127.0.0.1:9000/mcp`.
+    /// The upstream's endpoint, e.g. `http://127.0.0.1:9000/mcp` (Streamable HTTP) or
+    /// `http://127.0.0.1:9000/sse` (legacy SSE).
     pub url: Uri,
     /// Added to every forwarded request (values may hold secrets).
     pub headers: Vec<(HeaderName, SecretString)>,
+    /// The upstream speaks the legacy HTTP+SSE transport.
+    pub legacy_sse: bool,
 }
 
 struct ProxyState {
@@ -62,12 +67,35 @@ pub(super) fn router(
         loopback,
         bearer,
     });
-    Router::new()
-        .route("/mcp", axum::routing::any(forward))
-        .with_state(state)
+    if state.upstream.legacy_sse {
+        Router::new()
+            .route("/sse", axum::routing::get(forward))
+            .fallback(forward_path)
+            .with_state(state)
+    } else {
+        Router::new()
+            .route("/mcp", axum::routing::any(forward))
+            .with_state(state)
+    }
 }
 
+/// To the upstream's endpoint.
 async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
+    let target = state.upstream.url.clone();
+    relay(&state, request, target).await
+}
+
+/// To the same path and query on the upstream's host (an SSE server's message path).
+async fn forward_path(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
+    let mut target = state.upstream.url.clone().into_parts();
+    target.path_and_query = request.uri().path_and_query().cloned();
+    match Uri::from_parts(target) {
+        Ok(target) => relay(&state, request, target).await,
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
     if let Some(refusal) = check_request(state.loopback, state.bearer.as_ref(), request.headers()) {
         return refusal;
     }
@@ -76,9 +104,7 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         Ok(collected) => collected.to_bytes(),
         Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
-    let mut upstream = hyper::Request::builder()
-        .method(parts.method)
-        .uri(state.upstream.url.clone());
+    let mut upstream = hyper::Request::builder().method(parts.method).uri(target);
     for (name, value) in &parts.headers {
         if !DROPPED.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
             upstream = upstream.header(name, value);

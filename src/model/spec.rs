@@ -176,6 +176,28 @@ impl ServerSpec {
             IpAddr::V4(ip) => format!("http://{ip}:{}", self.port),
         }
     }
+
+    /// What the gateway serves for this server, as `(transport, URL)`: a stdio server
+    /// both transports; a server that speaks HTTP itself, its own one, proxied.
+    pub fn endpoints(&self) -> Vec<(&'static str, String)> {
+        let base = self.base_url();
+        let mcp = ("Streamable HTTP", format!("{base}/mcp"));
+        let sse = ("SSE", format!("{base}/sse"));
+        match self.transport {
+            Transport::Stdio => vec![mcp, sse],
+            Transport::StreamableHttp => vec![mcp],
+            Transport::Sse => vec![sse],
+        }
+    }
+
+    /// [`Self::endpoints`] on one line.
+    pub fn endpoints_line(&self) -> String {
+        self.endpoints()
+            .iter()
+            .map(|(kind, url)| format!("{kind} {url}"))
+            .collect::<Vec<_>>()
+            .join("   ")
+    }
 }
 
 fn multiplex() -> Sharing {

@@ -299,6 +299,8 @@ impl SseClient {
             self.reader.read_exact(&mut chunk).unwrap();
             self.pending
                 .push_str(&String::from_utf8_lossy(&chunk[..size]));
+            // Servers may end lines with CRLF (uvicorn does).
+            self.pending = self.pending.replace("\r\n", "\n");
         }
     }
 }

@@ -130,3 +130,49 @@ fn the_python_sdk_in_every_mode_works_with_children_of_both_eras() {
         }
     }
 }
+
+#[test]
+fn a_legacy_sse_server_of_the_python_sdk_runs_on_an_inner_port_behind_the_gateway() {
+    let port = 18712;
+    let python = sdk_python();
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/sse_server.py");
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.pysse]\ncommand = \"{}\"\nargs = [\"{}\"]\ntransport = \"sse\"\nport = {port}\n",
+        python.display(),
+        server.display()
+    ));
+    env.run_within(60, &["apply"])
+        .success()
+        .stdout_has(&format!("SSE http://127.0.0.1:{port}/sse"));
+    let mut sse = crate::gateway::SseClient::open(port, "GET", "/sse", &[], "");
+    let (event, endpoint) = sse.next();
+    assert_eq!(event, "endpoint");
+    let post = |body: serde_json::Value| {
+        crate::common::http(port, "POST", &endpoint, &[], body.to_string().as_bytes()).status
+    };
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    assert_eq!(post(init), 202);
+    let opened: serde_json::Value = serde_json::from_str(&sse.next().1).unwrap();
+    assert_eq!(opened["result"]["serverInfo"]["name"], "py-sse", "{opened}");
+    let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(initialized), 202);
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "through the proxy"}}});
+    assert_eq!(post(call), 202);
+    let answer: serde_json::Value = serde_json::from_str(&sse.next().1).unwrap();
+    assert_eq!(answer["id"], 2);
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "through the proxy",
+        "{answer}"
+    );
+    // A foreign page is refused before anything reaches the server.
+    let foreign = crate::common::http(
+        port,
+        "GET",
+        "/sse",
+        &[("Origin", "https://evil.example")],
+        b"",
+    );
+    assert_eq!(foreign.status, 403);
+}
