@@ -529,6 +529,16 @@ impl Daemon {
                     }
                     _ => None,
                 };
+                let tls = match &spec.tls {
+                    Some(files) => Some(
+                        gateway::tls::load(
+                            &self.config_dir.join(&files.cert),
+                            &self.config_dir.join(&files.key),
+                        )
+                        .map_err(|e| format!("{name}: {e}"))?,
+                    ),
+                    None => None,
+                };
                 let gateway = match self.backend_for(&spec, &pool, secrets, inner_port) {
                     Ok(backend) => {
                         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
@@ -536,7 +546,7 @@ impl Daemon {
                             .auth_bearer
                             .as_ref()
                             .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned());
-                        match gateway::serve(addr, backend, bearer).await {
+                        match gateway::serve(addr, backend, bearer, tls).await {
                             Ok(g) => Some(g),
                             Err(e) => return Err(format!("{name}: cannot serve on {addr}: {e}")),
                         }

@@ -10,6 +10,7 @@ mod http;
 pub mod mux;
 pub mod origin;
 mod proxy;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,12 +71,14 @@ pub enum Backend {
     Http(HttpUpstream),
 }
 
-/// Binds `addr` (so a taken port fails the start before any process runs) and serves.
-/// With `bearer`, every request must carry `Authorization: Bearer <bearer>`.
+/// Binds `addr` (so a taken port fails the start before any process runs) and serves,
+/// over HTTPS with `tls`. With `bearer`, every request must carry
+/// `Authorization: Bearer <bearer>`.
 pub async fn serve(
     addr: SocketAddr,
     backend: Backend,
     bearer: Option<SecretString>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<Gateway> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
@@ -84,8 +87,11 @@ pub async fn serve(
         Backend::Stdio(instances) => http::router(instances, loopback, bearer),
         Backend::Http(upstream) => proxy::router(upstream, loopback, bearer),
     };
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let task = match tls {
+        Some(config) => tokio::spawn(tls::serve(listener, app, config)),
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }),
+    };
     Ok(Gateway { task, addr })
 }

@@ -74,6 +74,9 @@ fn serde_diagnostic(message: &str, span: Option<std::ops::Range<usize>>) -> Diag
         }
         .hint(hint);
     }
+    if message.starts_with("missing field") {
+        return diag.hint("see schema/mcpctl.schema.json for the fields this table needs");
+    }
     if message.starts_with("invalid type") || message.starts_with("unknown variant") {
         return diag.hint("see schema/mcpctl.schema.json for the type of each field");
     }

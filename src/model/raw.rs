@@ -42,6 +42,16 @@ pub struct Auth {
     pub bearer: String,
 }
 
+/// HTTPS for a server's gateway port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM file with the certificate chain, leaf first (relative to the config file's folder).
+    pub cert: String,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsSection {
@@ -207,6 +217,9 @@ pub struct Layer {
     /// Required when `bind` is not a loopback address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<Auth>,
+    /// Serve this server's port over HTTPS: `tls = { cert = "cert.pem", key = "key.pem" }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
     /// Per-server overrides; only inside `[profiles.NAME]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub servers: Option<BTreeMap<String, Layer>>,

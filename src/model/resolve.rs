@@ -48,6 +48,7 @@ struct Merged {
     stop_timeout: Option<Sourced<String>>,
     start_timeout: Option<Sourced<String>>,
     auth: Option<Sourced<super::raw::Auth>>,
+    tls: Option<Sourced<super::raw::Tls>>,
     headers: BTreeMap<String, String>,
 }
 
@@ -81,7 +82,8 @@ impl Merged {
             restart,
             stop_timeout,
             start_timeout,
-            auth
+            auth,
+            tls
         );
         if let Some(secrets) = &layer.secrets {
             for (key, ciphertext) in secrets {
@@ -556,6 +558,7 @@ fn resolve_server(
         stop_timeout: stop_timeout?,
         start_timeout: start_timeout?,
         auth_bearer,
+        tls: m.tls.map(|t| t.value),
         headers: m.headers,
     };
     Some((spec, port_origin))

@@ -47,6 +47,9 @@ pub struct ServerSpec {
     /// The secret whose value clients must present as a bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_bearer: Option<String>,
+    /// HTTPS on the gateway port: the certificate and key files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::raw::Tls>,
 }
 
 /// One secret of a spec, as the file holds it.
@@ -119,6 +122,16 @@ impl ServerSpec {
             attr("url", self.url.clone().map(Text), Restart),
             attr("bind", Some(Text(self.bind.to_string())), Restart),
             attr("auth_bearer", self.auth_bearer.clone().map(Text), Restart),
+            attr(
+                "tls",
+                self.tls.as_ref().map(|t| {
+                    Map(BTreeMap::from([
+                        ("cert".to_string(), t.cert.clone()),
+                        ("key".to_string(), t.key.clone()),
+                    ]))
+                }),
+                Restart,
+            ),
             attr("headers", non_empty_map(&self.headers).map(Map), Restart),
             attr("port", Some(Number(u64::from(self.port))), Restart),
             attr("sharing", Some(Text(kebab(&self.sharing))), Restart),
@@ -160,7 +173,7 @@ impl ServerSpec {
     /// What a careful operator should know before running this spec.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.bind.is_loopback() {
+        if !self.bind.is_loopback() && self.tls.is_none() {
             out.push(format!(
                 "server `{}` is served on {} without TLS: its traffic and bearer token cross the network in clear",
                 self.name, self.bind
@@ -169,11 +182,12 @@ impl ServerSpec {
         out
     }
 
-    /// Where clients reach this server: `http://BIND:PORT`.
+    /// Where clients reach this server: `http://BIND:PORT` (`https` with `tls`).
     pub fn base_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         match self.bind {
-            IpAddr::V6(ip) => format!("http://[{ip}]:{}", self.port),
-            IpAddr::V4(ip) => format!("http://{ip}:{}", self.port),
+            IpAddr::V6(ip) => format!("{scheme}://[{ip}]:{}", self.port),
+            IpAddr::V4(ip) => format!("{scheme}://{ip}:{}", self.port),
         }
     }
 

@@ -166,6 +166,16 @@ fn every_bad_input_names_file_line_and_column() {
             "t.toml:3:11",
         ),
         (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\ntls = { cert = \"c.pem\" }\n",
+            "missing field `key`",
+            "t.toml:5:7",
+        ),
+        (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\ntls = { cert = \"c.pem\", key = \"k.pem\", ca = \"x\" }\n",
+            "unknown field `ca`",
+            "t.toml:5:",
+        ),
+        (
             "version = 1\n[servers.a]\ncommand = \"x\"\nport = 70000\n",
             "out of range",
             "t.toml:4:8",
@@ -308,6 +318,7 @@ cwd = "sub"
 env = { K = "v" }
 secrets = { T = "age:abc" }
 auth = { bearer = "T" }
+tls = { cert = "c.pem", key = "k.pem" }
 headers = { X = "${K}" }
 transport = "stdio"
 mode = "local"
@@ -344,9 +355,18 @@ start_timeout = "9s"
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
         "transport": "stdio", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "sharing": "per-session", "instances": 3, "restart": "never",
-        "stop_timeout": "7s", "start_timeout": "9s", "auth_bearer": "T", "headers": {"X": "${K}"}
+        "stop_timeout": "7s", "start_timeout": "9s", "auth_bearer": "T", "headers": {"X": "${K}"},
+        "tls": {"cert": "c.pem", "key": "k.pem"}
     });
     assert_eq!(json, expect);
+    assert!(
+        spec.warnings().is_empty(),
+        "TLS: nothing crosses the network in clear"
+    );
+    assert!(spec.base_url().starts_with("https://"));
+    let mut clear = spec.clone();
+    clear.tls = None;
+    assert_eq!(clear.warnings().len(), 1, "beyond loopback without TLS");
     let layer_fields = serde_json::to_value(crate::model::raw::Layer::default()).unwrap();
     assert!(layer_fields.as_object().unwrap().is_empty());
 }

@@ -29,6 +29,7 @@ fn spec(name: &str) -> ServerSpec {
         stop_timeout: Duration::from_secs(10),
         start_timeout: Duration::from_secs(30),
         auth_bearer: None,
+        tls: None,
         headers: BTreeMap::new(),
     }
 }

@@ -19,3 +19,4 @@ mod readme;
 mod schema;
 mod sdk;
 mod secrets;
+mod tls;

@@ -273,11 +273,27 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpReply {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    http_on(connect(port), port, method, path, headers, body)
+}
+
+/// A loopback connection that gives up reading after 30 s.
+pub fn connect(port: u16) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
+    stream
+}
+
+/// [`http`] over a stream of the caller's (TLS, say).
+pub fn http_on(
+    mut stream: impl std::io::Read + std::io::Write,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpReply {
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
         body.len()
