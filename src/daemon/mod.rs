@@ -202,8 +202,11 @@ pub fn run(config_path: &Path, options: &Options) -> Result<(), Error> {
     if lock.try_lock().is_err() {
         return Err(Error::AlreadyRunning(config_path.display().to_string()));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a request hops gateway -> mux -> child -> mux -> gateway without
+    // waking another core, which measured lower latency at the same throughput (the
+    // child and the clients have the other cores); blocking work has threads of its
+    // own (spawner, watcher).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(io_err("cannot start the async runtime"))?;
