@@ -6,6 +6,10 @@ use clap::Parser;
 use mcpctl::cli::{self, args::Cli};
 use mcpctl::exit;
 
+// The gateway allocates per request; mimalloc measured cheaper than glibc's malloc there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();

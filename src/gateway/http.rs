@@ -51,7 +51,7 @@ struct Session {
     /// The client declared sampling, elicitation or roots.
     can_answer: bool,
     /// What a 2026-07-28 child is told about this client on each request.
-    envelope: era::Envelope,
+    envelope: Arc<era::Envelope>,
     /// `logging/setLevel`: the least severe log message this client wants.
     log_level: Option<u8>,
     /// `resources/subscribe`: the URIs whose updates this client wants.
@@ -121,7 +121,7 @@ struct SessionView {
     upstream: Upstream,
     events: Option<mpsc::Sender<Value>>,
     can_answer: bool,
-    envelope: era::Envelope,
+    envelope: Arc<era::Envelope>,
 }
 
 /// Questions the gateway put to legacy clients on behalf of a modern child, by
@@ -174,7 +174,7 @@ impl AppState {
             upstream: upstream.clone(),
             events,
             can_answer: era::can_answer(&envelope.capabilities),
-            envelope,
+            envelope: Arc::new(envelope),
             log_level: None,
             subscriptions: Default::default(),
             stream: None,
@@ -443,7 +443,7 @@ async fn handle(
     state: &AppState,
     session_id: &str,
     session: &SessionView,
-    msg: &Value,
+    mut msg: Value,
     events: Option<mpsc::Sender<Value>>,
 ) -> Handled {
     let upstream = &session.upstream;
@@ -480,7 +480,7 @@ async fn handle(
     match method {
         "initialize" => {
             return Handled::Reply(
-                json!({"jsonrpc": "2.0", "id": id, "result": initialize_result(upstream, msg)}),
+                json!({"jsonrpc": "2.0", "id": id, "result": initialize_result(upstream, &msg)}),
             );
         }
         "ping" => return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
@@ -488,7 +488,7 @@ async fn handle(
             let name = msg.pointer("/params/level").and_then(Value::as_str);
             state.with_session(session_id, |s| {
                 s.log_level = name.map(era::level_rank);
-                s.envelope.log_level = name.map(str::to_string);
+                Arc::make_mut(&mut s.envelope).log_level = name.map(str::to_string);
             });
             return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "result": {}}));
         }
@@ -516,13 +516,16 @@ async fn handle(
         }
         _ => {}
     }
+    let method = method.to_string();
+    // Moved, not copied: the message is this call's alone from here.
+    let params = msg.as_object_mut().and_then(|m| m.remove("params"));
     if upstream.era == Era::Modern {
         let reply = stateless::ask_for_modern_child(
             Arc::clone(&state.asks),
             session_id,
             session,
-            method,
-            msg.get("params").cloned(),
+            &method,
+            params,
             events,
             cancel_key(session_id, &id),
         );
@@ -535,7 +538,7 @@ async fn handle(
     let can_answer = session.can_answer && events.is_some();
     // Serialise the calls that could cause a server request, so that one has a single
     // possible origin instead of a guess.
-    let permit = if can_answer && CAN_CAUSE_SERVER_REQUESTS.contains(&method) {
+    let permit = if can_answer && CAN_CAUSE_SERVER_REQUESTS.contains(&method.as_str()) {
         Arc::clone(&upstream.ask_lock).acquire_owned().await.ok()
     } else {
         None
@@ -547,7 +550,7 @@ async fn handle(
         log_level: None,
     };
     match upstream
-        .start_request(method, msg.get("params").cloned(), options)
+        .start_request(&method, params, options)
         .await
     {
         Ok(reply) => Handled::Forwarded { id, reply, permit },
@@ -623,7 +626,7 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         &state,
         &session_id,
         &session,
-        &msg,
+        msg,
         streams.then_some(events_tx),
     )
     .await;
@@ -844,7 +847,7 @@ async fn post_messages(
         Err(response) => return *response,
     };
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
-        let envelope = envelope_of(&msg);
+        let envelope = Arc::new(envelope_of(&msg));
         session.can_answer = era::can_answer(&envelope.capabilities);
         session.envelope = envelope.clone();
         let can_answer = session.can_answer;
@@ -855,7 +858,7 @@ async fn post_messages(
     }
     // Answered on the event stream; this request only acknowledges.
     tokio::spawn(async move {
-        let reply = match handle(&state, &session_id, &session, &msg, Some(events.clone())).await {
+        let reply = match handle(&state, &session_id, &session, msg, Some(events.clone())).await {
             Handled::Accepted => return,
             Handled::Reply(reply) | Handled::Gone(reply) => reply,
             Handled::Forwarded { id, reply, permit } => {
