@@ -92,4 +92,7 @@ pub struct InstanceStatus {
     /// The protocol revision the child speaks, found by the era probe (stdio only).
     #[serde(default)]
     pub protocol: Option<String>,
+    /// One client session's own instance (`sharing = "per-session"`).
+    #[serde(default)]
+    pub per_session: bool,
 }

@@ -41,6 +41,8 @@ struct Report {
     restarts: u32,
     instances_running: usize,
     instances_desired: u32,
+    /// Client sessions' own instances running (`sharing = "per-session"`).
+    session_instances: usize,
     last_exit: Option<String>,
     last_error: Option<String>,
     /// What the running child speaks (`2026-07-28`, `2025-11-25`, ...).
@@ -80,7 +82,14 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         pids: instances.iter().filter_map(|i| i.pid).collect(),
         uptime_secs: instances.iter().filter_map(|i| i.uptime_secs).max(),
         restarts: running.map_or(0, |r| r.restarts),
-        instances_running: instances.iter().filter(|i| i.phase == "running").count(),
+        instances_running: instances
+            .iter()
+            .filter(|i| i.phase == "running" && !i.per_session)
+            .count(),
+        session_instances: instances
+            .iter()
+            .filter(|i| i.phase == "running" && i.per_session)
+            .count(),
         instances_desired: spec.instances,
         last_exit: instances.iter().find_map(|i| i.last_exit.clone()),
         last_error: instances.iter().find_map(|i| i.last_error.clone()),
@@ -226,6 +235,7 @@ pub(super) fn server_status(
                     "Instances",
                     format!("{}/{}", r.instances_running, r.instances_desired),
                 ),
+                ("Session Instances", r.session_instances.to_string()),
                 (
                     "Last Exit",
                     r.last_exit.clone().unwrap_or_else(|| "-".into()),

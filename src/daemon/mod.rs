@@ -58,12 +58,17 @@ struct ServerRuntime {
     inner_port: Option<u16>,
 }
 
+/// Views of running instances, by instance number.
+type Views = std::sync::Mutex<BTreeMap<u32, tokio::sync::watch::Receiver<instance::View>>>;
+
 /// The gateway's view of a server's instances.
 #[derive(Default)]
 struct Pool {
     views: std::sync::Mutex<Vec<tokio::sync::watch::Receiver<instance::View>>>,
-    /// `sharing = "per-session"`: starts a session's own instance.
-    per_session: Option<Box<dyn Fn() -> Handle + Send + Sync>>,
+    /// `sharing = "per-session"`: starts a session's own instance (numbered).
+    per_session: Option<Box<dyn Fn() -> (u32, Handle) + Send + Sync>>,
+    /// The sessions' own instances while they live, for `status`.
+    session_views: Arc<Views>,
     stop_timeout: Duration,
 }
 
@@ -71,10 +76,15 @@ struct Pool {
 struct SessionInstance {
     handle: Handle,
     stop_timeout: Duration,
+    index: u32,
+    listed: Arc<Views>,
 }
 
 impl Drop for SessionInstance {
     fn drop(&mut self) {
+        if let Ok(mut listed) = self.listed.lock() {
+            listed.remove(&self.index);
+        }
         let (handle, timeout) = (self.handle.clone(), self.stop_timeout);
         // Without a runtime the daemon is exiting, and the shim's death signal stops it.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -132,9 +142,15 @@ impl Instances for Pool {
             let Some(start) = &self.per_session else {
                 return self.pick().map(|u| (u, None));
             };
+            let (index, handle) = start();
+            if let Ok(mut listed) = self.session_views.lock() {
+                listed.insert(index, handle.view.clone());
+            }
             let lease = SessionInstance {
-                handle: start(),
+                handle,
                 stop_timeout: self.stop_timeout,
+                index,
+                listed: Arc::clone(&self.session_views),
             };
             let settled = lease.handle.settled().await;
             let upstream = settled
@@ -363,14 +379,22 @@ impl Daemon {
         let servers = servers
             .iter()
             .map(|(name, rt)| {
+                let own: Vec<(u32, tokio::sync::watch::Receiver<instance::View>, bool)> = rt
+                    .pool
+                    .session_views
+                    .lock()
+                    .map(|v| v.iter().map(|(i, w)| (*i, w.clone(), true)).collect())
+                    .unwrap_or_default();
                 let instances: Vec<InstanceStatus> = rt
                     .instances
                     .iter()
                     .enumerate()
-                    .map(|(i, h)| {
-                        let v = h.view.borrow();
+                    .map(|(i, h)| (u32::try_from(i).unwrap_or(0), h.view.clone(), false))
+                    .chain(own)
+                    .map(|(index, view, per_session)| {
+                        let v = view.borrow();
                         InstanceStatus {
-                            index: u32::try_from(i).unwrap_or(0),
+                            index,
                             phase: v.phase.name().to_string(),
                             pid: v.pid,
                             uptime_secs: v
@@ -382,6 +406,7 @@ impl Daemon {
                             last_exit: v.last_exit.clone(),
                             last_error: v.last_error.clone(),
                             protocol: v.upstream.as_ref().map(Upstream::protocol),
+                            per_session,
                         }
                     })
                     .collect();
@@ -608,15 +633,7 @@ impl Daemon {
                 };
                 http_backend(spec, secrets, format!("http://127.0.0.1:{port}/{path}"))
             }
-            (Mode::Remote, _) => {
-                let url = spec.url.clone().unwrap_or_default();
-                if !url.starts_with("http://") {
-                    return Err(format!(
-                        "cannot proxy {url}: https upstreams need TLS, which is not built yet"
-                    ));
-                }
-                http_backend(spec, secrets, url)
-            }
+            (Mode::Remote, _) => http_backend(spec, secrets, spec.url.clone().unwrap_or_default()),
         }
     }
 
@@ -625,7 +642,7 @@ impl Daemon {
         &self,
         spec: &ServerSpec,
         secrets: &Secrets,
-    ) -> Box<dyn Fn() -> Handle + Send + Sync> {
+    ) -> Box<dyn Fn() -> (u32, Handle) + Send + Sync> {
         let next = std::sync::atomic::AtomicU32::new(1000);
         let template = self.instance_ctx(spec, 0, secrets, None);
         let runtime_dir = self.runtime_dir.clone();
@@ -634,7 +651,7 @@ impl Daemon {
             let mut ctx = template.clone();
             ctx.index = index;
             ctx.log_path = logs::log_path(&runtime_dir, &ctx.spec.name, index);
-            instance::start(ctx)
+            (index, instance::start(ctx))
         })
     }
 

@@ -549,10 +549,7 @@ async fn handle(
         cancel_key: Some(cancel_key(session_id, &id)),
         log_level: None,
     };
-    match upstream
-        .start_request(&method, params, options)
-        .await
-    {
+    match upstream.start_request(&method, params, options).await {
         Ok(reply) => Handled::Forwarded { id, reply, permit },
         Err(gone) => Handled::Gone(gone_reply(id, &gone)),
     }

@@ -85,7 +85,7 @@ pub async fn serve(
     let loopback = addr.ip().is_loopback();
     let app = match backend {
         Backend::Stdio(instances) => http::router(instances, loopback, bearer),
-        Backend::Http(upstream) => proxy::router(upstream, loopback, bearer),
+        Backend::Http(upstream) => proxy::router(upstream, loopback, bearer)?,
     };
     let task = match tls {
         Some(config) => tokio::spawn(tls::serve(listener, app, config)),

@@ -15,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -50,24 +51,36 @@ pub struct HttpUpstream {
 
 struct ProxyState {
     upstream: HttpUpstream,
-    client: Client<HttpConnector, Full<bytes::Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>,
     loopback: bool,
     bearer: Option<SecretString>,
+}
+
+/// A client for `http://` upstreams and, verified against the system's roots (or
+/// `SSL_CERT_FILE`), `https://` ones.
+fn client() -> std::io::Result<Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider)?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
 pub(super) fn router(
     upstream: HttpUpstream,
     loopback: bool,
     bearer: Option<SecretString>,
-) -> Router {
-    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+) -> std::io::Result<Router> {
+    let client = client()?;
     let state = Arc::new(ProxyState {
         upstream,
         client,
         loopback,
         bearer,
     });
-    if state.upstream.legacy_sse {
+    Ok(if state.upstream.legacy_sse {
         Router::new()
             .route("/sse", axum::routing::get(forward))
             .fallback(forward_path)
@@ -76,7 +89,7 @@ pub(super) fn router(
         Router::new()
             .route("/mcp", axum::routing::any(forward))
             .with_state(state)
-    }
+    })
 }
 
 /// To the upstream's endpoint.

@@ -816,6 +816,11 @@ fn per_session_sharing_gives_each_session_a_process_of_its_own() {
     let (pa, pb) = (pid_of(&a), pid_of(&b));
     assert_ne!(pa, pb, "two sessions, two processes");
     assert_eq!(pid_of(&a), pa, "a session stays on its process");
+    // Status lists the sessions' own instances beside the standing one.
+    let status: serde_json::Value =
+        serde_json::from_str(&env.run(&["status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(status[0]["session_instances"], 2, "{status}");
+    assert_eq!(status[0]["pids"].as_array().unwrap().len(), 3, "{status}");
     // Ending a session stops its process; the other goes on.
     assert_eq!(
         http(port, "DELETE", "/mcp", &[("Mcp-Session-Id", &a)], b"").status,
@@ -829,6 +834,9 @@ fn per_session_sharing_gives_each_session_a_process_of_its_own() {
         }
     });
     assert_eq!(pid_of(&b), pb);
+    let status: serde_json::Value =
+        serde_json::from_str(&env.run(&["status", "--format", "json"]).stdout).unwrap();
+    assert_eq!(status[0]["session_instances"], 1, "{status}");
 }
 
 #[test]

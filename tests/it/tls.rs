@@ -91,3 +91,45 @@ fn a_missing_certificate_fails_that_server_naming_the_file() {
     // Nothing listens, so nothing serves in clear by mistake.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[test]
+fn a_remote_https_server_is_proxied_when_its_certificate_is_trusted() {
+    let (upstream, trusted, untrusted) = (18722, 18723, 18724);
+    let env = with_tls(upstream, "cert.pem");
+    env.run_within(60, &["apply"]).success();
+    let remote = |port: u16| {
+        format!(
+            "version = 1\n[servers.far]\nmode = \"remote\"\nurl = \"https://127.0.0.1:{upstream}/mcp\"\nport = {port}\n"
+        )
+    };
+    env.write("trusting/mcpctl.toml", &remote(trusted));
+    env.write("wary/mcpctl.toml", &remote(untrusted));
+    // The daemon starts from this command and keeps its environment: it trusts the test CA.
+    let output = env
+        .command(&["-f", "trusting/mcpctl.toml", "apply"])
+        .env("SSL_CERT_FILE", format!("{FIXTURES}/ca.pem"))
+        .output()
+        .unwrap();
+    crate::common::to_run(&["apply"], &output).success();
+    env.run_within(60, &["-f", "wary/mcpctl.toml", "apply"])
+        .success();
+
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let body = init.to_string();
+    let through = crate::common::http(trusted, "POST", "/mcp", &[], body.as_bytes());
+    assert_eq!(through.status, 200, "{}", through.body);
+    assert_eq!(through.json()["result"]["serverInfo"]["name"], "mcp-echo");
+
+    // A certificate nobody vouched for is not talked to.
+    let refused = crate::common::http(untrusted, "POST", "/mcp", &[], body.as_bytes());
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert!(
+        refused.body.contains("upstream unreachable"),
+        "{}",
+        refused.body
+    );
+    for dir in ["trusting", "wary"] {
+        let _ = env.run_within(60, &["-f", &format!("{dir}/mcpctl.toml"), "daemon", "stop"]);
+    }
+}
