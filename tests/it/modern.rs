@@ -587,3 +587,61 @@ fn a_legacy_sse_client_answers_a_modern_childs_question_on_its_stream() {
         "{response}"
     );
 }
+
+#[test]
+fn garbage_from_a_modern_client_gets_clear_errors_and_hurts_no_one() {
+    let port = 18715;
+    let _env = serve(port, "");
+    let headers = |method: &str| {
+        vec![
+            ("MCP-Protocol-Version", MODERN.to_string()),
+            ("Mcp-Method", method.to_string()),
+            ("Mcp-Name", "echo".to_string()),
+        ]
+    };
+    let cases = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": "not an object"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": [1, 2]}}),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list",
+               "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": 20260728,
+                                    "io.modelcontextprotocol/clientCapabilities": {}}}}),
+    ];
+    for (i, body) in cases.iter().enumerate() {
+        let reply = send(port, &headers("tools/list"), body);
+        assert_eq!(reply.status, 400, "case {i}: {}", reply.body);
+        let error = &reply.json()["error"];
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "case {i}: {error}"
+        );
+    }
+    let with_state = |state: Value| {
+        let mut call = confirm(4, "x");
+        call["params"]["name"] = json!("echo");
+        call["params"]["requestState"] = state;
+        call
+    };
+    for state in [
+        json!(42),
+        json!("mcpctl1.not-sealed"),
+        json!("someone-elses-state"),
+    ] {
+        let reply = send(port, &headers("tools/call"), &with_state(state.clone()));
+        assert_eq!(
+            (reply.status, error_code(&reply)),
+            (400, -32602),
+            "{state}: {}",
+            reply.body
+        );
+    }
+    let echo = request(
+        5,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "still here"}}),
+        json!({}),
+    );
+    assert_eq!(
+        call(port, &echo).json()["result"]["content"][0]["text"],
+        "still here"
+    );
+}
