@@ -100,6 +100,8 @@ pub struct View {
     pub last_error: Option<String>,
     /// The shared stdio channel of a running stdio server, for the gateway.
     pub upstream: Option<Upstream>,
+    /// Where a server that speaks HTTP itself listens, behind the gateway.
+    pub inner_port: Option<u16>,
 }
 
 #[derive(Clone)]
@@ -120,6 +122,7 @@ pub fn start(ctx: InstanceCtx) -> Handle {
         last_exit: None,
         last_error: None,
         upstream: None,
+        inner_port: ctx.inner_port,
     });
     tokio::spawn(run(ctx, rx, tx));
     Handle { control, view }

@@ -54,8 +54,6 @@ struct ServerRuntime {
     pool: Arc<Pool>,
     /// Serving `bind:port` (stdio servers); dropped first on stop.
     gateway: Option<Gateway>,
-    /// Where a server that speaks HTTP itself listens, behind the gateway.
-    inner_port: Option<u16>,
 }
 
 /// Views of running instances, by instance number.
@@ -122,6 +120,23 @@ impl Pool {
             })
             .min_by_key(|u| load(u))?;
         Some(then(upstream))
+    }
+}
+
+impl gateway::HttpPool for Pool {
+    fn ports(&self) -> Vec<u16> {
+        self.views
+            .lock()
+            .map(|views| {
+                views
+                    .iter()
+                    .filter_map(|v| {
+                        let v = v.borrow();
+                        v.inner_port.filter(|_| v.phase == Phase::Running)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -550,13 +565,10 @@ impl Daemon {
                     stop_timeout: spec.stop_timeout,
                     ..Pool::default()
                 });
-                // Bind first: a taken port fails the start before any process runs.
-                let inner_port = match (spec.mode, spec.transport) {
-                    (Mode::Local, Transport::StreamableHttp | Transport::Sse) => {
-                        Some(free_port().map_err(|e| format!("{name}: {e}"))?)
-                    }
-                    _ => None,
-                };
+                let inner_ports = (0..spec.instances)
+                    .map(|_| inner_port(&spec))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("{name}: {e}"))?;
                 let tls = match &spec.tls {
                     Some(files) => Some(
                         gateway::tls::load(
@@ -567,7 +579,8 @@ impl Daemon {
                     ),
                     None => None,
                 };
-                let gateway = match self.backend_for(&spec, &pool, secrets, inner_port) {
+                // Bind first: a taken port fails the start before any process runs.
+                let gateway = match self.backend_for(&spec, &pool, secrets) {
                     Ok(backend) => {
                         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
                         let bearer = spec
@@ -584,7 +597,8 @@ impl Daemon {
                 say(format!("{name}: starting {} instance(s)", spec.instances)).await;
                 let created_at = SystemTime::now();
                 let handles: Vec<Handle> = (0..spec.instances)
-                    .map(|i| self.start_instance(&spec, i, secrets, inner_port))
+                    .zip(inner_ports)
+                    .map(|(i, port)| self.start_instance(&spec, i, secrets, port))
                     .collect();
                 let views: Vec<_> = handles.iter().map(|h| h.view.clone()).collect();
                 pool.set(&handles);
@@ -596,7 +610,6 @@ impl Daemon {
                         instances: handles,
                         pool,
                         gateway,
-                        inner_port,
                     },
                 );
                 self.wait_ready(&name, views, progress, secrets).await
@@ -617,7 +630,6 @@ impl Daemon {
         spec: &ServerSpec,
         pool: &Arc<Pool>,
         secrets: &Secrets,
-        inner_port: Option<u16>,
     ) -> Result<gateway::Backend, String> {
         match (spec.mode, spec.transport) {
             (Mode::Local, Transport::Stdio) => {
@@ -625,15 +637,19 @@ impl Daemon {
                 Ok(gateway::Backend::Stdio(instances))
             }
             (Mode::Local, transport) => {
-                let port = inner_port.ok_or("no inner port")?;
+                // The port is each instance's own, filled in per request.
                 let path = if transport == Transport::Sse {
                     "sse"
                 } else {
                     "mcp"
                 };
-                http_backend(spec, secrets, format!("http://127.0.0.1:{port}/{path}"))
+                let pool: Arc<dyn gateway::HttpPool> = pool.clone();
+                let url = format!("http://127.0.0.1:1/{path}");
+                http_backend(spec, secrets, url, Some(pool))
             }
-            (Mode::Remote, _) => http_backend(spec, secrets, spec.url.clone().unwrap_or_default()),
+            (Mode::Remote, _) => {
+                http_backend(spec, secrets, spec.url.clone().unwrap_or_default(), None)
+            }
         }
     }
 
@@ -719,6 +735,13 @@ impl Daemon {
         let Some(rt) = servers.get_mut(name) else {
             return Ok(());
         };
+        // Ports first, so that a failure changes nothing.
+        let wanted = usize::try_from(spec.instances).unwrap_or(0);
+        let mut ports = (0..wanted)
+            .map(|_| inner_port(spec))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{name}: {e}"))?
+            .into_iter();
         let mut retired: Vec<Handle> = Vec::new();
         let (alive, dead): (Vec<Handle>, Vec<Handle>) = std::mem::take(&mut rt.instances)
             .into_iter()
@@ -737,7 +760,7 @@ impl Daemon {
         let mut new_views = Vec::new();
         while keep.len() < want {
             let index = u32::try_from(keep.len()).unwrap_or(0);
-            let h = self.start_instance(spec, index, secrets, rt.inner_port);
+            let h = self.start_instance(spec, index, secrets, ports.next().flatten());
             new_views.push(h.view.clone());
             keep.push(h);
         }
@@ -831,6 +854,7 @@ fn http_backend(
     spec: &ServerSpec,
     secrets: &Secrets,
     url: String,
+    pool: Option<Arc<dyn gateway::HttpPool>>,
 ) -> Result<gateway::Backend, String> {
     let headers = expand_headers(spec, secrets.values.get(&spec.name))?;
     let url = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
@@ -838,7 +862,16 @@ fn http_backend(
         url,
         headers,
         legacy_sse: spec.transport == Transport::Sse,
+        pool,
     }))
+}
+
+/// A port of its own for an instance of a local server that speaks HTTP.
+fn inner_port(spec: &ServerSpec) -> Result<Option<u16>, String> {
+    match (spec.mode, spec.transport) {
+        (Mode::Local, Transport::StreamableHttp | Transport::Sse) => free_port().map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// A free port on 127.0.0.1 for a server that speaks HTTP behind the gateway.

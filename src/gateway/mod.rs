@@ -18,7 +18,7 @@ use std::sync::Arc;
 use age::secrecy::SecretString;
 
 pub use mux::Upstream;
-pub use proxy::HttpUpstream;
+pub use proxy::{HttpPool, HttpUpstream};
 
 /// Protocol revisions `/mcp` speaks, newest first.
 pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];

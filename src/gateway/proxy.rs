@@ -6,6 +6,7 @@
 //! this gateway) and hop-by-hop headers are never passed on; configured headers are
 //! added. Responses, SSE streams included, are passed through as they come.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use age::secrecy::{ExposeSecret, SecretString};
@@ -38,6 +39,12 @@ const DROPPED: [&str; 10] = [
     "upgrade",
 ];
 
+/// The instances of a local server that speaks HTTP: where each running one listens.
+pub trait HttpPool: Send + Sync {
+    /// Inner ports of the running instances.
+    fn ports(&self) -> Vec<u16>;
+}
+
 /// Where and how to reach an HTTP upstream.
 pub struct HttpUpstream {
     /// The upstream's endpoint, e.g. `http://127.0.0.1:9000/mcp` (Streamable HTTP) or
@@ -47,10 +54,15 @@ pub struct HttpUpstream {
     pub headers: Vec<(HeaderName, SecretString)>,
     /// The upstream speaks the legacy HTTP+SSE transport.
     pub legacy_sse: bool,
+    /// Local instances, each on its own port (the `url`'s port is then a placeholder):
+    /// a new session goes to the one with the fewest, and stays there.
+    pub pool: Option<Arc<dyn HttpPool>>,
 }
 
 struct ProxyState {
     upstream: HttpUpstream,
+    /// `Mcp-Session-Id` -> the inner port of the instance that minted it.
+    sessions: std::sync::Mutex<HashMap<String, u16>>,
     client: Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>,
     loopback: bool,
     bearer: Option<SecretString>,
@@ -76,6 +88,7 @@ pub(super) fn router(
     let client = client()?;
     let state = Arc::new(ProxyState {
         upstream,
+        sessions: std::sync::Mutex::default(),
         client,
         loopback,
         bearer,
@@ -108,10 +121,63 @@ async fn forward_path(State(state): State<Arc<ProxyState>>, request: Request) ->
     }
 }
 
+/// Which instance of a pool serves a request: the session's own, or else the one
+/// with the fewest sessions. `Err` is the answer when none can.
+fn pick_port(
+    state: &ProxyState,
+    pool: &dyn HttpPool,
+    session: Option<&str>,
+) -> Result<u16, Box<Response>> {
+    let ports = pool.ports();
+    let Ok(mut sessions) = state.sessions.lock() else {
+        return Err(Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+    };
+    // Sessions of instances that are gone are gone too.
+    sessions.retain(|_, port| ports.contains(port));
+    if let Some(port) = session.and_then(|s| sessions.get(s)) {
+        return Ok(*port);
+    }
+    // A new session, a stateless request, or a session we do not know (the instance
+    // answers that one, as it would without us).
+    ports
+        .iter()
+        .min_by_key(|p| sessions.values().filter(|s| s == p).count())
+        .copied()
+        .ok_or_else(|| {
+            Box::new(rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Value::Null,
+                -32603,
+                "no instance of the server is ready",
+            ))
+        })
+}
+
 async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
     if let Some(refusal) = check_request(state.loopback, state.bearer.as_ref(), request.headers()) {
         return refusal;
     }
+    let session = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut target = target;
+    let mut port = None;
+    if let Some(pool) = &state.upstream.pool {
+        let chosen = match pick_port(state, pool.as_ref(), session.as_deref()) {
+            Ok(chosen) => chosen,
+            Err(response) => return *response,
+        };
+        let mut parts = target.into_parts();
+        parts.authority = format!("127.0.0.1:{chosen}").parse().ok();
+        match Uri::from_parts(parts) {
+            Ok(uri) => target = uri,
+            Err(_) => return StatusCode::BAD_GATEWAY.into_response(),
+        }
+        port = Some(chosen);
+    }
+    let ending = request.method() == axum::http::Method::DELETE;
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -142,6 +208,9 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
             for name in DROPPED {
                 parts.headers.remove(name);
             }
+            if let Some(port) = port {
+                remember_session(state, &parts, port, session.as_deref(), ending);
+            }
             Response::from_parts(parts, Body::new(body))
         }
         Err(e) => rpc_error(
@@ -150,5 +219,32 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
             -32603,
             &format!("upstream unreachable: {e}"),
         ),
+    }
+}
+
+/// Learns which instance minted a session (its `Mcp-Session-Id`), and forgets one
+/// that the client ended.
+fn remember_session(
+    state: &ProxyState,
+    parts: &axum::http::response::Parts,
+    port: u16,
+    asked: Option<&str>,
+    ending: bool,
+) {
+    let Ok(mut sessions) = state.sessions.lock() else {
+        return;
+    };
+    if ending && parts.status.is_success() {
+        if let Some(id) = asked {
+            sessions.remove(id);
+        }
+        return;
+    }
+    if let Some(id) = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        sessions.insert(id.to_string(), port);
     }
 }

@@ -483,15 +483,15 @@ fn resolve_server(
         }
     }
     if let (Mode::Local, Some(t), Some(i)) = (mode, &m.transport, &m.instances)
-        && t.value != Transport::Stdio
+        && t.value == Transport::Sse
         && i.value > 1
     {
         diags.push(
             Diagnostic::new(format!(
-                "server `{name}` speaks HTTP itself: only one instance is supported yet"
+                "server `{name}` speaks legacy HTTP+SSE: only one instance is supported"
             ))
             .at(loc.value(&i.origin), "more than one")
-            .hint("use `instances = 1`, or a stdio server for a pool"),
+            .hint("use `instances = 1`, or `transport = \"streamable-http\"` or stdio for a pool"),
         );
     }
     let auth_bearer = m.auth.as_ref().map(|a| a.value.bearer.clone());

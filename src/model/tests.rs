@@ -166,6 +166,11 @@ fn every_bad_input_names_file_line_and_column() {
             "t.toml:3:11",
         ),
         (
+            "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\ntransport = \"sse\"\ninstances = 2\n",
+            "only one instance is supported",
+            "t.toml:6:13",
+        ),
+        (
             "version = 1\n[servers.a]\ncommand = \"x\"\nport = 1\ntls = { cert = \"c.pem\" }\n",
             "missing field `key`",
             "t.toml:5:7",

@@ -282,9 +282,15 @@ fn arb_side() -> impl Strategy<Value = Vec<(ServerSpec, u32)>> {
 }
 
 /// What runs, ignoring records of servers with no live instance.
+/// What runs, compared as the plan sees it: a live server's state is "running" and its
+/// instance count is what runs, whatever the recorded spec said about either.
 fn live(observed: &Observed) -> Observed {
     let mut o = observed.clone();
     o.servers.retain(|_, s| s.instances > 0);
+    for s in o.servers.values_mut() {
+        s.spec.state = State::Running;
+        s.spec.instances = s.instances;
+    }
     o
 }
 

@@ -797,6 +797,36 @@ fn a_local_http_server_runs_on_an_inner_port_behind_the_gateway() {
     env.run_within(30, &["daemon", "stop"]).success();
 }
 
+/// A pool of servers that speak HTTP: each instance on its own inner port, each new
+/// session on the instance with the fewest, and kept there.
+#[test]
+fn a_pool_of_local_http_servers_pins_each_session_to_one_instance() {
+    let port = 18517;
+    let env = TestEnv::new();
+    let wrapper = crate::common::repo_root().join("bench/mcpctl-gateway.sh");
+    env.write(
+        "mcpctl.toml",
+        &format!(
+            "version = 1\n[servers.web]\ncommand = \"bash\"\nargs = [\"{}\", \"{{port}}\", \"{}\"]\ntransport = \"streamable-http\"\ninstances = 2\nport = {port}\nenv = {{ MCPCTL = \"{}\" }}\n",
+            wrapper.display(),
+            echo_bin(),
+            crate::common::bin()
+        ),
+    );
+    env.run_within(60, &["apply"])
+        .success()
+        .stdout_has("web: instance 1 ready");
+    let pid_of = |session: &str| whoami(port, session)["result"]["content"][0]["text"].clone();
+    let (a, b) = (initialize(port), initialize(port));
+    let (pa, pb) = (pid_of(&a), pid_of(&b));
+    assert_ne!(pa, pb, "two sessions, two instances");
+    for _ in 0..3 {
+        assert_eq!(pid_of(&a), pa, "a session stays on its instance");
+        assert_eq!(pid_of(&b), pb);
+    }
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
 #[test]
 fn per_session_sharing_gives_each_session_a_process_of_its_own() {
     let port = 18515;
