@@ -11,6 +11,17 @@ use mcpctl::exit;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // The per-server shim: straight to work, without the CLI's set-up.
+    let args: Vec<String> = std::env::args_os()
+        .map(std::ffi::OsString::into_string)
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    if args.get(1).map(String::as_str) == Some("__shim")
+        && let Some((stop_timeout, daemon_pid, command)) = mcpctl::shim::parse_args(&args[2..])
+    {
+        let code = mcpctl::shim::run(stop_timeout, daemon_pid, &command);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     init_tracing();
     let cli = Cli::parse();
     match cli::run(cli) {

@@ -27,6 +27,28 @@ const CANNOT_START: i32 = 127;
 /// How often leftovers are looked for while stopping.
 const SWEEP: Duration = Duration::from_millis(50);
 
+/// The arguments after `__shim`, exactly as the daemon writes them:
+/// `--stop-timeout-ms N --daemon-pid P -- COMMAND ARGS...`. Read by hand so that a
+/// shim starts without building the whole command line interface (it starts once
+/// per server process, and its start is part of the server's).
+pub fn parse_args(args: &[String]) -> Option<(Duration, u32, Vec<String>)> {
+    match args {
+        [t, ms, p, pid, dashes, command @ ..]
+            if t == "--stop-timeout-ms"
+                && p == "--daemon-pid"
+                && dashes == "--"
+                && !command.is_empty() =>
+        {
+            Some((
+                Duration::from_millis(ms.parse().ok()?),
+                pid.parse().ok()?,
+                command.to_vec(),
+            ))
+        }
+        _ => None,
+    }
+}
+
 pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
     if sys::set_parent_death_signal(sys::SIGTERM).is_err() || sys::getppid() != daemon_pid {
         // The daemon died before the death signal was armed: nobody would stop us.
@@ -115,4 +137,38 @@ fn descendants(me: u32) -> Vec<u32> {
             sys::proc_stat(pid).is_some_and(|s| (s.pgrp == me || s.ppid == me) && !s.zombie)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| (*a).to_string()).collect()
+    }
+
+    #[test]
+    fn the_daemons_shim_arguments_parse_and_nothing_else_does() {
+        let given = strings(&[
+            "--stop-timeout-ms",
+            "250",
+            "--daemon-pid",
+            "7",
+            "--",
+            "srv",
+            "-v",
+        ]);
+        assert_eq!(
+            parse_args(&given),
+            Some((Duration::from_millis(250), 7, strings(&["srv", "-v"])))
+        );
+        for bad in [
+            strings(&["--stop-timeout-ms", "x", "--daemon-pid", "7", "--", "srv"]),
+            strings(&["--stop-timeout-ms", "1", "--daemon-pid", "7", "--"]),
+            strings(&["--daemon-pid", "7", "--stop-timeout-ms", "1", "--", "srv"]),
+            strings(&[]),
+        ] {
+            assert_eq!(parse_args(&bad), None, "{bad:?}");
+        }
+    }
 }
