@@ -37,6 +37,7 @@ stop_timeout = "10s"
 # transport = "stdio" # stdio | sse | streamable-http
 # port = 8000
 # env = { API_BASE = "https://example.invalid" }
+# tls = { cert = "cert.pem", key = "key.pem" } # serve this port over HTTPS
 "#;
 
 pub(super) fn run(file: Option<&Path>, cwd: &Path) -> Result<u8, Error> {

@@ -632,3 +632,60 @@ impl InputRounds {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry_of(state: &str) -> Value {
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "deploy", "requestState": state, "inputResponses": {INPUT_KEY: {"action": "accept"}}}})
+    }
+
+    #[tokio::test]
+    async fn an_expired_or_misbound_state_is_refused_before_any_call_is_touched() {
+        let parking = Parking::default();
+        let ticket = |expires_ms, principal: &str| Ticket {
+            handle: 1,
+            method: "tools/call".into(),
+            name: Some("deploy".into()),
+            principal: principal.into(),
+            expires_ms,
+        };
+        let expired = parking.sealer.seal(&ticket(1, ""));
+        let refused = parking
+            .resume(&expired, &retry_of(&expired), "tools/call", "")
+            .await
+            .err()
+            .map(|r| r.message);
+        assert_eq!(refused.as_deref(), Some("requestState has expired"));
+
+        let someone_elses = parking.sealer.seal(&ticket(u64::MAX, "alice"));
+        let refused = parking
+            .resume(
+                &someone_elses,
+                &retry_of(&someone_elses),
+                "tools/call",
+                "bob",
+            )
+            .await
+            .err()
+            .map(|r| r.message);
+        assert_eq!(
+            refused.as_deref(),
+            Some("requestState belongs to another request")
+        );
+
+        // Sealed here and due, but no call waits for it (already answered).
+        let orphan = parking.sealer.seal(&ticket(u64::MAX, ""));
+        let refused = parking
+            .resume(&orphan, &retry_of(&orphan), "tools/call", "")
+            .await
+            .err()
+            .map(|r| r.message);
+        assert_eq!(
+            refused.as_deref(),
+            Some("requestState was already used or has expired")
+        );
+    }
+}
