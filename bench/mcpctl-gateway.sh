@@ -1,18 +1,19 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Runs mcpctl's gateway in front of one stdio backend, in the foreground, for the
 # load harness in ../shared/bench (compare.py / run-peers.sh):
 #
-#   bash bench/mcpctl-gateway.sh PORT BACKEND_COMMAND [ARGS...]
+#   sh bench/mcpctl-gateway.sh PORT BACKEND_COMMAND [ARGS...]
 #
-# Writes a one-server mcpctl.toml into a scratch folder and execs `mcpctl daemon`,
-# which converges at start and serves /mcp and /sse on 127.0.0.1:PORT. SIGTERM stops
-# the daemon and its child. MCPCTL names the binary (a release build is fairest).
-set -euo pipefail
+# Writes a one-server config to $TMPDIR/mcpctl-bench-PORT.toml and execs
+# `mcpctl daemon`, which converges at start and serves /mcp and /sse on
+# 127.0.0.1:PORT. SIGTERM stops the daemon and its child. MCPCTL names the binary
+# (a release build is fairest). No subprocess runs before the exec, so the cold
+# start measured is mcpctl's, not this script's.
+set -eu
 PORT=${1:?usage: mcpctl-gateway.sh PORT COMMAND [ARGS...]}
 shift
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-MCPCTL=${MCPCTL:-$HERE/../target/release/mcpctl}
-WORK=$(mktemp -d /tmp/mcpctl-bench.XXXXXX)
+MCPCTL=${MCPCTL:-$(cd "$(dirname "$0")" && pwd)/../target/release/mcpctl}
+CONFIG=${TMPDIR:-/tmp}/mcpctl-bench-$PORT.toml
 {
   echo "version = 1"
   echo "[servers.bench]"
@@ -20,8 +21,11 @@ WORK=$(mktemp -d /tmp/mcpctl-bench.XXXXXX)
   shift
   printf 'args = ['
   sep=""
-  for a in "$@"; do printf '%s"%s"' "$sep" "$a"; sep=", "; done
+  for a in "$@"; do
+    printf '%s"%s"' "$sep" "$a"
+    sep=", "
+  done
   echo "]"
   echo "port = $PORT"
-} > "$WORK/mcpctl.toml"
-exec "$MCPCTL" -f "$WORK/mcpctl.toml" daemon
+} > "$CONFIG"
+exec "$MCPCTL" -f "$CONFIG" daemon
