@@ -27,6 +27,33 @@ const CANNOT_START: i32 = 127;
 /// How often leftovers are looked for while stopping.
 const SWEEP: Duration = Duration::from_millis(50);
 
+/// How the daemon runs a shim: the small `mcpctl-shim` beside the `mcpctl` binary
+/// when it is there, else `mcpctl __shim`.
+#[derive(Clone, Debug)]
+pub struct ShimCommand {
+    pub exe: std::path::PathBuf,
+    /// `exe` is mcpctl itself: the `__shim` subcommand comes first.
+    pub subcommand: bool,
+}
+
+impl ShimCommand {
+    pub fn find() -> std::io::Result<Self> {
+        let me = std::env::current_exe()?;
+        let small = me.with_file_name("mcpctl-shim");
+        Ok(if small.is_file() {
+            Self {
+                exe: small,
+                subcommand: false,
+            }
+        } else {
+            Self {
+                exe: me,
+                subcommand: true,
+            }
+        })
+    }
+}
+
 /// The arguments after `__shim`, exactly as the daemon writes them:
 /// `--stop-timeout-ms N --daemon-pid P -- COMMAND ARGS...`. Read by hand so that a
 /// shim starts without building the whole command line interface (it starts once

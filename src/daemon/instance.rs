@@ -33,7 +33,7 @@ pub struct InstanceCtx {
     pub config_dir: PathBuf,
     pub log_path: PathBuf,
     pub daemon_pid: u32,
-    pub shim_exe: PathBuf,
+    pub shim: crate::shim::ShimCommand,
     pub spawner: Spawner,
     /// Poked whenever something worth persisting changed (a new pid).
     pub changed: Arc<Notify>,
@@ -507,7 +507,8 @@ async fn fail_start(
     }
 }
 
-/// `mcpctl __shim --stop-timeout-ms N --daemon-pid P -- COMMAND ARGS...`, in a new
+/// `mcpctl-shim --stop-timeout-ms N --daemon-pid P -- COMMAND ARGS...` (or `mcpctl
+/// __shim ...`), in a new
 /// process group, with the server's environment and working folder.
 fn shim_command(ctx: &InstanceCtx) -> Command {
     let spec = &ctx.spec;
@@ -520,9 +521,11 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
         program
     };
     let port = ctx.inner_port.unwrap_or(spec.port).to_string();
-    let mut cmd = Command::new(&ctx.shim_exe);
-    cmd.arg("__shim")
-        .arg("--stop-timeout-ms")
+    let mut cmd = Command::new(&ctx.shim.exe);
+    if ctx.shim.subcommand {
+        cmd.arg("__shim");
+    }
+    cmd.arg("--stop-timeout-ms")
         .arg(spec.stop_timeout.as_millis().to_string())
         .arg("--daemon-pid")
         .arg(ctx.daemon_pid.to_string())

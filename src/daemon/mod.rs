@@ -182,7 +182,7 @@ pub struct Daemon {
     runtime_dir: PathBuf,
     pid: u32,
     started_at: SystemTime,
-    shim_exe: PathBuf,
+    shim: crate::shim::ShimCommand,
     spawner: Spawner,
     servers: Mutex<BTreeMap<String, ServerRuntime>>,
     /// One convergence at a time.
@@ -266,7 +266,8 @@ async fn async_main(
         runtime_dir: runtime_dir.clone(),
         pid: std::process::id(),
         started_at: SystemTime::now(),
-        shim_exe: std::env::current_exe().map_err(io_err("cannot find the mcpctl executable"))?,
+        shim: crate::shim::ShimCommand::find()
+            .map_err(io_err("cannot find the mcpctl executable"))?,
         spawner: Spawner::start().map_err(io_err("cannot start the spawner thread"))?,
         servers: Mutex::new(BTreeMap::new()),
         applying: Mutex::new(()),
@@ -702,7 +703,7 @@ impl Daemon {
             config_dir: self.config_dir.clone(),
             log_path: self.log_path(&spec.name, index),
             daemon_pid: self.pid,
-            shim_exe: self.shim_exe.clone(),
+            shim: self.shim.clone(),
             spawner: self.spawner.clone(),
             changed: Arc::clone(&self.changed),
         }

@@ -330,3 +330,38 @@ fn a_server_that_never_answers_initialize_fails_with_its_log() {
         .stderr_has("exit code 127")
         .stderr_has("cannot start `/nonexistent/mcp`");
 }
+
+/// The daemon runs each server under `mcpctl-shim`, or `mcpctl __shim` when the small
+/// binary is not beside it: both run the command and pass its exit code on.
+#[test]
+fn both_shim_entry_points_run_the_server_and_pass_its_exit_code_on() {
+    let me = std::process::id().to_string();
+    let args = [
+        "--stop-timeout-ms",
+        "1000",
+        "--daemon-pid",
+        &me,
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ];
+    let small = std::process::Command::new(env!("CARGO_BIN_EXE_mcpctl-shim"))
+        .args(args)
+        .status()
+        .unwrap();
+    assert_eq!(small.code(), Some(3));
+    let whole = std::process::Command::new(crate::common::bin())
+        .arg("__shim")
+        .args(args)
+        .status()
+        .unwrap();
+    assert_eq!(whole.code(), Some(3));
+    // Started by anything else, with anything else, it says how it is meant to run.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcpctl-shim"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: mcpctl-shim"));
+}
