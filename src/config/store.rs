@@ -90,6 +90,23 @@ fn create_private_dir(dir: &Path) -> Result<(), Error> {
 /// Replaces `path` with `contents` so that readers see the old or the new file,
 /// never a mix, and a crash loses neither. Keeps the file's permissions.
 pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
+    replace(path, contents, Durability::Synced)
+}
+
+/// [`write_atomic`] for the daemon's own runtime files (state, pid): readers still see
+/// the old or the new file, but nothing waits for the disk. They matter only while
+/// the machine runs (a power loss ends the processes they describe too).
+pub fn write_runtime(path: &Path, contents: &str) -> Result<(), Error> {
+    replace(path, contents, Durability::Volatile)
+}
+
+#[derive(PartialEq)]
+enum Durability {
+    Synced,
+    Volatile,
+}
+
+fn replace(path: &Path, contents: &str, durability: Durability) -> Result<(), Error> {
     let dir = parent_dir(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".mcpctl-")
@@ -102,10 +119,15 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
             .map_err(|e| Error::io(tmp.path(), e))?;
     }
     tmp.write_all(contents.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| Error::io(path, e))?;
+    if durability == Durability::Synced {
+        tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(dir)
+    if durability == Durability::Synced {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Creates `path` with `contents`, refusing to replace an existing file.

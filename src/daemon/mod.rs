@@ -276,7 +276,7 @@ async fn async_main(
     });
     daemon.persist().await;
     let listener = control::bind(&runtime_dir.join(SOCKET))?;
-    store::write_atomic(&runtime_dir.join(PID_FILE), &format!("{}\n", daemon.pid))?;
+    store::write_runtime(&runtime_dir.join(PID_FILE), &format!("{}\n", daemon.pid))?;
     eprintln!(
         "mcpctl daemon {} serving {}",
         daemon.pid,

@@ -41,7 +41,7 @@ pub fn load(path: &Path) -> Persisted {
 pub fn save(path: &Path, state: &Persisted) {
     match serde_json::to_string_pretty(state) {
         Ok(text) => {
-            if let Err(e) = store::write_atomic(path, &text) {
+            if let Err(e) = store::write_runtime(path, &text) {
                 tracing::warn!("cannot save state: {e}");
             }
         }
