@@ -769,22 +769,29 @@ fn a_remote_server_is_proxied_with_injected_headers_and_never_the_clients_token(
     }
 }
 
-/// A local server that speaks Streamable HTTP itself (here: another mcpctl serving the
-/// echo fixture on the port it is given) runs on an inner port behind the gateway.
-#[test]
-fn a_local_http_server_runs_on_an_inner_port_behind_the_gateway() {
-    let port = 18514;
+/// A config whose server `web` speaks Streamable HTTP itself: each instance another
+/// mcpctl serving the echo fixture on the inner port it is given.
+fn nested_gateways(port: u16, instances: u32) -> TestEnv {
     let env = TestEnv::new();
     let wrapper = crate::common::repo_root().join("bench/mcpctl-gateway.sh");
     env.write(
         "mcpctl.toml",
         &format!(
-            "version = 1\n[servers.web]\ncommand = \"bash\"\nargs = [\"{}\", \"{{port}}\", \"{}\"]\ntransport = \"streamable-http\"\nport = {port}\nenv = {{ MCPCTL = \"{}\" }}\n",
+            "version = 1\n[servers.web]\ncommand = \"sh\"\nargs = [\"{}\", \"{{port}}\", \"{}\"]\ntransport = \"streamable-http\"\ninstances = {instances}\nport = {port}\nenv = {{ MCPCTL = \"{}\" }}\n",
             wrapper.display(),
             echo_bin(),
             crate::common::bin()
         ),
     );
+    env
+}
+
+/// A local server that speaks Streamable HTTP itself (here: another mcpctl serving the
+/// echo fixture on the port it is given) runs on an inner port behind the gateway.
+#[test]
+fn a_local_http_server_runs_on_an_inner_port_behind_the_gateway() {
+    let port = 18514;
+    let env = nested_gateways(port, 1);
     env.run_within(60, &["apply"])
         .success()
         .stdout_has("web: instance 0 ready");
@@ -802,17 +809,7 @@ fn a_local_http_server_runs_on_an_inner_port_behind_the_gateway() {
 #[test]
 fn a_pool_of_local_http_servers_pins_each_session_to_one_instance() {
     let port = 18517;
-    let env = TestEnv::new();
-    let wrapper = crate::common::repo_root().join("bench/mcpctl-gateway.sh");
-    env.write(
-        "mcpctl.toml",
-        &format!(
-            "version = 1\n[servers.web]\ncommand = \"bash\"\nargs = [\"{}\", \"{{port}}\", \"{}\"]\ntransport = \"streamable-http\"\ninstances = 2\nport = {port}\nenv = {{ MCPCTL = \"{}\" }}\n",
-            wrapper.display(),
-            echo_bin(),
-            crate::common::bin()
-        ),
-    );
+    let env = nested_gateways(port, 2);
     env.run_within(60, &["apply"])
         .success()
         .stdout_has("web: instance 1 ready");

@@ -52,6 +52,20 @@ fn call(port: u16, body: &Value) -> HttpReply {
     send(port, &routing(body), body)
 }
 
+/// A modern `echo` call answers `text`: the gateway and the child still serve.
+fn assert_echoes(port: u16, text: &str) {
+    let echo = request(
+        99,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": text}}),
+        json!({}),
+    );
+    assert_eq!(
+        call(port, &echo).json()["result"]["content"][0]["text"],
+        text
+    );
+}
+
 fn error_code(reply: &HttpReply) -> i64 {
     reply.json()["error"]["code"].as_i64().unwrap_or_default()
 }
@@ -298,16 +312,7 @@ fn a_legacy_childs_elicitation_completes_for_a_modern_client_through_input_requi
     );
 
     // The child is free again for everyone.
-    let echo = request(
-        6,
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "after"}}),
-        json!({}),
-    );
-    assert_eq!(
-        call(port, &echo).json()["result"]["content"][0]["text"],
-        "after"
-    );
+    assert_echoes(port, "after");
 }
 
 #[test]
@@ -634,14 +639,5 @@ fn garbage_from_a_modern_client_gets_clear_errors_and_hurts_no_one() {
             reply.body
         );
     }
-    let echo = request(
-        5,
-        "tools/call",
-        json!({"name": "echo", "arguments": {"text": "still here"}}),
-        json!({}),
-    );
-    assert_eq!(
-        call(port, &echo).json()["result"]["content"][0]["text"],
-        "still here"
-    );
+    assert_echoes(port, "still here");
 }
