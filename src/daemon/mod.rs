@@ -736,9 +736,14 @@ impl Daemon {
         let Some(rt) = servers.get_mut(name) else {
             return Ok(());
         };
-        // Ports first, so that a failure changes nothing.
+        // Ports for the instances to add, first, so that a failure changes nothing.
         let wanted = usize::try_from(spec.instances).unwrap_or(0);
-        let mut ports = (0..wanted)
+        let held = rt
+            .instances
+            .iter()
+            .filter(|h| h.view.borrow().phase.is_held())
+            .count();
+        let mut ports = (held..wanted)
             .map(|_| inner_port(spec))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("{name}: {e}"))?
