@@ -32,6 +32,7 @@ struct Flags {
     notify: Vec<(String, String)>,
     print_env: Vec<String>,
     modern: bool,
+    start_delay_ms: u64,
 }
 
 fn parse_flags() -> Result<Flags, String> {
@@ -49,12 +50,13 @@ fn parse_flags() -> Result<Flags, String> {
             "--pid-file" => flags.pid_file = Some(value()?),
             "--print-env" => flags.print_env.push(value()?),
             "--modern" => flags.modern = true,
+            "--start-delay-ms" => flags.start_delay_ms = value()?.parse().map_err(|e| format!("{e}"))?,
             "--notify" => {
                 let v = value()?;
                 let (level, text) = v.split_once(':').ok_or("--notify takes LEVEL:TEXT")?;
                 flags.notify.push((level.to_string(), text.to_string()));
             }
-            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT] [--print-env NAME] [--modern]".into()),
+            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT] [--print-env NAME] [--modern] [--start-delay-ms MS]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -79,6 +81,8 @@ fn main() {
         eprintln!("ERROR mcp-echo: failing at start with code {code} as asked");
         std::process::exit(code);
     }
+    // A slow start, before reading anything: clients arrive while it is "starting".
+    std::thread::sleep(std::time::Duration::from_millis(flags.start_delay_ms));
     if flags.ignore_sigterm {
         // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
         unsafe {

@@ -68,6 +68,8 @@ struct Pool {
     /// The sessions' own instances while they live, for `status`.
     session_views: Arc<Views>,
     stop_timeout: Duration,
+    /// How long a client arriving during a start waits for an instance.
+    start_timeout: Duration,
 }
 
 /// A session's own instance; stopped when the session ends.
@@ -152,9 +154,31 @@ impl Instances for Pool {
         })
     }
 
+    fn until_ready(&self) -> gateway::Waiting<'_> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + self.start_timeout;
+            loop {
+                let Ok(mut starting) = self.views.lock().map(|views| views.clone()) else {
+                    return;
+                };
+                let ready = starting.iter().any(|v| v.borrow().phase == Phase::Running);
+                starting.retain(|v| v.borrow().phase == Phase::Starting);
+                if ready || starting.is_empty() {
+                    return;
+                }
+                let changed = starting.iter_mut().map(|v| Box::pin(v.changed()));
+                let any = futures_util::future::select_all(changed);
+                if tokio::time::timeout_at(deadline, any).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
     fn open(&self) -> gateway::Opening<'_> {
         Box::pin(async move {
             let Some(start) = &self.per_session else {
+                self.until_ready().await;
                 return self.pick().map(|u| (u, None));
             };
             let (index, handle) = start();
@@ -564,6 +588,7 @@ impl Daemon {
                     per_session: (spec.sharing == Sharing::PerSession)
                         .then(|| self.session_instances(&spec, secrets)),
                     stop_timeout: spec.stop_timeout,
+                    start_timeout: spec.start_timeout,
                     ..Pool::default()
                 });
                 let inner_ports = (0..spec.instances)

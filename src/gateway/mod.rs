@@ -32,6 +32,8 @@ pub type Opening<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = Option<(Upstream, Option<Lease>)>> + Send + 'a>,
 >;
 
+pub type Waiting<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
 /// How the gateway reaches a server's running instances.
 pub trait Instances: Send + Sync + 'static {
     /// A ready instance to pin a new session to: the least loaded.
@@ -46,10 +48,19 @@ pub trait Instances: Send + Sync + 'static {
         })
     }
 
+    /// Resolves once an instance is ready, or none is starting: a client that arrives
+    /// while the server starts waits for it instead of being refused. By default at once.
+    fn until_ready(&self) -> Waiting<'_> {
+        Box::pin(std::future::ready(()))
+    }
+
     /// The instance for a new session. By default a shared one ([`Self::pick`]);
     /// `sharing = "per-session"` starts one of its own, held by the lease.
     fn open(&self) -> Opening<'_> {
-        Box::pin(async move { self.pick().map(|u| (u, None)) })
+        Box::pin(async move {
+            self.until_ready().await;
+            self.pick().map(|u| (u, None))
+        })
     }
 }
 

@@ -22,7 +22,7 @@ fn post(port: u16, session: Option<&str>, body: &serde_json::Value) -> crate::co
     http(port, "POST", "/mcp", &headers, body.to_string().as_bytes())
 }
 
-fn initialize(port: u16) -> String {
+pub(crate) fn initialize(port: u16) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let reply = http(port, "POST", "/mcp", &[], init.to_string().as_bytes());

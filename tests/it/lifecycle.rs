@@ -276,3 +276,19 @@ fn two_configs_in_one_folder_each_have_their_own_daemon() {
         "the other daemon is untouched"
     );
 }
+
+#[test]
+fn a_client_arriving_while_the_server_starts_is_served_once_it_is_ready() {
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [\"--start-delay-ms\", \"1500\"]\nport = 18261\n",
+        echo_bin()
+    ));
+    let _daemon = spawn_logged(&env, &["daemon"], "daemon.out");
+    // The port is bound before the process starts, and the process takes 1.5 s to start:
+    // this initialize arrives while the server is "starting", and waits for it.
+    wait_for("the port", 60, || {
+        std::net::TcpStream::connect(("127.0.0.1", 18261)).map_err(|e| e.to_string())
+    });
+    crate::gateway::initialize(18261);
+    env.run_within(30, &["daemon", "stop"]).success();
+}

@@ -248,7 +248,12 @@ pub(super) async fn post(state: &Arc<AppState>, headers: &HeaderMap, msg: Value)
     let call = if let Some(sealed) = ours {
         state.parked.resume(sealed, &msg, &method, &principal).await
     } else {
-        let Some((upstream, claim)) = state.instances.pick_request() else {
+        let mut picked = state.instances.pick_request();
+        if picked.is_none() {
+            state.instances.until_ready().await;
+            picked = state.instances.pick_request();
+        }
+        let Some((upstream, claim)) = picked else {
             return rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 id,
