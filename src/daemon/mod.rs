@@ -161,8 +161,14 @@ impl Instances for Pool {
                 let Ok(mut starting) = self.views.lock().map(|views| views.clone()) else {
                     return;
                 };
-                let ready = starting.iter().any(|v| v.borrow().phase == Phase::Running);
-                starting.retain(|v| v.borrow().phase == Phase::Starting);
+                // Marked seen, so `changed` below waits for the next change.
+                let phases: Vec<Phase> = starting
+                    .iter_mut()
+                    .map(|v| v.borrow_and_update().phase)
+                    .collect();
+                let ready = phases.contains(&Phase::Running);
+                let mut phases = phases.into_iter();
+                starting.retain(|_| phases.next() == Some(Phase::Starting));
                 if ready || starting.is_empty() {
                     return;
                 }

@@ -283,12 +283,17 @@ fn a_client_arriving_while_the_server_starts_is_served_once_it_is_ready() {
         "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [\"--start-delay-ms\", \"1500\"]\nport = 18261\n",
         echo_bin()
     ));
-    let _daemon = spawn_logged(&env, &["daemon"], "daemon.out");
+    let daemon = spawn_logged(&env, &["daemon"], "daemon.out");
     // The port is bound before the process starts, and the process takes 1.5 s to start:
     // this initialize arrives while the server is "starting", and waits for it.
     wait_for("the port", 60, || {
         std::net::TcpStream::connect(("127.0.0.1", 18261)).map_err(|e| e.to_string())
     });
     crate::gateway::initialize(18261);
+    // It waited asleep: a polling wait would have spent about those 1.5 s of CPU.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", daemon.0.id())).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let cpu_ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    assert!(cpu_ticks < 50, "the daemon used {cpu_ticks} ticks of CPU");
     env.run_within(30, &["daemon", "stop"]).success();
 }
