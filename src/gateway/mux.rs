@@ -279,6 +279,7 @@ pub fn start(
     };
     let state = Mux {
         stdin,
+        out: Vec::new(),
         pending: HashMap::new(),
         progress: HashMap::new(),
         asked: HashMap::new(),
@@ -309,6 +310,9 @@ struct Pending {
 
 struct Mux {
     stdin: ChildStdin,
+    /// Lines for the child not yet written: everything queued in one turn of the loop
+    /// goes out in one write.
+    out: Vec<u8>,
     pending: HashMap<u64, Pending>,
     /// Our progress token -> (upstream id of its call, the client's token).
     progress: HashMap<String, (u64, Value)>,
@@ -331,8 +335,9 @@ impl Mux {
             tokio::select! {
                 op = ops.recv() => {
                     let Some(op) = op else { break };
-                    if self.handle_op(op).await.is_err() {
-                        break; // callers see Gone when their reply senders drop
+                    self.handle_op(op);
+                    while let Ok(op) = ops.try_recv() {
+                        self.handle_op(op);
                     }
                 }
                 line = lines.next_line() => {
@@ -343,10 +348,30 @@ impl Mux {
                     }
                 }
             }
+            if self.write_queued().await.is_err() {
+                break; // callers see Gone when their reply senders drop
+            }
         }
     }
 
-    async fn handle_op(&mut self, op: Op) -> std::io::Result<()> {
+    /// Adds one message to the lines the next [`Self::write_queued`] writes.
+    fn queue(&mut self, msg: &Value) {
+        // Serializing a `Value` into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, msg);
+        self.out.push(b'\n');
+    }
+
+    async fn write_queued(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let written = self.stdin.write_all(&self.out).await;
+        self.out.clear();
+        written?;
+        self.stdin.flush().await
+    }
+
+    fn handle_op(&mut self, op: Op) {
         match op {
             Op::Call {
                 method,
@@ -370,7 +395,7 @@ impl Mux {
                 if let Some(params) = params {
                     msg["params"] = params;
                 }
-                send(&mut self.stdin, &msg).await?;
+                self.queue(&msg);
                 if let Some(key) = &options.cancel_key {
                     self.cancel_keys.insert(key.clone(), id);
                 }
@@ -389,7 +414,7 @@ impl Mux {
                 if let Some(params) = params {
                     msg["params"] = params;
                 }
-                send(&mut self.stdin, &msg).await?;
+                self.queue(&msg);
             }
             Op::Cancel { key, reason } => {
                 if let Some(id) = self.cancel_keys.remove(&key)
@@ -399,7 +424,7 @@ impl Mux {
                     if let Some(reason) = reason {
                         params["reason"] = reason;
                     }
-                    send(&mut self.stdin, &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})).await?;
+                    self.queue(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params}));
                     let error = json!({"jsonrpc": "2.0", "error": {"code": -32800, "message": "request cancelled"}});
                     let _ = call.reply.send(error);
                 }
@@ -408,11 +433,10 @@ impl Mux {
                 if let Some(child_id) = self.asked.remove(&id) {
                     response["id"] = child_id;
                     response["jsonrpc"] = json!("2.0");
-                    send(&mut self.stdin, &response).await?;
+                    self.queue(&response);
                 }
             }
         }
-        Ok(())
     }
 
     async fn on_child_message(&mut self, msg: Value, on_message: &OnMessage) {
@@ -428,11 +452,7 @@ impl Mux {
                 }
             }
             (Some("ping"), Some(id)) => {
-                let _ = send(
-                    &mut self.stdin,
-                    &json!({"jsonrpc": "2.0", "id": id, "result": {}}),
-                )
-                .await;
+                self.queue(&json!({"jsonrpc": "2.0", "id": id, "result": {}}));
             }
             (Some(method), Some(child_id)) => self.route_request(method, child_id, msg).await,
             (Some("notifications/progress"), None) => self.route_progress(msg, on_message).await,
@@ -508,24 +528,20 @@ impl Mux {
                     self.asked.insert(ours, child_id);
                     return;
                 }
-                self.refuse(child_id, method).await;
+                self.refuse(child_id, method);
             }
             None if method == "roots/list" => {
                 // Unprompted: answer from configuration, which declares no roots.
                 let reply = json!({"jsonrpc": "2.0", "id": child_id, "result": {"roots": []}});
-                let _ = send(&mut self.stdin, &reply).await;
+                self.queue(&reply);
             }
-            None => self.refuse(child_id, method).await,
+            None => self.refuse(child_id, method),
         }
     }
 
-    async fn refuse(&mut self, child_id: Value, method: &str) {
+    fn refuse(&mut self, child_id: Value, method: &str) {
         let error = json!({"code": -32601, "message": format!("no connected client can answer {method} now")});
-        let _ = send(
-            &mut self.stdin,
-            &json!({"jsonrpc": "2.0", "id": child_id, "error": error}),
-        )
-        .await;
+        self.queue(&json!({"jsonrpc": "2.0", "id": child_id, "error": error}));
     }
 
     async fn route_progress(&mut self, mut msg: Value, on_message: &OnMessage) {
@@ -546,11 +562,4 @@ impl Mux {
             let _ = events.send(msg).await;
         }
     }
-}
-
-async fn send(stdin: &mut ChildStdin, msg: &Value) -> std::io::Result<()> {
-    let mut line = msg.to_string();
-    line.push('\n');
-    stdin.write_all(line.as_bytes()).await?;
-    stdin.flush().await
 }
