@@ -23,7 +23,10 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     init_tracing();
-    let cli = Cli::parse();
+    let cli = args
+        .get(1..)
+        .and_then(cli::daemon_command)
+        .unwrap_or_else(Cli::parse);
     match cli::run(cli) {
         Ok(code) => exit::code(code),
         // A reader that went away (`mcpctl plan | head`) is not a failure.

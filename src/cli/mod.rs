@@ -42,6 +42,36 @@ impl Error {
     }
 }
 
+/// `-f PATH daemon [--watch] [--on-demand]` (the way commands start the daemon, and
+/// how the README runs it) recognised without clap: a daemon then never runs, nor
+/// keeps resident, the code that builds the whole command line. Any other spelling,
+/// `--help` included, is left to clap (`None`).
+pub fn daemon_command(args: &[String]) -> Option<Cli> {
+    let [flag, file, daemon, rest @ ..] = args else {
+        return None;
+    };
+    if !matches!(flag.as_str(), "-f" | "--file") || file.starts_with('-') || daemon != "daemon" {
+        return None;
+    }
+    let (mut watch, mut on_demand) = (false, false);
+    for arg in rest {
+        match arg.as_str() {
+            "--watch" if !watch => watch = true,
+            "--on-demand" if !on_demand => on_demand = true,
+            _ => return None,
+        }
+    }
+    Some(Cli {
+        file: Some(PathBuf::from(file)),
+        identity: None,
+        command: Command::Daemon {
+            action: None,
+            watch,
+            on_demand,
+        },
+    })
+}
+
 /// Runs the parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8, Error> {
     let cwd = std::env::current_dir().map_err(|e| ConfigError::io(Path::new("."), e))?;
@@ -204,4 +234,49 @@ fn load_unlocked(path: &Path) -> Result<config::Loaded, Error> {
     let mut loaded = config::load(path)?;
     crate::secrets::unlock::unlock(&mut loaded)?;
     Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn the_daemon_command_line_is_read_as_clap_reads_it() {
+        for args in [
+            &["-f", "a.toml", "daemon"][..],
+            &["--file", "/x/mcpctl.toml", "daemon", "--on-demand"],
+            &["-f", "a.toml", "daemon", "--watch", "--on-demand"],
+            &["-f", "a.toml", "daemon", "--on-demand", "--watch"],
+        ] {
+            let ours = daemon_command(&strings(args)).expect("recognised");
+            let clap = Cli::try_parse_from(std::iter::once("mcpctl").chain(args.iter().copied()));
+            assert_eq!(
+                format!("{ours:?}"),
+                format!("{:?}", clap.expect("valid")),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_other_command_line_is_left_to_clap() {
+        for args in [
+            &["daemon"][..],
+            &["-f", "a.toml", "daemon", "stop"],
+            &["-f", "a.toml", "daemon", "--help"],
+            &["-f", "a.toml", "daemon", "--watch", "--watch"],
+            &["-f", "--watch", "daemon"],
+            &["--identity", "k", "daemon"],
+            &["-f", "a.toml", "apply"],
+            &["--file=a.toml", "daemon"],
+        ] {
+            assert!(daemon_command(&strings(args)).is_none(), "{args:?}");
+        }
+    }
 }
