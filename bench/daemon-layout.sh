@@ -5,12 +5,12 @@
 # few hundred KiB instead of being spread over the whole binary (fewer pages
 # resident, fewer page faults at start). A stale list costs nothing but that gain.
 #
-#   sh bench/daemon-layout.sh          # after `cargo build --release`
+#   sh bench/daemon-layout.sh          # after sh bench/build-release.sh
 #
 # Needs valgrind and curl. MCPCTL names the binary to trace.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${MCPCTL:-$ROOT/target/release/mcpctl}
+BIN=${MCPCTL:-$ROOT/target/x86_64-unknown-linux-gnu/release/mcpctl}
 ECHO_SERVER=$(dirname "$BIN")/mcp-echo
 PORT=${PORT:-18998}
 OUT=$ROOT/bench/daemon-layout.txt
