@@ -866,6 +866,9 @@ async fn post_messages(
         };
         let _ = events.send(reply).await;
     });
+    // One turn of the runtime first: the call gets to the mux and on to the child, which
+    // works on it while the acknowledgement is written (not after).
+    tokio::task::yield_now().await;
     StatusCode::ACCEPTED.into_response()
 }
 
