@@ -184,7 +184,9 @@ impl Instances for Pool {
     fn open(&self) -> gateway::Opening<'_> {
         Box::pin(async move {
             let Some(start) = &self.per_session else {
-                self.until_ready().await;
+                if self.pick().is_none() {
+                    self.until_ready().await;
+                }
                 return self.pick().map(|u| (u, None));
             };
             let (index, handle) = start();

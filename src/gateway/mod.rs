@@ -58,7 +58,9 @@ pub trait Instances: Send + Sync + 'static {
     /// `sharing = "per-session"` starts one of its own, held by the lease.
     fn open(&self) -> Opening<'_> {
         Box::pin(async move {
-            self.until_ready().await;
+            if self.pick().is_none() {
+                self.until_ready().await;
+            }
             self.pick().map(|u| (u, None))
         })
     }
