@@ -74,7 +74,7 @@ impl Session {
 
 /// Sessions idle this long (and with no open stream) are forgotten: clients that
 /// never DELETE must not grow the gateway forever. They get 404 and re-initialize.
-const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+pub(super) const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 const SESSION_SWEEP: Duration = Duration::from_secs(60);
 
 /// The sessions to forget at `now`: idle past `ttl` and without an open stream.

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use age::secrecy::{ExposeSecret, SecretString};
 use axum::Router;
@@ -22,7 +23,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use super::http::{check_request, rpc_error};
+use super::http::{SESSION_IDLE, check_request, rpc_error};
 
 const MAX_BODY: usize = 4 * 1024 * 1024;
 /// Never forwarded: the client's credential and connection-level headers.
@@ -59,10 +60,44 @@ pub struct HttpUpstream {
     pub pool: Option<Arc<dyn HttpPool>>,
 }
 
+/// `Mcp-Session-Id` -> the inner port of the instance that minted it, and when the
+/// session was last used: a client that never DELETEs is forgotten after
+/// [`SESSION_IDLE`] (its next request goes to the least-loaded instance, which answers
+/// 404 if it is not the session's, and the client re-initializes).
+#[derive(Default)]
+struct Pins(HashMap<String, (u16, Instant)>);
+
+impl Pins {
+    /// The instance for a request among the running `ports`: the session's own, or else
+    /// the one with the fewest sessions. Only that (rare) second case sweeps the map.
+    fn route(&mut self, session: Option<&str>, ports: &[u16], now: Instant) -> Option<u16> {
+        if let Some((port, seen)) = session.and_then(|s| self.0.get_mut(s))
+            && ports.contains(port)
+        {
+            *seen = now;
+            return Some(*port);
+        }
+        self.0.retain(|_, (port, seen)| {
+            ports.contains(port) && now.saturating_duration_since(*seen) <= SESSION_IDLE
+        });
+        ports
+            .iter()
+            .min_by_key(|p| self.0.values().filter(|(s, _)| s == *p).count())
+            .copied()
+    }
+
+    fn pin(&mut self, session: &str, port: u16, now: Instant) {
+        self.0.insert(session.to_string(), (port, now));
+    }
+
+    fn forget(&mut self, session: &str) {
+        self.0.remove(session);
+    }
+}
+
 struct ProxyState {
     upstream: HttpUpstream,
-    /// `Mcp-Session-Id` -> the inner port of the instance that minted it.
-    sessions: std::sync::Mutex<HashMap<String, u16>>,
+    sessions: std::sync::Mutex<Pins>,
     client: Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>,
     loopback: bool,
     bearer: Option<SecretString>,
@@ -132,17 +167,10 @@ fn pick_port(
     let Ok(mut sessions) = state.sessions.lock() else {
         return Err(Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()));
     };
-    // Sessions of instances that are gone are gone too.
-    sessions.retain(|_, port| ports.contains(port));
-    if let Some(port) = session.and_then(|s| sessions.get(s)) {
-        return Ok(*port);
-    }
-    // A new session, a stateless request, or a session we do not know (the instance
-    // answers that one, as it would without us).
-    ports
-        .iter()
-        .min_by_key(|p| sessions.values().filter(|s| s == p).count())
-        .copied()
+    // A session we do not know goes to some instance, which answers it as it would
+    // without us.
+    sessions
+        .route(session, &ports, Instant::now())
         .ok_or_else(|| {
             Box::new(rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -236,7 +264,7 @@ fn remember_session(
     };
     if ending && parts.status.is_success() {
         if let Some(id) = asked {
-            sessions.remove(id);
+            sessions.forget(id);
         }
         return;
     }
@@ -245,6 +273,40 @@ fn remember_session(
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
     {
-        sessions.insert(id.to_string(), port);
+        sessions.pin(id, port, Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_session_stays_on_its_instance_while_it_runs() {
+        let (mut pins, now) = (Pins::default(), Instant::now());
+        pins.pin("a", 9001, now);
+        assert_eq!(pins.route(Some("a"), &[9000, 9001], now), Some(9001));
+        // A new session goes to the instance with fewer sessions.
+        assert_eq!(pins.route(None, &[9000, 9001], now), Some(9000));
+        // Its instance gone, the session is forgotten and routed like a new one.
+        assert_eq!(pins.route(Some("a"), &[9000, 9002], now), Some(9000));
+        assert!(pins.0.is_empty());
+    }
+
+    #[test]
+    fn sessions_idle_past_the_limit_are_forgotten() {
+        let (mut pins, start) = (Pins::default(), Instant::now());
+        pins.pin("idle", 9000, start);
+        pins.pin("busy", 9000, start);
+        let later = start + SESSION_IDLE + Duration::from_secs(1);
+        let used = start + SESSION_IDLE - Duration::from_secs(1);
+        assert_eq!(pins.route(Some("busy"), &[9000, 9001], used), Some(9000));
+        // A new session sweeps: "idle" is gone, "busy" (used recently) stays.
+        assert_eq!(pins.route(None, &[9000, 9001], later), Some(9001));
+        assert_eq!(pins.0.keys().collect::<Vec<_>>(), vec!["busy"]);
+        pins.forget("busy");
+        assert!(pins.0.is_empty());
     }
 }
