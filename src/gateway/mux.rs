@@ -308,10 +308,12 @@ struct Pending {
     progress_token: Option<String>,
 }
 
+/// Requests waiting for the child to read them, at most (then callers wait).
+const MAX_UNWRITTEN: usize = 4 << 20;
+
 struct Mux {
     stdin: ChildStdin,
-    /// Lines for the child not yet written: everything queued in one turn of the loop
-    /// goes out in one write.
+    /// Lines for the child not yet written.
     out: Vec<u8>,
     pending: HashMap<u64, Pending>,
     /// Our progress token -> (upstream id of its call, the client's token).
@@ -331,12 +333,20 @@ impl Mux {
         on_message: OnMessage,
         on_noise: OnNoise,
     ) {
+        // Writing the child's stdin is one branch beside reading its stdout, never a wait
+        // of its own: a child that answers before it reads on would otherwise block on a
+        // full stdout while we block on its full stdin. Breaking ends every call: their
+        // reply senders drop and callers see Gone.
         loop {
+            let unwritten = !self.out.is_empty();
             tokio::select! {
-                op = ops.recv() => {
+                // Backpressure: no more requests while a child is not reading.
+                op = ops.recv(), if self.out.len() < MAX_UNWRITTEN => {
                     let Some(op) = op else { break };
                     self.handle_op(op);
-                    while let Ok(op) = ops.try_recv() {
+                    while self.out.len() < MAX_UNWRITTEN
+                        && let Ok(op) = ops.try_recv()
+                    {
                         self.handle_op(op);
                     }
                 }
@@ -347,28 +357,22 @@ impl Mux {
                         Err(_) => on_noise(&line),
                     }
                 }
-            }
-            if self.write_queued().await.is_err() {
-                break; // callers see Gone when their reply senders drop
+                written = self.stdin.write(&self.out), if unwritten => match written {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        self.out.drain(..n);
+                    }
+                },
             }
         }
     }
 
-    /// Adds one message to the lines the next [`Self::write_queued`] writes.
+    /// Adds one message to the lines written to the child as soon as it reads them;
+    /// everything queued in one turn of the loop goes out in one write.
     fn queue(&mut self, msg: &Value) {
         // Serializing a `Value` into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut self.out, msg);
         self.out.push(b'\n');
-    }
-
-    async fn write_queued(&mut self) -> std::io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let written = self.stdin.write_all(&self.out).await;
-        self.out.clear();
-        written?;
-        self.stdin.flush().await
     }
 
     fn handle_op(&mut self, op: Op) {

@@ -882,3 +882,33 @@ fn a_remote_server_that_cannot_be_reached_fails_its_start() {
             "gone: instance 0 failed to start: 127.0.0.1:{closed} unreachable"
         ));
 }
+
+#[test]
+fn large_calls_in_flight_together_do_not_stall_the_child() {
+    // The child answers one call before it reads the next. Requests and replies larger
+    // than a pipe holds: a gateway that wrote every queued request before reading any
+    // reply would wait on the child while the child waits on it.
+    let port = 18518;
+    let _env = serve(port);
+    let threads: Vec<_> = (0..4)
+        .map(|s| {
+            std::thread::spawn(move || {
+                let session = initialize(port);
+                let text = format!("{s}").repeat(300_000);
+                let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": text}}});
+                let reply = post(port, Some(&session), &body);
+                assert_eq!(
+                    reply.status,
+                    200,
+                    "{}",
+                    &reply.body[..200.min(reply.body.len())]
+                );
+                assert!(reply.json()["result"]["content"][0]["text"] == text.as_str());
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a large call failed");
+    }
+}
