@@ -206,6 +206,14 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
         port = Some(chosen);
     }
     let ending = request.method() == axum::http::Method::DELETE;
+    // A legacy SSE stream: its `endpoint` event may name the upstream's own address.
+    let event_stream = state.upstream.legacy_sse
+        && request.method() == axum::http::Method::GET
+        && target.path() == state.upstream.url.path();
+    let authority = target
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -238,6 +246,10 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
             }
             if let Some(port) = port {
                 remember_session(state, &parts, port, session.as_deref(), ending);
+            }
+            if event_stream && parts.status.is_success() {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                return Response::from_parts(parts, relative_endpoint(body, authority));
             }
             Response::from_parts(parts, Body::new(body))
         }
@@ -277,11 +289,155 @@ fn remember_session(
     }
 }
 
+/// A legacy SSE stream whose first `endpoint` event, if it names a URL on the upstream's
+/// own address, names just its path instead: clients then post through the gateway (and
+/// its checks), not around it. Everything after that event passes through as it came.
+fn relative_endpoint(body: hyper::body::Incoming, authority: String) -> Body {
+    let stream = futures_util::stream::unfold(
+        (body, EndpointRewrite::new(authority)),
+        |(mut body, mut rewrite)| async move {
+            loop {
+                let data = match body.frame().await? {
+                    Ok(frame) => match frame.into_data() {
+                        Ok(data) => data,
+                        Err(_) => continue, // trailers
+                    },
+                    Err(e) => return Some((Err(e), (body, rewrite))),
+                };
+                let out = if rewrite.done {
+                    data
+                } else {
+                    bytes::Bytes::from(rewrite.feed(&data))
+                };
+                if !out.is_empty() {
+                    return Some((Ok(out), (body, rewrite)));
+                }
+            }
+        },
+    );
+    Body::from_stream(stream)
+}
+
+/// The line-by-line state of [`relative_endpoint`] until the endpoint event is through.
+struct EndpointRewrite {
+    authority: String,
+    /// An incomplete line.
+    partial: Vec<u8>,
+    in_endpoint: bool,
+    done: bool,
+}
+
+/// A stream that has not ended its first lines within this much is passed on as is.
+const MAX_EVENT_LINE: usize = 64 << 10;
+
+impl EndpointRewrite {
+    fn new(authority: String) -> Self {
+        Self {
+            authority,
+            partial: Vec::new(),
+            in_endpoint: false,
+            done: false,
+        }
+    }
+
+    /// Upstream bytes in, client bytes out (complete lines, rewritten where needed).
+    fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.partial.extend_from_slice(chunk);
+        let mut out = Vec::with_capacity(self.partial.len());
+        while !self.done
+            && let Some(end) = self.partial.iter().position(|&b| b == b'\n')
+        {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line);
+            let bare = text.trim_end_matches(['\r', '\n']);
+            if bare.is_empty() {
+                // The end of an event: after the endpoint's, nothing more to look at.
+                self.done = self.in_endpoint;
+                self.in_endpoint = false;
+            } else if let Some(event) = sse_field(bare, "event") {
+                self.in_endpoint = event == "endpoint";
+            } else if self.in_endpoint
+                && let Some(path) = sse_field(bare, "data").and_then(|d| self.own_path(d))
+            {
+                out.extend_from_slice(format!("data: {path}").as_bytes());
+                out.extend_from_slice(&line[bare.len()..]);
+                continue;
+            }
+            out.extend_from_slice(&line);
+        }
+        if self.done || self.partial.len() > MAX_EVENT_LINE {
+            self.done = true;
+            out.append(&mut self.partial);
+        }
+        out
+    }
+
+    /// `url`'s path and query, when it is an absolute URL on the upstream's address.
+    fn own_path(&self, url: &str) -> Option<String> {
+        let uri: Uri = url.trim().parse().ok()?;
+        uri.scheme()?;
+        let theirs = uri.authority()?;
+        let ours: axum::http::uri::Authority = self.authority.parse().ok()?;
+        let loopback = |host: &str| matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+        let same_host = theirs.host().eq_ignore_ascii_case(ours.host())
+            || (loopback(theirs.host()) && loopback(ours.host()));
+        (same_host && theirs.port_u16() == ours.port_u16())
+            .then(|| uri.path_and_query().map_or("/", |p| p.as_str()).to_string())
+    }
+}
+
+/// The value of an SSE line `NAME: value` (one space after the colon is optional).
+fn sse_field<'l>(line: &'l str, name: &str) -> Option<&'l str> {
+    let value = line.strip_prefix(name)?.strip_prefix(':')?;
+    Some(value.strip_prefix(' ').unwrap_or(value))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    fn rewritten(chunks: &[&str]) -> String {
+        let mut rewrite = EndpointRewrite::new("127.0.0.1:9000".into());
+        let mut out = Vec::new();
+        for chunk in chunks {
+            if rewrite.done {
+                out.extend_from_slice(chunk.as_bytes());
+            } else {
+                out.extend(rewrite.feed(chunk.as_bytes()));
+            }
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_endpoint_on_the_upstreams_address_becomes_a_path() {
+        let stream = "event: endpoint\r\ndata: http://localhost:9000/messages/?session_id=1\r\n\r\nevent: message\ndata: http://127.0.0.1:9000/kept\n\n";
+        let want = "event: endpoint\r\ndata: /messages/?session_id=1\r\n\r\nevent: message\ndata: http://127.0.0.1:9000/kept\n\n";
+        assert_eq!(rewritten(&[stream]), want);
+        // Split anywhere, the same.
+        for at in 1..stream.len() {
+            assert_eq!(
+                rewritten(&[&stream[..at], &stream[at..]]),
+                want,
+                "split at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_endpoints_pass_unchanged() {
+        for stream in [
+            "event: endpoint\ndata: /messages?sessionId=1\n\n",
+            "event: endpoint\ndata: http://127.0.0.1:9001/messages\n\n",
+            "event: endpoint\ndata: https://elsewhere.example/messages\n\n",
+            "event: message\ndata: http://127.0.0.1:9000/x\n\n",
+            ": comment\n\nevent:endpoint\ndata:not a url\n\n",
+        ] {
+            assert_eq!(rewritten(&[stream]), stream);
+        }
+    }
 
     #[test]
     fn a_session_stays_on_its_instance_while_it_runs() {

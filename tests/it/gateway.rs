@@ -912,3 +912,56 @@ fn large_calls_in_flight_together_do_not_stall_the_child() {
         t.join().expect("a large call failed");
     }
 }
+
+#[test]
+fn a_legacy_sse_endpoint_on_the_upstreams_address_is_rewritten_to_go_through_the_gateway() {
+    use std::io::{BufRead, BufReader, Write};
+    // A legacy SSE server that names its message URL absolutely (as some do).
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in upstream.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                // Readiness checks connect and hang up: nothing to answer.
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let mut stream = &stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n\
+                     event: endpoint\ndata: http://127.0.0.1:{upstream_port}/messages?sessionId=abc\n\n\
+                     event: message\ndata: {{\"seen\":\"http://127.0.0.1:{upstream_port}/kept\"}}\n\n"
+                );
+            });
+        }
+    });
+    let port = 18519;
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.old]\nmode = \"remote\"\nurl = \"http://127.0.0.1:{upstream_port}/sse\"\ntransport = \"sse\"\nport = {port}\n"
+    ));
+    env.run_within(60, &["apply"]).success();
+    let reply = http(port, "GET", "/sse", &[], b"");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // The body is chunked: take the chunks' contents.
+    let mut events = String::new();
+    let mut rest = reply.body.as_str();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        events.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    // The endpoint names a path on the gateway; later events pass as they came.
+    assert_eq!(
+        events,
+        format!(
+            "event: endpoint\ndata: /messages?sessionId=abc\n\n\
+             event: message\ndata: {{\"seen\":\"http://127.0.0.1:{upstream_port}/kept\"}}\n\n"
+        )
+    );
+}
