@@ -210,9 +210,9 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
     let event_stream = state.upstream.legacy_sse
         && request.method() == axum::http::Method::GET
         && target.path() == state.upstream.url.path();
-    let authority = target
-        .authority()
-        .map(|a| a.to_string())
+    let authority = event_stream
+        .then(|| target.authority().map(|a| a.to_string()))
+        .flatten()
         .unwrap_or_default();
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
