@@ -196,6 +196,44 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The epoll instance of this process that watches descriptor `target`, found from
+/// `/proc/self/fdinfo` (none when it cannot be read or none does).
+pub fn epoll_watching(target: i32) -> Option<i32> {
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    dir.filter_map(Result::ok)
+        .filter(|entry| {
+            std::fs::read_link(entry.path())
+                .is_ok_and(|link| link.as_os_str() == "anon_inode:[eventpoll]")
+        })
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .find(|epoll: &i32| {
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{epoll}"))
+                .is_ok_and(|info| watches(&info, target))
+        })
+}
+
+/// Whether an epoll instance's fdinfo lists `target` (`tfd: N events: ...` lines).
+fn watches(fdinfo: &str, target: i32) -> bool {
+    fdinfo.lines().any(|line| {
+        line.strip_prefix("tfd:")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|fd| fd.parse::<i32>().ok())
+            == Some(target)
+    })
+}
+
+/// Whether `fd` is readable right now; never blocks (an epoll descriptor is readable
+/// while it has events to hand out).
+pub fn readable_now(fd: i32) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd that lives through the call, a count of one, timeout zero.
+    unsafe { libc::poll(&mut poll, 1, 0) > 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +247,38 @@ mod tests {
             (7, 42, 123456, false)
         );
         assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn fdinfo_lines_name_the_watched_descriptors() {
+        let info = "pos:\t0\nflags:\t02000002\ntfd:        4 events:       19 data:  4  pos:0 ino:774f sdev:9\ntfd:       12 events: 19 data: c\n";
+        assert!(watches(info, 4) && watches(info, 12));
+        assert!(!watches(info, 1) && !watches(info, 19));
+        assert!(!watches("garbage\ntfd:\n", 0));
+    }
+
+    #[test]
+    fn the_epoll_watching_a_descriptor_is_found_and_readable_only_with_events() {
+        use std::os::fd::AsRawFd;
+        // SAFETY: epoll_create1 takes a flag and returns a new descriptor or -1.
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(epoll >= 0);
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        assert_eq!(epoll_watching(reader.as_raw_fd()), None);
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 0,
+        };
+        // SAFETY: both descriptors are open; the event outlives the call.
+        let added =
+            unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, reader.as_raw_fd(), &mut event) };
+        assert_eq!(added, 0);
+        assert_eq!(epoll_watching(reader.as_raw_fd()), Some(epoll));
+        assert!(!readable_now(epoll));
+        std::io::Write::write_all(&mut writer, b"x").unwrap();
+        assert!(readable_now(epoll));
+        // SAFETY: closes the descriptor this test opened, once.
+        unsafe { libc::close(epoll) };
     }
 
     #[test]

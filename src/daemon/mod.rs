@@ -11,6 +11,7 @@
 //! shim (`crate::shim`), forked by the spawner thread (`spawner`), and restart by the
 //! pure rules of `policy`.
 
+mod busy_poll;
 mod control;
 pub mod instance;
 pub mod logs;
@@ -268,10 +269,9 @@ pub fn run(config_path: &Path, options: &Options) -> Result<(), Error> {
     // One thread: a request hops gateway -> mux -> child -> mux -> gateway without
     // waking another core, which measured lower latency at the same throughput (the
     // child and the clients have the other cores); blocking work has threads of its
-    // own (spawner, watcher).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    // own (spawner, watcher). It polls a moment before it sleeps (`busy_poll`).
+    let runtime = busy_poll::BusyPoll::new(busy_poll::budget_from_env())
+        .build(tokio::runtime::Builder::new_current_thread().enable_all())
         .map_err(io_err("cannot start the async runtime"))?;
     let result = runtime.block_on(async_main(config_path, runtime_dir, options));
     drop(lock);
