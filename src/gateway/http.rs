@@ -854,6 +854,7 @@ async fn post_messages(
         });
     }
     // Answered on the event stream; this request only acknowledges.
+    let (answered, on_answer) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let reply = match handle(&state, &session_id, &session, msg, Some(events.clone())).await {
             Handled::Accepted => return,
@@ -865,11 +866,28 @@ async fn post_messages(
             }
         };
         let _ = events.send(reply).await;
+        let _ = answered.send(());
     });
-    // One turn of the runtime first: the call gets to the mux and on to the child, which
-    // works on it while the acknowledgement is written (not after).
-    tokio::task::yield_now().await;
+    // A call answered within `ack_hold` is acknowledged after its answer is on the
+    // stream, so the client reads both in one wake-up instead of waking for the 202
+    // while the child works; a slower one (or one asking the client something, whose
+    // answer may wait for this POST) is acknowledged when that has passed.
+    // Notifications and answers drop `answered` at once.
+    let _ = tokio::time::timeout(ack_hold(), on_answer).await;
     StatusCode::ACCEPTED.into_response()
+}
+
+/// How long a legacy `POST /messages` waits for its call's answer before it is
+/// acknowledged anyway: 1 ms (the timer's resolution makes it 1 to 2 ms), or
+/// `MCPCTL_SSE_ACK_HOLD_MS` milliseconds.
+fn ack_hold() -> Duration {
+    static HOLD: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *HOLD.get_or_init(|| {
+        std::env::var("MCPCTL_SSE_ACK_HOLD_MS")
+            .ok()
+            .and_then(|ms| ms.trim().parse().ok())
+            .map_or(Duration::from_millis(1), Duration::from_millis)
+    })
 }
 
 /// 128 random bits, hex.

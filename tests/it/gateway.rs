@@ -274,7 +274,18 @@ impl SseClient {
 
     /// The next `(event, data)`, skipping keep-alive comments.
     pub(crate) fn next(&mut self) -> (String, String) {
+        self.next_within(std::time::Duration::from_secs(30))
+            .expect("an event within 30 s")
+    }
+
+    /// The next `(event, data)` if one arrives within `wait` (zero: already there).
+    pub(crate) fn next_within(&mut self, wait: std::time::Duration) -> Option<(String, String)> {
         use std::io::{BufRead, Read};
+        let stream = self.reader.get_ref();
+        stream.set_nonblocking(wait.is_zero()).unwrap();
+        if !wait.is_zero() {
+            stream.set_read_timeout(Some(wait)).unwrap();
+        }
         loop {
             if let Some(end) = self.pending.find("\n\n") {
                 let block: String = self.pending.drain(..end + 2).collect();
@@ -288,14 +299,26 @@ impl SseClient {
                     }
                 }
                 if !data.is_empty() {
-                    return (event, data);
+                    return Some((event, data));
                 }
                 continue;
             }
             let mut size = String::new();
-            self.reader.read_line(&mut size).unwrap();
+            match self.reader.read_line(&mut size) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None;
+                }
+                Err(e) => panic!("reading the event stream: {e}"),
+            }
             let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
             let mut chunk = vec![0; size + 2];
+            self.reader.get_ref().set_nonblocking(false).unwrap();
             self.reader.read_exact(&mut chunk).unwrap();
             self.pending
                 .push_str(&String::from_utf8_lossy(&chunk[..size]));
@@ -372,6 +395,61 @@ fn the_legacy_sse_transport_serves_a_session_beside_streamable_http() {
             Err(status.to_string())
         }
     });
+}
+
+#[test]
+fn a_legacy_post_is_acknowledged_after_a_fast_answer_and_before_a_slow_one() {
+    let port = 18520;
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n",
+        echo_bin()
+    ));
+    // A hold far longer than a fast answer takes, however loaded the machine, and far
+    // shorter than the slow call.
+    let output = env
+        .command(&["apply"])
+        .env("MCPCTL_SSE_ACK_HOLD_MS", "1000")
+        .output()
+        .unwrap();
+    crate::common::to_run(&["apply"], &output).success();
+    let mut sse = SseClient::connect(port);
+    let (_, endpoint) = sse.next();
+    let send = |body: serde_json::Value| {
+        http(port, "POST", &endpoint, &[], body.to_string().as_bytes()).status
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "sse", "version": "1"}}});
+    assert_eq!(send(init), 202);
+    sse.next();
+    let no_wait = std::time::Duration::ZERO;
+    // A fast call: its answer is on the stream before the POST returns, so reading the
+    // stream right after the 202 finds it without waiting.
+    let echo = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "first"}}});
+    assert_eq!(send(echo), 202);
+    let (_, data) = sse
+        .next_within(no_wait)
+        .expect("the answer before the acknowledgement");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&data).unwrap()["id"],
+        1
+    );
+    // A slow call is acknowledged long before its answer: a POST never waits for it.
+    let sleep = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 4000}}});
+    assert_eq!(send(sleep), 202);
+    assert_eq!(
+        sse.next_within(no_wait),
+        None,
+        "acknowledged before the answer"
+    );
+    let (_, data) = sse.next();
+    let reply: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(reply["id"], 2);
+    assert!(
+        reply["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("slept 4000 ms")
+    );
 }
 
 fn whoami(port: u16, session: &str) -> serde_json::Value {
