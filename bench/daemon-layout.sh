@@ -5,9 +5,11 @@
 # few hundred KiB instead of being spread over the whole binary (fewer pages
 # resident, fewer page faults at start). A stale list costs nothing but that gain.
 #
-#   sh bench/daemon-layout.sh          # after sh bench/build-release.sh
+#   MCPBENCH=/tmp/peers/target/release/mcpbench sh bench/daemon-layout.sh
+#                                      # after sh bench/build-release.sh
 #
-# Needs valgrind and curl. MCPCTL names the binary to trace.
+# Needs valgrind and curl. MCPCTL names the binary to trace; MCPBENCH, the shared
+# harness's client (../shared/bench: mcpbench), adds its requests to the trace.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${MCPCTL:-$ROOT/target/x86_64-unknown-linux-gnu/release/mcpctl}
@@ -74,6 +76,16 @@ for i in 2 3 4 5 6 7 8 9; do rpc "$ENDPOINT" "$(call $i)" >/dev/null; done
 sleep 1
 kill "$SSE" 2>/dev/null || true
 
+# The shared harness's client, when built (MCPBENCH names it): it keeps connections
+# alive and closes them its own way, paths that curl does not take.
+if [ -n "${MCPBENCH:-}" ] && [ -x "$MCPBENCH" ]; then
+  "$MCPBENCH" probe --mcp "$URL/mcp" >/dev/null
+  for transport in mcp sse; do
+    "$MCPBENCH" bench --"$transport" "$URL/$transport" --warmup 5 --seq 20 --sessions 2 \
+      --calls 5 --timeout-ms 60000 --quiet >/dev/null
+  done
+fi
+
 kill -TERM "$VG"
 wait "$VG" || true
 VG=""
@@ -100,5 +112,20 @@ awk '
   /^[0-9+*-]/ { if (skip) { skip = 0; next } if (current != "") cost[current] += $NF; next }
   END { for (id in cost) printf "%d %s\n", cost[id], fname[id] }
 ' "$WORK/callgrind.out" | sed "s/'[0-9]*\$//" | sort -k2,2 -k1,1rn | awk '$2 != last { print; last = $2 }' |
-  sort -rn | awk '{print $2}' >"$OUT"
+  sort -rn | awk '{print $2}' >"$WORK/traced.txt"
+
+# valgrind runs glibc's SSE/AVX2 string functions; a machine with AVX-512 runs their
+# EVEX and AVX-512 variants instead (memcpy's are memmove's), so those follow the one
+# traced (a variant `__NAME_...`, or the resolver `NAME_ifunc`).
+nm "$BIN" | awk '{print $NF}' | grep -E '^__[a-z]+_(evex|avx512)' >"$WORK/variants.txt" || true
+awk -v variants="$WORK/variants.txt" '
+  BEGIN { while ((getline v < variants) > 0) all[++n] = v }
+  !seen[$0]++ { print }
+  /^__[a-z]+_(sse|ssse|avx)/ || /^[a-z]+_ifunc$/ {
+    name = $0; sub(/^__/, "", name); sub(/_.*/, "", name)
+    if (name == "memcpy" || name == "mempcpy") name = "memmove"
+    for (i = 1; i <= n; i++)
+      if (index(all[i], "__" name "_") == 1 && !seen[all[i]]++) print all[i]
+  }
+' "$WORK/traced.txt" >"$OUT"
 echo "wrote $(wc -l <"$OUT") functions to $OUT"

@@ -196,6 +196,13 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// How many processors are online (1 when the system does not say).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf takes a name and touches no memory.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online).unwrap_or(1).max(1)
+}
+
 /// The epoll instance of this process that watches descriptor `target`, found from
 /// `/proc/self/fdinfo` (none when it cannot be read or none does).
 pub fn epoll_watching(target: i32) -> Option<i32> {

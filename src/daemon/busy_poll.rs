@@ -38,8 +38,12 @@ pub(super) fn budget(setting: Option<&str>, cores: usize) -> Duration {
 
 /// The budget this process runs with.
 pub(super) fn budget_from_env() -> Duration {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    budget(std::env::var(BUDGET_VAR).ok().as_deref(), cores)
+    // Online processors, not `available_parallelism`: that reads cgroup files, whose
+    // code would stay resident in an idle daemon.
+    budget(
+        std::env::var(BUDGET_VAR).ok().as_deref(),
+        crate::sys::online_cpus(),
+    )
 }
 
 /// The epoll instance to watch, known only once the runtime that owns it is built.
