@@ -10,8 +10,10 @@ fn main() {
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let env = |name: &str| std::env::var(name).unwrap_or_default();
     // The ordering flag is rust-lld's (the default linker of this target); a build
-    // that picks its own linker keeps the linker's own order.
+    // that picks its own linker (in RUSTFLAGS, or `linker` in .cargo/config.toml, which
+    // Cargo passes as RUSTC_LINKER) keeps the linker's own order.
     let default_linker = env("TARGET") == "x86_64-unknown-linux-gnu"
+        && env("RUSTC_LINKER").is_empty()
         && !env("CARGO_ENCODED_RUSTFLAGS").contains("link");
     let layout = std::path::Path::new(&env("CARGO_MANIFEST_DIR")).join("bench/daemon-layout.txt");
     if env("PROFILE") == "release" && default_linker && layout.is_file() {

@@ -70,6 +70,10 @@ pub enum Command {
     #[command(subcommand)]
     Server(ServerCommand),
     /// Run the supervising daemon in the foreground (for systemd), or manage it
+    ///
+    /// Tuning, from the environment: MCPCTL_BUSY_POLL_US, how long the daemon polls
+    /// before it sleeps (default 100, 0 = never); MCPCTL_SSE_ACK_HOLD_MS, how long a
+    /// legacy POST /messages waits for its call's answer before its 202 (default 1).
     Daemon {
         #[command(subcommand)]
         action: Option<DaemonAction>,
