@@ -6,12 +6,17 @@ use serde_json::json;
 use crate::common::{TestEnv, echo_bin, http};
 
 fn serve(port: u16) -> TestEnv {
-    let env = TestEnv::with_config(&format!(
-        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n",
-        echo_bin()
-    ));
+    let env = TestEnv::with_config(&echo_config(port));
     env.run_within(60, &["apply"]).success();
     env
+}
+
+/// One `mcp-echo` server on `port`.
+fn echo_config(port: u16) -> String {
+    format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n",
+        echo_bin()
+    )
 }
 
 fn post(port: u16, session: Option<&str>, body: &serde_json::Value) -> crate::common::HttpReply {
@@ -400,10 +405,7 @@ fn the_legacy_sse_transport_serves_a_session_beside_streamable_http() {
 #[test]
 fn a_legacy_post_is_acknowledged_after_a_fast_answer_and_before_a_slow_one() {
     let port = 18520;
-    let env = TestEnv::with_config(&format!(
-        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n",
-        echo_bin()
-    ));
+    let env = TestEnv::with_config(&echo_config(port));
     // A hold far longer than a fast answer takes, however loaded the machine, and far
     // shorter than the slow call.
     let output = env
