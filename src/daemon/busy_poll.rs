@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 
 /// Covers a fast child's answer and a client's next request in a loop, measured on
 /// the gateway benchmark (30 us gained less; 200 us no more than this).
-pub(super) const DEFAULT_BUDGET: Duration = Duration::from_micros(100);
+const DEFAULT_BUDGET: Duration = Duration::from_micros(100);
 
 /// The environment variable that sets the budget in microseconds.
-pub(super) const BUDGET_VAR: &str = "MCPCTL_BUSY_POLL_US";
+const BUDGET_VAR: &str = "MCPCTL_BUSY_POLL_US";
 
 /// The budget for `setting` (the variable's value, if set) on a machine with `cores`.
-pub(super) fn budget(setting: Option<&str>, cores: usize) -> Duration {
+fn budget(setting: Option<&str>, cores: usize) -> Duration {
     if cores < 2 {
         return Duration::ZERO;
     }
