@@ -82,7 +82,11 @@ pub struct InstanceStatus {
     pub index: u32,
     /// `starting`, `running`, `backoff`, `crash-loop`, `exited`, `stopped`.
     pub phase: String,
+    /// The server's own process.
     pub pid: Option<u32>,
+    /// The shim that supervises it (its parent, leader of its process group).
+    #[serde(default)]
+    pub shim_pid: Option<u32>,
     /// Seconds since this process started.
     pub uptime_secs: Option<u64>,
     pub restarts: u32,

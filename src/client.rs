@@ -79,8 +79,9 @@ pub fn connect_or_start(config: &Path) -> Result<UnixStream, Error> {
     if let Ok(identity) = crate::secrets::identity::path() {
         command.env("MCPCTL_IDENTITY", identity);
     }
-    // Its own process group: a Ctrl-C in this terminal must not reach the daemon.
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // A session of its own (a Ctrl-C in this terminal must not reach it), and none of
+    // this command's descriptors beyond stdio.
+    crate::sys::detach_on_exec(&mut command);
     let mut child = command.spawn()?;
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -88,11 +89,14 @@ pub fn connect_or_start(config: &Path) -> Result<UnixStream, Error> {
             return Ok(stream);
         }
         if let Some(status) = child.try_wait()? {
-            let tail = logs::tail(&log_path, 10).join("\n");
-            // Another command may have started one at the same moment: use it.
-            if let Some(stream) = connect(&config)? {
+            // Another command may have started one at the same moment: while that
+            // daemon holds the lock it is starting or running, so wait for its socket.
+            if daemon_lock_held(&runtime)
+                && let Some(stream) = wait_for_socket(&config, deadline)
+            {
                 return Ok(stream);
             }
+            let tail = logs::tail(&log_path, 10).join("\n");
             return Err(Error::DidNotStart(format!(
                 "it exited ({status}); {}:\n{tail}",
                 log_path.display()
@@ -106,6 +110,24 @@ pub fn connect_or_start(config: &Path) -> Result<UnixStream, Error> {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Whether some process holds the daemon lock of `runtime` (a daemon runs or starts).
+fn daemon_lock_held(runtime: &Path) -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(runtime.join(crate::daemon::LOCK))
+        .is_ok_and(|f| f.try_lock().is_err())
+}
+
+fn wait_for_socket(config: &Path, deadline: Instant) -> Option<UnixStream> {
+    while Instant::now() < deadline {
+        if let Ok(Some(stream)) = connect(config) {
+            return Some(stream);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    None
 }
 
 /// Sends `request` and returns the final reply; progress lines go to `on_progress`.

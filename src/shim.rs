@@ -97,7 +97,7 @@ pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
     };
     let mut command = Command::new(program);
     command.args(args);
-    sys::unblock_signals_on_exec(&mut command);
+    sys::prepare_server_exec(&mut command, std::process::id());
     let main_pid = match command.spawn() {
         Ok(child) => child.id(),
         Err(e) => {

@@ -93,18 +93,85 @@ pub fn block_signals(signals: &[i32]) -> io::Result<SignalSet> {
     Ok(SignalSet(set))
 }
 
-/// Makes `command`'s child start with no signal blocked: a blocked mask is inherited
-/// across exec, and std does not always clear it, so a server started by the shim
-/// would otherwise never see SIGTERM.
-pub fn unblock_signals_on_exec(command: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: between fork and exec the closure only calls sigemptyset and
-    // pthread_sigmask on a local set; both are async-signal-safe and allocate nothing.
+/// Marks every descriptor from 3 up close-on-exec, so a child gets only its stdio.
+/// Async-signal-safe: for use between fork and exec (the descriptor std uses to
+/// report a failed exec is close-on-exec already, so it keeps working).
+fn cloexec_from_3() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes descriptor flags.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    } == 0;
+    if done {
+        return;
+    }
+    // Kernels before 5.11: each descriptor up to the limit (bounded, so a huge limit
+    // cannot stall a start).
+    // SAFETY: sysconf and fcntl take integers and touch no memory of ours.
     unsafe {
-        command.pre_exec(|| {
+        let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(0, 65_536);
+        for fd in 3..libc::c_int::try_from(max).unwrap_or(1024) {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+/// How the shim starts the server: no signal blocked (a blocked mask is inherited
+/// across exec, and std does not always clear it, so the server would otherwise never
+/// see SIGTERM), SIGKILL when the shim dies (so a killed shim orphans nothing; if the
+/// shim is already gone the start fails), and only stdio inherited.
+pub fn prepare_server_exec(command: &mut std::process::Command, shim_pid: u32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure calls only async-signal-safe functions
+    // (sigemptyset, pthread_sigmask, prctl, getppid, close_range/fcntl) and allocates
+    // nothing.
+    unsafe {
+        command.pre_exec(move || {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            if u32::try_from(libc::getppid()).ok() != Some(shim_pid) {
+                return Err(io::Error::other("the shim died before the server started"));
+            }
+            cloexec_from_3();
+            Ok(())
+        });
+    }
+}
+
+/// For a process that must outlive its caller's terminal and pipes (the daemon): a
+/// session of its own (no terminal signals, no job control) and only stdio inherited,
+/// so `x=$(mcpctl apply)` returns once `apply` does.
+pub fn detach_on_exec(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid and close_range/fcntl are async-signal-safe and allocate nothing.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            cloexec_from_3();
+            Ok(())
+        });
+    }
+}
+
+/// Only stdio reaches the child (the shim): descriptors the daemon inherited from
+/// whoever started it stay with the daemon.
+pub fn stdio_only_on_exec(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: close_range/fcntl are async-signal-safe and allocate nothing.
+    unsafe {
+        command.pre_exec(|| {
+            cloexec_from_3();
             Ok(())
         });
     }
@@ -186,6 +253,30 @@ pub fn all_pids() -> Vec<u32> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Processes whose parent is `parent` (zombies included), oldest first.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let mut children: Vec<(u64, u32)> = all_pids()
+        .into_iter()
+        .filter_map(|p| {
+            let s = proc_stat(p)?;
+            (s.ppid == parent).then_some((s.start_time, p))
+        })
+        .collect();
+    children.sort_unstable();
+    children.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Reaps `pid` if it is a child of ours that has ended; never blocks, and never
+/// touches another child (so it cannot steal a status some thread waits for).
+pub fn reap_if_ended(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    let mut status: libc::c_int = 0;
+    // SAFETY: status is a valid out-pointer; WNOHANG keeps the call from blocking.
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == pid }
 }
 
 /// Live (non-zombie) processes in group `pgid`.

@@ -1,5 +1,6 @@
 //! `mcp-echo`: a small stdio MCP server (2025 era) that ships with mcpctl, for the
-//! quickstart and the tests. Tools: `echo`, `log`, `crash`, `exit`, `sample`, `confirm`, ...
+//! quickstart and the tests. Tools: `echo`, `log`, `crash`, `exit`, `sample`, `confirm`,
+//! `garbage` (invalid UTF-8 on stdout), `flood` (huge stderr line / answer), ...
 //!
 //! Flags make it misbehave on demand, so every supervision path can be exercised:
 //! `--fail-at-start CODE` exits at once, `--ignore-sigterm` survives SIGTERM,
@@ -223,7 +224,10 @@ fn tools() -> Value {
         {"name": "sample", "description": "Asks the client to sample `text`, returns its answer", "inputSchema": text_arg("prompt")},
         {"name": "confirm", "description": "Asks the client to confirm `text` (elicitation), returns the answer", "inputSchema": text_arg("what to confirm")},
         {"name": "progress", "description": "Sends `steps` progress notifications, then returns", "inputSchema": {"type": "object", "properties": {"steps": {"type": "integer"}}}},
-        {"name": "exit", "description": "Exits with `code`", "inputSchema": {"type": "object", "properties": {"code": {"type": "integer"}}}}
+        {"name": "exit", "description": "Exits with `code`", "inputSchema": {"type": "object", "properties": {"code": {"type": "integer"}}}},
+        {"name": "garbage", "description": "Writes a line of invalid UTF-8 to stdout, then answers", "inputSchema": {"type": "object"}},
+        {"name": "flood", "description": "Writes one line of `stderr` bytes to stderr, then answers with `reply` bytes of text",
+         "inputSchema": {"type": "object", "properties": {"stderr": {"type": "integer"}, "reply": {"type": "integer"}}}}
     ])
 }
 
@@ -389,6 +393,24 @@ fn call_tool(out: &mut impl Write, params: &Value) -> Result<Value, (i64, String
         }
         "whoami" => {
             Ok(json!({"content": [{"type": "text", "text": std::process::id().to_string()}]}))
+        }
+        "garbage" => {
+            let _ = out.write_all(b"\xff\xfe{\"not\": \"utf-8\xc3\x28\"}\n");
+            let _ = out.flush();
+            Ok(json!({"content": [{"type": "text", "text": "garbage written"}]}))
+        }
+        "flood" => {
+            let size = |key: &str| args.get(key).and_then(Value::as_u64).unwrap_or(0) as usize;
+            let mut err = std::io::stderr().lock();
+            let chunk = vec![b'e'; 1 << 20];
+            let mut left = size("stderr");
+            while left > 0 {
+                let n = left.min(chunk.len());
+                let _ = err.write_all(&chunk[..n]);
+                left -= n;
+            }
+            let _ = err.write_all(b"\n");
+            Ok(json!({"content": [{"type": "text", "text": "r".repeat(size("reply"))}]}))
         }
         "exit" => std::process::exit(args.get("code").and_then(Value::as_i64).unwrap_or(0) as i32),
         _ => Err((-32602, format!("unknown tool: {name}"))),

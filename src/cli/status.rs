@@ -36,7 +36,10 @@ struct Report {
     sse_endpoint: String,
     http_endpoint: String,
     created_at: Option<String>,
+    /// The servers' own processes.
     pids: Vec<u32>,
+    /// Their shims (each server's parent).
+    shim_pids: Vec<u32>,
     uptime_secs: Option<u64>,
     restarts: u32,
     instances_running: usize,
@@ -80,6 +83,7 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         http_endpoint: endpoint("Streamable HTTP"),
         created_at: running.map(|r| r.created_at.clone()),
         pids: instances.iter().filter_map(|i| i.pid).collect(),
+        shim_pids: instances.iter().filter_map(|i| i.shim_pid).collect(),
         uptime_secs: instances.iter().filter_map(|i| i.uptime_secs).max(),
         restarts: running.map_or(0, |r| r.restarts),
         instances_running: instances
@@ -205,14 +209,15 @@ pub(super) fn server_status(
         let text = if format == Format::Json {
             format!("{}\n", serde_json::to_string_pretty(r).unwrap_or_default())
         } else {
-            let pids = if r.pids.is_empty() {
-                "-".to_string()
-            } else {
-                r.pids
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            let list = |pids: &[u32]| {
+                if pids.is_empty() {
+                    "-".to_string()
+                } else {
+                    pids.iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
             };
             let lines = [
                 ("Server", r.server.clone()),
@@ -228,7 +233,8 @@ pub(super) fn server_status(
                     "Created At",
                     r.created_at.clone().unwrap_or_else(|| "-".into()),
                 ),
-                ("PID", pids),
+                ("PID", list(&r.pids)),
+                ("Shim PID", list(&r.shim_pids)),
                 ("Uptime", duration(r.uptime_secs)),
                 ("Restarts", r.restarts.to_string()),
                 (

@@ -11,14 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufRead, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::logs::{LogWriter, detect_level};
+use super::logs::{self, LogWriter, detect_level};
 use super::policy::{Decision, Ending, Tracker};
 use super::spawner::Spawner;
 use crate::gateway::era::{self, Era};
+use crate::gateway::lines::BoundedLines;
 use crate::gateway::{SUPPORTED_VERSIONS, Upstream, mux};
 use crate::model::ServerSpec;
 use crate::model::spec::{Mode, Transport};
@@ -90,7 +91,10 @@ impl Phase {
 #[derive(Debug, Clone)]
 pub struct View {
     pub phase: Phase,
+    /// The shim's pid (what the daemon signals and records).
     pub pid: Option<u32>,
+    /// The server's own pid: the shim's child, once it runs.
+    pub server_pid: Option<u32>,
     /// `/proc` start time of the shim, to recognise it after a daemon restart.
     pub start_ticks: Option<u64>,
     pub started_at: Option<SystemTime>,
@@ -115,6 +119,7 @@ pub fn start(ctx: InstanceCtx) -> Handle {
     let (tx, view) = watch::channel(View {
         phase: Phase::Starting,
         pid: None,
+        server_pid: None,
         start_ticks: None,
         started_at: None,
         restarts: 0,
@@ -200,6 +205,7 @@ async fn run(
         };
         view.send_modify(|v| {
             v.pid = None;
+            v.server_pid = None;
             v.upstream = None;
         });
         match decision {
@@ -372,13 +378,7 @@ async fn run_once(
         .stderr
         .take()
         .and_then(|e| tokio::process::ChildStderr::from_std(e).ok())
-        .map(|stderr| {
-            tokio::spawn(pump_lines(
-                BufReader::new(stderr).lines(),
-                log.clone(),
-                "stderr",
-            ))
-        });
+        .map(|stderr| tokio::spawn(pump_lines(BufReader::new(stderr), log.clone(), "stderr")));
     let started = Instant::now();
 
     let pipes = (spawned.stdin.take(), spawned.stdout.take());
@@ -409,15 +409,47 @@ async fn run_once(
             return fail_start(view, pid, failure, &mut spawned, &mut stderr_pump, started).await;
         }
     };
+    // The protocol reader's end, for a stdio server (an HTTP one has none).
+    let protocol = upstream.clone();
+    let protocol_ended = async {
+        match &protocol {
+            Some(upstream) => upstream.closed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(protocol_ended);
     view.send_modify(|v| {
         v.phase = Phase::Running;
         v.started_at = Some(SystemTime::now());
         v.last_error = None;
         v.upstream = upstream;
+        v.server_pid = sys::children_of(pid).first().copied();
     });
 
     loop {
         tokio::select! {
+            () = &mut protocol_ended => {
+                // Its stdout closed: a dying server does that first, so give its exit a
+                // moment to be seen; one that lives on without a protocol is useless and
+                // is killed, a failure for the restart policy.
+                let ending = match tokio::time::timeout(PROTOCOL_EXIT_GRACE, &mut spawned.exited).await {
+                    Ok(code) => {
+                        let code = code.unwrap_or(-1);
+                        view.send_modify(|v| v.last_exit = Some(describe_exit(code)));
+                        Ending::Exit(code)
+                    }
+                    Err(_) => {
+                        let code = stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                        view.send_modify(|v| {
+                            v.last_exit = code.map(describe_exit);
+                            v.last_error = Some("its stdout closed while it ran: killed".into());
+                        });
+                        Ending::Lost
+                    }
+                };
+                drain(&mut stderr_pump).await;
+                return Once::Ended { ending, uptime: started.elapsed() };
+            }
             code = &mut spawned.exited => {
                 let code = code.unwrap_or(-1);
                 view.send_modify(|v| v.last_exit = Some(describe_exit(code)));
@@ -443,6 +475,9 @@ async fn run_once(
 
 type SharedLog = Arc<Mutex<LogWriter>>;
 
+/// How long a server whose stdout closed has to exit by itself before it is killed.
+const PROTOCOL_EXIT_GRACE: Duration = Duration::from_secs(2);
+
 /// Waits (briefly) for the stderr pump to finish, so a dead process's last words are
 /// in its log before anyone reads the log to explain the failure.
 async fn drain(pump: &mut Option<tokio::task::JoinHandle<()>>) {
@@ -459,13 +494,15 @@ fn write_log(log: Option<&SharedLog>, source: &str, message: &str) {
     }
 }
 
-async fn pump_lines<R: tokio::io::AsyncBufRead + Unpin>(
-    mut lines: Lines<R>,
+/// Copies a child's output to its log, line by line, each line bounded.
+async fn pump_lines<R: AsyncBufRead + Unpin>(
+    reader: R,
     log: Option<SharedLog>,
     source: &'static str,
 ) {
+    let mut lines = BoundedLines::new(reader, logs::MAX_LINE);
     while let Ok(Some(line)) = lines.next_line().await {
-        write_log(log.as_ref(), source, &line);
+        write_log(log.as_ref(), source, &line.to_log_text(logs::MAX_LINE));
     }
 }
 
@@ -522,6 +559,12 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
     };
     let port = ctx.inner_port.unwrap_or(spec.port).to_string();
     let mut cmd = Command::new(&ctx.shim.exe);
+    // mcpctl's own settings (the identity's path among them) are not the server's.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MCPCTL_") {
+            cmd.env_remove(key);
+        }
+    }
     if ctx.shim.subcommand {
         cmd.arg("__shim");
     }
@@ -550,6 +593,7 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
         cmd.env("PORT", &port);
     }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    sys::stdio_only_on_exec(&mut cmd);
     cmd
 }
 
@@ -566,7 +610,7 @@ async fn probe(
     let stdout = stdout.and_then(|o| ChildStdout::from_std(o).ok());
     if ctx.spec.transport != Transport::Stdio {
         if let Some(out) = stdout {
-            tokio::spawn(pump_lines(BufReader::new(out).lines(), log, "stdout"));
+            tokio::spawn(pump_lines(BufReader::new(out), log, "stdout"));
         }
         let port = ctx.inner_port.unwrap_or(ctx.spec.port);
         loop {
@@ -591,7 +635,7 @@ async fn probe(
         let log = log.clone();
         Arc::new(move |line: &str| write_log(log.as_ref(), "stdout", line))
     };
-    let upstream = mux::start(stdin, BufReader::new(stdout).lines(), on_message, on_noise);
+    let upstream = mux::start(stdin, stdout, max_message(), on_message, on_noise);
     if let Some(discovered) = discover(&upstream).await? {
         let upstream = upstream.initialized(discovered, Era::Modern);
         listen_for_changes(&upstream).await;
@@ -616,6 +660,16 @@ async fn probe(
         .await
         .map_err(|_| "closed its stdin after initialize".to_string())?;
     Ok(Some(upstream.initialized(init, Era::Legacy)))
+}
+
+/// The bound on one message of a child's: [`mux::MAX_MESSAGE`], or
+/// `MCPCTL_MAX_MESSAGE_BYTES` from the daemon's environment.
+fn max_message() -> usize {
+    std::env::var("MCPCTL_MAX_MESSAGE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n >= 1024)
+        .unwrap_or(mux::MAX_MESSAGE)
 }
 
 /// How long a child may take to answer `server/discover` before it counts as legacy.

@@ -15,7 +15,9 @@ use crate::secrets::redact::Redactor;
 pub const MAX_BYTES: u64 = 8 * 1024 * 1024;
 pub const KEEP: usize = 2;
 /// Longest line kept; the rest is cut so one runaway line cannot fill the disk.
-const MAX_LINE: usize = 16 * 1024;
+pub const MAX_LINE: usize = 16 * 1024;
+/// Room beyond [`MAX_LINE`] for the note that says a line was cut.
+const NOTE_ROOM: usize = 128;
 
 pub fn log_path(runtime_dir: &Path, server: &str, index: u32) -> PathBuf {
     runtime_dir
@@ -47,15 +49,21 @@ impl LogWriter {
     }
 
     pub fn write_line(&mut self, source: &str, message: &str) {
-        let mut message = message.trim_end_matches(['\r', '\n']);
-        if message.len() > MAX_LINE {
+        let message = message.trim_end_matches(['\r', '\n']);
+        let message = if message.len() > MAX_LINE + NOTE_ROOM {
             let mut cut = MAX_LINE;
             while !message.is_char_boundary(cut) {
                 cut -= 1;
             }
-            message = &message[..cut];
-        }
-        let message = self.redactor.redact(message);
+            format!(
+                "{}… (line of {} bytes cut at {cut})",
+                &message[..cut],
+                message.len()
+            )
+        } else {
+            message.to_string()
+        };
+        let message = self.redactor.redact(&message);
         let stamp = humantime::format_rfc3339_millis(SystemTime::now());
         let line = format!("{stamp} {source} {message}\n");
         if self.size + line.len() as u64 > MAX_BYTES {

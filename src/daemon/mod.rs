@@ -315,6 +315,9 @@ async fn async_main(
         config_path.display()
     );
 
+    // What a killed shim leaves becomes ours (not init's), to be ended on its SIGCHLD.
+    let _ = crate::sys::set_child_subreaper();
+    tokio::spawn(sweep_orphans_on_sigchld(daemon.spawner.clone()));
     tokio::spawn(control::serve(Arc::clone(&daemon), listener));
     tokio::spawn(persist_on_change(Arc::clone(&daemon)));
     if options.watch {
@@ -356,6 +359,21 @@ async fn initial_apply(daemon: &Arc<Daemon>) {
             }
         }
         Err(_) => {}
+    }
+}
+
+/// Every child's death may leave orphans (a killed shim's tree): end them.
+async fn sweep_orphans_on_sigchld(spawner: Spawner) {
+    let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+    else {
+        tracing::warn!("cannot watch SIGCHLD: a killed shim's leftovers stay until daemon stop");
+        return;
+    };
+    while sigchld.recv().await.is_some() {
+        let found = spawner.sweep_orphans();
+        if found > 0 {
+            tracing::warn!("ended {found} process(es) left by a killed shim");
+        }
     }
 }
 
@@ -444,7 +462,11 @@ impl Daemon {
                         InstanceStatus {
                             index,
                             phase: v.phase.name().to_string(),
-                            pid: v.pid,
+                            pid: v.server_pid.or_else(|| {
+                                v.pid
+                                    .and_then(|p| crate::sys::children_of(p).first().copied())
+                            }),
+                            shim_pid: v.pid,
                             uptime_secs: v
                                 .started_at
                                 .filter(|_| v.phase == Phase::Running)

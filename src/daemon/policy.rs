@@ -35,6 +35,8 @@ pub enum Ending {
     Exit(i32),
     /// Never became ready (probe failed or timed out).
     NotReady,
+    /// Stopped speaking the protocol while it ran (its stdout closed) and was killed.
+    Lost,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +111,10 @@ mod tests {
         ));
         assert!(matches!(
             t.on_exit(RestartPolicy::OnFailure, Ending::NotReady, SEC, now),
+            Decision::Restart { .. }
+        ));
+        assert!(matches!(
+            t.on_exit(RestartPolicy::OnFailure, Ending::Lost, SEC, now),
             Decision::Restart { .. }
         ));
         assert!(matches!(

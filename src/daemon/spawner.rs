@@ -3,10 +3,18 @@
 //! PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the
 //! process. Forking from tokio's blocking pool (threads retire after 10 s idle) would
 //! kill healthy servers; forking from this thread ties the death signal to the daemon.
+//!
+//! The daemon is a child subreaper: when a shim is killed, what it leaves (a server
+//! that outlived its SIGKILL death signal for a moment, a `setsid` grandchild) becomes
+//! the daemon's child. Every child that is not a shim spawned here is such a leftover:
+//! [`Spawner::sweep_orphans`] kills it and reaps it.
 
+use std::collections::HashSet;
 use std::io;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
+
+use crate::sys;
 
 use tokio::sync::oneshot;
 
@@ -21,22 +29,59 @@ pub struct Spawned {
 
 type Job = (Command, oneshot::Sender<io::Result<Spawned>>);
 
+/// The shims alive (spawned and not yet reaped). Held while forking, so a sweep
+/// never sees a shim before it is listed.
+type Shims = Arc<Mutex<HashSet<u32>>>;
+
 #[derive(Clone)]
 pub struct Spawner {
     jobs: mpsc::Sender<Job>,
+    shims: Shims,
 }
 
 impl Spawner {
     pub fn start() -> io::Result<Self> {
         let (jobs, rx) = mpsc::channel::<Job>();
+        let shims = Shims::default();
+        let listed = Arc::clone(&shims);
         std::thread::Builder::new()
             .name("mcpctl-spawner".into())
             .spawn(move || {
                 for (mut command, reply) in rx {
-                    let _ = reply.send(command.spawn().map(watch_exit));
+                    let mut alive = listed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let spawned = command.spawn();
+                    if let Ok(child) = &spawned {
+                        alive.insert(child.id());
+                    }
+                    drop(alive);
+                    let _ = reply.send(spawned.map(|c| watch_exit(c, Arc::clone(&listed))));
                 }
             })?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, shims })
+    }
+
+    /// Kills and reaps every child of the daemon that is not a live shim: what a
+    /// killed shim left behind. Returns how many were found.
+    pub fn sweep_orphans(&self) -> usize {
+        let shims = self
+            .shims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let orphans: Vec<u32> = sys::children_of(std::process::id())
+            .into_iter()
+            .filter(|pid| !shims.contains(pid))
+            .collect();
+        drop(shims);
+        for &pid in &orphans {
+            if !sys::reap_if_ended(pid) {
+                let _ = sys::kill(pid, sys::SIGKILL);
+                // Killed processes are reaped on the SIGCHLD their death sends.
+                sys::reap_if_ended(pid);
+            }
+        }
+        orphans.len()
     }
 
     pub async fn spawn(&self, command: Command) -> io::Result<Spawned> {
@@ -50,7 +95,7 @@ impl Spawner {
 }
 
 /// Takes the pipes and reaps the child on a thread of its own.
-fn watch_exit(mut child: Child) -> Spawned {
+fn watch_exit(mut child: Child, shims: Shims) -> Spawned {
     let (tx, exited) = oneshot::channel();
     let spawned = Spawned {
         pid: child.id(),
@@ -69,6 +114,9 @@ fn watch_exit(mut child: Child) -> Spawned {
                     .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
                 Err(_) => -1,
             };
+            if let Ok(mut shims) = shims.lock() {
+                shims.remove(&child.id());
+            }
             let _ = tx.send(code);
         });
     spawned

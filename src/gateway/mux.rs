@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::era::{self, Era};
+use super::lines::{self, BoundedLines, Line};
 use serde_json::{Value, json};
-use tokio::io::{AsyncWriteExt, BufReader, Lines};
-use tokio::process::{ChildStdin, ChildStdout};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 /// What the mux does with notifications no call owns (logging, for now).
@@ -25,6 +25,17 @@ pub type OnNoise = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Prefix of the ids the gateway gives the child's requests towards clients.
 const SERVER_REQUEST_PREFIX: &str = "mcpctl-srv-";
+
+/// The largest message a child may send (`MCPCTL_MAX_MESSAGE_BYTES` in the daemon's
+/// environment changes it): a longer line is dropped and, when it names a call, that
+/// call fails; the child and its other calls go on.
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// The most of a non-protocol line of the child's that is handed on to its log.
+const NOISE_MAX: usize = 16 << 10;
+
+/// JSON-RPC's "internal error", for a call whose answer was too large to take.
+const INTERNAL_ERROR: i64 = -32603;
 
 /// A forwarded request's way back.
 #[derive(Default)]
@@ -119,6 +130,12 @@ impl Upstream {
             .await?
             .await
             .map_err(|_| Gone)
+    }
+
+    /// Resolves once the mux has ended: the child's stdout closed or its stdin broke.
+    /// Every call in flight then fails with [`Gone`].
+    pub async fn closed(&self) {
+        self.ops.closed().await;
     }
 
     pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), Gone> {
@@ -261,13 +278,20 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
-/// Starts the mux over a child's pipes; the caller initializes it through it.
-pub fn start(
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
+/// Starts the mux over a child's pipes (its stdin, its stdout); the caller
+/// initializes it through it. `max_message` bounds one line of the child's.
+pub fn start<W, R>(
+    stdin: W,
+    stdout: R,
+    max_message: usize,
     on_message: OnMessage,
     on_noise: OnNoise,
-) -> Upstream {
+) -> Upstream
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let lines = BoundedLines::new(BufReader::with_capacity(64 << 10, stdout), max_message);
     let (ops, rx) = mpsc::channel(256);
     let (notifications, _) = broadcast::channel(256);
     let on_message: OnMessage = {
@@ -311,8 +335,8 @@ struct Pending {
 /// Requests waiting for the child to read them, at most (then callers wait).
 const MAX_UNWRITTEN: usize = 4 << 20;
 
-struct Mux {
-    stdin: ChildStdin,
+struct Mux<W> {
+    stdin: W,
     /// Lines for the child not yet written.
     out: Vec<u8>,
     pending: HashMap<u64, Pending>,
@@ -325,10 +349,10 @@ struct Mux {
     next_id: u64,
 }
 
-impl Mux {
-    async fn run(
+impl<W: AsyncWrite + Unpin> Mux<W> {
+    async fn run<R: tokio::io::AsyncBufRead + Unpin>(
         mut self,
-        mut lines: Lines<BufReader<ChildStdout>>,
+        mut lines: BoundedLines<R>,
         mut ops: mpsc::Receiver<Op>,
         on_message: OnMessage,
         on_noise: OnNoise,
@@ -351,10 +375,16 @@ impl Mux {
                     }
                 }
                 line = lines.next_line() => {
+                    // Only the end of the stream (or a read error) ends the reader: a
+                    // line that is not JSON, not UTF-8 or too long is logged and skipped.
                     let Ok(Some(line)) = line else { break };
-                    match serde_json::from_str::<Value>(&line) {
+                    if line.is_cut() {
+                        self.on_oversized(&line, &on_noise);
+                        continue;
+                    }
+                    match serde_json::from_slice::<Value>(line.head) {
                         Ok(msg) => self.on_child_message(msg, &on_message).await,
-                        Err(_) => on_noise(&line),
+                        Err(_) => on_noise(&line.to_log_text(NOISE_MAX)),
                     }
                 }
                 written = self.stdin.write(&self.out), if unwritten => match written {
@@ -443,6 +473,28 @@ impl Mux {
         }
     }
 
+    /// A line over the bound: the call it answers (when its id can be read from the
+    /// line's ends) fails with an error saying why; nothing else is affected.
+    fn on_oversized(&mut self, line: &Line<'_>, on_noise: &OnNoise) {
+        let id = oversized_response_id(line.head, line.tail);
+        on_noise(&format!(
+            "dropped a message of {} bytes from the server (more than {}){}",
+            line.len,
+            line.head.len(),
+            id.map_or(String::new(), |id| format!(", the answer to request {id}"))
+        ));
+        if let Some(call) = id.and_then(|id| self.forget(id)) {
+            let message = format!(
+                "the server's answer ({} bytes) is larger than the {} bytes a message may have",
+                line.len,
+                line.head.len()
+            );
+            let error =
+                json!({"jsonrpc": "2.0", "error": {"code": INTERNAL_ERROR, "message": message}});
+            let _ = call.reply.send(error);
+        }
+    }
+
     async fn on_child_message(&mut self, msg: Value, on_message: &OnMessage) {
         let method = msg
             .get("method")
@@ -451,7 +503,7 @@ impl Mux {
         match (method.as_deref(), msg.get("id").cloned()) {
             (None, Some(id)) => {
                 // A response. A late one to a call nobody waits for is dropped.
-                if let Some(call) = id.as_u64().and_then(|id| self.forget(id)) {
+                if let Some(call) = our_id(&id).and_then(|id| self.forget(id)) {
                     let _ = call.reply.send(msg);
                 }
             }
@@ -567,3 +619,51 @@ impl Mux {
         }
     }
 }
+
+/// Our upstream ids are integers; a child may write one back as `3.0` or `"3"`.
+fn our_id(id: &Value) -> Option<u64> {
+    match id {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 2f64.powi(53))
+                // The filter makes the conversion exact.
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The `id` of a response too large to parse, read from its first and last bytes
+/// (serializers put `id` before or after the result). `None` for a request or
+/// notification of the child's, or when no id can be seen.
+fn oversized_response_id(head: &[u8], tail: &[u8]) -> Option<u64> {
+    let start = &head[..head.len().min(lines::TAIL)];
+    if find(start, b"\"method\"").is_some() {
+        return None;
+    }
+    let id_after = |text: &[u8], at: usize| -> Option<u64> {
+        let rest = &text[at + 4..];
+        let rest = rest
+            .trim_ascii_start()
+            .strip_prefix(b":")?
+            .trim_ascii_start();
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+    };
+    if let Some(at) = find(start, b"\"id\"")
+        && find(&start[..at], b"\"result\"").is_none()
+        && find(&start[..at], b"\"error\"").is_none()
+    {
+        return id_after(start, at);
+    }
+    let at = tail.windows(4).rposition(|w| w == b"\"id\"")?;
+    id_after(tail, at)
+}
+
+fn find(text: &[u8], needle: &[u8]) -> Option<usize> {
+    text.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests;

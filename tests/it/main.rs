@@ -19,4 +19,5 @@ mod readme;
 mod schema;
 mod sdk;
 mod secrets;
+mod supervise;
 mod tls;

@@ -327,3 +327,42 @@ pub fn http_on(
         body: body.to_string(),
     }
 }
+
+/// A port for a server under test: chosen by the OS (free when asked), and never
+/// handed out twice in one run, so tests in parallel, and two checkouts testing at
+/// once, do not collide.
+pub fn free_port() -> u16 {
+    static TAKEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        if TAKEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+}
+
+/// `VmRSS` of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+impl TestEnv {
+    /// The running daemon's pid.
+    pub fn daemon_pid(&self) -> u32 {
+        self.read(".mcpctl/daemon.pid")
+            .trim()
+            .parse()
+            .expect("a daemon pid")
+    }
+}

@@ -1,0 +1,224 @@
+//! Supervision under what an operator tries (issue 12): killing each process, bad
+//! bytes and floods on a child's pipes, a caller's pipes and variables, two first
+//! commands at once. Regressions are named `r12_...`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{TestEnv, alive, bin, echo_bin, free_port, http, rss_kib, to_run, wait_for};
+use crate::gateway::initialize;
+
+fn config(port: u16, args: &str, restart: &str) -> String {
+    format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [{args}]\nport = {port}\nrestart = \"{restart}\"\n",
+        echo_bin()
+    )
+}
+
+/// `tools/call NAME` in `session`; the JSON-RPC response.
+fn call(port: u16, session: &str, name: &str, arguments: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": name, "arguments": arguments}});
+    let headers = [
+        ("MCP-Protocol-Version", "2025-06-18"),
+        ("Mcp-Session-Id", session),
+    ];
+    http(port, "POST", "/mcp", &headers, body.to_string().as_bytes()).json()
+}
+
+fn text(response: &Value) -> &str {
+    response["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {response}"))
+}
+
+#[test]
+fn r12_a_line_of_invalid_utf8_is_skipped_and_the_server_keeps_answering() {
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    env.run_within(60, &["apply"]).success();
+    let session = initialize(port);
+    assert_eq!(
+        text(&call(port, &session, "garbage", json!({}))),
+        "garbage written"
+    );
+    let after = call(port, &session, "echo", json!({"text": "still here"}));
+    assert_eq!(text(&after), "still here", "{after}");
+    let status = env.server_status("echo");
+    assert_eq!(status["restarts"], 0, "no restart was needed: {status}");
+    let log = env.read(".mcpctl/logs/echo-0.log");
+    assert!(log.contains("\u{fffd}"), "the bad line is logged:\n{log}");
+}
+
+#[test]
+fn r12_a_50_mb_stderr_line_and_an_oversized_answer_leave_the_daemon_small() {
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    env.command(&["apply"])
+        .env("MCPCTL_MAX_MESSAGE_BYTES", (1 << 20).to_string())
+        .output()
+        .unwrap();
+    let session = initialize(port);
+    assert_eq!(
+        text(&call(port, &session, "echo", json!({"text": "x"}))),
+        "x"
+    );
+    let daemon = env.daemon_pid();
+    let before = rss_kib(daemon);
+
+    let flooded = call(port, &session, "flood", json!({"stderr": 50 << 20}));
+    assert_eq!(text(&flooded), "", "{flooded}");
+    let too_big = call(port, &session, "flood", json!({"reply": 4 << 20}));
+    assert_eq!(too_big["error"]["code"], -32603, "{too_big}");
+    assert!(
+        too_big["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("larger than")),
+        "{too_big}"
+    );
+    // The child and its other calls are unharmed.
+    assert_eq!(
+        text(&call(port, &session, "echo", json!({"text": "y"}))),
+        "y"
+    );
+    let after = rss_kib(daemon);
+    assert!(
+        after < before + 16 * 1024,
+        "daemon RSS {before} KiB before the floods, {after} KiB after"
+    );
+    let log = wait_for("the long line, cut, in the log", 30, || {
+        let log = env.read(".mcpctl/logs/echo-0.log");
+        if log.contains("cut at 16384") {
+            Ok(log)
+        } else {
+            Err(log.chars().take(300).collect())
+        }
+    });
+    assert!(log.len() < 1 << 20, "the log holds {} bytes", log.len());
+}
+
+#[test]
+fn r12_sigkill_of_a_shim_ends_its_server_and_setsid_grandchild() {
+    let port = free_port();
+    let env = TestEnv::new();
+    let pids = env.path().join("pids");
+    env.write(
+        "mcpctl.toml",
+        &config(
+            port,
+            &format!(
+                "\"--grandchild\", \"--setsid\", \"--pid-file\", \"{}\"",
+                pids.display()
+            ),
+            "never",
+        ),
+    );
+    env.run_within(60, &["apply"]).success();
+    let [server, grandchild] = env.pids("pids")[..] else {
+        panic!("the fixture wrote {:?}", env.pids("pids"));
+    };
+    let status = env.server_status("echo");
+    // status names the server's own pid, and the shim's beside it.
+    assert_eq!(status["pids"], json!([server]), "{status}");
+    let shim = status["shim_pids"][0].as_u64().expect("a shim pid") as u32;
+    assert_ne!(shim, server);
+    assert!(alive(server) && alive(grandchild));
+
+    Command::new("kill")
+        .args(["-9", &shim.to_string()])
+        .status()
+        .unwrap();
+    wait_for("the server and its grandchild to end", 15, || {
+        match (alive(server), alive(grandchild)) {
+            (false, false) => Ok(()),
+            seen => Err(format!("alive (server, grandchild) = {seen:?}")),
+        }
+    });
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
+#[test]
+fn r12_servers_get_no_mcpctl_variables_and_apply_in_a_command_substitution_returns() {
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    // fd 7 stands for any descriptor a caller leaves open (a CI runner's pipe, say).
+    let script = "exec 7>caller-fd; x=$(\"$0\" apply); printf '%s' \"$x\"";
+    let child = env.command(&[]);
+    let mut child = Command::new("sh")
+        .args(["-c", script, bin()])
+        .current_dir(env.path())
+        .envs(
+            child
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .env("MCPCTL_IDENTITY", env.path().join("xdg/identity.txt"))
+        .env("MCPCTL_TEST_MARK", "leaked")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "x=$(mcpctl apply) did not return: the daemon holds the caller's pipe"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = to_run(&["sh", "-c", script], &child.wait_with_output().unwrap());
+    run.success()
+        .stdout_has(&format!("http://127.0.0.1:{port}/mcp"));
+
+    let server = env.server_status("echo")["pids"][0].as_u64().unwrap() as u32;
+    let environ = std::fs::read(format!("/proc/{server}/environ")).unwrap();
+    let names: Vec<String> = environ
+        .split(|&b| b == 0)
+        .map(|v| {
+            String::from_utf8_lossy(v)
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "PATH"),
+        "the daemon's environment is passed on"
+    );
+    let ours: Vec<&String> = names.iter().filter(|n| n.starts_with("MCPCTL_")).collect();
+    assert!(ours.is_empty(), "the server got {ours:?}");
+
+    for pid in [env.daemon_pid(), server] {
+        let fd7 = std::fs::read_link(format!("/proc/{pid}/fd/7"));
+        assert!(
+            fd7.as_ref().map_or(true, |p| !p.ends_with("caller-fd")),
+            "pid {pid} inherited the caller's fd 7"
+        );
+    }
+}
+
+#[test]
+fn r12_two_first_applies_at_once_both_succeed_on_one_daemon() {
+    for round in 0..4 {
+        let port = free_port();
+        let env = TestEnv::with_config(&config(port, "", "on-failure"));
+        let spawn = || {
+            env.command(&["apply"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        for child in [a, b] {
+            let run = to_run(&["apply"], &child.wait_with_output().unwrap());
+            assert_eq!(run.code, 0, "round {round}: {}\n{}", run.stdout, run.stderr);
+        }
+        let status = env.server_status("echo");
+        assert_eq!(status["instances_running"], 1, "{status}");
+    }
+}
