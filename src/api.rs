@@ -99,4 +99,7 @@ pub struct InstanceStatus {
     /// One client session's own instance (`sharing = "per-session"`).
     #[serde(default)]
     pub per_session: bool,
+    /// Where a server that speaks HTTP itself listens, on loopback behind the gateway.
+    #[serde(default)]
+    pub inner_port: Option<u16>,
 }

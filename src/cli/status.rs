@@ -40,6 +40,8 @@ struct Report {
     pids: Vec<u32>,
     /// Their shims (each server's parent).
     shim_pids: Vec<u32>,
+    /// Where servers that speak HTTP themselves listen, behind the gateway.
+    inner_ports: Vec<u16>,
     uptime_secs: Option<u64>,
     restarts: u32,
     instances_running: usize,
@@ -84,6 +86,7 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         created_at: running.map(|r| r.created_at.clone()),
         pids: instances.iter().filter_map(|i| i.pid).collect(),
         shim_pids: instances.iter().filter_map(|i| i.shim_pid).collect(),
+        inner_ports: instances.iter().filter_map(|i| i.inner_port).collect(),
         uptime_secs: instances.iter().filter_map(|i| i.uptime_secs).max(),
         restarts: running.map_or(0, |r| r.restarts),
         instances_running: instances
@@ -209,16 +212,17 @@ pub(super) fn server_status(
         let text = if format == Format::Json {
             format!("{}\n", serde_json::to_string_pretty(r).unwrap_or_default())
         } else {
-            let list = |pids: &[u32]| {
-                if pids.is_empty() {
+            fn list<T: ToString>(items: &[T]) -> String {
+                if items.is_empty() {
                     "-".to_string()
                 } else {
-                    pids.iter()
-                        .map(u32::to_string)
+                    items
+                        .iter()
+                        .map(ToString::to_string)
                         .collect::<Vec<_>>()
                         .join(", ")
                 }
-            };
+            }
             let lines = [
                 ("Server", r.server.clone()),
                 ("Status", r.status.clone()),
@@ -235,6 +239,7 @@ pub(super) fn server_status(
                 ),
                 ("PID", list(&r.pids)),
                 ("Shim PID", list(&r.shim_pids)),
+                ("Inner Port", list(&r.inner_ports)),
                 ("Uptime", duration(r.uptime_secs)),
                 ("Restarts", r.restarts.to_string()),
                 (

@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufRead, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use super::inner_port;
 use super::logs::{self, LogWriter, detect_level};
 use super::policy::{Decision, Ending, Tracker};
 use super::spawner::Spawner;
@@ -557,7 +558,7 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
     } else {
         program
     };
-    let port = ctx.inner_port.unwrap_or(spec.port).to_string();
+    let port = ctx.inner_port.unwrap_or(spec.port);
     let mut cmd = Command::new(&ctx.shim.exe);
     // mcpctl's own settings (the identity's path among them) are not the server's.
     for (key, _) in std::env::vars_os() {
@@ -574,7 +575,7 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
         .arg(ctx.daemon_pid.to_string())
         .arg("--")
         .arg(program)
-        .args(spec.args.iter().map(|a| a.replace("{port}", &port)))
+        .args(spec.args.iter().map(|a| inner_port::fill(a, port)))
         .envs(&spec.env)
         .envs(ctx.secrets.iter().map(|(k, v)| (k, v.expose_secret())))
         .current_dir(
@@ -590,7 +591,8 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if spec.transport != Transport::Stdio {
-        cmd.env("PORT", &port);
+        cmd.env("PORT", port.to_string())
+            .env("HOST", inner_port::HOST);
     }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     sys::stdio_only_on_exec(&mut cmd);
@@ -614,10 +616,14 @@ async fn probe(
         }
         let port = ctx.inner_port.unwrap_or(ctx.spec.port);
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            if tokio::net::TcpStream::connect((inner_port::HOST, port))
                 .await
                 .is_ok()
             {
+                let beyond = inner_port::listening_beyond_loopback(port);
+                if !beyond.is_empty() {
+                    return Err(inner_port::refusal(port, &beyond));
+                }
                 return Ok(None);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

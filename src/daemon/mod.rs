@@ -13,6 +13,7 @@
 
 mod busy_poll;
 mod control;
+mod inner_port;
 pub mod instance;
 pub mod logs;
 pub mod policy;
@@ -477,6 +478,7 @@ impl Daemon {
                             last_error: v.last_error.clone(),
                             protocol: v.upstream.as_ref().map(Upstream::protocol),
                             per_session,
+                            inner_port: v.inner_port,
                         }
                     })
                     .collect();
@@ -622,7 +624,7 @@ impl Daemon {
                     ..Pool::default()
                 });
                 let inner_ports = (0..spec.instances)
-                    .map(|_| inner_port(&spec))
+                    .map(|_| inner_port::for_spec(&spec))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| format!("{name}: {e}"))?;
                 let tls = match &spec.tls {
@@ -799,7 +801,7 @@ impl Daemon {
             .filter(|h| h.view.borrow().phase.is_held())
             .count();
         let mut ports = (held..wanted)
-            .map(|_| inner_port(spec))
+            .map(|_| inner_port::for_spec(spec))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("{name}: {e}"))?
             .into_iter();
@@ -925,22 +927,6 @@ fn http_backend(
         legacy_sse: spec.transport == Transport::Sse,
         pool,
     }))
-}
-
-/// A port of its own for an instance of a local server that speaks HTTP.
-fn inner_port(spec: &ServerSpec) -> Result<Option<u16>, String> {
-    match (spec.mode, spec.transport) {
-        (Mode::Local, Transport::StreamableHttp | Transport::Sse) => free_port().map(Some),
-        _ => Ok(None),
-    }
-}
-
-/// A free port on 127.0.0.1 for a server that speaks HTTP behind the gateway.
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free inner port: {e}"))
 }
 
 /// `${NAME}` in a header template, from the server's env or secrets.

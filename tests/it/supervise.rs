@@ -222,3 +222,43 @@ fn r12_two_first_applies_at_once_both_succeed_on_one_daemon() {
         assert_eq!(status["instances_running"], 1, "{status}");
     }
 }
+
+/// A local server that speaks HTTP: `python3 -m http.server` binding what it is told.
+fn http_server(port: u16, bind: &str) -> String {
+    format!(
+        "version = 1\n[servers.web]\ncommand = \"python3\"\nargs = [\"-m\", \"http.server\", \"{{port}}\", \"--bind\", \"{bind}\"]\ntransport = \"streamable-http\"\nport = {port}\nrestart = \"never\"\n"
+    )
+}
+
+#[test]
+fn r12_a_local_http_server_listening_beyond_loopback_fails_its_start() {
+    let port = free_port();
+    let env = TestEnv::with_config(&http_server(port, "0.0.0.0"));
+    env.run_within(60, &["apply"])
+        .failure()
+        .stderr_has("web: instance 0 failed to start: it listens on 0.0.0.0:")
+        .stderr_has("make it bind 127.0.0.1 (`{host}` in its args");
+    let status = env.server_status("web");
+    assert_eq!(status["instances_running"], 0, "{status}");
+}
+
+#[test]
+fn r12_a_local_http_server_binds_the_host_it_is_given_and_status_shows_its_inner_port() {
+    let port = free_port();
+    let env = TestEnv::with_config(&http_server(port, "{host}"));
+    env.run_within(60, &["apply"]).success();
+    let status = env.server_status("web");
+    let inner = status["inner_ports"][0].as_u64().expect("an inner port") as u16;
+    assert_ne!(inner, port);
+    env.run(&["server", "status", "web"])
+        .success()
+        .stdout_has(&format!("Inner Port:    {inner}"));
+    // Only the gateway's port is reachable beyond loopback, and nothing else.
+    let listening = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let inner_hex = format!("0100007F:{inner:04X}");
+    assert!(
+        listening.contains(&inner_hex),
+        "listens on 127.0.0.1:{inner}"
+    );
+    assert!(!listening.contains(&format!("00000000:{inner:04X}")));
+}
