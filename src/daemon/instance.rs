@@ -80,12 +80,11 @@ impl Phase {
         }
     }
 
-    /// Whether the slot still counts as supervised (the plan sees it as present).
+    /// Whether the slot counts as present for the plan. A crash loop does not: a
+    /// server that should run and does not is drift, which the next apply retries
+    /// (with a fresh budget) and reports.
     pub fn is_held(self) -> bool {
-        matches!(
-            self,
-            Phase::Starting | Phase::Running | Phase::Backoff | Phase::CrashLoop
-        )
+        matches!(self, Phase::Starting | Phase::Running | Phase::Backoff)
     }
 }
 
