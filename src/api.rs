@@ -77,11 +77,48 @@ pub struct ServerStatus {
     pub instances: Vec<InstanceStatus>,
 }
 
+/// Where one instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Starting,
+    Running,
+    /// Running, but missing its health checks (no new sessions go to it).
+    Unhealthy,
+    Backoff,
+    CrashLoop,
+    Exited,
+    Stopped,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Running => "running",
+            Phase::Unhealthy => "unhealthy",
+            Phase::Backoff => "backoff",
+            Phase::CrashLoop => "crash-loop",
+            Phase::Exited => "exited",
+            Phase::Stopped => "stopped",
+        }
+    }
+
+    /// Whether the slot counts as present for the plan. A crash loop does not: a
+    /// server that should run and does not is drift, which the next apply retries
+    /// (with a fresh budget) and reports.
+    pub fn is_held(self) -> bool {
+        matches!(
+            self,
+            Phase::Starting | Phase::Running | Phase::Unhealthy | Phase::Backoff
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceStatus {
     pub index: u32,
-    /// `starting`, `running`, `backoff`, `crash-loop`, `exited`, `stopped`.
-    pub phase: String,
+    pub phase: Phase,
     /// The server's own process.
     pub pid: Option<u32>,
     /// The shim that supervises it (its parent, leader of its process group).

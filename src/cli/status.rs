@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::args::Format;
 use super::{Error, load, ok, print};
-use crate::api::{DaemonStatus, Reply, Request, ServerStatus};
+use crate::api::{DaemonStatus, Phase, Reply, Request, ServerStatus};
 use crate::client;
 use crate::config::store;
 use crate::daemon::logs::{self, Level};
@@ -91,11 +91,11 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         restarts: running.map_or(0, |r| r.restarts),
         instances_running: instances
             .iter()
-            .filter(|i| i.phase == "running" && !i.per_session)
+            .filter(|i| i.phase == Phase::Running && !i.per_session)
             .count(),
         session_instances: instances
             .iter()
-            .filter(|i| i.phase == "running" && i.per_session)
+            .filter(|i| i.phase == Phase::Running && i.per_session)
             .count(),
         instances_desired: spec.instances,
         last_exit: instances.iter().find_map(|i| i.last_exit.clone()),

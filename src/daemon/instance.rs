@@ -58,35 +58,7 @@ pub enum Control {
     Update(Box<ServerSpec>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Starting,
-    Running,
-    Backoff,
-    CrashLoop,
-    Exited,
-    Stopped,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Starting => "starting",
-            Phase::Running => "running",
-            Phase::Backoff => "backoff",
-            Phase::CrashLoop => "crash-loop",
-            Phase::Exited => "exited",
-            Phase::Stopped => "stopped",
-        }
-    }
-
-    /// Whether the slot counts as present for the plan. A crash loop does not: a
-    /// server that should run and does not is drift, which the next apply retries
-    /// (with a fresh budget) and reports.
-    pub fn is_held(self) -> bool {
-        matches!(self, Phase::Starting | Phase::Running | Phase::Backoff)
-    }
-}
+pub use crate::api::Phase;
 
 #[derive(Debug, Clone)]
 pub struct View {
@@ -418,6 +390,14 @@ async fn run_once(
         }
     };
     tokio::pin!(protocol_ended);
+    let (health_tx, health_rx) = watch::channel(ctx.spec.health);
+    let health = async {
+        match &protocol {
+            Some(upstream) => until_unhealthy(upstream, health_rx, view).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(health);
     view.send_modify(|v| {
         v.phase = Phase::Running;
         v.started_at = Some(SystemTime::now());
@@ -428,6 +408,15 @@ async fn run_once(
 
     loop {
         tokio::select! {
+            missed = &mut health => {
+                let code = stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                view.send_modify(|v| {
+                    v.last_exit = code.map(describe_exit);
+                    v.last_error = Some(format!("missed {missed} health checks in a row: killed"));
+                });
+                drain(&mut stderr_pump).await;
+                return Once::Ended { ending: Ending::Lost, uptime: started.elapsed() };
+            }
             () = &mut protocol_ended => {
                 // Its stdout closed: a dying server does that first, so give its exit a
                 // moment to be seen; one that lives on without a protocol is useless and
@@ -457,7 +446,13 @@ async fn run_once(
             return Once::Ended { ending: Ending::Exit(code), uptime: started.elapsed() };
             }
             msg = control.recv() => match msg {
-                Some(Control::Update(spec)) => ctx.spec = *spec,
+                Some(Control::Update(spec)) => {
+                    if let Some(upstream) = &protocol {
+                        upstream.set_call_timeout(spec.call_timeout);
+                    }
+                    let _ = health_tx.send(spec.health);
+                    ctx.spec = *spec;
+                }
                 Some(Control::Stop { force, timeout, done }) => {
                     let code = stop_process(pid, force, timeout, &mut spawned.exited).await;
                     view.send_modify(|v| v.last_exit = code.map(describe_exit));
@@ -474,6 +469,46 @@ async fn run_once(
 }
 
 type SharedLog = Arc<Mutex<LogWriter>>;
+
+/// Pings the server every `interval` through its channel; any answer within
+/// `timeout` (an error too: a 2026-07-28 server has no `ping`) shows it alive. A miss
+/// marks it unhealthy, an answer running again; resolves with the count once
+/// `failures` pings in a row went unanswered.
+async fn until_unhealthy(
+    upstream: &Upstream,
+    mut health: watch::Receiver<crate::model::spec::HealthCheck>,
+    view: &watch::Sender<View>,
+) -> u32 {
+    let mut missed = 0;
+    loop {
+        let check = *health.borrow_and_update();
+        tokio::time::sleep(check.interval).await;
+        let answer = tokio::time::timeout(check.timeout, upstream.request("ping", None)).await;
+        if matches!(answer, Ok(Ok(_))) {
+            if missed > 0 {
+                missed = 0;
+                view.send_modify(|v| {
+                    if v.phase == Phase::Unhealthy {
+                        v.phase = Phase::Running;
+                        v.last_error = None;
+                    }
+                });
+            }
+            continue;
+        }
+        missed += 1;
+        view.send_modify(|v| {
+            v.phase = Phase::Unhealthy;
+            v.last_error = Some(format!(
+                "no answer to {missed} health check(s) in a row (ping within {})",
+                humantime::format_duration(check.timeout)
+            ));
+        });
+        if missed >= check.failures {
+            return missed;
+        }
+    }
+}
 
 /// How long a server whose stdout closed has to exit by itself before it is killed.
 const PROTOCOL_EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -640,7 +675,11 @@ async fn probe(
         let log = log.clone();
         Arc::new(move |line: &str| write_log(log.as_ref(), "stdout", line))
     };
-    let upstream = mux::start(stdin, stdout, max_message(), on_message, on_noise);
+    let limits = mux::Limits {
+        max_message: max_message(),
+        call_timeout: ctx.spec.call_timeout,
+    };
+    let upstream = mux::start(stdin, stdout, limits, on_message, on_noise);
     if let Some(discovered) = discover(&upstream).await? {
         let upstream = upstream.initialized(discovered, Era::Modern);
         listen_for_changes(&upstream).await;

@@ -462,7 +462,7 @@ impl Daemon {
                         let v = view.borrow();
                         InstanceStatus {
                             index,
-                            phase: v.phase.name().to_string(),
+                            phase: v.phase,
                             pid: v.server_pid.or_else(|| {
                                 v.pid
                                     .and_then(|p| crate::sys::children_of(p).first().copied())
@@ -965,20 +965,17 @@ fn stop_timeout(spec: &ServerSpec, options: &ApplyOptions) -> Duration {
 }
 
 fn overall(instances: &[InstanceStatus]) -> String {
-    let running = instances.iter().filter(|i| i.phase == "running").count();
-    if instances.iter().any(|i| i.phase == "crash-loop") {
+    let count = |phase| instances.iter().filter(|i| i.phase == phase).count();
+    let running = count(Phase::Running);
+    let starting = count(Phase::Starting) + count(Phase::Backoff);
+    if count(Phase::CrashLoop) > 0 {
         "crash-loop".into()
+    } else if count(Phase::Unhealthy) > 0 {
+        "unhealthy".into()
     } else if running == instances.len() && running > 0 {
         "running".into()
-    } else if instances
-        .iter()
-        .any(|i| i.phase == "starting" || i.phase == "backoff")
-    {
-        if running > 0 {
-            "degraded".into()
-        } else {
-            "starting".into()
-        }
+    } else if starting > 0 && running == 0 {
+        "starting".into()
     } else if running > 0 {
         "degraded".into()
     } else {

@@ -9,9 +9,12 @@
 //! one such call at a time ([`Upstream::ask_lock`]). An unprompted `roots/list` is
 //! answered here (no roots are configured), and so is the child's `ping`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::era::{self, Era};
 use super::lines::{self, BoundedLines, Line};
@@ -36,6 +39,27 @@ const NOISE_MAX: usize = 16 << 10;
 
 /// JSON-RPC's "internal error", for a call whose answer was too large to take.
 const INTERNAL_ERROR: i64 = -32603;
+/// The error of a call that waited longer than its server's `call_timeout` (the code
+/// the MCP SDKs use for a request timeout).
+pub const REQUEST_TIMEOUT: i64 = -32001;
+
+/// The bounds of one child's channel.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The longest line (message) the child may send.
+    pub max_message: usize,
+    /// How long a call waits for its answer; progress starts the wait over.
+    pub call_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message: MAX_MESSAGE,
+            call_timeout: Duration::from_secs(300),
+        }
+    }
+}
 
 /// A forwarded request's way back.
 #[derive(Default)]
@@ -90,6 +114,8 @@ pub struct Upstream {
     /// Resource URIs subscribed by sessions, with how many: the child is subscribed
     /// while at least one session is.
     subscriptions: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    /// `call_timeout` in milliseconds; changed in place by [`Upstream::set_call_timeout`].
+    call_timeout_ms: Arc<AtomicU64>,
 }
 
 /// Counts a session (or one stateless request) against its upstream while it lives.
@@ -130,6 +156,12 @@ impl Upstream {
             .await?
             .await
             .map_err(|_| Gone)
+    }
+
+    /// Applies a new `call_timeout` to calls made from now on.
+    pub fn set_call_timeout(&self, timeout: Duration) {
+        self.call_timeout_ms
+            .store(millis(timeout), Ordering::Relaxed);
     }
 
     /// Resolves once the mux has ended: the child's stdout closed or its stdin broke.
@@ -283,7 +315,7 @@ impl std::fmt::Debug for Upstream {
 pub fn start<W, R>(
     stdin: W,
     stdout: R,
-    max_message: usize,
+    limits: Limits,
     on_message: OnMessage,
     on_noise: OnNoise,
 ) -> Upstream
@@ -291,7 +323,11 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
     R: AsyncRead + Unpin + Send + 'static,
 {
-    let lines = BoundedLines::new(BufReader::with_capacity(64 << 10, stdout), max_message);
+    let lines = BoundedLines::new(
+        BufReader::with_capacity(64 << 10, stdout),
+        limits.max_message,
+    );
+    let call_timeout_ms = Arc::new(AtomicU64::new(millis(limits.call_timeout)));
     let (ops, rx) = mpsc::channel(256);
     let (notifications, _) = broadcast::channel(256);
     let on_message: OnMessage = {
@@ -308,6 +344,8 @@ where
         progress: HashMap::new(),
         asked: HashMap::new(),
         cancel_keys: HashMap::new(),
+        deadlines: BTreeSet::new(),
+        call_timeout_ms: Arc::clone(&call_timeout_ms),
         next_id: 1,
     };
     tokio::spawn(state.run(lines, rx, on_message, on_noise));
@@ -320,7 +358,12 @@ where
         ask_lock: Arc::new(Semaphore::new(1)),
         notifications,
         subscriptions: Arc::default(),
+        call_timeout_ms,
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 struct Pending {
@@ -330,6 +373,8 @@ struct Pending {
     options: CallOptions,
     /// Our progress token for this call, if it asked for progress.
     progress_token: Option<String>,
+    /// When the call fails unanswered (`None` for a listen, which lives on).
+    deadline: Option<Instant>,
 }
 
 /// Requests waiting for the child to read them, at most (then callers wait).
@@ -346,6 +391,9 @@ struct Mux<W> {
     asked: HashMap<String, Value>,
     /// Cancel key -> upstream id of the call.
     cancel_keys: HashMap<String, u64>,
+    /// Every pending call's deadline, earliest first.
+    deadlines: BTreeSet<(Instant, u64)>,
+    call_timeout_ms: Arc<AtomicU64>,
     next_id: u64,
 }
 
@@ -363,7 +411,11 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
         // reply senders drop and callers see Gone.
         loop {
             let unwritten = !self.out.is_empty();
+            let next_deadline = self.deadlines.first().map(|&(at, _)| at);
             tokio::select! {
+                () = tokio::time::sleep_until(next_deadline.unwrap_or_else(Instant::now)), if next_deadline.is_some() => {
+                    self.expire(Instant::now());
+                }
                 // Backpressure: no more requests while a child is not reading.
                 op = ops.recv(), if self.out.len() < MAX_UNWRITTEN => {
                     let Some(op) = op else { break };
@@ -433,13 +485,19 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
                 if let Some(key) = &options.cancel_key {
                     self.cancel_keys.insert(key.clone(), id);
                 }
+                let listen = method == "subscriptions/listen";
+                let deadline = (!listen).then(|| self.deadline_from_now());
+                if let Some(at) = deadline {
+                    self.deadlines.insert((at, id));
+                }
                 self.pending.insert(
                     id,
                     Pending {
                         reply,
-                        listen: method == "subscriptions/listen",
+                        listen,
                         options,
                         progress_token,
+                        deadline,
                     },
                 );
             }
@@ -552,9 +610,57 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
         only.options.events.clone().filter(|_| wanted)
     }
 
+    fn deadline_from_now(&self) -> Instant {
+        let timeout = Duration::from_millis(self.call_timeout_ms.load(Ordering::Relaxed));
+        let now = Instant::now();
+        now.checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365))
+    }
+
+    /// The call shows signs of life (progress, a question for its client): its wait
+    /// starts over.
+    fn extend(&mut self, id: u64) {
+        let at = self.deadline_from_now();
+        if let Some(call) = self.pending.get_mut(&id)
+            && let Some(old) = call.deadline.replace(at)
+        {
+            self.deadlines.remove(&(old, id));
+            self.deadlines.insert((at, id));
+        }
+    }
+
+    /// Fails every call whose deadline has passed, and tells the child to stop on it.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(call) = self.forget(id) else {
+                continue;
+            };
+            let waited = Duration::from_millis(self.call_timeout_ms.load(Ordering::Relaxed));
+            let reason = format!(
+                "no answer within {} (call_timeout)",
+                humantime::format_duration(waited)
+            );
+            self.queue(
+                &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": id, "reason": reason}}),
+            );
+            let message = format!("the server did not answer: {reason}");
+            let error =
+                json!({"jsonrpc": "2.0", "error": {"code": REQUEST_TIMEOUT, "message": message}});
+            let _ = call.reply.send(error);
+        }
+    }
+
     /// Removes a finished or cancelled call with everything that pointed at it.
     fn forget(&mut self, id: u64) -> Option<Pending> {
         let call = self.pending.remove(&id)?;
+        if let Some(at) = call.deadline {
+            self.deadlines.remove(&(at, id));
+        }
         if let Some(token) = &call.progress_token {
             self.progress.remove(token);
         }
@@ -568,15 +674,17 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
     async fn route_request(&mut self, method: &str, child_id: Value, mut msg: Value) {
         let mut candidates = self
             .pending
-            .values()
-            .filter(|p| p.options.can_answer)
-            .filter_map(|p| p.options.events.clone());
+            .iter()
+            .filter(|(_, p)| p.options.can_answer)
+            .filter_map(|(id, p)| Some((*id, p.options.events.clone()?)));
         let only = match (candidates.next(), candidates.next()) {
             (Some(one), None) => Some(one),
             _ => None,
         };
         match only {
-            Some(events) => {
+            Some((call, events)) => {
+                // Waiting for a person to answer is not the server being silent.
+                self.extend(call);
                 let ours = format!("{SERVER_REQUEST_PREFIX}{}", self.next_id);
                 self.next_id += 1;
                 msg["id"] = json!(ours);
@@ -610,6 +718,7 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
             return;
         };
         msg["params"]["progressToken"] = theirs;
+        self.extend(call);
         if let Some(events) = self
             .pending
             .get(&call)

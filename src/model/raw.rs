@@ -52,6 +52,23 @@ pub struct Tls {
     pub key: String,
 }
 
+/// The liveness check of a running stdio server: an MCP `ping` every `interval`,
+/// answered within `timeout`; after `failures` misses in a row it is restarted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Time between pings, e.g. `"30s"`. Default `30s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// How long a ping may take, e.g. `"10s"`. Default `10s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Missed pings in a row before a restart, 1-100. Default 3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub failures: Option<i64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsSection {
@@ -207,6 +224,14 @@ pub struct Layer {
     /// How long a start may take before the server counts as failed, e.g. `"30s"`. Default `30s`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_timeout: Option<String>,
+    /// How long one call may wait for the server's answer; progress notifications
+    /// start the wait over. e.g. `"30s"`. Default `5m`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_timeout: Option<String>,
+    /// Liveness check of a stdio server: `health = { interval = "30s", timeout = "10s",
+    /// failures = 3 }` (the defaults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
     /// Headers sent upstream when proxying an HTTP or remote server, e.g.
     /// `{ Authorization = "Bearer ${API_TOKEN}" }`; `${NAME}` names one of the server's
     /// env vars or secrets. A client's own `Authorization` is never passed upstream.

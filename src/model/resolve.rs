@@ -13,11 +13,12 @@ use crate::diag::Diagnostic;
 
 use super::locate::{KeyPath, Locator, key_path};
 use super::raw::{Layer, Mode, RawConfig, RestartPolicy, State, Transport};
-use super::spec::{SecretRef, ServerSpec};
+use super::spec::{HealthCheck, SecretRef, ServerSpec};
 use super::{Config, DEFAULT_PROFILE, FORMAT_VERSION, names};
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_INSTANCES: i64 = 64;
 
 /// A value and the key path that set it.
@@ -47,6 +48,8 @@ struct Merged {
     restart: Option<Sourced<RestartPolicy>>,
     stop_timeout: Option<Sourced<String>>,
     start_timeout: Option<Sourced<String>>,
+    call_timeout: Option<Sourced<String>>,
+    health: Option<Sourced<super::raw::Health>>,
     auth: Option<Sourced<super::raw::Auth>>,
     tls: Option<Sourced<super::raw::Tls>>,
     headers: BTreeMap<String, String>,
@@ -82,6 +85,8 @@ impl Merged {
             restart,
             stop_timeout,
             start_timeout,
+            call_timeout,
+            health,
             auth,
             tls
         );
@@ -456,6 +461,16 @@ fn resolve_server(
         diags,
     );
 
+    let call_timeout = duration(
+        name,
+        "call_timeout",
+        &m.call_timeout,
+        DEFAULT_CALL_TIMEOUT,
+        loc,
+        diags,
+    );
+    let health = health_check(name, m.health.as_ref(), loc, diags);
+
     if let (Mode::Remote, Some(t)) = (mode, &m.transport)
         && t.value == Transport::Stdio
     {
@@ -557,11 +572,68 @@ fn resolve_server(
         restart: m.restart.map_or(RestartPolicy::OnFailure, |r| r.value),
         stop_timeout: stop_timeout?,
         start_timeout: start_timeout?,
+        call_timeout: call_timeout?,
+        health: health?,
         auth_bearer,
         tls: m.tls.map(|t| t.value),
         headers: m.headers,
     };
     Some((spec, port_origin))
+}
+
+/// `health = { ... }`, each part defaulted and checked.
+fn health_check(
+    server: &str,
+    health: Option<&Sourced<super::raw::Health>>,
+    loc: &Locator<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<HealthCheck> {
+    let defaults = HealthCheck::default();
+    let Some(h) = health else {
+        return Some(defaults);
+    };
+    let part = |field: &str, value: &Option<String>| {
+        value.as_ref().map(|v| Sourced {
+            value: v.clone(),
+            origin: [h.origin.as_slice(), &[field.to_string()]].concat(),
+        })
+    };
+    let interval = duration(
+        server,
+        "health.interval",
+        &part("interval", &h.value.interval),
+        defaults.interval,
+        loc,
+        diags,
+    );
+    let timeout = duration(
+        server,
+        "health.timeout",
+        &part("timeout", &h.value.timeout),
+        defaults.timeout,
+        loc,
+        diags,
+    );
+    let failures = match h.value.failures {
+        None => Some(defaults.failures),
+        Some(n) if (1..=100).contains(&n) => u32::try_from(n).ok(),
+        Some(_) => {
+            let at = [h.origin.as_slice(), &["failures".to_string()]].concat();
+            diags.push(
+                Diagnostic::new(format!(
+                    "`health.failures` of server `{server}` is out of range"
+                ))
+                .at(loc.value(&at), "not between 1 and 100")
+                .hint("restart after 1 to 100 missed pings in a row"),
+            );
+            None
+        }
+    };
+    Some(HealthCheck {
+        interval: interval?,
+        timeout: timeout?,
+        failures: failures?,
+    })
 }
 
 fn duration(

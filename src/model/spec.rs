@@ -41,6 +41,12 @@ pub struct ServerSpec {
     pub stop_timeout: Duration,
     #[serde(with = "human_duration")]
     pub start_timeout: Duration,
+    /// How long a call waits for its answer (progress starts the wait over).
+    #[serde(with = "human_duration", default = "default_call_timeout")]
+    pub call_timeout: Duration,
+    /// The liveness check of a stdio server.
+    #[serde(default)]
+    pub health: HealthCheck,
     /// Headers for the upstream of a proxied server (templates: `${NAME}` unexpanded).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
@@ -50,6 +56,31 @@ pub struct ServerSpec {
     /// HTTPS on the gateway port: the certificate and key files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<super::raw::Tls>,
+}
+
+/// An MCP `ping` every `interval`, answered within `timeout`; `failures` misses in a
+/// row restart the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    #[serde(with = "human_duration")]
+    pub interval: Duration,
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+    pub failures: u32,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            failures: 3,
+        }
+    }
+}
+
+fn default_call_timeout() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// One secret of a spec, as the file holds it.
@@ -150,6 +181,28 @@ impl ServerSpec {
                 Some(Text(
                     humantime::format_duration(self.start_timeout).to_string(),
                 )),
+                InPlace,
+            ),
+            attr(
+                "call_timeout",
+                Some(Text(
+                    humantime::format_duration(self.call_timeout).to_string(),
+                )),
+                InPlace,
+            ),
+            attr(
+                "health",
+                Some(Map(BTreeMap::from([
+                    (
+                        "interval".to_string(),
+                        humantime::format_duration(self.health.interval).to_string(),
+                    ),
+                    (
+                        "timeout".to_string(),
+                        humantime::format_duration(self.health.timeout).to_string(),
+                    ),
+                    ("failures".to_string(), self.health.failures.to_string()),
+                ]))),
                 InPlace,
             ),
         ]

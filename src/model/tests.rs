@@ -337,6 +337,8 @@ instances = 3
 restart = "never"
 stop_timeout = "7s"
 start_timeout = "9s"
+call_timeout = "2m"
+health = { interval = "5s", timeout = "1s", failures = 2 }
 "#;
     let raw = parse_raw(src).unwrap();
     let table: toml::Table = toml::from_str(src).unwrap();
@@ -360,7 +362,9 @@ start_timeout = "9s"
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
         "transport": "stdio", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "sharing": "per-session", "instances": 3, "restart": "never",
-        "stop_timeout": "7s", "start_timeout": "9s", "auth_bearer": "T", "headers": {"X": "${K}"},
+        "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m",
+        "health": {"interval": "5s", "timeout": "1s", "failures": 2},
+        "auth_bearer": "T", "headers": {"X": "${K}"},
         "tls": {"cert": "c.pem", "key": "k.pem"}
     });
     assert_eq!(json, expect);
@@ -389,5 +393,33 @@ fn header_templates_name_their_variables() {
         c.servers["r"].transport,
         Transport::StreamableHttp,
         "remote servers default to Streamable HTTP"
+    );
+}
+
+#[test]
+fn health_and_call_timeout_default_and_are_checked() {
+    let c = config("version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\n");
+    let spec = &c.servers["s"];
+    assert_eq!(spec.call_timeout, std::time::Duration::from_secs(300));
+    assert_eq!(spec.health, crate::model::spec::HealthCheck::default());
+    let bad = "version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\ncall_timeout = \"soon\"\nhealth = { interval = \"x\", failures = 0 }\n";
+    let errors = errors(bad);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`call_timeout` of server `s` is not a duration")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`health.interval` of server `s` is not a duration")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`health.failures` of server `s` is out of range")),
+        "{errors:?}"
     );
 }

@@ -28,6 +28,8 @@ fn spec(name: &str) -> ServerSpec {
         restart: RestartPolicy::OnFailure,
         stop_timeout: Duration::from_secs(10),
         start_timeout: Duration::from_secs(30),
+        call_timeout: Duration::from_secs(300),
+        health: crate::model::spec::HealthCheck::default(),
         auth_bearer: None,
         tls: None,
         headers: BTreeMap::new(),

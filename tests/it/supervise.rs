@@ -262,3 +262,92 @@ fn r12_a_local_http_server_binds_the_host_it_is_given_and_status_shows_its_inner
     );
     assert!(!listening.contains(&format!("00000000:{inner:04X}")));
 }
+
+#[test]
+fn r12_a_stopped_server_times_its_calls_out_shows_unhealthy_and_is_restarted() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "{}call_timeout = \"1s\"\nhealth = {{ interval = \"300ms\", timeout = \"300ms\", failures = 3 }}\n",
+        config(port, "", "on-failure")
+    ));
+    env.run_within(60, &["apply"]).success();
+    let session = initialize(port);
+    let server = env.server_status("echo")["pids"][0].as_u64().unwrap() as u32;
+    Command::new("kill")
+        .args(["-STOP", &server.to_string()])
+        .status()
+        .unwrap();
+
+    let timed_out = call(port, &session, "echo", json!({"text": "anyone?"}));
+    assert_eq!(timed_out["error"]["code"], -32001, "{timed_out}");
+    assert!(
+        timed_out["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("call_timeout")),
+        "{timed_out}"
+    );
+    let restarted = wait_for("a new, running server process", 30, || {
+        let s = env.server_status("echo");
+        let pid = s["pids"][0].as_u64().unwrap_or(0) as u32;
+        if s["status"] == "running" && pid != 0 && pid != server {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    });
+    assert!(restarted["restarts"].as_u64().unwrap() >= 1, "{restarted}");
+    assert!(
+        restarted["last_exit"]
+            .as_str()
+            .is_some_and(|e| e.contains("signal 9")),
+        "{restarted}"
+    );
+    assert!(!alive(server), "the stopped process is gone");
+    let fresh = initialize(port);
+    assert_eq!(
+        text(&call(port, &fresh, "echo", json!({"text": "back"}))),
+        "back"
+    );
+}
+
+#[test]
+fn r12_an_unhealthy_server_shows_so_in_status() {
+    let port = free_port();
+    // Checks that never end in a restart while the test looks (100 misses).
+    let env = TestEnv::with_config(&format!(
+        "{}health = {{ interval = \"200ms\", timeout = \"200ms\", failures = 100 }}\n",
+        config(port, "", "on-failure")
+    ));
+    env.run_within(60, &["apply"]).success();
+    let server = env.server_status("echo")["pids"][0].as_u64().unwrap() as u32;
+    Command::new("kill")
+        .args(["-STOP", &server.to_string()])
+        .status()
+        .unwrap();
+    let status = wait_for("status unhealthy", 30, || {
+        let s = env.server_status("echo");
+        if s["status"] == "unhealthy" {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    });
+    assert!(
+        status["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("health check")),
+        "{status}"
+    );
+    Command::new("kill")
+        .args(["-CONT", &server.to_string()])
+        .status()
+        .unwrap();
+    wait_for("status running again", 30, || {
+        let s = env.server_status("echo");
+        if s["status"] == "running" {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+}

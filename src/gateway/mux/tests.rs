@@ -31,7 +31,11 @@ fn mux_with(max: usize) -> (Upstream, Child, Arc<Mutex<Vec<String>>>) {
         let noise = Arc::clone(&noise);
         Arc::new(move |line: &str| noise.lock().unwrap().push(line.to_string()))
     };
-    let upstream = start(stdin, stdout, max, Arc::new(|_: &Value| {}), on_noise);
+    let limits = Limits {
+        max_message: max,
+        call_timeout: Duration::from_secs(1),
+    };
+    let upstream = start(stdin, stdout, limits, Arc::new(|_: &Value| {}), on_noise);
     let child = Child {
         requests: BufReader::new(child_in).lines(),
         out: child_out,
@@ -160,4 +164,76 @@ fn our_ids_are_integers_however_they_come_back() {
     assert_eq!(our_id(&json!(-1)), None);
     assert_eq!(our_id(&json!(null)), None);
     assert_eq!(our_id(&json!({"id": 3})), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_unanswered_past_call_timeout_fails_and_the_child_is_told() {
+    let (upstream, mut child, _) = mux_with(MAX_MESSAGE);
+    let answer = upstream
+        .start_request("tools/call", None, CallOptions::default())
+        .await
+        .unwrap();
+    let id = child.next_request().await["id"].clone();
+    // Nothing answers: the paused clock runs on to the deadline.
+    let failed = answer.await.unwrap();
+    assert_eq!(failed["error"]["code"], json!(REQUEST_TIMEOUT), "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1s (call_timeout)")
+    );
+    let cancelled = child.next_request().await;
+    assert_eq!(cancelled["method"], "notifications/cancelled");
+    assert_eq!(cancelled["params"]["requestId"], id);
+    // A late answer is dropped; the next call works.
+    child
+        .write(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":1}}\n").as_bytes())
+        .await;
+    let next = upstream
+        .start_request("ping", None, CallOptions::default())
+        .await
+        .unwrap();
+    let next_id = child.next_request().await["id"].clone();
+    child
+        .write(format!("{{\"jsonrpc\":\"2.0\",\"id\":{next_id},\"result\":2}}\n").as_bytes())
+        .await;
+    assert_eq!(next.await.unwrap()["result"], 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_starts_the_wait_over() {
+    let (upstream, mut child, _) = mux_with(MAX_MESSAGE);
+    let (events, mut seen) = mpsc::channel(8);
+    let options = CallOptions {
+        events: Some(events),
+        ..CallOptions::default()
+    };
+    let params = json!({"_meta": {"progressToken": "mine"}});
+    let mut answer = upstream
+        .start_request("tools/call", Some(params), options)
+        .await
+        .unwrap();
+    let request = child.next_request().await;
+    let (id, token) = (
+        request["id"].clone(),
+        request["params"]["_meta"]["progressToken"].clone(),
+    );
+    for _ in 0..3 {
+        tokio::time::advance(Duration::from_millis(700)).await;
+        let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+            "params": {"progressToken": token, "progress": 1}});
+        child.write(format!("{progress}\n").as_bytes()).await;
+        let event = seen.recv().await.unwrap();
+        assert_eq!(event["params"]["progressToken"], "mine");
+    }
+    // 2.1 s after the call, more than its 1 s timeout, it still waits.
+    assert!(matches!(
+        answer.try_recv(),
+        Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+    ));
+    child
+        .write(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":\"done\"}}\n").as_bytes())
+        .await;
+    assert_eq!(answer.await.unwrap()["result"], "done");
 }
