@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_help = "Every running stdio server is served at http://BIND:PORT/mcp (Streamable HTTP, \
                   2025 and 2026-07-28 clients) and http://BIND:PORT/sse (legacy SSE); a server that \
                   speaks HTTP itself is proxied at its own transport's path.\n\
-                  Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode)."
+                  Exit codes: 0 success, 1 error (usage errors too), 2 changes present (plan --detailed-exitcode)."
 )]
 pub struct Cli {
     /// Config file to use [default: mcpctl.toml in this folder or the nearest parent]

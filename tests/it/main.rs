@@ -20,3 +20,4 @@ mod schema;
 mod sdk;
 mod secrets;
 mod tls;
+mod usage;
