@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         // A reader that went away (`mcpctl plan | head`) is not a failure.
         Err(e) if e.is_broken_pipe() => exit::code(exit::OK),
         Err(e) => {
-            eprintln!("error: {e}");
+            mcpctl::note!("error: {e}");
             exit::code(exit::ERROR)
         }
     }

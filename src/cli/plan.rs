@@ -67,7 +67,7 @@ pub(super) fn fmt(path: &Path, check: bool) -> Result<u8, Error> {
         formatter::format(source).map_err(|e| syntax_error(source, e))
     })?;
     if changed {
-        eprintln!("formatted {}", path.display());
+        crate::note!("formatted {}", path.display());
     }
     ok()
 }
@@ -82,7 +82,7 @@ pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
     };
     print(&text)?;
     for warning in loaded.config.servers.values().flat_map(|s| s.warnings()) {
-        eprintln!("warning: {warning}");
+        crate::note!("warning: {warning}");
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         exit::CHANGES

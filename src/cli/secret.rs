@@ -42,7 +42,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
                     .map_err(|e| secret_error(&key, &scope, e))?;
                 edit::set_entry(doc, &scope, MapTable::Secrets, &key, &ciphertext)
             })?;
-            eprintln!("set secret {key} in {} (encrypted)", scope.describe());
+            crate::note!("set secret {key} in {} (encrypted)", scope.describe());
             ok()
         }
         SecretCommand::Get { key, scope } => {
@@ -79,7 +79,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             edit_file(path, |doc, _| {
                 edit::unset_entry(doc, &scope, MapTable::Secrets, &key)
             })?;
-            eprintln!("removed secret {key} from {}", scope.describe());
+            crate::note!("removed secret {key} from {}", scope.describe());
             ok()
         }
         SecretCommand::Keygen => keygen(),
@@ -101,12 +101,12 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
                     list.push(recipient.clone());
                 }
             })?;
-            eprintln!("added {recipient}; re-encrypted {n} secret(s)");
+            crate::note!("added {recipient}; re-encrypted {n} secret(s)");
             ok()
         }
         SecretCommand::Recipients(RecipientsCommand::Remove { recipient }) => {
             let n = rewrite(path, |list| list.retain(|r| r != &recipient))?;
-            eprintln!(
+            crate::note!(
                 "removed {recipient}; re-encrypted {n} secret(s).\n\
                  warning: the removed party may have kept copies of the old values (in git history too): \
                  rotate the real credentials."
@@ -115,7 +115,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
         }
         SecretCommand::Rekey => {
             let n = rewrite(path, |_| {})?;
-            eprintln!("re-encrypted {n} secret(s)");
+            crate::note!("re-encrypted {n} secret(s)");
             ok()
         }
     }
@@ -124,7 +124,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
 /// `keygen` needs no config file.
 pub(super) fn keygen() -> Result<u8, Error> {
     let recipient = identity::generate().map_err(identity_error)?;
-    eprintln!(
+    crate::note!(
         "wrote a new age identity to {} (mode 0600): keep it private and backed up",
         identity::path().map_err(identity_error)?.display()
     );
@@ -166,7 +166,7 @@ fn secret_of(raw: &RawConfig, scope: &Scope, key: &str) -> Result<String, Error>
 fn read_stdin() -> Result<SecretString, Error> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprintln!("enter the value, then press Enter and Ctrl-D:");
+        crate::note!("enter the value, then press Enter and Ctrl-D:");
     }
     let mut text = String::new();
     stdin

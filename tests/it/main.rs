@@ -13,6 +13,7 @@ mod gateway;
 mod init;
 mod lifecycle;
 mod modern;
+mod output;
 mod plan;
 mod profile;
 mod readme;
