@@ -100,12 +100,13 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
                 if !list.contains(&recipient) {
                     list.push(recipient.clone());
                 }
+                Ok(())
             })?;
             crate::note!("added {recipient}; re-encrypted {n} secret(s)");
             ok()
         }
         SecretCommand::Recipients(RecipientsCommand::Remove { recipient }) => {
-            let n = rewrite(path, |list| list.retain(|r| r != &recipient))?;
+            let n = rewrite(path, |list| edit::remove_recipient(list, &recipient))?;
             crate::note!(
                 "removed {recipient}; re-encrypted {n} secret(s).\n\
                  warning: the removed party may have kept copies of the old values (in git history too): \
@@ -114,7 +115,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             ok()
         }
         SecretCommand::Rekey => {
-            let n = rewrite(path, |_| {})?;
+            let n = rewrite(path, |_| Ok(()))?;
             crate::note!("re-encrypted {n} secret(s)");
             ok()
         }
@@ -203,12 +204,16 @@ fn secret_error(key: &str, scope: &Scope, e: secrets::Error) -> ConfigError {
 
 /// Changes the recipient list with `change`, then re-encrypts every secret in the file
 /// to the new list. Everything is decrypted first: one value this identity cannot
-/// read aborts the whole change, and the file is left as it was.
-fn rewrite(path: &Path, change: impl FnOnce(&mut Vec<String>)) -> Result<usize, Error> {
+/// read aborts the whole change, and the file is left as it was (as it is when
+/// `change` refuses).
+fn rewrite(
+    path: &Path,
+    change: impl FnOnce(&mut Vec<String>) -> Result<(), ConfigError>,
+) -> Result<usize, Error> {
     let mut count = 0;
     edit_file(path, |doc, raw| {
         let mut recipients = recipients_of(raw);
-        change(&mut recipients);
+        change(&mut recipients)?;
         let identities = identity::load().map_err(|e| match identity_error(e) {
             Error::Config(c) => c,
             other => ConfigError::edit(other.to_string(), None),

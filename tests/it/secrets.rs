@@ -304,3 +304,26 @@ fn undecryptable_secrets_are_clear_errors_and_change_nothing() {
         .stderr_has("no recipients");
     assert_eq!(env.read("mcpctl.toml"), "version = 1\n");
 }
+
+#[test]
+fn removing_a_recipient_that_is_not_there_is_an_error_and_changes_nothing() {
+    let env = TestEnv::with_config("version = 1\n");
+    let me = env.run(&["config", "secret", "keygen"]);
+    me.success();
+    let me = me.stdout.trim().to_string();
+    env.run(&["config", "secret", "recipients", "add", &me])
+        .success();
+    env.set_secret("REGION", None, "eu-west-9-secret").success();
+    let before = env.read("mcpctl.toml");
+
+    // A typo of the real key: it must not look as if that key lost access.
+    let typo = format!("{}x", &me[..me.len() - 1]);
+    env.run(&["config", "secret", "recipients", "remove", &typo])
+        .failure()
+        .stderr_has(&format!("`{typo}` is not a recipient"))
+        .stderr_has(&me);
+    assert_eq!(env.read("mcpctl.toml"), before, "the file is untouched");
+    env.run(&["config", "secret", "get", "REGION"])
+        .success()
+        .stdout_has("eu-west-9-secret");
+}
