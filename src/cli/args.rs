@@ -40,7 +40,11 @@ pub enum Command {
     /// Write a commented starter mcpctl.toml and ignore .mcpctl/ in .gitignore
     Init,
     /// Check the file: syntax, fields, types, names, ports, profiles
-    Validate,
+    Validate {
+        /// Show every error, not only the first 20
+        #[arg(long)]
+        all: bool,
+    },
     /// Rewrite the file in the canonical layout (comments kept)
     Fmt {
         /// Change nothing; print the diff and exit 1 when the file is not formatted

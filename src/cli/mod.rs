@@ -81,7 +81,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     }
     match cli.command {
         Command::Init => init::run(file, &cwd),
-        Command::Validate => plan::validate(&locate(file, &cwd)?),
+        Command::Validate { all } => plan::validate(&locate(file, &cwd)?, all),
         Command::Fmt { check } => plan::fmt(&locate(file, &cwd)?, check),
         Command::Plan(args) => plan::plan(&locate(file, &cwd)?, &args),
         Command::Profile(cmd) => profile::run(&locate(file, &cwd)?, cmd),
@@ -190,6 +190,7 @@ where
                 file: format!("{} (as this change would leave it)", path.display()),
                 source_text: after,
                 diagnostics: diags,
+                all: false,
             }),
         }
     })?;
