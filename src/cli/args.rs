@@ -263,7 +263,11 @@ pub enum SecretCommand {
         scope: ServerScope,
     },
     /// Create your age identity and print its public recipient
-    Keygen,
+    Keygen {
+        /// Also add the new recipient to the file's [secrets] recipients
+        #[arg(long)]
+        add: bool,
+    },
     /// Who can decrypt: list, add or remove recipients (every value is re-encrypted)
     #[command(subcommand)]
     Recipients(RecipientsCommand),

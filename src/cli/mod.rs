@@ -86,7 +86,15 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => plan::plan(&locate(file, &cwd)?, &args),
         Command::Profile(cmd) => profile::run(&locate(file, &cwd)?, cmd),
         Command::Config(ConfigCommand::Env(cmd)) => env::run(&locate(file, &cwd)?, cmd),
-        Command::Config(ConfigCommand::Secret(SecretCommand::Keygen)) => secret::keygen(),
+        // Without --add, keygen needs no file; with one it says whether the file can use the key.
+        Command::Config(ConfigCommand::Secret(SecretCommand::Keygen { add })) => {
+            let path = if add {
+                Some(locate(file, &cwd)?)
+            } else {
+                find::find(file, &cwd).ok()
+            };
+            secret::keygen(path.as_deref(), add)
+        }
         Command::Config(ConfigCommand::Secret(cmd)) => secret::run(&locate(file, &cwd)?, cmd),
         Command::Apply { watch } => lifecycle::apply(&locate(file, &cwd)?, watch),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
