@@ -4,6 +4,8 @@
 //! spread over the whole binary, so fewer of its pages are resident. The names in the
 //! list are those of `bench/build-release.sh`'s build (they depend on the target);
 //! other builds find few of them, which costs nothing but the gain.
+// Cargo reads a build script's stdout.
+#![allow(clippy::print_stderr, clippy::print_stdout)]
 
 fn main() {
     println!("cargo::rerun-if-changed=bench/daemon-layout.txt");

@@ -21,6 +21,7 @@ pub mod diag;
 pub mod exit;
 pub mod gateway;
 pub mod model;
+pub mod out;
 pub mod plan;
 pub mod render;
 pub mod schema;

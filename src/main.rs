@@ -23,19 +23,34 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     init_tracing();
-    let cli = args
-        .get(1..)
-        .and_then(cli::daemon_command)
-        .unwrap_or_else(Cli::parse);
+    let cli = match args.get(1..).and_then(cli::daemon_command) {
+        Some(cli) => cli,
+        None => match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) => return usage(&e),
+        },
+    };
     match cli::run(cli) {
         Ok(code) => exit::code(code),
         // A reader that went away (`mcpctl plan | head`) is not a failure.
         Err(e) if e.is_broken_pipe() => exit::code(exit::OK),
         Err(e) => {
-            eprintln!("error: {e}");
+            mcpctl::note!("error: {e}");
             exit::code(exit::ERROR)
         }
     }
+}
+
+/// `--help` and `--version` (on stdout) exit 0; a usage error (on stderr) exits 1,
+/// not clap's 2, which `plan --detailed-exitcode` gives "changes present".
+fn usage(e: &clap::Error) -> ExitCode {
+    // Nothing is left to report a failed print to.
+    let _ = e.print();
+    exit::code(if e.use_stderr() {
+        exit::ERROR
+    } else {
+        exit::OK
+    })
 }
 
 /// Diagnostics for developers go to stderr, off unless `MCPCTL_LOG` names a level.

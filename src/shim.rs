@@ -92,7 +92,7 @@ pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
         return 1;
     };
     let Some((program, args)) = command.split_first() else {
-        eprintln!("mcpctl: no command to run");
+        crate::note!("mcpctl: no command to run");
         return CANNOT_START;
     };
     let mut command = Command::new(program);
@@ -101,7 +101,7 @@ pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
     let main_pid = match command.spawn() {
         Ok(child) => child.id(),
         Err(e) => {
-            eprintln!("mcpctl: cannot start `{program}`: {e}");
+            crate::note!("mcpctl: cannot start `{program}`: {e}");
             return CANNOT_START;
         }
     };

@@ -14,6 +14,8 @@
 //! refuses `initialize`, wants the `_meta` envelope on every request, and its
 //! `confirm` tool answers `input_required` (an elicitation) until retried with the
 //! answer.
+// A test fixture: its stderr is always a log file.
+#![allow(clippy::print_stderr, clippy::print_stdout)]
 #![allow(unsafe_code)]
 
 use std::io::{BufRead, Write};

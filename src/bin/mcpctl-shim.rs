@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         .collect::<Result<_, _>>()
         .unwrap_or_default();
     let Some((stop_timeout, daemon_pid, command)) = mcpctl::shim::parse_args(&args) else {
-        eprintln!(
+        mcpctl::note!(
             "usage: mcpctl-shim --stop-timeout-ms N --daemon-pid PID -- COMMAND [ARGS...] (started by the mcpctl daemon)"
         );
         return ExitCode::from(2);

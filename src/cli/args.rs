@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_help = "Every running stdio server is served at http://BIND:PORT/mcp (Streamable HTTP, \
                   2025 and 2026-07-28 clients) and http://BIND:PORT/sse (legacy SSE); a server that \
                   speaks HTTP itself is proxied at its own transport's path.\n\
-                  Exit codes: 0 success, 1 error, 2 changes present (plan --detailed-exitcode)."
+                  Exit codes: 0 success, 1 error (usage errors too), 2 changes present (plan --detailed-exitcode)."
 )]
 pub struct Cli {
     /// Config file to use [default: mcpctl.toml in this folder or the nearest parent]
@@ -40,7 +40,11 @@ pub enum Command {
     /// Write a commented starter mcpctl.toml and ignore .mcpctl/ in .gitignore
     Init,
     /// Check the file: syntax, fields, types, names, ports, profiles
-    Validate,
+    Validate {
+        /// Show every error, not only the first 20
+        #[arg(long)]
+        all: bool,
+    },
     /// Rewrite the file in the canonical layout (comments kept)
     Fmt {
         /// Change nothing; print the diff and exit 1 when the file is not formatted
@@ -259,7 +263,11 @@ pub enum SecretCommand {
         scope: ServerScope,
     },
     /// Create your age identity and print its public recipient
-    Keygen,
+    Keygen {
+        /// Also add the new recipient to the file's [secrets] recipients
+        #[arg(long)]
+        add: bool,
+    },
     /// Who can decrypt: list, add or remove recipients (every value is re-encrypted)
     #[command(subcommand)]
     Recipients(RecipientsCommand),

@@ -16,7 +16,7 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
             edit_file(path, |doc, _| {
                 edit::set_entry(doc, &scope, MapTable::Env, &key, &value)
             })?;
-            eprintln!("set {key} in {}", scope.describe());
+            crate::note!("set {key} in {}", scope.describe());
             ok()
         }
         EnvCommand::Unset { key, scope } => {
@@ -24,7 +24,7 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
             edit_file(path, |doc, _| {
                 edit::unset_entry(doc, &scope, MapTable::Env, &key)
             })?;
-            eprintln!("removed {key} from {}", scope.describe());
+            crate::note!("removed {key} from {}", scope.describe());
             ok()
         }
         EnvCommand::Get { key, scope } => {

@@ -64,7 +64,7 @@ pub(super) fn run(file: Option<&Path>, cwd: &Path) -> Result<u8, Error> {
     let _lock = store::lock(&path)?;
     store::write_atomic(&dir.join("mcpctl.schema.json"), &schema::json_schema())?;
     ignore_runtime_dir(path.parent().unwrap_or(cwd))?;
-    eprintln!(
+    crate::note!(
         "wrote {}; next: add a server, then `mcpctl plan`",
         path.display()
     );
@@ -80,7 +80,7 @@ fn my_recipient() -> Option<String> {
     match identity::generate() {
         Ok(recipient) => {
             if let Ok(p) = identity::path() {
-                eprintln!(
+                crate::note!(
                     "created your age identity at {} (mode 0600): keep it private",
                     p.display()
                 );
@@ -88,7 +88,7 @@ fn my_recipient() -> Option<String> {
             Some(recipient)
         }
         Err(e) => {
-            eprintln!("warning: no recipient added to [secrets]: {e}");
+            crate::note!("warning: no recipient added to [secrets]: {e}");
             None
         }
     }

@@ -32,14 +32,14 @@ pub(super) fn apply(path: &Path, watch: bool) -> Result<u8, Error> {
     let watcher = crate::daemon::watch::watch_file(path)
         .map_err(|e| Error::Failed(format!("cannot watch {}: {e}", path.display())))?;
     if let Err(e) = converge(path, ApplyOptions::default()) {
-        eprintln!("error: {e}\nwaiting for the next save");
+        crate::note!("error: {e}\nwaiting for the next save");
     }
-    eprintln!("watching {} for changes (Ctrl-C to stop)", path.display());
+    crate::note!("watching {} for changes (Ctrl-C to stop)", path.display());
     while watcher.changes.recv().is_ok() {
-        eprintln!("\n{} changed", path.display());
+        crate::note!("\n{} changed", path.display());
         // A broken save is reported; the running servers stay as they are.
         if let Err(e) = converge(path, ApplyOptions::default()) {
-            eprintln!("error: {e}\nnothing was changed; waiting for the next save");
+            crate::note!("error: {e}\nnothing was changed; waiting for the next save");
         }
     }
     Ok(exit::OK)
@@ -157,7 +157,7 @@ pub(super) fn server_stop(
     };
     // Nothing runs without a daemon: then the edit is all there is to do.
     if client::connect(path)?.is_none() {
-        eprintln!("{name} is stopped (no daemon was running)");
+        crate::note!("{name} is stopped (no daemon was running)");
         return ok();
     }
     converge(path, options)
@@ -187,11 +187,11 @@ pub(super) fn daemon_stop(path: &Path) -> Result<u8, Error> {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            eprintln!("daemon stopped");
+            crate::note!("daemon stopped");
             ok()
         }
         Err(client::Error::NotRunning(_)) => {
-            eprintln!("no daemon is running for {}", path.display());
+            crate::note!("no daemon is running for {}", path.display());
             ok()
         }
         Err(e) => Err(e.into()),

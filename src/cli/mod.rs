@@ -81,12 +81,20 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     }
     match cli.command {
         Command::Init => init::run(file, &cwd),
-        Command::Validate => plan::validate(&locate(file, &cwd)?),
+        Command::Validate { all } => plan::validate(&locate(file, &cwd)?, all),
         Command::Fmt { check } => plan::fmt(&locate(file, &cwd)?, check),
         Command::Plan(args) => plan::plan(&locate(file, &cwd)?, &args),
         Command::Profile(cmd) => profile::run(&locate(file, &cwd)?, cmd),
         Command::Config(ConfigCommand::Env(cmd)) => env::run(&locate(file, &cwd)?, cmd),
-        Command::Config(ConfigCommand::Secret(SecretCommand::Keygen)) => secret::keygen(),
+        // Without --add, keygen needs no file; with one it says whether the file can use the key.
+        Command::Config(ConfigCommand::Secret(SecretCommand::Keygen { add })) => {
+            let path = if add {
+                Some(locate(file, &cwd)?)
+            } else {
+                find::find(file, &cwd).ok()
+            };
+            secret::keygen(path.as_deref(), add)
+        }
         Command::Config(ConfigCommand::Secret(cmd)) => secret::run(&locate(file, &cwd)?, cmd),
         Command::Apply { watch } => lifecycle::apply(&locate(file, &cwd)?, watch),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
@@ -190,6 +198,7 @@ where
                 file: format!("{} (as this change would leave it)", path.display()),
                 source_text: after,
                 diagnostics: diags,
+                all: false,
             }),
         }
     })?;

@@ -6,14 +6,16 @@ use std::path::Path;
 use similar::TextDiff;
 
 use super::args::{Format, PlanArgs};
-use super::{Error, load, load_unlocked, ok, print};
+use super::{Error, load_unlocked, ok, print};
 use crate::config::{Error as ConfigError, fmt as formatter, store};
 use crate::exit;
 use crate::plan::plan as make_plan;
 use crate::render::{self, Colour};
 
-pub(super) fn validate(path: &Path) -> Result<u8, Error> {
-    let mut loaded = load(path)?;
+/// `all`: every error, not only the first screenful.
+pub(super) fn validate(path: &Path, all: bool) -> Result<u8, Error> {
+    let shown = |e: ConfigError| if all { e.show_all() } else { e };
+    let mut loaded = crate::config::load(path).map_err(shown)?;
     // Secrets are checked when this user can decrypt; a reviewer without the key
     // still gets every other check.
     let has_secrets = loaded
@@ -24,7 +26,7 @@ pub(super) fn validate(path: &Path) -> Result<u8, Error> {
     let note = if !has_secrets {
         ""
     } else if crate::secrets::identity::path().is_ok_and(|p| p.exists()) {
-        crate::secrets::unlock::unlock(&mut loaded)?;
+        crate::secrets::unlock::unlock(&mut loaded).map_err(shown)?;
         ", secrets decrypt"
     } else {
         " (secrets not checked: no identity)"
@@ -67,7 +69,7 @@ pub(super) fn fmt(path: &Path, check: bool) -> Result<u8, Error> {
         formatter::format(source).map_err(|e| syntax_error(source, e))
     })?;
     if changed {
-        eprintln!("formatted {}", path.display());
+        crate::note!("formatted {}", path.display());
     }
     ok()
 }
@@ -82,7 +84,7 @@ pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
     };
     print(&text)?;
     for warning in loaded.config.servers.values().flat_map(|s| s.warnings()) {
-        eprintln!("warning: {warning}");
+        crate::note!("warning: {warning}");
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         exit::CHANGES

@@ -20,7 +20,7 @@ pub(super) fn run(path: &Path, cmd: ProfileCommand) -> Result<u8, Error> {
             edit_file(path, |doc, _| {
                 edit::upsert_profile(doc, &name, &layer, false)
             })?;
-            eprintln!("created profile `{name}`");
+            crate::note!("created profile `{name}`");
             ok()
         }
         ProfileCommand::Update { name, config } => {
@@ -28,7 +28,7 @@ pub(super) fn run(path: &Path, cmd: ProfileCommand) -> Result<u8, Error> {
             edit_file(path, |doc, _| {
                 edit::upsert_profile(doc, &name, &layer, true)
             })?;
-            eprintln!("updated profile `{name}`");
+            crate::note!("updated profile `{name}`");
             ok()
         }
         ProfileCommand::List => {
@@ -82,7 +82,7 @@ pub(super) fn run(path: &Path, cmd: ProfileCommand) -> Result<u8, Error> {
                 .into());
             }
             edit_file(path, |doc, _| edit::remove_profile(doc, &name))?;
-            eprintln!("deleted profile `{name}`");
+            crate::note!("deleted profile `{name}`");
             ok()
         }
     }

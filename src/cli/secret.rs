@@ -42,7 +42,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
                     .map_err(|e| secret_error(&key, &scope, e))?;
                 edit::set_entry(doc, &scope, MapTable::Secrets, &key, &ciphertext)
             })?;
-            eprintln!("set secret {key} in {} (encrypted)", scope.describe());
+            crate::note!("set secret {key} in {} (encrypted)", scope.describe());
             ok()
         }
         SecretCommand::Get { key, scope } => {
@@ -79,10 +79,10 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             edit_file(path, |doc, _| {
                 edit::unset_entry(doc, &scope, MapTable::Secrets, &key)
             })?;
-            eprintln!("removed secret {key} from {}", scope.describe());
+            crate::note!("removed secret {key} from {}", scope.describe());
             ok()
         }
-        SecretCommand::Keygen => keygen(),
+        SecretCommand::Keygen { add } => keygen(Some(path), add),
         SecretCommand::Recipients(RecipientsCommand::List) => {
             let raw = read_raw(path)?;
             print(
@@ -96,17 +96,13 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
         SecretCommand::Recipients(RecipientsCommand::Add { recipient }) => {
             secrets::parse_recipients(std::slice::from_ref(&recipient))
                 .map_err(|e| ConfigError::edit(e.to_string(), None))?;
-            let n = rewrite(path, |list| {
-                if !list.contains(&recipient) {
-                    list.push(recipient.clone());
-                }
-            })?;
-            eprintln!("added {recipient}; re-encrypted {n} secret(s)");
+            let n = add_recipient(path, &recipient)?;
+            crate::note!("added {recipient}; re-encrypted {n} secret(s)");
             ok()
         }
         SecretCommand::Recipients(RecipientsCommand::Remove { recipient }) => {
-            let n = rewrite(path, |list| list.retain(|r| r != &recipient))?;
-            eprintln!(
+            let n = rewrite(path, |list| edit::remove_recipient(list, &recipient))?;
+            crate::note!(
                 "removed {recipient}; re-encrypted {n} secret(s).\n\
                  warning: the removed party may have kept copies of the old values (in git history too): \
                  rotate the real credentials."
@@ -114,22 +110,68 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             ok()
         }
         SecretCommand::Rekey => {
-            let n = rewrite(path, |_| {})?;
-            eprintln!("re-encrypted {n} secret(s)");
+            let n = rewrite(path, |_| Ok(()))?;
+            crate::note!("re-encrypted {n} secret(s)");
             ok()
         }
     }
 }
 
-/// `keygen` needs no config file.
-pub(super) fn keygen() -> Result<u8, Error> {
+/// Creates this user's identity and prints its recipient. `add`: adds it to the
+/// file's recipients too (as `recipients add` does). Otherwise a file that has no
+/// recipients is pointed out, since `secret set` cannot encrypt until it has one.
+/// `path` is `None` when there is no file (only without `add`).
+pub(super) fn keygen(path: Option<&Path>, add: bool) -> Result<u8, Error> {
     let recipient = identity::generate().map_err(identity_error)?;
-    eprintln!(
+    crate::note!(
         "wrote a new age identity to {} (mode 0600): keep it private and backed up",
         identity::path().map_err(identity_error)?.display()
     );
     print(&format!("{recipient}\n"))?;
+    match path {
+        Some(path) if add => {
+            add_new_recipient(path, &recipient)?;
+            crate::note!("added it to the recipients of {}", path.display());
+        }
+        Some(path) if read_raw(path).is_ok_and(|raw| recipients_of(&raw).is_empty()) => {
+            crate::note!(
+                "note: {} has no recipients, so `mcpctl config secret set` cannot encrypt yet; \
+                 add this one with `mcpctl config secret recipients add {recipient}` \
+                 (`mcpctl config secret keygen --add` does both steps)",
+                path.display()
+            );
+        }
+        _ => {}
+    }
     ok()
+}
+
+/// `recipients add`: appends `recipient` (once) and re-encrypts every value to it too.
+/// Returns how many values were re-encrypted.
+fn add_recipient(path: &Path, recipient: &str) -> Result<usize, Error> {
+    rewrite(path, |list| {
+        if !list.iter().any(|r| r == recipient) {
+            list.push(recipient.to_string());
+        }
+        Ok(())
+    })
+}
+
+/// `keygen --add`: `recipients add` for the identity just created. (A brand-new
+/// identity cannot re-encrypt values that are encrypted to others only.)
+fn add_new_recipient(path: &Path, recipient: &str) -> Result<(), Error> {
+    add_recipient(path, recipient).map_err(|e| {
+        ConfigError::edit(
+            format!(
+                "the new identity was created, but not added to {}: {e}",
+                path.display()
+            ),
+            Some(format!(
+                "someone who can read the secrets can add it: `mcpctl config secret recipients add {recipient}`"
+            )),
+        )
+    })?;
+    Ok(())
 }
 
 /// `servers.NAME.KEY` or `defaults.KEY`: what the encrypted payload is bound to.
@@ -166,7 +208,7 @@ fn secret_of(raw: &RawConfig, scope: &Scope, key: &str) -> Result<String, Error>
 fn read_stdin() -> Result<SecretString, Error> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprintln!("enter the value, then press Enter and Ctrl-D:");
+        crate::note!("enter the value, then press Enter and Ctrl-D:");
     }
     let mut text = String::new();
     stdin
@@ -194,7 +236,7 @@ fn identity_error(e: identity::Error) -> Error {
 
 fn secret_error(key: &str, scope: &Scope, e: secrets::Error) -> ConfigError {
     let hint = match e {
-        secrets::Error::NoRecipients => Some("add one with `mcpctl config secret recipients add age1...` (`mcpctl config secret keygen` prints yours)".to_string()),
+        secrets::Error::NoRecipients => Some("add one with `mcpctl config secret recipients add age1...` (`mcpctl config secret keygen --add` creates yours and adds it)".to_string()),
         secrets::Error::NotARecipient => Some("ask someone who can read it to add your recipient".to_string()),
         _ => None,
     };
@@ -203,12 +245,16 @@ fn secret_error(key: &str, scope: &Scope, e: secrets::Error) -> ConfigError {
 
 /// Changes the recipient list with `change`, then re-encrypts every secret in the file
 /// to the new list. Everything is decrypted first: one value this identity cannot
-/// read aborts the whole change, and the file is left as it was.
-fn rewrite(path: &Path, change: impl FnOnce(&mut Vec<String>)) -> Result<usize, Error> {
+/// read aborts the whole change, and the file is left as it was (as it is when
+/// `change` refuses).
+fn rewrite(
+    path: &Path,
+    change: impl FnOnce(&mut Vec<String>) -> Result<(), ConfigError>,
+) -> Result<usize, Error> {
     let mut count = 0;
     edit_file(path, |doc, raw| {
         let mut recipients = recipients_of(raw);
-        change(&mut recipients);
+        change(&mut recipients)?;
         let identities = identity::load().map_err(|e| match identity_error(e) {
             Error::Config(c) => c,
             other => ConfigError::edit(other.to_string(), None),

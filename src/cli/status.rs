@@ -113,7 +113,7 @@ fn reports(path: &Path) -> Result<Vec<Report>, Error> {
             .and_then(|s| s.servers.iter().find(|r| r.name == name))
     };
     for warning in loaded.config.servers.values().flat_map(|s| s.warnings()) {
-        eprintln!("warning: {warning}");
+        crate::note!("warning: {warning}");
     }
     let mut out: Vec<Report> = loaded
         .config

@@ -64,6 +64,25 @@ pub fn unknown_server(name: &str, known: &[String]) -> Error {
     )
 }
 
+/// Removes `recipient` from the `[secrets] recipients` list. One that is not in the
+/// list is an error naming those that are: a typo must not pass for a revoked key.
+pub fn remove_recipient(recipients: &mut Vec<String>, recipient: &str) -> Result<(), Error> {
+    let before = recipients.len();
+    recipients.retain(|r| r != recipient);
+    if recipients.len() < before {
+        return Ok(());
+    }
+    let hint = if recipients.is_empty() {
+        "the file has no recipients".to_string()
+    } else {
+        format!("the recipients are:\n      {}", recipients.join("\n      "))
+    };
+    Err(Error::edit(
+        format!("`{recipient}` is not a recipient; nothing was changed"),
+        Some(hint),
+    ))
+}
+
 fn scope_table<'d>(
     doc: &'d mut DocumentMut,
     scope: &Scope,

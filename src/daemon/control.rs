@@ -98,7 +98,7 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) {
                 tokio::spawn(async move { daemon.apply(options, tx).await })
             };
             while let Some(message) = rx.recv().await {
-                eprintln!("{message}");
+                crate::note!("{message}");
                 // A client that went away does not stop the apply.
                 let _ = send(&mut write, &Reply::Progress { message }).await;
             }

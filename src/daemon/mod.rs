@@ -288,7 +288,9 @@ async fn async_main(
     let leftovers = state::kill_leftovers(&state::load(&state_path));
     if leftovers > 0 {
         tracing::warn!("killed {leftovers} process group(s) left by a previous daemon");
-        eprintln!("mcpctl daemon: killed {leftovers} process group(s) left by a previous daemon");
+        crate::note!(
+            "mcpctl daemon: killed {leftovers} process group(s) left by a previous daemon"
+        );
     }
     let config_dir = config_path
         .parent()
@@ -310,7 +312,7 @@ async fn async_main(
     daemon.persist().await;
     let listener = control::bind(&runtime_dir.join(SOCKET))?;
     store::write_runtime(&runtime_dir.join(PID_FILE), &format!("{}\n", daemon.pid))?;
-    eprintln!(
+    crate::note!(
         "mcpctl daemon {} serving {}",
         daemon.pid,
         config_path.display()
@@ -338,7 +340,7 @@ async fn async_main(
     daemon.stop_everything().await;
     let _ = std::fs::remove_file(runtime_dir.join(SOCKET));
     let _ = std::fs::remove_file(runtime_dir.join(PID_FILE));
-    eprintln!("mcpctl daemon {} stopped", daemon.pid);
+    crate::note!("mcpctl daemon {} stopped", daemon.pid);
     Ok(())
 }
 
@@ -350,13 +352,13 @@ async fn initial_apply(daemon: &Arc<Daemon>) {
         tokio::spawn(async move { daemon.apply(ApplyOptions::default(), tx).await })
     };
     while let Some(line) = rx.recv().await {
-        eprintln!("{line}");
+        crate::note!("{line}");
     }
     match first.await {
-        Ok(Err(message)) => eprintln!("mcpctl daemon: {message}"),
+        Ok(Err(message)) => crate::note!("mcpctl daemon: {message}"),
         Ok(Ok(outcome)) => {
             for failure in outcome.failures {
-                eprintln!("mcpctl daemon: {failure}");
+                crate::note!("mcpctl daemon: {failure}");
             }
         }
         Err(_) => {}

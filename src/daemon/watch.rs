@@ -61,7 +61,7 @@ pub(super) fn spawn_daemon_watch(daemon: Arc<Daemon>) {
     let watch = match watch_file(&daemon.config_path) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!(
+            crate::note!(
                 "mcpctl daemon: cannot watch {}: {e}",
                 daemon.config_path.display()
             );
@@ -74,7 +74,7 @@ pub(super) fn spawn_daemon_watch(daemon: Arc<Daemon>) {
         .spawn(move || {
             let watch = watch;
             while watch.changes.recv().is_ok() {
-                eprintln!("mcpctl daemon: {} changed", daemon.config_path.display());
+                crate::note!("mcpctl daemon: {} changed", daemon.config_path.display());
                 let daemon = Arc::clone(&daemon);
                 runtime.block_on(async move {
                     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
@@ -83,19 +83,21 @@ pub(super) fn spawn_daemon_watch(daemon: Arc<Daemon>) {
                         async move { daemon.apply(ApplyOptions::default(), tx).await }
                     });
                     while let Some(line) = rx.recv().await {
-                        eprintln!("{line}");
+                        crate::note!("{line}");
                     }
                     match task.await {
-                        Ok(Err(message)) => eprintln!(
+                        Ok(Err(message)) => crate::note!(
                             "mcpctl daemon: not applied, running servers kept:\n{message}"
                         ),
-                        Ok(Ok(outcome)) => outcome.failures.iter().for_each(|f| eprintln!("{f}")),
+                        Ok(Ok(outcome)) => {
+                            outcome.failures.iter().for_each(|f| crate::note!("{f}"))
+                        }
                         Err(_) => {}
                     }
                 });
             }
         });
     if let Err(e) = spawned {
-        eprintln!("mcpctl daemon: cannot start the watch thread: {e}");
+        crate::note!("mcpctl daemon: cannot start the watch thread: {e}");
     }
 }

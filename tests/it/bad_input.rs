@@ -174,3 +174,29 @@ fn a_missing_file_says_where_it_looked() {
         .failure()
         .stderr_has("nope.toml");
 }
+
+#[test]
+fn thousands_of_errors_show_a_screenful_and_count_the_rest() {
+    // 20,000 servers on one port: 19,999 clashes. (Rendering them once took minutes.)
+    let mut config = String::from("version = 1\n");
+    for i in 0..20_000 {
+        config.push_str(&format!("[servers.s{i}]\ncommand = \"x\"\nport = 8000\n"));
+    }
+    let env = TestEnv::with_config(&config);
+    let clashes = |run: &crate::common::Run| run.stderr.matches("is used by both").count();
+
+    for args in [&["validate"][..], &["plan"]] {
+        let run = env.run(args);
+        run.failure()
+            .stderr_has("port 8000 is used by both")
+            .stderr_has("mcpctl.toml:")
+            .stderr_has("... and 19979 more errors; `mcpctl validate --all` shows every one");
+        assert_eq!(clashes(&run), 20, "{}", args.join(" "));
+    }
+
+    let run = env.run(&["validate", "--all"]);
+    run.failure().stderr_has("mcpctl.toml:60001:8");
+    assert_eq!(clashes(&run), 19_999);
+    assert!(!run.stderr.contains("more errors"));
+    assert_eq!(env.read("mcpctl.toml"), config);
+}

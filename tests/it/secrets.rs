@@ -304,3 +304,100 @@ fn undecryptable_secrets_are_clear_errors_and_change_nothing() {
         .stderr_has("no recipients");
     assert_eq!(env.read("mcpctl.toml"), "version = 1\n");
 }
+
+#[test]
+fn removing_a_recipient_that_is_not_there_is_an_error_and_changes_nothing() {
+    let env = TestEnv::with_config("version = 1\n");
+    let me = env.run(&["config", "secret", "keygen"]);
+    me.success();
+    let me = me.stdout.trim().to_string();
+    env.run(&["config", "secret", "recipients", "add", &me])
+        .success();
+    env.set_secret("REGION", None, "eu-west-9-secret").success();
+    let before = env.read("mcpctl.toml");
+
+    // A typo of the real key: it must not look as if that key lost access.
+    let typo = format!("{}x", &me[..me.len() - 1]);
+    env.run(&["config", "secret", "recipients", "remove", &typo])
+        .failure()
+        .stderr_has(&format!("`{typo}` is not a recipient"))
+        .stderr_has(&me);
+    assert_eq!(env.read("mcpctl.toml"), before, "the file is untouched");
+    env.run(&["config", "secret", "get", "REGION"])
+        .success()
+        .stdout_has("eu-west-9-secret");
+}
+
+#[test]
+fn keygen_add_makes_the_new_key_a_recipient_so_set_works_next() {
+    let env = TestEnv::with_config("version = 1\n");
+    let run = env.run(&["config", "secret", "keygen", "--add"]);
+    run.success().stderr_has("added it to the recipients");
+    let me = run.stdout.trim().to_string();
+    assert!(me.starts_with("age1"), "{me}");
+    env.run(&["config", "secret", "recipients", "list"])
+        .success()
+        .stdout_has(&me);
+    env.set_secret("REGION", None, "eu-west-9-secret").success();
+    env.run(&["config", "secret", "get", "REGION"])
+        .success()
+        .stdout_has("eu-west-9-secret");
+    env.run(&["validate"]).success();
+}
+
+#[test]
+fn keygen_without_add_says_the_file_has_no_recipients_and_how_to_add_this_one() {
+    let env = TestEnv::with_config("version = 1\n");
+    let run = env.run(&["config", "secret", "keygen"]);
+    run.success()
+        .stderr_has("has no recipients")
+        .stderr_has("mcpctl config secret recipients add age1")
+        .stderr_has("keygen --add");
+    let me = run.stdout.trim().to_string();
+    run.stderr_has(&format!("recipients add {me}"));
+    assert_eq!(
+        env.read("mcpctl.toml"),
+        "version = 1\n",
+        "keygen alone edits nothing"
+    );
+
+    // Following the advice is what makes `set` work.
+    env.set_secret("K", None, "v")
+        .failure()
+        .stderr_has("no recipients");
+    env.run(&["config", "secret", "recipients", "add", &me])
+        .success();
+    env.set_secret("K", None, "v").success();
+
+    // With recipients, or without any file, there is nothing to point out.
+    let env = TestEnv::with_config("version = 1\n[secrets]\nrecipients = [\"age1someoneelse\"]\n");
+    let run = env.run(&["config", "secret", "keygen"]);
+    run.success();
+    assert!(!run.stderr.contains("no recipients"), "{}", run.stderr);
+    let env = TestEnv::new();
+    let run = env.run(&["config", "secret", "keygen"]);
+    run.success();
+    assert!(!run.stderr.contains("no recipients"), "{}", run.stderr);
+}
+
+#[test]
+fn keygen_add_refuses_a_file_whose_values_the_new_key_cannot_read() {
+    let env = TestEnv::with_config("version = 1\n");
+    env.run_as("alice.key", &["config", "secret", "keygen", "--add"])
+        .success();
+    env.run_as("alice.key", &["config", "secret", "set", "K", "v"])
+        .success();
+    let before = env.read("mcpctl.toml");
+    env.run(&["config", "secret", "keygen", "--add"])
+        .failure()
+        .stderr_has("the new identity was created, but not added")
+        .stderr_has("not one of its recipients")
+        .stderr_has("mcpctl config secret recipients add age1");
+    assert_eq!(env.read("mcpctl.toml"), before);
+    // Without a file, --add has nowhere to add: nothing is created.
+    let env = TestEnv::new();
+    env.run(&["config", "secret", "keygen", "--add"])
+        .failure()
+        .stderr_has("no mcpctl.toml");
+    assert!(!env.path().join("xdg/mcpctl/identity.txt").exists());
+}

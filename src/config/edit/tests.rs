@@ -240,3 +240,23 @@ profile = "prod"
         );
     }
 }
+
+#[test]
+fn removing_a_recipient_that_is_not_there_is_an_error_naming_those_that_are() {
+    let (alice, bob) = ("age1alice".to_string(), "age1bob".to_string());
+    let mut list = vec![alice.clone(), bob.clone()];
+    remove_recipient(&mut list, &bob).unwrap();
+    assert_eq!(list, ["age1alice"]);
+
+    let err = remove_recipient(&mut list, "age1alicf")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(list, ["age1alice"], "nothing removed");
+    assert!(err.contains("`age1alicf` is not a recipient"), "{err}");
+    assert!(err.contains(&alice), "{err}");
+
+    let err = remove_recipient(&mut Vec::new(), &alice)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no recipients"), "{err}");
+}
