@@ -10,6 +10,7 @@
 //!   children, and it reaps every one of them: no zombies;
 //! - on SIGTERM sends SIGTERM and SIGCONT to its group and its descendants, waits the
 //!   stop timeout, then SIGKILLs whatever is left; SIGUSR1 skips the wait (`--force`);
+//!   SIGUSR2 carries a new stop timeout in milliseconds (an in-place change);
 //! - when the server exits by itself, clears its leftovers the same way and exits
 //!   with the server's exit code.
 //!
@@ -76,7 +77,7 @@ pub fn parse_args(args: &[String]) -> Option<(Duration, u32, Vec<String>)> {
     }
 }
 
-pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
+pub fn run(mut stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
     if sys::set_parent_death_signal(sys::SIGTERM).is_err() || sys::getppid() != daemon_pid {
         // The daemon died before the death signal was armed: nobody would stop us.
         return 1;
@@ -88,6 +89,7 @@ pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
         sys::SIGHUP,
         sys::SIGCHLD,
         sys::SIGUSR1,
+        sys::SIGUSR2,
     ]) else {
         return 1;
     };
@@ -146,8 +148,11 @@ pub fn run(stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
             None => Duration::from_secs(1),
         };
         match sys::wait_signal(&signals, wait) {
-            Some(sys::SIGUSR1) => kill_at = Some(Instant::now()),
-            Some(sys::SIGTERM | sys::SIGINT | sys::SIGHUP) if kill_at.is_none() => {
+            Some((sys::SIGUSR1, _)) => kill_at = Some(Instant::now()),
+            Some((sys::SIGUSR2, ms)) => {
+                stop_timeout = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+            }
+            Some((sys::SIGTERM | sys::SIGINT | sys::SIGHUP, _)) if kill_at.is_none() => {
                 kill_at = Some(Instant::now() + stop_timeout);
             }
             _ => {}

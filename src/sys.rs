@@ -5,7 +5,7 @@
 use std::io;
 use std::time::Duration;
 
-pub use libc::{SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGUSR1};
+pub use libc::{SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGUSR1, SIGUSR2};
 
 fn check(ret: libc::c_int) -> io::Result<()> {
     if ret == -1 {
@@ -178,14 +178,42 @@ pub fn stdio_only_on_exec(command: &mut std::process::Command) {
 }
 
 /// Waits up to `timeout` for one of the blocked signals; `None` on timeout.
-pub fn wait_signal(set: &SignalSet, timeout: Duration) -> Option<i32> {
+/// And the value sent with it by [`queue_signal`] (0 for a plain signal).
+pub fn wait_signal(set: &SignalSet, timeout: Duration) -> Option<(i32, usize)> {
     let ts = libc::timespec {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
     };
-    // SAFETY: both pointers refer to live, initialised values; info may be null.
-    let sig = unsafe { libc::sigtimedwait(&set.0, std::ptr::null_mut(), &ts) };
-    (sig > 0).then_some(sig)
+    // SAFETY: siginfo_t is plain data that sigtimedwait fills in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: all three pointers refer to live, initialised values.
+    let sig = unsafe { libc::sigtimedwait(&set.0, &mut info, &ts) };
+    if sig <= 0 {
+        return None;
+    }
+    // SAFETY: si_value is read from a siginfo the kernel filled for this signal; for
+    // a signal sent without a value it is zero (the struct was zeroed).
+    let value = unsafe { info.si_value().sival_ptr } as usize;
+    Some((sig, value))
+}
+
+/// Sends `signal` to `pid` with `value` attached (the shim reads it with
+/// [`wait_signal`]). A process that no longer exists is not an error.
+pub fn queue_signal(pid: u32, signal: i32, value: usize) -> io::Result<()> {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return Ok(());
+    };
+    if pid <= 0 {
+        return Ok(());
+    }
+    let value = libc::sigval {
+        sival_ptr: value as *mut libc::c_void,
+    };
+    // SAFETY: sigqueue takes integers and a sigval by value; pid > 0 targets one process.
+    match check(unsafe { libc::sigqueue(pid, signal, value) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        other => other,
+    }
 }
 
 pub enum Reaped {

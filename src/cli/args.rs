@@ -176,9 +176,10 @@ pub enum ServerCommand {
         /// Only lines at this level or above
         #[arg(long, value_enum)]
         level: Option<crate::daemon::logs::Level>,
-        /// Which instance (default 0)
-        #[arg(long, default_value_t = 0)]
-        instance: u32,
+        /// Which instance (an id from `server status NAME --format json`; default: the
+        /// first one running, else the newest log)
+        #[arg(long)]
+        instance: Option<u32>,
     },
 }
 

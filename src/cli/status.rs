@@ -36,6 +36,8 @@ struct Report {
     sse_endpoint: String,
     http_endpoint: String,
     created_at: Option<String>,
+    /// The ids of the instances (for `server logs --instance`).
+    instance_ids: Vec<u32>,
     /// The servers' own processes.
     pids: Vec<u32>,
     /// Their shims (each server's parent).
@@ -84,6 +86,7 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         sse_endpoint: endpoint("SSE"),
         http_endpoint: endpoint("Streamable HTTP"),
         created_at: running.map(|r| r.created_at.clone()),
+        instance_ids: instances.iter().map(|i| i.index).collect(),
         pids: instances.iter().filter_map(|i| i.pid).collect(),
         shim_pids: instances.iter().filter_map(|i| i.shim_pid).collect(),
         inner_ports: instances.iter().filter_map(|i| i.inner_port).collect(),
@@ -247,6 +250,7 @@ pub(super) fn server_status(
                     format!("{}/{}", r.instances_running, r.instances_desired),
                 ),
                 ("Session Instances", r.session_instances.to_string()),
+                ("Instance IDs", list(&r.instance_ids)),
                 (
                     "Last Exit",
                     r.last_exit.clone().unwrap_or_else(|| "-".into()),
@@ -270,13 +274,25 @@ pub(super) fn server_status(
     }
 }
 
+/// The lowest id among `name`'s running instances, when a daemon runs it.
+fn first_running(path: &Path, name: &str) -> Option<u32> {
+    let status = daemon_status(path).ok()??;
+    let server = status.servers.into_iter().find(|s| s.name == name)?;
+    server
+        .instances
+        .iter()
+        .filter(|i| i.phase == Phase::Running && !i.per_session)
+        .map(|i| i.index)
+        .min()
+}
+
 pub(super) fn logs(
     path: &Path,
     name: &str,
     follow: bool,
     lines: usize,
     level: Option<Level>,
-    instance: u32,
+    instance: Option<u32>,
 ) -> Result<u8, Error> {
     let loaded = load(path)?;
     if !loaded.config.servers.contains_key(name) {
@@ -285,6 +301,25 @@ pub(super) fn logs(
     }
     let dir =
         store::runtime_dir(&std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+    let logged = logs::instances_with_logs(&dir, name);
+    let instance = match instance {
+        Some(i) if logged.contains(&i) => i,
+        Some(i) => {
+            let known = if logged.is_empty() {
+                "none has a log yet".to_string()
+            } else {
+                let ids: Vec<String> = logged.iter().map(u32::to_string).collect();
+                format!("instances with logs: {}", ids.join(", "))
+            };
+            return Err(Error::Failed(format!(
+                "server `{name}` has no instance {i} ({known})"
+            )));
+        }
+        None => first_running(path, name)
+            .filter(|i| logged.contains(i))
+            .or_else(|| logged.last().copied())
+            .unwrap_or(0),
+    };
     let file = logs::log_path(&dir, name, instance);
     let keep = |line: &str| {
         level.is_none_or(|min| logs::detect_level(logs::message_of(line)).is_some_and(|l| l >= min))

@@ -82,6 +82,8 @@ pub struct View {
 
 #[derive(Clone)]
 pub struct Handle {
+    /// The instance's id: unique among the server's instances for the daemon's life.
+    pub index: u32,
     control: mpsc::Sender<Control>,
     pub view: watch::Receiver<View>,
 }
@@ -101,8 +103,13 @@ pub fn start(ctx: InstanceCtx) -> Handle {
         upstream: None,
         inner_port: ctx.inner_port,
     });
+    let index = ctx.index;
     tokio::spawn(run(ctx, rx, tx));
-    Handle { control, view }
+    Handle {
+        index,
+        control,
+        view,
+    }
 }
 
 impl Handle {
@@ -354,27 +361,56 @@ async fn run_once(
     let started = Instant::now();
 
     let pipes = (spawned.stdin.take(), spawned.stdout.take());
-    let probe = probe(ctx, pipes, log.clone());
-    let ready = tokio::select! {
-        r = tokio::time::timeout(ctx.spec.start_timeout, probe) => match r {
-            // The probe failing usually means the server closed its pipes by dying.
-            Ok(r) => r.map_err(|why| (why, true)),
-            Err(_) => Err((format!(
-                "not ready after {} (start_timeout)",
-                humantime::format_duration(ctx.spec.start_timeout)
-            ), false)),
-        },
-        code = &mut spawned.exited => {
-            let code = code.unwrap_or(-1);
-            let why = format!("{} before it was ready", describe_exit(code));
-            view.send_modify(|v| {
-                v.last_exit = Some(describe_exit(code));
-                v.last_error = Some(why);
-            });
-            drain(&mut stderr_pump).await;
-            return Once::Ended { ending: Ending::NotReady, uptime: started.elapsed() };
+    let start_timeout = ctx.spec.start_timeout;
+    // Updates that arrive while starting are adopted once the probe is done with ctx.
+    let mut updates = Vec::new();
+    let ready = {
+        let probe = probe(ctx, pipes, log.clone());
+        tokio::pin!(probe);
+        loop {
+            tokio::select! {
+                r = tokio::time::timeout(start_timeout, &mut probe) => break match r {
+                    // The probe failing usually means the server closed its pipes by dying.
+                    Ok(r) => r.map_err(|why| (why, true)),
+                    Err(_) => Err((format!(
+                        "not ready after {} (start_timeout)",
+                        humantime::format_duration(start_timeout)
+                    ), false)),
+                },
+                code = &mut spawned.exited => {
+                    let code = code.unwrap_or(-1);
+                    let why = format!("{} before it was ready", describe_exit(code));
+                    view.send_modify(|v| {
+                        v.last_exit = Some(describe_exit(code));
+                        v.last_error = Some(why);
+                    });
+                    drain(&mut stderr_pump).await;
+                    return Once::Ended { ending: Ending::NotReady, uptime: started.elapsed() };
+                }
+                // A stop is honoured while starting too.
+                msg = control.recv() => match msg {
+                    Some(Control::Update(spec)) => {
+                        tell_shim_stop_timeout(pid, &spec);
+                        updates.push(spec);
+                    }
+                    Some(Control::Stop { force, timeout, done }) => {
+                        let code = stop_process(pid, force, timeout, &mut spawned.exited).await;
+                        view.send_modify(|v| v.last_exit = code.map(describe_exit));
+                        let _ = done.send(());
+                        return Once::Stopped;
+                    }
+                    None => {
+                        stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                        return Once::Stopped;
+                    }
+                },
+            }
         }
     };
+    if let Some(spec) = updates.pop() {
+        tell_shim_stop_timeout(pid, &spec);
+        ctx.spec = *spec;
+    }
     let upstream = match ready {
         Ok(upstream) => upstream,
         Err(failure) => {
@@ -447,6 +483,7 @@ async fn run_once(
             }
             msg = control.recv() => match msg {
                 Some(Control::Update(spec)) => {
+                    tell_shim_stop_timeout(pid, &spec);
                     if let Some(upstream) = &protocol {
                         upstream.set_call_timeout(spec.call_timeout);
                     }
@@ -469,6 +506,12 @@ async fn run_once(
 }
 
 type SharedLog = Arc<Mutex<LogWriter>>;
+
+/// The shim times a stop itself when the daemon is gone: give it the new value.
+fn tell_shim_stop_timeout(shim: u32, spec: &ServerSpec) {
+    let ms = usize::try_from(spec.stop_timeout.as_millis()).unwrap_or(usize::MAX);
+    let _ = sys::queue_signal(shim, sys::SIGUSR2, ms);
+}
 
 /// Pings the server every `interval` through its channel; any answer within
 /// `timeout` (an error too: a 2026-07-28 server has no `ping`) shows it alive. A miss

@@ -19,6 +19,26 @@ pub const MAX_LINE: usize = 16 * 1024;
 /// Room beyond [`MAX_LINE`] for the note that says a line was cut.
 const NOTE_ROOM: usize = 128;
 
+/// The instance ids of `server` that have a log, in order.
+pub fn instances_with_logs(runtime_dir: &Path, server: &str) -> Vec<u32> {
+    let prefix = format!("{server}-");
+    let mut ids: Vec<u32> = fs::read_dir(runtime_dir.join("logs"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    name.strip_prefix(&prefix)?
+                        .strip_suffix(".log")?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
 pub fn log_path(runtime_dir: &Path, server: &str, index: u32) -> PathBuf {
     runtime_dir
         .join("logs")

@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Mutex, Notify, mpsc};
@@ -223,6 +224,9 @@ pub struct Daemon {
     applying: Mutex<()>,
     changed: Arc<Notify>,
     shutdown: Notify,
+    /// The next instance id of each server: ids are never reused while the daemon
+    /// runs (a replaced or scaled server's new instances get new ones, and logs).
+    instance_ids: std::sync::Mutex<BTreeMap<String, Arc<AtomicU32>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -308,6 +312,7 @@ async fn async_main(
         applying: Mutex::new(()),
         changed: Arc::new(Notify::new()),
         shutdown: Notify::new(),
+        instance_ids: std::sync::Mutex::default(),
     });
     daemon.persist().await;
     let listener = control::bind(&runtime_dir.join(SOCKET))?;
@@ -457,8 +462,7 @@ impl Daemon {
                 let instances: Vec<InstanceStatus> = rt
                     .instances
                     .iter()
-                    .enumerate()
-                    .map(|(i, h)| (u32::try_from(i).unwrap_or(0), h.view.clone(), false))
+                    .map(|h| (h.index, h.view.clone(), false))
                     .chain(own)
                     .map(|(index, view, per_session)| {
                         let v = view.borrow();
@@ -656,11 +660,11 @@ impl Daemon {
                 };
                 say(format!("{name}: starting {} instance(s)", spec.instances)).await;
                 let created_at = SystemTime::now();
-                let handles: Vec<Handle> = (0..spec.instances)
-                    .zip(inner_ports)
-                    .map(|(i, port)| self.start_instance(&spec, i, secrets, port))
+                let handles: Vec<Handle> = inner_ports
+                    .into_iter()
+                    .map(|port| self.start_instance(&spec, self.next_id(&name), secrets, port))
                     .collect();
-                let views: Vec<_> = handles.iter().map(|h| h.view.clone()).collect();
+                let views: Vec<_> = handles.iter().map(|h| (h.index, h.view.clone())).collect();
                 pool.set(&handles);
                 self.servers.lock().await.insert(
                     name.clone(),
@@ -713,17 +717,30 @@ impl Daemon {
         }
     }
 
-    /// Starts per-session instances of `spec` (numbered from 1000 in their log names).
+    /// The next id for an instance of `server`.
+    fn next_id(&self, server: &str) -> u32 {
+        self.ids_of(server).fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn ids_of(&self, server: &str) -> Arc<AtomicU32> {
+        let mut ids = self
+            .instance_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(ids.entry(server.to_string()).or_default())
+    }
+
+    /// Starts per-session instances of `spec`, numbered like the others.
     fn session_instances(
         &self,
         spec: &ServerSpec,
         secrets: &Secrets,
     ) -> Box<dyn Fn() -> (u32, Handle) + Send + Sync> {
-        let next = std::sync::atomic::AtomicU32::new(1000);
+        let next = self.ids_of(&spec.name);
         let template = self.instance_ctx(spec, 0, secrets, None);
         let runtime_dir = self.runtime_dir.clone();
         Box::new(move || {
-            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let index = next.fetch_add(1, Ordering::Relaxed);
             let mut ctx = template.clone();
             ctx.index = index;
             ctx.log_path = logs::log_path(&runtime_dir, &ctx.spec.name, index);
@@ -824,12 +841,12 @@ impl Daemon {
         }
         let mut new_views = Vec::new();
         while keep.len() < want {
-            let index = u32::try_from(keep.len()).unwrap_or(0);
+            let index = self.next_id(name);
             let h = self.start_instance(spec, index, secrets, ports.next().flatten());
-            new_views.push(h.view.clone());
+            new_views.push((h.index, h.view.clone()));
             keep.push(h);
         }
-        let before = rt.instances.len();
+        let before = held;
         rt.instances = keep;
         rt.pool.set(&rt.instances);
         rt.spec = spec.clone();
@@ -848,12 +865,12 @@ impl Daemon {
     async fn wait_ready(
         &self,
         name: &str,
-        views: Vec<tokio::sync::watch::Receiver<instance::View>>,
+        views: Vec<(u32, tokio::sync::watch::Receiver<instance::View>)>,
         progress: &mpsc::Sender<String>,
         secrets: &Secrets,
     ) -> Result<(), String> {
         let mut failures = Vec::new();
-        for (i, mut view) in views.into_iter().enumerate() {
+        for (i, mut view) in views {
             let settled = view
                 .wait_for(|v| {
                     v.phase == Phase::Running || (v.attempts >= 1 && v.phase != Phase::Starting)
@@ -863,7 +880,8 @@ impl Daemon {
             let Ok(v) = settled else { continue };
             if v.phase == Phase::Running {
                 let pid = v
-                    .pid
+                    .server_pid
+                    .or(v.pid)
                     .map_or_else(|| "remote".to_string(), |p| format!("pid {p}"));
                 let _ = progress
                     .send(format!("{name}: instance {i} ready ({pid})"))
@@ -874,8 +892,7 @@ impl Daemon {
                     .or(v.last_exit)
                     .unwrap_or_else(|| "it exited".into());
                 let why = Redactor::new(secrets.all()).redact(&why);
-                let index = u32::try_from(i).unwrap_or(0);
-                let tail = logs::tail(&self.log_path(name, index), FAILURE_TAIL);
+                let tail = logs::tail(&self.log_path(name, i), FAILURE_TAIL);
                 let tail = tail
                     .iter()
                     .map(|l| format!("\n    | {l}"))

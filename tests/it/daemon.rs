@@ -308,7 +308,7 @@ fn a_crash_looping_server_is_bounded_reported_and_the_daemon_stays_responsive() 
     env.run_within(60, &["apply"])
         .failure()
         .stdout_has("bad: starting 1 instance(s)")
-        .stderr_has("bad: instance 0 failed to start");
+        .stderr_has("bad: instance 1 failed to start");
     env.run_within(60, &["server", "restart", "bad"])
         .failure()
         .stderr_has("failed to start");

@@ -351,3 +351,81 @@ fn r12_an_unhealthy_server_shows_so_in_status() {
         }
     });
 }
+
+#[test]
+fn r12_instance_ids_are_never_reused_and_an_unknown_one_is_an_error() {
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    env.run_within(60, &["apply"]).success();
+    let scale = |n: u32| {
+        let text = env.read("mcpctl.toml");
+        let text = match text.find("instances = ") {
+            Some(at) => {
+                let end = at + text[at..].find('\n').unwrap();
+                format!("{}instances = {n}{}", &text[..at], &text[end..])
+            }
+            None => format!("{text}instances = {n}\n"),
+        };
+        env.write("mcpctl.toml", &text);
+        env.run_within(60, &["apply"])
+    };
+    scale(3).success().stdout_has("echo: 3 instance(s) (was 1)");
+    scale(1).success().stdout_has("echo: 1 instance(s) (was 3)");
+    scale(2).success().stdout_has("echo: 2 instance(s) (was 1)");
+    let status = env.server_status("echo");
+    assert_eq!(
+        status["instance_ids"],
+        json!([0, 3]),
+        "the kept instance and a new id: {status}"
+    );
+    for id in ["0", "1", "2", "3"] {
+        assert!(
+            env.path()
+                .join(format!(".mcpctl/logs/echo-{id}.log"))
+                .exists(),
+            "instance {id} has a log of its own"
+        );
+    }
+    env.run(&["server", "logs", "echo", "--instance", "3"])
+        .success()
+        .stdout_has("mcp-echo ready");
+    env.run(&["server", "logs", "echo", "--instance", "7"])
+        .failure()
+        .stderr_has("server `echo` has no instance 7 (instances with logs: 0, 1, 2, 3)");
+}
+
+#[test]
+fn r12_an_in_place_stop_timeout_reaches_the_shim() {
+    let port = free_port();
+    let env = TestEnv::new();
+    let pids = env.path().join("pids");
+    let args = format!(
+        "\"--ignore-sigterm\", \"--pid-file\", \"{}\"",
+        pids.display()
+    );
+    let with_timeout =
+        |t: &str| format!("{}stop_timeout = \"{t}\"\n", config(port, &args, "never"));
+    env.write("mcpctl.toml", &with_timeout("10m"));
+    env.run_within(60, &["apply"]).success();
+    env.write("mcpctl.toml", &with_timeout("1s"));
+    env.run_within(60, &["apply"])
+        .success()
+        .stdout_has("stop_timeout");
+    let server = env.pids("pids")[0];
+    // With the daemon gone, the shim times the stop by itself: with the new value.
+    Command::new("kill")
+        .args(["-9", &env.daemon_pid().to_string()])
+        .status()
+        .unwrap();
+    wait_for(
+        "the server that ignores SIGTERM to be killed after 1s",
+        30,
+        || {
+            if alive(server) {
+                Err("still alive".into())
+            } else {
+                Ok(())
+            }
+        },
+    );
+}
