@@ -26,8 +26,9 @@ pub enum Request {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ApplyOptions {
-    /// Converge only this server; the others are left as they are.
-    pub only: Option<String>,
+    /// Converge only these servers (all when empty); the others are left as they are.
+    #[serde(default)]
+    pub only: Vec<String>,
     /// Replace this server's instances even when nothing changed.
     pub restart: Option<String>,
     /// Stop without waiting for a graceful exit.

@@ -214,6 +214,8 @@ pub enum ProfileCommand {
         /// JSON object of server fields, and `servers` for per-server overrides
         #[arg(long, value_name = "FILE.json")]
         config: PathBuf,
+        #[command(flatten)]
+        apply: EditApply,
     },
     /// List profiles and the servers that use them
     List,
@@ -245,6 +247,8 @@ pub enum SecretCommand {
         /// Accepted for clarity: encrypting is the only mode
         #[arg(long)]
         encrypt: bool,
+        #[command(flatten)]
+        apply: EditApply,
     },
     /// Decrypt and print a secret
     Get {
@@ -262,6 +266,8 @@ pub enum SecretCommand {
         key: String,
         #[command(flatten)]
         scope: ServerScope,
+        #[command(flatten)]
+        apply: EditApply,
     },
     /// Create your age identity and print its public recipient
     Keygen {
@@ -273,7 +279,10 @@ pub enum SecretCommand {
     #[command(subcommand)]
     Recipients(RecipientsCommand),
     /// Re-encrypt every value to the current recipients
-    Rekey,
+    Rekey {
+        #[command(flatten)]
+        apply: EditApply,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,6 +293,14 @@ pub enum RecipientsCommand {
     Add { recipient: String },
     /// Remove a recipient and re-encrypt every value without it
     Remove { recipient: String },
+}
+
+/// Whether an edit also converges the servers it changes.
+#[derive(Debug, Args)]
+pub struct EditApply {
+    /// Only edit the file; the running servers keep what they have until `mcpctl apply`
+    #[arg(long)]
+    pub no_apply: bool,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +318,8 @@ pub enum EnvCommand {
         value: String,
         #[command(flatten)]
         scope: ServerScope,
+        #[command(flatten)]
+        apply: EditApply,
     },
     /// Print the value of KEY
     Get {
@@ -318,5 +337,7 @@ pub enum EnvCommand {
         key: String,
         #[command(flatten)]
         scope: ServerScope,
+        #[command(flatten)]
+        apply: EditApply,
     },
 }

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::args::EnvCommand;
+use super::lifecycle::{after_edit, declared};
 use super::{Error, check_server, edit_file, ok, print, read_raw, scope_of};
 use crate::config::edit::MapTable;
 use crate::config::{Error as ConfigError, edit};
@@ -10,22 +11,29 @@ use crate::model::names;
 
 pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
     match cmd {
-        EnvCommand::Set { key, value, scope } => {
+        EnvCommand::Set {
+            key,
+            value,
+            scope,
+            apply,
+        } => {
             check_key(&key)?;
             let scope = scope_of(scope);
+            let before = declared(path);
             edit_file(path, |doc, _| {
                 edit::set_entry(doc, &scope, MapTable::Env, &key, &value)
             })?;
             crate::note!("set {key} in {}", scope.describe());
-            ok()
+            after_edit(path, before, apply.no_apply)
         }
-        EnvCommand::Unset { key, scope } => {
+        EnvCommand::Unset { key, scope, apply } => {
             let scope = scope_of(scope);
+            let before = declared(path);
             edit_file(path, |doc, _| {
                 edit::unset_entry(doc, &scope, MapTable::Env, &key)
             })?;
             crate::note!("removed {key} from {}", scope.describe());
-            ok()
+            after_edit(path, before, apply.no_apply)
         }
         EnvCommand::Get { key, scope } => {
             let scope = scope_of(scope);

@@ -1,6 +1,7 @@
 //! `apply`, `server start|stop|restart`, `daemon`: commands that converge.
 //! Imperative commands only edit the file, then converge the one server they name.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use toml_edit::Value;
@@ -11,7 +12,8 @@ use crate::api::{ApplyOptions, Reply, Request};
 use crate::client;
 use crate::config::edit;
 use crate::exit;
-use crate::plan::{ActionKind, Observed, plan};
+use crate::model::ServerSpec;
+use crate::plan::{Observed, plan};
 use crate::render::plan_text;
 
 /// What runs, as the daemon sees it; nothing when no daemon runs (no child outlives it).
@@ -22,6 +24,53 @@ pub(super) fn observed(path: &Path) -> Result<Observed, Error> {
         Err(client::Error::NotRunning(_)) => Ok(Observed::nothing()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The servers the file declares now, secrets still encrypted: what an edit is
+/// compared against (`None` when the file cannot be read or is invalid).
+pub(super) fn declared(path: &Path) -> Option<BTreeMap<String, ServerSpec>> {
+    crate::config::load(path).ok().map(|l| l.config.servers)
+}
+
+/// After an edit: converges the servers whose spec it changed, when a daemon runs, and
+/// prints what changed; with `no_apply`, or without a daemon, says when it will.
+pub(super) fn after_edit(
+    path: &Path,
+    before: Option<BTreeMap<String, ServerSpec>>,
+    no_apply: bool,
+) -> Result<u8, Error> {
+    let (Some(before), Some(after)) = (before, declared(path)) else {
+        return ok();
+    };
+    let mut affected: Vec<String> = after
+        .keys()
+        .chain(before.keys())
+        .filter(|name| before.get(*name) != after.get(*name))
+        .cloned()
+        .collect();
+    affected.sort();
+    affected.dedup();
+    if affected.is_empty() {
+        return ok();
+    }
+    let list = affected.join(", ");
+    if no_apply {
+        crate::note!(
+            "not applied (--no-apply): `mcpctl apply` brings {list} in line with the file"
+        );
+        return ok();
+    }
+    if client::connect(path)?.is_none() {
+        crate::note!("no daemon runs: {list} will take the change at the next `mcpctl apply`");
+        return ok();
+    }
+    converge(
+        path,
+        ApplyOptions {
+            only: affected,
+            ..ApplyOptions::default()
+        },
+    )
 }
 
 pub(super) fn apply(path: &Path, watch: bool) -> Result<u8, Error> {
@@ -50,19 +99,11 @@ fn converge(path: &Path, options: ApplyOptions) -> Result<u8, Error> {
     let loaded = load_unlocked(path)?;
     let stream = client::connect_or_start(path)?;
     let observed = observed(path)?;
-    let mut shown = plan(&loaded.config.servers, &observed);
-    if let Some(only) = options.only.as_ref().or(options.restart.as_ref()) {
-        shown.actions.retain(|a| &a.server == only);
-    }
-    if let Some(name) = &options.restart {
-        for a in shown
-            .actions
-            .iter_mut()
-            .filter(|a| &a.server == name && a.instances_before > 0 && a.target.is_some())
-        {
-            a.kind = ActionKind::Replace;
-        }
-    }
+    let shown = crate::plan::focus(
+        plan(&loaded.config.servers, &observed),
+        &options.only,
+        options.restart.as_deref(),
+    );
     print(&plan_text(&shown, super::plan::colour()))?;
     let reply = client::request(stream, &Request::Apply(options), |line| {
         let _ = print(&format!("{line}\n"));
@@ -125,7 +166,7 @@ pub(super) fn server_start(path: &Path, name: &str, flags: &ServerFlags) -> Resu
     converge(
         path,
         ApplyOptions {
-            only: Some(name.to_string()),
+            only: vec![name.to_string()],
             ..ApplyOptions::default()
         },
     )
@@ -150,7 +191,7 @@ pub(super) fn server_stop(
 ) -> Result<u8, Error> {
     write_flags(path, name, "stopped", &ServerFlags::default())?;
     let options = ApplyOptions {
-        only: Some(name.to_string()),
+        only: vec![name.to_string()],
         force,
         stop_timeout_ms: timeout.map(|s| s.saturating_mul(1000)),
         ..ApplyOptions::default()

@@ -23,13 +23,18 @@ pub(super) fn run(path: &Path, cmd: ProfileCommand) -> Result<u8, Error> {
             crate::note!("created profile `{name}`");
             ok()
         }
-        ProfileCommand::Update { name, config } => {
+        ProfileCommand::Update {
+            name,
+            config,
+            apply,
+        } => {
             let layer = read_layer(&config)?;
+            let before = super::lifecycle::declared(path);
             edit_file(path, |doc, _| {
                 edit::upsert_profile(doc, &name, &layer, true)
             })?;
             crate::note!("updated profile `{name}`");
-            ok()
+            super::lifecycle::after_edit(path, before, apply.no_apply)
         }
         ProfileCommand::List => {
             let raw = read_raw(path)?;

@@ -7,6 +7,7 @@ use age::secrecy::{ExposeSecret, SecretString};
 use toml_edit::{Array, DocumentMut, Item, Value};
 
 use super::args::{RecipientsCommand, SecretCommand};
+use super::lifecycle::{after_edit, declared};
 use super::{Error, check_server, edit_file, ok, print, read_raw, scope_of};
 use crate::config::Error as ConfigError;
 use crate::config::edit::{self, MapTable, Scope};
@@ -21,6 +22,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             value,
             scope,
             encrypt: _,
+            apply,
         } => {
             names::check_env_name(&key).map_err(|why| {
                 ConfigError::edit(
@@ -35,6 +37,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
                 None | Some("-") => read_stdin()?,
                 Some(v) => SecretString::from(v.to_string()),
             };
+            let before = declared(path);
             edit_file(path, |doc, raw| {
                 let recipients = recipients_of(raw);
                 let place = place(&scope, &key);
@@ -43,7 +46,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
                 edit::set_entry(doc, &scope, MapTable::Secrets, &key, &ciphertext)
             })?;
             crate::note!("set secret {key} in {} (encrypted)", scope.describe());
-            ok()
+            after_edit(path, before, apply.no_apply)
         }
         SecretCommand::Get { key, scope } => {
             let scope = scope_of(scope);
@@ -74,13 +77,14 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             print(&lines)?;
             ok()
         }
-        SecretCommand::Unset { key, scope } => {
+        SecretCommand::Unset { key, scope, apply } => {
             let scope = scope_of(scope);
+            let before = declared(path);
             edit_file(path, |doc, _| {
                 edit::unset_entry(doc, &scope, MapTable::Secrets, &key)
             })?;
             crate::note!("removed secret {key} from {}", scope.describe());
-            ok()
+            after_edit(path, before, apply.no_apply)
         }
         SecretCommand::Keygen { add } => keygen(Some(path), add),
         SecretCommand::Recipients(RecipientsCommand::List) => {
@@ -109,10 +113,12 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             );
             ok()
         }
-        SecretCommand::Rekey => {
+        SecretCommand::Rekey { apply } => {
+            let before = declared(path);
             let n = rewrite(path, |_| Ok(()))?;
             crate::note!("re-encrypted {n} secret(s)");
-            ok()
+            // The values are the same: a converge finds nothing to restart.
+            after_edit(path, before, apply.no_apply)
         }
     }
 }

@@ -35,7 +35,7 @@ use crate::config::{self, store};
 use crate::gateway::{self, Gateway, Instances, Upstream};
 use crate::model::ServerSpec;
 use crate::model::spec::{Mode, Sharing, Transport};
-use crate::plan::{Action, ActionKind, Observed, ObservedServer, Plan, plan};
+use crate::plan::{Action, ActionKind, Observed, ObservedServer, plan};
 use crate::secrets::redact::Redactor;
 use crate::secrets::unlock::{Unlocked as Secrets, unlock};
 use instance::{Handle, InstanceCtx, Phase};
@@ -519,14 +519,21 @@ impl Daemon {
         let _one_at_a_time = self.applying.lock().await;
         let mut loaded = config::load(&self.config_path).map_err(|e| e.to_string())?;
         let secrets = Arc::new(unlock(&mut loaded).map_err(|e| e.to_string())?);
-        if let Some(name) = options.only.as_ref().or(options.restart.as_ref())
-            && !loaded.config.servers.contains_key(name)
+        if let Some(name) = options
+            .only
+            .iter()
+            .chain(&options.restart)
+            .find(|name| !loaded.config.servers.contains_key(*name))
         {
             let known: Vec<String> = loaded.config.servers.keys().cloned().collect();
             return Err(config::edit::unknown_server(name, &known).to_string());
         }
         let observed = self.observe().await;
-        let plan = focus(plan(&loaded.config.servers, &observed), &options);
+        let plan = crate::plan::focus(
+            plan(&loaded.config.servers, &observed),
+            &options.only,
+            options.restart.as_deref(),
+        );
         let mut outcome = ApplyOutcome {
             changed: plan.has_changes(),
             failures: Vec::new(),
@@ -574,24 +581,6 @@ impl Daemon {
         stop_all(stops, false).await;
         self.persist().await;
     }
-}
-
-/// Narrows a plan to `--only`/`restart` and forces the replace a restart asks for.
-fn focus(mut plan: Plan, options: &ApplyOptions) -> Plan {
-    if let Some(only) = &options.only {
-        plan.actions.retain(|a| &a.server == only);
-    }
-    if let Some(name) = &options.restart {
-        for action in plan.actions.iter_mut().filter(|a| &a.server == name) {
-            if action.target.is_some()
-                && action.instances_before > 0
-                && action.kind != ActionKind::Replace
-            {
-                action.kind = ActionKind::Replace;
-            }
-        }
-    }
-    plan
 }
 
 impl Daemon {

@@ -204,6 +204,27 @@ pub fn plan(desired: &BTreeMap<String, ServerSpec>, observed: &Observed) -> Plan
     Plan { actions }
 }
 
+/// Narrows a plan to the servers in `only` (all when empty, and `restart` counts as
+/// one of them), and turns `restart`'s action into a replace of what runs. The plan
+/// the CLI shows and the one the daemon executes both come through here.
+pub fn focus(mut plan: Plan, only: &[String], restart: Option<&str>) -> Plan {
+    if !only.is_empty() || restart.is_some() {
+        plan.actions
+            .retain(|a| only.contains(&a.server) || restart == Some(a.server.as_str()));
+    }
+    if let Some(name) = restart {
+        for action in plan.actions.iter_mut().filter(|a| a.server == name) {
+            if action.target.is_some()
+                && action.instances_before > 0
+                && action.kind != ActionKind::Replace
+            {
+                action.kind = ActionKind::Replace;
+            }
+        }
+    }
+    plan
+}
+
 fn plan_server(name: &str, want: Option<&ServerSpec>, have: Option<&ObservedServer>) -> Action {
     let action = |kind, changes, before, after, target: Option<&ServerSpec>| Action {
         server: name.to_string(),

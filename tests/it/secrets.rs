@@ -213,15 +213,13 @@ fn re_encryption_restarts_nothing_and_a_new_value_restarts_the_server() {
         .stdout_has("No changes.");
     assert_eq!(env.server_status("leaky")["pids"][0], shim);
 
+    // Setting a secret converges the server it belongs to (r12).
     env.set_secret("TOKEN", Some("leaky"), "a-new-token-value")
-        .success();
-    env.run(&["plan"])
         .success()
-        .stdout_has("~ secrets = (sensitive) # forces restart");
-    env.run_within(60, &["apply"])
-        .success()
+        .stdout_has("~ secrets = (sensitive) # forces restart")
         .stdout_has("1 to restart");
     assert_ne!(env.server_status("leaky")["pids"][0], shim);
+    env.run(&["plan", "--detailed-exitcode"]).code(0);
 }
 
 #[test]

@@ -429,3 +429,90 @@ fn r12_an_in_place_stop_timeout_reaches_the_shim() {
         },
     );
 }
+
+/// The environment of a process, as `NAME=value` strings.
+fn environ(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[test]
+fn r12_env_secret_and_profile_edits_converge_what_they_change_unless_told_not_to() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "{}profile = \"p\"\n\n[profiles.p]\n",
+        config(port, "", "on-failure")
+    ));
+    env.run_within(60, &["apply"]).success();
+    let pid = || env.server_status("echo")["pids"][0].as_u64().unwrap() as u32;
+    let first = pid();
+
+    env.run_within(
+        60,
+        &["config", "env", "set", "GREETING", "hi", "--server", "echo"],
+    )
+    .success()
+    .stdout_has("echo: instance 1 ready");
+    let second = pid();
+    assert_ne!(first, second, "the server was replaced");
+    assert!(environ(second).contains(&"GREETING=hi".to_string()));
+
+    env.run_within(
+        60,
+        &[
+            "config",
+            "env",
+            "unset",
+            "GREETING",
+            "--server",
+            "echo",
+            "--no-apply",
+        ],
+    )
+    .success()
+    .stderr_has("not applied (--no-apply): `mcpctl apply` brings echo in line");
+    assert_eq!(pid(), second, "--no-apply touches nothing that runs");
+    env.run(&["plan", "--detailed-exitcode"]).code(2);
+
+    env.run_within(60, &["config", "secret", "keygen", "--add"])
+        .success();
+    env.run_with_stdin(
+        &["config", "secret", "set", "TOKEN", "--server", "echo"],
+        "s3cret-value",
+    )
+    .success();
+    let third = pid();
+    assert_ne!(third, second);
+    let vars = environ(third);
+    assert!(
+        vars.contains(&"TOKEN=s3cret-value".to_string()),
+        "the secret reaches the server"
+    );
+    assert!(
+        !vars.iter().any(|v| v.starts_with("GREETING=")),
+        "the earlier unset is applied too"
+    );
+    env.run(&["plan", "--detailed-exitcode"]).code(0);
+
+    env.run_within(60, &["config", "secret", "rekey"]).success();
+    assert_eq!(
+        pid(),
+        third,
+        "re-encrypting the same values restarts nothing"
+    );
+
+    env.write("p.json", r#"{"env": {"FROM_PROFILE": "1"}}"#);
+    env.run_within(60, &["profile", "update", "p", "--config", "p.json"])
+        .success();
+    let fourth = pid();
+    assert_ne!(fourth, third);
+    assert!(environ(fourth).contains(&"FROM_PROFILE=1".to_string()));
+
+    env.run_within(30, &["daemon", "stop"]).success();
+    env.run_within(30, &["config", "env", "set", "LATER", "x"])
+        .success()
+        .stderr_has("no daemon runs: echo will take the change at the next `mcpctl apply`");
+}
