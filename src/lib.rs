@@ -18,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod diag;
+pub mod echo;
 pub mod exit;
 pub mod gateway;
 pub mod model;

@@ -22,6 +22,11 @@ fn main() -> ExitCode {
         let code = mcpctl::shim::run(stop_timeout, daemon_pid, &command);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    // The bundled echo server (what `command = "mcp-echo"` runs when none is on PATH).
+    if args.get(1).map(String::as_str) == Some("__mcp-echo") {
+        let code = mcpctl::echo::main(args[2..].to_vec());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     init_tracing();
     let cli = match args.get(1..).and_then(cli::daemon_command) {
         Some(cli) => cli,

@@ -32,6 +32,14 @@ pub fn set_child_subreaper() -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) })
 }
 
+/// This process ignores SIGTERM from now on (the echo fixture's `--ignore-sigterm`).
+pub fn ignore_sigterm() {
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+    }
+}
+
 pub fn getppid() -> u32 {
     // SAFETY: getppid cannot fail.
     u32::try_from(unsafe { libc::getppid() }).unwrap_or(0)

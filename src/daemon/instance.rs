@@ -635,6 +635,10 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
     } else {
         program
     };
+    let (program, bundled) = match bundled_echo(&program) {
+        Some(mcpctl) => (mcpctl, Some("__mcp-echo")),
+        None => (program, None),
+    };
     let port = ctx.inner_port.unwrap_or(spec.port);
     let mut cmd = Command::new(&ctx.shim.exe);
     // mcpctl's own settings (the identity's path among them) are not the server's.
@@ -652,6 +656,7 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
         .arg(ctx.daemon_pid.to_string())
         .arg("--")
         .arg(program)
+        .args(bundled)
         .args(spec.args.iter().map(|a| inner_port::fill(a, port)))
         .envs(&spec.env)
         .envs(ctx.secrets.iter().map(|(k, v)| (k, v.expose_secret())))
@@ -674,6 +679,21 @@ fn shim_command(ctx: &InstanceCtx) -> Command {
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     sys::stdio_only_on_exec(&mut cmd);
     cmd
+}
+
+/// `mcp-echo` ships inside mcpctl: when no `mcp-echo` is on PATH, it is this mcpctl
+/// (`mcpctl __mcp-echo`), so the quickstart runs without building anything else.
+fn bundled_echo(program: &str) -> Option<String> {
+    if program != "mcp-echo" {
+        return None;
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    if on_path {
+        return None;
+    }
+    let me = std::env::current_exe().ok()?;
+    Some(me.to_string_lossy().into_owned())
 }
 
 /// Ready means: a stdio server answered `initialize` (through the mux that then
