@@ -516,3 +516,101 @@ fn r12_env_secret_and_profile_edits_converge_what_they_change_unless_told_not_to
         .success()
         .stderr_has("no daemon runs: echo will take the change at the next `mcpctl apply`");
 }
+
+/// Live processes working in `dir` (servers run in their config's folder, and what
+/// they start inherits it): pid and command name.
+fn processes_in(dir: &std::path::Path) -> Vec<(u32, String)> {
+    let dir = dir.canonicalize().unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .ok()
+            .as_deref()
+            == Some(&dir)
+            && alive(pid)
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            found.push((pid, comm.trim().to_string()));
+        }
+    }
+    found
+}
+
+#[test]
+fn r12_killing_the_server_the_shim_or_the_daemon_leaves_nothing_behind() {
+    let port = free_port();
+    let env = TestEnv::new();
+    let pids = env.path().join("pids");
+    let args = format!(
+        "\"--grandchild\", \"--setsid\", \"--pid-file\", \"{}\"",
+        pids.display()
+    );
+    env.write("mcpctl.toml", &config(port, &args, "always"));
+    env.run_within(60, &["apply"]).success();
+    let servers = || {
+        processes_in(env.path())
+            .into_iter()
+            .filter(|(_, comm)| comm != "mcpctl")
+            .collect::<Vec<_>>()
+    };
+    for victim in ["server", "shim", "daemon"] {
+        let [server, grandchild] = env.pids("pids")[..] else {
+            panic!("the fixture wrote {:?}", env.pids("pids"));
+        };
+        let status = env.server_status("echo");
+        let pid = match victim {
+            "server" => server,
+            "shim" => status["shim_pids"][0].as_u64().unwrap() as u32,
+            _ => env.daemon_pid(),
+        };
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        wait_for(&format!("the {victim}'s server tree to end"), 30, || {
+            let left: Vec<_> = servers()
+                .into_iter()
+                .filter(|(p, _)| *p == server || *p == grandchild)
+                .collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        });
+        if victim == "daemon" {
+            wait_for("nothing of the server's left", 30, || {
+                let left = servers();
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("{left:?}"))
+                }
+            });
+            env.run_within(60, &["apply"]).success();
+        } else {
+            // restart = "always" brings a new one, with a new grandchild.
+            wait_for("a restarted server", 30, || {
+                let now = env.pids("pids");
+                if now.len() == 2
+                    && now[0] != server
+                    && env.server_status("echo")["status"] == "running"
+                {
+                    Ok(())
+                } else {
+                    Err(format!("{now:?}"))
+                }
+            });
+        }
+    }
+    env.run_within(30, &["daemon", "stop"]).success();
+    let left = processes_in(env.path());
+    assert!(left.is_empty(), "after daemon stop: {left:?}");
+}
