@@ -1,0 +1,164 @@
+//! What the gateway leases from a server: its instances' views (the least loaded
+//! running one for a new session or request), a starting instance to wait for, and
+//! `sharing = "per-session"` instances started for one session and stopped with it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::gateway::{self, Instances, Upstream};
+
+use super::instance::{self, Handle, Phase};
+
+/// Views of running instances, by instance number.
+pub(super) type Views =
+    std::sync::Mutex<BTreeMap<u32, tokio::sync::watch::Receiver<instance::View>>>;
+
+/// The gateway's view of a server's instances.
+#[derive(Default)]
+pub(super) struct Pool {
+    pub(super) views: std::sync::Mutex<Vec<tokio::sync::watch::Receiver<instance::View>>>,
+    /// `sharing = "per-session"`: starts a session's own instance (numbered).
+    pub(super) per_session: Option<Box<dyn Fn() -> (u32, Handle) + Send + Sync>>,
+    /// The sessions' own instances while they live, for `status`.
+    pub(super) session_views: Arc<Views>,
+    pub(super) stop_timeout: Duration,
+    /// How long a client arriving during a start waits for an instance.
+    pub(super) start_timeout: Duration,
+}
+
+/// A session's own instance; stopped when the session ends.
+pub(super) struct SessionInstance {
+    pub(super) handle: Handle,
+    pub(super) stop_timeout: Duration,
+    pub(super) index: u32,
+    pub(super) listed: Arc<Views>,
+}
+
+impl Drop for SessionInstance {
+    fn drop(&mut self) {
+        if let Ok(mut listed) = self.listed.lock() {
+            listed.remove(&self.index);
+        }
+        let (handle, timeout) = (self.handle.clone(), self.stop_timeout);
+        // Without a runtime the daemon is exiting, and the shim's death signal stops it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { handle.stop(false, timeout).await });
+        }
+    }
+}
+
+impl Pool {
+    pub(super) fn set(&self, handles: &[Handle]) {
+        if let Ok(mut views) = self.views.lock() {
+            *views = handles.iter().map(|h| h.view.clone()).collect();
+        }
+    }
+}
+
+impl Pool {
+    /// The running instance with the least `load`; the lock is held while `then`
+    /// runs, so concurrent picks see each other's counts.
+    pub(super) fn least<T>(
+        &self,
+        load: impl Fn(&Upstream) -> usize,
+        then: impl FnOnce(Upstream) -> T,
+    ) -> Option<T> {
+        let views = self.views.lock().ok()?;
+        let upstream = views
+            .iter()
+            .filter_map(|v| {
+                let v = v.borrow();
+                if v.phase == Phase::Running {
+                    v.upstream.clone()
+                } else {
+                    None
+                }
+            })
+            .min_by_key(|u| load(u))?;
+        Some(then(upstream))
+    }
+}
+
+impl gateway::HttpPool for Pool {
+    fn ports(&self) -> Vec<u16> {
+        self.views
+            .lock()
+            .map(|views| {
+                views
+                    .iter()
+                    .filter_map(|v| {
+                        let v = v.borrow();
+                        v.inner_port.filter(|_| v.phase == Phase::Running)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Instances for Pool {
+    fn pick(&self) -> Option<Upstream> {
+        self.least(Upstream::load, |u| u)
+    }
+
+    fn pick_request(&self) -> Option<(Upstream, gateway::mux::Pin)> {
+        self.least(Upstream::in_flight, |u| {
+            let claim = u.claim();
+            (u, claim)
+        })
+    }
+
+    fn until_ready(&self) -> gateway::Waiting<'_> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + self.start_timeout;
+            loop {
+                let Ok(mut starting) = self.views.lock().map(|views| views.clone()) else {
+                    return;
+                };
+                // Marked seen, so `changed` below waits for the next change.
+                let phases: Vec<Phase> = starting
+                    .iter_mut()
+                    .map(|v| v.borrow_and_update().phase)
+                    .collect();
+                let ready = phases.contains(&Phase::Running);
+                let mut phases = phases.into_iter();
+                starting.retain(|_| phases.next() == Some(Phase::Starting));
+                if ready || starting.is_empty() {
+                    return;
+                }
+                let changed = starting.iter_mut().map(|v| Box::pin(v.changed()));
+                let any = futures_util::future::select_all(changed);
+                if tokio::time::timeout_at(deadline, any).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
+    fn open(&self) -> gateway::Opening<'_> {
+        Box::pin(async move {
+            let Some(start) = &self.per_session else {
+                if self.pick().is_none() {
+                    self.until_ready().await;
+                }
+                return self.pick().map(|u| (u, None));
+            };
+            let (index, handle) = start();
+            if let Ok(mut listed) = self.session_views.lock() {
+                listed.insert(index, handle.view.clone());
+            }
+            let lease = SessionInstance {
+                handle,
+                stop_timeout: self.stop_timeout,
+                index,
+                listed: Arc::clone(&self.session_views),
+            };
+            let settled = lease.handle.settled().await;
+            let upstream = settled
+                .upstream
+                .filter(|_| settled.phase == Phase::Running)?;
+            Some((upstream, Some(Box::new(lease) as gateway::Lease)))
+        })
+    }
+}

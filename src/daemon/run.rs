@@ -1,0 +1,154 @@
+//! Bootstrap: the daemon lock, leftovers of a previous daemon, the control socket,
+//! the workers (control, persistence, orphan sweep, watch), the first convergence, and
+//! the shutdown that stops everything.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::{Mutex, Notify, mpsc};
+
+use crate::api::ApplyOptions;
+use crate::config::store;
+
+use super::spawner::Spawner;
+use super::*;
+
+/// Runs the daemon in the foreground until `daemon stop`, SIGTERM or SIGINT.
+pub fn run(config_path: &Path, options: &Options) -> Result<(), Error> {
+    let config_path =
+        std::fs::canonicalize(config_path).map_err(io_err(config_path.display().to_string()))?;
+    let runtime_dir = store::runtime_dir(&config_path);
+    std::fs::create_dir_all(&runtime_dir).map_err(io_err(runtime_dir.display().to_string()))?;
+    let lock_path = runtime_dir.join(LOCK);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(lock_path.display().to_string()))?;
+    if lock.try_lock().is_err() {
+        return Err(Error::AlreadyRunning(config_path.display().to_string()));
+    }
+    // One thread: a request hops gateway -> mux -> child -> mux -> gateway without
+    // waking another core, which measured lower latency at the same throughput (the
+    // child and the clients have the other cores); blocking work has threads of its
+    // own (spawner, watcher). It polls a moment before it sleeps (`busy_poll`).
+    let runtime = busy_poll::BusyPoll::new(busy_poll::budget_from_env())
+        .build(tokio::runtime::Builder::new_current_thread().enable_all())
+        .map_err(io_err("cannot start the async runtime"))?;
+    let result = runtime.block_on(async_main(config_path, runtime_dir, options));
+    drop(lock);
+    result
+}
+
+pub(super) async fn async_main(
+    config_path: PathBuf,
+    runtime_dir: PathBuf,
+    options: &Options,
+) -> Result<(), Error> {
+    let state_path = runtime_dir.join(STATE);
+    let leftovers = state::kill_leftovers(&state::load(&state_path));
+    if leftovers > 0 {
+        tracing::warn!("killed {leftovers} process group(s) left by a previous daemon");
+        crate::note!(
+            "mcpctl daemon: killed {leftovers} process group(s) left by a previous daemon"
+        );
+    }
+    let config_dir = config_path
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let daemon = Arc::new(Daemon {
+        config_path: config_path.clone(),
+        config_dir,
+        runtime_dir: runtime_dir.clone(),
+        pid: std::process::id(),
+        started_at: SystemTime::now(),
+        shim: crate::shim::ShimCommand::find()
+            .map_err(io_err("cannot find the mcpctl executable"))?,
+        spawner: Spawner::start().map_err(io_err("cannot start the spawner thread"))?,
+        servers: Mutex::new(BTreeMap::new()),
+        applying: Mutex::new(()),
+        changed: Arc::new(Notify::new()),
+        shutdown: Notify::new(),
+        instance_ids: std::sync::Mutex::default(),
+    });
+    daemon.persist().await;
+    let listener = control::bind(&runtime_dir.join(SOCKET))?;
+    store::write_runtime(&runtime_dir.join(PID_FILE), &format!("{}\n", daemon.pid))?;
+    crate::note!(
+        "mcpctl daemon {} serving {}",
+        daemon.pid,
+        config_path.display()
+    );
+
+    // What a killed shim leaves becomes ours (not init's), to be ended on its SIGCHLD.
+    let _ = crate::sys::set_child_subreaper();
+    tokio::spawn(sweep_orphans_on_sigchld(daemon.spawner.clone()));
+    tokio::spawn(control::serve(Arc::clone(&daemon), listener));
+    tokio::spawn(persist_on_change(Arc::clone(&daemon)));
+    if options.watch {
+        watch::spawn_daemon_watch(Arc::clone(&daemon));
+    }
+    if options.initial_apply {
+        initial_apply(&daemon).await;
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io_err("cannot handle SIGTERM"))?;
+    tokio::select! {
+        () = daemon.shutdown.notified() => {}
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    daemon.stop_everything().await;
+    let _ = std::fs::remove_file(runtime_dir.join(SOCKET));
+    let _ = std::fs::remove_file(runtime_dir.join(PID_FILE));
+    crate::note!("mcpctl daemon {} stopped", daemon.pid);
+    Ok(())
+}
+
+/// Converges from the file at start, so a restarted daemon brings back what ran.
+pub(super) async fn initial_apply(daemon: &Arc<Daemon>) {
+    let (tx, mut rx) = mpsc::channel(64);
+    let first = {
+        let daemon = Arc::clone(daemon);
+        tokio::spawn(async move { daemon.apply(ApplyOptions::default(), tx).await })
+    };
+    while let Some(line) = rx.recv().await {
+        crate::note!("{line}");
+    }
+    match first.await {
+        Ok(Err(message)) => crate::note!("mcpctl daemon: {message}"),
+        Ok(Ok(outcome)) => {
+            for failure in outcome.failures {
+                crate::note!("mcpctl daemon: {failure}");
+            }
+        }
+        Err(_) => {}
+    }
+}
+
+/// Every child's death may leave orphans (a killed shim's tree): end them.
+pub(super) async fn sweep_orphans_on_sigchld(spawner: Spawner) {
+    let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+    else {
+        tracing::warn!("cannot watch SIGCHLD: a killed shim's leftovers stay until daemon stop");
+        return;
+    };
+    while sigchld.recv().await.is_some() {
+        let found = spawner.sweep_orphans();
+        if found > 0 {
+            tracing::warn!("ended {found} process(es) left by a killed shim");
+        }
+    }
+}
+
+pub(super) async fn persist_on_change(daemon: Arc<Daemon>) {
+    loop {
+        daemon.changed.notified().await;
+        daemon.persist().await;
+    }
+}

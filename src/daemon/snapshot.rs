@@ -1,0 +1,145 @@
+//! What runs, seen three ways: persisted (`state.json`, for the next daemon to
+//! clean up), observed (for the plan) and reported (status).
+
+use std::time::SystemTime;
+
+use crate::api::{DaemonStatus, InstanceStatus, ServerStatus};
+use crate::gateway::Upstream;
+use crate::plan::{Observed, ObservedServer};
+
+use super::instance::{self, Phase};
+use super::*;
+
+impl Daemon {
+    pub(super) async fn persist(&self) {
+        let servers = self.servers.lock().await;
+        let persisted = state::Persisted {
+            daemon_pid: self.pid,
+            servers: servers
+                .iter()
+                .map(|(name, rt)| {
+                    let instances = rt
+                        .instances
+                        .iter()
+                        .filter_map(|h| {
+                            let v = h.view.borrow();
+                            Some(state::PersistedInstance {
+                                pid: v.pid?,
+                                start_ticks: v.start_ticks?,
+                            })
+                        })
+                        .collect();
+                    let server = state::PersistedServer {
+                        created_at: timestamp(rt.created_at),
+                        instances,
+                    };
+                    (name.clone(), server)
+                })
+                .collect(),
+        };
+        drop(servers);
+        state::save(&self.runtime_dir.join(STATE), &persisted);
+    }
+
+    pub async fn observe(&self) -> Observed {
+        let servers = self.servers.lock().await;
+        Observed {
+            servers: servers
+                .iter()
+                .map(|(name, rt)| {
+                    let held = rt
+                        .instances
+                        .iter()
+                        .filter(|h| h.view.borrow().phase.is_held())
+                        .count();
+                    let observed = ObservedServer {
+                        spec: rt.spec.clone(),
+                        instances: u32::try_from(held).unwrap_or(u32::MAX),
+                    };
+                    (name.clone(), observed)
+                })
+                .collect(),
+        }
+    }
+
+    pub async fn status(&self) -> DaemonStatus {
+        let servers = self.servers.lock().await;
+        let servers = servers
+            .iter()
+            .map(|(name, rt)| {
+                let own: Vec<(u32, tokio::sync::watch::Receiver<instance::View>, bool)> = rt
+                    .pool
+                    .session_views
+                    .lock()
+                    .map(|v| v.iter().map(|(i, w)| (*i, w.clone(), true)).collect())
+                    .unwrap_or_default();
+                let instances: Vec<InstanceStatus> = rt
+                    .instances
+                    .iter()
+                    .map(|h| (h.index, h.view.clone(), false))
+                    .chain(own)
+                    .map(|(index, view, per_session)| {
+                        let v = view.borrow();
+                        InstanceStatus {
+                            index,
+                            phase: v.phase,
+                            pid: v.server_pid.or_else(|| {
+                                v.pid
+                                    .and_then(|p| crate::sys::children_of(p).first().copied())
+                            }),
+                            shim_pid: v.pid,
+                            uptime_secs: v
+                                .started_at
+                                .filter(|_| v.phase == Phase::Running)
+                                .and_then(|t| t.elapsed().ok())
+                                .map(|d| d.as_secs()),
+                            restarts: v.restarts,
+                            last_exit: v.last_exit.clone(),
+                            last_error: v.last_error.clone(),
+                            protocol: v.upstream.as_ref().map(Upstream::protocol),
+                            per_session,
+                            inner_port: v.inner_port,
+                        }
+                    })
+                    .collect();
+                ServerStatus {
+                    name: name.clone(),
+                    spec: rt.spec.clone(),
+                    status: overall(&instances),
+                    created_at: timestamp(rt.created_at),
+                    restarts: instances.iter().map(|i| i.restarts).sum(),
+                    instances,
+                }
+            })
+            .collect();
+        DaemonStatus {
+            pid: self.pid,
+            config: self.config_path.display().to_string(),
+            started_at: timestamp(self.started_at),
+            servers,
+        }
+    }
+}
+
+pub(super) fn overall(instances: &[InstanceStatus]) -> String {
+    let count = |phase| instances.iter().filter(|i| i.phase == phase).count();
+    let running = count(Phase::Running);
+    let starting = count(Phase::Starting) + count(Phase::Backoff);
+    if count(Phase::CrashLoop) > 0 {
+        "crash-loop".into()
+    } else if count(Phase::Unhealthy) > 0 {
+        "unhealthy".into()
+    } else if running == instances.len() && running > 0 {
+        "running".into()
+    } else if starting > 0 && running == 0 {
+        "starting".into()
+    } else if running > 0 {
+        "degraded".into()
+    } else {
+        "exited".into()
+    }
+}
+
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
