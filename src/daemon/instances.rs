@@ -9,7 +9,7 @@ use crate::model::ServerSpec;
 use crate::secrets::redact::Redactor;
 use crate::secrets::unlock::Unlocked as Secrets;
 
-use super::instance::{self, Handle, InstanceCtx};
+use super::supervisor::{self, Handle, InstanceCtx};
 use super::*;
 
 impl Daemon {
@@ -44,7 +44,7 @@ impl Daemon {
             let mut ctx = template.clone();
             ctx.index = index;
             ctx.log_path = logs::log_path(&runtime_dir, &ctx.spec.name, index);
-            (index, instance::start(ctx))
+            (index, supervisor::start(ctx))
         })
     }
 
@@ -55,7 +55,7 @@ impl Daemon {
         secrets: &Secrets,
         inner_port: Option<u16>,
     ) -> Handle {
-        instance::start(self.instance_ctx(spec, index, secrets, inner_port))
+        supervisor::start(self.instance_ctx(spec, index, secrets, inner_port))
     }
 
     pub(super) fn instance_ctx(

@@ -15,16 +15,15 @@ mod backend;
 mod busy_poll;
 mod control;
 mod inner_port;
-pub mod instance;
 mod instances;
 pub mod logs;
-pub mod policy;
 mod pool;
 mod reconciler;
 mod run;
 mod snapshot;
 mod spawner;
 pub mod state;
+pub mod supervisor;
 pub mod watch;
 
 pub use run::run;
@@ -41,9 +40,9 @@ use tokio::sync::{Mutex, Notify};
 use crate::config;
 use crate::gateway::Gateway;
 use crate::model::ServerSpec;
-use instance::Handle;
 use pool::Pool;
 use spawner::Spawner;
+use supervisor::Handle;
 
 pub const SOCKET: &str = "daemon.sock";
 pub const LOCK: &str = "daemon.lock";

@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use crate::gateway::{self, Instances, Upstream};
 
-use super::instance::{self, Handle, Phase};
+use super::supervisor::{self, Handle, Phase};
 
 /// Views of running instances, by instance number.
 pub(super) type Views =
-    std::sync::Mutex<BTreeMap<u32, tokio::sync::watch::Receiver<instance::View>>>;
+    std::sync::Mutex<BTreeMap<u32, tokio::sync::watch::Receiver<supervisor::View>>>;
 
 /// The gateway's view of a server's instances.
 #[derive(Default)]
 pub(super) struct Pool {
-    pub(super) views: std::sync::Mutex<Vec<tokio::sync::watch::Receiver<instance::View>>>,
+    pub(super) views: std::sync::Mutex<Vec<tokio::sync::watch::Receiver<supervisor::View>>>,
     /// `sharing = "per-session"`: starts a session's own instance (numbered).
     pub(super) per_session: Option<Box<dyn Fn() -> (u32, Handle) + Send + Sync>>,
     /// The sessions' own instances while they live, for `status`.

@@ -17,7 +17,7 @@ use crate::plan::{Action, ActionKind, plan};
 use crate::secrets::redact::Redactor;
 use crate::secrets::unlock::{Unlocked as Secrets, unlock};
 
-use super::instance::{self, Handle, Phase};
+use super::supervisor::{self, Handle, Phase};
 use super::*;
 
 impl Daemon {
@@ -265,7 +265,7 @@ impl Daemon {
     pub(super) async fn wait_ready(
         &self,
         name: &str,
-        views: Vec<(u32, tokio::sync::watch::Receiver<instance::View>)>,
+        views: Vec<(u32, tokio::sync::watch::Receiver<supervisor::View>)>,
         progress: &mpsc::Sender<String>,
         secrets: &Secrets,
     ) -> Result<(), String> {

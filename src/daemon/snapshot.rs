@@ -7,7 +7,7 @@ use crate::api::{DaemonStatus, InstanceStatus, ServerStatus};
 use crate::gateway::Upstream;
 use crate::plan::{Observed, ObservedServer};
 
-use super::instance::{self, Phase};
+use super::supervisor::{self, Phase};
 use super::*;
 
 impl Daemon {
@@ -67,7 +67,7 @@ impl Daemon {
         let servers = servers
             .iter()
             .map(|(name, rt)| {
-                let own: Vec<(u32, tokio::sync::watch::Receiver<instance::View>, bool)> = rt
+                let own: Vec<(u32, tokio::sync::watch::Receiver<supervisor::View>, bool)> = rt
                     .pool
                     .session_views
                     .lock()

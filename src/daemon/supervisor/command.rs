@@ -1,0 +1,92 @@
+//! The command line a server runs under: the shim, its arguments, the server's
+//! program (the bundled `mcp-echo` when none is on PATH), environment and folder.
+
+use std::process::{Command, Stdio};
+
+use age::secrecy::ExposeSecret;
+
+use super::super::inner_port;
+use super::*;
+use crate::model::ServerSpec;
+use crate::model::spec::Transport;
+use crate::sys;
+
+/// The shim times a stop itself when the daemon is gone: give it the new value.
+pub(super) fn tell_shim_stop_timeout(shim: u32, spec: &ServerSpec) {
+    let ms = usize::try_from(spec.stop_timeout.as_millis()).unwrap_or(usize::MAX);
+    let _ = sys::queue_signal(shim, sys::SIGUSR2, ms);
+}
+
+/// `mcpctl-shim --stop-timeout-ms N --daemon-pid P -- COMMAND ARGS...` (or `mcpctl
+/// __shim ...`), in a new
+/// process group, with the server's environment and working folder.
+pub(super) fn shim_command(ctx: &InstanceCtx) -> Command {
+    let spec = &ctx.spec;
+    let program = spec.command.clone().unwrap_or_default();
+    // A relative path is relative to the config file, as `cwd` is; a bare name is
+    // looked up on PATH.
+    let program = if program.contains('/') && !program.starts_with('/') {
+        ctx.config_dir.join(&program).to_string_lossy().into_owned()
+    } else {
+        program
+    };
+    let (program, bundled) = match bundled_echo(&program) {
+        Some(mcpctl) => (mcpctl, Some("__mcp-echo")),
+        None => (program, None),
+    };
+    let port = ctx.inner_port.unwrap_or(spec.port);
+    let mut cmd = Command::new(&ctx.shim.exe);
+    // mcpctl's own settings (the identity's path among them) are not the server's.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MCPCTL_") {
+            cmd.env_remove(key);
+        }
+    }
+    if ctx.shim.subcommand {
+        cmd.arg("__shim");
+    }
+    cmd.arg("--stop-timeout-ms")
+        .arg(spec.stop_timeout.as_millis().to_string())
+        .arg("--daemon-pid")
+        .arg(ctx.daemon_pid.to_string())
+        .arg("--")
+        .arg(program)
+        .args(bundled)
+        .args(spec.args.iter().map(|a| inner_port::fill(a, port)))
+        .envs(&spec.env)
+        .envs(ctx.secrets.iter().map(|(k, v)| (k, v.expose_secret())))
+        .current_dir(
+            spec.cwd
+                .as_ref()
+                .map_or_else(|| ctx.config_dir.clone(), |c| ctx.config_dir.join(c)),
+        )
+        .stdin(if spec.transport == Transport::Stdio {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if spec.transport != Transport::Stdio {
+        cmd.env("PORT", port.to_string())
+            .env("HOST", inner_port::HOST);
+    }
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    sys::stdio_only_on_exec(&mut cmd);
+    cmd
+}
+
+/// `mcp-echo` ships inside mcpctl: when no `mcp-echo` is on PATH, it is this mcpctl
+/// (`mcpctl __mcp-echo`), so the quickstart runs without building anything else.
+pub(super) fn bundled_echo(program: &str) -> Option<String> {
+    if program != "mcp-echo" {
+        return None;
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    if on_path {
+        return None;
+    }
+    let me = std::env::current_exe().ok()?;
+    Some(me.to_string_lossy().into_owned())
+}

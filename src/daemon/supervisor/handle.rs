@@ -1,0 +1,139 @@
+//! An instance is a handle plus a task: the handle sends control messages (stop,
+//! update) and watches the task's view of the instance.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use age::secrecy::SecretString;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::super::spawner::Spawner;
+use super::*;
+use crate::gateway::Upstream;
+use crate::model::ServerSpec;
+use crate::secrets::redact::Redactor;
+
+/// Everything an instance needs, none of it shared with other instances but the spawner.
+#[derive(Clone)]
+pub struct InstanceCtx {
+    pub spec: ServerSpec,
+    pub index: u32,
+    pub config_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub daemon_pid: u32,
+    pub shim: crate::shim::ShimCommand,
+    pub spawner: Spawner,
+    /// Poked whenever something worth persisting changed (a new pid).
+    pub changed: Arc<Notify>,
+    /// For servers that speak HTTP themselves: the port they listen on, behind the
+    /// gateway's (given to them as `{port}` in args and `PORT` in env).
+    pub inner_port: Option<u16>,
+    /// This server's secrets, handed to the process as environment variables only.
+    pub secrets: BTreeMap<String, SecretString>,
+    /// Removes every known secret from what is logged.
+    pub redactor: Redactor,
+}
+
+pub enum Control {
+    Stop {
+        force: bool,
+        timeout: Duration,
+        done: oneshot::Sender<()>,
+    },
+    /// Adopt fields that need no restart (restart policy, timeouts).
+    Update(Box<ServerSpec>),
+}
+
+pub use crate::api::Phase;
+
+#[derive(Debug, Clone)]
+pub struct View {
+    pub phase: Phase,
+    /// The shim's pid (what the daemon signals and records).
+    pub pid: Option<u32>,
+    /// The server's own pid: the shim's child, once it runs.
+    pub server_pid: Option<u32>,
+    /// `/proc` start time of the shim, to recognise it after a daemon restart.
+    pub start_ticks: Option<u64>,
+    pub started_at: Option<SystemTime>,
+    pub restarts: u32,
+    pub attempts: u32,
+    pub last_exit: Option<String>,
+    pub last_error: Option<String>,
+    /// The shared stdio channel of a running stdio server, for the gateway.
+    pub upstream: Option<Upstream>,
+    /// Where a server that speaks HTTP itself listens, behind the gateway.
+    pub inner_port: Option<u16>,
+}
+
+#[derive(Clone)]
+pub struct Handle {
+    /// The instance's id: unique among the server's instances for the daemon's life.
+    pub index: u32,
+    control: mpsc::Sender<Control>,
+    pub view: watch::Receiver<View>,
+}
+
+pub fn start(ctx: InstanceCtx) -> Handle {
+    let (control, rx) = mpsc::channel(8);
+    let (tx, view) = watch::channel(View {
+        phase: Phase::Starting,
+        pid: None,
+        server_pid: None,
+        start_ticks: None,
+        started_at: None,
+        restarts: 0,
+        attempts: 0,
+        last_exit: None,
+        last_error: None,
+        upstream: None,
+        inner_port: ctx.inner_port,
+    });
+    let index = ctx.index;
+    tokio::spawn(run(ctx, rx, tx));
+    Handle {
+        index,
+        control,
+        view,
+    }
+}
+
+impl Handle {
+    /// Stops the instance and waits until its process group is gone.
+    pub async fn stop(&self, force: bool, timeout: Duration) {
+        let (done, wait) = oneshot::channel();
+        if self
+            .control
+            .send(Control::Stop {
+                force,
+                timeout,
+                done,
+            })
+            .await
+            .is_ok()
+        {
+            let _ = wait.await;
+        }
+    }
+
+    pub async fn update(&self, spec: &ServerSpec) {
+        let _ = self
+            .control
+            .send(Control::Update(Box::new(spec.clone())))
+            .await;
+    }
+
+    /// Waits until the first start has succeeded or failed.
+    pub async fn settled(&self) -> View {
+        let mut view = self.view.clone();
+        let settled = view
+            .wait_for(|v| {
+                v.phase == Phase::Running || (v.attempts >= 1 && v.phase != Phase::Starting)
+            })
+            .await
+            .map(|v| v.clone());
+        settled.unwrap_or_else(|_| view.borrow().clone())
+    }
+}

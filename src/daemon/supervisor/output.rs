@@ -1,0 +1,61 @@
+//! A server's output into its log: stderr (and an HTTP server's stdout) line by
+//! line, each bounded, and its MCP log messages with their level.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::AsyncBufRead;
+
+use super::super::logs::{self, LogWriter, detect_level};
+use crate::gateway::lines::BoundedLines;
+
+pub(super) type SharedLog = Arc<Mutex<LogWriter>>;
+
+/// Waits (briefly) for the stderr pump to finish, so a dead process's last words are
+/// in its log before anyone reads the log to explain the failure.
+pub(super) async fn drain(pump: &mut Option<tokio::task::JoinHandle<()>>) {
+    if let Some(pump) = pump.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
+    }
+}
+
+pub(super) fn write_log(log: Option<&SharedLog>, source: &str, message: &str) {
+    if let Some(log) = log
+        && let Ok(mut w) = log.lock()
+    {
+        w.write_line(source, message);
+    }
+}
+
+/// Copies a child's output to its log, line by line, each line bounded.
+pub(super) async fn pump_lines<R: AsyncBufRead + Unpin>(
+    reader: R,
+    log: Option<SharedLog>,
+    source: &'static str,
+) {
+    let mut lines = BoundedLines::new(reader, logs::MAX_LINE);
+    while let Ok(Some(line)) = lines.next_line().await {
+        write_log(log.as_ref(), source, &line.to_log_text(logs::MAX_LINE));
+    }
+}
+
+/// `notifications/message` goes to the log with its level.
+pub(super) fn log_notification(log: Option<&SharedLog>, msg: &Value) {
+    if msg.get("method").and_then(Value::as_str) != Some("notifications/message") {
+        return;
+    }
+    let params = msg.get("params");
+    let level = params
+        .and_then(|p| p.get("level"))
+        .and_then(Value::as_str)
+        .unwrap_or("info");
+    let data = params
+        .and_then(|p| p.get("data"))
+        .map_or(String::new(), |d| match d {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    let level = detect_level(level).map_or("INFO".to_string(), |l| format!("{l:?}").to_uppercase());
+    write_log(log, "mcp", &format!("{level} {data}"));
+}

@@ -1,0 +1,365 @@
+//! The task that runs one instance: start through the shim, probe, run (watching
+//! its exit, its protocol channel, its health and the control messages, every one in
+//! every state), stop gracefully, and restart by the pure rules of `policy`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::BufReader;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::super::logs::LogWriter;
+use super::policy::{Decision, Ending, Tracker};
+use super::*;
+use crate::model::spec::Mode;
+use crate::sys;
+
+/// How one run of the process ended.
+pub(super) enum Once {
+    Ended { ending: Ending, uptime: Duration },
+    Stopped,
+}
+
+pub(super) async fn run(
+    mut ctx: InstanceCtx,
+    mut control: mpsc::Receiver<Control>,
+    view: watch::Sender<View>,
+) {
+    let log = match LogWriter::open(&ctx.log_path, ctx.redactor.clone()) {
+        Ok(w) => Some(Arc::new(Mutex::new(w))),
+        Err(e) => {
+            tracing::warn!("cannot open {}: {e}", ctx.log_path.display());
+            None
+        }
+    };
+    let mut tracker = Tracker::default();
+    loop {
+        tracker.record_start(Instant::now());
+        view.send_modify(|v| {
+            v.phase = Phase::Starting;
+            v.attempts += 1;
+            v.pid = None;
+        });
+        let decision = match run_once(&mut ctx, &mut control, &view, log.clone()).await {
+            Once::Stopped => break,
+            Once::Ended { ending, uptime } => {
+                tracker.on_exit(ctx.spec.restart, ending, uptime, Instant::now())
+            }
+        };
+        view.send_modify(|v| {
+            v.pid = None;
+            v.server_pid = None;
+            v.upstream = None;
+        });
+        match decision {
+            Decision::Restart { after } => {
+                view.send_modify(|v| {
+                    v.phase = Phase::Backoff;
+                    v.restarts += 1;
+                });
+                if !sleep_unless_stopped(&mut ctx, &mut control, after).await {
+                    break;
+                }
+            }
+            Decision::CrashLoop => {
+                view.send_modify(|v| v.phase = Phase::CrashLoop);
+                wait_for_stop(&mut ctx, &mut control).await;
+                break;
+            }
+            Decision::Stay => {
+                view.send_modify(|v| v.phase = Phase::Exited);
+                wait_for_stop(&mut ctx, &mut control).await;
+                break;
+            }
+        }
+    }
+    view.send_modify(|v| {
+        v.phase = Phase::Stopped;
+        v.pid = None;
+    });
+}
+
+/// Sleeps for `time`; false when a stop arrived first (and was acknowledged).
+pub(super) async fn sleep_unless_stopped(
+    ctx: &mut InstanceCtx,
+    control: &mut mpsc::Receiver<Control>,
+    time: Duration,
+) -> bool {
+    let sleep = tokio::time::sleep(time);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            () = &mut sleep => return true,
+            msg = control.recv() => match msg {
+                Some(Control::Update(spec)) => ctx.spec = *spec,
+                Some(Control::Stop { done, .. }) => {
+                    let _ = done.send(());
+                    return false;
+                }
+                None => return false,
+            },
+        }
+    }
+}
+
+pub(super) async fn wait_for_stop(ctx: &mut InstanceCtx, control: &mut mpsc::Receiver<Control>) {
+    while let Some(msg) = control.recv().await {
+        match msg {
+            Control::Update(spec) => ctx.spec = *spec,
+            Control::Stop { done, .. } => {
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}
+
+pub(super) async fn run_once(
+    ctx: &mut InstanceCtx,
+    control: &mut mpsc::Receiver<Control>,
+    view: &watch::Sender<View>,
+    log: Option<SharedLog>,
+) -> Once {
+    if ctx.spec.mode == Mode::Remote {
+        return watch_remote(ctx, control, view).await;
+    }
+    let mut spawned = match ctx.spawner.spawn(shim_command(ctx)).await {
+        Ok(s) => s,
+        Err(e) => {
+            view.send_modify(|v| v.last_error = Some(format!("cannot start mcpctl's shim: {e}")));
+            return Once::Ended {
+                ending: Ending::NotReady,
+                uptime: Duration::ZERO,
+            };
+        }
+    };
+    let pid = spawned.pid;
+    view.send_modify(|v| {
+        v.pid = Some(pid);
+        v.start_ticks = sys::proc_stat(pid).map(|s| s.start_time);
+    });
+    ctx.changed.notify_one();
+    let mut stderr_pump = spawned
+        .stderr
+        .take()
+        .and_then(|e| tokio::process::ChildStderr::from_std(e).ok())
+        .map(|stderr| tokio::spawn(pump_lines(BufReader::new(stderr), log.clone(), "stderr")));
+    let started = Instant::now();
+
+    let pipes = (spawned.stdin.take(), spawned.stdout.take());
+    let start_timeout = ctx.spec.start_timeout;
+    // Updates that arrive while starting are adopted once the probe is done with ctx.
+    let mut updates = Vec::new();
+    let ready = {
+        let probe = probe(ctx, pipes, log.clone());
+        tokio::pin!(probe);
+        loop {
+            tokio::select! {
+                r = tokio::time::timeout(start_timeout, &mut probe) => break match r {
+                    // The probe failing usually means the server closed its pipes by dying.
+                    Ok(r) => r.map_err(|why| (why, true)),
+                    Err(_) => Err((format!(
+                        "not ready after {} (start_timeout)",
+                        humantime::format_duration(start_timeout)
+                    ), false)),
+                },
+                code = &mut spawned.exited => {
+                    let code = code.unwrap_or(-1);
+                    let why = format!("{} before it was ready", describe_exit(code));
+                    view.send_modify(|v| {
+                        v.last_exit = Some(describe_exit(code));
+                        v.last_error = Some(why);
+                    });
+                    drain(&mut stderr_pump).await;
+                    return Once::Ended { ending: Ending::NotReady, uptime: started.elapsed() };
+                }
+                // A stop is honoured while starting too.
+                msg = control.recv() => match msg {
+                    Some(Control::Update(spec)) => {
+                        tell_shim_stop_timeout(pid, &spec);
+                        updates.push(spec);
+                    }
+                    Some(Control::Stop { force, timeout, done }) => {
+                        let code = stop_process(pid, force, timeout, &mut spawned.exited).await;
+                        view.send_modify(|v| v.last_exit = code.map(describe_exit));
+                        let _ = done.send(());
+                        return Once::Stopped;
+                    }
+                    None => {
+                        stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                        return Once::Stopped;
+                    }
+                },
+            }
+        }
+    };
+    if let Some(spec) = updates.pop() {
+        tell_shim_stop_timeout(pid, &spec);
+        ctx.spec = *spec;
+    }
+    let upstream = match ready {
+        Ok(upstream) => upstream,
+        Err(failure) => {
+            return fail_start(view, pid, failure, &mut spawned, &mut stderr_pump, started).await;
+        }
+    };
+    // The protocol reader's end, for a stdio server (an HTTP one has none).
+    let protocol = upstream.clone();
+    let protocol_ended = async {
+        match &protocol {
+            Some(upstream) => upstream.closed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(protocol_ended);
+    let (health_tx, health_rx) = watch::channel(ctx.spec.health);
+    let health = async {
+        match &protocol {
+            Some(upstream) => until_unhealthy(upstream, health_rx, view).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(health);
+    view.send_modify(|v| {
+        v.phase = Phase::Running;
+        v.started_at = Some(SystemTime::now());
+        v.last_error = None;
+        v.upstream = upstream;
+        v.server_pid = sys::children_of(pid).first().copied();
+    });
+
+    loop {
+        tokio::select! {
+            missed = &mut health => {
+                let code = stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                view.send_modify(|v| {
+                    v.last_exit = code.map(describe_exit);
+                    v.last_error = Some(format!("missed {missed} health checks in a row: killed"));
+                });
+                drain(&mut stderr_pump).await;
+                return Once::Ended { ending: Ending::Lost, uptime: started.elapsed() };
+            }
+            () = &mut protocol_ended => {
+                // Its stdout closed: a dying server does that first, so give its exit a
+                // moment to be seen; one that lives on without a protocol is useless and
+                // is killed, a failure for the restart policy.
+                let ending = match tokio::time::timeout(PROTOCOL_EXIT_GRACE, &mut spawned.exited).await {
+                    Ok(code) => {
+                        let code = code.unwrap_or(-1);
+                        view.send_modify(|v| v.last_exit = Some(describe_exit(code)));
+                        Ending::Exit(code)
+                    }
+                    Err(_) => {
+                        let code = stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                        view.send_modify(|v| {
+                            v.last_exit = code.map(describe_exit);
+                            v.last_error = Some("its stdout closed while it ran: killed".into());
+                        });
+                        Ending::Lost
+                    }
+                };
+                drain(&mut stderr_pump).await;
+                return Once::Ended { ending, uptime: started.elapsed() };
+            }
+            code = &mut spawned.exited => {
+                let code = code.unwrap_or(-1);
+                view.send_modify(|v| v.last_exit = Some(describe_exit(code)));
+                drain(&mut stderr_pump).await;
+            return Once::Ended { ending: Ending::Exit(code), uptime: started.elapsed() };
+            }
+            msg = control.recv() => match msg {
+                Some(Control::Update(spec)) => {
+                    tell_shim_stop_timeout(pid, &spec);
+                    if let Some(upstream) = &protocol {
+                        upstream.set_call_timeout(spec.call_timeout);
+                    }
+                    let _ = health_tx.send(spec.health);
+                    ctx.spec = *spec;
+                }
+                Some(Control::Stop { force, timeout, done }) => {
+                    let code = stop_process(pid, force, timeout, &mut spawned.exited).await;
+                    view.send_modify(|v| v.last_exit = code.map(describe_exit));
+                    let _ = done.send(());
+                    return Once::Stopped;
+                }
+                None => {
+                    stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                    return Once::Stopped;
+                }
+            },
+        }
+    }
+}
+
+/// How long a server whose stdout closed has to exit by itself before it is killed.
+pub(super) const PROTOCOL_EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Records why a start failed and makes sure the process is gone.
+pub(super) async fn fail_start(
+    view: &watch::Sender<View>,
+    pid: u32,
+    (why, may_have_died): (String, bool),
+    spawned: &mut super::super::spawner::Spawned,
+    stderr_pump: &mut Option<tokio::task::JoinHandle<()>>,
+    started: Instant,
+) -> Once {
+    // A server that died closes stdout before its exit is reaped: name the exit.
+    // After a timeout, its exit says nothing (dropping the probe closed its stdin).
+    let died = if may_have_died {
+        tokio::time::timeout(Duration::from_millis(500), &mut spawned.exited)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let code = match died {
+        Some(code) => {
+            let code = code.unwrap_or(-1);
+            let why = format!("{} before it was ready", describe_exit(code));
+            view.send_modify(|v| v.last_error = Some(why));
+            Some(code)
+        }
+        None => {
+            view.send_modify(|v| v.last_error = Some(why));
+            stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await
+        }
+    };
+    view.send_modify(|v| v.last_exit = code.map(describe_exit));
+    drain(stderr_pump).await;
+    Once::Ended {
+        ending: Ending::NotReady,
+        uptime: started.elapsed(),
+    }
+}
+
+/// SIGTERM (SIGUSR1 when forced) to the shim, which stops the whole group; SIGUSR1
+/// after `timeout`; SIGKILL to the group as a last resort. Returns the exit code.
+pub(super) async fn stop_process(
+    pid: u32,
+    force: bool,
+    timeout: Duration,
+    exited: &mut oneshot::Receiver<i32>,
+) -> Option<i32> {
+    let grace = if force { Duration::ZERO } else { timeout };
+    let _ = sys::kill(pid, if force { sys::SIGUSR1 } else { sys::SIGTERM });
+    if let Ok(code) = tokio::time::timeout(grace, &mut *exited).await {
+        return code.ok();
+    }
+    let _ = sys::kill(pid, sys::SIGUSR1);
+    if let Ok(code) = tokio::time::timeout(Duration::from_secs(5), &mut *exited).await {
+        return code.ok();
+    }
+    let _ = sys::kill_group(pid, sys::SIGKILL);
+    tokio::time::timeout(Duration::from_secs(5), exited)
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
+
+pub fn describe_exit(code: i32) -> String {
+    if code > 128 {
+        format!("killed by signal {}", code - 128)
+    } else {
+        format!("exit code {code}")
+    }
+}
