@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common::{TestEnv, echo_bin};
+use crate::common::{TestEnv, echo_bin, free_port};
 
 /// The SDK release these tests speak with.
 const SDK: &str = "mcp==2.3.0";
@@ -96,7 +96,7 @@ fn sdk_python() -> &'static Path {
 
 #[test]
 fn the_python_sdk_in_every_mode_works_with_children_of_both_eras() {
-    let (legacy, modern) = (18710, 18711);
+    let (legacy, modern) = (free_port(), free_port());
     let env = TestEnv::with_config(&format!(
         "version = 1\n\
          [servers.legacy]\ncommand = \"{echo}\"\nport = {legacy}\n\
@@ -133,7 +133,7 @@ fn the_python_sdk_in_every_mode_works_with_children_of_both_eras() {
 
 #[test]
 fn a_legacy_sse_server_of_the_python_sdk_runs_on_an_inner_port_behind_the_gateway() {
-    let port = 18712;
+    let port = free_port();
     let python = sdk_python();
     let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/sse_server.py");
     let env = TestEnv::with_config(&format!(
