@@ -739,15 +739,18 @@ fn a_cancelled_call_ends_with_a_cancellation_error() {
             .json()
         })
     };
-    // Until the call is known upstream, a cancel is a no-op: repeat it.
+    // Until the call is known upstream, a cancel is a no-op: repeat it (wait_for's
+    // poll paces the repeats) until the call ends, well before its 2 s are up.
     let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow-1", "reason": "changed my mind"}});
-    for _ in 0..100 {
-        assert_eq!(post(port, Some(&session), &cancel).status, 202);
+    crate::common::wait_for("the cancelled call to end", 30, || {
+        let status = post(port, Some(&session), &cancel).status;
+        assert_eq!(status, 202);
         if slow.is_finished() {
-            break;
+            Ok(())
+        } else {
+            Err("the call still running".to_string())
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    });
     let reply = slow.join().unwrap();
     assert_eq!(reply["id"], "slow-1");
     assert_eq!(reply["error"]["code"], -32800, "{reply}");

@@ -20,6 +20,8 @@ fn run_bounded(mut cmd: Command, secs: u64) -> Result<String, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("{what}: {e}"))?;
+    // A bounded wait on the child's exit, polled (not wait_for: an SDK that cannot be
+    // had is an `Err` for the caller to judge, not a failed test).
     let deadline = Instant::now() + Duration::from_secs(secs);
     while child.try_wait().map_err(|e| e.to_string())?.is_none() {
         if Instant::now() > deadline {
