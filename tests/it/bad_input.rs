@@ -1,41 +1,48 @@
 //! Every bad input of the file: exit 1, a message naming `mcpctl.toml:line:col` with
 //! the text underlined and a hint, and the file unchanged by every command.
 
-use crate::common::{ONE_SERVER, TestEnv};
-
-const SERVER: &str = "[servers.echo]\ncommand = \"mcp-echo\"\nport = 8000\n";
+use crate::common::{TestEnv, free_port, one_server, one_server_on};
 
 /// (name, file, expected message, expected place)
-fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
-    vec![
+fn cases() -> Vec<(&'static str, String, String, &'static str)> {
+    // Nothing is started: the port is only read, but still never a constant.
+    let port = free_port();
+    let server = format!("[servers.echo]\ncommand = \"mcp-echo\"\nport = {port}\n");
+    let server = server.as_str();
+    let duplicate = format!("port {port} is used by both");
+    let cases = vec![
         (
             "malformed TOML",
-            format!("version = 1\n{SERVER}[servers.b\n"),
+            format!("version = 1\n{server}[servers.b\n"),
             "invalid TOML",
             "mcpctl.toml:5:",
         ),
         (
             "unknown key",
-            format!("version = 1\n{SERVER}prot = 1\n"),
+            format!("version = 1\n{server}prot = 1\n"),
             "unknown field `prot`",
             "mcpctl.toml:5:1",
         ),
         (
             "wrong type",
-            format!("version = 1\n{SERVER}instances = \"two\"\n"),
+            format!("version = 1\n{server}instances = \"two\"\n"),
             "invalid type",
             "mcpctl.toml:5:13",
         ),
         (
             "port out of range",
-            "version = 1\n[servers.echo]\ncommand = \"x\"\nport = 99999\n".into(),
+            // One past the largest port.
+            format!(
+                "version = 1\n[servers.echo]\ncommand = \"x\"\nport = {}\n",
+                u32::from(u16::MAX) + 1
+            ),
             "out of range",
             "mcpctl.toml:4:8",
         ),
         (
             "duplicate port",
-            format!("version = 1\n{SERVER}[servers.other]\ncommand = \"y\"\nport = 8000\n"),
-            "port 8000 is used by both",
+            format!("version = 1\n{server}[servers.other]\ncommand = \"y\"\nport = {port}\n"),
+            duplicate.as_str(),
             "mcpctl.toml:7:8",
         ),
         (
@@ -46,19 +53,19 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
         ),
         (
             "invalid profile name",
-            format!("version = 1\n{SERVER}[profiles.Prod]\n"),
+            format!("version = 1\n{server}[profiles.Prod]\n"),
             "invalid profile name",
             "mcpctl.toml:5:11",
         ),
         (
             "invalid env name",
-            format!("version = 1\n{SERVER}env = {{ \"A-B\" = \"1\" }}\n"),
+            format!("version = 1\n{server}env = {{ \"A-B\" = \"1\" }}\n"),
             "invalid environment variable name",
             "mcpctl.toml:5:9",
         ),
         (
             "unknown profile",
-            format!("version = 1\n{SERVER}profile = \"prod\"\n"),
+            format!("version = 1\n{server}profile = \"prod\"\n"),
             "does not exist",
             "mcpctl.toml:5:11",
         ),
@@ -70,11 +77,15 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
         ),
         (
             "unsupported version",
-            format!("version = 3\n{SERVER}"),
+            format!("version = 3\n{server}"),
             "unsupported format version 3",
             "mcpctl.toml:1:11",
         ),
-    ]
+    ];
+    cases
+        .into_iter()
+        .map(|(name, file, message, place)| (name, file, message.to_string(), place))
+        .collect()
 }
 
 #[test]
@@ -93,7 +104,7 @@ fn every_command_refuses_a_bad_file_and_leaves_it_unchanged() {
         for args in commands {
             let run = env.run(args);
             run.failure()
-                .stderr_has(message)
+                .stderr_has(&message)
                 .stderr_has(place)
                 .stderr_has("help:")
                 .stderr_has("^");
@@ -109,22 +120,25 @@ fn every_command_refuses_a_bad_file_and_leaves_it_unchanged() {
 
 #[test]
 fn an_edit_that_would_break_the_file_is_refused() {
+    let (echo, other) = (free_port(), free_port());
     let config = format!(
-        "{ONE_SERVER}\n[servers.other]\ncommand = \"y\"\nport = 8001\nprofile = \"p\"\n\n[profiles.p]\n"
+        "{}\n[servers.other]\ncommand = \"y\"\nport = {other}\nprofile = \"p\"\n\n[profiles.p]\n",
+        one_server_on(echo)
     );
     let env = TestEnv::with_config(&config);
     // The update would move `other` onto echo's port.
-    env.write("clash.json", "{\"port\": 8000}");
+    env.write("clash.json", &format!("{{\"port\": {echo}}}"));
     env.run(&["profile", "update", "p", "--config", "clash.json"])
         .failure()
-        .stderr_has("port 8000 is used by both")
+        .stderr_has(&format!("port {echo} is used by both"))
         .stderr_has("as this change would leave it");
     assert_eq!(env.read("mcpctl.toml"), config);
 }
 
 #[test]
 fn bad_command_arguments_are_refused_without_touching_the_file() {
-    let env = TestEnv::with_config(ONE_SERVER);
+    let config = one_server();
+    let env = TestEnv::with_config(&config);
     env.run(&["config", "env", "set", "1BAD", "v"])
         .failure()
         .stderr_has("invalid environment variable name `1BAD`");
@@ -160,7 +174,7 @@ fn bad_command_arguments_are_refused_without_touching_the_file() {
     env.run(&["profile", "delete", "nope"])
         .failure()
         .stderr_has("profile `nope` is not defined");
-    assert_eq!(env.read("mcpctl.toml"), ONE_SERVER);
+    assert_eq!(env.read("mcpctl.toml"), config);
 }
 
 #[test]
@@ -178,9 +192,11 @@ fn a_missing_file_says_where_it_looked() {
 #[test]
 fn thousands_of_errors_show_a_screenful_and_count_the_rest() {
     // 20,000 servers on one port: 19,999 clashes. (Rendering them once took minutes.)
+    const SERVERS: usize = 20_000;
+    let port = free_port();
     let mut config = String::from("version = 1\n");
-    for i in 0..20_000 {
-        config.push_str(&format!("[servers.s{i}]\ncommand = \"x\"\nport = 8000\n"));
+    for i in 0..SERVERS {
+        config.push_str(&format!("[servers.s{i}]\ncommand = \"x\"\nport = {port}\n"));
     }
     let env = TestEnv::with_config(&config);
     let clashes = |run: &crate::common::Run| run.stderr.matches("is used by both").count();
@@ -188,15 +204,20 @@ fn thousands_of_errors_show_a_screenful_and_count_the_rest() {
     for args in [&["validate"][..], &["plan"]] {
         let run = env.run(args);
         run.failure()
-            .stderr_has("port 8000 is used by both")
+            .stderr_has(&format!("port {port} is used by both"))
             .stderr_has("mcpctl.toml:")
-            .stderr_has("... and 19979 more errors; `mcpctl validate --all` shows every one");
+            .stderr_has(&format!(
+                "... and {} more errors; `mcpctl validate --all` shows every one",
+                SERVERS - 1 - 20
+            ));
         assert_eq!(clashes(&run), 20, "{}", args.join(" "));
     }
 
     let run = env.run(&["validate", "--all"]);
-    run.failure().stderr_has("mcpctl.toml:60001:8");
-    assert_eq!(clashes(&run), 19_999);
+    // The last clash: three lines a server, after the version line.
+    run.failure()
+        .stderr_has(&format!("mcpctl.toml:{}:8", 1 + 3 * SERVERS));
+    assert_eq!(clashes(&run), SERVERS - 1);
     assert!(!run.stderr.contains("more errors"));
     assert_eq!(env.read("mcpctl.toml"), config);
 }

@@ -1,7 +1,7 @@
 //! The daemon with real processes: apply, supervision, stop, crash loops, drift.
 //! Every wait is a bounded poll; nothing asserts on timing.
 
-use crate::common::{TestEnv, alive, echo_bin, wait_for};
+use crate::common::{TestEnv, alive, echo_bin, free_port, wait_for};
 
 /// A config with one `mcp-echo` server named `name` plus extra fields.
 fn server(name: &str, port: u16, extra: &str) -> String {
@@ -21,12 +21,13 @@ fn pid_file_args(file: &str, more: &str) -> String {
 
 #[test]
 fn apply_twice_changes_nothing_the_second_time() {
-    let env = TestEnv::with_config(&config(&[server("echo", 18101, "")]));
+    let port = free_port();
+    let env = TestEnv::with_config(&config(&[server("echo", port, "")]));
     env.run_within(60, &["apply"])
         .success()
         .stdout_has("+ server \"echo\"")
         .stdout_has("echo: instance 0 ready")
-        .stdout_has("http://127.0.0.1:18101/mcp");
+        .stdout_has(&format!("http://127.0.0.1:{port}/mcp"));
     env.run_within(60, &["apply"])
         .success()
         .stdout_has("No changes.");
@@ -47,10 +48,14 @@ fn apply_twice_changes_nothing_the_second_time() {
 fn a_killed_child_is_restarted_by_policy_and_the_plan_stays_empty() {
     let env = TestEnv::new();
     let dir = env.path().display().to_string();
-    let always = server("echo", 18111, &pid_file_args(&format!("{dir}/a.pids"), ""));
+    let always = server(
+        "echo",
+        free_port(),
+        &pid_file_args(&format!("{dir}/a.pids"), ""),
+    );
     let never = server(
         "once",
-        18112,
+        free_port(),
         &format!(
             "{}\nrestart = \"never\"",
             pid_file_args(&format!("{dir}/b.pids"), "")
@@ -103,7 +108,7 @@ fn stop_waits_for_stop_timeout_then_kills_and_force_kills_at_once() {
     let dir = env.path().display().to_string();
     let stubborn = server(
         "stubborn",
-        18121,
+        free_port(),
         &format!(
             "{}\nstop_timeout = \"1s\"",
             pid_file_args(
@@ -115,7 +120,7 @@ fn stop_waits_for_stop_timeout_then_kills_and_force_kills_at_once() {
     // With an hour of grace, only --force can make this stop return in time.
     let forced = server(
         "forced",
-        18122,
+        free_port(),
         &format!(
             "{}\nstop_timeout = \"1h\"",
             pid_file_args(
@@ -162,17 +167,17 @@ fn sigkill_of_the_daemon_leaves_no_child_and_the_next_command_converges() {
     let dir = env.path().display().to_string();
     let plain = server(
         "plain",
-        18131,
+        free_port(),
         &pid_file_args(&format!("{dir}/p.pids"), ", \"--grandchild\""),
     );
     let detached = server(
         "detached",
-        18132,
+        free_port(),
         &pid_file_args(&format!("{dir}/d.pids"), ", \"--grandchild\", \"--setsid\""),
     );
     let stubborn = server(
         "stubborn",
-        18133,
+        free_port(),
         &format!(
             "{}\nstop_timeout = \"1s\"",
             pid_file_args(&format!("{dir}/s.pids"), ", \"--ignore-sigterm\"")
@@ -220,9 +225,10 @@ fn sigkill_of_the_daemon_leaves_no_child_and_the_next_command_converges() {
 
 #[test]
 fn changing_port_or_args_replaces_and_reformatting_changes_nothing() {
+    let (first, second) = (free_port(), free_port());
     let env = TestEnv::with_config(&config(&[server(
         "echo",
-        18141,
+        first,
         "args = [\"--stderr\", \"one\"]",
     )]));
     env.run_within(60, &["apply"]).success();
@@ -231,7 +237,7 @@ fn changing_port_or_args_replaces_and_reformatting_changes_nothing() {
     // Same meaning, other layout and a comment: no restart.
     env.write(
         "mcpctl.toml",
-        &format!("# reformatted\nversion=1\n[servers.echo]\nargs=['--stderr','one']\nport=18141 # same\ncommand='{}'\n", echo_bin()),
+        &format!("# reformatted\nversion=1\n[servers.echo]\nargs=['--stderr','one']\nport={first} # same\ncommand='{}'\n", echo_bin()),
     );
     env.run(&["plan", "--detailed-exitcode"]).code(0);
     env.run_within(60, &["apply"])
@@ -255,14 +261,15 @@ fn changing_port_or_args_replaces_and_reformatting_changes_nothing() {
 
     env.write(
         "mcpctl.toml",
-        &env.read("mcpctl.toml").replace("18141", "18142"),
+        &env.read("mcpctl.toml")
+            .replace(&format!("port={first} "), &format!("port={second} ")),
     );
     env.run(&["plan"])
         .success()
-        .stdout_has("~ port = 18141 -> 18142 # forces restart");
+        .stdout_has(&format!("~ port = {first} -> {second} # forces restart"));
     env.run_within(60, &["apply"])
         .success()
-        .stdout_has("http://127.0.0.1:18142/mcp");
+        .stdout_has(&format!("http://127.0.0.1:{second}/mcp"));
     assert_ne!(env.server_status("echo")["pids"][0], after_args);
 }
 
@@ -271,10 +278,10 @@ fn a_crash_looping_server_is_bounded_reported_and_the_daemon_stays_responsive() 
     let env = TestEnv::with_config(&config(&[
         server(
             "bad",
-            18151,
+            free_port(),
             "args = [\"--fail-at-start\", \"3\"]\nrestart = \"always\"",
         ),
-        server("good", 18152, ""),
+        server("good", free_port(), ""),
     ]));
     env.run_within(60, &["apply"])
         .failure()
@@ -318,7 +325,7 @@ fn a_crash_looping_server_is_bounded_reported_and_the_daemon_stays_responsive() 
 fn a_server_that_never_answers_initialize_fails_with_its_log() {
     let env = TestEnv::with_config(&config(&[server(
         "mute",
-        18161,
+        free_port(),
         "args = [\"--no-handshake\", \"--stderr\", \"ERROR cannot reach upstream\"]\nstart_timeout = \"1s\"\nrestart = \"never\"",
     )]));
     env.run_within(60, &["apply"])
@@ -328,9 +335,10 @@ fn a_server_that_never_answers_initialize_fails_with_its_log() {
     env.run(&["server", "logs", "mute", "--level", "error"])
         .success()
         .stdout_has("cannot reach upstream");
-    let missing = TestEnv::with_config(
-        "version = 1\n[servers.ghost]\ncommand = \"/nonexistent/mcp\"\nport = 18162\nrestart = \"never\"\n",
-    );
+    let missing = TestEnv::with_config(&format!(
+        "version = 1\n[servers.ghost]\ncommand = \"/nonexistent/mcp\"\nport = {}\nrestart = \"never\"\n",
+        free_port()
+    ));
     missing
         .run_within(60, &["apply"])
         .failure()

@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use crate::common::{ONE_SERVER, TestEnv, repo_root, to_run};
+use crate::common::{TestEnv, one_server, repo_root, to_run};
 
 fn golden(name: &str) -> String {
     std::fs::read_to_string(repo_root().join("tests/golden").join(name)).unwrap()
@@ -67,7 +67,7 @@ fn env_get_and_list_read_one_layer() {
 
 #[test]
 fn setting_the_same_value_twice_writes_nothing_new() {
-    let env = TestEnv::with_config(ONE_SERVER);
+    let env = TestEnv::with_config(&one_server());
     env.run(&["config", "env", "set", "A", "1", "--server", "echo"])
         .success();
     let once = env.read("mcpctl.toml");
@@ -78,7 +78,7 @@ fn setting_the_same_value_twice_writes_nothing_new() {
 
 #[test]
 fn twenty_concurrent_edits_all_land() {
-    let env = TestEnv::with_config(ONE_SERVER);
+    let env = TestEnv::with_config(&one_server());
     let children: Vec<_> = (0..20)
         .map(|i| {
             let key = format!("KEY_{i}");
@@ -128,7 +128,7 @@ fn twenty_concurrent_edits_all_land() {
 #[test]
 fn writes_keep_the_file_mode() {
     use std::os::unix::fs::PermissionsExt;
-    let env = TestEnv::with_config(ONE_SERVER);
+    let env = TestEnv::with_config(&one_server());
     let path = env.path().join("mcpctl.toml");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
     env.run(&["config", "env", "set", "A", "1"]).success();

@@ -1,24 +1,27 @@
 //! `fmt` and `fmt --check`.
 
-use crate::common::TestEnv;
-
-const MESSY: &str = "version=1   # v\n\n\n[servers.a]   # first\n   command   =  \"x\"\nport=8000\nargs=[ \"a\",\"b\" ]\n";
-const TIDY: &str =
-    "version = 1 # v\n\n[servers.a] # first\ncommand = \"x\"\nport = 8000\nargs = [\"a\", \"b\"]\n";
+use crate::common::{TestEnv, free_port};
 
 #[test]
 fn check_reports_and_changes_nothing_then_fmt_fixes() {
-    let env = TestEnv::with_config(MESSY);
+    let port = free_port();
+    let messy = format!(
+        "version=1   # v\n\n\n[servers.a]   # first\n   command   =  \"x\"\nport={port}\nargs=[ \"a\",\"b\" ]\n"
+    );
+    let tidy = format!(
+        "version = 1 # v\n\n[servers.a] # first\ncommand = \"x\"\nport = {port}\nargs = [\"a\", \"b\"]\n"
+    );
+    let env = TestEnv::with_config(&messy);
     env.run(&["fmt", "--check"])
         .failure()
         .stderr_has("is not formatted")
-        .stdout_has("+port = 8000");
-    assert_eq!(env.read("mcpctl.toml"), MESSY);
+        .stdout_has(&format!("+port = {port}"));
+    assert_eq!(env.read("mcpctl.toml"), messy);
     env.run(&["fmt"]).success();
-    assert_eq!(env.read("mcpctl.toml"), TIDY);
+    assert_eq!(env.read("mcpctl.toml"), tidy);
     env.run(&["fmt", "--check"]).success();
     env.run(&["fmt"]).success();
-    assert_eq!(env.read("mcpctl.toml"), TIDY);
+    assert_eq!(env.read("mcpctl.toml"), tidy);
 }
 
 #[test]

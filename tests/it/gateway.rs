@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::{TestEnv, echo_bin, http};
+use crate::common::{TestEnv, echo_bin, free_port, http};
 
 fn serve(port: u16) -> TestEnv {
     let env = TestEnv::with_config(&echo_config(port));
@@ -53,7 +53,7 @@ pub(crate) fn initialize(port: u16) -> String {
 
 #[test]
 fn a_stdio_server_answers_over_http_with_the_clients_own_ids() {
-    let port = 18501;
+    let port = free_port();
     let env = serve(port);
     let session = initialize(port);
     let list = post(
@@ -79,12 +79,12 @@ fn a_stdio_server_answers_over_http_with_the_clients_own_ids() {
     assert_eq!(ping.json()["result"], json!({}));
     env.run(&["server", "status", "echo"])
         .success()
-        .stdout_has("http://127.0.0.1:18501/sse");
+        .stdout_has(&format!("http://127.0.0.1:{port}/sse"));
 }
 
 #[test]
 fn sixteen_sessions_share_one_child_and_every_answer_reaches_its_asker() {
-    let port = 18502;
+    let port = free_port();
     let _env = serve(port);
     let threads: Vec<_> = (0..16)
         .map(|s| {
@@ -109,7 +109,7 @@ fn sixteen_sessions_share_one_child_and_every_answer_reaches_its_asker() {
 
 #[test]
 fn bad_requests_get_the_right_status_and_others_keep_working() {
-    let port = 18503;
+    let port = free_port();
     let _env = serve(port);
     let session = initialize(port);
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
@@ -195,8 +195,9 @@ async fn an_independent_mcp_client_initializes_lists_and_calls() {
     use rmcp::model::CallToolRequestParams;
     use rmcp::transport::StreamableHttpClientTransport;
 
-    let _env = serve(18504);
-    let transport = StreamableHttpClientTransport::from_uri("http://127.0.0.1:18504/mcp");
+    let port = free_port();
+    let _env = serve(port);
+    let transport = StreamableHttpClientTransport::from_uri(format!("http://127.0.0.1:{port}/mcp"));
     let client = ().serve(transport).await.expect("initialize through the gateway");
     let info = client.peer_info().expect("server info");
     assert_eq!(
@@ -335,7 +336,7 @@ impl SseClient {
 
 #[test]
 fn the_legacy_sse_transport_serves_a_session_beside_streamable_http() {
-    let port = 18505;
+    let port = free_port();
     let _env = serve(port);
     let http_session = initialize(port);
     let mut sse = SseClient::connect(port);
@@ -404,7 +405,7 @@ fn the_legacy_sse_transport_serves_a_session_beside_streamable_http() {
 
 #[test]
 fn a_legacy_post_is_acknowledged_after_a_fast_answer_and_before_a_slow_one() {
-    let port = 18520;
+    let port = free_port();
     let env = TestEnv::with_config(&echo_config(port));
     // A hold far longer than a fast answer takes, however loaded the machine, and far
     // shorter than the slow call.
@@ -460,7 +461,7 @@ fn whoami(port: u16, session: &str) -> serde_json::Value {
 
 #[test]
 fn a_pool_spreads_sessions_and_a_dying_instance_fails_only_its_own() {
-    let port = 18506;
+    let port = free_port();
     let env = TestEnv::with_config(&format!(
         "version = 1\n[servers.pool]\ncommand = \"{}\"\nport = {port}\ninstances = 3\n",
         echo_bin()
@@ -535,7 +536,7 @@ fn a_pool_spreads_sessions_and_a_dying_instance_fails_only_its_own() {
 
 #[test]
 fn a_bearer_token_guards_every_route_and_never_reaches_the_server() {
-    let port = 18507;
+    let port = free_port();
     let env = TestEnv::new();
     env.run(&["init"]).success();
     let mut text = env.read("mcpctl.toml");
@@ -630,7 +631,7 @@ fn initialize_with(port: u16, capabilities: serde_json::Value) -> String {
 
 #[test]
 fn a_sampling_request_reaches_only_the_session_whose_call_raised_it() {
-    let port = 18508;
+    let port = free_port();
     let _env = serve(port);
     let run = |who: &'static str| {
         std::thread::spawn(move || {
@@ -674,7 +675,7 @@ fn a_sampling_request_reaches_only_the_session_whose_call_raised_it() {
 
 #[test]
 fn progress_reaches_the_caller_with_its_own_token() {
-    let port = 18509;
+    let port = free_port();
     let _env = serve(port);
     for token in [json!("tok-a"), json!(7)] {
         let session = initialize(port);
@@ -694,7 +695,7 @@ fn progress_reaches_the_caller_with_its_own_token() {
 
 #[test]
 fn the_get_stream_carries_the_notifications_a_session_asked_for() {
-    let port = 18510;
+    let port = free_port();
     let _env = serve(port);
     let listener = initialize(port);
     let set_level = json!({"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel", "params": {"level": "warning"}});
@@ -721,7 +722,7 @@ fn the_get_stream_carries_the_notifications_a_session_asked_for() {
 
 #[test]
 fn a_cancelled_call_ends_with_a_cancellation_error() {
-    let port = 18511;
+    let port = free_port();
     let _env = serve(port);
     let session = initialize(port);
     let slow = {
@@ -738,15 +739,18 @@ fn a_cancelled_call_ends_with_a_cancellation_error() {
             .json()
         })
     };
-    // Until the call is known upstream, a cancel is a no-op: repeat it.
+    // Until the call is known upstream, a cancel is a no-op: repeat it (wait_for's
+    // poll paces the repeats) until the call ends, well before its 2 s are up.
     let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow-1", "reason": "changed my mind"}});
-    for _ in 0..100 {
-        assert_eq!(post(port, Some(&session), &cancel).status, 202);
+    crate::common::wait_for("the cancelled call to end", 30, || {
+        let status = post(port, Some(&session), &cancel).status;
+        assert_eq!(status, 202);
         if slow.is_finished() {
-            break;
+            Ok(())
+        } else {
+            Err("the call still running".to_string())
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    });
     let reply = slow.join().unwrap();
     assert_eq!(reply["id"], "slow-1");
     assert_eq!(reply["error"]["code"], -32800, "{reply}");
@@ -761,7 +765,7 @@ fn a_cancelled_call_ends_with_a_cancellation_error() {
 
 #[test]
 fn a_remote_server_is_proxied_with_injected_headers_and_never_the_clients_token() {
-    let (upstream_port, port) = (18512, 18513);
+    let (upstream_port, port) = (free_port(), free_port());
     let env = TestEnv::new();
     let secret = |file: &str, key: &str, server: &str, value: &str| {
         env.run_with_stdin(
@@ -870,7 +874,7 @@ fn nested_gateways(port: u16, instances: u32) -> TestEnv {
 /// echo fixture on the port it is given) runs on an inner port behind the gateway.
 #[test]
 fn a_local_http_server_runs_on_an_inner_port_behind_the_gateway() {
-    let port = 18514;
+    let port = free_port();
     let env = nested_gateways(port, 1);
     env.run_within(60, &["apply"])
         .success()
@@ -888,7 +892,7 @@ fn a_local_http_server_runs_on_an_inner_port_behind_the_gateway() {
 /// session on the instance with the fewest, and kept there.
 #[test]
 fn a_pool_of_local_http_servers_pins_each_session_to_one_instance() {
-    let port = 18517;
+    let port = free_port();
     let env = nested_gateways(port, 2);
     env.run_within(60, &["apply"])
         .success()
@@ -906,7 +910,7 @@ fn a_pool_of_local_http_servers_pins_each_session_to_one_instance() {
 
 #[test]
 fn per_session_sharing_gives_each_session_a_process_of_its_own() {
-    let port = 18515;
+    let port = free_port();
     let env = TestEnv::with_config(&format!(
         "version = 1\n[servers.own]\ncommand = \"{}\"\nport = {port}\nsharing = \"per-session\"\n",
         echo_bin()
@@ -948,13 +952,10 @@ fn per_session_sharing_gives_each_session_a_process_of_its_own() {
 
 #[test]
 fn a_remote_server_that_cannot_be_reached_fails_its_start() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Nothing listens there: no test is handed it again.
+    let (closed, port) = (free_port(), free_port());
     let env = TestEnv::with_config(&format!(
-        "version = 1\n[servers.gone]\nmode = \"remote\"\nurl = \"http://127.0.0.1:{closed}/mcp\"\nport = 18516\nrestart = \"never\"\n"
+        "version = 1\n[servers.gone]\nmode = \"remote\"\nurl = \"http://127.0.0.1:{closed}/mcp\"\nport = {port}\nrestart = \"never\"\n"
     ));
     env.run_within(60, &["apply"])
         .failure()
@@ -968,7 +969,7 @@ fn large_calls_in_flight_together_do_not_stall_the_child() {
     // The child answers one call before it reads the next. Requests and replies larger
     // than a pipe holds: a gateway that wrote every queued request before reading any
     // reply would wait on the child while the child waits on it.
-    let port = 18518;
+    let port = free_port();
     let _env = serve(port);
     let threads: Vec<_> = (0..4)
         .map(|s| {
@@ -1018,7 +1019,7 @@ fn a_legacy_sse_endpoint_on_the_upstreams_address_is_rewritten_to_go_through_the
             });
         }
     });
-    let port = 18519;
+    let port = free_port();
     let env = TestEnv::with_config(&format!(
         "version = 1\n[servers.old]\nmode = \"remote\"\nurl = \"http://127.0.0.1:{upstream_port}/sse\"\ntransport = \"sse\"\nport = {port}\n"
     ));

@@ -2,7 +2,7 @@
 
 use std::process::Stdio;
 
-use crate::common::{TestEnv, alive, echo_bin, wait_for};
+use crate::common::{TestEnv, alive, echo_bin, free_port, wait_for};
 
 /// A child process that is killed (and reaped) when the test ends, even by a panic.
 struct KillOnDrop(std::process::Child);
@@ -36,29 +36,35 @@ fn pid_config(env: &TestEnv, port: u16, pid_file: &str) -> String {
     )
 }
 
+/// One echo server on `port`, and a profile `prod` that sets another port.
 fn one(port: u16, extra: &str) -> String {
     format!(
-        "version = 1\n\n[profiles.prod]\nport = 9999\n\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n{extra}",
+        "version = 1\n\n[profiles.prod]\nport = {}\n\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n{extra}",
+        free_port(),
         echo_bin()
     )
 }
 
 #[test]
 fn server_start_stop_restart_write_the_file_then_converge() {
-    let env = TestEnv::with_config(&one(18201, "state = \"stopped\"\n"));
-    env.run_within(60, &["server", "start", "echo", "--port", "18202"])
-        .success()
-        .stdout_has("echo: instance 0 ready")
-        .stdout_has("http://127.0.0.1:18202/mcp");
+    let (first, second, third) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&one(first, "state = \"stopped\"\n"));
+    env.run_within(
+        60,
+        &["server", "start", "echo", "--port", &second.to_string()],
+    )
+    .success()
+    .stdout_has("echo: instance 0 ready")
+    .stdout_has(&format!("http://127.0.0.1:{second}/mcp"));
     let text = env.read("mcpctl.toml");
     assert!(
-        text.contains("port = 18202\nstate = \"running\"\n"),
+        text.contains(&format!("port = {second}\nstate = \"running\"\n")),
         "{text}"
     );
     let status = env.server_status("echo");
     assert_eq!(
         (status["status"].as_str(), status["port"].as_u64()),
-        (Some("running"), Some(18202))
+        (Some("running"), Some(u64::from(second)))
     );
     let shim = status["pids"][0].clone();
 
@@ -78,17 +84,17 @@ fn server_start_stop_restart_write_the_file_then_converge() {
             "--profile",
             "prod",
             "--port",
-            "18203",
+            &third.to_string(),
         ],
     )
     .success();
     let text = env.read("mcpctl.toml");
     assert!(text.contains("profile = \"prod\""), "{text}");
     assert!(
-        text.contains("[profiles.prod.servers.echo]\nport = 18203\n"),
+        text.contains(&format!("[profiles.prod.servers.echo]\nport = {third}\n")),
         "{text}"
     );
-    assert_eq!(env.server_status("echo")["port"], 18203);
+    assert_eq!(env.server_status("echo")["port"], third);
 
     env.run_within(60, &["server", "stop", "echo"]).success();
     assert_eq!(env.server_status("echo")["status"], "stopped");
@@ -111,14 +117,15 @@ fn server_start_stop_restart_write_the_file_then_converge() {
 #[test]
 fn server_stop_without_a_daemon_only_edits_the_file() {
     let env = TestEnv::new();
-    env.write("team.toml", &one(18211, ""));
+    let (team, own) = (free_port(), free_port());
+    env.write("team.toml", &one(team, ""));
     env.run(&["server", "stop", "echo", "-f", "team.toml"])
         .success();
     assert!(env.read("team.toml").contains("state = \"stopped\""));
-    env.write("mcpctl.toml", &one(18212, ""));
+    env.write("mcpctl.toml", &one(own, ""));
     env.run_within(60, &["server", "start", "echo", "--config", "team.toml"])
         .success()
-        .stdout_has("18211");
+        .stdout_has(&format!("127.0.0.1:{team}/"));
     assert!(env.read("team.toml").contains("state = \"running\""));
     env.run_within(30, &["-f", "team.toml", "daemon", "stop"])
         .success();
@@ -134,7 +141,7 @@ fn server_stop_without_a_daemon_only_edits_the_file() {
 #[test]
 fn logs_capture_stderr_and_mcp_messages_with_levels() {
     let extra = "args = [\"--stderr\", \"ERROR disk on fire\", \"--stderr\", \"debug details\", \"--notify\", \"warning:cache is cold\"]\n";
-    let env = TestEnv::with_config(&one(18221, extra));
+    let env = TestEnv::with_config(&one(free_port(), extra));
     env.run_within(60, &["apply"]).success();
     let all = wait_for("the MCP log message", 20, || {
         let run = env.run(&["server", "logs", "echo"]);
@@ -168,7 +175,8 @@ fn logs_capture_stderr_and_mcp_messages_with_levels() {
 #[test]
 fn apply_watch_converges_on_save_and_keeps_servers_on_a_broken_save() {
     let env = TestEnv::new();
-    let config = |pid_file: &str| pid_config(&env, 18231, pid_file);
+    let port = free_port();
+    let config = |pid_file: &str| pid_config(&env, port, pid_file);
     env.write("mcpctl.toml", &config("one.pids"));
     let watch = spawn_logged(&env, &["apply", "--watch"], "watch.log");
     let first = wait_for("the first apply", 60, || {
@@ -208,7 +216,8 @@ fn apply_watch_converges_on_save_and_keeps_servers_on_a_broken_save() {
 #[test]
 fn the_daemon_watch_option_converges_on_save() {
     let env = TestEnv::new();
-    let config = |pid_file: &str| pid_config(&env, 18241, pid_file);
+    let port = free_port();
+    let config = |pid_file: &str| pid_config(&env, port, pid_file);
     env.write("mcpctl.toml", &config("one.pids"));
     let mut daemon = spawn_logged(&env, &["daemon", "--watch"], "daemon.out");
     // In the foreground the daemon converges by itself at start.
@@ -248,11 +257,12 @@ fn the_daemon_watch_option_converges_on_save() {
 
 #[test]
 fn two_configs_in_one_folder_each_have_their_own_daemon() {
-    let env = TestEnv::with_config(&one(18251, ""));
-    env.write("team.toml", &one(18252, ""));
+    let (own, team_port) = (free_port(), free_port());
+    let env = TestEnv::with_config(&one(own, ""));
+    env.write("team.toml", &one(team_port, ""));
     env.run_within(60, &["apply"]).success();
     env.run_within(60, &["-f", "team.toml", "apply"]).success();
-    assert_eq!(env.server_status("echo")["port"], 18251);
+    assert_eq!(env.server_status("echo")["port"], own);
     let team = env.run(&[
         "-f",
         "team.toml",
@@ -265,7 +275,7 @@ fn two_configs_in_one_folder_each_have_their_own_daemon() {
     let team: serde_json::Value = serde_json::from_str(&team.stdout).unwrap();
     assert_eq!(
         (team["port"].as_u64(), team["status"].as_str()),
-        (Some(18252), Some("running"))
+        (Some(u64::from(team_port)), Some("running"))
     );
     assert!(env.path().join(".mcpctl/team.toml/daemon.sock").exists());
     env.run_within(30, &["-f", "team.toml", "daemon", "stop"])
@@ -279,17 +289,18 @@ fn two_configs_in_one_folder_each_have_their_own_daemon() {
 
 #[test]
 fn a_client_arriving_while_the_server_starts_is_served_once_it_is_ready() {
+    let port = free_port();
     let env = TestEnv::with_config(&format!(
-        "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [\"--start-delay-ms\", \"1500\"]\nport = 18261\n",
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [\"--start-delay-ms\", \"1500\"]\nport = {port}\n",
         echo_bin()
     ));
     let daemon = spawn_logged(&env, &["daemon"], "daemon.out");
     // The port is bound before the process starts, and the process takes 1.5 s to start:
     // this initialize arrives while the server is "starting", and waits for it.
     wait_for("the port", 60, || {
-        std::net::TcpStream::connect(("127.0.0.1", 18261)).map_err(|e| e.to_string())
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())
     });
-    crate::gateway::initialize(18261);
+    crate::gateway::initialize(port);
     // It waited asleep: a polling wait would have spent about those 1.5 s of CPU.
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", daemon.0.id())).unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{HttpReply, TestEnv, echo_bin, http};
+use crate::common::{HttpReply, TestEnv, echo_bin, free_port, http};
 use crate::gateway::SseClient;
 
 const MODERN: &str = "2026-07-28";
@@ -72,7 +72,7 @@ fn error_code(reply: &HttpReply) -> i64 {
 
 #[test]
 fn every_status_of_the_modern_request_ladder() {
-    let port = 18701;
+    let port = free_port();
     let env = serve(port, "");
     let status: Value =
         serde_json::from_str(&env.run(&["status", "--format", "json"]).stdout).unwrap();
@@ -245,7 +245,7 @@ fn retry(id: u64, text: &str, state: &Value, answer: Value) -> Value {
 
 #[test]
 fn a_legacy_childs_elicitation_completes_for_a_modern_client_through_input_required() {
-    let port = 18702;
+    let port = free_port();
     let _env = serve(port, "");
     let asked = call(port, &confirm(1, "deploy"));
     assert_eq!(asked.status, 200, "{}", asked.body);
@@ -317,7 +317,7 @@ fn a_legacy_childs_elicitation_completes_for_a_modern_client_through_input_requi
 
 #[test]
 fn a_modern_childs_input_required_reaches_a_legacy_client_as_a_server_request() {
-    let port = 18703;
+    let port = free_port();
     let _env = serve(port, "args = [\"--modern\"]\n");
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}}, "clientInfo": {"name": "t", "version": "1"}}});
@@ -370,7 +370,7 @@ fn a_modern_childs_input_required_reaches_a_legacy_client_as_a_server_request() 
 
 #[test]
 fn a_modern_childs_input_required_passes_verbatim_to_a_modern_client() {
-    let port = 18704;
+    let port = free_port();
     let env = serve(port, "args = [\"--modern\"]\n");
     // The era probe found a 2026-07-28 child, and status says so.
     let status: Value =
@@ -419,7 +419,7 @@ fn wait_for_log(env: &TestEnv, what: &str, count: usize) {
 #[test]
 fn a_modern_client_hanging_up_cancels_its_call_upstream() {
     use std::io::Write;
-    let port = 18705;
+    let port = free_port();
     let env = serve(port, "");
     let sleep = |id: u64, progress: bool| {
         let mut sleep = request(
@@ -455,7 +455,7 @@ fn a_modern_client_hanging_up_cancels_its_call_upstream() {
 
 #[test]
 fn a_pool_balances_modern_requests_by_calls_in_flight() {
-    let port = 18706;
+    let port = free_port();
     let _env = serve(port, "instances = 3\n");
     let calls: Vec<_> = (0..3)
         .map(|i| {
@@ -497,7 +497,7 @@ fn next_json(stream: &mut SseClient) -> Value {
 
 #[test]
 fn a_listen_gets_only_the_changes_it_asked_for_stamped_with_its_id() {
-    let port = 18707;
+    let port = free_port();
     let _env = serve(port, "");
     let listen = request(
         "listen-1",
@@ -542,7 +542,7 @@ fn a_listen_gets_only_the_changes_it_asked_for_stamped_with_its_id() {
 
 #[test]
 fn a_modern_call_streams_its_log_messages_when_it_asks_for_them() {
-    let port = 18708;
+    let port = free_port();
     let _env = serve(port, "");
     let mut log = request(
         1,
@@ -568,7 +568,7 @@ fn a_modern_call_streams_its_log_messages_when_it_asks_for_them() {
 
 #[test]
 fn a_legacy_sse_client_answers_a_modern_childs_question_on_its_stream() {
-    let port = 18709;
+    let port = free_port();
     let _env = serve(port, "args = [\"--modern\"]\n");
     let mut sse = SseClient::open(port, "GET", "/sse", &[], "");
     let (_, endpoint) = sse.next();
@@ -595,7 +595,7 @@ fn a_legacy_sse_client_answers_a_modern_childs_question_on_its_stream() {
 
 #[test]
 fn garbage_from_a_modern_client_gets_clear_errors_and_hurts_no_one() {
-    let port = 18715;
+    let port = free_port();
     let _env = serve(port, "");
     let headers = |method: &str| {
         vec![

@@ -4,7 +4,7 @@
 
 use std::process::Stdio;
 
-use crate::common::{ONE_SERVER, TestEnv, to_run};
+use crate::common::{TestEnv, one_server, to_run};
 
 /// A pipe whose read end is already closed: every write to it fails (EPIPE).
 fn closed_pipe() -> Stdio {
@@ -28,7 +28,7 @@ const CASES: &[(&[&str], i32)] = &[
 #[test]
 fn closed_stdout_and_stderr_are_not_a_panic() {
     for &(args, want) in CASES {
-        let env = TestEnv::with_config(ONE_SERVER);
+        let env = TestEnv::with_config(&one_server());
         let status = env
             .command(args)
             .stdin(Stdio::null())
@@ -43,7 +43,7 @@ fn closed_stdout_and_stderr_are_not_a_panic() {
 #[test]
 fn closed_stdout_is_success_and_stderr_says_no_panic() {
     for &(args, want) in CASES {
-        let env = TestEnv::with_config(ONE_SERVER);
+        let env = TestEnv::with_config(&one_server());
         let out = env
             .command(args)
             .stdin(Stdio::null())
@@ -60,7 +60,7 @@ fn closed_stdout_is_success_and_stderr_says_no_panic() {
 #[test]
 fn closed_stderr_keeps_the_exit_code_and_the_output() {
     for &(args, want) in CASES {
-        let env = TestEnv::with_config(ONE_SERVER);
+        let env = TestEnv::with_config(&one_server());
         let out = env
             .command(args)
             .stdin(Stdio::null())
@@ -70,7 +70,7 @@ fn closed_stderr_keeps_the_exit_code_and_the_output() {
             .unwrap();
         to_run(args, &out).code(want);
     }
-    let env = TestEnv::with_config(ONE_SERVER);
+    let env = TestEnv::with_config(&one_server());
     let out = env
         .command(&["validate"])
         .stdout(Stdio::piped())

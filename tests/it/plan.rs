@@ -1,23 +1,26 @@
 //! `plan` end to end: text, JSON and `--detailed-exitcode`.
 
-use crate::common::{ONE_SERVER, TestEnv};
+use crate::common::{TestEnv, free_port, one_server};
 
 #[test]
 fn detailed_exitcode_is_2_with_changes_0_without_1_on_error() {
-    let env = TestEnv::with_config(ONE_SERVER);
+    let env = TestEnv::with_config(&one_server());
     env.run(&["plan", "--detailed-exitcode"])
         .code(2)
         .stdout_has("+ server \"echo\"")
         .stdout_has("Plan: 1 to start, 0 to restart, 0 to update, 0 to stop.");
     env.run(&["plan"]).success();
 
-    let stopped = ONE_SERVER.replace("port = 8000\n", "port = 8000\nstate = \"stopped\"\n");
+    let stopped = one_server() + "state = \"stopped\"\n";
     let env = TestEnv::with_config(&stopped);
     env.run(&["plan", "--detailed-exitcode"])
         .code(0)
         .stdout_has("No changes.");
 
-    let env = TestEnv::with_config("version = 1\n[servers.echo]\nport = 8000\n");
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.echo]\nport = {}\n",
+        free_port()
+    ));
     env.run(&["plan", "--detailed-exitcode"])
         .code(1)
         .stderr_has("has no `command`");
@@ -25,7 +28,7 @@ fn detailed_exitcode_is_2_with_changes_0_without_1_on_error() {
 
 #[test]
 fn json_format_is_machine_readable() {
-    let env = TestEnv::with_config(ONE_SERVER);
+    let env = TestEnv::with_config(&one_server());
     let run = env.run(&["plan", "--format", "json"]);
     run.success();
     let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -41,7 +44,7 @@ fn json_format_is_machine_readable() {
 
 #[test]
 fn no_colour_unless_a_terminal() {
-    let env = TestEnv::with_config(ONE_SERVER);
+    let env = TestEnv::with_config(&one_server());
     let mut cmd = env.command(&["plan"]);
     cmd.env_remove("NO_COLOR");
     let out = cmd.output().unwrap();
@@ -50,7 +53,7 @@ fn no_colour_unless_a_terminal() {
 
 #[test]
 fn the_file_is_found_in_a_parent_folder_or_named_with_f() {
-    let env = TestEnv::with_config(ONE_SERVER);
+    let env = TestEnv::with_config(&one_server());
     env.write("deep/er/.keep", "");
     let mut cmd = env.command(&["validate"]);
     cmd.current_dir(env.path().join("deep/er"));

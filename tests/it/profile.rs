@@ -1,15 +1,23 @@
 //! `profile create|update|list|show|delete`.
 
-use crate::common::TestEnv;
+use crate::common::{TestEnv, free_port};
 
-const CONFIG: &str = "version = 1\n\n[servers.a]\ncommand = \"x\"\nport = 8000\n\n[servers.b]\ncommand = \"y\"\nport = 8001\n";
+/// Servers `a` and `b`, on ports `a`, `b` (only planned, never started).
+fn config(a: u16, b: u16) -> String {
+    format!(
+        "version = 1\n\n[servers.a]\ncommand = \"x\"\nport = {a}\n\n[servers.b]\ncommand = \"y\"\nport = {b}\n"
+    )
+}
 
 #[test]
 fn create_use_show_list_and_delete() {
-    let env = TestEnv::with_config(CONFIG);
+    let (a, b, prod) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&config(a, b));
     env.write(
         "prod.json",
-        r#"{"instances": 3, "env": {"LOG": "warn"}, "servers": {"a": {"port": 9000}}}"#,
+        &format!(
+            r#"{{"instances": 3, "env": {{"LOG": "warn"}}, "servers": {{"a": {{"port": {prod}}}}}}}"#
+        ),
     );
     env.run(&["profile", "create", "prod", "--config", "prod.json"])
         .success();
@@ -19,9 +27,10 @@ fn create_use_show_list_and_delete() {
     env.run(&["profile", "create", "empty"]).success();
 
     // Switching server `a` to the profile really changes what runs.
-    let text = env
-        .read("mcpctl.toml")
-        .replace("port = 8000\n", "port = 8000\nprofile = \"prod\"\n");
+    let text = env.read("mcpctl.toml").replace(
+        &format!("port = {a}\n"),
+        &format!("port = {a}\nprofile = \"prod\"\n"),
+    );
     env.write("mcpctl.toml", &text);
     let plan = env.run(&["plan", "--format", "json"]);
     plan.success();
@@ -34,7 +43,7 @@ fn create_use_show_list_and_delete() {
         .iter()
         .find(|c| c["name"] == "port")
         .unwrap();
-    assert_eq!(port["after"], 9000);
+    assert_eq!(port["after"], prod);
 
     let list = env.run(&["profile", "list"]);
     list.success();

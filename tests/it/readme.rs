@@ -1,6 +1,6 @@
 //! The README's commands work: the main job runs, and the test command is CI's.
 
-use crate::common::{TestEnv, echo_bin, http, repo_root, to_run};
+use crate::common::{TestEnv, echo_bin, free_port, http, repo_root, to_run};
 
 fn readme() -> String {
     std::fs::read_to_string(repo_root().join("README.md")).unwrap()
@@ -8,6 +8,10 @@ fn readme() -> String {
 
 /// The README's main job, on a copy of its config whose command is the already
 /// built fixture: running `cargo` inside `cargo test` would wait on the build lock.
+///
+/// It runs on the documented port when that is free. When something else holds it
+/// (another checkout's tests, a real server), the test says so and runs the same
+/// check on a free port, rewritten into the copy.
 #[test]
 fn the_main_job_command_works() {
     let text = readme();
@@ -30,21 +34,74 @@ fn the_main_job_command_works() {
     echo["command"] = toml_edit::value(echo_bin());
     echo["args"] = toml_edit::value(toml_edit::Array::new());
     echo.as_table_mut().unwrap().remove("cwd");
+    let documented = echo["port"]
+        .as_integer()
+        .and_then(|p| u16::try_from(p).ok())
+        .expect("the example names its port");
+    assert!(
+        text.contains(&format!("http://127.0.0.1:{documented}/mcp")),
+        "the README shows the example's port {documented}"
+    );
+
+    let free = std::net::TcpListener::bind(("127.0.0.1", documented)).is_ok();
+    if free {
+        // Free a moment ago: taken since (a race with another run) is said and
+        // retried below, like taken before.
+        match main_job(&args, config_arg, &config, documented) {
+            Ok(()) => return,
+            Err(taken) => say(&format!(
+                "note: the documented port {documented} was taken when the main job started \
+                 ({taken}); checking the main job on a free port instead"
+            )),
+        }
+    } else {
+        say(&format!(
+            "note: the documented port {documented} is taken on this machine, so the main \
+             job is checked on a free port instead"
+        ));
+    }
+    let port = free_port();
+    config["servers"]["echo"]["port"] = toml_edit::value(i64::from(port));
+    main_job(&args, config_arg, &config, port).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A line on the test's stderr, shown even when the test passes: written to the
+/// stream itself, as `eprintln!` output is captured by the harness and shown only
+/// for a failure.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Runs the main job `args` in a new folder holding `config` at `config_arg`, then
+/// talks MCP to the endpoint it prints on `port`. `Err` when `port` was taken.
+fn main_job(
+    args: &[&str],
+    config_arg: &str,
+    config: &toml_edit::DocumentMut,
+    port: u16,
+) -> Result<(), String> {
     let env = TestEnv::new();
     env.write(config_arg, &config.to_string());
-    let out = env.command(&args).output().unwrap();
-    to_run(&args, &out)
-        .success()
+    let out = env.command(args).output().unwrap();
+    let run = to_run(args, &out);
+    let taken = format!("cannot serve on 127.0.0.1:{port}");
+    if run.code != 0 && run.stderr.contains(&taken) {
+        return Err(taken);
+    }
+    run.success()
         .stdout_has("echo: instance 0 ready")
-        .stdout_has("echo             Streamable HTTP http://127.0.0.1:8000/mcp");
+        .stdout_has(&format!(
+            "echo             Streamable HTTP http://127.0.0.1:{port}/mcp"
+        ));
     // The printed endpoint is a real MCP server over HTTP.
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"readme","version":"1"}}}"#;
-    let reply = http(8000, "POST", "/mcp", &[], init.as_bytes());
+    let reply = http(port, "POST", "/mcp", &[], init.as_bytes());
     assert_eq!(reply.status, 200, "{}", reply.body);
     let session = reply.header("mcp-session-id").unwrap().to_string();
     let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"from the README"}}}"#;
     let reply = http(
-        8000,
+        port,
         "POST",
         "/mcp",
         &[("Mcp-Session-Id", &session)],
@@ -53,6 +110,7 @@ fn the_main_job_command_works() {
     assert!(reply.body.contains("from the README"), "{}", reply.body);
     let stop = ["-f", config_arg, "daemon", "stop"];
     to_run(&stop, &env.command(&stop).output().unwrap()).success();
+    Ok(())
 }
 
 #[test]

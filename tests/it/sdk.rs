@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common::{TestEnv, echo_bin};
+use crate::common::{TestEnv, echo_bin, free_port};
 
 /// The SDK release these tests speak with.
 const SDK: &str = "mcp==2.3.0";
@@ -20,6 +20,8 @@ fn run_bounded(mut cmd: Command, secs: u64) -> Result<String, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("{what}: {e}"))?;
+    // A bounded wait on the child's exit, polled (not wait_for: an SDK that cannot be
+    // had is an `Err` for the caller to judge, not a failed test).
     let deadline = Instant::now() + Duration::from_secs(secs);
     while child.try_wait().map_err(|e| e.to_string())?.is_none() {
         if Instant::now() > deadline {
@@ -96,7 +98,7 @@ fn sdk_python() -> &'static Path {
 
 #[test]
 fn the_python_sdk_in_every_mode_works_with_children_of_both_eras() {
-    let (legacy, modern) = (18710, 18711);
+    let (legacy, modern) = (free_port(), free_port());
     let env = TestEnv::with_config(&format!(
         "version = 1\n\
          [servers.legacy]\ncommand = \"{echo}\"\nport = {legacy}\n\
@@ -133,7 +135,7 @@ fn the_python_sdk_in_every_mode_works_with_children_of_both_eras() {
 
 #[test]
 fn a_legacy_sse_server_of_the_python_sdk_runs_on_an_inner_port_behind_the_gateway() {
-    let port = 18712;
+    let port = free_port();
     let python = sdk_python();
     let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/sse_server.py");
     let env = TestEnv::with_config(&format!(

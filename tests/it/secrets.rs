@@ -1,7 +1,7 @@
 //! Secrets end to end: recipients, the place check, no plaintext anywhere, restarts
 //! only on a real value change, and clear errors for every way decryption fails.
 
-use crate::common::{Run, TestEnv, echo_bin};
+use crate::common::{Run, TestEnv, echo_bin, free_port};
 
 const TOKEN: &str = "xoxb-very-secret-7311";
 
@@ -26,7 +26,8 @@ impl TestEnv {
 
 /// `init` (which creates this user's identity and makes it the recipient) plus one
 /// server that prints its own token to stderr.
-fn setup(port: u16) -> TestEnv {
+fn setup() -> TestEnv {
+    let port = free_port();
     let env = TestEnv::new();
     env.run(&["init"]).success();
     let mut text = env.read("mcpctl.toml");
@@ -42,7 +43,7 @@ fn setup(port: u16) -> TestEnv {
 
 #[test]
 fn every_recipient_can_read_every_secret_and_no_one_else() {
-    let env = setup(18301);
+    let env = setup();
     env.run_as("bob.key", &["config", "secret", "keygen"])
         .success();
     let bob = env.run_as("bob.key", &["config", "secret", "keygen"]);
@@ -88,7 +89,7 @@ fn every_recipient_can_read_every_secret_and_no_one_else() {
 
 #[test]
 fn no_plaintext_in_the_file_state_logs_ps_or_plan() {
-    let env = setup(18311);
+    let env = setup();
     let plan = env.run(&["plan"]);
     plan.success().stdout_has("+ secrets       = (sensitive)");
     let json = env.run(&["plan", "--format", "json"]);
@@ -158,7 +159,7 @@ fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn removing_a_recipient_re_encrypts_everything_without_it() {
-    let env = setup(18321);
+    let env = setup();
     env.run_as("bob.key", &["config", "secret", "keygen"])
         .success();
     let bob = env
@@ -200,7 +201,7 @@ fn removing_a_recipient_re_encrypts_everything_without_it() {
 
 #[test]
 fn re_encryption_restarts_nothing_and_a_new_value_restarts_the_server() {
-    let env = setup(18331);
+    let env = setup();
     env.run_within(60, &["apply"]).success();
     let shim = env.server_status("leaky")["pids"][0].clone();
 
@@ -224,7 +225,7 @@ fn re_encryption_restarts_nothing_and_a_new_value_restarts_the_server() {
 
 #[test]
 fn undecryptable_secrets_are_clear_errors_and_change_nothing() {
-    let env = setup(18341);
+    let env = setup();
     let good = env.read("mcpctl.toml");
     let token_line = good
         .lines()
@@ -292,7 +293,8 @@ fn undecryptable_secrets_are_clear_errors_and_change_nothing() {
         .stderr_has("chmod 600");
 
     // Plaintext in the file is refused, and set refuses without recipients.
-    env.write("mcpctl.toml", &format!("{good}\n[servers.plain]\ncommand = \"x\"\nport = 18349\nsecrets = {{ PLAIN = \"hunter2\" }}\n"));
+    let port = free_port();
+    env.write("mcpctl.toml", &format!("{good}\n[servers.plain]\ncommand = \"x\"\nport = {port}\nsecrets = {{ PLAIN = \"hunter2\" }}\n"));
     env.run(&["validate"])
         .failure()
         .stderr_has("secret `PLAIN` is not encrypted");

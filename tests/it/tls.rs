@@ -7,7 +7,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::json;
 
-use crate::common::{HttpReply, TestEnv, connect, echo_bin, http_on};
+use crate::common::{HttpReply, TestEnv, connect, echo_bin, free_port, http_on};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
 
@@ -56,7 +56,7 @@ fn with_tls(port: u16, cert: &str) -> TestEnv {
 
 #[test]
 fn a_server_with_tls_is_served_over_https_only() {
-    let port = 18720;
+    let port = free_port();
     let env = with_tls(port, "cert.pem");
     env.run_within(60, &["apply"])
         .success()
@@ -84,7 +84,7 @@ fn a_server_with_tls_is_served_over_https_only() {
 
 #[test]
 fn a_missing_certificate_fails_that_server_naming_the_file() {
-    let port = 18721;
+    let port = free_port();
     let env = with_tls(port, "nowhere.pem");
     let run = env.run_within(60, &["apply"]);
     run.failure().stderr_has("secure").stderr_has("nowhere.pem");
@@ -94,7 +94,7 @@ fn a_missing_certificate_fails_that_server_naming_the_file() {
 
 #[test]
 fn a_remote_https_server_is_proxied_when_its_certificate_is_trusted() {
-    let (upstream, trusted, untrusted) = (18722, 18723, 18724);
+    let (upstream, trusted, untrusted) = (free_port(), free_port(), free_port());
     let env = with_tls(upstream, "cert.pem");
     env.run_within(60, &["apply"]).success();
     let remote = |port: u16| {

@@ -1,11 +1,12 @@
 //! Command-line usage errors exit 1, like every other error: exit 2 belongs to
 //! `plan --detailed-exitcode` ("changes present"). `--help` and `--version` exit 0.
 
-use crate::common::{ONE_SERVER, TestEnv};
+use crate::common::{TestEnv, one_server};
 
 #[test]
 fn usage_errors_exit_1_never_2() {
-    let env = TestEnv::with_config(ONE_SERVER);
+    let config = one_server();
+    let env = TestEnv::with_config(&config);
     for (args, message) in [
         (&["plan", "--detailed-exitcod"][..], "unexpected argument"),
         (&["validate", "--bogus"], "unexpected argument"),
@@ -27,12 +28,12 @@ fn usage_errors_exit_1_never_2() {
         env.run(args).failure().stderr_has(message);
     }
     // The file was never touched, whatever the arguments.
-    assert_eq!(env.read("mcpctl.toml"), ONE_SERVER);
+    assert_eq!(env.read("mcpctl.toml"), config);
 }
 
 #[test]
 fn help_and_version_exit_0_on_stdout() {
-    let env = TestEnv::with_config(ONE_SERVER);
+    let env = TestEnv::with_config(&one_server());
     for args in [
         &["--help"][..],
         &["-h"],

@@ -157,8 +157,16 @@ pub fn to_run(args: &[&str], output: &Output) -> Run {
     }
 }
 
-/// A small valid config with one server.
-pub const ONE_SERVER: &str = "version = 1\n\n[servers.echo]\ncommand = \"mcp-echo\"\nport = 8000\n";
+/// A small valid config with one server, on a port of [`free_port`] (tests with it
+/// only read and edit the file, but a port is never a constant).
+pub fn one_server() -> String {
+    one_server_on(free_port())
+}
+
+/// [`one_server`] on `port`.
+pub fn one_server_on(port: u16) -> String {
+    format!("version = 1\n\n[servers.echo]\ncommand = \"mcp-echo\"\nport = {port}\n")
+}
 
 /// The `mcp-echo` fixture.
 pub fn echo_bin() -> &'static str {
