@@ -80,7 +80,7 @@ impl Daemon {
             log_path: self.log_path(&spec.name, index),
             daemon_pid: self.pid,
             shim: self.shim.clone(),
-            spawner: self.spawner.clone(),
+            launcher: Arc::new(self.spawner.clone()),
             changed: Arc::clone(&self.changed),
         }
     }

@@ -18,7 +18,7 @@ use crate::sys;
 
 use tokio::sync::oneshot;
 
-pub struct Spawned {
+pub(super) struct Spawned {
     pub pid: u32,
     pub stdin: Option<ChildStdin>,
     pub stdout: Option<ChildStdout>,
@@ -34,13 +34,13 @@ type Job = (Command, oneshot::Sender<io::Result<Spawned>>);
 type Shims = Arc<Mutex<HashSet<u32>>>;
 
 #[derive(Clone)]
-pub struct Spawner {
+pub(super) struct Spawner {
     jobs: mpsc::Sender<Job>,
     shims: Shims,
 }
 
 impl Spawner {
-    pub fn start() -> io::Result<Self> {
+    pub(super) fn start() -> io::Result<Self> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let shims = Shims::default();
         let listed = Arc::clone(&shims);
@@ -64,7 +64,7 @@ impl Spawner {
 
     /// Kills and reaps every child of the daemon that is not a live shim: what a
     /// killed shim left behind. Returns how many were found.
-    pub fn sweep_orphans(&self) -> usize {
+    pub(super) fn sweep_orphans(&self) -> usize {
         let shims = self
             .shims
             .lock()
@@ -84,7 +84,7 @@ impl Spawner {
         orphans.len()
     }
 
-    pub async fn spawn(&self, command: Command) -> io::Result<Spawned> {
+    async fn spawn(&self, command: Command) -> io::Result<Spawned> {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send((command, tx))
@@ -120,4 +120,34 @@ fn watch_exit(mut child: Child, shims: Shims) -> Spawned {
             let _ = tx.send(code);
         });
     spawned
+}
+
+/// The daemon's launcher: the shim's pipes as async streams, its signals through the OS.
+impl super::supervisor::Launcher for Spawner {
+    fn launch(&self, command: Command) -> super::supervisor::Launching<'_> {
+        use super::supervisor::{Input, Launched, Os, Output};
+        Box::pin(async move {
+            let spawned = self.spawn(command).await?;
+            let stdin = spawned
+                .stdin
+                .and_then(|p| tokio::process::ChildStdin::from_std(p).ok())
+                .map(|p| Box::new(p) as Input);
+            let stdout = spawned
+                .stdout
+                .and_then(|p| tokio::process::ChildStdout::from_std(p).ok())
+                .map(|p| Box::new(p) as Output);
+            let stderr = spawned
+                .stderr
+                .and_then(|p| tokio::process::ChildStderr::from_std(p).ok())
+                .map(|p| Box::new(p) as Output);
+            Ok(Launched {
+                pid: spawned.pid,
+                stdin,
+                stdout,
+                stderr,
+                exited: spawned.exited,
+                processes: Arc::new(Os),
+            })
+        })
+    }
 }

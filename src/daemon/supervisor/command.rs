@@ -7,15 +7,8 @@ use age::secrecy::ExposeSecret;
 
 use super::super::inner_port;
 use super::*;
-use crate::model::ServerSpec;
 use crate::model::spec::Transport;
 use crate::sys;
-
-/// The shim times a stop itself when the daemon is gone: give it the new value.
-pub(super) fn tell_shim_stop_timeout(shim: u32, spec: &ServerSpec) {
-    let ms = usize::try_from(spec.stop_timeout.as_millis()).unwrap_or(usize::MAX);
-    let _ = sys::queue_signal(shim, sys::SIGUSR2, ms);
-}
 
 /// `mcpctl-shim --stop-timeout-ms N --daemon-pid P -- COMMAND ARGS...` (or `mcpctl
 /// __shim ...`), in a new

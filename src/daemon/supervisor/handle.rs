@@ -9,13 +9,12 @@ use std::time::{Duration, SystemTime};
 use age::secrecy::SecretString;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::super::spawner::Spawner;
 use super::*;
 use crate::gateway::Upstream;
 use crate::model::ServerSpec;
 use crate::secrets::redact::Redactor;
 
-/// Everything an instance needs, none of it shared with other instances but the spawner.
+/// Everything an instance needs, none of it shared with other instances but the launcher.
 #[derive(Clone)]
 pub struct InstanceCtx {
     pub spec: ServerSpec,
@@ -24,7 +23,8 @@ pub struct InstanceCtx {
     pub log_path: PathBuf,
     pub daemon_pid: u32,
     pub shim: crate::shim::ShimCommand,
-    pub spawner: Spawner,
+    /// Starts its processes (the daemon's spawner; a scripted child in tests).
+    pub launcher: Arc<dyn Launcher>,
     /// Poked whenever something worth persisting changed (a new pid).
     pub changed: Arc<Notify>,
     /// For servers that speak HTTP themselves: the port they listen on, behind the

@@ -3,6 +3,7 @@
 //! (`output`), checks its health (`health`), watches a remote one (`remote`), and
 //! restarts it by the pure rules of `policy`.
 
+mod child;
 mod command;
 mod handle;
 mod health;
@@ -12,12 +13,16 @@ mod probe;
 mod remote;
 mod task;
 
+pub use child::{Input, Launched, Launcher, Launching, Os, Output, Processes, Signal};
 pub use handle::{Control, Handle, InstanceCtx, Phase, View, start};
 pub use task::describe_exit;
 
-use command::{shim_command, tell_shim_stop_timeout};
+use command::shim_command;
 use health::until_unhealthy;
 use output::{SharedLog, drain, log_notification, pump_lines, write_log};
 use probe::probe;
 use remote::watch_remote;
 use task::{Once, run};
+
+#[cfg(test)]
+mod tests;

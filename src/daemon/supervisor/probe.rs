@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::BufReader;
-use tokio::process::{ChildStdin, ChildStdout};
 
 use super::super::inner_port;
 use super::*;
@@ -19,13 +18,9 @@ use crate::model::spec::Transport;
 /// serves the gateway); an HTTP server accepts connections on its port.
 pub(super) async fn probe(
     ctx: &InstanceCtx,
-    (stdin, stdout): (
-        Option<std::process::ChildStdin>,
-        Option<std::process::ChildStdout>,
-    ),
+    (stdin, stdout): (Option<Input>, Option<Output>),
     log: Option<SharedLog>,
 ) -> Result<Option<Upstream>, String> {
-    let stdout = stdout.and_then(|o| ChildStdout::from_std(o).ok());
     if ctx.spec.transport != Transport::Stdio {
         if let Some(out) = stdout {
             tokio::spawn(pump_lines(BufReader::new(out), log, "stdout"));
@@ -45,7 +40,6 @@ pub(super) async fn probe(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let stdin = stdin.and_then(|i| ChildStdin::from_std(i).ok());
     let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
         return Err("no stdio pipes".into());
     };

@@ -3,16 +3,18 @@
 //! every state), stop gracefully, and restart by the pure rules of `policy`.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+// Tokio's clock, so tests can pause it; the pure policy takes it as `std` instants.
+use tokio::time::Instant;
 
 use tokio::io::BufReader;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::super::logs::LogWriter;
 use super::policy::{Decision, Ending, Tracker};
 use super::*;
 use crate::model::spec::Mode;
-use crate::sys;
 
 /// How one run of the process ended.
 pub(super) enum Once {
@@ -34,7 +36,7 @@ pub(super) async fn run(
     };
     let mut tracker = Tracker::default();
     loop {
-        tracker.record_start(Instant::now());
+        tracker.record_start(Instant::now().into_std());
         view.send_modify(|v| {
             v.phase = Phase::Starting;
             v.attempts += 1;
@@ -43,7 +45,7 @@ pub(super) async fn run(
         let decision = match run_once(&mut ctx, &mut control, &view, log.clone()).await {
             Once::Stopped => break,
             Once::Ended { ending, uptime } => {
-                tracker.on_exit(ctx.spec.restart, ending, uptime, Instant::now())
+                tracker.on_exit(ctx.spec.restart, ending, uptime, Instant::now().into_std())
             }
         };
         view.send_modify(|v| {
@@ -123,7 +125,7 @@ pub(super) async fn run_once(
     if ctx.spec.mode == Mode::Remote {
         return watch_remote(ctx, control, view).await;
     }
-    let mut spawned = match ctx.spawner.spawn(shim_command(ctx)).await {
+    let mut spawned = match ctx.launcher.launch(shim_command(ctx)).await {
         Ok(s) => s,
         Err(e) => {
             view.send_modify(|v| v.last_error = Some(format!("cannot start mcpctl's shim: {e}")));
@@ -136,13 +138,12 @@ pub(super) async fn run_once(
     let pid = spawned.pid;
     view.send_modify(|v| {
         v.pid = Some(pid);
-        v.start_ticks = sys::proc_stat(pid).map(|s| s.start_time);
+        v.start_ticks = spawned.processes.start_ticks(pid);
     });
     ctx.changed.notify_one();
     let mut stderr_pump = spawned
         .stderr
         .take()
-        .and_then(|e| tokio::process::ChildStderr::from_std(e).ok())
         .map(|stderr| tokio::spawn(pump_lines(BufReader::new(stderr), log.clone(), "stderr")));
     let started = Instant::now();
 
@@ -176,17 +177,17 @@ pub(super) async fn run_once(
                 // A stop is honoured while starting too.
                 msg = control.recv() => match msg {
                     Some(Control::Update(spec)) => {
-                        tell_shim_stop_timeout(pid, &spec);
+                        spawned.signal(Signal::StopTimeout(spec.stop_timeout));
                         updates.push(spec);
                     }
                     Some(Control::Stop { force, timeout, done }) => {
-                        let code = stop_process(pid, force, timeout, &mut spawned.exited).await;
+                        let code = spawned.stop(force, timeout).await;
                         view.send_modify(|v| v.last_exit = code.map(describe_exit));
                         let _ = done.send(());
                         return Once::Stopped;
                     }
                     None => {
-                        stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                        spawned.stop(true, Duration::ZERO).await;
                         return Once::Stopped;
                     }
                 },
@@ -194,13 +195,13 @@ pub(super) async fn run_once(
         }
     };
     if let Some(spec) = updates.pop() {
-        tell_shim_stop_timeout(pid, &spec);
+        spawned.signal(Signal::StopTimeout(spec.stop_timeout));
         ctx.spec = *spec;
     }
     let upstream = match ready {
         Ok(upstream) => upstream,
         Err(failure) => {
-            return fail_start(view, pid, failure, &mut spawned, &mut stderr_pump, started).await;
+            return fail_start(view, failure, &mut spawned, &mut stderr_pump, started).await;
         }
     };
     // The protocol reader's end, for a stdio server (an HTTP one has none).
@@ -225,13 +226,13 @@ pub(super) async fn run_once(
         v.started_at = Some(SystemTime::now());
         v.last_error = None;
         v.upstream = upstream;
-        v.server_pid = sys::children_of(pid).first().copied();
+        v.server_pid = spawned.processes.server_pid(pid);
     });
 
     loop {
         tokio::select! {
             missed = &mut health => {
-                let code = stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                let code = spawned.stop(true, Duration::ZERO).await;
                 view.send_modify(|v| {
                     v.last_exit = code.map(describe_exit);
                     v.last_error = Some(format!("missed {missed} health checks in a row: killed"));
@@ -250,7 +251,7 @@ pub(super) async fn run_once(
                         Ending::Exit(code)
                     }
                     Err(_) => {
-                        let code = stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                        let code = spawned.stop(true, Duration::ZERO).await;
                         view.send_modify(|v| {
                             v.last_exit = code.map(describe_exit);
                             v.last_error = Some("its stdout closed while it ran: killed".into());
@@ -269,7 +270,7 @@ pub(super) async fn run_once(
             }
             msg = control.recv() => match msg {
                 Some(Control::Update(spec)) => {
-                    tell_shim_stop_timeout(pid, &spec);
+                    spawned.signal(Signal::StopTimeout(spec.stop_timeout));
                     if let Some(upstream) = &protocol {
                         upstream.set_call_timeout(spec.call_timeout);
                     }
@@ -277,13 +278,13 @@ pub(super) async fn run_once(
                     ctx.spec = *spec;
                 }
                 Some(Control::Stop { force, timeout, done }) => {
-                    let code = stop_process(pid, force, timeout, &mut spawned.exited).await;
+                    let code = spawned.stop(force, timeout).await;
                     view.send_modify(|v| v.last_exit = code.map(describe_exit));
                     let _ = done.send(());
                     return Once::Stopped;
                 }
                 None => {
-                    stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await;
+                    spawned.stop(true, Duration::ZERO).await;
                     return Once::Stopped;
                 }
             },
@@ -297,9 +298,8 @@ pub(super) const PROTOCOL_EXIT_GRACE: Duration = Duration::from_secs(2);
 /// Records why a start failed and makes sure the process is gone.
 pub(super) async fn fail_start(
     view: &watch::Sender<View>,
-    pid: u32,
     (why, may_have_died): (String, bool),
-    spawned: &mut super::super::spawner::Spawned,
+    spawned: &mut Launched,
     stderr_pump: &mut Option<tokio::task::JoinHandle<()>>,
     started: Instant,
 ) -> Once {
@@ -321,7 +321,7 @@ pub(super) async fn fail_start(
         }
         None => {
             view.send_modify(|v| v.last_error = Some(why));
-            stop_process(pid, true, Duration::ZERO, &mut spawned.exited).await
+            spawned.stop(true, Duration::ZERO).await
         }
     };
     view.send_modify(|v| v.last_exit = code.map(describe_exit));
@@ -330,30 +330,6 @@ pub(super) async fn fail_start(
         ending: Ending::NotReady,
         uptime: started.elapsed(),
     }
-}
-
-/// SIGTERM (SIGUSR1 when forced) to the shim, which stops the whole group; SIGUSR1
-/// after `timeout`; SIGKILL to the group as a last resort. Returns the exit code.
-pub(super) async fn stop_process(
-    pid: u32,
-    force: bool,
-    timeout: Duration,
-    exited: &mut oneshot::Receiver<i32>,
-) -> Option<i32> {
-    let grace = if force { Duration::ZERO } else { timeout };
-    let _ = sys::kill(pid, if force { sys::SIGUSR1 } else { sys::SIGTERM });
-    if let Ok(code) = tokio::time::timeout(grace, &mut *exited).await {
-        return code.ok();
-    }
-    let _ = sys::kill(pid, sys::SIGUSR1);
-    if let Ok(code) = tokio::time::timeout(Duration::from_secs(5), &mut *exited).await {
-        return code.ok();
-    }
-    let _ = sys::kill_group(pid, sys::SIGKILL);
-    tokio::time::timeout(Duration::from_secs(5), exited)
-        .await
-        .ok()
-        .and_then(Result::ok)
 }
 
 pub fn describe_exit(code: i32) -> String {
