@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::api::{Reply, Request};
 use crate::config::store;
-use crate::daemon::{DAEMON_LOG, SOCKET, logs};
+use crate::logs;
+use crate::runtime_dir::{DAEMON_LOG, SOCKET};
 
 /// How long a freshly started daemon has to open its socket.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -116,7 +117,7 @@ pub fn connect_or_start(config: &Path) -> Result<UnixStream, Error> {
 fn daemon_lock_held(runtime: &Path) -> bool {
     std::fs::OpenOptions::new()
         .write(true)
-        .open(runtime.join(crate::daemon::LOCK))
+        .open(runtime.join(crate::runtime_dir::LOCK))
         .is_ok_and(|f| f.try_lock().is_err())
 }
 

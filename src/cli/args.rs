@@ -175,7 +175,7 @@ pub enum ServerCommand {
         lines: usize,
         /// Only lines at this level or above
         #[arg(long, value_enum)]
-        level: Option<crate::daemon::logs::Level>,
+        level: Option<crate::logs::Level>,
         /// Which instance (an id from `server status NAME --format json`; default: the
         /// first one running, else the newest log)
         #[arg(long)]

@@ -78,7 +78,7 @@ pub(super) fn apply(path: &Path, watch: bool) -> Result<u8, Error> {
         return converge(path, ApplyOptions::default());
     }
     // Watch before the first apply, so a save during it is not missed.
-    let watcher = crate::daemon::watch::watch_file(path)
+    let watcher = crate::watch::watch_file(path)
         .map_err(|e| Error::Failed(format!("cannot watch {}: {e}", path.display())))?;
     if let Err(e) = converge(path, ApplyOptions::default()) {
         crate::note!("error: {e}\nwaiting for the next save");

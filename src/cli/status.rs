@@ -11,7 +11,7 @@ use super::{Error, load, ok, print};
 use crate::api::{DaemonStatus, Phase, Reply, Request, ServerStatus};
 use crate::client;
 use crate::config::store;
-use crate::daemon::logs::{self, Level};
+use crate::logs::{self, Level};
 use crate::model::ServerSpec;
 use crate::model::spec::State;
 

@@ -11,6 +11,7 @@ use crate::secrets::unlock::Unlocked as Secrets;
 
 use super::supervisor::{self, Handle, InstanceCtx};
 use super::*;
+use crate::logs;
 
 impl Daemon {
     pub(super) fn log_path(&self, server: &str, index: u32) -> PathBuf {

@@ -16,15 +16,14 @@ mod busy_poll;
 mod control;
 mod inner_port;
 mod instances;
-pub mod logs;
 mod pool;
 mod reconciler;
 mod run;
 mod snapshot;
 mod spawner;
-pub mod state;
+mod state;
 pub mod supervisor;
-pub mod watch;
+mod watch;
 
 pub use run::run;
 pub use snapshot::timestamp;
@@ -44,11 +43,7 @@ use pool::Pool;
 use spawner::Spawner;
 use supervisor::Handle;
 
-pub const SOCKET: &str = "daemon.sock";
-pub const LOCK: &str = "daemon.lock";
-pub const PID_FILE: &str = "daemon.pid";
-pub const STATE: &str = "state.json";
-pub const DAEMON_LOG: &str = "daemon.log";
+use crate::runtime_dir::{LOCK, PID_FILE, SOCKET, STATE};
 /// Lines of a server's log shown when it fails to start.
 const FAILURE_TAIL: usize = 10;
 

@@ -19,6 +19,7 @@ use crate::secrets::unlock::{Unlocked as Secrets, unlock};
 
 use super::supervisor::{self, Handle, Phase};
 use super::*;
+use crate::logs;
 
 impl Daemon {
     /// Loads the file, plans against what runs and executes the plan.

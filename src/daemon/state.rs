@@ -13,32 +13,32 @@ use crate::config::store;
 use crate::sys;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Persisted {
+pub(super) struct Persisted {
     pub daemon_pid: u32,
     pub servers: BTreeMap<String, PersistedServer>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct PersistedServer {
+pub(super) struct PersistedServer {
     pub created_at: String,
     pub instances: Vec<PersistedInstance>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct PersistedInstance {
+pub(super) struct PersistedInstance {
     /// The shim: leader of the instance's process group.
     pub pid: u32,
     pub start_ticks: u64,
 }
 
-pub fn load(path: &Path) -> Persisted {
+pub(super) fn load(path: &Path) -> Persisted {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default()
 }
 
-pub fn save(path: &Path, state: &Persisted) {
+pub(super) fn save(path: &Path, state: &Persisted) {
     match serde_json::to_string_pretty(state) {
         Ok(text) => {
             if let Err(e) = store::write_runtime(path, &text) {
@@ -50,7 +50,7 @@ pub fn save(path: &Path, state: &Persisted) {
 }
 
 /// Kills the process groups a previous daemon left running. Returns how many.
-pub fn kill_leftovers(state: &Persisted) -> usize {
+pub(super) fn kill_leftovers(state: &Persisted) -> usize {
     let mut killed = Vec::new();
     for instance in state.servers.values().flat_map(|s| &s.instances) {
         let same_process =

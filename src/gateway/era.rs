@@ -431,20 +431,15 @@ pub struct Sealer {
     key: SecretBox<[u8; 32]>,
 }
 
-impl Default for Sealer {
-    fn default() -> Self {
-        let mut key = [0u8; 32];
-        if getrandom::fill(&mut key).is_err() {
-            // No randomness: a key nobody else can know still comes from this process.
-            key = *blake3::hash(format!("{:?}", std::time::Instant::now()).as_bytes()).as_bytes();
-        }
+impl Sealer {
+    /// A sealer with `key`, which must be secret and random (see `gateway::random`):
+    /// a guessable key would let clients forge states.
+    pub fn new(key: [u8; 32]) -> Self {
         Self {
             key: SecretBox::new(Box::new(key)),
         }
     }
-}
 
-impl Sealer {
     fn mac(&self, payload: &str) -> blake3::Hash {
         blake3::keyed_hash(self.key.expose_secret(), payload.as_bytes())
     }

@@ -167,7 +167,7 @@ impl AppState {
         envelope: era::Envelope,
     ) -> Option<(String, Upstream)> {
         let (upstream, lease) = self.instances.open().await?;
-        let id = new_session_id();
+        let id = new_session_id()?;
         let session = Session {
             _lease: lease,
             _pin: upstream.pin(),
@@ -225,22 +225,22 @@ pub(super) fn router(
     instances: Arc<dyn Instances>,
     loopback: bool,
     bearer: Option<SecretString>,
-) -> Router {
+) -> std::io::Result<Router> {
     let state = Arc::new(AppState {
         instances,
         sessions: Mutex::new(HashMap::new()),
         loopback,
         bearer,
         asks: Asks::default(),
-        parked: stateless::Parking::default(),
+        parked: stateless::Parking::new()?,
     });
     spawn_janitor(&state);
-    Router::new()
+    Ok(Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
         .route("/sse", get(get_sse))
         .route("/messages", post(post_messages))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .with_state(state))
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -891,18 +891,12 @@ fn ack_hold() -> Duration {
 }
 
 /// 128 random bits, hex.
-fn new_session_id() -> String {
+/// 128 random bits in hex; `None` when the OS random source fails (a guessable id
+/// would let another client into the session, so none is minted).
+fn new_session_id() -> Option<String> {
     let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No randomness means no safe session ids: fall back to a hash of fresh state.
-        let seed = format!(
-            "{:?}{:?}",
-            std::time::SystemTime::now(),
-            std::thread::current().id()
-        );
-        bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    super::random::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

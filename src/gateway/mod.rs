@@ -11,6 +11,7 @@ pub mod lines;
 pub mod mux;
 pub mod origin;
 mod proxy;
+mod random;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -98,7 +99,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let loopback = addr.ip().is_loopback();
     let app = match backend {
-        Backend::Stdio(instances) => http::router(instances, loopback, bearer),
+        Backend::Stdio(instances) => http::router(instances, loopback, bearer)?,
         Backend::Http(upstream) => proxy::router(upstream, loopback, bearer)?,
     };
     let task = match tls {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::AsyncBufRead;
 
-use super::super::logs::{self, LogWriter, detect_level};
 use crate::gateway::lines::BoundedLines;
+use crate::logs::{self, LogWriter, detect_level};
 
 pub(super) type SharedLog = Arc<Mutex<LogWriter>>;
 

@@ -11,9 +11,9 @@ use tokio::time::Instant;
 use tokio::io::BufReader;
 use tokio::sync::{mpsc, watch};
 
-use super::super::logs::LogWriter;
 use super::policy::{Decision, Ending, Tracker};
 use super::*;
+use crate::logs::LogWriter;
 use crate::model::spec::Mode;
 
 /// How one run of the process ended.

@@ -189,12 +189,12 @@ fn ticket(expires_ms: u64) -> Ticket {
 
 #[test]
 fn a_sealed_state_opens_only_untouched_unexpired_and_here() {
-    let sealer = Sealer::default();
+    let sealer = Sealer::new([7; 32]);
     let state = sealer.seal(&ticket(2_000));
     assert_eq!(sealer.open(&state, 1_000), Ok(ticket(2_000)));
     assert_eq!(sealer.open(&state, 2_000), Err(StateError::Expired));
     assert_eq!(
-        Sealer::default().open(&state, 1_000),
+        Sealer::new([8; 32]).open(&state, 1_000),
         Err(StateError::Forged)
     );
 

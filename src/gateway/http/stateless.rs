@@ -75,13 +75,17 @@ pub(super) struct Parking {
     next: AtomicU64,
 }
 
-impl Default for Parking {
-    fn default() -> Self {
-        Self {
+impl Parking {
+    /// Fails when the OS random source does: states sealed with a guessable key could
+    /// be forged, so the gateway refuses to start instead.
+    pub(super) fn new() -> std::io::Result<Self> {
+        let mut key = [0u8; 32];
+        super::super::random::fill(&mut key)?;
+        Ok(Self {
             calls: Arc::default(),
-            sealer: era::Sealer::default(),
+            sealer: era::Sealer::new(key),
             next: AtomicU64::new(1),
-        }
+        })
     }
 }
 
@@ -649,7 +653,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_or_misbound_state_is_refused_before_any_call_is_touched() {
-        let parking = Parking::default();
+        let parking = Parking::new().unwrap();
         let ticket = |expires_ms, principal: &str| Ticket {
             handle: 1,
             method: "tools/call".into(),
