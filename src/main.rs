@@ -27,7 +27,6 @@ fn main() -> ExitCode {
         let code = mcpctl::echo::main(args[2..].to_vec());
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    init_tracing();
     let cli = match args.get(1..).and_then(cli::daemon_command) {
         Some(cli) => cli,
         None => match Cli::try_parse() {
@@ -35,6 +34,9 @@ fn main() -> ExitCode {
             Err(e) => return usage(&e),
         },
     };
+    // The daemon's events are its log (its stderr is `daemon.log`); for other commands
+    // tracing is developer output, off unless asked for.
+    init_tracing(cli::runs_daemon(&cli).then_some(tracing::Level::INFO));
     match cli::run(cli) {
         Ok(code) => exit::code(code),
         // A reader that went away (`mcpctl plan | head`) is not a failure.
@@ -58,12 +60,13 @@ fn usage(e: &clap::Error) -> ExitCode {
     })
 }
 
-/// Diagnostics for developers go to stderr, off unless `MCPCTL_LOG` names a level.
-fn init_tracing() {
+/// Events go to stderr at `MCPCTL_LOG`'s level, else at `default` (none: off).
+fn init_tracing(default: Option<tracing::Level>) {
     use tracing_subscriber::prelude::*;
     let Some(level) = std::env::var("MCPCTL_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
+        .or(default)
     else {
         return;
     };
@@ -71,6 +74,7 @@ fn init_tracing() {
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr)
                 .with_filter(filter),
         )

@@ -42,6 +42,11 @@ impl Error {
     }
 }
 
+/// Whether `cli` runs a daemon (in the foreground), whose events are its log.
+pub fn runs_daemon(cli: &Cli) -> bool {
+    matches!(cli.command, Command::Daemon { action: None, .. })
+}
+
 /// `-f PATH daemon [--watch] [--on-demand]` (the way commands start the daemon, and
 /// how the README runs it) recognised without clap: a daemon then never runs, nor
 /// keeps resident, the code that builds the whole command line. Any other spelling,

@@ -98,13 +98,17 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) {
                 tokio::spawn(async move { daemon.apply(options, tx).await })
             };
             while let Some(message) = rx.recv().await {
-                crate::note!("{message}");
+                tracing::info!("{message}");
                 // A client that went away does not stop the apply.
                 let _ = send(&mut write, &Reply::Progress { message }).await;
             }
             match task.await {
-                Ok(Ok(outcome)) => Reply::Applied { outcome },
-                Ok(Err(message)) => Reply::Error { message },
+                Ok(Ok(applied)) => Reply::Applied {
+                    outcome: applied.into(),
+                },
+                Ok(Err(e)) => Reply::Error {
+                    message: e.to_string(),
+                },
                 Err(e) => Reply::Error {
                     message: format!("apply failed: {e}"),
                 },

@@ -14,6 +14,7 @@
 mod backend;
 mod busy_poll;
 mod control;
+mod error;
 mod inner_port;
 mod instances;
 mod pool;

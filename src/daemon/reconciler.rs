@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
-use crate::api::{ApplyOptions, ApplyOutcome};
+use crate::api::ApplyOptions;
 use crate::config;
 use crate::gateway;
 use crate::model::ServerSpec;
@@ -17,6 +17,7 @@ use crate::plan::{Action, ActionKind, plan};
 use crate::secrets::redact::Redactor;
 use crate::secrets::unlock::{Unlocked as Secrets, unlock};
 
+use super::error::{Applied, ApplyError, ServerError};
 use super::supervisor::{self, Handle, Phase};
 use super::*;
 use crate::logs;
@@ -27,10 +28,10 @@ impl Daemon {
         self: &Arc<Self>,
         options: ApplyOptions,
         progress: mpsc::Sender<String>,
-    ) -> Result<ApplyOutcome, String> {
+    ) -> Result<Applied, ApplyError> {
         let _one_at_a_time = self.applying.lock().await;
-        let mut loaded = config::load(&self.config_path).map_err(|e| e.to_string())?;
-        let secrets = Arc::new(unlock(&mut loaded).map_err(|e| e.to_string())?);
+        let mut loaded = config::load(&self.config_path)?;
+        let secrets = Arc::new(unlock(&mut loaded)?);
         if let Some(name) = options
             .only
             .iter()
@@ -38,7 +39,7 @@ impl Daemon {
             .find(|name| !loaded.config.servers.contains_key(*name))
         {
             let known: Vec<String> = loaded.config.servers.keys().cloned().collect();
-            return Err(config::edit::unknown_server(name, &known).to_string());
+            return Err(config::edit::unknown_server(name, &known).into());
         }
         let observed = self.observe().await;
         let plan = crate::plan::focus(
@@ -46,7 +47,7 @@ impl Daemon {
             &options.only,
             options.restart.as_deref(),
         );
-        let mut outcome = ApplyOutcome {
+        let mut outcome = Applied {
             changed: plan.has_changes(),
             failures: Vec::new(),
             endpoints: BTreeMap::new(),
@@ -100,7 +101,7 @@ impl Daemon {
         options: &ApplyOptions,
         progress: &mpsc::Sender<String>,
         secrets: &Secrets,
-    ) -> Result<(), String> {
+    ) -> Result<(), ServerError> {
         let name = action.server.clone();
         let say = |msg: String| async move {
             let _ = progress.send(msg).await;
@@ -131,14 +132,20 @@ impl Daemon {
                 let inner_ports = (0..spec.instances)
                     .map(|_| inner_port::for_spec(&spec))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("{name}: {e}"))?;
+                    .map_err(|why| ServerError::InnerPort {
+                        server: name.clone(),
+                        why,
+                    })?;
                 let tls = match &spec.tls {
                     Some(files) => Some(
                         gateway::tls::load(
                             &self.config_dir.join(&files.cert),
                             &self.config_dir.join(&files.key),
                         )
-                        .map_err(|e| format!("{name}: {e}"))?,
+                        .map_err(|why| ServerError::Tls {
+                            server: name.clone(),
+                            why,
+                        })?,
                     ),
                     None => None,
                 };
@@ -152,10 +159,16 @@ impl Daemon {
                             .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned());
                         match gateway::serve(addr, backend, bearer, tls).await {
                             Ok(g) => Some(g),
-                            Err(e) => return Err(format!("{name}: cannot serve on {addr}: {e}")),
+                            Err(source) => {
+                                return Err(ServerError::Serve {
+                                    server: name,
+                                    addr,
+                                    source,
+                                });
+                            }
                         }
                     }
-                    Err(why) => return Err(format!("{name}: {why}")),
+                    Err(why) => return Err(ServerError::Backend { server: name, why }),
                 };
                 say(format!("{name}: starting {} instance(s)", spec.instances)).await;
                 let created_at = SystemTime::now();
@@ -208,7 +221,7 @@ impl Daemon {
         options: &ApplyOptions,
         progress: &mpsc::Sender<String>,
         secrets: &Secrets,
-    ) -> Result<(), String> {
+    ) -> Result<(), ServerError> {
         let mut servers = self.servers.lock().await;
         let Some(rt) = servers.get_mut(name) else {
             return Ok(());
@@ -223,7 +236,10 @@ impl Daemon {
         let mut ports = (held..wanted)
             .map(|_| inner_port::for_spec(spec))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("{name}: {e}"))?
+            .map_err(|why| ServerError::InnerPort {
+                server: name.to_string(),
+                why,
+            })?
             .into_iter();
         let mut retired: Vec<Handle> = Vec::new();
         let (alive, dead): (Vec<Handle>, Vec<Handle>) = std::mem::take(&mut rt.instances)
@@ -269,7 +285,7 @@ impl Daemon {
         views: Vec<(u32, tokio::sync::watch::Receiver<supervisor::View>)>,
         progress: &mpsc::Sender<String>,
         secrets: &Secrets,
-    ) -> Result<(), String> {
+    ) -> Result<(), ServerError> {
         let mut failures = Vec::new();
         for (i, mut view) in views {
             let settled = view
@@ -292,26 +308,18 @@ impl Daemon {
                     .last_error
                     .or(v.last_exit)
                     .unwrap_or_else(|| "it exited".into());
-                let why = Redactor::new(secrets.all()).redact(&why);
-                let tail = logs::tail(&self.log_path(name, i), FAILURE_TAIL);
-                let tail = tail
-                    .iter()
-                    .map(|l| format!("\n    | {l}"))
-                    .collect::<String>();
-                failures.push(format!(
-                    "{name}: instance {i} failed to start: {why}{}",
-                    if tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!("\n  last lines of its log:{tail}")
-                    }
-                ));
+                failures.push(ServerError::Start {
+                    server: name.to_string(),
+                    instance: i,
+                    why: Redactor::new(secrets.all()).redact(&why),
+                    tail: logs::tail(&self.log_path(name, i), FAILURE_TAIL),
+                });
             }
         }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(failures.join("\n"))
+        match failures.len() {
+            0 => Ok(()),
+            1 => Err(failures.remove(0)),
+            _ => Err(ServerError::Instances(failures)),
         }
     }
 }

@@ -53,7 +53,7 @@ pub(super) async fn async_main(
     let leftovers = state::kill_leftovers(&state::load(&state_path));
     if leftovers > 0 {
         tracing::warn!("killed {leftovers} process group(s) left by a previous daemon");
-        crate::note!(
+        tracing::info!(
             "mcpctl daemon: killed {leftovers} process group(s) left by a previous daemon"
         );
     }
@@ -78,7 +78,7 @@ pub(super) async fn async_main(
     daemon.persist().await;
     let listener = control::bind(&runtime_dir.join(SOCKET))?;
     store::write_runtime(&runtime_dir.join(PID_FILE), &format!("{}\n", daemon.pid))?;
-    crate::note!(
+    tracing::info!(
         "mcpctl daemon {} serving {}",
         daemon.pid,
         config_path.display()
@@ -106,7 +106,7 @@ pub(super) async fn async_main(
     daemon.stop_everything().await;
     let _ = std::fs::remove_file(runtime_dir.join(SOCKET));
     let _ = std::fs::remove_file(runtime_dir.join(PID_FILE));
-    crate::note!("mcpctl daemon {} stopped", daemon.pid);
+    tracing::info!("mcpctl daemon {} stopped", daemon.pid);
     Ok(())
 }
 
@@ -118,13 +118,13 @@ pub(super) async fn initial_apply(daemon: &Arc<Daemon>) {
         tokio::spawn(async move { daemon.apply(ApplyOptions::default(), tx).await })
     };
     while let Some(line) = rx.recv().await {
-        crate::note!("{line}");
+        tracing::info!("{line}");
     }
     match first.await {
-        Ok(Err(message)) => crate::note!("mcpctl daemon: {message}"),
+        Ok(Err(message)) => tracing::info!("mcpctl daemon: {message}"),
         Ok(Ok(outcome)) => {
             for failure in outcome.failures {
-                crate::note!("mcpctl daemon: {failure}");
+                tracing::info!("mcpctl daemon: {failure}");
             }
         }
         Err(_) => {}

@@ -13,7 +13,7 @@ pub(super) fn spawn_daemon_watch(daemon: Arc<Daemon>) {
     let watch = match watch_file(&daemon.config_path) {
         Ok(w) => w,
         Err(e) => {
-            crate::note!(
+            tracing::info!(
                 "mcpctl daemon: cannot watch {}: {e}",
                 daemon.config_path.display()
             );
@@ -26,7 +26,7 @@ pub(super) fn spawn_daemon_watch(daemon: Arc<Daemon>) {
         .spawn(move || {
             let watch = watch;
             while watch.changes.recv().is_ok() {
-                crate::note!("mcpctl daemon: {} changed", daemon.config_path.display());
+                tracing::info!("mcpctl daemon: {} changed", daemon.config_path.display());
                 let daemon = Arc::clone(&daemon);
                 runtime.block_on(async move {
                     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
@@ -35,14 +35,14 @@ pub(super) fn spawn_daemon_watch(daemon: Arc<Daemon>) {
                         async move { daemon.apply(ApplyOptions::default(), tx).await }
                     });
                     while let Some(line) = rx.recv().await {
-                        crate::note!("{line}");
+                        tracing::info!("{line}");
                     }
                     match task.await {
-                        Ok(Err(message)) => crate::note!(
+                        Ok(Err(message)) => tracing::info!(
                             "mcpctl daemon: not applied, running servers kept:\n{message}"
                         ),
                         Ok(Ok(outcome)) => {
-                            outcome.failures.iter().for_each(|f| crate::note!("{f}"))
+                            outcome.failures.iter().for_each(|f| tracing::info!("{f}"))
                         }
                         Err(_) => {}
                     }
@@ -50,6 +50,6 @@ pub(super) fn spawn_daemon_watch(daemon: Arc<Daemon>) {
             }
         });
     if let Err(e) = spawned {
-        crate::note!("mcpctl daemon: cannot start the watch thread: {e}");
+        tracing::info!("mcpctl daemon: cannot start the watch thread: {e}");
     }
 }

@@ -1,0 +1,86 @@
+//! The daemon's errors: each carries the server (and instance) it is about; they are
+//! rendered once, where they leave the daemon (the control socket, its log).
+
+use std::net::SocketAddr;
+
+/// Why an apply could not run at all: the file, its secrets, or a server it lacks.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+}
+
+/// Why one server's action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{server}: {why}")]
+    InnerPort { server: String, why: String },
+    #[error("{server}: {why}")]
+    Tls { server: String, why: String },
+    /// What its gateway would serve cannot be built (a bad url or header).
+    #[error("{server}: {why}")]
+    Backend { server: String, why: String },
+    #[error("{server}: cannot serve on {addr}: {source}")]
+    Serve {
+        server: String,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{server}: instance {instance} failed to start: {why}{}", log_tail(.tail))]
+    Start {
+        server: String,
+        instance: u32,
+        /// Redacted: no secret value reaches an error.
+        why: String,
+        /// The last lines of the instance's log.
+        tail: Vec<String>,
+    },
+    /// Several instances of one server failed.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Instances(Vec<ServerError>),
+}
+
+fn log_tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let shown: String = lines.iter().map(|l| format!("\n    | {l}")).collect();
+    format!("\n  last lines of its log:{shown}")
+}
+
+/// What an apply did: changes made, failures per server, and every endpoint.
+pub struct Applied {
+    pub changed: bool,
+    pub failures: Vec<ServerError>,
+    pub endpoints: std::collections::BTreeMap<String, String>,
+}
+
+impl From<Applied> for crate::api::ApplyOutcome {
+    fn from(applied: Applied) -> Self {
+        Self {
+            changed: applied.changed,
+            failures: applied.failures.iter().map(ToString::to_string).collect(),
+            endpoints: applied.endpoints,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_failure_names_server_instance_and_log() {
+        let e = ServerError::Start {
+            server: "echo".into(),
+            instance: 3,
+            why: "exit code 1 before it was ready".into(),
+            tail: vec!["boom".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "echo: instance 3 failed to start: exit code 1 before it was ready\n  last lines of its log:\n    | boom"
+        );
+    }
+}
