@@ -67,14 +67,7 @@ impl Pool {
         let views = self.views.lock().ok()?;
         let upstream = views
             .iter()
-            .filter_map(|v| {
-                let v = v.borrow();
-                if v.phase == Phase::Running {
-                    v.upstream.clone()
-                } else {
-                    None
-                }
-            })
+            .filter_map(|v| v.borrow().serving().cloned())
             .min_by_key(|u| load(u))?;
         Some(then(upstream))
     }
@@ -89,7 +82,7 @@ impl gateway::HttpPool for Pool {
                     .iter()
                     .filter_map(|v| {
                         let v = v.borrow();
-                        v.inner_port.filter(|_| v.phase == Phase::Running)
+                        v.inner_port.filter(|_| v.phase() == Phase::Running)
                     })
                     .collect()
             })
@@ -119,7 +112,7 @@ impl Instances for Pool {
                 // Marked seen, so `changed` below waits for the next change.
                 let phases: Vec<Phase> = starting
                     .iter_mut()
-                    .map(|v| v.borrow_and_update().phase)
+                    .map(|v| v.borrow_and_update().phase())
                     .collect();
                 let ready = phases.contains(&Phase::Running);
                 let mut phases = phases.into_iter();
@@ -155,9 +148,7 @@ impl Instances for Pool {
                 listed: Arc::clone(&self.session_views),
             };
             let settled = lease.handle.settled().await;
-            let upstream = settled
-                .upstream
-                .filter(|_| settled.phase == Phase::Running)?;
+            let upstream = settled.serving().cloned()?;
             Some((upstream, Some(Box::new(lease) as gateway::Lease)))
         })
     }

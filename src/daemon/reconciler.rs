@@ -231,7 +231,7 @@ impl Daemon {
         let held = rt
             .instances
             .iter()
-            .filter(|h| h.view.borrow().phase.is_held())
+            .filter(|h| h.view.borrow().phase().is_held())
             .count();
         let mut ports = (held..wanted)
             .map(|_| inner_port::for_spec(spec))
@@ -244,7 +244,7 @@ impl Daemon {
         let mut retired: Vec<Handle> = Vec::new();
         let (alive, dead): (Vec<Handle>, Vec<Handle>) = std::mem::take(&mut rt.instances)
             .into_iter()
-            .partition(|h| h.view.borrow().phase.is_held());
+            .partition(|h| h.view.borrow().phase().is_held());
         retired.extend(dead);
         let mut keep = alive;
         let want = usize::try_from(spec.instances).unwrap_or(usize::MAX);
@@ -290,15 +290,15 @@ impl Daemon {
         for (i, mut view) in views {
             let settled = view
                 .wait_for(|v| {
-                    v.phase == Phase::Running || (v.attempts >= 1 && v.phase != Phase::Starting)
+                    v.phase() == Phase::Running || (v.attempts >= 1 && v.phase() != Phase::Starting)
                 })
                 .await
                 .map(|v| v.clone());
             let Ok(v) = settled else { continue };
-            if v.phase == Phase::Running {
+            if v.phase() == Phase::Running {
                 let pid = v
-                    .server_pid
-                    .or(v.pid)
+                    .server_pid()
+                    .or(v.pid())
                     .map_or_else(|| "remote".to_string(), |p| format!("pid {p}"));
                 let _ = progress
                     .send(format!("{name}: instance {i} ready ({pid})"))

@@ -24,8 +24,8 @@ impl Daemon {
                         .filter_map(|h| {
                             let v = h.view.borrow();
                             Some(state::PersistedInstance {
-                                pid: v.pid?,
-                                start_ticks: v.start_ticks?,
+                                pid: v.pid()?,
+                                start_ticks: v.start_ticks()?,
                             })
                         })
                         .collect();
@@ -50,7 +50,7 @@ impl Daemon {
                     let held = rt
                         .instances
                         .iter()
-                        .filter(|h| h.view.borrow().phase.is_held())
+                        .filter(|h| h.view.borrow().phase().is_held())
                         .count();
                     let observed = ObservedServer {
                         spec: rt.spec.clone(),
@@ -82,21 +82,21 @@ impl Daemon {
                         let v = view.borrow();
                         InstanceStatus {
                             index,
-                            phase: v.phase,
-                            pid: v.server_pid.or_else(|| {
-                                v.pid
+                            phase: v.phase(),
+                            pid: v.server_pid().or_else(|| {
+                                v.pid()
                                     .and_then(|p| crate::sys::children_of(p).first().copied())
                             }),
-                            shim_pid: v.pid,
+                            shim_pid: v.pid(),
                             uptime_secs: v
-                                .started_at
-                                .filter(|_| v.phase == Phase::Running)
+                                .state
+                                .since()
                                 .and_then(|t| t.elapsed().ok())
                                 .map(|d| d.as_secs()),
                             restarts: v.restarts,
                             last_exit: v.last_exit.clone(),
                             last_error: v.last_error.clone(),
-                            protocol: v.upstream.as_ref().map(Upstream::protocol),
+                            protocol: v.upstream().map(Upstream::protocol),
                             per_session,
                             inner_port: v.inner_port,
                         }

@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use age::secrecy::SecretString;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::*;
-use crate::gateway::Upstream;
 use crate::model::ServerSpec;
 use crate::secrets::redact::Redactor;
 
@@ -46,28 +45,6 @@ pub enum Control {
     Update(Box<ServerSpec>),
 }
 
-pub use crate::api::Phase;
-
-#[derive(Debug, Clone)]
-pub struct View {
-    pub phase: Phase,
-    /// The shim's pid (what the daemon signals and records).
-    pub pid: Option<u32>,
-    /// The server's own pid: the shim's child, once it runs.
-    pub server_pid: Option<u32>,
-    /// `/proc` start time of the shim, to recognise it after a daemon restart.
-    pub start_ticks: Option<u64>,
-    pub started_at: Option<SystemTime>,
-    pub restarts: u32,
-    pub attempts: u32,
-    pub last_exit: Option<String>,
-    pub last_error: Option<String>,
-    /// The shared stdio channel of a running stdio server, for the gateway.
-    pub upstream: Option<Upstream>,
-    /// Where a server that speaks HTTP itself listens, behind the gateway.
-    pub inner_port: Option<u16>,
-}
-
 #[derive(Clone)]
 pub struct Handle {
     /// The instance's id: unique among the server's instances for the daemon's life.
@@ -78,19 +55,7 @@ pub struct Handle {
 
 pub fn start(ctx: InstanceCtx) -> Handle {
     let (control, rx) = mpsc::channel(8);
-    let (tx, view) = watch::channel(View {
-        phase: Phase::Starting,
-        pid: None,
-        server_pid: None,
-        start_ticks: None,
-        started_at: None,
-        restarts: 0,
-        attempts: 0,
-        last_exit: None,
-        last_error: None,
-        upstream: None,
-        inner_port: ctx.inner_port,
-    });
+    let (tx, view) = watch::channel(View::new(ctx.inner_port));
     let index = ctx.index;
     tokio::spawn(run(ctx, rx, tx));
     Handle {
@@ -130,7 +95,7 @@ impl Handle {
         let mut view = self.view.clone();
         let settled = view
             .wait_for(|v| {
-                v.phase == Phase::Running || (v.attempts >= 1 && v.phase != Phase::Starting)
+                v.phase() == Phase::Running || (v.attempts >= 1 && v.phase() != Phase::Starting)
             })
             .await
             .map(|v| v.clone());

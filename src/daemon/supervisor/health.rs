@@ -23,8 +23,8 @@ pub(super) async fn until_unhealthy(
             if missed > 0 {
                 missed = 0;
                 view.send_modify(|v| {
-                    if v.phase == Phase::Unhealthy {
-                        v.phase = Phase::Running;
+                    if v.phase() == Phase::Unhealthy {
+                        v.state = std::mem::replace(&mut v.state, State::Backoff).with_health(true);
                         v.last_error = None;
                     }
                 });
@@ -33,7 +33,7 @@ pub(super) async fn until_unhealthy(
         }
         missed += 1;
         view.send_modify(|v| {
-            v.phase = Phase::Unhealthy;
+            v.state = std::mem::replace(&mut v.state, State::Backoff).with_health(false);
             v.last_error = Some(format!(
                 "no answer to {missed} health check(s) in a row (ping within {})",
                 humantime::format_duration(check.timeout)

@@ -11,10 +11,12 @@ mod output;
 pub mod policy;
 mod probe;
 mod remote;
+mod state;
 mod task;
 
 pub use child::{Input, Launched, Launcher, Launching, Os, Output, Processes, Signal};
-pub use handle::{Control, Handle, InstanceCtx, Phase, View, start};
+pub use handle::{Control, Handle, InstanceCtx, start};
+pub use state::{Phase, Process, State, View};
 pub use task::describe_exit;
 
 use command::shim_command;

@@ -65,8 +65,11 @@ pub(super) async fn watch_remote(
         };
     }
     view.send_modify(|v| {
-        v.phase = Phase::Running;
-        v.started_at = Some(SystemTime::now());
+        v.state = State::Running {
+            process: None,
+            upstream: None,
+            since: SystemTime::now(),
+        };
     });
     loop {
         tokio::select! {

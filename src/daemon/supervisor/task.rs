@@ -38,9 +38,8 @@ pub(super) async fn run(
     loop {
         tracker.record_start(Instant::now().into_std());
         view.send_modify(|v| {
-            v.phase = Phase::Starting;
+            v.state = State::Starting { process: None };
             v.attempts += 1;
-            v.pid = None;
         });
         let decision = match run_once(&mut ctx, &mut control, &view, log.clone()).await {
             Once::Stopped => break,
@@ -48,15 +47,10 @@ pub(super) async fn run(
                 tracker.on_exit(ctx.spec.restart, ending, uptime, Instant::now().into_std())
             }
         };
-        view.send_modify(|v| {
-            v.pid = None;
-            v.server_pid = None;
-            v.upstream = None;
-        });
         match decision {
             Decision::Restart { after } => {
                 view.send_modify(|v| {
-                    v.phase = Phase::Backoff;
+                    v.state = State::Backoff;
                     v.restarts += 1;
                 });
                 if !sleep_unless_stopped(&mut ctx, &mut control, after).await {
@@ -64,20 +58,19 @@ pub(super) async fn run(
                 }
             }
             Decision::CrashLoop => {
-                view.send_modify(|v| v.phase = Phase::CrashLoop);
+                view.send_modify(|v| v.state = State::CrashLoop);
                 wait_for_stop(&mut ctx, &mut control).await;
                 break;
             }
             Decision::Stay => {
-                view.send_modify(|v| v.phase = Phase::Exited);
+                view.send_modify(|v| v.state = State::Exited);
                 wait_for_stop(&mut ctx, &mut control).await;
                 break;
             }
         }
     }
     view.send_modify(|v| {
-        v.phase = Phase::Stopped;
-        v.pid = None;
+        v.state = State::Stopped;
     });
 }
 
@@ -136,9 +129,15 @@ pub(super) async fn run_once(
         }
     };
     let pid = spawned.pid;
+    let mut process = Process {
+        shim: pid,
+        start_ticks: spawned.processes.start_ticks(pid),
+        server: None,
+    };
     view.send_modify(|v| {
-        v.pid = Some(pid);
-        v.start_ticks = spawned.processes.start_ticks(pid);
+        v.state = State::Starting {
+            process: Some(process),
+        };
     });
     ctx.changed.notify_one();
     let mut stderr_pump = spawned
@@ -221,12 +220,14 @@ pub(super) async fn run_once(
         }
     };
     tokio::pin!(health);
+    process.server = spawned.processes.server_pid(pid);
     view.send_modify(|v| {
-        v.phase = Phase::Running;
-        v.started_at = Some(SystemTime::now());
+        v.state = State::Running {
+            process: Some(process),
+            upstream,
+            since: SystemTime::now(),
+        };
         v.last_error = None;
-        v.upstream = upstream;
-        v.server_pid = spawned.processes.server_pid(pid);
     });
 
     loop {

@@ -193,7 +193,7 @@ async fn a_stop_is_honoured_while_the_instance_starts() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::new(Behaviour::Silent);
     let handle = start(ctx(&fake, spec("start_timeout = \"30s\"\n"), &dir));
-    until(&handle, |v| v.pid.is_some()).await;
+    until(&handle, |v| v.pid().is_some()).await;
     let asked = Instant::now();
     handle.stop(false, Duration::from_secs(1)).await;
     assert!(
@@ -201,7 +201,9 @@ async fn a_stop_is_honoured_while_the_instance_starts() {
         "the stop waited for the start to time out"
     );
     assert_eq!(
-        until(&handle, |v| v.phase == Phase::Stopped).await.attempts,
+        until(&handle, |v| v.phase() == Phase::Stopped)
+            .await
+            .attempts,
         1
     );
     assert_eq!(fake.signals(), [(1, Signal::Stop)]);
@@ -212,7 +214,7 @@ async fn a_crashing_server_backs_off_then_is_a_bounded_crash_loop() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::new(Behaviour::ExitsAtStart(3));
     let handle = start(ctx(&fake, spec("restart = \"always\"\n"), &dir));
-    let looped = until(&handle, |v| v.phase == Phase::CrashLoop).await;
+    let looped = until(&handle, |v| v.phase() == Phase::CrashLoop).await;
     assert_eq!(fake.launches(), u32::try_from(START_BURST).unwrap());
     assert_eq!(looped.restarts, fake.launches() - 1);
     assert!(looped.last_exit.unwrap().contains("exit code 3"));
@@ -220,7 +222,7 @@ async fn a_crashing_server_backs_off_then_is_a_bounded_crash_loop() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(fake.launches(), u32::try_from(START_BURST).unwrap());
     handle.stop(false, Duration::from_secs(1)).await;
-    until(&handle, |v| v.phase == Phase::Stopped).await;
+    until(&handle, |v| v.phase() == Phase::Stopped).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -229,15 +231,15 @@ async fn missed_health_checks_mark_it_unhealthy_then_kill_and_restart_it() {
     let fake = Fake::new(Behaviour::IgnoresPings);
     let health = "health = { interval = \"1s\", timeout = \"1s\", failures = 2 }\n";
     let handle = start(ctx(&fake, spec(health), &dir));
-    let running = until(&handle, |v| v.phase == Phase::Running).await;
+    let running = until(&handle, |v| v.phase() == Phase::Running).await;
     assert_eq!(
-        running.server_pid,
+        running.server_pid(),
         Some(1001),
         "the server's pid, not the shim's"
     );
-    let unhealthy = until(&handle, |v| v.phase == Phase::Unhealthy).await;
+    let unhealthy = until(&handle, |v| v.phase() == Phase::Unhealthy).await;
     assert!(unhealthy.last_error.unwrap().contains("1 health check(s)"));
-    until(&handle, |v| v.restarts == 1 && v.phase == Phase::Running).await;
+    until(&handle, |v| v.restarts == 1 && v.phase() == Phase::Running).await;
     assert_eq!(fake.launches(), 2);
     assert!(
         fake.signals().contains(&(1, Signal::StopNow)),
@@ -255,7 +257,7 @@ async fn a_graceful_stop_that_is_ignored_is_forced_after_the_timeout() {
         ..Arc::try_unwrap(Fake::new(Behaviour::Answers)).ok().unwrap()
     });
     let handle = start(ctx(&fake, spec(""), &dir));
-    until(&handle, |v| v.phase == Phase::Running).await;
+    until(&handle, |v| v.phase() == Phase::Running).await;
     let asked = Instant::now();
     handle.stop(false, Duration::from_secs(3)).await;
     assert!(asked.elapsed() >= Duration::from_secs(3));
@@ -267,7 +269,7 @@ async fn an_in_place_stop_timeout_is_sent_to_the_running_shim() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::new(Behaviour::Answers);
     let handle = start(ctx(&fake, spec(""), &dir));
-    until(&handle, |v| v.phase == Phase::Running).await;
+    until(&handle, |v| v.phase() == Phase::Running).await;
     handle.update(&spec("stop_timeout = \"7s\"\n")).await;
     handle.stop(false, Duration::from_secs(1)).await;
     assert_eq!(
