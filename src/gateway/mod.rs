@@ -6,6 +6,7 @@
 //! which the daemon implements over its supervised instances.
 
 pub mod era;
+pub mod handshake;
 mod http;
 pub mod lines;
 pub mod mux;
