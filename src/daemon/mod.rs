@@ -71,6 +71,9 @@ pub struct Daemon {
     applying: Mutex<()>,
     changed: Arc<Notify>,
     shutdown: Notify,
+    /// What the last applies asked for (the file as then, secrets decrypted): what a
+    /// resync converges to.
+    desired: Mutex<Option<reconciler::Desired>>,
     /// The next instance id of each server: ids are never reused while the daemon
     /// runs (a replaced or scaled server's new instances get new ones, and logs).
     instance_ids: std::sync::Mutex<BTreeMap<String, Arc<AtomicU32>>>,

@@ -22,6 +22,14 @@ use super::supervisor::{self, Handle, Phase};
 use super::*;
 use crate::logs;
 
+/// What the applies so far asked for: the servers (as the file had them then) and
+/// their decrypted secrets.
+#[derive(Clone)]
+pub(super) struct Desired {
+    servers: BTreeMap<String, ServerSpec>,
+    secrets: Arc<Secrets>,
+}
+
 impl Daemon {
     /// Loads the file, plans against what runs and executes the plan.
     pub async fn apply(
@@ -41,6 +49,8 @@ impl Daemon {
             let known: Vec<String> = loaded.config.servers.keys().cloned().collect();
             return Err(config::edit::unknown_server(name, &known).into());
         }
+        self.remember(&loaded.config.servers, &options, &secrets)
+            .await;
         let observed = self.observe().await;
         let plan = crate::plan::focus(
             plan(&loaded.config.servers, &observed),
@@ -80,6 +90,79 @@ impl Daemon {
             .map(|(n, rt)| (n.clone(), rt.spec.endpoints_line()))
             .collect();
         Ok(outcome)
+    }
+
+    /// Records what this apply asks for: the whole file, or (for a focused apply) the
+    /// servers it names, so a resync never applies edits nobody applied.
+    async fn remember(
+        &self,
+        servers: &BTreeMap<String, ServerSpec>,
+        options: &ApplyOptions,
+        secrets: &Arc<Secrets>,
+    ) {
+        let mut desired = self.desired.lock().await;
+        let focused: Vec<&String> = options.only.iter().chain(&options.restart).collect();
+        let mut next = match (desired.take(), focused.is_empty()) {
+            (Some(previous), false) => previous.servers,
+            _ => BTreeMap::new(),
+        };
+        for (name, spec) in servers {
+            if focused.is_empty() || focused.contains(&name) {
+                next.insert(name.clone(), spec.clone());
+            }
+        }
+        if focused.is_empty() {
+            next.retain(|name, _| servers.contains_key(name));
+        }
+        *desired = Some(Desired {
+            servers: next,
+            secrets: Arc::clone(secrets),
+        });
+    }
+
+    /// Starts again every server that was applied to run but has nothing running at
+    /// all (its start failed before any process ran: a port that was taken, say).
+    /// Crash loops and servers their policy left exited keep what they have: those
+    /// wait for an apply. Skipped while an apply runs.
+    pub(super) async fn resync(self: &Arc<Self>) {
+        let Ok(_one_at_a_time) = self.applying.try_lock() else {
+            return;
+        };
+        let Some(desired) = self.desired.lock().await.clone() else {
+            return;
+        };
+        let present: Vec<String> = self.servers.lock().await.keys().cloned().collect();
+        let observed = self.observe().await;
+        let missing = plan(&desired.servers, &observed)
+            .actions
+            .into_iter()
+            .filter(|a| a.kind == ActionKind::Start && !present.contains(&a.server));
+        for action in missing {
+            tracing::info!(
+                "{}: should run and does not: starting it (resync)",
+                action.server
+            );
+            let (progress, mut lines) = mpsc::channel(16);
+            let log = tokio::spawn(async move {
+                while let Some(line) = lines.recv().await {
+                    tracing::info!("{line}");
+                }
+            });
+            let result = self
+                .execute(
+                    action,
+                    &ApplyOptions::default(),
+                    &progress,
+                    &desired.secrets,
+                )
+                .await;
+            drop(progress);
+            let _ = log.await;
+            if let Err(e) = result {
+                tracing::warn!("resync: {e}");
+            }
+        }
+        self.persist().await;
     }
 
     pub(super) async fn stop_everything(&self) {

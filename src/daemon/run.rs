@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::SystemTime;
 
 use tokio::sync::{Mutex, Notify, mpsc};
@@ -73,6 +74,7 @@ pub(super) async fn async_main(
         applying: Mutex::new(()),
         changed: Arc::new(Notify::new()),
         shutdown: Notify::new(),
+        desired: Mutex::new(None),
         instance_ids: std::sync::Mutex::default(),
     });
     daemon.persist().await;
@@ -86,9 +88,14 @@ pub(super) async fn async_main(
 
     // What a killed shim leaves becomes ours (not init's), to be ended on its SIGCHLD.
     let _ = crate::sys::set_child_subreaper();
-    tokio::spawn(sweep_orphans_on_sigchld(daemon.spawner.clone()));
-    tokio::spawn(control::serve(Arc::clone(&daemon), listener));
-    tokio::spawn(persist_on_change(Arc::clone(&daemon)));
+    // Every worker is owned here and ends with the daemon.
+    let mut workers = tokio::task::JoinSet::new();
+    workers.spawn(sweep_orphans_on_sigchld(daemon.spawner.clone()));
+    workers.spawn(control::serve(Arc::clone(&daemon), listener));
+    workers.spawn(persist_on_change(Arc::clone(&daemon)));
+    if let Some(every) = resync_period() {
+        workers.spawn(resync_every(Arc::clone(&daemon), every));
+    }
     if options.watch {
         watch::spawn_daemon_watch(Arc::clone(&daemon));
     }
@@ -103,6 +110,7 @@ pub(super) async fn async_main(
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+    workers.abort_all();
     daemon.stop_everything().await;
     let _ = std::fs::remove_file(runtime_dir.join(SOCKET));
     let _ = std::fs::remove_file(runtime_dir.join(PID_FILE));
@@ -128,6 +136,26 @@ pub(super) async fn initial_apply(daemon: &Arc<Daemon>) {
             }
         }
         Err(_) => {}
+    }
+}
+
+/// How often the daemon converges to what was last applied (`MCPCTL_RESYNC_SECS`,
+/// default 30; 0 turns it off).
+fn resync_period() -> Option<Duration> {
+    let secs = std::env::var("MCPCTL_RESYNC_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(30);
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+/// Level-triggered: besides every apply, a resync on a timer.
+async fn resync_every(daemon: Arc<Daemon>, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        daemon.resync().await;
     }
 }
 

@@ -614,3 +614,33 @@ fn r12_killing_the_server_the_shim_or_the_daemon_leaves_nothing_behind() {
     let left = processes_in(env.path());
     assert!(left.is_empty(), "after daemon stop: {left:?}");
 }
+
+#[test]
+fn r12_a_server_whose_start_failed_is_started_by_the_resync_once_it_can() {
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let run = env
+        .command(&["apply"])
+        .env("MCPCTL_RESYNC_SECS", "1")
+        .output()
+        .unwrap();
+    to_run(&["apply"], &run)
+        .failure()
+        .stderr_has(&format!("echo: cannot serve on 127.0.0.1:{port}"));
+    drop(squatter);
+    // Level-triggered: nobody applies again, the daemon's timer converges it.
+    wait_for("the resync to start the server", 30, || {
+        let s = env.server_status("echo");
+        if s["status"] == "running" {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    let session = initialize(port);
+    assert_eq!(
+        text(&call(port, &session, "echo", json!({"text": "late"}))),
+        "late"
+    );
+}
