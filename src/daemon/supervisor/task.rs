@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use tokio::io::BufReader;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::policy::{Decision, Ending, Tracker};
 use super::*;
@@ -175,20 +175,13 @@ pub(super) async fn run_once(
                 }
                 // A stop is honoured while starting too.
                 msg = control.recv() => match msg {
-                    Some(Control::Update(spec)) => {
-                        spawned.signal(Signal::StopTimeout(spec.stop_timeout));
-                        updates.push(spec);
-                    }
+                    // Told to the shim once it runs (it blocks SIGUSR2 first thing, and
+                    // a signal before that would end it).
+                    Some(Control::Update(spec)) => updates.push(spec),
                     Some(Control::Stop { force, timeout, done }) => {
-                        let code = spawned.stop(force, timeout).await;
-                        view.send_modify(|v| v.last_exit = code.map(describe_exit));
-                        let _ = done.send(());
-                        return Once::Stopped;
+                        return stop_run(&mut spawned, view, force, timeout, Some(done)).await;
                     }
-                    None => {
-                        spawned.stop(true, Duration::ZERO).await;
-                        return Once::Stopped;
-                    }
+                    None => return stop_run(&mut spawned, view, true, Duration::ZERO, None).await,
                 },
             }
         }
@@ -279,15 +272,9 @@ pub(super) async fn run_once(
                     ctx.spec = *spec;
                 }
                 Some(Control::Stop { force, timeout, done }) => {
-                    let code = spawned.stop(force, timeout).await;
-                    view.send_modify(|v| v.last_exit = code.map(describe_exit));
-                    let _ = done.send(());
-                    return Once::Stopped;
+                    return stop_run(&mut spawned, view, force, timeout, Some(done)).await;
                 }
-                None => {
-                    spawned.stop(true, Duration::ZERO).await;
-                    return Once::Stopped;
-                }
+                None => return stop_run(&mut spawned, view, true, Duration::ZERO, None).await,
             },
         }
     }
@@ -295,6 +282,23 @@ pub(super) async fn run_once(
 
 /// How long a server whose stdout closed has to exit by itself before it is killed.
 pub(super) const PROTOCOL_EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// A stop the daemon asked for (`done` acknowledges it; `None`: the handle is gone):
+/// ends this run, and the task.
+async fn stop_run(
+    spawned: &mut Launched,
+    view: &watch::Sender<View>,
+    force: bool,
+    timeout: Duration,
+    done: Option<oneshot::Sender<()>>,
+) -> Once {
+    let code = spawned.stop(force, timeout).await;
+    view.send_modify(|v| v.last_exit = code.map(describe_exit));
+    if let Some(done) = done {
+        let _ = done.send(());
+    }
+    Once::Stopped
+}
 
 /// Records why a start failed and makes sure the process is gone.
 pub(super) async fn fail_start(
