@@ -50,6 +50,8 @@ pub struct LogWriter {
     file: File,
     size: u64,
     redactor: Redactor,
+    /// Also hand every line to `tracing` (`mcpctl gateway`: a container's logs).
+    tee: bool,
 }
 
 impl LogWriter {
@@ -65,7 +67,14 @@ impl LogWriter {
             file,
             size,
             redactor,
+            tee: false,
         })
+    }
+
+    /// Every line also goes to `tracing` (target `mcpctl::server`), redacted.
+    pub fn tee(mut self, tee: bool) -> Self {
+        self.tee = tee;
+        self
     }
 
     pub fn write_line(&mut self, source: &str, message: &str) {
@@ -84,6 +93,9 @@ impl LogWriter {
             message.to_string()
         };
         let message = self.redactor.redact(&message);
+        if self.tee {
+            tracing::info!(target: "mcpctl::server", "{source} {message}");
+        }
         let stamp = humantime::format_rfc3339_millis(SystemTime::now());
         let line = format!("{stamp} {source} {message}\n");
         if self.size + line.len() as u64 > MAX_BYTES {

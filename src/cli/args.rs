@@ -88,6 +88,18 @@ pub enum Command {
         #[arg(long, hide = true)]
         on_demand: bool,
     },
+    /// Serve one MCP server at /mcp and /sse in the foreground: no daemon, no file
+    ///
+    /// The same supervision, protocol handling, checks and limits as a server of the
+    /// daemon's; its log lines go to stderr. SIGTERM or SIGINT stop it (exit 0); a
+    /// server that cannot start exits 1 with the tail of its log. A drop-in for
+    /// supergateway and mcp-proxy, and what a container runs.
+    ///
+    /// Examples:
+    ///   mcpctl gateway --port 8000 -- npx -y @modelcontextprotocol/server-everything
+    ///   mcpctl gateway --port 8443 --bind 0.0.0.0 --auth-bearer-env TOKEN --tls-cert c.pem --tls-key k.pem -- ./server
+    ///   mcpctl gateway --port 8000 --url https://mcp.example.com/mcp --header 'Authorization=Bearer ${UPSTREAM}'
+    Gateway(GatewayArgs),
     /// Internal: the per-instance process-group leader the daemon runs servers under
     #[command(name = "__shim", hide = true)]
     Shim {
@@ -98,6 +110,47 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Port of /mcp and /sse
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Address to bind; beyond loopback needs --auth-bearer-env
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Sessions share processes (multiplex), or each gets its own (per-session)
+    #[arg(long, value_enum, default_value_t = SharingArg::Multiplex)]
+    pub sharing: SharingArg,
+    /// Processes behind the port
+    #[arg(long, default_value_t = 1)]
+    pub instances: u32,
+    /// A header for a remote server (--url), `NAME=VALUE`; `${VAR}` in the value is
+    /// this process's environment variable VAR (repeatable)
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// Clients must send `Authorization: Bearer <the value of VAR>` (kept from the server)
+    #[arg(long, value_name = "VAR")]
+    pub auth_bearer_env: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// ... and this PEM private key
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve a remote Streamable HTTP server at this URL instead of running a command
+    #[arg(long, conflicts_with = "command", required_unless_present = "command")]
+    pub url: Option<String>,
+    /// The stdio server to run, after `--`
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SharingArg {
+    Multiplex,
+    PerSession,
 }
 
 #[derive(Debug, Subcommand)]

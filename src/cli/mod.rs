@@ -4,6 +4,7 @@
 
 pub mod args;
 mod env;
+mod gateway;
 mod init;
 mod lifecycle;
 mod plan;
@@ -42,9 +43,12 @@ impl Error {
     }
 }
 
-/// Whether `cli` runs a daemon (in the foreground), whose events are its log.
+/// Whether `cli` runs a daemon or a gateway (in the foreground), whose events are its log.
 pub fn runs_daemon(cli: &Cli) -> bool {
-    matches!(cli.command, Command::Daemon { action: None, .. })
+    matches!(
+        cli.command,
+        Command::Daemon { action: None, .. } | Command::Gateway(_)
+    )
 }
 
 /// `-f PATH daemon [--watch] [--on-demand]` (the way commands start the daemon, and
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     }
     match cli.command {
         Command::Init => init::run(file, &cwd),
+        Command::Gateway(args) => gateway::run(args, &cwd),
         Command::Validate { all } => plan::validate(&locate(file, &cwd)?, all),
         Command::Fmt { check } => plan::fmt(&locate(file, &cwd)?, check),
         Command::Plan(args) => plan::plan(&locate(file, &cwd)?, &args),

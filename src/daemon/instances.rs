@@ -83,6 +83,11 @@ impl Daemon {
             shim: self.shim.clone(),
             launcher: Arc::new(self.spawner.clone()),
             changed: Arc::clone(&self.changed),
+            tee_logs: matches!(self.source, Source::Fixed { .. }),
+            hidden_env: match &self.source {
+                Source::Fixed { hidden_env, .. } => hidden_env.clone(),
+                Source::File => Vec::new(),
+            },
         }
     }
 }

@@ -22,12 +22,14 @@ mod reconciler;
 mod run;
 mod snapshot;
 mod spawner;
+mod standalone;
 mod state;
 pub mod supervisor;
 mod watch;
 
 pub use run::run;
 pub use snapshot::timestamp;
+pub use standalone::run_standalone;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,7 +60,22 @@ struct ServerRuntime {
     gateway: Option<Gateway>,
 }
 
+/// Where a daemon's desired state comes from.
+enum Source {
+    /// The config file, read at every apply.
+    File,
+    /// `mcpctl gateway`: servers given on the command line, with their secrets.
+    Fixed {
+        servers: BTreeMap<String, ServerSpec>,
+        secrets: Arc<crate::secrets::unlock::Unlocked>,
+        /// Variables of this process's environment the servers must not get (the
+        /// one that held the clients' bearer token).
+        hidden_env: Vec<String>,
+    },
+}
+
 pub struct Daemon {
+    source: Source,
     config_path: PathBuf,
     config_dir: PathBuf,
     runtime_dir: PathBuf,
@@ -85,6 +102,9 @@ pub enum Error {
     AlreadyRunning(String),
     #[error("{0}")]
     Config(#[from] config::Error),
+    /// `mcpctl gateway`: a server did not start (its log's tail included).
+    #[error("{0}")]
+    NotStarted(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -38,22 +38,29 @@ impl Daemon {
         progress: mpsc::Sender<String>,
     ) -> Result<Applied, ApplyError> {
         let _one_at_a_time = self.applying.lock().await;
-        let mut loaded = config::load(&self.config_path)?;
-        let secrets = Arc::new(unlock(&mut loaded)?);
+        let (servers, secrets) = match &self.source {
+            Source::File => {
+                let mut loaded = config::load(&self.config_path)?;
+                let secrets = Arc::new(unlock(&mut loaded)?);
+                (loaded.config.servers, secrets)
+            }
+            Source::Fixed {
+                servers, secrets, ..
+            } => (servers.clone(), Arc::clone(secrets)),
+        };
         if let Some(name) = options
             .only
             .iter()
             .chain(&options.restart)
-            .find(|name| !loaded.config.servers.contains_key(*name))
+            .find(|name| !servers.contains_key(*name))
         {
-            let known: Vec<String> = loaded.config.servers.keys().cloned().collect();
+            let known: Vec<String> = servers.keys().cloned().collect();
             return Err(config::edit::unknown_server(name, &known).into());
         }
-        self.remember(&loaded.config.servers, &options, &secrets)
-            .await;
+        self.remember(&servers, &options, &secrets).await;
         let observed = self.observe().await;
         let plan = crate::plan::focus(
-            plan(&loaded.config.servers, &observed),
+            plan(&servers, &observed),
             &options.only,
             options.restart.as_deref(),
         );

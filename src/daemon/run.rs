@@ -62,6 +62,7 @@ pub(super) async fn async_main(
         .parent()
         .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
     let daemon = Arc::new(Daemon {
+        source: Source::File,
         config_path: config_path.clone(),
         config_dir,
         runtime_dir: runtime_dir.clone(),
@@ -141,7 +142,7 @@ pub(super) async fn initial_apply(daemon: &Arc<Daemon>) {
 
 /// How often the daemon converges to what was last applied (`MCPCTL_RESYNC_SECS`,
 /// default 30; 0 turns it off).
-fn resync_period() -> Option<Duration> {
+pub(super) fn resync_period() -> Option<Duration> {
     let secs = std::env::var("MCPCTL_RESYNC_SECS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -150,7 +151,7 @@ fn resync_period() -> Option<Duration> {
 }
 
 /// Level-triggered: besides every apply, a resync on a timer.
-async fn resync_every(daemon: Arc<Daemon>, every: Duration) {
+pub(super) async fn resync_every(daemon: Arc<Daemon>, every: Duration) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -10,6 +10,7 @@ mod edit;
 mod examples;
 mod fmt;
 mod gateway;
+mod gateway_cmd;
 mod init;
 mod lifecycle;
 mod modern;

@@ -35,6 +35,9 @@ pub(super) fn shim_command(ctx: &InstanceCtx) -> Command {
             cmd.env_remove(key);
         }
     }
+    for key in &ctx.hidden_env {
+        cmd.env_remove(key);
+    }
     if ctx.shim.subcommand {
         cmd.arg("__shim");
     }

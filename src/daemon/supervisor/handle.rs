@@ -33,6 +33,10 @@ pub struct InstanceCtx {
     pub secrets: BTreeMap<String, SecretString>,
     /// Removes every known secret from what is logged.
     pub redactor: Redactor,
+    /// The log's lines also go to the daemon's own log (`mcpctl gateway`).
+    pub tee_logs: bool,
+    /// Variables of the daemon's environment kept from the server.
+    pub hidden_env: Vec<String>,
 }
 
 pub enum Control {

@@ -28,7 +28,7 @@ pub(super) async fn run(
     view: watch::Sender<View>,
 ) {
     let log = match LogWriter::open(&ctx.log_path, ctx.redactor.clone()) {
-        Ok(w) => Some(Arc::new(Mutex::new(w))),
+        Ok(w) => Some(Arc::new(Mutex::new(w.tee(ctx.tee_logs)))),
         Err(e) => {
             tracing::warn!("cannot open {}: {e}", ctx.log_path.display());
             None

@@ -179,6 +179,8 @@ fn ctx(fake: &Arc<Fake>, spec: crate::model::ServerSpec, dir: &tempfile::TempDir
         inner_port: None,
         secrets: std::collections::BTreeMap::new(),
         redactor: Redactor::new([]),
+        tee_logs: false,
+        hidden_env: Vec::new(),
     }
 }
 

@@ -1,0 +1,114 @@
+//! `mcpctl gateway [FLAGS] -- COMMAND [ARGS...]`: one server from flags, served by
+//! the daemon's machinery in the foreground. The flags become a one-server config,
+//! validated like a file's, so every rule of the model holds here too.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use age::secrecy::SecretString;
+use toml_edit::{DocumentMut, InlineTable, Item, Table, Value, value};
+
+use super::args::{GatewayArgs, SharingArg};
+use super::{Error, ok};
+use crate::secrets::unlock::Unlocked;
+
+/// The one server's name (its log lines say it).
+const NAME: &str = "server";
+/// The secret that holds the clients' bearer token (never the server's).
+const BEARER: &str = "MCPCTL_GATEWAY_BEARER";
+
+pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
+    let (text, secrets) = config_of(&args)?;
+    let config = crate::model::parse(&text).map_err(|diags| {
+        Error::Failed(
+            diags
+                .iter()
+                .map(|d| d.render("(the flags)", &text))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    let hidden = args.auth_bearer_env.iter().cloned().collect();
+    crate::daemon::run_standalone(config.servers, secrets, hidden, cwd.to_path_buf())
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    ok()
+}
+
+/// The flags as a config file's text, and the secrets it refers to.
+fn config_of(args: &GatewayArgs) -> Result<(String, Unlocked), Error> {
+    let mut server = Table::new();
+    match (&args.url, args.command.split_first()) {
+        (Some(url), _) => {
+            server["mode"] = value("remote");
+            server["url"] = value(url.as_str());
+        }
+        (None, Some((program, rest))) => {
+            server["command"] = value(program.as_str());
+            let mut list = toml_edit::Array::new();
+            rest.iter().for_each(|a| list.push(a.as_str()));
+            server["args"] = value(list);
+        }
+        (None, None) => {
+            return Err(Error::Failed(
+                "give the server to run after `--` (or --url)".into(),
+            ));
+        }
+    }
+    server["port"] = value(i64::from(args.port));
+    server["bind"] = value(args.bind.to_string());
+    server["sharing"] = value(match args.sharing {
+        SharingArg::Multiplex => "multiplex",
+        SharingArg::PerSession => "per-session",
+    });
+    server["instances"] = value(i64::from(args.instances));
+    if !args.headers.is_empty() {
+        let mut headers = InlineTable::new();
+        let mut env = InlineTable::new();
+        for header in &args.headers {
+            let (name, template) = header
+                .split_once('=')
+                .ok_or_else(|| Error::Failed(format!("--header `{header}` is not NAME=VALUE")))?;
+            headers.insert(name.trim(), Value::from(template));
+            // `${VAR}` in a template is read from this process's environment.
+            for var in crate::model::resolve::template_names(template) {
+                if let Ok(v) = std::env::var(var) {
+                    env.insert(var, Value::from(v));
+                }
+            }
+        }
+        server["headers"] = Item::Value(Value::InlineTable(headers));
+        if !env.is_empty() {
+            server["env"] = Item::Value(Value::InlineTable(env));
+        }
+    }
+    let mut unlocked = Unlocked::default();
+    if let Some(var) = &args.auth_bearer_env {
+        let token = std::env::var(var).map_err(|_| {
+            Error::Failed(format!("--auth-bearer-env {var}: the variable is not set"))
+        })?;
+        let mut secrets = InlineTable::new();
+        // A placeholder for the file's ciphertext: the value itself comes from `var`.
+        secrets.insert(BEARER, Value::from("age:from-the-environment"));
+        server["secrets"] = Item::Value(Value::InlineTable(secrets));
+        let mut auth = InlineTable::new();
+        auth.insert("bearer", Value::from(BEARER));
+        server["auth"] = Item::Value(Value::InlineTable(auth));
+        unlocked.values.insert(
+            NAME.to_string(),
+            BTreeMap::from([(BEARER.to_string(), SecretString::from(token))]),
+        );
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let mut tls = InlineTable::new();
+        tls.insert("cert", Value::from(cert.to_string_lossy().as_ref()));
+        tls.insert("key", Value::from(key.to_string_lossy().as_ref()));
+        server["tls"] = Item::Value(Value::InlineTable(tls));
+    }
+    let mut doc = DocumentMut::new();
+    doc["version"] = value(1);
+    let mut servers = Table::new();
+    servers.set_implicit(true);
+    servers[NAME] = Item::Table(server);
+    doc["servers"] = Item::Table(servers);
+    Ok((doc.to_string(), unlocked))
+}

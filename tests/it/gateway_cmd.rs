@@ -1,0 +1,209 @@
+//! `mcpctl gateway`: one server from flags, in the foreground, no daemon and no file.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::{alive, bin, echo_bin, free_port, http, wait_for};
+
+/// `mcpctl gateway ARGS` in a temp folder, with `env` added.
+fn gateway(args: &[&str], env: &[(&str, &str)]) -> (Child, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(bin())
+        .arg("gateway")
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("MCPCTL_LOG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, dir)
+}
+
+fn initialize(port: u16, headers: &[(&str, &str)]) -> crate::common::HttpReply {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    http(port, "POST", "/mcp", headers, init.to_string().as_bytes())
+}
+
+fn wait_serving(port: u16, child: &mut Child) {
+    wait_for("the gateway to answer initialize", 60, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the gateway exited early: {status}");
+        }
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+}
+
+/// SIGTERM, then the exit code and stderr (bounded).
+fn terminate(mut child: Child) -> (i32, String) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not end on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn call(port: u16, session: &str, headers: &[(&str, &str)], name: &str) -> serde_json::Value {
+    let mut all = vec![("Mcp-Session-Id", session)];
+    all.extend_from_slice(headers);
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": name, "arguments": {"text": "via the gateway"}}});
+    http(port, "POST", "/mcp", &all, body.to_string().as_bytes()).json()
+}
+
+#[test]
+fn it_serves_one_stdio_server_and_ends_it_with_itself_on_sigterm() {
+    let port = free_port();
+    let port_arg = port.to_string();
+    let (mut child, _dir) = gateway(&["--port", &port_arg, "--", echo_bin()], &[]);
+    wait_serving(port, &mut child);
+    let reply = initialize(port, &[]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    let echoed = call(port, &session, &[], "echo");
+    assert_eq!(echoed["result"]["content"][0]["text"], "via the gateway");
+    let server: u32 = call(port, &session, &[], "whoami")["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // /sse is served too.
+    let sse = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    drop(sse);
+    let (code, stderr) = terminate(child);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("SSE http://127.0.0.1:{port}/sse")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("mcp-echo ready"),
+        "the server's log is on stderr: {stderr}"
+    );
+    wait_for("the server to end with the gateway", 10, || {
+        if alive(server) {
+            Err("alive".into())
+        } else {
+            Ok(())
+        }
+    });
+}
+
+#[test]
+fn a_server_that_cannot_start_exits_1_with_its_log() {
+    let port = free_port().to_string();
+    let (child, _dir) = gateway(
+        &["--port", &port, "--", echo_bin(), "--fail-at-start", "4"],
+        &[],
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("instance 0 failed to start: exit code 4"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("failing at start with code 4"), "{stderr}");
+}
+
+#[test]
+fn a_bearer_from_the_environment_guards_it_and_never_reaches_the_server() {
+    let port = free_port();
+    let port_arg = port.to_string();
+    let token = "gateway-token-7f3a";
+    let (mut child, _dir) = gateway(
+        &[
+            "--port",
+            &port_arg,
+            "--auth-bearer-env",
+            "GW_TOKEN",
+            "--",
+            echo_bin(),
+        ],
+        &[("GW_TOKEN", token)],
+    );
+    wait_serving(port, &mut child);
+    assert_eq!(initialize(port, &[]).status, 401);
+    let auth = format!("Bearer {token}");
+    let reply = initialize(port, &[("Authorization", &auth)]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    let server = call(port, &session, &[("Authorization", &auth)], "whoami");
+    let pid = server["result"]["content"][0]["text"].as_str().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains(token),
+        "the server got the clients' token"
+    );
+    assert_eq!(terminate(child).0, 0);
+}
+
+#[test]
+fn a_remote_server_is_served_through_the_same_guard() {
+    let (up, port) = (free_port(), free_port());
+    let (up_arg, port_arg) = (up.to_string(), port.to_string());
+    let (mut upstream, _a) = gateway(&["--port", &up_arg, "--", echo_bin()], &[]);
+    wait_serving(up, &mut upstream);
+    let url = format!("http://127.0.0.1:{up}/mcp");
+    let (mut proxy, _b) = gateway(&["--port", &port_arg, "--url", &url], &[]);
+    wait_serving(port, &mut proxy);
+    let reply = initialize(port, &[]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    assert_eq!(
+        call(port, &session, &[], "echo")["result"]["content"][0]["text"],
+        "via the gateway"
+    );
+    // The guard: a foreign page's Origin is refused before anything is proxied.
+    let foreign = initialize(port, &[("Origin", "https://evil.example")]);
+    assert_eq!(foreign.status, 403);
+    assert_eq!(terminate(proxy).0, 0);
+    assert_eq!(terminate(upstream).0, 0);
+}
+
+#[test]
+fn flags_are_checked_like_a_file() {
+    let out = Command::new(bin())
+        .args(["gateway", "--bind", "0.0.0.0", "--port", "1", "--", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("beyond this machine, without `auth`"),
+        "{stderr}"
+    );
+    let out = Command::new(bin()).args(["gateway"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a usage error");
+    let out = Command::new(bin())
+        .args([
+            "gateway",
+            "--auth-bearer-env",
+            "MCPCTL_TEST_UNSET_VAR",
+            "--",
+            "x",
+        ])
+        .env_remove("MCPCTL_TEST_UNSET_VAR")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the variable is not set"));
+}
