@@ -24,17 +24,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::era::{self, Era};
 use super::mux::{CallOptions, Pin};
+use super::queue::{self, Inbox, Outbox};
 use super::{Instances, SUPPORTED_VERSIONS, Upstream, origin};
 
 mod stateless;
 
 /// Requests larger than this are refused with 413.
 const MAX_BODY: usize = 4 * 1024 * 1024;
-/// Messages waiting for a slow SSE client before it is disconnected.
+/// Messages waiting for a slow SSE client before it is disconnected (its queue is
+/// cut: [`queue`]).
 const SSE_BACKLOG: usize = 256;
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -47,7 +49,7 @@ struct Session {
     /// A per-session instance, stopped when the session ends.
     _lease: Option<super::Lease>,
     /// Legacy SSE sessions: where replies and everything else for the client go.
-    events: Option<mpsc::Sender<Value>>,
+    events: Option<Outbox>,
     /// The client declared sampling, elicitation or roots.
     can_answer: bool,
     /// What a 2026-07-28 child is told about this client on each request.
@@ -57,9 +59,18 @@ struct Session {
     /// `resources/subscribe`: the URIs whose updates this client wants.
     subscriptions: std::collections::HashSet<String>,
     /// The `GET /mcp` stream, while open.
-    stream: Option<mpsc::Sender<Value>>,
+    stream: Option<Outbox>,
     /// Last request of this session, for idle expiry.
     last_seen: Instant,
+}
+
+/// A session that ends ends its streams (and with them the tasks that feed them).
+impl Drop for Session {
+    fn drop(&mut self) {
+        for stream in [&self.events, &self.stream].into_iter().flatten() {
+            stream.cut();
+        }
+    }
 }
 
 impl Session {
@@ -110,7 +121,9 @@ fn spawn_janitor(state: &Arc<AppState>) {
                 SESSION_IDLE,
             );
             for id in gone {
-                sessions.remove(&id);
+                if let Some(session) = sessions.remove(&id) {
+                    cancel_calls(&session, &id);
+                }
             }
         }
     });
@@ -119,7 +132,7 @@ fn spawn_janitor(state: &Arc<AppState>) {
 #[derive(Clone)]
 struct SessionView {
     upstream: Upstream,
-    events: Option<mpsc::Sender<Value>>,
+    events: Option<Outbox>,
     can_answer: bool,
     envelope: Arc<era::Envelope>,
 }
@@ -142,6 +155,12 @@ impl AppState {
     fn session(&self, id: &str) -> Option<SessionView> {
         let mut sessions = self.sessions.lock().ok()?;
         let session = sessions.get_mut(id)?;
+        if session.events.as_ref().is_some_and(Outbox::is_closed) {
+            // An SSE session whose stream has ended (cut, or the client gone).
+            let session = sessions.remove(id)?;
+            cancel_calls(&session, id);
+            return None;
+        }
         session.last_seen = Instant::now();
         let s = session;
         Some(SessionView {
@@ -152,18 +171,22 @@ impl AppState {
         })
     }
 
+    /// Ends session `id`: its streams end and its calls are cancelled upstream.
     fn forget(&self, id: &str) -> bool {
-        self.sessions
-            .lock()
-            .ok()
-            .and_then(|mut s| s.remove(id))
-            .is_some()
+        let session = self.sessions.lock().ok().and_then(|mut s| s.remove(id));
+        match session {
+            Some(session) => {
+                cancel_calls(&session, id);
+                true
+            }
+            None => false,
+        }
     }
 
     /// A new session on the least-loaded ready instance; `None` when none runs.
     async fn open(
         &self,
-        events: Option<mpsc::Sender<Value>>,
+        events: Option<Outbox>,
         envelope: era::Envelope,
     ) -> Option<(String, Upstream)> {
         let (upstream, lease) = self.instances.open().await?;
@@ -387,17 +410,17 @@ fn initialize_result(upstream: &Upstream, msg: &Value) -> Value {
 }
 
 /// Sends the child's notifications that session `id` wants to `out`, until the
-/// session or its stream ends.
-fn forward_notifications(
-    state: Arc<AppState>,
-    id: String,
-    upstream: &Upstream,
-    out: mpsc::Sender<Value>,
-) {
+/// session or its stream ends. A client that falls behind on its stream is
+/// disconnected: the session ends.
+fn forward_notifications(state: Arc<AppState>, id: String, upstream: &Upstream, out: Outbox) {
     let mut notifications = upstream.notifications();
     tokio::spawn(async move {
         loop {
-            let msg = match notifications.recv().await {
+            let msg = tokio::select! {
+                msg = notifications.recv() => msg,
+                () = out.closed() => break,
+            };
+            let msg = match msg {
                 Ok(msg) => msg,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,
@@ -406,12 +429,26 @@ fn forward_notifications(
                 None => break,
                 Some(false) => {}
                 Some(true) => {
-                    if out.send(msg).await.is_err() {
+                    if out.push(msg).is_err() {
+                        state.forget(&id);
                         break;
+                    }
+                    if out.is_filling() {
+                        tokio::task::yield_now().await;
                     }
                 }
             }
         }
+    });
+}
+
+/// Cancels upstream the calls a session that ended still had in flight.
+fn cancel_calls(session: &Session, id: &str) {
+    let upstream = session.upstream.clone();
+    // Every key of the session's calls: see [`cancel_key`].
+    let prefix = format!("{id} ");
+    tokio::spawn(async move {
+        upstream.cancel_all(prefix, "the session ended").await;
     });
 }
 
@@ -444,7 +481,7 @@ async fn handle(
     session_id: &str,
     session: &SessionView,
     mut msg: Value,
-    events: Option<mpsc::Sender<Value>>,
+    events: Option<Outbox>,
 ) -> Handled {
     let upstream = &session.upstream;
     let Some(id) = msg.get("id").cloned() else {
@@ -618,7 +655,7 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         );
     };
     let streams = header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
-    let (events_tx, mut events) = mpsc::channel(SSE_BACKLOG);
+    let (events_tx, mut events) = queue::channel(SSE_BACKLOG);
     let handled = handle(
         &state,
         &session_id,
@@ -652,22 +689,34 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             return json_response(StatusCode::OK, &body);
         }
     };
-    let (out, rx) = mpsc::channel(SSE_BACKLOG);
+    let (out, rx) = queue::channel(SSE_BACKLOG);
+    let upstream = session.upstream.clone();
+    let key = cancel_key(&session_id, &id);
     tokio::spawn(async move {
         let _permit = permit;
-        let _ = out.send(first).await;
         let mut reply = Box::pin(finish(id, reply));
+        let mut next = Some(first);
         loop {
+            // A client that stops reading (or hangs up) leaves the call: it is
+            // cancelled upstream, and the child and other sessions go on.
+            if let Some(event) = next.take() {
+                if out.push(event).is_err() {
+                    let reason = json!("the client fell behind or went away");
+                    upstream.cancel(key, Some(reason)).await;
+                    break;
+                }
+                if out.is_filling() {
+                    tokio::task::yield_now().await;
+                }
+            }
             tokio::select! {
                 biased;
-                Some(event) = events.recv() => {
-                    let _ = out.send(event).await;
-                }
+                Some(event) = events.recv() => next = Some(event),
                 (response, _) = &mut reply => {
-                    while let Ok(event) = events.try_recv() {
-                        let _ = out.send(event).await;
+                    while let Some(event) = events.try_recv() {
+                        let _ = out.push(event);
                     }
-                    let _ = out.send(response).await;
+                    let _ = out.push(response);
                     break;
                 }
             }
@@ -702,7 +751,7 @@ async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             "unknown session: initialize again",
         );
     };
-    let (tx, rx) = mpsc::channel(SSE_BACKLOG);
+    let (tx, rx) = queue::channel(SSE_BACKLOG);
     let stream = tx.clone();
     state.with_session(&session_id, |s| s.stream = Some(stream));
     forward_notifications(Arc::clone(&state), session_id, &session.upstream, tx);
@@ -732,7 +781,7 @@ async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     if let Some(refusal) = refuse(&state, &headers) {
         return refusal;
     }
-    let (tx, rx) = mpsc::channel(SSE_BACKLOG);
+    let (tx, rx) = queue::channel(SSE_BACKLOG);
     let Some((session, upstream)) = state.open(Some(tx.clone()), era::Envelope::default()).await
     else {
         return rpc_error(
@@ -761,13 +810,13 @@ async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
 
 /// JSON-RPC messages as SSE `message` events; `on_drop` runs when the client leaves.
 struct EventStream {
-    rx: mpsc::Receiver<Value>,
+    rx: Inbox,
     first: Option<Event>,
     on_drop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl EventStream {
-    fn new(rx: mpsc::Receiver<Value>) -> Self {
+    fn new(rx: Inbox) -> Self {
         Self {
             rx,
             first: None,
@@ -865,7 +914,9 @@ async fn post_messages(
                 response
             }
         };
-        let _ = events.send(reply).await;
+        if events.push(reply).is_err() {
+            state.forget(&session_id);
+        }
         let _ = answered.send(());
     });
     // A call answered within `ack_hold` is acknowledged after its answer is on the

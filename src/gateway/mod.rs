@@ -11,6 +11,7 @@ pub mod lines;
 pub mod mux;
 pub mod origin;
 mod proxy;
+pub mod queue;
 mod random;
 pub mod tls;
 

@@ -1046,3 +1046,108 @@ fn a_legacy_sse_endpoint_on_the_upstreams_address_is_rewritten_to_go_through_the
         )
     );
 }
+
+/// Reads a raw HTTP response until its chunked body ends (or the connection closes),
+/// for at most `secs`; `None` when it is still open by then.
+fn read_to_end_of_stream(stream: &mut std::net::TcpStream, secs: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    while std::time::Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(seen),
+            Ok(n) => {
+                seen.extend_from_slice(&buf[..n]);
+                if seen.ends_with(b"\r\n0\r\n\r\n") {
+                    return Some(seen);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(seen),
+        }
+    }
+    None
+}
+
+/// Issue 13, 1: a client that stops reading its stream while the child floods it is
+/// disconnected (its stream ends, its session is gone); the child and the other
+/// sessions go on.
+#[test]
+fn a_client_that_stops_reading_is_disconnected_and_the_others_go_on() {
+    use std::io::Write;
+    let port = free_port();
+    let _env = serve(port);
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stalled,
+        "GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    // Only as far as the endpoint event; from here on it never reads.
+    let endpoint = {
+        use std::io::Read;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !String::from_utf8_lossy(&head).contains("sessionId=") || !head.ends_with(b"\n\n") {
+            stalled.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let at = text.find("/messages?sessionId=").unwrap();
+        text[at..].lines().next().unwrap().trim().to_string()
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "stalled", "version": "1"}}});
+    assert_eq!(
+        http(port, "POST", &endpoint, &[], init.to_string().as_bytes()).status,
+        202
+    );
+    // Far more progress than the kernel's socket buffers and the gateway's queue hold.
+    let steps = 300_000;
+    let flood = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "progress", "arguments": {"steps": steps}, "_meta": {"progressToken": "p"}}});
+    assert_eq!(
+        http(port, "POST", &endpoint, &[], flood.to_string().as_bytes()).status,
+        202
+    );
+    // Meanwhile another session's calls are answered.
+    let other = std::thread::spawn(move || {
+        let session = initialize(port);
+        for call in 0..5 {
+            let body = json!({"jsonrpc": "2.0", "id": call, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": format!("call {call}")}}});
+            let reply = post(port, Some(&session), &body);
+            assert_eq!(
+                reply.json()["result"]["content"][0]["text"],
+                format!("call {call}")
+            );
+        }
+    });
+    crate::common::wait_for("the other session's calls to finish", 60, || {
+        if other.is_finished() {
+            Ok(())
+        } else {
+            Err("still waiting".to_string())
+        }
+    });
+    other.join().expect("the other session failed");
+    // The stalled client's stream has ended, short of the flood, and its session is gone.
+    let seen = read_to_end_of_stream(&mut stalled, 60).expect("the stalled stream to end");
+    let progress = String::from_utf8_lossy(&seen)
+        .matches("notifications/progress")
+        .count();
+    assert!(progress < steps, "all {progress} progress events arrived");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    assert_eq!(
+        http(port, "POST", &endpoint, &[], list.to_string().as_bytes()).status,
+        404
+    );
+}

@@ -129,7 +129,8 @@ pub(super) async fn listen_for_changes(upstream: &Upstream) {
             era::META_CLIENT_INFO: client_info(),
         }
     });
-    let (events, mut changes) = tokio::sync::mpsc::channel(64);
+    // Drained at once by the task below (the mux lets it run when the queue fills).
+    let (events, mut changes) = crate::gateway::queue::channel(4096);
     let options = mux::CallOptions {
         events: Some(events),
         ..mux::CallOptions::default()
