@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::era::{self, Era};
+use super::jsonrpc;
 use super::mux::{CallOptions, Pin};
 use super::queue::{self, Inbox, Outbox};
 use super::{Instances, SUPPORTED_VERSIONS, Upstream, origin};
@@ -270,7 +271,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        jsonrpc::to_text(body),
     )
         .into_response()
 }
@@ -357,24 +358,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The body as one JSON-RPC message, or the 400 response for it.
+/// The body as one JSON-RPC message (request, notification or response, its ids as
+/// sent: [`jsonrpc`]), or the 400 response for it.
 fn parse_message(body: &[u8]) -> Result<Value, Box<Response>> {
-    let refuse = |code, message| {
+    jsonrpc::parse(body).map(|(msg, _)| msg).map_err(|refusal| {
         Box::new(rpc_error(
             StatusCode::BAD_REQUEST,
-            Value::Null,
-            code,
-            message,
+            refusal.id,
+            refusal.code,
+            refusal.message,
         ))
-    };
-    match serde_json::from_slice::<Value>(body) {
-        Ok(msg) if msg.is_object() => Ok(msg),
-        Ok(_) => Err(refuse(
-            -32600,
-            "expected one JSON-RPC message (batches are not supported)",
-        )),
-        Err(_) => Err(refuse(-32700, "parse error: the body is not JSON")),
-    }
+    })
 }
 
 /// What a legacy client's `initialize` says about it, for a modern child's envelope.
@@ -835,9 +829,9 @@ impl Stream for EventStream {
         if let Some(first) = self.first.take() {
             return std::task::Poll::Ready(Some(Ok(first)));
         }
-        self.rx
-            .poll_recv(cx)
-            .map(|msg| msg.map(|m| Ok(Event::default().event("message").data(m.to_string()))))
+        self.rx.poll_recv(cx).map(|msg| {
+            msg.map(|m| Ok(Event::default().event("message").data(jsonrpc::to_text(&m))))
+        })
     }
 }
 

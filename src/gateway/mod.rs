@@ -7,6 +7,7 @@
 
 pub mod era;
 mod http;
+pub mod jsonrpc;
 pub mod lines;
 pub mod mux;
 pub mod origin;

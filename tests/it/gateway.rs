@@ -1151,3 +1151,115 @@ fn a_client_that_stops_reading_is_disconnected_and_the_others_go_on() {
         404
     );
 }
+
+/// Issue 13, 2: a body that is neither request, notification nor response is refused.
+#[test]
+fn a_message_that_is_no_json_rpc_message_is_an_invalid_request() {
+    let port = free_port();
+    let _env = serve(port);
+    let session = initialize(port);
+    let mut sse = SseClient::connect(port);
+    let (_, endpoint) = sse.next();
+    for body in [
+        r#"{"jsonrpc":"2.0"}"#,
+        r#"{"method":42}"#,
+        r#"{"jsonrpc":"2.0","method":42,"id":1}"#,
+        r#"{"jsonrpc":"2.0","id":1}"#,
+        r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+        r#"{"id":1,"method":"ping"}"#,
+    ] {
+        for (path, headers) in [
+            ("/mcp", vec![("Mcp-Session-Id", session.as_str())]),
+            ("/mcp", vec![]),
+            (endpoint.as_str(), vec![]),
+        ] {
+            let reply = http(port, "POST", path, &headers, body.as_bytes());
+            assert_eq!(reply.status, 400, "{path} {body}: {}", reply.body);
+            assert_eq!(reply.json()["error"]["code"], -32600, "{path} {body}");
+        }
+    }
+    // Both sessions go on.
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    assert_eq!(post(port, Some(&session), &ping).status, 200);
+    assert_eq!(
+        http(port, "POST", &endpoint, &[], ping.to_string().as_bytes()).status,
+        202
+    );
+    assert!(sse.next().1.contains("\"result\""));
+}
+
+/// Issue 13, 4: every id comes back exactly as the client wrote it, whichever path
+/// answers it (the gateway, the child as JSON, the child on a stream, `/sse`).
+#[test]
+fn ids_of_every_json_type_come_back_exactly_as_sent() {
+    let port = free_port();
+    let _env = serve(port);
+    let session = initialize(port);
+    let mut sse = SseClient::connect(port);
+    let (_, endpoint) = sse.next();
+    let ids = [
+        r#""an id""#,
+        "7",
+        "-3",
+        "18446744073709551616",
+        "-18446744073709551617",
+        "1.5",
+        "1e2",
+        "0.30000000000000000001",
+    ];
+    let has_id = |text: &str, id: &str| text.contains(&format!("\"id\":{id}"));
+    for id in ids {
+        let ping = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        let call = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"x"}}}}}}"#
+        );
+        let streamed = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"progress","arguments":{{"steps":1}},"_meta":{{"progressToken":1}}}}}}"#
+        );
+        for body in [&ping, &call] {
+            let reply = http(
+                port,
+                "POST",
+                "/mcp",
+                &[("Mcp-Session-Id", &session)],
+                body.as_bytes(),
+            );
+            assert_eq!(reply.status, 200, "{body}");
+            assert!(has_id(&reply.body, id), "{id}: {}", reply.body);
+        }
+        let reply = http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Mcp-Session-Id", &session)],
+            streamed.as_bytes(),
+        );
+        assert!(
+            reply.body.contains("notifications/progress"),
+            "{}",
+            reply.body
+        );
+        assert!(has_id(&reply.body, id), "{id}: {}", reply.body);
+        for body in [&ping, &call] {
+            assert_eq!(
+                http(port, "POST", &endpoint, &[], body.as_bytes()).status,
+                202
+            );
+            let (_, data) = sse.next();
+            assert!(has_id(&data, id), "{id}: {data}");
+        }
+    }
+    // A request's id may not be null (nor anything but a string or number).
+    for id in ["null", "true", "{}"] {
+        let ping = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        let reply = http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Mcp-Session-Id", &session)],
+            ping.as_bytes(),
+        );
+        assert_eq!(reply.status, 400, "{id}");
+        assert_eq!(reply.json()["id"], serde_json::Value::Null);
+    }
+}
