@@ -335,7 +335,7 @@ pub(super) fn check_request(
         ));
     }
     let expected = bearer?;
-    let given = header_str(headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
+    let given = header_str(headers, "authorization").and_then(bearer_token);
     if given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.expose_secret().as_bytes())) {
         return None;
     }
@@ -350,6 +350,14 @@ pub(super) fn check_request(
         HeaderValue::from_static("Bearer realm=\"mcpctl\""),
     );
     Some(response)
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive and followed by one or more spaces (RFC 9110, 11.1 and 11.4).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal
@@ -947,6 +955,23 @@ fn new_session_id() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value}");
+        }
+        for value in [
+            "Basic t0k",
+            "Bearer",
+            "Bearer ",
+            "Bearert0k",
+            "Bearer\tt0k",
+            "",
+        ] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+    }
 
     #[test]
     fn idle_sessions_without_streams_expire() {

@@ -584,6 +584,28 @@ fn a_bearer_token_guards_every_route_and_never_reaches_the_server() {
         401
     );
     assert_eq!(http(port, "GET", "/sse", &[], b"").status, 401);
+    // Issue 13, 3: the scheme is case-insensitive (RFC 9110); the token is not.
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let value = format!("{scheme} s3cret-bearer-token");
+        let reply = http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Authorization", &value)],
+            init.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{value}: {}", reply.body);
+    }
+    for value in ["bearer S3CRET-BEARER-TOKEN", "Basic s3cret-bearer-token"] {
+        let reply = http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Authorization", value)],
+            init.as_bytes(),
+        );
+        assert_eq!(reply.status, 401, "{value}");
+    }
     let ok = http(
         port,
         "POST",
