@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ use super::era::{self, Era};
 use super::jsonrpc;
 use super::mux::{CallOptions, Pin};
 use super::queue::{self, Inbox, Outbox};
+use super::sessions::{Full, Idle, Sessions};
 use super::{Instances, SUPPORTED_VERSIONS, Upstream, origin};
 
 mod stateless;
@@ -74,8 +76,11 @@ impl Drop for Session {
     }
 }
 
-impl Session {
-    /// A session with an open stream is in use however quiet it is.
+impl Idle for Session {
+    fn last_seen(&self) -> Instant {
+        self.last_seen
+    }
+
     fn has_open_stream(&self) -> bool {
         [&self.events, &self.stream]
             .into_iter()
@@ -144,7 +149,9 @@ type Asks = Arc<Mutex<HashMap<(String, String), oneshot::Sender<Value>>>>;
 
 struct AppState {
     instances: Arc<dyn Instances>,
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Mutex<Sessions<Session>>,
+    /// The server's `max_sessions`, changed in place.
+    max_sessions: Arc<AtomicUsize>,
     loopback: bool,
     bearer: Option<SecretString>,
     asks: Asks,
@@ -184,14 +191,30 @@ impl AppState {
         }
     }
 
-    /// A new session on the least-loaded ready instance; `None` when none runs.
+    /// A new session on the least-loaded ready instance: `Err` is the answer when
+    /// none runs or there is no room for one more session.
     async fn open(
         &self,
         events: Option<Outbox>,
         envelope: era::Envelope,
-    ) -> Option<(String, Upstream)> {
-        let (upstream, lease) = self.instances.open().await?;
-        let id = new_session_id()?;
+        id: Value,
+    ) -> Result<(String, Upstream), Box<Response>> {
+        let max = self.max_sessions.load(Ordering::Relaxed);
+        let room = self.sessions.lock().is_ok_and(|s| s.has_room(max));
+        if !room {
+            return Err(Box::new(sessions_full(id)));
+        }
+        let not_running = || {
+            Box::new(rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id.clone(),
+                -32603,
+                "the server is not running",
+            ))
+        };
+        let (upstream, lease) = self.instances.open().await.ok_or_else(not_running)?;
+        let session_id = new_session_id().ok_or_else(not_running)?;
+        let id = session_id;
         let session = Session {
             _lease: lease,
             _pin: upstream.pin(),
@@ -204,8 +227,18 @@ impl AppState {
             stream: None,
             last_seen: Instant::now(),
         };
-        self.sessions.lock().ok()?.insert(id.clone(), session);
-        Some((id, upstream))
+        let Ok(mut sessions) = self.sessions.lock() else {
+            return Err(Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+        };
+        match sessions.insert(id.clone(), session, max) {
+            Ok(evicted) => {
+                for (evicted_id, session) in evicted {
+                    cancel_calls(&session, &evicted_id);
+                }
+                Ok((id, upstream))
+            }
+            Err((Full, _)) => Err(Box::new(sessions_full(Value::Null))),
+        }
     }
 
     fn with_session(&self, id: &str, f: impl FnOnce(&mut Session)) {
@@ -245,14 +278,30 @@ impl AppState {
     }
 }
 
+/// 503 for a session beyond `max_sessions` while every session has an open stream.
+fn sessions_full(id: Value) -> Response {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        -32603,
+        "too many sessions with open streams: try again later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
 pub(super) fn router(
     instances: Arc<dyn Instances>,
     loopback: bool,
     bearer: Option<SecretString>,
+    max_sessions: Arc<AtomicUsize>,
 ) -> std::io::Result<Router> {
     let state = Arc::new(AppState {
         instances,
-        sessions: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(Sessions::new()),
+        max_sessions,
         loopback,
         bearer,
         asks: Asks::default(),
@@ -624,13 +673,10 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         Ok(Era::Legacy) => {}
     }
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
-        let Some((session, upstream)) = state.open(None, envelope_of(&msg)).await else {
-            return rpc_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                id,
-                -32603,
-                "the server is not running",
-            );
+        let opened = state.open(None, envelope_of(&msg), id.clone()).await;
+        let (session, upstream) = match opened {
+            Ok(opened) => opened,
+            Err(response) => return *response,
         };
         let reply =
             json!({"jsonrpc": "2.0", "id": id, "result": initialize_result(&upstream, &msg)});
@@ -784,14 +830,12 @@ async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         return refusal;
     }
     let (tx, rx) = queue::channel(SSE_BACKLOG);
-    let Some((session, upstream)) = state.open(Some(tx.clone()), era::Envelope::default()).await
-    else {
-        return rpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Value::Null,
-            -32603,
-            "the server is not running",
-        );
+    let opened = state
+        .open(Some(tx.clone()), era::Envelope::default(), Value::Null)
+        .await;
+    let (session, upstream) = match opened {
+        Ok(opened) => opened,
+        Err(response) => return *response,
     };
     forward_notifications(Arc::clone(&state), session.clone(), &upstream, tx);
     let endpoint = Event::default()

@@ -1285,3 +1285,58 @@ fn ids_of_every_json_type_come_back_exactly_as_sent() {
         assert_eq!(reply.json()["id"], serde_json::Value::Null);
     }
 }
+
+/// Issue 13, 5: live sessions are capped per server (`max_sessions`): at the cap a new
+/// session evicts the longest-idle one without an open stream, and when every one has
+/// a stream a new one gets 503 with `Retry-After`.
+#[test]
+fn sessions_beyond_max_sessions_evict_the_longest_idle_or_get_503() {
+    let port = free_port();
+    let env = TestEnv::with_config(&(echo_config(port) + "max_sessions = 3\n"));
+    env.run_within(60, &["apply"]).success();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let (oldest, idle, recent) = (initialize(port), initialize(port), initialize(port));
+    // The oldest has an open stream: it stays however idle it is.
+    let mut stream = SseClient::open(port, "GET", "/mcp", &[("Mcp-Session-Id", &oldest)], "");
+    assert_eq!(post(port, Some(&recent), &list).status, 200);
+    let fourth = initialize(port);
+    assert_eq!(
+        post(port, Some(&idle), &list).status,
+        404,
+        "the longest idle goes"
+    );
+    for kept in [&oldest, &recent, &fourth] {
+        assert_eq!(post(port, Some(kept), &list).status, 200);
+    }
+    // Every session with a stream: no room.
+    let _streams: Vec<_> = [&recent, &fourth]
+        .into_iter()
+        .map(|s| SseClient::open(port, "GET", "/mcp", &[("Mcp-Session-Id", s)], ""))
+        .collect();
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    // Streams register as their GET is answered: wait until all three are counted.
+    let full = crate::common::wait_for("a full gateway to refuse a session", 10, || {
+        let reply = http(port, "POST", "/mcp", &[], init.to_string().as_bytes());
+        if reply.status == 503 {
+            Ok(reply)
+        } else {
+            Err(reply.status.to_string())
+        }
+    });
+    assert_eq!(full.header("retry-after"), Some("5"));
+    assert_eq!(full.json()["id"], 0);
+    assert_eq!(http(port, "GET", "/sse", &[], b"").status, 503);
+    // A stream that closes makes its session evictable again.
+    drop(stream.next_within(std::time::Duration::ZERO));
+    drop(stream);
+    crate::common::wait_for("room for a session", 10, || {
+        let reply = http(port, "POST", "/mcp", &[], init.to_string().as_bytes());
+        if reply.status == 200 {
+            Ok(())
+        } else {
+            Err(reply.status.to_string())
+        }
+    });
+    assert_eq!(post(port, Some(&oldest), &list).status, 404);
+}
