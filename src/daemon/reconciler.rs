@@ -247,7 +247,10 @@ impl Daemon {
                             .auth_bearer
                             .as_ref()
                             .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned());
-                        match gateway::serve(addr, backend, bearer, tls).await {
+                        let limits = gateway::Limits {
+                            max_sessions: spec.max_sessions,
+                        };
+                        match gateway::serve(addr, backend, bearer, tls, limits).await {
                             Ok(g) => Some(g),
                             Err(source) => {
                                 return Err(ServerError::Serve {
@@ -356,6 +359,9 @@ impl Daemon {
         let before = held;
         rt.instances = keep;
         rt.pool.set(&rt.instances);
+        if let Some(gateway) = &rt.gateway {
+            gateway.set_max_sessions(spec.max_sessions);
+        }
         rt.spec = spec.clone();
         drop(servers);
         let timeout = stop_timeout(spec, options);

@@ -106,7 +106,8 @@ async fn listen_for_changes(upstream: &Upstream) {
             era::META_CLIENT_INFO: client_info(),
         }
     });
-    let (events, mut changes) = tokio::sync::mpsc::channel(64);
+    // Drained at once by the task below (the mux lets it run when the queue fills).
+    let (events, mut changes) = super::queue::channel(4096);
     let options = mux::CallOptions {
         events: Some(events),
         ..mux::CallOptions::default()

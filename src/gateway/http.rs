@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,17 +25,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::era::{self, Era};
+use super::jsonrpc;
 use super::mux::{CallOptions, Pin};
+use super::queue::{self, Inbox, Outbox};
+use super::sessions::{Full, Idle, Sessions};
 use super::{Instances, SUPPORTED_VERSIONS, Upstream, origin};
 
 mod stateless;
 
 /// Requests larger than this are refused with 413.
 const MAX_BODY: usize = 4 * 1024 * 1024;
-/// Messages waiting for a slow SSE client before it is disconnected.
+/// Messages waiting for a slow SSE client before it is disconnected (its queue is
+/// cut: [`queue`]).
 const SSE_BACKLOG: usize = 256;
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -47,7 +52,7 @@ struct Session {
     /// A per-session instance, stopped when the session ends.
     _lease: Option<super::Lease>,
     /// Legacy SSE sessions: where replies and everything else for the client go.
-    events: Option<mpsc::Sender<Value>>,
+    events: Option<Outbox>,
     /// The client declared sampling, elicitation or roots.
     can_answer: bool,
     /// What a 2026-07-28 child is told about this client on each request.
@@ -57,13 +62,25 @@ struct Session {
     /// `resources/subscribe`: the URIs whose updates this client wants.
     subscriptions: std::collections::HashSet<String>,
     /// The `GET /mcp` stream, while open.
-    stream: Option<mpsc::Sender<Value>>,
+    stream: Option<Outbox>,
     /// Last request of this session, for idle expiry.
     last_seen: Instant,
 }
 
-impl Session {
-    /// A session with an open stream is in use however quiet it is.
+/// A session that ends ends its streams (and with them the tasks that feed them).
+impl Drop for Session {
+    fn drop(&mut self) {
+        for stream in [&self.events, &self.stream].into_iter().flatten() {
+            stream.cut();
+        }
+    }
+}
+
+impl Idle for Session {
+    fn last_seen(&self) -> Instant {
+        self.last_seen
+    }
+
     fn has_open_stream(&self) -> bool {
         [&self.events, &self.stream]
             .into_iter()
@@ -110,7 +127,9 @@ fn spawn_janitor(state: &Arc<AppState>) {
                 SESSION_IDLE,
             );
             for id in gone {
-                sessions.remove(&id);
+                if let Some(session) = sessions.remove(&id) {
+                    cancel_calls(&session, &id);
+                }
             }
         }
     });
@@ -119,7 +138,7 @@ fn spawn_janitor(state: &Arc<AppState>) {
 #[derive(Clone)]
 struct SessionView {
     upstream: Upstream,
-    events: Option<mpsc::Sender<Value>>,
+    events: Option<Outbox>,
     can_answer: bool,
     envelope: Arc<era::Envelope>,
 }
@@ -130,7 +149,9 @@ type Asks = Arc<Mutex<HashMap<(String, String), oneshot::Sender<Value>>>>;
 
 struct AppState {
     instances: Arc<dyn Instances>,
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Mutex<Sessions<Session>>,
+    /// The server's `max_sessions`, changed in place.
+    max_sessions: Arc<AtomicUsize>,
     loopback: bool,
     bearer: Option<SecretString>,
     asks: Asks,
@@ -142,6 +163,12 @@ impl AppState {
     fn session(&self, id: &str) -> Option<SessionView> {
         let mut sessions = self.sessions.lock().ok()?;
         let session = sessions.get_mut(id)?;
+        if session.events.as_ref().is_some_and(Outbox::is_closed) {
+            // An SSE session whose stream has ended (cut, or the client gone).
+            let session = sessions.remove(id)?;
+            cancel_calls(&session, id);
+            return None;
+        }
         session.last_seen = Instant::now();
         let s = session;
         Some(SessionView {
@@ -152,22 +179,42 @@ impl AppState {
         })
     }
 
+    /// Ends session `id`: its streams end and its calls are cancelled upstream.
     fn forget(&self, id: &str) -> bool {
-        self.sessions
-            .lock()
-            .ok()
-            .and_then(|mut s| s.remove(id))
-            .is_some()
+        let session = self.sessions.lock().ok().and_then(|mut s| s.remove(id));
+        match session {
+            Some(session) => {
+                cancel_calls(&session, id);
+                true
+            }
+            None => false,
+        }
     }
 
-    /// A new session on the least-loaded ready instance; `None` when none runs.
+    /// A new session on the least-loaded ready instance: `Err` is the answer when
+    /// none runs or there is no room for one more session.
     async fn open(
         &self,
-        events: Option<mpsc::Sender<Value>>,
+        events: Option<Outbox>,
         envelope: era::Envelope,
-    ) -> Option<(String, Upstream)> {
-        let (upstream, lease) = self.instances.open().await?;
-        let id = new_session_id()?;
+        id: Value,
+    ) -> Result<(String, Upstream), Box<Response>> {
+        let max = self.max_sessions.load(Ordering::Relaxed);
+        let room = self.sessions.lock().is_ok_and(|s| s.has_room(max));
+        if !room {
+            return Err(Box::new(sessions_full(id)));
+        }
+        let not_running = || {
+            Box::new(rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id.clone(),
+                -32603,
+                "the server is not running",
+            ))
+        };
+        let (upstream, lease) = self.instances.open().await.ok_or_else(not_running)?;
+        let session_id = new_session_id().ok_or_else(not_running)?;
+        let id = session_id;
         let session = Session {
             _lease: lease,
             _pin: upstream.pin(),
@@ -180,8 +227,18 @@ impl AppState {
             stream: None,
             last_seen: Instant::now(),
         };
-        self.sessions.lock().ok()?.insert(id.clone(), session);
-        Some((id, upstream))
+        let Ok(mut sessions) = self.sessions.lock() else {
+            return Err(Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+        };
+        match sessions.insert(id.clone(), session, max) {
+            Ok(evicted) => {
+                for (evicted_id, session) in evicted {
+                    cancel_calls(&session, &evicted_id);
+                }
+                Ok((id, upstream))
+            }
+            Err((Full, _)) => Err(Box::new(sessions_full(Value::Null))),
+        }
     }
 
     fn with_session(&self, id: &str, f: impl FnOnce(&mut Session)) {
@@ -221,14 +278,30 @@ impl AppState {
     }
 }
 
+/// 503 for a session beyond `max_sessions` while every session has an open stream.
+fn sessions_full(id: Value) -> Response {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        -32603,
+        "too many sessions with open streams: try again later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
 pub(super) fn router(
     instances: Arc<dyn Instances>,
     loopback: bool,
     bearer: Option<SecretString>,
+    max_sessions: Arc<AtomicUsize>,
 ) -> std::io::Result<Router> {
     let state = Arc::new(AppState {
         instances,
-        sessions: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(Sessions::new()),
+        max_sessions,
         loopback,
         bearer,
         asks: Asks::default(),
@@ -247,7 +320,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        jsonrpc::to_text(body),
     )
         .into_response()
 }
@@ -311,7 +384,7 @@ pub(super) fn check_request(
         ));
     }
     let expected = bearer?;
-    let given = header_str(headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
+    let given = header_str(headers, "authorization").and_then(bearer_token);
     if given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.expose_secret().as_bytes())) {
         return None;
     }
@@ -328,30 +401,31 @@ pub(super) fn check_request(
     Some(response)
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive and followed by one or more spaces (RFC 9110, 11.1 and 11.4).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Compares without stopping at the first difference, so timing does not reveal
 /// how much of a guess was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The body as one JSON-RPC message, or the 400 response for it.
+/// The body as one JSON-RPC message (request, notification or response, its ids as
+/// sent: [`jsonrpc`]), or the 400 response for it.
 fn parse_message(body: &[u8]) -> Result<Value, Box<Response>> {
-    let refuse = |code, message| {
+    jsonrpc::parse(body).map(|(msg, _)| msg).map_err(|refusal| {
         Box::new(rpc_error(
             StatusCode::BAD_REQUEST,
-            Value::Null,
-            code,
-            message,
+            refusal.id,
+            refusal.code,
+            refusal.message,
         ))
-    };
-    match serde_json::from_slice::<Value>(body) {
-        Ok(msg) if msg.is_object() => Ok(msg),
-        Ok(_) => Err(refuse(
-            -32600,
-            "expected one JSON-RPC message (batches are not supported)",
-        )),
-        Err(_) => Err(refuse(-32700, "parse error: the body is not JSON")),
-    }
+    })
 }
 
 /// What a legacy client's `initialize` says about it, for a modern child's envelope.
@@ -387,17 +461,17 @@ fn initialize_result(upstream: &Upstream, msg: &Value) -> Value {
 }
 
 /// Sends the child's notifications that session `id` wants to `out`, until the
-/// session or its stream ends.
-fn forward_notifications(
-    state: Arc<AppState>,
-    id: String,
-    upstream: &Upstream,
-    out: mpsc::Sender<Value>,
-) {
+/// session or its stream ends. A client that falls behind on its stream is
+/// disconnected: the session ends.
+fn forward_notifications(state: Arc<AppState>, id: String, upstream: &Upstream, out: Outbox) {
     let mut notifications = upstream.notifications();
     tokio::spawn(async move {
         loop {
-            let msg = match notifications.recv().await {
+            let msg = tokio::select! {
+                msg = notifications.recv() => msg,
+                () = out.closed() => break,
+            };
+            let msg = match msg {
                 Ok(msg) => msg,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,
@@ -406,12 +480,26 @@ fn forward_notifications(
                 None => break,
                 Some(false) => {}
                 Some(true) => {
-                    if out.send(msg).await.is_err() {
+                    if out.push(msg).is_err() {
+                        state.forget(&id);
                         break;
+                    }
+                    if out.is_filling() {
+                        tokio::task::yield_now().await;
                     }
                 }
             }
         }
+    });
+}
+
+/// Cancels upstream the calls a session that ended still had in flight.
+fn cancel_calls(session: &Session, id: &str) {
+    let upstream = session.upstream.clone();
+    // Every key of the session's calls: see [`cancel_key`].
+    let prefix = format!("{id} ");
+    tokio::spawn(async move {
+        upstream.cancel_all(prefix, "the session ended").await;
     });
 }
 
@@ -444,7 +532,7 @@ async fn handle(
     session_id: &str,
     session: &SessionView,
     mut msg: Value,
-    events: Option<mpsc::Sender<Value>>,
+    events: Option<Outbox>,
 ) -> Handled {
     let upstream = &session.upstream;
     let Some(id) = msg.get("id").cloned() else {
@@ -585,13 +673,10 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         Ok(Era::Legacy) => {}
     }
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
-        let Some((session, upstream)) = state.open(None, envelope_of(&msg)).await else {
-            return rpc_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                id,
-                -32603,
-                "the server is not running",
-            );
+        let opened = state.open(None, envelope_of(&msg), id.clone()).await;
+        let (session, upstream) = match opened {
+            Ok(opened) => opened,
+            Err(response) => return *response,
         };
         let reply =
             json!({"jsonrpc": "2.0", "id": id, "result": initialize_result(&upstream, &msg)});
@@ -618,7 +703,7 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         );
     };
     let streams = header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
-    let (events_tx, mut events) = mpsc::channel(SSE_BACKLOG);
+    let (events_tx, mut events) = queue::channel(SSE_BACKLOG);
     let handled = handle(
         &state,
         &session_id,
@@ -652,22 +737,34 @@ async fn post_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             return json_response(StatusCode::OK, &body);
         }
     };
-    let (out, rx) = mpsc::channel(SSE_BACKLOG);
+    let (out, rx) = queue::channel(SSE_BACKLOG);
+    let upstream = session.upstream.clone();
+    let key = cancel_key(&session_id, &id);
     tokio::spawn(async move {
         let _permit = permit;
-        let _ = out.send(first).await;
         let mut reply = Box::pin(finish(id, reply));
+        let mut next = Some(first);
         loop {
+            // A client that stops reading (or hangs up) leaves the call: it is
+            // cancelled upstream, and the child and other sessions go on.
+            if let Some(event) = next.take() {
+                if out.push(event).is_err() {
+                    let reason = json!("the client fell behind or went away");
+                    upstream.cancel(key, Some(reason)).await;
+                    break;
+                }
+                if out.is_filling() {
+                    tokio::task::yield_now().await;
+                }
+            }
             tokio::select! {
                 biased;
-                Some(event) = events.recv() => {
-                    let _ = out.send(event).await;
-                }
+                Some(event) = events.recv() => next = Some(event),
                 (response, _) = &mut reply => {
-                    while let Ok(event) = events.try_recv() {
-                        let _ = out.send(event).await;
+                    while let Some(event) = events.try_recv() {
+                        let _ = out.push(event);
                     }
-                    let _ = out.send(response).await;
+                    let _ = out.push(response);
                     break;
                 }
             }
@@ -702,7 +799,7 @@ async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             "unknown session: initialize again",
         );
     };
-    let (tx, rx) = mpsc::channel(SSE_BACKLOG);
+    let (tx, rx) = queue::channel(SSE_BACKLOG);
     let stream = tx.clone();
     state.with_session(&session_id, |s| s.stream = Some(stream));
     forward_notifications(Arc::clone(&state), session_id, &session.upstream, tx);
@@ -732,15 +829,13 @@ async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     if let Some(refusal) = refuse(&state, &headers) {
         return refusal;
     }
-    let (tx, rx) = mpsc::channel(SSE_BACKLOG);
-    let Some((session, upstream)) = state.open(Some(tx.clone()), era::Envelope::default()).await
-    else {
-        return rpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Value::Null,
-            -32603,
-            "the server is not running",
-        );
+    let (tx, rx) = queue::channel(SSE_BACKLOG);
+    let opened = state
+        .open(Some(tx.clone()), era::Envelope::default(), Value::Null)
+        .await;
+    let (session, upstream) = match opened {
+        Ok(opened) => opened,
+        Err(response) => return *response,
     };
     forward_notifications(Arc::clone(&state), session.clone(), &upstream, tx);
     let endpoint = Event::default()
@@ -761,13 +856,13 @@ async fn get_sse(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
 
 /// JSON-RPC messages as SSE `message` events; `on_drop` runs when the client leaves.
 struct EventStream {
-    rx: mpsc::Receiver<Value>,
+    rx: Inbox,
     first: Option<Event>,
     on_drop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl EventStream {
-    fn new(rx: mpsc::Receiver<Value>) -> Self {
+    fn new(rx: Inbox) -> Self {
         Self {
             rx,
             first: None,
@@ -786,9 +881,9 @@ impl Stream for EventStream {
         if let Some(first) = self.first.take() {
             return std::task::Poll::Ready(Some(Ok(first)));
         }
-        self.rx
-            .poll_recv(cx)
-            .map(|msg| msg.map(|m| Ok(Event::default().event("message").data(m.to_string()))))
+        self.rx.poll_recv(cx).map(|msg| {
+            msg.map(|m| Ok(Event::default().event("message").data(jsonrpc::to_text(&m))))
+        })
     }
 }
 
@@ -865,7 +960,9 @@ async fn post_messages(
                 response
             }
         };
-        let _ = events.send(reply).await;
+        if events.push(reply).is_err() {
+            state.forget(&session_id);
+        }
         let _ = answered.send(());
     });
     // A call answered within `ack_hold` is acknowledged after its answer is on the
@@ -902,6 +999,23 @@ fn new_session_id() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value}");
+        }
+        for value in [
+            "Basic t0k",
+            "Bearer",
+            "Bearer ",
+            "Bearert0k",
+            "Bearer\tt0k",
+            "",
+        ] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+    }
 
     #[test]
     fn idle_sessions_without_streams_expire() {

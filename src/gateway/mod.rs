@@ -8,15 +8,19 @@
 pub mod era;
 pub mod handshake;
 mod http;
+pub mod jsonrpc;
 pub mod lines;
 pub mod mux;
 pub mod origin;
 mod proxy;
+pub mod queue;
 mod random;
+mod sessions;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use age::secrecy::SecretString;
 
@@ -73,6 +77,21 @@ pub trait Instances: Send + Sync + 'static {
 pub struct Gateway {
     task: tokio::task::JoinHandle<()>,
     pub addr: SocketAddr,
+    max_sessions: Arc<AtomicUsize>,
+}
+
+impl Gateway {
+    /// A new `max_sessions`, for sessions opened from now on.
+    pub fn set_max_sessions(&self, max: usize) {
+        self.max_sessions.store(max.max(1), Ordering::Relaxed);
+    }
+}
+
+/// The bounds of one gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Live sessions of a stdio server (see `sessions.rs`).
+    pub max_sessions: usize,
 }
 
 impl Drop for Gateway {
@@ -95,12 +114,16 @@ pub async fn serve(
     backend: Backend,
     bearer: Option<SecretString>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
 ) -> std::io::Result<Gateway> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let loopback = addr.ip().is_loopback();
+    let max_sessions = Arc::new(AtomicUsize::new(limits.max_sessions.max(1)));
     let app = match backend {
-        Backend::Stdio(instances) => http::router(instances, loopback, bearer)?,
+        Backend::Stdio(instances) => {
+            http::router(instances, loopback, bearer, Arc::clone(&max_sessions))?
+        }
         Backend::Http(upstream) => proxy::router(upstream, loopback, bearer)?,
     };
     let task = match tls {
@@ -109,5 +132,9 @@ pub async fn serve(
             let _ = axum::serve(listener, app).await;
         }),
     };
-    Ok(Gateway { task, addr })
+    Ok(Gateway {
+        task,
+        addr,
+        max_sessions,
+    })
 }

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::era::{self, Era};
 use super::lines::{self, BoundedLines, Line};
+use super::queue::Outbox;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
@@ -28,6 +29,8 @@ pub type OnNoise = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Prefix of the ids the gateway gives the child's requests towards clients.
 const SERVER_REQUEST_PREFIX: &str = "mcpctl-srv-";
+/// Prefix of the progress tokens the gateway gives forwarded calls.
+const PROGRESS_PREFIX: &str = "mcpctl-progress-";
 
 /// The largest message a child may send (`MCPCTL_MAX_MESSAGE_BYTES` in the daemon's
 /// environment changes it): a longer line is dropped and, when it names a call, that
@@ -42,6 +45,8 @@ const INTERNAL_ERROR: i64 = -32603;
 /// The error of a call that waited longer than its server's `call_timeout` (the code
 /// the MCP SDKs use for a request timeout).
 pub const REQUEST_TIMEOUT: i64 = -32001;
+/// The error of a call whose client stopped reading what the call sent it.
+pub const FELL_BEHIND: i64 = -32000;
 
 /// The bounds of one child's channel.
 #[derive(Debug, Clone, Copy)]
@@ -64,8 +69,10 @@ impl Default for Limits {
 /// A forwarded request's way back.
 #[derive(Default)]
 pub struct CallOptions {
-    /// Progress and server requests for this call, in order.
-    pub events: Option<mpsc::Sender<Value>>,
+    /// Progress and server requests for this call, in order. When its client falls
+    /// behind (the queue is full), the call is cancelled upstream and ends with
+    /// [`FELL_BEHIND`]: the mux never waits for a client.
+    pub events: Option<Outbox>,
     /// The client declared sampling, elicitation or roots: it can answer server requests.
     pub can_answer: bool,
     /// Names the call for `notifications/cancelled` (session and client id).
@@ -90,6 +97,8 @@ enum Op {
     Answer { id: String, response: Value },
     /// A client cancelled the call it named with `cancel_key`.
     Cancel { key: String, reason: Option<Value> },
+    /// Every call whose `cancel_key` starts with `prefix` is cancelled (a session ended).
+    CancelAll { prefix: String, reason: String },
 }
 
 /// A handle to a child's shared stdio channel.
@@ -292,6 +301,13 @@ impl Upstream {
         let _ = self.ops.send(Op::Cancel { key, reason }).await;
     }
 
+    /// Cancels every call whose `cancel_key` starts with `prefix`, as
+    /// [`Upstream::cancel`] does for one.
+    pub async fn cancel_all(&self, prefix: String, reason: &str) {
+        let reason = reason.to_string();
+        let _ = self.ops.send(Op::CancelAll { prefix, reason }).await;
+    }
+
     /// Sessions currently pinned here.
     pub fn load(&self) -> usize {
         self.sessions.load(Ordering::Relaxed)
@@ -347,6 +363,7 @@ where
         deadlines: BTreeSet::new(),
         call_timeout_ms: Arc::clone(&call_timeout_ms),
         next_id: 1,
+        yield_soon: false,
     };
     tokio::spawn(state.run(lines, rx, on_message, on_noise));
     Upstream {
@@ -395,6 +412,8 @@ struct Mux<W> {
     deadlines: BTreeSet<(Instant, u64)>,
     call_timeout_ms: Arc<AtomicU64>,
     next_id: u64,
+    /// A client's queue is more than half full: let its reader run before going on.
+    yield_soon: bool,
 }
 
 impl<W: AsyncWrite + Unpin> Mux<W> {
@@ -410,6 +429,9 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
         // full stdout while we block on its full stdin. Breaking ends every call: their
         // reply senders drop and callers see Gone.
         loop {
+            if std::mem::take(&mut self.yield_soon) {
+                tokio::task::yield_now().await;
+            }
             let unwritten = !self.out.is_empty();
             let next_deadline = self.deadlines.first().map(|&(at, _)| at);
             tokio::select! {
@@ -435,7 +457,7 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
                         continue;
                     }
                     match serde_json::from_slice::<Value>(line.head) {
-                        Ok(msg) => self.on_child_message(msg, &on_message).await,
+                        Ok(msg) => self.on_child_message(msg, &on_message),
                         Err(_) => on_noise(&line.to_log_text(NOISE_MAX)),
                     }
                 }
@@ -472,7 +494,7 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
                     .as_mut()
                     .and_then(|p| p.pointer_mut("/_meta/progressToken"))
                 {
-                    let ours = format!("mcpctl-progress-{id}");
+                    let ours = format!("{PROGRESS_PREFIX}{id}");
                     self.progress.insert(ours.clone(), (id, token.take()));
                     *token = json!(ours);
                     progress_token = Some(ours);
@@ -521,6 +543,17 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
                     let _ = call.reply.send(error);
                 }
             }
+            Op::CancelAll { prefix, reason } => {
+                let ids: Vec<u64> = self
+                    .cancel_keys
+                    .iter()
+                    .filter(|(key, _)| key.starts_with(&prefix))
+                    .map(|(_, id)| *id)
+                    .collect();
+                for id in ids {
+                    self.end_call(id, &reason, -32800, "request cancelled");
+                }
+            }
             Op::Answer { id, mut response } => {
                 if let Some(child_id) = self.asked.remove(&id) {
                     response["id"] = child_id;
@@ -553,7 +586,7 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
         }
     }
 
-    async fn on_child_message(&mut self, msg: Value, on_message: &OnMessage) {
+    fn on_child_message(&mut self, msg: Value, on_message: &OnMessage) {
         let method = msg
             .get("method")
             .and_then(Value::as_str)
@@ -568,11 +601,11 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
             (Some("ping"), Some(id)) => {
                 self.queue(&json!({"jsonrpc": "2.0", "id": id, "result": {}}));
             }
-            (Some(method), Some(child_id)) => self.route_request(method, child_id, msg).await,
-            (Some("notifications/progress"), None) => self.route_progress(msg, on_message).await,
+            (Some(method), Some(child_id)) => self.route_request(method, child_id, msg),
+            (Some("notifications/progress"), None) => self.route_progress(msg, on_message),
             (Some("notifications/message"), None) => {
-                if let Some(events) = self.sole_log_listener(&msg) {
-                    let _ = events.send(msg.clone()).await;
+                if let Some((call, events)) = self.sole_log_listener(&msg) {
+                    self.deliver(call, &events, msg.clone());
                 }
                 on_message(&msg);
             }
@@ -580,12 +613,9 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
                 // A modern child tags what it sends on a listen with the listen's id.
                 let listen = era::meta(&msg, era::META_SUBSCRIPTION_ID)
                     .and_then(Value::as_u64)
-                    .and_then(|id| self.pending.get(&id))
-                    .and_then(|p| p.options.events.clone());
+                    .and_then(|id| Some((id, self.pending.get(&id)?.options.events.clone()?)));
                 match listen {
-                    Some(events) => {
-                        let _ = events.send(msg).await;
-                    }
+                    Some((call, events)) => self.deliver(call, &events, msg),
                     None => on_message(&msg),
                 }
             }
@@ -594,9 +624,9 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
 
     /// A log message carries nothing that ties it to a call: it goes to a call's
     /// stream only when that call is the one in flight, and asked for this level.
-    fn sole_log_listener(&self, msg: &Value) -> Option<mpsc::Sender<Value>> {
-        let mut calls = self.pending.values().filter(|p| !p.listen);
-        let (Some(only), None) = (calls.next(), calls.next()) else {
+    fn sole_log_listener(&self, msg: &Value) -> Option<(u64, Outbox)> {
+        let mut calls = self.pending.iter().filter(|(_, p)| !p.listen);
+        let (Some((&id, only)), None) = (calls.next(), calls.next()) else {
             return None;
         };
         let level = msg
@@ -607,7 +637,35 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
             .options
             .log_level
             .is_some_and(|min| era::level_rank(level) >= min);
-        only.options.events.clone().filter(|_| wanted)
+        let events = only.options.events.clone().filter(|_| wanted)?;
+        Some((id, events))
+    }
+
+    /// Hands `msg` to call `id`'s client; one that has fallen behind is disconnected
+    /// from the call, which is cancelled upstream.
+    fn deliver(&mut self, id: u64, events: &Outbox, msg: Value) {
+        if events.push(msg).is_ok() {
+            self.yield_soon |= events.is_filling();
+        } else {
+            self.end_call(
+                id,
+                "the client stopped reading",
+                FELL_BEHIND,
+                "the client fell behind on this call's stream",
+            );
+        }
+    }
+
+    /// Ends call `id` unanswered: the child is told to stop on it (`reason`), the
+    /// caller gets the error `code`.
+    fn end_call(&mut self, id: u64, reason: &str, code: i64, message: &str) {
+        let Some(call) = self.forget(id) else { return };
+        self.queue(
+            &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": id, "reason": reason}}),
+        );
+        let error = json!({"jsonrpc": "2.0", "error": {"code": code, "message": message}});
+        let _ = call.reply.send(error);
     }
 
     fn deadline_from_now(&self) -> Instant {
@@ -671,7 +729,7 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
     }
 
     /// A request from the child goes to the one in-flight call whose client can answer.
-    async fn route_request(&mut self, method: &str, child_id: Value, mut msg: Value) {
+    fn route_request(&mut self, method: &str, child_id: Value, mut msg: Value) {
         let mut candidates = self
             .pending
             .iter()
@@ -688,11 +746,17 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
                 let ours = format!("{SERVER_REQUEST_PREFIX}{}", self.next_id);
                 self.next_id += 1;
                 msg["id"] = json!(ours);
-                if events.send(msg).await.is_ok() {
+                if events.push(msg).is_ok() {
                     self.asked.insert(ours, child_id);
                     return;
                 }
                 self.refuse(child_id, method);
+                self.end_call(
+                    call,
+                    "the client stopped reading",
+                    FELL_BEHIND,
+                    "the client could not be asked: it fell behind on this call's stream",
+                );
             }
             None if method == "roots/list" => {
                 // Unprompted: answer from configuration, which declares no roots.
@@ -708,13 +772,17 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
         self.queue(&json!({"jsonrpc": "2.0", "id": child_id, "error": error}));
     }
 
-    async fn route_progress(&mut self, mut msg: Value, on_message: &OnMessage) {
+    fn route_progress(&mut self, mut msg: Value, on_message: &OnMessage) {
         let ours = msg
             .pointer("/params/progressToken")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let Some((call, theirs)) = ours.and_then(|t| self.progress.get(&t).cloned()) else {
-            on_message(&msg);
+        let Some((call, theirs)) = ours.as_ref().and_then(|t| self.progress.get(t).cloned()) else {
+            // Progress of a call that has ended (a cancelled one may go on for a
+            // while) is nobody's news; other tokens are the child's own.
+            if !ours.is_some_and(|t| t.starts_with(PROGRESS_PREFIX)) {
+                on_message(&msg);
+            }
             return;
         };
         msg["params"]["progressToken"] = theirs;
@@ -724,7 +792,7 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
             .get(&call)
             .and_then(|p| p.options.events.clone())
         {
-            let _ = events.send(msg).await;
+            self.deliver(call, &events, msg);
         }
     }
 }

@@ -228,6 +228,12 @@ pub struct Layer {
     /// start the wait over. e.g. `"30s"`. Default `5m`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_timeout: Option<String>,
+    /// Live client sessions the gateway keeps for a stdio server; at the cap a new one
+    /// evicts the longest-idle session without an open stream, or gets 503 when every
+    /// one has a stream. Default `10000`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_sessions: Option<i64>,
     /// Liveness check of a stdio server: `health = { interval = "30s", timeout = "10s",
     /// failures = 3 }` (the defaults).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,7 +13,7 @@ use crate::diag::Diagnostic;
 
 use super::locate::{KeyPath, Locator, key_path};
 use super::raw::{Layer, Mode, RawConfig, RestartPolicy, State, Transport};
-use super::spec::{HealthCheck, SecretRef, ServerSpec};
+use super::spec::{DEFAULT_MAX_SESSIONS, HealthCheck, SecretRef, ServerSpec};
 use super::{Config, DEFAULT_PROFILE, FORMAT_VERSION, names};
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,6 +49,7 @@ struct Merged {
     stop_timeout: Option<Sourced<String>>,
     start_timeout: Option<Sourced<String>>,
     call_timeout: Option<Sourced<String>>,
+    max_sessions: Option<Sourced<i64>>,
     health: Option<Sourced<super::raw::Health>>,
     auth: Option<Sourced<super::raw::Auth>>,
     tls: Option<Sourced<super::raw::Tls>>,
@@ -86,6 +87,7 @@ impl Merged {
             stop_timeout,
             start_timeout,
             call_timeout,
+            max_sessions,
             health,
             auth,
             tls
@@ -469,6 +471,23 @@ fn resolve_server(
         loc,
         diags,
     );
+    let max_sessions = match &m.max_sessions {
+        Some(n) => match usize::try_from(n.value) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                diags.push(
+                    Diagnostic::new(format!(
+                        "`max_sessions` of server `{name}` must be at least 1, not {}",
+                        n.value
+                    ))
+                    .at(loc.value(&n.origin), "not a positive count")
+                    .hint("the default is 10000"),
+                );
+                None
+            }
+        },
+        None => Some(DEFAULT_MAX_SESSIONS),
+    };
     let health = health_check(name, m.health.as_ref(), loc, diags);
 
     if let (Mode::Remote, Some(t)) = (mode, &m.transport)
@@ -573,6 +592,7 @@ fn resolve_server(
         stop_timeout: stop_timeout?,
         start_timeout: start_timeout?,
         call_timeout: call_timeout?,
+        max_sessions: max_sessions?,
         health: health?,
         auth_bearer,
         tls: m.tls.map(|t| t.value),

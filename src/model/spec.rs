@@ -44,6 +44,9 @@ pub struct ServerSpec {
     /// How long a call waits for its answer (progress starts the wait over).
     #[serde(with = "human_duration", default = "default_call_timeout")]
     pub call_timeout: Duration,
+    /// Live client sessions the gateway keeps (stdio servers).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
     /// The liveness check of a stdio server.
     #[serde(default)]
     pub health: HealthCheck,
@@ -77,6 +80,13 @@ impl Default for HealthCheck {
             failures: 3,
         }
     }
+}
+
+/// `max_sessions` when the file sets none.
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+
+fn default_max_sessions() -> usize {
+    DEFAULT_MAX_SESSIONS
 }
 
 fn default_call_timeout() -> Duration {
@@ -188,6 +198,11 @@ impl ServerSpec {
                 Some(Text(
                     humantime::format_duration(self.call_timeout).to_string(),
                 )),
+                InPlace,
+            ),
+            attr(
+                "max_sessions",
+                Some(Number(self.max_sessions as u64)),
                 InPlace,
             ),
             attr(

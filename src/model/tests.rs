@@ -338,6 +338,7 @@ restart = "never"
 stop_timeout = "7s"
 start_timeout = "9s"
 call_timeout = "2m"
+max_sessions = 50
 health = { interval = "5s", timeout = "1s", failures = 2 }
 "#;
     let raw = parse_raw(src).unwrap();
@@ -362,7 +363,7 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
         "transport": "stdio", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "sharing": "per-session", "instances": 3, "restart": "never",
-        "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m",
+        "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m", "max_sessions": 50,
         "health": {"interval": "5s", "timeout": "1s", "failures": 2},
         "auth_bearer": "T", "headers": {"X": "${K}"},
         "tls": {"cert": "c.pem", "key": "k.pem"}
@@ -393,6 +394,20 @@ fn header_templates_name_their_variables() {
         c.servers["r"].transport,
         Transport::StreamableHttp,
         "remote servers default to Streamable HTTP"
+    );
+}
+
+#[test]
+fn max_sessions_defaults_and_is_checked() {
+    let spec = &config("version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\n").servers["s"];
+    assert_eq!(spec.max_sessions, 10_000);
+    let bad = "version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nmax_sessions = 0\n";
+    let errors = errors(bad);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`max_sessions` of server `s` must be at least 1")),
+        "{errors:?}"
     );
 }
 

@@ -584,6 +584,28 @@ fn a_bearer_token_guards_every_route_and_never_reaches_the_server() {
         401
     );
     assert_eq!(http(port, "GET", "/sse", &[], b"").status, 401);
+    // Issue 13, 3: the scheme is case-insensitive (RFC 9110); the token is not.
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let value = format!("{scheme} s3cret-bearer-token");
+        let reply = http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Authorization", &value)],
+            init.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{value}: {}", reply.body);
+    }
+    for value in ["bearer S3CRET-BEARER-TOKEN", "Basic s3cret-bearer-token"] {
+        let reply = http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Authorization", value)],
+            init.as_bytes(),
+        );
+        assert_eq!(reply.status, 401, "{value}");
+    }
     let ok = http(
         port,
         "POST",
@@ -1045,4 +1067,276 @@ fn a_legacy_sse_endpoint_on_the_upstreams_address_is_rewritten_to_go_through_the
              event: message\ndata: {{\"seen\":\"http://127.0.0.1:{upstream_port}/kept\"}}\n\n"
         )
     );
+}
+
+/// Reads a raw HTTP response until its chunked body ends (or the connection closes),
+/// for at most `secs`; `None` when it is still open by then.
+fn read_to_end_of_stream(stream: &mut std::net::TcpStream, secs: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    while std::time::Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(seen),
+            Ok(n) => {
+                seen.extend_from_slice(&buf[..n]);
+                if seen.ends_with(b"\r\n0\r\n\r\n") {
+                    return Some(seen);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(seen),
+        }
+    }
+    None
+}
+
+/// Issue 13, 1: a client that stops reading its stream while the child floods it is
+/// disconnected (its stream ends, its session is gone); the child and the other
+/// sessions go on.
+#[test]
+fn a_client_that_stops_reading_is_disconnected_and_the_others_go_on() {
+    use std::io::Write;
+    let port = free_port();
+    let _env = serve(port);
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stalled,
+        "GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    // Only as far as the endpoint event; from here on it never reads.
+    let endpoint = {
+        use std::io::Read;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !String::from_utf8_lossy(&head).contains("sessionId=") || !head.ends_with(b"\n\n") {
+            stalled.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let at = text.find("/messages?sessionId=").unwrap();
+        text[at..].lines().next().unwrap().trim().to_string()
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "stalled", "version": "1"}}});
+    assert_eq!(
+        http(port, "POST", &endpoint, &[], init.to_string().as_bytes()).status,
+        202
+    );
+    // Far more progress than the kernel's socket buffers and the gateway's queue hold.
+    let steps = 300_000;
+    let flood = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "progress", "arguments": {"steps": steps}, "_meta": {"progressToken": "p"}}});
+    assert_eq!(
+        http(port, "POST", &endpoint, &[], flood.to_string().as_bytes()).status,
+        202
+    );
+    // Meanwhile another session's calls are answered.
+    let other = std::thread::spawn(move || {
+        let session = initialize(port);
+        for call in 0..5 {
+            let body = json!({"jsonrpc": "2.0", "id": call, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": format!("call {call}")}}});
+            let reply = post(port, Some(&session), &body);
+            assert_eq!(
+                reply.json()["result"]["content"][0]["text"],
+                format!("call {call}")
+            );
+        }
+    });
+    crate::common::wait_for("the other session's calls to finish", 60, || {
+        if other.is_finished() {
+            Ok(())
+        } else {
+            Err("still waiting".to_string())
+        }
+    });
+    other.join().expect("the other session failed");
+    // The stalled client's stream has ended, short of the flood, and its session is gone.
+    let seen = read_to_end_of_stream(&mut stalled, 60).expect("the stalled stream to end");
+    let progress = String::from_utf8_lossy(&seen)
+        .matches("notifications/progress")
+        .count();
+    assert!(progress < steps, "all {progress} progress events arrived");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    assert_eq!(
+        http(port, "POST", &endpoint, &[], list.to_string().as_bytes()).status,
+        404
+    );
+}
+
+/// Issue 13, 2: a body that is neither request, notification nor response is refused.
+#[test]
+fn a_message_that_is_no_json_rpc_message_is_an_invalid_request() {
+    let port = free_port();
+    let _env = serve(port);
+    let session = initialize(port);
+    let mut sse = SseClient::connect(port);
+    let (_, endpoint) = sse.next();
+    for body in [
+        r#"{"jsonrpc":"2.0"}"#,
+        r#"{"method":42}"#,
+        r#"{"jsonrpc":"2.0","method":42,"id":1}"#,
+        r#"{"jsonrpc":"2.0","id":1}"#,
+        r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+        r#"{"id":1,"method":"ping"}"#,
+    ] {
+        for (path, headers) in [
+            ("/mcp", vec![("Mcp-Session-Id", session.as_str())]),
+            ("/mcp", vec![]),
+            (endpoint.as_str(), vec![]),
+        ] {
+            let reply = http(port, "POST", path, &headers, body.as_bytes());
+            assert_eq!(reply.status, 400, "{path} {body}: {}", reply.body);
+            assert_eq!(reply.json()["error"]["code"], -32600, "{path} {body}");
+        }
+    }
+    // Both sessions go on.
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    assert_eq!(post(port, Some(&session), &ping).status, 200);
+    assert_eq!(
+        http(port, "POST", &endpoint, &[], ping.to_string().as_bytes()).status,
+        202
+    );
+    assert!(sse.next().1.contains("\"result\""));
+}
+
+/// Issue 13, 4: every id comes back exactly as the client wrote it, whichever path
+/// answers it (the gateway, the child as JSON, the child on a stream, `/sse`).
+#[test]
+fn ids_of_every_json_type_come_back_exactly_as_sent() {
+    let port = free_port();
+    let _env = serve(port);
+    let session = initialize(port);
+    let mut sse = SseClient::connect(port);
+    let (_, endpoint) = sse.next();
+    let ids = [
+        r#""an id""#,
+        "7",
+        "-3",
+        "18446744073709551616",
+        "-18446744073709551617",
+        "1.5",
+        "1e2",
+        "0.30000000000000000001",
+    ];
+    let has_id = |text: &str, id: &str| text.contains(&format!("\"id\":{id}"));
+    for id in ids {
+        let ping = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        let call = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"x"}}}}}}"#
+        );
+        let streamed = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"progress","arguments":{{"steps":1}},"_meta":{{"progressToken":1}}}}}}"#
+        );
+        for body in [&ping, &call] {
+            let reply = http(
+                port,
+                "POST",
+                "/mcp",
+                &[("Mcp-Session-Id", &session)],
+                body.as_bytes(),
+            );
+            assert_eq!(reply.status, 200, "{body}");
+            assert!(has_id(&reply.body, id), "{id}: {}", reply.body);
+        }
+        let reply = http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Mcp-Session-Id", &session)],
+            streamed.as_bytes(),
+        );
+        assert!(
+            reply.body.contains("notifications/progress"),
+            "{}",
+            reply.body
+        );
+        assert!(has_id(&reply.body, id), "{id}: {}", reply.body);
+        for body in [&ping, &call] {
+            assert_eq!(
+                http(port, "POST", &endpoint, &[], body.as_bytes()).status,
+                202
+            );
+            let (_, data) = sse.next();
+            assert!(has_id(&data, id), "{id}: {data}");
+        }
+    }
+    // A request's id may not be null (nor anything but a string or number).
+    for id in ["null", "true", "{}"] {
+        let ping = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        let reply = http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Mcp-Session-Id", &session)],
+            ping.as_bytes(),
+        );
+        assert_eq!(reply.status, 400, "{id}");
+        assert_eq!(reply.json()["id"], serde_json::Value::Null);
+    }
+}
+
+/// Issue 13, 5: live sessions are capped per server (`max_sessions`): at the cap a new
+/// session evicts the longest-idle one without an open stream, and when every one has
+/// a stream a new one gets 503 with `Retry-After`.
+#[test]
+fn sessions_beyond_max_sessions_evict_the_longest_idle_or_get_503() {
+    let port = free_port();
+    let env = TestEnv::with_config(&(echo_config(port) + "max_sessions = 3\n"));
+    env.run_within(60, &["apply"]).success();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let (oldest, idle, recent) = (initialize(port), initialize(port), initialize(port));
+    // The oldest has an open stream: it stays however idle it is.
+    let mut stream = SseClient::open(port, "GET", "/mcp", &[("Mcp-Session-Id", &oldest)], "");
+    assert_eq!(post(port, Some(&recent), &list).status, 200);
+    let fourth = initialize(port);
+    assert_eq!(
+        post(port, Some(&idle), &list).status,
+        404,
+        "the longest idle goes"
+    );
+    for kept in [&oldest, &recent, &fourth] {
+        assert_eq!(post(port, Some(kept), &list).status, 200);
+    }
+    // Every session with a stream: no room.
+    let _streams: Vec<_> = [&recent, &fourth]
+        .into_iter()
+        .map(|s| SseClient::open(port, "GET", "/mcp", &[("Mcp-Session-Id", s)], ""))
+        .collect();
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    // Streams register as their GET is answered: wait until all three are counted.
+    let full = crate::common::wait_for("a full gateway to refuse a session", 10, || {
+        let reply = http(port, "POST", "/mcp", &[], init.to_string().as_bytes());
+        if reply.status == 503 {
+            Ok(reply)
+        } else {
+            Err(reply.status.to_string())
+        }
+    });
+    assert_eq!(full.header("retry-after"), Some("5"));
+    assert_eq!(full.json()["id"], 0);
+    assert_eq!(http(port, "GET", "/sse", &[], b"").status, 503);
+    // A stream that closes makes its session evictable again.
+    drop(stream.next_within(std::time::Duration::ZERO));
+    drop(stream);
+    crate::common::wait_for("room for a session", 10, || {
+        let reply = http(port, "POST", "/mcp", &[], init.to_string().as_bytes());
+        if reply.status == 200 {
+            Ok(())
+        } else {
+            Err(reply.status.to_string())
+        }
+    });
+    assert_eq!(post(port, Some(&oldest), &list).status, 404);
 }

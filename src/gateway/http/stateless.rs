@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::{
     AppState, Asks, CAN_CAUSE_SERVER_REQUESTS, EventStream, SSE_BACKLOG, SessionView,
@@ -33,6 +33,7 @@ use super::{
 use crate::gateway::Upstream;
 use crate::gateway::era::{self, Era, Rejection, Ticket};
 use crate::gateway::mux::{CallOptions, Pin};
+use crate::gateway::queue::{self, Inbox, Outbox};
 
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
@@ -51,7 +52,7 @@ const STATE_PREFIX: &str = "mcpctl1.";
 pub(super) struct Call {
     upstream: Upstream,
     reply: oneshot::Receiver<Value>,
-    events: mpsc::Receiver<Value>,
+    events: Inbox,
     /// Held while the child may ask this call's client something.
     _permit: Option<OwnedSemaphorePermit>,
     cancel_key: String,
@@ -289,11 +290,11 @@ pub(super) async fn post(state: &Arc<AppState>, headers: &HeaderMap, msg: Value)
             .unwrap_or_else(|| error_message(id, -32603, "the call ended without an answer"));
         return json_response(StatusCode::OK, &response);
     }
-    let (out, rx) = mpsc::channel(SSE_BACKLOG);
+    let (out, rx) = queue::channel(SSE_BACKLOG);
     let state = Arc::clone(state);
     tokio::spawn(async move {
         if let Some(response) = drive(&state.parked, call, id, Some(&out)).await {
-            let _ = out.send(response).await;
+            let _ = out.push(response);
         }
     });
     Sse::new(EventStream::new(rx)).into_response()
@@ -322,7 +323,7 @@ async fn start(
         None
     };
     let cancel_key = format!("stateless {}", NEXT_CALL.fetch_add(1, Ordering::Relaxed));
-    let (events_tx, events) = mpsc::channel(SSE_BACKLOG);
+    let (events_tx, events) = queue::channel(SSE_BACKLOG);
     let options = CallOptions {
         events: Some(events_tx),
         can_answer,
@@ -361,7 +362,7 @@ enum Step {
     ClientGone,
 }
 
-async fn closed(out: Option<&mpsc::Sender<Value>>) {
+async fn closed(out: Option<&Outbox>) {
     match out {
         Some(out) => out.closed().await,
         None => std::future::pending().await,
@@ -375,7 +376,7 @@ async fn drive(
     parking: &Parking,
     mut call: Call,
     client_id: Value,
-    out: Option<&mpsc::Sender<Value>>,
+    out: Option<&Outbox>,
 ) -> Option<Value> {
     let mut guard = CancelGuard::new(&call);
     let mut events_open = true;
@@ -393,8 +394,11 @@ async fn drive(
                 return Some(parking.park(call, client_id, event));
             }
             Step::Event(Some(event)) => {
-                if let Some(out) = out {
-                    let _ = out.send(event).await;
+                // A client that falls behind leaves the call (cancelled upstream).
+                if let Some(out) = out
+                    && out.push(event).is_err()
+                {
+                    return None;
                 }
             }
             Step::Reply(reply) => {
@@ -474,10 +478,10 @@ async fn listen(upstream: Upstream, id: Value, msg: &Value) -> Response {
             .is_some_and(|u| uris.iter().any(|w| w == u)),
         _ => false,
     };
-    let (out, rx) = mpsc::channel(SSE_BACKLOG);
+    let (out, rx) = queue::channel(SSE_BACKLOG);
     let mut notifications = upstream.notifications();
     tokio::spawn(async move {
-        let _ = out.send(acknowledged).await;
+        let _ = out.push(acknowledged);
         loop {
             let msg = tokio::select! {
                 msg = notifications.recv() => msg,
@@ -497,7 +501,8 @@ async fn listen(upstream: Upstream, id: Value, msg: &Value) -> Response {
             } else {
                 msg["params"] = json!({"_meta": stamp.clone()});
             }
-            if out.send(msg).await.is_err() {
+            // A listener that falls behind is disconnected: its stream ends.
+            if out.push(msg).is_err() {
                 break;
             }
         }
@@ -526,7 +531,7 @@ pub(super) fn ask_for_modern_child(
     session: &SessionView,
     method: &str,
     params: Option<Value>,
-    events: Option<mpsc::Sender<Value>>,
+    events: Option<Outbox>,
     cancel_key: String,
 ) -> oneshot::Receiver<Value> {
     let (reply, answer) = oneshot::channel();
@@ -552,7 +557,7 @@ struct InputRounds {
     session_id: String,
     upstream: Upstream,
     method: String,
-    events: Option<mpsc::Sender<Value>>,
+    events: Option<Outbox>,
     cancel_key: String,
 }
 
@@ -619,7 +624,7 @@ impl InputRounds {
         }
         let question = json!({"jsonrpc": "2.0", "id": id, "method": method,
                               "params": request.get("params").cloned().unwrap_or_else(|| json!({}))});
-        let answer = if events.send(question).await.is_ok() {
+        let answer = if events.push(question).is_ok() {
             tokio::time::timeout(ASK_TIMEOUT, rx)
                 .await
                 .ok()

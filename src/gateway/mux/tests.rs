@@ -204,7 +204,7 @@ async fn a_call_unanswered_past_call_timeout_fails_and_the_child_is_told() {
 #[tokio::test(start_paused = true)]
 async fn progress_starts_the_wait_over() {
     let (upstream, mut child, _) = mux_with(MAX_MESSAGE);
-    let (events, mut seen) = mpsc::channel(8);
+    let (events, mut seen) = crate::gateway::queue::channel(8);
     let options = CallOptions {
         events: Some(events),
         ..CallOptions::default()
