@@ -107,6 +107,8 @@ pub fn run(mut stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i
             return CANNOT_START;
         }
     };
+    // The server has the pipes now; ours would keep them open after it closes them.
+    let _ = sys::stdin_stdout_to_null();
 
     let me = std::process::id();
     let mut main_status: Option<i32> = None;

@@ -315,6 +315,40 @@ pub fn reap_if_ended(pid: u32) -> bool {
     unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == pid }
 }
 
+/// The socket inodes `pid` holds open (from `/proc/PID/fd`; none when unreadable).
+pub fn socket_inodes(pid: u32) -> Vec<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let link = std::fs::read_link(e.path()).ok()?;
+                    let link = link.to_str()?;
+                    link.strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Points this process's stdin and stdout at /dev/null (the shim, once the server
+/// runs: its own copies of the server's pipes would keep them open after the server
+/// closed them, and the daemon would never see the end of the server's output).
+pub fn stdin_stdout_to_null() -> io::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    use std::os::fd::AsRawFd;
+    for fd in [0, 1] {
+        // SAFETY: dup2 takes two descriptors; `null` is open for the whole call.
+        check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
+    }
+    Ok(())
+}
+
 /// Live (non-zombie) processes in group `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
     all_pids()

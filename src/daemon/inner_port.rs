@@ -21,7 +21,7 @@ pub(super) fn for_spec(spec: &ServerSpec) -> Result<Option<u16>, String> {
 }
 
 /// A free port on loopback (the OS picks it).
-fn free() -> Result<u16, String> {
+pub(super) fn free() -> Result<u16, String> {
     std::net::TcpListener::bind((HOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -44,6 +44,46 @@ pub(super) fn listening_beyond_loopback(port: u16) -> Vec<SocketAddr> {
         .filter(|e| e.state == procfs::net::TcpState::Listen)
         .map(|e| e.local_address);
     beyond_loopback(listening, port)
+}
+
+/// Listening sockets on `port` that no process of group `group` (the instance's: the
+/// shim leads it) holds open: another local process that took the port first, and
+/// would receive the clients' traffic and the upstream's headers.
+pub(super) fn listening_not_ours(port: u16, group: u32) -> Vec<SocketAddr> {
+    let listening: Vec<(SocketAddr, u64)> = procfs::net::tcp()
+        .into_iter()
+        .chain(procfs::net::tcp6())
+        .flatten()
+        .filter(|e| e.state == procfs::net::TcpState::Listen && e.local_address.port() == port)
+        .map(|e| (e.local_address, e.inode))
+        .collect();
+    let ours: std::collections::HashSet<u64> = crate::sys::group_members(group)
+        .into_iter()
+        .flat_map(crate::sys::socket_inodes)
+        .collect();
+    foreign(&listening, &ours)
+}
+
+/// PURE: the listeners whose socket is not among `ours`.
+fn foreign(
+    listening: &[(SocketAddr, u64)],
+    ours: &std::collections::HashSet<u64>,
+) -> Vec<SocketAddr> {
+    listening
+        .iter()
+        .filter(|(_, inode)| !ours.contains(inode))
+        .map(|(addr, _)| *addr)
+        .collect()
+}
+
+/// Why a start fails when its port is held by a process not of the instance.
+pub(super) fn taken(port: u16, addrs: &[SocketAddr]) -> String {
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    format!(
+        "its inner port {port} is held by a process that is not the server ({}): \
+         refused, so no client traffic reaches it; the next start takes another port",
+        list.join(", ")
+    )
 }
 
 /// PURE: of these listening addresses, those on `port` that are not loopback.
@@ -97,6 +137,28 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(beyond, ["0.0.0.0:9000", "[::]:9000", "10.1.2.3:9000"]);
+    }
+
+    #[test]
+    fn a_listener_is_ours_only_when_our_process_holds_its_socket() {
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let b: SocketAddr = "[::1]:9".parse().unwrap();
+        let ours = std::collections::HashSet::from([11]);
+        assert_eq!(foreign(&[(a, 11), (b, 12)], &ours), [b]);
+        assert!(foreign(&[(a, 11)], &ours).is_empty());
+    }
+
+    #[test]
+    fn this_processs_own_listener_is_found_by_its_group() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let group = crate::sys::proc_stat(std::process::id()).unwrap().pgrp;
+        assert!(listening_not_ours(port, group).is_empty());
+        assert_eq!(
+            listening_not_ours(port, u32::MAX - 1).len(),
+            1,
+            "another group's"
+        );
     }
 
     #[test]

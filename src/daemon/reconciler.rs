@@ -324,7 +324,7 @@ impl Daemon {
         let held = rt
             .instances
             .iter()
-            .filter(|h| h.view.borrow().phase().is_held())
+            .filter(|h| h.view.borrow().is_held())
             .count();
         let mut ports = (held..wanted)
             .map(|_| inner_port::for_spec(spec))
@@ -337,7 +337,7 @@ impl Daemon {
         let mut retired: Vec<Handle> = Vec::new();
         let (alive, dead): (Vec<Handle>, Vec<Handle>) = std::mem::take(&mut rt.instances)
             .into_iter()
-            .partition(|h| h.view.borrow().phase().is_held());
+            .partition(|h| h.view.borrow().is_held());
         retired.extend(dead);
         let mut keep = alive;
         let want = usize::try_from(spec.instances).unwrap_or(usize::MAX);

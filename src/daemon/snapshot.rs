@@ -50,7 +50,7 @@ impl Daemon {
                     let held = rt
                         .instances
                         .iter()
-                        .filter(|h| h.view.borrow().phase().is_held())
+                        .filter(|h| h.view.borrow().is_held())
                         .count();
                     let observed = ObservedServer {
                         spec: rt.spec.clone(),

@@ -125,6 +125,8 @@ pub struct Upstream {
     subscriptions: Arc<std::sync::Mutex<HashMap<String, usize>>>,
     /// `call_timeout` in milliseconds; changed in place by [`Upstream::set_call_timeout`].
     call_timeout_ms: Arc<AtomicU64>,
+    /// Calls in flight other than pings and listens: the child has work.
+    busy: Arc<AtomicUsize>,
 }
 
 /// Counts a session (or one stateless request) against its upstream while it lives.
@@ -165,6 +167,12 @@ impl Upstream {
             .await?
             .await
             .map_err(|_| Gone)
+    }
+
+    /// Calls in flight other than pings and listens. A child that serves one request at
+    /// a time cannot answer a ping while it works on one: that is not a dead child.
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::Relaxed)
     }
 
     /// Applies a new `call_timeout` to calls made from now on.
@@ -344,6 +352,7 @@ where
         limits.max_message,
     );
     let call_timeout_ms = Arc::new(AtomicU64::new(millis(limits.call_timeout)));
+    let busy = Arc::new(AtomicUsize::new(0));
     let (ops, rx) = mpsc::channel(256);
     let (notifications, _) = broadcast::channel(256);
     let on_message: OnMessage = {
@@ -362,6 +371,7 @@ where
         cancel_keys: HashMap::new(),
         deadlines: BTreeSet::new(),
         call_timeout_ms: Arc::clone(&call_timeout_ms),
+        busy: Arc::clone(&busy),
         next_id: 1,
         yield_soon: false,
     };
@@ -376,6 +386,7 @@ where
         notifications,
         subscriptions: Arc::default(),
         call_timeout_ms,
+        busy,
     }
 }
 
@@ -392,6 +403,8 @@ struct Pending {
     progress_token: Option<String>,
     /// When the call fails unanswered (`None` for a listen, which lives on).
     deadline: Option<Instant>,
+    /// Counted in [`Upstream::busy`] (not a ping, not a listen).
+    busy: bool,
 }
 
 /// Requests waiting for the child to read them, at most (then callers wait).
@@ -411,6 +424,7 @@ struct Mux<W> {
     /// Every pending call's deadline, earliest first.
     deadlines: BTreeSet<(Instant, u64)>,
     call_timeout_ms: Arc<AtomicU64>,
+    busy: Arc<AtomicUsize>,
     next_id: u64,
     /// A client's queue is more than half full: let its reader run before going on.
     yield_soon: bool,
@@ -440,7 +454,12 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
                 }
                 // Backpressure: no more requests while a child is not reading.
                 op = ops.recv(), if self.out.len() < MAX_UNWRITTEN => {
-                    let Some(op) = op else { break };
+                    let Some(op) = op else {
+                        // Every handle is gone: what was queued still goes out (briefly).
+                        let flush = self.stdin.write_all(&self.out);
+                        let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+                        break;
+                    };
                     self.handle_op(op);
                     while self.out.len() < MAX_UNWRITTEN
                         && let Ok(op) = ops.try_recv()
@@ -512,6 +531,10 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
                 if let Some(at) = deadline {
                     self.deadlines.insert((at, id));
                 }
+                let busy = !listen && method != "ping";
+                if busy {
+                    self.busy.fetch_add(1, Ordering::Relaxed);
+                }
                 self.pending.insert(
                     id,
                     Pending {
@@ -520,6 +543,7 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
                         options,
                         progress_token,
                         deadline,
+                        busy,
                     },
                 );
             }
@@ -718,6 +742,9 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
         let call = self.pending.remove(&id)?;
         if let Some(at) = call.deadline {
             self.deadlines.remove(&(at, id));
+        }
+        if call.busy {
+            self.busy.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(token) = &call.progress_token {
             self.progress.remove(token);

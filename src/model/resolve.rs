@@ -463,11 +463,18 @@ fn resolve_server(
         diags,
     );
 
-    let call_timeout = duration(
+    let call_timeout = nonzero(
         name,
         "call_timeout",
         &m.call_timeout,
-        DEFAULT_CALL_TIMEOUT,
+        duration(
+            name,
+            "call_timeout",
+            &m.call_timeout,
+            DEFAULT_CALL_TIMEOUT,
+            loc,
+            diags,
+        ),
         loc,
         diags,
     );
@@ -618,19 +625,35 @@ fn health_check(
             origin: [h.origin.as_slice(), &[field.to_string()]].concat(),
         })
     };
-    let interval = duration(
+    let interval = part("interval", &h.value.interval);
+    let interval = nonzero(
         server,
         "health.interval",
-        &part("interval", &h.value.interval),
-        defaults.interval,
+        &interval,
+        duration(
+            server,
+            "health.interval",
+            &interval,
+            defaults.interval,
+            loc,
+            diags,
+        ),
         loc,
         diags,
     );
-    let timeout = duration(
+    let timeout = part("timeout", &h.value.timeout);
+    let timeout = nonzero(
         server,
         "health.timeout",
-        &part("timeout", &h.value.timeout),
-        defaults.timeout,
+        &timeout,
+        duration(
+            server,
+            "health.timeout",
+            &timeout,
+            defaults.timeout,
+            loc,
+            diags,
+        ),
         loc,
         diags,
     );
@@ -654,6 +677,28 @@ fn health_check(
         timeout: timeout?,
         failures: failures?,
     })
+}
+
+/// A duration that must not be zero (a zero timeout would fail everything at once).
+fn nonzero(
+    server: &str,
+    field: &str,
+    value: &Option<Sourced<String>>,
+    parsed: Option<Duration>,
+    loc: &Locator<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Duration> {
+    match (parsed, value) {
+        (Some(d), Some(v)) if d.is_zero() => {
+            diags.push(
+                Diagnostic::new(format!("`{field}` of server `{server}` is zero"))
+                    .at(loc.value(&v.origin), "must be more than 0")
+                    .hint("give a positive duration such as \"10s\""),
+            );
+            None
+        }
+        (parsed, _) => parsed,
+    }
 }
 
 fn duration(

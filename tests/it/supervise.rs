@@ -644,3 +644,96 @@ fn r12_a_server_whose_start_failed_is_started_by_the_resync_once_it_can() {
         "late"
     );
 }
+
+#[test]
+fn r12_an_inner_port_held_by_another_process_is_refused() {
+    let port = free_port();
+    let env = TestEnv::new();
+    let port_file = env.path().join("inner-port");
+    // The "server" only says which port it was given; the test takes it first.
+    env.write(
+        "mcpctl.toml",
+        &format!(
+            "version = 1\n[servers.web]\ncommand = \"sh\"\nargs = [\"-c\", \"echo {{port}} > {}; exec sleep 300\"]\ntransport = \"streamable-http\"\nport = {port}\nrestart = \"never\"\nstart_timeout = \"20s\"\n",
+            port_file.display()
+        ),
+    );
+    let apply = env
+        .command(&["apply"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let inner: u16 = wait_for("the inner port", 20, || {
+        std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or_else(|| "not yet".to_string())
+    });
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", inner)).unwrap();
+    let run = to_run(&["apply"], &apply.wait_with_output().unwrap());
+    run.failure().stderr_has(&format!(
+        "its inner port {inner} is held by a process that is not the server"
+    ));
+    drop(squatter);
+}
+
+#[test]
+fn r12_a_long_call_on_a_one_at_a_time_server_is_not_a_failed_health_check() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "{}health = {{ interval = \"200ms\", timeout = \"200ms\", failures = 2 }}\n",
+        config(port, "", "on-failure")
+    ));
+    env.run_within(60, &["apply"]).success();
+    let session = initialize(port);
+    // mcp-echo answers one request at a time: pings wait behind this call.
+    let slept = call(port, &session, "sleep", json!({"ms": 2000}));
+    assert!(text(&slept).starts_with("slept 2000 ms"), "{slept}");
+    let status = env.server_status("echo");
+    assert_eq!(status["restarts"], 0, "killed while busy: {status}");
+}
+
+#[test]
+fn r12_a_server_that_closes_its_stdout_is_killed_and_restarted() {
+    let port = free_port();
+    let env = TestEnv::new();
+    env.write(
+        "server.py",
+        "import json, os, sys, time\n\
+         line = sys.stdin.readline()\n\
+         msg = json.loads(line)\n\
+         while msg.get('method') != 'initialize':\n\
+         \x20   sys.stdout.write(json.dumps({'jsonrpc': '2.0', 'id': msg['id'], 'error': {'code': -32601, 'message': 'no'}}) + '\\n'); sys.stdout.flush()\n\
+         \x20   msg = json.loads(sys.stdin.readline())\n\
+         sys.stdout.write(json.dumps({'jsonrpc': '2.0', 'id': msg['id'], 'result': {'protocolVersion': '2025-06-18', 'capabilities': {}, 'serverInfo': {'name': 'closer', 'version': '1'}}}) + '\\n'); sys.stdout.flush()\n\
+         time.sleep(0.5)\n\
+         os.close(1)\n\
+         time.sleep(300)\n",
+    );
+    env.write(
+        "mcpctl.toml",
+        &format!(
+            "version = 1\n[servers.closer]\ncommand = \"python3\"\nargs = [\"server.py\"]\nport = {port}\nrestart = \"on-failure\"\n"
+        ),
+    );
+    env.run_within(60, &["apply"]).success();
+    let status = wait_for(
+        "the closed stdout to be noticed and the server restarted",
+        30,
+        || {
+            let s = env.server_status("closer");
+            if s["restarts"].as_u64().unwrap_or(0) >= 1 {
+                Ok(s)
+            } else {
+                Err(s.to_string())
+            }
+        },
+    );
+    assert!(
+        status["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stdout closed")),
+        "{status}"
+    );
+}

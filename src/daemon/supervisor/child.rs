@@ -89,6 +89,10 @@ pub struct Os;
 
 impl Processes for Os {
     fn signal(&self, pid: u32, signal: Signal) {
+        // A stopped (SIGSTOP) shim would hold a stop until it is continued.
+        if matches!(signal, Signal::Stop | Signal::StopNow) {
+            let _ = sys::kill(pid, sys::SIGCONT);
+        }
         let _ = match signal {
             Signal::Stop => sys::kill(pid, sys::SIGTERM),
             Signal::StopNow => sys::kill(pid, sys::SIGUSR1),

@@ -31,6 +31,11 @@ pub(super) async fn until_unhealthy(
             }
             continue;
         }
+        // A child serving one request at a time cannot answer while it works on one;
+        // a call that never ends is `call_timeout`'s to end, and then pings resume.
+        if upstream.busy() > 0 {
+            continue;
+        }
         missed += 1;
         view.send_modify(|v| {
             v.state = std::mem::replace(&mut v.state, State::Backoff).with_health(false);

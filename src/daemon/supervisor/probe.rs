@@ -17,6 +17,7 @@ use crate::model::spec::Transport;
 /// serves the gateway); an HTTP server accepts connections on its port.
 pub(super) async fn probe(
     ctx: &InstanceCtx,
+    shim: u32,
     (stdin, stdout): (Option<Input>, Option<Output>),
     log: Option<SharedLog>,
 ) -> Result<Option<Upstream>, String> {
@@ -33,6 +34,10 @@ pub(super) async fn probe(
                 let beyond = inner_port::listening_beyond_loopback(port);
                 if !beyond.is_empty() {
                     return Err(inner_port::refusal(port, &beyond));
+                }
+                let foreign = inner_port::listening_not_ours(port, shim);
+                if !foreign.is_empty() {
+                    return Err(inner_port::taken(port, &foreign));
                 }
                 return Ok(None);
             }

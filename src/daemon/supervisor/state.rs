@@ -162,6 +162,18 @@ impl View {
         self.state.upstream()
     }
 
+    /// Whether the slot counts as present for the plan: running (healthy or not) or in
+    /// its first start. A restart in progress (backoff, or the start after it) and a
+    /// crash loop do not: a server that should run and does not is drift, which the
+    /// next apply retries and reports.
+    pub fn is_held(&self) -> bool {
+        match self.phase() {
+            Phase::Running | Phase::Unhealthy => true,
+            Phase::Starting => self.restarts == 0,
+            _ => false,
+        }
+    }
+
     /// Ready to take new work: running and healthy.
     pub fn serving(&self) -> Option<&Upstream> {
         match &self.state {
@@ -195,5 +207,30 @@ mod tests {
         assert_eq!(sick.with_health(true).phase(), Phase::Running);
         assert_eq!(State::Backoff.with_health(true).phase(), Phase::Backoff);
         assert!(State::CrashLoop.process().is_none());
+    }
+}
+
+#[cfg(test)]
+mod held {
+    use super::*;
+
+    #[test]
+    fn a_restart_in_progress_is_drift_and_a_first_start_is_not() {
+        let mut view = View::new(None);
+        assert!(view.is_held(), "the first start");
+        view.restarts = 1;
+        assert!(!view.is_held(), "the start after a failure");
+        view.state = State::Backoff;
+        assert!(!view.is_held());
+        view.state = State::CrashLoop;
+        assert!(!view.is_held());
+        view.state = State::Running {
+            process: None,
+            upstream: None,
+            since: SystemTime::UNIX_EPOCH,
+        };
+        assert!(view.is_held());
+        view.state = view.state.clone().with_health(false);
+        assert!(view.is_held(), "unhealthy still runs");
     }
 }

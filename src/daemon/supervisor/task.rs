@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio::io::BufReader;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::super::inner_port;
 use super::policy::{Decision, Ending, Tracker};
 use super::*;
 use crate::logs::LogWriter;
@@ -118,6 +119,23 @@ pub(super) async fn run_once(
     if ctx.spec.mode == Mode::Remote {
         return watch_remote(ctx, control, view).await;
     }
+    // A restart takes a new inner port: one that another process took meanwhile is
+    // never waited on again.
+    if ctx.inner_port.is_some() && view.borrow().attempts > 1 {
+        match inner_port::free() {
+            Ok(port) => {
+                ctx.inner_port = Some(port);
+                view.send_modify(|v| v.inner_port = Some(port));
+            }
+            Err(why) => {
+                view.send_modify(|v| v.last_error = Some(why));
+                return Once::Ended {
+                    ending: Ending::NotReady,
+                    uptime: Duration::ZERO,
+                };
+            }
+        }
+    }
     let mut spawned = match ctx.launcher.launch(shim_command(ctx)).await {
         Ok(s) => s,
         Err(e) => {
@@ -151,7 +169,7 @@ pub(super) async fn run_once(
     // Updates that arrive while starting are adopted once the probe is done with ctx.
     let mut updates = Vec::new();
     let ready = {
-        let probe = probe(ctx, pipes, log.clone());
+        let probe = probe(ctx, pid, pipes, log.clone());
         tokio::pin!(probe);
         loop {
             tokio::select! {
