@@ -22,6 +22,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("the daemon did not start:\n{0}")]
     DidNotStart(String),
+    #[error(
+        "the daemon {pid} did not answer within {secs} s (stopped or wedged?); `kill {pid}` ends it and its servers"
+    )]
+    NotAnswering { pid: String, secs: f64 },
     #[error("the daemon sent a reply this mcpctl does not understand: {0}")]
     BadReply(String),
     /// The daemon refused or failed the request; its message is complete.
@@ -154,10 +158,40 @@ pub fn request(
     ))
 }
 
-/// A one-shot request to a running daemon (none running: `Error::NotRunning`).
+/// How long a one-shot request (status, observe, stop) may wait for the daemon:
+/// 15 s, or `MCPCTL_ASK_TIMEOUT_MS`.
+fn ask_timeout() -> Duration {
+    std::env::var("MCPCTL_ASK_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&ms: &u64| ms > 0)
+        .map_or(Duration::from_secs(15), Duration::from_millis)
+}
+
+/// A one-shot request to a running daemon (none running: `Error::NotRunning`); a
+/// daemon that does not answer in time is an error naming it, not a hang.
 pub fn ask(config: &Path, req: &Request) -> Result<Reply, Error> {
-    match connect(config)? {
-        Some(stream) => request(stream, req, |_| {}),
-        None => Err(Error::NotRunning(config.display().to_string())),
-    }
+    let Some(stream) = connect(config)? else {
+        return Err(Error::NotRunning(config.display().to_string()));
+    };
+    let timeout = ask_timeout();
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    request(stream, req, |_| {}).map_err(|e| match e {
+        Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            let pid_file = store::runtime_dir(&absolute(config)).join(crate::runtime_dir::PID_FILE);
+            Error::NotAnswering {
+                pid: std::fs::read_to_string(pid_file)
+                    .map(|p| p.trim().to_string())
+                    .unwrap_or_else(|_| "?".into()),
+                secs: timeout.as_secs_f64(),
+            }
+        }
+        other => other,
+    })
 }

@@ -737,3 +737,27 @@ fn r12_a_server_that_closes_its_stdout_is_killed_and_restarted() {
         "{status}"
     );
 }
+
+#[test]
+fn r12_a_stopped_daemon_is_an_error_naming_it_not_a_hang() {
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    env.run_within(60, &["apply"]).success();
+    let daemon = env.daemon_pid().to_string();
+    Command::new("kill")
+        .args(["-STOP", &daemon])
+        .status()
+        .unwrap();
+    let out = env
+        .command(&["status"])
+        .env("MCPCTL_ASK_TIMEOUT_MS", "500")
+        .output()
+        .unwrap();
+    Command::new("kill")
+        .args(["-CONT", &daemon])
+        .status()
+        .unwrap();
+    to_run(&["status"], &out)
+        .failure()
+        .stderr_has(&format!("the daemon {daemon} did not answer within 0.5 s"));
+}
