@@ -53,3 +53,15 @@ for who in 1 2; do
 done
 
 bash "$BENCH/conformance.sh" "$URL" "$WORK/conformance"
+
+# The same suite through `mcpctl gateway` (one server from flags, no daemon, no file).
+GW_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$MCPCTL" gateway --port "$GW_PORT" -- python3 "$BENCH/conformance_backend.py" 2>"$WORK/gateway.log" &
+GW_PID=$!
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$GW_PORT/mcp" && break
+  sleep 0.1
+done
+bash "$BENCH/conformance.sh" "http://127.0.0.1:$GW_PORT/mcp" "$WORK/conformance-gateway"
+kill -TERM "$GW_PID"
+wait "$GW_PID"
