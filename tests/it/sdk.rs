@@ -178,3 +178,43 @@ fn a_legacy_sse_server_of_the_python_sdk_runs_on_an_inner_port_behind_the_gatewa
     );
     assert_eq!(foreign.status, 403);
 }
+
+/// The same three modes through `mcpctl gateway` (no daemon, no file).
+#[test]
+fn the_python_sdk_in_every_mode_works_through_mcpctl_gateway() {
+    let python = sdk_python();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/client.py");
+    for extra in [&[][..], &["--modern"][..]] {
+        let port = free_port();
+        let mut gateway = Command::new(crate::common::bin())
+            .args(["gateway", "--port", &port.to_string(), "--", echo_bin()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        crate::common::wait_for("mcpctl gateway to listen", 60, || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
+        for mode in ["2026-07-28", "legacy", "auto"] {
+            let mut client = Command::new(python);
+            client
+                .arg(&script)
+                .arg(format!("http://127.0.0.1:{port}/mcp"))
+                .arg(mode);
+            let seen = run_bounded(client, 120)
+                .unwrap_or_else(|e| panic!("SDK in {mode} mode {extra:?}: {e}"));
+            let seen: serde_json::Value =
+                serde_json::from_str(seen.trim()).unwrap_or_else(|e| panic!("{e}: {seen}"));
+            assert_eq!(seen["ok"], true, "{mode} mode {extra:?}: {seen}");
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &gateway.id().to_string()])
+            .status();
+        let status = gateway.wait().unwrap();
+        assert_eq!(status.code(), Some(0));
+    }
+}
