@@ -24,7 +24,7 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
                 edit::set_entry(doc, &scope, MapTable::Env, &key, &value)
             })?;
             crate::note!("set {key} in {}", scope.describe());
-            after_edit(path, before, apply.no_apply)
+            after_edit(path, before, scope.server(), apply.no_apply)
         }
         EnvCommand::Unset { key, scope, apply } => {
             let scope = scope_of(scope);
@@ -33,7 +33,7 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
                 edit::unset_entry(doc, &scope, MapTable::Env, &key)
             })?;
             crate::note!("removed {key} from {}", scope.describe());
-            after_edit(path, before, apply.no_apply)
+            after_edit(path, before, scope.server(), apply.no_apply)
         }
         EnvCommand::Get { key, scope } => {
             let scope = scope_of(scope);

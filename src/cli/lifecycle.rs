@@ -33,10 +33,13 @@ pub(super) fn declared(path: &Path) -> Option<BTreeMap<String, ServerSpec>> {
 }
 
 /// After an edit: converges the servers whose spec it changed, when a daemon runs, and
-/// prints what changed; with `no_apply`, or without a daemon, says when it will.
+/// prints what changed; with `no_apply`, or without a daemon, says when it will. An
+/// edit of one server's block that changed nothing (the value was already there, say
+/// from an earlier `--no-apply`) still converges that server.
 pub(super) fn after_edit(
     path: &Path,
     before: Option<BTreeMap<String, ServerSpec>>,
+    server: Option<&str>,
     no_apply: bool,
 ) -> Result<u8, Error> {
     let (Some(before), Some(after)) = (before, declared(path)) else {
@@ -51,7 +54,12 @@ pub(super) fn after_edit(
     affected.sort();
     affected.dedup();
     if affected.is_empty() {
-        return ok();
+        match server {
+            Some(name) if !no_apply && client::connect(path)?.is_some() => {
+                affected.push(name.to_string());
+            }
+            _ => return ok(),
+        }
     }
     let list = affected.join(", ");
     if no_apply {

@@ -34,7 +34,7 @@ pub(super) fn run(path: &Path, cmd: ProfileCommand) -> Result<u8, Error> {
                 edit::upsert_profile(doc, &name, &layer, true)
             })?;
             crate::note!("updated profile `{name}`");
-            super::lifecycle::after_edit(path, before, apply.no_apply)
+            super::lifecycle::after_edit(path, before, None, apply.no_apply)
         }
         ProfileCommand::List => {
             let raw = read_raw(path)?;

@@ -46,7 +46,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
                 edit::set_entry(doc, &scope, MapTable::Secrets, &key, &ciphertext)
             })?;
             crate::note!("set secret {key} in {} (encrypted)", scope.describe());
-            after_edit(path, before, apply.no_apply)
+            after_edit(path, before, scope.server(), apply.no_apply)
         }
         SecretCommand::Get { key, scope } => {
             let scope = scope_of(scope);
@@ -84,7 +84,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
                 edit::unset_entry(doc, &scope, MapTable::Secrets, &key)
             })?;
             crate::note!("removed secret {key} from {}", scope.describe());
-            after_edit(path, before, apply.no_apply)
+            after_edit(path, before, scope.server(), apply.no_apply)
         }
         SecretCommand::Keygen { add } => keygen(Some(path), add),
         SecretCommand::Recipients(RecipientsCommand::List) => {
@@ -118,7 +118,7 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
             let n = rewrite(path, |_| Ok(()))?;
             crate::note!("re-encrypted {n} secret(s)");
             // The values are the same: a converge finds nothing to restart.
-            after_edit(path, before, apply.no_apply)
+            after_edit(path, before, None, apply.no_apply)
         }
     }
 }

@@ -21,6 +21,14 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The server this scope names, if it names one.
+    pub fn server(&self) -> Option<&str> {
+        match self {
+            Scope::Defaults => None,
+            Scope::Server(name) => Some(name),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Scope::Defaults => "[defaults]".into(),

@@ -476,6 +476,36 @@ fn r12_env_secret_and_profile_edits_converge_what_they_change_unless_told_not_to
     .stderr_has("not applied (--no-apply): `mcpctl apply` brings echo in line");
     assert_eq!(pid(), second, "--no-apply touches nothing that runs");
     env.run(&["plan", "--detailed-exitcode"]).code(2);
+    // An edit made with --no-apply, made again without: the file does not change, the
+    // server does.
+    env.run_within(
+        60,
+        &[
+            "config",
+            "env",
+            "set",
+            "GREETING",
+            "bye",
+            "--server",
+            "echo",
+            "--no-apply",
+        ],
+    )
+    .success();
+    env.run_within(
+        60,
+        &[
+            "config", "env", "set", "GREETING", "bye", "--server", "echo",
+        ],
+    )
+    .success()
+    .stdout_has("1 to restart");
+    assert!(environ(pid()).contains(&"GREETING=bye".to_string()));
+    env.run_within(
+        60,
+        &["config", "env", "unset", "GREETING", "--server", "echo"],
+    )
+    .success();
 
     env.run_within(60, &["config", "secret", "keygen", "--add"])
         .success();
