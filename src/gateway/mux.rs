@@ -442,15 +442,27 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
         // of its own: a child that answers before it reads on would otherwise block on a
         // full stdout while we block on its full stdin. Breaking ends every call: their
         // reply senders drop and callers see Gone.
+        // One timer for the earliest deadline, moved only when that changes (a timer made
+        // anew on every turn would cost each message a timer-wheel insert and removal).
+        let timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             if std::mem::take(&mut self.yield_soon) {
                 tokio::task::yield_now().await;
             }
             let unwritten = !self.out.is_empty();
             let next_deadline = self.deadlines.first().map(|&(at, _)| at);
+            if next_deadline != armed {
+                if let Some(at) = next_deadline {
+                    timer.as_mut().reset(at);
+                }
+                armed = next_deadline;
+            }
             tokio::select! {
-                () = tokio::time::sleep_until(next_deadline.unwrap_or_else(Instant::now)), if next_deadline.is_some() => {
+                () = &mut timer, if armed.is_some() => {
                     self.expire(Instant::now());
+                    armed = None;
                 }
                 // Backpressure: no more requests while a child is not reading.
                 op = ops.recv(), if self.out.len() < MAX_UNWRITTEN => {
