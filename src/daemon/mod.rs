@@ -126,6 +126,32 @@ pub struct Options {
 }
 
 impl Daemon {
+    /// A daemon with nothing running yet; its spawner thread starts here.
+    fn new(
+        source: Source,
+        config_path: PathBuf,
+        config_dir: PathBuf,
+        runtime_dir: PathBuf,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            source,
+            config_path,
+            config_dir,
+            runtime_dir,
+            pid: std::process::id(),
+            started_at: SystemTime::now(),
+            shim: crate::shim::ShimCommand::find()
+                .map_err(io_err("cannot find the mcpctl executable"))?,
+            spawner: Spawner::start().map_err(io_err("cannot start the spawner thread"))?,
+            servers: Mutex::new(BTreeMap::new()),
+            applying: Mutex::new(()),
+            changed: Arc::new(Notify::new()),
+            shutdown: Notify::new(),
+            desired: Mutex::new(None),
+            instance_ids: std::sync::Mutex::default(),
+        })
+    }
+
     pub fn request_shutdown(&self) {
         self.shutdown.notify_one();
     }

@@ -2,14 +2,12 @@
 //! the workers (control, persistence, orphan sweep, watch), the first convergence, and
 //! the shutdown that stops everything.
 
-use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use std::time::SystemTime;
 
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::api::ApplyOptions;
 use crate::config::store;
@@ -61,23 +59,12 @@ pub(super) async fn async_main(
     let config_dir = config_path
         .parent()
         .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    let daemon = Arc::new(Daemon {
-        source: Source::File,
-        config_path: config_path.clone(),
+    let daemon = Arc::new(Daemon::new(
+        Source::File,
+        config_path.clone(),
         config_dir,
-        runtime_dir: runtime_dir.clone(),
-        pid: std::process::id(),
-        started_at: SystemTime::now(),
-        shim: crate::shim::ShimCommand::find()
-            .map_err(io_err("cannot find the mcpctl executable"))?,
-        spawner: Spawner::start().map_err(io_err("cannot start the spawner thread"))?,
-        servers: Mutex::new(BTreeMap::new()),
-        applying: Mutex::new(()),
-        changed: Arc::new(Notify::new()),
-        shutdown: Notify::new(),
-        desired: Mutex::new(None),
-        instance_ids: std::sync::Mutex::default(),
-    });
+        runtime_dir.clone(),
+    )?);
     daemon.persist().await;
     let listener = control::bind(&runtime_dir.join(SOCKET))?;
     store::write_runtime(&runtime_dir.join(PID_FILE), &format!("{}\n", daemon.pid))?;

@@ -6,15 +6,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::api::ApplyOptions;
 use crate::model::ServerSpec;
 use crate::secrets::unlock::Unlocked;
 
-use super::spawner::Spawner;
 use super::*;
 
 /// Serves `servers` until SIGTERM or SIGINT; fails when one cannot start.
@@ -42,23 +40,8 @@ pub fn run_standalone(
 }
 
 async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Result<(), Error> {
-    let daemon = Arc::new(Daemon {
-        source,
-        config_path: config_dir.join("(command line)"),
-        config_dir,
-        runtime_dir,
-        pid: std::process::id(),
-        started_at: SystemTime::now(),
-        shim: crate::shim::ShimCommand::find()
-            .map_err(io_err("cannot find the mcpctl executable"))?,
-        spawner: Spawner::start().map_err(io_err("cannot start the spawner thread"))?,
-        servers: Mutex::new(BTreeMap::new()),
-        applying: Mutex::new(()),
-        changed: Arc::new(Notify::new()),
-        shutdown: Notify::new(),
-        desired: Mutex::new(None),
-        instance_ids: std::sync::Mutex::default(),
-    });
+    let config_path = config_dir.join("(command line)");
+    let daemon = Arc::new(Daemon::new(source, config_path, config_dir, runtime_dir)?);
     let _ = crate::sys::set_child_subreaper();
     let mut workers = tokio::task::JoinSet::new();
     workers.spawn(run::sweep_orphans_on_sigchld(daemon.spawner.clone()));
