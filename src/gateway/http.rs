@@ -292,12 +292,16 @@ fn sessions_full(id: Value) -> Response {
     response
 }
 
+/// Ends every session of a router (see [`router`]).
+pub(super) type Closer = Box<dyn FnOnce() + Send + Sync>;
+
+/// The routes of a stdio server, and what ends all its sessions.
 pub(super) fn router(
     instances: Arc<dyn Instances>,
     loopback: bool,
     bearer: Option<SecretString>,
     max_sessions: Arc<AtomicUsize>,
-) -> std::io::Result<Router> {
+) -> std::io::Result<(Router, Closer)> {
     let state = Arc::new(AppState {
         instances,
         sessions: Mutex::new(Sessions::new()),
@@ -308,12 +312,30 @@ pub(super) fn router(
         parked: stateless::Parking::new()?,
     });
     spawn_janitor(&state);
-    Ok(Router::new()
+    let weak = Arc::downgrade(&state);
+    let close: Closer = Box::new(move || {
+        let Some(state) = weak.upgrade() else { return };
+        let ended: Vec<(String, Session)> = match state.sessions.lock() {
+            Ok(mut sessions) => {
+                let ids: Vec<String> = sessions.iter().map(|(id, _)| id.clone()).collect();
+                ids.into_iter()
+                    .filter_map(|id| sessions.remove(&id).map(|s| (id, s)))
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        // Dropped outside the lock: a session's end stops its own child.
+        for (id, session) in ended {
+            cancel_calls(&session, &id);
+        }
+    });
+    let app = Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
         .route("/sse", get(get_sse))
         .route("/messages", post(post_messages))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state))
+        .with_state(state);
+    Ok((app, close))
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {

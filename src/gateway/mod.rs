@@ -78,6 +78,8 @@ pub struct Gateway {
     task: tokio::task::JoinHandle<()>,
     pub addr: SocketAddr,
     max_sessions: Arc<AtomicUsize>,
+    /// Ends every session of a stdio server (their streams, calls and own children).
+    close_sessions: Option<http::Closer>,
 }
 
 impl Gateway {
@@ -94,9 +96,15 @@ pub struct Limits {
     pub max_sessions: usize,
 }
 
+/// Stopping a server ends it all: no new connections, and its sessions end with
+/// their streams, calls and `per-session` children, even while a client holds a
+/// connection open (which keeps the router alive).
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(close) = self.close_sessions.take() {
+            close();
+        }
     }
 }
 
@@ -120,11 +128,13 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let loopback = addr.ip().is_loopback();
     let max_sessions = Arc::new(AtomicUsize::new(limits.max_sessions.max(1)));
-    let app = match backend {
+    let (app, close_sessions) = match backend {
         Backend::Stdio(instances) => {
-            http::router(instances, loopback, bearer, Arc::clone(&max_sessions))?
+            let (app, close) =
+                http::router(instances, loopback, bearer, Arc::clone(&max_sessions))?;
+            (app, Some(close))
         }
-        Backend::Http(upstream) => proxy::router(upstream, loopback, bearer)?,
+        Backend::Http(upstream) => (proxy::router(upstream, loopback, bearer)?, None),
     };
     let task = match tls {
         Some(config) => tokio::spawn(tls::serve(listener, app, config)),
@@ -136,5 +146,6 @@ pub async fn serve(
         task,
         addr,
         max_sessions,
+        close_sessions,
     })
 }

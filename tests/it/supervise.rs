@@ -791,3 +791,40 @@ fn r12_a_stopped_daemon_is_an_error_naming_it_not_a_hang() {
         .failure()
         .stderr_has(&format!("the daemon {daemon} did not answer within 0.5 s"));
 }
+
+#[test]
+fn r13_server_stop_ends_its_sessions_their_streams_and_per_session_children() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "{}sharing = \"per-session\"\n",
+        config(port, "", "on-failure")
+    ));
+    env.run_within(60, &["apply"]).success();
+    let session = initialize(port);
+    let child: u32 = text(&call(port, &session, "whoami", json!({})))
+        .parse()
+        .unwrap();
+    // A client holds the session's stream open (and with it, its connection).
+    let mut stream = crate::common::connect(port);
+    write!(
+        stream,
+        "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-06-18\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    env.run_within(60, &["server", "stop", "echo"]).success();
+    wait_for("the session's own child to end", 30, || {
+        if alive(child) {
+            Err("alive".into())
+        } else {
+            Ok(())
+        }
+    });
+    // The stream ends: the rest of it reads to its end instead of waiting forever.
+    let mut rest = Vec::new();
+    let ended = stream.read_to_end(&mut rest);
+    assert!(ended.is_ok(), "the stream did not end: {ended:?}");
+}
