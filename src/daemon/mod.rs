@@ -133,6 +133,8 @@ impl Daemon {
         config_dir: PathBuf,
         runtime_dir: PathBuf,
     ) -> Result<Self, Error> {
+        // One descriptor per client connection: take all the system allows.
+        let _ = crate::sys::raise_open_file_limit();
         Ok(Self {
             source,
             config_path,

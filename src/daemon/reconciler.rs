@@ -249,6 +249,7 @@ impl Daemon {
                             .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned());
                         let limits = gateway::Limits {
                             max_sessions: spec.max_sessions,
+                            connections: gateway::accept::ConnectionLimits::from_env(),
                         };
                         match gateway::serve(addr, backend, bearer, tls, limits).await {
                             Ok(g) => Some(g),

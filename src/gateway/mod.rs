@@ -5,6 +5,7 @@
 //! The gateway never spawns processes: it reaches instances through [`Instances`],
 //! which the daemon implements over its supervised instances.
 
+pub mod accept;
 pub mod era;
 pub mod handshake;
 mod http;
@@ -94,6 +95,8 @@ impl Gateway {
 pub struct Limits {
     /// Live sessions of a stdio server (see `sessions.rs`).
     pub max_sessions: usize,
+    /// Connections at once and their header timeout (see `accept.rs`).
+    pub connections: accept::ConnectionLimits,
 }
 
 /// Stopping a server ends it all: no new connections, and its sessions end with
@@ -136,12 +139,7 @@ pub async fn serve(
         }
         Backend::Http(upstream) => (proxy::router(upstream, loopback, bearer)?, None),
     };
-    let task = match tls {
-        Some(config) => tokio::spawn(tls::serve(listener, app, config)),
-        None => tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        }),
-    };
+    let task = tokio::spawn(accept::serve(listener, app, tls, limits.connections));
     Ok(Gateway {
         task,
         addr,

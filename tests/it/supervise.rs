@@ -828,3 +828,43 @@ fn r13_server_stop_ends_its_sessions_their_streams_and_per_session_children() {
     let ended = stream.read_to_end(&mut rest);
     assert!(ended.is_ok(), "the stream did not end: {ended:?}");
 }
+
+#[test]
+fn r13_idle_and_half_sent_connections_are_bounded_and_closed_and_clients_still_served() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    let run = env
+        .command(&["apply"])
+        .env("MCPCTL_MAX_CONNECTIONS", "16")
+        .env("MCPCTL_HEADER_TIMEOUT_MS", "500")
+        .output()
+        .unwrap();
+    to_run(&["apply"], &run).success();
+    // More idle connections than the port takes, and requests that never finish.
+    let idle: Vec<std::net::TcpStream> = (0..40).map(|_| crate::common::connect(port)).collect();
+    let mut half: Vec<std::net::TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = crate::common::connect(port);
+            s.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
+                .unwrap();
+            s
+        })
+        .collect();
+    // A normal client is served (queued by the kernel until a slot frees).
+    let session = initialize(port);
+    assert_eq!(
+        text(&call(port, &session, "echo", json!({"text": "through"}))),
+        "through"
+    );
+    env.run_within(10, &["status"]).success();
+    // The half-sent requests are closed by the server, not held open.
+    for s in &mut half {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let read = s.read_to_end(&mut rest);
+        assert!(read.is_ok(), "a half-sent request was held open: {read:?}");
+    }
+    drop(idle);
+}

@@ -1,0 +1,96 @@
+//! The accept loop of a gateway port, plain or TLS, with bounds: at most
+//! `max_connections` at once (the loop stops accepting until one closes, so the kernel
+//! queues newcomers instead of the daemon running out of descriptors), and a timeout
+//! for a request's headers, which is also how long an idle keep-alive connection may
+//! wait for its next request. A slow or silent client holds a slot for that long, no
+//! more.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bounds of a port's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    /// `MCPCTL_MAX_CONNECTIONS` (default: half the open-file limit, at most 8,192) and
+    /// `MCPCTL_HEADER_TIMEOUT_MS` (default 10 s) from the daemon's environment.
+    pub fn from_env() -> Self {
+        let fd_limit = crate::sys::open_file_limit().unwrap_or(1024);
+        let default_max = usize::try_from(fd_limit / 2)
+            .unwrap_or(8192)
+            .clamp(16, 8192);
+        let number = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|&n| n > 0)
+        };
+        Self {
+            max_connections: number("MCPCTL_MAX_CONNECTIONS")
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(default_max),
+            header_timeout: number("MCPCTL_HEADER_TIMEOUT_MS")
+                .map_or(Duration::from_secs(10), Duration::from_millis),
+        }
+    }
+}
+
+/// Serves `app` on `listener` (over TLS with `tls`) until the task is aborted.
+pub(super) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<ServerConfig>>,
+    limits: ConnectionLimits,
+) {
+    let acceptor = tls.map(TlsAcceptor::from);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(_) => {
+                // Out of descriptors, most likely: let connections close first.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout);
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            match acceptor {
+                Some(acceptor) => {
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                }
+            }
+        });
+    }
+}
