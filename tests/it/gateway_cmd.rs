@@ -7,8 +7,39 @@ use serde_json::json;
 
 use crate::common::{alive, bin, echo_bin, free_port, http, wait_for};
 
+/// A gateway that a failing test does not leave running: killed when dropped.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().unwrap()
+    }
+}
+
+impl Running {
+    fn take(mut self) -> Child {
+        self.0.take().unwrap()
+    }
+}
+
 /// `mcpctl gateway ARGS` in a temp folder, with `env` added.
-fn gateway(args: &[&str], env: &[(&str, &str)]) -> (Child, tempfile::TempDir) {
+fn gateway(args: &[&str], env: &[(&str, &str)]) -> (Running, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(bin())
         .arg("gateway")
@@ -21,7 +52,7 @@ fn gateway(args: &[&str], env: &[(&str, &str)]) -> (Child, tempfile::TempDir) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    (child, dir)
+    (Running(Some(child)), dir)
 }
 
 fn initialize(port: u16, headers: &[(&str, &str)]) -> crate::common::HttpReply {
@@ -43,7 +74,8 @@ fn wait_serving(port: u16, child: &mut Child) {
 }
 
 /// SIGTERM, then the exit code and stderr (bounded).
-fn terminate(mut child: Child) -> (i32, String) {
+fn terminate(running: Running) -> (i32, String) {
+    let mut child = running.take();
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -115,7 +147,7 @@ fn a_server_that_cannot_start_exits_1_with_its_log() {
         &["--port", &port, "--", echo_bin(), "--fail-at-start", "4"],
         &[],
     );
-    let out = child.wait_with_output().unwrap();
+    let out = child.take().wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
