@@ -96,6 +96,28 @@ fn sdk_python() -> &'static Path {
     })
 }
 
+/// `client.py` against `/mcp` on `port` in `mode`; what it saw, asserted ok (`what`
+/// names the case in a failure).
+fn sdk_client(
+    python: &Path,
+    script: &Path,
+    port: u16,
+    mode: &str,
+    what: &str,
+) -> serde_json::Value {
+    let mut client = Command::new(python);
+    client
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{port}/mcp"))
+        .arg(mode);
+    let seen =
+        run_bounded(client, 120).unwrap_or_else(|e| panic!("SDK in {mode} mode, {what}: {e}"));
+    let seen: serde_json::Value =
+        serde_json::from_str(seen.trim()).unwrap_or_else(|e| panic!("{e}: {seen}"));
+    assert_eq!(seen["ok"], true, "{mode} mode, {what}: {seen}");
+    seen
+}
+
 #[test]
 fn the_python_sdk_in_every_mode_works_with_children_of_both_eras() {
     let (legacy, modern) = (free_port(), free_port());
@@ -110,16 +132,7 @@ fn the_python_sdk_in_every_mode_works_with_children_of_both_eras() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/client.py");
     for (child, port) in [("legacy", legacy), ("modern", modern)] {
         for mode in ["2026-07-28", "legacy", "auto"] {
-            let mut client = Command::new(python);
-            client
-                .arg(&script)
-                .arg(format!("http://127.0.0.1:{port}/mcp"))
-                .arg(mode);
-            let seen = run_bounded(client, 120)
-                .unwrap_or_else(|e| panic!("SDK in {mode} mode, {child} child: {e}"));
-            let seen: serde_json::Value =
-                serde_json::from_str(seen.trim()).unwrap_or_else(|e| panic!("{e}: {seen}"));
-            assert_eq!(seen["ok"], true, "{mode} mode, {child} child: {seen}");
+            let seen = sdk_client(python, &script, port, mode, &format!("{child} child"));
             let expected_era = if mode == "legacy" {
                 "2025-11-25"
             } else {
@@ -200,16 +213,7 @@ fn the_python_sdk_in_every_mode_works_through_mcpctl_gateway() {
                 .map_err(|e| e.to_string())
         });
         for mode in ["2026-07-28", "legacy", "auto"] {
-            let mut client = Command::new(python);
-            client
-                .arg(&script)
-                .arg(format!("http://127.0.0.1:{port}/mcp"))
-                .arg(mode);
-            let seen = run_bounded(client, 120)
-                .unwrap_or_else(|e| panic!("SDK in {mode} mode {extra:?}: {e}"));
-            let seen: serde_json::Value =
-                serde_json::from_str(seen.trim()).unwrap_or_else(|e| panic!("{e}: {seen}"));
-            assert_eq!(seen["ok"], true, "{mode} mode {extra:?}: {seen}");
+            sdk_client(python, &script, port, mode, &format!("{extra:?}"));
         }
         let _ = Command::new("kill")
             .args(["-TERM", &gateway.id().to_string()])

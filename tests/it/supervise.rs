@@ -27,6 +27,18 @@ fn call(port: u16, session: &str, name: &str, arguments: Value) -> Value {
     http(port, "POST", "/mcp", &headers, body.to_string().as_bytes()).json()
 }
 
+/// Waits until `server status NAME` says `status`; that status report.
+fn wait_status(env: &TestEnv, name: &str, status: &str) -> Value {
+    wait_for(&format!("{name} to be {status}"), 30, || {
+        let s = env.server_status(name);
+        if s["status"] == status {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    })
+}
+
 fn text(response: &Value) -> &str {
     response["result"]["content"][0]["text"]
         .as_str()
@@ -324,14 +336,7 @@ fn r12_an_unhealthy_server_shows_so_in_status() {
         .args(["-STOP", &server.to_string()])
         .status()
         .unwrap();
-    let status = wait_for("status unhealthy", 30, || {
-        let s = env.server_status("echo");
-        if s["status"] == "unhealthy" {
-            Ok(s)
-        } else {
-            Err(s.to_string())
-        }
-    });
+    let status = wait_status(&env, "echo", "unhealthy");
     assert!(
         status["last_error"]
             .as_str()
@@ -342,14 +347,7 @@ fn r12_an_unhealthy_server_shows_so_in_status() {
         .args(["-CONT", &server.to_string()])
         .status()
         .unwrap();
-    wait_for("status running again", 30, || {
-        let s = env.server_status("echo");
-        if s["status"] == "running" {
-            Ok(())
-        } else {
-            Err(s.to_string())
-        }
-    });
+    wait_status(&env, "echo", "running");
 }
 
 #[test]
@@ -660,14 +658,7 @@ fn r12_a_server_whose_start_failed_is_started_by_the_resync_once_it_can() {
         .stderr_has(&format!("echo: cannot serve on 127.0.0.1:{port}"));
     drop(squatter);
     // Level-triggered: nobody applies again, the daemon's timer converges it.
-    wait_for("the resync to start the server", 30, || {
-        let s = env.server_status("echo");
-        if s["status"] == "running" {
-            Ok(())
-        } else {
-            Err(s.to_string())
-        }
-    });
+    wait_status(&env, "echo", "running");
     let session = initialize(port);
     assert_eq!(
         text(&call(port, &session, "echo", json!({"text": "late"}))),
