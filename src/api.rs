@@ -104,16 +104,6 @@ impl Phase {
             Phase::Stopped => "stopped",
         }
     }
-
-    /// Whether the slot counts as present for the plan. A crash loop does not: a
-    /// server that should run and does not is drift, which the next apply retries
-    /// (with a fresh budget) and reports.
-    pub fn is_held(self) -> bool {
-        matches!(
-            self,
-            Phase::Starting | Phase::Running | Phase::Unhealthy | Phase::Backoff
-        )
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
