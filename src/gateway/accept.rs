@@ -3,7 +3,8 @@
 //! queues newcomers instead of the daemon running out of descriptors), and a timeout
 //! for a request's headers, which is also how long an idle keep-alive connection may
 //! wait for its next request. A slow or silent client holds a slot for that long, no
-//! more.
+//! more. The connections belong to the loop: when it ends (the server stops), every one
+//! of them is closed, idle keep-alive connections included.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 /// A client that has not finished its TLS handshake by then is dropped.
@@ -50,7 +52,8 @@ impl ConnectionLimits {
     }
 }
 
-/// Serves `app` on `listener` (over TLS with `tls`) until the task is aborted.
+/// Serves `app` on `listener` (over TLS with `tls`) until the task is aborted, which
+/// also ends every connection it accepted.
 pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
@@ -59,11 +62,19 @@ pub(super) async fn serve(
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut connections = JoinSet::new();
     loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
+        // Finished connections are reaped as they end, so the set holds only live ones.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            Some(_) = connections.join_next() => continue,
         };
-        let tcp = match listener.accept().await {
+        let Ok(slot) = slot else { return };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next() => continue,
+        };
+        let tcp = match accepted {
             Ok((tcp, _)) => tcp,
             Err(_) => {
                 // Out of descriptors, most likely: let connections close first.
@@ -76,7 +87,7 @@ pub(super) async fn serve(
         http.timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout);
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _slot = slot;
             match acceptor {
                 Some(acceptor) => {

@@ -821,6 +821,58 @@ fn r13_server_stop_ends_its_sessions_their_streams_and_per_session_children() {
 }
 
 #[test]
+fn r13_server_stop_closes_its_idle_keep_alive_connections() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    // Idle keep-alive connections would otherwise wait this long for their next request.
+    let run = env
+        .command(&["apply"])
+        .env("MCPCTL_HEADER_TIMEOUT_MS", "3600000")
+        .output()
+        .unwrap();
+    to_run(&["apply"], &run).success();
+    let stream = crate::common::connect(port);
+    let mut writer = stream.try_clone().unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    write!(
+        writer,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 "), "{status}");
+    // The rest of the answer; the connection then sits idle, kept alive.
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut answer = vec![0u8; length];
+    reader.read_exact(&mut answer).unwrap();
+    env.run_within(60, &["server", "stop", "echo"]).success();
+    reader
+        .get_ref()
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = reader.read_to_end(&mut rest);
+    assert!(
+        closed.is_ok(),
+        "the stopped server kept an idle connection open: {closed:?}"
+    );
+}
+
+#[test]
 fn r13_idle_and_half_sent_connections_are_bounded_and_closed_and_clients_still_served() {
     use std::io::{Read, Write};
     let port = free_port();
