@@ -29,8 +29,7 @@ const RESERVED_META: &str = "io.modelcontextprotocol/";
 pub const HEADER_MISMATCH: i64 = -32020;
 /// -32022: the requested protocol version is not served.
 pub const UNSUPPORTED_VERSION: i64 = -32022;
-pub const INVALID_PARAMS: i64 = -32602;
-pub const METHOD_NOT_FOUND: i64 = -32601;
+pub use super::jsonrpc::{INVALID_PARAMS, METHOD_NOT_FOUND};
 
 /// The requests a 2026-07-28 client may send.
 const MODERN_METHODS: [&str; 10] = [

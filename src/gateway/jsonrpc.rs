@@ -16,8 +16,14 @@ use serde_json::value::RawValue;
 
 /// The body is not JSON.
 pub const PARSE_ERROR: i64 = -32700;
-/// JSON, but not a JSON-RPC message.
+/// JSON, but not a JSON-RPC message (or a request this gateway will not take).
 pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+/// The gateway could not get an answer: no instance runs, it ended, a client left.
+pub const INTERNAL_ERROR: i64 = -32603;
+/// A call outlived its `call_timeout` (MCP's own code for a request that timed out).
+pub const REQUEST_TIMEOUT: i64 = -32001;
 
 /// Starts the string that stands for a numeric id the client wrote as `rest`.
 const RAW_ID: &str = "\u{1}mcpctl-raw-id:";

@@ -7,6 +7,7 @@
 
 pub mod accept;
 pub mod era;
+mod guard;
 pub mod handshake;
 mod http;
 pub mod jsonrpc;
@@ -16,6 +17,7 @@ pub mod origin;
 mod proxy;
 pub mod queue;
 mod random;
+mod reply;
 mod sessions;
 pub mod tls;
 
@@ -133,12 +135,12 @@ pub async fn serve(
     let max_sessions = Arc::new(AtomicUsize::new(limits.max_sessions.max(1)));
     let (app, close_sessions) = match backend {
         Backend::Stdio(instances) => {
-            let (app, close) =
-                http::router(instances, loopback, bearer, Arc::clone(&max_sessions))?;
+            let (app, close) = http::router(instances, Arc::clone(&max_sessions))?;
             (app, Some(close))
         }
-        Backend::Http(upstream) => (proxy::router(upstream, loopback, bearer)?, None),
+        Backend::Http(upstream) => (proxy::router(upstream)?, None),
     };
+    let app = guard::Guard::new(loopback, bearer).wrap(app);
     let task = tokio::spawn(accept::serve(listener, app, tls, limits.connections));
     Ok(Gateway {
         task,

@@ -41,10 +41,10 @@ pub const MAX_MESSAGE: usize = 16 << 20;
 const NOISE_MAX: usize = 16 << 10;
 
 /// JSON-RPC's "internal error", for a call whose answer was too large to take.
-const INTERNAL_ERROR: i64 = -32603;
+pub use super::jsonrpc::INTERNAL_ERROR;
 /// The error of a call that waited longer than its server's `call_timeout` (the code
 /// the MCP SDKs use for a request timeout).
-pub const REQUEST_TIMEOUT: i64 = -32001;
+pub use super::jsonrpc::REQUEST_TIMEOUT;
 /// The error of a call whose client stopped reading what the call sent it.
 pub const FELL_BEHIND: i64 = -32000;
 
@@ -807,7 +807,7 @@ impl<W: AsyncWrite + Unpin> Mux<W> {
     }
 
     fn refuse(&mut self, child_id: Value, method: &str) {
-        let error = json!({"code": -32601, "message": format!("no connected client can answer {method} now")});
+        let error = json!({"code": super::jsonrpc::METHOD_NOT_FOUND, "message": format!("no connected client can answer {method} now")});
         self.queue(&json!({"jsonrpc": "2.0", "id": child_id, "error": error}));
     }
 

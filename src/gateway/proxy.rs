@@ -23,7 +23,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use super::http::{SESSION_IDLE, check_request, rpc_error};
+use super::jsonrpc::INTERNAL_ERROR;
+use super::reply::rpc_error;
+use super::sessions::SESSION_IDLE;
 
 const MAX_BODY: usize = 4 * 1024 * 1024;
 /// Never forwarded: the client's credential and connection-level headers.
@@ -99,8 +101,6 @@ struct ProxyState {
     upstream: HttpUpstream,
     sessions: std::sync::Mutex<Pins>,
     client: Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>,
-    loopback: bool,
-    bearer: Option<SecretString>,
 }
 
 /// A client for `http://` upstreams and, verified against the system's roots (or
@@ -115,18 +115,12 @@ fn client() -> std::io::Result<Client<HttpsConnector<HttpConnector>, Full<bytes:
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
-pub(super) fn router(
-    upstream: HttpUpstream,
-    loopback: bool,
-    bearer: Option<SecretString>,
-) -> std::io::Result<Router> {
+pub(super) fn router(upstream: HttpUpstream) -> std::io::Result<Router> {
     let client = client()?;
     let state = Arc::new(ProxyState {
         upstream,
         sessions: std::sync::Mutex::default(),
         client,
-        loopback,
-        bearer,
     });
     Ok(if state.upstream.legacy_sse {
         Router::new()
@@ -175,16 +169,13 @@ fn pick_port(
             Box::new(rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Value::Null,
-                -32603,
+                INTERNAL_ERROR,
                 "no instance of the server is ready",
             ))
         })
 }
 
 async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
-    if let Some(refusal) = check_request(state.loopback, state.bearer.as_ref(), request.headers()) {
-        return refusal;
-    }
     let session = request
         .headers()
         .get("mcp-session-id")
@@ -234,7 +225,7 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
         return rpc_error(
             StatusCode::BAD_GATEWAY,
             Value::Null,
-            -32603,
+            INTERNAL_ERROR,
             "cannot build the upstream request",
         );
     };
@@ -256,7 +247,7 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
         Err(e) => rpc_error(
             StatusCode::BAD_GATEWAY,
             Value::Null,
-            -32603,
+            INTERNAL_ERROR,
             &format!("upstream unreachable: {e}"),
         ),
     }

@@ -6,7 +6,11 @@
 //! every session has an open stream, the new one is refused (503 with `Retry-After`).
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Sessions idle this long (and with no open stream) are forgotten: clients that
+/// never DELETE must not grow the gateway forever. They get 404 and re-initialize.
+pub(super) const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 /// What the store needs to know of a session to choose one to evict.
 pub(super) trait Idle {
@@ -77,8 +81,25 @@ impl<S: Idle> Sessions<S> {
         self.map.remove(id)
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&String, &S)> {
-        self.map.iter()
+    /// Forgets the sessions idle past `ttl` at `now` that have no open stream, and
+    /// returns them (for their calls to be cancelled).
+    pub(super) fn sweep(&mut self, now: Instant, ttl: Duration) -> Vec<(String, S)> {
+        let gone: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(_, s)| {
+                !s.has_open_stream() && now.saturating_duration_since(s.last_seen()) > ttl
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        gone.into_iter()
+            .filter_map(|id| self.map.remove(&id).map(|s| (id, s)))
+            .collect()
+    }
+
+    /// Forgets every session (the server stops), and returns them.
+    pub(super) fn drain(&mut self) -> Vec<(String, S)> {
+        self.map.drain().collect()
     }
 
     #[cfg(test)]
@@ -124,6 +145,28 @@ mod tests {
         assert_eq!(evicted, ["idle-old"]);
         assert_eq!(sessions.len(), 3);
         assert!(sessions.get("streaming-oldest").is_some());
+    }
+
+    #[test]
+    fn idle_sessions_without_streams_are_swept() {
+        let now = Instant::now();
+        let mut sessions = Sessions::new();
+        for (id, session) in [
+            ("idle", Fake(now - Duration::from_secs(3600), false)),
+            ("streaming", Fake(now - Duration::from_secs(3600), true)),
+            ("busy", Fake(now - Duration::from_secs(5), false)),
+        ] {
+            assert!(sessions.insert(id.into(), session, 10).is_ok());
+        }
+        let gone: Vec<_> = sessions
+            .sweep(now, SESSION_IDLE)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(gone, ["idle"]);
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(sessions.drain().len(), 2);
+        assert_eq!(sessions.len(), 0);
     }
 
     #[test]

@@ -26,14 +26,17 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use super::{
-    AppState, Asks, CAN_CAUSE_SERVER_REQUESTS, EventStream, SSE_BACKLOG, SessionView,
-    VERSION_HEADER, error_message, header_str, json_response, rejection_response, rpc_error,
-};
+use super::dispatch::CAN_CAUSE_SERVER_REQUESTS;
+use super::events::EventStream;
+use super::session::SessionView;
+use super::{AppState, Asks, SSE_BACKLOG, VERSION_HEADER};
 use crate::gateway::Upstream;
 use crate::gateway::era::{self, Era, Rejection, Ticket};
+use crate::gateway::guard::header_str;
+use crate::gateway::jsonrpc::INTERNAL_ERROR;
 use crate::gateway::mux::{CallOptions, Pin};
 use crate::gateway::queue::{self, Inbox, Outbox};
+use crate::gateway::reply::{error_message, json_response, rejection_response, rpc_error};
 
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
@@ -81,7 +84,7 @@ impl Parking {
     /// be forged, so the gateway refuses to start instead.
     pub(super) fn new() -> std::io::Result<Self> {
         let mut key = [0u8; 32];
-        super::super::random::fill(&mut key)?;
+        crate::gateway::random::fill(&mut key)?;
         Ok(Self {
             calls: Arc::default(),
             sealer: era::Sealer::new(key),
@@ -166,7 +169,9 @@ impl Parking {
             .ok_or_else(|| invalid("requestState was already used or has expired"))?;
         let answer = match msg.pointer(&format!("/params/inputResponses/{INPUT_KEY}")) {
             Some(result) => json!({"result": result}),
-            None => json!({"error": {"code": -32603, "message": "the client gave no answer"}}),
+            None => {
+                json!({"error": {"code": INTERNAL_ERROR, "message": "the client gave no answer"}})
+            }
         };
         parked.call.upstream.answer(&parked.asked_id, answer).await;
         Ok(parked.call)
@@ -181,8 +186,7 @@ fn expire_later(calls: Weak<Mutex<HashMap<u64, Parked>>>, handle: u64) {
             .upgrade()
             .and_then(|c| c.lock().ok().and_then(|mut c| c.remove(&handle)));
         if let Some(parked) = parked {
-            let error =
-                json!({"error": {"code": -32603, "message": "the client did not answer in time"}});
+            let error = json!({"error": {"code": INTERNAL_ERROR, "message": "the client did not answer in time"}});
             let upstream = parked.call.upstream.clone();
             upstream.answer(&parked.asked_id, error).await;
             upstream.cancel(parked.call.cancel_key.clone(), None).await;
@@ -262,7 +266,7 @@ pub(super) async fn post(state: &Arc<AppState>, headers: &HeaderMap, msg: Value)
             return rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 id,
-                -32603,
+                INTERNAL_ERROR,
                 "no instance of the server is ready",
             );
         };
@@ -287,7 +291,9 @@ pub(super) async fn post(state: &Arc<AppState>, headers: &HeaderMap, msg: Value)
     if !wants_stream {
         let response = drive(&state.parked, call, id.clone(), None)
             .await
-            .unwrap_or_else(|| error_message(id, -32603, "the call ended without an answer"));
+            .unwrap_or_else(|| {
+                error_message(id, INTERNAL_ERROR, "the call ended without an answer")
+            });
         return json_response(StatusCode::OK, &response);
     }
     let (out, rx) = queue::channel(SSE_BACKLOG);
@@ -337,7 +343,7 @@ async fn start(
         .await
         .map_err(|gone| Rejection {
             status: 503,
-            code: -32603,
+            code: INTERNAL_ERROR,
             message: gone.to_string(),
             data: None,
         })?;
@@ -406,7 +412,7 @@ async fn drive(
                 let Ok(mut response) = reply else {
                     return Some(error_message(
                         client_id,
-                        -32603,
+                        INTERNAL_ERROR,
                         "the server ended before it answered",
                     ));
                 };
@@ -591,7 +597,9 @@ impl InputRounds {
                     Ok(answer) => {
                         answers.insert(key, answer);
                     }
-                    Err(message) => return Some(error_message(Value::Null, -32603, &message)),
+                    Err(message) => {
+                        return Some(error_message(Value::Null, INTERNAL_ERROR, &message));
+                    }
                 }
             }
             let p = params.as_object_mut()?;
@@ -603,7 +611,7 @@ impl InputRounds {
         }
         Some(error_message(
             Value::Null,
-            -32603,
+            INTERNAL_ERROR,
             "the server asked for input too many times",
         ))
     }

@@ -1,0 +1,163 @@
+//! Origin, Host and bearer: the checks in front of every route of a gateway port,
+//! stdio-backed or proxying, as one layer, so that no handler has to remember them. A
+//! session id is never taken as proof of anything.
+
+use std::sync::Arc;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use serde_json::Value;
+
+use super::jsonrpc::INVALID_REQUEST;
+use super::origin;
+use super::reply::rpc_error;
+
+/// What a port lets in.
+#[derive(Clone)]
+pub(super) struct Guard {
+    /// The port listens on loopback only: Host must name it so (DNS rebinding).
+    loopback: bool,
+    /// Every request must carry `Authorization: Bearer <bearer>`.
+    bearer: Option<Arc<SecretString>>,
+}
+
+impl Guard {
+    pub(super) fn new(loopback: bool, bearer: Option<SecretString>) -> Self {
+        Self {
+            loopback,
+            bearer: bearer.map(Arc::new),
+        }
+    }
+
+    /// `app` behind this guard: a request it refuses never reaches a route.
+    pub(super) fn wrap(self, app: Router) -> Router {
+        app.layer(middleware::from_fn_with_state(self, check))
+    }
+
+    /// The refusal of a request with these headers; `None` lets it through.
+    fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
+        let ok = origin::origin_allowed(header_str(headers, "origin"))
+            && origin::host_allowed(header_str(headers, "host"), self.loopback);
+        if !ok {
+            return Some(rpc_error(
+                StatusCode::FORBIDDEN,
+                Value::Null,
+                INVALID_REQUEST,
+                "forbidden origin or host",
+            ));
+        }
+        let expected = self.bearer.as_ref()?;
+        let given = header_str(headers, "authorization").and_then(bearer_token);
+        if given
+            .is_some_and(|g| constant_time_eq(g.as_bytes(), expected.expose_secret().as_bytes()))
+        {
+            return None;
+        }
+        let mut response = rpc_error(
+            StatusCode::UNAUTHORIZED,
+            Value::Null,
+            INVALID_REQUEST,
+            "missing or wrong bearer token",
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"mcpctl\""),
+        );
+        Some(response)
+    }
+}
+
+async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    match guard.refusal(request.headers()) {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
+    }
+}
+
+/// A header's value, when it is text.
+pub(super) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive and followed by one or more spaces (RFC 9110, 11.1 and 11.4).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal
+/// how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value}");
+        }
+        for value in [
+            "Basic t0k",
+            "Bearer",
+            "Bearer ",
+            "Bearert0k",
+            "Bearer\tt0k",
+            "",
+        ] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                map.insert(*name, v);
+            }
+        }
+        map
+    }
+
+    #[test]
+    fn origin_host_and_bearer_are_checked_in_that_order() {
+        let guard = Guard::new(true, Some(SecretString::from("s3cret".to_string())));
+        let status = |pairs: &[(&'static str, &str)]| {
+            guard.refusal(&headers(pairs)).map(|r| r.status().as_u16())
+        };
+        let host = ("host", "127.0.0.1:9000");
+        assert_eq!(status(&[host, ("authorization", "Bearer s3cret")]), None);
+        assert_eq!(status(&[host, ("authorization", "bearer s3cret")]), None);
+        assert_eq!(
+            status(&[host, ("authorization", "Bearer wrong")]),
+            Some(401)
+        );
+        assert_eq!(status(&[host]), Some(401));
+        assert_eq!(
+            status(&[
+                ("host", "evil.example:9000"),
+                ("authorization", "Bearer s3cret")
+            ]),
+            Some(403)
+        );
+        assert_eq!(
+            status(&[
+                host,
+                ("origin", "https://evil.example"),
+                ("authorization", "Bearer s3cret")
+            ]),
+            Some(403)
+        );
+        let open = Guard::new(true, None);
+        assert!(open.refusal(&headers(&[host])).is_none());
+    }
+}

@@ -1,0 +1,237 @@
+//! The client-facing transports of one server:
+//! - `/mcp`: 2025-era Streamable HTTP. POST answers with JSON, or with an SSE stream
+//!   when the call produces progress or a server request before its result; DELETE
+//!   ends a session.
+//! - `/sse` + `/messages?sessionId=`: the legacy HTTP+SSE transport.
+//!
+//! The gateway answers `initialize` and `ping` itself (from the child's cached answer,
+//! at the version the client asked for when supported) and forwards everything else
+//! through the child's shared channel ([`super::mux`]). Session ids are 128 random
+//! bits and never count as authentication.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::gateway::era::{self};
+use crate::gateway::jsonrpc::INTERNAL_ERROR;
+use crate::gateway::queue::Outbox;
+use crate::gateway::reply::rpc_error;
+use crate::gateway::sessions::{Full, Sessions};
+use crate::gateway::{Instances, Upstream};
+
+mod dispatch;
+mod events;
+mod session;
+mod sse;
+mod stateless;
+mod streamable;
+
+use session::{Session, SessionView, cancel_calls, new_session_id, spawn_janitor};
+
+/// Requests larger than this are refused with 413.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Messages waiting for a slow SSE client before it is disconnected (its queue is
+/// cut: [`queue`]).
+const SSE_BACKLOG: usize = 256;
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// Questions the gateway put to legacy clients on behalf of a modern child, by
+/// session and request id, waiting for the answer.
+type Asks = Arc<Mutex<HashMap<(String, String), oneshot::Sender<Value>>>>;
+
+struct AppState {
+    instances: Arc<dyn Instances>,
+    sessions: Mutex<Sessions<Session>>,
+    /// The server's `max_sessions`, changed in place.
+    max_sessions: Arc<AtomicUsize>,
+    asks: Asks,
+    /// Modern clients' calls waiting for their `input_required` retry.
+    parked: stateless::Parking,
+}
+
+impl AppState {
+    fn session(&self, id: &str) -> Option<SessionView> {
+        let mut sessions = self.sessions.lock().ok()?;
+        let session = sessions.get_mut(id)?;
+        if session.events.as_ref().is_some_and(Outbox::is_closed) {
+            // An SSE session whose stream has ended (cut, or the client gone).
+            let session = sessions.remove(id)?;
+            cancel_calls(&session, id);
+            return None;
+        }
+        session.last_seen = Instant::now();
+        let s = session;
+        Some(SessionView {
+            upstream: s.upstream.clone(),
+            events: s.events.clone(),
+            can_answer: s.can_answer,
+            envelope: s.envelope.clone(),
+        })
+    }
+
+    /// Ends session `id`: its streams end and its calls are cancelled upstream.
+    fn forget(&self, id: &str) -> bool {
+        let session = self.sessions.lock().ok().and_then(|mut s| s.remove(id));
+        match session {
+            Some(session) => {
+                cancel_calls(&session, id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A new session on the least-loaded ready instance: `Err` is the answer when
+    /// none runs or there is no room for one more session.
+    async fn open(
+        &self,
+        events: Option<Outbox>,
+        envelope: era::Envelope,
+        id: Value,
+    ) -> Result<(String, Upstream), Box<Response>> {
+        let max = self.max_sessions.load(Ordering::Relaxed);
+        let room = self.sessions.lock().is_ok_and(|s| s.has_room(max));
+        if !room {
+            return Err(Box::new(sessions_full(id)));
+        }
+        let not_running = || {
+            Box::new(rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id.clone(),
+                INTERNAL_ERROR,
+                "the server is not running",
+            ))
+        };
+        let (upstream, lease) = self.instances.open().await.ok_or_else(not_running)?;
+        let session_id = new_session_id().ok_or_else(not_running)?;
+        let id = session_id;
+        let session = Session {
+            _lease: lease,
+            _pin: upstream.pin(),
+            upstream: upstream.clone(),
+            events,
+            can_answer: era::can_answer(&envelope.capabilities),
+            envelope: Arc::new(envelope),
+            log_level: None,
+            subscriptions: Default::default(),
+            stream: None,
+            last_seen: Instant::now(),
+        };
+        let Ok(mut sessions) = self.sessions.lock() else {
+            return Err(Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+        };
+        match sessions.insert(id.clone(), session, max) {
+            Ok(evicted) => {
+                for (evicted_id, session) in evicted {
+                    cancel_calls(&session, &evicted_id);
+                }
+                Ok((id, upstream))
+            }
+            Err((Full, _)) => Err(Box::new(sessions_full(Value::Null))),
+        }
+    }
+
+    fn with_session(&self, id: &str, f: impl FnOnce(&mut Session)) {
+        if let Some(s) = self
+            .sessions
+            .lock()
+            .ok()
+            .as_mut()
+            .and_then(|s| s.get_mut(id))
+        {
+            f(s);
+        }
+    }
+
+    /// Whether session `id` wants this notification of its child; `None` once the
+    /// session is gone.
+    fn wants(&self, id: &str, msg: &Value) -> Option<bool> {
+        let sessions = self.sessions.lock().ok()?;
+        let session = sessions.get(id)?;
+        let method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let param = |name: &str| {
+            msg.pointer(&format!("/params/{name}"))
+                .and_then(Value::as_str)
+        };
+        Some(match method {
+            "notifications/message" => session
+                .log_level
+                .is_some_and(|min| era::level_rank(param("level").unwrap_or("info")) >= min),
+            "notifications/resources/updated" => {
+                param("uri").is_some_and(|u| session.subscriptions.contains(u))
+            }
+            m => m.ends_with("/list_changed"),
+        })
+    }
+}
+
+/// 503 for a session beyond `max_sessions` while every session has an open stream.
+fn sessions_full(id: Value) -> Response {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        INTERNAL_ERROR,
+        "too many sessions with open streams: try again later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// Ends every session of a router (see [`router`]).
+pub(super) type Closer = Box<dyn FnOnce() + Send + Sync>;
+
+/// The routes of a stdio server, and what ends all its sessions.
+pub(super) fn router(
+    instances: Arc<dyn Instances>,
+    max_sessions: Arc<AtomicUsize>,
+) -> std::io::Result<(Router, Closer)> {
+    let state = Arc::new(AppState {
+        instances,
+        sessions: Mutex::new(Sessions::new()),
+        max_sessions,
+        asks: Asks::default(),
+        parked: stateless::Parking::new()?,
+    });
+    spawn_janitor(&state);
+    let weak = Arc::downgrade(&state);
+    let close: Closer = Box::new(move || {
+        let Some(state) = weak.upgrade() else { return };
+        let ended = match state.sessions.lock() {
+            Ok(mut sessions) => sessions.drain(),
+            Err(_) => Vec::new(),
+        };
+        // Dropped outside the lock: a session's end stops its own child.
+        for (id, session) in ended {
+            cancel_calls(&session, &id);
+        }
+    });
+    let app = Router::new()
+        .route(
+            "/mcp",
+            post(streamable::post_mcp)
+                .get(streamable::get_mcp)
+                .delete(streamable::delete_mcp),
+        )
+        .route("/sse", get(sse::get_sse))
+        .route("/messages", post(sse::post_messages))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state);
+    Ok((app, close))
+}

@@ -1,0 +1,111 @@
+//! A client session of a stdio server, what ends with it, and the janitor that forgets
+//! sessions left idle.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::gateway::Upstream;
+use crate::gateway::era::{self};
+use crate::gateway::mux::Pin;
+use crate::gateway::queue::Outbox;
+use crate::gateway::sessions::{Idle, SESSION_IDLE};
+
+use super::AppState;
+
+pub(super) struct Session {
+    pub(super) upstream: Upstream,
+    pub(super) _pin: Pin,
+    /// A per-session instance, stopped when the session ends.
+    pub(super) _lease: Option<crate::gateway::Lease>,
+    /// Legacy SSE sessions: where replies and everything else for the client go.
+    pub(super) events: Option<Outbox>,
+    /// The client declared sampling, elicitation or roots.
+    pub(super) can_answer: bool,
+    /// What a 2026-07-28 child is told about this client on each request.
+    pub(super) envelope: Arc<era::Envelope>,
+    /// `logging/setLevel`: the least severe log message this client wants.
+    pub(super) log_level: Option<u8>,
+    /// `resources/subscribe`: the URIs whose updates this client wants.
+    pub(super) subscriptions: std::collections::HashSet<String>,
+    /// The `GET /mcp` stream, while open.
+    pub(super) stream: Option<Outbox>,
+    /// Last request of this session, for idle expiry.
+    pub(super) last_seen: Instant,
+}
+
+/// A session that ends ends its streams (and with them the tasks that feed them).
+impl Drop for Session {
+    fn drop(&mut self) {
+        for stream in [&self.events, &self.stream].into_iter().flatten() {
+            stream.cut();
+        }
+    }
+}
+
+impl Idle for Session {
+    fn last_seen(&self) -> Instant {
+        self.last_seen
+    }
+
+    fn has_open_stream(&self) -> bool {
+        [&self.events, &self.stream]
+            .into_iter()
+            .flatten()
+            .any(|s| !s.is_closed())
+    }
+}
+
+pub(super) const SESSION_SWEEP: Duration = Duration::from_secs(60);
+
+/// Forgets idle sessions every [`SESSION_SWEEP`] until the gateway is gone.
+pub(super) fn spawn_janitor(state: &Arc<AppState>) {
+    let state = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SESSION_SWEEP).await;
+            let Some(state) = state.upgrade() else { break };
+            let gone = match state.sessions.lock() {
+                Ok(mut sessions) => sessions.sweep(Instant::now(), SESSION_IDLE),
+                Err(_) => break,
+            };
+            // Dropped outside the lock: a session's end stops its own child.
+            for (id, session) in gone {
+                cancel_calls(&session, &id);
+            }
+        }
+    });
+}
+
+#[derive(Clone)]
+pub(super) struct SessionView {
+    pub(super) upstream: Upstream,
+    pub(super) events: Option<Outbox>,
+    pub(super) can_answer: bool,
+    pub(super) envelope: Arc<era::Envelope>,
+}
+
+/// Cancels upstream the calls a session that ended still had in flight.
+pub(super) fn cancel_calls(session: &Session, id: &str) {
+    let upstream = session.upstream.clone();
+    // Every key of the session's calls: see [`cancel_key`].
+    let prefix = format!("{id} ");
+    tokio::spawn(async move {
+        upstream.cancel_all(prefix, "the session ended").await;
+    });
+}
+
+/// Names a client's call across sessions (ids are only unique within one).
+pub(super) fn cancel_key(session_id: &str, id: &Value) -> String {
+    format!("{session_id} {id}")
+}
+
+/// 128 random bits, hex.
+/// 128 random bits in hex; `None` when the OS random source fails (a guessable id
+/// would let another client into the session, so none is minted).
+pub(super) fn new_session_id() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    crate::gateway::random::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,140 @@
+//! The legacy HTTP+SSE transport: `GET /sse` opens a session and its event stream (an
+//! `endpoint` event first), `POST /messages?sessionId=` carries the client's messages,
+//! answered on the stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::gateway::era::{self};
+use crate::gateway::jsonrpc::INVALID_REQUEST;
+use crate::gateway::queue;
+use crate::gateway::reply::rpc_error;
+
+use super::dispatch::{Handled, envelope_of, finish, handle, parse_message};
+use super::events::{EventStream, forward_notifications};
+use super::{AppState, SSE_BACKLOG};
+
+/// Legacy SSE: an `endpoint` event naming where to POST, then every message for the
+/// client as a `message` event. The session ends when the client goes away.
+pub(super) async fn get_sse(State(state): State<Arc<AppState>>, _headers: HeaderMap) -> Response {
+    let (tx, rx) = queue::channel(SSE_BACKLOG);
+    let opened = state
+        .open(Some(tx.clone()), era::Envelope::default(), Value::Null)
+        .await;
+    let (session, upstream) = match opened {
+        Ok(opened) => opened,
+        Err(response) => return *response,
+    };
+    forward_notifications(Arc::clone(&state), session.clone(), &upstream, tx);
+    let endpoint = Event::default()
+        .event("endpoint")
+        .data(format!("/messages?sessionId={session}"));
+    let on_drop = Box::new(move || {
+        state.forget(&session);
+    });
+    let stream = EventStream {
+        rx,
+        first: Some(endpoint),
+        on_drop: Some(on_drop),
+    };
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct MessagesQuery {
+    #[serde(rename = "sessionId")]
+    pub(super) session_id: Option<String>,
+}
+
+pub(super) async fn post_messages(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<MessagesQuery>,
+    _headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(session_id) = query.session_id else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            INVALID_REQUEST,
+            "missing sessionId",
+        );
+    };
+    let Some(mut session) = state.session(&session_id) else {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            INVALID_REQUEST,
+            "unknown session: open /sse again",
+        );
+    };
+    let Some(events) = session.events.clone() else {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            INVALID_REQUEST,
+            "not an SSE session",
+        );
+    };
+    let msg = match parse_message(&body) {
+        Ok(msg) => msg,
+        Err(response) => return *response,
+    };
+    if msg.get("method").and_then(Value::as_str) == Some("initialize") {
+        let envelope = Arc::new(envelope_of(&msg));
+        session.can_answer = era::can_answer(&envelope.capabilities);
+        session.envelope = envelope.clone();
+        let can_answer = session.can_answer;
+        state.with_session(&session_id, |s| {
+            s.can_answer = can_answer;
+            s.envelope = envelope;
+        });
+    }
+    // Answered on the event stream; this request only acknowledges.
+    let (answered, on_answer) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let reply = match handle(&state, &session_id, &session, msg, Some(events.clone())).await {
+            Handled::Accepted => return,
+            Handled::Reply(reply) | Handled::Gone(reply) => reply,
+            Handled::Forwarded { id, reply, permit } => {
+                let (response, _) = finish(id, reply).await;
+                drop(permit);
+                response
+            }
+        };
+        if events.push(reply).is_err() {
+            state.forget(&session_id);
+        }
+        let _ = answered.send(());
+    });
+    // A call answered within `ack_hold` is acknowledged after its answer is on the
+    // stream, so the client reads both in one wake-up instead of waking for the 202
+    // while the child works; a slower one (or one asking the client something, whose
+    // answer may wait for this POST) is acknowledged when that has passed.
+    // Notifications and answers drop `answered` at once.
+    let _ = tokio::time::timeout(ack_hold(), on_answer).await;
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// How long a legacy `POST /messages` waits for its call's answer before it is
+/// acknowledged anyway: 1 ms (the timer's resolution makes it 1 to 2 ms), or
+/// `MCPCTL_SSE_ACK_HOLD_MS` milliseconds.
+pub(super) fn ack_hold() -> Duration {
+    static HOLD: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *HOLD.get_or_init(|| {
+        std::env::var("MCPCTL_SSE_ACK_HOLD_MS")
+            .ok()
+            .and_then(|ms| ms.trim().parse().ok())
+            .map_or(Duration::from_millis(1), Duration::from_millis)
+    })
+}
