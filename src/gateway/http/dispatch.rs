@@ -8,15 +8,14 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
+use super::session::{SessionView, cancel_key};
+use super::{AppState, rounds};
 use crate::gateway::era::{self, Era};
 use crate::gateway::jsonrpc::{self, INTERNAL_ERROR};
 use crate::gateway::mux::CallOptions;
 use crate::gateway::queue::Outbox;
 use crate::gateway::reply::{error_message, rpc_error};
 use crate::gateway::{SUPPORTED_VERSIONS, Upstream};
-
-use super::session::{SessionView, cancel_key};
-use super::{AppState, stateless};
 
 /// Calls during which a server may ask its client something.
 pub(super) const CAN_CAUSE_SERVER_REQUESTS: [&str; 3] =
@@ -167,7 +166,7 @@ pub(super) async fn handle(
     // Moved, not copied: the message is this call's alone from here.
     let params = msg.as_object_mut().and_then(|m| m.remove("params"));
     if upstream.era == Era::Modern {
-        let reply = stateless::ask_for_modern_child(
+        let reply = rounds::ask_for_modern_child(
             Arc::clone(&state.asks),
             session_id,
             session,

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use axum::response::sse::Event;
 use futures_util::Stream;
 
+use super::AppState;
 use crate::gateway::Upstream;
 use crate::gateway::jsonrpc;
 use crate::gateway::queue::{Inbox, Outbox};
-
-use super::AppState;
 
 /// JSON-RPC messages as SSE `message` events; `on_drop` runs when the client leaves.
 pub(super) struct EventStream {

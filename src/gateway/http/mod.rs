@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::gateway::era::{self};
+use crate::gateway::era;
 use crate::gateway::jsonrpc::INTERNAL_ERROR;
 use crate::gateway::queue::Outbox;
 use crate::gateway::reply::rpc_error;
@@ -31,9 +31,12 @@ use crate::gateway::{Instances, Upstream};
 
 mod dispatch;
 mod events;
+mod listen;
+mod modern;
+mod parking;
+mod rounds;
 mod session;
 mod sse;
-mod stateless;
 mod streamable;
 
 use session::{Session, SessionView, cancel_calls, new_session_id, spawn_janitor};
@@ -58,7 +61,7 @@ struct AppState {
     max_sessions: Arc<AtomicUsize>,
     asks: Asks,
     /// Modern clients' calls waiting for their `input_required` retry.
-    parked: stateless::Parking,
+    parked: parking::Parking,
 }
 
 impl AppState {
@@ -207,7 +210,7 @@ pub(super) fn router(
         sessions: Mutex::new(Sessions::new()),
         max_sessions,
         asks: Asks::default(),
-        parked: stateless::Parking::new()?,
+        parked: parking::Parking::new()?,
     });
     spawn_janitor(&state);
     let weak = Arc::downgrade(&state);

@@ -6,13 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::AppState;
 use crate::gateway::Upstream;
-use crate::gateway::era::{self};
+use crate::gateway::era;
 use crate::gateway::mux::Pin;
 use crate::gateway::queue::Outbox;
 use crate::gateway::sessions::{Idle, SESSION_IDLE};
-
-use super::AppState;
 
 pub(super) struct Session {
     pub(super) upstream: Upstream,

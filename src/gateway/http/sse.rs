@@ -13,14 +13,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::gateway::era::{self};
-use crate::gateway::jsonrpc::INVALID_REQUEST;
-use crate::gateway::queue;
-use crate::gateway::reply::rpc_error;
-
 use super::dispatch::{Handled, envelope_of, finish, handle, parse_message};
 use super::events::{EventStream, forward_notifications};
 use super::{AppState, SSE_BACKLOG};
+use crate::gateway::era;
+use crate::gateway::jsonrpc::INVALID_REQUEST;
+use crate::gateway::queue;
+use crate::gateway::reply::rpc_error;
 
 /// Legacy SSE: an `endpoint` event naming where to POST, then every message for the
 /// client as a `message` event. The session ends when the client goes away.

@@ -11,18 +11,17 @@ use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::gateway::era::{self, Era};
-use crate::gateway::guard::header_str;
-use crate::gateway::jsonrpc::INVALID_REQUEST;
-use crate::gateway::queue;
-use crate::gateway::reply::{json_response, rejection_response, rpc_error};
-
 use super::dispatch::{
     Handled, envelope_of, finish, gone_reply, handle, initialize_result, parse_message,
 };
 use super::events::{EventStream, forward_notifications};
 use super::session::cancel_key;
-use super::{AppState, SESSION_HEADER, SSE_BACKLOG, VERSION_HEADER, stateless};
+use super::{AppState, SESSION_HEADER, SSE_BACKLOG, VERSION_HEADER, modern};
+use crate::gateway::era::{self, Era};
+use crate::gateway::guard::header_str;
+use crate::gateway::jsonrpc::INVALID_REQUEST;
+use crate::gateway::queue;
+use crate::gateway::reply::{json_response, rejection_response, rpc_error};
 
 /// A 2026-07-28 client has no stream to GET and no session to DELETE.
 pub(super) fn refuse_modern_stream(headers: &HeaderMap) -> Option<Response> {
@@ -54,7 +53,7 @@ pub(super) async fn post_mcp(
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
     match era::classify(header_str(&headers, VERSION_HEADER), &msg) {
         Err(rejection) => return rejection_response(&rejection, id),
-        Ok(Era::Modern) => return stateless::post(&state, &headers, msg).await,
+        Ok(Era::Modern) => return modern::post(&state, &headers, msg).await,
         Ok(Era::Legacy) => {}
     }
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
