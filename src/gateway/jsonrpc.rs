@@ -22,6 +22,8 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// The gateway could not get an answer: no instance runs, it ended, a client left.
 pub const INTERNAL_ERROR: i64 = -32603;
+/// A call its client cancelled (LSP's code, which the MCP SDKs use too).
+pub const REQUEST_CANCELLED: i64 = -32800;
 /// A call outlived its `call_timeout` (MCP's own code for a request that timed out).
 pub const REQUEST_TIMEOUT: i64 = -32001;
 
