@@ -50,8 +50,9 @@ pub struct LogWriter {
     file: File,
     size: u64,
     redactor: Redactor,
-    /// Also hand every line to `tracing` (`mcpctl gateway`: a container's logs).
-    tee: bool,
+    /// Also hand every line to `tracing` under this label (the server and instance;
+    /// `mcpctl gateway`: a container's logs).
+    tee: Option<String>,
 }
 
 impl LogWriter {
@@ -67,13 +68,14 @@ impl LogWriter {
             file,
             size,
             redactor,
-            tee: false,
+            tee: None,
         })
     }
 
-    /// Every line also goes to `tracing` (target `mcpctl::server`), redacted.
-    pub fn tee(mut self, tee: bool) -> Self {
-        self.tee = tee;
+    /// Every line also goes to `tracing` (target `mcpctl::server`, field `server` the
+    /// label, `stream` the source), redacted.
+    pub fn tee(mut self, label: Option<String>) -> Self {
+        self.tee = label;
         self
     }
 
@@ -93,8 +95,8 @@ impl LogWriter {
             message.to_string()
         };
         let message = self.redactor.redact(&message);
-        if self.tee {
-            tracing::info!(target: "mcpctl::server", "{source} {message}");
+        if let Some(server) = &self.tee {
+            tracing::info!(target: "mcpctl::server", server = %server, stream = source, "{message}");
         }
         let stamp = humantime::format_rfc3339_millis(SystemTime::now());
         let line = format!("{stamp} {source} {message}\n");

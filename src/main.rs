@@ -36,7 +36,10 @@ fn main() -> ExitCode {
     };
     // The daemon's events are its log (its stderr is `daemon.log`); for other commands
     // tracing is developer output, off unless asked for.
-    init_tracing(cli::runs_daemon(&cli).then_some(tracing::Level::INFO));
+    init_tracing(
+        cli::runs_daemon(&cli).then_some(tracing::Level::INFO),
+        cli::json_log(&cli),
+    );
     match cli::run(cli) {
         Ok(code) => exit::code(code),
         // A reader that went away (`mcpctl plan | head`) is not a failure.
@@ -60,8 +63,9 @@ fn usage(e: &clap::Error) -> ExitCode {
     })
 }
 
-/// Events go to stderr at `MCPCTL_LOG`'s level, else at `default` (none: off).
-fn init_tracing(default: Option<tracing::Level>) {
+/// Events go to stderr at `MCPCTL_LOG`'s level, else at `default` (none: off); as
+/// JSON lines with `json` (timestamp, level, target, message and fields at the top).
+fn init_tracing(default: Option<tracing::Level>, json: bool) {
     use tracing_subscriber::prelude::*;
     let Some(level) = std::env::var("MCPCTL_LOG")
         .ok()
@@ -71,12 +75,13 @@ fn init_tracing(default: Option<tracing::Level>) {
         return;
     };
     let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_writer(std::io::stderr)
-                .with_filter(filter),
-        )
-        .init();
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    if json {
+        let layer = layer.json().flatten_event(true).with_filter(filter);
+        tracing_subscriber::registry().with(layer).init();
+    } else {
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let layer = layer.with_ansi(ansi).with_filter(filter);
+        tracing_subscriber::registry().with(layer).init();
+    }
 }

@@ -142,6 +142,10 @@ pub struct GatewayArgs {
     /// Serve a remote Streamable HTTP server at this URL instead of running a command
     #[arg(long, conflicts_with = "command", required_unless_present = "command")]
     pub url: Option<String>,
+    /// Write the log (this process's and the server's lines) as JSON lines on stderr,
+    /// one object per event, for a container's log collector
+    #[arg(long)]
+    pub json_log: bool,
     /// The stdio server to run, after `--`
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

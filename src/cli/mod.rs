@@ -51,6 +51,11 @@ pub fn runs_daemon(cli: &Cli) -> bool {
     )
 }
 
+/// Whether the log is asked for as JSON lines (`mcpctl gateway --json-log`).
+pub fn json_log(cli: &Cli) -> bool {
+    matches!(&cli.command, Command::Gateway(args) if args.json_log)
+}
+
 /// `-f PATH daemon [--watch] [--on-demand]` (the way commands start the daemon, and
 /// how the README runs it) recognised without clap: a daemon then never runs, nor
 /// keeps resident, the code that builds the whole command line. Any other spelling,

@@ -239,3 +239,41 @@ fn flags_are_checked_like_a_file() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("the variable is not set"));
 }
+
+#[test]
+fn json_log_writes_every_line_as_a_json_object_naming_server_and_stream() {
+    let port = free_port();
+    let port_arg = port.to_string();
+    let (mut child, _dir) = gateway(&["--port", &port_arg, "--json-log", "--", echo_bin()], &[]);
+    wait_serving(port, &mut child);
+    assert_eq!(initialize(port, &[]).status, 200);
+    let (code, stderr) = terminate(child);
+    assert_eq!(code, 0, "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    for event in &events {
+        assert!(event["timestamp"].is_string(), "{event}");
+        assert!(event["level"].is_string(), "{event}");
+        assert!(event["message"].is_string(), "{event}");
+    }
+    let endpoint = format!("http://127.0.0.1:{port}/mcp");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.contains(&endpoint))),
+        "the endpoints are logged: {stderr}"
+    );
+    let ready = events
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("mcp-echo ready"))
+        })
+        .unwrap_or_else(|| panic!("the server's own line: {stderr}"));
+    assert_eq!(ready["target"], "mcpctl::server", "{ready}");
+    assert_eq!(ready["stream"], "stderr", "{ready}");
+    assert_eq!(ready["server"], "server#0", "{ready}");
+}

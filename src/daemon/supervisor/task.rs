@@ -29,7 +29,12 @@ pub(super) async fn run(
     view: watch::Sender<View>,
 ) {
     let log = match LogWriter::open(&ctx.log_path, ctx.redactor.clone()) {
-        Ok(w) => Some(Arc::new(Mutex::new(w.tee(ctx.tee_logs)))),
+        Ok(w) => {
+            let label = ctx
+                .tee_logs
+                .then(|| format!("{}#{}", ctx.spec.name, ctx.index));
+            Some(Arc::new(Mutex::new(w.tee(label))))
+        }
         Err(e) => {
             tracing::warn!("cannot open {}: {e}", ctx.log_path.display());
             None
