@@ -873,6 +873,53 @@ fn r13_server_stop_closes_its_idle_keep_alive_connections() {
 }
 
 #[test]
+fn r13_with_more_connections_than_descriptors_the_control_socket_and_new_clients_are_served() {
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    // 256 descriptors in all: the port takes at most half of them.
+    let run = env
+        .command_after("ulimit -n 256", &["apply"])
+        .env("MCPCTL_HEADER_TIMEOUT_MS", "500")
+        .output()
+        .unwrap();
+    to_run(&["apply"], &run).success();
+    let daemon = env.daemon_pid();
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{daemon}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = descriptors();
+    let idle: Vec<std::net::TcpStream> = (0..400).map(|_| crate::common::connect(port)).collect();
+    env.run_within(10, &["status"]).success();
+    let session = initialize(port);
+    assert_eq!(
+        text(&call(
+            port,
+            &session,
+            "echo",
+            json!({"text": "still served"})
+        )),
+        "still served"
+    );
+    assert!(
+        descriptors() <= 128 + before + 8,
+        "the daemon holds {} descriptors",
+        descriptors()
+    );
+    drop(idle);
+    wait_for("the daemon to let the connections go", 30, || {
+        let now = descriptors();
+        if now <= before + 2 {
+            Ok(())
+        } else {
+            Err(format!("{now} descriptors, {before} before"))
+        }
+    });
+    env.run_within(10, &["status"]).success();
+}
+
+#[test]
 fn r13_idle_and_half_sent_connections_are_bounded_and_closed_and_clients_still_served() {
     use std::io::{Read, Write};
     let port = free_port();

@@ -131,8 +131,23 @@ impl TestEnv {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin());
-        cmd.args(args)
-            .current_dir(self.path())
+        cmd.args(args);
+        self.prepare(cmd)
+    }
+
+    /// `mcpctl ARGS` run by `sh` after `setup` (say `ulimit -n 256`), which a daemon
+    /// it starts inherits.
+    pub fn command_after(&self, setup: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("{setup} && exec \"$0\" \"$@\""))
+            .arg(bin())
+            .args(args);
+        self.prepare(cmd)
+    }
+
+    fn prepare(&self, mut cmd: Command) -> Command {
+        cmd.current_dir(self.path())
             .env("NO_COLOR", "1")
             // Keys live in the test's folder, never in the real home.
             .env("XDG_CONFIG_HOME", self.path().join("xdg"))
