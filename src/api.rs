@@ -65,6 +65,9 @@ pub struct DaemonStatus {
     pub config: String,
     pub started_at: String,
     pub servers: Vec<ServerStatus>,
+    /// The daemon's own process (its busy-poll spends CPU to save latency).
+    #[serde(default)]
+    pub usage: Option<Usage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +79,9 @@ pub struct ServerStatus {
     pub created_at: String,
     pub restarts: u32,
     pub instances: Vec<InstanceStatus>,
+    /// Through the server's port, at the last sample.
+    #[serde(default)]
+    pub traffic: Option<Traffic>,
 }
 
 /// Where one instance is in its life.
@@ -130,4 +136,58 @@ pub struct InstanceStatus {
     /// Where a server that speaks HTTP itself listens, on loopback behind the gateway.
     #[serde(default)]
     pub inner_port: Option<u16>,
+    /// The instance's process tree at the last sample (shim, server, its children).
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// What a process tree uses, sampled from `/proc`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Percent of one core over the last sampling period (200 = two cores busy).
+    pub cpu_percent: f64,
+    /// CPU time used since the processes started, in seconds.
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+    pub open_fds: u64,
+    pub processes: u32,
+}
+
+/// What went through a server's gateway port since it started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Open now.
+    pub connections: u64,
+    pub connections_total: u64,
+    /// Live client sessions now.
+    pub sessions: u64,
+    /// By MCP method, those with requests.
+    pub methods: Vec<MethodTraffic>,
+    /// Response times of every method over the last minute, in milliseconds.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    #[serde(default)]
+    pub p95_ms: Option<f64>,
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MethodTraffic {
+    pub method: String,
+    pub requests: u64,
+    pub errors: u64,
+    /// Requests per response-time bucket (not cumulative; the bounds are the
+    /// gateway's `BUCKETS`, the last bucket past them all).
+    pub buckets: Vec<u64>,
+    pub sum_secs: f64,
+    /// Over the last minute, in milliseconds.
+    #[serde(default)]
+    pub p50_ms: Option<f64>,
+    #[serde(default)]
+    pub p95_ms: Option<f64>,
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
 }

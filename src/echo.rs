@@ -10,7 +10,9 @@
 //! stderr at start, `--grandchild [--setsid]` leaves a `sleep` grandchild behind,
 //! `--pid-file PATH` writes its pid (and the grandchild's) for tests to check,
 //! `--notify LEVEL:TEXT` sends a `notifications/message` once initialized,
-//! `--print-env NAME` prints that variable to stderr (a server leaking its token).
+//! `--print-env NAME` prints that variable to stderr (a server leaking its token),
+//! `--spin` keeps a core busy and `--hold-mib N` holds N MiB resident (for the figures
+//! of `server monitor`).
 //!
 //! `--modern` makes it a 2026-07-28 server instead: it answers `server/discover`,
 //! refuses `initialize`, wants the `_meta` envelope on every request, and its
@@ -42,6 +44,10 @@ struct Flags {
     print_env: Vec<String>,
     modern: bool,
     start_delay_ms: u64,
+    /// Keep one core busy (a server that works: what CPU figures must show).
+    spin: bool,
+    /// Hold this many MiB, touched (a server that grows).
+    hold_mib: usize,
 }
 
 fn parse_flags(args: Vec<String>) -> Result<Flags, String> {
@@ -59,13 +65,15 @@ fn parse_flags(args: Vec<String>) -> Result<Flags, String> {
             "--pid-file" => flags.pid_file = Some(value()?),
             "--print-env" => flags.print_env.push(value()?),
             "--modern" => flags.modern = true,
+            "--spin" => flags.spin = true,
+            "--hold-mib" => flags.hold_mib = value()?.parse().map_err(|e| format!("{e}"))?,
             "--start-delay-ms" => flags.start_delay_ms = value()?.parse().map_err(|e| format!("{e}"))?,
             "--notify" => {
                 let v = value()?;
                 let (level, text) = v.split_once(':').ok_or("--notify takes LEVEL:TEXT")?;
                 flags.notify.push((level.to_string(), text.to_string()));
             }
-            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT] [--print-env NAME] [--modern] [--start-delay-ms MS]".into()),
+            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT] [--print-env NAME] [--modern] [--start-delay-ms MS] [--spin] [--hold-mib N]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -96,6 +104,16 @@ pub fn main(args: Vec<String>) -> i32 {
     if flags.ignore_sigterm {
         crate::sys::ignore_sigterm();
     }
+    if flags.spin {
+        std::thread::spawn(|| {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        });
+    }
+    // Filled with a non-zero byte: every page written, so all of it is resident.
+    let _held = std::hint::black_box(vec![1u8; flags.hold_mib << 20]);
     let mut pids = vec![std::process::id().to_string()];
     if flags.grandchild {
         let script = if flags.setsid {

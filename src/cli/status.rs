@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::args::Format;
 use super::{Error, load, ok, print};
-use crate::api::{DaemonStatus, Phase, Reply, Request, ServerStatus};
+use crate::api::{DaemonStatus, Phase, Reply, Request, ServerStatus, Traffic, Usage};
 use crate::client;
 use crate::config::store;
 use crate::logs::{self, Level};
@@ -54,6 +54,10 @@ struct Report {
     last_error: Option<String>,
     /// What the running child speaks (`2026-07-28`, `2025-11-25`, ...).
     protocol: Option<String>,
+    /// The instances' process trees at the last sample, summed.
+    usage: Option<Usage>,
+    /// Through the port since it opened (percentiles over the last minute).
+    traffic: Option<Traffic>,
 }
 
 fn kebab<T: Serialize>(v: &T) -> String {
@@ -104,6 +108,51 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         last_exit: instances.iter().find_map(|i| i.last_exit.clone()),
         last_error: instances.iter().find_map(|i| i.last_error.clone()),
         protocol: instances.iter().find_map(|i| i.protocol.clone()),
+        usage: total_usage(instances.iter().filter_map(|i| i.usage.as_ref())),
+        traffic: running.and_then(|r| r.traffic.clone()),
+    }
+}
+
+/// The sum of some process trees' usage; `None` for none.
+pub(super) fn total_usage<'a>(usages: impl Iterator<Item = &'a Usage>) -> Option<Usage> {
+    usages.fold(None, |sum: Option<Usage>, u| {
+        let mut t = sum.unwrap_or_default();
+        t.cpu_percent += u.cpu_percent;
+        t.cpu_seconds += u.cpu_seconds;
+        t.rss_bytes += u.rss_bytes;
+        t.open_fds += u.open_fds;
+        t.processes += u.processes;
+        Some(t)
+    })
+}
+
+/// `12.3 MiB`.
+pub(super) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// `p50 0.4 ms, p95 1.2 ms, p99 3.0 ms`, or `-` with no request in the window.
+pub(super) fn latency(t: &Traffic) -> String {
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
+    match t.p50_ms {
+        None => "-".into(),
+        Some(_) => format!(
+            "p50 {}, p95 {}, p99 {} (last minute)",
+            ms(t.p50_ms),
+            ms(t.p95_ms),
+            ms(t.p99_ms)
+        ),
     }
 }
 
@@ -259,6 +308,43 @@ pub(super) fn server_status(
                     "Last Error",
                     r.last_error.clone().unwrap_or_else(|| "-".into()),
                 ),
+                (
+                    "CPU",
+                    r.usage
+                        .as_ref()
+                        .map_or("-".into(), |u| format!("{:.1} %", u.cpu_percent)),
+                ),
+                (
+                    "Memory",
+                    r.usage.as_ref().map_or("-".into(), |u| bytes(u.rss_bytes)),
+                ),
+                (
+                    "Open Files",
+                    r.usage
+                        .as_ref()
+                        .map_or("-".into(), |u| u.open_fds.to_string()),
+                ),
+                (
+                    "Sessions",
+                    r.traffic
+                        .as_ref()
+                        .map_or("-".into(), |t| t.sessions.to_string()),
+                ),
+                (
+                    "Requests",
+                    r.traffic.as_ref().map_or("-".into(), |t| {
+                        let (n, e) = t
+                            .methods
+                            .iter()
+                            .fold((0, 0), |(n, e), m| (n + m.requests, e + m.errors));
+                        format!(
+                            "{n} ({e} errors), {} in, {} out",
+                            bytes(t.bytes_in),
+                            bytes(t.bytes_out)
+                        )
+                    }),
+                ),
+                ("Latency", r.traffic.as_ref().map_or("-".into(), latency)),
             ];
             lines
                 .iter()

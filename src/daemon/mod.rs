@@ -18,8 +18,10 @@ mod error;
 mod inner_port;
 mod instances;
 mod pool;
+mod procs;
 mod reconciler;
 mod run;
+mod sampler;
 mod snapshot;
 mod spawner;
 mod standalone;
@@ -94,6 +96,8 @@ pub struct Daemon {
     /// The next instance id of each server: ids are never reused while the daemon
     /// runs (a replaced or scaled server's new instances get new ones, and logs).
     instance_ids: std::sync::Mutex<BTreeMap<String, Arc<AtomicU32>>>,
+    /// The latest measurements of the instances, the ports and the daemon.
+    samples: std::sync::Mutex<sampler::Samples>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +155,7 @@ impl Daemon {
             shutdown: Notify::new(),
             desired: Mutex::new(None),
             instance_ids: std::sync::Mutex::default(),
+            samples: std::sync::Mutex::default(),
         })
     }
 

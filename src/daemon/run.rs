@@ -84,6 +84,9 @@ pub(super) async fn async_main(
     if let Some(every) = resync_period() {
         workers.spawn(resync_every(Arc::clone(&daemon), every));
     }
+    if let Some(every) = sampler::period() {
+        workers.spawn(sample_every(Arc::clone(&daemon), every));
+    }
     if options.watch {
         watch::spawn_daemon_watch(Arc::clone(&daemon));
     }
@@ -144,6 +147,16 @@ pub(super) async fn resync_every(daemon: Arc<Daemon>, every: Duration) {
     loop {
         ticks.tick().await;
         daemon.resync().await;
+    }
+}
+
+/// Measures the instances, the ports and the daemon every `every`.
+pub(super) async fn sample_every(daemon: Arc<Daemon>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        daemon.sample().await;
     }
 }
 

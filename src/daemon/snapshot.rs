@@ -62,8 +62,37 @@ impl Daemon {
         }
     }
 
+    /// One sample of every instance's process tree, of each port's traffic and of the
+    /// daemon (see `sampler.rs`).
+    pub(super) async fn sample(&self) {
+        let (shims, meters) = {
+            let servers = self.servers.lock().await;
+            let shims: Vec<u32> = servers
+                .values()
+                .flat_map(|rt| rt.instances.iter().filter_map(|h| h.view.borrow().pid()))
+                .collect();
+            let meters: Vec<(String, Arc<crate::gateway::meter::Meter>)> = servers
+                .iter()
+                .filter_map(|(name, rt)| {
+                    Some((name.clone(), Arc::clone(&rt.gateway.as_ref()?.meter)))
+                })
+                .collect();
+            (shims, meters)
+        };
+        let now = tokio::time::Instant::now();
+        if let Ok(mut samples) = self.samples.lock() {
+            samples.sample_processes(&shims, now);
+            samples.retain_servers(|name| meters.iter().any(|(n, _)| n == name));
+            for (name, meter) in meters {
+                samples.record_traffic(&name, meter.snapshot(), now);
+            }
+        }
+    }
+
     pub async fn status(&self) -> DaemonStatus {
         let servers = self.servers.lock().await;
+        let samples = self.samples.lock().ok();
+        let now = tokio::time::Instant::now();
         let servers = servers
             .iter()
             .map(|(name, rt)| {
@@ -99,6 +128,7 @@ impl Daemon {
                             protocol: v.upstream().map(Upstream::protocol),
                             per_session,
                             inner_port: v.inner_port,
+                            usage: v.pid().and_then(|shim| samples.as_ref()?.usage(shim)),
                         }
                     })
                     .collect();
@@ -109,6 +139,13 @@ impl Daemon {
                     created_at: timestamp(rt.created_at),
                     restarts: instances.iter().map(|i| i.restarts).sum(),
                     instances,
+                    traffic: rt.gateway.as_ref().map(|g| {
+                        let current = g.meter.snapshot();
+                        match &samples {
+                            Some(s) => s.traffic(name, current, now),
+                            None => current,
+                        }
+                    }),
                 }
             })
             .collect();
@@ -117,6 +154,7 @@ impl Daemon {
             config: self.config_path.display().to_string(),
             started_at: timestamp(self.started_at),
             servers,
+            usage: samples.as_ref().and_then(|s| s.daemon()),
         }
     }
 }

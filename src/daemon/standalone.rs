@@ -48,6 +48,9 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
     if let Some(every) = run::resync_period() {
         workers.spawn(run::resync_every(Arc::clone(&daemon), every));
     }
+    if let Some(every) = sampler::period() {
+        workers.spawn(run::sample_every(Arc::clone(&daemon), every));
+    }
     // Signals first: a SIGTERM during the start still ends everything cleanly.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io_err("cannot handle SIGTERM"))?;

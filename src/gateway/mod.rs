@@ -12,6 +12,7 @@ pub mod handshake;
 mod http;
 pub mod jsonrpc;
 pub mod lines;
+pub mod meter;
 pub mod mux;
 pub mod origin;
 mod proxy;
@@ -80,6 +81,8 @@ pub trait Instances: Send + Sync + 'static {
 pub struct Gateway {
     task: tokio::task::JoinHandle<()>,
     pub addr: SocketAddr,
+    /// What went through the port.
+    pub meter: Arc<meter::Meter>,
     max_sessions: Arc<AtomicUsize>,
     /// Ends every session of a stdio server (their streams, calls and own children).
     close_sessions: Option<http::Closer>,
@@ -133,18 +136,27 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let loopback = addr.ip().is_loopback();
     let max_sessions = Arc::new(AtomicUsize::new(limits.max_sessions.max(1)));
+    let meter = meter::Meter::new();
     let (app, close_sessions) = match backend {
         Backend::Stdio(instances) => {
-            let (app, close) = http::router(instances, Arc::clone(&max_sessions))?;
+            let (app, close) =
+                http::router(instances, Arc::clone(&max_sessions), Arc::clone(&meter))?;
             (app, Some(close))
         }
         Backend::Http(upstream) => (proxy::router(upstream)?, None),
     };
     let app = guard::Guard::new(loopback, bearer).wrap(app);
-    let task = tokio::spawn(accept::serve(listener, app, tls, limits.connections));
+    let task = tokio::spawn(accept::serve(
+        listener,
+        app,
+        tls,
+        limits.connections,
+        Arc::clone(&meter),
+    ));
     Ok(Gateway {
         task,
         addr,
+        meter,
         max_sessions,
         close_sessions,
     })

@@ -6,7 +6,10 @@
 //! every session has an open stream, the new one is refused (503 with `Retry-After`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use super::meter::Meter;
 
 /// Sessions idle this long (and with no open stream) are forgotten: clients that
 /// never DELETE must not grow the gateway forever. They get 404 and re-initialize.
@@ -23,6 +26,8 @@ pub(super) trait Idle {
 /// Sessions by id.
 pub(super) struct Sessions<S> {
     map: HashMap<String, S>,
+    /// Told the count after every change (the port's meter).
+    gauge: Option<Arc<Meter>>,
 }
 
 /// Every session has an open stream: none can make room.
@@ -30,9 +35,25 @@ pub(super) struct Sessions<S> {
 pub(super) struct Full;
 
 impl<S: Idle> Sessions<S> {
+    #[cfg(test)]
     pub(super) fn new() -> Self {
         Self {
             map: HashMap::new(),
+            gauge: None,
+        }
+    }
+
+    /// The same store, telling `meter` how many sessions live after each change.
+    pub(super) fn counted(meter: Arc<Meter>) -> Self {
+        Self {
+            map: HashMap::new(),
+            gauge: Some(meter),
+        }
+    }
+
+    fn counted_now(&self) {
+        if let Some(meter) = &self.gauge {
+            meter.set_sessions(self.map.len());
         }
     }
 
@@ -66,6 +87,7 @@ impl<S: Idle> Sessions<S> {
             }
         }
         self.map.insert(id, session);
+        self.counted_now();
         Ok(evicted)
     }
 
@@ -78,7 +100,9 @@ impl<S: Idle> Sessions<S> {
     }
 
     pub(super) fn remove(&mut self, id: &str) -> Option<S> {
-        self.map.remove(id)
+        let removed = self.map.remove(id);
+        self.counted_now();
+        removed
     }
 
     /// Forgets the sessions idle past `ttl` at `now` that have no open stream, and
@@ -92,14 +116,19 @@ impl<S: Idle> Sessions<S> {
             })
             .map(|(id, _)| id.clone())
             .collect();
-        gone.into_iter()
+        let gone = gone
+            .into_iter()
             .filter_map(|id| self.map.remove(&id).map(|s| (id, s)))
-            .collect()
+            .collect();
+        self.counted_now();
+        gone
     }
 
     /// Forgets every session (the server stops), and returns them.
     pub(super) fn drain(&mut self) -> Vec<(String, S)> {
-        self.map.drain().collect()
+        let all = self.map.drain().collect();
+        self.counted_now();
+        all
     }
 
     #[cfg(test)]

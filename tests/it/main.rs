@@ -14,6 +14,7 @@ mod gateway_cmd;
 mod init;
 mod lifecycle;
 mod modern;
+mod operations;
 mod output;
 mod plan;
 mod profile;

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::gateway::era;
 use crate::gateway::jsonrpc::INTERNAL_ERROR;
+use crate::gateway::meter::Meter;
 use crate::gateway::queue::Outbox;
 use crate::gateway::reply::rpc_error;
 use crate::gateway::sessions::{Full, Sessions};
@@ -60,6 +61,8 @@ struct AppState {
     /// The server's `max_sessions`, changed in place.
     max_sessions: Arc<AtomicUsize>,
     asks: Asks,
+    /// What the port counts: requests are timed where they are answered.
+    meter: Arc<Meter>,
     /// Modern clients' calls waiting for their `input_required` retry.
     parked: parking::Parking,
 }
@@ -204,10 +207,12 @@ pub(super) type Closer = Box<dyn FnOnce() + Send + Sync>;
 pub(super) fn router(
     instances: Arc<dyn Instances>,
     max_sessions: Arc<AtomicUsize>,
+    meter: Arc<Meter>,
 ) -> std::io::Result<(Router, Closer)> {
     let state = Arc::new(AppState {
         instances,
-        sessions: Mutex::new(Sessions::new()),
+        sessions: Mutex::new(Sessions::counted(Arc::clone(&meter))),
+        meter,
         max_sessions,
         asks: Asks::default(),
         parked: parking::Parking::new()?,

@@ -101,6 +101,11 @@ pub(super) async fn post_messages(
     }
     // Answered on the event stream; this request only acknowledges.
     let (answered, on_answer) = oneshot::channel::<()>();
+    let timing = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .filter(|_| msg.get("id").is_some())
+        .map(|method| state.meter.begin(method));
     tokio::spawn(async move {
         let reply = match handle(&state, &session_id, &session, msg, Some(events.clone())).await {
             Handled::Accepted => return,
@@ -111,6 +116,9 @@ pub(super) async fn post_messages(
                 response
             }
         };
+        if let Some(timing) = timing {
+            timing.done(&reply);
+        }
         if events.push(reply).is_err() {
             state.forget(&session_id);
         }

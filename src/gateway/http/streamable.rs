@@ -51,9 +51,22 @@ pub(super) async fn post_mcp(
         Err(response) => return *response,
     };
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    // Requests are timed until their answer is written (or given up: an error).
+    let timing = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .filter(|_| msg.get("id").is_some())
+        .map(|method| state.meter.begin(method));
     match era::classify(header_str(&headers, VERSION_HEADER), &msg) {
         Err(rejection) => return rejection_response(&rejection, id),
-        Ok(Era::Modern) => return modern::post(&state, &headers, msg).await,
+        Ok(Era::Modern) => {
+            let response = modern::post(&state, &headers, msg).await;
+            // Until its answer starts (a stream's end is not waited for here).
+            if let Some(timing) = timing {
+                timing.done_with_status(response.status().as_u16());
+            }
+            return response;
+        }
         Ok(Era::Legacy) => {}
     }
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
@@ -64,6 +77,9 @@ pub(super) async fn post_mcp(
         };
         let reply =
             json!({"jsonrpc": "2.0", "id": id, "result": initialize_result(&upstream, &msg)});
+        if let Some(timing) = timing {
+            timing.done(&reply);
+        }
         let mut response = json_response(StatusCode::OK, &reply);
         if let Ok(value) = HeaderValue::from_str(&session) {
             response.headers_mut().insert(SESSION_HEADER, value);
@@ -98,7 +114,12 @@ pub(super) async fn post_mcp(
     .await;
     let (id, mut reply, permit) = match handled {
         Handled::Accepted => return StatusCode::ACCEPTED.into_response(),
-        Handled::Reply(reply) => return json_response(StatusCode::OK, &reply),
+        Handled::Reply(reply) => {
+            if let Some(timing) = timing {
+                timing.done(&reply);
+            }
+            return json_response(StatusCode::OK, &reply);
+        }
         Handled::Gone(reply) => {
             state.forget(&session_id);
             return json_response(StatusCode::OK, &reply);
@@ -117,6 +138,9 @@ pub(super) async fn post_mcp(
             };
             if gone {
                 state.forget(&session_id);
+            }
+            if let Some(timing) = timing {
+                timing.done(&body);
             }
             return json_response(StatusCode::OK, &body);
         }
@@ -147,6 +171,9 @@ pub(super) async fn post_mcp(
                 (response, _) = &mut reply => {
                     while let Some(event) = events.try_recv() {
                         let _ = out.push(event);
+                    }
+                    if let Some(timing) = timing {
+                        timing.done(&response);
                     }
                     let _ = out.push(response);
                     break;
