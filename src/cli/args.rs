@@ -146,6 +146,9 @@ pub struct GatewayArgs {
     /// one object per event, for a container's log collector
     #[arg(long)]
     pub json_log: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// The stdio server to run, after `--`
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

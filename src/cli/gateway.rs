@@ -29,8 +29,14 @@ pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
         )
     })?;
     let hidden = args.auth_bearer_env.iter().cloned().collect();
-    crate::daemon::run_standalone(config.servers, secrets, hidden, cwd.to_path_buf())
-        .map_err(|e| Error::Failed(e.to_string()))?;
+    crate::daemon::run_standalone(
+        config.servers,
+        config.metrics,
+        secrets,
+        hidden,
+        cwd.to_path_buf(),
+    )
+    .map_err(|e| Error::Failed(e.to_string()))?;
     ok()
 }
 
@@ -106,6 +112,11 @@ fn config_of(args: &GatewayArgs) -> Result<(String, Unlocked), Error> {
     }
     let mut doc = DocumentMut::new();
     doc["version"] = value(1);
+    if let Some(addr) = &args.metrics {
+        let mut daemon = Table::new();
+        daemon["metrics"] = value(addr.as_str());
+        doc["daemon"] = Item::Table(daemon);
+    }
     let mut servers = Table::new();
     servers.set_implicit(true);
     servers[NAME] = Item::Table(server);

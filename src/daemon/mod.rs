@@ -17,6 +17,7 @@ mod control;
 mod error;
 mod inner_port;
 mod instances;
+mod metrics;
 mod pool;
 mod procs;
 mod reconciler;
@@ -69,6 +70,8 @@ enum Source {
     /// `mcpctl gateway`: servers given on the command line, with their secrets.
     Fixed {
         servers: BTreeMap<String, ServerSpec>,
+        /// `--metrics`: where `/metrics` is served.
+        metrics: Option<std::net::SocketAddr>,
         secrets: Arc<crate::secrets::unlock::Unlocked>,
         /// Variables of this process's environment the servers must not get (the
         /// one that held the clients' bearer token).
@@ -98,6 +101,8 @@ pub struct Daemon {
     instance_ids: std::sync::Mutex<BTreeMap<String, Arc<AtomicU32>>>,
     /// The latest measurements of the instances, the ports and the daemon.
     samples: std::sync::Mutex<sampler::Samples>,
+    /// `/metrics`, where `[daemon] metrics` asks for it.
+    metrics: Mutex<Option<metrics::Listener>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +161,7 @@ impl Daemon {
             desired: Mutex::new(None),
             instance_ids: std::sync::Mutex::default(),
             samples: std::sync::Mutex::default(),
+            metrics: Mutex::default(),
         })
     }
 

@@ -38,16 +38,20 @@ impl Daemon {
         progress: mpsc::Sender<String>,
     ) -> Result<Applied, ApplyError> {
         let _one_at_a_time = self.applying.lock().await;
-        let (servers, secrets) = match &self.source {
+        let (servers, secrets, metrics) = match &self.source {
             Source::File => {
                 let mut loaded = config::load(&self.config_path)?;
                 let secrets = Arc::new(unlock(&mut loaded)?);
-                (loaded.config.servers, secrets)
+                (loaded.config.servers, secrets, loaded.config.metrics)
             }
             Source::Fixed {
-                servers, secrets, ..
-            } => (servers.clone(), Arc::clone(secrets)),
+                servers,
+                secrets,
+                metrics,
+                ..
+            } => (servers.clone(), Arc::clone(secrets), *metrics),
         };
+        self.serve_metrics(metrics, &progress).await;
         if let Some(name) = options
             .only
             .iter()

@@ -15,10 +15,12 @@ use crate::secrets::unlock::Unlocked;
 
 use super::*;
 
-/// Serves `servers` until SIGTERM or SIGINT; fails when one cannot start.
+/// Serves `servers` (and `/metrics` at `metrics`) until SIGTERM or SIGINT; fails when
+/// one cannot start.
 /// `hidden_env` names variables of this process that the servers must not inherit.
 pub fn run_standalone(
     servers: BTreeMap<String, ServerSpec>,
+    metrics: Option<std::net::SocketAddr>,
     secrets: Unlocked,
     hidden_env: Vec<String>,
     config_dir: PathBuf,
@@ -33,6 +35,7 @@ pub fn run_standalone(
         .map_err(io_err("cannot start the async runtime"))?;
     let source = Source::Fixed {
         servers,
+        metrics,
         secrets: Arc::new(secrets),
         hidden_env,
     };

@@ -57,6 +57,12 @@ impl ConnectionLimits {
     }
 }
 
+/// Serves `app` on `listener` with the bounds of `limits`, uncounted (the daemon's own
+/// `/metrics`), until the task is aborted.
+pub async fn serve_plain(listener: TcpListener, app: Router, limits: ConnectionLimits) {
+    serve(listener, app, None, limits, Meter::new()).await;
+}
+
 /// Serves `app` on `listener` (over TLS with `tls`) until the task is aborted, which
 /// also ends every connection it accepted.
 pub(super) async fn serve(

@@ -29,6 +29,8 @@ pub struct Config {
     pub servers: BTreeMap<String, ServerSpec>,
     /// Every profile name, `default` included.
     pub profiles: BTreeSet<String>,
+    /// `[daemon] metrics`: where `/metrics` is served.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Parses and validates `source`. On failure, every problem found is returned.

@@ -23,6 +23,9 @@ pub struct RawConfig {
     /// of these age recipients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsSection>,
+    /// The daemon itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<DaemonSection>,
     /// Fields inherited by every server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<Layer>,
@@ -67,6 +70,15 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub failures: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSection {
+    /// Serve Prometheus metrics at `http://ADDR/metrics`, e.g. `"127.0.0.1:9464"`.
+    /// Off unless set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]

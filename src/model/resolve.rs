@@ -142,13 +142,50 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
         servers.insert(name.clone(), spec);
     }
 
+    let metrics = resolve_metrics(raw, loc, &ports, &mut diags);
     if diags.is_empty() {
         let mut profiles: BTreeSet<String> = raw.profiles.keys().cloned().collect();
         profiles.insert(DEFAULT_PROFILE.to_string());
-        Ok(Config { servers, profiles })
+        Ok(Config {
+            servers,
+            profiles,
+            metrics,
+        })
     } else {
         Err(diags)
     }
+}
+
+/// `[daemon] metrics`: an address with a port no server uses.
+fn resolve_metrics(
+    raw: &RawConfig,
+    loc: &Locator<'_>,
+    ports: &BTreeMap<u16, (String, KeyPath)>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<std::net::SocketAddr> {
+    let text = raw.daemon.as_ref()?.metrics.as_deref()?;
+    let at = loc.value(&["daemon", "metrics"]);
+    let Ok(addr) = text.trim().parse::<std::net::SocketAddr>() else {
+        diags.push(
+            Diagnostic::new(format!("`{text}` is not an address to listen on"))
+                .at(at, "here")
+                .hint("write an IP address and a port, e.g. `metrics = \"127.0.0.1:9464\"`"),
+        );
+        return None;
+    };
+    if let Some((server, origin)) = ports.get(&addr.port()) {
+        diags.push(
+            Diagnostic::new(format!(
+                "port {} is used by both `{server}` and `[daemon] metrics`",
+                addr.port()
+            ))
+            .at(at, "the metrics listen here")
+            .related(loc.value(origin), format!("`{server}` uses it here"))
+            .hint("give the metrics a port of their own"),
+        );
+        return None;
+    }
+    Some(addr)
 }
 
 fn check_version(raw: &RawConfig, loc: &Locator<'_>, diags: &mut Vec<Diagnostic>) {

@@ -438,3 +438,30 @@ fn health_and_call_timeout_default_and_are_checked() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn the_metrics_address_is_checked_for_its_form_and_its_port() {
+    let server = "[servers.a]\ncommand = \"a\"\nport = 9000\n";
+    let ok = config(&format!(
+        "version = 1\n[daemon]\nmetrics = \"127.0.0.1:9464\"\n{server}"
+    ));
+    assert_eq!(ok.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+    assert_eq!(config(&format!("version = 1\n{server}")).metrics, None);
+    let bad = errors(&format!(
+        "version = 1\n[daemon]\nmetrics = \"localhost\"\n{server}"
+    ));
+    assert!(
+        bad[0].contains("`localhost` is not an address to listen on"),
+        "{bad:?}"
+    );
+    assert!(bad[0].contains("t.toml:3:"), "{bad:?}");
+    let clash = errors(&format!(
+        "version = 1\n[daemon]\nmetrics = \"127.0.0.1:9000\"\n{server}"
+    ));
+    assert!(
+        clash[0].contains("port 9000 is used by both `a` and `[daemon] metrics`"),
+        "{clash:?}"
+    );
+    let unknown = errors(&format!("version = 1\n[daemon]\nmetric = \"x\"\n{server}"));
+    assert!(unknown[0].contains("unknown field `metric`"), "{unknown:?}");
+}

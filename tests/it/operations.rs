@@ -127,3 +127,110 @@ fn after_n_calls_the_request_count_is_exactly_n_and_the_bytes_add_up() {
         }
     });
 }
+
+/// `/metrics` as the Prometheus project's own parser reads it: family -> (type, samples).
+fn parse_metrics(text: &str) -> Value {
+    use std::io::Write;
+    let script = "import sys, json\n\
+from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+out = {f.name: {'type': f.type, 'samples': [[s.name, s.labels, s.value] for s in f.samples]}\n\
+       for f in text_string_to_metric_families(sys.stdin.read())}\n\
+print(json.dumps(out))\n";
+    let mut child = std::process::Command::new(crate::sdk::sdk_python())
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused it: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn metrics_parse_with_the_prometheus_parser_and_have_every_family() {
+    let (port, metrics) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[daemon]\nmetrics = \"127.0.0.1:{metrics}\"\n{}",
+        server("echo", port, "")
+    ));
+    apply_sampled(&env);
+    let session = initialize(port);
+    for i in 0..3 {
+        let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "x"}}});
+        let headers = [
+            ("MCP-Protocol-Version", "2025-06-18"),
+            ("Mcp-Session-Id", session.as_str()),
+        ];
+        http(port, "POST", "/mcp", &headers, body.to_string().as_bytes());
+    }
+    wait_for("a sample of the instance", 30, || {
+        let status = env.server_status("echo");
+        if status["usage"].is_object() {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    });
+    let reply = http(metrics, "GET", "/metrics", &[], b"");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/openmetrics-text")),
+        "{:?}",
+        reply.header("content-type")
+    );
+    let families = parse_metrics(&reply.body);
+    for (name, kind) in [
+        ("mcpctl_build_info", "gauge"),
+        ("mcpctl_daemon_cpu_seconds", "counter"),
+        ("mcpctl_daemon_resident_memory_bytes", "gauge"),
+        ("mcpctl_process_cpu_seconds", "counter"),
+        ("mcpctl_process_resident_memory_bytes", "gauge"),
+        ("mcpctl_process_open_fds", "gauge"),
+        ("mcpctl_instances", "gauge"),
+        ("mcpctl_restarts", "counter"),
+        ("mcpctl_sessions", "gauge"),
+        ("mcpctl_connections", "gauge"),
+        ("mcpctl_accepted_connections", "counter"),
+        ("mcpctl_network_receive_bytes", "counter"),
+        ("mcpctl_network_transmit_bytes", "counter"),
+        ("mcpctl_requests", "counter"),
+        ("mcpctl_request_errors", "counter"),
+        ("mcpctl_request_duration_seconds", "histogram"),
+    ] {
+        assert_eq!(families[name]["type"], kind, "{name} in {families}");
+    }
+    let calls = families["mcpctl_requests"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s[1]["method"] == "tools/call" && s[1]["server"] == "echo")
+        .cloned()
+        .unwrap_or_else(|| panic!("{families}"));
+    assert_eq!(calls[0], "mcpctl_requests_total");
+    assert_eq!(calls[2], 3.0);
+    let running = families["mcpctl_instances"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s[1]["state"] == "running")
+        .cloned()
+        .unwrap();
+    assert_eq!(running[2], 1.0, "{running}");
+    // Tool names never become labels.
+    assert!(!reply.body.contains("tool="), "{}", reply.body);
+}

@@ -10,6 +10,8 @@ use crate::common::{TestEnv, echo_bin, free_port};
 
 /// The SDK release these tests speak with.
 const SDK: &str = "mcp==2.3.0";
+/// The Prometheus project's Python client, whose parser reads `/metrics` (operations.rs).
+const PROMETHEUS: &str = "prometheus-client==0.21.1";
 
 /// Runs `cmd` for at most `secs`; its output on failure.
 fn run_bounded(mut cmd: Command, secs: u64) -> Result<String, String> {
@@ -48,15 +50,15 @@ fn has_sdk(python: &Path) -> bool {
     let mut check = Command::new(python);
     check.args([
         "-c",
-        "import importlib.metadata as m, mcp.client; assert m.version('mcp').startswith('2.')",
+        "import importlib.metadata as m, mcp.client, prometheus_client.openmetrics.parser; assert m.version('mcp').startswith('2.')",
     ]);
     run_bounded(check, 60).is_ok()
 }
 
-/// A Python with the SDK: `MCPCTL_TEST_PYTHON` (CI makes one), or a virtualenv made
+/// A Python with the SDK and the Prometheus client: `MCPCTL_TEST_PYTHON` (CI makes one), or a virtualenv made
 /// once under `target/` (python3 and PyPI are all it needs), shared across processes
 /// through a lock file.
-fn sdk_python() -> &'static Path {
+pub(crate) fn sdk_python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         if let Some(given) = std::env::var_os("MCPCTL_TEST_PYTHON") {
@@ -84,6 +86,7 @@ fn sdk_python() -> &'static Path {
                 "--quiet",
                 "--disable-pip-version-check",
                 SDK,
+                PROMETHEUS,
             ]);
             run_bounded(pip, 600).unwrap();
         }
