@@ -36,6 +36,42 @@ pub struct ApplyOptions {
     pub force: bool,
     /// Overrides `stop_timeout` for the stops of this apply.
     pub stop_timeout_ms: Option<u64>,
+    /// The file's text to apply instead of reading the file (`apply --rev`: the file
+    /// as it is at a git revision).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Where the CLI found the text it asks to apply (git commit, clean or modified):
+    /// recorded when the daemon applies text with the same digest.
+    #[serde(default)]
+    pub origin: Option<AppliedFrom>,
+    /// `apply PLAN`: apply only while the file and what runs still have the digests
+    /// the plan was made from.
+    #[serde(default)]
+    pub expect: Option<Expected>,
+}
+
+/// Where what runs was applied from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedFrom {
+    /// blake3 of the applied text (`blake3:HEX`).
+    pub file_digest: String,
+    /// The git commit it was read from (HEAD, or the commit of `--rev`), in a repository.
+    pub commit: Option<String>,
+    /// The file had changes that were not committed (never with `--rev`).
+    #[serde(default)]
+    pub modified: bool,
+    /// `apply --rev REV`: the revision as given.
+    pub rev: Option<String>,
+    /// When it was applied (RFC 3339); set by the daemon.
+    #[serde(default)]
+    pub at: String,
+}
+
+/// The digests a saved plan was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expected {
+    pub file_digest: String,
+    pub observed_digest: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +101,9 @@ pub struct DaemonStatus {
     pub config: String,
     pub started_at: String,
     pub servers: Vec<ServerStatus>,
+    /// What the last apply applied, when one did.
+    #[serde(default)]
+    pub applied: Option<AppliedFrom>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,6 +13,7 @@
 //! `model` and `diag`; `cli` uses everything.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod diag;
 pub mod echo;
 pub mod exit;
 pub mod gateway;
+pub mod git;
 pub mod logs;
 pub mod model;
 pub mod out;

@@ -10,6 +10,7 @@ use super::{Error, load_unlocked, ok, print};
 use crate::config::{Error as ConfigError, fmt as formatter, store};
 use crate::exit;
 use crate::plan::plan as make_plan;
+use crate::plan::saved::SavedPlan;
 use crate::render::{self, Colour};
 
 /// `all`: every error, not only the first screenful.
@@ -83,6 +84,23 @@ pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
         Format::Text => render::plan_text(&plan, colour()),
     };
     print(&text)?;
+    if let Some(out) = &args.out {
+        let saved = SavedPlan::new(
+            path.display().to_string(),
+            crate::config::digest(&loaded.source),
+            &loaded.config.servers,
+            &observed,
+            &plan,
+        );
+        let text = serde_json::to_string_pretty(&saved)
+            .map_err(|e| Error::Failed(format!("cannot write the plan: {e}")))?;
+        store::write_atomic(out, &(text + "\n"))?;
+        crate::note!(
+            "saved the plan to {}; `mcpctl apply {}` applies exactly it",
+            out.display(),
+            out.display()
+        );
+    }
     for warning in loaded.config.servers.values().flat_map(|s| s.warnings()) {
         crate::note!("warning: {warning}");
     }

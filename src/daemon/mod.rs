@@ -94,6 +94,8 @@ pub struct Daemon {
     /// The next instance id of each server: ids are never reused while the daemon
     /// runs (a replaced or scaled server's new instances get new ones, and logs).
     instance_ids: std::sync::Mutex<BTreeMap<String, Arc<AtomicU32>>>,
+    /// Where the last apply's text came from (its digest, and the commit the CLI found).
+    applied: std::sync::Mutex<Option<crate::api::AppliedFrom>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +153,7 @@ impl Daemon {
             shutdown: Notify::new(),
             desired: Mutex::new(None),
             instance_ids: std::sync::Mutex::default(),
+            applied: std::sync::Mutex::default(),
         })
     }
 

@@ -38,15 +38,23 @@ impl Daemon {
         progress: mpsc::Sender<String>,
     ) -> Result<Applied, ApplyError> {
         let _one_at_a_time = self.applying.lock().await;
-        let (servers, secrets) = match &self.source {
+        let (servers, secrets, digest) = match &self.source {
             Source::File => {
-                let mut loaded = config::load(&self.config_path)?;
+                let mut loaded = match &options.source {
+                    Some(text) => config::load_text(
+                        &self.config_path,
+                        &format!("{} (as the client sent it)", self.config_path.display()),
+                        text.clone(),
+                    )?,
+                    None => config::load(&self.config_path)?,
+                };
                 let secrets = Arc::new(unlock(&mut loaded)?);
-                (loaded.config.servers, secrets)
+                let digest = config::digest(&loaded.source);
+                (loaded.config.servers, secrets, Some(digest))
             }
             Source::Fixed {
                 servers, secrets, ..
-            } => (servers.clone(), Arc::clone(secrets)),
+            } => (servers.clone(), Arc::clone(secrets), None),
         };
         if let Some(name) = options
             .only
@@ -57,8 +65,23 @@ impl Daemon {
             let known: Vec<String> = servers.keys().cloned().collect();
             return Err(config::edit::unknown_server(name, &known).into());
         }
-        self.remember(&servers, &options, &secrets).await;
         let observed = self.observe().await;
+        if let Some(expect) = &options.expect {
+            let mut moved = Vec::new();
+            if digest.as_deref() != Some(expect.file_digest.as_str()) {
+                moved.push("the file changed");
+            }
+            if crate::plan::saved::observed_digest(&observed) != expect.observed_digest {
+                moved.push("what runs changed");
+            }
+            if !moved.is_empty() {
+                return Err(ApplyError::Stale(moved.join(", ")));
+            }
+        }
+        if let Some(digest) = digest {
+            self.record_applied(digest, options.origin.as_ref());
+        }
+        self.remember(&servers, &options, &secrets).await;
         let plan = crate::plan::focus(
             plan(&servers, &observed),
             &options.only,
@@ -97,6 +120,22 @@ impl Daemon {
             .map(|(n, rt)| (n.clone(), rt.spec.endpoints_line()))
             .collect();
         Ok(outcome)
+    }
+
+    /// Records where the text being applied came from: the client's account of it
+    /// (commit, modified) when it is of the same text, else only the digest.
+    fn record_applied(&self, digest: String, origin: Option<&crate::api::AppliedFrom>) {
+        let mut applied = origin
+            .filter(|o| o.file_digest == digest)
+            .cloned()
+            .unwrap_or_else(|| crate::api::AppliedFrom {
+                file_digest: digest,
+                ..Default::default()
+            });
+        applied.at = super::timestamp(SystemTime::now());
+        if let Ok(mut slot) = self.applied.lock() {
+            *slot = Some(applied);
+        }
     }
 
     /// Records what this apply asks for: the whole file, or (for a focused apply) the

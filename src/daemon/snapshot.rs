@@ -117,6 +117,7 @@ impl Daemon {
             config: self.config_path.display().to_string(),
             started_at: timestamp(self.started_at),
             servers,
+            applied: self.applied.lock().ok().and_then(|a| a.clone()),
         }
     }
 }
