@@ -8,13 +8,36 @@ use toml_edit::{DocumentMut, Item, Table};
 use super::{Error, clear_positions, max_position, parse, place_new_tables};
 
 /// A document holding only `item` at `path` (`servers.NAME`, say), as text.
-fn alone(path: [&str; 2], item: Item) -> String {
+fn alone(path: [&str; 2], mut item: Item) -> String {
+    own_comment_only(&mut item);
     let mut doc = DocumentMut::new();
     let mut parent = Table::new();
     parent.set_implicit(true);
     parent.insert(path[1], item);
     doc.insert(path[0], Item::Table(parent));
     doc.to_string()
+}
+
+/// Keeps, of the text before a table's header, only the comment paragraph right above
+/// it: `toml_edit` gives a header every comment since the previous table, and those
+/// before a blank line belong to what came before (a commented-out example, say).
+fn own_comment_only(item: &mut Item) {
+    let Some(table) = item.as_table_mut() else {
+        return;
+    };
+    let prefix = table
+        .decor()
+        .prefix()
+        .and_then(|p| p.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let own = match prefix.trim_end_matches(['\n', ' ', '\t']).rfind("\n\n") {
+        Some(at) => format!("\n{}", &prefix[at + 2..]),
+        None => prefix.clone(),
+    };
+    if own != prefix {
+        table.decor_mut().set_prefix(own);
+    }
 }
 
 /// `[servers.NAME]` and its sub-tables, comments above and inside included.
@@ -56,7 +79,8 @@ pub fn profile_section(doc: &DocumentMut, profile: &str, server: &str) -> Option
 
 /// `[defaults]`, when the file has it.
 pub fn defaults_section(doc: &DocumentMut) -> Option<String> {
-    let item = doc.get("defaults")?.clone();
+    let mut item = doc.get("defaults")?.clone();
+    own_comment_only(&mut item);
     let mut out = DocumentMut::new();
     out.insert("defaults", item);
     Some(out.to_string())
@@ -224,6 +248,16 @@ port = 8001
         assert!(after.starts_with(without.trim_end()), "{after}");
         let raw = crate::model::parse_raw(&after).unwrap();
         assert_eq!(raw.servers["echo"].env.as_ref().unwrap()["A"], "1");
+    }
+
+    #[test]
+    fn only_the_comment_paragraph_right_above_a_block_is_its_own() {
+        let src = "version = 1\n\n[servers.a]\ncommand = \"x\"\nport = 1\n\n# an example, commented out:\n# [servers.example]\n\n# b's own comment\n[servers.b]\ncommand = \"y\"\nport = 2\n";
+        let block = server_block(&parse(src).unwrap(), "b").unwrap();
+        assert_eq!(
+            block,
+            "\n# b's own comment\n[servers.b]\ncommand = \"y\"\nport = 2\n"
+        );
     }
 
     #[test]
