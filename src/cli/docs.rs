@@ -45,11 +45,14 @@ fn pages(cmd: &clap::Command, prefix: &str) -> Vec<(String, clap::Command)> {
     all
 }
 
-/// A section rendered on its own starts with its `.SH` line: the caller names it.
+/// A section rendered on its own starts with its `.SH` line (the caller names it)
+/// and the page's preamble, which the page already has.
 fn strip_heading(text: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(text);
     text.lines()
-        .filter(|l| !l.starts_with(".SH"))
+        .filter(|l| {
+            !l.starts_with(".SH") && !l.starts_with(".ie \\n(.g") && !l.starts_with(".el .ds Aq")
+        })
         .map(|l| format!("{l}\n"))
         .collect::<String>()
         .into_bytes()

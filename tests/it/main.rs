@@ -25,3 +25,4 @@ mod secrets;
 mod supervise;
 mod tls;
 mod usage;
+mod workflow;
