@@ -19,7 +19,8 @@ pub enum Request {
     /// Status of every supervised server and of the daemon.
     Status,
     /// Re-read the file and converge.
-    Apply(ApplyOptions),
+    /// (Boxed: it may carry a whole file's text.)
+    Apply(Box<ApplyOptions>),
     /// Stop every server and exit.
     Shutdown,
 }

@@ -220,7 +220,7 @@ fn converge(path: &Path, mut options: ApplyOptions) -> Result<u8, Error> {
         options.restart.as_deref(),
     );
     print(&plan_text(&shown, super::plan::colour()))?;
-    let reply = client::request(stream, &Request::Apply(options), |line| {
+    let reply = client::request(stream, &Request::Apply(Box::new(options)), |line| {
         let _ = print(&format!("{line}\n"));
     })?;
     let Reply::Applied { outcome } = reply else {
