@@ -149,7 +149,7 @@ fn apply_saved(path: &Path, saved: &Path) -> Result<u8, Error> {
     let file_digest = crate::config::digest(&loaded.source);
     let now = plan(&loaded.config.servers, &observed);
     let moved = saved_plan.what_changed(
-        &path.display().to_string(),
+        &plan_config_name(path),
         &file_digest,
         &loaded.config.servers,
         &observed,
@@ -173,6 +173,14 @@ fn apply_saved(path: &Path, saved: &Path) -> Result<u8, Error> {
             ..ApplyOptions::default()
         },
     )
+}
+
+/// The config file as a saved plan names it: its full path, however it was given.
+pub(super) fn plan_config_name(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Where the file stands in git, for apply to record (nothing outside a repository).

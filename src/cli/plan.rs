@@ -76,8 +76,27 @@ pub(super) fn fmt(path: &Path, check: bool) -> Result<u8, Error> {
 }
 
 pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
-    let loaded = load_unlocked(path)?;
     let observed = super::lifecycle::observed(path)?;
+    let no_identity = !crate::secrets::identity::path().is_ok_and(|p| p.exists());
+    // With nothing running there is no secret value to compare: every server is a
+    // start, so CI or a reviewer without the key still gets the plan. A saved plan
+    // is always made with the secrets read, as apply will read them.
+    let loaded = if no_identity && observed.servers.is_empty() && args.out.is_none() {
+        let loaded = super::load(path)?;
+        if loaded
+            .config
+            .servers
+            .values()
+            .any(|s| !s.secrets.is_empty())
+        {
+            crate::note!(
+                "note: secrets not decrypted (no identity); nothing runs to compare them with"
+            );
+        }
+        loaded
+    } else {
+        load_unlocked(path)?
+    };
     let plan = make_plan(&loaded.config.servers, &observed);
     let text = match args.format {
         Format::Json => render::plan_json(&plan),
@@ -86,7 +105,7 @@ pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
     print(&text)?;
     if let Some(out) = &args.out {
         let saved = SavedPlan::new(
-            path.display().to_string(),
+            super::lifecycle::plan_config_name(path),
             crate::config::digest(&loaded.source),
             &loaded.config.servers,
             &observed,

@@ -155,6 +155,11 @@ fn a_saved_plan_applies_exactly_as_planned_and_is_refused_once_the_file_or_what_
     env.run(&["apply", "tonight.plan"])
         .failure()
         .stderr_has("what runs changed: echo (added)");
+    // However the file is named, it is the same file.
+    env.run(&["plan", "--out", "again.plan"]).success();
+    env.run_within(60, &["-f", "./mcpctl.toml", "apply", "again.plan"])
+        .success()
+        .stdout_has("No changes.");
     env.run(&["apply", "no-plan.json"])
         .failure()
         .stderr_has("no-plan.json");
@@ -257,4 +262,32 @@ fn validate_and_plan_need_no_daemon_and_no_identity() {
     env.run(&["fmt", "--check"]).success();
     assert!(!env.path().join("xdg/mcpctl/identity.txt").exists());
     assert!(!env.path().join(".mcpctl/daemon.sock").exists());
+}
+
+#[test]
+fn plan_and_validate_of_a_file_with_secrets_need_no_identity_when_nothing_runs() {
+    let env = TestEnv::new();
+    env.run(&["init"]).success();
+    let mut text = env.read("mcpctl.toml");
+    text.push_str(&format!(
+        "\n[servers.echo]\ncommand = \"mcp-echo\"\nport = {}\n",
+        free_port()
+    ));
+    env.write("mcpctl.toml", &text);
+    env.run_with_stdin(
+        &["config", "secret", "set", "TOKEN", "--server", "echo"],
+        "a-token-value\n",
+    )
+    .success();
+    // The reviewer's machine: no identity.
+    std::fs::rename(env.path().join("xdg"), env.path().join("elsewhere")).unwrap();
+    env.run(&["validate"])
+        .success()
+        .stdout_has("(secrets not checked: no identity)");
+    env.run(&["plan", "--detailed-exitcode"])
+        .code(2)
+        .stdout_has("+ server \"echo\"")
+        .stdout_has("(sensitive)")
+        .stderr_has("secrets not decrypted (no identity)");
+    env.run(&["fmt", "--check"]).success();
 }
