@@ -77,7 +77,8 @@ pub(super) fn fmt(path: &Path, check: bool) -> Result<u8, Error> {
 
 pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
     let observed = super::lifecycle::observed(path)?;
-    let no_identity = !crate::secrets::identity::path().is_ok_and(|p| p.exists());
+    let no_identity = !crate::secrets::identity::named()
+        && !crate::secrets::identity::path().is_ok_and(|p| p.exists());
     // With nothing running there is no secret value to compare: every server is a
     // start, so CI or a reviewer without the key still gets the plan. A saved plan
     // is always made with the secrets read, as apply will read them.
