@@ -136,7 +136,9 @@ fn checksum(content: &str) -> String {
 
 /// The document of `content`, ending with a newline.
 pub fn write(content: &Content) -> Result<String, serde_json::Error> {
-    let text = serde_json::to_string_pretty(content)?;
+    // Indented as it sits in the envelope; JSON strings hold no raw newline, so this
+    // changes only the layout. The checksum covers exactly these bytes.
+    let text = serde_json::to_string_pretty(content)?.replace('\n', "\n  ");
     let raw = RawValue::from_string(text)?;
     let envelope = Envelope {
         format: FORMAT,

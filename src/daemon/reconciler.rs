@@ -123,14 +123,23 @@ impl Daemon {
     }
 
     /// Records where the text being applied came from: the client's account of it
-    /// (commit, modified) when it is of the same text, else only the digest.
+    /// (commit, modified) when it is of the same text; else (a watch, the daemon's
+    /// first apply, a file saved in between) git is asked here.
     fn record_applied(&self, digest: String, origin: Option<&crate::api::AppliedFrom>) {
         let mut applied = origin
             .filter(|o| o.file_digest == digest)
             .cloned()
-            .unwrap_or_else(|| crate::api::AppliedFrom {
-                file_digest: digest,
-                ..Default::default()
+            .unwrap_or_else(|| {
+                let (commit, modified) = match crate::git::head(&self.config_path) {
+                    Some((commit, modified)) => (Some(commit), modified),
+                    None => (None, false),
+                };
+                crate::api::AppliedFrom {
+                    file_digest: digest,
+                    commit,
+                    modified,
+                    ..Default::default()
+                }
             });
         applied.at = super::timestamp(SystemTime::now());
         if let Ok(mut slot) = self.applied.lock() {

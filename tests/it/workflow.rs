@@ -2,7 +2,7 @@
 //! --rev`, saved plans, the systemd unit, completions and the man page, and the CI
 //! commands that need no daemon and no identity.
 
-use crate::common::{TestEnv, echo_bin, free_port, wait_for};
+use crate::common::{TestEnv, echo_bin, free_port, spawn_logged, wait_for};
 
 fn git(env: &TestEnv, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
@@ -290,4 +290,35 @@ fn plan_and_validate_of_a_file_with_secrets_need_no_identity_when_nothing_runs()
         .stdout_has("(sensitive)")
         .stderr_has("secrets not decrypted (no identity)");
     env.run(&["fmt", "--check"]).success();
+}
+
+#[test]
+fn the_daemons_own_applies_under_watch_record_the_commit_too() {
+    let env = TestEnv::with_config(&echo_with(free_port(), "watched"));
+    env.write(".gitignore", ".mcpctl/\n*.out\n");
+    git(&env, &["init", "-q"]);
+    git(&env, &["add", "."]);
+    git(&env, &["commit", "-q", "-m", "one"]);
+    let one = git(&env, &["rev-parse", "HEAD"]);
+    let _daemon = spawn_logged(&env, &["daemon", "--watch"], "daemon.out");
+    let status_has = |want: String| {
+        wait_for(&want, 60, || {
+            let run = env.run(&["status"]);
+            if run.stdout.contains(&want) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}{}{}",
+                    run.stdout,
+                    run.stderr,
+                    env.read("daemon.out")
+                ))
+            }
+        })
+    };
+    status_has(format!("applied from {} (clean)", &one[..12]));
+    let text = env.read("mcpctl.toml").replace("watched", "edited");
+    env.write("mcpctl.toml", &text);
+    status_has(format!("applied from {} (modified)", &one[..12]));
+    env.run_within(30, &["daemon", "stop"]).success();
 }
