@@ -9,6 +9,9 @@
 //! wires these together; the daemon that executes plans comes later and will consume
 //! the same `Plan` value.
 //!
+//! [`backup`] is a server's backup document and the checks a restore makes (pure);
+//! [`git`] asks git which commit the file is at, and for the file at a revision.
+//!
 //! Dependency direction: `model`, `diag`, `plan`, `render` do no I/O; `config` uses
 //! `model` and `diag`; `cli` uses everything.
 

@@ -126,21 +126,22 @@ impl Daemon {
     /// (commit, modified) when it is of the same text; else (a watch, the daemon's
     /// first apply, a file saved in between) git is asked here.
     fn record_applied(&self, digest: String, origin: Option<&crate::api::AppliedFrom>) {
-        let mut applied = origin
-            .filter(|o| o.file_digest == digest)
-            .cloned()
-            .unwrap_or_else(|| {
-                let (commit, modified) = match crate::git::head(&self.config_path) {
-                    Some((commit, modified)) => (Some(commit), modified),
-                    None => (None, false),
-                };
+        let mut applied = match origin.filter(|o| o.file_digest == digest) {
+            Some(told) => told.clone(),
+            None => {
+                // On the daemon's one thread, and waited for there (a few ms): the
+                // daemon is a subreaper whose SIGCHLD sweep, on this same thread,
+                // kills any child that is not a shim, so git must be done and reaped
+                // before that sweep can run. (From a blocking thread, it was killed.)
+                let head = crate::git::head(&self.config_path);
                 crate::api::AppliedFrom {
                     file_digest: digest,
-                    commit,
-                    modified,
+                    modified: head.as_ref().is_some_and(|(_, m)| *m),
+                    commit: head.map(|(c, _)| c),
                     ..Default::default()
                 }
-            });
+            }
+        };
         applied.at = super::timestamp(SystemTime::now());
         if let Ok(mut slot) = self.applied.lock() {
             *slot = Some(applied);
