@@ -428,8 +428,18 @@ pub(super) fn logs(
 pub(super) fn daemon_info(path: &Path) -> Result<u8, Error> {
     match daemon_status(path)? {
         Some(s) => {
+            let applied = s
+                .applied
+                .as_ref()
+                .map(|a| {
+                    let disk = store::read(path)
+                        .map(|t| crate::config::digest(&t))
+                        .unwrap_or_default();
+                    format!("{}\n", origin(a, &disk, path).line)
+                })
+                .unwrap_or_default();
             print(&format!(
-                "daemon running: pid {}, since {}, config {}, {} server(s) supervised\nsocket: {}\n",
+                "daemon running: pid {}, since {}, config {}, {} server(s) supervised\nsocket: {}\n{applied}",
                 s.pid,
                 s.started_at,
                 s.config,

@@ -49,6 +49,9 @@ fn apply_records_the_commit_and_apply_rev_rolls_back_without_touching_the_file()
     env.run(&["status"])
         .success()
         .stdout_has(&format!("applied from {} (clean)", &one[..12]));
+    env.run(&["daemon", "status"])
+        .success()
+        .stdout_has(&format!("applied from {} (clean)", &one[..12]));
 
     env.write("mcpctl.toml", &echo_with(port, "second-args"));
     env.run(&["status"])
