@@ -19,7 +19,8 @@ pub enum Request {
     /// Status of every supervised server and of the daemon.
     Status,
     /// Re-read the file and converge.
-    Apply(ApplyOptions),
+    /// (Boxed: it may carry a whole file's text.)
+    Apply(Box<ApplyOptions>),
     /// Stop every server and exit.
     Shutdown,
 }
@@ -36,6 +37,42 @@ pub struct ApplyOptions {
     pub force: bool,
     /// Overrides `stop_timeout` for the stops of this apply.
     pub stop_timeout_ms: Option<u64>,
+    /// The file's text to apply instead of reading the file (`apply --rev`: the file
+    /// as it is at a git revision).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Where the CLI found the text it asks to apply (git commit, clean or modified):
+    /// recorded when the daemon applies text with the same digest.
+    #[serde(default)]
+    pub origin: Option<AppliedFrom>,
+    /// `apply PLAN`: apply only while the file and what runs still have the digests
+    /// the plan was made from.
+    #[serde(default)]
+    pub expect: Option<Expected>,
+}
+
+/// Where what runs was applied from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedFrom {
+    /// blake3 of the applied text (`blake3:HEX`).
+    pub file_digest: String,
+    /// The git commit it was read from (HEAD, or the commit of `--rev`), in a repository.
+    pub commit: Option<String>,
+    /// The file had changes that were not committed (never with `--rev`).
+    #[serde(default)]
+    pub modified: bool,
+    /// `apply --rev REV`: the revision as given.
+    pub rev: Option<String>,
+    /// When it was applied (RFC 3339); set by the daemon.
+    #[serde(default)]
+    pub at: String,
+}
+
+/// The digests a saved plan was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expected {
+    pub file_digest: String,
+    pub observed_digest: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +105,9 @@ pub struct DaemonStatus {
     /// The daemon's own process (its busy-poll spends CPU to save latency).
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// What the last apply applied, when one did.
+    #[serde(default)]
+    pub applied: Option<AppliedFrom>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

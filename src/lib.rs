@@ -9,10 +9,14 @@
 //! wires these together; the daemon that executes plans comes later and will consume
 //! the same `Plan` value.
 //!
+//! [`backup`] is a server's backup document and the checks a restore makes (pure);
+//! [`git`] asks git which commit the file is at, and for the file at a revision.
+//!
 //! Dependency direction: `model`, `diag`, `plan`, `render` do no I/O; `config` uses
 //! `model` and `diag`; `cli` uses everything.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -21,6 +25,7 @@ pub mod diag;
 pub mod echo;
 pub mod exit;
 pub mod gateway;
+pub mod git;
 pub mod logs;
 pub mod model;
 pub mod out;

@@ -38,46 +38,107 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a commented starter mcpctl.toml and ignore .mcpctl/ in .gitignore
+    #[command(after_help = "Example:\n  mcpctl init")]
     Init,
     /// Check the file: syntax, fields, types, names, ports, profiles
+    #[command(
+        after_help = "Examples:\n  mcpctl validate\n  mcpctl -f team/mcpctl.toml validate --all"
+    )]
     Validate {
         /// Show every error, not only the first 20
         #[arg(long)]
         all: bool,
     },
     /// Rewrite the file in the canonical layout (comments kept)
+    #[command(
+        after_help = "Examples:\n  mcpctl fmt\n  mcpctl fmt --check   # in CI or a pre-commit hook"
+    )]
     Fmt {
         /// Change nothing; print the diff and exit 1 when the file is not formatted
         #[arg(long)]
         check: bool,
     },
     /// Show what apply would change
+    #[command(
+        after_help = "Examples:\n  mcpctl plan\n  mcpctl plan --detailed-exitcode   # CI: 0 no changes, 2 changes\n  mcpctl plan --out tonight.plan && mcpctl apply tonight.plan"
+    )]
     Plan(PlanArgs),
     /// Manage profiles (environment overlays)
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  mcpctl profile list\n  mcpctl profile create production --config prod.json"
+    )]
     Profile(ProfileCommand),
     /// Edit environment variables and other settings in the file
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  mcpctl config env set LOG_LEVEL debug --server github\n  mcpctl config secret set GITHUB_TOKEN --server github"
+    )]
     Config(ConfigCommand),
     /// Converge the running servers to the file (starts the daemon when needed)
+    ///
+    /// With PLAN (a file from `plan --out`), applies exactly that plan, and refuses
+    /// when the file or what runs changed since it was made. With --rev, applies the
+    /// file as it is at a git revision (read with `git show`; the working file is not
+    /// touched): a roll-back that `status` names.
+    #[command(
+        after_help = "Examples:\n  mcpctl apply\n  mcpctl plan --out tonight.plan && mcpctl apply tonight.plan\n  mcpctl apply --rev HEAD~1"
+    )]
     Apply {
+        /// A saved plan (`plan --out FILE`) to apply exactly
+        #[arg(value_name = "PLAN", conflicts_with_all = ["watch", "rev"])]
+        plan: Option<PathBuf>,
         /// Keep running: re-apply every time the file is saved
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rev")]
         watch: bool,
+        /// Apply the file as it is at this git revision (a commit, tag, `HEAD~1`...)
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
     },
+    /// Back up every server (see `server backup`)
+    #[command(
+        after_help = "Examples:\n  mcpctl backup --all --output backups/\n  mcpctl backup --all --output all.json"
+    )]
+    Backup {
+        /// Every server of the file (required: one server is `server backup NAME`)
+        #[arg(long, required = true)]
+        all: bool,
+        /// A folder (one that exists, or a path ending in `/`) for one NAME.json per
+        /// server; any other path gets one bundle; `-` is stdout
+        #[arg(long, short = 'o', value_name = "DIR|FILE")]
+        output: PathBuf,
+    },
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  mcpctl completions bash > ~/.local/share/bash-completion/completions/mcpctl\n  mcpctl completions zsh > ~/.zfunc/_mcpctl\n  mcpctl completions fish > ~/.config/fish/completions/mcpctl.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    #[command(after_help = "Example:\n  mcpctl man > ~/.local/share/man/man1/mcpctl.1")]
+    Man,
     /// Status of every server
+    #[command(after_help = "Examples:\n  mcpctl status\n  mcpctl status --format json")]
     Status {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
     /// Start, stop, restart, inspect one server
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  mcpctl server start github --port 8001\n  mcpctl server logs github --follow"
+    )]
     Server(ServerCommand),
     /// Run the supervising daemon in the foreground (for systemd), or manage it
     ///
     /// Tuning, from the environment: MCPCTL_BUSY_POLL_US, how long the daemon polls
     /// before it sleeps (default 100, 0 = never); MCPCTL_SSE_ACK_HOLD_MS, how long a
     /// legacy POST /messages waits for its call's answer before its 202 (default 1).
+    #[command(
+        after_help = "Examples:\n  mcpctl daemon --watch   # in the foreground, as systemd runs it\n  mcpctl daemon status"
+    )]
     Daemon {
         #[command(subcommand)]
         action: Option<DaemonAction>,
@@ -163,9 +224,30 @@ pub enum SharingArg {
 #[derive(Debug, Subcommand)]
 pub enum DaemonAction {
     /// Stop every server and the daemon
+    #[command(after_help = "Example:\n  mcpctl daemon stop")]
     Stop,
     /// Whether a daemon runs for this file, its pid and servers
+    #[command(after_help = "Example:\n  mcpctl daemon status")]
     Status,
+    /// Write a systemd user unit that runs this config's daemon at login (and boot,
+    /// with lingering on), and print it
+    #[command(
+        after_help = "Examples:\n  mcpctl daemon install --user --print\n  mcpctl daemon install --user && systemctl --user enable --now mcpctl-NAME.service"
+    )]
+    Install {
+        /// A user unit, in $XDG_CONFIG_HOME/systemd/user (the only kind so far)
+        #[arg(long, required = true)]
+        user: bool,
+        /// Only print the unit; write nothing
+        #[arg(long)]
+        print: bool,
+    },
+    /// Remove the unit `daemon install --user` wrote for this config (nothing else)
+    #[command(after_help = "Example:\n  mcpctl daemon uninstall --user")]
+    Uninstall {
+        #[arg(long, required = true)]
+        user: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -191,6 +273,9 @@ pub struct ServerFlags {
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
     /// Write state = "running" (and the flags) into the file, then converge this server
+    #[command(
+        after_help = "Examples:\n  mcpctl server start github\n  mcpctl server start github --profile production --port 9001"
+    )]
     Start {
         name: String,
         #[command(flatten)]
@@ -200,6 +285,9 @@ pub enum ServerCommand {
         config: Option<PathBuf>,
     },
     /// Write state = "stopped" into the file, then stop this server
+    #[command(
+        after_help = "Examples:\n  mcpctl server stop github\n  mcpctl server stop github --timeout 30"
+    )]
     Stop {
         name: String,
         /// Kill at once instead of waiting for a graceful exit
@@ -210,12 +298,16 @@ pub enum ServerCommand {
         timeout: Option<u64>,
     },
     /// Replace this server's instances, even when nothing changed
+    #[command(after_help = "Example:\n  mcpctl server restart github")]
     Restart {
         name: String,
         #[command(flatten)]
         flags: ServerFlags,
     },
     /// Status of one server
+    #[command(
+        after_help = "Examples:\n  mcpctl server status github\n  mcpctl server status github --format json"
+    )]
     Status {
         name: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -225,6 +317,9 @@ pub enum ServerCommand {
         watch: bool,
     },
     /// Captured stderr (and MCP log messages) of a server's instances
+    #[command(
+        after_help = "Examples:\n  mcpctl server logs github -n 100 --level warn\n  mcpctl server logs github --follow"
+    )]
     Logs {
         name: String,
         /// Keep printing new lines until interrupted
@@ -241,6 +336,43 @@ pub enum ServerCommand {
         #[arg(long)]
         instance: Option<u32>,
     },
+    /// Write one server's block (comments kept, secrets still encrypted), the profile
+    /// and defaults it uses, the recipients and what ran, as one checked JSON document
+    #[command(
+        after_help = "Examples:\n  mcpctl server backup github --output github.json\n  mcpctl server backup github --output - | gzip > github.json.gz"
+    )]
+    Backup {
+        name: String,
+        /// The document's path, or `-` for stdout
+        #[arg(long, short = 'o', value_name = "FILE.json")]
+        output: PathBuf,
+    },
+    /// Put a server back into the file from its backup, then converge it
+    ///
+    /// The document is checked first (format, version, checksum, shape, that it is
+    /// NAME's), and so is the file (no server of that name yet, no other server on its
+    /// port, the profile it needs); any refusal leaves the file as it was.
+    #[command(
+        after_help = "Examples:\n  mcpctl server restore github --input github.json\n  mcpctl server restore github --input github.json --as github-old --port 9100 --dry-run"
+    )]
+    Restore {
+        /// The server's name in the backup
+        name: String,
+        /// A document of `server backup` (or a bundle of `backup --all`)
+        #[arg(long, short = 'i', value_name = "FILE.json")]
+        input: PathBuf,
+        /// Restore it under this name instead (its secrets are encrypted again for it)
+        #[arg(long = "as", value_name = "NEW_NAME")]
+        as_name: Option<String>,
+        /// Serve it on this port instead
+        #[arg(long, value_name = "N")]
+        port: Option<u16>,
+        /// Show the plan the restore would cause; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        apply: EditApply,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +383,9 @@ pub struct PlanArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also save the plan, with digests of the file and of what runs, for `apply FILE`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -262,6 +397,9 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
     /// Create a profile, optionally from a JSON file of server fields
+    #[command(
+        after_help = "Examples:\n  mcpctl profile create staging\n  mcpctl profile create production --config prod.json"
+    )]
     Create {
         name: String,
         /// JSON object of server fields, and `servers` for per-server overrides
@@ -269,6 +407,7 @@ pub enum ProfileCommand {
         config: Option<PathBuf>,
     },
     /// Merge fields from a JSON file into an existing profile
+    #[command(after_help = "Example:\n  mcpctl profile update production --config prod.json")]
     Update {
         name: String,
         /// JSON object of server fields, and `servers` for per-server overrides
@@ -278,10 +417,13 @@ pub enum ProfileCommand {
         apply: EditApply,
     },
     /// List profiles and the servers that use them
+    #[command(after_help = "Example:\n  mcpctl profile list")]
     List,
     /// Show a profile's fields and the servers that use it
+    #[command(after_help = "Example:\n  mcpctl profile show production")]
     Show { name: String },
     /// Delete a profile (refused while a server uses it)
+    #[command(after_help = "Example:\n  mcpctl profile delete staging")]
     Delete { name: String },
 }
 
@@ -289,15 +431,20 @@ pub enum ProfileCommand {
 pub enum ConfigCommand {
     /// Environment variables of one server (--server) or of all servers ([defaults])
     #[command(subcommand)]
+    #[command(after_help = "Example:\n  mcpctl config env list --server github")]
     Env(EnvCommand),
     /// Secret environment variables, age-encrypted in the file
     #[command(subcommand)]
+    #[command(after_help = "Example:\n  mcpctl config secret list --server github")]
     Secret(SecretCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
     /// Encrypt VALUE (read from stdin when omitted or `-`) to every recipient
+    #[command(
+        after_help = "Examples:\n  mcpctl config secret set GITHUB_TOKEN --server github   # value from stdin\n  printf %s \"$TOKEN\" | mcpctl config secret set GITHUB_TOKEN - --server github"
+    )]
     Set {
         key: String,
         /// The value; omit it (or give `-`) to read it from stdin, out of shell history
@@ -311,17 +458,20 @@ pub enum SecretCommand {
         apply: EditApply,
     },
     /// Decrypt and print a secret
+    #[command(after_help = "Example:\n  mcpctl config secret get GITHUB_TOKEN --server github")]
     Get {
         key: String,
         #[command(flatten)]
         scope: ServerScope,
     },
     /// Secret names and how many recipients each is encrypted to (never values)
+    #[command(after_help = "Example:\n  mcpctl config secret list --server github")]
     List {
         #[command(flatten)]
         scope: ServerScope,
     },
     /// Remove a secret
+    #[command(after_help = "Example:\n  mcpctl config secret unset GITHUB_TOKEN --server github")]
     Unset {
         key: String,
         #[command(flatten)]
@@ -330,6 +480,7 @@ pub enum SecretCommand {
         apply: EditApply,
     },
     /// Create your age identity and print its public recipient
+    #[command(after_help = "Example:\n  mcpctl config secret keygen --add")]
     Keygen {
         /// Also add the new recipient to the file's [secrets] recipients
         #[arg(long)]
@@ -337,8 +488,10 @@ pub enum SecretCommand {
     },
     /// Who can decrypt: list, add or remove recipients (every value is re-encrypted)
     #[command(subcommand)]
+    #[command(after_help = "Example:\n  mcpctl config secret recipients list")]
     Recipients(RecipientsCommand),
     /// Re-encrypt every value to the current recipients
+    #[command(after_help = "Example:\n  mcpctl config secret rekey")]
     Rekey {
         #[command(flatten)]
         apply: EditApply,
@@ -348,10 +501,13 @@ pub enum SecretCommand {
 #[derive(Debug, Subcommand)]
 pub enum RecipientsCommand {
     /// Print the recipients
+    #[command(after_help = "Example:\n  mcpctl config secret recipients list")]
     List,
     /// Add a recipient and re-encrypt every value to it too
+    #[command(after_help = "Example:\n  mcpctl config secret recipients add age1...")]
     Add { recipient: String },
     /// Remove a recipient and re-encrypt every value without it
+    #[command(after_help = "Example:\n  mcpctl config secret recipients remove age1...")]
     Remove { recipient: String },
 }
 
@@ -373,6 +529,9 @@ pub struct ServerScope {
 #[derive(Debug, Subcommand)]
 pub enum EnvCommand {
     /// Set KEY to VALUE
+    #[command(
+        after_help = "Examples:\n  mcpctl config env set LOG_LEVEL debug --server github\n  mcpctl config env set TZ UTC   # [defaults]: every server"
+    )]
     Set {
         key: String,
         value: String,
@@ -382,17 +541,20 @@ pub enum EnvCommand {
         apply: EditApply,
     },
     /// Print the value of KEY
+    #[command(after_help = "Example:\n  mcpctl config env get LOG_LEVEL --server github")]
     Get {
         key: String,
         #[command(flatten)]
         scope: ServerScope,
     },
     /// List KEY=VALUE pairs
+    #[command(after_help = "Example:\n  mcpctl config env list --server github")]
     List {
         #[command(flatten)]
         scope: ServerScope,
     },
     /// Remove KEY
+    #[command(after_help = "Example:\n  mcpctl config env unset LOG_LEVEL --server github")]
     Unset {
         key: String,
         #[command(flatten)]

@@ -8,11 +8,12 @@ use toml_edit::Value;
 
 use super::args::{ModeArg, ServerFlags};
 use super::{Error, edit_file, load, load_unlocked, ok, print};
-use crate::api::{ApplyOptions, Reply, Request};
+use crate::api::{AppliedFrom, ApplyOptions, Expected, Reply, Request};
 use crate::client;
 use crate::config::edit;
 use crate::exit;
 use crate::model::ServerSpec;
+use crate::plan::saved::SavedPlan;
 use crate::plan::{Observed, plan};
 use crate::render::plan_text;
 
@@ -81,7 +82,18 @@ pub(super) fn after_edit(
     )
 }
 
-pub(super) fn apply(path: &Path, watch: bool) -> Result<u8, Error> {
+pub(super) fn apply(
+    path: &Path,
+    saved: Option<&Path>,
+    watch: bool,
+    rev: Option<&str>,
+) -> Result<u8, Error> {
+    if let Some(saved) = saved {
+        return apply_saved(path, saved);
+    }
+    if let Some(rev) = rev {
+        return apply_rev(path, rev);
+    }
     if !watch {
         return converge(path, ApplyOptions::default());
     }
@@ -102,9 +114,112 @@ pub(super) fn apply(path: &Path, watch: bool) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-/// Plans (printed), then has the daemon execute; prints progress and endpoints.
-fn converge(path: &Path, options: ApplyOptions) -> Result<u8, Error> {
+/// `apply --rev REV`: the file as git has it at REV, the working file untouched.
+fn apply_rev(path: &Path, rev: &str) -> Result<u8, Error> {
+    let (commit, text) = crate::git::show(path, rev)?;
+    crate::note!(
+        "applying {} as of {rev} ({})",
+        path.display(),
+        crate::git::short(&commit)
+    );
+    let origin = AppliedFrom {
+        file_digest: crate::config::digest(&text),
+        commit: Some(commit),
+        modified: false,
+        rev: Some(rev.to_string()),
+        at: String::new(),
+    };
+    converge(
+        path,
+        ApplyOptions {
+            source: Some(text),
+            origin: Some(origin),
+            ..ApplyOptions::default()
+        },
+    )
+}
+
+/// `apply PLAN`: exactly the saved plan, or a refusal that says what moved.
+fn apply_saved(path: &Path, saved: &Path) -> Result<u8, Error> {
+    let text = crate::config::store::read(saved)?;
+    let saved_plan = SavedPlan::parse(&text)
+        .map_err(|why| Error::Failed(format!("cannot apply {}: {why}", saved.display())))?;
     let loaded = load_unlocked(path)?;
+    let observed = observed(path)?;
+    let file_digest = crate::config::digest(&loaded.source);
+    let now = plan(&loaded.config.servers, &observed);
+    let moved = saved_plan.what_changed(
+        &plan_config_name(path),
+        &file_digest,
+        &loaded.config.servers,
+        &observed,
+        &now,
+    );
+    if !moved.is_empty() {
+        return Err(Error::Failed(format!(
+            "the saved plan {} is stale, nothing was applied:\n  - {}\n  = help: make a new one with `mcpctl plan --out {}`",
+            saved.display(),
+            moved.join("\n  - "),
+            saved.display()
+        )));
+    }
+    converge(
+        path,
+        ApplyOptions {
+            expect: Some(Expected {
+                file_digest,
+                observed_digest: crate::plan::saved::observed_digest(&observed),
+            }),
+            ..ApplyOptions::default()
+        },
+    )
+}
+
+/// The config file as a saved plan names it: its full path, however it was given.
+pub(super) fn plan_config_name(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Where the file stands in git, for apply to record (nothing outside a repository).
+fn origin_of(path: &Path, source: &str) -> AppliedFrom {
+    let (commit, modified) = match crate::git::head(path) {
+        Some((commit, modified)) => (Some(commit), modified),
+        None => (None, false),
+    };
+    AppliedFrom {
+        file_digest: crate::config::digest(source),
+        commit,
+        modified,
+        rev: None,
+        at: String::new(),
+    }
+}
+
+/// Plans (printed), then has the daemon execute; prints progress and endpoints.
+fn converge(path: &Path, mut options: ApplyOptions) -> Result<u8, Error> {
+    let loaded = match &options.source {
+        Some(text) => {
+            let label = format!(
+                "{} (at {})",
+                path.display(),
+                options
+                    .origin
+                    .as_ref()
+                    .and_then(|o| o.rev.as_deref())
+                    .unwrap_or("another revision")
+            );
+            let mut loaded = crate::config::load_text(path, &label, text.clone())?;
+            crate::secrets::unlock::unlock(&mut loaded)?;
+            loaded
+        }
+        None => load_unlocked(path)?,
+    };
+    if options.origin.is_none() {
+        options.origin = Some(origin_of(path, &loaded.source));
+    }
     let stream = client::connect_or_start(path)?;
     let observed = observed(path)?;
     let shown = crate::plan::focus(
@@ -113,7 +228,7 @@ fn converge(path: &Path, options: ApplyOptions) -> Result<u8, Error> {
         options.restart.as_deref(),
     );
     print(&plan_text(&shown, super::plan::colour()))?;
-    let reply = client::request(stream, &Request::Apply(options), |line| {
+    let reply = client::request(stream, &Request::Apply(Box::new(options)), |line| {
         let _ = print(&format!("{line}\n"));
     })?;
     let Reply::Applied { outcome } = reply else {

@@ -3,9 +3,12 @@
 //! validates the result before `config::store` writes it.
 
 pub mod args;
+mod backup;
+mod docs;
 mod env;
 mod gateway;
 mod init;
+mod install;
 mod lifecycle;
 mod plan;
 mod profile;
@@ -35,6 +38,14 @@ pub enum Error {
     Failed(String),
     #[error(transparent)]
     Daemon(#[from] crate::client::Error),
+    #[error(transparent)]
+    Git(#[from] crate::git::Error),
+    /// A backup that `server restore` refuses; the file was not touched.
+    #[error("cannot restore from {file}: {refused}; nothing was changed")]
+    Backup {
+        file: String,
+        refused: crate::backup::Refused,
+    },
 }
 
 impl Error {
@@ -111,7 +122,12 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             secret::keygen(path.as_deref(), add)
         }
         Command::Config(ConfigCommand::Secret(cmd)) => secret::run(&locate(file, &cwd)?, cmd),
-        Command::Apply { watch } => lifecycle::apply(&locate(file, &cwd)?, watch),
+        Command::Apply { plan, watch, rev } => {
+            lifecycle::apply(&locate(file, &cwd)?, plan.as_deref(), watch, rev.as_deref())
+        }
+        Command::Backup { all: _, output } => backup::backup_all(&locate(file, &cwd)?, &output),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man => docs::man(),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
         Command::Server(ServerCommand::Start {
             name,
@@ -132,6 +148,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 None => lifecycle::daemon(&path, watch, !on_demand),
                 Some(DaemonAction::Stop) => lifecycle::daemon_stop(&path),
                 Some(DaemonAction::Status) => status::daemon_info(&path),
+                Some(DaemonAction::Install { user: _, print }) => install::install(&path, print),
+                Some(DaemonAction::Uninstall { user: _ }) => install::uninstall(&path),
             }
         }
         Command::Shim {
@@ -170,6 +188,25 @@ fn server(path: &Path, cmd: ServerCommand) -> Result<u8, Error> {
             level,
             instance,
         } => status::logs(path, &name, follow, lines, level, instance),
+        ServerCommand::Backup { name, output } => backup::backup_server(path, &name, &output),
+        ServerCommand::Restore {
+            name,
+            input,
+            as_name,
+            port,
+            dry_run,
+            apply,
+        } => backup::restore(
+            path,
+            &backup::Restore {
+                name: &name,
+                input: &input,
+                as_name: as_name.as_deref(),
+                port,
+                dry_run,
+                no_apply: apply.no_apply,
+            },
+        ),
     }
 }
 
@@ -193,31 +230,37 @@ fn edit_file<F>(path: &Path, change: F) -> Result<bool, Error>
 where
     F: FnOnce(&mut DocumentMut, &RawConfig) -> Result<(), ConfigError>,
 {
-    let changed = store::update(path, |before| {
-        let was_invalid = model::parse(before).err();
-        let raw =
-            model::parse_raw(before).map_err(|d| ConfigError::invalid(path, before, vec![d]))?;
-        let mut doc = edit::parse(before).map_err(|e| ConfigError::edit(e.to_string(), None))?;
-        if let Err(e) = change(&mut doc, &raw) {
-            // On a broken file, the file's own problems explain more than the edit's.
-            return Err(match was_invalid {
-                Some(diags) => ConfigError::invalid(path, before, diags),
-                None => e,
-            });
-        }
-        let after = doc.to_string();
-        match (model::parse(&after), was_invalid) {
-            (Ok(_), _) => Ok(after),
-            (Err(_), Some(diags)) => Err(ConfigError::invalid(path, before, diags)),
-            (Err(diags), None) => Err(ConfigError::Invalid {
-                file: format!("{} (as this change would leave it)", path.display()),
-                source_text: after,
-                diagnostics: diags,
-                all: false,
-            }),
-        }
-    })?;
+    let changed = store::update(path, |before| edited(path, before, change))?;
     Ok(changed)
+}
+
+/// The text `change` makes of `before`, checked as [`edit_file`] checks it; nothing
+/// is written (`--dry-run` shows what it would cause).
+fn edited<F>(path: &Path, before: &str, change: F) -> Result<String, ConfigError>
+where
+    F: FnOnce(&mut DocumentMut, &RawConfig) -> Result<(), ConfigError>,
+{
+    let was_invalid = model::parse(before).err();
+    let raw = model::parse_raw(before).map_err(|d| ConfigError::invalid(path, before, vec![d]))?;
+    let mut doc = edit::parse(before).map_err(|e| ConfigError::edit(e.to_string(), None))?;
+    if let Err(e) = change(&mut doc, &raw) {
+        // On a broken file, the file's own problems explain more than the edit's.
+        return Err(match was_invalid {
+            Some(diags) => ConfigError::invalid(path, before, diags),
+            None => e,
+        });
+    }
+    let after = doc.to_string();
+    match (model::parse(&after), was_invalid) {
+        (Ok(_), _) => Ok(after),
+        (Err(_), Some(diags)) => Err(ConfigError::invalid(path, before, diags)),
+        (Err(diags), None) => Err(ConfigError::Invalid {
+            file: format!("{} (as this change would leave it)", path.display()),
+            source_text: after,
+            diagnostics: diags,
+            all: false,
+        }),
+    }
 }
 
 /// Reads the file without requiring it to be valid beyond its raw shape.

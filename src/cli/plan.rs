@@ -10,6 +10,7 @@ use super::{Error, load_unlocked, ok, print};
 use crate::config::{Error as ConfigError, fmt as formatter, store};
 use crate::exit;
 use crate::plan::plan as make_plan;
+use crate::plan::saved::SavedPlan;
 use crate::render::{self, Colour};
 
 /// `all`: every error, not only the first screenful.
@@ -75,14 +76,51 @@ pub(super) fn fmt(path: &Path, check: bool) -> Result<u8, Error> {
 }
 
 pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
-    let loaded = load_unlocked(path)?;
     let observed = super::lifecycle::observed(path)?;
+    let no_identity = !crate::secrets::identity::named()
+        && !crate::secrets::identity::path().is_ok_and(|p| p.exists());
+    // With nothing running there is no secret value to compare: every server is a
+    // start, so CI or a reviewer without the key still gets the plan. A saved plan
+    // is always made with the secrets read, as apply will read them.
+    let loaded = if no_identity && observed.servers.is_empty() && args.out.is_none() {
+        let loaded = super::load(path)?;
+        if loaded
+            .config
+            .servers
+            .values()
+            .any(|s| !s.secrets.is_empty())
+        {
+            crate::note!(
+                "note: secrets not decrypted (no identity); nothing runs to compare them with"
+            );
+        }
+        loaded
+    } else {
+        load_unlocked(path)?
+    };
     let plan = make_plan(&loaded.config.servers, &observed);
     let text = match args.format {
         Format::Json => render::plan_json(&plan),
         Format::Text => render::plan_text(&plan, colour()),
     };
     print(&text)?;
+    if let Some(out) = &args.out {
+        let saved = SavedPlan::new(
+            super::lifecycle::plan_config_name(path),
+            crate::config::digest(&loaded.source),
+            &loaded.config.servers,
+            &observed,
+            &plan,
+        );
+        let text = serde_json::to_string_pretty(&saved)
+            .map_err(|e| Error::Failed(format!("cannot write the plan: {e}")))?;
+        store::write_atomic(out, &(text + "\n"))?;
+        crate::note!(
+            "saved the plan to {}; `mcpctl apply {}` applies exactly it",
+            out.display(),
+            out.display()
+        );
+    }
     for warning in loaded.config.servers.values().flat_map(|s| s.warnings()) {
         crate::note!("warning: {warning}");
     }

@@ -181,14 +181,14 @@ fn add_new_recipient(path: &Path, recipient: &str) -> Result<(), Error> {
 }
 
 /// `servers.NAME.KEY` or `defaults.KEY`: what the encrypted payload is bound to.
-fn place(scope: &Scope, key: &str) -> String {
+pub(super) fn place(scope: &Scope, key: &str) -> String {
     match scope {
         Scope::Defaults => format!("defaults.{key}"),
         Scope::Server(name) => format!("servers.{name}.{key}"),
     }
 }
 
-fn recipients_of(raw: &RawConfig) -> Vec<String> {
+pub(super) fn recipients_of(raw: &RawConfig) -> Vec<String> {
     raw.secrets
         .as_ref()
         .map(|s| s.recipients.clone())
@@ -232,7 +232,7 @@ fn read_stdin() -> Result<SecretString, Error> {
     Ok(value)
 }
 
-fn identity_error(e: identity::Error) -> Error {
+pub(super) fn identity_error(e: identity::Error) -> Error {
     let hint = match e {
         identity::Error::Missing(_) => Some("create one with `mcpctl config secret keygen`, or point MCPCTL_IDENTITY / --identity at yours".to_string()),
         _ => None,
@@ -240,7 +240,7 @@ fn identity_error(e: identity::Error) -> Error {
     ConfigError::edit(e.to_string(), hint).into()
 }
 
-fn secret_error(key: &str, scope: &Scope, e: secrets::Error) -> ConfigError {
+pub(super) fn secret_error(key: &str, scope: &Scope, e: secrets::Error) -> ConfigError {
     let hint = match e {
         secrets::Error::NoRecipients => Some("add one with `mcpctl config secret recipients add age1...` (`mcpctl config secret keygen --add` creates yours and adds it)".to_string()),
         secrets::Error::NotARecipient => Some("ask someone who can read it to add your recipient".to_string()),

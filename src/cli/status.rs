@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::args::Format;
 use super::{Error, load, ok, print};
-use crate::api::{DaemonStatus, Phase, Reply, Request, ServerStatus, Traffic, Usage};
+use crate::api::{AppliedFrom, DaemonStatus, Phase, Reply, Request, ServerStatus, Traffic, Usage};
 use crate::client;
 use crate::config::store;
 use crate::logs::{self, Level};
@@ -157,8 +157,17 @@ pub(super) fn latency(t: &Traffic) -> String {
 }
 
 fn reports(path: &Path) -> Result<Vec<Report>, Error> {
+    Ok(reports_and_origin(path)?.0)
+}
+
+/// The reports, and what `status` says of where the running config came from.
+fn reports_and_origin(path: &Path) -> Result<(Vec<Report>, Option<Origin>), Error> {
     let loaded = load(path)?;
     let status = daemon_status(path)?;
+    let origin = status
+        .as_ref()
+        .and_then(|s| s.applied.as_ref())
+        .map(|a| origin(a, &crate::config::digest(&loaded.source), path));
     let running = |name: &str| {
         status
             .as_ref()
@@ -181,7 +190,48 @@ fn reports(path: &Path) -> Result<Vec<Report>, Error> {
             out.push(rep);
         }
     }
-    Ok(out)
+    Ok((out, origin))
+}
+
+/// Where what runs came from: a line for the top of `status`, and a warning when the
+/// file on disk is not what was applied.
+#[derive(Debug, PartialEq)]
+struct Origin {
+    line: String,
+    warning: Option<String>,
+}
+
+fn origin(applied: &AppliedFrom, disk_digest: &str, path: &Path) -> Origin {
+    let digest = applied
+        .file_digest
+        .trim_start_matches("blake3:")
+        .get(..12)
+        .unwrap_or_default();
+    let mut line = match &applied.commit {
+        Some(commit) => format!(
+            "applied from {} ({})",
+            crate::git::short(commit),
+            if applied.modified {
+                "modified"
+            } else {
+                "clean"
+            }
+        ),
+        None => format!("applied from a file outside git (blake3 {digest})"),
+    };
+    if let Some(rev) = &applied.rev {
+        line.push_str(&format!(", --rev {rev}"));
+    }
+    if !applied.at.is_empty() {
+        line.push_str(&format!(", at {}", applied.at));
+    }
+    let warning = (applied.file_digest != disk_digest).then(|| {
+        format!(
+            "{} on disk differs from what runs (applied: blake3 {digest}); `mcpctl plan` shows what `mcpctl apply` would change",
+            path.display()
+        )
+    });
+    Origin { line, warning }
 }
 
 fn duration(secs: Option<u64>) -> String {
@@ -191,7 +241,10 @@ fn duration(secs: Option<u64>) -> String {
 }
 
 pub(super) fn status(path: &Path, format: Format) -> Result<u8, Error> {
-    let reports = reports(path)?;
+    let (reports, origin) = reports_and_origin(path)?;
+    if let Some(warning) = origin.as_ref().and_then(|o| o.warning.as_ref()) {
+        crate::note!("warning: {warning}");
+    }
     if format == Format::Json {
         print(&format!(
             "{}\n",
@@ -228,7 +281,10 @@ pub(super) fn status(path: &Path, format: Format) -> Result<u8, Error> {
             duration(r.uptime_secs),
         ]);
     }
-    print(&table(&rows))?;
+    let head = origin
+        .map(|o| format!("{}\n\n", o.line))
+        .unwrap_or_default();
+    print(&format!("{head}{}", table(&rows)))?;
     ok()
 }
 
@@ -458,8 +514,18 @@ pub(super) fn logs(
 pub(super) fn daemon_info(path: &Path) -> Result<u8, Error> {
     match daemon_status(path)? {
         Some(s) => {
+            let applied = s
+                .applied
+                .as_ref()
+                .map(|a| {
+                    let disk = store::read(path)
+                        .map(|t| crate::config::digest(&t))
+                        .unwrap_or_default();
+                    format!("{}\n", origin(a, &disk, path).line)
+                })
+                .unwrap_or_default();
             print(&format!(
-                "daemon running: pid {}, since {}, config {}, {} server(s) supervised\nsocket: {}\n",
+                "daemon running: pid {}, since {}, config {}, {} server(s) supervised\nsocket: {}\n{applied}",
                 s.pid,
                 s.started_at,
                 s.config,
@@ -472,5 +538,49 @@ pub(super) fn daemon_info(path: &Path) -> Result<u8, Error> {
             "no daemon is running for {}",
             path.display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_the_commit_and_warns_when_the_file_moved() {
+        let applied = AppliedFrom {
+            file_digest: "blake3:0123456789abcdef".into(),
+            commit: Some("a1b2c3d4e5f6a7b8c9d0".into()),
+            modified: false,
+            rev: None,
+            at: String::new(),
+        };
+        let f = Path::new("mcpctl.toml");
+        assert_eq!(
+            origin(&applied, "blake3:0123456789abcdef", f),
+            Origin {
+                line: "applied from a1b2c3d4e5f6 (clean)".into(),
+                warning: None
+            }
+        );
+        let rolled_back = AppliedFrom {
+            rev: Some("HEAD~1".into()),
+            modified: true,
+            ..applied.clone()
+        };
+        let o = origin(&rolled_back, "blake3:ffff", f);
+        assert_eq!(o.line, "applied from a1b2c3d4e5f6 (modified), --rev HEAD~1");
+        assert!(
+            o.warning
+                .unwrap()
+                .starts_with("mcpctl.toml on disk differs from what runs")
+        );
+        let outside = AppliedFrom {
+            commit: None,
+            ..applied
+        };
+        assert_eq!(
+            origin(&outside, "blake3:0123456789abcdef", f).line,
+            "applied from a file outside git (blake3 0123456789ab)"
+        );
     }
 }

@@ -11,6 +11,8 @@ use super::Error;
 use crate::model::raw::{Layer, RawConfig};
 use crate::model::resolve::known_list;
 
+pub mod block;
+
 /// Which layer a `config env` command acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {

@@ -31,3 +31,24 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         config,
     })
 }
+
+/// Validates `source` as the file at `path` although it was read from elsewhere (a
+/// git revision); `label` names it in errors.
+pub fn load_text(path: &Path, label: &str, source: String) -> Result<Loaded, Error> {
+    let config = model::parse(&source).map_err(|diagnostics| Error::Invalid {
+        file: label.to_string(),
+        source_text: source.clone(),
+        diagnostics,
+        all: false,
+    })?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        source,
+        config,
+    })
+}
+
+/// The digest of a file's text that apply records and saved plans compare.
+pub fn digest(source: &str) -> String {
+    format!("blake3:{}", blake3::hash(source.as_bytes()).to_hex())
+}

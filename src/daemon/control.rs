@@ -95,7 +95,7 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) {
             let (tx, mut rx) = mpsc::channel(64);
             let task = {
                 let daemon = Arc::clone(&daemon);
-                tokio::spawn(async move { daemon.apply(options, tx).await })
+                tokio::spawn(async move { daemon.apply(*options, tx).await })
             };
             while let Some(message) = rx.recv().await {
                 tracing::info!("{message}");

@@ -8,6 +8,11 @@ use std::net::SocketAddr;
 pub enum ApplyError {
     #[error(transparent)]
     Config(#[from] crate::config::Error),
+    /// `apply PLAN`: the file or what runs moved since the plan was made.
+    #[error(
+        "the saved plan is stale, nothing was applied: {0}\n  = help: make a new one with `mcpctl plan --out FILE`"
+    )]
+    Stale(String),
 }
 
 /// Why one server's action failed.

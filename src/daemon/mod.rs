@@ -103,6 +103,8 @@ pub struct Daemon {
     samples: std::sync::Mutex<sampler::Samples>,
     /// `/metrics`, where `[daemon] metrics` asks for it.
     metrics: Mutex<Option<metrics::Listener>>,
+    /// Where the last apply's text came from (its digest, and the commit the CLI found).
+    applied: std::sync::Mutex<Option<crate::api::AppliedFrom>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +164,7 @@ impl Daemon {
             instance_ids: std::sync::Mutex::default(),
             samples: std::sync::Mutex::default(),
             metrics: Mutex::default(),
+            applied: std::sync::Mutex::default(),
         })
     }
 

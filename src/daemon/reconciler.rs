@@ -38,18 +38,31 @@ impl Daemon {
         progress: mpsc::Sender<String>,
     ) -> Result<Applied, ApplyError> {
         let _one_at_a_time = self.applying.lock().await;
-        let (servers, secrets, metrics) = match &self.source {
+        let (servers, secrets, metrics, digest) = match &self.source {
             Source::File => {
-                let mut loaded = config::load(&self.config_path)?;
+                let mut loaded = match &options.source {
+                    Some(text) => config::load_text(
+                        &self.config_path,
+                        &format!("{} (as the client sent it)", self.config_path.display()),
+                        text.clone(),
+                    )?,
+                    None => config::load(&self.config_path)?,
+                };
                 let secrets = Arc::new(unlock(&mut loaded)?);
-                (loaded.config.servers, secrets, loaded.config.metrics)
+                let digest = config::digest(&loaded.source);
+                (
+                    loaded.config.servers,
+                    secrets,
+                    loaded.config.metrics,
+                    Some(digest),
+                )
             }
             Source::Fixed {
                 servers,
                 secrets,
                 metrics,
                 ..
-            } => (servers.clone(), Arc::clone(secrets), *metrics),
+            } => (servers.clone(), Arc::clone(secrets), *metrics, None),
         };
         self.serve_metrics(metrics, &progress).await;
         if let Some(name) = options
@@ -61,8 +74,23 @@ impl Daemon {
             let known: Vec<String> = servers.keys().cloned().collect();
             return Err(config::edit::unknown_server(name, &known).into());
         }
-        self.remember(&servers, &options, &secrets).await;
         let observed = self.observe().await;
+        if let Some(expect) = &options.expect {
+            let mut moved = Vec::new();
+            if digest.as_deref() != Some(expect.file_digest.as_str()) {
+                moved.push("the file changed");
+            }
+            if crate::plan::saved::observed_digest(&observed) != expect.observed_digest {
+                moved.push("what runs changed");
+            }
+            if !moved.is_empty() {
+                return Err(ApplyError::Stale(moved.join(", ")));
+            }
+        }
+        if let Some(digest) = digest {
+            self.record_applied(digest, options.origin.as_ref());
+        }
+        self.remember(&servers, &options, &secrets).await;
         let plan = crate::plan::focus(
             plan(&servers, &observed),
             &options.only,
@@ -101,6 +129,32 @@ impl Daemon {
             .map(|(n, rt)| (n.clone(), rt.spec.endpoints_line()))
             .collect();
         Ok(outcome)
+    }
+
+    /// Records where the text being applied came from: the client's account of it
+    /// (commit, modified) when it is of the same text; else (a watch, the daemon's
+    /// first apply, a file saved in between) git is asked here.
+    fn record_applied(&self, digest: String, origin: Option<&crate::api::AppliedFrom>) {
+        let mut applied = match origin.filter(|o| o.file_digest == digest) {
+            Some(told) => told.clone(),
+            None => {
+                // On the daemon's one thread, and waited for there (a few ms): the
+                // daemon is a subreaper whose SIGCHLD sweep, on this same thread,
+                // kills any child that is not a shim, so git must be done and reaped
+                // before that sweep can run. (From a blocking thread, it was killed.)
+                let head = crate::git::head(&self.config_path);
+                crate::api::AppliedFrom {
+                    file_digest: digest,
+                    modified: head.as_ref().is_some_and(|(_, m)| *m),
+                    commit: head.map(|(c, _)| c),
+                    ..Default::default()
+                }
+            }
+        };
+        applied.at = super::timestamp(SystemTime::now());
+        if let Ok(mut slot) = self.applied.lock() {
+            *slot = Some(applied);
+        }
     }
 
     /// Records what this apply asks for: the whole file, or (for a focused apply) the

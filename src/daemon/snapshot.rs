@@ -155,6 +155,7 @@ impl Daemon {
             started_at: timestamp(self.started_at),
             servers,
             usage: samples.as_ref().and_then(|s| s.daemon()),
+            applied: self.applied.lock().ok().and_then(|a| a.clone()),
         }
     }
 }

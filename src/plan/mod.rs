@@ -4,6 +4,8 @@
 //! A plan is a value. The human renderer, `--format json` and (later) the daemon's
 //! executor all consume the same `Plan`, so what is shown is what is done.
 
+pub mod saved;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -44,6 +44,12 @@ pub enum Error {
     },
 }
 
+/// Whether the identity was named (`--identity`, `MCPCTL_IDENTITY`): then a missing
+/// one is an error even where the default one may be absent.
+pub fn named() -> bool {
+    OVERRIDE.get().is_some() || std::env::var_os("MCPCTL_IDENTITY").is_some_and(|v| !v.is_empty())
+}
+
 /// Where the identity is looked for.
 pub fn path() -> Result<PathBuf, Error> {
     if let Some(p) = OVERRIDE.get() {

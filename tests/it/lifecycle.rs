@@ -1,31 +1,6 @@
 //! Imperative commands edit the file, then converge; logs; watch mode.
 
-use std::process::Stdio;
-
-use crate::common::{TestEnv, alive, echo_bin, free_port, wait_for};
-
-/// A child process that is killed (and reaped) when the test ends, even by a panic.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `mcpctl ARGS` in the background with stdout and stderr in `log`.
-fn spawn_logged(env: &TestEnv, args: &[&str], log: &str) -> KillOnDrop {
-    let log = std::fs::File::create(env.path().join(log)).unwrap();
-    KillOnDrop(
-        env.command(args)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
+use crate::common::{TestEnv, alive, echo_bin, free_port, spawn_logged, wait_for};
 
 /// One echo server on `port` that writes its pid to `pid_file` in the test folder.
 fn pid_config(env: &TestEnv, port: u16, pid_file: &str) -> String {

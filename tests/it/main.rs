@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod architecture;
+mod backup;
 mod bad_input;
 mod common;
 mod daemon;
@@ -25,3 +26,4 @@ mod secrets;
 mod supervise;
 mod tls;
 mod usage;
+mod workflow;

@@ -389,3 +389,26 @@ impl TestEnv {
             .expect("a daemon pid")
     }
 }
+
+/// A child process that is killed (and reaped) when the test ends, even by a panic.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `mcpctl ARGS` in the background with stdout and stderr in `log`.
+pub fn spawn_logged(env: &TestEnv, args: &[&str], log: &str) -> KillOnDrop {
+    let log = std::fs::File::create(env.path().join(log)).unwrap();
+    KillOnDrop(
+        env.command(args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
