@@ -316,6 +316,27 @@ pub enum ServerCommand {
         #[arg(long)]
         watch: bool,
     },
+    /// Live CPU, memory, traffic and response times of one server (or all)
+    #[command(
+        after_help = "Examples:\n  mcpctl server monitor              # every server, redrawn (like top)\n  mcpctl server monitor github --metrics cpu,memory --interval 5\n  mcpctl server monitor github --format json | jq .   # one object per sample"
+    )]
+    Monitor {
+        /// The server (default: every server)
+        name: Option<String>,
+        /// Which figures to show (default: all)
+        #[arg(long, value_enum, value_delimiter = ',')]
+        metrics: Vec<Metric>,
+        /// Seconds between samples
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        interval: f64,
+        /// `text` redraws a table on a terminal; `json` (the default when piped) prints
+        /// one object per sample
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Stop after this many samples
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
     /// Captured stderr (and MCP log messages) of a server's instances
     #[command(
         after_help = "Examples:\n  mcpctl server logs github -n 100 --level warn\n  mcpctl server logs github --follow"
@@ -386,6 +407,26 @@ pub struct PlanArgs {
     /// Also save the plan, with digests of the file and of what runs, for `apply FILE`
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// What `server monitor` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Metric {
+    Cpu,
+    Memory,
+    Network,
+    Connections,
+    ResponseTime,
+}
+
+impl Metric {
+    pub const ALL: &'static [Metric] = &[
+        Metric::Cpu,
+        Metric::Memory,
+        Metric::Network,
+        Metric::Connections,
+        Metric::ResponseTime,
+    ];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

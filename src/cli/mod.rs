@@ -10,6 +10,7 @@ mod gateway;
 mod init;
 mod install;
 mod lifecycle;
+mod monitor;
 mod plan;
 mod profile;
 mod secret;
@@ -17,6 +18,7 @@ mod status;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml_edit::DocumentMut;
 
@@ -181,6 +183,27 @@ fn server(path: &Path, cmd: ServerCommand) -> Result<u8, Error> {
             format,
             watch,
         } => status::server_status(path, &name, format, watch),
+        ServerCommand::Monitor {
+            name,
+            metrics,
+            interval,
+            format,
+            count,
+        } => {
+            if !(interval.is_finite() && interval > 0.0) {
+                return Err(Error::Failed(format!(
+                    "--interval {interval}: give a number of seconds above 0"
+                )));
+            }
+            let options = monitor::Options {
+                name: name.as_deref(),
+                metrics,
+                interval: Duration::from_secs_f64(interval.min(3600.0)),
+                format,
+                count,
+            };
+            monitor::monitor(path, &options)
+        }
         ServerCommand::Logs {
             name,
             follow,

@@ -234,3 +234,53 @@ fn metrics_parse_with_the_prometheus_parser_and_have_every_family() {
     // Tool names never become labels.
     assert!(!reply.body.contains("tool="), "{}", reply.body);
 }
+
+#[test]
+fn monitor_prints_one_json_object_per_sample_and_refuses_what_it_does_not_know() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!("version = 1\n{}", server("echo", port, "")));
+    // No daemon yet: a clear error, not a hang.
+    env.run(&["server", "monitor", "--count", "1"])
+        .failure()
+        .stderr_has("no daemon");
+    apply_sampled(&env);
+    let run = env.run_within(
+        30,
+        &[
+            "server",
+            "monitor",
+            "echo",
+            "--interval",
+            "0.3",
+            "--count",
+            "3",
+        ],
+    );
+    run.success();
+    let samples: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(samples.len(), 3, "{}", run.stdout);
+    let last = &samples[2]["servers"][0];
+    assert_eq!(last["name"], "echo");
+    assert!(last["instances"][0]["pid"].as_u64().is_some(), "{last}");
+    assert!(last["instances"][0]["cpu_percent"].is_number(), "{last}");
+    assert!(last["rss_bytes"].as_u64().unwrap() > 0, "{last}");
+    assert!(last["requests_per_sec"].is_number(), "{last}");
+    let memory_only = env.run(&["server", "monitor", "--metrics", "memory", "--count", "1"]);
+    let only: Value = serde_json::from_str(memory_only.stdout.trim()).unwrap();
+    assert!(only["servers"][0].get("cpu_percent").is_none(), "{only}");
+    assert!(only["servers"][0].get("rss_bytes").is_some(), "{only}");
+    env.run(&["server", "monitor", "--metrics", "cpu,disk"])
+        .failure()
+        .stderr_has("disk")
+        .stderr_has("response-time");
+    env.run(&["server", "monitor", "ghost", "--count", "1"])
+        .failure()
+        .stderr_has("unknown server `ghost`");
+    env.run(&["server", "monitor", "--interval", "0"])
+        .failure()
+        .stderr_has("--interval");
+}
