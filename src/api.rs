@@ -136,6 +136,8 @@ pub enum Phase {
     CrashLoop,
     Exited,
     Stopped,
+    /// Scaled away: finishing its calls and sessions, then it stops.
+    Draining,
 }
 
 impl Phase {
@@ -148,6 +150,7 @@ impl Phase {
             Phase::CrashLoop => "crash-loop",
             Phase::Exited => "exited",
             Phase::Stopped => "stopped",
+            Phase::Draining => "draining",
         }
     }
 }

@@ -316,6 +316,19 @@ pub enum ServerCommand {
         #[arg(long)]
         watch: bool,
     },
+    /// Write `instances = N` (where the server's profile sets it, there) and converge:
+    /// scaling down drains the instances it removes first
+    #[command(
+        after_help = "Examples:\n  mcpctl server scale github --instances 3\n  mcpctl server scale github --instances 1 --no-apply   # edit only"
+    )]
+    Scale {
+        name: String,
+        /// How many instances
+        #[arg(long, value_name = "N")]
+        instances: u32,
+        #[command(flatten)]
+        apply: EditApply,
+    },
     /// Live CPU, memory, traffic and response times of one server (or all)
     #[command(
         after_help = "Examples:\n  mcpctl server monitor              # every server, redrawn (like top)\n  mcpctl server monitor github --metrics cpu,memory --interval 5\n  mcpctl server monitor github --format json | jq .   # one object per sample"

@@ -295,6 +295,27 @@ pub(super) fn server_start(path: &Path, name: &str, flags: &ServerFlags) -> Resu
     )
 }
 
+/// `server scale NAME --instances N`: the count written where it takes effect, then
+/// converged (the daemon drains what it removes).
+pub(super) fn server_scale(
+    path: &Path,
+    name: &str,
+    instances: u32,
+    no_apply: bool,
+) -> Result<u8, Error> {
+    let before = declared(path);
+    edit_file(path, |doc, raw| {
+        if !raw.servers.contains_key(name) {
+            let known: Vec<String> = raw.servers.keys().cloned().collect();
+            return Err(edit::unknown_server(name, &known));
+        }
+        let profile = edit::profile_of(raw, name);
+        let count = Value::from(i64::from(instances));
+        edit::set_server_field(doc, raw, name, &profile, "instances", count)
+    })?;
+    after_edit(path, before, Some(name), no_apply)
+}
+
 pub(super) fn server_restart(path: &Path, name: &str, flags: &ServerFlags) -> Result<u8, Error> {
     write_flags(path, name, "running", flags)?;
     converge(

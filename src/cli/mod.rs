@@ -183,6 +183,11 @@ fn server(path: &Path, cmd: ServerCommand) -> Result<u8, Error> {
             format,
             watch,
         } => status::server_status(path, &name, format, watch),
+        ServerCommand::Scale {
+            name,
+            instances,
+            apply,
+        } => lifecycle::server_scale(path, &name, instances, apply.no_apply),
         ServerCommand::Monitor {
             name,
             metrics,

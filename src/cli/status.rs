@@ -48,6 +48,8 @@ struct Report {
     restarts: u32,
     instances_running: usize,
     instances_desired: u32,
+    /// Scaled away, finishing their calls and sessions.
+    instances_draining: usize,
     /// Client sessions' own instances running (`sharing = "per-session"`).
     session_instances: usize,
     last_exit: Option<String>,
@@ -105,6 +107,10 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
             .filter(|i| i.phase == Phase::Running && i.per_session)
             .count(),
         instances_desired: spec.instances,
+        instances_draining: instances
+            .iter()
+            .filter(|i| i.phase == Phase::Draining)
+            .count(),
         last_exit: instances.iter().find_map(|i| i.last_exit.clone()),
         last_error: instances.iter().find_map(|i| i.last_error.clone()),
         protocol: instances.iter().find_map(|i| i.protocol.clone()),
@@ -352,7 +358,13 @@ pub(super) fn server_status(
                 ("Restarts", r.restarts.to_string()),
                 (
                     "Instances",
-                    format!("{}/{}", r.instances_running, r.instances_desired),
+                    match r.instances_draining {
+                        0 => format!("{}/{}", r.instances_running, r.instances_desired),
+                        n => format!(
+                            "{}/{} ({n} draining)",
+                            r.instances_running, r.instances_desired
+                        ),
+                    },
                 ),
                 ("Session Instances", r.session_instances.to_string()),
                 ("Instance IDs", list(&r.instance_ids)),

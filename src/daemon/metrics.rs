@@ -212,6 +212,7 @@ impl Collector for Scrape {
             Phase::CrashLoop,
             Phase::Exited,
             Phase::Stopped,
+            Phase::Draining,
         ];
         let mut instances = Vec::new();
         for s in &status.servers {

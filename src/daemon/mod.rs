@@ -61,6 +61,9 @@ struct ServerRuntime {
     pool: Arc<Pool>,
     /// Serving `bind:port` (stdio servers); dropped first on stop.
     gateway: Option<Gateway>,
+    /// Scaled away, finishing their calls and sessions before they stop (no new
+    /// sessions reach them: they are out of the pool).
+    draining: Vec<Handle>,
 }
 
 /// Where a daemon's desired state comes from.

@@ -338,6 +338,7 @@ impl Daemon {
                         instances: handles,
                         pool,
                         gateway,
+                        draining: Vec::new(),
                     },
                 );
                 self.wait_ready(&name, views, progress, secrets).await
@@ -400,9 +401,10 @@ impl Daemon {
         retired.extend(dead);
         let mut keep = alive;
         let want = usize::try_from(spec.instances).unwrap_or(usize::MAX);
+        let mut scaled_away = Vec::new();
         while keep.len() > want {
             if let Some(h) = keep.pop() {
-                retired.push(h);
+                scaled_away.push(h);
             }
         }
         for h in &keep {
@@ -422,9 +424,25 @@ impl Daemon {
             gateway.set_max_sessions(spec.max_sessions);
         }
         rt.spec = spec.clone();
+        rt.draining.extend(scaled_away.iter().cloned());
         drop(servers);
+        if !scaled_away.is_empty() && !options.force {
+            let _ = progress
+                .send(format!(
+                    "{name}: draining {} instance(s): calls and sessions finish first (up to {})",
+                    scaled_away.len(),
+                    humantime::format_duration(spec.drain_timeout)
+                ))
+                .await;
+            drain(&scaled_away, spec.drain_timeout).await;
+        }
         let timeout = stop_timeout(spec, options);
+        retired.extend(scaled_away.iter().cloned());
         stop_all(retired.iter().map(|h| (h.clone(), timeout)), options.force).await;
+        if let Some(rt) = self.servers.lock().await.get_mut(name) {
+            rt.draining
+                .retain(|d| !scaled_away.iter().any(|s| s.index == d.index));
+        }
         let _ = progress
             .send(format!(
                 "{name}: {} instance(s) (was {before})",
@@ -486,6 +504,25 @@ pub(super) fn stop_timeout(spec: &ServerSpec, options: &ApplyOptions) -> Duratio
 }
 
 /// Stops instances concurrently and waits for all of them.
+/// Waits until none of `instances` has a call in flight or a session pinned to it, or
+/// `limit` has passed. (Their counters are atomics the gateway moves: polled.)
+async fn drain(instances: &[Handle], limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        let idle = instances.iter().all(|h| {
+            h.view
+                .borrow()
+                .upstream()
+                .is_none_or(|u| u.busy() == 0 && u.load() == 0 && u.in_flight() == 0)
+        });
+        if idle || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+    }
+}
+
 pub(super) async fn stop_all(instances: impl IntoIterator<Item = (Handle, Duration)>, force: bool) {
     let mut stops = tokio::task::JoinSet::new();
     for (handle, timeout) in instances {

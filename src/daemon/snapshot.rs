@@ -102,16 +102,24 @@ impl Daemon {
                     .lock()
                     .map(|v| v.iter().map(|(i, w)| (*i, w.clone(), true)).collect())
                     .unwrap_or_default();
+                let draining: Vec<u32> = rt.draining.iter().map(|h| h.index).collect();
                 let instances: Vec<InstanceStatus> = rt
                     .instances
                     .iter()
+                    .chain(&rt.draining)
                     .map(|h| (h.index, h.view.clone(), false))
                     .chain(own)
                     .map(|(index, view, per_session)| {
                         let v = view.borrow();
+                        let phase = match v.phase() {
+                            Phase::Running | Phase::Unhealthy if draining.contains(&index) => {
+                                Phase::Draining
+                            }
+                            phase => phase,
+                        };
                         InstanceStatus {
                             index,
-                            phase: v.phase(),
+                            phase,
                             pid: v.server_pid().or_else(|| {
                                 v.pid()
                                     .and_then(|p| crate::sys::children_of(p).first().copied())

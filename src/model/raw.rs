@@ -240,6 +240,10 @@ pub struct Layer {
     /// start the wait over. e.g. `"30s"`. Default `5m`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_timeout: Option<String>,
+    /// When instances are scaled away: how long their calls in flight and open
+    /// sessions may take to finish before they stop, e.g. `"30s"`. Default `30s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<String>,
     /// Live client sessions the gateway keeps for a stdio server; at the cap a new one
     /// evicts the longest-idle session without an open stream, or gets 503 when every
     /// one has a stream. Default `10000`.

@@ -19,6 +19,7 @@ use super::{Config, DEFAULT_PROFILE, FORMAT_VERSION, names};
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_INSTANCES: i64 = 64;
 
 /// A value and the key path that set it.
@@ -49,6 +50,7 @@ struct Merged {
     stop_timeout: Option<Sourced<String>>,
     start_timeout: Option<Sourced<String>>,
     call_timeout: Option<Sourced<String>>,
+    drain_timeout: Option<Sourced<String>>,
     max_sessions: Option<Sourced<i64>>,
     health: Option<Sourced<super::raw::Health>>,
     auth: Option<Sourced<super::raw::Auth>>,
@@ -87,6 +89,7 @@ impl Merged {
             stop_timeout,
             start_timeout,
             call_timeout,
+            drain_timeout,
             max_sessions,
             health,
             auth,
@@ -515,6 +518,14 @@ fn resolve_server(
         loc,
         diags,
     );
+    let drain_timeout = duration(
+        name,
+        "drain_timeout",
+        &m.drain_timeout,
+        DEFAULT_DRAIN_TIMEOUT,
+        loc,
+        diags,
+    );
     let max_sessions = match &m.max_sessions {
         Some(n) => match usize::try_from(n.value) {
             Ok(n) if n >= 1 => Some(n),
@@ -636,6 +647,7 @@ fn resolve_server(
         stop_timeout: stop_timeout?,
         start_timeout: start_timeout?,
         call_timeout: call_timeout?,
+        drain_timeout: drain_timeout?,
         max_sessions: max_sessions?,
         health: health?,
         auth_bearer,

@@ -44,6 +44,9 @@ pub struct ServerSpec {
     /// How long a call waits for its answer (progress starts the wait over).
     #[serde(with = "human_duration", default = "default_call_timeout")]
     pub call_timeout: Duration,
+    /// How long instances scaled away may finish their calls and sessions.
+    #[serde(with = "human_duration", default = "default_drain_timeout")]
+    pub drain_timeout: Duration,
     /// Live client sessions the gateway keeps (stdio servers).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
@@ -91,6 +94,10 @@ fn default_max_sessions() -> usize {
 
 fn default_call_timeout() -> Duration {
     Duration::from_secs(300)
+}
+
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// One secret of a spec, as the file holds it.
@@ -197,6 +204,13 @@ impl ServerSpec {
                 "call_timeout",
                 Some(Text(
                     humantime::format_duration(self.call_timeout).to_string(),
+                )),
+                InPlace,
+            ),
+            attr(
+                "drain_timeout",
+                Some(Text(
+                    humantime::format_duration(self.drain_timeout).to_string(),
                 )),
                 InPlace,
             ),

@@ -338,6 +338,7 @@ restart = "never"
 stop_timeout = "7s"
 start_timeout = "9s"
 call_timeout = "2m"
+drain_timeout = "4s"
 max_sessions = 50
 health = { interval = "5s", timeout = "1s", failures = 2 }
 "#;
@@ -363,7 +364,7 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
         "transport": "stdio", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "sharing": "per-session", "instances": 3, "restart": "never",
-        "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m", "max_sessions": 50,
+        "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m", "drain_timeout": "4s", "max_sessions": 50,
         "health": {"interval": "5s", "timeout": "1s", "failures": 2},
         "auth_bearer": "T", "headers": {"X": "${K}"},
         "tls": {"cert": "c.pem", "key": "k.pem"}

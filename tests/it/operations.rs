@@ -284,3 +284,100 @@ fn monitor_prints_one_json_object_per_sample_and_refuses_what_it_does_not_know()
         .failure()
         .stderr_has("--interval");
 }
+
+/// `tools/call NAME` in `session`; the text of its answer, or the error.
+fn call_text(port: u16, session: &str, name: &str, arguments: Value) -> Result<String, String> {
+    let body = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": name, "arguments": arguments}});
+    let headers = [
+        ("MCP-Protocol-Version", "2025-06-18"),
+        ("Mcp-Session-Id", session),
+    ];
+    let reply = http(port, "POST", "/mcp", &headers, body.to_string().as_bytes()).json();
+    reply["result"]["content"][0]["text"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| reply.to_string())
+}
+
+fn running(env: &TestEnv) -> u64 {
+    env.server_status("echo")["instances_running"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn scale_1_3_1_follows_and_a_removed_instance_finishes_its_call_before_it_stops() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n{}drain_timeout = \"6s\"\n",
+        server("echo", port, "")
+    ));
+    env.run_within(60, &["apply"]).success();
+    env.run_within(60, &["server", "scale", "echo", "--instances", "3"])
+        .success();
+    assert_eq!(running(&env), 3);
+    assert!(env.read("mcpctl.toml").contains("instances = 3"));
+    // One session per instance (new sessions go to the least loaded).
+    let sessions: Vec<(String, String)> = (0..3)
+        .map(|_| {
+            let s = initialize(port);
+            let pid = call_text(port, &s, "whoami", json!({})).unwrap();
+            (s, pid)
+        })
+        .collect();
+    let mut pids: Vec<&String> = sessions.iter().map(|(_, p)| p).collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), 3, "{sessions:?}");
+    // Every session in a long call while the scale-down runs.
+    let calls: Vec<_> = sessions
+        .iter()
+        .map(|(s, _)| {
+            let s = s.clone();
+            std::thread::spawn(move || call_text(port, &s, "sleep", json!({"ms": 2500})))
+        })
+        .collect();
+    wait_for("the calls to be in flight", 30, || {
+        let logs = env.run(&["server", "logs", "echo", "-n", "200"]);
+        if logs.stdout.contains("sleeping 2500 ms") {
+            Ok(())
+        } else {
+            Err(logs.stdout)
+        }
+    });
+    let scale = env
+        .command(&["server", "scale", "echo", "--instances", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("two instances to drain", 30, || {
+        let status = env.server_status("echo");
+        if status["instances_draining"] == 2 && status["instances_running"] == 1 {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    });
+    for (call, (_, pid)) in calls.into_iter().zip(&sessions) {
+        let answer = call.join().unwrap();
+        assert_eq!(
+            answer,
+            Ok(format!("slept 2500 ms in {pid}")),
+            "a drained call was cut"
+        );
+    }
+    let out = scale.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("draining 2 instance(s)"), "{stdout}");
+    assert_eq!(running(&env), 1);
+    assert!(env.read("mcpctl.toml").contains("instances = 1"));
+    // And plan sees nothing to do.
+    env.run(&["plan", "--detailed-exitcode"]).success();
+}
