@@ -382,6 +382,25 @@ pub fn raise_open_file_limit() -> Option<u64> {
     Some(limit.rlim_cur)
 }
 
+/// The child gets at most `limit` open descriptors (soft and hard), set between fork
+/// and exec (`limits.nofile`: the shim and the server it runs inherit it).
+pub fn limit_open_files_on_exec(command: &mut std::process::Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let limit = libc::rlimit {
+        rlim_cur: limit as libc::rlim_t,
+        rlim_max: limit as libc::rlim_t,
+    };
+    // SAFETY: setrlimit is async-signal-safe and reads one rlimit copied into the closure.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The soft limit of open descriptors.
 pub fn open_file_limit() -> Option<u64> {
     let mut limit = libc::rlimit {

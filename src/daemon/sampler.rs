@@ -16,6 +16,8 @@ use crate::gateway::meter::BUCKETS;
 pub(super) const WINDOW: Duration = Duration::from_secs(60);
 /// Snapshots kept per port, at most (a short period must not grow the window).
 const MAX_SNAPSHOTS: usize = 64;
+/// Samples in a row above `limits.memory` that restart an instance (one spike does not).
+pub(super) const OVER_LIMIT_SAMPLES: u32 = 2;
 
 pub(super) fn period() -> Option<Duration> {
     let secs = std::env::var("MCPCTL_SAMPLE_SECS")
@@ -35,6 +37,8 @@ pub(super) struct Samples {
     cpu_before: HashMap<u32, (f64, Instant)>,
     /// By server.
     windows: HashMap<String, Window>,
+    /// Samples in a row each shim's tree has been above its memory limit.
+    over: HashMap<u32, u32>,
 }
 
 impl Samples {
@@ -80,6 +84,23 @@ impl Samples {
             open_fds: tree.iter().map(|p| procs::open_fds(p.pid)).sum(),
             processes: u32::try_from(tree.len()).unwrap_or(u32::MAX),
         }
+    }
+
+    /// Counts a sample of `shim` above (or not) its memory limit; the samples in a row
+    /// it has been above, reset once it reaches [`OVER_LIMIT_SAMPLES`].
+    pub(super) fn over_limit(&mut self, shim: u32, above: bool) -> u32 {
+        self.over.retain(|pid, _| self.usage.contains_key(pid));
+        if !above {
+            self.over.remove(&shim);
+            return 0;
+        }
+        let n = self.over.entry(shim).or_default();
+        *n += 1;
+        let reached = *n;
+        if reached >= OVER_LIMIT_SAMPLES {
+            self.over.remove(&shim);
+        }
+        reached
     }
 
     /// Keeps `traffic` of `server` for the window.

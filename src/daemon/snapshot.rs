@@ -65,11 +65,22 @@ impl Daemon {
     /// One sample of every instance's process tree, of each port's traffic and of the
     /// daemon (see `sampler.rs`).
     pub(super) async fn sample(&self) {
-        let (shims, meters) = {
+        let (shims, meters, limited) = {
             let servers = self.servers.lock().await;
             let shims: Vec<u32> = servers
                 .values()
                 .flat_map(|rt| rt.instances.iter().filter_map(|h| h.view.borrow().pid()))
+                .collect();
+            // Instances with a memory limit: (server, handle, shim pid, limit).
+            let limited: Vec<(String, supervisor::Handle, u32, u64)> = servers
+                .iter()
+                .filter_map(|(name, rt)| Some((name, rt, rt.spec.limits.memory_bytes?)))
+                .flat_map(|(name, rt, limit)| {
+                    rt.instances.iter().filter_map(move |h| {
+                        let shim = h.view.borrow().pid()?;
+                        Some((name.clone(), h.clone(), shim, limit))
+                    })
+                })
                 .collect();
             let meters: Vec<(String, Arc<crate::gateway::meter::Meter>)> = servers
                 .iter()
@@ -77,7 +88,7 @@ impl Daemon {
                     Some((name.clone(), Arc::clone(&rt.gateway.as_ref()?.meter)))
                 })
                 .collect();
-            (shims, meters)
+            (shims, meters, limited)
         };
         let now = tokio::time::Instant::now();
         if let Ok(mut samples) = self.samples.lock() {
@@ -85,6 +96,22 @@ impl Daemon {
             samples.retain_servers(|name| meters.iter().any(|(n, _)| n == name));
             for (name, meter) in meters {
                 samples.record_traffic(&name, meter.snapshot(), now);
+            }
+            for (name, handle, shim, limit) in limited {
+                let Some(rss) = samples.usage(shim).map(|u| u.rss_bytes) else {
+                    continue;
+                };
+                if samples.over_limit(shim, rss > limit) >= sampler::OVER_LIMIT_SAMPLES {
+                    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+                    let reason = format!(
+                        "its memory ({:.1} MiB) stayed above limits.memory ({:.1} MiB) for {} samples: restarted",
+                        mib(rss),
+                        mib(limit),
+                        sampler::OVER_LIMIT_SAMPLES
+                    );
+                    tracing::warn!("{name} instance {}: {reason}", handle.index);
+                    handle.restart(reason);
+                }
             }
         }
     }

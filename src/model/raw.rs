@@ -72,6 +72,25 @@ pub struct Health {
     pub failures: Option<i64>,
 }
 
+/// What one instance may use. `memory`: an instance whose process tree stays above it
+/// for two samples in a row is restarted, the reason in its status and log. `nofile`:
+/// the open-file limit of the server's processes (setrlimit). `cpu` (cores) is not
+/// enforced yet: mcpctl does not manage cgroups, and `validate` says so.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// e.g. `"512MiB"`, `"2GiB"`, `"800MB"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Open files per process, 16-1048576.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 16, max = 1048576))]
+    pub nofile: Option<i64>,
+    /// Cores, e.g. `1.5` (not enforced yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonSection {
@@ -254,6 +273,9 @@ pub struct Layer {
     /// failures = 3 }` (the defaults).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// Resource limits of each instance, e.g. `{ memory = "512MiB", nofile = 4096 }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
     /// Headers sent upstream when proxying an HTTP or remote server, e.g.
     /// `{ Authorization = "Bearer ${API_TOKEN}" }`; `${NAME}` names one of the server's
     /// env vars or secrets. A client's own `Authorization` is never passed upstream.

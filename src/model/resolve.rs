@@ -13,7 +13,7 @@ use crate::diag::Diagnostic;
 
 use super::locate::{KeyPath, Locator, key_path};
 use super::raw::{Layer, Mode, RawConfig, RestartPolicy, State, Transport};
-use super::spec::{DEFAULT_MAX_SESSIONS, HealthCheck, SecretRef, ServerSpec};
+use super::spec::{DEFAULT_MAX_SESSIONS, HealthCheck, ResourceLimits, SecretRef, ServerSpec};
 use super::{Config, DEFAULT_PROFILE, FORMAT_VERSION, names};
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +53,7 @@ struct Merged {
     drain_timeout: Option<Sourced<String>>,
     max_sessions: Option<Sourced<i64>>,
     health: Option<Sourced<super::raw::Health>>,
+    limits: Option<Sourced<super::raw::Limits>>,
     auth: Option<Sourced<super::raw::Auth>>,
     tls: Option<Sourced<super::raw::Tls>>,
     headers: BTreeMap<String, String>,
@@ -92,6 +93,7 @@ impl Merged {
             drain_timeout,
             max_sessions,
             health,
+            limits,
             auth,
             tls
         );
@@ -544,6 +546,7 @@ fn resolve_server(
         None => Some(DEFAULT_MAX_SESSIONS),
     };
     let health = health_check(name, m.health.as_ref(), loc, diags);
+    let limits = resource_limits(name, m.limits.as_ref(), loc, diags);
 
     if let (Mode::Remote, Some(t)) = (mode, &m.transport)
         && t.value == Transport::Stdio
@@ -650,11 +653,91 @@ fn resolve_server(
         drain_timeout: drain_timeout?,
         max_sessions: max_sessions?,
         health: health?,
+        limits: limits?,
         auth_bearer,
         tls: m.tls.map(|t| t.value),
         headers: m.headers,
     };
     Some((spec, port_origin))
+}
+
+/// `limits = { ... }`, each part checked.
+fn resource_limits(
+    server: &str,
+    limits: Option<&Sourced<super::raw::Limits>>,
+    loc: &Locator<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ResourceLimits> {
+    let Some(l) = limits else {
+        return Some(ResourceLimits::default());
+    };
+    let at = |field: &str| [l.origin.as_slice(), &[field.to_string()]].concat();
+    let before = diags.len();
+    let memory_bytes = l.value.memory.as_deref().and_then(|text| {
+        let parsed = parse_size(text).filter(|n| *n >= 1 << 20);
+        if parsed.is_none() {
+            diags.push(
+                Diagnostic::new(format!(
+                    "`limits.memory` of server `{server}` is not a size of at least 1 MiB"
+                ))
+                .at(loc.value(&at("memory")), "here")
+                .hint("write a size like \"512MiB\", \"2GiB\" or \"800MB\""),
+            );
+        }
+        parsed
+    });
+    let nofile = l.value.nofile.and_then(|n| match u64::try_from(n) {
+        Ok(n) if (16..=1_048_576).contains(&n) => Some(n),
+        _ => {
+            diags.push(
+                Diagnostic::new(format!(
+                    "`limits.nofile` of server `{server}` is out of range"
+                ))
+                .at(loc.value(&at("nofile")), "not between 16 and 1048576")
+                .hint("a server needs a few descriptors of its own: 1024 or more is usual"),
+            );
+            None
+        }
+    });
+    let cpu_millis = l.value.cpu.and_then(|c| {
+        if c.is_finite() && c > 0.0 && c <= 1024.0 {
+            Some((c * 1000.0).round() as u64)
+        } else {
+            diags.push(
+                Diagnostic::new(format!("`limits.cpu` of server `{server}` is out of range"))
+                    .at(loc.value(&at("cpu")), "not a number of cores above 0")
+                    .hint("e.g. `cpu = 1.5`"),
+            );
+            None
+        }
+    });
+    (diags.len() == before).then_some(ResourceLimits {
+        memory_bytes,
+        nofile,
+        cpu_millis,
+    })
+}
+
+/// `512MiB`, `2GiB`, `800MB`, `64K`, `1048576`: bytes (K/M/G alone are binary).
+pub(super) fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "K" | "KiB" => 1024.0,
+        "M" | "MiB" => 1024.0 * 1024.0,
+        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => return None,
+    };
+    let bytes = number * scale;
+    (1.0..1e18).contains(&bytes).then(|| bytes.round() as u64)
 }
 
 /// `health = { ... }`, each part defaulted and checked.

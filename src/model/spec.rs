@@ -53,6 +53,9 @@ pub struct ServerSpec {
     /// The liveness check of a stdio server.
     #[serde(default)]
     pub health: HealthCheck,
+    /// What one instance may use.
+    #[serde(default)]
+    pub limits: ResourceLimits,
     /// Headers for the upstream of a proxied server (templates: `${NAME}` unexpanded).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
@@ -66,6 +69,19 @@ pub struct ServerSpec {
 
 /// An MCP `ping` every `interval`, answered within `timeout`; `failures` misses in a
 /// row restart the instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceLimits {
+    /// Restart an instance whose tree stays above this (two samples in a row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// RLIMIT_NOFILE of the server's processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nofile: Option<u64>,
+    /// Thousandths of a core (not enforced yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_millis: Option<u64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
     #[serde(with = "human_duration")]
@@ -208,6 +224,19 @@ impl ServerSpec {
                 InPlace,
             ),
             attr(
+                "limits.memory",
+                self.limits.memory_bytes.map(Number),
+                InPlace,
+            ),
+            attr("limits.nofile", self.limits.nofile.map(Number), Restart),
+            attr(
+                "limits.cpu",
+                self.limits
+                    .cpu_millis
+                    .map(|m| Text(format!("{}", m as f64 / 1000.0))),
+                InPlace,
+            ),
+            attr(
                 "drain_timeout",
                 Some(Text(
                     humantime::format_duration(self.drain_timeout).to_string(),
@@ -255,6 +284,13 @@ impl ServerSpec {
     /// What a careful operator should know before running this spec.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(cpu) = self.limits.cpu_millis {
+            out.push(format!(
+                "server `{}`: `limits.cpu = {}` is not enforced: mcpctl does not create cgroups yet (memory is enforced by restarts, nofile by setrlimit)",
+                self.name,
+                cpu as f64 / 1000.0
+            ));
+        }
         if !self.bind.is_loopback() && self.tls.is_none() {
             out.push(format!(
                 "server `{}` is served on {} without TLS: its traffic and bearer token cross the network in clear",

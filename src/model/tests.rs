@@ -340,6 +340,7 @@ start_timeout = "9s"
 call_timeout = "2m"
 drain_timeout = "4s"
 max_sessions = 50
+limits = { memory = "1GiB", nofile = 2048 }
 health = { interval = "5s", timeout = "1s", failures = 2 }
 "#;
     let raw = parse_raw(src).unwrap();
@@ -365,6 +366,7 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
         "transport": "stdio", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "sharing": "per-session", "instances": 3, "restart": "never",
         "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m", "drain_timeout": "4s", "max_sessions": 50,
+        "limits": {"memory_bytes": 1073741824u64, "nofile": 2048},
         "health": {"interval": "5s", "timeout": "1s", "failures": 2},
         "auth_bearer": "T", "headers": {"X": "${K}"},
         "tls": {"cert": "c.pem", "key": "k.pem"}
@@ -465,4 +467,51 @@ fn the_metrics_address_is_checked_for_its_form_and_its_port() {
     );
     let unknown = errors(&format!("version = 1\n[daemon]\nmetric = \"x\"\n{server}"));
     assert!(unknown[0].contains("unknown field `metric`"), "{unknown:?}");
+}
+
+#[test]
+fn limits_are_parsed_checked_and_cpu_is_said_to_be_unenforced() {
+    use super::resolve::parse_size;
+    assert_eq!(parse_size("512MiB"), Some(512 << 20));
+    assert_eq!(parse_size("2GiB"), Some(2 << 30));
+    assert_eq!(parse_size("800MB"), Some(800_000_000));
+    assert_eq!(parse_size("64K"), Some(64 << 10));
+    assert_eq!(parse_size("1.5G"), Some(3 << 29));
+    assert_eq!(parse_size("lots"), None);
+    assert_eq!(parse_size("5 parsecs"), None);
+    let src = "version = 1\n[defaults]\nlimits = { memory = \"256MiB\" }\n[servers.s]\ncommand = \"c\"\nport = 1\nlimits = { memory = \"64MiB\", nofile = 4096, cpu = 1.5 }\n";
+    let spec = &config(src).servers["s"];
+    assert_eq!(
+        spec.limits.memory_bytes,
+        Some(64 << 20),
+        "the server's own table wins"
+    );
+    assert_eq!(spec.limits.nofile, Some(4096));
+    assert_eq!(spec.limits.cpu_millis, Some(1500));
+    assert!(
+        spec.warnings()
+            .iter()
+            .any(|w| w.contains("`limits.cpu = 1.5` is not enforced")),
+        "{:?}",
+        spec.warnings()
+    );
+    let bad = errors(
+        "version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nlimits = { memory = \"1KiB\", nofile = 3, cpu = -1.0 }\n",
+    );
+    let all = bad.join("\n");
+    assert!(
+        all.contains("`limits.memory` of server `s` is not a size"),
+        "{all}"
+    );
+    assert!(
+        all.contains("`limits.nofile` of server `s` is out of range"),
+        "{all}"
+    );
+    assert!(
+        all.contains("`limits.cpu` of server `s` is out of range"),
+        "{all}"
+    );
+    let unknown =
+        errors("version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nlimits = { disk = \"1G\" }\n");
+    assert!(unknown[0].contains("unknown field `disk`"), "{unknown:?}");
 }

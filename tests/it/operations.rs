@@ -381,3 +381,45 @@ fn scale_1_3_1_follows_and_a_removed_instance_finishes_its_call_before_it_stops(
     // And plan sees nothing to do.
     env.run(&["plan", "--detailed-exitcode"]).success();
 }
+
+#[test]
+fn a_server_over_its_memory_limit_is_restarted_with_the_reason_and_nofile_is_its_limit() {
+    let (hog, small) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n{}limits = {{ memory = \"32MiB\" }}\n{}limits = {{ nofile = 64 }}\n",
+        server("hog", hog, r#""--hold-mib", "64""#),
+        server("small", small, "")
+    ));
+    apply_sampled(&env);
+    let status = wait_for("the hog to be restarted for its memory", 60, || {
+        let s = env.server_status("hog");
+        let why = s["last_error"].as_str().unwrap_or_default();
+        if s["restarts"].as_u64().unwrap_or(0) >= 1 && why.contains("limits.memory (32.0 MiB)") {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    });
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("stayed above"),
+        "{status}"
+    );
+    let logs = env.run(&["server", "logs", "hog", "-n", "500"]);
+    assert!(logs.stdout.contains("limits.memory"), "{}", logs.stdout);
+    // The small one is left alone, and runs with 64 descriptors at most.
+    let small_status = env.server_status("small");
+    assert_eq!(small_status["restarts"], 0, "{small_status}");
+    let pid = small_status["pids"][0].as_u64().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert!(
+        open_files.split_whitespace().filter(|w| *w == "64").count() == 2,
+        "{open_files}"
+    );
+}

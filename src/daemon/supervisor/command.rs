@@ -69,6 +69,9 @@ pub(super) fn shim_command(ctx: &InstanceCtx) -> Command {
     }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     sys::stdio_only_on_exec(&mut cmd);
+    if let Some(limit) = spec.limits.nofile {
+        sys::limit_open_files_on_exec(&mut cmd, limit);
+    }
     cmd
 }
 

@@ -47,6 +47,9 @@ pub enum Control {
     },
     /// Adopt fields that need no restart (restart policy, timeouts).
     Update(Box<ServerSpec>),
+    /// End the running process gracefully for this reason (a resource limit), a
+    /// failure for the restart policy.
+    Restart(String),
 }
 
 #[derive(Clone)]
@@ -85,6 +88,11 @@ impl Handle {
         {
             let _ = wait.await;
         }
+    }
+
+    /// Asks for a restart (see [`Control::Restart`]); dropped when one is already queued.
+    pub fn restart(&self, reason: String) {
+        let _ = self.control.try_send(Control::Restart(reason));
     }
 
     pub async fn update(&self, spec: &ServerSpec) {

@@ -93,6 +93,7 @@ pub(super) async fn sleep_unless_stopped(
             () = &mut sleep => return true,
             msg = control.recv() => match msg {
                 Some(Control::Update(spec)) => ctx.spec = *spec,
+                Some(Control::Restart(_)) => {}
                 Some(Control::Stop { done, .. }) => {
                     let _ = done.send(());
                     return false;
@@ -107,6 +108,7 @@ pub(super) async fn wait_for_stop(ctx: &mut InstanceCtx, control: &mut mpsc::Rec
     while let Some(msg) = control.recv().await {
         match msg {
             Control::Update(spec) => ctx.spec = *spec,
+            Control::Restart(_) => {}
             Control::Stop { done, .. } => {
                 let _ = done.send(());
                 return;
@@ -201,6 +203,8 @@ pub(super) async fn run_once(
                     // Told to the shim once it runs (it blocks SIGUSR2 first thing, and
                     // a signal before that would end it).
                     Some(Control::Update(spec)) => updates.push(spec),
+                    // Measured only once it runs.
+                    Some(Control::Restart(_)) => {}
                     Some(Control::Stop { force, timeout, done }) => {
                         return stop_run(&mut spawned, view, force, timeout, Some(done)).await;
                     }
@@ -293,6 +297,16 @@ pub(super) async fn run_once(
                     }
                     let _ = health_tx.send(spec.health);
                     ctx.spec = *spec;
+                }
+                Some(Control::Restart(reason)) => {
+                    write_log(log.as_ref(), "mcpctl", &reason);
+                    let code = spawned.stop(false, ctx.spec.stop_timeout).await;
+                    view.send_modify(|v| {
+                        v.last_exit = code.map(describe_exit);
+                        v.last_error = Some(reason);
+                    });
+                    drain(&mut stderr_pump).await;
+                    return Once::Ended { ending: Ending::Lost, uptime: started.elapsed() };
                 }
                 Some(Control::Stop { force, timeout, done }) => {
                     return stop_run(&mut spawned, view, force, timeout, Some(done)).await;
