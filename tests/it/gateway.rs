@@ -696,6 +696,32 @@ fn a_sampling_request_reaches_only_the_session_whose_call_raised_it() {
 }
 
 #[test]
+fn another_session_cannot_answer_a_question_put_to_this_one() {
+    let port = free_port();
+    let _env = serve(port);
+    let victim = initialize_with(port, json!({"sampling": {}}));
+    let attacker = initialize(port);
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "sample", "arguments": {"text": "for the victim"}}});
+    let mut stream = SseClient::post(port, &victim, &call);
+    let request: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(request["method"], "sampling/createMessage");
+    // The attacker knows (or guesses) the id and answers first.
+    let forged = json!({"jsonrpc": "2.0", "id": request["id"], "result": {"role": "assistant", "model": "m",
+        "content": {"type": "text", "text": "forged"}}});
+    post(port, Some(&attacker), &forged);
+    let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": {"role": "assistant", "model": "m",
+        "content": {"type": "text", "text": "the victim's own"}}});
+    assert_eq!(post(port, Some(&victim), &answer).status, 202);
+    let result: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+    let text = result["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("the victim's own"), "{result}");
+    assert!(!text.contains("forged"), "{result}");
+}
+
+#[test]
 fn progress_reaches_the_caller_with_its_own_token() {
     let port = free_port();
     let _env = serve(port);

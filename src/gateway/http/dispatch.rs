@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use super::session::{SessionView, cancel_key};
+use super::session::{SessionView, calls_of, cancel_key};
 use super::{AppState, rounds};
 use crate::gateway::era::{self, Era};
 use crate::gateway::jsonrpc::{self, INTERNAL_ERROR};
@@ -118,7 +118,9 @@ pub(super) async fn handle(
                 let _ = waiting.send(msg.clone());
             }
             None => {
-                upstream.answer(&id, msg.clone()).await;
+                upstream
+                    .answer(&id, msg.clone(), &calls_of(session_id))
+                    .await;
             }
         }
         return Handled::Accepted;

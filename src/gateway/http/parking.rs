@@ -133,7 +133,10 @@ impl Parking {
                 json!({"error": {"code": INTERNAL_ERROR, "message": "the client gave no answer"}})
             }
         };
-        parked.call.upstream.answer(&parked.asked_id, answer).await;
+        let call = &parked.call;
+        call.upstream
+            .answer(&parked.asked_id, answer, &call.cancel_key)
+            .await;
         Ok(parked.call)
     }
 }
@@ -163,7 +166,9 @@ pub(super) fn expire_later(calls: Weak<Mutex<HashMap<u64, Parked>>>, handle: u64
         if let Some(parked) = parked {
             let error = json!({"error": {"code": INTERNAL_ERROR, "message": "the client did not answer in time"}});
             let upstream = parked.call.upstream.clone();
-            upstream.answer(&parked.asked_id, error).await;
+            upstream
+                .answer(&parked.asked_id, error, &parked.call.cancel_key)
+                .await;
             upstream.cancel(parked.call.cancel_key.clone(), None).await;
         }
     });

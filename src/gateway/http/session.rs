@@ -88,8 +88,7 @@ pub(super) struct SessionView {
 /// Cancels upstream the calls a session that ended still had in flight.
 pub(super) fn cancel_calls(session: &Session, id: &str) {
     let upstream = session.upstream.clone();
-    // Every key of the session's calls: see [`cancel_key`].
-    let prefix = format!("{id} ");
+    let prefix = calls_of(id);
     tokio::spawn(async move {
         upstream.cancel_all(prefix, "the session ended").await;
     });
@@ -100,7 +99,11 @@ pub(super) fn cancel_key(session_id: &str, id: &Value) -> String {
     format!("{session_id} {id}")
 }
 
-/// 128 random bits, hex.
+/// What every [`cancel_key`] of session `session_id`'s calls starts with.
+pub(super) fn calls_of(session_id: &str) -> String {
+    format!("{session_id} ")
+}
+
 /// 128 random bits in hex; `None` when the OS random source fails (a guessable id
 /// would let another client into the session, so none is minted).
 pub(super) fn new_session_id() -> Option<String> {

@@ -95,13 +95,17 @@ impl Upstream {
 
     /// Hands a client's response to a server request (id `mcpctl-srv-N`) to the child.
     /// `false` when the id is not one of ours.
-    pub async fn answer(&self, id: &Value, response: Value) -> bool {
+    /// `from` names the answering client: a prefix of the `cancel_key` of the call the
+    /// question went to (its session's `"SESSION "`, or the whole key); an answer from
+    /// anyone else is dropped.
+    pub async fn answer(&self, id: &Value, response: Value, from: &str) -> bool {
         let Some(id) = id.as_str().filter(|i| i.starts_with(SERVER_REQUEST_PREFIX)) else {
             return false;
         };
         let op = Op::Answer {
             id: id.to_string(),
             response,
+            from: from.to_string(),
         };
         self.ops.send(op).await.is_ok()
     }

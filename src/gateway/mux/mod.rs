@@ -102,8 +102,13 @@ enum Op {
         method: String,
         params: Option<Value>,
     },
-    /// A client's answer to a request the child sent.
-    Answer { id: String, response: Value },
+    /// A client's answer to a request the child sent: taken only from the client whose
+    /// call was asked (`from` starts that call's `cancel_key`).
+    Answer {
+        id: String,
+        response: Value,
+        from: String,
+    },
     /// A client cancelled the call it named with `cancel_key`.
     Cancel { key: String, reason: Option<Value> },
     /// Every call whose `cancel_key` starts with `prefix` is cancelled (a session ended).

@@ -23,6 +23,15 @@ use crate::gateway::jsonrpc::{METHOD_NOT_FOUND, REQUEST_CANCELLED};
 use crate::gateway::lines::{self, Line};
 use crate::gateway::queue::Outbox;
 
+/// A question of the child's, put to the client of one call.
+struct Asked {
+    /// The child's id for it.
+    child_id: Value,
+    /// The call it went to, and that call's `cancel_key` (who may answer).
+    call: u64,
+    owner: Option<String>,
+}
+
 /// A call in flight.
 struct Pending {
     reply: oneshot::Sender<Value>,
@@ -47,7 +56,7 @@ pub(super) struct Routes {
     /// Our progress token -> (upstream id of its call, the client's token).
     progress: HashMap<String, (u64, Value)>,
     /// Our id for a server request -> the child's id for it.
-    asked: HashMap<String, Value>,
+    asked: HashMap<String, Asked>,
     /// Cancel key -> upstream id of the call.
     cancel_keys: HashMap<String, u64>,
     /// Every pending call's deadline, earliest first.
@@ -168,9 +177,18 @@ impl Routes {
                     self.end_call(id, &reason, REQUEST_CANCELLED, "request cancelled");
                 }
             }
-            Op::Answer { id, mut response } => {
-                if let Some(child_id) = self.asked.remove(&id) {
-                    response["id"] = child_id;
+            Op::Answer {
+                id,
+                mut response,
+                from,
+            } => {
+                let theirs = self
+                    .asked
+                    .get(&id)
+                    .is_some_and(|a| a.owner.as_deref().is_some_and(|o| o.starts_with(&from)));
+                // Another client's guess at the id is dropped: only the one asked answers.
+                if theirs && let Some(asked) = self.asked.remove(&id) {
+                    response["id"] = asked.child_id;
                     response["jsonrpc"] = json!("2.0");
                     self.queue(&response);
                 }
@@ -341,6 +359,20 @@ impl Routes {
         if let Some(key) = &call.options.cancel_key {
             self.cancel_keys.remove(key);
         }
+        // Questions put to its client that it never answered: the child hears so.
+        let unanswered: Vec<String> = self
+            .asked
+            .iter()
+            .filter(|(_, a)| a.call == id)
+            .map(|(ours, _)| ours.clone())
+            .collect();
+        for ours in unanswered {
+            if let Some(a) = self.asked.remove(&ours) {
+                let error =
+                    json!({"code": INTERNAL_ERROR, "message": "the call that asked has ended"});
+                self.queue(&json!({"jsonrpc": "2.0", "id": a.child_id, "error": error}));
+            }
+        }
         Some(call)
     }
 
@@ -363,7 +395,16 @@ impl Routes {
                 self.next_id += 1;
                 msg["id"] = json!(ours);
                 if events.push(msg).is_ok() {
-                    self.asked.insert(ours, child_id);
+                    let owner = self
+                        .pending
+                        .get(&call)
+                        .and_then(|p| p.options.cancel_key.clone());
+                    let asked = Asked {
+                        child_id,
+                        call,
+                        owner,
+                    };
+                    self.asked.insert(ours, asked);
                     return;
                 }
                 self.refuse(child_id, method);
@@ -595,10 +636,26 @@ mod tests {
         assert!(other.events.as_mut().unwrap().try_recv().is_none());
         let ours = asked["id"].as_str().unwrap().to_string();
         assert!(ours.starts_with(SERVER_REQUEST_PREFIX), "{ours}");
+        // Another session's answer (a guess at the id) is dropped, the question kept.
+        for from in ["t ", "x ", "s 1x"] {
+            routes.handle_op(
+                Op::Answer {
+                    id: ours.clone(),
+                    response: json!({"result": {"forged": true}}),
+                    from: from.into(),
+                },
+                Instant::now(),
+            );
+            assert!(
+                written(&mut routes).is_empty(),
+                "an answer from `{from}` went through"
+            );
+        }
         routes.handle_op(
             Op::Answer {
                 id: ours,
                 response: json!({"result": {"ok": true}}),
+                from: "s ".into(),
             },
             Instant::now(),
         );
@@ -607,6 +664,28 @@ mod tests {
             answered,
             [json!({"jsonrpc": "2.0", "id": {"weird": 1}, "result": {"ok": true}})]
         );
+    }
+
+    #[test]
+    fn a_question_its_call_never_answered_is_failed_towards_the_child_when_the_call_ends() {
+        let mut routes = table();
+        let mut asking = call(&mut routes, None, true, "s 1");
+        written(&mut routes);
+        child(
+            &mut routes,
+            json!({"jsonrpc": "2.0", "id": 41, "method": "elicitation/create"}),
+        );
+        assert!(asking.events.as_mut().unwrap().try_recv().is_some());
+        child(
+            &mut routes,
+            json!({"jsonrpc": "2.0", "id": 1, "result": {}}),
+        );
+        assert!(asking.reply.try_recv().is_ok());
+        let sent = written(&mut routes);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0]["id"], 41);
+        assert_eq!(sent[0]["error"]["code"], INTERNAL_ERROR);
+        assert!(routes.asked.is_empty(), "nothing is kept for it");
     }
 
     #[test]
