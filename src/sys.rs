@@ -26,6 +26,13 @@ pub fn set_parent_death_signal(signal: i32) -> io::Result<()> {
     })
 }
 
+/// Other processes of this user (the servers this process runs among them) may no
+/// longer read its memory or `/proc/PID/environ`, nor attach to it.
+pub fn forbid_inspection() -> io::Result<()> {
+    // SAFETY: PR_SET_DUMPABLE takes a flag and touches no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong) })
+}
+
 /// Orphaned descendants are re-parented to this process instead of init.
 pub fn set_child_subreaper() -> io::Result<()> {
     // SAFETY: PR_SET_CHILD_SUBREAPER takes a flag and touches no memory.

@@ -92,6 +92,12 @@ fn config_of(args: &GatewayArgs) -> Result<(String, Unlocked), Error> {
         let token = std::env::var(var).map_err(|_| {
             Error::Failed(format!("--auth-bearer-env {var}: the variable is not set"))
         })?;
+        if token.trim().is_empty() {
+            return Err(Error::Failed(format!(
+                "--auth-bearer-env {var}: the variable is empty; clients would never get in"
+            )));
+        }
+
         let mut secrets = InlineTable::new();
         // A placeholder for the file's ciphertext: the value itself comes from `var`.
         secrets.insert(BEARER, Value::from("age:from-the-environment"));

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -25,6 +26,13 @@ pub fn run_standalone(
     hidden_env: Vec<String>,
     config_dir: PathBuf,
 ) -> Result<(), Error> {
+    // A hidden variable (the clients' token) is in this process's environment: a server
+    // of the same user must not read it from /proc/PID/environ.
+    if !hidden_env.is_empty()
+        && let Err(e) = crate::sys::forbid_inspection()
+    {
+        tracing::warn!("cannot keep the servers from reading this process: {e}");
+    }
     // Logs and the like, gone with this process.
     let runtime_dir = tempfile::Builder::new()
         .prefix("mcpctl-gateway-")
@@ -63,9 +71,19 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
             tracing::info!("{line}");
         }
     });
-    let applied = daemon.apply(ApplyOptions::default(), progress).await;
+    // A SIGTERM while the server starts ends it all too (exit 0), without waiting.
+    let applied = tokio::select! {
+        applied = daemon.apply(ApplyOptions::default(), progress) => Some(applied),
+        _ = term.recv() => None,
+        _ = tokio::signal::ctrl_c() => None,
+    };
     let _ = log.await;
-    let failed = match applied {
+    let Some(applied) = applied else {
+        workers.abort_all();
+        daemon.stop_everything().await;
+        return Ok(());
+    };
+    let mut failed = match applied {
         Err(e) => Some(e.to_string()),
         Ok(applied) if !applied.failures.is_empty() => Some(
             applied
@@ -83,9 +101,21 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
         }
     };
     if failed.is_none() {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+        // Until a signal, or until nothing will run the server again (a crash loop, or
+        // an exit its restart policy leaves): then exit 1, for the orchestrator to act.
+        let mut check = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+                _ = check.tick() => {
+                    if let Some(why) = given_up(&daemon.status().await) {
+                        tracing::error!("{why}");
+                        failed = Some(why);
+                        break;
+                    }
+                }
+            }
         }
     }
     workers.abort_all();
@@ -94,4 +124,27 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
         Some(why) => Err(Error::NotStarted(why)),
         None => Ok(()),
     }
+}
+
+/// Why a server will not run again without an apply (every instance in a crash loop or
+/// exited for good), if so.
+fn given_up(status: &crate::api::DaemonStatus) -> Option<String> {
+    use crate::api::Phase;
+    status.servers.iter().find_map(|s| {
+        let done = !s.instances.is_empty()
+            && s.instances
+                .iter()
+                .all(|i| matches!(i.phase, Phase::CrashLoop | Phase::Exited));
+        done.then(|| {
+            let why = s
+                .instances
+                .iter()
+                .find_map(|i| i.last_exit.clone())
+                .unwrap_or_else(|| "it exited".into());
+            format!(
+                "{}: {} and will not be restarted ({why}); exiting",
+                s.name, s.status
+            )
+        })
+    })
 }

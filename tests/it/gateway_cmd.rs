@@ -187,6 +187,21 @@ fn a_bearer_from_the_environment_guards_it_and_never_reaches_the_server() {
         "the server got the clients' token"
     );
     assert_eq!(terminate(child).0, 0);
+    // An empty token would let nobody in: refused at start.
+    let (child, _dir) = gateway(
+        &[
+            "--port",
+            &port_arg,
+            "--auth-bearer-env",
+            "GW_TOKEN",
+            "--",
+            echo_bin(),
+        ],
+        &[("GW_TOKEN", " ")],
+    );
+    let out = child.take().wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the variable is empty"));
 }
 
 #[test]
@@ -276,4 +291,51 @@ fn json_log_writes_every_line_as_a_json_object_naming_server_and_stream() {
     assert_eq!(ready["target"], "mcpctl::server", "{ready}");
     assert_eq!(ready["stream"], "stderr", "{ready}");
     assert_eq!(ready["server"], "server#0", "{ready}");
+}
+
+#[test]
+fn a_server_in_a_crash_loop_ends_the_gateway_with_exit_1_and_every_ending_is_logged() {
+    let port = free_port();
+    let port_arg = port.to_string();
+    // Ready at once, gone half a second later, again and again.
+    let script = format!("exec timeout 0.5 {}", echo_bin());
+    let (child, _dir) = gateway(&["--port", &port_arg, "--", "sh", "-c", &script], &[]);
+    let mut child = child.take();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway outlived its crash loop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("restarting in"), "{stderr}");
+    assert!(stderr.contains("crash loop"), "{stderr}");
+    assert!(stderr.contains("will not be restarted"), "{stderr}");
+}
+
+#[test]
+fn sigterm_while_the_server_starts_ends_the_gateway_at_once_with_exit_0() {
+    let port = free_port();
+    let port_arg = port.to_string();
+    let (mut child, _dir) = gateway(
+        &[
+            "--port",
+            &port_arg,
+            "--",
+            echo_bin(),
+            "--start-delay-ms",
+            "120000",
+        ],
+        &[],
+    );
+    wait_serving(port, &mut child);
+    let (code, stderr) = terminate(child);
+    assert_eq!(code, 0, "{stderr}");
 }

@@ -53,6 +53,28 @@ pub(super) async fn run(
                 tracker.on_exit(ctx.spec.restart, ending, uptime, Instant::now().into_std())
             }
         };
+        // Every ending is told: in daemon.log (the container's log under `mcpctl gateway`)
+        // and the instance's own log.
+        let told = {
+            let v = view.borrow();
+            let exit = v.last_exit.clone().unwrap_or_else(|| "ended".into());
+            let why = v
+                .last_error
+                .clone()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            let next = match decision {
+                Decision::Restart { after } => format!(
+                    "restarting in {}",
+                    humantime::format_duration(Duration::from_millis(after.as_millis() as u64))
+                ),
+                Decision::CrashLoop => "crash loop: not restarted until the next apply".into(),
+                Decision::Stay => "not restarted (restart policy)".into(),
+            };
+            format!("instance {}: {exit}{why}; {next}", ctx.index)
+        };
+        tracing::warn!("{}: {told}", ctx.spec.name);
+        write_log(log.as_ref(), "mcpctl", &told);
         match decision {
             Decision::Restart { after } => {
                 view.send_modify(|v| {
