@@ -1,20 +1,28 @@
 //! Origin, Host and bearer: the checks in front of every route of a gateway port,
 //! stdio-backed or proxying, as one layer, so that no handler has to remember them. A
-//! session id is never taken as proof of anything.
+//! session id is never taken as proof of anything. The layer also reads the body, at
+//! most [`MAX_BODY`] and within the port's header timeout: a body trickled a byte at a
+//! time holds a connection no longer than slow headers may.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use age::secrecy::{ExposeSecret, SecretString};
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
 use super::jsonrpc::INVALID_REQUEST;
 use super::origin;
 use super::reply::rpc_error;
+
+/// Requests larger than this are refused with 413.
+pub(super) const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// What a port lets in.
 #[derive(Clone)]
@@ -23,13 +31,20 @@ pub(super) struct Guard {
     loopback: bool,
     /// Every request must carry `Authorization: Bearer <bearer>`.
     bearer: Option<Arc<SecretString>>,
+    /// How long a request's body may take to arrive.
+    body_timeout: Duration,
 }
 
 impl Guard {
-    pub(super) fn new(loopback: bool, bearer: Option<SecretString>) -> Self {
+    pub(super) fn new(
+        loopback: bool,
+        bearer: Option<SecretString>,
+        body_timeout: Duration,
+    ) -> Self {
         Self {
             loopback,
             bearer: bearer.map(Arc::new),
+            body_timeout,
         }
     }
 
@@ -72,10 +87,32 @@ impl Guard {
 }
 
 async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    match guard.refusal(request.headers()) {
-        Some(refusal) => refusal,
-        None => next.run(request).await,
+    if let Some(refusal) = guard.refusal(request.headers()) {
+        return refusal;
     }
+    let (parts, body) = request.into_parts();
+    let read = Limited::new(body, MAX_BODY).collect();
+    let body = match tokio::time::timeout(guard.body_timeout, read).await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            return rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                INVALID_REQUEST,
+                "the request is larger than 4 MiB",
+            );
+        }
+        Ok(Err(_)) => return StatusCode::BAD_REQUEST.into_response(),
+        Err(_) => {
+            return rpc_error(
+                StatusCode::REQUEST_TIMEOUT,
+                Value::Null,
+                INVALID_REQUEST,
+                "the request's body did not arrive in time",
+            );
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 /// A header's value, when it is text.
@@ -130,7 +167,11 @@ mod tests {
 
     #[test]
     fn origin_host_and_bearer_are_checked_in_that_order() {
-        let guard = Guard::new(true, Some(SecretString::from("s3cret".to_string())));
+        let guard = Guard::new(
+            true,
+            Some(SecretString::from("s3cret".to_string())),
+            Duration::from_secs(1),
+        );
         let status = |pairs: &[(&'static str, &str)]| {
             guard.refusal(&headers(pairs)).map(|r| r.status().as_u16())
         };
@@ -157,7 +198,7 @@ mod tests {
             ]),
             Some(403)
         );
-        let open = Guard::new(true, None);
+        let open = Guard::new(true, None, Duration::from_secs(1));
         assert!(open.refusal(&headers(&[host])).is_none());
     }
 }

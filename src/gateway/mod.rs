@@ -145,7 +145,7 @@ pub async fn serve(
         }
         Backend::Http(upstream) => (proxy::router(upstream)?, None),
     };
-    let app = guard::Guard::new(loopback, bearer).wrap(app);
+    let app = guard::Guard::new(loopback, bearer, limits.connections.header_timeout).wrap(app);
     let task = tokio::spawn(accept::serve(
         listener,
         app,

@@ -27,7 +27,6 @@ use super::jsonrpc::INTERNAL_ERROR;
 use super::reply::rpc_error;
 use super::sessions::SESSION_IDLE;
 
-const MAX_BODY: usize = 4 * 1024 * 1024;
 /// Never forwarded: the client's credential and connection-level headers.
 const DROPPED: [&str; 10] = [
     "authorization",
@@ -206,7 +205,7 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
         .flatten()
         .unwrap_or_default();
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
+    let body = match Limited::new(body, super::guard::MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };

@@ -920,6 +920,47 @@ fn r13_with_more_connections_than_descriptors_the_control_socket_and_new_clients
 }
 
 #[test]
+fn r13_a_body_trickled_a_byte_at_a_time_is_cut_off_at_the_timeout() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    let run = env
+        .command(&["apply"])
+        .env("MCPCTL_HEADER_TIMEOUT_MS", "1000")
+        .output()
+        .unwrap();
+    to_run(&["apply"], &run).success();
+    let mut stream = crate::common::connect(port);
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
+    )
+    .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        // A byte every 200 ms, for at most 20 s (or until the server hangs up).
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if writer.write_all(b" ").is_err() {
+                return;
+            }
+        }
+    });
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "the trickle was not cut off: {read:?} {answer}"
+    );
+    drop(stream);
+    trickle.join().unwrap();
+}
+
+#[test]
 fn r13_idle_and_half_sent_connections_are_bounded_and_closed_and_clients_still_served() {
     use std::io::{Read, Write};
     let port = free_port();

@@ -23,6 +23,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::gateway::era;
+use crate::gateway::guard;
 use crate::gateway::jsonrpc::INTERNAL_ERROR;
 use crate::gateway::meter::Meter;
 use crate::gateway::queue::Outbox;
@@ -41,9 +42,6 @@ mod sse;
 mod streamable;
 
 use session::{Session, SessionView, cancel_calls, new_session_id, spawn_janitor};
-
-/// Requests larger than this are refused with 413.
-const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Messages waiting for a slow SSE client before it is disconnected (its queue is
 /// cut: [`queue`]).
@@ -239,7 +237,7 @@ pub(super) fn router(
         )
         .route("/sse", get(sse::get_sse))
         .route("/messages", post(sse::post_messages))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(guard::MAX_BODY))
         .with_state(state);
     Ok((app, close))
 }
