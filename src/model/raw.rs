@@ -265,7 +265,8 @@ pub struct Layer {
     pub drain_timeout: Option<String>,
     /// Live client sessions the gateway keeps for a stdio server; at the cap a new one
     /// evicts the longest-idle session without an open stream, or gets 503 when every
-    /// one has a stream. Default `10000`.
+    /// one has a stream. Default `10000`; `100` with `sharing = "per-session"`, where
+    /// each session is a process of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_sessions: Option<i64>,

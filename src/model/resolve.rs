@@ -20,6 +20,8 @@ const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// `max_sessions` of a `sharing = "per-session"` server: each session is a process.
+const DEFAULT_PER_SESSION_MAX: usize = 100;
 const MAX_INSTANCES: i64 = 64;
 
 /// A value and the key path that set it.
@@ -538,11 +540,19 @@ fn resolve_server(
                         n.value
                     ))
                     .at(loc.value(&n.origin), "not a positive count")
-                    .hint("the default is 10000"),
+                    .hint("the default is 10000 (100 with sharing = \"per-session\")"),
                 );
                 None
             }
         },
+        // Each per-session session is a process of its own: far fewer by default.
+        None if m
+            .sharing
+            .as_ref()
+            .is_some_and(|s| s.value == super::raw::Sharing::PerSession) =>
+        {
+            Some(DEFAULT_PER_SESSION_MAX)
+        }
         None => Some(DEFAULT_MAX_SESSIONS),
     };
     let health = health_check(name, m.health.as_ref(), loc, diags);

@@ -515,3 +515,16 @@ fn limits_are_parsed_checked_and_cpu_is_said_to_be_unenforced() {
         errors("version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nlimits = { disk = \"1G\" }\n");
     assert!(unknown[0].contains("unknown field `disk`"), "{unknown:?}");
 }
+
+#[test]
+fn per_session_servers_keep_fewer_sessions_by_default() {
+    let shared = config("version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\n");
+    assert_eq!(shared.servers["s"].max_sessions, 10_000);
+    let own =
+        config("version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nsharing = \"per-session\"\n");
+    assert_eq!(own.servers["s"].max_sessions, 100);
+    let set = config(
+        "version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nsharing = \"per-session\"\nmax_sessions = 7\n",
+    );
+    assert_eq!(set.servers["s"].max_sessions, 7);
+}
