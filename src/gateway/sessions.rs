@@ -19,8 +19,9 @@ pub(super) const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 pub(super) trait Idle {
     /// The session's last request.
     fn last_seen(&self) -> Instant;
-    /// A session with an open stream is in use however quiet it is.
-    fn has_open_stream(&self) -> bool;
+    /// A session with an open stream or a call in flight is in use however long ago
+    /// its last request came.
+    fn in_use(&self) -> bool;
 }
 
 /// Sessions by id.
@@ -59,7 +60,7 @@ impl<S: Idle> Sessions<S> {
 
     /// Whether a new session could be let in under `max` now (by evicting one).
     pub(super) fn has_room(&self, max: usize) -> bool {
-        self.map.len() < max || self.map.values().any(|s| !s.has_open_stream())
+        self.map.len() < max || self.map.values().any(|s| !s.in_use())
     }
 
     /// Adds `session` as `id`; at `max`, first evicts the longest-idle session without
@@ -76,7 +77,7 @@ impl<S: Idle> Sessions<S> {
             let victim = self
                 .map
                 .iter()
-                .filter(|(_, s)| !s.has_open_stream())
+                .filter(|(_, s)| !s.in_use())
                 .min_by_key(|(_, s)| s.last_seen())
                 .map(|(id, _)| id.clone());
             let Some(victim) = victim else {
@@ -111,9 +112,7 @@ impl<S: Idle> Sessions<S> {
         let gone: Vec<String> = self
             .map
             .iter()
-            .filter(|(_, s)| {
-                !s.has_open_stream() && now.saturating_duration_since(s.last_seen()) > ttl
-            })
+            .filter(|(_, s)| !s.in_use() && now.saturating_duration_since(s.last_seen()) > ttl)
             .map(|(id, _)| id.clone())
             .collect();
         let gone = gone
@@ -148,7 +147,7 @@ mod tests {
         fn last_seen(&self) -> Instant {
             self.0
         }
-        fn has_open_stream(&self) -> bool {
+        fn in_use(&self) -> bool {
             self.1
         }
     }

@@ -1366,3 +1366,40 @@ fn sessions_beyond_max_sessions_evict_the_longest_idle_or_get_503() {
     });
     assert_eq!(post(port, Some(&oldest), &list).status, 404);
 }
+
+#[test]
+fn a_session_waiting_for_an_answer_is_not_the_one_evicted() {
+    let port = free_port();
+    let env = TestEnv::with_config(&(echo_config(port) + "max_sessions = 2\n"));
+    env.run_within(60, &["apply"]).success();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let (busy, other) = (initialize(port), initialize(port));
+    let busy_call = busy.clone();
+    let call = std::thread::spawn(move || {
+        let sleep = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"ms": 1500}}});
+        post(port, Some(&busy_call), &sleep).json()
+    });
+    crate::common::wait_for("the call to be in flight", 30, || {
+        let logs = env.run(&["server", "logs", "echo", "-n", "100"]);
+        if logs.stdout.contains("sleeping 1500 ms") {
+            Ok(())
+        } else {
+            Err(logs.stdout)
+        }
+    });
+    // `other` was seen after `busy` (a ping, which the gateway answers itself while the
+    // one-at-a-time child sleeps), but `busy` is waiting for its answer.
+    let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+    assert_eq!(post(port, Some(&other), &ping).status, 200);
+    let _third = initialize(port);
+    let answer = call.join().unwrap();
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("slept 1500 ms")),
+        "{answer}"
+    );
+    assert_eq!(post(port, Some(&busy), &list).status, 200);
+    assert_eq!(post(port, Some(&other), &list).status, 404);
+}

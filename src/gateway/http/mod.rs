@@ -82,6 +82,7 @@ impl AppState {
             events: s.events.clone(),
             can_answer: s.can_answer,
             envelope: s.envelope.clone(),
+            calls: Arc::clone(&s.calls),
         })
     }
 
@@ -132,6 +133,7 @@ impl AppState {
             subscriptions: Default::default(),
             stream: None,
             last_seen: Instant::now(),
+            calls: Arc::default(),
         };
         let Ok(mut sessions) = self.sessions.lock() else {
             return Err(Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()));

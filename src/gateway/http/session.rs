@@ -2,6 +2,7 @@
 //! sessions left idle.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -32,6 +33,8 @@ pub(super) struct Session {
     pub(super) stream: Option<Outbox>,
     /// Last request of this session, for idle expiry.
     pub(super) last_seen: Instant,
+    /// Its calls being answered now (see [`Working`]).
+    pub(super) calls: Arc<AtomicUsize>,
 }
 
 /// A session that ends ends its streams (and with them the tasks that feed them).
@@ -48,11 +51,12 @@ impl Idle for Session {
         self.last_seen
     }
 
-    fn has_open_stream(&self) -> bool {
-        [&self.events, &self.stream]
-            .into_iter()
-            .flatten()
-            .any(|s| !s.is_closed())
+    fn in_use(&self) -> bool {
+        self.calls.load(Ordering::Relaxed) > 0
+            || [&self.events, &self.stream]
+                .into_iter()
+                .flatten()
+                .any(|s| !s.is_closed())
     }
 }
 
@@ -83,6 +87,24 @@ pub(super) struct SessionView {
     pub(super) events: Option<Outbox>,
     pub(super) can_answer: bool,
     pub(super) envelope: Arc<era::Envelope>,
+    pub(super) calls: Arc<AtomicUsize>,
+}
+
+impl SessionView {
+    /// Counts a call of this session as in flight until the guard drops: a session
+    /// waiting for an answer is not idle, and is not the one evicted at the cap.
+    pub(super) fn working(&self) -> Working {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Working(Arc::clone(&self.calls))
+    }
+}
+
+pub(super) struct Working(Arc<AtomicUsize>);
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Cancels upstream the calls a session that ended still had in flight.

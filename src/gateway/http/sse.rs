@@ -106,7 +106,9 @@ pub(super) async fn post_messages(
         .and_then(Value::as_str)
         .filter(|_| msg.get("id").is_some())
         .map(|method| state.meter.begin(method));
+    let working = session.working();
     tokio::spawn(async move {
+        let _working = working;
         let reply = match handle(&state, &session_id, &session, msg, Some(events.clone())).await {
             Handled::Accepted => return,
             Handled::Reply(reply) | Handled::Gone(reply) => reply,

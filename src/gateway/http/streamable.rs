@@ -102,6 +102,7 @@ pub(super) async fn post_mcp(
             "unknown session: initialize again",
         );
     };
+    let working = session.working();
     let streams = header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
     let (events_tx, mut events) = queue::channel(SSE_BACKLOG);
     let handled = handle(
@@ -150,6 +151,7 @@ pub(super) async fn post_mcp(
     let key = cancel_key(&session_id, &id);
     tokio::spawn(async move {
         let _permit = permit;
+        let _working = working;
         let mut reply = Box::pin(finish(id, reply));
         let mut next = Some(first);
         loop {
