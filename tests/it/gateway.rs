@@ -1403,3 +1403,32 @@ fn a_session_waiting_for_an_answer_is_not_the_one_evicted() {
     assert_eq!(post(port, Some(&busy), &list).status, 200);
     assert_eq!(post(port, Some(&other), &list).status, 404);
 }
+
+#[test]
+fn a_client_sitting_on_a_question_does_not_stall_the_calls_of_other_clients() {
+    let port = free_port();
+    let env = TestEnv::with_config(&(echo_config(port) + "call_timeout = \"10m\"\n"));
+    env.run_within(60, &["apply"]).success();
+    let sitting = initialize_with(port, json!({"sampling": {}}));
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "sample", "arguments": {"text": "never answered"}}});
+    let mut stream = SseClient::post(port, &sitting, &call);
+    let request: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(request["method"], "sampling/createMessage");
+    // Another client that could be asked too: its call is answered (it waits for the
+    // turn to be asked a moment, then runs as one that cannot be).
+    let other = initialize_with(port, json!({"sampling": {}}));
+    let echo = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "not stalled"}}});
+    let reply = post(port, Some(&other), &echo).json();
+    assert_eq!(
+        reply["result"]["content"][0]["text"], "not stalled",
+        "{reply}"
+    );
+    // The first question is still open, and still its client's to answer.
+    let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": {"role": "assistant", "model": "m",
+        "content": {"type": "text", "text": "late but mine"}}});
+    assert_eq!(post(port, Some(&sitting), &answer).status, 202);
+    let result: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert!(result.to_string().contains("late but mine"), "{result}");
+}

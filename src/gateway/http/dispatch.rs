@@ -2,6 +2,7 @@
 //! logging and subscriptions), or forwarded to the session's instance.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -183,14 +184,8 @@ pub(super) async fn handle(
             permit: None,
         };
     }
-    let can_answer = session.can_answer && events.is_some();
-    // Serialise the calls that could cause a server request, so that one has a single
-    // possible origin instead of a guess.
-    let permit = if can_answer && CAN_CAUSE_SERVER_REQUESTS.contains(&method.as_str()) {
-        Arc::clone(&upstream.ask_lock).acquire_owned().await.ok()
-    } else {
-        None
-    };
+    let (permit, can_answer) =
+        ask_turn(upstream, session.can_answer && events.is_some(), &method).await;
     let options = CallOptions {
         events,
         can_answer,
@@ -200,6 +195,30 @@ pub(super) async fn handle(
     match upstream.start_request(&method, params, options).await {
         Ok(reply) => Handled::Forwarded { id, reply, permit },
         Err(gone) => Handled::Gone(gone_reply(id, &gone)),
+    }
+}
+
+/// How long a call that could be asked something waits for its turn before it runs as
+/// one whose client cannot answer (a question then gets "no connected client can
+/// answer"): one client sitting on a dialog must not stall every other client's calls.
+const ASK_TURN_WAIT: Duration = Duration::from_secs(5);
+
+/// The turn to be asked things, for a call whose client `can_answer`: calls that could
+/// cause a server request run one at a time, so that a request has a single possible
+/// origin instead of a guess. The permit (held until the call ends), and whether the
+/// call may be asked.
+pub(super) async fn ask_turn(
+    upstream: &Upstream,
+    can_answer: bool,
+    method: &str,
+) -> (Option<OwnedSemaphorePermit>, bool) {
+    if !can_answer || !CAN_CAUSE_SERVER_REQUESTS.contains(&method) {
+        return (None, can_answer);
+    }
+    let turn = Arc::clone(&upstream.ask_lock).acquire_owned();
+    match tokio::time::timeout(ASK_TURN_WAIT, turn).await {
+        Ok(Ok(permit)) => (Some(permit), true),
+        _ => (None, false),
     }
 }
 

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::dispatch::CAN_CAUSE_SERVER_REQUESTS;
+use super::dispatch::ask_turn;
 use super::events::EventStream;
 use super::listen::listen;
 use super::parking::{Call, Parking, STATE_PREFIX, invalid};
@@ -170,11 +170,7 @@ pub(super) async fn start(
     if legacy {
         era::strip_envelope(&mut params);
     }
-    let permit = if can_answer && CAN_CAUSE_SERVER_REQUESTS.contains(&method.as_str()) {
-        Arc::clone(&upstream.ask_lock).acquire_owned().await.ok()
-    } else {
-        None
-    };
+    let (permit, can_answer) = ask_turn(&upstream, can_answer, &method).await;
     let cancel_key = format!("stateless {}", NEXT_CALL.fetch_add(1, Ordering::Relaxed));
     let (events_tx, events) = queue::channel(SSE_BACKLOG);
     let options = CallOptions {
