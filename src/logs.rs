@@ -96,7 +96,21 @@ impl LogWriter {
         };
         let message = self.redactor.redact(&message);
         if let Some(server) = &self.tee {
-            tracing::info!(target: "mcpctl::server", server = %server, stream = source, "{message}");
+            // At the level the line names (`ERROR ...`, `[warn] ...`), else info.
+            match detect_level(&message) {
+                Some(Level::Error) => {
+                    tracing::error!(target: "mcpctl::server", server = %server, stream = source, "{message}")
+                }
+                Some(Level::Warn) => {
+                    tracing::warn!(target: "mcpctl::server", server = %server, stream = source, "{message}")
+                }
+                Some(Level::Debug | Level::Trace) => {
+                    tracing::debug!(target: "mcpctl::server", server = %server, stream = source, "{message}")
+                }
+                _ => {
+                    tracing::info!(target: "mcpctl::server", server = %server, stream = source, "{message}")
+                }
+            }
         }
         let stamp = humantime::format_rfc3339_millis(SystemTime::now());
         let line = format!("{stamp} {source} {message}\n");

@@ -36,16 +36,22 @@ fn main() -> ExitCode {
     };
     // The daemon's events are its log (its stderr is `daemon.log`); for other commands
     // tracing is developer output, off unless asked for.
+    let json_log = cli::json_log(&cli);
     init_tracing(
         cli::runs_daemon(&cli).then_some(tracing::Level::INFO),
-        cli::json_log(&cli),
+        json_log,
     );
     match cli::run(cli) {
         Ok(code) => exit::code(code),
         // A reader that went away (`mcpctl plan | head`) is not a failure.
         Err(e) if e.is_broken_pipe() => exit::code(exit::OK),
         Err(e) => {
-            mcpctl::note!("error: {e}");
+            if json_log {
+                // The log is JSON lines: so is its last word.
+                tracing::error!("{e}");
+            } else {
+                mcpctl::note!("error: {e}");
+            }
             exit::code(exit::ERROR)
         }
     }

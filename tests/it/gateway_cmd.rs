@@ -291,6 +291,40 @@ fn json_log_writes_every_line_as_a_json_object_naming_server_and_stream() {
     assert_eq!(ready["target"], "mcpctl::server", "{ready}");
     assert_eq!(ready["stream"], "stderr", "{ready}");
     assert_eq!(ready["server"], "server#0", "{ready}");
+    assert_eq!(ready["level"], "INFO", "{ready}");
+
+    // A server that fails at start: its ERROR line at that level, and the gateway's
+    // last word JSON too.
+    let port = free_port();
+    let port_arg = port.to_string();
+    let (child, _dir) = gateway(
+        &[
+            "--port",
+            &port_arg,
+            "--json-log",
+            "--",
+            echo_bin(),
+            "--fail-at-start",
+            "3",
+        ],
+        &[],
+    );
+    let out = child.take().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["level"] == "ERROR"
+            && e["target"] == "mcpctl::server"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("failing at start"))),
+        "{stderr}"
+    );
+    assert_eq!(events.last().unwrap()["level"], "ERROR", "{stderr}");
 }
 
 #[test]
