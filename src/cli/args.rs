@@ -161,6 +161,37 @@ pub enum Command {
     ///   mcpctl gateway --port 8443 --bind 0.0.0.0 --auth-bearer-env TOKEN --tls-cert c.pem --tls-key k.pem -- ./server
     ///   mcpctl gateway --port 8000 --url https://mcp.example.com/mcp --header 'Authorization=Bearer ${UPSTREAM}'
     Gateway(GatewayArgs),
+    /// Add the MCP servers of another client's config to the file
+    ///
+    /// Reads CLIENT's documented files (claude-desktop, claude-code, cursor, vscode,
+    /// windsurf, zed, codex), or FILE (the common `mcpServers` JSON shape, or a Codex
+    /// TOML). Commands become local servers on a free port, URLs remote ones with their
+    /// headers. Env values and headers that are credentials (a name with TOKEN, KEY,
+    /// SECRET, PASSWORD or AUTH, or a value that looks like a token) are encrypted as
+    /// secrets; `${VAR}` references stay as written. A server the file already has is
+    /// skipped, the same command in two clients becomes one server, and a name taken
+    /// by a different server gets a suffix: each is reported. Then, when a daemon runs,
+    /// the new servers start.
+    #[command(
+        after_help = "Examples:\n  mcpctl import --from claude-desktop --dry-run\n  mcpctl import --from cursor --only github,slack\n  mcpctl import --from ./old/mcp.json"
+    )]
+    Import(ImportArgs),
+    /// A stdio MCP server that bridges to NAME's endpoint on the local daemon
+    ///
+    /// For clients that only launch commands: their entry becomes
+    /// `{"command": "mcpctl", "args": ["-f", "/path/mcpctl.toml", "connect", "NAME"]}`
+    /// and every client shares the one supervised server. Each message goes to NAME's
+    /// Streamable HTTP endpoint (`/mcp`, both protocol eras) with the bearer from your
+    /// identity when the server has `auth`. When there is nothing to reach (no daemon,
+    /// an unknown or stopped server) the reason goes to stderr and every request is
+    /// answered with a JSON-RPC error. Exits when stdin closes.
+    #[command(
+        after_help = "Examples:\n  mcpctl connect github\n  mcpctl -f ~/team/mcpctl.toml connect github   # a client's command line"
+    )]
+    Connect {
+        /// The server, as the file names it
+        name: String,
+    },
     /// Internal: the per-instance process-group leader the daemon runs servers under
     #[command(name = "__shim", hide = true)]
     Shim {
@@ -171,6 +202,24 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// claude-desktop | claude-code | cursor | vscode | windsurf | zed | codex, or a file
+    #[arg(long, value_name = "CLIENT|FILE")]
+    pub from: String,
+    /// Read the client's config from this file instead of its usual places
+    #[arg(long, value_name = "FILE")]
+    pub config_path: Option<PathBuf>,
+    /// Print what would be added, as a diff of the file; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import only these servers (their names in the client's file)
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub only: Option<Vec<String>>,
+    #[command(flatten)]
+    pub apply: EditApply,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod architecture;
 mod backup;
 mod bad_input;
 mod common;
+mod connect;
 mod daemon;
 mod edit;
 mod examples;
