@@ -218,6 +218,9 @@ pub struct ImportArgs {
     /// Import only these servers (their names in the client's file)
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     pub only: Option<Vec<String>>,
+    /// New servers get free ports from this one upward (skipping the file's and those in use)
+    #[arg(long, value_name = "N", default_value_t = crate::import::plan::FIRST_PORT)]
+    pub first_port: u16,
     #[command(flatten)]
     pub apply: EditApply,
 }

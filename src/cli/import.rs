@@ -34,7 +34,7 @@ pub(super) fn run(path: &Path, args: &ImportArgs) -> Result<u8, Error> {
     }
     let mut imported = Imported::default();
     let change = |doc: &mut DocumentMut, raw: &RawConfig| {
-        imported = plan(&entries, &existing(raw), only, port_free);
+        imported = plan(&entries, &existing(raw), only, args.first_port, port_free);
         add_servers(doc, raw, &imported.servers)
     };
     if args.dry_run {

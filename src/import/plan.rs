@@ -41,21 +41,22 @@ pub struct Imported {
     pub notes: Vec<String>,
 }
 
-/// The first port tried for a new server.
+/// The first port tried for a new server, unless one is given.
 pub const FIRST_PORT: u16 = 8000;
 
 /// What `entries` (each with the label of where it came from) add to a file holding
 /// `existing`; `only` keeps the named entries; `port_free` says whether a port can be
-/// served (the caller asks the OS).
+/// served (the caller asks the OS); ports are tried from `first_port` upward.
 pub fn plan(
     entries: &[(String, Entry)],
     existing: &[Existing],
     only: Option<&[String]>,
+    first_port: u16,
     mut port_free: impl FnMut(u16) -> bool,
 ) -> Imported {
     let mut out = Imported::default();
     let mut taken_ports: BTreeSet<u16> = existing.iter().filter_map(|e| e.port).collect();
-    let mut next_port = FIRST_PORT;
+    let mut next_port = first_port;
     for (origin, entry) in entries {
         if only.is_some_and(|only| !only.iter().any(|n| n == &entry.name)) {
             continue;

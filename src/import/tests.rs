@@ -1,6 +1,6 @@
 //! The parsers on a fixture of each client's documented shape, and the import plan.
 
-use super::plan::{Existing, plan};
+use super::plan::{Existing, FIRST_PORT, plan};
 use super::{Client, Entry, formats};
 
 macro_rules! fixture {
@@ -116,7 +116,7 @@ fn credentials_become_secrets_references_stay_and_duplicates_merge() {
     );
     entries.extend(all(Client::Cursor, fixture!("cursor_mcp.json")));
     entries.extend(all(Client::ClaudeCode, fixture!("mcp.json")));
-    let imported = plan(&entries, &[], None, |p| p != 8001);
+    let imported = plan(&entries, &[], None, FIRST_PORT, |p| p != 8001);
     let names: Vec<&str> = imported.servers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["filesystem", "github", "remote-sse", "airtable"]);
     let github = &imported.servers[1];
@@ -145,7 +145,7 @@ fn credentials_become_secrets_references_stay_and_duplicates_merge() {
 #[test]
 fn headers_that_are_credentials_become_secret_templates() {
     let entries = all(Client::Codex, fixture!("codex_config.toml"));
-    let imported = plan(&entries, &[], None, |_| true);
+    let imported = plan(&entries, &[], None, FIRST_PORT, |_| true);
     let linear = &imported.servers[1];
     assert_eq!(linear.headers["Authorization"], "${AUTHORIZATION}");
     assert_eq!(linear.secrets["AUTHORIZATION"], "Bearer lin_api_abc123");
@@ -154,7 +154,7 @@ fn headers_that_are_credentials_become_secret_templates() {
         "d0cs-t0ken-abcdefghijklmnop"
     );
     let vscode = all(Client::Vscode, fixture!("vscode_mcp.json"));
-    let imported = plan(&vscode, &[], None, |_| true);
+    let imported = plan(&vscode, &[], None, FIRST_PORT, |_| true);
     assert_eq!(imported.servers[0].name, "perplexity");
     assert_eq!(imported.servers[1].headers["X-Team"], "core");
 }
@@ -180,13 +180,19 @@ fn what_the_file_has_is_skipped_and_clashing_names_renamed() {
             ..Existing::default()
         },
     ];
-    let imported = plan(&entries, &existing, None, |_| true);
+    let imported = plan(&entries, &existing, None, FIRST_PORT, |_| true);
     assert_eq!(imported.servers.len(), 1);
     assert_eq!(imported.servers[0].name, "filesystem-2");
     assert_eq!(imported.servers[0].port, 8002);
     let notes = imported.notes.join("\n");
     assert!(notes.contains("already in the file as `github`"), "{notes}");
     assert!(notes.contains("added as `filesystem-2`"), "{notes}");
-    let only = plan(&entries, &[], Some(&["github".to_string()]), |_| true);
+    let only = plan(
+        &entries,
+        &[],
+        Some(&["github".to_string()]),
+        FIRST_PORT,
+        |_| true,
+    );
     assert_eq!(only.servers.len(), 1);
 }

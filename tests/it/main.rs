@@ -13,6 +13,7 @@ mod examples;
 mod fmt;
 mod gateway;
 mod gateway_cmd;
+mod import;
 mod init;
 mod lifecycle;
 mod modern;
