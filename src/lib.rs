@@ -12,6 +12,7 @@
 //! [`backup`] is a server's backup document and the checks a restore makes (pure);
 //! [`bridge`] is `mcpctl connect`: a stdio MCP server forwarding to a server's
 //! endpoint on the daemon.
+//! [`clients`] is what `client link` writes into a client's file, and how (pure).
 //! [`import`] reads other clients' MCP configs and decides what the file gets (pure).
 //! [`git`] asks git which commit the file is at, and for the file at a revision.
 //!
@@ -23,6 +24,7 @@ pub mod backup;
 pub mod bridge;
 pub mod cli;
 pub mod client;
+pub mod clients;
 pub mod config;
 pub mod daemon;
 pub mod diag;

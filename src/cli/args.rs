@@ -176,6 +176,12 @@ pub enum Command {
         after_help = "Examples:\n  mcpctl import --from claude-desktop --dry-run\n  mcpctl import --from cursor --only github,slack\n  mcpctl import --from ./old/mcp.json"
     )]
     Import(ImportArgs),
+    /// Link a client (Claude Desktop, Cursor, ...) to mcpctl's servers in its own file
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  mcpctl client link claude-code --dry-run\n  mcpctl client status"
+    )]
+    Client(ClientCommand),
     /// A stdio MCP server that bridges to NAME's endpoint on the local daemon
     ///
     /// For clients that only launch commands: their entry becomes
@@ -202,6 +208,67 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LinkScope {
+    User,
+    Project,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Write an entry per running server into the client's file
+    ///
+    /// A URL entry (with the bearer header in the client's own variable syntax when
+    /// auth is on: the value never goes into the file) for clients that take URLs
+    /// (claude-code, cursor, vscode, windsurf), the `mcpctl connect NAME` bridge for
+    /// the others (claude-desktop, zed). Only mcpctl's own entries are edited, in
+    /// place: key order, formatting and everything else in the file stay. The file as
+    /// it was first is kept in .mcpctl/client-backups/. An entry of the same name that
+    /// is not mcpctl's, or that was edited by hand, is refused unless --force.
+    #[command(
+        after_help = "Examples:\n  mcpctl client link claude-desktop\n  mcpctl client link cursor --scope project --only github --dry-run"
+    )]
+    Link {
+        /// claude-desktop | claude-code | cursor | vscode | windsurf | zed
+        client: String,
+        /// The client's user-wide file or this project's [default: user; vscode: project]
+        #[arg(long, value_enum)]
+        scope: Option<LinkScope>,
+        /// The client's file, when it is not where the client documents it (remembered)
+        #[arg(long, value_name = "FILE")]
+        config_path: Option<PathBuf>,
+        /// Print the change as a diff; write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these servers
+        #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+        only: Option<Vec<String>>,
+        /// Replace entries of the same name that are not mcpctl's or were edited
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove mcpctl's entries from the client's file (nothing else)
+    #[command(after_help = "Example:\n  mcpctl client unlink claude-desktop")]
+    Unlink {
+        client: String,
+        #[arg(long, value_enum)]
+        scope: Option<LinkScope>,
+        /// Also remove entries edited by hand since mcpctl wrote them
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the entries link would write
+    #[command(after_help = "Example:\n  mcpctl client show cursor")]
+    Show {
+        client: String,
+        #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+        only: Option<Vec<String>>,
+    },
+    /// Per linked client file, each of mcpctl's entries: in-sync, drifted or missing
+    #[command(after_help = "Examples:\n  mcpctl client status\n  mcpctl client status cursor")]
+    Status { client: Option<String> },
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod import;
 mod init;
 mod install;
 mod lifecycle;
+mod link;
 mod plan;
 mod profile;
 mod secret;
@@ -108,6 +109,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Init => init::run(file, &cwd),
         Command::Gateway(args) => gateway::run(args, &cwd),
+        Command::Client(cmd) => link::run(&locate(file, &cwd)?, cmd),
         Command::Import(args) => import::run(&locate(file, &cwd)?, &args),
         Command::Connect { name } => Ok(crate::bridge::run(&locate(file, &cwd)?, &name)),
         Command::Validate { all } => plan::validate(&locate(file, &cwd)?, all),

@@ -16,6 +16,7 @@ mod gateway_cmd;
 mod import;
 mod init;
 mod lifecycle;
+mod link;
 mod modern;
 mod operations;
 mod output;
