@@ -49,6 +49,9 @@ pub(super) fn run(path: &Path, args: &ImportArgs) -> Result<u8, Error> {
             .header(&name, &format!("{name} (after import)"))
             .to_string();
         print(&diff)?;
+        if !imported.servers.is_empty() {
+            show_plan(path, after, &imported)?;
+        }
         crate::note!("{} (dry run: nothing was changed)", summary(&imported));
         return ok();
     }
@@ -62,6 +65,28 @@ pub(super) fn run(path: &Path, args: &ImportArgs) -> Result<u8, Error> {
         return ok();
     }
     after_edit(path, before, None, args.apply.no_apply)
+}
+
+/// The plan the imported file would cause for the new servers (secrets shown as
+/// `(sensitive)`); without an identity to read them, said and skipped.
+fn show_plan(path: &Path, after: String, imported: &Imported) -> Result<(), Error> {
+    let config = crate::model::parse(&after).map_err(|d| ConfigError::invalid(path, &after, d))?;
+    let mut loaded = crate::config::Loaded {
+        path: path.to_path_buf(),
+        source: after,
+        config,
+    };
+    if let Err(e) = crate::secrets::unlock::unlock(&mut loaded) {
+        crate::note!("(no plan: the secrets cannot be read here: {e})");
+        return Ok(());
+    }
+    let names: Vec<String> = imported.servers.iter().map(|s| s.name.clone()).collect();
+    let plan = crate::plan::focus(
+        crate::plan::plan(&loaded.config.servers, &super::lifecycle::observed(path)?),
+        &names,
+        None,
+    );
+    print(&crate::render::plan_text(&plan, super::plan::colour()))
 }
 
 fn summary(imported: &Imported) -> String {

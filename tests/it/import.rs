@@ -66,6 +66,7 @@ fn a_claude_desktop_token_is_encrypted_reaches_the_server_and_a_second_import_ch
     dry.success()
         .stdout_has("+[servers.github]")
         .stdout_has("+# imported from claude-desktop:GitHub")
+        .stdout_has("+ server \"github\"")
         .stderr_has("dry run");
     assert!(!dry.stdout.contains(TOKEN) && !dry.stderr.contains(TOKEN));
     assert_eq!(env.read("mcpctl.toml"), before);
