@@ -223,7 +223,7 @@ pub enum ClientCommand {
     /// A URL entry (with the bearer header in the client's own variable syntax when
     /// auth is on: the value never goes into the file) for clients that take URLs
     /// (claude-code, cursor, vscode, windsurf), the `mcpctl connect NAME` bridge for
-    /// the others (claude-desktop, zed). Only mcpctl's own entries are edited, in
+    /// the others (claude-desktop, zed, codex). Only mcpctl's own entries are edited, in
     /// place: key order, formatting and everything else in the file stay. The file as
     /// it was first is kept in .mcpctl/client-backups/. An entry of the same name that
     /// is not mcpctl's, or that was edited by hand, is refused unless --force.
@@ -231,7 +231,7 @@ pub enum ClientCommand {
         after_help = "Examples:\n  mcpctl client link claude-desktop\n  mcpctl client link cursor --scope project --only github --dry-run"
     )]
     Link {
-        /// claude-desktop | claude-code | cursor | vscode | windsurf | zed
+        /// claude-desktop | claude-code | cursor | vscode | windsurf | zed | codex
         client: String,
         /// The client's user-wide file or this project's [default: user; vscode: project]
         #[arg(long, value_enum)]

@@ -11,7 +11,7 @@ use super::args::{ClientCommand, LinkScope};
 use super::import::homes;
 use super::{Error, ok, print};
 use crate::clients::records::{Link, Records, State, state};
-use crate::clients::{Target, entry, jsonedit, section};
+use crate::clients::{self, Target, entry, jsonedit, section};
 use crate::config::{Error as ConfigError, store};
 use crate::import::Client;
 use crate::model::spec::State as RunState;
@@ -54,11 +54,8 @@ fn client_of(name: &str) -> Result<(Client, &'static str), Error> {
             all.join(", ")
         ))
     })?;
-    let section = section(client).ok_or_else(|| {
-        Error::Failed(format!(
-            "linking {name} is not supported yet; `mcpctl client show {name}` is not either: add `mcpctl connect NAME` entries by hand"
-        ))
-    })?;
+    let section = section(client)
+        .ok_or_else(|| Error::Failed(format!("`{name}` is not a client mcpctl can link")))?;
     Ok((client, section))
 }
 
@@ -95,6 +92,7 @@ fn default_path(client: Client, scope: LinkScope) -> Result<PathBuf, Error> {
         (Client::Vscode, LinkScope::Project) => cwd.join(".vscode/mcp.json"),
         (Client::Windsurf, LinkScope::User) => home.join(".codeium/windsurf/mcp_config.json"),
         (Client::Zed, LinkScope::User) => config_home.join("zed/settings.json"),
+        (Client::Codex, LinkScope::User) => home.join(".codex/config.toml"),
         (c, s) => {
             return Err(Error::Failed(format!(
                 "{} has no {} scope",
@@ -226,15 +224,16 @@ fn link(
         .unwrap_or_else(|| Link {
             path: file.display().to_string(),
             created_file: existed.is_none(),
-            created_section: !jsonedit::has_section(&before, section).unwrap_or(false),
+            created_section: !clients::has_section(client, &before, section).unwrap_or(false),
             entries: Default::default(),
         });
     let mut text = before.clone();
     let mut refused = Vec::new();
     let mut written = Vec::new();
     for (name, value) in &wanted {
-        let current = jsonedit::get(&text, section, name).map_err(|why| bad_file(&file, why))?;
-        match state(Some(&record), name, current) {
+        let current =
+            clients::get(client, &text, section, name).map_err(|why| bad_file(&file, why))?;
+        match state(Some(&record), name, current.as_deref()) {
             Some(State::Foreign) if !force => refused.push(format!(
                 "`{name}` is already in {} and is not mcpctl's (--force replaces it)",
                 file.display()
@@ -243,7 +242,7 @@ fn link(
                 "`{name}` was edited by hand since mcpctl wrote it (--force writes it again)"
             )),
             _ => {
-                text = jsonedit::upsert(&text, section, name, value)
+                text = clients::upsert(client, &text, section, name, value)
                     .map_err(|why| bad_file(&file, why))?;
                 record
                     .entries
@@ -339,8 +338,9 @@ fn unlink(
     let mut removed = Vec::new();
     let names: Vec<String> = record.entries.keys().cloned().collect();
     for name in names {
-        let current = jsonedit::get(&text, section, &name).map_err(|why| bad_file(&file, why))?;
-        match state(Some(&record), &name, current) {
+        let current =
+            clients::get(client, &text, section, &name).map_err(|why| bad_file(&file, why))?;
+        match state(Some(&record), &name, current.as_deref()) {
             Some(State::Drifted) if !force => {
                 crate::note!(
                     "kept `{name}`: edited by hand since mcpctl wrote it (--force removes it)"
@@ -348,8 +348,8 @@ fn unlink(
                 continue;
             }
             Some(State::InSync | State::Drifted) => {
-                text =
-                    jsonedit::remove(&text, section, &name).map_err(|why| bad_file(&file, why))?;
+                text = clients::remove(client, &text, section, &name)
+                    .map_err(|why| bad_file(&file, why))?;
                 removed.push(name.clone());
             }
             _ => {}
@@ -357,14 +357,10 @@ fn unlink(
         record.entries.remove(&name);
     }
     if record.created_section {
-        text = jsonedit::remove_section_if_empty(&text, section)
+        text = clients::remove_section_if_empty(client, &text, section)
             .map_err(|why| bad_file(&file, why))?;
     }
-    let empty = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v.as_object().map(serde_json::Map::is_empty))
-        .unwrap_or(false);
-    if record.created_file && empty {
+    if record.created_file && clients::is_empty_file(client, &text) {
         std::fs::remove_file(&file).map_err(|e| ConfigError::io(&file, e))?;
     } else if text != before {
         store::write_atomic(&file, &text)?;
@@ -389,13 +385,12 @@ fn unlink(
 
 fn show(config: &Path, client_name: &str, only: Option<&[String]>) -> Result<u8, Error> {
     let (client, section) = client_of(client_name)?;
-    let mut servers = serde_json::Map::new();
+    // The entries as they would stand in a file of the client's own format.
+    let mut text = String::new();
     for (name, value) in entries(config, client, only)? {
-        servers.insert(name, value);
+        text = clients::upsert(client, &text, section, &name, &value).map_err(Error::Failed)?;
     }
-    let mut doc = serde_json::Map::new();
-    doc.insert(section.to_string(), Value::Object(servers));
-    print(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"))?;
+    print(text.trim_start())?;
     ok()
 }
 
@@ -407,14 +402,17 @@ fn status(config: &Path, client: Option<&str>) -> Result<u8, Error> {
         if client.is_some_and(|c| c != client_name) {
             continue;
         }
-        let Some(section) = Client::from_name(client_name).and_then(section) else {
+        let Some(client) = Client::from_name(client_name) else {
+            continue;
+        };
+        let Some(section) = section(client) else {
             continue;
         };
         lines.push(format!("{key}  {}", link.path));
         let text = read_client_file(Path::new(&link.path))?.unwrap_or_default();
         for name in link.entries.keys() {
-            let current = jsonedit::get(&text, section, name).ok().flatten();
-            let st = state(Some(link), name, current).map_or("missing", State::name);
+            let current = clients::get(client, &text, section, name).ok().flatten();
+            let st = state(Some(link), name, current.as_deref()).map_or("missing", State::name);
             lines.push(format!("  {name:<24} {st}"));
         }
     }

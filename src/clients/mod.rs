@@ -5,6 +5,7 @@
 
 pub mod jsonedit;
 pub mod records;
+pub mod tomledit;
 
 use serde_json::{Value, json};
 
@@ -25,7 +26,8 @@ pub fn section(client: Client) -> Option<&'static str> {
     match client {
         Client::Vscode => Some("servers"),
         Client::Zed => Some("context_servers"),
-        Client::Codex | Client::File => None,
+        Client::Codex => Some("mcp_servers"),
+        Client::File => None,
         _ => Some("mcpServers"),
     }
 }
@@ -62,6 +64,80 @@ pub fn entry(client: Client, target: &Target, connect: &[String]) -> Value {
     entry
 }
 
+/// The client's file holds TOML (Codex), not JSON.
+fn is_toml(client: Client) -> bool {
+    client == Client::Codex
+}
+
+/// `section.name` of the client's file, as text a digest reads.
+pub fn get(
+    client: Client,
+    text: &str,
+    section: &str,
+    name: &str,
+) -> Result<Option<String>, String> {
+    if is_toml(client) {
+        tomledit::get(text, section, name)
+    } else {
+        Ok(jsonedit::get(text, section, name)?.map(str::to_string))
+    }
+}
+
+pub fn has_section(client: Client, text: &str, section: &str) -> Result<bool, String> {
+    if is_toml(client) {
+        tomledit::has_section(text, section)
+    } else {
+        jsonedit::has_section(text, section)
+    }
+}
+
+pub fn upsert(
+    client: Client,
+    text: &str,
+    section: &str,
+    name: &str,
+    value: &Value,
+) -> Result<String, String> {
+    if is_toml(client) {
+        tomledit::upsert(text, section, name, value)
+    } else {
+        jsonedit::upsert(text, section, name, value)
+    }
+}
+
+pub fn remove(client: Client, text: &str, section: &str, name: &str) -> Result<String, String> {
+    if is_toml(client) {
+        tomledit::remove(text, section, name)
+    } else {
+        jsonedit::remove(text, section, name)
+    }
+}
+
+pub fn remove_section_if_empty(
+    client: Client,
+    text: &str,
+    section: &str,
+) -> Result<String, String> {
+    if is_toml(client) {
+        tomledit::remove_section_if_empty(text, section)
+    } else {
+        jsonedit::remove_section_if_empty(text, section)
+    }
+}
+
+/// Whether the file holds nothing at all (`{}`, or no TOML keys).
+pub fn is_empty_file(client: Client, text: &str) -> bool {
+    if is_toml(client) {
+        text.parse::<toml_edit::DocumentMut>()
+            .is_ok_and(|d| d.is_empty())
+    } else {
+        serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| v.as_object().map(serde_json::Map::is_empty))
+            .unwrap_or(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +170,7 @@ mod tests {
             json!({"command": "/bin/mcpctl", "args": ["-f", "/p/mcpctl.toml", "connect", "gh"]})
         );
         assert_eq!(section(Client::Vscode), Some("servers"));
-        assert_eq!(section(Client::Codex), None);
+        assert_eq!(section(Client::Codex), Some("mcp_servers"));
+        assert_eq!(section(Client::File), None);
     }
 }

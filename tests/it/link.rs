@@ -41,7 +41,7 @@ fn only_added(before: &str, after: &str) -> bool {
 }
 
 /// (client, scope, where its file is under the test folder, fixture, what the entry holds)
-const CLIENTS: [(&str, &str, &str, &str, &str); 7] = [
+const CLIENTS: [(&str, &str, &str, &str, &str); 8] = [
     (
         "claude-desktop",
         "user",
@@ -91,6 +91,13 @@ const CLIENTS: [(&str, &str, &str, &str, &str); 7] = [
         "zed_settings.json",
         "\"connect\"",
     ),
+    (
+        "codex",
+        "user",
+        "home/.codex/config.toml",
+        "codex_config.toml",
+        "[mcp_servers.linked]",
+    ),
 ];
 
 #[test]
@@ -112,7 +119,7 @@ fn every_client_s_file_is_linked_in_place_and_unlinked_back_to_its_bytes() {
             "{client}: something else changed:\n{}",
             TextDiff::from_lines(&original, &linked).unified_diff()
         );
-        if client != "zed" {
+        if client != "zed" && client != "codex" {
             let doc: serde_json::Value = serde_json::from_str(&linked).unwrap();
             let section = if client == "vscode" {
                 "servers"
@@ -218,7 +225,7 @@ fn a_file_link_made_goes_away_with_unlink_and_paths_are_remembered() {
         .stderr_has("elsewhere/mcp.json was not changed");
     run_home(&env, &["client", "unlink", "cursor"]).success();
     assert_eq!(env.read("elsewhere/mcp.json"), "{}\n");
-    run_home(&env, &["client", "link", "codex"])
+    run_home(&env, &["client", "link", "notepad"])
         .failure()
-        .stderr_has("not supported yet");
+        .stderr_has("unknown client `notepad`");
 }
