@@ -251,6 +251,34 @@ fn link(
             }
         }
     }
+    // Entries of servers the file no longer runs go (when they are as written).
+    let mut dropped = Vec::new();
+    if only.is_none() {
+        let stale: Vec<String> = record
+            .entries
+            .keys()
+            .filter(|name| !wanted.iter().any(|(w, _)| w == *name))
+            .cloned()
+            .collect();
+        for name in stale {
+            let current =
+                clients::get(client, &text, section, &name).map_err(|why| bad_file(&file, why))?;
+            match state(Some(&record), &name, current.as_deref()) {
+                Some(State::Drifted) => crate::note!(
+                    "kept `{name}`: the file no longer runs it, but it was edited by hand (`client unlink --force` removes it)"
+                ),
+                Some(State::InSync) => {
+                    text = clients::remove(client, &text, section, &name)
+                        .map_err(|why| bad_file(&file, why))?;
+                    record.entries.remove(&name);
+                    dropped.push(name);
+                }
+                _ => {
+                    record.entries.remove(&name);
+                }
+            }
+        }
+    }
     if !refused.is_empty() {
         return Err(Error::Failed(format!(
             "nothing was linked:\n  - {}",
@@ -288,6 +316,12 @@ fn link(
         },
         file.display()
     );
+    if !dropped.is_empty() {
+        crate::note!(
+            "removed {}: the file no longer runs them",
+            dropped.join(", ")
+        );
+    }
     ok()
 }
 

@@ -50,8 +50,14 @@ fn server_pid(env: &TestEnv, name: &str) -> String {
 
 #[test]
 fn the_python_sdk_lists_and_calls_tools_through_connect_and_two_clients_share_one_process() {
-    let port = free_port();
-    let env = TestEnv::with_config(&echo_config(port, ""));
+    let (port, modern) = (free_port(), free_port());
+    let env = TestEnv::with_config(&echo_config(
+        port,
+        &format!(
+            "[servers.modern]\ncommand = \"{}\"\nargs = [\"--modern\"]\nport = {modern}\n",
+            echo_bin()
+        ),
+    ));
     sdk_python(); // installed before anything starts
     env.run_within(60, &["apply"]).success();
     let pid = server_pid(&env, "echo");
@@ -62,10 +68,17 @@ fn the_python_sdk_lists_and_calls_tools_through_connect_and_two_clients_share_on
         assert_eq!(client["whoami"], pid.as_str(), "{seen}");
         assert_eq!(client["protocol_version"], "2025-11-25", "{seen}");
     }
-    // A 2026-07-28 client passes through the same bridge.
+    // A 2026-07-28 client passes through the same bridge, to a child of either era
+    // (the modern child's `confirm` is an input_required round through the bridge).
     let seen = sdk_over_connect(&env, "2026-07-28", 1, "echo");
     assert_eq!(seen["clients"][0]["whoami"], pid.as_str(), "{seen}");
     assert_eq!(seen["clients"][0]["protocol_version"], "2026-07-28");
+    let seen = sdk_over_connect(&env, "2026-07-28", 2, "modern");
+    let modern_pid = server_pid(&env, "modern");
+    for client in seen["clients"].as_array().unwrap() {
+        assert_eq!(client["whoami"], modern_pid.as_str(), "{seen}");
+    }
+    sdk_over_connect(&env, "legacy", 1, "modern");
     assert_eq!(
         server_pid(&env, "echo"),
         pid,

@@ -225,6 +225,16 @@ fn a_file_link_made_goes_away_with_unlink_and_paths_are_remembered() {
         .stderr_has("elsewhere/mcp.json was not changed");
     run_home(&env, &["client", "unlink", "cursor"]).success();
     assert_eq!(env.read("elsewhere/mcp.json"), "{}\n");
+    // A server the file no longer runs loses its entry at the next link.
+    run_home(&env, &["client", "link", "windsurf"]).success();
+    env.write("mcpctl.toml", "version = 1\n");
+    run_home(&env, &["client", "link", "windsurf"])
+        .success()
+        .stderr_has("removed linked");
+    assert!(
+        !env.read("home/.codeium/windsurf/mcp_config.json")
+            .contains("linked")
+    );
     run_home(&env, &["client", "link", "notepad"])
         .failure()
         .stderr_has("unknown client `notepad`");
