@@ -28,6 +28,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -56,9 +57,6 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Runs the bridge to `name` of the file at `config` until stdin closes.
 pub fn run(config: &Path, name: &str) -> u8 {
     let target = target::resolve(config, name);
-    if let Err(why) = &target {
-        crate::note!("mcpctl connect {name}: {why}");
-    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -75,7 +73,10 @@ pub fn run(config: &Path, name: &str) -> u8 {
 async fn serve(name: &str, target: Result<Target, Unavailable>) -> u8 {
     let (out, queued) = mpsc::channel::<Vec<u8>>(OUT_QUEUE);
     let writer = tokio::spawn(write_out(queued));
-    let bridge = target.map(|t| Arc::new(Bridge::new(name, t, out.clone())));
+    let bridge = target.and_then(|t| Bridge::new(name, t, out.clone()).map(Arc::new));
+    if let Err(why) = &bridge {
+        crate::note!("mcpctl connect {name}: {why}");
+    }
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut calls = JoinSet::new();
     let mut lines = BoundedLines::new(BufReader::new(tokio::io::stdin()), MAX_MESSAGE);
@@ -180,7 +181,7 @@ struct Session {
 
 struct Bridge {
     name: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     url: String,
     bearer: Option<HeaderValue>,
     session: Mutex<Session>,
@@ -189,17 +190,47 @@ struct Bridge {
 }
 
 impl Bridge {
-    fn new(name: &str, target: Target, out: mpsc::Sender<Vec<u8>>) -> Self {
+    fn new(name: &str, target: Target, out: mpsc::Sender<Vec<u8>>) -> Result<Self, Unavailable> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let connector = match hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider)
+        {
+            Ok(builder) => builder
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(connector),
+            Err(e) if target.url.starts_with("https:") => {
+                return Err(Unavailable(format!(
+                    "`{name}` is served over HTTPS and no trusted roots can be read ({e}); point SSL_CERT_FILE at its CA"
+                )));
+            }
+            // Plain HTTP needs no roots: an https_or_http connector without any.
+            Err(_) => {
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Unavailable(e.to_string()))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(config)
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(connector)
+            }
+        };
         let bearer = target.bearer.and_then(|secret| {
             let mut value =
                 HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret())).ok()?;
             value.set_sensitive(true);
             Some(value)
         });
-        Self {
+        Ok(Self {
             name: name.to_string(),
             http: Client::builder(TokioExecutor::new()).build(connector),
             url: target.url,
@@ -207,7 +238,7 @@ impl Bridge {
             session: Mutex::new(Session::default()),
             listener: Mutex::new(None),
             out,
-        }
+        })
     }
 
     fn session(&self) -> Session {

@@ -14,7 +14,8 @@ use crate::model::spec::{State, Transport};
 
 /// The endpoint to bridge to.
 pub struct Target {
-    /// `http://HOST:PORT/mcp`.
+    /// `http://HOST:PORT/mcp` (`https` for a server with `tls`, verified against the
+    /// system's roots or `SSL_CERT_FILE`).
     pub url: String,
     pub bearer: Option<SecretString>,
 }
@@ -45,19 +46,15 @@ pub fn resolve(config: &Path, name: &str) -> Result<Target, Unavailable> {
             "`{name}` is served over legacy SSE only (transport = \"sse\"); connect speaks Streamable HTTP"
         )));
     }
-    if spec.tls.is_some() {
-        return Err(Unavailable(format!(
-            "`{name}` is served over HTTPS (tls); connect reaches plain-HTTP servers only so far"
-        )));
-    }
     if spec.state == State::Stopped {
         return Err(Unavailable(format!(
             "`{name}` is stopped (state = \"stopped\"); start it with `mcpctl server start {name}`"
         )));
     }
     check_running(config, name)?;
+    let scheme = if spec.tls.is_some() { "https" } else { "http" };
     Ok(Target {
-        url: format!("http://{}/mcp", authority(spec)),
+        url: format!("{scheme}://{}/mcp", authority(spec)),
         bearer: bearer(spec)?,
     })
 }

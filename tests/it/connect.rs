@@ -207,8 +207,11 @@ struct Bridge {
 
 impl Bridge {
     fn open(env: &TestEnv, name: &str) -> Self {
-        let mut child = env
-            .command(&["connect", name])
+        Self::spawn(&mut env.command(&["connect", name]))
+    }
+
+    fn spawn(command: &mut Command) -> Self {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -280,4 +283,35 @@ impl Bridge {
         }
         (self.child.wait().unwrap().code(), stderr)
     }
+}
+
+#[test]
+fn connect_reaches_a_tls_server_through_the_roots_it_is_given() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(
+        port,
+        "tls = { cert = \"tls/cert.pem\", key = \"tls/key.pem\" }\n",
+    ));
+    std::fs::create_dir_all(env.path().join("tls")).unwrap();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(fixtures.join(file), env.path().join("tls").join(file)).unwrap();
+    }
+    env.run_within(60, &["apply"]).success();
+    let mut bridge = Bridge::spawn(
+        env.command(&["connect", "echo"])
+            .env("SSL_CERT_FILE", fixtures.join("ca.pem")),
+    );
+    let answer = bridge.ask(&initialize(1));
+    assert!(answer["result"]["serverInfo"].is_object(), "{answer}");
+    assert_eq!(bridge.close().0, Some(0));
+    // Without the CA the certificate is not trusted: an error, never plain text.
+    let mut bridge = Bridge::spawn(
+        env.command(&["connect", "echo"])
+            .env("SSL_CERT_FILE", env.path().join("tls/cert.pem")),
+    );
+    let answer = bridge.ask(&initialize(2));
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    let (_, stderr) = bridge.close();
+    assert!(stderr.contains("https://127.0.0.1"), "{stderr}");
 }
