@@ -151,6 +151,11 @@ pub fn plan(
 /// Env values and headers of `entry` into `server`'s env, secrets and headers.
 fn sort_values(entry: &Entry, server: &mut NewServer, notes: &mut Vec<String>) {
     let source = entry.name.clone();
+    if let Some(arg) = entry.args.iter().find(|a| is_reference(a)) {
+        notes.push(format!(
+            "{source}: the argument \"{arg}\" stays as written (mcpctl does not expand `${{...}}` in args)"
+        ));
+    }
     for (key, value) in &entry.env {
         if check_env_name(key).is_err() {
             notes.push(format!(

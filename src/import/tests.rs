@@ -153,6 +153,14 @@ fn headers_that_are_credentials_become_secret_templates() {
         imported.servers[0].secrets["DOCS_TOKEN"],
         "d0cs-t0ken-abcdefghijklmnop"
     );
+    let code = all(Client::ClaudeCode, fixture!("claude.json"));
+    let notes = plan(&code, &[], None, FIRST_PORT, |_| true)
+        .notes
+        .join("\n");
+    assert!(
+        notes.contains("\"${DATABASE_URL}\" stays as written"),
+        "{notes}"
+    );
     let vscode = all(Client::Vscode, fixture!("vscode_mcp.json"));
     let imported = plan(&vscode, &[], None, FIRST_PORT, |_| true);
     assert_eq!(imported.servers[0].name, "perplexity");
