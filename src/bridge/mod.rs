@@ -53,6 +53,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const QUICK_TIMEOUT: Duration = Duration::from_secs(30);
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
+const SESSION_ENDED: &str = "the session ended (the server was restarted or stopped)";
 
 /// Runs the bridge to `name` of the file at `config` until stdin closes.
 pub fn run(config: &Path, name: &str) -> u8 {
@@ -185,6 +186,8 @@ struct Bridge {
     url: String,
     bearer: Option<HeaderValue>,
     session: Mutex<Session>,
+    /// The client's `initialize`, to open a new session with when the server restarts.
+    init: Mutex<Option<Bytes>>,
     listener: Mutex<Option<AbortHandle>>,
     out: mpsc::Sender<Vec<u8>>,
 }
@@ -236,6 +239,7 @@ impl Bridge {
             url: target.url,
             bearer,
             session: Mutex::new(Session::default()),
+            init: Mutex::new(None),
             listener: Mutex::new(None),
             out,
         })
@@ -254,7 +258,24 @@ impl Bridge {
     /// Sends one message and passes its answer on; a failure is said on stderr and,
     /// for a request, answered as a JSON-RPC error.
     async fn forward(self: &Arc<Self>, body: Vec<u8>, msg: Message) {
-        if let Err(why) = self.exchange(body, &msg).await {
+        let body = Bytes::from(body);
+        if msg.is_initialize()
+            && let Ok(mut init) = self.init.lock()
+        {
+            *init = Some(body.clone());
+        }
+        let mut sent = self.exchange(body.clone(), &msg).await;
+        // The server was restarted (its sessions end with it): open a new session
+        // with the client's own `initialize`, then send the message again, once.
+        if matches!(&sent, Err(why) if why == SESSION_ENDED) && !msg.is_initialize() {
+            sent = match self.reopen().await {
+                Ok(()) => self.exchange(body, &msg).await,
+                Err(why) => Err(format!(
+                    "{SESSION_ENDED}, and a new one could not be opened: {why}"
+                )),
+            };
+        }
+        if let Err(why) = sent {
             crate::note!("mcpctl connect {}: {why}", self.name);
             if let Some(id) = msg.id() {
                 emit(
@@ -285,7 +306,70 @@ impl Bridge {
         req
     }
 
-    async fn exchange(self: &Arc<Self>, body: Vec<u8>, msg: &Message) -> Result<(), String> {
+    /// A new session for the client, from its first `initialize` (whose answer it
+    /// already has, so this one is not passed on).
+    async fn reopen(self: &Arc<Self>) -> Result<(), String> {
+        let Some(init) = self.init.lock().ok().and_then(|i| i.clone()) else {
+            return Err("the client never initialized".into());
+        };
+        if let Ok(mut listener) = self.listener.lock()
+            && let Some(task) = listener.take()
+        {
+            task.abort();
+        }
+        self.update_session(|s| *s = Session::default());
+        let post = |session: &Session, body: Bytes| {
+            self.request(Method::POST, session)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(body))
+                .map_err(|e| e.to_string())
+        };
+        let answer = tokio::time::timeout(
+            QUICK_TIMEOUT,
+            self.http.request(post(&Session::default(), init)?),
+        )
+        .await
+        .map_err(|_| format!("no answer within {QUICK_TIMEOUT:?}"))?
+        .map_err(|e| self.unreachable(&e))?;
+        if !answer.status().is_success() {
+            return Err(format!("initialize answered {}", answer.status()));
+        }
+        let id = answer
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = Limited::new(answer.into_body(), MAX_MESSAGE)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        // JSON, or the one event of an SSE answer.
+        let mut events = wire::SseEvents::new(MAX_MESSAGE);
+        let result = events
+            .feed(&bytes)
+            .into_iter()
+            .next()
+            .map_or(bytes.to_vec(), |e| e);
+        self.update_session(|s| s.id = id);
+        self.negotiated(&result);
+        let initialized =
+            Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        let session = self.session();
+        let _ = tokio::time::timeout(
+            QUICK_TIMEOUT,
+            self.http.request(post(&session, initialized)?),
+        )
+        .await;
+        crate::note!(
+            "mcpctl connect {}: the server's session ended; opened a new one",
+            self.name
+        );
+        self.listen();
+        Ok(())
+    }
+
+    async fn exchange(self: &Arc<Self>, body: Bytes, msg: &Message) -> Result<(), String> {
         // A 2026-07-28 request is stateless: its own headers, no session.
         let session = if msg.modern_headers.is_empty() {
             self.session()
@@ -299,7 +383,7 @@ impl Bridge {
             req = req.header(*name, value);
         }
         let req = req
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| format!("cannot build the request: {e}"))?;
         let sent = self.http.request(req);
         let response = if matches!(msg.kind, Kind::Request { .. }) {
@@ -348,10 +432,7 @@ impl Bridge {
         }
         if status == StatusCode::NOT_FOUND && session.id.is_some() {
             self.update_session(|s| *s = Session::default());
-            return Err(
-                "the session ended (the server was restarted or stopped); restart the client to reconnect"
-                    .into(),
-            );
+            return Err(SESSION_ENDED.into());
         }
         if msg.id().is_some() && wire::is_message(&bytes) {
             emit(&self.out, bytes.to_vec()).await;

@@ -315,3 +315,25 @@ fn connect_reaches_a_tls_server_through_the_roots_it_is_given() {
     let (_, stderr) = bridge.close();
     assert!(stderr.contains("https://127.0.0.1"), "{stderr}");
 }
+
+#[test]
+fn a_restarted_server_gets_a_new_session_and_the_client_goes_on() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port, ""));
+    env.run_within(60, &["apply"]).success();
+    let mut bridge = Bridge::open(&env, "echo");
+    assert!(bridge.ask(&initialize(1))["result"].is_object());
+    bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let before = server_pid(&env, "echo");
+    env.run_within(60, &["server", "restart", "echo"]).success();
+    assert_ne!(server_pid(&env, "echo"), before, "restarted");
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "after the restart"}}});
+    let answer = bridge.ask(&call);
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "after the restart",
+        "{answer}"
+    );
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(0), "{stderr}");
+}
