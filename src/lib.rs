@@ -10,6 +10,10 @@
 //! the same `Plan` value.
 //!
 //! [`backup`] is a server's backup document and the checks a restore makes (pure);
+//! [`bridge`] is `mcpctl connect`: a stdio MCP server forwarding to a server's
+//! endpoint on the daemon.
+//! [`clients`] is what `client link` writes into a client's file, and how (pure).
+//! [`import`] reads other clients' MCP configs and decides what the file gets (pure).
 //! [`git`] asks git which commit the file is at, and for the file at a revision.
 //!
 //! Dependency direction: `model`, `diag`, `plan`, `render` do no I/O; `config` uses
@@ -17,8 +21,10 @@
 
 pub mod api;
 pub mod backup;
+pub mod bridge;
 pub mod cli;
 pub mod client;
+pub mod clients;
 pub mod config;
 pub mod daemon;
 pub mod diag;
@@ -26,6 +32,7 @@ pub mod echo;
 pub mod exit;
 pub mod gateway;
 pub mod git;
+pub mod import;
 pub mod logs;
 pub mod model;
 pub mod out;

@@ -161,6 +161,43 @@ pub enum Command {
     ///   mcpctl gateway --port 8443 --bind 0.0.0.0 --auth-bearer-env TOKEN --tls-cert c.pem --tls-key k.pem -- ./server
     ///   mcpctl gateway --port 8000 --url https://mcp.example.com/mcp --header 'Authorization=Bearer ${UPSTREAM}'
     Gateway(GatewayArgs),
+    /// Add the MCP servers of another client's config to the file
+    ///
+    /// Reads CLIENT's documented files (claude-desktop, claude-code, cursor, vscode,
+    /// windsurf, zed, codex), or FILE (the common `mcpServers` JSON shape, or a Codex
+    /// TOML). Commands become local servers on a free port, URLs remote ones with their
+    /// headers. Env values and headers that are credentials (a name with TOKEN, KEY,
+    /// SECRET, PASSWORD or AUTH, or a value that looks like a token) are encrypted as
+    /// secrets; `${VAR}` references stay as written. A server the file already has is
+    /// skipped, the same command in two clients becomes one server, and a name taken
+    /// by a different server gets a suffix: each is reported. Then, when a daemon runs,
+    /// the new servers start.
+    #[command(
+        after_help = "Examples:\n  mcpctl import --from claude-desktop --dry-run\n  mcpctl import --from cursor --only github,slack\n  mcpctl import --from ./old/mcp.json"
+    )]
+    Import(ImportArgs),
+    /// Link a client (Claude Desktop, Cursor, ...) to mcpctl's servers in its own file
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  mcpctl client link claude-code --dry-run\n  mcpctl client status"
+    )]
+    Client(ClientCommand),
+    /// A stdio MCP server that bridges to NAME's endpoint on the local daemon
+    ///
+    /// For clients that only launch commands: their entry becomes
+    /// `{"command": "mcpctl", "args": ["-f", "/path/mcpctl.toml", "connect", "NAME"]}`
+    /// and every client shares the one supervised server. Each message goes to NAME's
+    /// Streamable HTTP endpoint (`/mcp`, both protocol eras) with the bearer from your
+    /// identity when the server has `auth`. When there is nothing to reach (no daemon,
+    /// an unknown or stopped server) the reason goes to stderr and every request is
+    /// answered with a JSON-RPC error. Exits when stdin closes.
+    #[command(
+        after_help = "Examples:\n  mcpctl connect github\n  mcpctl -f ~/team/mcpctl.toml connect github   # a client's command line"
+    )]
+    Connect {
+        /// The server, as the file names it
+        name: String,
+    },
     /// Internal: the per-instance process-group leader the daemon runs servers under
     #[command(name = "__shim", hide = true)]
     Shim {
@@ -171,6 +208,88 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LinkScope {
+    User,
+    Project,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Write an entry per running server into the client's file
+    ///
+    /// A URL entry (with the bearer header in the client's own variable syntax when
+    /// auth is on: the value never goes into the file) for clients that take URLs
+    /// (claude-code, cursor, vscode, windsurf), the `mcpctl connect NAME` bridge for
+    /// the others (claude-desktop, zed, codex). Only mcpctl's own entries are edited, in
+    /// place: key order, formatting and everything else in the file stay. The file as
+    /// it was first is kept in .mcpctl/client-backups/. An entry of the same name that
+    /// is not mcpctl's, or that was edited by hand, is refused unless --force.
+    #[command(
+        after_help = "Examples:\n  mcpctl client link claude-desktop\n  mcpctl client link cursor --scope project --only github --dry-run"
+    )]
+    Link {
+        /// claude-desktop | claude-code | cursor | vscode | windsurf | zed | codex
+        client: String,
+        /// The client's user-wide file or this project's [default: user; vscode: project]
+        #[arg(long, value_enum)]
+        scope: Option<LinkScope>,
+        /// The client's file, when it is not where the client documents it (remembered)
+        #[arg(long, value_name = "FILE")]
+        config_path: Option<PathBuf>,
+        /// Print the change as a diff; write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these servers
+        #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+        only: Option<Vec<String>>,
+        /// Replace entries of the same name that are not mcpctl's or were edited
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove mcpctl's entries from the client's file (nothing else)
+    #[command(after_help = "Example:\n  mcpctl client unlink claude-desktop")]
+    Unlink {
+        client: String,
+        #[arg(long, value_enum)]
+        scope: Option<LinkScope>,
+        /// Also remove entries edited by hand since mcpctl wrote them
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the entries link would write
+    #[command(after_help = "Example:\n  mcpctl client show cursor")]
+    Show {
+        client: String,
+        #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+        only: Option<Vec<String>>,
+    },
+    /// Per linked client file, each of mcpctl's entries: in-sync, drifted or missing
+    #[command(after_help = "Examples:\n  mcpctl client status\n  mcpctl client status cursor")]
+    Status { client: Option<String> },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// claude-desktop | claude-code | cursor | vscode | windsurf | zed | codex, or a file
+    #[arg(long, value_name = "CLIENT|FILE")]
+    pub from: String,
+    /// Read the client's config from this file instead of its usual places
+    #[arg(long, value_name = "FILE")]
+    pub config_path: Option<PathBuf>,
+    /// Print what would be added, as a diff of the file; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import only these servers (their names in the client's file)
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub only: Option<Vec<String>>,
+    /// New servers get free ports from this one upward (skipping the file's and those in use)
+    #[arg(long, value_name = "N", default_value_t = crate::import::plan::FIRST_PORT)]
+    pub first_port: u16,
+    #[command(flatten)]
+    pub apply: EditApply,
 }
 
 #[derive(Debug, Args)]

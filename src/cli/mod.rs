@@ -7,9 +7,11 @@ mod backup;
 mod docs;
 mod env;
 mod gateway;
+mod import;
 mod init;
 mod install;
 mod lifecycle;
+mod link;
 mod monitor;
 mod plan;
 mod profile;
@@ -109,6 +111,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Init => init::run(file, &cwd),
         Command::Gateway(args) => gateway::run(args, &cwd),
+        Command::Client(cmd) => link::run(&locate(file, &cwd)?, cmd),
+        Command::Import(args) => import::run(&locate(file, &cwd)?, &args),
+        Command::Connect { name } => Ok(crate::bridge::run(&locate(file, &cwd)?, &name)),
         Command::Validate { all } => plan::validate(&locate(file, &cwd)?, all),
         Command::Fmt { check } => plan::fmt(&locate(file, &cwd)?, check),
         Command::Plan(args) => plan::plan(&locate(file, &cwd)?, &args),

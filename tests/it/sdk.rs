@@ -14,7 +14,7 @@ const SDK: &str = "mcp==2.3.0";
 const PROMETHEUS: &str = "prometheus-client==0.21.1";
 
 /// Runs `cmd` for at most `secs`; its output on failure.
-fn run_bounded(mut cmd: Command, secs: u64) -> Result<String, String> {
+pub(crate) fn run_bounded(mut cmd: Command, secs: u64) -> Result<String, String> {
     let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())

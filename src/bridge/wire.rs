@@ -1,0 +1,337 @@
+//! PURE. What the stdio bridge reads of a message: its kind, its id as written, the
+//! headers a 2026-07-28 request must carry, the errors it answers itself, and the
+//! events of an SSE answer. The body itself is forwarded byte for byte.
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// `params._meta` key of a 2026-07-28 request's protocol version.
+pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// JSON-RPC: the line is not JSON.
+pub const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC: JSON, but not one message.
+pub const INVALID_REQUEST: i64 = -32600;
+/// A server error of the bridge's own: the server cannot be reached.
+pub const UNAVAILABLE: i64 = -32000;
+
+/// One message a client wrote on stdin.
+#[derive(Debug, PartialEq)]
+pub struct Message {
+    pub kind: Kind,
+    /// The method of a request or notification.
+    pub method: Option<String>,
+    /// Headers for a 2026-07-28 request (`MCP-Protocol-Version`, `Mcp-Method`,
+    /// `Mcp-Name`); empty for everything else.
+    pub modern_headers: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Kind {
+    /// A request, with its id exactly as the client wrote it.
+    Request {
+        id: String,
+    },
+    Notification,
+    Response,
+}
+
+impl Message {
+    pub fn is_initialize(&self) -> bool {
+        matches!(self.kind, Kind::Request { .. }) && self.method.as_deref() == Some("initialize")
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Request { id } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(default)]
+    method: Option<Value>,
+    #[serde(default)]
+    params: Option<Value>,
+    #[serde(default)]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<&'a RawValue>,
+}
+
+/// Why a line is not a message: the code and text of the error to answer with.
+#[derive(Debug, PartialEq)]
+pub struct Refused {
+    pub code: i64,
+    pub message: String,
+    /// The id, when one could be read.
+    pub id: Option<String>,
+}
+
+/// Reads one line of the client's.
+pub fn parse(line: &[u8]) -> Result<Message, Refused> {
+    let envelope: Envelope<'_> = serde_json::from_slice(line).map_err(|e| Refused {
+        code: if e.is_data() {
+            INVALID_REQUEST
+        } else {
+            PARSE_ERROR
+        },
+        message: format!("not a JSON-RPC message: {e}"),
+        id: None,
+    })?;
+    let id = envelope.id.map(|raw| raw.get().to_string());
+    let method = match envelope.method {
+        None => None,
+        Some(Value::String(m)) => Some(m),
+        Some(_) => {
+            return Err(Refused {
+                code: INVALID_REQUEST,
+                message: "the method must be a string".into(),
+                id,
+            });
+        }
+    };
+    let kind = match (&id, &method) {
+        (Some(id), Some(_)) => Kind::Request { id: id.clone() },
+        (None, Some(_)) => Kind::Notification,
+        (Some(_), None) if envelope.result.is_some() || envelope.error.is_some() => Kind::Response,
+        _ => {
+            return Err(Refused {
+                code: INVALID_REQUEST,
+                message: "neither a request, a notification nor a response".into(),
+                id,
+            });
+        }
+    };
+    let modern_headers = match (&kind, &method, &envelope.params) {
+        (Kind::Request { .. }, Some(method), Some(params)) => modern_headers(method, params),
+        _ => Vec::new(),
+    };
+    Ok(Message {
+        kind,
+        method,
+        modern_headers,
+    })
+}
+
+/// The routing headers of a 2026-07-28 request (one whose `params._meta` names its
+/// version); none for a 2025 one.
+fn modern_headers(method: &str, params: &Value) -> Vec<(&'static str, String)> {
+    let Some(version) = params
+        .pointer("/_meta")
+        .and_then(|m| m.get(META_VERSION))
+        .and_then(Value::as_str)
+    else {
+        return Vec::new();
+    };
+    let mut headers = vec![
+        ("mcp-protocol-version", version.to_string()),
+        ("mcp-method", method.to_string()),
+    ];
+    let key = match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    };
+    if let Some(name) = key.and_then(|k| params.get(k)).and_then(Value::as_str) {
+        headers.push(("mcp-name", header_text(name)));
+    }
+    headers
+}
+
+/// A header value for `text`: as is when it is visible ASCII, else `=?base64?...?=`.
+fn header_text(text: &str) -> String {
+    use base64::Engine;
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) && text.trim() == text {
+        text.to_string()
+    } else {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        format!("=?base64?{encoded}?=")
+    }
+}
+
+/// A JSON-RPC error answer to `id` (written as the client wrote it; `null` if none).
+pub fn error_reply(id: Option<&str>, code: i64, message: &str) -> String {
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{},\"error\":{{\"code\":{code},\"message\":{}}}}}",
+        id.unwrap_or("null"),
+        Value::from(message)
+    )
+}
+
+/// Whether `body` is a JSON-RPC message (what a gateway's error status may carry).
+pub fn is_message(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| v.get("jsonrpc").is_some())
+}
+
+/// `result.protocolVersion` of an `initialize` answer.
+pub fn negotiated_version(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.pointer("/result/protocolVersion")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Splits an SSE stream into the `data` of its events, chunk by chunk. An event
+/// larger than `max` bytes is dropped whole (and counted) rather than buffered.
+pub struct SseEvents {
+    max: usize,
+    line: Vec<u8>,
+    data: Vec<u8>,
+    has_data: bool,
+    /// The current event outgrew `max`: skip it to its end.
+    skipping: bool,
+    pub dropped: usize,
+}
+
+impl SseEvents {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            line: Vec::new(),
+            data: Vec::new(),
+            has_data: false,
+            skipping: false,
+            dropped: 0,
+        }
+    }
+
+    /// Feeds bytes; returns the data of every event they complete.
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Vec<Vec<u8>> {
+        let mut events = Vec::new();
+        while !chunk.is_empty() {
+            let end = chunk.iter().position(|&b| b == b'\n');
+            let (part, rest) = match end {
+                Some(i) => (&chunk[..i], &chunk[i + 1..]),
+                None => (chunk, &[][..]),
+            };
+            if !self.skipping {
+                self.line.extend_from_slice(part);
+                if self.line.len() + self.data.len() > self.max {
+                    self.skipping = true;
+                    self.dropped += 1;
+                    self.line.clear();
+                    self.data.clear();
+                }
+            }
+            if end.is_some() {
+                let line = std::mem::take(&mut self.line);
+                if let Some(event) = self.end_line(&line) {
+                    events.push(event);
+                }
+            }
+            chunk = rest;
+        }
+        events
+    }
+
+    fn end_line(&mut self, line: &[u8]) -> Option<Vec<u8>> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            let was_skipping = std::mem::replace(&mut self.skipping, false);
+            let has = std::mem::replace(&mut self.has_data, false);
+            let data = std::mem::take(&mut self.data);
+            return (has && !was_skipping).then_some(data);
+        }
+        if self.skipping {
+            return None;
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let value = &line[i + 1..];
+                (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &[][..]),
+        };
+        if field == b"data" {
+            if self.has_data {
+                self.data.push(b'\n');
+            }
+            self.data.extend_from_slice(value);
+            self.has_data = true;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_keep_their_ids_as_written() {
+        let m = parse(br#"{"jsonrpc":"2.0","id":18446744073709551616,"method":"ping"}"#).unwrap();
+        assert_eq!(m.id(), Some("18446744073709551616"));
+        let m =
+            parse(br#"{"jsonrpc":"2.0","id":"a b","method":"initialize","params":{}}"#).unwrap();
+        assert!(m.is_initialize());
+        assert_eq!(
+            error_reply(m.id(), UNAVAILABLE, "no \"daemon\""),
+            r#"{"jsonrpc":"2.0","id":"a b","error":{"code":-32000,"message":"no \"daemon\""}}"#
+        );
+    }
+
+    #[test]
+    fn kinds_and_refusals() {
+        let n = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert_eq!(n.kind, Kind::Notification);
+        let r = parse(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#).unwrap();
+        assert_eq!(r.kind, Kind::Response);
+        assert_eq!(parse(b"{oops").unwrap_err().code, PARSE_ERROR);
+        assert_eq!(parse(b"[1]").unwrap_err().code, INVALID_REQUEST);
+        let bad = parse(br#"{"jsonrpc":"2.0","id":7,"method":42}"#).unwrap_err();
+        assert_eq!((bad.code, bad.id.as_deref()), (INVALID_REQUEST, Some("7")));
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":7}"#).unwrap_err().code,
+            INVALID_REQUEST
+        );
+    }
+
+    #[test]
+    fn modern_requests_get_their_routing_headers() {
+        let m = parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\u00e9cho","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.modern_headers,
+            vec![
+                ("mcp-protocol-version", "2026-07-28".to_string()),
+                ("mcp-method", "tools/call".to_string()),
+                ("mcp-name", "=?base64?w6ljaG8=?=".to_string()),
+            ]
+        );
+        let legacy =
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#)
+                .unwrap();
+        assert!(legacy.modern_headers.is_empty());
+    }
+
+    #[test]
+    fn sse_events_across_chunks_and_bounds() {
+        let mut sse = SseEvents::new(64);
+        assert!(sse.feed(b"event: message\r\nda").is_empty());
+        let got = sse.feed(b"ta: {\"a\":1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\n");
+        assert_eq!(got, vec![b"{\"a\":1}".to_vec(), b"x\ny".to_vec()]);
+        let big = format!("data: {}\n\ndata: ok\n\n", "z".repeat(100));
+        assert_eq!(sse.feed(big.as_bytes()), vec![b"ok".to_vec()]);
+        assert_eq!(sse.dropped, 1);
+    }
+
+    #[test]
+    fn the_negotiated_version_is_read_from_the_answer() {
+        assert_eq!(
+            negotiated_version(
+                br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25"}}"#
+            ),
+            Some("2025-11-25".into())
+        );
+        assert!(is_message(br#"{"jsonrpc":"2.0","id":1,"error":{}}"#));
+        assert!(!is_message(b"Forbidden"));
+    }
+}

@@ -1,0 +1,459 @@
+//! `mcpctl client link|unlink|show|status CLIENT`: entries that reach mcpctl's
+//! servers, written into the client's own file (in place, only mcpctl's entries),
+//! with a backup and a record of what was written.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use similar::TextDiff;
+
+use super::args::{ClientCommand, LinkScope};
+use super::import::homes;
+use super::{Error, ok, print};
+use crate::clients::records::{Link, Records, State, state};
+use crate::clients::{self, Target, entry, jsonedit, section};
+use crate::config::{Error as ConfigError, store};
+use crate::import::Client;
+use crate::model::spec::State as RunState;
+
+const RECORDS: &str = "clients.json";
+
+pub(super) fn run(path: &Path, cmd: ClientCommand) -> Result<u8, Error> {
+    match cmd {
+        ClientCommand::Link {
+            client,
+            scope,
+            config_path,
+            dry_run,
+            only,
+            force,
+        } => link(
+            path,
+            &client,
+            scope,
+            config_path,
+            dry_run,
+            only.as_deref(),
+            force,
+        ),
+        ClientCommand::Unlink {
+            client,
+            scope,
+            force,
+        } => unlink(path, &client, scope, force),
+        ClientCommand::Show { client, only } => show(path, &client, only.as_deref()),
+        ClientCommand::Status { client } => status(path, client.as_deref()),
+    }
+}
+
+fn client_of(name: &str) -> Result<(Client, &'static str), Error> {
+    let client = Client::from_name(name).ok_or_else(|| {
+        let all: Vec<&str> = Client::ALL.iter().map(|c| c.name()).collect();
+        Error::Failed(format!(
+            "unknown client `{name}` (one of: {})",
+            all.join(", ")
+        ))
+    })?;
+    let section = section(client)
+        .ok_or_else(|| Error::Failed(format!("`{name}` is not a client mcpctl can link")))?;
+    Ok((client, section))
+}
+
+fn scope_of(client: Client, scope: Option<LinkScope>) -> LinkScope {
+    scope.unwrap_or(match client {
+        Client::Vscode => LinkScope::Project,
+        _ => LinkScope::User,
+    })
+}
+
+fn scope_name(scope: LinkScope) -> &'static str {
+    match scope {
+        LinkScope::User => "user",
+        LinkScope::Project => "project",
+    }
+}
+
+/// The client's file for `scope` where the client documents it.
+fn default_path(client: Client, scope: LinkScope) -> Result<PathBuf, Error> {
+    let (home, config_home) = homes()?;
+    let cwd = std::env::current_dir().map_err(|e| ConfigError::io(Path::new("."), e))?;
+    let user_desktop = if cfg!(target_os = "macos") {
+        home.join("Library/Application Support/Claude/claude_desktop_config.json")
+    } else {
+        config_home.join("Claude/claude_desktop_config.json")
+    };
+    let path = match (client, scope) {
+        (Client::ClaudeDesktop, LinkScope::User) => user_desktop,
+        (Client::ClaudeCode, LinkScope::User) => home.join(".claude.json"),
+        (Client::ClaudeCode, LinkScope::Project) => cwd.join(".mcp.json"),
+        (Client::Cursor, LinkScope::User) => home.join(".cursor/mcp.json"),
+        (Client::Cursor, LinkScope::Project) => cwd.join(".cursor/mcp.json"),
+        (Client::Vscode, LinkScope::User) => config_home.join("Code/User/mcp.json"),
+        (Client::Vscode, LinkScope::Project) => cwd.join(".vscode/mcp.json"),
+        (Client::Windsurf, LinkScope::User) => home.join(".codeium/windsurf/mcp_config.json"),
+        (Client::Zed, LinkScope::User) => config_home.join("zed/settings.json"),
+        (Client::Codex, LinkScope::User) => home.join(".codex/config.toml"),
+        (c, s) => {
+            return Err(Error::Failed(format!(
+                "{} has no {} scope",
+                c.name(),
+                scope_name(s)
+            )));
+        }
+    };
+    Ok(path)
+}
+
+fn records_path(config: &Path) -> PathBuf {
+    store::runtime_dir(&absolute(config)).join(RECORDS)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn load_records(config: &Path) -> Result<Records, Error> {
+    let path = records_path(config);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            Error::Failed(format!(
+                "{} is damaged ({e}); remove it to start over",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Records::default()),
+        Err(e) => Err(ConfigError::io(&path, e).into()),
+    }
+}
+
+fn save_records(config: &Path, records: &Records) -> Result<(), Error> {
+    let path = records_path(config);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ConfigError::io(dir, e))?;
+    }
+    let text = serde_json::to_string_pretty(records).unwrap_or_default() + "\n";
+    Ok(store::write_runtime(&path, &text)?)
+}
+
+/// The entries for every server the file runs (`only`: those named).
+fn entries(
+    config: &Path,
+    client: Client,
+    only: Option<&[String]>,
+) -> Result<Vec<(String, Value)>, Error> {
+    let loaded = crate::config::load(config)?;
+    if let Some(only) = only {
+        for name in only {
+            if !loaded.config.servers.contains_key(name) {
+                let known: Vec<String> = loaded.config.servers.keys().cloned().collect();
+                return Err(crate::config::edit::unknown_server(name, &known).into());
+            }
+        }
+    }
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "mcpctl".into());
+    let file = absolute(config).display().to_string();
+    let mut out = Vec::new();
+    for (name, spec) in &loaded.config.servers {
+        if spec.state == RunState::Stopped || only.is_some_and(|o| !o.contains(name)) {
+            continue;
+        }
+        let Some((_, url)) = spec.endpoints().into_iter().next() else {
+            continue;
+        };
+        let target = Target {
+            name: name.clone(),
+            url,
+            bearer_var: spec.auth_bearer.clone(),
+        };
+        let connect = [
+            exe.clone(),
+            "-f".into(),
+            file.clone(),
+            "connect".into(),
+            name.clone(),
+        ];
+        out.push((name.clone(), entry(client, &target, &connect)));
+    }
+    Ok(out)
+}
+
+fn read_client_file(path: &Path) -> Result<Option<String>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError::io(path, e).into()),
+    }
+}
+
+fn bad_file(path: &Path, why: String) -> Error {
+    Error::Failed(format!(
+        "cannot edit {}: {why}; it was left as it was",
+        path.display()
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn link(
+    config: &Path,
+    client_name: &str,
+    scope: Option<LinkScope>,
+    config_path: Option<PathBuf>,
+    dry_run: bool,
+    only: Option<&[String]>,
+    force: bool,
+) -> Result<u8, Error> {
+    let (client, section) = client_of(client_name)?;
+    let scope = scope_of(client, scope);
+    let key = format!("{}:{}", client.name(), scope_name(scope));
+    let mut records = load_records(config)?;
+    let file = match (&config_path, records.links.get(&key)) {
+        (Some(p), _) => absolute_or_joined(p)?,
+        (None, Some(link)) => PathBuf::from(&link.path),
+        (None, None) => default_path(client, scope)?,
+    };
+    let wanted = entries(config, client, only)?;
+    let existed = read_client_file(&file)?;
+    let before = existed.clone().unwrap_or_default();
+    let mut record = records
+        .links
+        .get(&key)
+        .filter(|l| Path::new(&l.path) == file)
+        .cloned()
+        .unwrap_or_else(|| Link {
+            path: file.display().to_string(),
+            created_file: existed.is_none(),
+            created_section: !clients::has_section(client, &before, section).unwrap_or(false),
+            entries: Default::default(),
+        });
+    let mut text = before.clone();
+    let mut refused = Vec::new();
+    let mut written = Vec::new();
+    for (name, value) in &wanted {
+        let current =
+            clients::get(client, &text, section, name).map_err(|why| bad_file(&file, why))?;
+        match state(Some(&record), name, current.as_deref()) {
+            Some(State::Foreign) if !force => refused.push(format!(
+                "`{name}` is already in {} and is not mcpctl's (--force replaces it)",
+                file.display()
+            )),
+            Some(State::Drifted) if !force => refused.push(format!(
+                "`{name}` was edited by hand since mcpctl wrote it (--force writes it again)"
+            )),
+            _ => {
+                text = clients::upsert(client, &text, section, name, value)
+                    .map_err(|why| bad_file(&file, why))?;
+                record
+                    .entries
+                    .insert(name.clone(), jsonedit::digest(&value.to_string()));
+                written.push(name.clone());
+            }
+        }
+    }
+    // Entries of servers the file no longer runs go (when they are as written).
+    let mut dropped = Vec::new();
+    if only.is_none() {
+        let stale: Vec<String> = record
+            .entries
+            .keys()
+            .filter(|name| !wanted.iter().any(|(w, _)| w == *name))
+            .cloned()
+            .collect();
+        for name in stale {
+            let current =
+                clients::get(client, &text, section, &name).map_err(|why| bad_file(&file, why))?;
+            match state(Some(&record), &name, current.as_deref()) {
+                Some(State::Drifted) => crate::note!(
+                    "kept `{name}`: the file no longer runs it, but it was edited by hand (`client unlink --force` removes it)"
+                ),
+                Some(State::InSync) => {
+                    text = clients::remove(client, &text, section, &name)
+                        .map_err(|why| bad_file(&file, why))?;
+                    record.entries.remove(&name);
+                    dropped.push(name);
+                }
+                _ => {
+                    record.entries.remove(&name);
+                }
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Error::Failed(format!(
+            "nothing was linked:\n  - {}",
+            refused.join("\n  - ")
+        )));
+    }
+    if dry_run {
+        let name = file.display().to_string();
+        print(
+            &TextDiff::from_lines(&before, &text)
+                .unified_diff()
+                .header(&name, &format!("{name} (linked)"))
+                .to_string(),
+        )?;
+        crate::note!("dry run: {} was not changed", file.display());
+        return ok();
+    }
+    if text != before {
+        if let Some(original) = &existed {
+            backup(config, &key, original)?;
+        }
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| ConfigError::io(dir, e))?;
+        }
+        store::write_atomic(&file, &text)?;
+    }
+    records.links.insert(key, record);
+    save_records(config, &records)?;
+    crate::note!(
+        "linked {} into {} ({client_name})",
+        if written.is_empty() {
+            "nothing".to_string()
+        } else {
+            written.join(", ")
+        },
+        file.display()
+    );
+    if !dropped.is_empty() {
+        crate::note!(
+            "removed {}: the file no longer runs them",
+            dropped.join(", ")
+        );
+    }
+    ok()
+}
+
+fn absolute_or_joined(p: &Path) -> Result<PathBuf, Error> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(|e| ConfigError::io(Path::new("."), e))?;
+    Ok(cwd.join(p))
+}
+
+/// The client file as it was before mcpctl first wrote into it (kept, not replaced).
+fn backup(config: &Path, key: &str, original: &str) -> Result<(), Error> {
+    let dir = store::runtime_dir(&absolute(config)).join("client-backups");
+    std::fs::create_dir_all(&dir).map_err(|e| ConfigError::io(&dir, e))?;
+    let path = dir.join(format!("{}.json", key.replace(':', "-")));
+    if !path.exists() {
+        store::write_runtime(&path, original)?;
+        crate::note!("backup of the client file: {}", path.display());
+    }
+    Ok(())
+}
+
+fn unlink(
+    config: &Path,
+    client_name: &str,
+    scope: Option<LinkScope>,
+    force: bool,
+) -> Result<u8, Error> {
+    let (client, section) = client_of(client_name)?;
+    let scope = scope_of(client, scope);
+    let key = format!("{}:{}", client.name(), scope_name(scope));
+    let mut records = load_records(config)?;
+    let Some(mut record) = records.links.get(&key).cloned() else {
+        return Err(Error::Failed(format!(
+            "mcpctl has no entries in {client_name}'s {} file",
+            scope_name(scope)
+        )));
+    };
+    let file = PathBuf::from(&record.path);
+    let Some(before) = read_client_file(&file)? else {
+        records.links.remove(&key);
+        save_records(config, &records)?;
+        crate::note!("{} is gone; forgot its entries", file.display());
+        return ok();
+    };
+    let mut text = before.clone();
+    let mut removed = Vec::new();
+    let names: Vec<String> = record.entries.keys().cloned().collect();
+    for name in names {
+        let current =
+            clients::get(client, &text, section, &name).map_err(|why| bad_file(&file, why))?;
+        match state(Some(&record), &name, current.as_deref()) {
+            Some(State::Drifted) if !force => {
+                crate::note!(
+                    "kept `{name}`: edited by hand since mcpctl wrote it (--force removes it)"
+                );
+                continue;
+            }
+            Some(State::InSync | State::Drifted) => {
+                text = clients::remove(client, &text, section, &name)
+                    .map_err(|why| bad_file(&file, why))?;
+                removed.push(name.clone());
+            }
+            _ => {}
+        }
+        record.entries.remove(&name);
+    }
+    if record.created_section {
+        text = clients::remove_section_if_empty(client, &text, section)
+            .map_err(|why| bad_file(&file, why))?;
+    }
+    if record.created_file && clients::is_empty_file(client, &text) {
+        std::fs::remove_file(&file).map_err(|e| ConfigError::io(&file, e))?;
+    } else if text != before {
+        store::write_atomic(&file, &text)?;
+    }
+    if record.entries.is_empty() {
+        records.links.remove(&key);
+    } else {
+        records.links.insert(key, record);
+    }
+    save_records(config, &records)?;
+    crate::note!(
+        "unlinked {} from {}",
+        if removed.is_empty() {
+            "nothing".to_string()
+        } else {
+            removed.join(", ")
+        },
+        file.display()
+    );
+    ok()
+}
+
+fn show(config: &Path, client_name: &str, only: Option<&[String]>) -> Result<u8, Error> {
+    let (client, section) = client_of(client_name)?;
+    // The entries as they would stand in a file of the client's own format.
+    let mut text = String::new();
+    for (name, value) in entries(config, client, only)? {
+        text = clients::upsert(client, &text, section, &name, &value).map_err(Error::Failed)?;
+    }
+    print(text.trim_start())?;
+    ok()
+}
+
+fn status(config: &Path, client: Option<&str>) -> Result<u8, Error> {
+    let records = load_records(config)?;
+    let mut lines = Vec::new();
+    for (key, link) in &records.links {
+        let client_name = key.split(':').next().unwrap_or_default();
+        if client.is_some_and(|c| c != client_name) {
+            continue;
+        }
+        let Some(client) = Client::from_name(client_name) else {
+            continue;
+        };
+        let Some(section) = section(client) else {
+            continue;
+        };
+        lines.push(format!("{key}  {}", link.path));
+        let text = read_client_file(Path::new(&link.path))?.unwrap_or_default();
+        for name in link.entries.keys() {
+            let current = clients::get(client, &text, section, name).ok().flatten();
+            let st = state(Some(link), name, current.as_deref()).map_or("missing", State::name);
+            lines.push(format!("  {name:<24} {st}"));
+        }
+    }
+    if lines.is_empty() {
+        crate::note!("no client is linked (`mcpctl client link CLIENT`)");
+        return ok();
+    }
+    print(&(lines.join("\n") + "\n"))?;
+    ok()
+}

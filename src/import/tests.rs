@@ -1,0 +1,206 @@
+//! The parsers on a fixture of each client's documented shape, and the import plan.
+
+use super::plan::{Existing, FIRST_PORT, plan};
+use super::{Client, Entry, formats};
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/clients/",
+            $name
+        ))
+    };
+}
+
+fn names(entries: &[Entry]) -> Vec<&str> {
+    entries.iter().map(|e| e.name.as_str()).collect()
+}
+
+#[test]
+fn claude_desktop() {
+    let e = formats::parse(
+        Client::ClaudeDesktop,
+        fixture!("claude_desktop_config.json"),
+    )
+    .unwrap();
+    assert_eq!(names(&e), ["filesystem", "github"]);
+    assert_eq!(e[1].command.as_deref(), Some("npx"));
+    assert_eq!(e[1].args, ["-y", "@modelcontextprotocol/server-github"]);
+    assert_eq!(e[1].env["LOG_LEVEL"], "info");
+}
+
+#[test]
+fn claude_code_user_and_project_scopes() {
+    let e = formats::parse(Client::ClaudeCode, fixture!("claude.json")).unwrap();
+    assert_eq!(names(&e), ["sentry", "db"]);
+    assert_eq!(e[0].url.as_deref(), Some("https://mcp.sentry.dev/mcp"));
+    assert_eq!(e[0].headers["Authorization"], "Bearer sntrys_exampletoken");
+    assert_eq!(e[1].scope, "/home/me/app");
+    let project = formats::parse(Client::ClaudeCode, fixture!("mcp.json")).unwrap();
+    assert_eq!(project[0].env["AIRTABLE_API_KEY"], "${AIRTABLE_API_KEY}");
+}
+
+#[test]
+fn cursor_windsurf_vscode_zed_codex() {
+    let cursor = formats::parse(Client::Cursor, fixture!("cursor_mcp.json")).unwrap();
+    assert!(cursor[1].sse, "{cursor:?}");
+    let windsurf = formats::parse(Client::Windsurf, fixture!("windsurf_mcp_config.json")).unwrap();
+    assert_eq!(
+        windsurf[0].url.as_deref(),
+        Some("https://figma.example.com/mcp")
+    );
+    let vscode = formats::parse(Client::Vscode, fixture!("vscode_mcp.json")).unwrap();
+    assert_eq!(names(&vscode), ["Perplexity", "fetch"]);
+    assert_eq!(
+        vscode[0].env["PERPLEXITY_API_KEY"],
+        "${input:perplexity-key}"
+    );
+    let zed = formats::parse(Client::Zed, fixture!("zed_settings.json")).unwrap();
+    assert_eq!(names(&zed), ["old-style", "postgres", "remote"]);
+    assert_eq!(zed[0].command.as_deref(), Some("old-mcp"));
+    assert_eq!(zed[1].args, ["--read-only"]);
+    let codex = formats::parse(Client::Codex, fixture!("codex_config.toml")).unwrap();
+    assert_eq!(names(&codex), ["docs", "linear"]);
+    assert_eq!(codex[1].headers["Authorization"], "Bearer lin_api_abc123");
+    // A named file in the common shape, or VS Code's.
+    assert_eq!(
+        formats::parse(Client::File, fixture!("vscode_mcp.json"))
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn bad_files_say_what_is_wrong() {
+    assert!(
+        formats::parse(Client::Cursor, "{")
+            .unwrap_err()
+            .contains("not JSON")
+    );
+    assert!(
+        formats::parse(Client::Cursor, r#"{"mcpServers": {"a": {"args": "x"}}}"#)
+            .unwrap_err()
+            .contains("not a list")
+    );
+    assert!(
+        formats::parse(Client::Codex, "[[")
+            .unwrap_err()
+            .contains("not TOML")
+    );
+    assert!(formats::parse(Client::Cursor, "{}").unwrap().is_empty());
+}
+
+#[test]
+fn comments_and_trailing_commas_are_dropped_outside_strings() {
+    assert_eq!(
+        formats::strip_json_comments("{\"a\": \"//x\", /* c */ \"b\": [1,],}"),
+        "{\"a\": \"//x\",  \"b\": [1]}"
+    );
+}
+
+fn all(client: Client, text: &str) -> Vec<(String, Entry)> {
+    formats::parse(client, text)
+        .unwrap()
+        .into_iter()
+        .map(|e| (client.name().to_string(), e))
+        .collect()
+}
+
+#[test]
+fn credentials_become_secrets_references_stay_and_duplicates_merge() {
+    let mut entries = all(
+        Client::ClaudeDesktop,
+        fixture!("claude_desktop_config.json"),
+    );
+    entries.extend(all(Client::Cursor, fixture!("cursor_mcp.json")));
+    entries.extend(all(Client::ClaudeCode, fixture!("mcp.json")));
+    let imported = plan(&entries, &[], None, FIRST_PORT, |p| p != 8001);
+    let names: Vec<&str> = imported.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["filesystem", "github", "remote-sse", "airtable"]);
+    let github = &imported.servers[1];
+    assert_eq!(github.sources, ["claude-desktop:github", "cursor:github"]);
+    assert_eq!(
+        github.secrets["GITHUB_PERSONAL_ACCESS_TOKEN"],
+        "ghp_exampleexampleexample1234"
+    );
+    assert!(!github.env.contains_key("GITHUB_PERSONAL_ACCESS_TOKEN"));
+    assert_eq!(github.env["LOG_LEVEL"], "info");
+    // Ports: free ones, in order (8001 is taken by something else).
+    let ports: Vec<u16> = imported.servers.iter().map(|s| s.port).collect();
+    assert_eq!(ports, [8000, 8002, 8003, 8004]);
+    assert!(imported.servers[2].sse);
+    let airtable = &imported.servers[3];
+    assert_eq!(airtable.env["AIRTABLE_API_KEY"], "${AIRTABLE_API_KEY}");
+    assert!(airtable.secrets.is_empty());
+    let notes = imported.notes.join("\n");
+    assert!(
+        notes.contains("merged cursor:github into `github`"),
+        "{notes}"
+    );
+    assert!(notes.contains("stays a reference"), "{notes}");
+}
+
+#[test]
+fn headers_that_are_credentials_become_secret_templates() {
+    let entries = all(Client::Codex, fixture!("codex_config.toml"));
+    let imported = plan(&entries, &[], None, FIRST_PORT, |_| true);
+    let linear = &imported.servers[1];
+    assert_eq!(linear.headers["Authorization"], "${AUTHORIZATION}");
+    assert_eq!(linear.secrets["AUTHORIZATION"], "Bearer lin_api_abc123");
+    assert_eq!(
+        imported.servers[0].secrets["DOCS_TOKEN"],
+        "d0cs-t0ken-abcdefghijklmnop"
+    );
+    let code = all(Client::ClaudeCode, fixture!("claude.json"));
+    let notes = plan(&code, &[], None, FIRST_PORT, |_| true)
+        .notes
+        .join("\n");
+    assert!(
+        notes.contains("\"${DATABASE_URL}\" stays as written"),
+        "{notes}"
+    );
+    let vscode = all(Client::Vscode, fixture!("vscode_mcp.json"));
+    let imported = plan(&vscode, &[], None, FIRST_PORT, |_| true);
+    assert_eq!(imported.servers[0].name, "perplexity");
+    assert_eq!(imported.servers[1].headers["X-Team"], "core");
+}
+
+#[test]
+fn what_the_file_has_is_skipped_and_clashing_names_renamed() {
+    let entries = all(
+        Client::ClaudeDesktop,
+        fixture!("claude_desktop_config.json"),
+    );
+    let existing = [
+        Existing {
+            name: "github".into(),
+            command: Some("npx".into()),
+            args: vec!["-y".into(), "@modelcontextprotocol/server-github".into()],
+            url: None,
+            port: Some(8000),
+        },
+        Existing {
+            name: "filesystem".into(),
+            command: Some("other".into()),
+            port: Some(8001),
+            ..Existing::default()
+        },
+    ];
+    let imported = plan(&entries, &existing, None, FIRST_PORT, |_| true);
+    assert_eq!(imported.servers.len(), 1);
+    assert_eq!(imported.servers[0].name, "filesystem-2");
+    assert_eq!(imported.servers[0].port, 8002);
+    let notes = imported.notes.join("\n");
+    assert!(notes.contains("already in the file as `github`"), "{notes}");
+    assert!(notes.contains("added as `filesystem-2`"), "{notes}");
+    let only = plan(
+        &entries,
+        &[],
+        Some(&["github".to_string()]),
+        FIRST_PORT,
+        |_| true,
+    );
+    assert_eq!(only.servers.len(), 1);
+}

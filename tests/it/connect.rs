@@ -1,0 +1,339 @@
+//! `mcpctl connect NAME`: the stdio bridge to a server on the daemon, driven by the
+//! official Python SDK's stdio client and by hand over its pipes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::{TestEnv, bin, echo_bin, free_port};
+use crate::sdk::{run_bounded, sdk_python};
+
+fn echo_config(port: u16, extra: &str) -> String {
+    format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n{extra}",
+        echo_bin()
+    )
+}
+
+/// `stdio_client.py MODE CLIENTS mcpctl -f FILE connect NAME`: what it saw, asserted ok.
+fn sdk_over_connect(env: &TestEnv, mode: &str, clients: usize, name: &str) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/stdio_client.py");
+    let config = env.path().join("mcpctl.toml");
+    let mut cmd = Command::new(sdk_python());
+    cmd.arg(script)
+        .arg(mode)
+        .arg(clients.to_string())
+        .arg(bin())
+        .arg("-f")
+        .arg(&config)
+        .args(["connect", name])
+        .current_dir(env.path())
+        .env("XDG_CONFIG_HOME", env.path().join("xdg"))
+        .env_remove("MCPCTL_IDENTITY");
+    let seen = run_bounded(cmd, 120).unwrap_or_else(|e| panic!("SDK over connect, {mode}: {e}"));
+    let seen: Value = serde_json::from_str(seen.trim()).unwrap_or_else(|e| panic!("{e}: {seen}"));
+    assert_eq!(seen["ok"], true, "{mode}: {seen}");
+    seen
+}
+
+fn server_pid(env: &TestEnv, name: &str) -> String {
+    let status = env.server_status(name);
+    status["pids"][0]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no pid in {status}"))
+        .to_string()
+}
+
+#[test]
+fn the_python_sdk_lists_and_calls_tools_through_connect_and_two_clients_share_one_process() {
+    let (port, modern) = (free_port(), free_port());
+    let env = TestEnv::with_config(&echo_config(
+        port,
+        &format!(
+            "[servers.modern]\ncommand = \"{}\"\nargs = [\"--modern\"]\nport = {modern}\n",
+            echo_bin()
+        ),
+    ));
+    sdk_python(); // installed before anything starts
+    env.run_within(60, &["apply"]).success();
+    let pid = server_pid(&env, "echo");
+    // Two clients connected at once, each through its own `mcpctl connect`: both are
+    // answered by the one process the daemon supervises.
+    let seen = sdk_over_connect(&env, "legacy", 2, "echo");
+    for client in seen["clients"].as_array().unwrap() {
+        assert_eq!(client["whoami"], pid.as_str(), "{seen}");
+        assert_eq!(client["protocol_version"], "2025-11-25", "{seen}");
+    }
+    // A 2026-07-28 client passes through the same bridge, to a child of either era
+    // (the modern child's `confirm` is an input_required round through the bridge).
+    let seen = sdk_over_connect(&env, "2026-07-28", 1, "echo");
+    assert_eq!(seen["clients"][0]["whoami"], pid.as_str(), "{seen}");
+    assert_eq!(seen["clients"][0]["protocol_version"], "2026-07-28");
+    let seen = sdk_over_connect(&env, "2026-07-28", 2, "modern");
+    let modern_pid = server_pid(&env, "modern");
+    for client in seen["clients"].as_array().unwrap() {
+        assert_eq!(client["whoami"], modern_pid.as_str(), "{seen}");
+    }
+    sdk_over_connect(&env, "legacy", 1, "modern");
+    assert_eq!(
+        server_pid(&env, "echo"),
+        pid,
+        "the server was not restarted"
+    );
+}
+
+#[test]
+fn connect_sends_the_bearer_from_the_identity_when_auth_is_on() {
+    let port = free_port();
+    let env = TestEnv::new();
+    env.run(&["init"]).success();
+    let text = env.read("mcpctl.toml")
+        + &format!(
+            "\n[servers.guarded]\ncommand = \"{}\"\nport = {port}\nauth = {{ bearer = \"CLIENT_TOKEN\" }}\n",
+            echo_bin()
+        );
+    env.write("mcpctl.toml", &text);
+    env.run_with_stdin(
+        &[
+            "config",
+            "secret",
+            "set",
+            "CLIENT_TOKEN",
+            "--server",
+            "guarded",
+        ],
+        "connect-bearer-s3cret\n",
+    )
+    .success();
+    env.run_within(60, &["apply"]).success();
+    let mut bridge = Bridge::open(&env, "guarded");
+    let answer = bridge.ask(&initialize(1));
+    assert!(answer["result"]["serverInfo"].is_object(), "{answer}");
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("connect-bearer-s3cret"), "{stderr}");
+}
+
+#[test]
+fn connect_answers_a_json_rpc_error_when_there_is_nothing_to_reach() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port, ""));
+    // No daemon.
+    let mut bridge = Bridge::open(&env, "echo");
+    let answer = bridge.ask(&initialize("a"));
+    assert_eq!(answer["id"], "a");
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("no daemon runs"), "{message}");
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("mcpctl connect echo: no daemon runs"),
+        "{stderr}"
+    );
+
+    // An unknown server names those the file has.
+    let mut bridge = Bridge::open(&env, "nope");
+    let answer = bridge.ask(&initialize(7));
+    assert_eq!(answer["id"], 7);
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no server `nope`") && message.contains("echo"),
+        "{message}"
+    );
+    assert_eq!(bridge.close().0, Some(1));
+
+    // A server the daemon stopped after the bridge connected: the next call is an
+    // error, not a hang, and the bridge still ends cleanly.
+    env.run_within(60, &["apply"]).success();
+    let mut bridge = Bridge::open(&env, "echo");
+    assert!(bridge.ask(&initialize(1))["result"].is_object());
+    bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let listed = bridge.ask(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+    env.run_within(60, &["server", "stop", "echo"]).success();
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "x"}}});
+    let answer = bridge.ask(&call);
+    assert_eq!(answer["id"], 3);
+    assert!(answer["error"]["message"].is_string(), "{answer}");
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("mcpctl connect echo:"), "{stderr}");
+
+    // A server whose file says stopped.
+    let mut bridge = Bridge::open(&env, "echo");
+    let answer = bridge.ask(&initialize(4));
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("is stopped"), "{message}");
+    bridge.close();
+}
+
+#[test]
+fn connect_answers_bad_lines_and_keeps_ids_exact() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port, ""));
+    env.run_within(60, &["apply"]).success();
+    let mut bridge = Bridge::open(&env, "echo");
+    bridge.send_raw("{not json");
+    let answer = bridge.next();
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    assert_eq!(answer["id"], Value::Null);
+    bridge.send_raw(
+        r#"{"jsonrpc":"2.0","id":18446744073709551616,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    let line = bridge.next_line();
+    assert!(line.contains(r#""id":18446744073709551616"#), "{line}");
+    let (code, _) = bridge.close();
+    assert_eq!(code, Some(0));
+}
+
+fn initialize(id: impl Into<Value>) -> Value {
+    json!({"jsonrpc": "2.0", "id": id.into(), "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "t", "version": "1"}}})
+}
+
+/// `mcpctl connect NAME` over its pipes, each read bounded.
+struct Bridge {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Bridge {
+    fn open(env: &TestEnv, name: &str) -> Self {
+        Self::spawn(&mut env.command(&["connect", name]))
+    }
+
+    fn spawn(command: &mut Command) -> Self {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn send(&mut self, msg: &Value) {
+        self.send_raw(&msg.to_string());
+    }
+
+    fn next_line(&mut self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("an answer from mcpctl connect within 30 s")
+    }
+
+    fn next(&mut self) -> Value {
+        let line = self.next_line();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Sends a request; its answer (other messages before it are skipped).
+    fn ask(&mut self, msg: &Value) -> Value {
+        self.send(msg);
+        loop {
+            let answer = self.next();
+            if answer.get("id") == msg.get("id") && answer.get("method").is_none() {
+                return answer;
+            }
+        }
+    }
+
+    /// Closes stdin; the exit code (within 10 s) and stderr.
+    fn close(mut self) -> (Option<i32>, String) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("mcpctl connect did not exit within 10 s of stdin closing");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut stderr = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+        }
+        (self.child.wait().unwrap().code(), stderr)
+    }
+}
+
+#[test]
+fn connect_reaches_a_tls_server_through_the_roots_it_is_given() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(
+        port,
+        "tls = { cert = \"tls/cert.pem\", key = \"tls/key.pem\" }\n",
+    ));
+    std::fs::create_dir_all(env.path().join("tls")).unwrap();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(fixtures.join(file), env.path().join("tls").join(file)).unwrap();
+    }
+    env.run_within(60, &["apply"]).success();
+    let mut bridge = Bridge::spawn(
+        env.command(&["connect", "echo"])
+            .env("SSL_CERT_FILE", fixtures.join("ca.pem")),
+    );
+    let answer = bridge.ask(&initialize(1));
+    assert!(answer["result"]["serverInfo"].is_object(), "{answer}");
+    assert_eq!(bridge.close().0, Some(0));
+    // Without the CA the certificate is not trusted: an error, never plain text.
+    let mut bridge = Bridge::spawn(
+        env.command(&["connect", "echo"])
+            .env("SSL_CERT_FILE", env.path().join("tls/cert.pem")),
+    );
+    let answer = bridge.ask(&initialize(2));
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    let (_, stderr) = bridge.close();
+    assert!(stderr.contains("https://127.0.0.1"), "{stderr}");
+}
+
+#[test]
+fn a_restarted_server_gets_a_new_session_and_the_client_goes_on() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port, ""));
+    env.run_within(60, &["apply"]).success();
+    let mut bridge = Bridge::open(&env, "echo");
+    assert!(bridge.ask(&initialize(1))["result"].is_object());
+    bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let before = server_pid(&env, "echo");
+    env.run_within(60, &["server", "restart", "echo"]).success();
+    assert_ne!(server_pid(&env, "echo"), before, "restarted");
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "after the restart"}}});
+    let answer = bridge.ask(&call);
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "after the restart",
+        "{answer}"
+    );
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(0), "{stderr}");
+}
