@@ -111,16 +111,24 @@ impl AppState {
         if !room {
             return Err(Box::new(sessions_full(id)));
         }
-        let not_running = || {
-            Box::new(rpc_error(
+        let unavailable = |why: &str| {
+            let mut response = rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 id.clone(),
                 INTERNAL_ERROR,
-                "the server is not running",
-            ))
+                why,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            Box::new(response)
         };
-        let (upstream, lease) = self.instances.open().await.ok_or_else(not_running)?;
-        let session_id = new_session_id().ok_or_else(not_running)?;
+        let (upstream, lease) = self.instances.open().await.ok_or_else(|| {
+            unavailable("no instance can take a session: the server is not running, or its own instance for this session could not start")
+        })?;
+        let session_id = new_session_id().ok_or_else(|| {
+            unavailable("the OS random source failed: no session id can be minted")
+        })?;
         let id = session_id;
         let session = Session {
             _lease: lease,
