@@ -208,13 +208,9 @@ pub struct Traffic {
     pub sessions: u64,
     /// By MCP method, those with requests.
     pub methods: Vec<MethodTraffic>,
-    /// Response times of every method over the last minute, in milliseconds.
-    #[serde(default)]
-    pub p50_ms: Option<f64>,
-    #[serde(default)]
-    pub p95_ms: Option<f64>,
-    #[serde(default)]
-    pub p99_ms: Option<f64>,
+    /// Response times of every method over the last minute.
+    #[serde(flatten)]
+    pub latency: Percentiles,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -226,7 +222,14 @@ pub struct MethodTraffic {
     /// gateway's `BUCKETS`, the last bucket past them all).
     pub buckets: Vec<u64>,
     pub sum_secs: f64,
-    /// Over the last minute, in milliseconds.
+    /// Over the last minute.
+    #[serde(flatten)]
+    pub latency: Percentiles,
+}
+
+/// Response-time percentiles in milliseconds (`None`: no request in the window).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
     #[serde(default)]
     pub p50_ms: Option<f64>,
     #[serde(default)]

@@ -153,9 +153,9 @@ pub(super) fn sample(
                     server["requests"] = json!(requests);
                     server["errors"] = json!(errors);
                     server["requests_per_sec"] = json!(rate(requests, requests_before));
-                    server["p50_ms"] = json!(t.p50_ms);
-                    server["p95_ms"] = json!(t.p95_ms);
-                    server["p99_ms"] = json!(t.p99_ms);
+                    server["p50_ms"] = json!(t.latency.p50_ms);
+                    server["p95_ms"] = json!(t.latency.p95_ms);
+                    server["p99_ms"] = json!(t.latency.p99_ms);
                 }
             }
             server

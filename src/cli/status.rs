@@ -151,13 +151,14 @@ pub(super) fn bytes(n: u64) -> String {
 /// `p50 0.4 ms, p95 1.2 ms, p99 3.0 ms`, or `-` with no request in the window.
 pub(super) fn latency(t: &Traffic) -> String {
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2} ms"));
-    match t.p50_ms {
+    let l = &t.latency;
+    match l.p50_ms {
         None => "-".into(),
         Some(_) => format!(
             "p50 {}, p95 {}, p99 {} (last minute)",
-            ms(t.p50_ms),
-            ms(t.p95_ms),
-            ms(t.p99_ms)
+            ms(l.p50_ms),
+            ms(l.p95_ms),
+            ms(l.p99_ms)
         ),
     }
 }

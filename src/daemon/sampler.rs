@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::procs::{self, Proc};
-use crate::api::{MethodTraffic, Traffic, Usage};
+use crate::api::{MethodTraffic, Percentiles, Traffic, Usage};
 use crate::gateway::meter::BUCKETS;
 
 /// How far back the percentiles look.
@@ -171,13 +171,9 @@ pub(super) fn with_percentiles(mut current: Traffic, baseline: Option<&Traffic>)
         for (sum, n) in overall.iter_mut().zip(&recent) {
             *sum += n;
         }
-        m.p50_ms = percentile_ms(&recent, 0.50);
-        m.p95_ms = percentile_ms(&recent, 0.95);
-        m.p99_ms = percentile_ms(&recent, 0.99);
+        m.latency = percentiles(&recent);
     }
-    current.p50_ms = percentile_ms(&overall, 0.50);
-    current.p95_ms = percentile_ms(&overall, 0.95);
-    current.p99_ms = percentile_ms(&overall, 0.99);
+    current.latency = percentiles(&overall);
     current
 }
 
@@ -190,6 +186,14 @@ fn recent_buckets(now: &MethodTraffic, before: Option<&MethodTraffic>) -> Vec<u6
             n.saturating_sub(old)
         })
         .collect()
+}
+
+fn percentiles(counts: &[u64]) -> Percentiles {
+    Percentiles {
+        p50_ms: percentile_ms(counts, 0.50),
+        p95_ms: percentile_ms(counts, 0.95),
+        p99_ms: percentile_ms(counts, 0.99),
+    }
 }
 
 /// The `q` quantile of bucketed response times, in milliseconds, interpolated inside
@@ -263,10 +267,10 @@ mod tests {
         let mut slow_then_fast = traffic(100, 10);
         slow_then_fast.methods[0].buckets[0] = 100;
         let t = with_percentiles(slow_then_fast.clone(), Some(&traffic(100, 10)));
-        assert!(t.p99_ms.unwrap() <= 0.1, "{t:?}");
+        assert!(t.latency.p99_ms.unwrap() <= 0.1, "{t:?}");
         // Without a baseline, everything counts.
         let all = with_percentiles(slow_then_fast, None);
-        assert!(all.p99_ms.unwrap() > 100.0, "{all:?}");
+        assert!(all.latency.p99_ms.unwrap() > 100.0, "{all:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -137,9 +137,7 @@ impl Meter {
                 errors: load(&m.errors),
                 buckets: m.buckets.iter().map(load).collect(),
                 sum_secs: load(&m.sum_micros) as f64 / 1e6,
-                p50_ms: None,
-                p95_ms: None,
-                p99_ms: None,
+                latency: Default::default(),
             })
             .collect();
         Traffic {
