@@ -139,8 +139,12 @@ pub async fn serve(
     let meter = meter::Meter::new();
     let (app, close_sessions) = match backend {
         Backend::Stdio(instances) => {
-            let (app, close) =
-                http::router(instances, Arc::clone(&max_sessions), Arc::clone(&meter))?;
+            let (app, close) = http::router(
+                instances,
+                Arc::clone(&max_sessions),
+                Arc::clone(&meter),
+                limits.connections.max_connections,
+            )?;
             (app, Some(close))
         }
         Backend::Http(upstream) => (proxy::router(upstream)?, None),

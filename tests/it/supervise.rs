@@ -961,6 +961,47 @@ fn r13_a_body_trickled_a_byte_at_a_time_is_cut_off_at_the_timeout() {
 }
 
 #[test]
+fn r13_clients_holding_streams_never_take_the_last_connections_from_requests() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let env = TestEnv::with_config(&config(port, "", "on-failure"));
+    let run = env
+        .command(&["apply"])
+        .env("MCPCTL_MAX_CONNECTIONS", "8")
+        .output()
+        .unwrap();
+    to_run(&["apply"], &run).success();
+    let open_stream = |session: &str| {
+        let mut s = crate::common::connect(port);
+        write!(
+            s,
+            "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-06-18\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        (s, String::from_utf8_lossy(&head).into_owned())
+    };
+    // Six streams (three quarters of eight) are let in ...
+    let streams: Vec<_> = (0..6)
+        .map(|_| {
+            let (s, head) = open_stream(&initialize(port));
+            assert_eq!(head, "HTTP/1.1 200");
+            s
+        })
+        .collect();
+    // ... the seventh is told to come back, and requests are still served.
+    let (_refused, head) = open_stream(&initialize(port));
+    assert_eq!(head, "HTTP/1.1 503");
+    let session = initialize(port);
+    assert_eq!(
+        text(&call(port, &session, "echo", json!({"text": "served"}))),
+        "served"
+    );
+    drop(streams);
+}
+
+#[test]
 fn r13_idle_and_half_sent_connections_are_bounded_and_closed_and_clients_still_served() {
     use std::io::{Read, Write};
     let port = free_port();

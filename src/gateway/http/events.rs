@@ -17,6 +17,8 @@ pub(super) struct EventStream {
     pub(super) rx: Inbox,
     pub(super) first: Option<Event>,
     pub(super) on_drop: Option<Box<dyn FnOnce() + Send>>,
+    /// A long-lived stream's share of the port (see `AppState::stream_slot`).
+    pub(super) _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl EventStream {
@@ -25,6 +27,7 @@ impl EventStream {
             rx,
             first: None,
             on_drop: None,
+            _slot: None,
         }
     }
 }

@@ -61,6 +61,9 @@ struct AppState {
     asks: Asks,
     /// What the port counts: requests are timed where they are answered.
     meter: Arc<Meter>,
+    /// Long-lived streams (`GET /mcp`, `/sse`) open at once: fewer than the port's
+    /// connections, so that clients holding streams never leave none for requests.
+    streams: Arc<tokio::sync::Semaphore>,
     /// Modern clients' calls waiting for their `input_required` retry.
     parked: parking::Parking,
 }
@@ -157,6 +160,22 @@ impl AppState {
         }
     }
 
+    /// A long-lived stream's share of the port, or the 503 when they are all taken.
+    fn stream_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Response>> {
+        Arc::clone(&self.streams).try_acquire_owned().map_err(|_| {
+            let mut response = rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Value::Null,
+                INTERNAL_ERROR,
+                "too many open streams on this port: try again later",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            Box::new(response)
+        })
+    }
+
     fn with_session(&self, id: &str, f: impl FnOnce(&mut Session)) {
         if let Some(s) = self
             .sessions
@@ -216,11 +235,16 @@ pub(super) fn router(
     instances: Arc<dyn Instances>,
     max_sessions: Arc<AtomicUsize>,
     meter: Arc<Meter>,
+    max_connections: usize,
 ) -> std::io::Result<(Router, Closer)> {
     let state = Arc::new(AppState {
         instances,
         sessions: Mutex::new(Sessions::counted(Arc::clone(&meter))),
         meter,
+        // A quarter of the connections (at least one) stays for requests.
+        streams: Arc::new(tokio::sync::Semaphore::new(
+            (max_connections - max_connections / 4).max(1),
+        )),
         max_sessions,
         asks: Asks::default(),
         parked: parking::Parking::new()?,

@@ -24,6 +24,10 @@ use crate::gateway::reply::rpc_error;
 /// Legacy SSE: an `endpoint` event naming where to POST, then every message for the
 /// client as a `message` event. The session ends when the client goes away.
 pub(super) async fn get_sse(State(state): State<Arc<AppState>>, _headers: HeaderMap) -> Response {
+    let slot = match state.stream_slot() {
+        Ok(slot) => slot,
+        Err(full) => return *full,
+    };
     let (tx, rx) = queue::channel(SSE_BACKLOG);
     let opened = state
         .open(Some(tx.clone()), era::Envelope::default(), Value::Null)
@@ -40,9 +44,10 @@ pub(super) async fn get_sse(State(state): State<Arc<AppState>>, _headers: Header
         state.forget(&session);
     });
     let stream = EventStream {
-        rx,
         first: Some(endpoint),
         on_drop: Some(on_drop),
+        _slot: Some(slot),
+        rx,
     };
     Sse::new(stream)
         .keep_alive(KeepAlive::default())

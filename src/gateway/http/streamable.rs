@@ -183,12 +183,7 @@ pub(super) async fn post_mcp(
             }
         }
     });
-    Sse::new(EventStream {
-        rx,
-        first: None,
-        on_drop: None,
-    })
-    .into_response()
+    Sse::new(EventStream::new(rx)).into_response()
 }
 
 /// The session's standalone stream: the child's notifications this client wants.
@@ -212,6 +207,10 @@ pub(super) async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderM
             "unknown session: initialize again",
         );
     };
+    let slot = match state.stream_slot() {
+        Ok(slot) => slot,
+        Err(full) => return *full,
+    };
     let (tx, rx) = queue::channel(SSE_BACKLOG);
     let stream = tx.clone();
     state.with_session(&session_id, |s| s.stream = Some(stream));
@@ -220,6 +219,7 @@ pub(super) async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderM
         rx,
         first: None,
         on_drop: None,
+        _slot: Some(slot),
     })
     .keep_alive(KeepAlive::default())
     .into_response()
