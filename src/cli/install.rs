@@ -38,15 +38,22 @@ pub(super) fn unit_name(config: &Path) -> String {
     }
 }
 
-/// A word of a systemd command line, quoted when it needs to be.
+/// `text` with systemd's specifiers (`%h`, ...) kept literal.
+fn literal(text: &str) -> String {
+    text.replace('%', "%%")
+}
+
+/// A word of a systemd command line: specifiers and `$` variables kept literal, quoted
+/// when it holds a space, a quote or a backslash.
 fn word(text: &str) -> String {
+    let text = literal(text).replace('$', "$$");
     if text
         .chars()
         .any(|c| c.is_whitespace() || c == '"' || c == '\\' || c == '\'')
     {
         format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
-        text.to_string()
+        text
     }
 }
 
@@ -59,7 +66,6 @@ pub(super) fn unit_text(exe: &Path, config: &Path, identity: Option<&Path>) -> S
         "{MARK}{config}\n\
          [Unit]\n\
          Description=mcpctl daemon for {config}\n\
-         Documentation=man:mcpctl(1)\n\
          After=network.target\n\
          \n\
          [Service]\n\
@@ -70,8 +76,10 @@ pub(super) fn unit_text(exe: &Path, config: &Path, identity: Option<&Path>) -> S
          RestartSec=2\n\
          KillMode=mixed\n\
          TimeoutStopSec=90\n",
-        config = config.display(),
-        dir = word(&dir.display().to_string()),
+        config = literal(&config.display().to_string()),
+        // The rest of the line is the path: no quotes (systemd would take them as part
+        // of it, and then the path is not absolute).
+        dir = literal(&dir.display().to_string()),
         exe = word(&exe.display().to_string()),
         file = word(&config.display().to_string()),
     );
@@ -185,6 +193,22 @@ mod tests {
             Some(Path::new("/home/a/key.txt")),
         );
         assert!(with.contains("\nEnvironment=MCPCTL_IDENTITY=/home/a/key.txt\n"));
+        // Spaces, quotes, `$` and `%` stay what they are.
+        let odd = unit_text(
+            Path::new("/bin/mcpctl"),
+            Path::new("/tmp/we ird$x;\"q/pct%h/mcpctl.toml"),
+            None,
+        );
+        assert!(
+            odd.contains("\nWorkingDirectory=/tmp/we ird$x;\"q/pct%%h\n"),
+            "{odd}"
+        );
+        assert!(
+            odd.contains(
+                "\nExecStart=/bin/mcpctl -f \"/tmp/we ird$$x;\\\"q/pct%%h/mcpctl.toml\" daemon --watch\n"
+            ),
+            "{odd}"
+        );
     }
 
     #[test]

@@ -203,6 +203,32 @@ fn the_user_unit_is_printed_written_verified_and_removed_only_when_ours() {
             "systemd-analyze verify: {stderr}\n{}",
             printed.stdout
         );
+        // A folder with a space, a quote, `$` and `%` in its name.
+        let odd = env.path().join("we ird $x \"q\" %h");
+        std::fs::create_dir_all(&odd).unwrap();
+        std::fs::copy(env.path().join("mcpctl.toml"), odd.join("mcpctl.toml")).unwrap();
+        let file = odd.join("mcpctl.toml");
+        let odd_unit = env.run(&[
+            "-f",
+            file.to_str().unwrap(),
+            "daemon",
+            "install",
+            "--user",
+            "--print",
+        ]);
+        odd_unit.success();
+        std::fs::write(&unit, &odd_unit.stdout).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&unit)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("mcpctl-test.service:"),
+            "systemd-analyze verify: {stderr}\n{}",
+            odd_unit.stdout
+        );
     } else {
         // Written to the stream itself, so the reason shows even when the test passes.
         use std::io::Write;
