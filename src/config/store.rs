@@ -107,6 +107,13 @@ enum Durability {
 }
 
 fn replace(path: &Path, contents: &str, durability: Durability) -> Result<(), Error> {
+    // A symlink (a dotfiles checkout, say) is written through: its target changes, and
+    // the link stays a link.
+    let target = fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.file_type().is_symlink())
+        .and_then(|_| fs::canonicalize(path).ok());
+    let path = target.as_deref().unwrap_or(path);
     let dir = parent_dir(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".mcpctl-")
@@ -147,4 +154,27 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlinked_file_is_written_through_and_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles");
+        fs::create_dir(&real).unwrap();
+        fs::write(real.join("mcpctl.toml"), "old").unwrap();
+        let link = dir.path().join("mcpctl.toml");
+        std::os::unix::fs::symlink(real.join("mcpctl.toml"), &link).unwrap();
+        write_atomic(&link, "new").unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(real.join("mcpctl.toml")).unwrap(), "new");
+        // A plain file is replaced as before.
+        let plain = dir.path().join("plain.toml");
+        fs::write(&plain, "a").unwrap();
+        write_atomic(&plain, "b").unwrap();
+        assert_eq!(fs::read_to_string(&plain).unwrap(), "b");
+    }
 }
