@@ -169,7 +169,12 @@ mod tests {
         let link = dir.path().join("mcpctl.toml");
         std::os::unix::fs::symlink(real.join("mcpctl.toml"), &link).unwrap();
         write_atomic(&link, "new").unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read_to_string(real.join("mcpctl.toml")).unwrap(), "new");
         // A plain file is replaced as before.
         let plain = dir.path().join("plain.toml");

@@ -135,7 +135,9 @@ impl SavedPlan {
             ));
         }
         if changed.is_empty() && self.plan != serde_json::to_value(plan).unwrap_or_default() {
-            changed.push("the same inputs now plan differently (another mcpctl version?)".into());
+            changed.push(
+                "the plan in the file is not what its file and running state plan now (the plan file was edited, or another mcpctl version wrote it)".into(),
+            );
         }
         changed
     }
