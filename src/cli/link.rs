@@ -213,6 +213,17 @@ fn link(
         (None, Some(link)) => PathBuf::from(&link.path),
         (None, None) => default_path(client, scope)?,
     };
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if same(&file, config) {
+        return Err(Error::Failed(format!(
+            "{} is mcpctl's own config, not {}'s: give the client's file with --config-path",
+            file.display(),
+            client.name()
+        )));
+    }
     let wanted = entries(config, client, only)?;
     let existed = read_client_file(&file)?;
     let before = existed.clone().unwrap_or_default();

@@ -206,6 +206,16 @@ fn a_file_link_made_goes_away_with_unlink_and_paths_are_remembered() {
         "a file link made is removed with its last entry"
     );
 
+    // mcpctl's own file is no client's.
+    let own = env.read("mcpctl.toml");
+    run_home(
+        &env,
+        &["client", "link", "codex", "--config-path", "mcpctl.toml"],
+    )
+    .failure()
+    .stderr_has("is mcpctl's own config");
+    assert_eq!(env.read("mcpctl.toml"), own);
+
     // --config-path is remembered for the next link and for unlink.
     env.write("elsewhere/mcp.json", "{}\n");
     run_home(
