@@ -320,11 +320,7 @@ fn link(
     save_records(config, &records)?;
     crate::note!(
         "linked {} into {} ({client_name})",
-        if written.is_empty() {
-            "nothing".to_string()
-        } else {
-            written.join(", ")
-        },
+        listed(&written),
         file.display()
     );
     if !dropped.is_empty() {
@@ -416,15 +412,7 @@ fn unlink(
         records.links.insert(key, record);
     }
     save_records(config, &records)?;
-    crate::note!(
-        "unlinked {} from {}",
-        if removed.is_empty() {
-            "nothing".to_string()
-        } else {
-            removed.join(", ")
-        },
-        file.display()
-    );
+    crate::note!("unlinked {} from {}", listed(&removed), file.display());
     ok()
 }
 
@@ -467,4 +455,13 @@ fn status(config: &Path, client: Option<&str>) -> Result<u8, Error> {
     }
     print(&(lines.join("\n") + "\n"))?;
     ok()
+}
+
+/// `a, b` — or `nothing`.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        "nothing".to_string()
+    } else {
+        names.join(", ")
+    }
 }

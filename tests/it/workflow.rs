@@ -172,6 +172,23 @@ fn a_saved_plan_applies_exactly_as_planned_and_is_refused_once_the_file_or_what_
         .stderr_has("it is not a saved plan");
 }
 
+/// `systemd-analyze verify` finds nothing wrong with `unit`.
+fn verify_unit(unit: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcpctl-test.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("mcpctl-test.service:"),
+        "systemd-analyze verify: {stderr}\n{unit}"
+    );
+}
+
 #[test]
 fn the_user_unit_is_printed_written_verified_and_removed_only_when_ours() {
     let env = TestEnv::with_config(&echo_with(free_port(), "x"));
@@ -189,20 +206,7 @@ fn the_user_unit_is_printed_written_verified_and_removed_only_when_ours() {
         .arg("--version")
         .output();
     if verify.is_ok_and(|o| o.status.success()) {
-        let dir = tempfile::tempdir().unwrap();
-        let unit = dir.path().join("mcpctl-test.service");
-        std::fs::write(&unit, &printed.stdout).unwrap();
-        let out = std::process::Command::new("systemd-analyze")
-            .args(["verify", "--man=no"])
-            .arg(&unit)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && !stderr.contains("mcpctl-test.service:"),
-            "systemd-analyze verify: {stderr}\n{}",
-            printed.stdout
-        );
+        verify_unit(&printed.stdout);
         // A folder with a space, a quote, `$` and `%` in its name.
         let odd = env.path().join("we ird $x \"q\" %h");
         std::fs::create_dir_all(&odd).unwrap();
@@ -217,18 +221,7 @@ fn the_user_unit_is_printed_written_verified_and_removed_only_when_ours() {
             "--print",
         ]);
         odd_unit.success();
-        std::fs::write(&unit, &odd_unit.stdout).unwrap();
-        let out = std::process::Command::new("systemd-analyze")
-            .args(["verify", "--man=no"])
-            .arg(&unit)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && !stderr.contains("mcpctl-test.service:"),
-            "systemd-analyze verify: {stderr}\n{}",
-            odd_unit.stdout
-        );
+        verify_unit(&odd_unit.stdout);
     } else {
         // Written to the stream itself, so the reason shows even when the test passes.
         use std::io::Write;
