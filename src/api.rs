@@ -122,6 +122,19 @@ pub struct ServerStatus {
     /// Through the server's port, at the last sample.
     #[serde(default)]
     pub traffic: Option<Traffic>,
+    /// `autoscale`: the last change of the count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale: Option<ScaleDecision>,
+}
+
+/// One change of an autoscaled server's instance count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleDecision {
+    /// RFC 3339.
+    pub at: String,
+    pub from: u32,
+    pub to: u32,
+    pub reason: String,
 }
 
 /// Where one instance is in its life.

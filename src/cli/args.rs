@@ -448,6 +448,34 @@ pub enum ServerCommand {
         #[command(flatten)]
         apply: EditApply,
     },
+    /// Write `autoscale = { min, max, ... }` instead of `instances` and converge: the
+    /// daemon keeps the count between min and max from the live load
+    #[command(
+        after_help = "Examples:\n  mcpctl server autoscale github --min 1 --max 4 --target-sessions 20\n  mcpctl server autoscale github --min 0 --max 2 --idle-after 15m   # scale to zero when idle\n\nScaling up is at once; down is one instance at a time after --scale-down-after of\nlower load, draining first. With --min 0 every instance stops after --idle-after\nwithout a session or a call, and the next request starts one. `server scale` goes\nback to a fixed count."
+    )]
+    Autoscale {
+        name: String,
+        /// Fewest instances (0: scale to zero when idle)
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        min: u32,
+        /// Most instances
+        #[arg(long, value_name = "N")]
+        max: u32,
+        /// Client sessions one instance should carry
+        #[arg(long, value_name = "S")]
+        target_sessions: Option<u32>,
+        /// Calls in flight one instance should carry
+        #[arg(long, value_name = "R")]
+        target_inflight: Option<u32>,
+        /// How long the load must stay lower before one instance goes (default 5m)
+        #[arg(long, value_name = "DURATION")]
+        scale_down_after: Option<String>,
+        /// With --min 0: how long without a session or a call before all stop (default 10m)
+        #[arg(long, value_name = "DURATION")]
+        idle_after: Option<String>,
+        #[command(flatten)]
+        apply: EditApply,
+    },
     /// Live CPU, memory, traffic and response times of one server (or all)
     #[command(
         after_help = "Examples:\n  mcpctl server monitor              # every server, redrawn (like top)\n  mcpctl server monitor github --metrics cpu,memory --interval 5\n  mcpctl server monitor github --format json | jq .   # one object per sample"

@@ -303,6 +303,18 @@ pub(super) fn server_scale(
     instances: u32,
     no_apply: bool,
 ) -> Result<u8, Error> {
+    let count = Value::from(i64::from(instances));
+    server_count(path, name, "instances", count, no_apply)
+}
+
+/// `scale` / `autoscale`: writes `field` (which replaces the other) and converges.
+pub(super) fn server_count(
+    path: &Path,
+    name: &str,
+    field: &str,
+    value: Value,
+    no_apply: bool,
+) -> Result<u8, Error> {
     let before = declared(path);
     edit_file(path, |doc, raw| {
         if !raw.servers.contains_key(name) {
@@ -310,8 +322,7 @@ pub(super) fn server_scale(
             return Err(edit::unknown_server(name, &known));
         }
         let profile = edit::profile_of(raw, name);
-        let count = Value::from(i64::from(instances));
-        edit::set_server_field(doc, raw, name, &profile, "instances", count)
+        edit::set_server_field(doc, raw, name, &profile, field, value)
     })?;
     after_edit(path, before, Some(name), no_apply)
 }

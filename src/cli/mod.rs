@@ -193,6 +193,43 @@ fn server(path: &Path, cmd: ServerCommand) -> Result<u8, Error> {
             instances,
             apply,
         } => lifecycle::server_scale(path, &name, instances, apply.no_apply),
+        ServerCommand::Autoscale {
+            name,
+            min,
+            max,
+            target_sessions,
+            target_inflight,
+            scale_down_after,
+            idle_after,
+            apply,
+        } => {
+            let mut bounds = toml_edit::InlineTable::new();
+            bounds.insert("min", i64::from(min).into());
+            bounds.insert("max", i64::from(max).into());
+            for (key, value) in [
+                ("target_sessions", target_sessions),
+                ("target_inflight", target_inflight),
+            ] {
+                if let Some(v) = value {
+                    bounds.insert(key, i64::from(v).into());
+                }
+            }
+            for (key, value) in [
+                ("scale_down_after", scale_down_after),
+                ("idle_after", idle_after),
+            ] {
+                if let Some(v) = value {
+                    bounds.insert(key, v.into());
+                }
+            }
+            lifecycle::server_count(
+                path,
+                &name,
+                "autoscale",
+                toml_edit::Value::InlineTable(bounds),
+                apply.no_apply,
+            )
+        }
         ServerCommand::Monitor {
             name,
             metrics,

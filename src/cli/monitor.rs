@@ -313,6 +313,7 @@ mod tests {
                 restarts: 0,
                 instances: vec![instance],
                 traffic: Some(traffic),
+                last_scale: None,
             }],
             usage: None,
             applied: None,

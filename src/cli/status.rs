@@ -50,6 +50,12 @@ struct Report {
     instances_desired: u32,
     /// Scaled away, finishing their calls and sessions.
     instances_draining: usize,
+    /// `autoscale`: the bounds and targets (`1-3, 2 sessions/instance`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    autoscale: Option<String>,
+    /// `autoscale`: the last change of the count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_scale: Option<crate::api::ScaleDecision>,
     /// Client sessions' own instances running (`sharing = "per-session"`).
     session_instances: usize,
     last_exit: Option<String>,
@@ -60,6 +66,16 @@ struct Report {
     usage: Option<Usage>,
     /// Through the port since it opened (percentiles over the last minute).
     traffic: Option<Traffic>,
+}
+
+impl Report {
+    /// Running out of wanted: `2/3`, or `2/1-4` for an autoscaled server.
+    fn instances(&self) -> String {
+        match self.autoscale.as_deref().and_then(|a| a.split(',').next()) {
+            Some(bounds) => format!("{}/{bounds}", self.instances_running),
+            None => format!("{}/{}", self.instances_running, self.instances_desired),
+        }
+    }
 }
 
 fn kebab<T: Serialize>(v: &T) -> String {
@@ -111,6 +127,8 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
             .iter()
             .filter(|i| i.phase == Phase::Draining)
             .count(),
+        autoscale: spec.autoscale.map(|a| a.describe()),
+        last_scale: running.and_then(|r| r.last_scale.clone()),
         last_exit: instances.iter().find_map(|i| i.last_exit.clone()),
         last_error: instances.iter().find_map(|i| i.last_error.clone()),
         protocol: instances.iter().find_map(|i| i.protocol.clone()),
@@ -282,7 +300,7 @@ pub(super) fn status(path: &Path, format: Format) -> Result<u8, Error> {
             r.port.to_string(),
             r.profile.clone(),
             r.transport.clone(),
-            format!("{}/{}", r.instances_running, r.instances_desired),
+            r.instances(),
             r.restarts.to_string(),
             r.pids.first().map_or("-".into(), u32::to_string),
             duration(r.uptime_secs),
@@ -360,12 +378,19 @@ pub(super) fn server_status(
                 (
                     "Instances",
                     match r.instances_draining {
-                        0 => format!("{}/{}", r.instances_running, r.instances_desired),
-                        n => format!(
-                            "{}/{} ({n} draining)",
-                            r.instances_running, r.instances_desired
-                        ),
+                        0 => r.instances(),
+                        n => format!("{} ({n} draining)", r.instances()),
                     },
+                ),
+                (
+                    "Autoscale",
+                    r.autoscale.clone().unwrap_or_else(|| "-".into()),
+                ),
+                (
+                    "Last Scale",
+                    r.last_scale.as_ref().map_or("-".into(), |d| {
+                        format!("{} -> {} at {}: {}", d.from, d.to, d.at, d.reason)
+                    }),
                 ),
                 ("Session Instances", r.session_instances.to_string()),
                 ("Instance IDs", list(&r.instance_ids)),

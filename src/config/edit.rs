@@ -383,7 +383,9 @@ fn merge(target: &mut Item, source: Item) {
 /// Writes `field = value` where it takes effect for `server`: into
 /// `[profiles.P.servers.NAME]` when its profile `P` sets that field (in the profile or
 /// its per-server override, which would otherwise win), else into `[servers.NAME]`.
-/// Afterwards the effective value is `value`.
+/// Afterwards the effective value is `value`. A field that excludes another
+/// (`instances` and `autoscale`) is found wherever either is set, and the other is
+/// removed from the table written.
 pub fn set_server_field(
     doc: &mut DocumentMut,
     raw: &RawConfig,
@@ -393,7 +395,16 @@ pub fn set_server_field(
     value: Value,
 ) -> Result<(), Error> {
     let profile_layer = raw.profiles.get(profile);
-    let sets = |layer: Option<&Layer>| layer.is_some_and(|l| layer_has(l, field));
+    let rival = rival_of(field);
+    let sets = |layer: Option<&Layer>| {
+        layer.is_some_and(|l| layer_has(l, field) || rival.is_some_and(|r| layer_has(l, r)))
+    };
+    let set_value = |table: &mut dyn TableLike, field: &str, value: Value| {
+        if let Some(rival) = rival {
+            table.remove(rival);
+        }
+        set_value(table, field, value);
+    };
     let in_profile =
         sets(profile_layer) || sets(profile_layer.and_then(|p| p.servers.as_ref()?.get(server)));
     if !in_profile {
@@ -437,6 +448,15 @@ pub fn set_server_field(
         place_new_tables(profiles, &mut next);
     }
     Ok(())
+}
+
+/// The field that `field` excludes: one of them decides the instance count.
+fn rival_of(field: &str) -> Option<&'static str> {
+    match field {
+        "instances" => Some("autoscale"),
+        "autoscale" => Some("instances"),
+        _ => None,
+    }
 }
 
 /// Whether `layer` sets `field` (by its name in the file).

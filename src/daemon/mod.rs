@@ -11,6 +11,7 @@
 //! shim (`crate::shim`), forked by the spawner thread (`spawner`), and restart by the
 //! pure rules of `policy`.
 
+mod autoscale;
 mod backend;
 mod busy_poll;
 mod control;
@@ -64,6 +65,16 @@ struct ServerRuntime {
     /// Scaled away, finishing their calls and sessions before they stop (no new
     /// sessions reach them: they are out of the pool).
     draining: Vec<Handle>,
+    /// `autoscale`: the rule's memory between steps, and its last decision.
+    scaler: autoscale::rule::Scaler,
+    last_scale: Option<crate::api::ScaleDecision>,
+}
+
+impl ServerRuntime {
+    /// Autoscaled to no instance at all, its port still served.
+    fn scaled_to_zero(&self) -> bool {
+        self.spec.autoscale.is_some_and(|a| a.min == 0) && self.instances.is_empty()
+    }
 }
 
 /// Where a daemon's desired state comes from.
@@ -95,6 +106,8 @@ pub struct Daemon {
     /// One convergence at a time.
     applying: Mutex<()>,
     changed: Arc<Notify>,
+    /// Poked by a request that finds a server scaled to zero.
+    autoscale_wake: Arc<Notify>,
     shutdown: Notify,
     /// What the last applies asked for (the file as then, secrets decrypted): what a
     /// resync converges to.
@@ -162,6 +175,7 @@ impl Daemon {
             servers: Mutex::new(BTreeMap::new()),
             applying: Mutex::new(()),
             changed: Arc::new(Notify::new()),
+            autoscale_wake: Arc::new(Notify::new()),
             shutdown: Notify::new(),
             desired: Mutex::new(None),
             instance_ids: std::sync::Mutex::default(),

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::gateway::{self, Instances, Upstream};
@@ -18,6 +19,12 @@ pub(super) type Views =
 #[derive(Default)]
 pub(super) struct Pool {
     pub(super) views: std::sync::Mutex<Vec<tokio::sync::watch::Receiver<supervisor::View>>>,
+    /// Bumped whenever `views` is replaced, for requests waiting for an instance.
+    pub(super) generation: tokio::sync::watch::Sender<u64>,
+    /// Scaled to zero (`autoscale.min = 0`): poked when a request finds no instance.
+    pub(super) wake: Option<Arc<tokio::sync::Notify>>,
+    /// Requests waiting for an instance to be started for them.
+    pub(super) waiting: AtomicUsize,
     /// `sharing = "per-session"`: starts a session's own instance (numbered).
     pub(super) per_session: Option<Box<dyn Fn() -> (u32, Handle) + Send + Sync>>,
     /// The sessions' own instances while they live, for `status`.
@@ -53,6 +60,30 @@ impl Pool {
         if let Ok(mut views) = self.views.lock() {
             *views = handles.iter().map(|h| h.view.clone()).collect();
         }
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Whether a request waits for an instance (the autoscaler starts one at once).
+    pub(super) fn waiting(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
+
+    /// With no instance at all: asks the autoscaler for one and waits until the pool
+    /// changes (or `deadline`). False when nothing can start one.
+    async fn wait_for_instances(&self, deadline: tokio::time::Instant) -> bool {
+        let Some(wake) = &self.wake else {
+            return false;
+        };
+        let mut changes = self.generation.subscribe();
+        if self.views.lock().is_ok_and(|v| !v.is_empty()) {
+            return true;
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _counted = scopeguard_dec(&self.waiting);
+        wake.notify_one();
+        tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }
 
@@ -71,6 +102,17 @@ impl Pool {
             .min_by_key(|u| load(u))?;
         Some(then(upstream))
     }
+}
+
+/// Takes one back from `count` when dropped (a waiter that gave up or was served).
+fn scopeguard_dec(count: &AtomicUsize) -> impl Drop + '_ {
+    struct Dec<'a>(&'a AtomicUsize);
+    impl Drop for Dec<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    Dec(count)
 }
 
 impl gateway::HttpPool for Pool {
@@ -109,6 +151,12 @@ impl Instances for Pool {
                 let Ok(mut starting) = self.views.lock().map(|views| views.clone()) else {
                     return;
                 };
+                if starting.is_empty() {
+                    if self.wait_for_instances(deadline).await {
+                        continue;
+                    }
+                    return;
+                }
                 // Marked seen, so `changed` below waits for the next change.
                 let phases: Vec<Phase> = starting
                     .iter_mut()

@@ -30,6 +30,12 @@ pub(super) struct Desired {
     secrets: Arc<Secrets>,
 }
 
+impl Desired {
+    pub(super) fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+}
+
 impl Daemon {
     /// Loads the file, plans against what runs and executes the plan.
     pub async fn apply(
@@ -207,12 +213,7 @@ impl Daemon {
                 "{}: should run and does not: starting it (resync)",
                 action.server
             );
-            let (progress, mut lines) = mpsc::channel(16);
-            let log = tokio::spawn(async move {
-                while let Some(line) = lines.recv().await {
-                    tracing::info!("{line}");
-                }
-            });
+            let (progress, log) = super::run::progress_to_log();
             let result = self
                 .execute(
                     action,
@@ -273,6 +274,10 @@ impl Daemon {
                 let pool = Arc::new(Pool {
                     per_session: (spec.sharing == Sharing::PerSession)
                         .then(|| self.session_instances(&spec, secrets)),
+                    wake: spec
+                        .autoscale
+                        .filter(|a| a.min == 0)
+                        .map(|_| Arc::clone(&self.autoscale_wake)),
                     stop_timeout: spec.stop_timeout,
                     start_timeout: spec.start_timeout,
                     ..Pool::default()
@@ -339,6 +344,8 @@ impl Daemon {
                         pool,
                         gateway,
                         draining: Vec::new(),
+                        scaler: super::autoscale::rule::Scaler::default(),
+                        last_scale: None,
                     },
                 );
                 self.wait_ready(&name, views, progress, secrets).await
@@ -401,11 +408,12 @@ impl Daemon {
         retired.extend(dead);
         let mut keep = alive;
         let want = usize::try_from(spec.instances).unwrap_or(usize::MAX);
-        let mut scaled_away = Vec::new();
-        while keep.len() > want {
-            if let Some(h) = keep.pop() {
-                scaled_away.push(h);
-            }
+        // The least busy go (the newest of equals): the fewest calls and sessions wait.
+        keep.sort_by_key(|h| std::cmp::Reverse(work_of(h)));
+        let scaled_away = keep.split_off(want.min(keep.len()));
+        keep.sort_by_key(|h| h.index);
+        for h in &scaled_away {
+            h.drain().await;
         }
         for h in &keep {
             h.update(spec).await;
@@ -503,7 +511,14 @@ pub(super) fn stop_timeout(spec: &ServerSpec, options: &ApplyOptions) -> Duratio
         .map_or(spec.stop_timeout, Duration::from_millis)
 }
 
-/// Stops instances concurrently and waits for all of them.
+/// Calls in flight and sessions pinned to an instance: what scaling it away interrupts.
+fn work_of(h: &Handle) -> usize {
+    h.view
+        .borrow()
+        .upstream()
+        .map_or(0, |u| u.busy() + u.load() + u.in_flight())
+}
+
 /// Waits until none of `instances` has a call in flight or a session pinned to it, or
 /// `limit` has passed. (Their counters are atomics the gateway moves: polled.)
 async fn drain(instances: &[Handle], limit: Duration) {
@@ -511,18 +526,14 @@ async fn drain(instances: &[Handle], limit: Duration) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tick.tick().await;
-        let idle = instances.iter().all(|h| {
-            h.view
-                .borrow()
-                .upstream()
-                .is_none_or(|u| u.busy() == 0 && u.load() == 0 && u.in_flight() == 0)
-        });
+        let idle = instances.iter().all(|h| work_of(h) == 0);
         if idle || tokio::time::Instant::now() >= deadline {
             return;
         }
     }
 }
 
+/// Stops instances concurrently and waits for all of them.
 pub(super) async fn stop_all(instances: impl IntoIterator<Item = (Handle, Duration)>, force: bool) {
     let mut stops = tokio::task::JoinSet::new();
     for (handle, timeout) in instances {

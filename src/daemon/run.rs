@@ -87,6 +87,10 @@ pub(super) async fn async_main(
     if let Some(every) = sampler::period() {
         workers.spawn(sample_every(Arc::clone(&daemon), every));
     }
+    workers.spawn(autoscale::autoscale_every(
+        Arc::clone(&daemon),
+        autoscale::period(),
+    ));
     if options.watch {
         watch::spawn_daemon_watch(Arc::clone(&daemon));
     }
@@ -128,6 +132,18 @@ pub(super) async fn initial_apply(daemon: &Arc<Daemon>) {
         }
         Err(_) => {}
     }
+}
+
+/// A progress channel for work nobody watches (a resync, an autoscale): its lines go
+/// to the daemon's log. Drop the sender, then await the task.
+pub(super) fn progress_to_log() -> (mpsc::Sender<String>, tokio::task::JoinHandle<()>) {
+    let (progress, mut lines) = mpsc::channel::<String>(16);
+    let log = tokio::spawn(async move {
+        while let Some(line) = lines.recv().await {
+            tracing::info!("{line}");
+        }
+    });
+    (progress, log)
 }
 
 /// How often the daemon converges to what was last applied (`MCPCTL_RESYNC_SECS`,

@@ -55,6 +55,7 @@ impl Daemon {
                     let observed = ObservedServer {
                         spec: rt.spec.clone(),
                         instances: u32::try_from(held).unwrap_or(u32::MAX),
+                        scaled_to_zero: rt.scaled_to_zero(),
                     };
                     (name.clone(), observed)
                 })
@@ -129,7 +130,6 @@ impl Daemon {
                     .lock()
                     .map(|v| v.iter().map(|(i, w)| (*i, w.clone(), true)).collect())
                     .unwrap_or_default();
-                let draining: Vec<u32> = rt.draining.iter().map(|h| h.index).collect();
                 let instances: Vec<InstanceStatus> = rt
                     .instances
                     .iter()
@@ -138,15 +138,9 @@ impl Daemon {
                     .chain(own)
                     .map(|(index, view, per_session)| {
                         let v = view.borrow();
-                        let phase = match v.phase() {
-                            Phase::Running | Phase::Unhealthy if draining.contains(&index) => {
-                                Phase::Draining
-                            }
-                            phase => phase,
-                        };
                         InstanceStatus {
                             index,
-                            phase,
+                            phase: v.phase(),
                             pid: v.server_pid().or_else(|| {
                                 v.pid()
                                     .and_then(|p| crate::sys::children_of(p).first().copied())
@@ -170,10 +164,15 @@ impl Daemon {
                 ServerStatus {
                     name: name.clone(),
                     spec: rt.spec.clone(),
-                    status: overall(&instances),
+                    status: if rt.scaled_to_zero() {
+                        super::autoscale::SCALED_TO_ZERO.to_string()
+                    } else {
+                        overall(&instances)
+                    },
                     created_at: timestamp(rt.created_at),
                     restarts: instances.iter().map(|i| i.restarts).sum(),
                     instances,
+                    last_scale: rt.last_scale.clone(),
                     traffic: rt.gateway.as_ref().map(|g| {
                         let current = g.meter.snapshot();
                         match &samples {

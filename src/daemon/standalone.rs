@@ -62,6 +62,10 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
     if let Some(every) = sampler::period() {
         workers.spawn(run::sample_every(Arc::clone(&daemon), every));
     }
+    workers.spawn(autoscale::autoscale_every(
+        Arc::clone(&daemon),
+        autoscale::period(),
+    ));
     // Signals first: a SIGTERM during the start still ends everything cleanly.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io_err("cannot handle SIGTERM"))?;

@@ -72,6 +72,39 @@ pub struct Health {
     pub failures: Option<i64>,
 }
 
+/// The instance count kept from the live load, instead of a fixed `instances`: between
+/// `min` and `max`, enough instances that each has at most `target_sessions` sessions
+/// and `target_inflight` calls in flight. Scaling up happens at once; down, one instance
+/// at a time after `scale_down_after` of lower load. With `min = 0` every instance stops
+/// after `idle_after` without a session or a call, and the next request starts one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscale {
+    /// Fewest instances, 0-64. Default 1; 0 scales to zero when idle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 64))]
+    pub min: Option<i64>,
+    /// Most instances, 1-64.
+    #[schemars(range(min = 1, max = 64))]
+    pub max: i64,
+    /// Client sessions one instance should carry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub target_sessions: Option<i64>,
+    /// Calls in flight one instance should carry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub target_inflight: Option<i64>,
+    /// How long the load must stay lower before one instance is removed, e.g. `"5m"`.
+    /// Default `5m`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_down_after: Option<String>,
+    /// With `min = 0`: how long without a session or a call before every instance
+    /// stops, e.g. `"10m"`. Default `10m`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_after: Option<String>,
+}
+
 /// What one instance may use. `memory`: an instance whose process tree stays above it
 /// for two samples in a row is restarted, the reason in its status and log. `nofile`:
 /// the open-file limit of the server's processes (setrlimit). `cpu` (cores) is not
@@ -246,6 +279,10 @@ pub struct Layer {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub instances: Option<i64>,
+    /// Keep the count within bounds from the live load instead of fixing it, e.g.
+    /// `{ min = 1, max = 4, target_sessions = 20 }`. Replaces `instances`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Autoscale>,
     /// `always`, `on-failure` or `never`. Default `on-failure`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartPolicy>,

@@ -19,7 +19,7 @@ use super::{Config, DEFAULT_PROFILE, FORMAT_VERSION, names};
 mod fields;
 #[cfg(test)]
 pub(super) use fields::parse_size;
-use fields::{duration, health_check, nonzero, resource_limits};
+use fields::{autoscale, duration, health_check, nonzero, resource_limits};
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,6 +53,10 @@ struct Merged {
     state: Option<Sourced<State>>,
     sharing: Option<Sourced<super::raw::Sharing>>,
     instances: Option<Sourced<i64>>,
+    /// `instances` and `autoscale` are one choice: a layer's own replaces the other's.
+    autoscale: Option<Sourced<super::raw::Autoscale>>,
+    /// Where one layer set both.
+    both_counts: Option<Vec<String>>,
     restart: Option<Sourced<RestartPolicy>>,
     stop_timeout: Option<Sourced<String>>,
     start_timeout: Option<Sourced<String>>,
@@ -93,6 +97,7 @@ impl Merged {
             state,
             sharing,
             instances,
+            autoscale,
             restart,
             stop_timeout,
             start_timeout,
@@ -104,6 +109,12 @@ impl Merged {
             auth,
             tls
         );
+        match (&layer.instances, &layer.autoscale) {
+            (Some(_), Some(_)) => self.both_counts = Some(origin("autoscale")),
+            (Some(_), None) => self.autoscale = None,
+            (None, Some(_)) => self.instances = None,
+            (None, None) => {}
+        }
         if let Some(secrets) = &layer.secrets {
             for (key, ciphertext) in secrets {
                 let place = [at, std::slice::from_ref(key)].concat().join(".");
@@ -495,6 +506,49 @@ fn resolve_server(
         None => Some(1),
     };
 
+    if let Some(at) = &m.both_counts {
+        diags.push(
+            Diagnostic::new(format!(
+                "server `{name}` sets both `instances` and `autoscale`"
+            ))
+            .at(loc.value(at), "one or the other")
+            .hint("keep `instances = N` for a fixed count, or `autoscale = { min, max, ... }` to follow the load"),
+        );
+    }
+    let autoscale = autoscale(name, m.autoscale.as_ref(), loc, diags);
+    let scaled = autoscale.as_ref().and_then(Option::as_ref);
+    if let (Some(_), Some(sharing)) = (scaled, &m.sharing)
+        && sharing.value == super::raw::Sharing::PerSession
+    {
+        diags.push(
+            Diagnostic::new(format!(
+                "server `{name}` has `sharing = \"per-session\"` and `autoscale`"
+            ))
+            .at(
+                loc.value(&sharing.origin),
+                "each session has a process of its own",
+            )
+            .hint("per-session servers follow their sessions already: remove `autoscale`"),
+        );
+    }
+    if let (Some(_), Mode::Remote) = (scaled, mode) {
+        diags.push(
+            Diagnostic::new(format!("server `{name}` is remote and has `autoscale`"))
+                .at(at_server(), "a remote server runs no process")
+                .hint("remove `autoscale`"),
+        );
+    }
+    if let (Some(_), Mode::Local, Some(t)) = (scaled, mode, &m.transport)
+        && t.value != Transport::Stdio
+    {
+        diags.push(
+            Diagnostic::new(format!(
+                "server `{name}` speaks HTTP itself: `autoscale` is for stdio servers"
+            ))
+            .at(loc.value(&t.origin), "not stdio")
+            .hint("the gateway measures sessions and calls of stdio servers only: use `instances = N` here"),
+        );
+    }
     let stop_timeout = duration(
         name,
         "stop_timeout",
@@ -660,7 +714,11 @@ fn resolve_server(
         sharing: m
             .sharing
             .map_or(super::raw::Sharing::Multiplex, |s| s.value),
-        instances: instances?,
+        instances: match &autoscale {
+            Some(Some(a)) => a.initial(),
+            _ => instances?,
+        },
+        autoscale: autoscale?,
         restart: m.restart.map_or(RestartPolicy::OnFailure, |r| r.value),
         stop_timeout: stop_timeout?,
         start_timeout: start_timeout?,

@@ -35,7 +35,11 @@ pub struct ServerSpec {
     pub state: State,
     #[serde(default = "multiplex")]
     pub sharing: Sharing,
+    /// The count to start with; with `autoscale`, what the autoscaler last chose.
     pub instances: u32,
+    /// The count kept from the live load, within bounds (replaces a fixed count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Autoscale>,
     pub restart: RestartPolicy,
     #[serde(with = "human_duration")]
     pub stop_timeout: Duration,
@@ -65,6 +69,43 @@ pub struct ServerSpec {
     /// HTTPS on the gateway port: the certificate and key files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<super::raw::Tls>,
+}
+
+/// `autoscale = { ... }`, validated: `min <= max`, durations parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Autoscale {
+    pub min: u32,
+    pub max: u32,
+    /// Sessions one instance should carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_sessions: Option<u32>,
+    /// Calls in flight one instance should carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_inflight: Option<u32>,
+    #[serde(with = "human_duration")]
+    pub scale_down_after: Duration,
+    #[serde(with = "human_duration")]
+    pub idle_after: Duration,
+}
+
+impl Autoscale {
+    /// `1-3, 2 sessions/instance`: the bounds and targets on one line.
+    pub fn describe(&self) -> String {
+        let mut out = format!("{}-{}", self.min, self.max);
+        if let Some(s) = self.target_sessions {
+            out.push_str(&format!(", {s} sessions/instance"));
+        }
+        if let Some(r) = self.target_inflight {
+            out.push_str(&format!(", {r} calls in flight/instance"));
+        }
+        out
+    }
+
+    /// The count a start begins with: `min`, and one even with `min = 0`, so that
+    /// an apply shows the server can start.
+    pub fn initial(&self) -> u32 {
+        self.min.max(1)
+    }
 }
 
 /// An MCP `ping` every `interval`, answered within `timeout`; `failures` misses in a
@@ -199,7 +240,39 @@ impl ServerSpec {
             attr("headers", non_empty_map(&self.headers).map(Map), Restart),
             attr("port", Some(Number(u64::from(self.port))), Restart),
             attr("sharing", Some(Text(kebab(&self.sharing))), Restart),
-            attr("instances", Some(Number(u64::from(self.instances))), Scale),
+            // With autoscale the count is observed state, not desired: not compared.
+            attr(
+                "instances",
+                (self.autoscale.is_none()).then(|| Number(u64::from(self.instances))),
+                Scale,
+            ),
+            attr(
+                "autoscale",
+                self.autoscale.map(|a| {
+                    let mut parts = BTreeMap::from([
+                        ("min".to_string(), a.min.to_string()),
+                        ("max".to_string(), a.max.to_string()),
+                        (
+                            "scale_down_after".to_string(),
+                            humantime::format_duration(a.scale_down_after).to_string(),
+                        ),
+                    ]);
+                    if let Some(s) = a.target_sessions {
+                        parts.insert("target_sessions".into(), s.to_string());
+                    }
+                    if let Some(r) = a.target_inflight {
+                        parts.insert("target_inflight".into(), r.to_string());
+                    }
+                    if a.min == 0 {
+                        parts.insert(
+                            "idle_after".into(),
+                            humantime::format_duration(a.idle_after).to_string(),
+                        );
+                    }
+                    Map(parts)
+                }),
+                InPlace,
+            ),
             attr("profile", Some(Text(self.profile.clone())), InPlace),
             attr("restart", Some(Text(kebab(&self.restart))), InPlace),
             attr(

@@ -351,7 +351,8 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
         .as_object()
         .unwrap()
         .keys()
-        .filter(|k| *k != "servers")
+        // `autoscale` excludes `instances`: autoscale_replaces_instances_... covers it.
+        .filter(|k| *k != "servers" && *k != "autoscale")
         .collect();
     let mut set = written.clone();
     every.sort();
@@ -527,4 +528,67 @@ fn per_session_servers_keep_fewer_sessions_by_default() {
         "version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nsharing = \"per-session\"\nmax_sessions = 7\n",
     );
     assert_eq!(set.servers["s"].max_sessions, 7);
+}
+
+#[test]
+fn autoscale_replaces_instances_layer_by_layer_and_is_checked() {
+    let server = "[servers.s]\ncommand = \"c\"\nport = 1\n";
+    let spec = &config(&format!(
+        "version = 1\n{server}autoscale = {{ min = 0, max = 3, target_sessions = 2, scale_down_after = \"1m\" }}\n"
+    ))
+    .servers["s"];
+    let a = spec.autoscale.expect("autoscale");
+    assert_eq!((a.min, a.max, a.target_sessions), (0, 3, Some(2)));
+    assert_eq!(a.scale_down_after, std::time::Duration::from_secs(60));
+    assert_eq!(a.idle_after, std::time::Duration::from_secs(600), "default");
+    assert_eq!(
+        spec.instances, 1,
+        "a start begins with one, even with min 0"
+    );
+    // The later layer's choice wins (defaults < server < profile < its override).
+    let profile = "[profiles.default]\nautoscale = { max = 2 }\n";
+    let spec = &config(&format!("version = 1\n{profile}{server}instances = 4\n")).servers["s"];
+    assert_eq!(spec.autoscale.map(|a| (a.min, a.max)), Some((1, 2)));
+    let over = "[profiles.default.servers.s]\ninstances = 3\n";
+    let spec = &config(&format!(
+        "version = 1\n{server}autoscale = {{ max = 2 }}\n{over}"
+    ))
+    .servers["s"];
+    assert_eq!(
+        (spec.autoscale, spec.instances),
+        (None, 3),
+        "the override wins"
+    );
+
+    let bad = |extra: &str| errors(&format!("version = 1\n{server}{extra}\n")).join("\n");
+    let both = bad("instances = 2\nautoscale = { max = 3 }");
+    assert!(
+        both.contains("sets both `instances` and `autoscale`"),
+        "{both}"
+    );
+    let inverted = bad("autoscale = { min = 4, max = 2 }");
+    assert!(inverted.contains("`min` (4) above `max` (2)"), "{inverted}");
+    let range = bad("autoscale = { max = 100 }");
+    assert!(
+        range.contains("`autoscale.max` of server `s` is out of range"),
+        "{range}"
+    );
+    let zero = bad("autoscale = { max = 1, target_sessions = 0 }");
+    assert!(zero.contains("`autoscale.target_sessions`"), "{zero}");
+    let idle = bad("autoscale = { min = 0, max = 1, idle_after = \"0s\" }");
+    assert!(
+        idle.contains("`autoscale.idle_after` of server `s` is zero"),
+        "{idle}"
+    );
+    let unknown = bad("autoscale = { max = 2, target = 3 }");
+    assert!(unknown.contains("unknown field `target`"), "{unknown}");
+    let missing = bad("autoscale = { min = 1 }");
+    assert!(missing.contains("missing field `max`"), "{missing}");
+    let http = bad("transport = \"streamable-http\"\nautoscale = { max = 2 }");
+    assert!(http.contains("`autoscale` is for stdio servers"), "{http}");
+    let own = bad("sharing = \"per-session\"\nautoscale = { max = 2 }");
+    assert!(
+        own.contains("`sharing = \"per-session\"` and `autoscale`"),
+        "{own}"
+    );
 }

@@ -24,6 +24,9 @@ pub struct ObservedServer {
     pub spec: ServerSpec,
     /// Instances currently running.
     pub instances: u32,
+    /// Autoscaled to no instance at all: it still serves (the next request starts one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scaled_to_zero: bool,
 }
 
 impl Observed {
@@ -41,6 +44,7 @@ impl Observed {
                 let running = ObservedServer {
                     spec: spec.clone(),
                     instances: spec.instances,
+                    scaled_to_zero: false,
                 };
                 (name.clone(), running)
             })
@@ -181,6 +185,7 @@ impl Plan {
                     let running = ObservedServer {
                         spec: spec.clone(),
                         instances: action.instances_after,
+                        scaled_to_zero: action.instances_after == 0 && spec.autoscale.is_some(),
                     };
                     after.servers.insert(action.server.clone(), running);
                 }
@@ -199,7 +204,10 @@ pub fn plan(desired: &BTreeMap<String, ServerSpec>, observed: &Observed) -> Plan
         .into_iter()
         .map(|name| {
             let want = desired.get(name).filter(|s| s.state == State::Running);
-            let have = observed.servers.get(name).filter(|o| o.instances > 0);
+            let have = observed
+                .servers
+                .get(name)
+                .filter(|o| o.instances > 0 || o.scaled_to_zero);
             plan_server(name, want, have)
         })
         .collect();
@@ -248,6 +256,18 @@ fn plan_server(name: &str, want: Option<&ServerSpec>, have: Option<&ObservedServ
             action(ActionKind::Stop, changes, running.instances, 0, None)
         }
         (Some(spec), Some(running)) => {
+            // An autoscaled count is the autoscaler's: only one outside the bounds moves.
+            let autoscaled;
+            let spec = match spec.autoscale {
+                Some(bounds) => {
+                    autoscaled = ServerSpec {
+                        instances: running.instances.clamp(bounds.min, bounds.max),
+                        ..spec.clone()
+                    };
+                    &autoscaled
+                }
+                None => spec,
+            };
             let mut before = running.spec.attributes();
             // The instance count that matters is what runs, not what was asked for.
             set_instances(&mut before, running.instances);
@@ -269,7 +289,11 @@ fn plan_server(name: &str, want: Option<&ServerSpec>, have: Option<&ObservedServ
 }
 
 fn set_instances(attributes: &mut [Attribute], instances: u32) {
-    for a in attributes.iter_mut().filter(|a| a.effect == Effect::Scale) {
+    // An autoscaled spec has no count of its own (`None`): nothing to compare.
+    for a in attributes
+        .iter_mut()
+        .filter(|a| a.effect == Effect::Scale && a.value.is_some())
+    {
         a.value = Some(AttrValue::Number(u64::from(instances)));
     }
 }

@@ -25,6 +25,7 @@ fn spec(name: &str) -> ServerSpec {
         state: State::Running,
         sharing: crate::model::spec::Sharing::Multiplex,
         instances: 1,
+        autoscale: None,
         restart: RestartPolicy::OnFailure,
         stop_timeout: Duration::from_secs(10),
         start_timeout: Duration::from_secs(30),
@@ -127,6 +128,7 @@ fn fewer_running_than_recorded_is_drift_that_scales_back_up() {
         ObservedServer {
             spec: two.clone(),
             instances: 1,
+            scaled_to_zero: false,
         },
     );
     let p = plan(&desired(&[two]), &observed);
@@ -307,7 +309,7 @@ proptest! {
         let observed = Observed {
             servers: have
                 .into_iter()
-                .map(|(spec, instances)| (spec.name.clone(), ObservedServer { spec, instances }))
+                .map(|(spec, instances)| (spec.name.clone(), ObservedServer { spec, instances, scaled_to_zero: false }))
                 .collect(),
         };
         let p = plan(&desired, &observed);
@@ -316,4 +318,89 @@ proptest! {
         prop_assert!(!plan(&desired, &after).has_changes());
         prop_assert!(!plan(&desired, &Observed::converged(&desired)).has_changes());
     }
+}
+
+fn autoscaled(min: u32, max: u32) -> ServerSpec {
+    let mut s = spec("a");
+    s.autoscale = Some(crate::model::spec::Autoscale {
+        min,
+        max,
+        target_sessions: Some(2),
+        target_inflight: None,
+        scale_down_after: std::time::Duration::from_secs(300),
+        idle_after: std::time::Duration::from_secs(600),
+    });
+    s.instances = min.max(1);
+    s
+}
+
+fn observed_with(spec: ServerSpec, instances: u32, scaled_to_zero: bool) -> Observed {
+    Observed {
+        servers: [(
+            spec.name.clone(),
+            ObservedServer {
+                spec,
+                instances,
+                scaled_to_zero,
+            },
+        )]
+        .into(),
+    }
+}
+
+#[test]
+fn an_autoscaled_count_within_its_bounds_is_not_drift_and_one_outside_moves_to_the_bound() {
+    let want = autoscaled(1, 3);
+    for running in 1..=3 {
+        let mut was = want.clone();
+        was.instances = running;
+        let p = plan(
+            &desired(std::slice::from_ref(&want)),
+            &observed_with(was, running, false),
+        );
+        assert_eq!(p.actions[0].kind, ActionKind::NoOp, "{running} running");
+    }
+    let mut was = want.clone();
+    was.instances = 5;
+    let narrower = autoscaled(1, 2);
+    let p = plan(&desired(&[narrower]), &observed_with(was, 5, false));
+    let action = only_action(&p);
+    assert_eq!(action.kind, ActionKind::ScaleDown);
+    assert_eq!(action.instances_after, 2);
+    assert_eq!(action.target.as_ref().map(|s| s.instances), Some(2));
+}
+
+#[test]
+fn a_server_scaled_to_zero_still_runs_and_a_new_bound_is_shown() {
+    let want = autoscaled(0, 3);
+    let mut idle = want.clone();
+    idle.instances = 0;
+    let p = plan(
+        &desired(std::slice::from_ref(&want)),
+        &observed_with(idle.clone(), 0, true),
+    );
+    assert_eq!(p.actions[0].kind, ActionKind::NoOp, "not a start");
+    let p = plan(&desired(&[autoscaled(0, 5)]), &observed_with(idle, 0, true));
+    let action = only_action(&p);
+    assert_eq!(action.kind, ActionKind::Update);
+    assert!(
+        action.changes.iter().any(|c| c.name == "autoscale"),
+        "{:?}",
+        action.changes
+    );
+    // A fresh start begins with one instance even with min 0.
+    let p = plan(&desired(&[want]), &Observed::nothing());
+    assert_eq!(only_action(&p).instances_after, 1);
+}
+
+#[test]
+fn a_fixed_count_replaced_by_autoscale_shows_both_attributes() {
+    let mut fixed = spec("a");
+    fixed.instances = 2;
+    let p = plan(&desired(&[autoscaled(1, 3)]), &running(&[fixed]));
+    let names: Vec<&str> = only_action(&p).changes.iter().map(|c| c.name).collect();
+    assert!(
+        names.contains(&"instances") && names.contains(&"autoscale"),
+        "{names:?}"
+    );
 }

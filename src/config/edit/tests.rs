@@ -260,3 +260,41 @@ fn removing_a_recipient_that_is_not_there_is_an_error_naming_those_that_are() {
         .to_string();
     assert!(err.contains("no recipients"), "{err}");
 }
+
+#[test]
+fn instances_and_autoscale_replace_each_other_where_either_is_set() {
+    let src = "version = 1\n\n[profiles.prod]\ninstances = 4\n\n[servers.a]\ncommand = \"x\"\nport = 8000\nautoscale = { max = 3 } # follows the load\n\n[servers.b]\ncommand = \"y\"\nport = 8001\nprofile = \"prod\"\n";
+    let raw = crate::model::parse_raw(src).unwrap();
+    let mut doc = parse(src).unwrap();
+    set_server_field(&mut doc, &raw, "a", "default", "instances", Value::from(2)).unwrap();
+    let text = doc.to_string();
+    assert!(!text.contains("autoscale"), "{text}");
+    let config = crate::model::parse(&text).unwrap();
+    assert_eq!(
+        (config.servers["a"].instances, config.servers["a"].autoscale),
+        (2, None)
+    );
+
+    let mut doc = parse(src).unwrap();
+    let mut bounds = toml_edit::InlineTable::new();
+    bounds.insert("min", Value::from(0));
+    bounds.insert("max", Value::from(2));
+    set_server_field(
+        &mut doc,
+        &raw,
+        "b",
+        "prod",
+        "autoscale",
+        Value::InlineTable(bounds),
+    )
+    .unwrap();
+    let text = doc.to_string();
+    let config = crate::model::parse(&text).unwrap_or_else(|d| panic!("{d:?}\n{text}"));
+    let b = &config.servers["b"];
+    assert_eq!(
+        b.autoscale.map(|a| (a.min, a.max)),
+        Some((0, 2)),
+        "written where the profile's count would win:\n{text}"
+    );
+    assert!(text.contains("[profiles.prod]\ninstances = 4"), "{text}");
+}

@@ -47,6 +47,8 @@ pub enum Control {
     },
     /// Adopt fields that need no restart (restart policy, timeouts).
     Update(Box<ServerSpec>),
+    /// Take no new work; the calls and sessions it has finish (it is stopped later).
+    Drain,
     /// End the running process gracefully for this reason (a resource limit), a
     /// failure for the restart policy.
     Restart(String),
@@ -93,6 +95,11 @@ impl Handle {
     /// Asks for a restart (see [`Control::Restart`]); dropped when one is already queued.
     pub fn restart(&self, reason: String) {
         let _ = self.control.try_send(Control::Restart(reason));
+    }
+
+    /// Marks the instance draining (see [`Control::Drain`]).
+    pub async fn drain(&self) {
+        let _ = self.control.send(Control::Drain).await;
     }
 
     pub async fn update(&self, spec: &ServerSpec) {

@@ -79,7 +79,7 @@ pub(super) async fn watch_remote(
             }
             msg = control.recv() => match msg {
                 Some(Control::Update(spec)) => ctx.spec = *spec,
-                Some(Control::Restart(_)) => {}
+                Some(Control::Restart(_) | Control::Drain) => {}
                 Some(Control::Stop { done, .. }) => {
                     let _ = done.send(());
                     return Once::Stopped;

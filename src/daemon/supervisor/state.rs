@@ -37,6 +37,12 @@ pub enum State {
         upstream: Option<Upstream>,
         since: SystemTime,
     },
+    /// Scaled away: finishing the calls and sessions it has, taking no new ones.
+    Draining {
+        process: Option<Process>,
+        upstream: Option<Upstream>,
+        since: SystemTime,
+    },
     /// Waiting to be restarted.
     Backoff,
     /// Started too often too fast: waits for a stop (the next apply retries it).
@@ -52,6 +58,7 @@ impl State {
             State::Starting { .. } => Phase::Starting,
             State::Running { .. } => Phase::Running,
             State::Unhealthy { .. } => Phase::Unhealthy,
+            State::Draining { .. } => Phase::Draining,
             State::Backoff => Phase::Backoff,
             State::CrashLoop => Phase::CrashLoop,
             State::Exited => Phase::Exited,
@@ -63,16 +70,17 @@ impl State {
         match self {
             State::Starting { process }
             | State::Running { process, .. }
-            | State::Unhealthy { process, .. } => process.as_ref(),
+            | State::Unhealthy { process, .. }
+            | State::Draining { process, .. } => process.as_ref(),
             _ => None,
         }
     }
 
     pub fn upstream(&self) -> Option<&Upstream> {
         match self {
-            State::Running { upstream, .. } | State::Unhealthy { upstream, .. } => {
-                upstream.as_ref()
-            }
+            State::Running { upstream, .. }
+            | State::Unhealthy { upstream, .. }
+            | State::Draining { upstream, .. } => upstream.as_ref(),
             _ => None,
         }
     }
@@ -80,8 +88,32 @@ impl State {
     /// When it became ready.
     pub fn since(&self) -> Option<SystemTime> {
         match self {
-            State::Running { since, .. } | State::Unhealthy { since, .. } => Some(*since),
+            State::Running { since, .. }
+            | State::Unhealthy { since, .. }
+            | State::Draining { since, .. } => Some(*since),
             _ => None,
+        }
+    }
+
+    /// Running or unhealthy -> draining; other states stay (a start in progress is
+    /// stopped when the drain ends, having had nothing to drain).
+    pub fn draining(self) -> Self {
+        match self {
+            State::Running {
+                process,
+                upstream,
+                since,
+            }
+            | State::Unhealthy {
+                process,
+                upstream,
+                since,
+            } => State::Draining {
+                process,
+                upstream,
+                since,
+            },
+            other => other,
         }
     }
 
@@ -204,9 +236,18 @@ mod tests {
         let sick = running.with_health(false);
         assert_eq!(sick.phase(), Phase::Unhealthy);
         assert_eq!(sick.since(), Some(since));
-        assert_eq!(sick.with_health(true).phase(), Phase::Running);
+        assert_eq!(sick.clone().with_health(true).phase(), Phase::Running);
         assert_eq!(State::Backoff.with_health(true).phase(), Phase::Backoff);
         assert!(State::CrashLoop.process().is_none());
+        let draining = sick.with_health(true).draining();
+        assert_eq!(draining.phase(), Phase::Draining);
+        assert_eq!(draining.process().map(|p| p.shim), Some(7));
+        assert_eq!(
+            draining.clone().with_health(true).phase(),
+            Phase::Draining,
+            "a passed ping does not bring a draining instance back"
+        );
+        assert_eq!(State::Backoff.draining().phase(), Phase::Backoff);
     }
 }
 
@@ -232,5 +273,8 @@ mod held {
         assert!(view.is_held());
         view.state = view.state.clone().with_health(false);
         assert!(view.is_held(), "unhealthy still runs");
+        view.state = view.state.clone().draining();
+        assert!(!view.is_held(), "draining is on its way out");
+        assert!(view.serving().is_none(), "and takes no new work");
     }
 }

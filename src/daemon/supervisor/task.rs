@@ -115,7 +115,7 @@ pub(super) async fn sleep_unless_stopped(
             () = &mut sleep => return true,
             msg = control.recv() => match msg {
                 Some(Control::Update(spec)) => ctx.spec = *spec,
-                Some(Control::Restart(_)) => {}
+                Some(Control::Restart(_) | Control::Drain) => {}
                 Some(Control::Stop { done, .. }) => {
                     let _ = done.send(());
                     return false;
@@ -130,7 +130,7 @@ pub(super) async fn wait_for_stop(ctx: &mut InstanceCtx, control: &mut mpsc::Rec
     while let Some(msg) = control.recv().await {
         match msg {
             Control::Update(spec) => ctx.spec = *spec,
-            Control::Restart(_) => {}
+            Control::Restart(_) | Control::Drain => {}
             Control::Stop { done, .. } => {
                 let _ = done.send(());
                 return;
@@ -226,7 +226,7 @@ pub(super) async fn run_once(
                     // a signal before that would end it).
                     Some(Control::Update(spec)) => updates.push(spec),
                     // Measured only once it runs.
-                    Some(Control::Restart(_)) => {}
+                    Some(Control::Restart(_) | Control::Drain) => {}
                     Some(Control::Stop { force, timeout, done }) => {
                         return stop_run(&mut spawned, view, force, timeout, Some(done)).await;
                     }
@@ -319,6 +319,9 @@ pub(super) async fn run_once(
                     }
                     let _ = health_tx.send(spec.health);
                     ctx.spec = *spec;
+                }
+                Some(Control::Drain) => {
+                    view.send_modify(|v| v.state = v.state.clone().draining());
                 }
                 Some(Control::Restart(reason)) => {
                     write_log(log.as_ref(), "mcpctl", &reason);

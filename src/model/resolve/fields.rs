@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::diag::Diagnostic;
 
 use super::super::locate::Locator;
-use super::super::spec::{HealthCheck, ResourceLimits};
+use super::super::spec::{Autoscale, HealthCheck, ResourceLimits};
 use super::Sourced;
 
 /// `limits = { ... }`, each part checked.
@@ -64,6 +64,97 @@ pub(super) fn resource_limits(
         nofile,
         cpu_millis,
     })
+}
+
+const DEFAULT_SCALE_DOWN_AFTER: Duration = Duration::from_secs(300);
+const DEFAULT_IDLE_AFTER: Duration = Duration::from_secs(600);
+
+/// `autoscale = { ... }`, each part checked: `Some(None)` without one, `None` on an error.
+pub(super) fn autoscale(
+    server: &str,
+    autoscale: Option<&Sourced<super::super::raw::Autoscale>>,
+    loc: &Locator<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Option<Autoscale>> {
+    let Some(a) = autoscale else {
+        return Some(None);
+    };
+    let at = |field: &str| [a.origin.as_slice(), &[field.to_string()]].concat();
+    let before = diags.len();
+    let mut count = |field: &str, value: Option<i64>, range: std::ops::RangeInclusive<i64>| {
+        let value = value?;
+        if range.contains(&value) {
+            return u32::try_from(value).ok();
+        }
+        diags.push(
+            Diagnostic::new(format!(
+                "`autoscale.{field}` of server `{server}` is out of range"
+            ))
+            .at(
+                loc.value(&at(field)),
+                format!("not between {} and {}", range.start(), range.end()),
+            )
+            .hint("e.g. `autoscale = { min = 1, max = 4, target_sessions = 20 }`"),
+        );
+        None
+    };
+    let min = count("min", Some(a.value.min.unwrap_or(1)), 0..=64);
+    let max = count("max", Some(a.value.max), 1..=64);
+    let target_sessions = count("target_sessions", a.value.target_sessions, 1..=1_000_000);
+    let target_inflight = count("target_inflight", a.value.target_inflight, 1..=1_000_000);
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        diags.push(
+            Diagnostic::new(format!(
+                "`autoscale` of server `{server}` has `min` ({min}) above `max` ({max})"
+            ))
+            .at(loc.value(&at("min")), "above max")
+            .hint("the count stays between min and max: min <= max"),
+        );
+    }
+    let part = |field: &str, value: &Option<String>| {
+        value.as_ref().map(|v| Sourced {
+            value: v.clone(),
+            origin: at(field),
+        })
+    };
+    let scale_down = part("scale_down_after", &a.value.scale_down_after);
+    let scale_down_after = duration(
+        server,
+        "autoscale.scale_down_after",
+        &scale_down,
+        DEFAULT_SCALE_DOWN_AFTER,
+        loc,
+        diags,
+    );
+    let idle = part("idle_after", &a.value.idle_after);
+    let idle_after = nonzero(
+        server,
+        "autoscale.idle_after",
+        &idle,
+        duration(
+            server,
+            "autoscale.idle_after",
+            &idle,
+            DEFAULT_IDLE_AFTER,
+            loc,
+            diags,
+        ),
+        loc,
+        diags,
+    );
+    if diags.len() != before {
+        return None;
+    }
+    Some(Some(Autoscale {
+        min: min?,
+        max: max?,
+        target_sessions,
+        target_inflight,
+        scale_down_after: scale_down_after?,
+        idle_after: idle_after?,
+    }))
 }
 
 /// `512MiB`, `2GiB`, `800MB`, `64K`, `1048576`: bytes (K/M/G alone are binary).
