@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod architecture;
+mod autoscale;
 mod backup;
 mod bad_input;
 mod common;
