@@ -22,6 +22,7 @@
 pub mod api;
 pub mod backup;
 pub mod bridge;
+pub mod cgroup;
 pub mod cli;
 pub mod client;
 pub mod clients;

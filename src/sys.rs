@@ -408,6 +408,24 @@ pub fn limit_open_files_on_exec(command: &mut std::process::Command, limit: u64)
     }
 }
 
+/// Makes the child join the cgroup whose `cgroup.procs` is `procs` between fork and
+/// exec, so that everything it starts is inside from its first instruction.
+pub fn join_cgroup_on_exec(command: &mut std::process::Command, procs: std::fs::File) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: write(2) is async-signal-safe; the file stays open in the closure (it is
+    // close-on-exec, so the server does not inherit it).
+    unsafe {
+        command.pre_exec(move || {
+            let fd = procs.as_raw_fd();
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The soft limit of open descriptors.
 pub fn open_file_limit() -> Option<u64> {
     let mut limit = libc::rlimit {

@@ -373,6 +373,31 @@ fn load_unlocked(path: &Path) -> Result<config::Loaded, Error> {
     Ok(loaded)
 }
 
+/// What a careful operator should know before running these servers, on stderr: each
+/// spec's own warnings, and the limits this machine's cgroups cannot enforce (`memory`
+/// too: restarts still enforce it, so only `validate` mentions it).
+fn warn_about(servers: &std::collections::BTreeMap<String, model::ServerSpec>, memory: bool) {
+    let support = servers
+        .values()
+        .any(|s| s.limits.cpu_millis.is_some() || (memory && s.limits.memory_bytes.is_some()))
+        .then(crate::cgroup::support);
+    for spec in servers.values() {
+        let mut warnings = spec.warnings();
+        if let Some(support) = &support {
+            let memory_bytes = spec.limits.memory_bytes.filter(|_| memory);
+            warnings.extend(crate::cgroup::unenforced(
+                &spec.name,
+                memory_bytes,
+                spec.limits.cpu_millis,
+                support,
+            ));
+        }
+        for warning in warnings {
+            crate::note!("warning: {warning}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -32,6 +32,7 @@ pub(super) fn validate(path: &Path, all: bool) -> Result<u8, Error> {
     } else {
         " (secrets not checked: no identity)"
     };
+    super::warn_about(&loaded.config.servers, true);
     let servers = loaded.config.servers.len();
     let profiles = loaded.config.profiles.len();
     print(&format!(
@@ -121,9 +122,7 @@ pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
             out.display()
         );
     }
-    for warning in loaded.config.servers.values().flat_map(|s| s.warnings()) {
-        crate::note!("warning: {warning}");
-    }
+    super::warn_about(&loaded.config.servers, false);
     Ok(if args.detailed_exitcode && plan.has_changes() {
         exit::CHANGES
     } else {

@@ -198,9 +198,7 @@ fn reports_and_origin(path: &Path) -> Result<(Vec<Report>, Option<Origin>), Erro
             .as_ref()
             .and_then(|s| s.servers.iter().find(|r| r.name == name))
     };
-    for warning in loaded.config.servers.values().flat_map(|s| s.warnings()) {
-        crate::note!("warning: {warning}");
-    }
+    super::warn_about(&loaded.config.servers, false);
     let mut out: Vec<Report> = loaded
         .config
         .servers

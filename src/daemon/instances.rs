@@ -40,10 +40,14 @@ impl Daemon {
         let next = self.ids_of(&spec.name);
         let template = self.instance_ctx(spec, 0, secrets, None);
         let runtime_dir = self.runtime_dir.clone();
+        let hierarchy = self.hierarchy_for(spec);
         Box::new(move || {
             let index = next.fetch_add(1, Ordering::Relaxed);
             let mut ctx = template.clone();
             ctx.index = index;
+            ctx.cgroup = hierarchy
+                .as_ref()
+                .and_then(|h| group_of(h, &ctx.spec, index));
             ctx.log_path = logs::log_path(&runtime_dir, &ctx.spec.name, index);
             (index, supervisor::start(ctx))
         })
@@ -56,7 +60,34 @@ impl Daemon {
         secrets: &Secrets,
         inner_port: Option<u16>,
     ) -> Handle {
-        supervisor::start(self.instance_ctx(spec, index, secrets, inner_port))
+        let mut ctx = self.instance_ctx(spec, index, secrets, inner_port);
+        ctx.cgroup = self
+            .hierarchy_for(spec)
+            .and_then(|h| group_of(&h, spec, index));
+        supervisor::start(ctx)
+    }
+
+    /// The daemon's cgroup hierarchy, when `spec` has a limit the kernel can enforce
+    /// and the daemon could prepare one (tried once; why not is logged once).
+    fn hierarchy_for(&self, spec: &ServerSpec) -> Option<Arc<crate::cgroup::Hierarchy>> {
+        let limits = &spec.limits;
+        if limits.memory_bytes.is_none() && limits.cpu_millis.is_none() {
+            return None;
+        }
+        self.cgroups
+            .get_or_init(|| match crate::cgroup::Hierarchy::adopt() {
+                Ok(h) => {
+                    tracing::info!("cgroups: memory and cpu limits are enforced by the kernel ({h:?})");
+                    Some(Arc::new(h))
+                }
+                Err(why) => {
+                    tracing::warn!(
+                        "cgroups: limits.memory is enforced by restarts only, limits.cpu not at all: {why}"
+                    );
+                    None
+                }
+            })
+            .clone()
     }
 
     pub(super) fn instance_ctx(
@@ -84,10 +115,30 @@ impl Daemon {
             launcher: Arc::new(self.spawner.clone()),
             changed: Arc::clone(&self.changed),
             tee_logs: matches!(self.source, Source::Fixed { .. }),
+            cgroup: None,
             hidden_env: match &self.source {
                 Source::Fixed { hidden_env, .. } => hidden_env.clone(),
                 Source::File => Vec::new(),
             },
+        }
+    }
+}
+
+/// A group for instance `index` of `spec` with its limits, or why not (logged).
+fn group_of(
+    hierarchy: &crate::cgroup::Hierarchy,
+    spec: &ServerSpec,
+    index: u32,
+) -> Option<Arc<crate::cgroup::Group>> {
+    let limits = &spec.limits;
+    match hierarchy.instance(&spec.name, index, limits.memory_bytes, limits.cpu_millis) {
+        Ok(group) => Some(Arc::new(group)),
+        Err(why) => {
+            tracing::warn!(
+                "{} instance {index}: limits not enforced by the kernel: {why}",
+                spec.name
+            );
+            None
         }
     }
 }

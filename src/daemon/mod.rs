@@ -119,6 +119,8 @@ pub struct Daemon {
     samples: std::sync::Mutex<sampler::Samples>,
     /// `/metrics`, where `[daemon] metrics` asks for it.
     metrics: Mutex<Option<metrics::Listener>>,
+    /// The cgroup v2 groups limits are enforced in (prepared at the first limit).
+    cgroups: std::sync::OnceLock<Option<Arc<crate::cgroup::Hierarchy>>>,
     /// Where the last apply's text came from (its digest, and the commit the CLI found).
     applied: std::sync::Mutex<Option<crate::api::AppliedFrom>>,
 }
@@ -182,6 +184,7 @@ impl Daemon {
             samples: std::sync::Mutex::default(),
             metrics: Mutex::default(),
             applied: std::sync::Mutex::default(),
+            cgroups: std::sync::OnceLock::new(),
         })
     }
 

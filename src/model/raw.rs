@@ -107,8 +107,9 @@ pub struct Autoscale {
 
 /// What one instance may use. `memory`: an instance whose process tree stays above it
 /// for two samples in a row is restarted, the reason in its status and log. `nofile`:
-/// the open-file limit of the server's processes (setrlimit). `cpu` (cores) is not
-/// enforced yet: mcpctl does not manage cgroups, and `validate` says so.
+/// the open-file limit of the server's processes (setrlimit). Where the daemon can make
+/// cgroup v2 groups, `memory` is also the group's `memory.max` and `cpu` (cores) its
+/// `cpu.max`; where it cannot, `validate` says why (`cpu` is then not enforced).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -119,7 +120,7 @@ pub struct Limits {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 16, max = 1048576))]
     pub nofile: Option<i64>,
-    /// Cores, e.g. `1.5` (not enforced yet).
+    /// Cores, e.g. `1.5` (cgroup v2 `cpu.max`, where the daemon can make groups).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<f64>,
 }

@@ -357,13 +357,7 @@ impl ServerSpec {
     /// What a careful operator should know before running this spec.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(cpu) = self.limits.cpu_millis {
-            out.push(format!(
-                "server `{}`: `limits.cpu = {}` is not enforced: mcpctl does not create cgroups yet (memory is enforced by restarts, nofile by setrlimit)",
-                self.name,
-                cpu as f64 / 1000.0
-            ));
-        }
+        // Whether cgroups enforce `limits` depends on the machine: see the cgroup module.
         if !self.bind.is_loopback() && self.tls.is_none() {
             out.push(format!(
                 "server `{}` is served on {} without TLS: its traffic and bearer token cross the network in clear",

@@ -471,7 +471,7 @@ fn the_metrics_address_is_checked_for_its_form_and_its_port() {
 }
 
 #[test]
-fn limits_are_parsed_checked_and_cpu_is_said_to_be_unenforced() {
+fn limits_are_parsed_and_checked() {
     use super::resolve::parse_size;
     assert_eq!(parse_size("512MiB"), Some(512 << 20));
     assert_eq!(parse_size("2GiB"), Some(2 << 30));
@@ -490,10 +490,8 @@ fn limits_are_parsed_checked_and_cpu_is_said_to_be_unenforced() {
     assert_eq!(spec.limits.nofile, Some(4096));
     assert_eq!(spec.limits.cpu_millis, Some(1500));
     assert!(
-        spec.warnings()
-            .iter()
-            .any(|w| w.contains("`limits.cpu = 1.5` is not enforced")),
-        "{:?}",
+        spec.warnings().is_empty(),
+        "whether cgroups enforce limits is the machine's matter (crate's cgroup module): {:?}",
         spec.warnings()
     );
     let bad = errors(

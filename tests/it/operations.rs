@@ -423,3 +423,37 @@ fn a_server_over_its_memory_limit_is_restarted_with_the_reason_and_nofile_is_its
         "{open_files}"
     );
 }
+
+#[test]
+fn validate_says_plainly_which_limits_this_machines_cgroups_cannot_enforce() {
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n{}limits = {{ memory = \"64MiB\", cpu = 1.5 }}\n",
+        server("echo", free_port(), "")
+    ));
+    let run = env.run(&["validate"]);
+    run.success();
+    // The same probe the daemon makes, run here: the message must match this machine.
+    let support = mcpctl::cgroup::support();
+    match &support.cpu {
+        Err(why) => assert!(
+            run.stderr
+                .contains(&format!("`limits.cpu = 1.5` is not enforced: {why}")),
+            "{}",
+            run.stderr
+        ),
+        Ok(()) => assert!(!run.stderr.contains("limits.cpu"), "{}", run.stderr),
+    }
+    match &support.memory {
+        Err(why) => assert!(
+            run.stderr.contains("enforced by restarts only") && run.stderr.contains(why.as_str()),
+            "{}",
+            run.stderr
+        ),
+        Ok(()) => assert!(!run.stderr.contains("limits.memory"), "{}", run.stderr),
+    }
+    // Nothing to say without limits.
+    let plain = TestEnv::with_config(&format!("version = 1\n{}", server("echo", free_port(), "")));
+    let run = plain.run(&["validate"]);
+    run.success();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}

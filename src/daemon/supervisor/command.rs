@@ -72,6 +72,17 @@ pub(super) fn shim_command(ctx: &InstanceCtx) -> Command {
     if let Some(limit) = spec.limits.nofile {
         sys::limit_open_files_on_exec(&mut cmd, limit);
     }
+    if let Some(group) = &ctx.cgroup {
+        match group.procs() {
+            Ok(procs) => sys::join_cgroup_on_exec(&mut cmd, procs),
+            Err(e) => tracing::warn!(
+                "{} instance {}: cannot join {}: {e}; its limits are not enforced by the kernel",
+                spec.name,
+                ctx.index,
+                group.dir().display()
+            ),
+        }
+    }
     cmd
 }
 

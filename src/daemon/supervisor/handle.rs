@@ -37,6 +37,8 @@ pub struct InstanceCtx {
     pub tee_logs: bool,
     /// Variables of the daemon's environment kept from the server.
     pub hidden_env: Vec<String>,
+    /// The instance's own cgroup (limits enforced by the kernel), where there is one.
+    pub cgroup: Option<Arc<crate::cgroup::Group>>,
 }
 
 pub enum Control {

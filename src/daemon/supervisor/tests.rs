@@ -181,6 +181,7 @@ fn ctx(fake: &Arc<Fake>, spec: crate::model::ServerSpec, dir: &tempfile::TempDir
         redactor: Redactor::new([]),
         tee_logs: false,
         hidden_env: Vec::new(),
+        cgroup: None,
     }
 }
 
