@@ -155,11 +155,9 @@ pub enum Command {
     /// daemon's; its log lines go to stderr. SIGTERM or SIGINT stop it (exit 0); a
     /// server that cannot start exits 1 with the tail of its log. A drop-in for
     /// supergateway and mcp-proxy, and what a container runs.
-    ///
-    /// Examples:
-    ///   mcpctl gateway --port 8000 -- npx -y @modelcontextprotocol/server-everything
-    ///   mcpctl gateway --port 8443 --bind 0.0.0.0 --auth-bearer-env TOKEN --tls-cert c.pem --tls-key k.pem -- ./server
-    ///   mcpctl gateway --port 8000 --url https://mcp.example.com/mcp --header 'Authorization=Bearer ${UPSTREAM}'
+    #[command(
+        after_help = "Examples:\n  mcpctl gateway --port 8000 -- npx -y @modelcontextprotocol/server-everything\n  mcpctl gateway --port 8443 --bind 0.0.0.0 --auth-bearer-env TOKEN --tls-cert c.pem --tls-key k.pem -- ./server\n  mcpctl gateway --port 8000 --url https://mcp.example.com/mcp --header 'Authorization=Bearer ${UPSTREAM}'"
+    )]
     Gateway(GatewayArgs),
     /// Add the MCP servers of another client's config to the file
     ///
