@@ -311,6 +311,14 @@ pub struct GatewayArgs {
     /// Clients must send `Authorization: Bearer <the value of VAR>` (kept from the server)
     #[arg(long, value_name = "VAR")]
     pub auth_bearer_env: Option<String>,
+    /// Replicas: the environment variable holding the key they share (at least 32
+    /// bytes); session ids name the replica that minted them, sealed with it, and a
+    /// replica forwards another's session there
+    #[arg(long, value_name = "VAR", requires = "advertise")]
+    pub session_key_env: Option<String>,
+    /// Replicas: the base URL the others reach this one at, e.g. http://$(POD_IP):8000
+    #[arg(long, value_name = "URL", requires = "session_key_env")]
+    pub advertise: Option<String>,
     /// Serve HTTPS with this PEM certificate chain
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,

@@ -28,13 +28,28 @@ pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
                 .join("\n"),
         )
     })?;
-    let hidden = args.auth_bearer_env.iter().cloned().collect();
+    let hidden = args
+        .auth_bearer_env
+        .iter()
+        .chain(&args.session_key_env)
+        .cloned()
+        .collect();
+    let replicas = match (&args.session_key_env, &args.advertise) {
+        (Some(var), Some(me)) => {
+            let key = std::env::var(var).map_err(|_| {
+                Error::Failed(format!("--session-key-env {var}: the variable is not set"))
+            })?;
+            Some((SecretString::from(key), me.clone()))
+        }
+        _ => None,
+    };
     crate::daemon::run_standalone(
         config.servers,
         config.metrics,
         secrets,
         hidden,
         cwd.to_path_buf(),
+        replicas,
     )
     .map_err(|e| Error::Failed(e.to_string()))?;
     ok()

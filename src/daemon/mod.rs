@@ -90,6 +90,8 @@ enum Source {
         /// Variables of this process's environment the servers must not get (the
         /// one that held the clients' bearer token).
         hidden_env: Vec<String>,
+        /// `--session-key-env` / `--advertise`: replicas forwarding each other's sessions.
+        replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
     },
 }
 

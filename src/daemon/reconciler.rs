@@ -313,6 +313,10 @@ impl Daemon {
                         let limits = gateway::Limits {
                             max_sessions: spec.max_sessions,
                             connections: gateway::accept::ConnectionLimits::from_env(),
+                            replicas: match &self.source {
+                                Source::Fixed { replicas, .. } => replicas.clone(),
+                                Source::File => None,
+                            },
                         };
                         match gateway::serve(addr, backend, bearer, tls, limits).await {
                             Ok(g) => Some(g),

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use age::secrecy::{ExposeSecret, SecretString};
+
 use crate::api::ApplyOptions;
 use crate::model::ServerSpec;
 use crate::secrets::unlock::Unlocked;
@@ -18,14 +20,24 @@ use super::*;
 
 /// Serves `servers` (and `/metrics` at `metrics`) until SIGTERM or SIGINT; fails when
 /// one cannot start.
-/// `hidden_env` names variables of this process that the servers must not inherit.
+/// `hidden_env` names variables of this process that the servers must not inherit;
+/// `replicas` is the shared session key and this replica's base URL, when replicas
+/// forward each other's sessions.
 pub fn run_standalone(
     servers: BTreeMap<String, ServerSpec>,
     metrics: Option<std::net::SocketAddr>,
     secrets: Unlocked,
     hidden_env: Vec<String>,
     config_dir: PathBuf,
+    replicas: Option<(SecretString, String)>,
 ) -> Result<(), Error> {
+    let replicas = match replicas {
+        Some((key, me)) => Some(Arc::new(
+            crate::gateway::replicas::Replicas::new(key.expose_secret().as_bytes(), &me)
+                .map_err(Error::NotStarted)?,
+        )),
+        None => None,
+    };
     // A hidden variable (the clients' token) is in this process's environment: a server
     // of the same user must not read it from /proc/PID/environ.
     if !hidden_env.is_empty()
@@ -46,6 +58,7 @@ pub fn run_standalone(
         metrics,
         secrets: Arc::new(secrets),
         hidden_env,
+        replicas,
     };
     runtime.block_on(serve(source, config_dir, runtime_dir.path().to_path_buf()))
 }

@@ -450,17 +450,25 @@ impl Sealer {
 
     pub fn seal(&self, ticket: &Ticket) -> String {
         let payload = B64URL.encode(serde_json::to_vec(ticket).unwrap_or_default());
-        format!("{payload}.{}", self.mac(&payload).to_hex())
+        self.sign(&payload)
+    }
+
+    /// `payload.MAC`: `payload` (visible ASCII) and its keyed digest.
+    pub fn sign(&self, payload: &str) -> String {
+        format!("{payload}.{}", self.mac(payload).to_hex())
+    }
+
+    /// The payload of a [`Self::sign`]ed text, if this key signed it.
+    pub fn verify<'t>(&self, signed: &'t str) -> Option<&'t str> {
+        let (payload, mac) = signed.rsplit_once('.')?;
+        let mac = blake3::Hash::from_hex(mac).ok()?;
+        // `Hash` compares in constant time.
+        (self.mac(payload) == mac).then_some(payload)
     }
 
     /// The ticket a state stands for, if this gateway sealed it and it is still due.
     pub fn open(&self, state: &str, now_ms: u64) -> Result<Ticket, StateError> {
-        let (payload, mac) = state.split_once('.').ok_or(StateError::Forged)?;
-        let mac = blake3::Hash::from_hex(mac).map_err(|_| StateError::Forged)?;
-        // `Hash` compares in constant time.
-        if self.mac(payload) != mac {
-            return Err(StateError::Forged);
-        }
+        let payload = self.verify(state).ok_or(StateError::Forged)?;
         let bytes = B64URL.decode(payload).map_err(|_| StateError::Forged)?;
         let ticket: Ticket = serde_json::from_slice(&bytes).map_err(|_| StateError::Forged)?;
         if ticket.expires_ms <= now_ms {

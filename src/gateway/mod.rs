@@ -18,6 +18,7 @@ pub mod origin;
 mod proxy;
 pub mod queue;
 mod random;
+pub mod replicas;
 mod reply;
 mod sessions;
 pub mod tls;
@@ -95,13 +96,15 @@ impl Gateway {
     }
 }
 
-/// The bounds of one gateway.
-#[derive(Debug, Clone, Copy)]
+/// The bounds of one gateway, and who shares its sessions.
+#[derive(Clone)]
 pub struct Limits {
     /// Live sessions of a stdio server (see `sessions.rs`).
     pub max_sessions: usize,
     /// Connections at once and their header timeout (see `accept.rs`).
     pub connections: accept::ConnectionLimits,
+    /// Replicas of this gateway that forward each other's sessions (`replicas.rs`).
+    pub replicas: Option<Arc<replicas::Replicas>>,
 }
 
 /// Stopping a server ends it all: no new connections, and its sessions end with
@@ -144,7 +147,15 @@ pub async fn serve(
                 Arc::clone(&max_sessions),
                 Arc::clone(&meter),
                 limits.connections.max_connections,
+                limits.replicas.clone(),
             )?;
+            let app = match &limits.replicas {
+                Some(replicas) => app.layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(replicas),
+                    replicas::layer,
+                )),
+                None => app,
+            };
             (app, Some(close))
         }
         Backend::Http(upstream) => (proxy::router(upstream)?, None),

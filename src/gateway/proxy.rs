@@ -104,7 +104,8 @@ struct ProxyState {
 
 /// A client for `http://` upstreams and, verified against the system's roots (or
 /// `SSL_CERT_FILE`), `https://` ones.
-fn client() -> std::io::Result<Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>> {
+pub(super) fn client() -> std::io::Result<Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>>
+{
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(provider)?
@@ -204,36 +205,20 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
         .then(|| target.authority().map(|a| a.to_string()))
         .flatten()
         .unwrap_or_default();
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, super::guard::MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
-    };
-    let mut upstream = hyper::Request::builder().method(parts.method).uri(target);
-    for (name, value) in &parts.headers {
-        if !DROPPED.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
-            upstream = upstream.header(name, value);
-        }
-    }
-    for (name, value) in &state.upstream.headers {
-        if let Ok(value) = HeaderValue::from_str(value.expose_secret()) {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let Ok(upstream) = upstream.body(Full::new(body)) else {
-        return rpc_error(
-            StatusCode::BAD_GATEWAY,
-            Value::Null,
-            INTERNAL_ERROR,
-            "cannot build the upstream request",
-        );
-    };
-    match state.client.request(upstream).await {
+    let added: Vec<(HeaderName, HeaderValue)> = state
+        .upstream
+        .headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((
+                name.clone(),
+                HeaderValue::from_str(value.expose_secret()).ok()?,
+            ))
+        })
+        .collect();
+    match pass_on(&state.client, request, target, &DROPPED, &added).await {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
-            for name in DROPPED {
-                parts.headers.remove(name);
-            }
             if let Some(port) = port {
                 remember_session(state, &parts, port, session.as_deref(), ending);
             }
@@ -243,12 +228,56 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
             }
             Response::from_parts(parts, Body::new(body))
         }
-        Err(e) => rpc_error(
+        Err(response) => *response,
+    }
+}
+
+/// Sends `request` (its body read, at most `MAX_BODY`) to `target` without the
+/// headers named in `dropped` (and connection-level ones), with `added`; the answer
+/// comes back without connection-level headers, its body still streaming.
+pub(super) async fn pass_on(
+    client: &Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>,
+    request: Request,
+    target: Uri,
+    dropped: &[&str],
+    added: &[(HeaderName, HeaderValue)],
+) -> Result<hyper::Response<hyper::body::Incoming>, Box<Response>> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, super::guard::MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Err(Box::new(StatusCode::PAYLOAD_TOO_LARGE.into_response())),
+    };
+    let mut upstream = hyper::Request::builder().method(parts.method).uri(target);
+    for (name, value) in &parts.headers {
+        let hop = DROPPED.contains(&name.as_str()) && name != header::AUTHORIZATION;
+        if !hop && !dropped.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
+            upstream = upstream.header(name, value);
+        }
+    }
+    for (name, value) in added {
+        upstream = upstream.header(name, value);
+    }
+    let Ok(upstream) = upstream.body(Full::new(body)) else {
+        return Err(Box::new(rpc_error(
+            StatusCode::BAD_GATEWAY,
+            Value::Null,
+            INTERNAL_ERROR,
+            "cannot build the upstream request",
+        )));
+    };
+    match client.request(upstream).await {
+        Ok(mut response) => {
+            for name in DROPPED {
+                response.headers_mut().remove(name);
+            }
+            Ok(response)
+        }
+        Err(e) => Err(Box::new(rpc_error(
             StatusCode::BAD_GATEWAY,
             Value::Null,
             INTERNAL_ERROR,
             &format!("upstream unreachable: {e}"),
-        ),
+        ))),
     }
 }
 

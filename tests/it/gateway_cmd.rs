@@ -373,3 +373,135 @@ fn sigterm_while_the_server_starts_ends_the_gateway_at_once_with_exit_0() {
     let (code, stderr) = terminate(child);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// Two replicas sharing `key`, each advertising its own port.
+fn replica(port: u16, key: &str) -> (Running, tempfile::TempDir) {
+    let port_text = port.to_string();
+    let me = format!("http://127.0.0.1:{port}");
+    gateway(
+        &[
+            "--port",
+            &port_text,
+            "--session-key-env",
+            "MCPCTL_TEST_SESSION_KEY",
+            "--advertise",
+            &me,
+            "--",
+            echo_bin(),
+        ],
+        &[("MCPCTL_TEST_SESSION_KEY", key)],
+    )
+}
+
+#[test]
+fn a_session_minted_by_one_replica_is_answered_by_its_child_through_another() {
+    const KEY: &str = "a key the replicas share, 32 bytes or more";
+    let (a_port, b_port, c_port) = (free_port(), free_port(), free_port());
+    let (mut a, _da) = replica(a_port, KEY);
+    let (mut b, _db) = replica(b_port, KEY);
+    let (mut c, _dc) = replica(c_port, "another key, of 32 bytes or more too");
+    for (port, child) in [(a_port, &mut a), (b_port, &mut b), (c_port, &mut c)] {
+        wait_serving(port, child);
+    }
+    let reply = initialize(a_port, &[]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let session = reply.header("mcp-session-id").unwrap().to_string();
+    let a_child = call(a_port, &session, &[], "whoami")["result"]["content"][0]["text"].clone();
+    // Through B: A's child answers, every id as sent.
+    let ids = [
+        json!(7),
+        json!(-1),
+        json!(9_007_199_254_740_993_u64),
+        json!("str"),
+        json!("ünï \"code\""),
+        json!(0),
+    ];
+    for id in &ids {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "whoami", "arguments": {}}});
+        let headers = [("Mcp-Session-Id", session.as_str())];
+        let reply = http(
+            b_port,
+            "POST",
+            "/mcp",
+            &headers,
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let answer = reply.json();
+        assert_eq!(&answer["id"], id, "{answer}");
+        assert_eq!(answer["result"]["content"][0]["text"], a_child, "{answer}");
+    }
+    let b_session = initialize(b_port, &[])
+        .header("mcp-session-id")
+        .unwrap()
+        .to_string();
+    let b_child = call(b_port, &b_session, &[], "whoami")["result"]["content"][0]["text"].clone();
+    assert_ne!(a_child, b_child, "each replica has its own child");
+    // A stream of progress, forwarded as it comes.
+    let progress = json!({"jsonrpc": "2.0", "id": "p", "method": "tools/call",
+        "params": {"name": "progress", "arguments": {"steps": 2}, "_meta": {"progressToken": 5}}});
+    let mut stream = crate::gateway::SseClient::post(b_port, &session, &progress);
+    for step in 1..=2 {
+        let note: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+        assert_eq!(note["params"]["progress"], step, "{note}");
+    }
+    let result: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(result["id"], "p");
+    // Sealed with another key: refused, by either side.
+    let headers = [("Mcp-Session-Id", session.as_str())];
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string();
+    assert_eq!(
+        http(c_port, "POST", "/mcp", &headers, body.as_bytes()).status,
+        404
+    );
+    let foreign = initialize(c_port, &[])
+        .header("mcp-session-id")
+        .unwrap()
+        .to_string();
+    let headers = [("Mcp-Session-Id", foreign.as_str())];
+    assert_eq!(
+        http(a_port, "POST", "/mcp", &headers, body.as_bytes()).status,
+        404
+    );
+    assert_eq!(
+        http(b_port, "POST", "/mcp", &headers, body.as_bytes()).status,
+        404
+    );
+    // Ending it through B ends it at A.
+    let headers = [("Mcp-Session-Id", session.as_str())];
+    assert_eq!(http(b_port, "DELETE", "/mcp", &headers, b"").status, 204);
+    assert_eq!(
+        http(a_port, "POST", "/mcp", &headers, body.as_bytes()).status,
+        404
+    );
+}
+
+#[test]
+fn replica_flags_are_checked() {
+    let out = Command::new(bin())
+        .args(["gateway", "--session-key-env", "K", "--", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "--advertise is required with it"
+    );
+    let out = Command::new(bin())
+        .args([
+            "gateway",
+            "--session-key-env",
+            "K",
+            "--advertise",
+            "http://127.0.0.1:1",
+            "--",
+            "x",
+        ])
+        .env("K", "short")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("give at least 32 random ones"), "{stderr}");
+}

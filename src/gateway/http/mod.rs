@@ -66,6 +66,8 @@ struct AppState {
     streams: Arc<tokio::sync::Semaphore>,
     /// Modern clients' calls waiting for their `input_required` retry.
     parked: parking::Parking,
+    /// Replicas sharing sessions: ids are minted sealed, naming this one.
+    replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
 }
 
 impl AppState {
@@ -129,7 +131,11 @@ impl AppState {
         let (upstream, lease) = self.instances.open().await.ok_or_else(|| {
             unavailable("no instance can take a session: the server is not running, or its own instance for this session could not start")
         })?;
-        let session_id = new_session_id().ok_or_else(|| {
+        let minted = match &self.replicas {
+            Some(replicas) => replicas.mint(),
+            None => new_session_id(),
+        };
+        let session_id = minted.ok_or_else(|| {
             unavailable("the OS random source failed: no session id can be minted")
         })?;
         let id = session_id;
@@ -236,6 +242,7 @@ pub(super) fn router(
     max_sessions: Arc<AtomicUsize>,
     meter: Arc<Meter>,
     max_connections: usize,
+    replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
 ) -> std::io::Result<(Router, Closer)> {
     let state = Arc::new(AppState {
         instances,
@@ -248,6 +255,7 @@ pub(super) fn router(
         max_sessions,
         asks: Asks::default(),
         parked: parking::Parking::new()?,
+        replicas,
     });
     spawn_janitor(&state);
     let weak = Arc::downgrade(&state);
