@@ -137,6 +137,12 @@ impl Instances for Pool {
         self.least(Upstream::load, |u| u)
     }
 
+    fn ready(&self) -> bool {
+        // Scaled to zero, a request starts an instance: ready as well.
+        let idle = self.wake.is_some() && self.views.lock().is_ok_and(|v| v.is_empty());
+        idle || self.per_session.is_some() || self.pick().is_some()
+    }
+
     fn pick_request(&self) -> Option<(Upstream, gateway::mux::Pin)> {
         self.least(Upstream::in_flight, |u| {
             let claim = u.claim();

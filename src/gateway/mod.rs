@@ -66,6 +66,12 @@ pub trait Instances: Send + Sync + 'static {
         Box::pin(std::future::ready(()))
     }
 
+    /// Whether a request now would be served (`/readyz`): an instance is running, or
+    /// one would be started for it. By default: one is running.
+    fn ready(&self) -> bool {
+        self.pick().is_some()
+    }
+
     /// The instance for a new session. By default a shared one ([`Self::pick`]);
     /// `sharing = "per-session"` starts one of its own, held by the lease.
     fn open(&self) -> Opening<'_> {
@@ -119,6 +125,27 @@ impl Drop for Gateway {
     }
 }
 
+/// `GET /healthz`: the gateway answers (200). `GET /readyz`: a request now would be
+/// served (200), or not (503).
+fn probes(ready: Arc<dyn Fn() -> bool + Send + Sync>) -> axum::Router {
+    use axum::http::StatusCode;
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let ready = ready();
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "no instance is ready\n")
+                    }
+                }
+            }),
+        )
+}
+
 /// What a gateway serves: stdio instances through the mux, or an HTTP upstream.
 pub enum Backend {
     Stdio(Arc<dyn Instances>),
@@ -140,6 +167,16 @@ pub async fn serve(
     let loopback = addr.ip().is_loopback();
     let max_sessions = Arc::new(AtomicUsize::new(limits.max_sessions.max(1)));
     let meter = meter::Meter::new();
+    let ready: Arc<dyn Fn() -> bool + Send + Sync> = match &backend {
+        Backend::Stdio(instances) => {
+            let instances = Arc::clone(instances);
+            Arc::new(move || instances.ready())
+        }
+        Backend::Http(upstream) => {
+            let pool = upstream.pool.clone();
+            Arc::new(move || pool.as_ref().is_none_or(|p| !p.ports().is_empty()))
+        }
+    };
     let (app, close_sessions) = match backend {
         Backend::Stdio(instances) => {
             let (app, close) = http::router(
@@ -161,6 +198,8 @@ pub async fn serve(
         Backend::Http(upstream) => (proxy::router(upstream)?, None),
     };
     let app = guard::Guard::new(loopback, bearer, limits.connections.header_timeout).wrap(app);
+    // Probes answer before the guard: a kubelet has no bearer, and they tell nothing else.
+    let app = probes(ready).merge(app);
     let task = tokio::spawn(accept::serve(
         listener,
         app,

@@ -50,7 +50,9 @@ pub enum Route {
 impl std::fmt::Debug for Replicas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key.
-        f.debug_struct("Replicas").field("me", &self.me).finish_non_exhaustive()
+        f.debug_struct("Replicas")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
     }
 }
 

@@ -275,13 +275,14 @@ fn changing_port_or_args_replaces_and_reformatting_changes_nothing() {
 
 #[test]
 fn a_crash_looping_server_is_bounded_reported_and_the_daemon_stays_responsive() {
+    let (bad_port, good_port) = (free_port(), free_port());
     let env = TestEnv::with_config(&config(&[
         server(
             "bad",
-            free_port(),
+            bad_port,
             "args = [\"--fail-at-start\", \"3\"]\nrestart = \"always\"",
         ),
-        server("good", free_port(), ""),
+        server("good", good_port, ""),
     ]));
     env.run_within(60, &["apply"])
         .failure()
@@ -300,6 +301,9 @@ fn a_crash_looping_server_is_bounded_reported_and_the_daemon_stays_responsive() 
     // A crash loop is final for its task (it waits for a stop), so the count stays,
     // and the daemon answers meanwhile.
     assert_eq!(env.server_status("good")["status"], "running");
+    // Its port says so to a load balancer's probe; the good one's is ready.
+    let probe = |port: u16| crate::common::http(port, "GET", "/readyz", &[], b"").status;
+    assert_eq!((probe(bad_port), probe(good_port)), (503, 200));
     env.run_within(10, &["status"])
         .success()
         .stdout_has("crash-loop");

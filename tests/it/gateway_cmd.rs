@@ -175,6 +175,12 @@ fn a_bearer_from_the_environment_guards_it_and_never_reaches_the_server() {
     );
     wait_serving(port, &mut child);
     assert_eq!(initialize(port, &[]).status, 401);
+    // The probes need no bearer (a kubelet has none) and tell nothing else.
+    let health = http(port, "GET", "/healthz", &[], b"");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+    let ready = http(port, "GET", "/readyz", &[], b"");
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    assert_eq!(http(port, "GET", "/readyz/../mcp", &[], b"").status, 401);
     let auth = format!("Bearer {token}");
     let reply = initialize(port, &[("Authorization", &auth)]);
     assert_eq!(reply.status, 200, "{}", reply.body);
