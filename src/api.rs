@@ -219,6 +219,9 @@ pub struct Traffic {
     pub connections_total: u64,
     /// Live client sessions now.
     pub sessions: u64,
+    /// Requests being answered now.
+    #[serde(default)]
+    pub in_flight: u64,
     /// By MCP method, those with requests.
     pub methods: Vec<MethodTraffic>,
     /// Response times of every method over the last minute.

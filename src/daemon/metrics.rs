@@ -267,6 +267,13 @@ impl Collector for Scrape {
         )?;
         family(
             &mut encoder,
+            "mcpctl_requests_in_flight",
+            "Requests to a server being answered now.",
+            None,
+            gauges(by_server(&|t| t.in_flight)),
+        )?;
+        family(
+            &mut encoder,
             "mcpctl_connections",
             "Open connections to a server's port.",
             None,

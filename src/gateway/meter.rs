@@ -59,6 +59,8 @@ pub struct Meter {
     connections: AtomicU64,
     connections_total: AtomicU64,
     sessions: AtomicU64,
+    /// Requests begun and not yet answered (what an autoscaler's in-flight target reads).
+    in_flight: AtomicU64,
     methods: [Method; METHODS.len()],
 }
 
@@ -117,6 +119,7 @@ impl Meter {
 
     /// Starts timing a request; see [`Timing`].
     pub fn begin(self: &Arc<Self>, method: &str) -> Timing {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         Timing {
             meter: Some(Arc::clone(self)),
             slot: slot(method),
@@ -146,6 +149,7 @@ impl Meter {
             connections: load(&self.connections),
             connections_total: load(&self.connections_total),
             sessions: load(&self.sessions),
+            in_flight: load(&self.in_flight),
             methods,
             ..Traffic::default()
         }
@@ -181,6 +185,7 @@ impl Timing {
 
     fn finish(&mut self, error: bool) {
         if let Some(meter) = self.meter.take() {
+            meter.in_flight.fetch_sub(1, Ordering::Relaxed);
             meter.record(METHODS[self.slot], self.start.elapsed(), error);
         }
     }
@@ -223,6 +228,13 @@ mod tests {
             "an unfinished request is an error"
         );
         assert_eq!(t.methods.len(), 4);
+        assert_eq!(t.in_flight, 0, "every begun request has ended");
+        let open = meter.begin("tools/call");
+        let also = meter.begin("ping");
+        assert_eq!(meter.snapshot().in_flight, 2);
+        open.done(&json!({"result": {}}));
+        drop(also);
+        assert_eq!(meter.snapshot().in_flight, 0);
     }
 
     #[test]

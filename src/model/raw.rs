@@ -328,6 +328,10 @@ pub struct Layer {
     /// Serve this server's port over HTTPS: `tls = { cert = "cert.pem", key = "key.pem" }`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
+    /// The container image its command runs in on Kubernetes (`mcpctl render k8s`),
+    /// e.g. `"node:22-bookworm-slim"`. Default: one for `npx` and `uvx` commands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Per-server overrides; only inside `[profiles.NAME]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub servers: Option<BTreeMap<String, Layer>>,

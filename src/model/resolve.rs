@@ -67,6 +67,7 @@ struct Merged {
     limits: Option<Sourced<super::raw::Limits>>,
     auth: Option<Sourced<super::raw::Auth>>,
     tls: Option<Sourced<super::raw::Tls>>,
+    image: Option<Sourced<String>>,
     headers: BTreeMap<String, String>,
 }
 
@@ -107,7 +108,8 @@ impl Merged {
             health,
             limits,
             auth,
-            tls
+            tls,
+            image
         );
         match (&layer.instances, &layer.autoscale) {
             (Some(_), Some(_)) => self.both_counts = Some(origin("autoscale")),
@@ -729,6 +731,7 @@ fn resolve_server(
         limits: limits?,
         auth_bearer,
         tls: m.tls.map(|t| t.value),
+        image: m.image.map(|i| i.value),
         headers: m.headers,
     };
     Some((spec, port_origin))

@@ -69,6 +69,9 @@ pub struct ServerSpec {
     /// HTTPS on the gateway port: the certificate and key files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<super::raw::Tls>,
+    /// The container image on Kubernetes (only `render k8s` reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// `autoscale = { ... }`, validated: `min <= max`, durations parsed.
@@ -238,6 +241,8 @@ impl ServerSpec {
                 Restart,
             ),
             attr("headers", non_empty_map(&self.headers).map(Map), Restart),
+            // Not what runs here: only what `render k8s` writes.
+            attr("image", self.image.clone().map(Text), InPlace),
             attr("port", Some(Number(u64::from(self.port))), Restart),
             attr("sharing", Some(Text(kebab(&self.sharing))), Restart),
             // With autoscale the count is observed state, not desired: not compared.

@@ -324,6 +324,7 @@ env = { K = "v" }
 secrets = { T = "age:abc" }
 auth = { bearer = "T" }
 tls = { cert = "c.pem", key = "k.pem" }
+image = "node:22-bookworm-slim"
 headers = { X = "${K}" }
 transport = "stdio"
 mode = "local"
@@ -370,7 +371,8 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
         "limits": {"memory_bytes": 1073741824u64, "nofile": 2048},
         "health": {"interval": "5s", "timeout": "1s", "failures": 2},
         "auth_bearer": "T", "headers": {"X": "${K}"},
-        "tls": {"cert": "c.pem", "key": "k.pem"}
+        "tls": {"cert": "c.pem", "key": "k.pem"},
+        "image": "node:22-bookworm-slim"
     });
     assert_eq!(json, expect);
     assert!(

@@ -36,6 +36,7 @@ fn spec(name: &str) -> ServerSpec {
         health: crate::model::spec::HealthCheck::default(),
         auth_bearer: None,
         tls: None,
+        image: None,
         headers: BTreeMap::new(),
     }
 }

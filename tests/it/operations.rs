@@ -204,6 +204,7 @@ fn metrics_parse_with_the_prometheus_parser_and_have_every_family() {
         ("mcpctl_instances", "gauge"),
         ("mcpctl_restarts", "counter"),
         ("mcpctl_sessions", "gauge"),
+        ("mcpctl_requests_in_flight", "gauge"),
         ("mcpctl_connections", "gauge"),
         ("mcpctl_accepted_connections", "counter"),
         ("mcpctl_network_receive_bytes", "counter"),
