@@ -290,7 +290,7 @@ pub struct ImportArgs {
     pub apply: EditApply,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GatewayArgs {
     /// Port of /mcp and /sse
     #[arg(long, default_value_t = 8000)]
@@ -311,6 +311,10 @@ pub struct GatewayArgs {
     /// Clients must send `Authorization: Bearer <the value of VAR>` (kept from the server)
     #[arg(long, value_name = "VAR")]
     pub auth_bearer_env: Option<String>,
+    /// Serve beyond loopback without a bearer: only where the network is trusted (a
+    /// cluster's pod network behind its own policy); said once as a warning
+    #[arg(long)]
+    pub allow_no_auth: bool,
     /// Replicas: the environment variable holding the key they share (at least 32
     /// bytes); session ids name the replica that minted them, sealed with it, and a
     /// replica forwards another's session there

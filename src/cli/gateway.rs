@@ -18,8 +18,17 @@ const NAME: &str = "server";
 const BEARER: &str = "MCPCTL_GATEWAY_BEARER";
 
 pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
-    let (text, secrets) = config_of(&args)?;
-    let config = crate::model::parse(&text).map_err(|diags| {
+    // Checked as if on loopback, then bound where asked: the one rule it waives.
+    let open = args.allow_no_auth && args.auth_bearer_env.is_none() && !args.bind.is_loopback();
+    let (text, secrets) = if open {
+        config_of(&GatewayArgs {
+            bind: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            ..args.clone()
+        })?
+    } else {
+        config_of(&args)?
+    };
+    let mut config = crate::model::parse(&text).map_err(|diags| {
         Error::Failed(
             diags
                 .iter()
@@ -28,6 +37,16 @@ pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
                 .join("\n"),
         )
     })?;
+    if open {
+        for spec in config.servers.values_mut() {
+            spec.bind = args.bind;
+        }
+        crate::note!(
+            "warning: --allow-no-auth: anyone who can reach {}:{} can use this server",
+            args.bind,
+            args.port
+        );
+    }
     let hidden = args
         .auth_bearer_env
         .iter()

@@ -511,3 +511,30 @@ fn replica_flags_are_checked() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("give at least 32 random ones"), "{stderr}");
 }
+
+#[test]
+fn allow_no_auth_serves_beyond_loopback_without_a_bearer_and_says_so() {
+    // Bound to every address, reached on 127.0.0.1 only.
+    let port = free_port();
+    let port_arg = port.to_string();
+    let (mut child, _dir) = gateway(
+        &[
+            "--port",
+            &port_arg,
+            "--bind",
+            "0.0.0.0",
+            "--allow-no-auth",
+            "--",
+            echo_bin(),
+        ],
+        &[],
+    );
+    wait_serving(port, &mut child);
+    assert_eq!(initialize(port, &[]).status, 200);
+    let (code, stderr) = terminate(child);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("--allow-no-auth: anyone who can reach 0.0.0.0"),
+        "{stderr}"
+    );
+}
