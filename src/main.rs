@@ -27,6 +27,23 @@ fn main() -> ExitCode {
         let code = mcpctl::echo::main(args[2..].to_vec());
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    // A Kubernetes init container puts this binary into the server's runtime image.
+    if args.get(1).map(String::as_str) == Some("__copy-self") {
+        return match args
+            .get(2)
+            .map(|dest| copy_self(std::path::Path::new(dest)))
+        {
+            Some(Ok(())) => ExitCode::SUCCESS,
+            Some(Err(e)) => {
+                mcpctl::note!("mcpctl __copy-self: {e}");
+                ExitCode::from(1)
+            }
+            None => {
+                mcpctl::note!("usage: mcpctl __copy-self DEST");
+                ExitCode::from(2)
+            }
+        };
+    }
     let cli = match args.get(1..).and_then(cli::daemon_command) {
         Some(cli) => cli,
         None => match Cli::try_parse() {
@@ -90,4 +107,11 @@ fn init_tracing(default: Option<tracing::Level>, json: bool) {
         let layer = layer.with_ansi(ansi).with_filter(filter);
         tracing_subscriber::registry().with(layer).init();
     }
+}
+
+/// Copies this executable to `dest` (mode 0755).
+fn copy_self(dest: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(std::env::current_exe()?, dest)?;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
 }

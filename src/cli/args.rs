@@ -94,6 +94,8 @@ pub enum Command {
         /// Apply the file as it is at this git revision (a commit, tag, `HEAD~1`...)
         #[arg(long, value_name = "REV")]
         rev: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Back up every server (see `server backup`)
     #[command(
@@ -107,6 +109,14 @@ pub enum Command {
         /// server; any other path gets one bundle; `-` is stdout
         #[arg(long, short = 'o', value_name = "DIR|FILE")]
         output: PathBuf,
+    },
+    /// Render the file for another platform (Kubernetes)
+    #[command(
+        after_help = "Examples:\n  mcpctl render k8s --namespace mcp --output k8s/\n  mcpctl render k8s --profile production | kubectl apply -f -"
+    )]
+    Render {
+        #[command(subcommand)]
+        what: RenderWhat,
     },
     /// Print a shell completion script
     #[command(
@@ -566,6 +576,73 @@ pub enum ServerCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum RenderWhat {
+    /// Kubernetes manifests: per server a Deployment running it under `mcpctl gateway`,
+    /// a Service, a ConfigMap of its env, a HorizontalPodAutoscaler from `autoscale`,
+    /// and its secrets as a reference to a Secret you create (values only with
+    /// --include-secrets)
+    #[command(
+        after_help = "Examples:\n  mcpctl render k8s --namespace mcp --output k8s/   # one NAME.yaml per server\n  mcpctl render k8s --profile production --output - | kubectl diff -f -\n  mcpctl render k8s --session-routing affinity      # no pod-to-pod traffic"
+    )]
+    K8s {
+        #[command(flatten)]
+        k8s: K8sArgs,
+        /// A folder for one NAME.yaml per server, or `-` for stdout
+        #[arg(long, short = 'o', value_name = "DIR|-", default_value = "-")]
+        output: PathBuf,
+    },
+}
+
+/// How a file becomes Kubernetes manifests.
+#[derive(Debug, Clone, Args)]
+pub struct K8sArgs {
+    /// Render every server with this profile (default: each server's own)
+    #[arg(long, value_name = "P")]
+    pub profile: Option<String>,
+    /// The namespace of every object
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub namespace: String,
+    /// Write secret values into Secret objects (decrypts them: needs your identity)
+    #[arg(long)]
+    pub include_secrets: bool,
+    /// `sealed`: session ids name their pod, and pods forward each other's sessions;
+    /// `affinity`: the Service pins each client IP to a pod
+    #[arg(long, value_enum, default_value_t = SessionRoutingArg::Sealed)]
+    pub session_routing: SessionRoutingArg,
+    /// The image mcpctl itself comes from (copied into each server's runtime image)
+    #[arg(long, value_name = "IMAGE")]
+    pub mcpctl_image: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SessionRoutingArg {
+    Sealed,
+    Affinity,
+}
+
+/// Where `plan` and `apply` converge to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// This machine's daemon
+    Local,
+    /// A Kubernetes cluster, through kubectl
+    K8s,
+}
+
+/// `--target k8s`: kubectl's context and how the file is rendered.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Where to converge: this machine's daemon, or a Kubernetes cluster (kubectl)
+    #[arg(long, value_enum, default_value_t = Target::Local)]
+    pub target: Target,
+    /// kubectl's context (with --target k8s)
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    #[command(flatten)]
+    pub k8s: K8sArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error
@@ -577,6 +654,8 @@ pub struct PlanArgs {
     /// Also save the plan, with digests of the file and of what runs, for `apply FILE`
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 /// What `server monitor` shows.

@@ -10,6 +10,7 @@ mod gateway;
 mod import;
 mod init;
 mod install;
+mod k8s;
 mod lifecycle;
 mod link;
 mod monitor;
@@ -116,6 +117,10 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Connect { name } => Ok(crate::bridge::run(&locate(file, &cwd)?, &name)),
         Command::Validate { all } => plan::validate(&locate(file, &cwd)?, all),
         Command::Fmt { check } => plan::fmt(&locate(file, &cwd)?, check),
+        Command::Plan(plan_args) if plan_args.target.target == args::Target::K8s => {
+            let path = locate(file, &cwd)?;
+            k8s::converge(&path, &plan_args.target, false, plan_args.detailed_exitcode)
+        }
         Command::Plan(args) => plan::plan(&locate(file, &cwd)?, &args),
         Command::Profile(cmd) => profile::run(&locate(file, &cwd)?, cmd),
         Command::Config(ConfigCommand::Env(cmd)) => env::run(&locate(file, &cwd)?, cmd),
@@ -129,9 +134,29 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             secret::keygen(path.as_deref(), add)
         }
         Command::Config(ConfigCommand::Secret(cmd)) => secret::run(&locate(file, &cwd)?, cmd),
-        Command::Apply { plan, watch, rev } => {
-            lifecycle::apply(&locate(file, &cwd)?, plan.as_deref(), watch, rev.as_deref())
+        Command::Apply {
+            target,
+            plan,
+            watch,
+            rev,
+        } if target.target == args::Target::K8s => {
+            if plan.is_some() || watch || rev.is_some() {
+                return Err(Error::Failed(
+                    "--target k8s applies the file as it is: without PLAN, --watch or --rev".into(),
+                ));
+            }
+            k8s::converge(&locate(file, &cwd)?, &target, true, false)
         }
+        Command::Apply {
+            plan, watch, rev, ..
+        } => lifecycle::apply(&locate(file, &cwd)?, plan.as_deref(), watch, rev.as_deref()),
+        Command::Render {
+            what:
+                args::RenderWhat::K8s {
+                    k8s: options,
+                    output,
+                },
+        } => k8s::render(&locate(file, &cwd)?, &options, &output),
         Command::Backup { all: _, output } => backup::backup_all(&locate(file, &cwd)?, &output),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man => docs::man(),

@@ -32,3 +32,4 @@ impl Colour {
         self.paint("1", t)
     }
 }
+pub mod k8s;

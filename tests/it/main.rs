@@ -16,6 +16,7 @@ mod gateway;
 mod gateway_cmd;
 mod import;
 mod init;
+mod k8s;
 mod lifecycle;
 mod link;
 mod modern;

@@ -12,6 +12,8 @@ use crate::common::{TestEnv, echo_bin, free_port};
 const SDK: &str = "mcp==2.3.0";
 /// The Prometheus project's Python client, whose parser reads `/metrics` (operations.rs).
 const PROMETHEUS: &str = "prometheus-client==0.21.1";
+/// Kubernetes' schemas, offline, for the rendered manifests (tests/it/k8s.rs).
+const K8S_VALIDATE: &str = "kubernetes-validate==1.37.0";
 
 /// Runs `cmd` for at most `secs`; its output on failure.
 pub(crate) fn run_bounded(mut cmd: Command, secs: u64) -> Result<String, String> {
@@ -50,7 +52,7 @@ fn has_sdk(python: &Path) -> bool {
     let mut check = Command::new(python);
     check.args([
         "-c",
-        "import importlib.metadata as m, mcp.client, prometheus_client.openmetrics.parser; assert m.version('mcp').startswith('2.')",
+        "import importlib.metadata as m, mcp.client, prometheus_client.openmetrics.parser, kubernetes_validate; assert m.version('mcp').startswith('2.')",
     ]);
     run_bounded(check, 60).is_ok()
 }
@@ -87,6 +89,7 @@ pub(crate) fn sdk_python() -> &'static Path {
                 "--disable-pip-version-check",
                 SDK,
                 PROMETHEUS,
+                K8S_VALIDATE,
             ]);
             run_bounded(pip, 600).unwrap();
         }

@@ -1,0 +1,159 @@
+//! `render k8s`, `plan --target k8s`, `apply --target k8s`: the file as Kubernetes
+//! manifests (`crate::render::k8s`), written out, or handed to kubectl (`diff`, and
+//! `apply --server-side --field-manager=mcpctl`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use age::secrecy::ExposeSecret;
+
+use super::args::{K8sArgs, SessionRoutingArg, TargetArgs};
+use super::{Error, ok, print};
+use crate::config::{self, edit, store};
+use crate::exit;
+use crate::render::k8s::{self, Options, Rendered, SessionRouting};
+
+/// The manifests of the file at `path`, rendered as `args` asks.
+fn manifests(path: &Path, args: &K8sArgs) -> Result<Vec<Rendered>, Error> {
+    let source = store::read(path)?;
+    // `--profile P`: every server as if it said `profile = "P"`.
+    let source = match &args.profile {
+        None => source,
+        Some(profile) => {
+            let mut doc =
+                edit::parse(&source).map_err(|e| config::Error::edit(e.to_string(), None))?;
+            let raw = crate::model::parse_raw(&source)
+                .map_err(|d| config::Error::invalid(path, &source, vec![d]))?;
+            for name in raw.servers.keys() {
+                edit::set_value(
+                    edit::server_table(&mut doc, name)?,
+                    "profile",
+                    toml_edit::Value::from(profile.as_str()),
+                );
+            }
+            doc.to_string()
+        }
+    };
+    let label = match &args.profile {
+        Some(p) => format!("{} (with profile `{p}`)", path.display()),
+        None => path.display().to_string(),
+    };
+    let mut loaded = config::load_text(path, &label, source)?;
+    let values: Option<BTreeMap<String, BTreeMap<String, String>>> = if args.include_secrets {
+        let unlocked = crate::secrets::unlock::unlock(&mut loaded)?;
+        Some(
+            unlocked
+                .values
+                .iter()
+                .map(|(server, keys)| {
+                    let plain = keys
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.expose_secret().to_string()))
+                        .collect();
+                    (server.clone(), plain)
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let options = Options {
+        namespace: &args.namespace,
+        mcpctl_image: args
+            .mcpctl_image
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", k8s::MCPCTL_IMAGE, env!("CARGO_PKG_VERSION"))),
+        session_routing: match args.session_routing {
+            SessionRoutingArg::Sealed => SessionRouting::Sealed,
+            SessionRoutingArg::Affinity => SessionRouting::Affinity,
+        },
+        secrets: values.as_ref(),
+    };
+    k8s::render(&loaded.config.servers, &options).map_err(|problems| {
+        Error::Failed(format!(
+            "cannot render {} for Kubernetes:\n  {}",
+            path.display(),
+            problems.join("\n  ")
+        ))
+    })
+}
+
+/// `render k8s`: to stdout (`-`) or one `NAME.yaml` per server in `output`.
+pub(super) fn render(path: &Path, args: &K8sArgs, output: &Path) -> Result<u8, Error> {
+    let rendered = manifests(path, args)?;
+    if output == Path::new("-") {
+        let all: String = rendered.iter().map(Rendered::text).collect();
+        print(&all)?;
+        return ok();
+    }
+    write_all(&rendered, output)?;
+    crate::note!(
+        "wrote {} file(s) to {}: `kubectl apply --server-side -f {}` applies them",
+        rendered.len(),
+        output.display(),
+        output.display()
+    );
+    ok()
+}
+
+fn write_all(rendered: &[Rendered], dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    for r in rendered {
+        store::write_atomic(&dir.join(format!("{}.yaml", r.server)), &r.text())?;
+    }
+    Ok(())
+}
+
+/// `plan --target k8s` (`kubectl diff`) and `apply --target k8s` (`kubectl apply`).
+/// `detailed`: `plan --detailed-exitcode` (2 when kubectl sees differences).
+pub(super) fn converge(
+    path: &Path,
+    target: &TargetArgs,
+    apply: bool,
+    detailed: bool,
+) -> Result<u8, Error> {
+    let rendered = manifests(path, &target.k8s)?;
+    let dir = tempfile::Builder::new()
+        .prefix("mcpctl-k8s-")
+        .tempdir()
+        .map_err(|e| Error::Failed(format!("cannot make a folder for the manifests: {e}")))?;
+    write_all(&rendered, dir.path())?;
+    let mut kubectl = Command::new(kubectl_program());
+    if let Some(context) = &target.context {
+        kubectl.args(["--context", context]);
+    }
+    let verb = if apply { "apply" } else { "diff" };
+    kubectl
+        .arg(verb)
+        .args(["--server-side", "--field-manager=mcpctl", "-f"])
+        .arg(dir.path());
+    let status = kubectl.status().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Failed(
+                "kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/), or `mcpctl render k8s --output DIR` and apply that folder yourself".into(),
+            )
+        } else {
+            Error::Failed(format!("cannot run kubectl: {e}"))
+        }
+    })?;
+    match (apply, status.code()) {
+        (true, Some(0)) => ok(),
+        // `kubectl diff`: 0 no differences, 1 differences, more an error.
+        (false, Some(0)) => ok(),
+        (false, Some(1)) => Ok(if detailed { exit::CHANGES } else { exit::OK }),
+        (_, code) => Err(Error::Failed(format!(
+            "kubectl {verb} failed ({}): is a cluster reachable with this context? (`kubectl config current-context`)",
+            code.map_or_else(
+                || "killed by a signal".to_string(),
+                |c| format!("exit code {c}")
+            )
+        ))),
+    }
+}
+
+/// `MCPCTL_KUBECTL` names another kubectl (a wrapper, or tests' fake one).
+fn kubectl_program() -> std::ffi::OsString {
+    std::env::var_os("MCPCTL_KUBECTL").unwrap_or_else(|| "kubectl".into())
+}

@@ -1,0 +1,209 @@
+use super::*;
+
+fn config(src: &str) -> BTreeMap<String, ServerSpec> {
+    crate::model::parse(src).unwrap().servers
+}
+
+fn options(secrets: Option<&BTreeMap<String, BTreeMap<String, String>>>) -> Options<'_> {
+    Options {
+        namespace: "mcp",
+        mcpctl_image: "ghcr.io/mcpctl/mcpctl:test".into(),
+        session_routing: SessionRouting::Sealed,
+        secrets,
+    }
+}
+
+fn text(servers: &BTreeMap<String, ServerSpec>, o: &Options<'_>) -> BTreeMap<String, String> {
+    render(servers, o)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.server.clone(), r.text()))
+        .collect()
+}
+
+const TWO: &str = r#"version = 1
+[servers.github]
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-github"]
+port = 8001
+env = { LOG = "info" }
+secrets = { GITHUB_TOKEN = "age:c2VjcmV0LWNpcGhlcnRleHQ" }
+auth = { bearer = "GITHUB_TOKEN" }
+autoscale = { min = 1, max = 4, target_sessions = 20, scale_down_after = "2m" }
+limits = { memory = "512MiB", cpu = 0.5 }
+
+[servers.echo]
+command = "mcp-echo"
+port = 8002
+"#;
+
+#[test]
+fn a_server_becomes_a_deployment_service_configmap_and_autoscaler_without_secret_values() {
+    let servers = config(TWO);
+    let all = render(&servers, &options(None)).unwrap();
+    let github = all.iter().find(|r| r.server == "github").unwrap();
+    let kinds: Vec<&str> = github
+        .objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "Deployment",
+            "Service",
+            "HorizontalPodAutoscaler"
+        ],
+        "no Secret without --include-secrets"
+    );
+    let deployment = &github.objects[1];
+    assert!(
+        deployment["spec"].get("replicas").is_none(),
+        "the HPA owns it"
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let joined = args.join(" ");
+    assert!(
+        joined.starts_with("gateway --port 8001 --bind 0.0.0.0 --auth-bearer-env GITHUB_TOKEN --session-key-env MCPCTL_SESSION_KEY --advertise http://$(POD_IP):8001 --metrics 0.0.0.0:9464 -- npx -y"),
+        "{joined}"
+    );
+    assert_eq!(pod["containers"][0]["image"], "node:22-bookworm-slim");
+    assert_eq!(
+        pod["initContainers"][0]["image"],
+        "ghcr.io/mcpctl/mcpctl:test"
+    );
+    assert_eq!(
+        pod["containers"][0]["resources"]["limits"],
+        json!({"memory": "536870912", "cpu": "500m"})
+    );
+    let hpa = &github.objects[3];
+    assert_eq!(
+        (
+            hpa["spec"]["minReplicas"].as_u64(),
+            hpa["spec"]["maxReplicas"].as_u64()
+        ),
+        (Some(1), Some(4))
+    );
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["pods"]["metric"]["name"],
+        "mcpctl_sessions"
+    );
+    assert_eq!(
+        hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        120
+    );
+    let text = github.text();
+    assert!(
+        !text.contains("c2VjcmV0"),
+        "no ciphertext in a manifest:\n{text}"
+    );
+    assert!(
+        text.contains("create secret generic mcp-github-secrets --from-literal=GITHUB_TOKEN=..."),
+        "{text}"
+    );
+    assert!(text.contains("mcp-github-session-key"), "{text}");
+    for label in [
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/part-of",
+    ] {
+        assert!(
+            deployment["metadata"]["labels"].get(label).is_some(),
+            "{label}"
+        );
+    }
+    // One instance, no auth: a plain Deployment of one, said to be open.
+    let echo = all.iter().find(|r| r.server == "echo").unwrap();
+    let deployment = echo
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["containers"][0]["image"], "ghcr.io/mcpctl/mcpctl:test");
+    assert!(
+        pod.get("initContainers").is_none(),
+        "mcp-echo ships in mcpctl's image"
+    );
+    assert!(echo.text().contains("--allow-no-auth"));
+    assert!(echo.notes.iter().any(|n| n.contains("has no `auth`")));
+}
+
+#[test]
+fn secret_values_appear_only_when_given() {
+    let servers = config(TWO);
+    let values = BTreeMap::from([(
+        "github".to_string(),
+        BTreeMap::from([("GITHUB_TOKEN".to_string(), "ghp_plaintext".to_string())]),
+    )]);
+    let with = text(&servers, &options(Some(&values)));
+    assert!(with["github"].contains("kind: \"Secret\""));
+    assert!(with["github"].contains("ghp_plaintext"));
+    let without = text(&servers, &options(None));
+    assert!(
+        without
+            .values()
+            .all(|t| !t.contains("ghp_plaintext") && !t.contains("kind: \"Secret\""))
+    );
+}
+
+#[test]
+fn changing_one_servers_args_changes_only_its_deployment_and_hash() {
+    let before = text(&config(TWO), &options(None));
+    let changed = TWO.replace("server-github\"]", "server-github\", \"--read-only\"]");
+    let after = text(&config(&changed), &options(None));
+    assert_eq!(
+        before["echo"], after["echo"],
+        "the other server is not touched"
+    );
+    assert_ne!(before["github"], after["github"]);
+    let hash = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("mcpctl.dev/spec-hash"))
+            .map(str::to_string)
+    };
+    assert_ne!(hash(&before["github"]), hash(&after["github"]));
+    // Rendering again is byte-identical (nothing random, nothing timed).
+    assert_eq!(before, text(&config(TWO), &options(None)));
+}
+
+#[test]
+fn what_cannot_be_rendered_is_said_per_server() {
+    let src = "version = 1\n[servers.a]\ncommand = \"./bin/server\"\nport = 1\n[servers.b]\ncommand = \"python\"\nport = 2\ntransport = \"streamable-http\"\n[servers.c_d]\ncommand = \"mcp-echo\"\nport = 3\n[servers.c-d]\ncommand = \"mcp-echo\"\nport = 4\n";
+    let problems = render(&config(src), &options(None)).unwrap_err().join("\n");
+    assert!(
+        problems.contains("server `a`: set `image` for `./bin/server`"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("server `b`: it speaks HTTP itself"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("would both be named `mcp-c-d`"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn affinity_pins_client_ips_instead_of_sealing_ids() {
+    let src = "version = 1\n[servers.e]\ncommand = \"mcp-echo\"\nport = 1\ninstances = 3\n";
+    let o = Options {
+        session_routing: SessionRouting::Affinity,
+        ..options(None)
+    };
+    let all = render(&config(src), &o).unwrap();
+    let text = all[0].text();
+    assert!(text.contains("sessionAffinity: \"ClientIP\""), "{text}");
+    assert!(!text.contains("--session-key-env"), "{text}");
+    let sealed = render(&config(src), &options(None)).unwrap()[0].text();
+    assert!(sealed.contains("--session-key-env") && !sealed.contains("sessionAffinity"));
+}

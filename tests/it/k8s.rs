@@ -1,0 +1,233 @@
+//! Kubernetes (issue 17): every example rendered, compared with its golden file and
+//! validated offline against Kubernetes' schemas; `plan`/`apply --target k8s` hand the
+//! same manifests to kubectl (a recording stand-in here: no cluster runs in tests).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{TestEnv, bin};
+
+const IMAGE: &str = "ghcr.io/mcpctl/mcpctl:test";
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/k8s")
+}
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut all: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    all.sort();
+    all
+}
+
+fn render(file: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg("-f")
+        .arg(file)
+        .args([
+            "render",
+            "k8s",
+            "--namespace",
+            "mcp",
+            "--mcpctl-image",
+            IMAGE,
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_example_renders_as_its_golden_file_and_validates_strictly() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut rendered = Vec::new();
+    for example in examples() {
+        let stem = example.file_stem().unwrap().to_string_lossy().into_owned();
+        // `profiles.toml` as production runs it, too.
+        let variants: Vec<(String, Vec<&str>)> = if stem == "profiles" {
+            vec![
+                (stem.clone(), vec![]),
+                (
+                    format!("{stem}-production"),
+                    vec!["--profile", "production"],
+                ),
+            ]
+        } else {
+            vec![(stem.clone(), vec![])]
+        };
+        for (name, extra) in variants {
+            let out = render(&example, &extra);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{}: {stderr}", example.display());
+            let text = String::from_utf8(out.stdout).unwrap();
+            let golden = golden_dir().join(format!("{name}.yaml"));
+            if update {
+                std::fs::create_dir_all(golden_dir()).unwrap();
+                std::fs::write(&golden, &text).unwrap();
+            }
+            let want = std::fs::read_to_string(&golden).unwrap_or_else(|_| {
+                panic!(
+                    "{} is missing: UPDATE_GOLDEN=1 cargo test --test it k8s",
+                    golden.display()
+                )
+            });
+            assert_eq!(
+                text, want,
+                "{name}: the rendering moved (UPDATE_GOLDEN=1 to accept)"
+            );
+            let file = scratch.path().join(format!("{name}.yaml"));
+            std::fs::write(&file, &text).unwrap();
+            rendered.push(file);
+        }
+    }
+    assert!(rendered.len() >= 4, "{rendered:?}");
+    let mut validate = Command::new(crate::sdk::sdk_python());
+    validate
+        .args(["-m", "kubernetes_validate", "--strict", "--quiet"])
+        .args(&rendered);
+    let out = crate::sdk::run_bounded(validate, 120).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.contains("ERROR"), "{out}");
+}
+
+#[test]
+fn no_secret_value_is_rendered_unless_asked() {
+    let env = TestEnv::with_config(
+        "version = 1\n[servers.gh]\ncommand = \"npx\"\nargs = [\"-y\", \"x\"]\nport = 8001\n",
+    );
+    env.run(&["config", "secret", "keygen", "--add"]).success();
+    env.run_with_stdin(
+        &["config", "secret", "set", "GITHUB_TOKEN", "--server", "gh"],
+        "ghp_topsecret\n",
+    )
+    .success();
+    let without = env.run(&["render", "k8s"]);
+    without.success();
+    assert!(
+        !without.stdout.contains("ghp_topsecret"),
+        "{}",
+        without.stdout
+    );
+    let file = env.read("mcpctl.toml");
+    let ciphertext = file
+        .split('"')
+        .find(|part| part.starts_with("age:"))
+        .unwrap_or_else(|| panic!("{file}"));
+    assert!(!without.stdout.contains(ciphertext), "no ciphertext either");
+    assert!(!without.stdout.contains("kind: \"Secret\""));
+    assert!(
+        without.stdout.contains("--from-literal=GITHUB_TOKEN="),
+        "{}",
+        without.stdout
+    );
+    let with = env.run(&["render", "k8s", "--include-secrets"]);
+    with.success();
+    assert!(with.stdout.contains("kind: \"Secret\""));
+    assert!(with.stdout.contains("\"ghp_topsecret\""), "{}", with.stdout);
+    // Files per server, where asked.
+    env.run(&["render", "k8s", "--output", "k8s"]).success();
+    assert!(!env.read("k8s/gh.yaml").contains("ghp_topsecret"));
+}
+
+#[test]
+fn plan_and_apply_target_k8s_go_through_kubectl_server_side() {
+    let env = TestEnv::with_config(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.toml"),
+        )
+        .unwrap()
+        .replace("#:schema ../schema/mcpctl.schema.json\n", ""),
+    );
+    // A stand-in kubectl: records its arguments and the manifests, exits as told.
+    let log = env.path().join("kubectl.log");
+    let fake = env.path().join("kubectl");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {log}\nfor a in \"$@\"; do [ -d \"$a\" ] && cat \"$a\"/*.yaml >> {log}; done\nexit ${{FAKE_EXIT:-0}}\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&fake).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = |args: &[&str], exit: &str| {
+        let out = env
+            .command(args)
+            .env("MCPCTL_KUBECTL", &fake)
+            .env("FAKE_EXIT", exit)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(
+        &[
+            "plan",
+            "--target",
+            "k8s",
+            "--context",
+            "kind-test",
+            "--detailed-exitcode",
+        ],
+        "1",
+    );
+    assert_eq!(code, Some(2), "kubectl diff saw changes: {stderr}");
+    let (code, _) = run(&["plan", "--target", "k8s"], "0");
+    assert_eq!(code, Some(0));
+    let (code, stderr) = run(&["apply", "--target", "k8s", "--namespace", "mcp"], "0");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run(&["apply", "--target", "k8s"], "1");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("kubectl apply failed (exit code 1)"),
+        "{stderr}"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("--context kind-test diff --server-side --field-manager=mcpctl -f "),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("apply --server-side --field-manager=mcpctl -f "),
+        "{logged}"
+    );
+    assert!(logged.contains("namespace: \"mcp\""), "{logged}");
+    // No kubectl at all: said plainly, nothing else done.
+    let out = env
+        .command(&["plan", "--target", "k8s"])
+        .env("MCPCTL_KUBECTL", env.path().join("no-such-kubectl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kubectl is not on PATH"));
+    // A saved plan or a revision is a local-daemon matter.
+    let (code, stderr) = run(&["apply", "--target", "k8s", "--rev", "HEAD"], "0");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("--target k8s applies the file as it is"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn what_cannot_be_rendered_fails_naming_the_server_and_writes_nothing() {
+    let env = TestEnv::with_config(
+        "version = 1\n[servers.mine]\ncommand = \"./bin/server\"\nport = 8001\n",
+    );
+    let run = env.run(&["render", "k8s", "--output", "out"]);
+    run.failure()
+        .stderr_has("server `mine`: set `image` for `./bin/server`");
+    assert!(!env.path().join("out").exists());
+    let run = env.run(&["render", "k8s", "--profile", "nope"]);
+    run.failure().stderr_has("nope");
+}
