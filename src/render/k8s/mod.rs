@@ -75,9 +75,24 @@ pub fn default_image(command: &str, mcpctl_image: &str) -> Option<String> {
     }
 }
 
-/// A Kubernetes name for a server (`_` is not allowed in one).
+/// A Kubernetes name for a server: a DNS label (`_` is not allowed in one, at most 63
+/// characters, alphanumeric at both ends); a long one is cut and keeps a hash of the
+/// whole name, so two long names stay apart.
 fn k8s_name(server: &str) -> String {
-    format!("mcp-{}", server.replace('_', "-"))
+    let name = format!("mcp-{}", server.replace('_', "-"));
+    let name = name.trim_end_matches('-');
+    if name.len() <= 63 && name.len() == server.len() + 4 {
+        return name.to_string();
+    }
+    let hash = &blake3::hash(server.as_bytes()).to_hex()[..8];
+    let keep = name.len().min(63 - 9);
+    format!("{}-{hash}", name[..keep].trim_end_matches('-'))
+}
+
+/// Kubernetes expands `$(VAR)` in a container's args: a server's own `$(` stays as
+/// written (`$$(` is its escape).
+fn literal(arg: &str) -> String {
+    arg.replace("$(", "$$(")
 }
 
 /// Every running-or-stopped server's objects; the problems of all servers, or them.
@@ -108,10 +123,10 @@ pub fn render(
     }
 }
 
-fn labels(name: &str, k8s: &str) -> Value {
+fn labels(k8s: &str) -> Value {
     json!({
         "app.kubernetes.io/name": k8s,
-        "app.kubernetes.io/instance": name.replace('_', "-"),
+        "app.kubernetes.io/instance": k8s,
         "app.kubernetes.io/component": "mcp-server",
         "app.kubernetes.io/part-of": "mcpctl",
         "app.kubernetes.io/managed-by": "mcpctl",
@@ -133,7 +148,7 @@ fn server(spec: &ServerSpec, k8s: &str, o: &Options<'_>) -> Result<Rendered, Str
         .autoscale
         .is_some_and(|a| a.target_sessions.is_some() || a.target_inflight.is_some());
     let port = spec.port;
-    let meta = |kind_name: String| json!({"name": kind_name, "namespace": o.namespace, "labels": labels(&spec.name, k8s)});
+    let meta = |kind_name: String| json!({"name": kind_name, "namespace": o.namespace, "labels": labels(k8s)});
 
     // The gateway's flags, then the server's command.
     let mut args: Vec<String> = vec![
@@ -169,9 +184,9 @@ fn server(spec: &ServerSpec, k8s: &str, o: &Options<'_>) -> Result<Rendered, Str
     let (image, copied) = match spec.mode {
         Mode::Remote => {
             let url = spec.url.clone().ok_or("a remote server needs its url")?;
-            args.extend(["--url".into(), url]);
+            args.extend(["--url".into(), literal(&url)]);
             for (name, value) in &spec.headers {
-                args.extend(["--header".into(), format!("{name}={value}")]);
+                args.extend(["--header".into(), literal(&format!("{name}={value}"))]);
             }
             (o.mcpctl_image.clone(), false)
         }
@@ -192,8 +207,8 @@ fn server(spec: &ServerSpec, k8s: &str, o: &Options<'_>) -> Result<Rendered, Str
                 })?,
             };
             args.push("--".into());
-            args.push(command);
-            args.extend(spec.args.iter().cloned());
+            args.push(literal(&command));
+            args.extend(spec.args.iter().map(|a| literal(a)));
             let copied = image != o.mcpctl_image;
             (image, copied)
         }
@@ -322,7 +337,7 @@ fn server(spec: &ServerSpec, k8s: &str, o: &Options<'_>) -> Result<Rendered, Str
     .to_hex()[..16]
         .to_string();
     let mut template_meta =
-        json!({"labels": labels(&spec.name, k8s), "annotations": {"mcpctl.dev/spec-hash": hash}});
+        json!({"labels": labels(k8s), "annotations": {"mcpctl.dev/spec-hash": hash}});
     if metrics {
         template_meta["annotations"]["prometheus.io/scrape"] = json!("true");
         template_meta["annotations"]["prometheus.io/port"] = json!(METRICS_PORT.to_string());

@@ -207,3 +207,34 @@ fn affinity_pins_client_ips_instead_of_sealing_ids() {
     let sealed = render(&config(src), &options(None)).unwrap()[0].text();
     assert!(sealed.contains("--session-key-env") && !sealed.contains("sessionAffinity"));
 }
+
+#[test]
+fn long_and_odd_names_become_valid_dns_labels_and_args_are_not_expanded() {
+    let long = "a".repeat(63);
+    let src = format!(
+        "version = 1\n[servers.{long}]\ncommand = \"mcp-echo\"\nport = 1\n[servers.x_]\ncommand = \"mcp-echo\"\nport = 2\nargs = [\"$(date)\", \"$HOME\"]\n"
+    );
+    let all = render(&config(&src), &options(None)).unwrap();
+    for r in &all {
+        let name = r.objects[0]["metadata"]["name"].as_str().unwrap();
+        assert!(name.len() <= 63, "{name}");
+        assert!(
+            name.ends_with(|c: char| c.is_ascii_alphanumeric()),
+            "{name}"
+        );
+        assert_eq!(
+            r.objects[0]["metadata"]["labels"]["app.kubernetes.io/instance"],
+            name
+        );
+    }
+    let odd = all.iter().find(|r| r.server == "x_").unwrap();
+    let args = &odd.objects[0]["spec"]["template"]["spec"]["containers"][0]["args"];
+    let args: Vec<&str> = args
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.ends_with(&["$$(date)", "$HOME"]), "{args:?}");
+    assert_ne!(k8s_name(&long), k8s_name(&format!("{}b", "a".repeat(62))));
+}
