@@ -27,6 +27,9 @@ use super::jsonrpc::INTERNAL_ERROR;
 use super::reply::rpc_error;
 use super::sessions::SESSION_IDLE;
 
+/// How long connecting to an upstream (or another replica) may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Never forwarded: the client's credential and connection-level headers.
 const DROPPED: [&str; 10] = [
     "authorization",
@@ -107,11 +110,16 @@ struct ProxyState {
 pub(super) fn client() -> std::io::Result<Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>>
 {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    // An address that never answers (a dead pod, a dropped route) fails in seconds,
+    // not after the kernel's minutes of SYN retries.
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(provider)?
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
