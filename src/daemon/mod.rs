@@ -22,6 +22,7 @@ mod metrics;
 mod pool;
 mod procs;
 mod reconciler;
+mod resize;
 mod run;
 mod sampler;
 mod snapshot;
@@ -68,6 +69,8 @@ struct ServerRuntime {
     /// `autoscale`: the rule's memory between steps, and its last decision.
     scaler: autoscale::rule::Scaler,
     last_scale: Option<crate::api::ScaleDecision>,
+    /// The gateway's count of requests begun, at the autoscaler's last reading.
+    requests_seen: u64,
 }
 
 impl ServerRuntime {

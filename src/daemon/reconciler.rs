@@ -31,8 +31,8 @@ pub(super) struct Desired {
 }
 
 impl Desired {
-    pub(super) fn secrets(&self) -> &Secrets {
-        &self.secrets
+    pub(super) fn secrets_arc(&self) -> Arc<Secrets> {
+        Arc::clone(&self.secrets)
     }
 }
 
@@ -350,6 +350,7 @@ impl Daemon {
                         draining: Vec::new(),
                         scaler: super::autoscale::rule::Scaler::default(),
                         last_scale: None,
+                        requests_seen: 0,
                     },
                 );
                 self.wait_ready(&name, views, progress, secrets).await
@@ -368,100 +369,15 @@ impl Daemon {
             return;
         };
         // No new traffic to instances that are going away.
-        drop(rt.gateway.take());
+        if let Some(gateway) = rt.gateway.take() {
+            gateway.shut().await;
+        }
         let timeout = stop_timeout(&rt.spec, options);
         stop_all(
             rt.instances.iter().map(|h| (h.clone(), timeout)),
             options.force,
         )
         .await;
-    }
-
-    /// Scale to `spec.instances` (dead slots are replaced first) and adopt in-place fields.
-    pub(super) async fn resize(
-        &self,
-        name: &str,
-        spec: &ServerSpec,
-        options: &ApplyOptions,
-        progress: &mpsc::Sender<String>,
-        secrets: &Secrets,
-    ) -> Result<(), ServerError> {
-        let mut servers = self.servers.lock().await;
-        let Some(rt) = servers.get_mut(name) else {
-            return Ok(());
-        };
-        // Ports for the instances to add, first, so that a failure changes nothing.
-        let wanted = usize::try_from(spec.instances).unwrap_or(0);
-        let held = rt
-            .instances
-            .iter()
-            .filter(|h| h.view.borrow().is_held())
-            .count();
-        let mut ports = (held..wanted)
-            .map(|_| inner_port::for_spec(spec))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|why| ServerError::InnerPort {
-                server: name.to_string(),
-                why,
-            })?
-            .into_iter();
-        let mut retired: Vec<Handle> = Vec::new();
-        let (alive, dead): (Vec<Handle>, Vec<Handle>) = std::mem::take(&mut rt.instances)
-            .into_iter()
-            .partition(|h| h.view.borrow().is_held());
-        retired.extend(dead);
-        let mut keep = alive;
-        let want = usize::try_from(spec.instances).unwrap_or(usize::MAX);
-        // The least busy go (the newest of equals): the fewest calls and sessions wait.
-        keep.sort_by_key(|h| std::cmp::Reverse(work_of(h)));
-        let scaled_away = keep.split_off(want.min(keep.len()));
-        keep.sort_by_key(|h| h.index);
-        for h in &scaled_away {
-            h.drain().await;
-        }
-        for h in &keep {
-            h.update(spec).await;
-        }
-        let mut new_views = Vec::new();
-        while keep.len() < want {
-            let index = self.next_id(name);
-            let h = self.start_instance(spec, index, secrets, ports.next().flatten());
-            new_views.push((h.index, h.view.clone()));
-            keep.push(h);
-        }
-        let before = held;
-        rt.instances = keep;
-        rt.pool.set(&rt.instances);
-        if let Some(gateway) = &rt.gateway {
-            gateway.set_max_sessions(spec.max_sessions);
-        }
-        rt.spec = spec.clone();
-        rt.draining.extend(scaled_away.iter().cloned());
-        drop(servers);
-        if !scaled_away.is_empty() && !options.force {
-            let _ = progress
-                .send(format!(
-                    "{name}: draining {} instance(s): calls and sessions finish first (up to {})",
-                    scaled_away.len(),
-                    humantime::format_duration(spec.drain_timeout)
-                ))
-                .await;
-            drain(&scaled_away, spec.drain_timeout).await;
-        }
-        let timeout = stop_timeout(spec, options);
-        retired.extend(scaled_away.iter().cloned());
-        stop_all(retired.iter().map(|h| (h.clone(), timeout)), options.force).await;
-        if let Some(rt) = self.servers.lock().await.get_mut(name) {
-            rt.draining
-                .retain(|d| !scaled_away.iter().any(|s| s.index == d.index));
-        }
-        let _ = progress
-            .send(format!(
-                "{name}: {} instance(s) (was {before})",
-                spec.instances
-            ))
-            .await;
-        self.wait_ready(name, new_views, progress, secrets).await
     }
 
     pub(super) async fn wait_ready(
@@ -513,28 +429,6 @@ pub(super) fn stop_timeout(spec: &ServerSpec, options: &ApplyOptions) -> Duratio
     options
         .stop_timeout_ms
         .map_or(spec.stop_timeout, Duration::from_millis)
-}
-
-/// Calls in flight and sessions pinned to an instance: what scaling it away interrupts.
-fn work_of(h: &Handle) -> usize {
-    h.view
-        .borrow()
-        .upstream()
-        .map_or(0, |u| u.busy() + u.load() + u.in_flight())
-}
-
-/// Waits until none of `instances` has a call in flight or a session pinned to it, or
-/// `limit` has passed. (Their counters are atomics the gateway moves: polled.)
-async fn drain(instances: &[Handle], limit: Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        tick.tick().await;
-        let idle = instances.iter().all(|h| work_of(h) == 0);
-        if idle || tokio::time::Instant::now() >= deadline {
-            return;
-        }
-    }
 }
 
 /// Stops instances concurrently and waits for all of them.

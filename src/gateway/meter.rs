@@ -61,6 +61,8 @@ pub struct Meter {
     sessions: AtomicU64,
     /// Requests begun and not yet answered (what an autoscaler's in-flight target reads).
     in_flight: AtomicU64,
+    /// Requests begun, ever: a change between two readings is activity.
+    begun: AtomicU64,
     methods: [Method; METHODS.len()],
 }
 
@@ -120,11 +122,20 @@ impl Meter {
     /// Starts timing a request; see [`Timing`].
     pub fn begin(self: &Arc<Self>, method: &str) -> Timing {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.begun.fetch_add(1, Ordering::Relaxed);
         Timing {
             meter: Some(Arc::clone(self)),
             slot: slot(method),
             start: Instant::now(),
         }
+    }
+
+    /// `(requests begun ever, requests being answered now)`: what an idle check reads.
+    pub fn activity(&self) -> (u64, u64) {
+        (
+            self.begun.load(Ordering::Relaxed),
+            self.in_flight.load(Ordering::Relaxed),
+        )
     }
 
     /// Everything counted so far (methods with no request left out).

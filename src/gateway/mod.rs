@@ -100,6 +100,13 @@ impl Gateway {
     pub fn set_max_sessions(&self, max: usize) {
         self.max_sessions.store(max.max(1), Ordering::Relaxed);
     }
+
+    /// Closes the port and returns once it is closed, so that it can be bound again
+    /// at once (dropping only asks the runtime to end the accept loop, later).
+    pub async fn shut(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
 }
 
 /// The bounds of one gateway, and who shares its sessions.

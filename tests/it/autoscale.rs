@@ -206,3 +206,98 @@ fn min_zero_stops_every_process_when_idle_and_the_next_call_starts_one() {
     assert_eq!(init["requests"], 1, "{status}");
     env.run(&["daemon", "stop"]).success();
 }
+
+#[test]
+fn a_slot_that_fails_keeps_its_restart_policy_and_is_not_replaced_by_the_autoscaler() {
+    let port = free_port();
+    let env = TestEnv::with_config(&server(
+        port,
+        "args = [\"--fail-at-start\", \"3\"]\nrestart = \"never\"\nautoscale = { min = 1, max = 3 }\n",
+    ));
+    let run = env
+        .command(&["apply"])
+        .env("MCPCTL_AUTOSCALE_SECS", "0.05")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "its start fails");
+    // Two seconds is forty readings: each would have started another instance.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < until {
+        let status = env.server_status("echo");
+        assert_eq!(status["instance_ids"], json!([0]), "{status}");
+    }
+    let log = env.read(".mcpctl/daemon.log");
+    assert!(!log.contains("echo: autoscale"), "{log}");
+    assert_eq!(env.server_status("echo")["status"], "exited");
+    env.run(&["daemon", "stop"]).success();
+}
+
+#[test]
+fn a_slow_cold_start_does_not_hold_up_another_servers_and_a_replaced_idle_server_serves() {
+    let (slow, fast) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.slow]\ncommand = \"{echo}\"\nargs = [\"--start-delay-ms\", \"6000\"]\nport = {slow}\nstart_timeout = \"20s\"\nautoscale = {{ min = 0, max = 1, idle_after = \"1s\" }}\n[servers.fast]\ncommand = \"{echo}\"\nport = {fast}\nstart_timeout = \"3s\"\nautoscale = {{ min = 0, max = 1, idle_after = \"1s\" }}\n",
+        echo = echo_bin()
+    ));
+    let run = env
+        .command(&["apply"])
+        .env("MCPCTL_AUTOSCALE_SECS", "0.1")
+        .output()
+        .unwrap();
+    crate::common::to_run(&["apply"], &run).success();
+    for name in ["slow", "fast"] {
+        wait_for("both to scale to zero", 60, || {
+            let s = env.server_status(name);
+            if s["status"] == "idle (scaled to zero)" {
+                Ok(())
+            } else {
+                Err(s.to_string())
+            }
+        });
+    }
+    // The slow one's cold start takes 6 s; the fast one's, asked meanwhile, must not wait
+    // for it (it would get 503 after its own 3 s start_timeout).
+    let waiting = std::thread::spawn(move || initialize(slow));
+    wait_for("the slow start to begin", 10, || {
+        let s = env.server_status("slow");
+        if s["instance_ids"].as_array().is_some_and(|a| !a.is_empty()) {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    let session = initialize(fast);
+    assert_eq!(
+        call_echo(fast, &session)["result"]["content"][0]["text"],
+        "hi"
+    );
+    let slow_session = waiting.join().unwrap();
+    assert_eq!(
+        call_echo(slow, &slow_session)["result"]["content"][0]["text"],
+        "hi"
+    );
+
+    // Replaced while scaled to zero: its port is bound again at once.
+    let ended = http(fast, "DELETE", "/mcp", &[("Mcp-Session-Id", &session)], b"");
+    assert_eq!(ended.status, 204);
+    wait_for("fast to scale to zero again", 60, || {
+        let s = env.server_status("fast");
+        if s["status"] == "idle (scaled to zero)" {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    let file = env.read("mcpctl.toml").replace(
+        &format!("port = {fast}\n"),
+        &format!("port = {fast}\nenv = {{ CHANGED = \"1\" }}\n"),
+    );
+    env.write("mcpctl.toml", &file);
+    env.run_within(60, &["apply"]).success();
+    let session = initialize(fast);
+    assert_eq!(
+        call_echo(fast, &session)["result"]["content"][0]["text"],
+        "hi"
+    );
+    env.run(&["daemon", "stop"]).success();
+}

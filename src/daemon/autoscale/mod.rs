@@ -9,11 +9,14 @@ pub(super) mod rule;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use std::collections::HashSet;
+
 use crate::api::{ApplyOptions, ScaleDecision};
 use crate::model::ServerSpec;
+use crate::secrets::unlock::Unlocked as Secrets;
 
 use super::Daemon;
-use super::supervisor::Handle;
+use super::resize::Resized;
 use rule::Load;
 
 pub(super) fn period() -> Duration {
@@ -26,55 +29,88 @@ pub(super) fn period() -> Duration {
 }
 
 /// Steps the autoscaler every `every`, and whenever a request waits for an instance.
+/// A resize's slow part (drains, stops, starts) runs here as a task of its own, so that
+/// no server waits for another's; a server with one running is not stepped meanwhile.
 pub(super) async fn autoscale_every(daemon: Arc<Daemon>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let wake = Arc::clone(&daemon.autoscale_wake);
+    let mut finishing: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+    let mut busy: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             () = wake.notified() => {}
+            Some(done) = finishing.join_next() => {
+                if let Ok(name) = done {
+                    busy.remove(&name);
+                }
+                continue;
+            }
         }
-        daemon.autoscale().await;
+        for (name, resized, secrets) in daemon.autoscale(&busy).await {
+            busy.insert(name.clone());
+            let daemon = Arc::clone(&daemon);
+            finishing.spawn(async move {
+                let (progress, log) = super::run::progress_to_log();
+                if let Err(e) = daemon.finish_resize(resized, &progress, &secrets).await {
+                    tracing::warn!("{name}: autoscale: {e}");
+                }
+                drop(progress);
+                let _ = log.await;
+                daemon.persist().await;
+                name
+            });
+        }
     }
 }
 
 /// The load on a server's instances (those draining included: their sessions count
-/// until they end).
-fn load_of<'a>(instances: impl Iterator<Item = &'a Handle>, waiting: bool) -> Load {
+/// until they end), and whether requests came since the last reading.
+fn load_of(rt: &mut super::ServerRuntime) -> Load {
     let mut load = Load {
-        waiting,
+        waiting: rt.pool.waiting(),
         ..Load::default()
     };
-    for h in instances {
-        if let Some(u) = h.view.borrow().upstream() {
+    for h in rt.instances.iter().chain(&rt.draining) {
+        let view = h.view.borrow();
+        if view.phase() == super::supervisor::Phase::Unhealthy {
+            load.unhealthy += 1;
+        }
+        if let Some(u) = view.upstream() {
             load.sessions += u.load();
             load.in_flight += u.busy().max(u.in_flight());
         }
+    }
+    if let Some(gateway) = &rt.gateway {
+        let (begun, answering) = gateway.meter.activity();
+        load.active = begun != rt.requests_seen || answering > 0;
+        rt.requests_seen = begun;
     }
     load
 }
 
 impl Daemon {
-    /// One autoscaling step over every autoscaled server.
-    pub(super) async fn autoscale(&self) {
+    /// One autoscaling step over every autoscaled server not in `busy`: decides, and
+    /// changes the pools (quick, under the apply lock); returns what is left to finish.
+    pub(super) async fn autoscale(
+        &self,
+        busy: &HashSet<String>,
+    ) -> Vec<(String, Resized, Arc<Secrets>)> {
         let Ok(_one_at_a_time) = self.applying.try_lock() else {
-            return;
+            return Vec::new();
         };
         let now = tokio::time::Instant::now();
         let decisions: Vec<(String, ServerSpec, rule::Decision)> = {
             let mut servers = self.servers.lock().await;
             servers
                 .iter_mut()
+                .filter(|(name, _)| !busy.contains(*name))
                 .filter_map(|(name, rt)| {
                     let bounds = rt.spec.autoscale?;
-                    let current = rt
-                        .instances
-                        .iter()
-                        .filter(|h| h.view.borrow().is_held())
-                        .count();
-                    let current = u32::try_from(current).unwrap_or(u32::MAX);
-                    let load = load_of(rt.instances.iter().chain(&rt.draining), rt.pool.waiting());
+                    // Slots, whatever their phase: a slot's restarts are its policy's.
+                    let current = u32::try_from(rt.instances.len()).unwrap_or(u32::MAX);
+                    let load = load_of(rt);
                     let decision = rt.scaler.step(&bounds, current, load, now)?;
                     let spec = ServerSpec {
                         instances: decision.to,
@@ -91,11 +127,13 @@ impl Daemon {
                 .collect()
         };
         if decisions.is_empty() {
-            return;
+            return Vec::new();
         }
         let Some(desired) = self.desired.lock().await.clone() else {
-            return;
+            return Vec::new();
         };
+        let secrets = desired.secrets_arc();
+        let mut out = Vec::new();
         for (name, spec, decision) in decisions {
             tracing::info!(
                 "{name}: autoscale {} -> {} instance(s): {}",
@@ -103,23 +141,17 @@ impl Daemon {
                 decision.to,
                 decision.reason
             );
-            let (progress, log) = super::run::progress_to_log();
-            let result = self
-                .resize(
-                    &name,
-                    &spec,
-                    &ApplyOptions::default(),
-                    &progress,
-                    desired.secrets(),
-                )
-                .await;
-            drop(progress);
-            let _ = log.await;
-            if let Err(e) = result {
-                tracing::warn!("{name}: autoscale: {e}");
+            let options = ApplyOptions::default();
+            match self
+                .resize_pool(&name, &spec, &options, &secrets, false)
+                .await
+            {
+                Ok(Some(resized)) => out.push((name, resized, Arc::clone(&secrets))),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("{name}: autoscale: {e}"),
             }
         }
-        self.persist().await;
+        out
     }
 }
 

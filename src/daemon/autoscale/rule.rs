@@ -23,11 +23,16 @@ pub(crate) struct Load {
     pub in_flight: usize,
     /// A request is waiting with no instance to take it (scaled to zero).
     pub waiting: bool,
+    /// A request came (and maybe went) since the last reading.
+    pub active: bool,
+    /// Instances that run but miss their health checks: they take no new work, so
+    /// each is made up for by another (within `max`).
+    pub unhealthy: u32,
 }
 
 impl Load {
     fn idle(&self) -> bool {
-        self.sessions == 0 && self.in_flight == 0 && !self.waiting
+        self.sessions == 0 && self.in_flight == 0 && !self.waiting && !self.active
     }
 }
 
@@ -52,7 +57,8 @@ pub(crate) fn needed(bounds: &Autoscale, load: Load) -> u32 {
         .unwrap_or(0);
     let at_least = usize::from(!load.idle());
     let n = u32::try_from(by_targets.max(at_least)).unwrap_or(u32::MAX);
-    n.clamp(bounds.min, bounds.max)
+    n.saturating_add(load.unhealthy)
+        .clamp(bounds.min, bounds.max)
 }
 
 /// One server's autoscaling state between samples.
@@ -225,7 +231,7 @@ mod tests {
         let load = Load {
             sessions: 1,
             in_flight: 20,
-            waiting: false,
+            ..Load::default()
         };
         assert_eq!(needed(&calls, load), 5, "the busier target wins");
         assert_eq!(needed(&calls, Load::default()), 0, "idle with min 0");
@@ -234,6 +240,16 @@ mod tests {
             ..Load::default()
         };
         assert_eq!(needed(&calls, waiting), 1);
+        let sick = Load {
+            sessions: 1,
+            unhealthy: 1,
+            ..Load::default()
+        };
+        assert_eq!(
+            needed(&b, sick),
+            2,
+            "one more for the instance that takes no work"
+        );
         let no_target = Autoscale {
             target_sessions: None,
             ..bounds(0, 3)
@@ -309,6 +325,17 @@ mod tests {
         };
         let counts = run(&mut scaler, &b, 0, &[waiting, sessions(1)], &mut now);
         assert_eq!(counts, vec![1, 1], "one cold start, at the first sample");
+        // Requests that come and go between readings keep it too (none seen in flight).
+        let mut scaler = Scaler::default();
+        let brief = Load {
+            active: true,
+            ..Load::default()
+        };
+        let steady: Vec<Load> = (0..20)
+            .map(|i| if i % 3 == 0 { brief } else { Load::default() })
+            .collect();
+        let counts = run(&mut scaler, &b, 1, &steady, &mut now);
+        assert!(counts.iter().all(|&c| c == 1), "{counts:?}");
         // A session keeps it: busy time never counts towards idle.
         let counts = run(&mut scaler, &b, 1, &[sessions(1); 10], &mut now);
         assert!(counts.iter().all(|&c| c == 1));
