@@ -113,42 +113,133 @@ fn connect_sends_the_bearer_from_the_identity_when_auth_is_on() {
     let mut bridge = Bridge::open(&env, "guarded");
     let answer = bridge.ask(&initialize(1));
     assert!(answer["result"]["serverInfo"].is_object(), "{answer}");
+    bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+
+    // The bearer is rotated (and applied) while the bridge runs: its next request
+    // is refused (401), so it reads the bearer again and the client goes on.
+    env.run_with_stdin(
+        &[
+            "config",
+            "secret",
+            "set",
+            "CLIENT_TOKEN",
+            "--server",
+            "guarded",
+        ],
+        "rotated-bearer-s3cret\n",
+    )
+    .success();
+    env.run_within(60, &["apply"]).success();
+    let listed = bridge.ask(&json!({"jsonrpc": "2.0", "id": "after", "method": "tools/list"}));
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
     let (code, stderr) = bridge.close();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("connect-bearer-s3cret"), "{stderr}");
+    assert!(!stderr.contains("rotated-bearer-s3cret"), "{stderr}");
+}
+
+#[test]
+fn connect_starts_the_daemon_and_the_server_and_its_clients_share_that_process() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port, ""));
+    // No daemon: the first `connect` starts it, and the server with it.
+    let mut first = Bridge::open(&env, "echo");
+    assert!(first.ask(&initialize(1))["result"].is_object());
+    let pid = server_pid(&env, "echo");
+    let mut second = Bridge::open(&env, "echo");
+    assert!(second.ask(&initialize(1))["result"].is_object());
+    for bridge in [&mut first, &mut second] {
+        bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "whoami", "arguments": {}}});
+        let answer = bridge.ask(&call);
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            pid.as_str(),
+            "{answer}"
+        );
+    }
+    let (code, stderr) = first.close();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("starting `echo`"), "{stderr}");
+    assert_eq!(second.close().0, Some(0));
+
+    // A server the running daemon does not run yet (added, not applied) is started.
+    let later = free_port();
+    let text = env.read("mcpctl.toml")
+        + &format!(
+            "[servers.later]\ncommand = \"{}\"\nport = {later}\n",
+            echo_bin()
+        );
+    env.write("mcpctl.toml", &text);
+    let mut bridge = Bridge::open(&env, "later");
+    assert!(bridge.ask(&initialize(1))["result"].is_object());
+    assert_eq!(env.server_status("later")["status"], "running");
+    assert_eq!(server_pid(&env, "echo"), pid, "echo was left as it was");
+    assert_eq!(bridge.close().0, Some(0));
+}
+
+#[test]
+fn connect_says_why_within_its_bound_when_the_server_cannot_start() {
+    let (failing, silent) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.failing]\ncommand = \"{echo}\"\nargs = [\"--fail-at-start\", \"3\"]\nport = {failing}\n\
+         [servers.silent]\ncommand = \"{echo}\"\nargs = [\"--no-handshake\"]\nport = {silent}\n",
+        echo = echo_bin()
+    ));
+    let mut bridge = Bridge::open(&env, "failing");
+    let answer = bridge.ask(&initialize("f"));
+    assert_eq!(answer["id"], "f");
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("mcpctl connect failing:"), "{stderr}");
+
+    // A server that never answers its handshake: the bridge gives up at its bound.
+    let mut bridge = Bridge::spawn(
+        env.command(&["connect", "silent"])
+            .env("MCPCTL_CONNECT_TIMEOUT_MS", "1500"),
+    );
+    let answer = bridge.ask(&initialize("s"));
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("did not start within"), "{answer}");
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("did not start within 1.5s"), "{stderr}");
 }
 
 #[test]
 fn connect_answers_a_json_rpc_error_when_there_is_nothing_to_reach() {
     let port = free_port();
     let env = TestEnv::with_config(&echo_config(port, ""));
-    // No daemon.
-    let mut bridge = Bridge::open(&env, "echo");
-    let answer = bridge.ask(&initialize("a"));
-    assert_eq!(answer["id"], "a");
-    assert_eq!(answer["error"]["code"], -32000, "{answer}");
-    let message = answer["error"]["message"].as_str().unwrap().to_string();
-    assert!(message.contains("no daemon runs"), "{message}");
-    let (code, stderr) = bridge.close();
-    assert_eq!(code, Some(1));
-    assert!(
-        stderr.contains("mcpctl connect echo: no daemon runs"),
-        "{stderr}"
-    );
-
-    // An unknown server names those the file has.
+    // An unknown server names those the file has (and starts nothing).
     let mut bridge = Bridge::open(&env, "nope");
     let answer = bridge.ask(&initialize(7));
     assert_eq!(answer["id"], 7);
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("no server `nope`") && message.contains("echo"),
         "{message}"
     );
-    assert_eq!(bridge.close().0, Some(1));
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("mcpctl connect nope: "), "{stderr}");
+    assert!(!env.path().join(".mcpctl/daemon.sock").exists());
 
-    // A server the daemon stopped after the bridge connected: the next call is an
-    // error, not a hang, and the bridge still ends cleanly.
+    // No config file at all: said on stderr and in each answer.
+    let empty = TestEnv::new();
+    let mut bridge = Bridge::open(&empty, "echo");
+    let answer = bridge.ask(&initialize("a"));
+    assert_eq!(answer["id"], "a");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no mcpctl.toml"), "{answer}");
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("mcpctl connect echo: "), "{stderr}");
+
+    // A server stopped while bridged is gone for good: the call that finds out is
+    // answered, then the bridge exits 1 by itself (stdin still open).
     env.run_within(60, &["apply"]).success();
     let mut bridge = Bridge::open(&env, "echo");
     assert!(bridge.ask(&initialize(1))["result"].is_object());
@@ -160,16 +251,65 @@ fn connect_answers_a_json_rpc_error_when_there_is_nothing_to_reach() {
         "params": {"name": "echo", "arguments": {"text": "x"}}});
     let answer = bridge.ask(&call);
     assert_eq!(answer["id"], 3);
-    assert!(answer["error"]["message"].is_string(), "{answer}");
-    let (code, stderr) = bridge.close();
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("mcpctl connect echo:"), "{stderr}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("is stopped"), "{answer}");
+    let (code, stderr) = bridge.wait_exit();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("mcpctl connect echo: exiting"), "{stderr}");
 
-    // A server whose file says stopped.
+    // A server whose file says stopped is not started behind the user's back.
     let mut bridge = Bridge::open(&env, "echo");
     let answer = bridge.ask(&initialize(4));
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("is stopped"), "{message}");
+    bridge.close();
+    assert_eq!(env.server_status("echo")["status"], "stopped");
+}
+
+#[test]
+fn connect_exits_when_its_stdout_closes() {
+    let env = TestEnv::with_config(&echo_config(free_port(), ""));
+    let mut child = env
+        .command(&["connect", "nope"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().unwrap();
+    // Its answer cannot be written: the client is gone, so is the bridge.
+    stdin.write_all(b"{not json\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("mcpctl connect still runs 10 s after its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0), "a broken pipe is no error");
+}
+
+#[test]
+fn an_oversized_request_is_answered_with_its_id() {
+    let env = TestEnv::with_config(&echo_config(free_port(), ""));
+    let mut bridge = Bridge::open(&env, "nope");
+    let big = "z".repeat(5 << 20);
+    bridge.send_raw(&format!(
+        r#"{{"jsonrpc":"2.0","id":"big","method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{big}"}}}}}}"#
+    ));
+    let answer = bridge.next();
+    assert_eq!(answer["id"], "big", "{answer}");
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    // The id after the params is read from the end of the line.
+    bridge.send_raw(&format!(
+        r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"text":"{big}"}},"id":12}}"#
+    ));
+    assert_eq!(bridge.next()["id"], 12);
     bridge.close();
 }
 
@@ -269,11 +409,16 @@ impl Bridge {
     /// Closes stdin; the exit code (within 10 s) and stderr.
     fn close(mut self) -> (Option<i32>, String) {
         drop(self.stdin.take());
+        self.wait_exit()
+    }
+
+    /// Waits (10 s at most) for the bridge to exit with stdin still open.
+    fn wait_exit(mut self) -> (Option<i32>, String) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.child.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("mcpctl connect did not exit within 10 s of stdin closing");
+                panic!("mcpctl connect did not exit within 10 s");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
