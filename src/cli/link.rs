@@ -75,7 +75,8 @@ fn scope_name(scope: LinkScope) -> &'static str {
 
 /// The client's file for `scope` where the client documents it.
 fn default_path(client: Client, scope: LinkScope) -> Result<PathBuf, Error> {
-    let (home, config_home) = homes()?;
+    let homes = homes()?;
+    let (home, config_home) = (&homes.home, &homes.config);
     let cwd = std::env::current_dir().map_err(|e| ConfigError::io(Path::new("."), e))?;
     let user_desktop = if cfg!(target_os = "macos") {
         home.join("Library/Application Support/Claude/claude_desktop_config.json")
@@ -92,7 +93,7 @@ fn default_path(client: Client, scope: LinkScope) -> Result<PathBuf, Error> {
         (Client::Vscode, LinkScope::Project) => cwd.join(".vscode/mcp.json"),
         (Client::Windsurf, LinkScope::User) => home.join(".codeium/windsurf/mcp_config.json"),
         (Client::Zed, LinkScope::User) => config_home.join("zed/settings.json"),
-        (Client::Codex, LinkScope::User) => home.join(".codex/config.toml"),
+        (Client::Codex, LinkScope::User) => homes.codex.join("config.toml"),
         (c, s) => {
             return Err(Error::Failed(format!(
                 "{} has no {} scope",
