@@ -39,7 +39,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
@@ -100,7 +100,7 @@ async fn serve(name: &str, target: Result<(PathBuf, Target), Unavailable>) -> u8
     }
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut calls = JoinSet::new();
-    let mut lines = BoundedLines::new(BufReader::new(tokio::io::stdin()), MAX_MESSAGE);
+    let mut lines = BoundedLines::new(BufReader::new(stdin()), MAX_MESSAGE);
     loop {
         while calls.try_join_next().is_some() {}
         let next = tokio::select! {
@@ -195,7 +195,7 @@ async fn emit(out: &mpsc::Sender<Vec<u8>>, message: impl Into<Vec<u8>>) {
 /// Writes the queued messages; when stdout is closed (the client went away) the
 /// bridge ends, as a broken pipe: exit 0.
 async fn write_out(mut queued: mpsc::Receiver<Vec<u8>>, end: Arc<watch::Sender<Option<u8>>>) {
-    let mut stdout = tokio::io::stdout();
+    let mut stdout = stdout();
     while let Some(mut message) = queued.recv().await {
         message.push(b'\n');
         if stdout.write_all(&message).await.is_err() || stdout.flush().await.is_err() {
@@ -205,6 +205,35 @@ async fn write_out(mut queued: mpsc::Receiver<Vec<u8>>, end: Arc<watch::Sender<O
             });
             return;
         }
+    }
+}
+
+/// stdin: as a pipe polled by the runtime itself when it is one (what every client
+/// gives), else tokio's stdin, which reads on a blocking thread, a hand-off per line.
+fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {
+    use std::os::fd::AsFd;
+    let pipe = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| tokio::net::unix::pipe::Receiver::from_file(std::fs::File::from(fd)).ok());
+    match pipe {
+        Some(pipe) => Box::new(pipe),
+        None => Box::new(tokio::io::stdin()),
+    }
+}
+
+/// stdout, the same way.
+fn stdout() -> Box<dyn AsyncWrite + Unpin + Send> {
+    use std::os::fd::AsFd;
+    let pipe = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| tokio::net::unix::pipe::Sender::from_file(std::fs::File::from(fd)).ok());
+    match pipe {
+        Some(pipe) => Box::new(pipe),
+        None => Box::new(tokio::io::stdout()),
     }
 }
 
