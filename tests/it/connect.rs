@@ -295,6 +295,46 @@ fn connect_exits_when_its_stdout_closes() {
 }
 
 #[test]
+fn connect_speaks_over_a_socket_pair_as_node_clients_give_it() {
+    use std::os::unix::net::UnixStream;
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port, ""));
+    env.run_within(60, &["apply"]).success();
+    // Node's child_process gives a child one end of a socket pair as its stdio.
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut child = env
+        .command(&["connect", "echo"])
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(
+            theirs.try_clone().unwrap(),
+        )))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ours.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = ours.try_clone().unwrap();
+    let mut reader = BufReader::new(ours);
+    writer
+        .write_all(format!("{}\n", initialize(1)).as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!(answer["result"]["serverInfo"].is_object(), "{answer}");
+    writer.shutdown(std::net::Shutdown::Write).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "connect did not exit at the end of its input"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
 fn an_oversized_request_is_answered_with_its_id() {
     let env = TestEnv::with_config(&echo_config(free_port(), ""));
     let mut bridge = Bridge::open(&env, "nope");
