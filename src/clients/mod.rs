@@ -90,10 +90,11 @@ pub fn get_raw(
     section: &str,
     name: &str,
 ) -> Result<Option<String>, String> {
+    // A JSON member's text is already its bytes as the file has them.
     if is_toml(client) {
         tomledit::get_raw(text, section, name)
     } else {
-        Ok(jsonedit::get(text, section, name)?.map(str::to_string))
+        get(client, text, section, name)
     }
 }
 

@@ -5,11 +5,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{TestEnv, bin, echo_bin, free_port};
+use crate::common::{TestEnv, bin, echo_bin, free_port, wait_for};
 use crate::sdk::{run_bounded, sdk_python};
 
 fn echo_config(port: u16, extra: &str) -> String {
@@ -97,18 +97,8 @@ fn connect_sends_the_bearer_from_the_identity_when_auth_is_on() {
             echo_bin()
         );
     env.write("mcpctl.toml", &text);
-    env.run_with_stdin(
-        &[
-            "config",
-            "secret",
-            "set",
-            "CLIENT_TOKEN",
-            "--server",
-            "guarded",
-        ],
-        "connect-bearer-s3cret\n",
-    )
-    .success();
+    env.set_secret("CLIENT_TOKEN", Some("guarded"), "connect-bearer-s3cret")
+        .success();
     env.run_within(60, &["apply"]).success();
     let mut bridge = Bridge::open(&env, "guarded");
     let answer = bridge.ask(&initialize(1));
@@ -117,18 +107,8 @@ fn connect_sends_the_bearer_from_the_identity_when_auth_is_on() {
 
     // The bearer is rotated (and applied) while the bridge runs: its next request
     // is refused (401), so it reads the bearer again and the client goes on.
-    env.run_with_stdin(
-        &[
-            "config",
-            "secret",
-            "set",
-            "CLIENT_TOKEN",
-            "--server",
-            "guarded",
-        ],
-        "rotated-bearer-s3cret\n",
-    )
-    .success();
+    env.set_secret("CLIENT_TOKEN", Some("guarded"), "rotated-bearer-s3cret")
+        .success();
     env.run_within(60, &["apply"]).success();
     let listed = bridge.ask(&json!({"jsonrpc": "2.0", "id": "after", "method": "tools/list"}));
     assert!(listed["result"]["tools"].is_array(), "{listed}");
@@ -280,18 +260,8 @@ fn connect_exits_when_its_stdout_closes() {
     let mut stdin = child.stdin.take().unwrap();
     // Its answer cannot be written: the client is gone, so is the bridge.
     stdin.write_all(b"{not json\n").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("mcpctl connect still runs 10 s after its stdout closed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(code, Some(0), "a broken pipe is no error");
+    let status = exited(&mut child, "its stdout closed");
+    assert_eq!(status.code(), Some(0), "a broken pipe is no error");
 }
 
 #[test]
@@ -323,15 +293,17 @@ fn connect_speaks_over_a_socket_pair_as_node_clients_give_it() {
     let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert!(answer["result"]["serverInfo"].is_object(), "{answer}");
     writer.shutdown(std::net::Shutdown::Write).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "connect did not exit at the end of its input"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(exited(&mut child, "its input ended").code(), Some(0));
+}
+
+/// How `child` exited, within 10 s of `after`.
+fn exited(child: &mut Child, after: &str) -> std::process::ExitStatus {
+    wait_for(&format!("mcpctl connect to exit after {after}"), 10, || {
+        child
+            .try_wait()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "still running".to_string())
+    })
 }
 
 #[test]
@@ -454,19 +426,12 @@ impl Bridge {
 
     /// Waits (10 s at most) for the bridge to exit with stdin still open.
     fn wait_exit(mut self) -> (Option<i32>, String) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("mcpctl connect did not exit within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = exited(&mut self.child, "the end of its work");
         let mut stderr = String::new();
         if let Some(mut err) = self.child.stderr.take() {
             let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
         }
-        (self.child.wait().unwrap().code(), stderr)
+        (status.code(), stderr)
     }
 }
 
