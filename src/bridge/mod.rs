@@ -267,7 +267,7 @@ enum Failure {
     SessionEnded,
     /// 401: the bearer is not (or no longer) the server's.
     Unauthorized(String),
-    /// No connection to the server's port.
+    /// No connection to the server's port, or it broke off.
     Unreachable(String),
     Other(String),
 }
@@ -716,14 +716,12 @@ impl Bridge {
             why = format!("{why}: {cause}");
             source = cause.source();
         }
-        if e.is_connect() {
-            Failure::Unreachable(format!(
-                "cannot reach `{}` at {}: {why}",
-                self.name, self.url
-            ))
+        // Either way the server may be gone (a kept-alive connection it closed).
+        Failure::Unreachable(if e.is_connect() {
+            format!("cannot reach `{}` at {}: {why}", self.name, self.url)
         } else {
-            Failure::Other(format!("the request to {} failed: {why}", self.url))
-        }
+            format!("the request to {} failed: {why}", self.url)
+        })
     }
 }
 

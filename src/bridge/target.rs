@@ -109,12 +109,13 @@ fn daemon_status(config: &Path, name: &str) -> Result<Option<Option<String>>, Un
     }
 }
 
-/// Whether NAME must be started: no daemon, not under it, or exited. A crash loop is
+/// Whether NAME must be started: no daemon, not under it, exited or stopped. A crash loop is
 /// the daemon's to resolve (its backoff), not a reason to start it again.
 fn needs_start(config: &Path, name: &str) -> Result<bool, Unavailable> {
     match daemon_status(config, name)? {
         None | Some(None) => Ok(true),
-        Some(Some(status)) if status == "exited" => Ok(true),
+        // Stopped by the daemon while the file now says running: `server start`'s case.
+        Some(Some(status)) if matches!(status.as_str(), "exited" | "stopped") => Ok(true),
         Some(Some(status)) if status == "crash-loop" => Err(Unavailable(format!(
             "`{name}` is in a crash loop (see `mcpctl server logs {name}`)"
         ))),
@@ -172,9 +173,13 @@ pub fn gone(config: &Path, name: &str) -> Option<String> {
         Err(why) => Some(why.0),
         Ok(None) => Some(format!("no daemon runs for {} any more", config.display())),
         Ok(Some(None)) => Some(format!("`{name}` no longer runs under the daemon")),
-        Ok(Some(Some(status))) if matches!(status.as_str(), "exited" | "crash-loop") => Some(
-            format!("`{name}` is {status} (see `mcpctl server logs {name}`)"),
-        ),
+        Ok(Some(Some(status)))
+            if matches!(status.as_str(), "exited" | "stopped" | "crash-loop") =>
+        {
+            Some(format!(
+                "`{name}` is {status} (see `mcpctl server logs {name}`)"
+            ))
+        }
         Ok(Some(Some(_))) => None,
     }
 }
