@@ -22,10 +22,10 @@
 //! reason said, and the bridge exits 1 at once. When stdout closes it exits (0, a
 //! broken pipe). A 401 (the bearer was rotated) re-reads the bearer once and retries.
 
+mod stdio;
 pub mod target;
 pub mod wire;
 
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,7 +40,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
@@ -101,7 +101,7 @@ async fn serve(name: &str, target: Result<(PathBuf, Target), Unavailable>) -> u8
     }
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut calls = JoinSet::new();
-    let mut lines = BoundedLines::new(BufReader::new(stdin()), MAX_MESSAGE);
+    let mut lines = BoundedLines::new(BufReader::new(stdio::stdin()), MAX_MESSAGE);
     loop {
         while calls.try_join_next().is_some() {}
         let next = tokio::select! {
@@ -196,7 +196,7 @@ async fn emit(out: &mpsc::Sender<Vec<u8>>, message: impl Into<Vec<u8>>) {
 /// Writes the queued messages; when stdout is closed (the client went away) the
 /// bridge ends, as a broken pipe: exit 0.
 async fn write_out(mut queued: mpsc::Receiver<Vec<u8>>, end: Arc<watch::Sender<Option<u8>>>) {
-    let mut stdout = stdout();
+    let mut stdout = stdio::stdout();
     while let Some(mut message) = queued.recv().await {
         message.push(b'\n');
         if stdout.write_all(&message).await.is_err() || stdout.flush().await.is_err() {
@@ -207,57 +207,6 @@ async fn write_out(mut queued: mpsc::Receiver<Vec<u8>>, end: Arc<watch::Sender<O
             return;
         }
     }
-}
-
-/// stdin: polled by the runtime itself when it is a pipe or a socket (what clients
-/// give a stdio server: pipes, or a socket pair from Node's `child_process`), else
-/// tokio's stdin, which reads on a blocking thread, a hand-off per line.
-fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {
-    match polled(std::io::stdin().as_fd()) {
-        Some(Polled::Pipe(fd)) => match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-            Ok(pipe) => Box::new(pipe),
-            Err(_) => Box::new(tokio::io::stdin()),
-        },
-        Some(Polled::Socket(socket)) => Box::new(socket),
-        None => Box::new(tokio::io::stdin()),
-    }
-}
-
-/// stdout, the same way.
-fn stdout() -> Box<dyn AsyncWrite + Unpin + Send> {
-    match polled(std::io::stdout().as_fd()) {
-        Some(Polled::Pipe(fd)) => match tokio::net::unix::pipe::Sender::from_owned_fd(fd) {
-            Ok(pipe) => Box::new(pipe),
-            Err(_) => Box::new(tokio::io::stdout()),
-        },
-        Some(Polled::Socket(socket)) => Box::new(socket),
-        None => Box::new(tokio::io::stdout()),
-    }
-}
-
-enum Polled {
-    Pipe(std::os::fd::OwnedFd),
-    Socket(tokio::net::UnixStream),
-}
-
-/// A copy of `fd` the runtime can poll, when it is a pipe or a socket (made
-/// non-blocking, which only this process's end shares).
-fn polled(fd: std::os::fd::BorrowedFd<'_>) -> Option<Polled> {
-    use std::os::unix::fs::FileTypeExt;
-    let fd = fd.try_clone_to_owned().ok()?;
-    let file = std::fs::File::from(fd);
-    let kind = file.metadata().ok()?.file_type();
-    if kind.is_fifo() {
-        return Some(Polled::Pipe(file.into()));
-    }
-    if kind.is_socket() {
-        let socket = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(file));
-        socket.set_nonblocking(true).ok()?;
-        return tokio::net::UnixStream::from_std(socket)
-            .ok()
-            .map(Polled::Socket);
-    }
-    None
 }
 
 /// Why one message did not get through.
