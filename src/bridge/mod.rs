@@ -40,7 +40,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
@@ -197,15 +197,25 @@ async fn emit(out: &mpsc::Sender<Vec<u8>>, message: impl Into<Vec<u8>>) {
 /// bridge ends, as a broken pipe: exit 0.
 async fn write_out(mut queued: mpsc::Receiver<Vec<u8>>, end: Arc<watch::Sender<Option<u8>>>) {
     let mut stdout = stdio::stdout();
-    while let Some(mut message) = queued.recv().await {
+    loop {
+        let next = tokio::select! {
+            next = queued.recv() => next,
+            () = stdout.closed() => None,
+        };
+        let Some(mut message) = next else {
+            break;
+        };
         message.push(b'\n');
-        if stdout.write_all(&message).await.is_err() || stdout.flush().await.is_err() {
-            end.send_if_modified(|code| {
-                code.get_or_insert(exit::OK);
-                true
-            });
-            return;
+        if stdout.write(&message).await.is_err() {
+            break;
         }
+    }
+    // Not for the end of the queue, which is the end of the bridge anyway.
+    if !queued.is_closed() || !queued.is_empty() {
+        end.send_if_modified(|code| {
+            code.get_or_insert(exit::OK);
+            true
+        });
     }
 }
 

@@ -5,8 +5,11 @@
 //! file, a terminal).
 
 use std::os::fd::AsFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest};
 
 /// stdin: polled by the runtime itself when it is a pipe or a socket (what clients
 /// give a stdio server: pipes, or a socket pair from Node's `child_process`), else
@@ -22,15 +25,82 @@ pub(super) fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {
     }
 }
 
-/// stdout, the same way.
-pub(super) fn stdout() -> Box<dyn AsyncWrite + Unpin + Send> {
+/// stdout, the same way, and whether its reader went away.
+pub(super) struct Stdout {
+    writer: Box<dyn AsyncWrite + Unpin + Send + Sync>,
+    /// A pipe's write end, watched for the error epoll reports once its read end is
+    /// closed; nothing to watch for a socket or tokio's stdout.
+    pipe: Option<Arc<tokio::net::unix::pipe::Sender>>,
+}
+
+pub(super) fn stdout() -> Stdout {
+    let std = || Stdout {
+        writer: Box::new(tokio::io::stdout()),
+        pipe: None,
+    };
     match polled(std::io::stdout().as_fd()) {
         Some(Polled::Pipe(fd)) => match tokio::net::unix::pipe::Sender::from_owned_fd(fd) {
-            Ok(pipe) => Box::new(pipe),
-            Err(_) => Box::new(tokio::io::stdout()),
+            Ok(pipe) => {
+                let pipe = Arc::new(pipe);
+                Stdout {
+                    writer: Box::new(SharedPipe(Arc::clone(&pipe))),
+                    pipe: Some(pipe),
+                }
+            }
+            Err(_) => std(),
         },
-        Some(Polled::Socket(socket)) => Box::new(socket),
-        None => Box::new(tokio::io::stdout()),
+        Some(Polled::Socket(socket)) => Stdout {
+            writer: Box::new(socket),
+            pipe: None,
+        },
+        None => std(),
+    }
+}
+
+impl Stdout {
+    /// Writes one message and flushes it.
+    pub(super) async fn write(&mut self, message: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(message).await?;
+        self.writer.flush().await
+    }
+
+    /// Resolves once nobody reads stdout any more (never, when that cannot be seen
+    /// before a write fails).
+    pub(super) async fn closed(&self) {
+        let Some(pipe) = &self.pipe else {
+            return std::future::pending().await;
+        };
+        match pipe.ready(Interest::ERROR).await {
+            Ok(ready) if !ready.is_error() => std::future::pending().await,
+            _ => {}
+        }
+    }
+}
+
+/// A pipe written through a shared handle (the watch for its closing holds another).
+struct SharedPipe(Arc<tokio::net::unix::pipe::Sender>);
+
+impl AsyncWrite for SharedPipe {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 

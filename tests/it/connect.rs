@@ -262,6 +262,21 @@ fn connect_exits_when_its_stdout_closes() {
     stdin.write_all(b"{not json\n").unwrap();
     let status = exited(&mut child, "its stdout closed");
     assert_eq!(status.code(), Some(0), "a broken pipe is no error");
+    drop(stdin);
+
+    // Seen without a write too: a bridge whose reader is gone does not idle on.
+    let mut child = env
+        .command(&["connect", "nope"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take();
+    drop(child.stdout.take());
+    let status = exited(&mut child, "its stdout closed, with nothing to write");
+    assert_eq!(status.code(), Some(0));
+    drop(stdin);
 }
 
 #[test]
