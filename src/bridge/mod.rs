@@ -197,26 +197,29 @@ async fn emit(out: &mpsc::Sender<Vec<u8>>, message: impl Into<Vec<u8>>) {
 /// bridge ends, as a broken pipe: exit 0.
 async fn write_out(mut queued: mpsc::Receiver<Vec<u8>>, end: Arc<watch::Sender<Option<u8>>>) {
     let mut stdout = stdio::stdout();
-    loop {
-        let next = tokio::select! {
-            next = queued.recv() => next,
-            () = stdout.closed() => None,
-        };
-        let Some(mut message) = next else {
-            break;
-        };
-        message.push(b'\n');
-        if stdout.write(&message).await.is_err() {
-            break;
-        }
-    }
-    // Not for the end of the queue, which is the end of the bridge anyway.
-    if !queued.is_closed() || !queued.is_empty() {
+    let gone = |end: &watch::Sender<Option<u8>>| {
         end.send_if_modified(|code| {
             code.get_or_insert(exit::OK);
             true
         });
+    };
+    // Watched apart from the writes, so they stay one plain loop.
+    let closed = stdout.closed();
+    let watch = {
+        let end = Arc::clone(&end);
+        tokio::spawn(async move {
+            closed.await;
+            gone(&end);
+        })
+    };
+    while let Some(mut message) = queued.recv().await {
+        message.push(b'\n');
+        if stdout.write(&message).await.is_err() {
+            gone(&end);
+            break;
+        }
     }
+    watch.abort();
 }
 
 /// Why one message did not get through.

@@ -64,15 +64,18 @@ impl Stdout {
         self.writer.flush().await
     }
 
-    /// Resolves once nobody reads stdout any more (never, when that cannot be seen
-    /// before a write fails).
-    pub(super) async fn closed(&self) {
-        let Some(pipe) = &self.pipe else {
-            return std::future::pending().await;
-        };
-        match pipe.ready(Interest::ERROR).await {
-            Ok(ready) if !ready.is_error() => std::future::pending().await,
-            _ => {}
+    /// What resolves once nobody reads stdout any more (never, when that cannot be
+    /// seen before a write fails), to be awaited apart from the writes.
+    pub(super) fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let pipe = self.pipe.clone();
+        async move {
+            let Some(pipe) = pipe else {
+                return std::future::pending().await;
+            };
+            match pipe.ready(Interest::ERROR).await {
+                Ok(ready) if !ready.is_error() => std::future::pending().await,
+                _ => {}
+            }
         }
     }
 }
