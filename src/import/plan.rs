@@ -161,8 +161,9 @@ pub fn plan(
                 .unwrap_or_default(),
         );
         if !places.is_empty() {
+            let verb = if places.len() == 1 { "holds" } else { "hold" };
             out.notes.push(format!(
-                "warning: {source}: {} hold(s) a credential, imported in plain text (mcpctl expands `${{...}}` in headers only, not in args or urls): move it into the server's env or a header if it takes one, and rotate it",
+                "warning: {source}: {} {verb} a credential, imported in plain text (mcpctl expands `${{...}}` in headers only, not in args or urls): pass it through env or a header if the server takes one, and rotate it",
                 places.join(", ")
             ));
         }

@@ -302,8 +302,8 @@ fn credentials_in_args_and_urls_are_warned_about_by_server_and_place() {
     let port = free_port().to_string();
     let run = run_home(&env, &["import", "--from", "a.json", "--first-port", &port]);
     run.success()
-        .stderr_has("warning: a.json:tokened: argument 1 (`--token=...`), argument 3 (the value of `--api-key`) hold(s) a credential")
-        .stderr_has("warning: a.json:remote: the url's query parameter `api_key`");
+        .stderr_has("warning: a.json:tokened: argument 1 (`--token=...`), argument 3 (the value of `--api-key`) hold a credential")
+        .stderr_has("warning: a.json:remote: the url's query parameter `api_key` holds a credential");
     for secret in ["argS3cret0", "argS3cret1", "urlS3cret2"] {
         assert!(!run.stderr.contains(secret), "{}", run.stderr);
     }
