@@ -11,14 +11,22 @@
 //! responses are sent in order, before the next line is read. When stdin closes the
 //! session is deleted and the bridge exits 0.
 //!
-//! When there is nothing to bridge to (no daemon, an unknown or stopped server) the
-//! reason goes to stderr once and answers every request as a JSON-RPC error, until
-//! the client closes stdin (exit 1).
+//! Before the first line is read, NAME is made to run: the daemon is started when
+//! none runs and NAME when the daemon does not run it ([`target::reach`], bounded).
+//! When there is still nothing to bridge to (no config file, a server the file lacks
+//! or says is stopped, one that cannot start in time) the reason goes to stderr once
+//! and answers every request as a JSON-RPC error with the request's id, until the
+//! client closes stdin (exit 1): a stdio client shows that answer, where a bridge that
+//! just exited is only "disconnected". When NAME goes away for good while bridged
+//! (`server stop`, the daemon stopped) the request that found out is answered, the
+//! reason said, and the bridge exits 1 at once. When stdout closes it exits (0, a
+//! broken pipe). A 401 (the bearer was rotated) re-reads the bearer once and retries.
 
+mod stdio;
 pub mod target;
 pub mod wire;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,8 +40,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::io::BufReader;
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
 use crate::exit;
@@ -55,9 +63,13 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const SESSION_ENDED: &str = "the session ended (the server was restarted or stopped)";
 
-/// Runs the bridge to `name` of the file at `config` until stdin closes.
-pub fn run(config: &Path, name: &str) -> u8 {
-    let target = target::resolve(config, name);
+/// Runs the bridge to `name` of the file at `config` (or why there is no file)
+/// until stdin or stdout closes, or NAME goes away for good.
+pub fn run(config: Result<PathBuf, String>, name: &str) -> u8 {
+    let target = config.map_err(Unavailable).and_then(|config| {
+        let target = target::reach(&config, name, target::start_timeout())?;
+        Ok((config, target))
+    });
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,22 +80,35 @@ pub fn run(config: &Path, name: &str) -> u8 {
             return exit::ERROR;
         }
     };
-    runtime.block_on(serve(name, target))
+    let code = runtime.block_on(serve(name, target));
+    // Not a plain drop, which waits for the blocking read of stdin: a bridge that
+    // ends while stdin is open (stdout closed, the server gone) must not hang there.
+    runtime.shutdown_background();
+    code
 }
 
-async fn serve(name: &str, target: Result<Target, Unavailable>) -> u8 {
+async fn serve(name: &str, target: Result<(PathBuf, Target), Unavailable>) -> u8 {
     let (out, queued) = mpsc::channel::<Vec<u8>>(OUT_QUEUE);
-    let writer = tokio::spawn(write_out(queued));
-    let bridge = target.and_then(|t| Bridge::new(name, t, out.clone()).map(Arc::new));
+    // Set (to the exit code) by whatever ends the bridge before stdin does.
+    let (end, mut ended) = watch::channel(None::<u8>);
+    let end = Arc::new(end);
+    let writer = tokio::spawn(write_out(queued, Arc::clone(&end)));
+    let bridge = target.and_then(|(config, t)| {
+        Bridge::new(name, config, t, out.clone(), Arc::clone(&end)).map(Arc::new)
+    });
     if let Err(why) = &bridge {
         crate::note!("mcpctl connect {name}: {why}");
     }
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut calls = JoinSet::new();
-    let mut lines = BoundedLines::new(BufReader::new(tokio::io::stdin()), MAX_MESSAGE);
+    let mut lines = BoundedLines::new(BufReader::new(stdio::stdin()), MAX_MESSAGE);
     loop {
         while calls.try_join_next().is_some() {}
-        let line = match lines.next_line().await {
+        let next = tokio::select! {
+            next = lines.next_line() => next,
+            _ = ended.wait_for(Option::is_some) => break,
+        };
+        let line = match next {
             Ok(Some(line)) => line,
             Ok(None) => break,
             Err(e) => {
@@ -97,7 +122,12 @@ async fn serve(name: &str, target: Result<Target, Unavailable>) -> u8 {
                 line.len
             );
             crate::note!("mcpctl connect {name}: {why}");
-            emit(&out, wire::error_reply(None, wire::INVALID_REQUEST, &why)).await;
+            let id = wire::cut_request_id(line.head, line.tail);
+            emit(
+                &out,
+                wire::error_reply(id.as_deref(), wire::INVALID_REQUEST, &why),
+            )
+            .await;
             continue;
         }
         let body = line.head.trim_ascii().to_vec();
@@ -137,12 +167,12 @@ async fn serve(name: &str, target: Result<Target, Unavailable>) -> u8 {
         }
     }
     calls.abort_all();
-    let code = match &bridge {
-        Ok(bridge) => {
+    let code = match (&bridge, *ended.borrow()) {
+        (Ok(bridge), code) => {
             bridge.close().await;
-            exit::OK
+            code.unwrap_or(exit::OK)
         }
-        Err(_) => exit::ERROR,
+        (Err(_), code) => code.unwrap_or(exit::ERROR),
     };
     drop(bridge);
     drop(calls);
@@ -163,13 +193,61 @@ async fn emit(out: &mpsc::Sender<Vec<u8>>, message: impl Into<Vec<u8>>) {
     let _ = out.send(message).await;
 }
 
-async fn write_out(mut queued: mpsc::Receiver<Vec<u8>>) {
-    let mut stdout = tokio::io::stdout();
+/// Writes the queued messages; when stdout is closed (the client went away) the
+/// bridge ends, as a broken pipe: exit 0.
+async fn write_out(mut queued: mpsc::Receiver<Vec<u8>>, end: Arc<watch::Sender<Option<u8>>>) {
+    let mut stdout = stdio::stdout();
+    let gone = |end: &watch::Sender<Option<u8>>| {
+        end.send_if_modified(|code| {
+            code.get_or_insert(exit::OK);
+            true
+        });
+    };
+    // Watched apart from the writes, so they stay one plain loop.
+    let closed = stdout.closed();
+    let watch = {
+        let end = Arc::clone(&end);
+        tokio::spawn(async move {
+            closed.await;
+            gone(&end);
+        })
+    };
     while let Some(mut message) = queued.recv().await {
         message.push(b'\n');
-        if stdout.write_all(&message).await.is_err() || stdout.flush().await.is_err() {
-            return;
+        if stdout.write(&message).await.is_err() {
+            gone(&end);
+            break;
         }
+    }
+    watch.abort();
+}
+
+/// Why one message did not get through.
+#[derive(Debug)]
+enum Failure {
+    /// The server's session is gone (404): it was restarted or stopped.
+    SessionEnded,
+    /// 401: the bearer is not (or no longer) the server's.
+    Unauthorized(String),
+    /// No connection to the server's port, or it broke off.
+    Unreachable(String),
+    Other(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::SessionEnded => f.write_str(SESSION_ENDED),
+            Failure::Unauthorized(why) | Failure::Unreachable(why) | Failure::Other(why) => {
+                f.write_str(why)
+            }
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Self {
+        Failure::Other(why)
     }
 }
 
@@ -182,18 +260,28 @@ struct Session {
 
 struct Bridge {
     name: String,
+    /// The config file, read again when NAME fails (gone for good?) or refuses the
+    /// bearer (rotated?).
+    config: PathBuf,
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     url: String,
-    bearer: Option<HeaderValue>,
+    bearer: Mutex<Option<HeaderValue>>,
     session: Mutex<Session>,
     /// The client's `initialize`, to open a new session with when the server restarts.
     init: Mutex<Option<Bytes>>,
     listener: Mutex<Option<AbortHandle>>,
     out: mpsc::Sender<Vec<u8>>,
+    end: Arc<watch::Sender<Option<u8>>>,
 }
 
 impl Bridge {
-    fn new(name: &str, target: Target, out: mpsc::Sender<Vec<u8>>) -> Result<Self, Unavailable> {
+    fn new(
+        name: &str,
+        config: PathBuf,
+        target: Target,
+        out: mpsc::Sender<Vec<u8>>,
+        end: Arc<watch::Sender<Option<u8>>>,
+    ) -> Result<Self, Unavailable> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
@@ -227,21 +315,17 @@ impl Bridge {
                     .wrap_connector(connector)
             }
         };
-        let bearer = target.bearer.and_then(|secret| {
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret())).ok()?;
-            value.set_sensitive(true);
-            Some(value)
-        });
         Ok(Self {
             name: name.to_string(),
+            config,
             http: Client::builder(TokioExecutor::new()).build(connector),
             url: target.url,
-            bearer,
+            bearer: Mutex::new(bearer_header(target.bearer)),
             session: Mutex::new(Session::default()),
             init: Mutex::new(None),
             listener: Mutex::new(None),
             out,
+            end,
         })
     }
 
@@ -265,28 +349,81 @@ impl Bridge {
             *init = Some(body.clone());
         }
         let mut sent = self.exchange(body.clone(), &msg).await;
+        // The bearer was rotated since the bridge read it: read it again, once.
+        if matches!(&sent, Err(Failure::Unauthorized(_))) && self.refresh_bearer().await {
+            sent = self.exchange(body.clone(), &msg).await;
+        }
         // The server was restarted (its sessions end with it): open a new session
         // with the client's own `initialize`, then send the message again, once.
-        if matches!(&sent, Err(why) if why == SESSION_ENDED) && !msg.is_initialize() {
+        if matches!(&sent, Err(Failure::SessionEnded)) && !msg.is_initialize() {
             sent = match self.reopen().await {
                 Ok(()) => self.exchange(body, &msg).await,
-                Err(why) => Err(format!(
+                Err(why) => Err(Failure::Unreachable(format!(
                     "{SESSION_ENDED}, and a new one could not be opened: {why}"
-                )),
+                ))),
             };
         }
-        if let Err(why) = sent {
-            crate::note!("mcpctl connect {}: {why}", self.name);
-            if let Some(id) = msg.id() {
-                emit(
-                    &self.out,
-                    wire::error_reply(Some(id), wire::UNAVAILABLE, &why),
-                )
-                .await;
+        let Err(failure) = sent else {
+            if msg.is_initialize() {
+                self.listen();
             }
-        } else if msg.is_initialize() {
-            self.listen();
+            return;
+        };
+        // Unreachable: gone for good (then the bridge ends), or (re)starting.
+        let gone = match &failure {
+            Failure::Unreachable(_) | Failure::SessionEnded => self.gone().await,
+            _ => None,
+        };
+        let why = match &gone {
+            Some(gone) => format!("{failure}; {gone}"),
+            None => failure.to_string(),
+        };
+        crate::note!("mcpctl connect {}: {why}", self.name);
+        if let Some(id) = msg.id() {
+            emit(
+                &self.out,
+                wire::error_reply(Some(id), wire::UNAVAILABLE, &why),
+            )
+            .await;
         }
+        if gone.is_some() {
+            crate::note!("mcpctl connect {}: exiting", self.name);
+            self.end.send_if_modified(|code| {
+                code.get_or_insert(exit::ERROR);
+                true
+            });
+        }
+    }
+
+    /// Why NAME will not come back (asked of the file and the daemon, off the loop).
+    async fn gone(&self) -> Option<String> {
+        let (config, name) = (self.config.clone(), self.name.clone());
+        tokio::task::spawn_blocking(move || target::gone(&config, &name))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Reads NAME's bearer from the file again; whether it changed.
+    async fn refresh_bearer(&self) -> bool {
+        let (config, name) = (self.config.clone(), self.name.clone());
+        let read = tokio::task::spawn_blocking(move || target::current_bearer(&config, &name));
+        let fresh = match read.await {
+            Ok(Ok(secret)) => bearer_header(secret),
+            Ok(Err(why)) => {
+                crate::note!("mcpctl connect {}: {why}", self.name);
+                return false;
+            }
+            Err(_) => return false,
+        };
+        let Ok(mut bearer) = self.bearer.lock() else {
+            return false;
+        };
+        if *bearer == fresh {
+            return false;
+        }
+        *bearer = fresh;
+        true
     }
 
     fn request(&self, method: Method, session: &Session) -> hyper::http::request::Builder {
@@ -300,8 +437,8 @@ impl Bridge {
         if let Some(version) = &session.version {
             req = req.header(VERSION_HEADER, version);
         }
-        if let Some(bearer) = &self.bearer {
-            req = req.header(header::AUTHORIZATION, bearer.clone());
+        if let Some(bearer) = self.bearer.lock().ok().and_then(|b| b.clone()) {
+            req = req.header(header::AUTHORIZATION, bearer);
         }
         req
     }
@@ -330,7 +467,7 @@ impl Bridge {
         )
         .await
         .map_err(|_| format!("no answer within {QUICK_TIMEOUT:?}"))?
-        .map_err(|e| self.unreachable(&e))?;
+        .map_err(|e| self.unreachable(&e).to_string())?;
         if !answer.status().is_success() {
             return Err(format!("initialize answered {}", answer.status()));
         }
@@ -369,7 +506,7 @@ impl Bridge {
         Ok(())
     }
 
-    async fn exchange(self: &Arc<Self>, body: Bytes, msg: &Message) -> Result<(), String> {
+    async fn exchange(self: &Arc<Self>, body: Bytes, msg: &Message) -> Result<(), Failure> {
         // A 2026-07-28 request is stateless: its own headers, no session.
         let session = if msg.modern_headers.is_empty() {
             self.session()
@@ -414,7 +551,7 @@ impl Bridge {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if status.is_success() && is_sse {
-            return self.pump(response.into_body(), msg.is_initialize()).await;
+            return Ok(self.pump(response.into_body(), msg.is_initialize()).await?);
         }
         let bytes = Limited::new(response.into_body(), MAX_MESSAGE)
             .collect()
@@ -432,14 +569,24 @@ impl Bridge {
         }
         if status == StatusCode::NOT_FOUND && session.id.is_some() {
             self.update_session(|s| *s = Session::default());
-            return Err(SESSION_ENDED.into());
-        }
-        if msg.id().is_some() && wire::is_message(&bytes) {
-            emit(&self.out, bytes.to_vec()).await;
-            return Ok(());
+            return Err(Failure::SessionEnded);
         }
         let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-        Err(format!("{} answered {status}: {}", self.url, text.trim()))
+        let why = format!("{} answered {status}: {}", self.url, text.trim());
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(Failure::Unauthorized(why));
+        }
+        // The gateway's own refusal (id null: it never read the request), as the
+        // answer to this request; an answer the server gave is passed on as it is.
+        if let Some(id) = msg.id() {
+            match wire::refusal_for(id, &bytes) {
+                Some(answer) => emit(&self.out, answer).await,
+                None if wire::is_message(&bytes) => emit(&self.out, bytes.to_vec()).await,
+                None => return Err(Failure::Other(why)),
+            }
+            return Ok(());
+        }
+        Err(Failure::Other(why))
     }
 
     /// Passes on every event of an SSE answer.
@@ -524,20 +671,26 @@ impl Bridge {
         }
     }
 
-    fn unreachable(&self, e: &hyper_util::client::legacy::Error) -> String {
+    fn unreachable(&self, e: &hyper_util::client::legacy::Error) -> Failure {
         let mut why = e.to_string();
         let mut source = std::error::Error::source(e);
         while let Some(cause) = source {
             why = format!("{why}: {cause}");
             source = cause.source();
         }
-        if e.is_connect() {
-            format!(
-                "cannot reach `{}` at {} (stopped, or the daemon is gone?): {why}",
-                self.name, self.url
-            )
+        // Either way the server may be gone (a kept-alive connection it closed).
+        Failure::Unreachable(if e.is_connect() {
+            format!("cannot reach `{}` at {}: {why}", self.name, self.url)
         } else {
             format!("the request to {} failed: {why}", self.url)
-        }
+        })
     }
+}
+
+/// `Authorization: Bearer ...` for `secret`, marked sensitive (never logged).
+fn bearer_header(secret: Option<age::secrecy::SecretString>) -> Option<HeaderValue> {
+    let secret = secret?;
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }

@@ -1,13 +1,15 @@
 //! Where `mcpctl connect NAME` forwards to: NAME's `/mcp` on the local daemon, and
 //! the bearer its clients must send when auth is on (decrypted with the identity,
-//! held as a secret, never printed).
+//! held as a secret, never printed); starting the daemon and NAME when they are not
+//! running, and telling, later, whether NAME went away for good.
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use age::secrecy::SecretString;
 
-use crate::api::{Reply, Request};
+use crate::api::{ApplyOptions, Reply, Request};
 use crate::client;
 use crate::model::ServerSpec;
 use crate::model::spec::{State, Transport};
@@ -25,9 +27,33 @@ pub struct Target {
 #[error("{0}")]
 pub struct Unavailable(pub String);
 
-/// Finds NAME in the file at `config`, checks the daemon serves it, and reads its
-/// bearer when it has one.
-pub fn resolve(config: &Path, name: &str) -> Result<Target, Unavailable> {
+/// How long `connect` waits for the daemon and NAME to start: 60 s, or
+/// `MCPCTL_CONNECT_TIMEOUT_MS`.
+pub fn start_timeout() -> Duration {
+    std::env::var("MCPCTL_CONNECT_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&ms: &u64| ms > 0)
+        .map_or(Duration::from_secs(60), Duration::from_millis)
+}
+
+/// NAME's endpoint, once it runs: the daemon is started when none runs, and NAME
+/// when the daemon does not run it (or it exited), as `mcpctl server start` would,
+/// within `timeout`. The file is never edited: a server it says is stopped was
+/// stopped on purpose, and a client launching `connect` does not overrule that.
+pub fn reach(config: &Path, name: &str, timeout: Duration) -> Result<Target, Unavailable> {
+    let spec = declared(config, name)?;
+    if needs_start(config, name)? {
+        start(config, name, timeout)?;
+        if let Some(why) = gone(config, name) {
+            return Err(Unavailable(why));
+        }
+    }
+    target_of(&spec)
+}
+
+/// NAME as the file declares it, when it can be reached at all.
+fn declared(config: &Path, name: &str) -> Result<ServerSpec, Unavailable> {
     let loaded = crate::config::load(config).map_err(|e| Unavailable(e.to_string()))?;
     let Some(spec) = loaded.config.servers.get(name) else {
         let known: Vec<&str> = loaded.config.servers.keys().map(String::as_str).collect();
@@ -51,7 +77,10 @@ pub fn resolve(config: &Path, name: &str) -> Result<Target, Unavailable> {
             "`{name}` is stopped (state = \"stopped\"); start it with `mcpctl server start {name}`"
         )));
     }
-    check_running(config, name)?;
+    Ok(spec.clone())
+}
+
+fn target_of(spec: &ServerSpec) -> Result<Target, Unavailable> {
     let scheme = if spec.tls.is_some() { "https" } else { "http" };
     Ok(Target {
         url: format!("{scheme}://{}/mcp", authority(spec)),
@@ -59,26 +88,99 @@ pub fn resolve(config: &Path, name: &str) -> Result<Target, Unavailable> {
     })
 }
 
-/// Asks the daemon whether it serves `name`.
-fn check_running(config: &Path, name: &str) -> Result<(), Unavailable> {
-    let status = match client::ask(config, &Request::Status) {
-        Ok(Reply::Status { status }) => status,
-        Ok(other) => return Err(Unavailable(format!("unexpected daemon reply: {other:?}"))),
-        Err(client::Error::NotRunning(file)) => {
-            return Err(Unavailable(format!(
-                "no daemon runs for {file}; start it with `mcpctl apply`"
-            )));
-        }
-        Err(e) => return Err(Unavailable(e.to_string())),
-    };
-    match status.servers.iter().find(|s| s.name == name) {
-        None => Err(Unavailable(format!(
-            "`{name}` does not run under the daemon; `mcpctl apply` starts it"
-        ))),
-        Some(s) if matches!(s.status.as_str(), "exited" | "crash-loop") => Err(Unavailable(
-            format!("`{name}` is {} (see `mcpctl server logs {name}`)", s.status),
+/// NAME's bearer as the file has it now (after a rotation, say).
+pub fn current_bearer(config: &Path, name: &str) -> Result<Option<SecretString>, Unavailable> {
+    bearer(&declared(config, name)?)
+}
+
+/// What the daemon says of NAME: `None` when no daemon runs.
+fn daemon_status(config: &Path, name: &str) -> Result<Option<Option<String>>, Unavailable> {
+    match client::ask(config, &Request::Status) {
+        Ok(Reply::Status { status }) => Ok(Some(
+            status
+                .servers
+                .into_iter()
+                .find(|s| s.name == name)
+                .map(|s| s.status),
         )),
-        Some(_) => Ok(()),
+        Ok(other) => Err(Unavailable(format!("unexpected daemon reply: {other:?}"))),
+        Err(client::Error::NotRunning(_)) => Ok(None),
+        Err(e) => Err(Unavailable(e.to_string())),
+    }
+}
+
+/// Whether NAME must be started: no daemon, not under it, exited or stopped. A crash loop is
+/// the daemon's to resolve (its backoff), not a reason to start it again.
+fn needs_start(config: &Path, name: &str) -> Result<bool, Unavailable> {
+    match daemon_status(config, name)? {
+        None | Some(None) => Ok(true),
+        // Stopped by the daemon while the file now says running: `server start`'s case.
+        Some(Some(status)) if matches!(status.as_str(), "exited" | "stopped") => Ok(true),
+        Some(Some(status)) if status == "crash-loop" => Err(Unavailable(format!(
+            "`{name}` is in a crash loop (see `mcpctl server logs {name}`)"
+        ))),
+        Some(Some(_)) => Ok(false),
+    }
+}
+
+/// Starts the daemon (as every command does) and has it converge NAME alone, within
+/// `timeout`; its progress goes to stderr, never to stdout (the client's channel).
+fn start(config: &Path, name: &str, timeout: Duration) -> Result<(), Unavailable> {
+    let (done, result) = std::sync::mpsc::channel();
+    let (config_path, server) = (config.to_path_buf(), name.to_string());
+    // A thread, so the wait is bounded whatever the daemon does; left behind on a
+    // timeout, it ends with the process.
+    let spawned = std::thread::Builder::new()
+        .name("connect-start".into())
+        .spawn(move || {
+            let applied = client::connect_or_start(&config_path).and_then(|stream| {
+                let options = ApplyOptions {
+                    only: vec![server.clone()],
+                    ..ApplyOptions::default()
+                };
+                client::request(stream, &Request::Apply(Box::new(options)), |line| {
+                    crate::note!("mcpctl connect {server}: {}", line.trim_end());
+                })
+            });
+            let _ = done.send(applied);
+        });
+    if let Err(e) = spawned {
+        return Err(Unavailable(format!("cannot start `{name}`: {e}")));
+    }
+    crate::note!("mcpctl connect {name}: starting `{name}` (it was not running)");
+    match result.recv_timeout(timeout) {
+        Ok(Ok(Reply::Applied { outcome })) if outcome.failures.is_empty() => Ok(()),
+        Ok(Ok(Reply::Applied { outcome })) => Err(Unavailable(format!(
+            "`{name}` could not be started: {}",
+            outcome.failures.join("; ")
+        ))),
+        Ok(Ok(other)) => Err(Unavailable(format!("unexpected daemon reply: {other:?}"))),
+        Ok(Err(e)) => Err(Unavailable(format!("cannot start `{name}`: {e}"))),
+        Err(_) => Err(Unavailable(format!(
+            "`{name}` did not start within {timeout:?} (see `mcpctl server logs {name}`)"
+        ))),
+    }
+}
+
+/// Why NAME cannot be reached any more and will not come back by itself: the file
+/// dropped it or says stopped, no daemon runs, or the daemon no longer runs it (or it
+/// exited, or loops crashing). `None` while it runs or (re)starts.
+pub fn gone(config: &Path, name: &str) -> Option<String> {
+    if let Err(why) = declared(config, name) {
+        return Some(why.0);
+    }
+    match daemon_status(config, name) {
+        Err(why) => Some(why.0),
+        Ok(None) => Some(format!("no daemon runs for {} any more", config.display())),
+        Ok(Some(None)) => Some(format!("`{name}` no longer runs under the daemon")),
+        Ok(Some(Some(status)))
+            if matches!(status.as_str(), "exited" | "stopped" | "crash-loop") =>
+        {
+            Some(format!(
+                "`{name}` is {status} (see `mcpctl server logs {name}`)"
+            ))
+        }
+        Ok(Some(Some(_))) => None,
     }
 }
 

@@ -164,6 +164,66 @@ pub fn error_reply(id: Option<&str>, code: i64, message: &str) -> String {
     )
 }
 
+/// The error a gateway's refusal (`body`, a JSON-RPC error whose id is `null`: it
+/// never read the request) carries, as the answer to the request `id`; `None` when
+/// `body` is no such error (an answer to `id` itself is passed on as it is).
+pub fn refusal_for(id: &str, body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let error = v.get("error")?;
+    if !v.get("id").is_none_or(Value::is_null) {
+        return None;
+    }
+    let code = error
+        .get("code")
+        .and_then(Value::as_i64)
+        .unwrap_or(UNAVAILABLE);
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("refused by the gateway");
+    Some(error_reply(Some(id), code, message))
+}
+
+/// The `id` of a request too large to read whole, as written, from its first bytes
+/// (before `params`) or its last (after them); `None` when neither shows one.
+pub fn cut_request_id(head: &[u8], tail: &[u8]) -> Option<String> {
+    let find = |text: &[u8], needle: &[u8]| text.windows(needle.len()).position(|w| w == needle);
+    let before_params = find(head, b"\"params\"").map_or(head, |at| &head[..at]);
+    if let Some(at) = find(before_params, b"\"id\"") {
+        return id_token(&before_params[at + 4..]);
+    }
+    let at = tail.windows(4).rposition(|w| w == b"\"id\"")?;
+    id_token(&tail[at + 4..])
+}
+
+/// The JSON number or string after `"id"` in `rest` (`: 7,...`), as written.
+fn id_token(rest: &[u8]) -> Option<String> {
+    let rest = rest
+        .trim_ascii_start()
+        .strip_prefix(b":")?
+        .trim_ascii_start();
+    let end = if rest.first() == Some(&b'"') {
+        let mut i = 1;
+        loop {
+            match rest.get(i)? {
+                b'\\' => i += 2,
+                b'"' => break i + 1,
+                _ => i += 1,
+            }
+        }
+    } else {
+        rest.iter()
+            .take_while(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+            .count()
+    };
+    let token = std::str::from_utf8(rest.get(..end)?).ok()?;
+    // Only a whole JSON value is an id to answer with.
+    serde_json::from_str::<Value>(token)
+        .ok()
+        .filter(|v| v.is_number() || v.is_string())
+        .map(|_| token.to_string())
+}
+
 /// Whether `body` is a JSON-RPC message (what a gateway's error status may carry).
 pub fn is_message(body: &[u8]) -> bool {
     serde_json::from_slice::<Value>(body).is_ok_and(|v| v.get("jsonrpc").is_some())
@@ -321,6 +381,34 @@ mod tests {
         let big = format!("data: {}\n\ndata: ok\n\n", "z".repeat(100));
         assert_eq!(sse.feed(big.as_bytes()), vec![b"ok".to_vec()]);
         assert_eq!(sse.dropped, 1);
+    }
+
+    #[test]
+    fn a_gateway_refusal_answers_the_request_it_refused() {
+        let refusal =
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"unauthorized"}}"#;
+        assert_eq!(
+            refusal_for("\"a\"", refusal).as_deref(),
+            Some(r#"{"jsonrpc":"2.0","id":"a","error":{"code":-32001,"message":"unauthorized"}}"#)
+        );
+        assert_eq!(
+            refusal_for("3", br#"{"jsonrpc":"2.0","id":3,"error":{}}"#),
+            None
+        );
+        assert_eq!(refusal_for("3", b"Forbidden"), None);
+    }
+
+    #[test]
+    fn the_id_of_a_cut_request_is_read_from_either_end() {
+        let head = br#"{"jsonrpc":"2.0","id": "x\"y","method":"tools/call","params":{"a":"zzzz"#;
+        assert_eq!(cut_request_id(head, b"").as_deref(), Some(r#""x\"y""#));
+        let head = br#"{"jsonrpc":"2.0","method":"tools/call","params":{"id":1,"a":"zzz"#;
+        assert_eq!(
+            cut_request_id(head, br#"zzz"}},"id":42}"#).as_deref(),
+            Some("42")
+        );
+        assert_eq!(cut_request_id(br#"{"params":{"a":"zz"#, b"zz"), None);
+        assert_eq!(cut_request_id(br#"{"id":"unterminated"#, b""), None);
     }
 
     #[test]

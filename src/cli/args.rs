@@ -196,9 +196,11 @@ pub enum Command {
     /// `{"command": "mcpctl", "args": ["-f", "/path/mcpctl.toml", "connect", "NAME"]}`
     /// and every client shares the one supervised server. Each message goes to NAME's
     /// Streamable HTTP endpoint (`/mcp`, both protocol eras) with the bearer from your
-    /// identity when the server has `auth`. When there is nothing to reach (no daemon,
-    /// an unknown or stopped server) the reason goes to stderr and every request is
-    /// answered with a JSON-RPC error. Exits when stdin closes.
+    /// identity when the server has `auth`. Starts the daemon, and NAME, when they are
+    /// not running (never one the file says is stopped). When there is nothing to
+    /// reach (no file, an unknown or stopped server) the reason goes to stderr and
+    /// every request is answered with a JSON-RPC error. Exits when stdin or stdout
+    /// closes (0), or when NAME goes away for good (1).
     #[command(
         after_help = "Examples:\n  mcpctl connect github\n  mcpctl -f ~/team/mcpctl.toml connect github   # a client's command line"
     )]

@@ -14,7 +14,7 @@ use super::{Error, edit_file, edited, ok, print};
 use crate::config::edit::block;
 use crate::config::{Error as ConfigError, store};
 use crate::import::plan::{Existing, Imported, NewServer, plan};
-use crate::import::{Client, Entry, formats};
+use crate::import::{Client, Entry, Homes, formats};
 use crate::model::raw::RawConfig;
 
 pub(super) fn run(path: &Path, args: &ImportArgs) -> Result<u8, Error> {
@@ -127,15 +127,15 @@ fn read_entries(
     let (client, files) = match (Client::from_name(from), path) {
         (Some(client), Some(path)) => (client, vec![path.to_path_buf()]),
         (Some(client), None) => {
-            let (home, config_home) = homes()?;
+            let homes = homes()?;
             let found: Vec<PathBuf> = client
-                .locations(&home, &config_home, cwd)
+                .locations(&homes, cwd)
                 .into_iter()
                 .filter(|p| p.is_file())
                 .collect();
             if found.is_empty() {
                 let looked: Vec<String> = client
-                    .locations(&home, &config_home, cwd)
+                    .locations(&homes, cwd)
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect();
@@ -171,16 +171,23 @@ fn read_entries(
     Ok(entries)
 }
 
-/// `$HOME` and `$XDG_CONFIG_HOME` (else `$HOME/.config`).
-pub(super) fn homes() -> Result<(PathBuf, PathBuf), Error> {
+/// `$HOME`, `$XDG_CONFIG_HOME` (else `$HOME/.config`) and `$CODEX_HOME` (else
+/// `$HOME/.codex`).
+pub(super) fn homes() -> Result<Homes, Error> {
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
         .ok_or_else(|| Error::Failed("HOME is not set; name the file with --config-path".into()))?;
-    let config_home = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|h| !h.is_empty())
-        .map_or_else(|| home.join(".config"), PathBuf::from);
-    Ok((home, config_home))
+    let from_env = |var: &str, default: PathBuf| {
+        std::env::var_os(var)
+            .filter(|h| !h.is_empty())
+            .map_or(default, PathBuf::from)
+    };
+    Ok(Homes {
+        config: from_env("XDG_CONFIG_HOME", home.join(".config")),
+        codex: from_env("CODEX_HOME", home.join(".codex")),
+        home,
+    })
 }
 
 /// Whether a port can be served here now.

@@ -75,7 +75,8 @@ fn scope_name(scope: LinkScope) -> &'static str {
 
 /// The client's file for `scope` where the client documents it.
 fn default_path(client: Client, scope: LinkScope) -> Result<PathBuf, Error> {
-    let (home, config_home) = homes()?;
+    let homes = homes()?;
+    let (home, config_home) = (&homes.home, &homes.config);
     let cwd = std::env::current_dir().map_err(|e| ConfigError::io(Path::new("."), e))?;
     let user_desktop = if cfg!(target_os = "macos") {
         home.join("Library/Application Support/Claude/claude_desktop_config.json")
@@ -92,7 +93,7 @@ fn default_path(client: Client, scope: LinkScope) -> Result<PathBuf, Error> {
         (Client::Vscode, LinkScope::Project) => cwd.join(".vscode/mcp.json"),
         (Client::Windsurf, LinkScope::User) => home.join(".codeium/windsurf/mcp_config.json"),
         (Client::Zed, LinkScope::User) => config_home.join("zed/settings.json"),
-        (Client::Codex, LinkScope::User) => home.join(".codex/config.toml"),
+        (Client::Codex, LinkScope::User) => homes.codex.join("config.toml"),
         (c, s) => {
             return Err(Error::Failed(format!(
                 "{} has no {} scope",
@@ -237,6 +238,7 @@ fn link(
             created_file: existed.is_none(),
             created_section: !clients::has_section(client, &before, section).unwrap_or(false),
             entries: Default::default(),
+            replaced: Default::default(),
         });
     let mut text = before.clone();
     let mut refused = Vec::new();
@@ -252,7 +254,17 @@ fn link(
             Some(State::Drifted) if !force => refused.push(format!(
                 "`{name}` was edited by hand since mcpctl wrote it (--force writes it again)"
             )),
-            _ => {
+            found => {
+                // Kept, to be put back by `unlink` as it was.
+                if found == Some(State::Foreign)
+                    && let Some(theirs) = clients::get_raw(client, &text, section, name)
+                        .map_err(|why| bad_file(&file, why))?
+                {
+                    record.replaced.insert(name.clone(), theirs);
+                    crate::note!(
+                        "replaced `{name}`, which was not mcpctl's (--force); `client unlink` puts it back"
+                    );
+                }
                 text = clients::upsert(client, &text, section, name, value)
                     .map_err(|why| bad_file(&file, why))?;
                 record
@@ -279,13 +291,14 @@ fn link(
                     "kept `{name}`: the file no longer runs it, but it was edited by hand (`client unlink --force` removes it)"
                 ),
                 Some(State::InSync) => {
-                    text = clients::remove(client, &text, section, &name)
+                    text = take_away(client, &text, section, &name, &mut record)
                         .map_err(|why| bad_file(&file, why))?;
                     record.entries.remove(&name);
                     dropped.push(name);
                 }
                 _ => {
                     record.entries.remove(&name);
+                    record.replaced.remove(&name);
                 }
             }
         }
@@ -389,11 +402,13 @@ fn unlink(
                 continue;
             }
             Some(State::InSync | State::Drifted) => {
-                text = clients::remove(client, &text, section, &name)
+                text = take_away(client, &text, section, &name, &mut record)
                     .map_err(|why| bad_file(&file, why))?;
                 removed.push(name.clone());
             }
-            _ => {}
+            _ => {
+                record.replaced.remove(&name);
+            }
         }
         record.entries.remove(&name);
     }
@@ -414,6 +429,24 @@ fn unlink(
     save_records(config, &records)?;
     crate::note!("unlinked {} from {}", listed(&removed), file.display());
     ok()
+}
+
+/// `text` without mcpctl's entry `name`: the foreign entry it replaced put back as it
+/// was, or the entry removed.
+fn take_away(
+    client: Client,
+    text: &str,
+    section: &str,
+    name: &str,
+    record: &mut Link,
+) -> Result<String, String> {
+    match record.replaced.remove(name) {
+        Some(theirs) => {
+            crate::note!("put back the `{name}` that `link --force` replaced");
+            clients::put_raw(client, text, section, name, &theirs)
+        }
+        None => clients::remove(client, text, section, name),
+    }
 }
 
 fn show(config: &Path, client_name: &str, only: Option<&[String]>) -> Result<u8, Error> {

@@ -114,7 +114,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Gateway(args) => gateway::run(args, &cwd),
         Command::Client(cmd) => link::run(&locate(file, &cwd)?, cmd),
         Command::Import(args) => import::run(&locate(file, &cwd)?, &args),
-        Command::Connect { name } => Ok(crate::bridge::run(&locate(file, &cwd)?, &name)),
+        // Without a file it still answers: a stdio client shows the reason.
+        Command::Connect { name } => Ok(crate::bridge::run(
+            locate(file, &cwd).map_err(|e| e.to_string()),
+            &name,
+        )),
         Command::Validate { all } => plan::validate(&locate(file, &cwd)?, all),
         Command::Fmt { check } => plan::fmt(&locate(file, &cwd)?, check),
         Command::Plan(plan_args) if plan_args.target.target == args::Target::K8s => {

@@ -271,6 +271,18 @@ pub fn upsert(text: &str, section: &str, name: &str, value: &Value) -> Result<St
     }
 }
 
+/// `text` with the value of `section.name` replaced by `raw`, byte for byte (what
+/// was there before a `link --force`); unchanged when there is no such member.
+pub fn replace_raw(text: &str, section: &str, name: &str, raw: &str) -> Result<String, String> {
+    let Some(obj) = section_object(text, section)? else {
+        return Ok(text.to_string());
+    };
+    Ok(match obj.members.iter().find(|m| m.key == name) {
+        Some(m) => format!("{}{raw}{}", &text[..m.value_start], &text[m.value_end..]),
+        None => text.to_string(),
+    })
+}
+
 /// Removes member `name` of `obj` with the comma that joined it.
 fn remove_in(text: &str, obj: &Object, name: &str) -> Option<String> {
     let at = obj.members.iter().position(|m| m.key == name)?;

@@ -83,6 +83,36 @@ pub fn get(
     }
 }
 
+/// `section.name` as the file has it, to be put back byte for byte by [`put_raw`].
+pub fn get_raw(
+    client: Client,
+    text: &str,
+    section: &str,
+    name: &str,
+) -> Result<Option<String>, String> {
+    // A JSON member's text is already its bytes as the file has them.
+    if is_toml(client) {
+        tomledit::get_raw(text, section, name)
+    } else {
+        get(client, text, section, name)
+    }
+}
+
+/// `text` with `section.name` as [`get_raw`] read it.
+pub fn put_raw(
+    client: Client,
+    text: &str,
+    section: &str,
+    name: &str,
+    raw: &str,
+) -> Result<String, String> {
+    if is_toml(client) {
+        tomledit::put_raw(text, section, name, raw)
+    } else {
+        jsonedit::replace_raw(text, section, name, raw)
+    }
+}
+
 pub fn has_section(client: Client, text: &str, section: &str) -> Result<bool, String> {
     if is_toml(client) {
         tomledit::has_section(text, section)

@@ -1,5 +1,6 @@
-//! PURE. What `client link` wrote, per client file: each entry's digest, and whether
-//! it made the file or the section, so `unlink` can take exactly that away again.
+//! PURE. What `client link` wrote, per client file: each entry's digest, whether it
+//! made the file or the section, and the foreign entries `--force` replaced, so
+//! `unlink` can take exactly that away again and put back what was there.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,10 @@ pub struct Link {
     /// Entry name -> digest of what was written.
     #[serde(default)]
     pub entries: BTreeMap<String, String>,
+    /// Entry name -> the foreign entry `link --force` replaced, as the file had it
+    /// (`unlink` puts it back).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replaced: BTreeMap<String, String>,
 }
 
 /// How an entry of the client's file stands.

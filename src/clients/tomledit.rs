@@ -82,6 +82,53 @@ pub fn upsert(text: &str, section: &str, name: &str, value: &Value) -> Result<St
     Ok(doc.to_string())
 }
 
+/// `[section.name]` (and its sub-tables) as TOML text with its comments, to be put
+/// back by [`put_raw`].
+pub fn get_raw(text: &str, section: &str, name: &str) -> Result<Option<String>, String> {
+    let doc = parse(text)?;
+    let Some(item) = doc.get(section).and_then(|s| s.get(name)) else {
+        return Ok(None);
+    };
+    let mut parent = Table::new();
+    parent.set_implicit(true);
+    parent.insert(name, item.clone());
+    let mut fragment = DocumentMut::new();
+    fragment.insert(section, Item::Table(parent));
+    Ok(Some(fragment.to_string()))
+}
+
+/// `text` with `[section.name]` replaced by what [`get_raw`] took, where the entry
+/// stands now; unchanged when there is no such entry.
+pub fn put_raw(text: &str, section: &str, name: &str, raw: &str) -> Result<String, String> {
+    let mut doc = parse(text)?;
+    let fragment = parse(raw)?;
+    let Some(mut item) = fragment.get(section).and_then(|s| s.get(name)).cloned() else {
+        return Err(format!("the kept `{section}.{name}` is not a TOML table"));
+    };
+    let Some(parent) = doc.get_mut(section).and_then(Item::as_table_mut) else {
+        return Ok(text.to_string());
+    };
+    let Some(current) = parent.get(name) else {
+        return Ok(text.to_string());
+    };
+    // Where the entry is now, not where it was in the fragment.
+    let position = current.as_table().and_then(Table::position);
+    if let Some(table) = item.as_table_mut() {
+        reposition(table, position);
+    }
+    parent.insert(name, item);
+    Ok(doc.to_string())
+}
+
+fn reposition(table: &mut Table, position: Option<isize>) {
+    table.set_position(position);
+    for (_, item) in table.iter_mut() {
+        if let Some(sub) = item.as_table_mut() {
+            reposition(sub, position);
+        }
+    }
+}
+
 /// `text` without `[section.name]`.
 pub fn remove(text: &str, section: &str, name: &str) -> Result<String, String> {
     let mut doc = parse(text)?;
@@ -127,6 +174,15 @@ mod tests {
             super::super::jsonedit::digest(&entry.to_string())
         );
         assert_eq!(remove(&linked, "mcp_servers", "gh").unwrap(), codex);
+        // A foreign table replaced, then put back as it was.
+        let theirs = "model = \"o3\"\n\n# their docs\n[mcp_servers.docs]\ncommand = \"docs-mcp\" # pinned\n\n[mcp_servers.docs.env]\nA = \"1\"\n\n[other]\nx = 1\n";
+        let kept = get_raw(theirs, "mcp_servers", "docs").unwrap().unwrap();
+        let forced = upsert(theirs, "mcp_servers", "docs", &entry).unwrap();
+        assert!(!forced.contains("docs-mcp"), "{forced}");
+        assert_eq!(
+            put_raw(&forced, "mcp_servers", "docs", &kept).unwrap(),
+            theirs
+        );
         let fresh = upsert("", "mcp_servers", "gh", &entry).unwrap();
         let back = remove(&fresh, "mcp_servers", "gh").unwrap();
         assert_eq!(

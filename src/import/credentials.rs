@@ -38,8 +38,7 @@ pub fn is_credential(name: &str, value: &str) -> bool {
     if value.is_empty() || is_reference(value) {
         return false;
     }
-    let upper = name.to_ascii_uppercase();
-    NAMES.iter().any(|n| upper.contains(n)) || looks_like_token(value)
+    is_credential_name(name) || looks_like_token(value)
 }
 
 /// A known token prefix, or a long run of letters and digits with both in it and no
@@ -53,6 +52,88 @@ pub fn looks_like_token(value: &str) -> bool {
         && value.chars().all(allowed)
         && value.chars().any(|c| c.is_ascii_digit())
         && value.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// Whether a name (an env key, a header, a flag such as `--api-key`) names a
+/// credential.
+pub fn is_credential_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    NAMES.iter().any(|n| upper.contains(n))
+}
+
+/// Where `args` hold a credential in plain text, each place named without its value:
+/// `--token=VALUE`, `--api-key VALUE`, an `Authorization` header, a value that looks
+/// like a token, a URL with one. mcpctl has no `${...}` in args, so these can only be
+/// reported.
+pub fn plaintext_in_args(args: &[String]) -> Vec<String> {
+    let mut places = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        let n = i + 1;
+        let flag_value = arg
+            .split_once('=')
+            .filter(|(flag, value)| flag.starts_with('-') && !value.is_empty());
+        if let Some((flag, value)) = flag_value
+            && is_credential_name(flag)
+            && !is_reference(value)
+        {
+            places.push(format!("argument {n} (`{flag}=...`)"));
+        } else if arg.starts_with('-')
+            && !arg.contains('=')
+            && is_credential_name(arg)
+            && let Some(value) = args.get(i + 1)
+            && !value.starts_with('-')
+            && !is_reference(value)
+        {
+            places.push(format!("argument {} (the value of `{arg}`)", n + 1));
+            i += 1;
+        } else if arg.to_ascii_lowercase().contains("authorization:")
+            || (arg.starts_with("Bearer ") && !is_reference(arg))
+        {
+            places.push(format!("argument {n} (an `Authorization` header)"));
+        } else if arg.contains("://") {
+            places.extend(
+                plaintext_in_url(arg)
+                    .into_iter()
+                    .map(|p| format!("argument {n} ({p})")),
+            );
+        } else if looks_like_token(arg) {
+            places.push(format!("argument {n} (it looks like a token)"));
+        }
+        i += 1;
+    }
+    places
+}
+
+/// Where a URL holds a credential: its `user:password@`, or a query parameter named
+/// like one (`api_key`, `token`) or whose value looks like a token.
+pub fn plaintext_in_url(url: &str) -> Vec<String> {
+    let mut places = Vec::new();
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    if let Some((userinfo, _)) = authority.rsplit_once('@')
+        && userinfo.contains(':')
+    {
+        places.push("the url's `user:password@`".to_string());
+    }
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or_default())
+        .unwrap_or_default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if !value.is_empty()
+            && !is_reference(value)
+            && (is_credential_name(name) || looks_like_token(value))
+        {
+            places.push(format!("the url's query parameter `{name}`"));
+        }
+    }
+    places
 }
 
 /// A secret's name for a header (`X-Api-Key` -> `X_API_KEY`).
@@ -93,6 +174,51 @@ mod tests {
         ));
         assert!(!is_credential("API_BASE", "https://api.example.com/v1"));
         assert!(!is_credential("REGION", "eu-west-1"));
+    }
+
+    #[test]
+    fn credentials_in_args_and_urls_are_found_and_named_without_their_values() {
+        let args: Vec<String> = [
+            "-y",
+            "server",
+            "--token=abc123",
+            "--api-key",
+            "s3cret",
+            "--header",
+            "Authorization: Bearer xyz",
+            "--url",
+            "https://x.example/mcp?api_key=k3y&team=core",
+            "ghp_1234567890abcdefghij",
+            "--key=${KEY}",
+            "--log-level=debug",
+        ]
+        .map(String::from)
+        .to_vec();
+        let places = plaintext_in_args(&args);
+        assert_eq!(
+            places,
+            [
+                "argument 3 (`--token=...`)",
+                "argument 5 (the value of `--api-key`)",
+                "argument 7 (an `Authorization` header)",
+                "argument 9 (the url's query parameter `api_key`)",
+                "argument 10 (it looks like a token)",
+            ]
+        );
+        assert!(
+            places
+                .iter()
+                .all(|p| !p.contains("abc123") && !p.contains("s3cret"))
+        );
+        assert_eq!(
+            plaintext_in_url("https://me:pw@host/mcp?token=t0k#x"),
+            [
+                "the url's `user:password@`",
+                "the url's query parameter `token`"
+            ]
+        );
+        assert!(plaintext_in_url("https://host/mcp?page=2").is_empty());
+        assert!(plaintext_in_url("https://user@host/mcp").is_empty());
     }
 
     #[test]

@@ -54,9 +54,9 @@ impl Client {
     }
 
     /// Where the client keeps its MCP servers, user scope first, then the project's
-    /// (under `cwd`); `home` and `config_home` ($XDG_CONFIG_HOME, else `home/.config`)
-    /// are given so nothing here reads the environment.
-    pub fn locations(self, home: &Path, config_home: &Path, cwd: &Path) -> Vec<PathBuf> {
+    /// (under `cwd`); the home folders are given so nothing here reads the environment.
+    pub fn locations(self, homes: &Homes, cwd: &Path) -> Vec<PathBuf> {
+        let (home, config_home) = (&homes.home, &homes.config);
         let mac_support = home.join("Library/Application Support");
         match self {
             Client::ClaudeDesktop => vec![
@@ -72,10 +72,21 @@ impl Client {
             ],
             Client::Windsurf => vec![home.join(".codeium/windsurf/mcp_config.json")],
             Client::Zed => vec![config_home.join("zed/settings.json")],
-            Client::Codex => vec![home.join(".codex/config.toml")],
+            Client::Codex => vec![homes.codex.join("config.toml")],
             Client::File => Vec::new(),
         }
     }
+}
+
+/// The folders clients keep their files under.
+#[derive(Debug, Clone)]
+pub struct Homes {
+    /// `$HOME`.
+    pub home: PathBuf,
+    /// `$XDG_CONFIG_HOME`, else `$HOME/.config`.
+    pub config: PathBuf,
+    /// Codex's `$CODEX_HOME`, else `$HOME/.codex`.
+    pub codex: PathBuf,
 }
 
 /// One server as a client declares it.

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Entry;
-use super::credentials::{header_secret_name, is_credential, is_reference};
+use super::credentials::{
+    header_secret_name, is_credential, is_reference, plaintext_in_args, plaintext_in_url,
+};
 use crate::model::names::{check_env_name, check_name};
 
 /// A server already in the file, as far as an import compares it.
@@ -61,7 +63,8 @@ pub fn plan(
         if only.is_some_and(|only| !only.iter().any(|n| n == &entry.name)) {
             continue;
         }
-        let source = format!("{origin}:{}", entry.name);
+        // Printable: it goes into a `# imported from` comment and every note.
+        let source = printable(&format!("{origin}:{}", entry.name));
         if entry.command.is_none() && entry.url.is_none() {
             out.notes
                 .push(format!("skipped {source}: neither a command nor a url"));
@@ -120,6 +123,12 @@ pub fn plan(
             name = format!("{base}-{n}");
             n += 1;
         }
+        if base != entry.name.to_ascii_lowercase() {
+            out.notes.push(format!(
+                "{source}: \"{}\" is not a valid server name; named `{base}`",
+                printable(&entry.name)
+            ));
+        }
         if name != base {
             out.notes.push(format!(
                 "{source}: a different server is already named `{base}`; added as `{name}`"
@@ -143,6 +152,21 @@ pub fn plan(
             ..NewServer::default()
         };
         sort_values(entry, &mut server, &mut out.notes);
+        let mut places = plaintext_in_args(&entry.args);
+        places.extend(
+            entry
+                .url
+                .as_deref()
+                .map(plaintext_in_url)
+                .unwrap_or_default(),
+        );
+        if !places.is_empty() {
+            let verb = if places.len() == 1 { "holds" } else { "hold" };
+            out.notes.push(format!(
+                "warning: {source}: {} {verb} a credential, imported in plain text (mcpctl expands `${{...}}` in headers only, not in args or urls): pass it through env or a header if the server takes one, and rotate it",
+                places.join(", ")
+            ));
+        }
         out.servers.push(server);
     }
     out
@@ -150,7 +174,7 @@ pub fn plan(
 
 /// Env values and headers of `entry` into `server`'s env, secrets and headers.
 fn sort_values(entry: &Entry, server: &mut NewServer, notes: &mut Vec<String>) {
-    let source = entry.name.clone();
+    let source = printable(&entry.name);
     if let Some(arg) = entry.args.iter().find(|a| is_reference(a)) {
         notes.push(format!(
             "{source}: the argument \"{arg}\" stays as written (mcpctl does not expand `${{...}}` in args)"
@@ -159,7 +183,8 @@ fn sort_values(entry: &Entry, server: &mut NewServer, notes: &mut Vec<String>) {
     for (key, value) in &entry.env {
         if check_env_name(key).is_err() {
             notes.push(format!(
-                "{source}: env `{key}` is not a valid variable name; left out"
+                "{source}: env `{}` is not a valid variable name; left out",
+                printable(key)
             ));
         } else if is_reference(value) {
             notes.push(format!(
@@ -207,6 +232,19 @@ fn merge(
             }
         }
     }
+}
+
+/// `text` with its control characters (a newline in a name) escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// A client's server name as an mcpctl name: lowercase, other characters as `-`.

@@ -204,3 +204,55 @@ fn what_the_file_has_is_skipped_and_clashing_names_renamed() {
     );
     assert_eq!(only.servers.len(), 1);
 }
+
+#[test]
+fn vscode_references_stay_references_and_inputs_are_reported() {
+    let text = r#"{"servers": {"gh": {"command": "gh-mcp",
+        "env": {"GITHUB_TOKEN": "${env:GITHUB_TOKEN}", "KEY": "${input:key}"},
+        "headers": {"Authorization": "Bearer ${env:GH}"}}}}"#;
+    let imported = plan(&all(Client::Vscode, text), &[], None, FIRST_PORT, |_| true);
+    let gh = &imported.servers[0];
+    assert_eq!(gh.env["GITHUB_TOKEN"], "${env:GITHUB_TOKEN}");
+    assert_eq!(gh.env["KEY"], "${input:key}");
+    assert!(gh.secrets.is_empty() && gh.headers.is_empty(), "{gh:?}");
+    let notes = imported.notes.join("\n");
+    assert!(
+        notes.contains("GITHUB_TOKEN = \"${env:GITHUB_TOKEN}\" stays a reference"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("header Authorization refers to a variable"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn a_name_with_a_newline_is_renamed_in_printable_words() {
+    let entries = [
+        (
+            "claude-desktop".to_string(),
+            Entry {
+                name: "bad\nname".into(),
+                command: Some("x".into()),
+                ..Entry::default()
+            },
+        ),
+        (
+            "claude-desktop".to_string(),
+            Entry {
+                name: "ok".into(),
+                command: Some("y".into()),
+                ..Entry::default()
+            },
+        ),
+    ];
+    let imported = plan(&entries, &[], None, FIRST_PORT, |_| true);
+    let names: Vec<&str> = imported.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["bad-name", "ok"]);
+    assert_eq!(imported.servers[0].sources, ["claude-desktop:bad\\nname"]);
+    assert!(
+        imported.notes.iter().all(|n| !n.contains('\n')),
+        "{:?}",
+        imported.notes
+    );
+}

@@ -5,11 +5,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{TestEnv, bin, echo_bin, free_port};
+use crate::common::{TestEnv, bin, echo_bin, free_port, wait_for};
 use crate::sdk::{run_bounded, sdk_python};
 
 fn echo_config(port: u16, extra: &str) -> String {
@@ -97,58 +97,129 @@ fn connect_sends_the_bearer_from_the_identity_when_auth_is_on() {
             echo_bin()
         );
     env.write("mcpctl.toml", &text);
-    env.run_with_stdin(
-        &[
-            "config",
-            "secret",
-            "set",
-            "CLIENT_TOKEN",
-            "--server",
-            "guarded",
-        ],
-        "connect-bearer-s3cret\n",
-    )
-    .success();
+    env.set_secret("CLIENT_TOKEN", Some("guarded"), "connect-bearer-s3cret")
+        .success();
     env.run_within(60, &["apply"]).success();
     let mut bridge = Bridge::open(&env, "guarded");
     let answer = bridge.ask(&initialize(1));
     assert!(answer["result"]["serverInfo"].is_object(), "{answer}");
+    bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+
+    // The bearer is rotated (and applied) while the bridge runs: its next request
+    // is refused (401), so it reads the bearer again and the client goes on.
+    env.set_secret("CLIENT_TOKEN", Some("guarded"), "rotated-bearer-s3cret")
+        .success();
+    env.run_within(60, &["apply"]).success();
+    let listed = bridge.ask(&json!({"jsonrpc": "2.0", "id": "after", "method": "tools/list"}));
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
     let (code, stderr) = bridge.close();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("connect-bearer-s3cret"), "{stderr}");
+    assert!(!stderr.contains("rotated-bearer-s3cret"), "{stderr}");
+}
+
+#[test]
+fn connect_starts_the_daemon_and_the_server_and_its_clients_share_that_process() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port, ""));
+    // No daemon: the first `connect` starts it, and the server with it.
+    let mut first = Bridge::open(&env, "echo");
+    assert!(first.ask(&initialize(1))["result"].is_object());
+    let pid = server_pid(&env, "echo");
+    let mut second = Bridge::open(&env, "echo");
+    assert!(second.ask(&initialize(1))["result"].is_object());
+    for bridge in [&mut first, &mut second] {
+        bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "whoami", "arguments": {}}});
+        let answer = bridge.ask(&call);
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            pid.as_str(),
+            "{answer}"
+        );
+    }
+    let (code, stderr) = first.close();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("starting `echo`"), "{stderr}");
+    assert_eq!(second.close().0, Some(0));
+
+    // A server the running daemon does not run yet (added, not applied) is started.
+    let later = free_port();
+    let text = env.read("mcpctl.toml")
+        + &format!(
+            "[servers.later]\ncommand = \"{}\"\nport = {later}\n",
+            echo_bin()
+        );
+    env.write("mcpctl.toml", &text);
+    let mut bridge = Bridge::open(&env, "later");
+    assert!(bridge.ask(&initialize(1))["result"].is_object());
+    assert_eq!(env.server_status("later")["status"], "running");
+    assert_eq!(server_pid(&env, "echo"), pid, "echo was left as it was");
+    assert_eq!(bridge.close().0, Some(0));
+}
+
+#[test]
+fn connect_says_why_within_its_bound_when_the_server_cannot_start() {
+    let (failing, silent) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.failing]\ncommand = \"{echo}\"\nargs = [\"--fail-at-start\", \"3\"]\nport = {failing}\n\
+         [servers.silent]\ncommand = \"{echo}\"\nargs = [\"--no-handshake\"]\nport = {silent}\n",
+        echo = echo_bin()
+    ));
+    let mut bridge = Bridge::open(&env, "failing");
+    let answer = bridge.ask(&initialize("f"));
+    assert_eq!(answer["id"], "f");
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("mcpctl connect failing:"), "{stderr}");
+
+    // A server that never answers its handshake: the bridge gives up at its bound.
+    let mut bridge = Bridge::spawn(
+        env.command(&["connect", "silent"])
+            .env("MCPCTL_CONNECT_TIMEOUT_MS", "1500"),
+    );
+    let answer = bridge.ask(&initialize("s"));
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("did not start within"), "{answer}");
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("did not start within 1.5s"), "{stderr}");
 }
 
 #[test]
 fn connect_answers_a_json_rpc_error_when_there_is_nothing_to_reach() {
     let port = free_port();
     let env = TestEnv::with_config(&echo_config(port, ""));
-    // No daemon.
-    let mut bridge = Bridge::open(&env, "echo");
-    let answer = bridge.ask(&initialize("a"));
-    assert_eq!(answer["id"], "a");
-    assert_eq!(answer["error"]["code"], -32000, "{answer}");
-    let message = answer["error"]["message"].as_str().unwrap().to_string();
-    assert!(message.contains("no daemon runs"), "{message}");
-    let (code, stderr) = bridge.close();
-    assert_eq!(code, Some(1));
-    assert!(
-        stderr.contains("mcpctl connect echo: no daemon runs"),
-        "{stderr}"
-    );
-
-    // An unknown server names those the file has.
+    // An unknown server names those the file has (and starts nothing).
     let mut bridge = Bridge::open(&env, "nope");
     let answer = bridge.ask(&initialize(7));
     assert_eq!(answer["id"], 7);
+    assert_eq!(answer["error"]["code"], -32000, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("no server `nope`") && message.contains("echo"),
         "{message}"
     );
-    assert_eq!(bridge.close().0, Some(1));
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("mcpctl connect nope: "), "{stderr}");
+    assert!(!env.path().join(".mcpctl/daemon.sock").exists());
 
-    // A server the daemon stopped after the bridge connected: the next call is an
-    // error, not a hang, and the bridge still ends cleanly.
+    // No config file at all: said on stderr and in each answer.
+    let empty = TestEnv::new();
+    let mut bridge = Bridge::open(&empty, "echo");
+    let answer = bridge.ask(&initialize("a"));
+    assert_eq!(answer["id"], "a");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no mcpctl.toml"), "{answer}");
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("mcpctl connect echo: "), "{stderr}");
+
+    // A server stopped while bridged is gone for good: the call that finds out is
+    // answered, then the bridge exits 1 by itself (stdin still open).
     env.run_within(60, &["apply"]).success();
     let mut bridge = Bridge::open(&env, "echo");
     assert!(bridge.ask(&initialize(1))["result"].is_object());
@@ -160,16 +231,103 @@ fn connect_answers_a_json_rpc_error_when_there_is_nothing_to_reach() {
         "params": {"name": "echo", "arguments": {"text": "x"}}});
     let answer = bridge.ask(&call);
     assert_eq!(answer["id"], 3);
-    assert!(answer["error"]["message"].is_string(), "{answer}");
-    let (code, stderr) = bridge.close();
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("mcpctl connect echo:"), "{stderr}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("is stopped"), "{answer}");
+    let (code, stderr) = bridge.wait_exit();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("mcpctl connect echo: exiting"), "{stderr}");
 
-    // A server whose file says stopped.
+    // A server whose file says stopped is not started behind the user's back.
     let mut bridge = Bridge::open(&env, "echo");
     let answer = bridge.ask(&initialize(4));
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("is stopped"), "{message}");
+    bridge.close();
+    assert_eq!(env.server_status("echo")["status"], "stopped");
+}
+
+#[test]
+fn connect_exits_when_its_stdout_closes() {
+    let env = TestEnv::with_config(&echo_config(free_port(), ""));
+    // With an answer to write, or idle: the client is gone, so is the bridge.
+    for line in [Some("{not json\n"), None] {
+        let mut child = env
+            .command(&["connect", "nope"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(line) = line {
+            // It may have gone already: the write may fail.
+            let _ = stdin.write_all(line.as_bytes());
+        }
+        let status = exited(&mut child, &format!("its stdout closed ({line:?} sent)"));
+        assert_eq!(status.code(), Some(0), "a broken pipe is no error");
+        drop(stdin);
+    }
+}
+
+#[test]
+fn connect_speaks_over_a_socket_pair_as_node_clients_give_it() {
+    use std::os::unix::net::UnixStream;
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port, ""));
+    env.run_within(60, &["apply"]).success();
+    // Node's child_process gives a child one end of a socket pair as its stdio.
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut child = env
+        .command(&["connect", "echo"])
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(
+            theirs.try_clone().unwrap(),
+        )))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ours.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = ours.try_clone().unwrap();
+    let mut reader = BufReader::new(ours);
+    writer
+        .write_all(format!("{}\n", initialize(1)).as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!(answer["result"]["serverInfo"].is_object(), "{answer}");
+    writer.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(exited(&mut child, "its input ended").code(), Some(0));
+}
+
+/// How `child` exited, within 10 s of `after`.
+fn exited(child: &mut Child, after: &str) -> std::process::ExitStatus {
+    wait_for(&format!("mcpctl connect to exit after {after}"), 10, || {
+        child
+            .try_wait()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "still running".to_string())
+    })
+}
+
+#[test]
+fn an_oversized_request_is_answered_with_its_id() {
+    let env = TestEnv::with_config(&echo_config(free_port(), ""));
+    let mut bridge = Bridge::open(&env, "nope");
+    let big = "z".repeat(5 << 20);
+    bridge.send_raw(&format!(
+        r#"{{"jsonrpc":"2.0","id":"big","method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{big}"}}}}}}"#
+    ));
+    let answer = bridge.next();
+    assert_eq!(answer["id"], "big", "{answer}");
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    // The id after the params is read from the end of the line.
+    bridge.send_raw(&format!(
+        r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"text":"{big}"}},"id":12}}"#
+    ));
+    assert_eq!(bridge.next()["id"], 12);
     bridge.close();
 }
 
@@ -269,19 +427,17 @@ impl Bridge {
     /// Closes stdin; the exit code (within 10 s) and stderr.
     fn close(mut self) -> (Option<i32>, String) {
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("mcpctl connect did not exit within 10 s of stdin closing");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_exit()
+    }
+
+    /// Waits (10 s at most) for the bridge to exit with stdin still open.
+    fn wait_exit(mut self) -> (Option<i32>, String) {
+        let status = exited(&mut self.child, "the end of its work");
         let mut stderr = String::new();
         if let Some(mut err) = self.child.stderr.take() {
             let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
         }
-        (self.child.wait().unwrap().code(), stderr)
+        (status.code(), stderr)
     }
 }
 

@@ -549,18 +549,8 @@ fn a_bearer_token_guards_every_route_and_never_reaches_the_server() {
     env.run(&["validate"])
         .failure()
         .stderr_has("names secret `CLIENT_TOKEN`");
-    env.run_with_stdin(
-        &[
-            "config",
-            "secret",
-            "set",
-            "CLIENT_TOKEN",
-            "--server",
-            "guarded",
-        ],
-        "s3cret-bearer-token\n",
-    )
-    .success();
+    env.set_secret("CLIENT_TOKEN", Some("guarded"), "s3cret-bearer-token")
+        .success();
     env.run_within(60, &["apply"]).success();
 
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",

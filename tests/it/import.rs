@@ -268,3 +268,64 @@ fn import_reports_duplicates_clashes_and_refusals() {
         .stderr_has("keygen --add");
     assert_eq!(bare.read("mcpctl.toml"), "version = 1\n");
 }
+
+#[test]
+fn a_name_no_server_can_have_is_renamed_and_the_rest_imported() {
+    let env = TestEnv::new();
+    env.run(&["init"]).success();
+    let desktop = serde_json::json!({"mcpServers": {
+        "evil\nname": {"command": "evil-mcp"},
+        "fine": {"command": "fine-mcp"},
+    }});
+    env.write("a.json", &desktop.to_string());
+    let port = free_port().to_string();
+    run_home(&env, &["import", "--from", "a.json", "--first-port", &port])
+        .success()
+        .stderr_has(r#""evil\nname" is not a valid server name; named `evil-name`"#)
+        .stderr_has("imported evil-name");
+    let after = env.read("mcpctl.toml");
+    assert!(after.contains("[servers.evil-name]"), "{after}");
+    assert!(after.contains("[servers.fine]"), "{after}");
+    assert!(after.contains(r"# imported from "), "{after}");
+    env.run(&["validate"]).success();
+}
+
+#[test]
+fn credentials_in_args_and_urls_are_warned_about_by_server_and_place() {
+    let env = TestEnv::new();
+    env.run(&["init"]).success();
+    let desktop = serde_json::json!({"mcpServers": {
+        "tokened": {"command": "some-mcp", "args": ["--token=argS3cret0", "--api-key", "argS3cret1"]},
+        "remote": {"url": "https://mcp.example.com/mcp?api_key=urlS3cret2"},
+    }});
+    env.write("a.json", &desktop.to_string());
+    let port = free_port().to_string();
+    let run = run_home(&env, &["import", "--from", "a.json", "--first-port", &port]);
+    run.success()
+        .stderr_has("warning: a.json:tokened: argument 1 (`--token=...`), argument 3 (the value of `--api-key`) hold a credential")
+        .stderr_has("warning: a.json:remote: the url's query parameter `api_key` holds a credential");
+    for secret in ["argS3cret0", "argS3cret1", "urlS3cret2"] {
+        assert!(!run.stderr.contains(secret), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn codex_s_file_is_found_under_codex_home() {
+    let env = TestEnv::new();
+    env.run(&["init"]).success();
+    env.write("codex-home/config.toml", &fixture("codex_config.toml"));
+    let port = free_port().to_string();
+    let output = env
+        .command(&["import", "--from", "codex", "--first-port", &port])
+        .env("HOME", home(&env))
+        .env("CODEX_HOME", env.path().join("codex-home"))
+        .output()
+        .unwrap();
+    to_run(&["import"], &output)
+        .success()
+        .stderr_has("imported docs");
+    // Without it, ~/.codex is where it is looked for.
+    run_home(&env, &["import", "--from", "codex"])
+        .failure()
+        .stderr_has(".codex/config.toml");
+}

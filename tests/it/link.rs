@@ -183,8 +183,46 @@ fn a_foreign_entry_of_the_same_name_is_refused_unless_forced_and_drift_is_told()
         .success()
         .stderr_has("kept `linked`");
     assert_eq!(env.read("home/.cursor/mcp.json"), edited);
-    run_home(&env, &["client", "unlink", "cursor", "--force"]).success();
-    assert!(!env.read("home/.cursor/mcp.json").contains("linked"));
+    // Forced, the edited entry goes, and the foreign one `--force` replaced is back.
+    run_home(&env, &["client", "unlink", "cursor", "--force"])
+        .success()
+        .stderr_has("put back the `linked`");
+    assert_eq!(env.read("home/.cursor/mcp.json"), theirs);
+}
+
+#[test]
+fn unlink_puts_back_byte_for_byte_the_foreign_entry_link_force_replaced() {
+    let env = TestEnv::with_config(&config(free_port()));
+    let cursor = "{\n  \"mcpServers\": {\n    \"other\": {\"command\": \"x\"},\n    \"linked\":   { \"command\": \"their-own\",\n      \"args\": [\"--keep\"] }\n  }\n}\n";
+    env.write("home/.cursor/mcp.json", cursor);
+    run_home(&env, &["client", "link", "cursor", "--force"])
+        .success()
+        .stderr_has("replaced `linked`");
+    assert!(!env.read("home/.cursor/mcp.json").contains("their-own"));
+    run_home(&env, &["client", "unlink", "cursor"]).success();
+    assert_eq!(env.read("home/.cursor/mcp.json"), cursor);
+
+    // Codex's TOML, in the folder CODEX_HOME names: its table and comments come back.
+    let codex = format!(
+        "{}\n# theirs\n[mcp_servers.linked]\ncommand = \"their-own\" # pinned\n\n[mcp_servers.linked.env]\nA = \"1\"\n",
+        fixture("codex_config.toml").trim_end()
+    );
+    env.write("codex-home/config.toml", &codex);
+    let with_codex_home = |args: &[&str]| {
+        let output = env
+            .command(args)
+            .env("HOME", env.path().join("home"))
+            .env("CODEX_HOME", env.path().join("codex-home"))
+            .output()
+            .unwrap();
+        to_run(args, &output)
+    };
+    with_codex_home(&["client", "link", "codex", "--force"]).success();
+    let linked = env.read("codex-home/config.toml");
+    assert!(linked.contains("\"connect\""), "{linked}");
+    assert!(!linked.contains("their-own"), "{linked}");
+    with_codex_home(&["client", "unlink", "codex"]).success();
+    assert_eq!(env.read("codex-home/config.toml"), codex);
 }
 
 #[test]

@@ -13,15 +13,6 @@ impl TestEnv {
         all.extend_from_slice(args);
         self.run(&all)
     }
-
-    /// `config secret set KEY --server S` with the value on stdin.
-    fn set_secret(&self, key: &str, server: Option<&str>, value: &str) -> Run {
-        let mut args = vec!["config", "secret", "set", key];
-        if let Some(s) = server {
-            args.extend(["--server", s]);
-        }
-        self.run_with_stdin(&args, &format!("{value}\n"))
-    }
 }
 
 /// `init` (which creates this user's identity and makes it the recipient) plus one

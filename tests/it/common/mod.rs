@@ -251,6 +251,15 @@ impl TestEnv {
     }
 
     /// `server status NAME --format json`.
+    /// `config secret set KEY [--server S]` with the value on stdin.
+    pub fn set_secret(&self, key: &str, server: Option<&str>, value: &str) -> Run {
+        let mut args = vec!["config", "secret", "set", key];
+        if let Some(s) = server {
+            args.extend(["--server", s]);
+        }
+        self.run_with_stdin(&args, &format!("{value}\n"))
+    }
+
     pub fn server_status(&self, name: &str) -> serde_json::Value {
         let run = self.run(&["server", "status", name, "--format", "json"]);
         run.success();
