@@ -122,7 +122,11 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
             .iter()
             .filter(|i| i.phase == Phase::Running && i.per_session)
             .count(),
-        instances_desired: spec.instances,
+        // Autoscaled: what the autoscaler last chose, not the file's starting count.
+        instances_desired: match (spec.autoscale, running) {
+            (Some(_), Some(r)) => r.spec.instances,
+            _ => spec.instances,
+        },
         instances_draining: instances
             .iter()
             .filter(|i| i.phase == Phase::Draining)

@@ -497,7 +497,7 @@ fn limits_are_parsed_and_checked() {
         spec.warnings()
     );
     let bad = errors(
-        "version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nlimits = { memory = \"1KiB\", nofile = 3, cpu = -1.0 }\n",
+        "version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nlimits = { memory = \"1KiB\", nofile = 3, cpu = 0.0001 }\n",
     );
     let all = bad.join("\n");
     assert!(
@@ -575,6 +575,11 @@ fn autoscale_replaces_instances_layer_by_layer_and_is_checked() {
     );
     let zero = bad("autoscale = { max = 1, target_sessions = 0 }");
     assert!(zero.contains("`autoscale.target_sessions`"), "{zero}");
+    let flap = bad("autoscale = { max = 2, scale_down_after = \"0s\" }");
+    assert!(
+        flap.contains("`autoscale.scale_down_after` of server `s` is zero"),
+        "{flap}"
+    );
     let idle = bad("autoscale = { min = 0, max = 1, idle_after = \"0s\" }");
     assert!(
         idle.contains("`autoscale.idle_after` of server `s` is zero"),

@@ -86,6 +86,10 @@ fn six_sessions_grow_the_pool_to_three_and_closing_them_shrinks_it_to_one_within
         }
     });
     let status = env.server_status("echo");
+    assert_eq!(
+        status["instances_desired"], 3,
+        "what the autoscaler chose: {status}"
+    );
     let reason = status["last_scale"]["reason"].as_str().unwrap_or_default();
     // Up as the sessions came (1 -> 3, or 1 -> 2 -> 3 if the readings caught them
     // half-made), never past what they need.

@@ -48,12 +48,13 @@ pub(super) fn resource_limits(
         }
     });
     let cpu_millis = l.value.cpu.and_then(|c| {
-        if c.is_finite() && c > 0.0 && c <= 1024.0 {
+        // The kernel's least quota is 1 ms per 100 ms period: a thousandth of a core.
+        if c.is_finite() && c >= 0.001 && c <= 1024.0 {
             Some((c * 1000.0).round() as u64)
         } else {
             diags.push(
                 Diagnostic::new(format!("`limits.cpu` of server `{server}` is out of range"))
-                    .at(loc.value(&at("cpu")), "not a number of cores above 0")
+                    .at(loc.value(&at("cpu")), "not a number of cores from 0.001")
                     .hint("e.g. `cpu = 1.5`"),
             );
             None
@@ -120,11 +121,19 @@ pub(super) fn autoscale(
         })
     };
     let scale_down = part("scale_down_after", &a.value.scale_down_after);
-    let scale_down_after = duration(
+    // Zero would let the count follow every dip: the flapping the period prevents.
+    let scale_down_after = nonzero(
         server,
         "autoscale.scale_down_after",
         &scale_down,
-        DEFAULT_SCALE_DOWN_AFTER,
+        duration(
+            server,
+            "autoscale.scale_down_after",
+            &scale_down,
+            DEFAULT_SCALE_DOWN_AFTER,
+            loc,
+            diags,
+        ),
         loc,
         diags,
     );
