@@ -130,11 +130,13 @@ impl Meter {
         }
     }
 
-    /// `(requests begun ever, requests being answered now)`: what an idle check reads.
+    /// `(requests begun ever, requests being answered or connections open now)`: what
+    /// an idle check reads. An open connection counts: a 2026-07-28 `subscriptions/listen`
+    /// stream has no session and its request is answered once the stream starts.
     pub fn activity(&self) -> (u64, u64) {
         (
             self.begun.load(Ordering::Relaxed),
-            self.in_flight.load(Ordering::Relaxed),
+            self.in_flight.load(Ordering::Relaxed) + self.connections.load(Ordering::Relaxed),
         )
     }
 

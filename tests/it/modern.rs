@@ -641,3 +641,56 @@ fn garbage_from_a_modern_client_gets_clear_errors_and_hurts_no_one() {
     }
     assert_echoes(port, "still here");
 }
+
+#[test]
+fn an_open_listen_stream_keeps_a_server_from_scaling_to_zero() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\nautoscale = {{ min = 0, max = 1, idle_after = \"1s\" }}\n",
+        echo_bin()
+    ));
+    let run = env
+        .command(&["apply"])
+        .env("MCPCTL_AUTOSCALE_SECS", "0.1")
+        .output()
+        .unwrap();
+    crate::common::to_run(&["apply"], &run).success();
+    let listen = request(
+        "l",
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true}}),
+        json!({}),
+    );
+    let mut changes = stream(port, &listen);
+    assert_eq!(
+        next_json(&mut changes)["method"],
+        "notifications/subscriptions/acknowledged"
+    );
+    // Three idle periods with only the stream open: it stays.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        let status = env.server_status("echo");
+        assert_eq!(status["status"], "running", "{status}");
+    }
+    let change = request(
+        1,
+        "tools/call",
+        json!({"name": "changed", "arguments": {"list": "tools"}}),
+        json!({}),
+    );
+    assert_eq!(call(port, &change).status, 200);
+    assert_eq!(
+        next_json(&mut changes)["method"],
+        "notifications/tools/list_changed"
+    );
+    drop(changes);
+    crate::common::wait_for("it to scale to zero once the stream closed", 60, || {
+        let s = env.server_status("echo");
+        if s["status"] == "idle (scaled to zero)" {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    env.run(&["daemon", "stop"]).success();
+}
