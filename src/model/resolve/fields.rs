@@ -49,7 +49,7 @@ pub(super) fn resource_limits(
     });
     let cpu_millis = l.value.cpu.and_then(|c| {
         // The kernel's least quota is 1 ms per 100 ms period: a thousandth of a core.
-        if c.is_finite() && c >= 0.001 && c <= 1024.0 {
+        if c.is_finite() && (0.001..=1024.0).contains(&c) {
             Some((c * 1000.0).round() as u64)
         } else {
             diags.push(
