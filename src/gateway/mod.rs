@@ -134,9 +134,33 @@ impl Drop for Gateway {
 
 /// `GET /healthz`: the gateway answers (200). `GET /readyz`: a request now would be
 /// served (200), or not (503).
-fn probes(ready: Arc<dyn Fn() -> bool + Send + Sync>) -> axum::Router {
+/// With replicas, also the answer to another replica's challenge (it proves the key,
+/// and tells nothing else).
+fn probes(
+    ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    replicas: Option<Arc<replicas::Replicas>>,
+) -> axum::Router {
     use axum::http::StatusCode;
-    axum::Router::new()
+    let router = match replicas {
+        Some(replicas) => axum::Router::new().route(
+            replicas::PROOF_PATH,
+            axum::routing::get(
+                move |query: axum::extract::Query<std::collections::HashMap<String, String>>| {
+                    let nonce = query.get("nonce").cloned().unwrap_or_default();
+                    let answer =
+                        (!nonce.is_empty() && nonce.len() <= 64).then(|| replicas.prove(&nonce));
+                    async move {
+                        match answer {
+                            Some(proof) => (StatusCode::OK, proof),
+                            None => (StatusCode::BAD_REQUEST, "a nonce, please\n".into()),
+                        }
+                    }
+                },
+            ),
+        ),
+        None => axum::Router::new(),
+    };
+    router
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .route(
             "/readyz",
@@ -206,7 +230,7 @@ pub async fn serve(
     };
     let app = guard::Guard::new(loopback, bearer, limits.connections.header_timeout).wrap(app);
     // Probes answer before the guard: a kubelet has no bearer, and they tell nothing else.
-    let app = probes(ready).merge(app);
+    let app = probes(ready, limits.replicas.clone()).merge(app);
     let task = tokio::spawn(accept::serve(
         listener,
         app,

@@ -382,21 +382,31 @@ fn sigterm_while_the_server_starts_ends_the_gateway_at_once_with_exit_0() {
 
 /// Two replicas sharing `key`, each advertising its own port.
 fn replica(port: u16, key: &str) -> (Running, tempfile::TempDir) {
+    replica_with(port, key, &[], &[])
+}
+
+/// [`replica`] with more flags and environment.
+fn replica_with(
+    port: u16,
+    key: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> (Running, tempfile::TempDir) {
     let port_text = port.to_string();
     let me = format!("http://127.0.0.1:{port}");
-    gateway(
-        &[
-            "--port",
-            &port_text,
-            "--session-key-env",
-            "MCPCTL_TEST_SESSION_KEY",
-            "--advertise",
-            &me,
-            "--",
-            echo_bin(),
-        ],
-        &[("MCPCTL_TEST_SESSION_KEY", key)],
-    )
+    let mut args = vec![
+        "--port",
+        &port_text,
+        "--session-key-env",
+        "MCPCTL_TEST_SESSION_KEY",
+        "--advertise",
+        &me,
+    ];
+    args.extend_from_slice(flags);
+    args.extend(["--", echo_bin()]);
+    let mut all = vec![("MCPCTL_TEST_SESSION_KEY", key)];
+    all.extend_from_slice(env);
+    gateway(&args, &all)
 }
 
 #[test]
@@ -537,4 +547,139 @@ fn allow_no_auth_serves_beyond_loopback_without_a_bearer_and_says_so() {
         stderr.contains("--allow-no-auth: anyone who can reach 0.0.0.0"),
         "{stderr}"
     );
+}
+
+/// A 2026-07-28 `tools/call NAME` (with `capabilities`), and its routing headers.
+fn modern(id: u64, name: &str, arguments: serde_json::Value) -> serde_json::Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": name, "arguments": arguments, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}}}})
+}
+
+#[test]
+fn replicas_forward_sse_messages_and_modern_retries_and_never_trust_an_address_alone() {
+    const KEY: &str = "a key the replicas share, 32 bytes or more";
+    let token = "replica-bearer-7f3a9c";
+    let auth = format!("Bearer {token}");
+    let (a_port, b_port) = (free_port(), free_port());
+    let bearer = ["--auth-bearer-env", "TOK"];
+    // Every forward proves its peer afresh (the default trusts a proof for 5 s).
+    let env = [("TOK", token), ("MCPCTL_REPLICA_PROOF_MS", "0")];
+    let (mut a, _da) = replica_with(a_port, KEY, &bearer, &env);
+    let (mut b, _db) = replica_with(b_port, KEY, &bearer, &env);
+    wait_serving(a_port, &mut a);
+    wait_serving(b_port, &mut b);
+
+    // Legacy SSE: the stream on A, its messages posted to B.
+    let mut stream =
+        crate::gateway::SseClient::open(a_port, "GET", "/sse", &[("Authorization", &auth)], "");
+    let (event, endpoint) = stream.next();
+    assert_eq!(event, "endpoint");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let posted = http(
+        b_port,
+        "POST",
+        &endpoint,
+        &[("Authorization", &auth)],
+        init.to_string().as_bytes(),
+    );
+    assert_eq!(posted.status, 202, "{}", posted.body);
+    let answer: serde_json::Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(answer["id"], 1, "{answer}");
+    assert_eq!(answer["result"]["serverInfo"]["name"], "mcp-echo");
+
+    // A 2026-07-28 call parked on a question at A, its retry balanced to B.
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "confirm"),
+    ];
+    let ask = modern(1, "confirm", json!({"text": "deploy"}));
+    let asked = http(a_port, "POST", "/mcp", &headers, ask.to_string().as_bytes());
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    let result = asked.json()["result"].clone();
+    assert_eq!(result["resultType"], "input_required", "{result}");
+    let key = result["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let mut retry = modern(2, "confirm", json!({"text": "deploy"}));
+    retry["params"]["requestState"] = result["requestState"].clone();
+    retry["params"]["inputResponses"] =
+        json!({key: {"action": "accept", "content": {"yes": true}}});
+    let done = http(
+        b_port,
+        "POST",
+        "/mcp",
+        &headers,
+        retry.to_string().as_bytes(),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(
+        done.json()["result"]["content"][0]["text"],
+        "accept {\"yes\":true}"
+    );
+
+    // A session of A; A goes; something else takes its address. B asks it to prove
+    // the key before it sends anything, and the client is told to start over.
+    let session = initialize(a_port, &[("Authorization", &auth)])
+        .header("mcp-session-id")
+        .unwrap()
+        .to_string();
+    drop(stream);
+    let _ = terminate(a);
+    let impostor = std::net::TcpListener::bind(("127.0.0.1", a_port)).unwrap();
+    let seen = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut got = String::new();
+        impostor.set_nonblocking(false).unwrap();
+        if let Ok((mut conn, _)) = impostor.accept() {
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            got = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
+        }
+        got
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "private data"}}});
+    let headers = [
+        ("Mcp-Session-Id", session.as_str()),
+        ("Authorization", auth.as_str()),
+    ];
+    let reply = http(
+        b_port,
+        "POST",
+        "/mcp",
+        &headers,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert!(reply.body.contains("initialize again"), "{}", reply.body);
+    let got = seen.join().unwrap();
+    assert!(
+        got.starts_with("GET /.well-known/mcpctl-replica?nonce="),
+        "{got}"
+    );
+    assert!(
+        !got.contains(token) && !got.contains("private data"),
+        "{got}"
+    );
+    // And a replica that is simply gone: 404 as well, at once.
+    let reply = http(
+        b_port,
+        "POST",
+        "/mcp",
+        &headers,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
 }

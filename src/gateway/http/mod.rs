@@ -47,6 +47,7 @@ use session::{Session, SessionView, cancel_calls, new_session_id, spawn_janitor}
 /// cut: [`queue`]).
 const SSE_BACKLOG: usize = 256;
 const SESSION_HEADER: &str = "mcp-session-id";
+pub(crate) use parking::STATE_PREFIX;
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// Questions the gateway put to legacy clients on behalf of a modern child, by
@@ -254,7 +255,7 @@ pub(super) fn router(
         )),
         max_sessions,
         asks: Asks::default(),
-        parked: parking::Parking::new()?,
+        parked: parking::Parking::new(replicas.clone())?,
         replicas,
     });
     spawn_janitor(&state);

@@ -24,7 +24,7 @@ pub(super) const PARK_TTL: Duration = Duration::from_secs(120);
 pub(super) const INPUT_KEY: &str = "input";
 
 /// Marks a `requestState` this gateway sealed (any other belongs to the child).
-pub(super) const STATE_PREFIX: &str = "mcpctl1.";
+pub(crate) const STATE_PREFIX: &str = "mcpctl1.";
 
 /// A call that belongs to one stateless request (and its retries).
 pub(super) struct Call {
@@ -52,18 +52,24 @@ pub(super) struct Parking {
     pub(super) calls: Arc<Mutex<HashMap<u64, Parked>>>,
     pub(super) sealer: era::Sealer,
     pub(super) next: AtomicU64,
+    /// Replicas: a state is tagged with this one's sealed name, so that a retry sent to
+    /// another replica is forwarded here, where the call is parked.
+    pub(super) replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
 }
 
 impl Parking {
     /// Fails when the OS random source does: states sealed with a guessable key could
     /// be forged, so the gateway refuses to start instead.
-    pub(super) fn new() -> std::io::Result<Self> {
+    pub(super) fn new(
+        replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
+    ) -> std::io::Result<Self> {
         let mut key = [0u8; 32];
         crate::gateway::random::fill(&mut key)?;
         Ok(Self {
             calls: Arc::default(),
             sealer: era::Sealer::new(key),
             next: AtomicU64::new(1),
+            replicas,
         })
     }
 }
@@ -83,7 +89,11 @@ impl Parking {
             principal: call.principal.clone(),
             expires_ms: now_ms().saturating_add(PARK_TTL.as_millis().try_into().unwrap_or(0)),
         };
-        let sealed = format!("{STATE_PREFIX}{}", self.sealer.seal(&ticket));
+        let inner = self.sealer.seal(&ticket);
+        let sealed = match self.replicas.as_ref().and_then(|r| r.mint()) {
+            Some(tag) => format!("{STATE_PREFIX}{tag}~{inner}"),
+            None => format!("{STATE_PREFIX}{inner}"),
+        };
         let request = json!({
             "method": asked.get("method").cloned().unwrap_or(Value::Null),
             "params": asked.get("params").cloned().unwrap_or_else(|| json!({})),
@@ -111,6 +121,8 @@ impl Parking {
         method: &str,
         principal: &str,
     ) -> Result<Call, Rejection> {
+        // A replica's tag routed the retry here; the state itself follows it.
+        let sealed = sealed.split_once('~').map_or(sealed, |(_, state)| state);
         let ticket = self
             .sealer
             .open(sealed, now_ms())
@@ -185,7 +197,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_or_misbound_state_is_refused_before_any_call_is_touched() {
-        let parking = Parking::new().unwrap();
+        let parking = Parking::new(None).unwrap();
         let ticket = |expires_ms, principal: &str| Ticket {
             handle: 1,
             method: "tools/call".into(),

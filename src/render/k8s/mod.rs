@@ -89,10 +89,10 @@ fn k8s_name(server: &str) -> String {
     format!("{}-{hash}", name[..keep].trim_end_matches('-'))
 }
 
-/// Kubernetes expands `$(VAR)` in a container's args: a server's own `$(` stays as
-/// written (`$$(` is its escape).
+/// Kubernetes expands `$(VAR)` in a container's args and turns `$$` into `$`: every `$`
+/// of a server's own doubled, so the process gets them as written.
 fn literal(arg: &str) -> String {
-    arg.replace("$(", "$$(")
+    arg.replace('$', "$$")
 }
 
 /// Every running-or-stopped server's objects; the problems of all servers, or them.
@@ -326,13 +326,11 @@ fn server(spec: &ServerSpec, k8s: &str, o: &Options<'_>) -> Result<Rendered, Str
     }
     // What the pods run, env included: the annotation that rolls them when it changes.
     let hash = blake3::hash(
-        serde_json::to_string(&json!([
-            pod,
-            spec.env,
-            spec.secrets.keys().collect::<Vec<_>>()
-        ]))
-        .unwrap_or_default()
-        .as_bytes(),
+        // Secrets by their ciphertext: a new value is a new ciphertext, and the pods
+        // read secrets only when they start.
+        serde_json::to_string(&json!([pod, spec.env, spec.secrets]))
+            .unwrap_or_default()
+            .as_bytes(),
     )
     .to_hex()[..16]
         .to_string();

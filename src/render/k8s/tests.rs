@@ -235,6 +235,25 @@ fn long_and_odd_names_become_valid_dns_labels_and_args_are_not_expanded() {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    assert!(args.ends_with(&["$$(date)", "$HOME"]), "{args:?}");
+    assert!(args.ends_with(&["$$(date)", "$$HOME"]), "{args:?}");
     assert_ne!(k8s_name(&long), k8s_name(&format!("{}b", "a".repeat(62))));
+}
+
+#[test]
+fn a_new_secret_value_rolls_the_pods() {
+    let before = text(&config(TWO), &options(None));
+    let after = text(
+        &config(&TWO.replace("c2VjcmV0LWNpcGhlcnRleHQ", "bmV3LWNpcGhlcnRleHQ")),
+        &options(None),
+    );
+    let hash = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("mcpctl.dev/spec-hash"))
+            .map(str::to_string)
+    };
+    assert_ne!(hash(&before["github"]), hash(&after["github"]));
+    assert!(
+        !after["github"].contains("bmV3"),
+        "still no ciphertext in it"
+    );
 }
