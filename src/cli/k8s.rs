@@ -16,6 +16,18 @@ use crate::render::k8s::{self, Options, Rendered, SessionRouting};
 
 /// The manifests of the file at `path`, rendered as `args` asks.
 fn manifests(path: &Path, args: &K8sArgs) -> Result<Vec<Rendered>, Error> {
+    let ns = &args.namespace;
+    let label = ns.len() <= 63
+        && ns.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && ns.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !label {
+        return Err(Error::Failed(format!(
+            "--namespace {ns:?} is not a Kubernetes namespace name: lowercase letters, digits and `-`, at most 63, a letter or digit at each end"
+        )));
+    }
     let source = store::read(path)?;
     // `--profile P`: every server as if it said `profile = "P"`.
     let source = match &args.profile {
@@ -101,7 +113,11 @@ fn write_all(rendered: &[Rendered], dir: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::Failed(format!("cannot create {}: {e}", dir.display())))?;
     for r in rendered {
-        store::write_atomic(&dir.join(format!("{}.yaml", r.server)), &r.text())?;
+        let file = dir.join(format!("{}.yaml", r.server));
+        store::write_atomic(&file, &r.text())?;
+        // It may hold secret values: only its owner reads it, a link's target too.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
     }
     Ok(())
 }

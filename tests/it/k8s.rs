@@ -128,9 +128,20 @@ fn no_secret_value_is_rendered_unless_asked() {
     with.success();
     assert!(with.stdout.contains("kind: \"Secret\""));
     assert!(with.stdout.contains("\"ghp_topsecret\""), "{}", with.stdout);
-    // Files per server, where asked.
+    // Files per server, where asked; with values, only their owner reads them, even
+    // through a link to a file anyone could read.
     env.run(&["render", "k8s", "--output", "k8s"]).success();
     assert!(!env.read("k8s/gh.yaml").contains("ghp_topsecret"));
+    let target = env.path().join("shared.yaml");
+    std::fs::write(&target, "").unwrap();
+    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::remove_file(env.path().join("k8s/gh.yaml")).unwrap();
+    std::os::unix::fs::symlink(&target, env.path().join("k8s/gh.yaml")).unwrap();
+    env.run(&["render", "k8s", "--include-secrets", "--output", "k8s"])
+        .success();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&target).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]
@@ -230,4 +241,9 @@ fn what_cannot_be_rendered_fails_naming_the_server_and_writes_nothing() {
     assert!(!env.path().join("out").exists());
     let run = env.run(&["render", "k8s", "--profile", "nope"]);
     run.failure().stderr_has("nope");
+    for bad in ["", "UPPER", "a_b", "a b", "x-", &"n".repeat(64)] {
+        let run = env.run(&["render", "k8s", "--namespace", bad]);
+        run.failure()
+            .stderr_has("is not a Kubernetes namespace name");
+    }
 }

@@ -66,9 +66,23 @@ fn nested(v: &Value, indent: usize, out: &mut String) {
 
 fn scalar_text(v: &Value) -> String {
     match v {
-        Value::String(s) => serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()),
+        Value::String(s) => quoted(s),
         other => other.to_string(),
     }
+}
+
+/// JSON's quoting, and also `\u` escapes for what YAML does not take raw (DEL, the C1
+/// controls) or reads as a line break (NEL, U+2028, U+2029) or a mark (BOM).
+fn quoted(s: &str) -> String {
+    let json = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    json.chars()
+        .map(|c| match c {
+            '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' => {
+                format!("\\u{:04x}", u32::from(c))
+            }
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// Keys plain where YAML reads them as the same string (Kubernetes' own keys, labels
@@ -83,11 +97,7 @@ fn key_text(key: &str) -> String {
             key.to_ascii_lowercase().as_str(),
             "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
         );
-    if plain {
-        key.to_string()
-    } else {
-        serde_json::to_string(key).unwrap_or_else(|_| "\"\"".into())
-    }
+    if plain { key.to_string() } else { quoted(key) }
 }
 
 #[cfg(test)]
@@ -129,5 +139,7 @@ spec:
   replicas: 2
 "#;
         assert_eq!(text, want);
+        let odd = stream(&[json!({"v": "a\u{7f}b\u{85}c\u{2028}d"})]);
+        assert_eq!(odd, "---\nv: \"a\\u007fb\\u0085c\\u2028d\"\n");
     }
 }
