@@ -172,7 +172,12 @@ pub fn gone(config: &Path, name: &str) -> Option<String> {
     match daemon_status(config, name) {
         Err(why) => Some(why.0),
         Ok(None) => Some(format!("no daemon runs for {} any more", config.display())),
-        Ok(Some(None)) => Some(format!("`{name}` no longer runs under the daemon")),
+        // Still declared running but not under the daemon: an apply replacing it (it
+        // is out of the daemon's table between its stop and its start). Bounded.
+        Ok(Some(None)) if !reappears(config, name) => {
+            Some(format!("`{name}` no longer runs under the daemon"))
+        }
+        Ok(Some(None)) => None,
         Ok(Some(Some(status)))
             if matches!(status.as_str(), "exited" | "stopped" | "crash-loop") =>
         {
@@ -183,6 +188,21 @@ pub fn gone(config: &Path, name: &str) -> Option<String> {
         Ok(Some(Some(_))) => None,
     }
 }
+
+/// Whether `name` is back under the daemon within a few seconds (polled; on a
+/// blocking thread).
+fn reappears(config: &Path, name: &str) -> bool {
+    for _ in 0..REAPPEAR_POLLS {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Ok(Some(Some(_))) = daemon_status(config, name) {
+            return true;
+        }
+    }
+    false
+}
+
+/// How many times (100 ms apart) `gone` looks again for a server being replaced.
+const REAPPEAR_POLLS: u32 = 100;
 
 /// `HOST:PORT` to dial: the bind address, or loopback for a wildcard bind.
 fn authority(spec: &ServerSpec) -> String {

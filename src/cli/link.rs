@@ -113,6 +113,23 @@ fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// Held from reading the records to writing them back: two links at once would each
+/// write what they read, and one's entries would be lost.
+fn lock_records(config: &Path) -> Result<std::fs::File, Error> {
+    let path = records_path(config).with_extension("json.lock");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ConfigError::io(dir, e))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ConfigError::io(&path, e))?;
+    file.lock().map_err(|e| ConfigError::io(&path, e))?;
+    Ok(file)
+}
+
 fn load_records(config: &Path) -> Result<Records, Error> {
     let path = records_path(config);
     match std::fs::read_to_string(&path) {
@@ -208,6 +225,7 @@ fn link(
     let (client, section) = client_of(client_name)?;
     let scope = scope_of(client, scope);
     let key = format!("{}:{}", client.name(), scope_name(scope));
+    let _records_held = lock_records(config)?;
     let mut records = load_records(config)?;
     let file = match (&config_path, records.links.get(&key)) {
         (Some(p), _) => absolute_or_joined(p)?,
@@ -374,6 +392,7 @@ fn unlink(
     let (client, section) = client_of(client_name)?;
     let scope = scope_of(client, scope);
     let key = format!("{}:{}", client.name(), scope_name(scope));
+    let _records_held = lock_records(config)?;
     let mut records = load_records(config)?;
     let Some(mut record) = records.links.get(&key).cloned() else {
         return Err(Error::Failed(format!(

@@ -493,3 +493,42 @@ fn a_restarted_server_gets_a_new_session_and_the_client_goes_on() {
     let (code, stderr) = bridge.close();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn a_restart_during_a_call_fails_that_call_only_and_the_bridge_goes_on() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port, ""));
+    env.run_within(60, &["apply"]).success();
+    let mut bridge = Bridge::open(&env, "echo");
+    assert!(bridge.ask(&initialize(1))["result"].is_object());
+    bridge.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    // A call in flight while the server is replaced: it fails, the bridge stays.
+    let slow = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "sleep", "arguments": {"ms": 5000}}});
+    bridge.send(&slow);
+    crate::common::wait_for("the call to be in flight", 30, || {
+        let logs = env.run(&["server", "logs", "echo", "-n", "50"]);
+        if logs.stdout.contains("sleeping 5000 ms") {
+            Ok(())
+        } else {
+            Err(logs.stdout)
+        }
+    });
+    env.run_within(60, &["server", "restart", "echo"]).success();
+    let failed = loop {
+        let answer = bridge.next();
+        if answer["id"] == 2 {
+            break answer;
+        }
+    };
+    assert!(failed.get("error").is_some(), "{failed}");
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "still here"}}});
+    let answer = bridge.ask(&call);
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "still here",
+        "{answer}"
+    );
+    let (code, stderr) = bridge.close();
+    assert_eq!(code, Some(0), "{stderr}");
+}

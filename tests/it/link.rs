@@ -287,3 +287,38 @@ fn a_file_link_made_goes_away_with_unlink_and_paths_are_remembered() {
         .failure()
         .stderr_has("unknown client `notepad`");
 }
+
+#[test]
+fn links_made_at_once_are_all_recorded() {
+    let env = TestEnv::with_config(&config(free_port()));
+    let clients = ["cursor", "windsurf", "claude-desktop", "claude-code"];
+    let running: Vec<_> = clients
+        .iter()
+        .map(|client| {
+            env.command(&["client", "link", client])
+                .env("HOME", env.path().join("home"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in running {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let records = env.read(".mcpctl/clients.json");
+    for client in clients {
+        assert!(
+            records.contains(&format!("\"{client}:")),
+            "{client} lost:\n{records}"
+        );
+    }
+    for client in clients {
+        run_home(&env, &["client", "unlink", client]).success();
+    }
+}
