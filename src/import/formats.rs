@@ -23,11 +23,8 @@ pub fn parse(client: Client, text: &str) -> Result<Vec<Entry>, String> {
     if client == Client::Codex {
         return codex(text);
     }
-    let text = if client == Client::Zed {
-        strip_json_comments(text)
-    } else {
-        text.to_string()
-    };
+    // Zed's and VS Code's files are JSONC; a Windows editor may have put a BOM first.
+    let text = strip_json_comments(text.trim_start_matches('\u{feff}'));
     let doc: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
     let Some(root) = doc.as_object() else {
         return Err("not a JSON object".into());

@@ -70,6 +70,12 @@ pub fn plan(
                 .push(format!("skipped {source}: neither a command nor a url"));
             continue;
         }
+        if let Some(name) = links_here(entry, existing) {
+            out.notes.push(format!(
+                "skipped {source}: it is mcpctl's own link to `{name}` (`mcpctl client link`)"
+            ));
+            continue;
+        }
         let same =
             |command: &Option<String>, args: &[String], url: &Option<String>| match &entry.url {
                 Some(u) => url.as_deref() == Some(u.as_str()),
@@ -267,4 +273,33 @@ pub fn server_name(name: &str) -> String {
         out.truncate(63);
     }
     out
+}
+
+/// The server of this file an entry reaches through mcpctl (`mcpctl connect NAME`, or
+/// NAME's own gateway URL): what `client link` wrote, not a server to import again.
+fn links_here<'e>(entry: &Entry, existing: &'e [Existing]) -> Option<&'e str> {
+    let by_name = |name: &str| existing.iter().find(|e| e.name == name);
+    let program = entry
+        .command
+        .as_deref()
+        .map(|c| c.rsplit('/').next().unwrap_or(c));
+    if program == Some("mcpctl")
+        && let Some(at) = entry.args.iter().position(|a| a == "connect")
+        && let Some(found) = entry.args.get(at + 1).and_then(|n| by_name(n))
+    {
+        return Some(&found.name);
+    }
+    let url = entry.url.as_deref()?;
+    existing.iter().find_map(|e| {
+        let port = e.port?;
+        ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .any(|host| {
+                ["/mcp", "/sse"].iter().any(|path| {
+                    url == format!("http://{host}:{port}{path}")
+                        || url == format!("https://{host}:{port}{path}")
+                })
+            })
+            .then_some(e.name.as_str())
+    })
 }

@@ -256,3 +256,20 @@ fn a_name_with_a_newline_is_renamed_in_printable_words() {
         imported.notes
     );
 }
+
+#[test]
+fn mcpctls_own_links_are_not_imported_again_and_jsonc_with_a_bom_reads() {
+    let text = "\u{feff}{\n  // linked by mcpctl\n  \"servers\": {\n    \"echo\": {\"command\": \"/usr/local/bin/mcpctl\", \"args\": [\"-f\", \"/p/mcpctl.toml\", \"connect\", \"echo\"]},\n    \"web\": {\"type\": \"http\", \"url\": \"http://127.0.0.1:8000/mcp\"},\n    \"other\": {\"command\": \"uvx\", \"args\": [\"x\"],},\n  },\n}\n";
+    let entries = all(Client::Vscode, text);
+    let existing = [Existing {
+        name: "echo".into(),
+        command: Some("mcp-echo".into()),
+        port: Some(8000),
+        ..Existing::default()
+    }];
+    let imported = plan(&entries, &existing, None, FIRST_PORT, |_| true);
+    let names: Vec<&str> = imported.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["other"], "{:?}", imported.notes);
+    let notes = imported.notes.join("\n");
+    assert!(notes.contains("mcpctl's own link to `echo`"), "{notes}");
+}
