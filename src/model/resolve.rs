@@ -19,7 +19,7 @@ use super::{Config, DEFAULT_PROFILE, FORMAT_VERSION, names};
 mod fields;
 #[cfg(test)]
 pub(super) use fields::parse_size;
-use fields::{autoscale, duration, health_check, nonzero, resource_limits};
+use fields::{autoscale, duration, health_check, positive, resource_limits};
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -568,18 +568,11 @@ fn resolve_server(
         diags,
     );
 
-    let call_timeout = nonzero(
+    let call_timeout = positive(
         name,
         "call_timeout",
         &m.call_timeout,
-        duration(
-            name,
-            "call_timeout",
-            &m.call_timeout,
-            DEFAULT_CALL_TIMEOUT,
-            loc,
-            diags,
-        ),
+        DEFAULT_CALL_TIMEOUT,
         loc,
         diags,
     );

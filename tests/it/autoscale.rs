@@ -21,7 +21,7 @@ fn running(env: &TestEnv) -> u64 {
 
 /// `apply`, its daemon's autoscaler looking every 0.1 s (it reads counters; the
 /// default is 1 s).
-fn apply_fast(env: &TestEnv) {
+pub(crate) fn apply_fast(env: &TestEnv) {
     let run = env
         .command(&["apply"])
         .env("MCPCTL_AUTOSCALE_SECS", "0.1")
@@ -243,12 +243,7 @@ fn a_slow_cold_start_does_not_hold_up_another_servers_and_a_replaced_idle_server
         "version = 1\n[servers.slow]\ncommand = \"{echo}\"\nargs = [\"--start-delay-ms\", \"6000\"]\nport = {slow}\nstart_timeout = \"20s\"\nautoscale = {{ min = 0, max = 1, idle_after = \"1s\" }}\n[servers.fast]\ncommand = \"{echo}\"\nport = {fast}\nstart_timeout = \"3s\"\nautoscale = {{ min = 0, max = 1, idle_after = \"1s\" }}\n",
         echo = echo_bin()
     ));
-    let run = env
-        .command(&["apply"])
-        .env("MCPCTL_AUTOSCALE_SECS", "0.1")
-        .output()
-        .unwrap();
-    crate::common::to_run(&["apply"], &run).success();
+    apply_fast(&env);
     for name in ["slow", "fast"] {
         wait_for("both to scale to zero", 60, || {
             let s = env.server_status(name);

@@ -649,12 +649,7 @@ fn an_open_listen_stream_keeps_a_server_from_scaling_to_zero() {
         "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\nautoscale = {{ min = 0, max = 1, idle_after = \"1s\" }}\n",
         echo_bin()
     ));
-    let run = env
-        .command(&["apply"])
-        .env("MCPCTL_AUTOSCALE_SECS", "0.1")
-        .output()
-        .unwrap();
-    crate::common::to_run(&["apply"], &run).success();
+    crate::autoscale::apply_fast(&env);
     let listen = request(
         "l",
         "subscriptions/listen",

@@ -122,34 +122,20 @@ pub(super) fn autoscale(
     };
     let scale_down = part("scale_down_after", &a.value.scale_down_after);
     // Zero would let the count follow every dip: the flapping the period prevents.
-    let scale_down_after = nonzero(
+    let scale_down_after = positive(
         server,
         "autoscale.scale_down_after",
         &scale_down,
-        duration(
-            server,
-            "autoscale.scale_down_after",
-            &scale_down,
-            DEFAULT_SCALE_DOWN_AFTER,
-            loc,
-            diags,
-        ),
+        DEFAULT_SCALE_DOWN_AFTER,
         loc,
         diags,
     );
     let idle = part("idle_after", &a.value.idle_after);
-    let idle_after = nonzero(
+    let idle_after = positive(
         server,
         "autoscale.idle_after",
         &idle,
-        duration(
-            server,
-            "autoscale.idle_after",
-            &idle,
-            DEFAULT_IDLE_AFTER,
-            loc,
-            diags,
-        ),
+        DEFAULT_IDLE_AFTER,
         loc,
         diags,
     );
@@ -206,34 +192,20 @@ pub(super) fn health_check(
         })
     };
     let interval = part("interval", &h.value.interval);
-    let interval = nonzero(
+    let interval = positive(
         server,
         "health.interval",
         &interval,
-        duration(
-            server,
-            "health.interval",
-            &interval,
-            defaults.interval,
-            loc,
-            diags,
-        ),
+        defaults.interval,
         loc,
         diags,
     );
     let timeout = part("timeout", &h.value.timeout);
-    let timeout = nonzero(
+    let timeout = positive(
         server,
         "health.timeout",
         &timeout,
-        duration(
-            server,
-            "health.timeout",
-            &timeout,
-            defaults.timeout,
-            loc,
-            diags,
-        ),
+        defaults.timeout,
         loc,
         diags,
     );
@@ -257,6 +229,19 @@ pub(super) fn health_check(
         timeout: timeout?,
         failures: failures?,
     })
+}
+
+/// A duration, `default` when unset, that must not be zero.
+pub(super) fn positive(
+    server: &str,
+    field: &str,
+    value: &Option<Sourced<String>>,
+    default: Duration,
+    loc: &Locator<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Duration> {
+    let parsed = duration(server, field, value, default, loc, diags);
+    nonzero(server, field, value, parsed, loc, diags)
 }
 
 /// A duration that must not be zero (a zero timeout would fail everything at once).
