@@ -129,9 +129,10 @@ impl Replicas {
         )
     }
 
-    /// The answer to a peer's challenge `nonce`.
+    /// The answer to a peer's challenge `nonce`: it names this replica, so that an
+    /// impostor cannot relay another replica's answer as its own.
     pub fn prove(&self, nonce: &str) -> String {
-        self.prover.sign(&format!("proof {nonce}"))
+        self.prover.sign(&proof_text(&self.me, nonce))
     }
 
     /// Whether the peer at `base` holds the key: asked (a random nonce) unless it
@@ -165,7 +166,7 @@ impl Replicas {
         let Ok(Some(body)) = tokio::time::timeout(PROOF_TIMEOUT, answer).await else {
             return false;
         };
-        let expected = format!("proof {nonce}");
+        let expected = proof_text(base, &nonce);
         let proved = std::str::from_utf8(&body)
             .ok()
             .and_then(|text| self.prover.verify(text.trim()))
@@ -193,6 +194,11 @@ impl Replicas {
             None => Route::Refused,
         }
     }
+}
+
+/// What the replica at `base` signs for `nonce`.
+fn proof_text(base: &str, nonce: &str) -> String {
+    format!("proof {base} {nonce}")
 }
 
 /// `http://fd00::5:8000` (what `$(POD_IP)` makes on an IPv6 pod) as `http://[fd00::5]:8000`.
@@ -274,7 +280,15 @@ async fn whose(request: Request) -> Result<(Request, Option<String>), Box<Respon
     if path != "/mcp" {
         return Ok((request, None));
     }
-    if let Some(session) = request.headers().get(SESSION).and_then(|v| v.to_str().ok()) {
+    // A 2026-07-28 request has no session: a stray `Mcp-Session-Id` does not route it.
+    let modern = request
+        .headers()
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| super::era::MODERN_VERSIONS.contains(&v));
+    if let Some(session) = request.headers().get(SESSION).and_then(|v| v.to_str().ok())
+        && !modern
+    {
         let session = session.to_string();
         return Ok((request, Some(session)));
     }
@@ -355,8 +369,18 @@ mod tests {
         assert_eq!(bracket_ipv6("http://[::1]:80"), "http://[::1]:80");
         let other = Replicas::new(b"another key, 32 bytes long......", "http://a:1").unwrap();
         let proof = me.prove("n1");
-        assert_eq!(me.prover.verify(&proof), Some("proof n1"));
+        assert_eq!(
+            me.prover.verify(&proof),
+            Some("proof http://[fd00:10:244::5]:8000 n1")
+        );
         assert_eq!(other.prover.verify(&proof), None);
+        // Another replica's answer to the same nonce names that replica, not this one.
+        let b = Replicas::new(KEY, "http://10.0.0.2:8000").unwrap();
+        let relayed = b.prove("n1");
+        assert_ne!(
+            me.prover.verify(&relayed),
+            Some(proof_text(&me.me, "n1").as_str())
+        );
         // A proof is no session id: its payload names no replica.
         assert_eq!(me.route(&proof), Route::Refused);
     }

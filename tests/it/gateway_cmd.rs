@@ -627,6 +627,18 @@ fn replicas_forward_sse_messages_and_modern_retries_and_never_trust_an_address_a
         "accept {\"yes\":true}"
     );
 
+    // A stray session header on a 2026-07-28 request does not route it.
+    let stray = [
+        ("Authorization", auth.as_str()),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "echo"),
+        ("Mcp-Session-Id", "garbage"),
+    ];
+    let echo = modern(3, "echo", json!({"text": "stray"}));
+    let answered = http(b_port, "POST", "/mcp", &stray, echo.to_string().as_bytes());
+    assert_eq!(answered.status, 200, "{}", answered.body);
+
     // A session of A; A goes; something else takes its address. B asks it to prove
     // the key before it sends anything, and the client is told to start over.
     let session = initialize(a_port, &[("Authorization", &auth)])
@@ -672,6 +684,62 @@ fn replicas_forward_sse_messages_and_modern_retries_and_never_trust_an_address_a
     assert!(
         !got.contains(token) && !got.contains("private data"),
         "{got}"
+    );
+    // An impostor that relays the challenge to a live replica (B itself) gets B's
+    // answer, which names B: still refused, and it never sees the request.
+    let impostor = std::net::TcpListener::bind(("127.0.0.1", a_port)).unwrap();
+    let relay = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut seen = Vec::new();
+        impostor.set_nonblocking(true).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < until {
+            let Ok((mut conn, _)) = impostor.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let path = request.split(' ').nth(1).unwrap_or("/").to_string();
+            let answer = if path.starts_with("/.well-known/") {
+                http(b_port, "GET", &path, &[], b"").body
+            } else {
+                "forged".into()
+            };
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            );
+            seen.push(request);
+        }
+        seen
+    });
+    let reply = http(
+        b_port,
+        "POST",
+        "/mcp",
+        &headers,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    let relayed = relay.join().unwrap();
+    assert!(
+        relayed
+            .iter()
+            .any(|r| r.contains("/.well-known/mcpctl-replica")),
+        "the challenge was relayed: {relayed:?}"
+    );
+    assert!(
+        relayed
+            .iter()
+            .all(|r| !r.contains(token) && !r.contains("private data")),
+        "{relayed:?}"
     );
     // And a replica that is simply gone: 404 as well, at once.
     let reply = http(
