@@ -63,6 +63,8 @@ pub struct Meter {
     in_flight: AtomicU64,
     /// Requests begun, ever: a change between two readings is activity.
     begun: AtomicU64,
+    /// Session-less streams open now (2026-07-28 `subscriptions/listen`).
+    streams: AtomicU64,
     methods: [Method; METHODS.len()],
 }
 
@@ -130,14 +132,21 @@ impl Meter {
         }
     }
 
-    /// `(requests begun ever, requests being answered or connections open now)`: what
-    /// an idle check reads. An open connection counts: a 2026-07-28 `subscriptions/listen`
-    /// stream has no session and its request is answered once the stream starts.
+    /// `(requests begun ever, requests being answered or session-less streams open
+    /// now)`: what an idle check reads. (A `subscriptions/listen` stream has no session,
+    /// and its request is answered once the stream starts; an idle keep-alive connection,
+    /// a prober's say, is no activity.)
     pub fn activity(&self) -> (u64, u64) {
         (
             self.begun.load(Ordering::Relaxed),
-            self.in_flight.load(Ordering::Relaxed) + self.connections.load(Ordering::Relaxed),
+            self.in_flight.load(Ordering::Relaxed) + self.streams.load(Ordering::Relaxed),
         )
+    }
+
+    /// Counts a session-less stream until the guard drops.
+    pub fn open_stream(self: &Arc<Self>) -> OpenStream {
+        self.streams.fetch_add(1, Ordering::Relaxed);
+        OpenStream(Arc::clone(self))
     }
 
     /// Everything counted so far (methods with no request left out).
@@ -171,6 +180,15 @@ impl Meter {
 
 /// An open connection, counted until dropped.
 pub struct Connection(Arc<Meter>);
+
+/// A session-less stream, counted until dropped.
+pub struct OpenStream(Arc<Meter>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 impl Drop for Connection {
     fn drop(&mut self) {

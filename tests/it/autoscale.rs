@@ -300,3 +300,35 @@ fn a_slow_cold_start_does_not_hold_up_another_servers_and_a_replaced_idle_server
     );
     env.run(&["daemon", "stop"]).success();
 }
+
+#[test]
+fn a_prober_on_a_kept_alive_connection_does_not_keep_it_awake() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let env = TestEnv::with_config(&server(
+        port,
+        "autoscale = { min = 0, max = 1, idle_after = \"1s\" }\n",
+    ));
+    apply_fast(&env);
+    let mut probe = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    probe
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let ask = format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    wait_for("it to scale to zero under the probes", 60, || {
+        probe.write_all(ask.as_bytes()).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 512];
+        let n = probe.read(&mut buf).map_err(|e| e.to_string())?;
+        let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !answer.starts_with("HTTP/1.1 200") {
+            return Err(answer);
+        }
+        let s = env.server_status("echo");
+        if s["status"] == "idle (scaled to zero)" {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    env.run(&["daemon", "stop"]).success();
+}

@@ -13,7 +13,13 @@ use crate::gateway::queue;
 
 /// `subscriptions/listen`: the child's change notifications the client asked for, on
 /// a stream of its own, each stamped with the listen's id.
-pub(super) async fn listen(upstream: Upstream, id: Value, msg: &Value) -> Response {
+/// `open` counts the stream as activity (a server is not scaled to zero under it).
+pub(super) async fn listen(
+    upstream: Upstream,
+    id: Value,
+    msg: &Value,
+    open: crate::gateway::meter::OpenStream,
+) -> Response {
     let asked = msg
         .pointer("/params/notifications")
         .cloned()
@@ -96,7 +102,9 @@ pub(super) async fn listen(upstream: Upstream, id: Value, msg: &Value) -> Respon
             upstream.unsubscribe(&uri).await;
         }
     });
-    Sse::new(EventStream::new(rx))
+    let mut events = EventStream::new(rx);
+    events.on_drop = Some(Box::new(move || drop(open)));
+    Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()
 }

@@ -123,7 +123,9 @@ pub(super) async fn post(state: &Arc<AppState>, headers: &HeaderMap, msg: Value)
                     json!({"jsonrpc": "2.0", "id": id, "result": upstream.discover_result()});
                 return json_response(StatusCode::OK, &reply);
             }
-            "subscriptions/listen" => return listen(upstream, id, &msg).await,
+            "subscriptions/listen" => {
+                return listen(upstream, id, &msg, state.meter.open_stream()).await;
+            }
             _ => start(upstream, claim, &msg, method, principal).await,
         }
     };
