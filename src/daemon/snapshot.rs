@@ -196,6 +196,11 @@ impl Daemon {
 }
 
 pub(super) fn overall(instances: &[InstanceStatus]) -> String {
+    // Instances scaled away are on their way out: a planned drain is not "degraded".
+    let instances: Vec<&InstanceStatus> = instances
+        .iter()
+        .filter(|i| i.phase != Phase::Draining)
+        .collect();
     let count = |phase| instances.iter().filter(|i| i.phase == phase).count();
     let running = count(Phase::Running);
     let starting = count(Phase::Starting) + count(Phase::Backoff);
