@@ -175,6 +175,8 @@ pub fn plan(
         }
         out.servers.push(server);
     }
+    // Every note goes to a terminal: what a hostile file put in a value is shown, not run.
+    out.notes = out.notes.iter().map(|n| printable(n)).collect();
     out
 }
 

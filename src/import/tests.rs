@@ -273,3 +273,23 @@ fn mcpctls_own_links_are_not_imported_again_and_jsonc_with_a_bom_reads() {
     let notes = imported.notes.join("\n");
     assert!(notes.contains("mcpctl's own link to `echo`"), "{notes}");
 }
+
+#[test]
+fn notes_never_carry_terminal_escapes_from_the_file() {
+    let text = "{\"mcpServers\": {\"x\": {\"command\": \"c\", \"args\": [\"${A}\\u001b]0;pwned\\u0007\"], \"env\": {\"V\": \"${B}\\n\\u001b[31mwarning: fake\"}}}}";
+    let imported = plan(
+        &all(Client::ClaudeDesktop, text),
+        &[],
+        None,
+        FIRST_PORT,
+        |_| true,
+    );
+    assert!(
+        imported.notes.iter().any(|n| n.contains("pwned")),
+        "{:?}",
+        imported.notes
+    );
+    for note in &imported.notes {
+        assert!(!note.chars().any(char::is_control), "{note:?}");
+    }
+}
