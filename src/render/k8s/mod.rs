@@ -218,6 +218,27 @@ fn server(spec: &ServerSpec, k8s: &str, o: &Options<'_>) -> Result<Rendered, Str
             "{k8s}: `tls` is not rendered: terminate TLS at the Ingress or Gateway in front of the Service"
         ));
     }
+    let mut dropped = Vec::new();
+    if spec.max_sessions != crate::model::spec::DEFAULT_MAX_SESSIONS
+        && spec.sharing == Sharing::Multiplex
+    {
+        dropped.push("max_sessions");
+    }
+    if spec.call_timeout != std::time::Duration::from_secs(300) {
+        dropped.push("call_timeout");
+    }
+    if spec.health != crate::model::spec::HealthCheck::default() {
+        dropped.push("health");
+    }
+    if spec.cwd.as_deref().is_some_and(|c| !c.starts_with('/')) {
+        dropped.push("cwd (relative to the file, which the pod does not have)");
+    }
+    if !dropped.is_empty() {
+        notes.push(format!(
+            "{k8s}: not rendered ({}): the pod's gateway runs with its defaults",
+            dropped.join(", ")
+        ));
+    }
     if spec.limits.nofile.is_some() {
         notes.push(format!(
             "{k8s}: `limits.nofile` is not rendered: the container runtime sets the open-file limit"
@@ -301,6 +322,9 @@ fn server(spec: &ServerSpec, k8s: &str, o: &Options<'_>) -> Result<Rendered, Str
     });
     if !env.is_empty() {
         container["env"] = json!(env);
+    }
+    if let Some(dir) = spec.cwd.as_deref().filter(|c| c.starts_with('/')) {
+        container["workingDir"] = json!(dir);
     }
     if !spec.env.is_empty() {
         container["envFrom"] = json!([{"configMapRef": {"name": format!("{k8s}-env")}}]);

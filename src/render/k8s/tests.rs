@@ -257,3 +257,25 @@ fn a_new_secret_value_rolls_the_pods() {
         "still no ciphertext in it"
     );
 }
+
+#[test]
+fn fields_the_pod_does_not_take_are_said_and_an_absolute_cwd_is_its_working_dir() {
+    let src = "version = 1\n[servers.a]\ncommand = \"mcp-echo\"\nport = 1\ncwd = \"/srv/a\"\ncall_timeout = \"5s\"\nmax_sessions = 5\n[servers.b]\ncommand = \"mcp-echo\"\nport = 2\ncwd = \"sub\"\n";
+    let all = render(&config(src), &options(None)).unwrap();
+    let a = all.iter().find(|r| r.server == "a").unwrap();
+    let container = &a.objects[0]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["workingDir"], "/srv/a");
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.contains("max_sessions, call_timeout")),
+        "{:?}",
+        a.notes
+    );
+    let b = all.iter().find(|r| r.server == "b").unwrap();
+    assert!(
+        b.notes.iter().any(|n| n.contains("cwd (relative")),
+        "{:?}",
+        b.notes
+    );
+}
