@@ -21,6 +21,18 @@ fn running(env: &TestEnv) -> u64 {
 
 /// `apply`, its daemon's autoscaler looking every 0.1 s (it reads counters; the
 /// default is 1 s).
+/// Waits (`secs` at most) for `name` to be idle, scaled to zero; its status then.
+pub(crate) fn wait_scaled_to_zero(env: &TestEnv, name: &str, secs: u64) -> serde_json::Value {
+    wait_for(&format!("{name} to scale to zero"), secs, || {
+        let s = env.server_status(name);
+        if s["status"] == "idle (scaled to zero)" {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    })
+}
+
 pub(crate) fn apply_fast(env: &TestEnv) {
     let run = env
         .command(&["apply"])
@@ -161,14 +173,7 @@ fn min_zero_stops_every_process_when_idle_and_the_next_call_starts_one() {
     );
     apply_fast(&env);
     let first = env.server_status("echo")["pids"][0].as_u64().unwrap() as u32;
-    let status = wait_for("the server to scale to zero", 30, || {
-        let s = env.server_status("echo");
-        if s["status"] == "idle (scaled to zero)" {
-            Ok(s)
-        } else {
-            Err(s.to_string())
-        }
-    });
+    let status = wait_scaled_to_zero(&env, "echo", 30);
     assert_eq!(status["instances_running"], 0);
     assert!(
         status["pids"].as_array().is_some_and(Vec::is_empty),
@@ -245,14 +250,7 @@ fn a_slow_cold_start_does_not_hold_up_another_servers_and_a_replaced_idle_server
     ));
     apply_fast(&env);
     for name in ["slow", "fast"] {
-        wait_for("both to scale to zero", 60, || {
-            let s = env.server_status(name);
-            if s["status"] == "idle (scaled to zero)" {
-                Ok(())
-            } else {
-                Err(s.to_string())
-            }
-        });
+        wait_scaled_to_zero(&env, name, 60);
     }
     // The slow one's cold start takes 6 s; the fast one's, asked meanwhile, must not wait
     // for it (it would get 503 after its own 3 s start_timeout).
@@ -279,14 +277,7 @@ fn a_slow_cold_start_does_not_hold_up_another_servers_and_a_replaced_idle_server
     // Replaced while scaled to zero: its port is bound again at once.
     let ended = http(fast, "DELETE", "/mcp", &[("Mcp-Session-Id", &session)], b"");
     assert_eq!(ended.status, 204);
-    wait_for("fast to scale to zero again", 60, || {
-        let s = env.server_status("fast");
-        if s["status"] == "idle (scaled to zero)" {
-            Ok(())
-        } else {
-            Err(s.to_string())
-        }
-    });
+    wait_scaled_to_zero(&env, "fast", 60);
     let file = env.read("mcpctl.toml").replace(
         &format!("port = {fast}\n"),
         &format!("port = {fast}\nenv = {{ CHANGED = \"1\" }}\n"),

@@ -1,18 +1,11 @@
 //! `mcpctl import --from CLIENT|FILE`: each client's file, found where the client keeps
 //! it under a temp HOME (never the real one), into the file; credentials encrypted.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::common::{Run, TestEnv, echo_bin, free_port, to_run, wait_for};
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/clients")
-            .join(name),
-    )
-    .unwrap()
-}
+use crate::common::{
+    Run, TestEnv, client_fixture as fixture, echo_bin, free_port, to_run, wait_for,
+};
 
 fn home(env: &TestEnv) -> PathBuf {
     env.path().join("home")

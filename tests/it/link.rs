@@ -1,20 +1,9 @@
 //! `mcpctl client link|unlink|show|status`: each client's fixture file, under a temp
 //! HOME, gets mcpctl's entries in place and loses exactly them again.
 
-use std::path::Path;
-
 use similar::{ChangeTag, TextDiff};
 
-use crate::common::{Run, TestEnv, echo_bin, free_port, to_run};
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/clients")
-            .join(name),
-    )
-    .unwrap()
-}
+use crate::common::{Run, TestEnv, client_fixture as fixture, echo_bin, free_port, to_run};
 
 fn run_home(env: &TestEnv, args: &[&str]) -> Run {
     let output = env

@@ -679,13 +679,6 @@ fn an_open_listen_stream_keeps_a_server_from_scaling_to_zero() {
         "notifications/tools/list_changed"
     );
     drop(changes);
-    crate::common::wait_for("it to scale to zero once the stream closed", 60, || {
-        let s = env.server_status("echo");
-        if s["status"] == "idle (scaled to zero)" {
-            Ok(())
-        } else {
-            Err(s.to_string())
-        }
-    });
+    crate::autoscale::wait_scaled_to_zero(&env, "echo", 60);
     env.run(&["daemon", "stop"]).success();
 }

@@ -183,6 +183,16 @@ pub fn one_server_on(port: u16) -> String {
     format!("version = 1\n\n[servers.echo]\ncommand = \"mcp-echo\"\nport = {port}\n")
 }
 
+/// A client's config file from `tests/fixtures/clients`, in its documented shape.
+pub fn client_fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/clients")
+            .join(name),
+    )
+    .unwrap()
+}
+
 /// The `mcp-echo` fixture.
 pub fn echo_bin() -> &'static str {
     env!("CARGO_BIN_EXE_mcp-echo")
