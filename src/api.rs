@@ -125,6 +125,10 @@ pub struct ServerStatus {
     /// `autoscale`: the last change of the count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale: Option<ScaleDecision>,
+    /// The network its processes run in: `isolated` or `host` (a server that asked
+    /// for isolation where the machine gives none runs on `host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// One change of an autoscaled server's instance count.

@@ -17,15 +17,19 @@ fn main() -> ExitCode {
         .collect::<Result<_, _>>()
         .unwrap_or_default();
     if args.get(1).map(String::as_str) == Some("__shim")
-        && let Some((stop_timeout, daemon_pid, command)) = mcpctl::shim::parse_args(&args[2..])
+        && let Some(shim) = mcpctl::shim::parse_args(&args[2..])
     {
-        let code = mcpctl::shim::run(stop_timeout, daemon_pid, &command);
+        let code = mcpctl::shim::run(shim);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     // The bundled echo server (what `command = "mcp-echo"` runs when none is on PATH).
     if args.get(1).map(String::as_str) == Some("__mcp-echo") {
         let code = mcpctl::echo::main(args[2..].to_vec());
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    // Whether this kernel lets servers run in a network namespace of their own.
+    if args.get(1).map(String::as_str) == Some("__netns-probe") {
+        return ExitCode::from(mcpctl::shim::probe_main());
     }
     // A Kubernetes init container puts this binary into the server's runtime image.
     if args.get(1).map(String::as_str) == Some("__copy-self") {

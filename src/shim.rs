@@ -55,33 +55,118 @@ impl ShimCommand {
     }
 }
 
+/// What the daemon tells a shim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShimArgs {
+    pub stop_timeout: Duration,
+    pub daemon_pid: u32,
+    /// Run the server in a network namespace of its own.
+    pub isolate_network: bool,
+    /// The shim's stdin is the daemon's socket for reaching the (isolated) server's
+    /// loopback, not the server's stdin (see [`hand_out_sockets`]).
+    pub serve_sockets: bool,
+    pub command: Vec<String>,
+}
+
 /// The arguments after `__shim`, exactly as the daemon writes them:
-/// `--stop-timeout-ms N --daemon-pid P -- COMMAND ARGS...`. Read by hand so that a
-/// shim starts without building the whole command line interface (it starts once
-/// per server process, and its start is part of the server's).
-pub fn parse_args(args: &[String]) -> Option<(Duration, u32, Vec<String>)> {
-    match args {
-        [t, ms, p, pid, dashes, command @ ..]
-            if t == "--stop-timeout-ms"
-                && p == "--daemon-pid"
-                && dashes == "--"
-                && !command.is_empty() =>
-        {
-            Some((
-                Duration::from_millis(ms.parse().ok()?),
-                pid.parse().ok()?,
-                command.to_vec(),
-            ))
-        }
+/// `--stop-timeout-ms N --daemon-pid P [--netns [--sockets]] -- COMMAND ARGS...`. Read by hand so
+/// that a shim starts without building the whole command line interface (it starts
+/// once per server process, and its start is part of the server's).
+pub fn parse_args(args: &[String]) -> Option<ShimArgs> {
+    let [t, ms, p, pid, rest @ ..] = args else {
+        return None;
+    };
+    if t != "--stop-timeout-ms" || p != "--daemon-pid" {
+        return None;
+    }
+    let (isolate_network, rest) = match rest {
+        [flag, rest @ ..] if flag == "--netns" => (true, rest),
+        _ => (false, rest),
+    };
+    let (serve_sockets, rest) = match rest {
+        [flag, rest @ ..] if flag == "--sockets" && isolate_network => (true, rest),
+        _ => (false, rest),
+    };
+    match rest {
+        [dashes, command @ ..] if dashes == "--" && !command.is_empty() => Some(ShimArgs {
+            stop_timeout: Duration::from_millis(ms.parse().ok()?),
+            daemon_pid: pid.parse().ok()?,
+            isolate_network,
+            serve_sockets,
+            command: command.to_vec(),
+        }),
         _ => None,
     }
 }
 
-pub fn run(mut stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i32 {
+/// Whether servers can run in a network namespace of their own here: `Err` says why
+/// not (the kernel or its policy refuses unprivileged user namespaces, say). Asked of a
+/// short-lived `mcpctl __netns-probe`, since a process that made a namespace stays in it.
+pub fn probe_isolation() -> Result<(), String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find mcpctl itself: {e}"))?;
+    let out = Command::new(me)
+        .arg("__netns-probe")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run the probe: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let why = String::from_utf8_lossy(&out.stderr);
+    let why = why.trim();
+    Err(if why.is_empty() {
+        format!("the probe ended with {}", out.status)
+    } else {
+        format!("this kernel refuses a network namespace to this user: {why}")
+    })
+}
+
+/// `mcpctl __netns-probe`: 0 when this process could move into a network namespace
+/// of its own, else 1 with why on stderr.
+pub fn probe_main() -> u8 {
+    match sys::isolate_network() {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::note!("{e}");
+            1
+        }
+    }
+}
+
+/// Exit code when the server's network namespace cannot be made.
+const CANNOT_ISOLATE: i32 = 126;
+
+pub fn run(args: ShimArgs) -> i32 {
+    let ShimArgs {
+        mut stop_timeout,
+        daemon_pid,
+        isolate_network,
+        serve_sockets,
+        command,
+    } = args;
     if sys::set_parent_death_signal(sys::SIGTERM).is_err() || sys::getppid() != daemon_pid {
         // The daemon died before the death signal was armed: nobody would stop us.
         return 1;
     }
+    // Before any thread exists: a user namespace refuses a threaded process.
+    if isolate_network && let Err(e) = sys::isolate_network() {
+        crate::note!("mcpctl: cannot give the server a network of its own: {e}");
+        return CANNOT_ISOLATE;
+    }
+    let sockets = if serve_sockets {
+        use std::os::fd::AsFd;
+        match std::io::stdin().as_fd().try_clone_to_owned() {
+            Ok(daemon) => Some(daemon),
+            Err(e) => {
+                crate::note!("mcpctl: no socket to the daemon: {e}");
+                return CANNOT_ISOLATE;
+            }
+        }
+    } else {
+        None
+    };
     let _ = sys::set_child_subreaper();
     let Ok(signals) = sys::block_signals(&[
         sys::SIGTERM,
@@ -99,6 +184,10 @@ pub fn run(mut stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i
     };
     let mut command = Command::new(program);
     command.args(args);
+    if sockets.is_some() {
+        // The daemon's socket stays the shim's.
+        command.stdin(std::process::Stdio::null());
+    }
     sys::prepare_server_exec(&mut command, std::process::id());
     let main_pid = match command.spawn() {
         Ok(child) => child.id(),
@@ -109,6 +198,12 @@ pub fn run(mut stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i
     };
     // The server has the pipes now; ours would keep them open after it closes them.
     let _ = sys::stdin_stdout_to_null();
+    if let Some(daemon) = sockets {
+        // Signals stay blocked in this thread too (it inherits the mask).
+        let _ = std::thread::Builder::new()
+            .name("sockets".into())
+            .spawn(move || hand_out_sockets(daemon));
+    }
 
     let me = std::process::id();
     let mut main_status: Option<i32> = None;
@@ -162,6 +257,24 @@ pub fn run(mut stop_timeout: Duration, daemon_pid: u32, command: &[String]) -> i
     }
 }
 
+/// Hands the daemon a TCP socket made in the server's network namespace for each byte
+/// it sends, until it closes its end: connected by the daemon, such a socket reaches
+/// the server's loopback, which nothing else on the machine can.
+fn hand_out_sockets(daemon: std::os::fd::OwnedFd) {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let mut daemon = std::os::unix::net::UnixStream::from(daemon);
+    let mut byte = [0u8; 1];
+    while matches!(daemon.read(&mut byte), Ok(1)) {
+        let sent = sys::tcp_socket()
+            .and_then(|socket| sys::send_fd(daemon.as_raw_fd(), socket.as_raw_fd()));
+        if sent.is_err() {
+            // Closing tells the daemon: no more connections to this server.
+            break;
+        }
+    }
+}
+
 /// Live processes in the shim's group, and children re-parented to it.
 fn descendants(me: u32) -> Vec<u32> {
     sys::all_pids()
@@ -194,11 +307,49 @@ mod tests {
         ]);
         assert_eq!(
             parse_args(&given),
-            Some((Duration::from_millis(250), 7, strings(&["srv", "-v"])))
+            Some(ShimArgs {
+                stop_timeout: Duration::from_millis(250),
+                daemon_pid: 7,
+                isolate_network: false,
+                serve_sockets: false,
+                command: strings(&["srv", "-v"])
+            })
+        );
+        let isolated = strings(&[
+            "--stop-timeout-ms",
+            "250",
+            "--daemon-pid",
+            "7",
+            "--netns",
+            "--sockets",
+            "--",
+            "--netns",
+        ]);
+        assert_eq!(
+            parse_args(&isolated).map(|a| (a.isolate_network, a.serve_sockets, a.command)),
+            Some((true, true, strings(&["--netns"])))
         );
         for bad in [
             strings(&["--stop-timeout-ms", "x", "--daemon-pid", "7", "--", "srv"]),
             strings(&["--stop-timeout-ms", "1", "--daemon-pid", "7", "--"]),
+            strings(&[
+                "--stop-timeout-ms",
+                "1",
+                "--daemon-pid",
+                "7",
+                "--netns",
+                "srv",
+            ]),
+            // Sockets come only from an isolated server's shim.
+            strings(&[
+                "--stop-timeout-ms",
+                "1",
+                "--daemon-pid",
+                "7",
+                "--sockets",
+                "--",
+                "srv",
+            ]),
             strings(&["--daemon-pid", "7", "--stop-timeout-ms", "1", "--", "srv"]),
             strings(&[]),
         ] {

@@ -481,6 +481,150 @@ pub fn readable_now(fd: i32) -> bool {
     unsafe { libc::poll(&mut poll, 1, 0) > 0 }
 }
 
+/// Moves this process into a network namespace of its own, with only a loopback
+/// interface (up): what it binds, even on every interface, no other process of the
+/// machine can reach. Without the privilege for a bare network namespace, a user
+/// namespace comes with it, mapping only this process's own user and group (so files
+/// keep their owners). The process must still be single-threaded (a user namespace
+/// refuses threaded callers).
+pub fn isolate_network() -> io::Result<()> {
+    // SAFETY: unshare takes flags and touches no memory.
+    let bare = check(unsafe { libc::unshare(libc::CLONE_NEWNET) });
+    if bare.is_err() {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        // SAFETY: as above.
+        check(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) })?;
+        std::fs::write("/proc/self/setgroups", "deny")?;
+        std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+        std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+    }
+    loopback_up()
+}
+
+/// Brings `lo` up in this process's network namespace (127.0.0.1 and ::1 come with it).
+fn loopback_up() -> io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket takes constants; the descriptor is owned (and closed) below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    check(raw)?;
+    // SAFETY: `raw` is a descriptor this function just opened and nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data for which all zeroes is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the flags member of the ifreq
+    // passed, which lives for both calls.
+    unsafe {
+        check(libc::ioctl(
+            socket.as_raw_fd(),
+            libc::SIOCGIFFLAGS,
+            &mut request,
+        ))?;
+        request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        check(libc::ioctl(
+            socket.as_raw_fd(),
+            libc::SIOCSIFFLAGS,
+            &request,
+        ))
+    }
+}
+
+/// A new, unconnected IPv4 TCP socket (close-on-exec), in this process's network
+/// namespace: connected later, by whoever it is passed to, it reaches this namespace.
+pub fn tcp_socket() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket takes constants; the descriptor is owned by the result.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    check(raw)?;
+    // SAFETY: `raw` was just opened and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
+/// Sends `fd` over the Unix socket `socket` (SCM_RIGHTS), with one byte of data.
+pub fn send_fd(socket: i32, fd: i32) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // Room for one descriptor's control message, aligned as cmsghdr wants.
+    let mut space = [0u64; 8];
+    // SAFETY: msghdr is plain data; all zeroes is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE computes a size from a constant.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as _;
+    // SAFETY: the control buffer is large enough for one descriptor (CMSG_SPACE of an
+    // int is 24 bytes, the buffer 64) and aligned to 8; CMSG_FIRSTHDR/CMSG_DATA point
+    // inside it; sendmsg reads `msg`, `iov` and the buffer, which outlive the call.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        if header.is_null() {
+            return Err(io::Error::other("no room for a control message"));
+        }
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<i32>(), fd);
+        if libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Receives one descriptor sent with [`send_fd`], without waiting (`WouldBlock` when
+/// none has arrived); it is close-on-exec. `Ok(None)`: the other end closed.
+pub fn recv_fd(socket: i32) -> io::Result<Option<std::os::fd::OwnedFd>> {
+    use std::os::fd::FromRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut space = [0u64; 8];
+    // SAFETY: msghdr is plain data; all zeroes is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&space) as _;
+    // SAFETY: recvmsg writes at most iov_len bytes to `byte` and msg_controllen bytes
+    // to `space`, both alive for the call.
+    let n = unsafe {
+        libc::recvmsg(
+            socket,
+            &mut msg,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
+    };
+    if n == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the kernel filled `msg`'s control buffer; CMSG_FIRSTHDR/CMSG_NXTHDR walk
+    // it within msg_controllen, and an SCM_RIGHTS message's data holds descriptors
+    // this process now owns.
+    unsafe {
+        let mut header = libc::CMSG_FIRSTHDR(&msg);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let fd = std::ptr::read_unaligned(libc::CMSG_DATA(header).cast::<i32>());
+                return Ok(Some(std::os::fd::OwnedFd::from_raw_fd(fd)));
+            }
+            header = libc::CMSG_NXTHDR(&msg, header);
+        }
+    }
+    Err(io::Error::other("a message without a descriptor"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,12 +11,12 @@ fn main() -> ExitCode {
         .map(std::ffi::OsString::into_string)
         .collect::<Result<_, _>>()
         .unwrap_or_default();
-    let Some((stop_timeout, daemon_pid, command)) = mcpctl::shim::parse_args(&args) else {
+    let Some(shim) = mcpctl::shim::parse_args(&args) else {
         mcpctl::note!(
-            "usage: mcpctl-shim --stop-timeout-ms N --daemon-pid PID -- COMMAND [ARGS...] (started by the mcpctl daemon)"
+            "usage: mcpctl-shim --stop-timeout-ms N --daemon-pid PID [--netns] -- COMMAND [ARGS...] (started by the mcpctl daemon)"
         );
         return ExitCode::from(2);
     };
-    let code = mcpctl::shim::run(stop_timeout, daemon_pid, &command);
+    let code = mcpctl::shim::run(shim);
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

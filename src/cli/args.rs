@@ -215,6 +215,10 @@ pub enum Command {
         stop_timeout_ms: u64,
         #[arg(long)]
         daemon_pid: u32,
+        #[arg(long)]
+        netns: bool,
+        #[arg(long, requires = "netns")]
+        sockets: bool,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },

@@ -191,13 +191,17 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Shim {
             stop_timeout_ms,
             daemon_pid,
+            netns,
+            sockets,
             command,
         } => {
-            let code = crate::shim::run(
-                std::time::Duration::from_millis(stop_timeout_ms),
+            let code = crate::shim::run(crate::shim::ShimArgs {
+                stop_timeout: std::time::Duration::from_millis(stop_timeout_ms),
                 daemon_pid,
-                &command,
-            );
+                isolate_network: netns,
+                serve_sockets: sockets,
+                command,
+            });
             Ok(u8::try_from(code).unwrap_or(exit::ERROR))
         }
     }
@@ -410,8 +414,15 @@ fn warn_about(servers: &std::collections::BTreeMap<String, model::ServerSpec>, m
         .values()
         .any(|s| s.limits.cpu_millis.is_some() || (memory && s.limits.memory_bytes.is_some()))
         .then(crate::cgroup::support);
+    let isolation = servers
+        .values()
+        .any(model::ServerSpec::wants_isolation)
+        .then(crate::shim::probe_isolation);
     for spec in servers.values() {
         let mut warnings = spec.warnings();
+        if let Some(Err(why)) = &isolation {
+            warnings.extend(spec.unisolated_warning(why));
+        }
         if let Some(support) = &support {
             let memory_bytes = spec.limits.memory_bytes.filter(|_| memory);
             warnings.extend(crate::cgroup::unenforced(

@@ -314,6 +314,7 @@ mod tests {
                 instances: vec![instance],
                 traffic: Some(traffic),
                 last_scale: None,
+                network: None,
             }],
             usage: None,
             applied: None,

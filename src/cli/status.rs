@@ -44,6 +44,8 @@ struct Report {
     shim_pids: Vec<u32>,
     /// Where servers that speak HTTP themselves listen, behind the gateway.
     inner_ports: Vec<u16>,
+    /// The network it runs in (`isolated`: only the gateway reaches its inner port).
+    network: String,
     uptime_secs: Option<u64>,
     restarts: u32,
     instances_running: usize,
@@ -112,6 +114,9 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         pids: instances.iter().filter_map(|i| i.pid).collect(),
         shim_pids: instances.iter().filter_map(|i| i.shim_pid).collect(),
         inner_ports: instances.iter().filter_map(|i| i.inner_port).collect(),
+        network: running
+            .and_then(|r| r.network.clone())
+            .unwrap_or_else(|| kebab(&spec.network)),
         uptime_secs: instances.iter().filter_map(|i| i.uptime_secs).max(),
         restarts: running.map_or(0, |r| r.restarts),
         instances_running: instances
@@ -375,6 +380,7 @@ pub(super) fn server_status(
                 ("PID", list(&r.pids)),
                 ("Shim PID", list(&r.shim_pids)),
                 ("Inner Port", list(&r.inner_ports)),
+                ("Network", r.network.clone()),
                 ("Uptime", duration(r.uptime_secs)),
                 ("Restarts", r.restarts.to_string()),
                 (

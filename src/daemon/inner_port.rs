@@ -20,12 +20,19 @@ pub(super) fn for_spec(spec: &ServerSpec) -> Result<Option<u16>, String> {
     }
 }
 
-/// A free port on loopback (the OS picks it).
+/// A free port on loopback (the OS picks it), and none an isolated server has (its
+/// listener is in its own namespace, so the OS does not see it taken).
 pub(super) fn free() -> Result<u16, String> {
-    std::net::TcpListener::bind((HOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free inner port: {e}"))
+    for _ in 0..64 {
+        let port = std::net::TcpListener::bind((HOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("no free inner port: {e}"))?;
+        if !crate::gateway::dial::is_registered(port) {
+            return Ok(port);
+        }
+    }
+    Err("no free inner port: every one offered is an isolated server's".into())
 }
 
 /// `{port}` and `{host}` in one argument.
@@ -109,7 +116,8 @@ pub(super) fn refusal(port: u16, addrs: &[SocketAddr]) -> String {
     format!(
         "it listens on {} as well as behind the gateway, where clients would reach it \
          around the gateway's checks: make it bind {HOST} (`{{host}}` in its args, or \
-         HOST in its environment) on port {port}",
+         HOST in its environment) on port {port}, or give it a network of its own \
+         (`network = \"isolated\"`)",
         list.join(", ")
     )
 }

@@ -116,6 +116,9 @@ impl Daemon {
             changed: Arc::clone(&self.changed),
             tee_logs: matches!(self.source, Source::Fixed { .. }),
             cgroup: None,
+            isolated: spec.network == crate::model::spec::Network::Isolated
+                && spec.mode == crate::model::spec::Mode::Local
+                && self.isolation.is_ok(),
             hidden_env: match &self.source {
                 Source::Fixed { hidden_env, .. } => hidden_env.clone(),
                 Source::File => Vec::new(),

@@ -128,6 +128,9 @@ pub struct Daemon {
     cgroups: std::sync::OnceLock<Option<Arc<crate::cgroup::Hierarchy>>>,
     /// Where the last apply's text came from (its digest, and the commit the CLI found).
     applied: std::sync::Mutex<Option<crate::api::AppliedFrom>>,
+    /// Whether `network = "isolated"` servers get a network namespace here, or why not
+    /// (they then run on the machine's network, and `status` says so).
+    isolation: Result<(), String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +172,13 @@ impl Daemon {
     ) -> Result<Self, Error> {
         // One descriptor per client connection: take all the system allows.
         let _ = crate::sys::raise_open_file_limit();
+        // Before the spawner and its orphan sweep: the probe is a child of the daemon.
+        let isolation = crate::shim::probe_isolation();
+        if let Err(why) = &isolation {
+            tracing::warn!("network = \"isolated\" servers run on the machine's network: {why}");
+        }
         Ok(Self {
+            isolation,
             source,
             config_path,
             config_dir,

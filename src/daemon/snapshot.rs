@@ -174,6 +174,14 @@ impl Daemon {
                     restarts: instances.iter().map(|i| i.restarts).sum(),
                     instances,
                     last_scale: rt.last_scale.clone(),
+                    network: Some(
+                        if rt.spec.wants_isolation() && self.isolation.is_ok() {
+                            "isolated"
+                        } else {
+                            "host"
+                        }
+                        .to_string(),
+                    ),
                     traffic: rt.gateway.as_ref().map(|g| {
                         let current = g.meter.snapshot();
                         match &samples {

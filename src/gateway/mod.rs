@@ -6,6 +6,7 @@
 //! which the daemon implements over its supervised instances.
 
 pub mod accept;
+pub mod dial;
 pub mod era;
 mod guard;
 pub mod handshake;

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 
 use super::jsonrpc::INTERNAL_ERROR;
@@ -99,16 +99,60 @@ impl Pins {
     }
 }
 
+/// Plain TCP, except to the inner port of a server in a network namespace of its own,
+/// which is reached through that namespace ([`super::dial`]).
+#[derive(Clone)]
+pub(super) struct Connector {
+    http: HttpConnector,
+}
+
+type Connecting = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<
+                    TokioIo<tokio::net::TcpStream>,
+                    Box<dyn std::error::Error + Send + Sync>,
+                >,
+            > + Send,
+    >,
+>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Connecting;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::<Uri>::poll_ready(&mut self.http, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        if let Some((namespace, port)) = super::dial::namespace_for(uri.host(), uri.port_u16()) {
+            return Box::pin(async move {
+                let connected = tokio::time::timeout(CONNECT_TIMEOUT, namespace.connect(port))
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                connected.set_nodelay(true)?;
+                Ok(TokioIo::new(connected))
+            });
+        }
+        let connecting = tower_service::Service::<Uri>::call(&mut self.http, uri);
+        Box::pin(async move { connecting.await.map_err(Into::into) })
+    }
+}
+
 struct ProxyState {
     upstream: HttpUpstream,
     sessions: std::sync::Mutex<Pins>,
-    client: Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>,
+    client: Client<HttpsConnector<Connector>, Full<bytes::Bytes>>,
 }
 
 /// A client for `http://` upstreams and, verified against the system's roots (or
 /// `SSL_CERT_FILE`), `https://` ones.
-pub(super) fn client() -> std::io::Result<Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>>
-{
+pub(super) fn client() -> std::io::Result<Client<HttpsConnector<Connector>, Full<bytes::Bytes>>> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     // An address that never answers (a dead pod, a dropped route) fails in seconds,
     // not after the kernel's minutes of SYN retries.
@@ -119,7 +163,7 @@ pub(super) fn client() -> std::io::Result<Client<HttpsConnector<HttpConnector>, 
         .with_provider_and_native_roots(provider)?
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(Connector { http });
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
@@ -244,7 +288,7 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
 /// headers named in `dropped` (and connection-level ones), with `added`; the answer
 /// comes back without connection-level headers, its body still streaming.
 pub(super) async fn pass_on(
-    client: &Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>,
+    client: &Client<HttpsConnector<Connector>, Full<bytes::Bytes>>,
     request: Request,
     target: Uri,
     dropped: &[&str],

@@ -24,8 +24,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
+
+use super::proxy::Connector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
 
 use super::era::Sealer;
@@ -61,7 +62,7 @@ pub struct Replicas {
     proof_ttl: Duration,
     /// Where the other replicas reach this one, e.g. `http://10.0.0.7:8000`.
     me: String,
-    client: Client<HttpsConnector<HttpConnector>, Full<bytes::Bytes>>,
+    client: Client<HttpsConnector<Connector>, Full<bytes::Bytes>>,
 }
 
 /// Where a request of a session belongs.

@@ -203,6 +203,21 @@ pub enum Sharing {
     PerSession,
 }
 
+/// The network a local server's processes run in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Network {
+    /// The machine's: the server reaches the network, and every local process, any
+    /// user's, reaches what it listens on.
+    Host,
+    /// A network namespace of its own with only a loopback interface: nothing else on
+    /// the machine reaches what it listens on (only the gateway, through mcpctl's shim),
+    /// and it reaches nothing beyond itself.
+    Isolated,
+}
+
 /// Whether the server should be running.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
@@ -325,6 +340,12 @@ pub struct Layer {
     /// Required when `bind` is not a loopback address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<Auth>,
+    /// `isolated`: a local server runs in a network namespace of its own, so no other
+    /// local user can reach its inner port around `auth`, and it has no network access
+    /// itself; `host`: the machine's network. Default: `isolated` for a local server
+    /// that speaks HTTP and has `auth`, else `host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     /// Serve this server's port over HTTPS: `tls = { cert = "cert.pem", key = "key.pem" }`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,

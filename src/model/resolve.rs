@@ -66,6 +66,7 @@ struct Merged {
     health: Option<Sourced<super::raw::Health>>,
     limits: Option<Sourced<super::raw::Limits>>,
     auth: Option<Sourced<super::raw::Auth>>,
+    network: Option<Sourced<super::raw::Network>>,
     tls: Option<Sourced<super::raw::Tls>>,
     image: Option<Sourced<String>>,
     headers: BTreeMap<String, String>,
@@ -108,6 +109,7 @@ impl Merged {
             health,
             limits,
             auth,
+            network,
             tls,
             image
         );
@@ -680,6 +682,21 @@ fn resolve_server(
     }
     let (port, port_origin) = port?;
     let local = mode == Mode::Local;
+    let transport = m.transport.map_or(
+        // A remote server speaks HTTP; Streamable HTTP unless it says otherwise.
+        if local {
+            Transport::Stdio
+        } else {
+            Transport::StreamableHttp
+        },
+        |t| t.value,
+    );
+    let network = network_of(
+        local,
+        transport,
+        m.auth.is_some(),
+        m.network.map(|n| n.value),
+    );
     let spec = ServerSpec {
         name: name.to_string(),
         command,
@@ -691,15 +708,8 @@ fn resolve_server(
         cwd: m.cwd.filter(|_| local).map(|c| c.value),
         env: m.env,
         secrets: m.secrets,
-        // A remote server speaks HTTP; Streamable HTTP unless it says otherwise.
-        transport: m.transport.map_or(
-            if local {
-                Transport::Stdio
-            } else {
-                Transport::StreamableHttp
-            },
-            |t| t.value,
-        ),
+        transport,
+        network,
         mode,
         url,
         port,
@@ -728,6 +738,24 @@ fn resolve_server(
         headers: m.headers,
     };
     Some((spec, port_origin))
+}
+
+/// The network a server runs in: as the file says for a local server, and by default
+/// its own when it speaks HTTP behind `auth` (its inner port would otherwise let any
+/// local user call it without the bearer). A remote server runs nothing here.
+pub fn network_of(
+    local: bool,
+    transport: Transport,
+    auth: bool,
+    chosen: Option<super::raw::Network>,
+) -> super::raw::Network {
+    use super::raw::Network;
+    match chosen {
+        _ if !local => Network::Host,
+        Some(network) => network,
+        None if auth && transport != Transport::Stdio => Network::Isolated,
+        None => Network::Host,
+    }
 }
 
 fn invalid_name(loc: &Locator<'_>, at: &[String], kind: &str, name: &str, why: &str) -> Diagnostic {

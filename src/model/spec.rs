@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::raw::{Mode, RestartPolicy, Sharing, State, Transport};
+pub use super::raw::{Mode, Network, RestartPolicy, Sharing, State, Transport};
 
 /// The effective spec of one server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,9 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretRef>,
     pub transport: Transport,
+    /// The network its processes run in (see [`Network`]).
+    #[serde(default = "host_network")]
+    pub network: Network,
     pub mode: Mode,
     pub url: Option<String>,
     pub port: u16,
@@ -245,6 +248,12 @@ impl ServerSpec {
             attr("image", self.image.clone().map(Text), InPlace),
             attr("port", Some(Number(u64::from(self.port))), Restart),
             attr("sharing", Some(Text(kebab(&self.sharing))), Restart),
+            // Said only when isolated: the machine's network is what ran before it existed.
+            attr(
+                "network",
+                (self.network == Network::Isolated).then(|| Text(kebab(&self.network))),
+                Restart,
+            ),
             // With autoscale the count is observed state, not desired: not compared.
             attr(
                 "instances",
@@ -372,6 +381,30 @@ impl ServerSpec {
         out
     }
 
+    /// Asks for a network of its own (a local server with `network = "isolated"`).
+    pub fn wants_isolation(&self) -> bool {
+        self.network == Network::Isolated && self.mode == Mode::Local
+    }
+
+    /// What runs instead when this server asks for a network of its own and the
+    /// machine gives none (`why`), and the risk of it.
+    pub fn unisolated_warning(&self, why: &str) -> Option<String> {
+        if !self.wants_isolation() {
+            return None;
+        }
+        let risk = if self.transport == Transport::Stdio {
+            "it can reach the network".to_string()
+        } else if self.auth_bearer.is_some() {
+            "any local user can call its inner port on 127.0.0.1 without the bearer `auth` asks for, with its secrets in its environment".to_string()
+        } else {
+            "any local user can reach its inner port on 127.0.0.1".to_string()
+        };
+        Some(format!(
+            "server `{}` runs on the machine's network, not isolated ({why}): {risk}",
+            self.name
+        ))
+    }
+
     /// Where clients reach this server: `http://BIND:PORT` (`https` with `tls`).
     pub fn base_url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
@@ -402,6 +435,10 @@ impl ServerSpec {
             .collect::<Vec<_>>()
             .join("   ")
     }
+}
+
+fn host_network() -> Network {
+    Network::Host
 }
 
 fn multiplex() -> Sharing {

@@ -334,6 +334,7 @@ bind = "0.0.0.0"
 profile = "p"
 state = "stopped"
 sharing = "per-session"
+network = "isolated"
 instances = 3
 restart = "never"
 stop_timeout = "7s"
@@ -365,7 +366,7 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
     let expect = serde_json::json!({
         "name": "s", "command": "c", "args": ["a"], "cwd": "sub", "env": {"K": "v"},
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
-        "transport": "stdio", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
+        "transport": "stdio", "network": "isolated", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "sharing": "per-session", "instances": 3, "restart": "never",
         "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m", "drain_timeout": "4s", "max_sessions": 50,
         "limits": {"memory_bytes": 1073741824u64, "nofile": 2048},
@@ -595,5 +596,77 @@ fn autoscale_replaces_instances_layer_by_layer_and_is_checked() {
     assert!(
         own.contains("`sharing = \"per-session\"` and `autoscale`"),
         "{own}"
+    );
+}
+
+/// Issue 28: a local server that speaks HTTP behind `auth` gets a network of its own by
+/// default (its inner port would let any local user around the bearer); the file can
+/// say otherwise, and only a local server runs anywhere.
+#[test]
+fn r28_a_local_http_server_behind_auth_is_isolated_unless_the_file_says_host() {
+    use crate::model::spec::Network;
+    let src = r#"
+version = 1
+[servers.web]
+command = "web"
+transport = "streamable-http"
+port = 8001
+secrets = { TOK = "age:abc" }
+auth = { bearer = "TOK" }
+[servers.open]
+command = "web"
+transport = "streamable-http"
+port = 8002
+[servers.chosen]
+command = "web"
+transport = "streamable-http"
+port = 8003
+secrets = { TOK = "age:abc" }
+auth = { bearer = "TOK" }
+network = "host"
+[servers.stdio]
+command = "echo"
+port = 8004
+network = "isolated"
+"#;
+    let c = config(src);
+    let network = |name: &str| c.servers[name].network;
+    assert_eq!(network("web"), Network::Isolated);
+    assert_eq!(network("open"), Network::Host);
+    assert_eq!(network("chosen"), Network::Host);
+    assert_eq!(network("stdio"), Network::Isolated);
+    assert_eq!(
+        crate::model::resolve::network_of(
+            false,
+            Transport::StreamableHttp,
+            true,
+            Some(Network::Isolated)
+        ),
+        Network::Host,
+        "a remote server runs nothing here"
+    );
+    // Where the machine gives no namespace, the risk is said for what asked for one.
+    let why = "no user namespaces";
+    let web = c.servers["web"].unisolated_warning(why).unwrap();
+    assert!(
+        web.contains(
+            "server `web` runs on the machine's network, not isolated (no user namespaces)"
+        ),
+        "{web}"
+    );
+    assert!(web.contains("without the bearer"), "{web}");
+    assert!(
+        c.servers["stdio"]
+            .unisolated_warning(why)
+            .unwrap()
+            .contains("can reach the network")
+    );
+    assert_eq!(c.servers["open"].unisolated_warning(why), None);
+    // Only what is isolated counts in the spec's identity: host servers hash as before.
+    let attrs = c.servers["open"].attributes();
+    assert!(
+        attrs
+            .iter()
+            .all(|a| a.name != "network" || a.value.is_none())
     );
 }

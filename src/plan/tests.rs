@@ -17,6 +17,7 @@ fn spec(name: &str) -> ServerSpec {
         env: BTreeMap::new(),
         secrets: BTreeMap::new(),
         transport: Transport::Stdio,
+        network: crate::model::spec::Network::Host,
         mode: Mode::Local,
         url: None,
         port: 8000,

@@ -908,6 +908,77 @@ fn nested_gateways(port: u16, instances: u32) -> TestEnv {
     env
 }
 
+/// Issue 28: another local user called a local HTTP server's inner port on loopback,
+/// around `auth`. Behind `auth` it now runs in a network namespace of its own: the
+/// gateway reaches it (through its shim), nothing else on the machine does.
+#[test]
+fn r28_a_local_http_server_behind_auth_is_out_of_reach_of_every_other_process() {
+    let port = free_port();
+    let env = nested_gateways(port, 1);
+    let web = env.read("mcpctl.toml").replace("version = 1\n", "");
+    std::fs::remove_file(env.path().join("mcpctl.toml")).unwrap();
+    env.run(&["init"]).success();
+    env.write(
+        "mcpctl.toml",
+        &format!(
+            "{}\n{web}auth = {{ bearer = \"CLIENT_TOKEN\" }}\n",
+            env.read("mcpctl.toml")
+        ),
+    );
+    env.set_secret("CLIENT_TOKEN", Some("web"), "s3cret-bearer-token")
+        .success();
+    env.run(&["plan"])
+        .success()
+        .stdout_has("network")
+        .stdout_has("isolated");
+    env.run_within(60, &["apply"])
+        .success()
+        .stdout_has("web: instance 0 ready");
+    let bearer = [("Authorization", "Bearer s3cret-bearer-token")];
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let opened = http(port, "POST", "/mcp", &bearer, init.to_string().as_bytes());
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    let session = opened.header("mcp-session-id").unwrap().to_string();
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "inside"}}});
+    let reply = http(
+        port,
+        "POST",
+        "/mcp",
+        &[bearer[0], ("Mcp-Session-Id", &session)],
+        call.to_string().as_bytes(),
+    );
+    assert_eq!(reply.json()["result"]["content"][0]["text"], "inside");
+    // The inner port: what another local user would call without the bearer.
+    let status = env.server_status("web");
+    let inner = status["inner_ports"][0].as_u64().expect("an inner port") as u16;
+    let direct = std::net::TcpStream::connect(("127.0.0.1", inner));
+    assert!(
+        direct.is_err(),
+        "the inner port {inner} is reachable on the machine's loopback"
+    );
+    assert_eq!(status["network"], "isolated", "{status}");
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
+/// In a network of its own, a server that binds every interface (as server-everything's
+/// HTTP mode does) is as safe as one on loopback, so it runs.
+#[test]
+fn r28_an_isolated_http_server_may_bind_every_interface() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "{}network = \"isolated\"\n",
+        crate::supervise::http_server(port, "0.0.0.0")
+    ));
+    env.run_within(60, &["apply"]).success();
+    let status = env.server_status("web");
+    assert_eq!(status["instances_running"], 1, "{status}");
+    // Served through the gateway (python's http.server answers a GET of /mcp with 404).
+    let through = http(port, "GET", "/mcp", &[], b"");
+    assert_eq!(through.status, 404, "{}", through.body);
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
 /// A local server that speaks Streamable HTTP itself (here: another mcpctl serving the
 /// echo fixture on the port it is given) runs on an inner port behind the gateway.
 #[test]

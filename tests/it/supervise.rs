@@ -236,7 +236,7 @@ fn r12_two_first_applies_at_once_both_succeed_on_one_daemon() {
 }
 
 /// A local server that speaks HTTP: `python3 -m http.server` binding what it is told.
-fn http_server(port: u16, bind: &str) -> String {
+pub(crate) fn http_server(port: u16, bind: &str) -> String {
     format!(
         "version = 1\n[servers.web]\ncommand = \"python3\"\nargs = [\"-m\", \"http.server\", \"{{port}}\", \"--bind\", \"{bind}\"]\ntransport = \"streamable-http\"\nport = {port}\nrestart = \"never\"\n"
     )

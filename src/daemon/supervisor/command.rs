@@ -10,10 +10,13 @@ use super::*;
 use crate::model::spec::Transport;
 use crate::sys;
 
-/// `mcpctl-shim --stop-timeout-ms N --daemon-pid P -- COMMAND ARGS...` (or `mcpctl
-/// __shim ...`), in a new
-/// process group, with the server's environment and working folder.
-pub(super) fn shim_command(ctx: &InstanceCtx) -> Command {
+/// `mcpctl-shim --stop-timeout-ms N --daemon-pid P [--netns [--sockets]] -- COMMAND
+/// ARGS...` (or `mcpctl __shim ...`), in a new process group, with the server's
+/// environment and working folder; for an isolated server that speaks HTTP, the
+/// daemon's end of the socket its shim hands connections over (the shim's stdin).
+pub(super) fn shim_command(
+    ctx: &InstanceCtx,
+) -> std::io::Result<(Command, Option<std::os::unix::net::UnixStream>)> {
     let spec = &ctx.spec;
     let program = spec.command.clone().unwrap_or_default();
     // A relative path is relative to the config file, as `cwd` is; a bare name is
@@ -44,8 +47,15 @@ pub(super) fn shim_command(ctx: &InstanceCtx) -> Command {
     cmd.arg("--stop-timeout-ms")
         .arg(spec.stop_timeout.as_millis().to_string())
         .arg("--daemon-pid")
-        .arg(ctx.daemon_pid.to_string())
-        .arg("--")
+        .arg(ctx.daemon_pid.to_string());
+    let serve_sockets = ctx.isolated && spec.transport != Transport::Stdio;
+    if ctx.isolated {
+        cmd.arg("--netns");
+    }
+    if serve_sockets {
+        cmd.arg("--sockets");
+    }
+    cmd.arg("--")
         .arg(program)
         .args(bundled)
         .args(spec.args.iter().map(|a| inner_port::fill(a, port)))
@@ -56,13 +66,20 @@ pub(super) fn shim_command(ctx: &InstanceCtx) -> Command {
                 .as_ref()
                 .map_or_else(|| ctx.config_dir.clone(), |c| ctx.config_dir.join(c)),
         )
-        .stdin(if spec.transport == Transport::Stdio {
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let daemons_end = if serve_sockets {
+        let (ours, shims) = std::os::unix::net::UnixStream::pair()?;
+        cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(shims)));
+        Some(ours)
+    } else {
+        cmd.stdin(if spec.transport == Transport::Stdio {
             Stdio::piped()
         } else {
             Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        });
+        None
+    };
     if spec.transport != Transport::Stdio {
         cmd.env("PORT", port.to_string())
             .env("HOST", inner_port::HOST);
@@ -83,7 +100,7 @@ pub(super) fn shim_command(ctx: &InstanceCtx) -> Command {
             ),
         }
     }
-    cmd
+    Ok((cmd, daemons_end))
 }
 
 /// `mcp-echo` ships inside mcpctl: when no `mcp-echo` is on PATH, it is this mcpctl

@@ -39,6 +39,9 @@ pub struct InstanceCtx {
     pub hidden_env: Vec<String>,
     /// The instance's own cgroup (limits enforced by the kernel), where there is one.
     pub cgroup: Option<Arc<crate::cgroup::Group>>,
+    /// Runs in a network namespace of its own (`network = "isolated"` where this
+    /// kernel allows it).
+    pub isolated: bool,
 }
 
 pub enum Control {

@@ -27,10 +27,11 @@ pub(super) async fn probe(
         }
         let port = ctx.inner_port.unwrap_or(ctx.spec.port);
         loop {
-            if tokio::net::TcpStream::connect((inner_port::HOST, port))
-                .await
-                .is_ok()
-            {
+            if crate::gateway::dial::connect_loopback(port).await.is_ok() {
+                if ctx.isolated {
+                    // Its own loopback: nothing else reaches it, whatever it binds.
+                    return Ok(None);
+                }
                 let beyond = inner_port::listening_beyond_loopback(port);
                 if !beyond.is_empty() {
                     return Err(inner_port::refusal(port, &beyond));

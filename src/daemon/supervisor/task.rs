@@ -165,7 +165,15 @@ pub(super) async fn run_once(
             }
         }
     }
-    let mut spawned = match ctx.launcher.launch(shim_command(ctx)).await {
+    let launched = match shim_command(ctx) {
+        Ok((command, sockets)) => ctx
+            .launcher
+            .launch(command)
+            .await
+            .map(|launched| (launched, sockets)),
+        Err(e) => Err(e),
+    };
+    let (mut spawned, sockets) = match launched {
         Ok(s) => s,
         Err(e) => {
             view.send_modify(|v| v.last_error = Some(format!("cannot start mcpctl's shim: {e}")));
@@ -175,6 +183,25 @@ pub(super) async fn run_once(
             };
         }
     };
+    // An isolated server's inner port is reached through its shim while this run lasts.
+    let namespace = match sockets
+        .map(crate::gateway::dial::Namespace::new)
+        .transpose()
+    {
+        Ok(namespace) => namespace.map(Arc::new),
+        Err(e) => {
+            view.send_modify(|v| v.last_error = Some(format!("no socket to the shim: {e}")));
+            spawned.stop(true, Duration::ZERO).await;
+            return Once::Ended {
+                ending: Ending::NotReady,
+                uptime: Duration::ZERO,
+            };
+        }
+    };
+    let _registered = namespace
+        .as_ref()
+        .zip(ctx.inner_port)
+        .map(|(namespace, port)| crate::gateway::dial::register(port, namespace));
     let pid = spawned.pid;
     let mut process = Process {
         shim: pid,

@@ -182,6 +182,7 @@ fn ctx(fake: &Arc<Fake>, spec: crate::model::ServerSpec, dir: &tempfile::TempDir
         tee_logs: false,
         hidden_env: Vec::new(),
         cgroup: None,
+        isolated: false,
     }
 }
 
