@@ -38,6 +38,7 @@ pub mod logs;
 pub mod model;
 pub mod out;
 pub mod plan;
+pub mod policy;
 pub mod render;
 pub mod runtime_dir;
 pub mod schema;

@@ -7,6 +7,7 @@
 
 pub mod accept;
 pub mod dial;
+pub mod endpoint;
 pub mod era;
 mod guard;
 pub mod handshake;

@@ -4,6 +4,7 @@
 //! the raw serde shape ([`raw`]), then resolution and cross-field rules ([`resolve`]).
 //! Every failure is a [`Diagnostic`] pointing at the text.
 
+pub mod endpoint;
 pub mod identity;
 pub mod locate;
 pub mod names;
@@ -31,6 +32,8 @@ pub struct Config {
     pub profiles: BTreeSet<String>,
     /// `[daemon] metrics`: where `/metrics` is served.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `[endpoints.*]`: sets of servers behind one port each.
+    pub endpoints: BTreeMap<String, endpoint::EndpointSpec>,
 }
 
 /// Parses and validates `source`. On failure, every problem found is returned.

@@ -36,6 +36,85 @@ pub struct RawConfig {
     /// The MCP servers mcpctl manages, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub servers: BTreeMap<String, Layer>,
+    /// Sets of servers served behind one port, with a tool policy, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+/// Which tools an agent sees and may call: `allow` and `deny` are globs (`*`, `?`) on
+/// tool names; deny wins; an empty or missing allow allows all; `read_only = true`
+/// keeps only tools whose `annotations.readOnlyHint` is true.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolRules {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+}
+
+/// How an endpoint names its members' tools and prompts.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Prefix {
+    /// `server__name`, always.
+    Always,
+    /// The member's own name, prefixed only where two members share it.
+    OnCollision,
+    /// The member's own name; of two members with one name, the first in `servers`
+    /// order wins (the other is reported as shadowed).
+    Never,
+}
+
+/// What an endpoint does while a member is down.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failure {
+    /// Its tools vanish from the lists; calls to them get an error naming it.
+    Open,
+    /// The endpoint answers 503 until every member is up.
+    Closed,
+}
+
+/// `[endpoints.NAME]`: a set of servers behind one port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// Where clients reach it (`/mcp`, `/sse`).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i64>,
+    /// The address to listen on. Default `127.0.0.1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// The members, in order (the order decides which wins a clash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub servers: Option<Vec<String>>,
+    /// Instead of `servers`: every server that uses this profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// `always` (default): tools and prompts are named `server__name`; `on-collision`;
+    /// `never`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<Prefix>,
+    /// `open` (default): a failing member's tools vanish; `closed`: 503 while any
+    /// member is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// The endpoint's tool policy, on the names it advertises.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<ToolRules>,
+    /// Advertised name -> the name the agent sees instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rename: Option<BTreeMap<String, String>>,
+    /// Advertised (or renamed) name -> the description the agent sees instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptions: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -346,6 +425,10 @@ pub struct Layer {
     /// that speaks HTTP and has `auth`, else `host`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// The server's tool policy, on its own names: holds on its own port and in every
+    /// endpoint, e.g. `{ deny = ["delete_*"] }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<ToolRules>,
     /// Serve this server's port over HTTPS: `tls = { cert = "cert.pem", key = "key.pem" }`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,

@@ -67,6 +67,7 @@ struct Merged {
     limits: Option<Sourced<super::raw::Limits>>,
     auth: Option<Sourced<super::raw::Auth>>,
     network: Option<Sourced<super::raw::Network>>,
+    tools: Option<Sourced<super::raw::ToolRules>>,
     tls: Option<Sourced<super::raw::Tls>>,
     image: Option<Sourced<String>>,
     headers: BTreeMap<String, String>,
@@ -110,6 +111,7 @@ impl Merged {
             limits,
             auth,
             network,
+            tools,
             tls,
             image
         );
@@ -169,6 +171,8 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
         servers.insert(name.clone(), spec);
     }
 
+    let endpoints =
+        super::endpoint::resolve_endpoints(raw, &servers, &mut ports, loc, &mut diags);
     let metrics = resolve_metrics(raw, loc, &ports, &mut diags);
     if diags.is_empty() {
         let mut profiles: BTreeSet<String> = raw.profiles.keys().cloned().collect();
@@ -177,6 +181,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
             servers,
             profiles,
             metrics,
+            endpoints,
         })
     } else {
         Err(diags)
@@ -677,6 +682,10 @@ fn resolve_server(
         }
         _ => {}
     }
+    let tools = m
+        .tools
+        .as_ref()
+        .and_then(|t| tool_policy(&t.value, loc, &t.origin, diags));
     if diags.len() != before {
         return None;
     }
@@ -709,6 +718,7 @@ fn resolve_server(
         env: m.env,
         secrets: m.secrets,
         transport,
+        tools: tools.unwrap_or_default(),
         network,
         mode,
         url,
@@ -738,6 +748,35 @@ fn resolve_server(
         headers: m.headers,
     };
     Some((spec, port_origin))
+}
+
+/// A `tools` table, its patterns checked (each bad one reported where it is written).
+pub(super) fn tool_policy(
+    rules: &super::raw::ToolRules,
+    loc: &Locator<'_>,
+    at: &[String],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<super::spec::ToolPolicy> {
+    let before = diags.len();
+    for (key, list) in [("allow", &rules.allow), ("deny", &rules.deny)] {
+        for (i, text) in list.iter().flatten().enumerate() {
+            if let Err(why) = crate::policy::Glob::new(text) {
+                let mut path = at.to_vec();
+                path.push(key.to_string());
+                let span = loc.value(&path).or_else(|| loc.value(at));
+                diags.push(
+                    Diagnostic::new(format!("`tools.{key}[{i}]`: {why}"))
+                        .at(span, "here")
+                        .hint("patterns are globs: `*` any run of characters, `?` one, `[abc]` one of"),
+                );
+            }
+        }
+    }
+    (diags.len() == before).then(|| super::spec::ToolPolicy {
+        allow: rules.allow.clone().unwrap_or_default(),
+        deny: rules.deny.clone().unwrap_or_default(),
+        read_only: rules.read_only.unwrap_or(false),
+    })
 }
 
 /// The network a server runs in: as the file says for a local server, and by default

@@ -27,6 +27,9 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretRef>,
     pub transport: Transport,
+    /// Which of its tools agents see and may call, on its own port and in endpoints.
+    #[serde(default, skip_serializing_if = "ToolPolicy::is_open")]
+    pub tools: ToolPolicy,
     /// The network its processes run in (see [`Network`]).
     #[serde(default = "host_network")]
     pub network: Network,
@@ -75,6 +78,57 @@ pub struct ServerSpec {
     /// The container image on Kubernetes (only `render k8s` reads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+}
+
+/// `tools = { allow, deny, read_only }`, its patterns checked (see `crate::policy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolPolicy {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+impl ToolPolicy {
+    pub fn is_open(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty() && !self.read_only
+    }
+
+    /// The compiled rules (patterns were checked when the file was read; one that
+    /// does not compile matches nothing).
+    pub fn rules(&self) -> crate::policy::Rules {
+        let compile = |texts: &[String]| {
+            texts
+                .iter()
+                .filter_map(|t| crate::policy::Glob::new(t).ok())
+                .collect()
+        };
+        crate::policy::Rules {
+            allow: compile(&self.allow),
+            deny: compile(&self.deny),
+            read_only: self.read_only,
+        }
+    }
+
+    /// For plans: each part on its own, so a change names what changed.
+    fn parts(&self) -> Option<AttrValue> {
+        if self.is_open() {
+            return None;
+        }
+        let mut parts = BTreeMap::new();
+        if !self.allow.is_empty() {
+            parts.insert("allow".to_string(), format!("{:?}", self.allow));
+        }
+        if !self.deny.is_empty() {
+            parts.insert("deny".to_string(), format!("{:?}", self.deny));
+        }
+        if self.read_only {
+            parts.insert("read_only".to_string(), "true".to_string());
+        }
+        Some(AttrValue::Map(parts))
+    }
 }
 
 /// `autoscale = { ... }`, validated: `min <= max`, durations parsed.
@@ -244,6 +298,8 @@ impl ServerSpec {
                 Restart,
             ),
             attr("headers", non_empty_map(&self.headers).map(Map), Restart),
+            // The gateway adopts a new policy live: sessions get `list_changed`.
+            attr("tools", self.tools.parts(), InPlace),
             // Not what runs here: only what `render k8s` writes.
             attr("image", self.image.clone().map(Text), InPlace),
             attr("port", Some(Number(u64::from(self.port))), Restart),

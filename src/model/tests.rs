@@ -335,6 +335,7 @@ profile = "p"
 state = "stopped"
 sharing = "per-session"
 network = "isolated"
+tools = { deny = ["x*"] }
 instances = 3
 restart = "never"
 stop_timeout = "7s"
@@ -366,7 +367,7 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
     let expect = serde_json::json!({
         "name": "s", "command": "c", "args": ["a"], "cwd": "sub", "env": {"K": "v"},
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
-        "transport": "stdio", "network": "isolated", "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
+        "transport": "stdio", "network": "isolated", "tools": {"deny": ["x*"]}, "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "sharing": "per-session", "instances": 3, "restart": "never",
         "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m", "drain_timeout": "4s", "max_sessions": 50,
         "limits": {"memory_bytes": 1073741824u64, "nofile": 2048},

@@ -18,6 +18,7 @@ fn spec(name: &str) -> ServerSpec {
         secrets: BTreeMap::new(),
         transport: Transport::Stdio,
         network: crate::model::spec::Network::Host,
+        tools: Default::default(),
         mode: Mode::Local,
         url: None,
         port: 8000,
