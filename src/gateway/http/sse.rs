@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,6 +17,7 @@ use tokio::sync::oneshot;
 use super::dispatch::{Handled, envelope_of, finish, handle, parse_message};
 use super::events::{EventStream, forward_notifications};
 use super::{AppState, SSE_BACKLOG};
+use crate::gateway::accept::Hangup;
 use crate::gateway::era;
 use crate::gateway::jsonrpc::INVALID_REQUEST;
 use crate::gateway::queue;
@@ -23,12 +25,18 @@ use crate::gateway::reply::rpc_error;
 
 /// Legacy SSE: an `endpoint` event naming where to POST, then every message for the
 /// client as a `message` event. The session ends when the client goes away.
-pub(super) async fn get_sse(State(state): State<Arc<AppState>>, _headers: HeaderMap) -> Response {
+pub(super) async fn get_sse(
+    State(state): State<Arc<AppState>>,
+    hangup: Option<Extension<Hangup>>,
+    _headers: HeaderMap,
+) -> Response {
     let slot = match state.stream_slot() {
         Ok(slot) => slot,
         Err(full) => return *full,
     };
     let (tx, rx) = queue::channel(SSE_BACKLOG);
+    // The session's end (a cut queue, DELETE, expiry) closes the connection too.
+    tx.hang_up_on_cut(hangup.map(|Extension(h)| h));
     let opened = state
         .open(Some(tx.clone()), era::Envelope::default(), Value::Null)
         .await;
