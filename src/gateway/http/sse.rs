@@ -8,14 +8,15 @@ use std::time::Duration;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::dispatch::{Handled, envelope_of, finish, handle, parse_message};
 use super::events::{EventStream, forward_notifications};
+use super::session::SessionView;
 use super::{AppState, SSE_BACKLOG};
 use crate::gateway::accept::Hangup;
 use crate::gateway::era;
@@ -102,6 +103,17 @@ pub(super) async fn post_messages(
         Ok(msg) => msg,
         Err(response) => return *response,
     };
+    drop(body);
+    // Requests wait for a slot; answers and notifications never do: a call in flight
+    // may be waiting for exactly that answer (sampling), and would never end.
+    let slot = if msg.get("method").is_some() && msg.get("id").is_some() {
+        match call_slot(&session, &events).await {
+            Ok(slot) => Some(slot),
+            Err(response) => return *response,
+        }
+    } else {
+        None
+    };
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
         let envelope = Arc::new(envelope_of(&msg));
         session.can_answer = era::can_answer(&envelope.capabilities);
@@ -122,6 +134,8 @@ pub(super) async fn post_messages(
     let working = session.working();
     tokio::spawn(async move {
         let _working = working;
+        // Held until the answer is on the stream (or the call is given up).
+        let _slot = slot;
         let reply = match handle(&state, &session_id, &session, msg, Some(events.clone())).await {
             Handled::Accepted => return,
             Handled::Reply(reply) | Handled::Gone(reply) => reply,
@@ -146,6 +160,35 @@ pub(super) async fn post_messages(
     // Notifications and answers drop `answered` at once.
     let _ = tokio::time::timeout(ack_hold(), on_answer).await;
     StatusCode::ACCEPTED.into_response()
+}
+
+/// How long a `POST /messages` request waits for a slot before it gets 503.
+const SLOT_WAIT: Duration = Duration::from_secs(30);
+
+/// One of the session's `SSE_CALLS_IN_FLIGHT` slots, waited for at most [`SLOT_WAIT`];
+/// 404 when the session ends meanwhile.
+async fn call_slot(
+    session: &SessionView,
+    events: &queue::Outbox,
+) -> Result<OwnedSemaphorePermit, Box<Response>> {
+    let refuse =
+        |status, message| Box::new(rpc_error(status, Value::Null, INVALID_REQUEST, message));
+    tokio::select! {
+        slot = Arc::clone(&session.slots).acquire_owned() => {
+            slot.map_err(|_| refuse(StatusCode::NOT_FOUND, "unknown session: open /sse again"))
+        }
+        () = events.closed() => Err(refuse(StatusCode::NOT_FOUND, "unknown session: open /sse again")),
+        () = tokio::time::sleep(SLOT_WAIT) => {
+            let mut response = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many calls of this session in flight: try again later",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Err(response)
+        }
+    }
 }
 
 /// How long a legacy `POST /messages` waits for its call's answer before it is
