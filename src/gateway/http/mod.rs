@@ -44,7 +44,7 @@ mod streamable;
 use session::{Session, SessionView, cancel_calls, new_session_id, spawn_janitor};
 
 /// Messages waiting for a slow SSE client before it is disconnected (its queue is
-/// cut: [`queue`]).
+/// cut: [`queue`], which also bounds the bytes).
 const SSE_BACKLOG: usize = 256;
 /// Calls of one legacy SSE session in flight at once: a further `POST /messages`
 /// request waits for one to end before it is acknowledged, so a client posting faster

@@ -20,7 +20,7 @@ use super::session::SessionView;
 use super::{AppState, SSE_BACKLOG};
 use crate::gateway::accept::Hangup;
 use crate::gateway::era;
-use crate::gateway::jsonrpc::INVALID_REQUEST;
+use crate::gateway::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
 use crate::gateway::queue;
 use crate::gateway::reply::rpc_error;
 
@@ -103,11 +103,13 @@ pub(super) async fn post_messages(
         Ok(msg) => msg,
         Err(response) => return *response,
     };
+    // Not held while waiting for a slot: the message has it all.
     drop(body);
     // Requests wait for a slot; answers and notifications never do: a call in flight
     // may be waiting for exactly that answer (sampling), and would never end.
     let slot = if msg.get("method").is_some() && msg.get("id").is_some() {
-        match call_slot(&session, &events).await {
+        let id = msg.get("id").cloned().unwrap_or(Value::Null);
+        match call_slot(&session, &events, id).await {
             Ok(slot) => Some(slot),
             Err(response) => return *response,
         }
@@ -165,24 +167,31 @@ pub(super) async fn post_messages(
 /// How long a `POST /messages` request waits for a slot before it gets 503.
 const SLOT_WAIT: Duration = Duration::from_secs(30);
 
-/// One of the session's `SSE_CALLS_IN_FLIGHT` slots, waited for at most [`SLOT_WAIT`];
-/// 404 when the session ends meanwhile.
+/// One of the session's `SSE_CALLS_IN_FLIGHT` slots for request `id`, waited for at
+/// most [`SLOT_WAIT`]; 404 when the session ends meanwhile.
 async fn call_slot(
     session: &SessionView,
     events: &queue::Outbox,
+    id: Value,
 ) -> Result<OwnedSemaphorePermit, Box<Response>> {
-    let refuse =
-        |status, message| Box::new(rpc_error(status, Value::Null, INVALID_REQUEST, message));
+    let gone = || {
+        Box::new(rpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            INVALID_REQUEST,
+            "unknown session: open /sse again",
+        ))
+    };
     tokio::select! {
-        slot = Arc::clone(&session.slots).acquire_owned() => {
-            slot.map_err(|_| refuse(StatusCode::NOT_FOUND, "unknown session: open /sse again"))
-        }
-        () = events.closed() => Err(refuse(StatusCode::NOT_FOUND, "unknown session: open /sse again")),
+        slot = Arc::clone(&session.slots).acquire_owned() => slot.map_err(|_| gone()),
+        () = events.closed() => Err(gone()),
         () = tokio::time::sleep(SLOT_WAIT) => {
-            let mut response = refuse(
+            let mut response = Box::new(rpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
+                id,
+                INTERNAL_ERROR,
                 "too many calls of this session in flight: try again later",
-            );
+            ));
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
