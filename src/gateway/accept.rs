@@ -5,6 +5,11 @@
 //! wait for its next request. A slow or silent client holds a slot for that long, no
 //! more. The connections belong to the loop: when it ends (the server stops), every one
 //! of them is closed, idle keep-alive connections included.
+//!
+//! Every request carries its connection's [`Hangup`] (an extension): a handler whose
+//! stream is cut fires it, and the connection is closed at once. The HTTP server only
+//! polls a response body when the socket takes more, so a client that stopped reading
+//! would otherwise keep its connection, and the bytes buffered for it, forever.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,12 +17,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -25,6 +33,22 @@ use super::meter::Meter;
 
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Closes one connection when fired (from any task, before or after the connection
+/// waits for it: the one firing that counts is kept).
+#[derive(Debug, Clone, Default)]
+pub struct Hangup(Arc<Notify>);
+
+impl Hangup {
+    pub fn fire(&self) {
+        self.0.notify_one();
+    }
+
+    /// Resolves once fired.
+    pub async fn fired(&self) {
+        self.0.notified().await;
+    }
+}
 
 /// The bounds of a port's connections.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +118,15 @@ pub(super) async fn serve(
                 continue;
             }
         };
-        let service = TowerToHyperService::new(app.clone());
+        let hangup = Hangup::default();
+        let service = {
+            let app = TowerToHyperService::new(app.clone());
+            let hangup = hangup.clone();
+            hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(hangup.clone());
+                app.call(request)
+            })
+        };
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout);
@@ -107,6 +139,7 @@ pub(super) async fn serve(
         connections.spawn(async move {
             let _slot = slot;
             let _open = open;
+            // Fired, the connection is dropped (closed) wherever it is.
             match acceptor {
                 Some(acceptor) => {
                     let Ok(Ok(stream)) =
@@ -114,10 +147,16 @@ pub(super) async fn serve(
                     else {
                         return;
                     };
-                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    tokio::select! {
+                        _ = http.serve_connection(TokioIo::new(stream), service) => {}
+                        () = hangup.fired() => {}
+                    }
                 }
                 None => {
-                    let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                    tokio::select! {
+                        _ = http.serve_connection(TokioIo::new(tcp), service) => {}
+                        () = hangup.fired() => {}
+                    }
                 }
             }
         });

@@ -1186,39 +1186,200 @@ fn read_to_end_of_stream(stream: &mut std::net::TcpStream, secs: u64) -> Option<
     None
 }
 
-/// Issue 13, 1: a client that stops reading its stream while the child floods it is
-/// disconnected (its stream ends, its session is gone); the child and the other
-/// sessions go on.
-#[test]
-fn a_client_that_stops_reading_is_disconnected_and_the_others_go_on() {
-    use std::io::Write;
-    let port = free_port();
-    let _env = serve(port);
+/// A legacy SSE session whose client reads its stream only as far as the endpoint
+/// event, and never again: the connection and the endpoint to POST to.
+fn stalled_sse_session(port: u16) -> (std::net::TcpStream, String) {
+    use std::io::{Read, Write};
     let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stalled,
         "GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
     )
     .unwrap();
-    // Only as far as the endpoint event; from here on it never reads.
-    let endpoint = {
-        use std::io::Read;
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !String::from_utf8_lossy(&head).contains("sessionId=") || !head.ends_with(b"\n\n") {
-            stalled.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let text = String::from_utf8_lossy(&head).into_owned();
-        let at = text.find("/messages?sessionId=").unwrap();
-        text[at..].lines().next().unwrap().trim().to_string()
-    };
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&head).contains("sessionId=") || !head.ends_with(b"\n\n") {
+        stalled.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let at = text.find("/messages?sessionId=").unwrap();
+    let endpoint = text[at..].lines().next().unwrap().trim().to_string();
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "stalled", "version": "1"}}});
     assert_eq!(
         http(port, "POST", &endpoint, &[], init.to_string().as_bytes()).status,
         202
     );
+    (stalled, endpoint)
+}
+
+/// Reads what the server sent until it closes the connection (EOF or reset), for at
+/// most `secs`: whether it did. The end of a chunked body does not count.
+fn closed_by_server(stream: &mut std::net::TcpStream, secs: u64) -> bool {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = vec![0; 1 << 16];
+    while std::time::Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Issue 28, 1: a client that never reads its `/sse` stream while its calls return
+/// megabytes is cut off by the bytes queued for it, not after 256 answers: the
+/// daemon stays small, the session ends, the server hangs up on the connection, and
+/// another client is served throughout.
+#[test]
+fn issue_28_a_client_that_never_reads_big_answers_is_hung_up_on_and_memory_stays_bounded() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port));
+    // Idle connections are closed after this long anyway: far longer than the test
+    // waits for the hang-up.
+    let output = env
+        .command(&["apply"])
+        .env("MCPCTL_HEADER_TIMEOUT_MS", "300000")
+        .output()
+        .unwrap();
+    crate::common::to_run(&["apply"], &output).success();
+    let daemon = env.daemon_pid();
+    let other = initialize(port);
+    let served = |n: usize| {
+        let body = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": format!("other {n}")}}});
+        let reply = post(port, Some(&other), &body);
+        assert_eq!(
+            reply.json()["result"]["content"][0]["text"],
+            format!("other {n}")
+        );
+    };
+    let (mut stalled, endpoint) = stalled_sse_session(port);
+    // 3 MB answers: what 256 of them would take is gigabytes.
+    let mut peak_kib = 0;
+    let mut ended_after = None;
+    for call in 1..=200 {
+        let big = json!({"jsonrpc": "2.0", "id": call, "method": "tools/call",
+            "params": {"name": "flood", "arguments": {"reply": 3_000_000}}});
+        let status = http(port, "POST", &endpoint, &[], big.to_string().as_bytes()).status;
+        peak_kib = peak_kib.max(crate::common::rss_kib(daemon));
+        if status == 404 {
+            ended_after = Some(call);
+            break;
+        }
+        assert_eq!(status, 202, "call {call}");
+        if call % 5 == 0 {
+            served(call);
+        }
+    }
+    peak_kib = peak_kib.max(crate::common::rss_kib(daemon));
+    assert!(
+        peak_kib < 300 * 1024,
+        "the daemon grew to {peak_kib} KiB (session ended after {ended_after:?} calls)"
+    );
+    assert!(
+        ended_after.is_some(),
+        "the stalled session did not end within 200 calls"
+    );
+    assert!(
+        closed_by_server(&mut stalled, 30),
+        "the server kept the stalled client's connection open"
+    );
+    served(1000);
+}
+
+/// Issue 28, 1: a legacy session has at most 16 calls in flight; the next `POST
+/// /messages` request is acknowledged only when one of them ends. Answers and
+/// notifications never wait (the cancel below, an answer to a question).
+#[test]
+fn issue_28_a_seventeenth_call_in_flight_waits_for_a_slot_before_its_acknowledgement() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let _env = serve(port);
+    let mut sse = SseClient::connect(port);
+    let (_, endpoint) = sse.next();
+    let send = |body: serde_json::Value| {
+        http(port, "POST", &endpoint, &[], body.to_string().as_bytes()).status
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "sse", "version": "1"}}});
+    assert_eq!(send(init), 202);
+    sse.next();
+    // The child sleeps through one call at a time: sixteen calls that will not end
+    // unless cancelled.
+    for call in 1..=16 {
+        let sleep = json!({"jsonrpc": "2.0", "id": call, "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"ms": 600_000}}});
+        assert_eq!(send(sleep), 202, "call {call}");
+    }
+    let seventeenth = json!({"jsonrpc": "2.0", "id": 17, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "seventeenth"}}})
+    .to_string();
+    let mut waiting = crate::common::connect(port);
+    write!(
+        waiting,
+        "POST {endpoint} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{seventeenth}",
+        seventeenth.len()
+    )
+    .unwrap();
+    // Not acknowledged while the sixteen are in flight (a 202 would come in a
+    // millisecond).
+    waiting
+        .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = waiting.read(&mut byte);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "acknowledged with sixteen calls in flight: {early:?}"
+    );
+    // An answer (to no question) and a notification go through at once.
+    assert_eq!(
+        send(json!({"jsonrpc": "2.0", "id": "no-such-question", "result": {}})),
+        202
+    );
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 1, "reason": "make room"}});
+    // Call 1 ends (a cancel that came before the call reached the child is a no-op:
+    // repeated), and its slot goes to the seventeenth.
+    let (_, data) = crate::common::wait_for("call 1 to end", 30, || {
+        assert_eq!(send(cancel.clone()), 202);
+        sse.next_within(std::time::Duration::from_secs(1))
+            .ok_or_else(|| "no answer yet".to_string())
+    });
+    let ended: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(
+        (ended["id"].clone(), ended["error"]["code"].clone()),
+        (json!(1), json!(-32800))
+    );
+    waiting
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut reply = Vec::new();
+    let _ = waiting.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
+}
+
+/// Issue 13, 1: a client that stops reading its stream while the child floods it is
+/// disconnected (its stream ends, its session is gone); the child and the other
+/// sessions go on.
+#[test]
+fn a_client_that_stops_reading_is_disconnected_and_the_others_go_on() {
+    let port = free_port();
+    let _env = serve(port);
+    let (mut stalled, endpoint) = stalled_sse_session(port);
     // Far more progress than the kernel's socket buffers and the gateway's queue hold.
     let steps = 300_000;
     let flood = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use axum::response::sse::Event;
 use futures_util::Stream;
+use serde_json::Value;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::AppState;
 use crate::gateway::Upstream;
@@ -56,9 +58,39 @@ impl Drop for EventStream {
     }
 }
 
+/// What [`next_notification`] found.
+#[derive(Debug, PartialEq)]
+pub(super) enum Next {
+    Message(Value),
+    /// The stream ended, or the child is gone.
+    Ended,
+    /// Notifications were missed: the stream is cut (its client disconnected), never
+    /// left with a silent gap.
+    Lagged,
+}
+
+/// The child's next notification for `out`.
+pub(super) async fn next_notification(
+    notifications: &mut broadcast::Receiver<Value>,
+    out: &Outbox,
+) -> Next {
+    let msg = tokio::select! {
+        msg = notifications.recv() => msg,
+        () = out.closed() => return Next::Ended,
+    };
+    match msg {
+        Ok(msg) => Next::Message(msg),
+        Err(RecvError::Lagged(_)) => {
+            out.cut();
+            Next::Lagged
+        }
+        Err(RecvError::Closed) => Next::Ended,
+    }
+}
+
 /// Sends the child's notifications that session `id` wants to `out`, until the
-/// session or its stream ends. A client that falls behind on its stream is
-/// disconnected: the session ends.
+/// session or its stream ends. A client that falls behind on its stream (or whose
+/// notifications were missed) is disconnected: the session ends.
 pub(super) fn forward_notifications(
     state: Arc<AppState>,
     id: String,
@@ -68,14 +100,13 @@ pub(super) fn forward_notifications(
     let mut notifications = upstream.notifications();
     tokio::spawn(async move {
         loop {
-            let msg = tokio::select! {
-                msg = notifications.recv() => msg,
-                () = out.closed() => break,
-            };
-            let msg = match msg {
-                Ok(msg) => msg,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => break,
+            let msg = match next_notification(&mut notifications, &out).await {
+                Next::Message(msg) => msg,
+                Next::Ended => break,
+                Next::Lagged => {
+                    state.forget(&id);
+                    break;
+                }
             };
             match state.wants(&id, &msg) {
                 None => break,
@@ -92,4 +123,34 @@ pub(super) fn forward_notifications(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::queue;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn missed_notifications_cut_the_stream_instead_of_skipping() {
+        let (child, mut notifications) = broadcast::channel(2);
+        let (out, mut inbox) = queue::channel(8);
+        for n in 0..2 {
+            child.send(json!(n)).ok();
+        }
+        assert_eq!(
+            next_notification(&mut notifications, &out).await,
+            Next::Message(json!(0))
+        );
+        // Three more while one of the two was still unread: one is lost.
+        for n in 2..5 {
+            child.send(json!(n)).ok();
+        }
+        assert_eq!(
+            next_notification(&mut notifications, &out).await,
+            Next::Lagged
+        );
+        assert!(out.is_closed());
+        assert_eq!(inbox.recv().await, None, "the stream ended");
+    }
 }

@@ -6,8 +6,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::SSE_BACKLOG;
-use super::events::EventStream;
+use super::events::{EventStream, Next, next_notification};
 use crate::gateway::Upstream;
+use crate::gateway::accept::Hangup;
 use crate::gateway::era::{self, Era};
 use crate::gateway::queue;
 
@@ -19,6 +20,7 @@ pub(super) async fn listen(
     id: Value,
     msg: &Value,
     open: crate::gateway::meter::OpenStream,
+    hangup: Option<Hangup>,
 ) -> Response {
     let asked = msg
         .pointer("/params/notifications")
@@ -71,18 +73,14 @@ pub(super) async fn listen(
         _ => false,
     };
     let (out, rx) = queue::channel(SSE_BACKLOG);
+    out.hang_up_on_cut(hangup);
     let mut notifications = upstream.notifications();
     tokio::spawn(async move {
         let _ = out.push(acknowledged);
         loop {
-            let msg = tokio::select! {
-                msg = notifications.recv() => msg,
-                () = out.closed() => break,
-            };
-            let mut msg = match msg {
-                Ok(msg) => msg,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => break,
+            // Missed notifications cut the stream: the listener is disconnected.
+            let Next::Message(mut msg) = next_notification(&mut notifications, &out).await else {
+                break;
             };
             if !wanted(&msg) {
                 continue;

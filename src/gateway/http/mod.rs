@@ -44,8 +44,12 @@ mod streamable;
 use session::{Session, SessionView, cancel_calls, new_session_id, spawn_janitor};
 
 /// Messages waiting for a slow SSE client before it is disconnected (its queue is
-/// cut: [`queue`]).
+/// cut: [`queue`], which also bounds the bytes).
 const SSE_BACKLOG: usize = 256;
+/// Calls of one legacy SSE session in flight at once: a further `POST /messages`
+/// request waits for one to end before it is acknowledged, so a client posting faster
+/// than its calls are answered is slowed down instead of piling up calls and bodies.
+const SSE_CALLS_IN_FLIGHT: usize = 16;
 const SESSION_HEADER: &str = "mcp-session-id";
 pub(crate) use parking::STATE_PREFIX;
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -89,6 +93,7 @@ impl AppState {
             can_answer: s.can_answer,
             envelope: s.envelope.clone(),
             calls: Arc::clone(&s.calls),
+            slots: Arc::clone(&s.slots),
         })
     }
 
@@ -152,6 +157,7 @@ impl AppState {
             stream: None,
             last_seen: Instant::now(),
             calls: Arc::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(SSE_CALLS_IN_FLIGHT)),
         };
         let Ok(mut sessions) = self.sessions.lock() else {
             return Err(Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()));

@@ -30,6 +30,7 @@ use super::listen::listen;
 use super::parking::{Call, Parking, STATE_PREFIX, invalid};
 use super::{AppState, SSE_BACKLOG, VERSION_HEADER};
 use crate::gateway::Upstream;
+use crate::gateway::accept::Hangup;
 use crate::gateway::era::{self, Era, Rejection};
 use crate::gateway::guard::header_str;
 use crate::gateway::jsonrpc::INTERNAL_ERROR;
@@ -77,7 +78,13 @@ pub(super) fn principal(parking: &Parking, headers: &HeaderMap) -> String {
 }
 
 /// A POST from a 2026-07-28 client.
-pub(super) async fn post(state: &Arc<AppState>, headers: &HeaderMap, msg: Value) -> Response {
+/// `hangup` closes the connection when the client falls behind on a stream.
+pub(super) async fn post(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    msg: Value,
+    hangup: Option<Hangup>,
+) -> Response {
     let Some(id) = msg.get("id").cloned() else {
         // Over HTTP a modern client cancels by closing its stream; it sends no
         // notifications that need an answer.
@@ -124,7 +131,7 @@ pub(super) async fn post(state: &Arc<AppState>, headers: &HeaderMap, msg: Value)
                 return json_response(StatusCode::OK, &reply);
             }
             "subscriptions/listen" => {
-                return listen(upstream, id, &msg, state.meter.open_stream()).await;
+                return listen(upstream, id, &msg, state.meter.open_stream(), hangup).await;
             }
             _ => start(upstream, claim, &msg, method, principal).await,
         }
@@ -146,6 +153,7 @@ pub(super) async fn post(state: &Arc<AppState>, headers: &HeaderMap, msg: Value)
         return json_response(StatusCode::OK, &response);
     }
     let (out, rx) = queue::channel(SSE_BACKLOG);
+    out.hang_up_on_cut(hangup);
     let state = Arc::clone(state);
     tokio::spawn(async move {
         if let Some(response) = drive(&state.parked, call, id, Some(&out)).await {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use super::AppState;
 use crate::gateway::Upstream;
@@ -35,6 +36,8 @@ pub(super) struct Session {
     pub(super) last_seen: Instant,
     /// Its calls being answered now (see [`Working`]).
     pub(super) calls: Arc<AtomicUsize>,
+    /// Legacy SSE sessions: their calls in flight (`SSE_CALLS_IN_FLIGHT`).
+    pub(super) slots: Arc<Semaphore>,
 }
 
 /// A session that ends ends its streams (and with them the tasks that feed them).
@@ -88,6 +91,7 @@ pub(super) struct SessionView {
     pub(super) can_answer: bool,
     pub(super) envelope: Arc<era::Envelope>,
     pub(super) calls: Arc<AtomicUsize>,
+    pub(super) slots: Arc<Semaphore>,
 }
 
 impl SessionView {

@@ -5,30 +5,39 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::dispatch::{Handled, envelope_of, finish, handle, parse_message};
 use super::events::{EventStream, forward_notifications};
+use super::session::SessionView;
 use super::{AppState, SSE_BACKLOG};
+use crate::gateway::accept::Hangup;
 use crate::gateway::era;
-use crate::gateway::jsonrpc::INVALID_REQUEST;
+use crate::gateway::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
 use crate::gateway::queue;
 use crate::gateway::reply::rpc_error;
 
 /// Legacy SSE: an `endpoint` event naming where to POST, then every message for the
 /// client as a `message` event. The session ends when the client goes away.
-pub(super) async fn get_sse(State(state): State<Arc<AppState>>, _headers: HeaderMap) -> Response {
+pub(super) async fn get_sse(
+    State(state): State<Arc<AppState>>,
+    hangup: Option<Extension<Hangup>>,
+    _headers: HeaderMap,
+) -> Response {
     let slot = match state.stream_slot() {
         Ok(slot) => slot,
         Err(full) => return *full,
     };
     let (tx, rx) = queue::channel(SSE_BACKLOG);
+    // The session's end (a cut queue, DELETE, expiry) closes the connection too.
+    tx.hang_up_on_cut(hangup.map(|Extension(h)| h));
     let opened = state
         .open(Some(tx.clone()), era::Envelope::default(), Value::Null)
         .await;
@@ -94,6 +103,19 @@ pub(super) async fn post_messages(
         Ok(msg) => msg,
         Err(response) => return *response,
     };
+    // Not held while waiting for a slot: the message has it all.
+    drop(body);
+    // Requests wait for a slot; answers and notifications never do: a call in flight
+    // may be waiting for exactly that answer (sampling), and would never end.
+    let slot = if msg.get("method").is_some() && msg.get("id").is_some() {
+        let id = msg.get("id").cloned().unwrap_or(Value::Null);
+        match call_slot(&session, &events, id).await {
+            Ok(slot) => Some(slot),
+            Err(response) => return *response,
+        }
+    } else {
+        None
+    };
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
         let envelope = Arc::new(envelope_of(&msg));
         session.can_answer = era::can_answer(&envelope.capabilities);
@@ -114,6 +136,8 @@ pub(super) async fn post_messages(
     let working = session.working();
     tokio::spawn(async move {
         let _working = working;
+        // Held until the answer is on the stream (or the call is given up).
+        let _slot = slot;
         let reply = match handle(&state, &session_id, &session, msg, Some(events.clone())).await {
             Handled::Accepted => return,
             Handled::Reply(reply) | Handled::Gone(reply) => reply,
@@ -138,6 +162,42 @@ pub(super) async fn post_messages(
     // Notifications and answers drop `answered` at once.
     let _ = tokio::time::timeout(ack_hold(), on_answer).await;
     StatusCode::ACCEPTED.into_response()
+}
+
+/// How long a `POST /messages` request waits for a slot before it gets 503.
+const SLOT_WAIT: Duration = Duration::from_secs(30);
+
+/// One of the session's `SSE_CALLS_IN_FLIGHT` slots for request `id`, waited for at
+/// most [`SLOT_WAIT`]; 404 when the session ends meanwhile.
+async fn call_slot(
+    session: &SessionView,
+    events: &queue::Outbox,
+    id: Value,
+) -> Result<OwnedSemaphorePermit, Box<Response>> {
+    let gone = || {
+        Box::new(rpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            INVALID_REQUEST,
+            "unknown session: open /sse again",
+        ))
+    };
+    tokio::select! {
+        slot = Arc::clone(&session.slots).acquire_owned() => slot.map_err(|_| gone()),
+        () = events.closed() => Err(gone()),
+        () = tokio::time::sleep(SLOT_WAIT) => {
+            let mut response = Box::new(rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id,
+                INTERNAL_ERROR,
+                "too many calls of this session in flight: try again later",
+            ));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Err(response)
+        }
+    }
 }
 
 /// How long a legacy `POST /messages` waits for its call's answer before it is

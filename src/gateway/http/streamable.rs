@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -17,6 +18,7 @@ use super::dispatch::{
 use super::events::{EventStream, forward_notifications};
 use super::session::cancel_key;
 use super::{AppState, SESSION_HEADER, SSE_BACKLOG, VERSION_HEADER, modern};
+use crate::gateway::accept::Hangup;
 use crate::gateway::era::{self, Era};
 use crate::gateway::guard::header_str;
 use crate::gateway::jsonrpc::INVALID_REQUEST;
@@ -43,6 +45,7 @@ pub(super) fn refuse_modern_stream(headers: &HeaderMap) -> Option<Response> {
 
 pub(super) async fn post_mcp(
     State(state): State<Arc<AppState>>,
+    hangup: Option<Extension<Hangup>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -51,6 +54,7 @@ pub(super) async fn post_mcp(
         Err(response) => return *response,
     };
     let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    let hangup = hangup.map(|Extension(h)| h);
     // Requests are timed until their answer is written (or given up: an error).
     let timing = msg
         .get("method")
@@ -60,7 +64,7 @@ pub(super) async fn post_mcp(
     match era::classify(header_str(&headers, VERSION_HEADER), &msg) {
         Err(rejection) => return rejection_response(&rejection, id),
         Ok(Era::Modern) => {
-            let response = modern::post(&state, &headers, msg).await;
+            let response = modern::post(&state, &headers, msg, hangup).await;
             // Until its answer starts (a stream's end is not waited for here).
             if let Some(timing) = timing {
                 timing.done_with_status(response.status().as_u16());
@@ -147,6 +151,7 @@ pub(super) async fn post_mcp(
         }
     };
     let (out, rx) = queue::channel(SSE_BACKLOG);
+    out.hang_up_on_cut(hangup);
     let upstream = session.upstream.clone();
     let key = cancel_key(&session_id, &id);
     tokio::spawn(async move {
@@ -187,7 +192,11 @@ pub(super) async fn post_mcp(
 }
 
 /// The session's standalone stream: the child's notifications this client wants.
-pub(super) async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(super) async fn get_mcp(
+    State(state): State<Arc<AppState>>,
+    hangup: Option<Extension<Hangup>>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(refusal) = refuse_modern_stream(&headers) {
         return refusal;
     }
@@ -212,6 +221,7 @@ pub(super) async fn get_mcp(State(state): State<Arc<AppState>>, headers: HeaderM
         Err(full) => return *full,
     };
     let (tx, rx) = queue::channel(SSE_BACKLOG);
+    tx.hang_up_on_cut(hangup.map(|Extension(h)| h));
     let stream = tx.clone();
     state.with_session(&session_id, |s| s.stream = Some(stream));
     forward_notifications(Arc::clone(&state), session_id, &session.upstream, tx);
