@@ -46,3 +46,4 @@ pub mod secrets;
 pub mod shim;
 pub mod sys;
 pub mod watch;
+pub mod wire;

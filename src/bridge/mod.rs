@@ -482,7 +482,7 @@ impl Bridge {
             .map_err(|e| e.to_string())?
             .to_bytes();
         // JSON, or the one event of an SSE answer.
-        let mut events = wire::SseEvents::new(MAX_MESSAGE);
+        let mut events = crate::wire::sse::SseEvents::new(MAX_MESSAGE);
         let result = events
             .feed(&bytes)
             .into_iter()
@@ -591,7 +591,7 @@ impl Bridge {
 
     /// Passes on every event of an SSE answer.
     async fn pump(&self, mut body: Incoming, initialize: bool) -> Result<(), String> {
-        let mut events = wire::SseEvents::new(MAX_MESSAGE);
+        let mut events = crate::wire::sse::SseEvents::new(MAX_MESSAGE);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| format!("the stream of {} broke off: {e}", self.url))?;
             let Some(data) = frame.data_ref() else {

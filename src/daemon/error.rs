@@ -41,6 +41,9 @@ pub enum ServerError {
         /// The last lines of the instance's log.
         tail: Vec<String>,
     },
+    /// An endpoint could not be served.
+    #[error("{0}")]
+    Endpoint(String),
     /// Several instances of one server failed.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Instances(Vec<ServerError>),

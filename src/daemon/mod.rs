@@ -15,6 +15,7 @@ mod autoscale;
 mod backend;
 mod busy_poll;
 mod control;
+mod endpoints;
 mod error;
 mod inner_port;
 mod instances;
@@ -128,6 +129,10 @@ pub struct Daemon {
     cgroups: std::sync::OnceLock<Option<Arc<crate::cgroup::Hierarchy>>>,
     /// Where the last apply's text came from (its digest, and the commit the CLI found).
     applied: std::sync::Mutex<Option<crate::api::AppliedFrom>>,
+    /// The endpoints being served.
+    endpoints: Mutex<BTreeMap<String, endpoints::EndpointRuntime>>,
+    /// What endpoints know of the servers (where each listens, whether it is up).
+    members: Arc<endpoints::Members>,
     /// Whether `network = "isolated"` servers get a network namespace here, or why not
     /// (they then run on the machine's network, and `status` says so).
     isolation: Result<(), String>,
@@ -179,6 +184,8 @@ impl Daemon {
         }
         Ok(Self {
             isolation,
+            endpoints: Mutex::default(),
+            members: Arc::default(),
             source,
             config_path,
             config_dir,

@@ -44,7 +44,7 @@ impl Daemon {
         progress: mpsc::Sender<String>,
     ) -> Result<Applied, ApplyError> {
         let _one_at_a_time = self.applying.lock().await;
-        let (servers, secrets, metrics, digest) = match &self.source {
+        let (servers, secrets, metrics, digest, endpoints) = match &self.source {
             Source::File => {
                 let mut loaded = match &options.source {
                     Some(text) => config::load_text(
@@ -61,6 +61,7 @@ impl Daemon {
                     secrets,
                     loaded.config.metrics,
                     Some(digest),
+                    loaded.config.endpoints,
                 )
             }
             Source::Fixed {
@@ -68,7 +69,13 @@ impl Daemon {
                 secrets,
                 metrics,
                 ..
-            } => (servers.clone(), Arc::clone(secrets), *metrics, None),
+            } => (
+                servers.clone(),
+                Arc::clone(secrets),
+                *metrics,
+                None,
+                BTreeMap::new(),
+            ),
         };
         self.serve_metrics(metrics, &progress).await;
         if let Some(name) = options
@@ -128,6 +135,14 @@ impl Daemon {
                 }
             }
             self.persist().await;
+        }
+        // After the servers: an endpoint finds its members where they now run. A
+        // focused apply (`--only`, `--restart`) leaves endpoints as they are.
+        if options.only.is_empty() && options.restart.is_none() {
+            let failures = self.converge_endpoints(&endpoints, &progress).await;
+            outcome
+                .failures
+                .extend(failures.into_iter().map(ServerError::Endpoint));
         }
         let servers = self.servers.lock().await;
         outcome.endpoints = servers

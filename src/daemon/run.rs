@@ -81,6 +81,7 @@ pub(super) async fn async_main(
     workers.spawn(sweep_orphans_on_sigchld(daemon.spawner.clone()));
     workers.spawn(control::serve(Arc::clone(&daemon), listener));
     workers.spawn(persist_on_change(Arc::clone(&daemon)));
+    workers.spawn(Arc::clone(&daemon).refresh_members_every());
     if let Some(every) = resync_period() {
         workers.spawn(resync_every(Arc::clone(&daemon), every));
     }
@@ -106,6 +107,7 @@ pub(super) async fn async_main(
         _ = tokio::signal::ctrl_c() => {}
     }
     workers.abort_all();
+    daemon.close_endpoints().await;
     daemon.stop_everything().await;
     let _ = std::fs::remove_file(runtime_dir.join(SOCKET));
     let _ = std::fs::remove_file(runtime_dir.join(PID_FILE));

@@ -106,7 +106,10 @@ pub(super) fn resolve_endpoints(
                     Diagnostic::new(format!(
                         "port {port} is used by both `{owner}` and endpoint `{name}`"
                     ))
-                    .at(loc.value(&here("port")), format!("endpoint `{name}` uses it here"))
+                    .at(
+                        loc.value(&here("port")),
+                        format!("endpoint `{name}` uses it here"),
+                    )
                     .related(loc.value(origin), format!("`{owner}` uses it here"))
                     .hint("give the endpoint a port of its own"),
                 ),
@@ -131,8 +134,10 @@ pub(super) fn resolve_endpoints(
                 }
                 Err(_) => {
                     diags.push(
-                        Diagnostic::new(format!("`bind` of endpoint `{name}` is not an IP address"))
-                            .at(loc.value(&here("bind")), "not an IP address"),
+                        Diagnostic::new(format!(
+                            "`bind` of endpoint `{name}` is not an IP address"
+                        ))
+                        .at(loc.value(&here("bind")), "not an IP address"),
                     );
                     None
                 }

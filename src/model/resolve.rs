@@ -171,8 +171,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
         servers.insert(name.clone(), spec);
     }
 
-    let endpoints =
-        super::endpoint::resolve_endpoints(raw, &servers, &mut ports, loc, &mut diags);
+    let endpoints = super::endpoint::resolve_endpoints(raw, &servers, &mut ports, loc, &mut diags);
     let metrics = resolve_metrics(raw, loc, &ports, &mut diags);
     if diags.is_empty() {
         let mut profiles: BTreeSet<String> = raw.profiles.keys().cloned().collect();

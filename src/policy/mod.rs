@@ -163,15 +163,11 @@ pub fn is_read_only(definition: &Value) -> bool {
 pub fn decide_by_name(rules: &Rules, name: &str) -> Option<Result<(), Hidden>> {
     if rules.read_only {
         // Denied by name is still certain.
-        return rules
-            .deny
-            .iter()
-            .find(|g| g.matches(name))
-            .map(|g| {
-                Err(Hidden::Denied {
-                    pattern: g.text.clone(),
-                })
-            });
+        return rules.deny.iter().find(|g| g.matches(name)).map(|g| {
+            Err(Hidden::Denied {
+                pattern: g.text.clone(),
+            })
+        });
     }
     Some(decide(rules, name, &Value::Null))
 }

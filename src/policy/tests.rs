@@ -17,10 +17,17 @@ fn deny_wins_over_allow_and_an_empty_allow_allows_all() {
             pattern: "*delete*".into()
         })
     );
-    let allow = rules(&["github__*", "fs__read_?ile"], &["github__delete_*"], false);
+    let allow = rules(
+        &["github__*", "fs__read_?ile"],
+        &["github__delete_*"],
+        false,
+    );
     assert_eq!(decide(&allow, "github__search", &json!({})), Ok(()));
     assert_eq!(decide(&allow, "fs__read_file", &json!({})), Ok(()));
-    assert_eq!(decide(&allow, "fs__write_file", &json!({})), Err(Hidden::NotAllowed));
+    assert_eq!(
+        decide(&allow, "fs__write_file", &json!({})),
+        Err(Hidden::NotAllowed)
+    );
     assert!(matches!(
         decide(&allow, "github__delete_repo", &json!({})),
         Err(Hidden::Denied { .. })
@@ -39,7 +46,10 @@ fn read_only_keeps_only_tools_that_say_so() {
     // Without the definition only a deny is certain.
     assert_eq!(decide_by_name(&ro, "r"), None);
     let both = rules(&[], &["w*"], true);
-    assert!(matches!(decide_by_name(&both, "write"), Some(Err(Hidden::Denied { .. }))));
+    assert!(matches!(
+        decide_by_name(&both, "write"),
+        Some(Err(Hidden::Denied { .. }))
+    ));
 }
 
 #[test]

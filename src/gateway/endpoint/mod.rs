@@ -1,3 +1,492 @@
-//! An endpoint: a set of servers behind one port (see `crate::model::endpoint`).
+//! An endpoint: a set of servers behind one port (`[endpoints.NAME]`).
+//!
+//! Theory of operation. The endpoint's port is a gateway like a server's (the same
+//! accept loop, guard, sessions, `/mcp` in both eras, `/sse`), whose "child" is an
+//! in-process aggregator ([`session`]) speaking JSON-RPC over in-memory pipes, one per
+//! client session (so a client's member sessions are its own, and end with it). The
+//! aggregator answers the lists from the endpoint's [`table::Table`] and routes each
+//! call by name or URI to a member, reached as any client reaches it ([`link`]).
+//!
+//! The catalog task keeps what each member last listed: it re-reads a member's lists
+//! when it comes up, when a session sees its `list_changed`, or when asked; a member
+//! scaled to zero is listed from what it listed last, without waking it. Every change
+//! of the lists or of a policy rebuilds the table, and open sessions get
+//! `list_changed` once.
 
+mod link;
+mod session;
 pub mod table;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+pub use link::Address;
+use link::{HttpClient, Link};
+use table::{Member, MemberState, Table};
+
+use crate::gateway::{Instances, Opening, Upstream, handshake, mux};
+use crate::model::endpoint::EndpointSpec;
+use crate::policy::Rules;
+
+/// How long one member may take to list everything.
+const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most items of one kind taken from one member (a member that lists more is
+/// cut there, and reported).
+pub const MAX_ITEMS: usize = 2_000;
+/// Pages followed per list, at most.
+const MAX_PAGES: usize = 100;
+/// How often members' states are looked at.
+const POLL: Duration = Duration::from_secs(1);
+
+/// What the daemon knows of a member now.
+#[derive(Clone)]
+pub struct MemberInfo {
+    /// Where to reach it, when it runs.
+    pub address: Option<Address>,
+    pub state: MemberState,
+    /// Scaled to zero: listed from its last lists, not asked (that would wake it).
+    pub idle: bool,
+    /// Its own tool policy.
+    pub policy: Rules,
+}
+
+/// The daemon's side: members by name.
+pub trait Directory: Send + Sync + 'static {
+    fn member(&self, name: &str) -> MemberInfo;
+}
+
+/// What one member listed, last time it was asked.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Lists {
+    pub init: Option<Value>,
+    pub tools: Vec<Value>,
+    pub prompts: Vec<Value>,
+    pub resources: Vec<Value>,
+    pub templates: Vec<Value>,
+    /// Why it could not be listed, last time.
+    pub error: Option<String>,
+    /// Cut at [`MAX_ITEMS`], or items dropped as garbage.
+    pub notes: Vec<String>,
+}
+
+/// One endpoint while it runs.
+pub struct Endpoint {
+    spec: watch::Sender<Arc<EndpointSpec>>,
+    directory: Arc<dyn Directory>,
+    client: HttpClient,
+    catalog: Mutex<BTreeMap<String, Lists>>,
+    table: watch::Sender<Arc<Table>>,
+    /// Poked to re-read every member's lists (a `list_changed` was seen).
+    refresh: Notify,
+    /// The members' states when the table was last built.
+    states: Mutex<BTreeMap<String, MemberState>>,
+}
+
+impl Endpoint {
+    pub fn new(spec: EndpointSpec, directory: Arc<dyn Directory>) -> std::io::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            spec: watch::Sender::new(Arc::new(spec)),
+            directory,
+            client: super::proxy::client()?,
+            catalog: Mutex::default(),
+            table: watch::Sender::new(Arc::new(Table::default())),
+            refresh: Notify::new(),
+            states: Mutex::default(),
+        }))
+    }
+
+    pub fn spec(&self) -> Arc<EndpointSpec> {
+        self.spec.borrow().clone()
+    }
+
+    /// A changed policy, rename or member list, adopted live: the table is rebuilt.
+    pub fn update(&self, spec: EndpointSpec) {
+        self.spec.send_replace(Arc::new(spec));
+        self.refresh.notify_one();
+    }
+
+    pub fn table(&self) -> Arc<Table> {
+        self.table.borrow().clone()
+    }
+
+    fn tables(&self) -> watch::Receiver<Arc<Table>> {
+        self.table.subscribe()
+    }
+
+    /// Members down now, with why.
+    pub fn down(&self) -> Vec<(String, String)> {
+        self.states
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|(name, state)| match state {
+                        MemberState::Down(why) => Some((name.clone(), why.clone())),
+                        MemberState::Up => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The members' `initialize` answers, as last read (for the endpoint's own).
+    fn inits(&self) -> Vec<(String, Value)> {
+        let spec = self.spec();
+        let catalog = self.catalog.lock();
+        let Ok(catalog) = catalog else {
+            return Vec::new();
+        };
+        spec.members
+            .iter()
+            .filter_map(|m| Some((m.clone(), catalog.get(m)?.init.clone()?)))
+            .collect()
+    }
+
+    /// A new link to `member` (not yet opened), or why there is none.
+    fn link(&self, member: &str) -> Result<Link, String> {
+        let info = self.directory.member(member);
+        if let MemberState::Down(why) = &info.state {
+            return Err(format!("member {member} is down: {why}"));
+        }
+        let address = info
+            .address
+            .ok_or_else(|| format!("member {member} is not running"))?;
+        Ok(Link::new(self.client.clone(), &address))
+    }
+
+    /// Re-reads every member's lists once now (and again on every poke), and keeps
+    /// the table current, until the endpoint is dropped.
+    pub async fn run_catalog(self: Arc<Self>) {
+        let mut first = true;
+        loop {
+            let asked = if first {
+                first = false;
+                true
+            } else {
+                tokio::select! {
+                    () = self.refresh.notified() => {
+                        // Coalesce a burst of changes into one re-read.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        true
+                    }
+                    () = tokio::time::sleep(POLL) => false,
+                }
+            };
+            self.step(asked).await;
+        }
+    }
+
+    /// Lists members that need it (all when `asked`; else those that came up or were
+    /// never listed), then rebuilds the table when anything changed.
+    async fn step(&self, asked: bool) {
+        let spec = self.spec();
+        let infos: Vec<(String, MemberInfo)> = spec
+            .members
+            .iter()
+            .map(|m| (m.clone(), self.directory.member(m)))
+            .collect();
+        let before = self.states.lock().map(|s| s.clone()).unwrap_or_default();
+        let listed: Vec<String> = self
+            .catalog
+            .lock()
+            .map(|c| {
+                c.iter()
+                    .filter(|(_, l)| l.error.is_none() && l.init.is_some())
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let due: Vec<&(String, MemberInfo)> = infos
+            .iter()
+            .filter(|(name, info)| {
+                info.state == MemberState::Up
+                    && !info.idle
+                    && info.address.is_some()
+                    && (asked
+                        || !listed.contains(name)
+                        || before.get(name) != Some(&MemberState::Up))
+            })
+            .collect();
+        let fetched = futures_util::future::join_all(due.iter().map(|(name, info)| async move {
+            let lists = match &info.address {
+                Some(address) => list_member(&self.client, address).await,
+                None => Lists::default(),
+            };
+            (name.clone(), lists)
+        }))
+        .await;
+        if let Ok(mut catalog) = self.catalog.lock() {
+            for (name, lists) in fetched {
+                match (&lists.error, catalog.get_mut(&name)) {
+                    // A failed re-read keeps what was listed, and says why.
+                    (Some(error), Some(kept)) => kept.error = Some(error.clone()),
+                    _ => {
+                        catalog.insert(name, lists);
+                    }
+                }
+            }
+            catalog.retain(|name, _| spec.members.contains(name));
+        }
+        let states: BTreeMap<String, MemberState> = infos
+            .iter()
+            .map(|(name, info)| {
+                let error = self
+                    .catalog
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.get(name).and_then(|l| l.error.clone()));
+                let state = match (&info.state, error) {
+                    (MemberState::Down(why), _) => MemberState::Down(why.clone()),
+                    (MemberState::Up, Some(why)) if !info.idle => MemberState::Down(why),
+                    _ => MemberState::Up,
+                };
+                (name.clone(), state)
+            })
+            .collect();
+        self.rebuild(&spec, &infos, &states);
+        if let Ok(mut s) = self.states.lock() {
+            *s = states;
+        }
+    }
+
+    fn rebuild(
+        &self,
+        spec: &EndpointSpec,
+        infos: &[(String, MemberInfo)],
+        states: &BTreeMap<String, MemberState>,
+    ) {
+        let Ok(catalog) = self.catalog.lock() else {
+            return;
+        };
+        let empty = Lists::default();
+        let members: Vec<Member<'_>> = infos
+            .iter()
+            .map(|(name, info)| {
+                let lists = catalog.get(name).unwrap_or(&empty);
+                Member {
+                    name,
+                    state: states.get(name).cloned().unwrap_or(MemberState::Up),
+                    policy: &info.policy,
+                    tools: &lists.tools,
+                    prompts: &lists.prompts,
+                    resources: &lists.resources,
+                    templates: &lists.templates,
+                }
+            })
+            .collect();
+        let mut table = table::build(spec, &members);
+        for (name, lists) in catalog.iter() {
+            table
+                .notes
+                .extend(lists.notes.iter().map(|n| format!("member {name}: {n}")));
+        }
+        drop(members);
+        drop(catalog);
+        self.table.send_if_modified(|current| {
+            if same(current, &table) {
+                return false;
+            }
+            *current = Arc::new(table);
+            true
+        });
+    }
+
+    /// What the agent sees, and what it does not and why (`mcpctl tools`).
+    pub fn describe_tools(&self) -> Value {
+        let table = self.table();
+        let shown: Vec<Value> = table
+            .tools
+            .listed
+            .iter()
+            .filter_map(|t| {
+                let name = t.get("name")?.as_str()?;
+                let route = table.tools.routes.get(name)?;
+                Some(
+                    json!({"name": name, "member": route.member, "original": route.original,
+                            "description": t.get("description")}),
+                )
+            })
+            .collect();
+        let hidden: Vec<Value> = table
+            .tools
+            .hidden
+            .iter()
+            .map(|h| json!({"name": h.advertised, "member": h.member, "original": h.original, "why": h.why}))
+            .collect();
+        json!({"endpoint": self.spec().name, "tools": shown, "hidden": hidden,
+               "down": self.down().into_iter().map(|(m, why)| json!({"member": m, "why": why})).collect::<Vec<_>>(),
+               "notes": table.notes})
+    }
+}
+
+/// Whether two tables show and route the same (a rebuild that changes nothing sends
+/// no `list_changed`).
+fn same(a: &Table, b: &Table) -> bool {
+    a.tools.listed == b.tools.listed
+        && a.prompts.listed == b.prompts.listed
+        && a.resources == b.resources
+        && a.templates == b.templates
+        && a.tools.hidden == b.tools.hidden
+        && a.tools.down == b.tools.down
+}
+
+/// Everything a member lists, pages followed, bounded in items, pages and time.
+async fn list_member(client: &HttpClient, address: &Address) -> Lists {
+    let link = Link::new(client.clone(), address);
+    let read = async {
+        let init = link.open(&json!({})).await.map_err(|e| e.to_string())?;
+        let mut lists = Lists {
+            init: Some(init.clone()),
+            ..Lists::default()
+        };
+        let has = |cap: &str| init.pointer(&format!("/capabilities/{cap}")).is_some();
+        if has("tools") {
+            lists.tools = list_all(&link, "tools/list", "tools", &mut lists.notes).await?;
+        }
+        if has("prompts") {
+            lists.prompts = list_all(&link, "prompts/list", "prompts", &mut lists.notes).await?;
+        }
+        if has("resources") {
+            lists.resources =
+                list_all(&link, "resources/list", "resources", &mut lists.notes).await?;
+            lists.templates = list_all(
+                &link,
+                "resources/templates/list",
+                "resourceTemplates",
+                &mut lists.notes,
+            )
+            .await
+            .unwrap_or_default();
+        }
+        Ok::<Lists, String>(lists)
+    };
+    let lists = match tokio::time::timeout(LIST_TIMEOUT, read).await {
+        Ok(Ok(lists)) => lists,
+        Ok(Err(why)) => Lists {
+            error: Some(why),
+            ..Lists::default()
+        },
+        Err(_) => Lists {
+            error: Some(format!("did not list its tools within {LIST_TIMEOUT:?}")),
+            ..Lists::default()
+        },
+    };
+    link.close().await;
+    lists
+}
+
+/// One list, every page, at most [`MAX_ITEMS`]; entries that are not objects dropped.
+async fn list_all(
+    link: &Link,
+    method: &str,
+    key: &str,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Value>, String> {
+    let mut items = Vec::new();
+    let mut cursor: Option<Value> = None;
+    for page in 0..MAX_PAGES {
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let request = json!({"jsonrpc": "2.0", "id": page + 1, "method": method, "params": params});
+        let answer = link.call(&request, None).await.map_err(|e| e.to_string())?;
+        if let Some(error) = answer.get("error") {
+            return Err(format!("{method} failed: {error}"));
+        }
+        let result = answer.get("result").cloned().unwrap_or(Value::Null);
+        let got = result
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let before = got.len();
+        items.extend(got.into_iter().filter(Value::is_object));
+        if items.len() < before {
+            notes.push(format!(
+                "{method}: entries that are not objects were dropped"
+            ));
+        }
+        if items.len() > MAX_ITEMS {
+            items.truncate(MAX_ITEMS);
+            notes.push(format!(
+                "{method}: more than {MAX_ITEMS}; the rest are not served"
+            ));
+            break;
+        }
+        cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+/// The endpoint as the gateway sees it: every client session gets an aggregator of
+/// its own; session-less (2026-07-28) requests share one.
+pub struct EndpointInstances {
+    endpoint: Arc<Endpoint>,
+    shared: Upstream,
+    /// The shared aggregator lives as long as the endpoint's port.
+    _shared: session::Lease,
+}
+
+impl EndpointInstances {
+    pub async fn new(endpoint: Arc<Endpoint>) -> std::io::Result<Arc<Self>> {
+        let (shared, lease) = start_session(&endpoint)
+            .await
+            .map_err(|e| std::io::Error::other(format!("the endpoint's aggregator: {e}")))?;
+        Ok(Arc::new(Self {
+            endpoint,
+            shared,
+            _shared: lease,
+        }))
+    }
+}
+
+/// A new aggregator, handshaken like a child: its upstream and what ends it.
+async fn start_session(endpoint: &Arc<Endpoint>) -> Result<(Upstream, session::Lease), String> {
+    let (to_child, child_in) = tokio::io::duplex(1 << 16);
+    let (child_out, from_child) = tokio::io::duplex(1 << 16);
+    let lease = session::spawn(Arc::clone(endpoint), child_in, child_out);
+    let limits = mux::Limits {
+        max_message: mux::MAX_MESSAGE,
+        // Members time their own calls out; this only bounds a member that never does.
+        call_timeout: Duration::from_secs(3600),
+    };
+    let upstream = handshake::connect(
+        to_child,
+        from_child,
+        limits,
+        Arc::new(|_: &Value| {}),
+        Arc::new(|_: &str| {}),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((upstream, lease))
+}
+
+impl Instances for EndpointInstances {
+    fn pick(&self) -> Option<Upstream> {
+        self.ready().then(|| self.shared.clone())
+    }
+
+    fn ready(&self) -> bool {
+        use crate::model::raw::Failure;
+        self.endpoint.spec().failure == Failure::Open || self.endpoint.down().is_empty()
+    }
+
+    fn open(&self) -> Opening<'_> {
+        Box::pin(async move {
+            if !self.ready() {
+                return None;
+            }
+            let (upstream, lease) = start_session(&self.endpoint).await.ok()?;
+            let lease: crate::gateway::Lease = Box::new(lease);
+            Some((upstream, Some(lease)))
+        })
+    }
+}

@@ -187,7 +187,9 @@ fn named<'a>(
                 hide(format!("{why} (server {})", m.name), &mut out);
                 continue;
             }
-            let shown = renamed.get(advertised.as_str()).map_or(advertised.as_str(), |r| r);
+            let shown = renamed
+                .get(advertised.as_str())
+                .map_or(advertised.as_str(), |r| r);
             if let Some(rules) = endpoint_rules {
                 // A pattern may name the tool as prefixed, or as renamed.
                 if let Err(why) = policy::decide_any(rules, &[&advertised, shown], item) {
@@ -202,10 +204,10 @@ fn named<'a>(
             }
             let is_renamed = shown != advertised;
             if !is_renamed && !taken.insert(shown.to_string()) || out.routes.contains_key(shown) {
-                let by = out
-                    .routes
-                    .get(shown)
-                    .map_or_else(|| "a rename".to_string(), |r| format!("{} of {}", r.original, r.member));
+                let by = out.routes.get(shown).map_or_else(
+                    || "a rename".to_string(),
+                    |r| format!("{} of {}", r.original, r.member),
+                );
                 hide(format!("shadowed by {shown} ({by})"), &mut out);
                 continue;
             }

@@ -57,7 +57,12 @@ fn prefix_always_never_and_on_collision() {
     let always = build(&spec(Prefix::Always), &members());
     assert_eq!(
         listed(&always),
-        ["github__search", "github__delete_repo", "fs__search", "fs__read_file"]
+        [
+            "github__search",
+            "github__delete_repo",
+            "fs__search",
+            "fs__read_file"
+        ]
     );
     assert_eq!(
         always.tools.routes["fs__read_file"],
@@ -76,8 +81,15 @@ fn prefix_always_never_and_on_collision() {
     assert_eq!(listed(&never), ["search", "delete_repo", "read_file"]);
     assert_eq!(never.tools.routes["search"].member, "github");
     let hidden = &never.tools.hidden[0];
-    assert_eq!((hidden.member.as_str(), hidden.original.as_str()), ("fs", "search"));
-    assert!(hidden.why.starts_with("shadowed by search"), "{}", hidden.why);
+    assert_eq!(
+        (hidden.member.as_str(), hidden.original.as_str()),
+        ("fs", "search")
+    );
+    assert!(
+        hidden.why.starts_with("shadowed by search"),
+        "{}",
+        hidden.why
+    );
 }
 
 #[test]
@@ -93,10 +105,20 @@ fn server_then_endpoint_policy_rename_and_descriptions() {
         read_only: false,
     };
     s.rename.insert("fs__read_file".into(), "read".into());
-    s.descriptions.insert("read".into(), "Read a file from the project".into());
-    let table = build(&s, &[member("github", &gh, &deny_delete), member("fs", &fs, &open)]);
+    s.descriptions
+        .insert("read".into(), "Read a file from the project".into());
+    let table = build(
+        &s,
+        &[
+            member("github", &gh, &deny_delete),
+            member("fs", &fs, &open),
+        ],
+    );
     assert_eq!(listed(&table), ["github__search", "read"]);
-    assert_eq!(table.tools.listed[1]["description"], "Read a file from the project");
+    assert_eq!(
+        table.tools.listed[1]["description"],
+        "Read a file from the project"
+    );
     assert_eq!(table.tools.routes["read"].original, "read_file");
     let why: BTreeMap<&str, &str> = table
         .tools
@@ -104,7 +126,10 @@ fn server_then_endpoint_policy_rename_and_descriptions() {
         .iter()
         .map(|h| (h.advertised.as_str(), h.why.as_str()))
         .collect();
-    assert_eq!(why["github__delete_repo"], "denied by \"delete_*\" (server github)");
+    assert_eq!(
+        why["github__delete_repo"],
+        "denied by \"delete_*\" (server github)"
+    );
     assert_eq!(why["fs__write_file"], "not in allow");
     // Nothing hidden can be routed to.
     assert!(!table.tools.routes.contains_key("github__delete_repo"));
@@ -142,16 +167,26 @@ fn hostile_names_are_made_callable_bounded_and_cannot_shadow() {
     let mut s = spec(Prefix::Never);
     s.members = vec!["github".into(), "evil".into()];
     // The honest member is first; with prefix never, the evil one tries its name.
-    let table = build(&s, &[member("github", &gh, &open), member("evil", &evil, &open)]);
+    let table = build(
+        &s,
+        &[member("github", &gh, &open), member("evil", &evil, &open)],
+    );
     for name in listed(&table) {
         assert!(is_tool_name(&name), "{name:?}");
     }
     let long_name = advertise("evil", &long, false);
     assert_eq!(long_name.len(), 64);
     assert_eq!(long_name, advertise("evil", &long, false), "stable");
-    assert_ne!(long_name, advertise("other", &long, false), "depends on the member");
+    assert_ne!(
+        long_name,
+        advertise("other", &long, false),
+        "depends on the member"
+    );
     // Prefix always: a member's name containing another's prefix stays its own.
-    let always = build(&spec(Prefix::Always), &[member("github", &gh, &open), member("fs", &evil, &open)]);
+    let always = build(
+        &spec(Prefix::Always),
+        &[member("github", &gh, &open), member("fs", &evil, &open)],
+    );
     assert_eq!(always.tools.routes["github__search"].member, "github");
     assert_eq!(always.tools.routes["fs__github__search"].member, "fs");
 }
@@ -159,7 +194,10 @@ fn hostile_names_are_made_callable_bounded_and_cannot_shadow() {
 #[test]
 fn resources_route_by_uri_first_member_wins_and_templates_catch_the_rest() {
     let open = Rules::default();
-    let a_res = vec![json!({"uri": "file:///a", "name": "a"}), json!({"uri": "mem://x"})];
+    let a_res = vec![
+        json!({"uri": "file:///a", "name": "a"}),
+        json!({"uri": "mem://x"}),
+    ];
     let b_res = vec![json!({"uri": "mem://x"})];
     let b_tpl = vec![json!({"uriTemplate": "db://{table}/{id}", "name": "row"})];
     let mut a = member("github", &[], &open);

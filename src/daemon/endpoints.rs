@@ -1,0 +1,249 @@
+//! The daemon's endpoints: each `[endpoints.NAME]` served on its port, converged after
+//! the servers at every apply (a changed policy, rename or member list is adopted
+//! live; a changed port or bind re-binds), and the directory through which endpoints
+//! find their members (where each listens, its bearer, whether it is up).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use age::secrecy::SecretString;
+use tokio::sync::mpsc;
+
+use crate::gateway::endpoint::table::MemberState;
+use crate::gateway::endpoint::{Address, Directory, Endpoint, EndpointInstances, MemberInfo};
+use crate::gateway::{self, Gateway};
+use crate::model::endpoint::EndpointSpec;
+
+use super::*;
+
+/// One endpoint while it runs.
+pub(super) struct EndpointRuntime {
+    pub(super) spec: EndpointSpec,
+    pub(super) endpoint: Arc<Endpoint>,
+    /// Dropped first on stop: the port closes, sessions end.
+    pub(super) gateway: Option<Gateway>,
+    catalog: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EndpointRuntime {
+    fn drop(&mut self) {
+        self.catalog.abort();
+    }
+}
+
+/// What endpoints know of the daemon's servers, refreshed by the daemon.
+#[derive(Default)]
+pub(super) struct Members(RwLock<BTreeMap<String, MemberInfo>>);
+
+impl Directory for Members {
+    fn member(&self, name: &str) -> MemberInfo {
+        self.0
+            .read()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+            .unwrap_or_else(|| MemberInfo {
+                address: None,
+                state: MemberState::Down("not running".into()),
+                idle: false,
+                policy: crate::policy::Rules::default(),
+            })
+    }
+}
+
+/// How often the directory is refreshed from what runs.
+const REFRESH: Duration = Duration::from_millis(500);
+
+impl Daemon {
+    /// Refreshes the members' directory now.
+    pub(super) async fn refresh_members(&self) {
+        let bearers = self.bearers().await;
+        let servers = self.servers.lock().await;
+        let members: BTreeMap<String, MemberInfo> = servers
+            .iter()
+            .map(|(name, rt)| (name.clone(), member_info(rt, bearers.get(name).cloned())))
+            .collect();
+        drop(servers);
+        if let Ok(mut m) = self.members.0.write() {
+            *m = members;
+        }
+    }
+
+    /// Each server's bearer, when it has `auth` (from what the last apply decrypted).
+    async fn bearers(&self) -> BTreeMap<String, SecretString> {
+        let desired = self.desired.lock().await;
+        let Some(desired) = desired.as_ref() else {
+            return BTreeMap::new();
+        };
+        let secrets = desired.secrets_arc();
+        let servers = self.servers.lock().await;
+        servers
+            .values()
+            .filter_map(|rt| {
+                let name = rt.spec.auth_bearer.as_ref()?;
+                let value = secrets.values.get(&rt.spec.name)?.get(name)?.clone();
+                Some((rt.spec.name.clone(), value))
+            })
+            .collect()
+    }
+
+    /// Serves, updates and closes endpoints to match `desired`; each change said on
+    /// `progress`, each failure returned.
+    pub(super) async fn converge_endpoints(
+        self: &Arc<Self>,
+        desired: &BTreeMap<String, EndpointSpec>,
+        progress: &mpsc::Sender<String>,
+    ) -> Vec<String> {
+        self.refresh_members().await;
+        let mut failures = Vec::new();
+        let mut running = self.endpoints.lock().await;
+        let gone: Vec<String> = running
+            .keys()
+            .filter(|name| !desired.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(mut rt) = running.remove(&name) {
+                if let Some(g) = rt.gateway.take() {
+                    g.shut().await;
+                }
+                let _ = progress.send(format!("endpoint {name}: closed")).await;
+            }
+        }
+        for (name, spec) in desired {
+            if let Some(rt) = running.get_mut(name) {
+                if &rt.spec == spec {
+                    continue;
+                }
+                if rt.spec.port == spec.port && rt.spec.bind == spec.bind {
+                    rt.endpoint.update(spec.clone());
+                    rt.spec = spec.clone();
+                    let _ = progress
+                        .send(format!("endpoint {name}: updated in place"))
+                        .await;
+                    continue;
+                }
+                if let Some(mut old) = running.remove(name)
+                    && let Some(g) = old.gateway.take()
+                {
+                    g.shut().await;
+                }
+            }
+            match self.start_endpoint(spec).await {
+                Ok(rt) => {
+                    let _ = progress
+                        .send(format!("endpoint {name}: serving {}", spec.url()))
+                        .await;
+                    running.insert(name.clone(), rt);
+                }
+                Err(why) => {
+                    let why = format!("endpoint {name}: {why}");
+                    let _ = progress.send(why.clone()).await;
+                    failures.push(why);
+                }
+            }
+        }
+        failures
+    }
+
+    async fn start_endpoint(
+        self: &Arc<Self>,
+        spec: &EndpointSpec,
+    ) -> Result<EndpointRuntime, String> {
+        let directory: Arc<dyn Directory> = self.members.clone();
+        let endpoint = Endpoint::new(spec.clone(), directory).map_err(|e| e.to_string())?;
+        let instances = EndpointInstances::new(Arc::clone(&endpoint))
+            .await
+            .map_err(|e| e.to_string())?;
+        let catalog = tokio::spawn(Arc::clone(&endpoint).run_catalog());
+        let limits = gateway::Limits {
+            max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
+            connections: gateway::accept::ConnectionLimits::from_env(),
+            replicas: None,
+        };
+        let addr = std::net::SocketAddr::new(spec.bind, spec.port);
+        let gateway = gateway::serve(addr, gateway::Backend::Stdio(instances), None, None, limits)
+            .await
+            .map_err(|e| format!("cannot serve {addr}: {e}"))?;
+        Ok(EndpointRuntime {
+            spec: spec.clone(),
+            endpoint,
+            gateway: Some(gateway),
+            catalog,
+        })
+    }
+
+    /// Keeps the members' directory current until the daemon ends.
+    pub(super) async fn refresh_members_every(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(REFRESH).await;
+            if !self.endpoints.lock().await.is_empty() {
+                self.refresh_members().await;
+            }
+        }
+    }
+
+    /// Every endpoint closed (the daemon stops).
+    pub(super) async fn close_endpoints(&self) {
+        let mut running = self.endpoints.lock().await;
+        for (_, mut rt) in std::mem::take(&mut *running) {
+            if let Some(g) = rt.gateway.take() {
+                g.shut().await;
+            }
+        }
+    }
+}
+
+/// What an endpoint may know of a running server.
+fn member_info(rt: &ServerRuntime, bearer: Option<SecretString>) -> MemberInfo {
+    let spec = &rt.spec;
+    let policy = spec.tools.rules();
+    let down = |why: String| MemberInfo {
+        address: None,
+        state: MemberState::Down(why),
+        idle: false,
+        policy: spec.tools.rules(),
+    };
+    let Some(gateway) = &rt.gateway else {
+        return down("not served".into());
+    };
+    if spec.tls.is_some() {
+        return down("served over TLS, which endpoints cannot reach yet".into());
+    }
+    let ip = if gateway.addr.ip().is_unspecified() {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    } else {
+        gateway.addr.ip()
+    };
+    let url = match ip {
+        std::net::IpAddr::V6(ip) => format!("http://[{ip}]:{}/mcp", gateway.addr.port()),
+        std::net::IpAddr::V4(ip) => format!("http://{ip}:{}/mcp", gateway.addr.port()),
+    };
+    let Ok(url) = url.parse() else {
+        return down(format!("no URL for {}", gateway.addr));
+    };
+    let address = Some(Address { url, bearer });
+    let idle = rt.scaled_to_zero();
+    let per_session = spec.sharing == crate::model::spec::Sharing::PerSession;
+    let views: Vec<_> = rt
+        .instances
+        .iter()
+        .map(|h| h.view.borrow().phase())
+        .collect();
+    let running = views.contains(&supervisor::Phase::Running);
+    let state = if idle || per_session || running || spec.mode == crate::model::spec::Mode::Remote {
+        MemberState::Up
+    } else {
+        let phase = views.first().map_or_else(
+            || "no instance".to_string(),
+            |p| format!("{p:?}").to_lowercase(),
+        );
+        MemberState::Down(phase)
+    };
+    MemberInfo {
+        address,
+        state,
+        idle,
+        policy,
+    }
+}

@@ -1,0 +1,616 @@
+//! One client session of an endpoint: the aggregator the gateway runs as its "child",
+//! over in-memory pipes. It answers `initialize` and the lists from the endpoint's
+//! table, routes calls by name (tools, prompts, completions) or URI (resources) to a
+//! member session it opens on first use, passes progress, logging and the members' own
+//! requests (sampling, elicitation, roots) through, and closes its member sessions
+//! when the client's session ends.
+//!
+//! Bounds: calls in flight ([`MAX_CALLS`]; beyond that the pipe is not read, which
+//! holds the gateway's mux back, not memory), queued messages ([`QUEUE`]), one line
+//! ([`crate::gateway::mux::MAX_MESSAGE`]), member requests waiting for an answer
+//! ([`MAX_ASKS`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncWriteExt, DuplexStream};
+use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinSet};
+
+use super::link::{Link, LinkError};
+use super::table::Table;
+use super::{Endpoint, MAX_ITEMS};
+use crate::gateway::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::gateway::lines::BoundedLines;
+use crate::gateway::mux::MAX_MESSAGE;
+use crate::model::raw::Failure;
+
+/// Calls of one session in flight at once.
+const MAX_CALLS: usize = 64;
+/// Messages waiting to be written to the gateway, or coming from members.
+const QUEUE: usize = 256;
+/// Member requests (sampling...) waiting for the client's answer.
+const MAX_ASKS: usize = 64;
+/// Items in one page of the endpoint's own lists.
+const PAGE: usize = 500;
+/// JSON-RPC: resource not found (MCP).
+const RESOURCE_NOT_FOUND: i64 = -32002;
+
+/// Ends the session's aggregator when dropped: its member sessions are closed.
+pub(super) struct Lease {
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts an aggregator reading the gateway's messages from `input` and writing its
+/// own to `output`.
+pub(super) fn spawn(endpoint: Arc<Endpoint>, input: DuplexStream, output: DuplexStream) -> Lease {
+    let (stop, stopped) = oneshot::channel();
+    tokio::spawn(run(endpoint, input, output, stopped));
+    Lease { stop: Some(stop) }
+}
+
+/// What the session's call tasks share.
+struct Shared {
+    endpoint: Arc<Endpoint>,
+    /// Member sessions, opened on first use.
+    links: Mutex<HashMap<String, Arc<OnceCell<Arc<Link>>>>>,
+    /// Their `GET /mcp` streams, ended with the session.
+    listeners: Mutex<Vec<AbortHandle>>,
+    /// From members: (member, message).
+    events: mpsc::Sender<(String, Value)>,
+    /// What the client can answer, declared to members.
+    capabilities: Value,
+    /// `logging/setLevel`, applied to member sessions opened later too.
+    log_level: Mutex<Option<Value>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Ok(listeners) = self.listeners.lock() {
+            for l in listeners.iter() {
+                l.abort();
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// The session with `member`, opened now if it is not yet.
+    async fn link(&self, member: &str) -> Result<Arc<Link>, String> {
+        let cell = {
+            let Ok(mut links) = self.links.lock() else {
+                return Err("the session's table of members is broken".into());
+            };
+            Arc::clone(links.entry(member.to_string()).or_default())
+        };
+        cell.get_or_try_init(|| async {
+            let link = Arc::new(self.endpoint.link(member)?);
+            link.open(&self.capabilities)
+                .await
+                .map_err(|e| format!("member {member}: {e}"))?;
+            let level = self.log_level.lock().ok().and_then(|l| l.clone());
+            if let Some(level) = level {
+                let set = json!({"jsonrpc": "2.0", "id": "mcpctl-level", "method": "logging/setLevel", "params": {"level": level}});
+                let _ = link.call(&set, None).await;
+            }
+            self.listen(member, &link);
+            Ok(link)
+        })
+        .await
+        .cloned()
+    }
+
+    /// Forgets a member session that ended, so the next use opens a new one.
+    fn forget(&self, member: &str) {
+        if let Ok(mut links) = self.links.lock() {
+            links.remove(member);
+        }
+    }
+
+    fn listen(&self, member: &str, link: &Arc<Link>) {
+        let (tx, mut rx) = mpsc::channel::<Value>(QUEUE);
+        let events = self.events.clone();
+        let name = member.to_string();
+        let link = Arc::clone(link);
+        let task = tokio::spawn(async move {
+            let forward = async {
+                while let Some(msg) = rx.recv().await {
+                    if events.send((name.clone(), msg)).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            // A stream that ends (or never opens) leaves calls working: only what the
+            // member sends unasked is missed, until the session is opened again.
+            let (_, ()) = tokio::join!(link.listen(tx), forward);
+        });
+        if let Ok(mut listeners) = self.listeners.lock() {
+            listeners.retain(|l| !l.is_finished());
+            listeners.push(task.abort_handle());
+        }
+    }
+
+    async fn open_links(&self) -> Vec<Arc<Link>> {
+        let cells: Vec<Arc<OnceCell<Arc<Link>>>> = self
+            .links
+            .lock()
+            .map(|l| l.values().cloned().collect())
+            .unwrap_or_default();
+        cells.iter().filter_map(|c| c.get().cloned()).collect()
+    }
+}
+
+async fn run(
+    endpoint: Arc<Endpoint>,
+    input: DuplexStream,
+    mut output: DuplexStream,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let (out, mut queued) = mpsc::channel::<Value>(QUEUE);
+    let writer = async move {
+        while let Some(msg) = queued.recv().await {
+            let mut line = jsonrpc::to_text(&msg).into_bytes();
+            line.push(b'\n');
+            if output.write_all(&line).await.is_err() {
+                break;
+            }
+        }
+    };
+    let (events_tx, mut events) = mpsc::channel::<(String, Value)>(QUEUE);
+    let mut session = Session {
+        shared: Arc::new(Shared {
+            endpoint: Arc::clone(&endpoint),
+            links: Mutex::default(),
+            listeners: Mutex::default(),
+            events: events_tx,
+            capabilities: json!({}),
+            log_level: Mutex::default(),
+        }),
+        out: out.clone(),
+        calls: JoinSet::new(),
+        slots: Arc::new(Semaphore::new(MAX_CALLS)),
+        in_flight: Arc::new(Mutex::new(HashMap::new())),
+        asks: HashMap::new(),
+        next_ask: AtomicU64::new(1),
+        table: endpoint.table(),
+    };
+    let mut tables = endpoint.tables();
+    let mut lines = BoundedLines::new(tokio::io::BufReader::new(input), MAX_MESSAGE);
+    let serve = async {
+        loop {
+            while session.calls.try_join_next().is_some() {}
+            tokio::select! {
+                line = lines.next_line() => match line {
+                    Ok(Some(line)) if !line.is_cut() => {
+                        if let Ok(msg) = serde_json::from_slice::<Value>(line.head) {
+                            session.handle(msg).await;
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    _ => break,
+                },
+                Some((member, msg)) = events.recv() => session.member_said(&member, msg).await,
+                changed = tables.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let table = tables.borrow_and_update().clone();
+                    session.table_changed(table).await;
+                }
+                _ = &mut stopped => break,
+            }
+        }
+    };
+    tokio::select! {
+        () = serve => {}
+        () = writer => {}
+    }
+    // The client's session ended: so do its member sessions (bounded).
+    session.calls.abort_all();
+    let links = session.shared.open_links().await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures_util::future::join_all(links.iter().map(|l| l.close())),
+    )
+    .await;
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    out: mpsc::Sender<Value>,
+    calls: JoinSet<()>,
+    slots: Arc<Semaphore>,
+    /// The gateway's id of each call in flight (as JSON text) -> its member.
+    in_flight: Arc<Mutex<HashMap<String, String>>>,
+    /// Member requests passed to the client: our id -> (member, its id).
+    asks: HashMap<String, (String, Value)>,
+    next_ask: AtomicU64,
+    table: Arc<Table>,
+}
+
+fn error(id: &Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+fn result(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+impl Session {
+    async fn send(&self, msg: Value) {
+        let _ = self.out.send(msg).await;
+    }
+
+    async fn handle(&mut self, msg: Value) {
+        let id = msg.get("id").cloned();
+        let Some(method) = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            // An answer to a member's request we passed on.
+            if let Some(id) = id.as_ref().map(|i| i.to_string())
+                && let Some((member, their_id)) = self.asks.remove(&id)
+                && let Ok(link) = self.shared.link(&member).await
+            {
+                let mut answer = msg;
+                answer["id"] = their_id;
+                let _ = link.send(&answer).await;
+            }
+            return;
+        };
+        let Some(id) = id else {
+            self.notification(&method, &msg).await;
+            return;
+        };
+        let params = msg.get("params").cloned().unwrap_or(json!({}));
+        match method.as_str() {
+            "initialize" => {
+                let reply = result(&id, self.initialize(&params));
+                self.send(reply).await;
+            }
+            "server/discover" => {
+                // Legacy: the gateway bridges 2026-07-28 clients itself.
+                self.send(error(&id, METHOD_NOT_FOUND, "server/discover"))
+                    .await;
+            }
+            "ping" => self.send(result(&id, json!({}))).await,
+            "tools/list" => self.list(&id, &params, "tools", |t| &t.tools.listed).await,
+            "prompts/list" => {
+                self.list(&id, &params, "prompts", |t| &t.prompts.listed)
+                    .await
+            }
+            "resources/list" => self.list(&id, &params, "resources", |t| &t.resources).await,
+            "resources/templates/list" => {
+                self.list(&id, &params, "resourceTemplates", |t| &t.templates)
+                    .await;
+            }
+            "logging/setLevel" => {
+                if let Ok(mut level) = self.shared.log_level.lock() {
+                    *level = params.get("level").cloned();
+                }
+                for link in self.shared.open_links().await {
+                    let set = json!({"jsonrpc": "2.0", "id": "mcpctl-level", "method": method, "params": params});
+                    let _ = link.call(&set, None).await;
+                }
+                self.send(result(&id, json!({}))).await;
+            }
+            _ => self.route(id, method, params).await,
+        }
+    }
+
+    async fn notification(&mut self, method: &str, msg: &Value) {
+        if method != "notifications/cancelled" {
+            return;
+        }
+        let Some(request) = msg.pointer("/params/requestId") else {
+            return;
+        };
+        let member = self
+            .in_flight
+            .lock()
+            .ok()
+            .and_then(|f| f.get(&request.to_string()).cloned());
+        if let Some(member) = member
+            && let Ok(link) = self.shared.link(&member).await
+        {
+            let _ = link.send(msg).await;
+        }
+    }
+
+    /// The endpoint's own `initialize` answer: what its members can do, their
+    /// instructions labelled with their names.
+    fn initialize(&self, params: &Value) -> Value {
+        let endpoint = &self.shared.endpoint;
+        let inits = endpoint.inits();
+        let has = |cap: &str| {
+            inits
+                .iter()
+                .any(|(_, i)| i.pointer(&format!("/capabilities/{cap}")).is_some())
+        };
+        let mut capabilities = json!({
+            "tools": {"listChanged": true},
+            "prompts": {"listChanged": true},
+            "resources": {"listChanged": true, "subscribe": true},
+        });
+        if has("logging") {
+            capabilities["logging"] = json!({});
+        }
+        if has("completions") {
+            capabilities["completions"] = json!({});
+        }
+        let instructions: Vec<String> = inits
+            .iter()
+            .filter_map(|(member, init)| {
+                let text = init.get("instructions")?.as_str()?;
+                Some(format!("[{member}] {text}"))
+            })
+            .collect();
+        let mut answer = json!({
+            "protocolVersion": params.get("protocolVersion").cloned().unwrap_or(json!(crate::gateway::SUPPORTED_VERSIONS[0])),
+            "capabilities": capabilities,
+            "serverInfo": {"name": format!("mcpctl endpoint {}", endpoint.spec().name), "version": env!("CARGO_PKG_VERSION")},
+        });
+        if !instructions.is_empty() {
+            answer["instructions"] = json!(instructions.join("\n\n"));
+        }
+        answer
+    }
+
+    /// A page of one of the endpoint's lists (opaque cursors: an offset).
+    async fn list(
+        &self,
+        id: &Value,
+        params: &Value,
+        key: &str,
+        of: impl Fn(&Table) -> &Vec<Value>,
+    ) {
+        let table = self.shared.endpoint.table();
+        let items = of(&table);
+        let start = match params.get("cursor") {
+            None | Some(Value::Null) => 0,
+            Some(cursor) => match cursor.as_str().and_then(decode_cursor) {
+                Some(start) if start <= items.len() => start,
+                _ => {
+                    self.send(error(id, INVALID_PARAMS, "invalid cursor")).await;
+                    return;
+                }
+            },
+        };
+        let end = (start + PAGE).min(items.len());
+        let mut answer = json!({key: items[start..end]});
+        if end < items.len() {
+            answer["nextCursor"] = json!(encode_cursor(end));
+        }
+        self.send(result(id, answer)).await;
+    }
+
+    /// A call routed to the member that has its name or URI.
+    async fn route(&mut self, id: Value, method: String, mut params: Value) {
+        let table = self.shared.endpoint.table();
+        if self.shared.endpoint.spec().failure == Failure::Closed {
+            let down = self.shared.endpoint.down();
+            if let Some((member, why)) = down.first() {
+                let why = format!("the endpoint is closed while member {member} is down: {why}");
+                self.send(error(&id, INTERNAL_ERROR, &why)).await;
+                return;
+            }
+        }
+        let target = match method.as_str() {
+            "tools/call" => by_name(&table.tools, &mut params, "name", "tool"),
+            "prompts/get" => by_name(&table.prompts, &mut params, "name", "prompt"),
+            "completion/complete" => match params.pointer("/ref/type").and_then(Value::as_str) {
+                Some("ref/prompt") => {
+                    let mut reference = params.get("ref").cloned().unwrap_or(json!({}));
+                    let routed = by_name(&table.prompts, &mut reference, "name", "prompt");
+                    params["ref"] = reference;
+                    routed
+                }
+                _ => by_uri(&table, params.pointer("/ref/uri")),
+            },
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                by_uri(&table, params.get("uri"))
+            }
+            _ => Err((METHOD_NOT_FOUND, format!("method not found: {method}"))),
+        };
+        let member = match target {
+            Ok(member) => member,
+            Err((code, why)) => {
+                self.send(error(&id, code, &why)).await;
+                return;
+            }
+        };
+        let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        let out = self.out.clone();
+        let in_flight = Arc::clone(&self.in_flight);
+        let key = id.to_string();
+        if let Ok(mut f) = in_flight.lock() {
+            f.insert(key.clone(), member.clone());
+        }
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.calls.spawn(async move {
+            let _slot = slot;
+            let answer = call(&shared, &member, &request).await;
+            if let Ok(mut f) = in_flight.lock() {
+                f.remove(&key);
+            }
+            let _ = out.send(answer).await;
+        });
+    }
+
+    /// A message a member sent unasked, or during a call.
+    async fn member_said(&mut self, member: &str, msg: Value) {
+        let method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match (msg.get("id"), method) {
+            (_, "") => {}
+            // The member's own request (sampling, elicitation, roots): to the client.
+            (Some(their_id), _) => {
+                if self.asks.len() >= MAX_ASKS {
+                    if let Ok(link) = self.shared.link(member).await {
+                        let _ = link
+                            .send(&error(
+                                their_id,
+                                INTERNAL_ERROR,
+                                "too many questions at once",
+                            ))
+                            .await;
+                    }
+                    return;
+                }
+                let ours = format!(
+                    "mcpctl-ep-{}",
+                    self.next_ask.fetch_add(1, Ordering::Relaxed)
+                );
+                self.asks.insert(
+                    json!(ours).to_string(),
+                    (member.to_string(), their_id.clone()),
+                );
+                let mut ask = msg.clone();
+                ask["id"] = json!(ours);
+                self.send(ask).await;
+            }
+            (None, m) if m.ends_with("/list_changed") => self.shared.endpoint.refresh.notify_one(),
+            (None, _) => self.send(msg).await,
+        }
+    }
+
+    /// The lists changed: the client hears it once per kind.
+    async fn table_changed(&mut self, table: Arc<Table>) {
+        let before = std::mem::replace(&mut self.table, Arc::clone(&table));
+        let mut changed = Vec::new();
+        if before.tools.listed != table.tools.listed {
+            changed.push("notifications/tools/list_changed");
+        }
+        if before.prompts.listed != table.prompts.listed {
+            changed.push("notifications/prompts/list_changed");
+        }
+        if before.resources != table.resources || before.templates != table.templates {
+            changed.push("notifications/resources/list_changed");
+        }
+        for method in changed {
+            self.send(json!({"jsonrpc": "2.0", "method": method})).await;
+        }
+    }
+}
+
+/// The member of a named tool or prompt, with the name rewritten to the member's own.
+fn by_name(
+    named: &super::table::Named,
+    params: &mut Value,
+    key: &str,
+    kind: &str,
+) -> Result<String, (i64, String)> {
+    let name = params.get(key).and_then(Value::as_str).unwrap_or_default();
+    if let Some(route) = named.routes.get(name) {
+        let member = route.member.clone();
+        params[key] = json!(route.original);
+        return Ok(member);
+    }
+    if let Some(member) = named.down.get(name) {
+        return Err((
+            INTERNAL_ERROR,
+            format!("{kind} {name}: member {member} is down"),
+        ));
+    }
+    // Hidden, denied and unknown names get one answer: nothing tells them apart.
+    Err((INVALID_PARAMS, format!("unknown {kind}: {name}")))
+}
+
+fn by_uri(table: &Table, uri: Option<&Value>) -> Result<String, (i64, String)> {
+    let uri = uri.and_then(Value::as_str).unwrap_or_default();
+    table
+        .member_for_uri(uri)
+        .map(str::to_string)
+        .ok_or_else(|| (RESOURCE_NOT_FOUND, format!("no member serves {uri}")))
+}
+
+/// One call at a member: opened on first use, once more when its session had ended.
+async fn call(shared: &Shared, member: &str, request: &Value) -> Value {
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    for attempt in 0..2 {
+        let link = match shared.link(member).await {
+            Ok(link) => link,
+            Err(why) => {
+                shared.endpoint.refresh.notify_one();
+                return error(&id, INTERNAL_ERROR, &why);
+            }
+        };
+        let (tx, mut rx) = mpsc::channel::<Value>(QUEUE);
+        let events = shared.events.clone();
+        let name = member.to_string();
+        let forward = async move {
+            while let Some(msg) = rx.recv().await {
+                if events.send((name.clone(), msg)).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let (answer, ()) = tokio::join!(
+            async {
+                let answer = link.call(request, Some(&tx)).await;
+                drop(tx);
+                answer
+            },
+            forward
+        );
+        match answer {
+            Ok(answer) => return answer,
+            Err(LinkError::SessionGone) if attempt == 0 => shared.forget(member),
+            Err(e) => {
+                shared.forget(member);
+                shared.endpoint.refresh.notify_one();
+                return error(&id, INTERNAL_ERROR, &format!("member {member}: {e}"));
+            }
+        }
+    }
+    error(
+        &id,
+        INTERNAL_ERROR,
+        &format!("member {member}: its session ended twice"),
+    )
+}
+
+fn encode_cursor(offset: usize) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("mcpctl:{offset}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<usize> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let offset: usize = text.strip_prefix("mcpctl:")?.parse().ok()?;
+    // A cursor past anything a table can hold is not one of ours.
+    (offset <= MAX_ITEMS * 1024).then_some(offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        assert_eq!(decode_cursor(&encode_cursor(500)), Some(500));
+        assert_eq!(decode_cursor("garbage!"), None);
+        assert_eq!(decode_cursor(&encode_cursor(usize::MAX)), None);
+    }
+}
