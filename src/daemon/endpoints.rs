@@ -162,9 +162,17 @@ impl Daemon {
             replicas: None,
         };
         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
-        let gateway = gateway::serve(addr, gateway::Backend::Stdio(instances), None, None, limits)
-            .await
-            .map_err(|e| format!("cannot serve {addr}: {e}"))?;
+        let gateway = gateway::serve(
+            addr,
+            gateway::Backend::Stdio(instances),
+            None,
+            None,
+            limits,
+            // The endpoint's policy is its table's, applied by its aggregator.
+            crate::policy::Rules::default(),
+        )
+        .await
+        .map_err(|e| format!("cannot serve {addr}: {e}"))?;
         Ok(EndpointRuntime {
             spec: spec.clone(),
             endpoint,

@@ -333,7 +333,9 @@ impl Daemon {
                                 Source::File => None,
                             },
                         };
-                        match gateway::serve(addr, backend, bearer, tls, limits).await {
+                        match gateway::serve(addr, backend, bearer, tls, limits, spec.tools.rules())
+                            .await
+                        {
                             Ok(g) => Some(g),
                             Err(source) => {
                                 return Err(ServerError::Serve {

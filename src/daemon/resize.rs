@@ -100,6 +100,17 @@ impl Daemon {
         rt.pool.set(&rt.instances);
         if let Some(gateway) = &rt.gateway {
             gateway.set_max_sessions(spec.max_sessions);
+            if spec.tools != rt.spec.tools {
+                gateway.set_tool_policy(spec.tools.rules());
+                // Open sessions hear it once: their list is not what it was.
+                for h in &rt.instances {
+                    if let Some(upstream) = h.view.borrow().upstream() {
+                        upstream.publish(
+                            serde_json::json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}),
+                        );
+                    }
+                }
+            }
         }
         rt.spec = spec.clone();
         rt.draining.extend(scaled_away.iter().cloned());

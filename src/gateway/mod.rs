@@ -24,6 +24,7 @@ pub mod replicas;
 mod reply;
 mod sessions;
 pub mod tls;
+pub mod tool_gate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,9 +96,16 @@ pub struct Gateway {
     max_sessions: Arc<AtomicUsize>,
     /// Ends every session of a stdio server (their streams, calls and own children).
     close_sessions: Option<http::Closer>,
+    /// The server's tool policy on this port.
+    tools: Arc<tool_gate::ToolGate>,
 }
 
 impl Gateway {
+    /// A new tool policy, from the next request on.
+    pub fn set_tool_policy(&self, rules: crate::policy::Rules) {
+        self.tools.set(rules);
+    }
+
     /// A new `max_sessions`, for sessions opened from now on.
     pub fn set_max_sessions(&self, max: usize) {
         self.max_sessions.store(max.max(1), Ordering::Relaxed);
@@ -194,7 +202,9 @@ pub async fn serve(
     bearer: Option<SecretString>,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: Limits,
+    tools: crate::policy::Rules,
 ) -> std::io::Result<Gateway> {
+    let tools = tool_gate::ToolGate::new(tools);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let loopback = addr.ip().is_loopback();
@@ -214,6 +224,7 @@ pub async fn serve(
         Backend::Stdio(instances) => {
             let (app, close) = http::router(
                 instances,
+                Arc::clone(&tools),
                 Arc::clone(&max_sessions),
                 Arc::clone(&meter),
                 limits.connections.max_connections,
@@ -246,5 +257,6 @@ pub async fn serve(
         meter,
         max_sessions,
         close_sessions,
+        tools,
     })
 }

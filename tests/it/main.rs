@@ -10,6 +10,7 @@ mod common;
 mod connect;
 mod daemon;
 mod edit;
+mod endpoint;
 mod examples;
 mod fmt;
 mod gateway;

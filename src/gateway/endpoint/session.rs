@@ -69,10 +69,15 @@ struct Shared {
     listeners: Mutex<Vec<AbortHandle>>,
     /// From members: (member, message).
     events: mpsc::Sender<(String, Value)>,
-    /// What the client can answer, declared to members.
-    capabilities: Value,
+    /// What the client can answer (as the gateway declared it), declared to members.
+    capabilities: Mutex<Value>,
     /// `logging/setLevel`, applied to member sessions opened later too.
     log_level: Mutex<Option<Value>>,
+    /// To the gateway: a call's progress goes here before its answer, in order.
+    out: mpsc::Sender<Value>,
+    /// Member requests passed to the client: our id -> (member, its id).
+    asks: Mutex<HashMap<String, (String, Value)>>,
+    next_ask: AtomicU64,
 }
 
 impl Drop for Shared {
@@ -96,7 +101,12 @@ impl Shared {
         };
         cell.get_or_try_init(|| async {
             let link = Arc::new(self.endpoint.link(member)?);
-            link.open(&self.capabilities)
+            let capabilities = self
+                .capabilities
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_else(|_| json!({}));
+            link.open(&capabilities)
                 .await
                 .map_err(|e| format!("member {member}: {e}"))?;
             let level = self.log_level.lock().ok().and_then(|l| l.clone());
@@ -141,6 +151,48 @@ impl Shared {
         }
     }
 
+    /// A message a member sent unasked or during a call, passed to the client: its
+    /// notifications as they are, its requests under an id of ours (the answer goes
+    /// back to it under its own); a `list_changed` re-reads the lists instead.
+    async fn relay(&self, member: &str, mut msg: Value) {
+        let method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match (msg.get("id").cloned(), method) {
+            (_, "") => {}
+            (Some(their_id), _) => {
+                let ours = format!(
+                    "mcpctl-ep-{}",
+                    self.next_ask.fetch_add(1, Ordering::Relaxed)
+                );
+                let admitted = self.asks.lock().is_ok_and(|mut asks| {
+                    (asks.len() < MAX_ASKS)
+                        && asks
+                            .insert(
+                                json!(ours).to_string(),
+                                (member.to_string(), their_id.clone()),
+                            )
+                            .is_none()
+                });
+                if !admitted {
+                    if let Ok(link) = self.link(member).await {
+                        let refused =
+                            error(&their_id, INTERNAL_ERROR, "too many questions at once");
+                        let _ = link.send(&refused).await;
+                    }
+                    return;
+                }
+                msg["id"] = json!(ours);
+                let _ = self.out.send(msg).await;
+            }
+            (None, m) if m.ends_with("/list_changed") => self.endpoint.refresh.notify_one(),
+            (None, _) => {
+                let _ = self.out.send(msg).await;
+            }
+        }
+    }
+
     async fn open_links(&self) -> Vec<Arc<Link>> {
         let cells: Vec<Arc<OnceCell<Arc<Link>>>> = self
             .links
@@ -174,15 +226,16 @@ async fn run(
             links: Mutex::default(),
             listeners: Mutex::default(),
             events: events_tx,
-            capabilities: json!({}),
+            capabilities: Mutex::new(json!({})),
             log_level: Mutex::default(),
+            out: out.clone(),
+            asks: Mutex::default(),
+            next_ask: AtomicU64::new(1),
         }),
         out: out.clone(),
         calls: JoinSet::new(),
         slots: Arc::new(Semaphore::new(MAX_CALLS)),
         in_flight: Arc::new(Mutex::new(HashMap::new())),
-        asks: HashMap::new(),
-        next_ask: AtomicU64::new(1),
         table: endpoint.table(),
     };
     let mut tables = endpoint.tables();
@@ -200,7 +253,7 @@ async fn run(
                     Ok(Some(_)) => {}
                     _ => break,
                 },
-                Some((member, msg)) = events.recv() => session.member_said(&member, msg).await,
+                Some((member, msg)) = events.recv() => session.shared.relay(&member, msg).await,
                 changed = tables.changed() => {
                     if changed.is_err() {
                         break;
@@ -233,9 +286,6 @@ struct Session {
     slots: Arc<Semaphore>,
     /// The gateway's id of each call in flight (as JSON text) -> its member.
     in_flight: Arc<Mutex<HashMap<String, String>>>,
-    /// Member requests passed to the client: our id -> (member, its id).
-    asks: HashMap<String, (String, Value)>,
-    next_ask: AtomicU64,
     table: Arc<Table>,
 }
 
@@ -260,8 +310,10 @@ impl Session {
             .map(str::to_string)
         else {
             // An answer to a member's request we passed on.
-            if let Some(id) = id.as_ref().map(|i| i.to_string())
-                && let Some((member, their_id)) = self.asks.remove(&id)
+            let asked = id
+                .as_ref()
+                .and_then(|i| self.shared.asks.lock().ok()?.remove(&i.to_string()));
+            if let Some((member, their_id)) = asked
                 && let Ok(link) = self.shared.link(&member).await
             {
                 let mut answer = msg;
@@ -277,6 +329,11 @@ impl Session {
         let params = msg.get("params").cloned().unwrap_or(json!({}));
         match method.as_str() {
             "initialize" => {
+                if let (Ok(mut c), Some(declared)) =
+                    (self.shared.capabilities.lock(), params.get("capabilities"))
+                {
+                    c.clone_from(declared);
+                }
                 let reply = result(&id, self.initialize(&params));
                 self.send(reply).await;
             }
@@ -452,45 +509,6 @@ impl Session {
         });
     }
 
-    /// A message a member sent unasked, or during a call.
-    async fn member_said(&mut self, member: &str, msg: Value) {
-        let method = msg
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match (msg.get("id"), method) {
-            (_, "") => {}
-            // The member's own request (sampling, elicitation, roots): to the client.
-            (Some(their_id), _) => {
-                if self.asks.len() >= MAX_ASKS {
-                    if let Ok(link) = self.shared.link(member).await {
-                        let _ = link
-                            .send(&error(
-                                their_id,
-                                INTERNAL_ERROR,
-                                "too many questions at once",
-                            ))
-                            .await;
-                    }
-                    return;
-                }
-                let ours = format!(
-                    "mcpctl-ep-{}",
-                    self.next_ask.fetch_add(1, Ordering::Relaxed)
-                );
-                self.asks.insert(
-                    json!(ours).to_string(),
-                    (member.to_string(), their_id.clone()),
-                );
-                let mut ask = msg.clone();
-                ask["id"] = json!(ours);
-                self.send(ask).await;
-            }
-            (None, m) if m.ends_with("/list_changed") => self.shared.endpoint.refresh.notify_one(),
-            (None, _) => self.send(msg).await,
-        }
-    }
-
     /// The lists changed: the client hears it once per kind.
     async fn table_changed(&mut self, table: Arc<Table>) {
         let before = std::mem::replace(&mut self.table, Arc::clone(&table));
@@ -553,13 +571,10 @@ async fn call(shared: &Shared, member: &str, request: &Value) -> Value {
             }
         };
         let (tx, mut rx) = mpsc::channel::<Value>(QUEUE);
-        let events = shared.events.clone();
-        let name = member.to_string();
-        let forward = async move {
+        // In this task, in order: a call's progress is written before its answer.
+        let forward = async {
             while let Some(msg) = rx.recv().await {
-                if events.send((name.clone(), msg)).await.is_err() {
-                    break;
-                }
+                shared.relay(member, msg).await;
             }
         };
         let (answer, ()) = tokio::join!(

@@ -168,6 +168,9 @@ pub(super) async fn handle(
     let method = method.to_string();
     // Moved, not copied: the message is this call's alone from here.
     let params = msg.as_object_mut().and_then(|m| m.remove("params"));
+    if let Err(error) = state.tools.check(upstream, &method, params.as_ref()).await {
+        return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "error": error}));
+    }
     if upstream.era == Era::Modern {
         let reply = rounds::ask_for_modern_child(
             Arc::clone(&state.asks),
@@ -180,7 +183,7 @@ pub(super) async fn handle(
         );
         return Handled::Forwarded {
             id,
-            reply,
+            reply: state.tools.filter(&method, reply),
             permit: None,
         };
     }
@@ -193,7 +196,11 @@ pub(super) async fn handle(
         log_level: None,
     };
     match upstream.start_request(&method, params, options).await {
-        Ok(reply) => Handled::Forwarded { id, reply, permit },
+        Ok(reply) => Handled::Forwarded {
+            id,
+            reply: state.tools.filter(&method, reply),
+            permit,
+        },
         Err(gone) => Handled::Gone(gone_reply(id, &gone)),
     }
 }

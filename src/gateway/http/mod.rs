@@ -60,6 +60,8 @@ type Asks = Arc<Mutex<HashMap<(String, String), oneshot::Sender<Value>>>>;
 
 struct AppState {
     instances: Arc<dyn Instances>,
+    /// The server's tool policy.
+    tools: Arc<crate::gateway::tool_gate::ToolGate>,
     sessions: Mutex<Sessions<Session>>,
     /// The server's `max_sessions`, changed in place.
     max_sessions: Arc<AtomicUsize>,
@@ -246,6 +248,7 @@ pub(super) type Closer = Box<dyn FnOnce() + Send + Sync>;
 /// The routes of a stdio server, and what ends all its sessions.
 pub(super) fn router(
     instances: Arc<dyn Instances>,
+    tools: Arc<crate::gateway::tool_gate::ToolGate>,
     max_sessions: Arc<AtomicUsize>,
     meter: Arc<Meter>,
     max_connections: usize,
@@ -253,6 +256,7 @@ pub(super) fn router(
 ) -> std::io::Result<(Router, Closer)> {
     let state = Arc::new(AppState {
         instances,
+        tools,
         sessions: Mutex::new(Sessions::counted(Arc::clone(&meter))),
         meter,
         // A quarter of the connections (at least one) stays for requests.

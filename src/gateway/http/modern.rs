@@ -33,7 +33,7 @@ use crate::gateway::Upstream;
 use crate::gateway::accept::Hangup;
 use crate::gateway::era::{self, Era, Rejection};
 use crate::gateway::guard::header_str;
-use crate::gateway::jsonrpc::INTERNAL_ERROR;
+use crate::gateway::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS};
 use crate::gateway::mux::{CallOptions, Pin};
 use crate::gateway::queue::{self, Outbox};
 use crate::gateway::reply::{error_message, json_response, rejection_response, rpc_error};
@@ -133,7 +133,7 @@ pub(super) async fn post(
             "subscriptions/listen" => {
                 return listen(upstream, id, &msg, state.meter.open_stream(), hangup).await;
             }
-            _ => start(upstream, claim, &msg, method, principal).await,
+            _ => start(&state.tools, upstream, claim, &msg, method, principal).await,
         }
     };
     let call = match call {
@@ -165,6 +165,7 @@ pub(super) async fn post(
 
 /// Sends a modern client's request to `upstream`, translated for its era.
 pub(super) async fn start(
+    tools: &Arc<crate::gateway::tool_gate::ToolGate>,
     upstream: Upstream,
     claim: Pin,
     msg: &Value,
@@ -174,6 +175,14 @@ pub(super) async fn start(
     let mut params = msg.get("params").cloned().unwrap_or_else(|| json!({}));
     if params.get("requestState").is_some() && upstream.era == Era::Legacy {
         return Err(invalid("requestState is not one this gateway issued"));
+    }
+    if let Err(error) = tools.check(&upstream, &method, Some(&params)).await {
+        return Err(Rejection {
+            status: 200,
+            code: error["code"].as_i64().unwrap_or(INVALID_PARAMS),
+            message: error["message"].as_str().unwrap_or_default().to_string(),
+            data: None,
+        });
     }
     let legacy = upstream.era == Era::Legacy;
     let can_answer = legacy && era::can_answer(&era::client_capabilities(msg));
@@ -202,7 +211,7 @@ pub(super) async fn start(
         })?;
     Ok(Call {
         upstream,
-        reply,
+        reply: tools.filter(&method, reply),
         events,
         _permit: permit,
         cancel_key,

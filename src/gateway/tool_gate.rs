@@ -1,0 +1,138 @@
+//! A server's own tool policy (`tools = { allow, deny, read_only }`) on its own port:
+//! `tools/list` answers filtered, and a call of a hidden tool refused with the answer
+//! an unknown tool gets, before it reaches the server. The decision is
+//! `crate::policy::decide`, the one endpoints use; a new policy is adopted live.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::Upstream;
+use super::jsonrpc::INVALID_PARAMS;
+use crate::policy::{self, Rules};
+
+/// The policy of one server's port, and the definitions it last listed (a
+/// `read_only` decision needs a tool's annotations).
+#[derive(Default)]
+pub struct ToolGate {
+    rules: RwLock<Arc<Rules>>,
+    definitions: RwLock<HashMap<String, Value>>,
+}
+
+impl ToolGate {
+    pub fn new(rules: Rules) -> Arc<Self> {
+        Arc::new(Self {
+            rules: RwLock::new(Arc::new(rules)),
+            definitions: RwLock::default(),
+        })
+    }
+
+    pub fn set(&self, rules: Rules) {
+        if let Ok(mut r) = self.rules.write() {
+            *r = Arc::new(rules);
+        }
+    }
+
+    fn rules(&self) -> Arc<Rules> {
+        self.rules
+            .read()
+            .map(|r| Arc::clone(&r))
+            .unwrap_or_default()
+    }
+
+    /// `Err(answer)` when `method` calls a tool the policy hides: the error an
+    /// unknown tool gets (nothing tells a hidden tool from a missing one).
+    pub async fn check(
+        &self,
+        upstream: &Upstream,
+        method: &str,
+        params: Option<&Value>,
+    ) -> Result<(), Value> {
+        if method != "tools/call" {
+            return Ok(());
+        }
+        let rules = self.rules();
+        if rules.is_open() {
+            return Ok(());
+        }
+        let name = params
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let verdict = match policy::decide_by_name(&rules, name) {
+            Some(verdict) => verdict,
+            None => {
+                let known = self
+                    .definitions
+                    .read()
+                    .ok()
+                    .and_then(|d| d.get(name).cloned());
+                let definition = match known {
+                    Some(d) => d,
+                    None => self
+                        .relist(upstream)
+                        .await
+                        .get(name)
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                };
+                policy::decide(&rules, name, &definition)
+            }
+        };
+        verdict.map_err(
+            |_| json!({"code": INVALID_PARAMS, "message": format!("unknown tool: {name}")}),
+        )
+    }
+
+    /// Reads the server's tools now (for a `read_only` decision).
+    async fn relist(&self, upstream: &Upstream) -> HashMap<String, Value> {
+        let Ok(answer) = upstream.request("tools/list", Some(json!({}))).await else {
+            return HashMap::new();
+        };
+        let tools = answer
+            .pointer("/result/tools")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        self.remember(&tools)
+    }
+
+    fn remember(&self, tools: &[Value]) -> HashMap<String, Value> {
+        let map: HashMap<String, Value> = tools
+            .iter()
+            .filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), t.clone())))
+            .collect();
+        if let Ok(mut d) = self.definitions.write() {
+            d.clone_from(&map);
+        }
+        map
+    }
+
+    /// The answer to a `tools/list`, filtered once it comes (other methods pass as they
+    /// are).
+    pub fn filter(
+        self: &Arc<Self>,
+        method: &str,
+        reply: oneshot::Receiver<Value>,
+    ) -> oneshot::Receiver<Value> {
+        if method != "tools/list" || self.rules().is_open() {
+            return reply;
+        }
+        let (tx, filtered) = oneshot::channel();
+        let gate = Arc::clone(self);
+        tokio::spawn(async move {
+            let Ok(mut answer) = reply.await else { return };
+            if let Some(tools) = answer
+                .pointer_mut("/result/tools")
+                .and_then(Value::as_array_mut)
+            {
+                gate.remember(tools);
+                policy::filter_tools(&gate.rules(), tools);
+            }
+            let _ = tx.send(answer);
+        });
+        filtered
+    }
+}

@@ -1,0 +1,320 @@
+//! Issue 23: endpoints, a set of servers behind one port with a tool policy, served by
+//! the real daemon over real sockets, with the echo fixture as members.
+
+use serde_json::{Value, json};
+
+use crate::common::{TestEnv, echo_bin, free_port, http, wait_for};
+use crate::gateway::SseClient;
+
+/// Two echo servers (`a` denies `crash` itself) and endpoint `work` over both.
+fn two_members(a: u16, b: u16, endpoint: u16, endpoint_extra: &str) -> String {
+    format!(
+        "version = 1\n\
+         [servers.a]\ncommand = \"{echo}\"\nport = {a}\ntools = {{ deny = [\"crash\"] }}\n\
+         [servers.b]\ncommand = \"{echo}\"\nport = {b}\n\
+         [endpoints.work]\nport = {endpoint}\nservers = [\"a\", \"b\"]\n{endpoint_extra}",
+        echo = echo_bin()
+    )
+}
+
+fn post(port: u16, session: &str, body: &Value) -> crate::common::HttpReply {
+    http(
+        port,
+        "POST",
+        "/mcp",
+        &[
+            ("MCP-Protocol-Version", "2025-06-18"),
+            ("Mcp-Session-Id", session),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+/// A session on `port` (any server name).
+fn open(port: u16) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}});
+    let reply = http(port, "POST", "/mcp", &[], init.to_string().as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply
+        .header("mcp-session-id")
+        .expect("a session")
+        .to_string()
+}
+
+fn tool_names(port: u16, session: &str) -> Vec<String> {
+    let reply = post(
+        port,
+        session,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    );
+    reply.json()["result"]["tools"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn call(port: u16, session: &str, name: &str, arguments: Value) -> Value {
+    post(
+        port,
+        session,
+        &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": arguments}}),
+    )
+    .json()
+}
+
+/// Waits until the endpoint lists `name` (members start before the catalog reads them).
+fn wait_listed(port: u16, session: &str, name: &str) -> Vec<String> {
+    wait_for(&format!("{name} listed"), 30, || {
+        let names = tool_names(port, session);
+        if names.iter().any(|n| n == name) {
+            Ok(names)
+        } else {
+            Err(format!("{names:?}"))
+        }
+    })
+}
+
+#[test]
+fn an_endpoint_serves_its_members_tools_prefixed_renamed_and_under_both_policies() {
+    let (a, b, ep) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&two_members(
+        a,
+        b,
+        ep,
+        "tools = { deny = [\"*exit*\"] }\nrename = { \"b__whoami\" = \"who\" }\ndescriptions = { \"who\" = \"Which process answers\" }\n",
+    ));
+    env.run_within(60, &["apply"])
+        .success()
+        .stdout_has(&format!("endpoint work: serving http://127.0.0.1:{ep}/mcp"));
+    let session = open(ep);
+    let names = wait_listed(ep, &session, "who");
+    // Prefixed by member; the server's own deny and the endpoint's hide tools.
+    assert!(names.contains(&"a__echo".to_string()), "{names:?}");
+    assert!(names.contains(&"b__crash".to_string()), "{names:?}");
+    assert!(!names.contains(&"a__crash".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("exit")), "{names:?}");
+    assert!(
+        !names.contains(&"b__whoami".to_string()),
+        "renamed: {names:?}"
+    );
+    let listed = post(
+        ep,
+        &session,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .json();
+    let who = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "who")
+        .cloned()
+        .unwrap();
+    assert_eq!(who["description"], "Which process answers");
+    // Routed by name to the member with its own name.
+    assert_eq!(
+        call(ep, &session, "a__echo", json!({"text": "via a"}))["result"]["content"][0]["text"],
+        "via a"
+    );
+    let b_pid = env.server_status("b")["pids"][0]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        call(ep, &session, "who", json!({}))["result"]["content"][0]["text"],
+        b_pid
+    );
+    // Denied, hidden and unknown: one answer, and it never reaches a member.
+    let a_pid = env.server_status("a")["pids"][0].clone();
+    for name in ["a__crash", "b__exit", "b__whoami", "nope"] {
+        let refused = call(ep, &session, name, json!({}));
+        assert_eq!(refused["error"]["code"], -32602, "{name}: {refused}");
+        assert_eq!(refused["error"]["message"], format!("unknown tool: {name}"));
+    }
+    assert_eq!(
+        env.server_status("a")["pids"][0],
+        a_pid,
+        "a was not crashed"
+    );
+    assert_eq!(env.server_status("a")["restarts"], 0);
+    // The server's own policy holds on its own port too.
+    let own = open(a);
+    assert!(!tool_names(a, &own).contains(&"crash".to_string()));
+    assert_eq!(call(a, &own, "crash", json!({}))["error"]["code"], -32602);
+    assert_eq!(env.server_status("a")["pids"][0], a_pid);
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
+#[test]
+fn progress_and_a_members_own_request_reach_the_endpoints_client() {
+    let (a, b, ep) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&two_members(a, b, ep, "prefix = \"on-collision\"\n"));
+    env.run_within(60, &["apply"]).success();
+    let session = open(ep);
+    wait_listed(ep, &session, "b__progress");
+    let progress = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "b__progress", "arguments": {"steps": 2}, "_meta": {"progressToken": "tok"}}});
+    let mut stream = SseClient::post(ep, &session, &progress);
+    for step in 1..=2 {
+        let note: Value = serde_json::from_str(&stream.next().1).unwrap();
+        assert_eq!(note["method"], "notifications/progress", "{note}");
+        assert_eq!(note["params"]["progressToken"], "tok");
+        assert_eq!(note["params"]["progress"], step);
+    }
+    let done: Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(done["result"]["content"][0]["text"], "2 steps");
+    // The member asks the client to sample; the client's answer goes back to it.
+    let sample = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": {"name": "a__sample", "arguments": {"text": "hello"}}});
+    let mut stream = SseClient::post(ep, &session, &sample);
+    let ask: Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "model": "m", "content": {"type": "text", "text": "sampled!"}}});
+    assert_eq!(post(ep, &session, &answer).status, 202);
+    let done: Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert!(
+        done["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sampled!"),
+        "{done}"
+    );
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
+#[test]
+fn a_policy_change_is_adopted_live_with_list_changed_and_no_restart() {
+    let (a, b, ep) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&two_members(a, b, ep, ""));
+    env.run_within(60, &["apply"]).success();
+    let session = open(ep);
+    wait_listed(ep, &session, "b__sleep");
+    let mut stream = SseClient::open(ep, "GET", "/mcp", &[("Mcp-Session-Id", &session)], "");
+    let pids = (
+        env.server_status("a")["pids"].clone(),
+        env.server_status("b")["pids"].clone(),
+    );
+    env.write(
+        "mcpctl.toml",
+        &two_members(a, b, ep, "tools = { deny = [\"b__sleep\"] }\n"),
+    );
+    env.run_within(60, &["apply"])
+        .success()
+        .stdout_has("endpoint work: updated in place");
+    let note: Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(note["method"], "notifications/tools/list_changed");
+    assert!(!tool_names(ep, &session).contains(&"b__sleep".to_string()));
+    assert_eq!(
+        call(ep, &session, "b__sleep", json!({}))["error"]["code"],
+        -32602
+    );
+    // A server's own policy changes in place too: no member was restarted.
+    let mut text = two_members(a, b, ep, "tools = { deny = [\"b__sleep\"] }\n");
+    text = text.replace(
+        "[servers.b]\n",
+        "[servers.b]\ntools = { deny = [\"echo\"] }\n",
+    );
+    env.write("mcpctl.toml", &text);
+    env.run_within(60, &["plan"]).success().stdout_has("tools");
+    env.run_within(60, &["apply"]).success();
+    wait_for("b__echo gone", 30, || {
+        let names = tool_names(ep, &session);
+        if names.contains(&"b__echo".to_string()) {
+            Err(format!("{names:?}"))
+        } else {
+            Ok(())
+        }
+    });
+    let own = open(b);
+    assert_eq!(
+        call(b, &own, "echo", json!({"text": "x"}))["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        (
+            env.server_status("a")["pids"].clone(),
+            env.server_status("b")["pids"].clone()
+        ),
+        pids,
+        "no member restarted"
+    );
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
+#[test]
+fn a_member_killed_mid_session_drops_out_and_comes_back() {
+    let (a, b, ep) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&two_members(a, b, ep, ""));
+    env.run_within(60, &["apply"]).success();
+    let session = open(ep);
+    wait_listed(ep, &session, "b__echo");
+    assert_eq!(
+        call(ep, &session, "b__echo", json!({"text": "1"}))["result"]["content"][0]["text"],
+        "1"
+    );
+    // b's process dies under the session: the next call is an error naming b, or
+    // (restarted already) answered through a new member session; never a hang.
+    let crashed = call(ep, &session, "b__crash", json!({}));
+    assert!(
+        crashed.get("error").is_some() || crashed.get("result").is_some(),
+        "{crashed}"
+    );
+    let a_still = call(ep, &session, "a__echo", json!({"text": "a lives"}));
+    assert_eq!(a_still["result"]["content"][0]["text"], "a lives");
+    wait_for("b answers again through the endpoint", 60, || {
+        let reply = call(ep, &session, "b__echo", json!({"text": "2"}));
+        if reply["result"]["content"][0]["text"] == "2" {
+            Ok(())
+        } else {
+            Err(reply.to_string())
+        }
+    });
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
+#[test]
+fn bad_endpoints_are_refused_with_where() {
+    let (a, b, ep) = (free_port(), free_port(), free_port());
+    let cases: [(&str, String, &str); 4] = [
+        (
+            "unknown member",
+            two_members(a, b, ep, "")
+                .replace("servers = [\"a\", \"b\"]", "servers = [\"a\", \"ghost\"]"),
+            "endpoint `work` names server `ghost`, which the file lacks",
+        ),
+        (
+            "port of a server",
+            two_members(a, b, a, ""),
+            &format!("port {a} is used by both `a` and endpoint `work`"),
+        ),
+        (
+            "bad glob",
+            two_members(a, b, ep, "tools = { deny = [\"[oops\"] }\n"),
+            "`tools.deny[0]`: `[oops` is not a glob pattern",
+        ),
+        (
+            "rename onto a renamed name",
+            two_members(
+                a,
+                b,
+                ep,
+                "rename = { \"a__echo\" = \"b__echo\", \"b__echo\" = \"x\" }\n",
+            ),
+            "renames `a__echo` onto `b__echo`, a name it renames too",
+        ),
+    ];
+    for (what, text, want) in cases {
+        let env = TestEnv::with_config(&text);
+        let run = env.run(&["validate"]);
+        assert_eq!(run.code, 1, "{what}: {}", run.stderr);
+        assert!(run.stderr.contains(want), "{what}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("mcpctl.toml:"),
+            "{what}: a place: {}",
+            run.stderr
+        );
+    }
+}
