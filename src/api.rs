@@ -23,6 +23,8 @@ pub enum Request {
     Apply(Box<ApplyOptions>),
     /// Stop every server and exit.
     Shutdown,
+    /// What an agent sees of a server's or an endpoint's tools (`mcpctl tools`).
+    Tools { name: String },
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -82,8 +84,53 @@ pub enum Reply {
     Observed { observed: Observed },
     Status { status: DaemonStatus },
     Applied { outcome: ApplyOutcome },
+    Tools { report: ToolsReport },
     Ok,
     Error { message: String },
+}
+
+/// `mcpctl tools NAME`: the tools an agent sees, and those it does not with why.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ToolsReport {
+    /// `server` or `endpoint`.
+    pub kind: String,
+    pub name: String,
+    pub shown: Vec<ToolLine>,
+    pub hidden: Vec<ToolLine>,
+    /// Members down, with why (endpoints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub down: Vec<String>,
+    /// What the lists could not be taken as they were (cut, garbage dropped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ToolLine {
+    /// The name the agent sees (or would see).
+    pub name: String,
+    /// The member that has it (endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// Its name at the member.
+    pub original: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Why it is hidden.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// An endpoint as it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointStatus {
+    pub name: String,
+    pub url: String,
+    pub members: Vec<String>,
+    /// Members down, with why.
+    pub down: Vec<String>,
+    /// Tools the agent sees.
+    pub tools: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +155,9 @@ pub struct DaemonStatus {
     /// What the last apply applied, when one did.
     #[serde(default)]
     pub applied: Option<AppliedFrom>,
+    /// The endpoints being served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

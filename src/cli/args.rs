@@ -129,6 +129,19 @@ pub enum Command {
     /// Print the man page (roff)
     #[command(after_help = "Example:\n  mcpctl man > ~/.local/share/man/man1/mcpctl.1")]
     Man,
+    /// What an agent sees of a server's or an endpoint's tools
+    #[command(
+        after_help = "Examples:\n  mcpctl tools work            # the endpoint `work`: name, member, original name\n  mcpctl tools github --all   # and the hidden ones, with why\n  mcpctl tools work --format json"
+    )]
+    Tools {
+        /// A server or an endpoint of the file
+        name: String,
+        /// Also the tools hidden by a policy, a member down or a name clash, with why
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Status of every server
     #[command(after_help = "Examples:\n  mcpctl status\n  mcpctl status --format json")]
     Status {

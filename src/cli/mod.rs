@@ -18,6 +18,7 @@ mod plan;
 mod profile;
 mod secret;
 mod status;
+mod tools;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -165,6 +166,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Completions { shell } => docs::completions(shell),
         Command::Man => docs::man(),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
+        Command::Tools { name, all, format } => {
+            tools::tools(&locate(file, &cwd)?, &name, all, format)
+        }
         Command::Server(ServerCommand::Start {
             name,
             flags,

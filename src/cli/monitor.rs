@@ -318,6 +318,7 @@ mod tests {
             }],
             usage: None,
             applied: None,
+            endpoints: Vec::new(),
         }
     }
 

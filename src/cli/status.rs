@@ -191,11 +191,59 @@ pub(super) fn latency(t: &Traffic) -> String {
 }
 
 fn reports(path: &Path) -> Result<Vec<Report>, Error> {
-    Ok(reports_and_origin(path)?.0)
+    Ok(reports_origin_endpoints(path)?.0)
 }
 
-/// The reports, and what `status` says of where the running config came from.
-fn reports_and_origin(path: &Path) -> Result<(Vec<Report>, Option<Origin>), Error> {
+/// An endpoint as `status` shows it.
+#[derive(Debug, Serialize)]
+struct EndpointReport {
+    endpoint: String,
+    /// `running`, `degraded` (a member down) or `stopped` (not served).
+    status: String,
+    url: String,
+    members_up: usize,
+    members_total: usize,
+    tools: usize,
+    down: Vec<String>,
+}
+
+fn endpoint_reports(
+    config: &crate::model::Config,
+    running: &[crate::api::EndpointStatus],
+) -> Vec<EndpointReport> {
+    config
+        .endpoints
+        .values()
+        .map(|spec| {
+            let live = running.iter().find(|e| e.name == spec.name);
+            EndpointReport {
+                endpoint: spec.name.clone(),
+                status: match live {
+                    None => "stopped".into(),
+                    Some(e) if e.down.is_empty() => "running".into(),
+                    Some(e) => format!(
+                        "degraded: {} down",
+                        e.down
+                            .iter()
+                            .map(|d| d.split(':').next().unwrap_or_default())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+                url: spec.url(),
+                members_up: spec.members.len() - live.map_or(spec.members.len(), |e| e.down.len()),
+                members_total: spec.members.len(),
+                tools: live.map_or(0, |e| e.tools),
+                down: live.map(|e| e.down.clone()).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// The reports, where the running config came from, and the endpoints.
+fn reports_origin_endpoints(
+    path: &Path,
+) -> Result<(Vec<Report>, Option<Origin>, Vec<EndpointReport>), Error> {
     let loaded = load(path)?;
     let status = daemon_status(path)?;
     let origin = status
@@ -222,7 +270,11 @@ fn reports_and_origin(path: &Path) -> Result<(Vec<Report>, Option<Origin>), Erro
             out.push(rep);
         }
     }
-    Ok((out, origin))
+    let endpoints = endpoint_reports(
+        &loaded.config,
+        status.as_ref().map_or(&[][..], |s| &s.endpoints[..]),
+    );
+    Ok((out, origin, endpoints))
 }
 
 /// Where what runs came from: a line for the top of `status`, and a warning when the
@@ -273,14 +325,24 @@ fn duration(secs: Option<u64>) -> String {
 }
 
 pub(super) fn status(path: &Path, format: Format) -> Result<u8, Error> {
-    let (reports, origin) = reports_and_origin(path)?;
+    let (reports, origin, endpoints) = reports_origin_endpoints(path)?;
     if let Some(warning) = origin.as_ref().and_then(|o| o.warning.as_ref()) {
         crate::note!("warning: {warning}");
     }
     if format == Format::Json {
+        // One array: servers (`server`), then endpoints (`endpoint`).
+        let mut all: Vec<serde_json::Value> = reports
+            .iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect();
+        all.extend(
+            endpoints
+                .iter()
+                .filter_map(|e| serde_json::to_value(e).ok()),
+        );
         print(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&reports).unwrap_or_default()
+            serde_json::to_string_pretty(&all).unwrap_or_default()
         ))?;
         return ok();
     }
@@ -316,7 +378,22 @@ pub(super) fn status(path: &Path, format: Format) -> Result<u8, Error> {
     let head = origin
         .map(|o| format!("{}\n\n", o.line))
         .unwrap_or_default();
-    print(&format!("{head}{}", table(&rows)))?;
+    let mut text = format!("{head}{}", table(&rows));
+    if !endpoints.is_empty() {
+        let mut rows = vec![["ENDPOINT", "STATUS", "URL", "MEMBERS", "TOOLS"].map(String::from)];
+        for e in &endpoints {
+            rows.push([
+                e.endpoint.clone(),
+                e.status.clone(),
+                e.url.clone(),
+                format!("{}/{}", e.members_up, e.members_total),
+                e.tools.to_string(),
+            ]);
+        }
+        text.push('\n');
+        text.push_str(&table(&rows));
+    }
+    print(&text)?;
     ok()
 }
 

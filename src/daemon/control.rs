@@ -86,6 +86,10 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) {
         Request::Status => Reply::Status {
             status: daemon.status().await,
         },
+        Request::Tools { name } => match daemon.tools_report(&name).await {
+            Ok(report) => Reply::Tools { report },
+            Err(message) => Reply::Error { message },
+        },
         Request::Shutdown => {
             let _ = send(&mut write, &Reply::Ok).await;
             daemon.request_shutdown();

@@ -255,3 +255,144 @@ fn member_info(rt: &ServerRuntime, bearer: Option<SecretString>) -> MemberInfo {
         policy,
     }
 }
+
+impl Daemon {
+    pub(super) async fn endpoint_statuses(&self) -> Vec<crate::api::EndpointStatus> {
+        let running = self.endpoints.lock().await;
+        running
+            .values()
+            .map(|rt| crate::api::EndpointStatus {
+                name: rt.spec.name.clone(),
+                url: rt.spec.url(),
+                members: rt.spec.members.clone(),
+                down: rt
+                    .endpoint
+                    .down()
+                    .into_iter()
+                    .map(|(m, why)| format!("{m}: {why}"))
+                    .collect(),
+                tools: rt.endpoint.table().tools.listed.len(),
+            })
+            .collect()
+    }
+
+    /// `mcpctl tools NAME`: an endpoint's table, or a server's own list with its
+    /// policy's decisions.
+    pub(super) async fn tools_report(&self, name: &str) -> Result<crate::api::ToolsReport, String> {
+        use crate::api::{ToolLine, ToolsReport};
+        if let Some(rt) = self.endpoints.lock().await.get(name) {
+            let table = rt.endpoint.table();
+            let shown = table
+                .tools
+                .listed
+                .iter()
+                .filter_map(|t| {
+                    let shown = t.get("name")?.as_str()?;
+                    let route = table.tools.routes.get(shown)?;
+                    Some(ToolLine {
+                        name: shown.to_string(),
+                        member: Some(route.member.clone()),
+                        original: route.original.clone(),
+                        description: t
+                            .get("description")
+                            .and_then(|d| d.as_str())
+                            .map(str::to_string),
+                        why: None,
+                    })
+                })
+                .collect();
+            let hidden = table
+                .tools
+                .hidden
+                .iter()
+                .map(|h| ToolLine {
+                    name: h.advertised.clone(),
+                    member: Some(h.member.clone()),
+                    original: h.original.clone(),
+                    description: None,
+                    why: Some(h.why.clone()),
+                })
+                .collect();
+            return Ok(ToolsReport {
+                kind: "endpoint".into(),
+                name: name.to_string(),
+                shown,
+                hidden,
+                down: rt
+                    .endpoint
+                    .down()
+                    .into_iter()
+                    .map(|(m, why)| format!("{m}: {why}"))
+                    .collect(),
+                notes: table.notes.clone(),
+            });
+        }
+        self.refresh_members().await;
+        let (spec, upstream) = {
+            let servers = self.servers.lock().await;
+            let Some(rt) = servers.get(name) else {
+                return Err(format!("no server or endpoint `{name}` runs"));
+            };
+            if rt.scaled_to_zero() {
+                return Err(format!(
+                    "server `{name}` is scaled to zero: asking for its tools would wake it"
+                ));
+            }
+            let upstream = rt
+                .instances
+                .iter()
+                .find_map(|h| h.view.borrow().upstream().cloned());
+            (rt.spec.clone(), upstream)
+        };
+        let tools = match upstream {
+            Some(upstream) => {
+                let answer = upstream
+                    .request("tools/list", Some(serde_json::json!({})))
+                    .await
+                    .map_err(|e| format!("server `{name}`: {e}"))?;
+                answer
+                    .pointer("/result/tools")
+                    .and_then(|t| t.as_array())
+                    .cloned()
+                    .unwrap_or_default()
+            }
+            // A server that speaks HTTP: asked as a client asks it.
+            None => {
+                let info = self.members.member(name);
+                let address = info
+                    .address
+                    .ok_or_else(|| format!("server `{name}` is not serving"))?;
+                crate::gateway::endpoint::list_tools(&address).await?
+            }
+        };
+        let rules = spec.tools.rules();
+        let mut report = ToolsReport {
+            kind: "server".into(),
+            name: name.to_string(),
+            ..ToolsReport::default()
+        };
+        for tool in &tools {
+            let Some(original) = tool.get("name").and_then(|n| n.as_str()) else {
+                continue;
+            };
+            let line = ToolLine {
+                name: original.to_string(),
+                member: None,
+                original: original.to_string(),
+                description: tool
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .map(str::to_string),
+                why: None,
+            };
+            match crate::policy::decide(&rules, original, tool) {
+                Ok(()) => report.shown.push(line),
+                Err(why) => report.hidden.push(ToolLine {
+                    why: Some(why.to_string()),
+                    ..line
+                }),
+            }
+        }
+        Ok(report)
+    }
+}

@@ -118,6 +118,7 @@ impl Daemon {
     }
 
     pub async fn status(&self) -> DaemonStatus {
+        let endpoints = self.endpoint_statuses().await;
         let servers = self.servers.lock().await;
         let samples = self.samples.lock().ok();
         let now = tokio::time::Instant::now();
@@ -199,6 +200,7 @@ impl Daemon {
             servers,
             usage: samples.as_ref().and_then(|s| s.daemon()),
             applied: self.applied.lock().ok().and_then(|a| a.clone()),
+            endpoints,
         }
     }
 }

@@ -243,7 +243,7 @@ fn merge(
 }
 
 /// `text` with its control characters (a newline in a name) escaped.
-fn printable(text: &str) -> String {
+pub fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() {

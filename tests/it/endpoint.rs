@@ -145,6 +145,69 @@ fn an_endpoint_serves_its_members_tools_prefixed_renamed_and_under_both_policies
     assert!(!tool_names(a, &own).contains(&"crash".to_string()));
     assert_eq!(call(a, &own, "crash", json!({}))["error"]["code"], -32602);
     assert_eq!(env.server_status("a")["pids"][0], a_pid);
+    // What the agent sees, and with --all what it does not and why.
+    let report: Value = serde_json::from_str(
+        &env.run(&["tools", "work", "--all", "--format", "json"])
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(report["kind"], "endpoint");
+    let hidden = |name: &str| {
+        report["hidden"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == name)
+            .map(|h| h["why"].as_str().unwrap_or_default().to_string())
+    };
+    // What the server itself hides never leaves its port (`tools a --all` names it).
+    assert_eq!(hidden("a__crash"), None);
+    assert_eq!(hidden("b__exit").as_deref(), Some("denied by \"*exit*\""));
+    let who = report["shown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "who")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (who["member"].as_str(), who["original"].as_str()),
+        (Some("b"), Some("whoami"))
+    );
+    env.run(&["tools", "work"])
+        .success()
+        .stdout_has("who")
+        .stdout_has("whoami");
+    env.run(&["tools", "a", "--all"])
+        .success()
+        .stdout_has("denied by \"crash\"");
+    env.run(&["tools", "ghost"])
+        .failure()
+        .stderr_has("no server or endpoint `ghost`");
+    // Status lists the endpoint, its members and what it shows.
+    env.run(&["status"])
+        .success()
+        .stdout_has("ENDPOINT")
+        .stdout_has(&format!("http://127.0.0.1:{ep}/mcp"));
+    let all: Value =
+        serde_json::from_str(&env.run(&["status", "--format", "json"]).success().stdout).unwrap();
+    let work = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["endpoint"] == "work")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (
+            work["status"].as_str(),
+            work["members_up"].as_u64(),
+            work["members_total"].as_u64()
+        ),
+        (Some("running"), Some(2), Some(2))
+    );
+    assert!(work["tools"].as_u64().unwrap() > 10, "{work}");
     env.run_within(30, &["daemon", "stop"]).success();
 }
 

@@ -378,6 +378,16 @@ async fn list_member(client: &HttpClient, address: &Address) -> Lists {
     lists
 }
 
+/// Every tool a server lists, asked as a client asks it (its own policy applies).
+pub async fn list_tools(address: &Address) -> Result<Vec<Value>, String> {
+    let client = super::proxy::client().map_err(|e| e.to_string())?;
+    let lists = list_member(&client, address).await;
+    match lists.error {
+        Some(why) => Err(why),
+        None => Ok(lists.tools),
+    }
+}
+
 /// One list, every page, at most [`MAX_ITEMS`]; entries that are not objects dropped.
 async fn list_all(
     link: &Link,

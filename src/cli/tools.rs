@@ -1,0 +1,125 @@
+//! `mcpctl tools NAME`: what an agent sees of a server's or an endpoint's tools, as the
+//! daemon serves them now, and with `--all` what it does not see, with why.
+
+use std::path::Path;
+
+use super::args::Format;
+use super::{Error, ok, print};
+use crate::api::{Reply, Request, ToolsReport};
+use crate::client;
+
+pub(super) fn tools(path: &Path, name: &str, all: bool, format: Format) -> Result<u8, Error> {
+    let loaded = super::load(path)?;
+    if !loaded.config.servers.contains_key(name) && !loaded.config.endpoints.contains_key(name) {
+        let known: Vec<&str> = loaded
+            .config
+            .servers
+            .keys()
+            .chain(loaded.config.endpoints.keys())
+            .map(String::as_str)
+            .collect();
+        return Err(Error::Failed(format!(
+            "no server or endpoint `{name}` in {} (it has: {})",
+            path.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    let mut report = match client::ask(
+        path,
+        &Request::Tools {
+            name: name.to_string(),
+        },
+    ) {
+        Ok(Reply::Tools { report }) => report,
+        Ok(Reply::Error { message }) => return Err(Error::Failed(message)),
+        Ok(other) => return Err(client::Error::BadReply(format!("{other:?}")).into()),
+        Err(client::Error::NotRunning(_)) => {
+            return Err(Error::Failed(format!(
+                "no daemon runs for {}: `mcpctl apply` starts `{name}`, then its tools can be listed",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !all {
+        report.hidden.clear();
+    }
+    if format == Format::Json {
+        print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ))?;
+        return ok();
+    }
+    print(&render(&report, all))?;
+    ok()
+}
+
+/// The report as a table: the shown tools, then (with `--all`) the hidden ones.
+fn render(report: &ToolsReport, all: bool) -> String {
+    let endpoint = report.kind == "endpoint";
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut head = vec!["TOOL".to_string()];
+    if endpoint {
+        head.extend(["MEMBER".to_string(), "ORIGINAL".to_string()]);
+    }
+    if all {
+        head.push("HIDDEN".to_string());
+    }
+    rows.push(head);
+    let lines = report.shown.iter().map(|l| (l, "-".to_string())).chain(
+        report
+            .hidden
+            .iter()
+            .map(|l| (l, l.why.clone().unwrap_or_default())),
+    );
+    for (line, why) in lines {
+        let mut row = vec![crate::import::plan::printable(&line.name)];
+        if endpoint {
+            row.push(line.member.clone().unwrap_or_default());
+            row.push(crate::import::plan::printable(&line.original));
+        }
+        if all {
+            row.push(why);
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\n{} {} shown to agents{}\n",
+        report.shown.len(),
+        if report.shown.len() == 1 {
+            "tool"
+        } else {
+            "tools"
+        },
+        if all {
+            format!(", {} hidden", report.hidden.len())
+        } else {
+            String::new()
+        }
+    ));
+    for down in &report.down {
+        out.push_str(&format!("member down: {down}\n"));
+    }
+    for note in &report.notes {
+        out.push_str(&format!("note: {}\n", crate::import::plan::printable(note)));
+    }
+    out
+}
