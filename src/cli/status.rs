@@ -240,10 +240,10 @@ fn endpoint_reports(
         .collect()
 }
 
-/// The reports, where the running config came from, and the endpoints.
-fn reports_origin_endpoints(
-    path: &Path,
-) -> Result<(Vec<Report>, Option<Origin>, Vec<EndpointReport>), Error> {
+/// The servers' reports, where the running config came from, and the endpoints.
+type Reports = (Vec<Report>, Option<Origin>, Vec<EndpointReport>);
+
+fn reports_origin_endpoints(path: &Path) -> Result<Reports, Error> {
     let loaded = load(path)?;
     let status = daemon_status(path)?;
     let origin = status
