@@ -228,3 +228,33 @@ fn the_python_sdk_in_every_mode_works_through_mcpctl_gateway() {
         assert_eq!(status.code(), Some(0));
     }
 }
+
+/// Issue 23: the SDK, in each of its modes, against an endpoint whose members are a
+/// legacy and a modern child (`prefix = "never"`: the first member's names win).
+#[test]
+fn the_python_sdk_in_every_mode_works_through_an_endpoint() {
+    let (legacy, modern, endpoint) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\
+         [servers.legacy]\ncommand = \"{echo}\"\nport = {legacy}\n\
+         [servers.modern]\ncommand = \"{echo}\"\nargs = [\"--modern\"]\nport = {modern}\n\
+         [endpoints.both]\nport = {endpoint}\nservers = [\"modern\", \"legacy\"]\nprefix = \"never\"\n",
+        echo = echo_bin()
+    ));
+    let python = sdk_python();
+    env.run_within(60, &["apply"]).success();
+    // The catalog reads the members once they run.
+    crate::common::wait_for("the endpoint lists echo", 30, || {
+        let report = env.run(&["tools", "both", "--format", "json"]);
+        if report.stdout.contains("\"echo\"") {
+            Ok(())
+        } else {
+            Err(report.stdout.clone())
+        }
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/client.py");
+    for mode in ["2026-07-28", "legacy", "auto"] {
+        let seen = sdk_client(python, &script, endpoint, mode, "through an endpoint");
+        assert!(seen["tools"].as_array().is_some_and(|t| t.iter().any(|n| n == "whoami")), "{seen}");
+    }
+}
