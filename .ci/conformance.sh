@@ -28,12 +28,19 @@ exec 9>&-
 WORK=$(mktemp -d)
 cleanup() { "$MCPCTL" -f "$WORK/mcpctl.toml" daemon stop >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true; }
 trap cleanup EXIT
+EP_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$WORK/mcpctl.toml" <<TOML
 version = 1
 [servers.conformance]
 command = "python3"
 args = ["$BENCH/conformance_backend.py"]
 port = $PORT
+
+# The same server as the one member of an endpoint, under its own names.
+[endpoints.one]
+port = $EP_PORT
+servers = ["conformance"]
+prefix = "never"
 TOML
 XDG_CONFIG_HOME="$WORK/xdg" "$MCPCTL" -f "$WORK/mcpctl.toml" apply
 
@@ -53,6 +60,13 @@ for who in 1 2; do
 done
 
 bash "$BENCH/conformance.sh" "$URL" "$WORK/conformance"
+
+# The suite through the endpoint (its catalog reads the member once it runs).
+for _ in $(seq 1 100); do
+  "$MCPCTL" -f "$WORK/mcpctl.toml" tools one 2>/dev/null | grep -q "shown to agents" && break
+  sleep 0.1
+done
+bash "$BENCH/conformance.sh" "http://127.0.0.1:$EP_PORT/mcp" "$WORK/conformance-endpoint"
 
 # The same suite through `mcpctl gateway` (one server from flags, no daemon, no file).
 GW_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

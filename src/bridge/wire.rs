@@ -6,13 +6,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// `params._meta` key of a 2026-07-28 request's protocol version.
-pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-
-/// JSON-RPC: the line is not JSON.
-pub const PARSE_ERROR: i64 = -32700;
-/// JSON-RPC: JSON, but not one message.
-pub const INVALID_REQUEST: i64 = -32600;
+use crate::wire::era;
+pub use crate::wire::jsonrpc::{INVALID_REQUEST, PARSE_ERROR};
 /// A server error of the bridge's own: the server cannot be reached.
 pub const UNAVAILABLE: i64 = -32000;
 
@@ -109,7 +104,7 @@ pub fn parse(line: &[u8]) -> Result<Message, Refused> {
         }
     };
     let modern_headers = match (&kind, &method, &envelope.params) {
-        (Kind::Request { .. }, Some(method), Some(params)) => modern_headers(method, params),
+        (Kind::Request { .. }, Some(method), Some(params)) => era::routing_headers(method, params),
         _ => Vec::new(),
     };
     Ok(Message {
@@ -117,42 +112,6 @@ pub fn parse(line: &[u8]) -> Result<Message, Refused> {
         method,
         modern_headers,
     })
-}
-
-/// The routing headers of a 2026-07-28 request (one whose `params._meta` names its
-/// version); none for a 2025 one.
-fn modern_headers(method: &str, params: &Value) -> Vec<(&'static str, String)> {
-    let Some(version) = params
-        .pointer("/_meta")
-        .and_then(|m| m.get(META_VERSION))
-        .and_then(Value::as_str)
-    else {
-        return Vec::new();
-    };
-    let mut headers = vec![
-        ("mcp-protocol-version", version.to_string()),
-        ("mcp-method", method.to_string()),
-    ];
-    let key = match method {
-        "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" => Some("uri"),
-        _ => None,
-    };
-    if let Some(name) = key.and_then(|k| params.get(k)).and_then(Value::as_str) {
-        headers.push(("mcp-name", header_text(name)));
-    }
-    headers
-}
-
-/// A header value for `text`: as is when it is visible ASCII, else `=?base64?...?=`.
-fn header_text(text: &str) -> String {
-    use base64::Engine;
-    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) && text.trim() == text {
-        text.to_string()
-    } else {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
-        format!("=?base64?{encoded}?=")
-    }
 }
 
 /// A JSON-RPC error answer to `id` (written as the client wrote it; `null` if none).

@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
-use super::jsonrpc::INVALID_REQUEST;
 use super::origin;
 use super::reply::rpc_error;
+use crate::wire::jsonrpc::INVALID_REQUEST;
 
 /// Requests larger than this are refused with 413.
 pub(super) const MAX_BODY: usize = 4 * 1024 * 1024;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::era::{self, Era};
 use super::{SUPPORTED_VERSIONS, Upstream, mux};
+use crate::wire::era::{self, Era};
 
 /// Why a child did not complete the handshake.
 #[derive(Debug, thiserror::Error)]

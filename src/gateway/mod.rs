@@ -8,11 +8,9 @@
 pub mod accept;
 pub mod dial;
 pub mod endpoint;
-pub mod era;
 mod guard;
 pub mod handshake;
 mod http;
-pub mod jsonrpc;
 pub mod lines;
 pub mod meter;
 pub mod mux;
@@ -35,8 +33,7 @@ use age::secrecy::SecretString;
 pub use mux::Upstream;
 pub use proxy::{HttpPool, HttpUpstream};
 
-/// Protocol revisions `/mcp` speaks, newest first.
-pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+pub use crate::wire::era::SUPPORTED_VERSIONS;
 
 /// Keeps a session's own instance alive; dropping it stops the instance.
 pub type Lease = Box<dyn Send + Sync>;

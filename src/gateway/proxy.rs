@@ -23,9 +23,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 
-use super::jsonrpc::INTERNAL_ERROR;
 use super::reply::rpc_error;
 use super::sessions::SESSION_IDLE;
+use crate::wire::jsonrpc::INTERNAL_ERROR;
 
 /// How long connecting to an upstream (or another replica) may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

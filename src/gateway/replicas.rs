@@ -29,9 +29,9 @@ use super::proxy::Connector;
 use hyper_util::client::legacy::Client;
 use serde_json::Value;
 
-use super::era::Sealer;
-use super::jsonrpc::INVALID_REQUEST;
 use super::reply::rpc_error;
+use crate::wire::era::Sealer;
+use crate::wire::jsonrpc::INVALID_REQUEST;
 
 /// Marks a request one replica sent another.
 const FORWARDED: &str = "x-mcpctl-forwarded";
@@ -286,7 +286,7 @@ async fn whose(request: Request) -> Result<(Request, Option<String>), Box<Respon
         .headers()
         .get("mcp-protocol-version")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| super::era::MODERN_VERSIONS.contains(&v));
+        .is_some_and(|v| crate::wire::era::MODERN_VERSIONS.contains(&v));
     if let Some(session) = request.headers().get(SESSION).and_then(|v| v.to_str().ok())
         && !modern
     {

@@ -5,8 +5,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::era;
-use super::jsonrpc;
+use crate::wire::era;
+use crate::wire::jsonrpc;
 
 pub(super) fn json_response(status: StatusCode, body: &Value) -> Response {
     (

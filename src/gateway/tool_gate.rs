@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::Upstream;
-use super::jsonrpc::INVALID_PARAMS;
 use crate::policy::{self, Rules};
+use crate::wire::jsonrpc::INVALID_PARAMS;
 
 /// The policy of one server's port, and the definitions it last listed (a
 /// `read_only` decision needs a tool's annotations).

@@ -255,6 +255,11 @@ fn the_python_sdk_in_every_mode_works_through_an_endpoint() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/client.py");
     for mode in ["2026-07-28", "legacy", "auto"] {
         let seen = sdk_client(python, &script, endpoint, mode, "through an endpoint");
-        assert!(seen["tools"].as_array().is_some_and(|t| t.iter().any(|n| n == "whoami")), "{seen}");
+        assert!(
+            seen["tools"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|n| n == "whoami")),
+            "{seen}"
+        );
     }
 }

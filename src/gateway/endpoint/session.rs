@@ -23,10 +23,10 @@ use tokio::task::{AbortHandle, JoinSet};
 use super::link::{Link, LinkError};
 use super::table::Table;
 use super::{Endpoint, MAX_ITEMS};
-use crate::gateway::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::gateway::lines::BoundedLines;
 use crate::gateway::mux::MAX_MESSAGE;
 use crate::model::raw::Failure;
+use crate::wire::jsonrpc::{self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
 
 /// Calls of one session in flight at once.
 const MAX_CALLS: usize = 64;

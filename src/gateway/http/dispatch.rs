@@ -11,12 +11,12 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::session::{SessionView, calls_of, cancel_key};
 use super::{AppState, rounds};
-use crate::gateway::era::{self, Era};
-use crate::gateway::jsonrpc::{self, INTERNAL_ERROR};
 use crate::gateway::mux::CallOptions;
 use crate::gateway::queue::Outbox;
 use crate::gateway::reply::{error_message, rpc_error};
 use crate::gateway::{SUPPORTED_VERSIONS, Upstream};
+use crate::wire::era::{self, Era};
+use crate::wire::jsonrpc::{self, INTERNAL_ERROR};
 
 /// Calls during which a server may ask its client something.
 pub(super) const CAN_CAUSE_SERVER_REQUESTS: [&str; 3] =

@@ -11,8 +11,8 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::AppState;
 use crate::gateway::Upstream;
-use crate::gateway::jsonrpc;
 use crate::gateway::queue::{Inbox, Outbox};
+use crate::wire::jsonrpc;
 
 /// JSON-RPC messages as SSE `message` events; `on_drop` runs when the client leaves.
 pub(super) struct EventStream {

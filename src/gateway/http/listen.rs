@@ -9,8 +9,8 @@ use super::SSE_BACKLOG;
 use super::events::{EventStream, Next, next_notification};
 use crate::gateway::Upstream;
 use crate::gateway::accept::Hangup;
-use crate::gateway::era::{self, Era};
 use crate::gateway::queue;
+use crate::wire::era::{self, Era};
 
 /// `subscriptions/listen`: the child's change notifications the client asked for, on
 /// a stream of its own, each stamped with the listen's id.

@@ -22,14 +22,14 @@ use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::gateway::era;
 use crate::gateway::guard;
-use crate::gateway::jsonrpc::INTERNAL_ERROR;
 use crate::gateway::meter::Meter;
 use crate::gateway::queue::Outbox;
 use crate::gateway::reply::rpc_error;
 use crate::gateway::sessions::{Full, Sessions};
 use crate::gateway::{Instances, Upstream};
+use crate::wire::era;
+use crate::wire::jsonrpc::INTERNAL_ERROR;
 
 mod dispatch;
 mod events;

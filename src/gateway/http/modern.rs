@@ -31,12 +31,12 @@ use super::parking::{Call, Parking, STATE_PREFIX, invalid};
 use super::{AppState, SSE_BACKLOG, VERSION_HEADER};
 use crate::gateway::Upstream;
 use crate::gateway::accept::Hangup;
-use crate::gateway::era::{self, Era, Rejection};
 use crate::gateway::guard::header_str;
-use crate::gateway::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS};
 use crate::gateway::mux::{CallOptions, Pin};
 use crate::gateway::queue::{self, Outbox};
 use crate::gateway::reply::{error_message, json_response, rejection_response, rpc_error};
+use crate::wire::era::{self, Era, Rejection};
+use crate::wire::jsonrpc::{INTERNAL_ERROR, INVALID_PARAMS};
 
 pub(super) const METHOD_HEADER: &str = "mcp-method";
 

@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::gateway::Upstream;
-use crate::gateway::era::{self, Rejection, Ticket};
-use crate::gateway::jsonrpc::INTERNAL_ERROR;
 use crate::gateway::mux::Pin;
 use crate::gateway::queue::Inbox;
+use crate::wire::era::{self, Rejection, Ticket};
+use crate::wire::jsonrpc::INTERNAL_ERROR;
 
 /// How long a parked call waits for its client's retry.
 pub(super) const PARK_TTL: Duration = Duration::from_secs(120);

@@ -11,11 +11,11 @@ use tokio::sync::oneshot;
 use super::Asks;
 use super::session::SessionView;
 use crate::gateway::Upstream;
-use crate::gateway::era;
-use crate::gateway::jsonrpc::INTERNAL_ERROR;
 use crate::gateway::mux::CallOptions;
 use crate::gateway::queue::Outbox;
 use crate::gateway::reply::error_message;
+use crate::wire::era;
+use crate::wire::jsonrpc::INTERNAL_ERROR;
 
 /// How long a legacy client has to answer a question asked for a modern child.
 pub(super) const ASK_TIMEOUT: Duration = Duration::from_secs(300);

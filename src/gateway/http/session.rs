@@ -10,10 +10,10 @@ use tokio::sync::Semaphore;
 
 use super::AppState;
 use crate::gateway::Upstream;
-use crate::gateway::era;
 use crate::gateway::mux::Pin;
 use crate::gateway::queue::Outbox;
 use crate::gateway::sessions::{Idle, SESSION_IDLE};
+use crate::wire::era;
 
 pub(super) struct Session {
     pub(super) upstream: Upstream,

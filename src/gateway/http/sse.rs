@@ -19,10 +19,10 @@ use super::events::{EventStream, forward_notifications};
 use super::session::SessionView;
 use super::{AppState, SSE_BACKLOG};
 use crate::gateway::accept::Hangup;
-use crate::gateway::era;
-use crate::gateway::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
 use crate::gateway::queue;
 use crate::gateway::reply::rpc_error;
+use crate::wire::era;
+use crate::wire::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
 
 /// Legacy SSE: an `endpoint` event naming where to POST, then every message for the
 /// client as a `message` event. The session ends when the client goes away.

@@ -19,11 +19,11 @@ use super::events::{EventStream, forward_notifications};
 use super::session::cancel_key;
 use super::{AppState, SESSION_HEADER, SSE_BACKLOG, VERSION_HEADER, modern};
 use crate::gateway::accept::Hangup;
-use crate::gateway::era::{self, Era};
 use crate::gateway::guard::header_str;
-use crate::gateway::jsonrpc::INVALID_REQUEST;
 use crate::gateway::queue;
 use crate::gateway::reply::{json_response, rejection_response, rpc_error};
+use crate::wire::era::{self, Era};
+use crate::wire::jsonrpc::INVALID_REQUEST;
 
 /// A 2026-07-28 client has no stream to GET and no session to DELETE.
 pub(super) fn refuse_modern_stream(headers: &HeaderMap) -> Option<Response> {

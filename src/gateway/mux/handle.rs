@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use super::{CallOptions, Gone, Op, Pin, SERVER_REQUEST_PREFIX, millis};
-use crate::gateway::era::{self, Era};
+use crate::wire::era::{self, Era};
 
 /// A handle to a child's shared stdio channel.
 #[derive(Clone)]

@@ -20,9 +20,9 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
-use super::era::Era;
 use super::lines::BoundedLines;
 use super::queue::Outbox;
+use crate::wire::era::Era;
 use routes::Routes;
 use task::Task;
 
@@ -48,11 +48,11 @@ pub const MAX_MESSAGE: usize = 16 << 20;
 const NOISE_MAX: usize = 16 << 10;
 
 /// JSON-RPC's "internal error", for a call whose answer was too large to take.
-pub use super::jsonrpc::INTERNAL_ERROR;
+pub use crate::wire::jsonrpc::INTERNAL_ERROR;
 
 /// The error of a call that waited longer than its server's `call_timeout` (the code
 /// the MCP SDKs use for a request timeout).
-pub use super::jsonrpc::REQUEST_TIMEOUT;
+pub use crate::wire::jsonrpc::REQUEST_TIMEOUT;
 
 /// The error of a call whose client stopped reading what the call sent it.
 pub const FELL_BEHIND: i64 = -32000;

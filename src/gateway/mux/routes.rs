@@ -18,10 +18,10 @@ use super::{
     CallOptions, FELL_BEHIND, INTERNAL_ERROR, OnMessage, OnNoise, Op, PROGRESS_PREFIX,
     REQUEST_TIMEOUT, SERVER_REQUEST_PREFIX,
 };
-use crate::gateway::era;
-use crate::gateway::jsonrpc::{METHOD_NOT_FOUND, REQUEST_CANCELLED};
 use crate::gateway::lines::{self, Line};
 use crate::gateway::queue::Outbox;
+use crate::wire::era;
+use crate::wire::jsonrpc::{METHOD_NOT_FOUND, REQUEST_CANCELLED};
 
 /// A question of the child's, put to the client of one call.
 struct Asked {

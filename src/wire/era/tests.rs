@@ -213,3 +213,24 @@ fn a_sealed_state_opens_only_untouched_unexpired_and_here() {
         );
     }
 }
+
+#[test]
+fn routing_header_values_round_trip_through_their_encoding() {
+    for text in ["echo", "weird name", " padded", "ünïcode", "tab\there", ""] {
+        let encoded = encode_header_value(text);
+        assert!(
+            encoded.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "{encoded}"
+        );
+        assert_eq!(decode_header_value(&encoded).as_deref(), Some(text));
+    }
+    let params = serde_json::json!({"name": "été", "_meta": {META_VERSION: "2026-07-28"}});
+    let headers = routing_headers("tools/call", &params);
+    assert_eq!(
+        headers[0],
+        ("mcp-protocol-version", "2026-07-28".to_string())
+    );
+    assert_eq!(headers[2].0, "mcp-name");
+    assert_eq!(decode_header_value(&headers[2].1).as_deref(), Some("été"));
+    assert!(routing_headers("tools/call", &serde_json::json!({"name": "x"})).is_empty());
+}

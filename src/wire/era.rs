@@ -11,7 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use serde_json::{Map, Value, json};
 
-use super::SUPPORTED_VERSIONS;
+/// Protocol revisions `/mcp` speaks (2025 era), newest first.
+pub const SUPPORTED_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
 /// 2026-07-28 and later: no `initialize`, no sessions.
 pub const MODERN_VERSIONS: [&str; 1] = ["2026-07-28"];
@@ -136,6 +137,40 @@ pub struct RoutingHeaders<'h> {
     pub version: Option<&'h str>,
     pub method: Option<&'h str>,
     pub name: Option<&'h str>,
+}
+
+/// The routing headers of a 2026-07-28 request (one whose `params._meta` names its
+/// version), for whoever sends it over HTTP; none for a 2025 one.
+pub fn routing_headers(method: &str, params: &Value) -> Vec<(&'static str, String)> {
+    let Some(version) = params
+        .pointer("/_meta")
+        .and_then(|m| m.get(META_VERSION))
+        .and_then(Value::as_str)
+    else {
+        return Vec::new();
+    };
+    let mut headers = vec![
+        ("mcp-protocol-version", version.to_string()),
+        ("mcp-method", method.to_string()),
+    ];
+    if let Some(name) = name_param(method)
+        .and_then(|k| params.get(k))
+        .and_then(Value::as_str)
+    {
+        headers.push(("mcp-name", encode_header_value(name)));
+    }
+    headers
+}
+
+/// A header value for `text`: as is when it is visible ASCII, else `=?base64?...?=`
+/// (what [`decode_header_value`] reads).
+pub fn encode_header_value(text: &str) -> String {
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) && text.trim() == text {
+        text.to_string()
+    } else {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        format!("=?base64?{encoded}?=")
+    }
 }
 
 /// The body parameter `Mcp-Name` mirrors for `method`.
