@@ -179,9 +179,9 @@ impl Link {
         self.post(message, true).await.map(drop)
     }
 
-    /// The session's `GET /mcp` stream: every message on it goes to `events`, until
-    /// the stream or the receiver ends.
-    pub(super) async fn listen(&self, events: mpsc::Sender<Value>) -> Result<(), LinkError> {
+    /// Opens the session's `GET /mcp` stream (waiting until the member has it, so
+    /// nothing it sends from then on is missed); [`read_stream`] reads it.
+    pub(super) async fn open_stream(&self) -> Result<hyper::body::Incoming, LinkError> {
         let req = self
             .request(Method::GET)
             .header(header::ACCEPT, "text/event-stream")
@@ -197,22 +197,7 @@ impl Link {
                 response.status()
             )));
         }
-        let mut body = response.into_body();
-        let mut sse = SseEvents::new(MAX_MESSAGE);
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else { break };
-            let Some(chunk) = frame.data_ref() else {
-                continue;
-            };
-            for event in sse.feed(chunk) {
-                if let Ok(msg) = serde_json::from_slice::<Value>(&event)
-                    && events.send(msg).await.is_err()
-                {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
+        Ok(response.into_body())
     }
 
     /// Ends the session (`DELETE`), bounded; the member forgets it either way.
@@ -225,6 +210,25 @@ impl Link {
         }
         if let Ok(mut s) = self.session.lock() {
             *s = None;
+        }
+    }
+}
+
+/// Every message of a session's stream to `events`, until the stream or the receiver
+/// ends.
+pub(super) async fn read_stream(mut body: hyper::body::Incoming, events: mpsc::Sender<Value>) {
+    let mut sse = SseEvents::new(MAX_MESSAGE);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        let Some(chunk) = frame.data_ref() else {
+            continue;
+        };
+        for event in sse.feed(chunk) {
+            if let Ok(msg) = serde_json::from_slice::<Value>(&event)
+                && events.send(msg).await.is_err()
+            {
+                return;
+            }
         }
     }
 }

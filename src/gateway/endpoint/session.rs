@@ -109,12 +109,20 @@ impl Shared {
             link.open(&capabilities)
                 .await
                 .map_err(|e| format!("member {member}: {e}"))?;
-            let level = self.log_level.lock().ok().and_then(|l| l.clone());
-            if let Some(level) = level {
-                let set = json!({"jsonrpc": "2.0", "id": "mcpctl-level", "method": "logging/setLevel", "params": {"level": level}});
-                let _ = link.call(&set, None).await;
+            // Every log message of the member's: the gateway in front of this session
+            // filters by the level its client set.
+            let level = self
+                .log_level
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_else(|| json!("debug"));
+            let set = json!({"jsonrpc": "2.0", "id": "mcpctl-level", "method": "logging/setLevel", "params": {"level": level}});
+            let _ = link.call(&set, None).await;
+            // The stream is open before the first call, so nothing sent during it is lost.
+            if let Ok(stream) = link.open_stream().await {
+                self.listen(member, stream);
             }
-            self.listen(member, &link);
             Ok(link)
         })
         .await
@@ -128,11 +136,10 @@ impl Shared {
         }
     }
 
-    fn listen(&self, member: &str, link: &Arc<Link>) {
+    fn listen(&self, member: &str, stream: hyper::body::Incoming) {
         let (tx, mut rx) = mpsc::channel::<Value>(QUEUE);
         let events = self.events.clone();
         let name = member.to_string();
-        let link = Arc::clone(link);
         let task = tokio::spawn(async move {
             let forward = async {
                 while let Some(msg) = rx.recv().await {
@@ -141,9 +148,9 @@ impl Shared {
                     }
                 }
             };
-            // A stream that ends (or never opens) leaves calls working: only what the
-            // member sends unasked is missed, until the session is opened again.
-            let (_, ()) = tokio::join!(link.listen(tx), forward);
+            // A stream that ends leaves calls working: only what the member sends
+            // unasked is missed, until the session is opened again.
+            tokio::join!(super::link::read_stream(stream, tx), forward);
         });
         if let Ok(mut listeners) = self.listeners.lock() {
             listeners.retain(|l| !l.is_finished());
