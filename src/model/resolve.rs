@@ -171,8 +171,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
         servers.insert(name.clone(), spec);
     }
 
-    let endpoints =
-        super::endpoint::resolve_endpoints(raw, &servers, &mut ports, loc, &mut diags);
+    let endpoints = super::endpoint::resolve_endpoints(raw, &servers, &mut ports, loc, &mut diags);
     let metrics = resolve_metrics(raw, loc, &ports, &mut diags);
     if diags.is_empty() {
         let mut profiles: BTreeSet<String> = raw.profiles.keys().cloned().collect();
@@ -304,6 +303,16 @@ fn check_structure(raw: &RawConfig, loc: &Locator<'_>, diags: &mut Vec<Diagnosti
                             .hint("use letters, digits and `_`, not starting with a digit"),
                     );
                 }
+            }
+        }
+        for (key, value) in layer.env.iter().flatten() {
+            if let Err(why) = names::check_env_value(key, value) {
+                let path = [&at[..], &["env".into(), key.clone()]].concat();
+                diags.push(
+                    Diagnostic::new(format!("env `{key}` cannot be passed to a process: {why}"))
+                        .at(loc.value(&path), "this value")
+                        .hint("a server's environment holds C strings of at most 128 KiB each (KEY=VALUE): put a large value in a file and pass its path"),
+                );
             }
         }
         for (key, value) in layer.secrets.iter().flatten() {
@@ -640,7 +649,8 @@ fn resolve_server(
                         "header `{key}` of server `{name}` uses `${{{var}}}`, which is neither in its env nor in its secrets"
                     ))
                     .at(at.or_else(at_server), "unknown name")
-                    .hint(format!("set it with `mcpctl config secret set {var} --server {name}`")),
+                    .hint(format!("set it with `mcpctl config secret set {var} --server {name}`"))
+                    .pending(),
                 );
             }
         }
@@ -668,7 +678,8 @@ fn resolve_server(
             .hint(format!(
                 "set it with `mcpctl config secret set {} --server {name}`",
                 auth.value.bearer
-            )),
+            ))
+            .pending(),
         ),
         (None, Some(ip)) if !ip.is_loopback() => {
             let at = m.bind.as_ref().and_then(|b| loc.value(&b.origin));

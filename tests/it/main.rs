@@ -16,6 +16,7 @@ mod gateway;
 mod gateway_cmd;
 mod import;
 mod init;
+mod issue28;
 mod k8s;
 mod lifecycle;
 mod link;
