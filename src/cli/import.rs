@@ -222,7 +222,9 @@ fn add_servers(
                     server.sources.join(", ")
                 ),
                 Some(
-                    "create your key with `mcpctl config secret keygen --add`, then import again"
+                    "add your recipient with `mcpctl config secret recipients add age1...` \
+                     (`mcpctl config secret keygen --add` creates your key and adds it, or adds \
+                     the one you have), then import again"
                         .into(),
                 ),
             ));

@@ -480,6 +480,10 @@ fn show(config: &Path, client_name: &str, only: Option<&[String]>) -> Result<u8,
 }
 
 fn status(config: &Path, client: Option<&str>) -> Result<u8, Error> {
+    // A misspelt client is an error, not "nothing linked".
+    if let Some(name) = client {
+        client_of(name)?;
+    }
     let records = load_records(config)?;
     let mut lines = Vec::new();
     for (key, link) in &records.links {
