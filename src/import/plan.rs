@@ -242,8 +242,9 @@ fn merge(
     }
 }
 
-/// `text` with its control characters (a newline in a name) escaped.
-fn printable(text: &str) -> String {
+/// `text` with its control characters (a newline in a name, an escape sequence, a
+/// NUL) escaped: what a file or a server wrote is shown on a terminal, never run.
+pub fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() {
