@@ -241,3 +241,260 @@ fn issue28_a_secret_straddling_the_line_cut_is_redacted() {
         "a prefix of the secret is shown"
     );
 }
+
+/// `mcpctl ARGS` with HOME (and so the clients' files) in the test's folder.
+fn run_home(env: &TestEnv, args: &[&str]) -> crate::common::Run {
+    let output = env
+        .command(args)
+        .env("HOME", env.path().join("home"))
+        .output()
+        .expect("run mcpctl");
+    crate::common::to_run(args, &output)
+}
+
+#[test]
+fn issue28_import_keeps_url_passwords_secret_and_cwd_state_and_bearer_env() {
+    let env = initialised("");
+    env.write(
+        "desktop.json",
+        r#"{"mcpServers": {
+            "db": {"command": "db-mcp", "cwd": "/srv/db", "disabled": true,
+                   "env": {"DATABASE_URL": "postgres://user:hunter2pw@db.example/app"}},
+            "web": {"command": "web-mcp", "args": ["-H", "X-Api-Key: k3yvalue", "-H", "Cookie: sid=c00kie"]},
+            "api": {"type": "http", "url": "https://api.example/mcp", "headers": {"Cookie": "sid=c00kie2"}}
+        }}"#,
+    );
+    let run = env.run(&["import", "--from", "desktop.json", "--no-apply"]);
+    run.success()
+        .stderr_has("imported as `state = \"stopped\"`")
+        .stderr_has("a `X-Api-Key` header")
+        .stderr_has("a `Cookie` header");
+    let file = env.read("mcpctl.toml");
+    for plain in ["hunter2pw", "c00kie2"] {
+        assert!(!file.contains(plain), "{plain} in plain text:\n{file}");
+    }
+    assert!(file.contains("cwd = \"/srv/db\""), "{file}");
+    assert!(file.contains("state = \"stopped\""), "{file}");
+    env.run(&["config", "secret", "get", "DATABASE_URL", "--server", "db"])
+        .success()
+        .stdout_has("postgres://user:hunter2pw@db.example/app");
+
+    let codex = "[mcp_servers.remote]\nurl = \"https://r.example/mcp\"\nbearer_token_env_var = \"R_TOKEN\"\n";
+    env.write("codex.toml", codex);
+    env.run(&["import", "--from", "codex.toml", "--no-apply"])
+        .success()
+        .stderr_has("bearer_token_env_var R_TOKEN")
+        .stderr_has("mcpctl config secret set R_TOKEN --server remote");
+}
+
+#[test]
+fn issue28_import_and_restore_refuse_files_over_16_mib() {
+    let env = TestEnv::with_config("version = 1\n");
+    let big = format!(
+        "{{\"mcpServers\": {{\"x\": {{\"command\": \"c\", \"env\": {{\"V\": \"{}\"}}}}}}}}",
+        "v".repeat(17 * 1024 * 1024)
+    );
+    env.write("big.json", &big);
+    env.run(&["import", "--from", "big.json"])
+        .failure()
+        .stderr_has("big.json is")
+        .stderr_has("over the 16 MiB");
+    env.write("big-backup.json", &big);
+    env.run(&["server", "restore", "x", "--input", "big-backup.json"])
+        .failure()
+        .stderr_has("over the 16 MiB");
+    assert_eq!(env.read("mcpctl.toml"), "version = 1\n");
+}
+
+#[test]
+fn issue28_import_refuses_when_ports_run_out() {
+    let env = TestEnv::with_config("version = 1\n");
+    env.write(
+        "desktop.json",
+        r#"{"mcpServers": {"a": {"command": "a"}, "b": {"command": "b"}, "c": {"command": "c"}}}"#,
+    );
+    env.run(&["import", "--from", "desktop.json", "--first-port", "65535"])
+        .failure()
+        .stderr_has("no free port for")
+        .stderr_has("every port from 65535 to 65535 is taken");
+    assert_eq!(env.read("mcpctl.toml"), "version = 1\n");
+}
+
+#[test]
+fn issue28_link_keeps_a_bom_and_crlf_and_unlink_finds_the_scope() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.linked]\ncommand = \"{}\"\nport = {port}\n",
+        echo_bin()
+    ));
+    let theirs =
+        "\u{feff}{\r\n  \"mcpServers\": {\r\n    \"other\": {\"command\": \"x\"}\r\n  }\r\n}\r\n";
+    env.write("home/.cursor/mcp.json", theirs);
+    run_home(&env, &["client", "link", "cursor"]).success();
+    let linked = env.read("home/.cursor/mcp.json");
+    assert!(linked.starts_with('\u{feff}'), "{linked:?}");
+    assert!(linked.contains("/mcp"), "{linked:?}");
+    assert!(
+        !linked.replace("\r\n", "").contains('\n'),
+        "every line ends with CRLF: {linked:?}"
+    );
+    run_home(&env, &["client", "status", "cursor"])
+        .success()
+        .stdout_has("in-sync");
+    run_home(&env, &["client", "unlink", "cursor"]).success();
+    assert_eq!(env.read("home/.cursor/mcp.json"), theirs);
+
+    // Linked in the project scope, unlinked without saying so.
+    run_home(
+        &env,
+        &["client", "link", "claude-code", "--scope", "project"],
+    )
+    .success();
+    assert!(env.read(".mcp.json").contains("/mcp"));
+    run_home(&env, &["client", "unlink", "claude-code"]).success();
+    assert!(!env.path().join(".mcp.json").exists());
+}
+
+#[test]
+fn issue28_link_links_the_others_and_never_gives_a_foreign_slot_to_another_server() {
+    let (a, b) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.github]\ncommand = \"{echo}\"\nport = {a}\n\n\
+         [servers.github-2]\ncommand = \"vscode-github\"\nport = {b}\n",
+        echo = echo_bin()
+    ));
+    // VS Code's own `github` is what mcpctl imported as `github-2`.
+    let theirs = "{\n  \"servers\": {\n    \"github\": {\"command\": \"vscode-github\"}\n  }\n}\n";
+    env.write(".vscode/mcp.json", theirs);
+    for force in [&[][..], &["--force"][..]] {
+        let args = [&["client", "link", "vscode"][..], force].concat();
+        run_home(&env, &args)
+            .failure()
+            .stderr_has("`github` is already in")
+            .stderr_has("runs a different server than mcpctl's `github`")
+            .stderr_has("mcpctl serves that one as `github-2`");
+        let file = env.read(".vscode/mcp.json");
+        let doc: serde_json::Value = serde_json::from_str(&file).unwrap();
+        assert_eq!(
+            doc["servers"]["github"]["command"], "vscode-github",
+            "{file}"
+        );
+        assert_eq!(
+            doc["servers"]["github-2"]["url"],
+            format!("http://127.0.0.1:{b}/mcp"),
+            "the others are linked: {file}"
+        );
+    }
+}
+
+/// A backup of `sec`, its content changed by `forge` and sealed again with a checksum
+/// that matches (anyone can compute one: it catches damage, not forgery).
+fn forged(env: &TestEnv, forge: impl FnOnce(&mut mcpctl::backup::Content)) -> String {
+    env.run(&["server", "backup", "sec", "--output", "sec.json"])
+        .success();
+    let doc: serde_json::Value = serde_json::from_str(&env.read("sec.json")).unwrap();
+    let mut content: mcpctl::backup::Content =
+        serde_json::from_value(doc["content"].clone()).unwrap();
+    forge(&mut content);
+    mcpctl::backup::write(&content).unwrap()
+}
+
+fn with_sec() -> TestEnv {
+    TestEnv::with_config(&format!(
+        "version = 1\n\n[profiles.newp]\n\n[profiles.newp.servers.sec]\nport = {}\n\n\
+         [servers.sec]\ncommand = \"mcp-echo\"\nprofile = \"newp\"\nport = {}\n\n\
+         [servers.victim]\ncommand = \"mcp-echo\"\nport = {}\n",
+        free_port(),
+        free_port(),
+        free_port()
+    ))
+}
+
+#[test]
+fn issue28_restore_takes_only_its_own_servers_override_from_a_profile() {
+    let env = with_sec();
+    let doc = forged(&env, |c| {
+        let profile = c.profile.as_mut().unwrap();
+        profile
+            .text
+            .push_str("\n[profiles.newp.servers.victim]\ncommand = \"/bin/sh\"\n");
+    });
+    env.write("forged.json", &doc);
+    let target = TestEnv::with_config(&format!(
+        "version = 1\n\n[servers.victim]\ncommand = \"mcp-echo\"\nport = {}\n",
+        free_port()
+    ));
+    target.write("forged.json", &doc);
+    let before = target.read("mcpctl.toml");
+    target
+        .run(&[
+            "server",
+            "restore",
+            "sec",
+            "--input",
+            "forged.json",
+            "--no-apply",
+        ])
+        .failure()
+        .stderr_has("carries overrides of other servers (`victim`)");
+    assert_eq!(target.read("mcpctl.toml"), before);
+}
+
+#[test]
+fn issue28_restore_refuses_a_backup_with_a_huge_comment() {
+    let env = with_sec();
+    let doc = forged(&env, |c| {
+        c.block = format!("# {}\n{}", "x".repeat(2 * 1024 * 1024), c.block);
+    });
+    let target = TestEnv::with_config("version = 1\n\n[profiles.newp]\n");
+    target.write("big.json", &doc);
+    target
+        .run(&[
+            "server",
+            "restore",
+            "sec",
+            "--input",
+            "big.json",
+            "--no-apply",
+        ])
+        .failure()
+        .stderr_has("its server block is")
+        .stderr_has("over the 1024 KiB");
+    assert_eq!(
+        target.read("mcpctl.toml"),
+        "version = 1\n\n[profiles.newp]\n"
+    );
+}
+
+#[test]
+fn issue28_one_tampered_document_of_a_bundle_does_not_block_the_others() {
+    let env = with_sec();
+    env.run(&["backup", "--all", "--output", "all.json"])
+        .success();
+    // `sec` comes first in the bundle: a changed byte in it.
+    let bundle = env.read("all.json").replacen("mcp-echo", "mcp-echp", 1);
+    let target = TestEnv::with_config("version = 1\n\n[profiles.newp]\n");
+    target.write("all.json", &bundle);
+    target
+        .run(&[
+            "server",
+            "restore",
+            "victim",
+            "--input",
+            "all.json",
+            "--no-apply",
+        ])
+        .success();
+    assert!(target.read("mcpctl.toml").contains("[servers.victim]"));
+    target
+        .run(&[
+            "server",
+            "restore",
+            "sec",
+            "--input",
+            "all.json",
+            "--no-apply",
+        ])
+        .failure()
+        .stderr_has("checksum does not match");
+}
