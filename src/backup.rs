@@ -26,6 +26,17 @@ pub const BUNDLE_FORMAT: &str = "mcpctl-backup";
 /// The only format version this build writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
 
+/// The most a server block or a profile section of a backup may hold: a real one is
+/// a few KiB; a bigger one (a 60 MB comment) would grow the file by as much.
+pub const MAX_SECTION: usize = 1024 * 1024;
+
+fn too_big(what: &str, len: usize) -> Refused {
+    Refused::Schema(format!(
+        "its {what} is {len} bytes, over the {} KiB a backup's section may hold",
+        MAX_SECTION / 1024
+    ))
+}
+
 /// What a backup holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,9 +193,19 @@ pub fn read(bytes: &[u8], server: &str) -> Result<Content, Refused> {
             let bundle: ReadBundle<'_> =
                 serde_json::from_str(text).map_err(|e| Refused::Schema(e.to_string()))?;
             let mut found = Vec::new();
-            for doc in bundle.backups {
+            for (at, doc) in bundle.backups.iter().enumerate() {
                 match read(doc.get().as_bytes(), server) {
                     Err(Refused::OtherServer { found: other, .. }) => found.push(other),
+                    // A bad document of another server does not block this one's: it is
+                    // refused when it is the one asked for.
+                    Err(why) => match claimed_server(doc.get()) {
+                        Some(name) if name == server => return Err(why),
+                        name => found.push(format!(
+                            "{} (document {}, refused: {why})",
+                            name.unwrap_or_else(|| "?".into()),
+                            at + 1
+                        )),
+                    },
                     result => return result,
                 }
             }
@@ -219,6 +240,17 @@ pub fn read(bytes: &[u8], server: &str) -> Result<Content, Refused> {
     Ok(content)
 }
 
+/// The server a document says it holds, read without trusting it (to tell whose
+/// document a refused one was).
+fn claimed_server(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value
+        .get("content")?
+        .get("server")?
+        .as_str()
+        .map(str::to_string)
+}
+
 fn check_version(value: &serde_json::Value) -> Result<(), Refused> {
     match value
         .get("format_version")
@@ -235,6 +267,9 @@ fn check_version(value: &serde_json::Value) -> Result<(), Refused> {
 /// The block must be TOML holding `[servers.NAME]` and nothing else; its fields are
 /// checked with the whole file it is restored into.
 fn check_block(content: &Content) -> Result<(), Refused> {
+    if content.block.len() > MAX_SECTION {
+        return Err(too_big("server block", content.block.len()));
+    }
     let raw = crate::model::parse_raw(&content.block)
         .map_err(|d| Refused::Schema(format!("its server block: {}", d.message)))?;
     let only_the_server = raw.servers.len() == 1
@@ -250,12 +285,34 @@ fn check_block(content: &Content) -> Result<(), Refused> {
         )));
     }
     if let Some(profile) = &content.profile {
+        if profile.text.len() > MAX_SECTION {
+            return Err(too_big("profile section", profile.text.len()));
+        }
         let raw = crate::model::parse_raw(&profile.text)
             .map_err(|d| Refused::Schema(format!("its profile section: {}", d.message)))?;
         if raw.profiles.len() != 1 || !raw.profiles.contains_key(&profile.name) {
             return Err(Refused::Schema(format!(
                 "its profile section must hold `[profiles.{}]` and nothing else",
                 profile.name
+            )));
+        }
+        // A backup of one server brings that server's override only: another's (a
+        // `command` for a server it does not hold) is refused like a foreign block.
+        let others: Vec<&String> = raw
+            .profiles
+            .values()
+            .flat_map(|p| p.servers.iter().flat_map(|s| s.keys()))
+            .filter(|name| **name != content.server)
+            .collect();
+        if !others.is_empty() {
+            return Err(Refused::Schema(format!(
+                "its profile section carries overrides of other servers ({}); a backup of `{}` may hold its own only",
+                others
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                content.server
             )));
         }
     }

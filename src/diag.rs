@@ -17,6 +17,9 @@ pub struct Diagnostic {
     /// Further places that explain the problem (e.g. the first use of a duplicate port).
     pub related: Vec<(Range<usize>, String)>,
     pub hint: Option<String>,
+    /// A secret not set yet (`auth` or a header names it): the file is unfinished
+    /// rather than wrong, so an edit may leave such a problem as it found it.
+    pub pending: bool,
 }
 
 impl Diagnostic {
@@ -27,7 +30,15 @@ impl Diagnostic {
             label: String::new(),
             related: Vec::new(),
             hint: None,
+            pending: false,
         }
+    }
+
+    /// Marks the problem as a secret not set yet (see [`Self::pending`]).
+    #[must_use]
+    pub fn pending(mut self) -> Self {
+        self.pending = true;
+        self
     }
 
     pub fn at(mut self, span: Option<Range<usize>>, label: impl Into<String>) -> Self {

@@ -79,22 +79,41 @@ impl LogWriter {
         self
     }
 
+    /// How many bytes of a line to read before it is cut: [`MAX_LINE`] plus the
+    /// longest secret, so a secret that starts before the cut is read whole and
+    /// redacted, never kept as a prefix.
+    pub fn read_bound(&self) -> usize {
+        MAX_LINE + self.redactor.longest()
+    }
+
     pub fn write_line(&mut self, source: &str, message: &str) {
-        let message = message.trim_end_matches(['\r', '\n']);
-        let message = if message.len() > MAX_LINE + NOTE_ROOM {
-            let mut cut = MAX_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
+        self.write_head(source, message, None);
+    }
+
+    /// Writes a line; `cut`: only its first bytes, `head`, were read (at most
+    /// [`Self::read_bound`]) of a line of that many bytes. Redacted first, then cut:
+    /// a secret straddling the cut is matched whole.
+    pub fn write_head(&mut self, source: &str, head: &str, cut: Option<usize>) {
+        let head = head.trim_end_matches(['\r', '\n']);
+        let redacted = self.redactor.redact(head);
+        let message = if cut.is_some() || redacted.len() > MAX_LINE + NOTE_ROOM {
+            let mut at = MAX_LINE.min(redacted.len());
+            if cut.is_some() {
+                // The head's last bytes may be a secret's beginning, its end unread:
+                // shorter than the longest secret, and after every redaction.
+                at = at.min(redacted.len().saturating_sub(self.redactor.longest()));
+            }
+            while !redacted.is_char_boundary(at) {
+                at -= 1;
             }
             format!(
-                "{}… (line of {} bytes cut at {cut})",
-                &message[..cut],
-                message.len()
+                "{}… (line of {} bytes cut at {at})",
+                &redacted[..at],
+                cut.unwrap_or(head.len())
             )
         } else {
-            message.to_string()
+            redacted
         };
-        let message = self.redactor.redact(&message);
         if let Some(server) = &self.tee {
             // At the level the line names (`ERROR ...`, `[warn] ...`), else info.
             match detect_level(&message) {
@@ -249,6 +268,29 @@ mod tests {
         assert_eq!(detect_level("warning something"), Some(Level::Warn));
         assert_eq!(detect_level("just text"), None);
         assert_eq!(detect_level("mcp-echo: error later"), None);
+    }
+
+    /// Issue 28: a line was cut before it was redacted, so a secret straddling the
+    /// cut left its prefix in the log.
+    #[test]
+    fn a_secret_straddling_the_cut_is_redacted_whole() {
+        use age::secrecy::SecretString;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/s-0.log");
+        let secret = format!("Sx{}", "q".repeat(60));
+        let redactor = Redactor::new(&[SecretString::from(secret.clone())]);
+        let mut w = LogWriter::open(&path, redactor).unwrap();
+        // Across MAX_LINE, in a line the writer was given whole.
+        let line = format!("{}{secret}{}", "a".repeat(MAX_LINE - 20), "b".repeat(500));
+        w.write_line("stderr", &line);
+        // Across the read bound, in a line only its head of was read.
+        let bound = w.read_bound();
+        let head = format!("{}{}", "a".repeat(bound - 30), &secret[..30]);
+        w.write_head("stderr", &head, Some(1 << 20));
+        let log = fs::read_to_string(&path).unwrap();
+        assert!(!log.contains("Sxqq"), "{}", &log[log.len() - 300..]);
+        assert!(log.contains("(line of 1048576 bytes cut at"), "{log}");
+        assert!(log.lines().all(|l| l.len() <= MAX_LINE + NOTE_ROOM + 64));
     }
 
     #[test]

@@ -226,8 +226,9 @@ fn bearer(spec: &ServerSpec) -> Result<Option<SecretString>, Unavailable> {
         )));
     };
     let identities = crate::secrets::identity::load().map_err(|e| {
+        let hint = e.hint().map(|h| format!(" ({h})")).unwrap_or_default();
         Unavailable(format!(
-            "`{}` needs a bearer and the identity cannot be read: {e}",
+            "`{}` needs a bearer and the identity cannot be read: {e}{hint}",
             spec.name
         ))
     })?;

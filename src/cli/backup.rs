@@ -145,7 +145,7 @@ pub(super) struct Restore<'a> {
 }
 
 pub(super) fn restore(path: &Path, request: &Restore<'_>) -> Result<u8, Error> {
-    let bytes = std::fs::read(request.input).map_err(|e| ConfigError::io(request.input, e))?;
+    let bytes = store::read_bounded(request.input, store::MAX_INPUT)?;
     let content = backup::read(&bytes, request.name).map_err(|refused| Error::Backup {
         file: request.input.display().to_string(),
         refused,

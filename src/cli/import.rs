@@ -35,6 +35,17 @@ pub(super) fn run(path: &Path, args: &ImportArgs) -> Result<u8, Error> {
     let mut imported = Imported::default();
     let change = |doc: &mut DocumentMut, raw: &RawConfig| {
         imported = plan(&entries, &existing(raw), only, args.first_port, port_free);
+        if imported.without_port > 0 {
+            return Err(ConfigError::edit(
+                format!(
+                    "no free port for {} of the {} server(s) to import: every port from {} to 65535 is taken",
+                    imported.without_port,
+                    imported.without_port + imported.servers.len(),
+                    args.first_port
+                ),
+                Some("import fewer with --only, or start lower with --first-port N".to_string()),
+            ));
+        }
         add_servers(doc, raw, &imported.servers)
     };
     if args.dry_run {
@@ -158,7 +169,7 @@ fn read_entries(
     };
     let mut entries = Vec::new();
     for file in files {
-        let text = store::read(&file)?;
+        let text = store::read_text_bounded(&file, store::MAX_INPUT)?;
         let found = formats::parse(client, &text)
             .map_err(|why| Error::Failed(format!("cannot import {}: {why}", file.display())))?;
         let label = if client == Client::File {
@@ -214,6 +225,7 @@ fn add_servers(
     servers: &[NewServer],
 ) -> Result<(), ConfigError> {
     let recipients = recipients_of(raw);
+    let mut blocks = Vec::with_capacity(servers.len());
     for server in servers {
         if !server.secrets.is_empty() && recipients.is_empty() {
             return Err(ConfigError::edit(
@@ -222,15 +234,16 @@ fn add_servers(
                     server.sources.join(", ")
                 ),
                 Some(
-                    "create your key with `mcpctl config secret keygen --add`, then import again"
+                    "add your recipient with `mcpctl config secret recipients add age1...` \
+                     (`mcpctl config secret keygen --add` creates your key and adds it, or adds \
+                     the one you have), then import again"
                         .into(),
                 ),
             ));
         }
-        let text = block_text(server, &recipients)?;
-        block::insert_server(doc, &text, &server.name, &server.name)?;
+        blocks.push((block_text(server, &recipients)?, server.name.as_str()));
     }
-    Ok(())
+    block::insert_servers(doc, &blocks)
 }
 
 /// A server's `[servers.NAME]` block, with a comment naming where it came from.
@@ -251,7 +264,13 @@ fn block_text(server: &NewServer, recipients: &[String]) -> Result<String, Confi
             value(if server.sse { "sse" } else { "streamable-http" }),
         );
     }
+    if let Some(cwd) = &server.cwd {
+        table.insert("cwd", value(cwd.as_str()));
+    }
     table.insert("port", value(i64::from(server.port)));
+    if server.stopped {
+        table.insert("state", value("stopped"));
+    }
     let inline = |map: &std::collections::BTreeMap<String, String>| {
         let mut t: InlineTable = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         t.fmt();

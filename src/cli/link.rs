@@ -11,9 +11,10 @@ use super::args::{ClientCommand, LinkScope};
 use super::import::homes;
 use super::{Error, ok, print};
 use crate::clients::records::{Link, Records, State, state};
-use crate::clients::{self, Target, entry, jsonedit, section};
+use crate::clients::{self, Dress, Target, entry, jsonedit, section};
 use crate::config::{Error as ConfigError, store};
-use crate::import::Client;
+use crate::import::formats::entry_of;
+use crate::import::{Client, Entry};
 use crate::model::spec::State as RunState;
 
 const RECORDS: &str = "clients.json";
@@ -153,12 +154,40 @@ fn save_records(config: &Path, records: &Records) -> Result<(), Error> {
     Ok(store::write_runtime(&path, &text)?)
 }
 
+/// An entry to write, and what it reaches (to tell a client's own entry of that name
+/// for the same server from another one).
+struct Wanted {
+    name: String,
+    value: Value,
+    command: Option<String>,
+    args: Vec<String>,
+    url: Option<String>,
+    /// The gateway URL the entry names.
+    link_url: String,
+}
+
+impl Wanted {
+    /// Whether the client's `theirs` runs this very server: the same command and args,
+    /// or url, or a link to it through mcpctl.
+    fn runs_as(&self, theirs: &Entry) -> bool {
+        if let Some(url) = &theirs.url {
+            return self.url.as_ref() == Some(url) || *url == self.link_url;
+        }
+        let program = theirs
+            .command
+            .as_deref()
+            .map(|c| c.rsplit('/').next().unwrap_or(c));
+        if program == Some("mcpctl")
+            && let Some(at) = theirs.args.iter().position(|a| a == "connect")
+        {
+            return theirs.args.get(at + 1) == Some(&self.name);
+        }
+        theirs.command.is_some() && theirs.command == self.command && theirs.args == self.args
+    }
+}
+
 /// The entries for every server the file runs (`only`: those named).
-fn entries(
-    config: &Path,
-    client: Client,
-    only: Option<&[String]>,
-) -> Result<Vec<(String, Value)>, Error> {
+fn entries(config: &Path, client: Client, only: Option<&[String]>) -> Result<Vec<Wanted>, Error> {
     let loaded = crate::config::load(config)?;
     if let Some(only) = only {
         for name in only {
@@ -180,6 +209,7 @@ fn entries(
         let Some((_, url)) = spec.endpoints().into_iter().next() else {
             continue;
         };
+        let link_url = url.clone();
         let target = Target {
             name: name.clone(),
             url,
@@ -192,17 +222,30 @@ fn entries(
             "connect".into(),
             name.clone(),
         ];
-        out.push((name.clone(), entry(client, &target, &connect)));
+        out.push(Wanted {
+            name: name.clone(),
+            value: entry(client, &target, &connect),
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            url: spec.url.clone(),
+            link_url,
+        });
     }
     Ok(out)
 }
 
+/// The client's file as it is on disk (bounded), or `None` when there is none.
 fn read_client_file(path: &Path) -> Result<Option<String>, Error> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ConfigError::io(path, e).into()),
+    if !path.exists() {
+        return Ok(None);
     }
+    Ok(Some(store::read_text_bounded(path, store::MAX_INPUT)?))
+}
+
+/// The client's file without a BOM and with LF line ends, and what it wore (put back
+/// when it is written).
+fn read_plain(path: &Path) -> Result<Option<(String, Dress)>, Error> {
+    Ok(read_client_file(path)?.map(|text| Dress::strip(&text)))
 }
 
 fn bad_file(path: &Path, why: String) -> Error {
@@ -245,7 +288,7 @@ fn link(
     }
     let wanted = entries(config, client, only)?;
     let existed = read_client_file(&file)?;
-    let before = existed.clone().unwrap_or_default();
+    let (before, dress) = Dress::strip(existed.as_deref().unwrap_or_default());
     let mut record = records
         .links
         .get(&key)
@@ -261,14 +304,22 @@ fn link(
     let mut text = before.clone();
     let mut refused = Vec::new();
     let mut written = Vec::new();
-    for (name, value) in &wanted {
+    for w in &wanted {
+        let (name, value) = (&w.name, &w.value);
         let current =
             clients::get(client, &text, section, name).map_err(|why| bad_file(&file, why))?;
         match state(Some(&record), name, current.as_deref()) {
-            Some(State::Foreign) if !force => refused.push(format!(
-                "`{name}` is already in {} and is not mcpctl's (--force replaces it)",
-                file.display()
-            )),
+            // The client's own entry of that name: replaced (--force) only when it runs
+            // this same server; another server's slot is never given to this one.
+            Some(State::Foreign)
+                if !force
+                    || !current
+                        .as_deref()
+                        .and_then(|c| entry_of(name, c))
+                        .is_some_and(|theirs| w.runs_as(&theirs)) =>
+            {
+                refused.push(clash(&file, w, current.as_deref(), &wanted, force));
+            }
             Some(State::Drifted) if !force => refused.push(format!(
                 "`{name}` was edited by hand since mcpctl wrote it (--force writes it again)"
             )),
@@ -298,7 +349,7 @@ fn link(
         let stale: Vec<String> = record
             .entries
             .keys()
-            .filter(|name| !wanted.iter().any(|(w, _)| w == *name))
+            .filter(|name| !wanted.iter().any(|w| w.name == **name))
             .cloned()
             .collect();
         for name in stale {
@@ -321,12 +372,9 @@ fn link(
             }
         }
     }
-    if !refused.is_empty() {
-        return Err(Error::Failed(format!(
-            "nothing was linked:\n  - {}",
-            refused.join("\n  - ")
-        )));
-    }
+    // The others are linked; each clash is reported, and the command fails.
+    let refusal = (!refused.is_empty())
+        .then(|| Error::Failed(format!("not linked:\n  - {}", refused.join("\n  - "))));
     if dry_run {
         let name = file.display().to_string();
         print(
@@ -336,7 +384,7 @@ fn link(
                 .to_string(),
         )?;
         crate::note!("dry run: {} was not changed", file.display());
-        return ok();
+        return refusal.map_or_else(ok, Err);
     }
     if text != before {
         if let Some(original) = &existed {
@@ -345,7 +393,7 @@ fn link(
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir).map_err(|e| ConfigError::io(dir, e))?;
         }
-        store::write_atomic(&file, &text)?;
+        store::write_atomic(&file, &dress.apply(&text))?;
     }
     records.links.insert(key, record);
     save_records(config, &records)?;
@@ -360,7 +408,35 @@ fn link(
             dropped.join(", ")
         );
     }
-    ok()
+    refusal.map_or_else(ok, Err)
+}
+
+/// Why `w` was not linked over the client's own entry of its name, and what to do.
+fn clash(file: &Path, w: &Wanted, current: Option<&str>, wanted: &[Wanted], force: bool) -> String {
+    let theirs = current.and_then(|c| entry_of(&w.name, c));
+    let same = theirs.as_ref().is_some_and(|t| w.runs_as(t));
+    if same {
+        return format!(
+            "`{}` is already in {} and is not mcpctl's, though it runs the same server (--force replaces it with the link; `client unlink` puts it back)",
+            w.name,
+            file.display()
+        );
+    }
+    // The client's entry may be a server mcpctl serves under another name (imported
+    // as `NAME-2` because the name was taken).
+    let elsewhere = theirs
+        .as_ref()
+        .and_then(|t| wanted.iter().find(|o| o.name != w.name && o.runs_as(t)))
+        .map(|o| format!(" (mcpctl serves that one as `{}`)", o.name))
+        .unwrap_or_default();
+    format!(
+        "`{name}` is already in {file} and runs a different server than mcpctl's `{name}`{elsewhere}: \
+         it is not replaced{even}; rename or remove the client's entry and link again, \
+         or rename mcpctl's server",
+        name = w.name,
+        file = file.display(),
+        even = if force { ", even with --force" } else { "" },
+    )
 }
 
 fn absolute_or_joined(p: &Path) -> Result<PathBuf, Error> {
@@ -390,18 +466,39 @@ fn unlink(
     force: bool,
 ) -> Result<u8, Error> {
     let (client, section) = client_of(client_name)?;
-    let scope = scope_of(client, scope);
-    let key = format!("{}:{}", client.name(), scope_name(scope));
     let _records_held = lock_records(config)?;
     let mut records = load_records(config)?;
+    let key_of = |scope| format!("{}:{}", client.name(), scope_name(scope));
+    // Without --scope, the scope link used: the client's default, else the other one.
+    let scope = match scope {
+        Some(scope) => scope,
+        None => [scope_of(client, None), LinkScope::User, LinkScope::Project]
+            .into_iter()
+            .find(|s| records.links.contains_key(&key_of(*s)))
+            .unwrap_or(scope_of(client, None)),
+    };
+    let key = key_of(scope);
     let Some(mut record) = records.links.get(&key).cloned() else {
+        let other = match scope {
+            LinkScope::User => LinkScope::Project,
+            LinkScope::Project => LinkScope::User,
+        };
+        let hint = if records.links.contains_key(&key_of(other)) {
+            format!(
+                " (it has some in the {} file: --scope {})",
+                scope_name(other),
+                scope_name(other)
+            )
+        } else {
+            String::new()
+        };
         return Err(Error::Failed(format!(
-            "mcpctl has no entries in {client_name}'s {} file",
+            "mcpctl has no entries in {client_name}'s {} file{hint}",
             scope_name(scope)
         )));
     };
     let file = PathBuf::from(&record.path);
-    let Some(before) = read_client_file(&file)? else {
+    let Some((before, dress)) = read_plain(&file)? else {
         records.links.remove(&key);
         save_records(config, &records)?;
         crate::note!("{} is gone; forgot its entries", file.display());
@@ -438,7 +535,7 @@ fn unlink(
     if record.created_file && clients::is_empty_file(client, &text) {
         std::fs::remove_file(&file).map_err(|e| ConfigError::io(&file, e))?;
     } else if text != before {
-        store::write_atomic(&file, &text)?;
+        store::write_atomic(&file, &dress.apply(&text))?;
     }
     if record.entries.is_empty() {
         records.links.remove(&key);
@@ -472,14 +569,18 @@ fn show(config: &Path, client_name: &str, only: Option<&[String]>) -> Result<u8,
     let (client, section) = client_of(client_name)?;
     // The entries as they would stand in a file of the client's own format.
     let mut text = String::new();
-    for (name, value) in entries(config, client, only)? {
-        text = clients::upsert(client, &text, section, &name, &value).map_err(Error::Failed)?;
+    for w in entries(config, client, only)? {
+        text = clients::upsert(client, &text, section, &w.name, &w.value).map_err(Error::Failed)?;
     }
     print(text.trim_start())?;
     ok()
 }
 
 fn status(config: &Path, client: Option<&str>) -> Result<u8, Error> {
+    // A misspelt client is an error, not "nothing linked".
+    if let Some(name) = client {
+        client_of(name)?;
+    }
     let records = load_records(config)?;
     let mut lines = Vec::new();
     for (key, link) in &records.links {
@@ -494,7 +595,9 @@ fn status(config: &Path, client: Option<&str>) -> Result<u8, Error> {
             continue;
         };
         lines.push(format!("{key}  {}", link.path));
-        let text = read_client_file(Path::new(&link.path))?.unwrap_or_default();
+        let text = read_plain(Path::new(&link.path))?
+            .map(|(text, _)| text)
+            .unwrap_or_default();
         for name in link.entries.keys() {
             let current = clients::get(client, &text, section, name).ok().flatten();
             let st = state(Some(link), name, current.as_deref()).map_or("missing", State::name);

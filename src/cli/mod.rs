@@ -27,6 +27,7 @@ use std::time::Duration;
 use toml_edit::DocumentMut;
 
 use crate::config::{self, Error as ConfigError, edit, find, store};
+use crate::diag::Diagnostic;
 use crate::exit;
 use crate::model::{self, raw::RawConfig};
 use args::{Cli, Command, ConfigCommand, DaemonAction, SecretCommand, ServerCommand};
@@ -348,18 +349,37 @@ where
     F: FnOnce(&mut DocumentMut, &RawConfig) -> Result<(), ConfigError>,
 {
     let was_invalid = model::parse(before).err();
+    // Only secrets not set yet: the file is unfinished, not broken.
+    let only_pending = was_invalid
+        .as_ref()
+        .is_some_and(|diags| diags.iter().all(|d| d.pending));
     let raw = model::parse_raw(before).map_err(|d| ConfigError::invalid(path, before, vec![d]))?;
     let mut doc = edit::parse(before).map_err(|e| ConfigError::edit(e.to_string(), None))?;
     if let Err(e) = change(&mut doc, &raw) {
         // On a broken file, the file's own problems explain more than the edit's.
         return Err(match was_invalid {
-            Some(diags) => ConfigError::invalid(path, before, diags),
-            None => e,
+            Some(diags) if !only_pending => ConfigError::invalid(path, before, diags),
+            _ => e,
         });
     }
     let after = doc.to_string();
     match (model::parse(&after), was_invalid) {
         (Ok(_), _) => Ok(after),
+        // Secrets not set yet that were there before must not block an edit (setting
+        // one of them, or one for another server); what the edit brings is refused.
+        (Err(left), Some(diags)) if only_pending => {
+            let old = |d: &Diagnostic| d.pending && diags.iter().any(|b| b.message == d.message);
+            let new: Vec<Diagnostic> = left.into_iter().filter(|d| !old(d)).collect();
+            if new.is_empty() {
+                return Ok(after);
+            }
+            Err(ConfigError::Invalid {
+                file: format!("{} (as this change would leave it)", path.display()),
+                source_text: after,
+                diagnostics: new,
+                all: false,
+            })
+        }
         (Err(_), Some(diags)) => Err(ConfigError::invalid(path, before, diags)),
         (Err(diags), None) => Err(ConfigError::Invalid {
             file: format!("{} (as this change would leave it)", path.display()),

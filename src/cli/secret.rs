@@ -37,6 +37,14 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
                 None | Some("-") => read_stdin()?,
                 Some(v) => SecretString::from(v.to_string()),
             };
+            // Encrypted in the file, the value cannot be checked by `validate`: here
+            // is the last place before a server fails to start with it.
+            names::check_env_value(&key, value.expose_secret()).map_err(|why| {
+                ConfigError::edit(
+                    format!("secret `{key}` cannot be passed to a process: {why}"),
+                    Some("a server's environment holds C strings of at most 128 KiB each (KEY=VALUE): put a large value in a file and pass its path".into()),
+                )
+            })?;
             let before = declared(path);
             edit_file(path, |doc, raw| {
                 let recipients = recipients_of(raw);
@@ -128,6 +136,11 @@ pub(super) fn run(path: &Path, cmd: SecretCommand) -> Result<u8, Error> {
 /// recipients is pointed out, since `secret set` cannot encrypt until it has one.
 /// `path` is `None` when there is no file (only without `add`).
 pub(super) fn keygen(path: Option<&Path>, add: bool) -> Result<u8, Error> {
+    if let (Some(path), true) = (path, add)
+        && identity::path().is_ok_and(|p| p.exists())
+    {
+        return add_existing(path);
+    }
     let recipient = identity::generate().map_err(identity_error)?;
     crate::note!(
         "wrote a new age identity to {} (mode 0600): keep it private and backed up",
@@ -178,6 +191,29 @@ fn add_new_recipient(path: &Path, recipient: &str) -> Result<(), Error> {
         )
     })?;
     Ok(())
+}
+
+/// `keygen --add` when this user has a key already: a key is never overwritten, so
+/// its recipient is the one added (what the user asked for: this user can read the
+/// file's secrets).
+fn add_existing(path: &Path) -> Result<u8, Error> {
+    let identities = identity::load().map_err(identity_error)?;
+    let Some(recipient) = identity::recipient(&identities) else {
+        return Err(identity_error(identity::Error::Empty(
+            identity::path().map_err(identity_error)?,
+        )));
+    };
+    crate::note!(
+        "an age identity exists at {}: using it (a key is never overwritten)",
+        identity::path().map_err(identity_error)?.display()
+    );
+    print(&format!("{recipient}\n"))?;
+    let n = add_recipient(path, &recipient)?;
+    crate::note!(
+        "added it to the recipients of {}; re-encrypted {n} secret(s)",
+        path.display()
+    );
+    ok()
 }
 
 /// `servers.NAME.KEY` or `defaults.KEY`: what the encrypted payload is bound to.
@@ -233,10 +269,7 @@ fn read_stdin() -> Result<SecretString, Error> {
 }
 
 pub(super) fn identity_error(e: identity::Error) -> Error {
-    let hint = match e {
-        identity::Error::Missing(_) => Some("create one with `mcpctl config secret keygen`, or point MCPCTL_IDENTITY / --identity at yours".to_string()),
-        _ => None,
-    };
+    let hint = e.hint();
     ConfigError::edit(e.to_string(), hint).into()
 }
 

@@ -11,6 +11,7 @@ use super::{Error, load, ok, print};
 use crate::api::{AppliedFrom, DaemonStatus, Phase, Reply, Request, ServerStatus, Traffic, Usage};
 use crate::client;
 use crate::config::store;
+use crate::import::plan::printable;
 use crate::logs::{self, Level};
 use crate::model::ServerSpec;
 use crate::model::spec::State;
@@ -595,17 +596,20 @@ pub(super) fn logs(
         .filter(|l| keep(l))
         .collect();
     let skip = wanted.len().saturating_sub(lines);
+    // A server writes what it likes into its log: escape sequences and NULs are shown,
+    // not sent to the terminal.
     print(
         &wanted[skip..]
             .iter()
-            .map(|l| format!("{l}\n"))
+            .map(|l| format!("{}\n", printable(l)))
             .collect::<String>(),
     )?;
     if !follow {
         return ok();
     }
     let mut offset = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    let mut pending = String::new();
+    // Bytes, not text: a chunk may end inside a character, or hold invalid UTF-8.
+    let mut pending: Vec<u8> = Vec::new();
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
@@ -621,15 +625,20 @@ pub(super) fn logs(
         if f.seek(SeekFrom::Start(offset)).is_err() {
             continue;
         }
-        let mut chunk = String::new();
-        let _ = f.read_to_string(&mut chunk);
+        // At most 1 MiB a round; log lines are bounded, so is what waits for its newline.
+        let mut chunk = Vec::new();
+        let _ = f.take(1 << 20).read_to_end(&mut chunk);
         offset += chunk.len() as u64;
-        pending.push_str(&chunk);
-        while let Some(end) = pending.find('\n') {
-            let line: String = pending.drain(..=end).collect();
-            if keep(line.trim_end()) {
-                print(&line)?;
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let bytes: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&bytes[..end]);
+            if keep(&line) {
+                print(&format!("{}\n", printable(&line)))?;
             }
+        }
+        if pending.len() > 4 * logs::MAX_LINE {
+            pending.clear(); // not a line of ours
         }
     }
 }

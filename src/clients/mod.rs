@@ -204,3 +204,57 @@ mod tests {
         assert_eq!(section(Client::File), None);
     }
 }
+
+/// What a client's file wears around its text: a byte-order mark, CRLF line ends.
+/// Edits work on the plain text; the written file gets them back, so a linked line
+/// ends as the file's other lines do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dress {
+    pub bom: bool,
+    pub crlf: bool,
+}
+
+impl Dress {
+    /// `text` undressed, and what it wore.
+    pub fn strip(text: &str) -> (String, Dress) {
+        let (bom, rest) = match text.strip_prefix('\u{feff}') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let crlf = rest.contains("\r\n");
+        let plain = if crlf {
+            rest.replace("\r\n", "\n")
+        } else {
+            rest.to_string()
+        };
+        (plain, Dress { bom, crlf })
+    }
+
+    /// `plain` dressed again.
+    pub fn apply(self, plain: &str) -> String {
+        let body = if self.crlf {
+            plain.replace('\n', "\r\n")
+        } else {
+            plain.to_string()
+        };
+        if self.bom {
+            format!("\u{feff}{body}")
+        } else {
+            body
+        }
+    }
+}
+
+#[cfg(test)]
+mod dress_tests {
+    use super::Dress;
+
+    #[test]
+    fn a_bom_and_crlf_come_back_as_they_were() {
+        let text = "\u{feff}{\r\n  \"a\": 1\r\n}\r\n";
+        let (plain, dress) = Dress::strip(text);
+        assert_eq!(plain, "{\n  \"a\": 1\n}\n");
+        assert_eq!(dress.apply(&plain), text);
+        assert_eq!(Dress::strip("{}\n").1, Dress::default());
+    }
+}

@@ -9,6 +9,49 @@ use std::path::{Path, PathBuf};
 
 use super::Error;
 
+/// The most mcpctl reads of a file it does not own (a client's config, a backup): a
+/// real one is KiB; a bigger one is refused before it is read into memory.
+pub const MAX_INPUT: u64 = 16 * 1024 * 1024;
+
+/// The bytes of `path`, refused (with its size) when over `max`. Read through a
+/// bound too, so a file that grows while it is read cannot go past it.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let too_big = |len: u64| {
+        Error::edit(
+            format!(
+                "{} is {len} bytes, over the {} MiB mcpctl reads of it",
+                path.display(),
+                max / (1024 * 1024)
+            ),
+            Some("is it the right file? name another with --config-path or --input".to_string()),
+        )
+    };
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len > max {
+        return Err(too_big(len));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] as text.
+pub fn read_text_bounded(path: &Path, max: u64) -> Result<String, Error> {
+    String::from_utf8(read_bounded(path, max)?).map_err(|e| {
+        Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+        )
+    })
+}
+
 /// The runtime folder beside the config (state, logs, locks); ignored by git.
 pub const RUNTIME_DIR: &str = ".mcpctl";
 

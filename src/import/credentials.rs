@@ -2,8 +2,9 @@
 //! secrets), and which are `${VAR}` references (they stay as written).
 
 /// Parts of a name that mark its value as a credential.
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "TOKEN",
+    "COOKIE",
     "KEY",
     "SECRET",
     "PASSWORD",
@@ -38,7 +39,37 @@ pub fn is_credential(name: &str, value: &str) -> bool {
     if value.is_empty() || is_reference(value) {
         return false;
     }
-    is_credential_name(name) || looks_like_token(value)
+    is_credential_name(name) || looks_like_token(value) || has_url_password(value)
+}
+
+/// Whether a value holds a URL with a password in it (`postgres://user:pw@host/db`):
+/// the whole value is then a credential.
+pub fn has_url_password(value: &str) -> bool {
+    value.match_indices("://").any(|(at, _)| {
+        let rest = &value[at + 3..];
+        let authority = rest
+            .split(['/', '?', '#', ' ', '"', '\''])
+            .next()
+            .unwrap_or_default();
+        authority.rsplit_once('@').is_some_and(|(userinfo, _)| {
+            userinfo
+                .split_once(':')
+                .is_some_and(|(_, pw)| !pw.is_empty())
+        })
+    })
+}
+
+/// `Name: value` where Name names a credential (`X-Api-Key: ...`, `Cookie: ...`,
+/// `Authorization: ...`): the header's name, for a header passed as an argument.
+fn credential_header(arg: &str) -> Option<&str> {
+    let (name, value) = arg.split_once(':')?;
+    let name = name.trim();
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    (valid && !value.trim().is_empty() && !is_reference(value) && is_credential_name(name))
+        .then_some(name)
 }
 
 /// A known token prefix, or a long run of letters and digits with both in it and no
@@ -92,6 +123,8 @@ pub fn plaintext_in_args(args: &[String]) -> Vec<String> {
             || (arg.starts_with("Bearer ") && !is_reference(arg))
         {
             places.push(format!("argument {n} (an `Authorization` header)"));
+        } else if let Some(header) = credential_header(arg) {
+            places.push(format!("argument {n} (a `{header}` header)"));
         } else if arg.contains("://") {
             places.extend(
                 plaintext_in_url(arg)
@@ -174,6 +207,34 @@ mod tests {
         ));
         assert!(!is_credential("API_BASE", "https://api.example.com/v1"));
         assert!(!is_credential("REGION", "eu-west-1"));
+        // Issue 28: a password in a URL, and cookies.
+        assert!(is_credential(
+            "DATABASE_URL",
+            "postgres://user:password@db.example/app"
+        ));
+        assert!(!is_credential("DATABASE_URL", "postgres://db.example/app"));
+        assert!(!is_credential(
+            "DATABASE_URL",
+            "postgres://user@db.example/app"
+        ));
+        assert!(is_credential("Cookie", "session=abc"));
+        let args: Vec<String> = [
+            "-H",
+            "X-Api-Key: k3y",
+            "-H",
+            "Cookie: s=1",
+            "-H",
+            "Accept: x",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            plaintext_in_args(&args),
+            [
+                "argument 2 (a `X-Api-Key` header)",
+                "argument 4 (a `Cookie` header)"
+            ]
+        );
     }
 
     #[test]

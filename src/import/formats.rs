@@ -87,7 +87,36 @@ fn entry(name: &str, scope: &str, server: &Map<String, Value>) -> Result<Entry, 
                 .is_some_and(|u| u.trim_end_matches('/').ends_with("/sse")),
         url,
         headers: string_map(server.get("headers"), name, "headers")?,
+        cwd: server
+            .get("cwd")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        disabled: server.get("enabled").and_then(Value::as_bool) == Some(false)
+            || server.get("disabled").and_then(Value::as_bool) == Some(true),
+        bearer_env: server
+            .get("bearer_token_env_var")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
+}
+
+/// An entry of a client's file from its JSON text (as `client link` reads one), to
+/// tell which server it runs; `None` when it is not an object.
+pub fn entry_of(name: &str, json: &str) -> Option<Entry> {
+    let value: Value = serde_json::from_str(json).ok()?;
+    let server = value.as_object()?;
+    match server.get("command") {
+        // Zed's older shape: `"command": {"path", "args", "env"}`.
+        Some(Value::Object(command)) => {
+            let mut e = entry(name, "", command).ok()?;
+            e.command = command
+                .get("path")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            Some(e)
+        }
+        _ => entry(name, "", server).ok(),
+    }
 }
 
 fn zed(section: Option<&Value>, out: &mut Vec<Entry>) -> Result<(), String> {

@@ -102,6 +102,12 @@ pub struct Entry {
     /// The URL speaks legacy SSE (`"type": "sse"`, or a URL ending in `/sse`).
     pub sse: bool,
     pub headers: BTreeMap<String, String>,
+    /// The folder it runs in.
+    pub cwd: Option<String>,
+    /// Turned off in the client (`"disabled": true`, Codex's `enabled = false`).
+    pub disabled: bool,
+    /// Codex's `bearer_token_env_var`: the variable whose value it sends as a bearer.
+    pub bearer_env: Option<String>,
 }
 
 #[cfg(test)]

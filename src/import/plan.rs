@@ -2,7 +2,7 @@
 //! named, given a port, its values sorted into env, secrets and headers, and a note
 //! for everything it decided (skipped, merged, renamed, kept as a reference).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::Entry;
 use super::credentials::{
@@ -35,20 +35,50 @@ pub struct NewServer {
     pub secrets: BTreeMap<String, String>,
     pub headers: BTreeMap<String, String>,
     pub port: u16,
+    pub cwd: Option<String>,
+    /// Turned off in the client: imported as `state = "stopped"`.
+    pub stopped: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct Imported {
     pub servers: Vec<NewServer>,
     pub notes: Vec<String>,
+    /// Servers left out because no port was free from the first port up: the
+    /// caller refuses the import.
+    pub without_port: usize,
 }
 
 /// The first port tried for a new server, unless one is given.
 pub const FIRST_PORT: u16 = 8000;
 
+/// What makes two servers the same server: the url, or the command with its args.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key<'a> {
+    Url(&'a str),
+    Command(&'a str, &'a [String]),
+}
+
+fn key_of<'a>(
+    command: Option<&'a String>,
+    args: &'a [String],
+    url: Option<&'a String>,
+) -> Option<Key<'a>> {
+    match (url, command) {
+        (Some(u), _) => Some(Key::Url(u)),
+        (None, Some(c)) => Some(Key::Command(c, args)),
+        (None, None) => None,
+    }
+}
+
 /// What `entries` (each with the label of where it came from) add to a file holding
 /// `existing`; `only` keeps the named entries; `port_free` says whether a port can be
 /// served (the caller asks the OS); ports are tried from `first_port` upward.
+///
+/// Linear in the entries and the file's servers: every lookup (the same server, a
+/// name taken, a port taken, mcpctl's own link) is a hash lookup, and the next port
+/// and each name's next suffix only move forward. (Scanning lists for each entry made
+/// an import of 50,000 servers take a minute.)
 pub fn plan(
     entries: &[(String, Entry)],
     existing: &[Existing],
@@ -57,42 +87,50 @@ pub fn plan(
     mut port_free: impl FnMut(u16) -> bool,
 ) -> Imported {
     let mut out = Imported::default();
-    let mut taken_ports: BTreeSet<u16> = existing.iter().filter_map(|e| e.port).collect();
-    let mut next_port = first_port;
+    let only: Option<HashSet<&str>> = only.map(|o| o.iter().map(String::as_str).collect());
+    let mut taken_ports: HashSet<u16> = existing.iter().filter_map(|e| e.port).collect();
+    let mut next_port = u32::from(first_port);
+    let mut known: HashMap<Key<'_>, &str> = HashMap::new();
+    for e in existing {
+        // The url wins: an entry with a url is compared by it.
+        if let Some(u) = &e.url {
+            known.entry(Key::Url(u)).or_insert(&e.name);
+        }
+        if let Some(c) = &e.command {
+            known.entry(Key::Command(c, &e.args)).or_insert(&e.name);
+        }
+    }
+    let own = OwnLinks::new(existing);
+    let mut names: HashSet<String> = existing.iter().map(|e| e.name.clone()).collect();
+    let mut suffixes: HashMap<String, u32> = HashMap::new();
+    let mut added: HashMap<Key<'_>, usize> = HashMap::new();
     for (origin, entry) in entries {
-        if only.is_some_and(|only| !only.iter().any(|n| n == &entry.name)) {
+        if only
+            .as_ref()
+            .is_some_and(|only| !only.contains(entry.name.as_str()))
+        {
             continue;
         }
         // Printable: it goes into a `# imported from` comment and every note.
         let source = printable(&format!("{origin}:{}", entry.name));
-        if entry.command.is_none() && entry.url.is_none() {
+        let Some(key) = key_of(entry.command.as_ref(), &entry.args, entry.url.as_ref()) else {
             out.notes
                 .push(format!("skipped {source}: neither a command nor a url"));
             continue;
-        }
-        if let Some(name) = links_here(entry, existing) {
+        };
+        if let Some(name) = own.links_here(entry) {
             out.notes.push(format!(
                 "skipped {source}: it is mcpctl's own link to `{name}` (`mcpctl client link`)"
             ));
             continue;
         }
-        let same =
-            |command: &Option<String>, args: &[String], url: &Option<String>| match &entry.url {
-                Some(u) => url.as_deref() == Some(u.as_str()),
-                None => command == &entry.command && args == entry.args.as_slice(),
-            };
-        if let Some(e) = existing.iter().find(|e| same(&e.command, &e.args, &e.url)) {
-            out.notes.push(format!(
-                "skipped {source}: already in the file as `{}`",
-                e.name
-            ));
+        if let Some(name) = known.get(&key) {
+            out.notes
+                .push(format!("skipped {source}: already in the file as `{name}`"));
             continue;
         }
-        if let Some(s) = out
-            .servers
-            .iter_mut()
-            .find(|s| same(&s.command, &s.args, &s.url))
-        {
+        if let Some(&at) = added.get(&key) {
+            let s = &mut out.servers[at];
             let mut conflicts = Vec::new();
             let mut incoming = NewServer::default();
             sort_values(entry, &mut incoming, &mut Vec::new());
@@ -119,16 +157,35 @@ pub fn plan(
             ));
             continue;
         }
-        let base = server_name(&entry.name);
-        let taken = |n: &str| {
-            existing.iter().any(|e| e.name == n) || out.servers.iter().any(|s| s.name == n)
+        // The first free port from where the last one was found; none left is counted
+        // (the caller refuses the import), never the last port handed out again.
+        let port = loop {
+            let Ok(port) = u16::try_from(next_port) else {
+                break None;
+            };
+            if !taken_ports.contains(&port) && port_free(port) {
+                break Some(port);
+            }
+            next_port += 1;
         };
+        let Some(port) = port else {
+            out.without_port += 1;
+            continue;
+        };
+        taken_ports.insert(port);
+        let base = server_name(&entry.name);
         let mut name = base.clone();
-        let mut n = 2;
-        while taken(&name) {
-            name = format!("{base}-{n}");
-            n += 1;
+        if names.contains(&name) {
+            let n = suffixes.entry(base.clone()).or_insert(2);
+            loop {
+                name = format!("{base}-{n}");
+                *n += 1;
+                if !names.contains(&name) {
+                    break;
+                }
+            }
         }
+        names.insert(name.clone());
         if base != entry.name.to_ascii_lowercase() {
             out.notes.push(format!(
                 "{source}: \"{}\" is not a valid server name; named `{base}`",
@@ -140,13 +197,6 @@ pub fn plan(
                 "{source}: a different server is already named `{base}`; added as `{name}`"
             ));
         }
-        while taken_ports.contains(&next_port) || !port_free(next_port) {
-            next_port = next_port.saturating_add(1);
-            if next_port == u16::MAX {
-                break;
-            }
-        }
-        taken_ports.insert(next_port);
         let mut server = NewServer {
             name,
             sources: vec![source.clone()],
@@ -154,9 +204,16 @@ pub fn plan(
             args: entry.args.clone(),
             url: entry.url.clone(),
             sse: entry.sse,
-            port: next_port,
+            port,
+            cwd: entry.cwd.clone(),
+            stopped: entry.disabled,
             ..NewServer::default()
         };
+        if entry.disabled {
+            out.notes.push(format!(
+                "{source}: turned off in the client; imported as `state = \"stopped\"`"
+            ));
+        }
         sort_values(entry, &mut server, &mut out.notes);
         let mut places = plaintext_in_args(&entry.args);
         places.extend(
@@ -173,6 +230,7 @@ pub fn plan(
                 places.join(", ")
             ));
         }
+        added.insert(key, out.servers.len());
         out.servers.push(server);
     }
     // Every note goes to a terminal: what a hostile file put in a value is shown, not run.
@@ -205,6 +263,14 @@ fn sort_values(entry: &Entry, server: &mut NewServer, notes: &mut Vec<String>) {
         } else {
             server.env.insert(key.clone(), value.clone());
         }
+    }
+    if let Some(var) = &entry.bearer_env {
+        // A header naming a secret not in the file would make the file invalid: the
+        // same advice as for a header that refers to a client's variable.
+        notes.push(format!(
+            "{source}: bearer_token_env_var {var}: Codex sends `Authorization: Bearer` with that variable's value; left out: set it with `mcpctl config secret set {var} --server {}` and add `headers = {{ Authorization = \"Bearer ${{{var}}}\" }}`",
+            server.name
+        ));
     }
     for (header, value) in &entry.headers {
         if is_reference(value) {
@@ -242,7 +308,8 @@ fn merge(
     }
 }
 
-/// `text` with its control characters (a newline in a name) escaped.
+/// `text` with its control characters (a newline in a name, an escape sequence, a
+/// NUL) escaped: what a file or a server wrote is shown on a terminal, never run.
 pub fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
@@ -277,31 +344,55 @@ pub fn server_name(name: &str) -> String {
     out
 }
 
-/// The server of this file an entry reaches through mcpctl (`mcpctl connect NAME`, or
-/// NAME's own gateway URL): what `client link` wrote, not a server to import again.
-fn links_here<'e>(entry: &Entry, existing: &'e [Existing]) -> Option<&'e str> {
-    let by_name = |name: &str| existing.iter().find(|e| e.name == name);
-    let program = entry
-        .command
-        .as_deref()
-        .map(|c| c.rsplit('/').next().unwrap_or(c));
-    if program == Some("mcpctl")
-        && let Some(at) = entry.args.iter().position(|a| a == "connect")
-        && let Some(found) = entry.args.get(at + 1).and_then(|n| by_name(n))
-    {
-        return Some(&found.name);
+/// The servers of this file by name and by port: what an entry that reaches one of
+/// them through mcpctl (`mcpctl connect NAME`, or NAME's own gateway URL) names.
+/// Such an entry is what `client link` wrote, not a server to import again.
+struct OwnLinks<'e> {
+    by_name: HashSet<&'e str>,
+    by_port: HashMap<u16, &'e str>,
+}
+
+impl<'e> OwnLinks<'e> {
+    fn new(existing: &'e [Existing]) -> Self {
+        let mut by_port = HashMap::new();
+        for e in existing {
+            if let Some(port) = e.port {
+                by_port.entry(port).or_insert(e.name.as_str());
+            }
+        }
+        Self {
+            by_name: existing.iter().map(|e| e.name.as_str()).collect(),
+            by_port,
+        }
     }
-    let url = entry.url.as_deref()?;
-    existing.iter().find_map(|e| {
-        let port = e.port?;
-        ["127.0.0.1", "localhost", "[::1]"]
-            .iter()
-            .any(|host| {
-                ["/mcp", "/sse"].iter().any(|path| {
-                    url == format!("http://{host}:{port}{path}")
-                        || url == format!("https://{host}:{port}{path}")
-                })
-            })
-            .then_some(e.name.as_str())
-    })
+
+    fn links_here<'a>(&self, entry: &'a Entry) -> Option<&'a str>
+    where
+        'e: 'a,
+    {
+        let program = entry
+            .command
+            .as_deref()
+            .map(|c| c.rsplit('/').next().unwrap_or(c));
+        if program == Some("mcpctl")
+            && let Some(at) = entry.args.iter().position(|a| a == "connect")
+            && let Some(name) = entry.args.get(at + 1)
+            && let Some(found) = self.by_name.get(name.as_str())
+        {
+            return Some(found);
+        }
+        let url = entry.url.as_deref()?;
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))?;
+        let (authority, path) = rest.split_at(rest.find('/')?);
+        if path != "/mcp" && path != "/sse" {
+            return None;
+        }
+        let (host, port) = authority.rsplit_once(':')?;
+        if !["127.0.0.1", "localhost", "[::1]"].contains(&host) {
+            return None;
+        }
+        self.by_port.get(&port.parse::<u16>().ok()?).copied()
+    }
 }

@@ -293,3 +293,93 @@ fn notes_never_carry_terminal_escapes_from_the_file() {
         assert!(!note.chars().any(char::is_control), "{note:?}");
     }
 }
+
+/// Issue 28: the plan scanned lists for every entry (50,000 servers took a minute).
+/// 100,000 entries, half of them sharing a name, into a file of 20,000: a
+/// quadratic plan does not finish in this bound, a linear one takes well under it.
+#[test]
+fn a_plan_of_100k_entries_is_linear() {
+    let existing: Vec<Existing> = (0..20_000u16)
+        .map(|i| Existing {
+            name: format!("old-{i}"),
+            command: Some(format!("old-cmd-{i}")),
+            port: Some(1024 + i),
+            ..Existing::default()
+        })
+        .collect();
+    let entries: Vec<(String, Entry)> = (0..100_000)
+        .map(|i| {
+            let entry = Entry {
+                name: if i % 2 == 0 {
+                    "same".to_string()
+                } else {
+                    format!("s{i}")
+                },
+                command: Some(format!("cmd-{}", i % 40_000)),
+                ..Entry::default()
+            };
+            ("file".to_string(), entry)
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let imported = plan(&entries, &existing, None, 1024, |_| true);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    // 40,000 distinct commands, the rest merged; ports 1024..21024 taken by the file.
+    assert_eq!(imported.servers.len(), 40_000);
+    assert_eq!(imported.without_port, 0);
+    assert_eq!(imported.servers[0].port, 21_024);
+    assert_eq!(imported.servers[2].name, "same-2");
+    let names: std::collections::HashSet<&str> =
+        imported.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names.len(), imported.servers.len(), "every name once");
+}
+
+/// Issue 28: when ports ran out, 65535 was handed out again and again.
+#[test]
+fn when_ports_run_out_the_rest_are_counted_not_given_the_last_port_again() {
+    let entries: Vec<(String, Entry)> = (0..5)
+        .map(|i| {
+            let entry = Entry {
+                name: format!("s{i}"),
+                command: Some(format!("cmd-{i}")),
+                ..Entry::default()
+            };
+            ("file".to_string(), entry)
+        })
+        .collect();
+    let imported = plan(&entries, &[], None, 65_533, |port| port != 65_534);
+    let ports: Vec<u16> = imported.servers.iter().map(|s| s.port).collect();
+    assert_eq!(ports, [65_533, 65_535]);
+    assert_eq!(imported.without_port, 3);
+}
+
+/// Issue 28: a password in a URL in env, `cwd`, a server turned off, and Codex's
+/// `bearer_token_env_var` were imported in plain text or dropped.
+#[test]
+fn url_passwords_cwd_disabled_and_bearer_env_are_kept() {
+    let text = r#"{"mcpServers": {"db": {"command": "db-mcp", "cwd": "/srv/db", "disabled": true,
+        "env": {"DATABASE_URL": "postgres://user:password@db.example/app", "PLAIN": "postgres://db.example/app"}}}}"#;
+    let imported = plan(
+        &all(Client::ClaudeDesktop, text),
+        &[],
+        None,
+        FIRST_PORT,
+        |_| true,
+    );
+    let db = &imported.servers[0];
+    assert!(db.secrets.contains_key("DATABASE_URL"), "{db:?}");
+    assert!(!db.env.contains_key("DATABASE_URL"));
+    assert_eq!(db.env["PLAIN"], "postgres://db.example/app");
+    assert_eq!(db.cwd.as_deref(), Some("/srv/db"));
+    assert!(db.stopped);
+    let codex = "[mcp_servers.api]\nurl = \"https://api.example/mcp\"\nbearer_token_env_var = \"API_TOKEN\"\nenabled = false\n";
+    let imported = plan(&all(Client::Codex, codex), &[], None, FIRST_PORT, |_| true);
+    assert!(imported.servers[0].stopped);
+    let notes = imported.notes.join("\n");
+    assert!(
+        notes.contains("bearer_token_env_var API_TOKEN")
+            && notes.contains("mcpctl config secret set API_TOKEN --server api"),
+        "{notes}"
+    );
+}

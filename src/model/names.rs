@@ -40,6 +40,26 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The kernel's bound on one string of a process's environment (`MAX_ARG_STRLEN`,
+/// 32 pages): `execve` refuses a longer `KEY=VALUE`.
+pub const MAX_ENV_STRING: usize = 128 * 1024;
+
+/// Whether `KEY=VALUE` can be in a process's environment: no NUL byte (environment
+/// strings are C strings) and at most [`MAX_ENV_STRING`] bytes with its NUL. Caught
+/// here, a bad value is a validation error instead of a server that cannot start.
+pub fn check_env_value(key: &str, value: &str) -> Result<(), String> {
+    if let Some(at) = value.find('\0') {
+        return Err(format!("it holds a NUL byte (at byte {at})"));
+    }
+    let len = key.len() + 1 + value.len() + 1;
+    if len > MAX_ENV_STRING {
+        return Err(format!(
+            "`{key}=VALUE` is {len} bytes, over the kernel's 128 KiB ({MAX_ENV_STRING} bytes) for one"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +77,9 @@ mod tests {
         assert!(check_env_name("2X").is_err());
         assert!(check_env_name("A-B").is_err());
         assert!(check_env_name("").is_err());
+        assert!(check_env_value("A", "b").is_ok());
+        assert!(check_env_value("A", "a\0b").is_err());
+        assert!(check_env_value("A", &"x".repeat(MAX_ENV_STRING - 3)).is_ok());
+        assert!(check_env_value("A", &"x".repeat(MAX_ENV_STRING - 2)).is_err());
     }
 }

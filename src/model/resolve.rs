@@ -305,6 +305,16 @@ fn check_structure(raw: &RawConfig, loc: &Locator<'_>, diags: &mut Vec<Diagnosti
                 }
             }
         }
+        for (key, value) in layer.env.iter().flatten() {
+            if let Err(why) = names::check_env_value(key, value) {
+                let path = [&at[..], &["env".into(), key.clone()]].concat();
+                diags.push(
+                    Diagnostic::new(format!("env `{key}` cannot be passed to a process: {why}"))
+                        .at(loc.value(&path), "this value")
+                        .hint("a server's environment holds C strings of at most 128 KiB each (KEY=VALUE): put a large value in a file and pass its path"),
+                );
+            }
+        }
         for (key, value) in layer.secrets.iter().flatten() {
             if !value.starts_with(SECRET_PREFIX) {
                 let path = [&at[..], &["secrets".into(), key.clone()]].concat();
@@ -639,7 +649,8 @@ fn resolve_server(
                         "header `{key}` of server `{name}` uses `${{{var}}}`, which is neither in its env nor in its secrets"
                     ))
                     .at(at.or_else(at_server), "unknown name")
-                    .hint(format!("set it with `mcpctl config secret set {var} --server {name}`")),
+                    .hint(format!("set it with `mcpctl config secret set {var} --server {name}`"))
+                    .pending(),
                 );
             }
         }
@@ -667,7 +678,8 @@ fn resolve_server(
             .hint(format!(
                 "set it with `mcpctl config secret set {} --server {name}`",
                 auth.value.bearer
-            )),
+            ))
+            .pending(),
         ),
         (None, Some(ip)) if !ip.is_loopback() => {
             let at = m.bind.as_ref().and_then(|b| loc.value(&b.origin));

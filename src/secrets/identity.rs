@@ -24,9 +24,7 @@ pub fn set_override(path: PathBuf) {
 pub enum Error {
     #[error("no age identity at {0}")]
     Missing(PathBuf),
-    #[error(
-        "{path} can be read by others (mode {mode:o}); refusing to use it\n  = help: run `chmod 600 {path}`"
-    )]
+    #[error("{path} can be read by others (mode {mode:o}); refusing to use it")]
     TooOpen { path: PathBuf, mode: u32 },
     #[error("{0} holds no AGE-SECRET-KEY line")]
     Empty(PathBuf),
@@ -42,6 +40,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// What to do about it. One list, so every command that needs the identity
+    /// (validate, apply, secret get, restore) gives the same advice.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Missing(_) => Some(
+                "create one with `mcpctl config secret keygen`, or point MCPCTL_IDENTITY / --identity at yours".into(),
+            ),
+            Self::TooOpen { path, .. } => Some(format!("run `chmod 600 {}`", path.display())),
+            Self::Exists(..) => Some(
+                "`mcpctl config secret keygen --add` adds the existing key to the file's recipients".into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Whether the identity was named (`--identity`, `MCPCTL_IDENTITY`): then a missing

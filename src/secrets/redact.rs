@@ -28,6 +28,12 @@ impl Redactor {
         }
     }
 
+    /// The length of the longest value (0 without any): how far a cut line must be
+    /// read past its cut for a value straddling it to be matched.
+    pub fn longest(&self) -> usize {
+        self.values.first().map_or(0, |v| v.expose_secret().len())
+    }
+
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for value in self.values.iter() {

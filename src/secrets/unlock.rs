@@ -67,9 +67,14 @@ pub fn unlock(loaded: &mut Loaded) -> Result<Unlocked, config::Error> {
         .next();
     let identities = identity::load().map_err(|e| {
         let (server, key, place) = first_place.clone().unwrap_or_default();
-        let diag = Diagnostic::new(format!("cannot decrypt secret `{key}` of server `{server}`: {e}"))
-            .at(locator.value(&value_path(&place)), "needs an identity")
-            .hint("create one with `mcpctl config secret keygen`, or point MCPCTL_IDENTITY / --identity at yours");
+        let diag = Diagnostic::new(format!(
+            "cannot decrypt secret `{key}` of server `{server}`: {e}"
+        ))
+        .at(locator.value(&value_path(&place)), "needs an identity");
+        let diag = match e.hint() {
+            Some(hint) => diag.hint(hint),
+            None => diag,
+        };
         config::Error::invalid(&loaded.path, &loaded.source, vec![diag])
     })?;
     let key = digest_key(&store::runtime_dir(&loaded.path))?;

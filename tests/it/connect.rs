@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::{TestEnv, bin, echo_bin, free_port, wait_for};
-use crate::sdk::{run_bounded, sdk_python};
+use crate::sdk::{run_bounded, sdk_python, sdk_python_for};
 
 fn echo_config(port: u16, extra: &str) -> String {
     format!(
@@ -58,7 +58,13 @@ fn the_python_sdk_lists_and_calls_tools_through_connect_and_two_clients_share_on
             echo_bin()
         ),
     ));
-    sdk_python(); // installed before anything starts
+    if sdk_python_for(
+        "the_python_sdk_lists_and_calls_tools_through_connect_and_two_clients_share_one_process",
+    )
+    .is_none()
+    {
+        return;
+    }
     env.run_within(60, &["apply"]).success();
     let pid = server_pid(&env, "echo");
     // Two clients connected at once, each through its own `mcpctl connect`: both are

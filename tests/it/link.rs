@@ -145,7 +145,23 @@ fn every_client_s_file_is_linked_in_place_and_unlinked_back_to_its_bytes() {
 fn a_foreign_entry_of_the_same_name_is_refused_unless_forced_and_drift_is_told() {
     let port = free_port();
     let env = TestEnv::with_config(&config(port));
-    let theirs = "{\n  \"mcpServers\": {\n    \"linked\": { \"command\": \"their-own\" }\n  }\n}\n";
+    // Another server under that name is never replaced, even with --force (issue 28).
+    let other = "{\n  \"mcpServers\": {\n    \"linked\": { \"command\": \"their-own\" }\n  }\n}\n";
+    env.write("home/.cursor/mcp.json", other);
+    for force in [&[][..], &["--force"][..]] {
+        let args = [&["client", "link", "cursor"][..], force].concat();
+        run_home(&env, &args)
+            .failure()
+            .stderr_has("`linked` is already in")
+            .stderr_has("runs a different server");
+        assert_eq!(env.read("home/.cursor/mcp.json"), other);
+    }
+    // The client's own entry for this same server: --force replaces it with the link.
+    let theirs = format!(
+        "{{\n  \"mcpServers\": {{\n    \"linked\": {{ \"command\": \"{}\" }}\n  }}\n}}\n",
+        echo_bin()
+    );
+    let theirs = theirs.as_str();
     env.write("home/.cursor/mcp.json", theirs);
     run_home(&env, &["client", "link", "cursor"])
         .failure()
@@ -182,19 +198,25 @@ fn a_foreign_entry_of_the_same_name_is_refused_unless_forced_and_drift_is_told()
 #[test]
 fn unlink_puts_back_byte_for_byte_the_foreign_entry_link_force_replaced() {
     let env = TestEnv::with_config(&config(free_port()));
-    let cursor = "{\n  \"mcpServers\": {\n    \"other\": {\"command\": \"x\"},\n    \"linked\":   { \"command\": \"their-own\",\n      \"args\": [\"--keep\"] }\n  }\n}\n";
+    // The client's own entries of the same server (--force replaces only such).
+    let cursor = format!(
+        "{{\n  \"mcpServers\": {{\n    \"other\": {{\"command\": \"x\"}},\n    \"linked\":   {{ \"command\": \"{}\",\n      \"env\": {{\"KEEP\": \"1\"}} }}\n  }}\n}}\n",
+        echo_bin()
+    );
+    let cursor = cursor.as_str();
     env.write("home/.cursor/mcp.json", cursor);
     run_home(&env, &["client", "link", "cursor", "--force"])
         .success()
         .stderr_has("replaced `linked`");
-    assert!(!env.read("home/.cursor/mcp.json").contains("their-own"));
+    assert!(!env.read("home/.cursor/mcp.json").contains("KEEP"));
     run_home(&env, &["client", "unlink", "cursor"]).success();
     assert_eq!(env.read("home/.cursor/mcp.json"), cursor);
 
     // Codex's TOML, in the folder CODEX_HOME names: its table and comments come back.
     let codex = format!(
-        "{}\n# theirs\n[mcp_servers.linked]\ncommand = \"their-own\" # pinned\n\n[mcp_servers.linked.env]\nA = \"1\"\n",
-        fixture("codex_config.toml").trim_end()
+        "{}\n# theirs\n[mcp_servers.linked]\ncommand = \"{}\" # pinned\n\n[mcp_servers.linked.env]\nA = \"1\"\n",
+        fixture("codex_config.toml").trim_end(),
+        echo_bin()
     );
     env.write("codex-home/config.toml", &codex);
     let with_codex_home = |args: &[&str]| {
@@ -209,7 +231,7 @@ fn unlink_puts_back_byte_for_byte_the_foreign_entry_link_force_replaced() {
     with_codex_home(&["client", "link", "codex", "--force"]).success();
     let linked = env.read("codex-home/config.toml");
     assert!(linked.contains("\"connect\""), "{linked}");
-    assert!(!linked.contains("their-own"), "{linked}");
+    assert!(!linked.contains("# pinned"), "{linked}");
     with_codex_home(&["client", "unlink", "codex"]).success();
     assert_eq!(env.read("codex-home/config.toml"), codex);
 }

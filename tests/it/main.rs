@@ -17,6 +17,7 @@ mod gateway;
 mod gateway_cmd;
 mod import;
 mod init;
+mod issue28;
 mod k8s;
 mod lifecycle;
 mod link;

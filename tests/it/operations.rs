@@ -160,6 +160,11 @@ print(json.dumps(out))\n";
 
 #[test]
 fn metrics_parse_with_the_prometheus_parser_and_have_every_family() {
+    if crate::sdk::sdk_python_for("metrics_parse_with_the_prometheus_parser_and_have_every_family")
+        .is_none()
+    {
+        return;
+    }
     let (port, metrics) = (free_port(), free_port());
     let env = TestEnv::with_config(&format!(
         "version = 1\n[daemon]\nmetrics = \"127.0.0.1:{metrics}\"\n{}",

@@ -122,3 +122,50 @@ fn ci_runs_the_readme_test_command() {
     assert!(readme().contains("\ncargo test\n"));
     assert!(ci.lines().any(|l| l.starts_with("cargo test")), "{ci}");
 }
+
+/// Issue 28: three `MCPCTL_*` variables were read by the code and named nowhere in the
+/// README. Every one in a string of `src/` is in the README's one list.
+#[test]
+fn every_mcpctl_variable_is_in_the_readmes_list() {
+    let readme = readme();
+    let list = readme
+        .split("### Environment variables")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .expect("a section \"Environment variables\"");
+    let mut missing = std::collections::BTreeSet::new();
+    let mut stack = vec![repo_root().join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for (at, _) in text.match_indices("\"MCPCTL_") {
+                let name: String = text[at + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                // `"MCPCTL_"` alone is the prefix (a server's env never gets them).
+                if name != "MCPCTL_" && !list.contains(&format!("`{name}`")) {
+                    missing.insert(name);
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in the README's list: {missing:?}");
+}
+
+/// Issue 28: the SDK test installed packages from PyPI when no Python was given.
+/// Nothing in the tests runs pip (built here so this file does not name it).
+#[test]
+fn no_test_installs_from_the_network() {
+    let pip = format!("\"{}\"", ["p", "i", "p"].concat());
+    let dir = repo_root().join("tests/it");
+    for entry in std::fs::read_dir(&dir).unwrap().filter_map(Result::ok) {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(!text.contains(&pip), "{} runs pip", entry.path().display());
+    }
+}

@@ -156,6 +156,28 @@ pub fn insert_server(
     put_last(doc, "servers", &[to], item)
 }
 
+/// Many servers' blocks (each `[servers.NAME]` text with its name) at the end of the
+/// file, in their order. The end is found once: finding it for each block made an
+/// import of N servers quadratic.
+pub fn insert_servers(doc: &mut DocumentMut, blocks: &[(String, &str)]) -> Result<(), Error> {
+    let mut next = max_position(doc.as_table()) + 1;
+    let table = parent(doc, "servers")?;
+    for (text, name) in blocks {
+        let item = take(text, "servers", name)?;
+        if table.contains_key(name) {
+            return Err(Error::edit(
+                format!("`servers.{name}` is already in the file"),
+                None,
+            ));
+        }
+        table.insert(name, item);
+        if let Some(Item::Table(new)) = table.get_mut(name) {
+            place_new_tables(new, &mut next);
+        }
+    }
+    Ok(())
+}
+
 /// Restores a profile (from [`profile_section`]'s text), its override of `from`
 /// renamed to `to`.
 pub fn insert_profile(

@@ -34,9 +34,19 @@ pub(super) async fn pump_lines<R: AsyncBufRead + Unpin>(
     log: Option<SharedLog>,
     source: &'static str,
 ) {
-    let mut lines = BoundedLines::new(reader, logs::MAX_LINE);
+    // Read past the cut by the longest secret: the log redacts, then cuts.
+    let bound = log
+        .as_ref()
+        .and_then(|l| l.lock().ok().map(|w| w.read_bound()))
+        .unwrap_or(logs::MAX_LINE);
+    let mut lines = BoundedLines::new(reader, bound);
     while let Ok(Some(line)) = lines.next_line().await {
-        write_log(log.as_ref(), source, &line.to_log_text(logs::MAX_LINE));
+        if let Some(log) = &log
+            && let Ok(mut w) = log.lock()
+        {
+            let head = String::from_utf8_lossy(line.head);
+            w.write_head(source, &head, line.is_cut().then_some(line.len));
+        }
     }
 }
 
