@@ -99,7 +99,8 @@ pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
     } else {
         load_unlocked(path)?
     };
-    let plan = make_plan(&loaded.config.servers, &observed);
+    let plan = make_plan(&loaded.config.servers, &observed)
+        .with_endpoints(&loaded.config.endpoints, &observed);
     let text = match args.format {
         Format::Json => render::plan_json(&plan),
         Format::Text => render::plan_text(&plan, colour()),

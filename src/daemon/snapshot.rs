@@ -42,8 +42,16 @@ impl Daemon {
     }
 
     pub async fn observe(&self) -> Observed {
+        let endpoints = self
+            .endpoints
+            .lock()
+            .await
+            .iter()
+            .map(|(name, rt)| (name.clone(), rt.spec.clone()))
+            .collect();
         let servers = self.servers.lock().await;
         Observed {
+            endpoints,
             servers: servers
                 .iter()
                 .map(|(name, rt)| {

@@ -216,6 +216,7 @@ fn sensitive_values_never_reach_any_output() {
         sensitive: true,
     };
     let p = Plan {
+        endpoints: Vec::new(),
         actions: vec![Action {
             server: "a".into(),
             kind: ActionKind::Replace,
@@ -314,6 +315,7 @@ proptest! {
                 .into_iter()
                 .map(|(spec, instances)| (spec.name.clone(), ObservedServer { spec, instances, scaled_to_zero: false }))
                 .collect(),
+            endpoints: BTreeMap::new(),
         };
         let p = plan(&desired, &observed);
         let after = p.simulate(&observed);
@@ -339,6 +341,7 @@ fn autoscaled(min: u32, max: u32) -> ServerSpec {
 
 fn observed_with(spec: ServerSpec, instances: u32, scaled_to_zero: bool) -> Observed {
     Observed {
+        endpoints: BTreeMap::new(),
         servers: [(
             spec.name.clone(),
             ObservedServer {

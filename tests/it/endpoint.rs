@@ -264,6 +264,10 @@ fn a_policy_change_is_adopted_live_with_list_changed_and_no_restart() {
         "mcpctl.toml",
         &two_members(a, b, ep, "tools = { deny = [\"b__sleep\"] }\n"),
     );
+    env.run(&["plan", "--detailed-exitcode"])
+        .code(2)
+        .stdout_has("~ endpoint work: tools.deny (live: sessions stay, no member restarts)")
+        .stdout_has("1 endpoint to change");
     env.run_within(60, &["apply"])
         .success()
         .stdout_has("endpoint work: updated in place");
