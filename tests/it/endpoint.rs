@@ -385,3 +385,137 @@ fn bad_endpoints_are_refused_with_where() {
         );
     }
 }
+
+/// Members of every kind behind one endpoint: a `per-session` server, a pool, a server
+/// that speaks HTTP itself, a 2026-07-28 server, and one autoscaled to zero, which is
+/// listed without being woken and woken by a call.
+#[test]
+fn members_of_every_kind_serve_through_one_endpoint() {
+    let [own, pool, web, modern, idle, ep] = [(); 6].map(|()| free_port());
+    let wrapper = crate::common::repo_root().join("bench/mcpctl-gateway.sh");
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\
+         [servers.own]\ncommand = \"{echo}\"\nport = {own}\nsharing = \"per-session\"\n\
+         [servers.pool]\ncommand = \"{echo}\"\nport = {pool}\ninstances = 2\n\
+         [servers.web]\ncommand = \"sh\"\nargs = [\"{wrapper}\", \"{{port}}\", \"{echo}\"]\ntransport = \"streamable-http\"\nport = {web}\nenv = {{ MCPCTL = \"{bin}\" }}\n\
+         [servers.modern]\ncommand = \"{echo}\"\nargs = [\"--modern\"]\nport = {modern}\n\
+         [servers.idle]\ncommand = \"{echo}\"\nport = {idle}\nautoscale = {{ min = 0, max = 1, idle_after = \"1s\" }}\n\
+         [endpoints.all]\nport = {ep}\nservers = [\"own\", \"pool\", \"web\", \"modern\", \"idle\"]\n",
+        echo = echo_bin(),
+        wrapper = wrapper.display(),
+        bin = crate::common::bin(),
+    ));
+    crate::autoscale::apply_fast(&env);
+    let session = open(ep);
+    for name in [
+        "own__echo",
+        "pool__echo",
+        "web__echo",
+        "modern__echo",
+        "idle__echo",
+    ] {
+        wait_listed(ep, &session, name);
+    }
+    for member in ["own", "pool", "web", "modern"] {
+        let name = format!("{member}__echo");
+        let reply = call(ep, &session, &name, json!({"text": member}));
+        assert_eq!(
+            reply["result"]["content"][0]["text"], member,
+            "{name}: {reply}"
+        );
+    }
+    // A per-session member gives each endpoint session a process of its own.
+    let other = open(ep);
+    wait_listed(ep, &other, "own__whoami");
+    let pid =
+        |s: &str| call(ep, s, "own__whoami", json!({}))["result"]["content"][0]["text"].clone();
+    assert_ne!(
+        pid(&session),
+        pid(&other),
+        "two endpoint sessions, two processes"
+    );
+    // Scaled to zero: still listed, not woken by the listing; a call wakes it.
+    crate::autoscale::wait_scaled_to_zero(&env, "idle", 60);
+    let fresh = open(ep);
+    assert!(tool_names(ep, &fresh).contains(&"idle__echo".to_string()));
+    assert_eq!(
+        env.server_status("idle")["status"],
+        "idle (scaled to zero)",
+        "listing did not wake it"
+    );
+    let woken = call(ep, &fresh, "idle__echo", json!({"text": "awake"}));
+    assert_eq!(woken["result"]["content"][0]["text"], "awake", "{woken}");
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
+/// `failure = "open"`: a member that goes down drops out (sessions hear it) and comes
+/// back (they hear that too); `closed`: new sessions get 503 while it is down.
+#[test]
+fn a_member_down_drops_out_and_comes_back_or_closes_the_endpoint() {
+    let (a, b, ep, shut) = (free_port(), free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "{}[endpoints.shut]\nport = {shut}\nservers = [\"a\", \"b\"]\nfailure = \"closed\"\n",
+        two_members(a, b, ep, "")
+    ));
+    env.run_within(60, &["apply"]).success();
+    let session = open(ep);
+    wait_listed(ep, &session, "b__echo");
+    let closed_session = open(shut);
+    wait_listed(shut, &closed_session, "b__echo");
+    let mut stream = SseClient::open(ep, "GET", "/mcp", &[("Mcp-Session-Id", &session)], "");
+    env.run_within(60, &["server", "stop", "b"]).success();
+    let note: Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(note["method"], "notifications/tools/list_changed");
+    wait_for("b's tools gone", 30, || {
+        let names = tool_names(ep, &session);
+        if names.iter().any(|n| n.starts_with("b__")) {
+            Err(format!("{names:?}"))
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(
+        call(ep, &session, "a__echo", json!({"text": "a"}))["result"]["content"][0]["text"],
+        "a"
+    );
+    let down = call(ep, &session, "b__echo", json!({"text": "b"}));
+    assert!(
+        down["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("member b is down"),
+        "{down}"
+    );
+    // Closed: no new session, and calls are refused, while b is down.
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    assert_eq!(
+        http(shut, "POST", "/mcp", &[], init.to_string().as_bytes()).status,
+        503
+    );
+    let refused = call(shut, &closed_session, "a__echo", json!({"text": "a"}));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("closed while member b is down"),
+        "{refused}"
+    );
+    env.run_within(60, &["server", "start", "b"]).success();
+    let note: Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(note["method"], "notifications/tools/list_changed");
+    wait_listed(ep, &session, "b__echo");
+    assert_eq!(
+        call(ep, &session, "b__echo", json!({"text": "back"}))["result"]["content"][0]["text"],
+        "back"
+    );
+    wait_for("the closed endpoint opens again", 30, || {
+        let status = http(shut, "POST", "/mcp", &[], init.to_string().as_bytes()).status;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    });
+    env.run_within(30, &["daemon", "stop"]).success();
+}
