@@ -152,6 +152,7 @@ impl Daemon {
     ) -> Result<EndpointRuntime, String> {
         let directory: Arc<dyn Directory> = self.members.clone();
         let endpoint = Endpoint::new(spec.clone(), directory).map_err(|e| e.to_string())?;
+        endpoint.prime().await;
         let instances = EndpointInstances::new(Arc::clone(&endpoint))
             .await
             .map_err(|e| e.to_string())?;

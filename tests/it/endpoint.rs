@@ -519,3 +519,58 @@ fn a_member_down_drops_out_and_comes_back_or_closes_the_endpoint() {
     });
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+/// `client link CLIENT --endpoint NAME` writes one entry for the whole set, and
+/// `connect NAME` bridges a stdio client to an endpoint (starting the daemon).
+#[test]
+fn an_endpoint_is_linked_as_one_entry_and_reached_through_connect() {
+    let (a, b, ep) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&two_members(a, b, ep, "prefix = \"never\"\n"));
+    let linked = env
+        .command(&[
+            "client",
+            "link",
+            "claude-code",
+            "--scope",
+            "project",
+            "--endpoint",
+            "work",
+        ])
+        .env("HOME", env.path().join("home"))
+        .output()
+        .unwrap();
+    crate::common::to_run(&["client", "link"], &linked).success();
+    let file: Value = serde_json::from_str(&env.read(".mcp.json")).unwrap();
+    assert_eq!(
+        file["mcpServers"]["work"]["url"],
+        format!("http://127.0.0.1:{ep}/mcp"),
+        "{file}"
+    );
+    assert!(
+        file["mcpServers"].get("a").is_none(),
+        "only the endpoint: {file}"
+    );
+    // connect starts the daemon, which serves the endpoint; the SDK's stdio client talks
+    // to the set through it.
+    let Some(python) = crate::sdk::sdk_python_for(
+        "an_endpoint_is_linked_as_one_entry_and_reached_through_connect",
+    ) else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/stdio_client.py"))
+        .args(["legacy", "1"])
+        .arg(crate::common::bin())
+        .arg("-f")
+        .arg(env.path().join("mcpctl.toml"))
+        .args(["connect", "work"])
+        .current_dir(env.path())
+        .env("XDG_CONFIG_HOME", env.path().join("xdg"));
+    let seen = crate::sdk::run_bounded(cmd, 120).unwrap_or_else(|e| panic!("connect work: {e}"));
+    // Its report is the first line; connect's own notes (stderr) follow.
+    let report = seen.lines().next().unwrap_or_default();
+    let report: Value = serde_json::from_str(report).unwrap_or_else(|e| panic!("{e}: {seen}"));
+    assert_eq!(report["ok"], true, "{seen}");
+    assert!(seen.contains("endpoint work: serving"), "{seen}");
+    env.run_within(30, &["daemon", "stop"]).success();
+}

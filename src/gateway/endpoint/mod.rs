@@ -157,15 +157,17 @@ impl Endpoint {
         Ok(Link::new(self.client.clone(), &address))
     }
 
-    /// Re-reads every member's lists once now (and again on every poke), and keeps
-    /// the table current, until the endpoint is dropped.
+    /// Reads every member's lists once (before the port is served, so a first
+    /// client finds them).
+    pub async fn prime(&self) {
+        self.step(true).await;
+    }
+
+    /// Keeps the table current (lists re-read on every poke, states polled), until
+    /// the endpoint is dropped.
     pub async fn run_catalog(self: Arc<Self>) {
-        let mut first = true;
         loop {
-            let asked = if first {
-                first = false;
-                true
-            } else {
+            let asked = {
                 tokio::select! {
                     () = self.refresh.notified() => {
                         // Coalesce a burst of changes into one re-read.
