@@ -131,6 +131,21 @@ pub struct EndpointStatus {
     pub down: Vec<String>,
     /// Tools the agent sees.
     pub tools: usize,
+    /// Calls routed to each member, since the endpoint was served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<MemberCalls>,
+}
+
+/// What an endpoint routed to one member.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberCalls {
+    pub member: String,
+    pub calls: u64,
+    /// Answered with an error (the member's, or the endpoint's: it was down).
+    pub errors: u64,
+    /// Per response-time bucket (not cumulative; the gateway's `BUCKETS`).
+    pub buckets: Vec<u64>,
+    pub sum_secs: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -273,6 +273,7 @@ impl Daemon {
                     .map(|(m, why)| format!("{m}: {why}"))
                     .collect(),
                 tools: rt.endpoint.table().tools.listed.len(),
+                calls: rt.endpoint.calls(),
             })
             .collect()
     }

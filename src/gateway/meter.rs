@@ -77,7 +77,7 @@ fn slot(method: &str) -> usize {
 }
 
 /// The bucket of a response time.
-fn bucket(elapsed: Duration) -> usize {
+pub fn bucket(elapsed: Duration) -> usize {
     let secs = elapsed.as_secs_f64();
     BUCKETS
         .iter()

@@ -213,8 +213,13 @@ fn an_endpoint_serves_its_members_tools_prefixed_renamed_and_under_both_policies
 
 #[test]
 fn progress_and_a_members_own_request_reach_the_endpoints_client() {
-    let (a, b, ep) = (free_port(), free_port(), free_port());
-    let env = TestEnv::with_config(&two_members(a, b, ep, "prefix = \"on-collision\"\n"));
+    let (a, b, ep, metrics) = (free_port(), free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&two_members(
+        a,
+        b,
+        ep,
+        &format!("prefix = \"on-collision\"\n[daemon]\nmetrics = \"127.0.0.1:{metrics}\"\n"),
+    ));
     env.run_within(60, &["apply"]).success();
     let session = open(ep);
     wait_listed(ep, &session, "b__progress");

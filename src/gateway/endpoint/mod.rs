@@ -84,6 +84,8 @@ pub struct Endpoint {
     refresh: Notify,
     /// The members' states when the table was last built.
     states: Mutex<BTreeMap<String, MemberState>>,
+    /// Calls routed, by member (a member of the spec: bounded).
+    calls: Mutex<BTreeMap<String, crate::api::MemberCalls>>,
 }
 
 impl Endpoint {
@@ -96,6 +98,7 @@ impl Endpoint {
             table: watch::Sender::new(Arc::new(Table::default())),
             refresh: Notify::new(),
             states: Mutex::default(),
+            calls: Mutex::default(),
         }))
     }
 
@@ -107,6 +110,35 @@ impl Endpoint {
     pub fn update(&self, spec: EndpointSpec) {
         self.spec.send_replace(Arc::new(spec));
         self.refresh.notify_one();
+    }
+
+    /// Counts one call routed to `member`.
+    fn record(&self, member: &str, elapsed: Duration, failed: bool) {
+        use crate::gateway::meter::{BUCKETS, bucket};
+        let Ok(mut calls) = self.calls.lock() else {
+            return;
+        };
+        let entry = calls
+            .entry(member.to_string())
+            .or_insert_with(|| crate::api::MemberCalls {
+                member: member.to_string(),
+                buckets: vec![0; BUCKETS.len() + 1],
+                ..Default::default()
+            });
+        entry.calls += 1;
+        entry.errors += u64::from(failed);
+        entry.sum_secs += elapsed.as_secs_f64();
+        if let Some(slot) = entry.buckets.get_mut(bucket(elapsed)) {
+            *slot += 1;
+        }
+    }
+
+    /// What was routed to each member.
+    pub fn calls(&self) -> Vec<crate::api::MemberCalls> {
+        self.calls
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn table(&self) -> Arc<Table> {

@@ -508,7 +508,11 @@ impl Session {
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.calls.spawn(async move {
             let _slot = slot;
+            let began = std::time::Instant::now();
             let answer = call(&shared, &member, &request).await;
+            shared
+                .endpoint
+                .record(&member, began.elapsed(), answer.get("error").is_some());
             if let Ok(mut f) = in_flight.lock() {
                 f.remove(&key);
             }
