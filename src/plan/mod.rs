@@ -223,10 +223,14 @@ pub fn plan(desired: &BTreeMap<String, ServerSpec>, observed: &Observed) -> Plan
         .into_iter()
         .map(|name| {
             let want = desired.get(name).filter(|s| s.state == State::Running);
-            let have = observed
-                .servers
-                .get(name)
-                .filter(|o| o.instances > 0 || o.scaled_to_zero);
+            let present = observed.servers.get(name);
+            // A server the file no longer runs is stopped even with no instance held
+            // (a crash loop still holds its port and its supervisors); one it runs
+            // with none held is started again.
+            let have = match want {
+                None => present,
+                Some(_) => present.filter(|o| o.instances > 0 || o.scaled_to_zero),
+            };
             plan_server(name, want, have)
         })
         .collect();

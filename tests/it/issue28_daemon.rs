@@ -1,0 +1,53 @@
+//! Regressions of issue 28, "What careful users broke", in the daemon: each test is
+//! named after the defect it pins down.
+
+use serde_json::Value;
+
+use crate::common::{TestEnv, echo_bin, free_port, wait_for};
+
+fn status_of(env: &TestEnv) -> Vec<Value> {
+    let run = env
+        .run(&["status", "--format", "json"])
+        .success()
+        .stdout
+        .clone();
+    serde_json::from_str::<Vec<Value>>(&run).unwrap_or_default()
+}
+
+#[test]
+fn issue28_a_server_removed_while_crash_looping_is_stopped_and_its_port_freed() {
+    let (bad, good) = (free_port(), free_port());
+    let both = format!(
+        "version = 1\n[servers.bad]\ncommand = \"sh\"\nargs = [\"-c\", \"exit 3\"]\nport = {bad}\n\
+         [servers.good]\ncommand = \"{}\"\nport = {good}\n",
+        echo_bin()
+    );
+    let env = TestEnv::with_config(&both);
+    env.run_within(60, &["apply"]).failure();
+    wait_for("bad to loop crashing", 30, || {
+        let s = env.server_status("bad");
+        if s["status"] == "crash-loop" {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    env.write(
+        "mcpctl.toml",
+        &format!(
+            "version = 1\n[servers.good]\ncommand = \"{}\"\nport = {good}\n",
+            echo_bin()
+        ),
+    );
+    env.run(&["plan"])
+        .success()
+        .stdout_has("server \"bad\" will be stopped");
+    env.run_within(60, &["apply"]).success();
+    assert!(
+        !status_of(&env).iter().any(|s| s["server"] == "bad"),
+        "bad is gone"
+    );
+    std::net::TcpListener::bind(("127.0.0.1", bad)).expect("its port is free again");
+    env.run(&["plan", "--detailed-exitcode"]).success();
+    env.run_within(30, &["daemon", "stop"]).success();
+}
