@@ -251,6 +251,9 @@ pub struct InstanceStatus {
     pub restarts: u32,
     /// e.g. `exit code 1`, `killed by signal 9`.
     pub last_exit: Option<String>,
+    /// Why the daemon last restarted it on purpose (kept while it runs again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart: Option<String>,
     pub last_error: Option<String>,
     /// The protocol revision the child speaks, found by the era probe (stdio only).
     #[serde(default)]

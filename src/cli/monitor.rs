@@ -282,6 +282,7 @@ mod tests {
             uptime_secs: None,
             restarts: 0,
             last_exit: None,
+            last_restart: None,
             last_error: None,
             protocol: None,
             per_session: false,

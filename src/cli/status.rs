@@ -62,6 +62,8 @@ struct Report {
     /// Client sessions' own instances running (`sharing = "per-session"`).
     session_instances: usize,
     last_exit: Option<String>,
+    /// Why the daemon last restarted an instance on purpose (a limit, a health check).
+    last_restart: Option<String>,
     last_error: Option<String>,
     /// What the running child speaks (`2026-07-28`, `2025-11-25`, ...).
     protocol: Option<String>,
@@ -140,6 +142,7 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         autoscale: spec.autoscale.map(|a| a.describe()),
         last_scale: running.and_then(|r| r.last_scale.clone()),
         last_exit: instances.iter().find_map(|i| i.last_exit.clone()),
+        last_restart: instances.iter().find_map(|i| i.last_restart.clone()),
         last_error: instances.iter().find_map(|i| i.last_error.clone()),
         protocol: instances.iter().find_map(|i| i.protocol.clone()),
         usage: total_usage(instances.iter().filter_map(|i| i.usage.as_ref())),
@@ -487,6 +490,10 @@ pub(super) fn server_status(
                 (
                     "Last Error",
                     r.last_error.clone().unwrap_or_else(|| "-".into()),
+                ),
+                (
+                    "Last Restart",
+                    r.last_restart.clone().unwrap_or_else(|| "-".into()),
                 ),
                 (
                     "CPU",

@@ -162,6 +162,7 @@ impl Daemon {
                                 .map(|d| d.as_secs()),
                             restarts: v.restarts,
                             last_exit: v.last_exit.clone(),
+                            last_restart: v.last_restart.clone(),
                             last_error: v.last_error.clone(),
                             protocol: v.upstream().map(Upstream::protocol),
                             per_session,

@@ -51,3 +51,29 @@ fn issue28_a_server_removed_while_crash_looping_is_stopped_and_its_port_freed() 
     env.run(&["plan", "--detailed-exitcode"]).success();
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+#[test]
+fn issue28_a_memory_limit_restart_is_named_once_the_server_runs_again() {
+    let hog = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n{}limits = {{ memory = \"32MiB\" }}\n",
+        crate::operations::server("hog", hog, r#""--hold-mib", "64""#),
+    ));
+    crate::operations::apply_sampled(&env);
+    // Restarted for its memory, and running again: the reason is still there.
+    let status = wait_for("the hog running again after a restart", 60, || {
+        let s = env.server_status("hog");
+        if s["restarts"].as_u64().unwrap_or(0) >= 1 && s["status"] == "running" {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    });
+    let why = status["last_restart"].as_str().unwrap_or_default();
+    assert!(why.contains("limits.memory (32.0 MiB)"), "{status}");
+    env.run(&["server", "status", "hog"])
+        .success()
+        .stdout_has("Last Restart:")
+        .stdout_has("limits.memory");
+    env.run_within(30, &["daemon", "stop"]).success();
+}
