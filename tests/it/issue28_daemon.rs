@@ -77,3 +77,40 @@ fn issue28_a_memory_limit_restart_is_named_once_the_server_runs_again() {
         .stdout_has("limits.memory");
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+#[test]
+fn issue28_status_shows_what_runs_and_flags_what_the_file_changed() {
+    let (port, moved) = (free_port(), free_port());
+    let config = |p: u16| {
+        format!(
+            "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {p}\n",
+            echo_bin()
+        )
+    };
+    let env = TestEnv::with_config(&config(port));
+    env.run_within(60, &["apply"]).success();
+    env.write("mcpctl.toml", &config(moved));
+    let s = env.server_status("echo");
+    assert_eq!(s["port"], port, "the port that runs: {s}");
+    assert!(
+        s["http_endpoint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&port.to_string()),
+        "{s}"
+    );
+    assert_eq!(s["pending"], serde_json::json!(["port"]), "{s}");
+    env.run(&["status"])
+        .success()
+        .stdout_has(&port.to_string())
+        .stdout_has("not applied yet")
+        .stdout_has("echo: port");
+    env.run(&["server", "status", "echo"])
+        .success()
+        .stdout_has("port (in the file, not applied)");
+    env.run_within(60, &["apply"]).success();
+    let s = env.server_status("echo");
+    assert_eq!(s["port"], moved);
+    assert!(s.get("pending").is_none(), "{s}");
+    env.run_within(30, &["daemon", "stop"]).success();
+}
