@@ -95,9 +95,17 @@ pub struct Gateway {
     close_sessions: Option<http::Closer>,
     /// The server's tool policy on this port.
     tools: Arc<tool_gate::ToolGate>,
+    /// Counts the sessions in use or seen lately (stdio servers).
+    recent_sessions: Option<http::Recent>,
 }
 
 impl Gateway {
+    /// Sessions with an open stream or a call, or seen within `within`; `None` for a
+    /// port that keeps no sessions of its own (a proxied server).
+    pub fn recent_sessions(&self, within: std::time::Duration) -> Option<usize> {
+        self.recent_sessions.as_ref().map(|count| count(within))
+    }
+
     /// A new tool policy, from the next request on.
     pub fn set_tool_policy(&self, rules: crate::policy::Rules) {
         self.tools.set(rules);
@@ -217,9 +225,9 @@ pub async fn serve(
             Arc::new(move || pool.as_ref().is_none_or(|p| !p.ports().is_empty()))
         }
     };
-    let (app, close_sessions) = match backend {
+    let (app, close_sessions, recent_sessions) = match backend {
         Backend::Stdio(instances) => {
-            let (app, close) = http::router(
+            let (app, close, recent) = http::router(
                 instances,
                 Arc::clone(&tools),
                 Arc::clone(&max_sessions),
@@ -234,9 +242,9 @@ pub async fn serve(
                 )),
                 None => app,
             };
-            (app, Some(close))
+            (app, Some(close), Some(recent))
         }
-        Backend::Http(upstream) => (proxy::router(upstream)?, None),
+        Backend::Http(upstream) => (proxy::router(upstream)?, None, None),
     };
     let app = guard::Guard::new(loopback, bearer, limits.connections.header_timeout).wrap(app);
     // Probes answer before the guard: a kubelet has no bearer, and they tell nothing else.
@@ -255,5 +263,6 @@ pub async fn serve(
         max_sessions,
         close_sessions,
         tools,
+        recent_sessions,
     })
 }

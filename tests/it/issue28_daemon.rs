@@ -114,3 +114,33 @@ fn issue28_status_shows_what_runs_and_flags_what_the_file_changed() {
     assert!(s.get("pending").is_none(), "{s}");
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+#[test]
+fn issue28_an_idle_session_without_delete_does_not_keep_a_min_zero_server_awake() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n\
+         autoscale = {{ min = 0, max = 1, idle_after = \"1s\" }}\n",
+        echo_bin()
+    ));
+    crate::autoscale::apply_fast(&env);
+    // A client that initializes and never comes back (no DELETE, no stream).
+    let _left = crate::gateway::initialize(port);
+    crate::autoscale::wait_scaled_to_zero(&env, "echo", 30);
+    // A new client is served (one cold start).
+    let session = crate::gateway::initialize(port);
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "awake"}}});
+    let reply = crate::common::http(
+        port,
+        "POST",
+        "/mcp",
+        &[
+            ("Mcp-Session-Id", &session),
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+        call.to_string().as_bytes(),
+    );
+    assert_eq!(reply.json()["result"]["content"][0]["text"], "awake");
+    env.run_within(30, &["daemon", "stop"]).success();
+}

@@ -83,6 +83,9 @@ fn load_of(rt: &mut super::ServerRuntime) -> Load {
         }
     }
     if let Some(gateway) = &rt.gateway {
+        if let Some(bounds) = rt.spec.autoscale {
+            load.recent_sessions = gateway.recent_sessions(bounds.idle_after);
+        }
         let (begun, answering) = gateway.meter.activity();
         load.active = begun != rt.requests_seen || answering > 0;
         rt.requests_seen = begun;

@@ -245,6 +245,9 @@ fn sessions_full(id: Value) -> Response {
 /// Ends every session of a router (see [`router`]).
 pub(super) type Closer = Box<dyn FnOnce() + Send + Sync>;
 
+/// Counts a router's sessions in use or seen within a time (see `Sessions::recent`).
+pub(super) type Recent = Box<dyn Fn(std::time::Duration) -> usize + Send + Sync>;
+
 /// The routes of a stdio server, and what ends all its sessions.
 pub(super) fn router(
     instances: Arc<dyn Instances>,
@@ -253,7 +256,7 @@ pub(super) fn router(
     meter: Arc<Meter>,
     max_connections: usize,
     replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
-) -> std::io::Result<(Router, Closer)> {
+) -> std::io::Result<(Router, Closer, Recent)> {
     let state = Arc::new(AppState {
         instances,
         tools,
@@ -270,6 +273,17 @@ pub(super) fn router(
     });
     spawn_janitor(&state);
     let weak = Arc::downgrade(&state);
+    let recent: Recent = {
+        let weak = weak.clone();
+        Box::new(move |within| {
+            weak.upgrade()
+                .and_then(|state| {
+                    let sessions = state.sessions.lock().ok()?;
+                    Some(sessions.recent(Instant::now(), within))
+                })
+                .unwrap_or(0)
+        })
+    };
     let close: Closer = Box::new(move || {
         let Some(state) = weak.upgrade() else { return };
         let ended = match state.sessions.lock() {
@@ -292,5 +306,5 @@ pub(super) fn router(
         .route("/messages", post(sse::post_messages))
         .layer(DefaultBodyLimit::max(guard::MAX_BODY))
         .with_state(state);
-    Ok((app, close))
+    Ok((app, close, recent))
 }
