@@ -253,3 +253,22 @@ fn what_cannot_be_rendered_fails_naming_the_server_and_writes_nothing() {
             .stderr_has("is not a Kubernetes namespace name");
     }
 }
+
+/// Issue 28: one server that speaks HTTP itself no longer aborts the render: it is
+/// skipped with a comment that says what to do, and the others are rendered.
+#[test]
+fn issue28_a_server_speaking_http_itself_is_skipped_with_a_comment_not_an_abort() {
+    let env = TestEnv::with_config(
+        "version = 1\n[servers.web]\ncommand = \"python3\"\nargs = [\"-m\", \"http.server\", \"{port}\"]\ntransport = \"streamable-http\"\nport = 8001\n[servers.echo]\ncommand = \"mcp-echo\"\nport = 8002\n",
+    );
+    let run = env.run(&["render", "k8s", "--output", "out"]);
+    run.success();
+    let echo = env.read("out/echo.yaml");
+    assert!(echo.contains("kind: \"Deployment\""), "{echo}");
+    let web = env.read("out/web.yaml");
+    assert!(
+        web.contains("# server `web` is not rendered: it speaks HTTP itself"),
+        "{web}"
+    );
+    assert!(!web.contains("kind:"), "no object for web: {web}");
+}
