@@ -20,6 +20,7 @@ mod error;
 mod inner_port;
 mod instances;
 mod metrics;
+mod named_tasks;
 mod pool;
 mod procs;
 mod reconciler;

@@ -77,7 +77,6 @@ impl Daemon {
                 BTreeMap::new(),
             ),
         };
-        self.serve_metrics(metrics, &progress).await;
         if let Some(name) = options
             .only
             .iter()
@@ -100,6 +99,8 @@ impl Daemon {
                 return Err(ApplyError::Stale(moved.join(", ")));
             }
         }
+        // Only an apply that goes ahead moves `/metrics`.
+        self.serve_metrics(metrics, &progress).await;
         if let Some(digest) = digest {
             self.record_applied(digest, options.origin.as_ref());
         }
@@ -115,7 +116,7 @@ impl Daemon {
             endpoints: BTreeMap::new(),
         };
         if plan.has_changes() {
-            let mut tasks = tokio::task::JoinSet::new();
+            let mut tasks = super::named_tasks::NamedTasks::new();
             for action in plan
                 .actions
                 .into_iter()
@@ -125,13 +126,20 @@ impl Daemon {
                 let this = Arc::clone(self);
                 let options = options.clone();
                 let secrets = Arc::clone(&secrets);
-                tasks.spawn(
-                    async move { this.execute(action, &options, &progress, &secrets).await },
-                );
+                let server = action.server.clone();
+                tasks.spawn(server, async move {
+                    this.execute(action, &options, &progress, &secrets).await
+                });
             }
-            while let Some(result) = tasks.join_next().await {
-                if let Ok(Err(failure)) = result {
-                    outcome.failures.push(failure);
+            while let Some((server, result)) = tasks.join_next().await {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(failure)) => outcome.failures.push(failure),
+                    // A step that panicked did not succeed.
+                    Err(why) => outcome.failures.push(ServerError::Backend {
+                        server,
+                        why: format!("its apply step {why}"),
+                    }),
                 }
             }
             self.persist().await;

@@ -144,3 +144,38 @@ fn issue28_an_idle_session_without_delete_does_not_keep_a_min_zero_server_awake(
     assert_eq!(reply.json()["result"]["content"][0]["text"], "awake");
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+#[test]
+fn issue28_a_refused_apply_does_not_move_the_metrics_listener() {
+    let (port, first, second) = (free_port(), free_port(), free_port());
+    let config = |metrics: u16| {
+        format!(
+            "version = 1\n[daemon]\nmetrics = \"127.0.0.1:{metrics}\"\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n",
+            echo_bin()
+        )
+    };
+    let env = TestEnv::with_config(&config(first));
+    env.run_within(60, &["apply"]).success();
+    assert_eq!(
+        crate::common::http(first, "GET", "/metrics", &[], b"").status,
+        200
+    );
+    // The daemon refuses an apply that names a server the file lacks: nothing moves.
+    env.write("mcpctl.toml", &config(second));
+    let socket = env.path().join(".mcpctl/daemon.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).expect("the daemon's socket");
+    use std::io::{BufRead, Write};
+    writeln!(stream, r#"{{"request": "apply", "only": ["ghost"]}}"#).unwrap();
+    let mut reply = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut reply)
+        .unwrap();
+    assert!(reply.contains("ghost"), "{reply}");
+    assert_eq!(
+        crate::common::http(first, "GET", "/metrics", &[], b"").status,
+        200,
+        "still where the last applied file put it"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", second)).is_err());
+    env.run_within(30, &["daemon", "stop"]).success();
+}
