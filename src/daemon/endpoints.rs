@@ -46,6 +46,8 @@ impl Directory for Members {
                 address: None,
                 state: MemberState::Down("not running".into()),
                 idle: false,
+                can_idle: false,
+                generation: 0,
                 policy: crate::policy::Rules::default(),
             })
     }
@@ -211,6 +213,8 @@ fn member_info(rt: &ServerRuntime, bearer: Option<SecretString>) -> MemberInfo {
         address: None,
         state: MemberState::Down(why),
         idle: false,
+        can_idle: false,
+        generation: 0,
         policy: spec.tools.rules(),
     };
     let Some(gateway) = &rt.gateway else {
@@ -249,10 +253,18 @@ fn member_info(rt: &ServerRuntime, bearer: Option<SecretString>) -> MemberInfo {
         );
         MemberState::Down(phase)
     };
+    // Instance ids are never reused while the daemon runs: a new set means new
+    // processes (a restart, a replace), whose lists may differ.
+    let generation = rt.instances.iter().fold(0u64, |g, h| {
+        g.wrapping_mul(1_000_003)
+            .wrapping_add(u64::from(h.index) + 1)
+    });
     MemberInfo {
         address,
         state,
         idle,
+        can_idle: spec.autoscale.is_some_and(|a| a.min == 0),
+        generation,
         policy,
     }
 }

@@ -579,3 +579,108 @@ fn an_endpoint_is_linked_as_one_entry_and_reached_through_connect() {
     assert!(seen.contains("endpoint work: serving"), "{seen}");
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+/// From the attack: the endpoint hears a member's `list_changed` even when no client
+/// session of its own uses that member, and a member's restart is read again.
+#[test]
+fn a_members_list_change_reaches_the_endpoint_without_a_session_on_it() {
+    let (x, ep) = (free_port(), free_port());
+    let env = TestEnv::new();
+    env.write("tools.json", r#"["reload", "v1"]"#);
+    let script = crate::common::repo_root().join("tests/fixtures/listed_server.py");
+    env.write(
+        "mcpctl.toml",
+        &format!(
+            "version = 1\n[servers.x]\ncommand = \"python3\"\nargs = [\"{}\", \"{}\"]\nport = {x}\n\
+             [endpoints.ep]\nport = {ep}\nservers = [\"x\"]\n",
+            script.display(),
+            env.path().join("tools.json").display()
+        ),
+    );
+    env.run_within(60, &["apply"]).success();
+    let session = open(ep);
+    wait_listed(ep, &session, "x__v1");
+    let mut stream = SseClient::open(ep, "GET", "/mcp", &[("Mcp-Session-Id", &session)], "");
+    // The list changes, and the member says so to a client on its own port.
+    env.write("tools.json", r#"["reload", "v2"]"#);
+    let own = open(x);
+    assert_eq!(
+        call(x, &own, "reload", json!({}))["result"]["content"][0]["text"],
+        "reload"
+    );
+    let note: Value = serde_json::from_str(&stream.next().1).unwrap();
+    assert_eq!(note["method"], "notifications/tools/list_changed");
+    let names = wait_listed(ep, &session, "x__v2");
+    assert!(!names.contains(&"x__v1".to_string()), "{names:?}");
+    // A restart with another list: read again.
+    env.write("tools.json", r#"["reload", "v3"]"#);
+    env.run_within(60, &["server", "restart", "x"]).success();
+    wait_listed(ep, &session, "x__v3");
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
+/// From the attack: one client opening endpoint sessions by the hundred cannot take
+/// a member's own capacity: the endpoint holds a bounded number of sessions with each
+/// member, a member at its cap is busy (still listed, still up), not down.
+#[test]
+fn member_sessions_are_bounded_and_a_busy_member_is_not_down() {
+    let (a, b, ep) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&two_members(a, b, ep, "").replace(
+        &format!("port = {b}\n"),
+        &format!("port = {b}\nmax_sessions = 4\n"),
+    ));
+    env.run_within(60, &["apply"]).success();
+    let first = open(ep);
+    wait_listed(ep, &first, "b__echo");
+    // b holds 4 sessions with streams at most: the endpoint's watch takes one.
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        let s = open(ep);
+        answers.push(call(ep, &s, "b__echo", json!({"text": i.to_string()})));
+    }
+    let busy = answers
+        .iter()
+        .find(|r| r.get("error").is_some())
+        .unwrap_or_else(|| panic!("b reached its cap: {answers:?}"));
+    assert!(
+        busy["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("busy"),
+        "{busy}"
+    );
+    // Busy is not down: b stays listed and the endpoint is not degraded.
+    assert!(tool_names(ep, &first).contains(&"b__echo".to_string()));
+    let all: Value =
+        serde_json::from_str(&env.run(&["status", "--format", "json"]).success().stdout).unwrap();
+    let work = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["endpoint"] == "work")
+        .cloned()
+        .unwrap();
+    assert_eq!(work["status"], "running", "{work}");
+    // Removing b from the endpoint closes the sessions it held with b.
+    env.write(
+        "mcpctl.toml",
+        &two_members(a, b, ep, "")
+            .replace(
+                &format!("port = {b}\n"),
+                &format!("port = {b}\nmax_sessions = 4\n"),
+            )
+            .replace("servers = [\"a\", \"b\"]", "servers = [\"a\"]"),
+    );
+    env.run_within(60, &["apply"]).success();
+    wait_for("b's sessions closed", 30, || {
+        let sessions = env.server_status("b")["traffic"]["sessions"]
+            .as_u64()
+            .unwrap_or(99);
+        if sessions == 0 {
+            Ok(())
+        } else {
+            Err(sessions.to_string())
+        }
+    });
+    env.run_within(30, &["daemon", "stop"]).success();
+}
