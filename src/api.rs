@@ -173,6 +173,9 @@ pub struct DaemonStatus {
     /// The endpoints being served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointStatus>,
+    /// Endpoints the last apply could not serve, with why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoint_failures: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

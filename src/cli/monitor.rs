@@ -320,6 +320,7 @@ mod tests {
             usage: None,
             applied: None,
             endpoints: Vec::new(),
+            endpoint_failures: Default::default(),
         }
     }
 

@@ -239,6 +239,7 @@ struct EndpointReport {
 fn endpoint_reports(
     config: &crate::model::Config,
     running: &[crate::api::EndpointStatus],
+    failures: &std::collections::BTreeMap<String, String>,
 ) -> Vec<EndpointReport> {
     config
         .endpoints
@@ -248,7 +249,10 @@ fn endpoint_reports(
             EndpointReport {
                 endpoint: spec.name.clone(),
                 status: match live {
-                    None => "stopped".into(),
+                    None => match failures.get(&spec.name) {
+                        Some(why) => format!("failed: {why}"),
+                        None => "stopped".into(),
+                    },
                     Some(e) if e.down.is_empty() => "running".into(),
                     Some(e) => format!(
                         "degraded: {} down",
@@ -299,9 +303,11 @@ fn reports_origin_endpoints(path: &Path) -> Result<Reports, Error> {
             out.push(rep);
         }
     }
+    let none = std::collections::BTreeMap::new();
     let endpoints = endpoint_reports(
         &loaded.config,
         status.as_ref().map_or(&[][..], |s| &s.endpoints[..]),
+        status.as_ref().map_or(&none, |s| &s.endpoint_failures),
     );
     Ok((out, origin, endpoints))
 }

@@ -98,6 +98,7 @@ impl Daemon {
     ) -> Vec<String> {
         self.refresh_members().await;
         let mut failures = Vec::new();
+        let mut why_not = BTreeMap::new();
         let mut running = self.endpoints.lock().await;
         let gone: Vec<String> = running
             .keys()
@@ -139,12 +140,14 @@ impl Daemon {
                     running.insert(name.clone(), rt);
                 }
                 Err(why) => {
+                    why_not.insert(name.clone(), why.clone());
                     let why = format!("endpoint {name}: {why}");
                     let _ = progress.send(why.clone()).await;
                     failures.push(why);
                 }
             }
         }
+        *self.endpoint_failures.lock().await = why_not;
         failures
     }
 

@@ -127,6 +127,7 @@ impl Daemon {
 
     pub async fn status(&self) -> DaemonStatus {
         let endpoints = self.endpoint_statuses().await;
+        let endpoint_failures = self.endpoint_failures.lock().await.clone();
         let servers = self.servers.lock().await;
         let samples = self.samples.lock().ok();
         let now = tokio::time::Instant::now();
@@ -210,6 +211,7 @@ impl Daemon {
             usage: samples.as_ref().and_then(|s| s.daemon()),
             applied: self.applied.lock().ok().and_then(|a| a.clone()),
             endpoints,
+            endpoint_failures,
         }
     }
 }

@@ -378,6 +378,32 @@ fn bad_endpoints_are_refused_with_where() {
             "renames `a__echo` onto `b__echo`, a name it renames too",
         ),
     ];
+    // A port held by another process: apply fails naming it, status says why.
+    let held = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let taken = held.local_addr().unwrap().port();
+    let env = TestEnv::with_config(&two_members(a, b, taken, ""));
+    env.run(&["validate"]).success().stdout_has("1 endpoint");
+    env.run_within(60, &["apply"])
+        .failure()
+        .stderr_has("endpoint work: cannot serve");
+    let all: Value =
+        serde_json::from_str(&env.run(&["status", "--format", "json"]).success().stdout).unwrap();
+    let work = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["endpoint"] == "work")
+        .cloned()
+        .unwrap();
+    assert!(
+        work["status"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("failed: cannot serve"),
+        "{work}"
+    );
+    env.run_within(30, &["daemon", "stop"]).success();
+    drop(held);
     for (what, text, want) in cases {
         let env = TestEnv::with_config(&text);
         let run = env.run(&["validate"]);
