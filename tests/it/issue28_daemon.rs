@@ -179,3 +179,102 @@ fn issue28_a_refused_apply_does_not_move_the_metrics_listener() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", second)).is_err());
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+/// `git` (asked where a watched file stands) no longer runs on the daemon's runtime:
+/// while it is slow, the gateway still answers.
+#[test]
+fn issue28_a_slow_git_during_a_watch_apply_does_not_stall_the_gateway() {
+    let env = TestEnv::new();
+    let (port, other) = (free_port(), free_port());
+    // A `git` that waits for the test's word before it answers.
+    let real = std::process::Command::new("sh")
+        .args(["-c", "command -v git"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let bin = env.path().join("slowbin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let started = env.path().join("git.started");
+    let release = env.path().join("git.release");
+    let script = format!(
+        "#!/bin/sh\ntouch '{}'\nn=0\nwhile [ ! -f '{}' ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done\n{}\n",
+        started.display(),
+        release.display(),
+        if real.is_empty() {
+            "exit 1".to_string()
+        } else {
+            format!("exec '{real}' \"$@\"")
+        }
+    );
+    std::fs::write(bin.join("git"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = |extra: &str| {
+        format!(
+            "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n{extra}",
+            echo_bin()
+        )
+    };
+    env.write("mcpctl.toml", &config(""));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let log = std::fs::File::create(env.path().join("daemon.out")).unwrap();
+    let _daemon = crate::common::KillOnDrop(
+        env.command(&["daemon", "--watch"])
+            .env("PATH", &path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The first apply asks git too: let it through, then wait for the server.
+    wait_for("the first git", 60, || {
+        if started.exists() {
+            Ok(())
+        } else {
+            Err(env.read("daemon.out"))
+        }
+    });
+    std::fs::write(&release, "").unwrap();
+    let session = wait_for("the echo server", 60, || {
+        std::panic::catch_unwind(|| crate::gateway::initialize(port))
+            .map_err(|_| env.read("daemon.out"))
+    });
+    std::fs::remove_file(&release).unwrap();
+    std::fs::remove_file(&started).unwrap();
+    // A save: the watch applies it and asks git, which now waits.
+    env.write(
+        "mcpctl.toml",
+        &config(&format!(
+            "[servers.other]\ncommand = \"{}\"\nport = {other}\n",
+            echo_bin()
+        )),
+    );
+    wait_for("the watch's git", 60, || {
+        if started.exists() {
+            Ok(())
+        } else {
+            Err(env.read("daemon.out"))
+        }
+    });
+    // The gateway answers meanwhile (the connection reads for 30 s at most).
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "not stalled"}}});
+    let reply = crate::common::http(
+        port,
+        "POST",
+        "/mcp",
+        &[
+            ("Mcp-Session-Id", &session),
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+        call.to_string().as_bytes(),
+    );
+    std::fs::write(&release, "").unwrap();
+    assert_eq!(reply.json()["result"]["content"][0]["text"], "not stalled");
+    env.run_within(30, &["daemon", "stop"]).success();
+}
