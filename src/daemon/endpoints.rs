@@ -164,6 +164,7 @@ impl Daemon {
         let catalog = tokio::spawn(Arc::clone(&endpoint).run_catalog());
         let limits = gateway::Limits {
             max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
+            session_idle: crate::model::spec::DEFAULT_SESSION_IDLE,
             connections: gateway::accept::ConnectionLimits::from_env(),
             replicas: None,
         };

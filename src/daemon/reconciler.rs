@@ -348,6 +348,7 @@ impl Daemon {
                             .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned());
                         let limits = gateway::Limits {
                             max_sessions: spec.max_sessions,
+                            session_idle: spec.session_idle,
                             connections: gateway::accept::ConnectionLimits::from_env(),
                             replicas: match &self.source {
                                 Source::Fixed { replicas, .. } => replicas.clone(),

@@ -100,6 +100,7 @@ impl Daemon {
         rt.pool.set(&rt.instances);
         if let Some(gateway) = &rt.gateway {
             gateway.set_max_sessions(spec.max_sessions);
+            gateway.set_session_idle(spec.session_idle);
             if spec.tools != rt.spec.tools {
                 gateway.set_tool_policy(spec.tools.rules());
                 // Open sessions hear it once: their list is not what it was.

@@ -91,6 +91,8 @@ pub struct Gateway {
     /// What went through the port.
     pub meter: Arc<meter::Meter>,
     max_sessions: Arc<AtomicUsize>,
+    /// How long a session may be idle, in milliseconds, changed in place.
+    session_idle: Arc<std::sync::atomic::AtomicU64>,
     /// Ends every session of a stdio server (their streams, calls and own children).
     close_sessions: Option<http::Closer>,
     /// The server's tool policy on this port.
@@ -111,6 +113,12 @@ impl Gateway {
         self.tools.set(rules);
     }
 
+    /// A new `session_idle`, from the janitor's next sweep on.
+    pub fn set_session_idle(&self, idle: std::time::Duration) {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        self.session_idle.store(ms, Ordering::Relaxed);
+    }
+
     /// A new `max_sessions`, for sessions opened from now on.
     pub fn set_max_sessions(&self, max: usize) {
         self.max_sessions.store(max.max(1), Ordering::Relaxed);
@@ -129,6 +137,9 @@ impl Gateway {
 pub struct Limits {
     /// Live sessions of a stdio server (see `sessions.rs`).
     pub max_sessions: usize,
+    /// How long a session may be idle (no request, stream or call) before it is
+    /// forgotten.
+    pub session_idle: std::time::Duration,
     /// Connections at once and their header timeout (see `accept.rs`).
     pub connections: accept::ConnectionLimits,
     /// Replicas of this gateway that forward each other's sessions (`replicas.rs`).
@@ -214,6 +225,9 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let loopback = addr.ip().is_loopback();
     let max_sessions = Arc::new(AtomicUsize::new(limits.max_sessions.max(1)));
+    let session_idle = Arc::new(std::sync::atomic::AtomicU64::new(
+        u64::try_from(limits.session_idle.as_millis()).unwrap_or(u64::MAX),
+    ));
     let meter = meter::Meter::new();
     let ready: Arc<dyn Fn() -> bool + Send + Sync> = match &backend {
         Backend::Stdio(instances) => {
@@ -231,6 +245,7 @@ pub async fn serve(
                 instances,
                 Arc::clone(&tools),
                 Arc::clone(&max_sessions),
+                Arc::clone(&session_idle),
                 Arc::clone(&meter),
                 limits.connections.max_connections,
                 limits.replicas.clone(),
@@ -261,6 +276,7 @@ pub async fn serve(
         addr,
         meter,
         max_sessions,
+        session_idle,
         close_sessions,
         tools,
         recent_sessions,

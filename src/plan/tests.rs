@@ -33,6 +33,7 @@ fn spec(name: &str) -> ServerSpec {
         start_timeout: Duration::from_secs(30),
         call_timeout: Duration::from_secs(300),
         drain_timeout: Duration::from_secs(30),
+        session_idle: Duration::from_secs(1800),
         limits: Default::default(),
         max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
         health: crate::model::spec::HealthCheck::default(),

@@ -278,3 +278,28 @@ fn issue28_a_slow_git_during_a_watch_apply_does_not_stall_the_gateway() {
     assert_eq!(reply.json()["result"]["content"][0]["text"], "not stalled");
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+#[test]
+fn issue28_per_session_children_of_clients_that_leave_are_bounded_in_time() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.own]\ncommand = \"{}\"\nport = {port}\nsharing = \"per-session\"\nsession_idle = \"1s\"\n",
+        echo_bin()
+    ));
+    env.run_within(60, &["apply"]).success();
+    // Clients that open a session and never end it (no DELETE).
+    for _ in 0..3 {
+        crate::gateway::initialize(port);
+    }
+    let s = env.server_status("own");
+    assert_eq!(s["session_instances"], 3, "{s}");
+    wait_for("the idle sessions' processes to end", 30, || {
+        let s = env.server_status("own");
+        if s["session_instances"] == 0 {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    env.run_within(30, &["daemon", "stop"]).success();
+}

@@ -65,6 +65,8 @@ struct AppState {
     sessions: Mutex<Sessions<Session>>,
     /// The server's `max_sessions`, changed in place.
     max_sessions: Arc<AtomicUsize>,
+    /// The server's `session_idle` in milliseconds, changed in place.
+    session_idle: Arc<std::sync::atomic::AtomicU64>,
     asks: Asks,
     /// What the port counts: requests are timed where they are answered.
     meter: Arc<Meter>,
@@ -253,6 +255,7 @@ pub(super) fn router(
     instances: Arc<dyn Instances>,
     tools: Arc<crate::gateway::tool_gate::ToolGate>,
     max_sessions: Arc<AtomicUsize>,
+    session_idle: Arc<std::sync::atomic::AtomicU64>,
     meter: Arc<Meter>,
     max_connections: usize,
     replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
@@ -267,6 +270,7 @@ pub(super) fn router(
             (max_connections - max_connections / 4).max(1),
         )),
         max_sessions,
+        session_idle,
         asks: Asks::default(),
         parked: parking::Parking::new(replicas.clone())?,
         replicas,

@@ -12,7 +12,7 @@ use super::AppState;
 use crate::gateway::Upstream;
 use crate::gateway::mux::Pin;
 use crate::gateway::queue::Outbox;
-use crate::gateway::sessions::{Idle, SESSION_IDLE};
+use crate::gateway::sessions::Idle;
 use crate::wire::era;
 
 pub(super) struct Session {
@@ -65,15 +65,26 @@ impl Idle for Session {
 
 pub(super) const SESSION_SWEEP: Duration = Duration::from_secs(60);
 
-/// Forgets idle sessions every [`SESSION_SWEEP`] until the gateway is gone.
+/// The server's `session_idle` now.
+fn idle_of(state: &AppState) -> Duration {
+    Duration::from_millis(state.session_idle.load(Ordering::Relaxed))
+}
+
+/// Forgets sessions idle past the server's `session_idle`, looking every
+/// [`SESSION_SWEEP`] (or every half of a shorter idle) until the gateway is gone.
 pub(super) fn spawn_janitor(state: &Arc<AppState>) {
     let state = Arc::downgrade(state);
     tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(SESSION_SWEEP).await;
+        // Read each time: `session_idle` changes in place.
+        while let Some(every) = state
+            .upgrade()
+            .map(|s| SESSION_SWEEP.min(idle_of(&s) / 2).max(Duration::from_millis(100)))
+        {
+            tokio::time::sleep(every).await;
             let Some(state) = state.upgrade() else { break };
+            let idle = idle_of(&state);
             let gone = match state.sessions.lock() {
-                Ok(mut sessions) => sessions.sweep(Instant::now(), SESSION_IDLE),
+                Ok(mut sessions) => sessions.sweep(Instant::now(), idle),
                 Err(_) => break,
             };
             // Dropped outside the lock: a session's end stops its own child.
