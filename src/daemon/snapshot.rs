@@ -243,3 +243,27 @@ pub(super) fn overall(instances: &[InstanceStatus]) -> String {
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
+
+impl Daemon {
+    /// Waits until no port has a request being answered, or the longest
+    /// `drain_timeout` of the servers has passed (polled: the meters are atomics).
+    pub(super) async fn drain_calls(&self) {
+        let (limit, meters) = {
+            let servers = self.servers.lock().await;
+            let limit = servers
+                .values()
+                .map(|rt| rt.spec.drain_timeout)
+                .max()
+                .unwrap_or_default();
+            let meters: Vec<_> = servers
+                .values()
+                .filter_map(|rt| rt.gateway.as_ref().map(|g| Arc::clone(&g.meter)))
+                .collect();
+            (limit, meters)
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        while meters.iter().any(|m| m.in_flight() > 0) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -143,6 +143,11 @@ impl Meter {
         )
     }
 
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Counts a session-less stream until the guard drops.
     pub fn open_stream(self: &Arc<Self>) -> OpenStream {
         self.streams.fetch_add(1, Ordering::Relaxed);

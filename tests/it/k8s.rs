@@ -211,11 +211,17 @@ fn plan_and_apply_target_k8s_go_through_kubectl_server_side() {
     );
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
-        logged.contains("--context kind-test diff --server-side --field-manager=mcpctl -f "),
+        logged.contains(
+            "--context kind-test diff --server-side --field-manager=mcpctl --request-timeout=60s -f "
+        ),
         "{logged}"
     );
+    // Issue 28: apply prunes what mcpctl made and the file no longer has; kubectl has a
+    // timeout.
     assert!(
-        logged.contains("apply --server-side --field-manager=mcpctl -f "),
+        logged.contains(
+            "apply --server-side --field-manager=mcpctl --request-timeout=60s --prune -l app.kubernetes.io/managed-by=mcpctl --prune-allowlist=apps/v1/Deployment --prune-allowlist=core/v1/Service --prune-allowlist=core/v1/ConfigMap --prune-allowlist=autoscaling/v2/HorizontalPodAutoscaler -f "
+        ),
         "{logged}"
     );
     assert!(logged.contains("namespace: \"mcp\""), "{logged}");

@@ -76,10 +76,11 @@ pub(super) fn spawn_janitor(state: &Arc<AppState>) {
     let state = Arc::downgrade(state);
     tokio::spawn(async move {
         // Read each time: `session_idle` changes in place.
-        while let Some(every) = state
-            .upgrade()
-            .map(|s| SESSION_SWEEP.min(idle_of(&s) / 2).max(Duration::from_millis(100)))
-        {
+        while let Some(every) = state.upgrade().map(|s| {
+            SESSION_SWEEP
+                .min(idle_of(&s) / 2)
+                .max(Duration::from_millis(100))
+        }) {
             tokio::time::sleep(every).await;
             let Some(state) = state.upgrade() else { break };
             let idle = idle_of(&state);
