@@ -31,6 +31,7 @@ mod readme;
 mod schema;
 mod sdk;
 mod secrets;
+mod soak;
 mod supervise;
 mod tls;
 mod usage;
