@@ -259,7 +259,7 @@ pub async fn serve(
             };
             (app, Some(close), Some(recent))
         }
-        Backend::Http(upstream) => (proxy::router(upstream)?, None, None),
+        Backend::Http(upstream) => (proxy::router(upstream, Arc::clone(&tools))?, None, None),
     };
     let app = guard::Guard::new(loopback, bearer, limits.connections.header_timeout).wrap(app);
     // Probes answer before the guard: a kubelet has no bearer, and they tell nothing else.

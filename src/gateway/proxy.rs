@@ -146,6 +146,8 @@ impl tower_service::Service<Uri> for Connector {
 
 struct ProxyState {
     upstream: HttpUpstream,
+    /// The server's tool policy, held on this port too.
+    tools: Arc<super::tool_gate::ToolGate>,
     sessions: std::sync::Mutex<Pins>,
     client: Client<HttpsConnector<Connector>, Full<bytes::Bytes>>,
 }
@@ -167,10 +169,14 @@ pub(super) fn client() -> std::io::Result<Client<HttpsConnector<Connector>, Full
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
-pub(super) fn router(upstream: HttpUpstream) -> std::io::Result<Router> {
+pub(super) fn router(
+    upstream: HttpUpstream,
+    tools: Arc<super::tool_gate::ToolGate>,
+) -> std::io::Result<Router> {
     let client = client()?;
     let state = Arc::new(ProxyState {
         upstream,
+        tools,
         sessions: std::sync::Mutex::default(),
         client,
     });
@@ -227,7 +233,123 @@ fn pick_port(
         })
 }
 
+/// The tool policy on a request to the upstream: `Err` is the answer to a call of a
+/// hidden tool (it never reaches the server); `Ok` gives back the request (its body
+/// read, at most `MAX_BODY`) and whether its answer is a `tools/list` to filter.
+async fn police(state: &ProxyState, request: Request) -> Result<(Request, bool), Box<Response>> {
+    if state.tools.is_open() || request.method() != axum::http::Method::POST {
+        return Ok((request, false));
+    }
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, super::guard::MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Err(Box::new(StatusCode::PAYLOAD_TOO_LARGE.into_response())),
+    };
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let messages: Vec<&Value> = match &parsed {
+        Value::Array(all) => all.iter().collect(),
+        one => vec![one],
+    };
+    let mut lists = false;
+    for msg in messages {
+        let method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        lists |= method == "tools/list";
+        if let Err(error) = state.tools.check_known(method, msg.get("params")) {
+            let id = msg.get("id").cloned().unwrap_or(Value::Null);
+            let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": error});
+            return Err(Box::new(super::reply::json_response(
+                StatusCode::OK,
+                &answer,
+            )));
+        }
+    }
+    Ok((Request::from_parts(parts, Body::from(body)), lists))
+}
+
+/// A `tools/list` answer with the policy applied: a JSON body filtered whole (bounded),
+/// an event stream event by event.
+async fn filtered(
+    tools: Arc<super::tool_gate::ToolGate>,
+    parts: &axum::http::response::Parts,
+    body: hyper::body::Incoming,
+) -> Body {
+    let is_sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/event-stream"));
+    if !is_sse {
+        let Ok(collected) = Limited::new(body, MAX_LIST_ANSWER).collect().await else {
+            return Body::from("an answer too large to filter");
+        };
+        let bytes = collected.to_bytes();
+        let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) else {
+            return Body::from(bytes);
+        };
+        tools.filter_answer(&mut answer);
+        return Body::from(answer.to_string());
+    }
+    let events = crate::wire::sse::SseEvents::new(MAX_LIST_ANSWER);
+    let stream = futures_util::stream::unfold(
+        (body, events, tools),
+        |(mut body, mut events, tools)| async move {
+            use http_body_util::BodyExt as _;
+            loop {
+                let frame = match body.frame().await? {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        return Some((
+                            Err(std::io::Error::other(e.to_string())),
+                            (body, events, tools),
+                        ));
+                    }
+                };
+                let Some(chunk) = frame.data_ref() else {
+                    continue;
+                };
+                let out = filter_events(&tools, events.feed(chunk));
+                if !out.is_empty() {
+                    return Some((Ok(bytes::Bytes::from(out)), (body, events, tools)));
+                }
+            }
+        },
+    );
+    Body::from_stream(stream)
+}
+
+/// Events (their `data`) as `message` events again, each answer filtered.
+fn filter_events(tools: &super::tool_gate::ToolGate, events: Vec<Vec<u8>>) -> String {
+    let mut out = String::new();
+    for data in events {
+        let text = match serde_json::from_slice::<Value>(&data) {
+            Ok(mut msg) => {
+                tools.filter_answer(&mut msg);
+                msg.to_string()
+            }
+            Err(_) => String::from_utf8_lossy(&data).into_owned(),
+        };
+        // A multi-line data field stays one event.
+        for line in text.lines() {
+            out.push_str("data: ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The largest `tools/list` answer (or one event of it) a policy filters.
+const MAX_LIST_ANSWER: usize = 16 << 20;
+
 async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
+    let (request, lists) = match police(state, request).await {
+        Ok(policed) => policed,
+        Err(answer) => return *answer,
+    };
     let session = request
         .headers()
         .get("mcp-session-id")
@@ -277,6 +399,11 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
             if event_stream && parts.status.is_success() {
                 parts.headers.remove(header::CONTENT_LENGTH);
                 return Response::from_parts(parts, relative_endpoint(body, authority));
+            }
+            if lists && parts.status.is_success() {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                let body = filtered(Arc::clone(&state.tools), &parts, body).await;
+                return Response::from_parts(parts, body);
             }
             Response::from_parts(parts, Body::new(body))
         }
@@ -468,6 +595,33 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_streamed_tools_list_is_filtered_event_by_event() {
+        let rules = crate::policy::Rules::new(&[], &["crash".into()], false).unwrap();
+        let gate = crate::gateway::tool_gate::ToolGate::new(rules);
+        let answer = serde_json::json!({"jsonrpc": "2.0", "id": 1,
+            "result": {"tools": [{"name": "echo"}, {"name": "crash"}]}});
+        let progress = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/progress"});
+        let out = filter_events(
+            &gate,
+            vec![
+                progress.to_string().into_bytes(),
+                answer.to_string().into_bytes(),
+            ],
+        );
+        let mut events = crate::wire::sse::SseEvents::new(1 << 20);
+        let seen: Vec<serde_json::Value> = events
+            .feed(out.as_bytes())
+            .iter()
+            .map(|e| serde_json::from_slice(e).unwrap())
+            .collect();
+        assert_eq!(seen[0], progress);
+        assert_eq!(
+            seen[1]["result"]["tools"],
+            serde_json::json!([{"name": "echo"}])
+        );
+    }
 
     fn rewritten(chunks: &[&str]) -> String {
         let mut rewrite = EndpointRewrite::new("127.0.0.1:9000".into());

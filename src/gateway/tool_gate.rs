@@ -86,6 +86,51 @@ impl ToolGate {
         )
     }
 
+    /// [`Self::check`] for a server reached over HTTP (no channel to ask its list on
+    /// the side): a `read_only` decision uses the definitions its last `tools/list`
+    /// through this port gave, and a tool not seen there yet is refused (closed).
+    pub fn check_known(&self, method: &str, params: Option<&Value>) -> Result<(), Value> {
+        if method != "tools/call" {
+            return Ok(());
+        }
+        let rules = self.rules();
+        if rules.is_open() {
+            return Ok(());
+        }
+        let name = params
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let verdict = policy::decide_by_name(&rules, name).unwrap_or_else(|| {
+            let definition = self
+                .definitions
+                .read()
+                .ok()
+                .and_then(|d| d.get(name).cloned())
+                .unwrap_or(Value::Null);
+            policy::decide(&rules, name, &definition)
+        });
+        verdict.map_err(
+            |_| json!({"code": INVALID_PARAMS, "message": format!("unknown tool: {name}")}),
+        )
+    }
+
+    /// A `tools/list` answer (a whole message) filtered in place; the definitions kept.
+    pub fn filter_answer(&self, answer: &mut Value) {
+        if let Some(tools) = answer
+            .pointer_mut("/result/tools")
+            .and_then(Value::as_array_mut)
+        {
+            self.remember(tools);
+            policy::filter_tools(&self.rules(), tools);
+        }
+    }
+
+    /// Whether lists need filtering at all.
+    pub fn is_open(&self) -> bool {
+        self.rules().is_open()
+    }
+
     /// Reads the server's tools now (for a `read_only` decision).
     async fn relist(&self, upstream: &Upstream) -> HashMap<String, Value> {
         let Ok(answer) = upstream.request("tools/list", Some(json!({}))).await else {

@@ -710,3 +710,29 @@ fn member_sessions_are_bounded_and_a_busy_member_is_not_down() {
     });
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+/// A server that speaks HTTP itself: its own policy holds on its own port too (its
+/// lists filtered; a hidden tool's call refused before it is passed on).
+#[test]
+fn the_policy_of_a_server_speaking_http_holds_on_its_own_port() {
+    let web = free_port();
+    let wrapper = crate::common::repo_root().join("bench/mcpctl-gateway.sh");
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.web]\ncommand = \"sh\"\nargs = [\"{}\", \"{{port}}\", \"{}\"]\ntransport = \"streamable-http\"\nport = {web}\nenv = {{ MCPCTL = \"{}\" }}\ntools = {{ deny = [\"crash\", \"exit\"] }}\n",
+        wrapper.display(),
+        echo_bin(),
+        crate::common::bin()
+    ));
+    env.run_within(60, &["apply"]).success();
+    let session = open(web);
+    let names = tool_names(web, &session);
+    assert!(names.contains(&"echo".to_string()), "{names:?}");
+    assert!(!names.contains(&"crash".to_string()), "{names:?}");
+    let whoami =
+        |s: &str| call(web, s, "whoami", json!({}))["result"]["content"][0]["text"].clone();
+    let before = whoami(&session);
+    let refused = call(web, &session, "crash", json!({}));
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert_eq!(whoami(&session), before, "the server did not crash");
+    env.run_within(30, &["daemon", "stop"]).success();
+}
