@@ -18,6 +18,7 @@ mod gateway_cmd;
 mod import;
 mod init;
 mod issue28;
+mod issue28b;
 mod k8s;
 mod lifecycle;
 mod link;

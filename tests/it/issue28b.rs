@@ -1,0 +1,91 @@
+//! Regressions of issue 28, "What careful users broke" (the second batch): each test
+//! is named after the defect it pins down.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::common::{TestEnv, echo_bin, free_port, http, wait_for};
+
+/// One `mcp-echo` server on `port`, with `extra` lines in its block.
+fn echo_server(port: u16, extra: &str) -> String {
+    format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n{extra}",
+        echo_bin()
+    )
+}
+
+fn post(port: u16, session: Option<&str>, body: &Value) -> crate::common::HttpReply {
+    let mut headers = vec![("MCP-Protocol-Version", "2025-06-18")];
+    if let Some(s) = session {
+        headers.push(("Mcp-Session-Id", s));
+    }
+    http(port, "POST", "/mcp", &headers, body.to_string().as_bytes())
+}
+
+fn init_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+}
+
+/// Waits until `server status NAME` says `status` and `check` holds; that report.
+fn wait_status(env: &TestEnv, name: &str, status: &str, check: impl Fn(&Value) -> bool) -> Value {
+    wait_for(&format!("{name} to be {status}"), 30, || {
+        let s = env.server_status(name);
+        if s["status"] == status && check(&s) {
+            Ok(s)
+        } else {
+            Err(s.to_string())
+        }
+    })
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[test]
+fn issue28_a_stopped_server_with_a_call_in_flight_takes_no_new_sessions() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_server(
+        port,
+        "call_timeout = \"60s\"\nhealth = { interval = \"200ms\", timeout = \"200ms\", failures = 3 }\n",
+    ));
+    env.run_within(60, &["apply"]).success();
+    let session = crate::gateway::initialize(port);
+    let server = env.server_status("echo")["pids"][0].as_u64().unwrap() as u32;
+    signal(server, "-STOP");
+    let in_flight = std::thread::spawn({
+        let session = session.clone();
+        move || {
+            let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": "still here"}}});
+            post(port, Some(&session), &call).json()
+        }
+    });
+    let status = wait_status(&env, "echo", "unhealthy", |s| {
+        s["last_error"].as_str().is_some_and(|e| e.contains("busy"))
+    });
+    assert_eq!(status["restarts"], 0, "its call is not cut short: {status}");
+    // A new session is refused at once instead of waiting on the stopped process.
+    let refused = http(
+        port,
+        "POST",
+        "/mcp",
+        &[],
+        init_body().to_string().as_bytes(),
+    );
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    signal(server, "-CONT");
+    let answered = in_flight.join().unwrap();
+    assert_eq!(
+        answered["result"]["content"][0]["text"], "still here",
+        "{answered}"
+    );
+    wait_status(&env, "echo", "running", |_| true);
+    crate::gateway::initialize(port);
+}
