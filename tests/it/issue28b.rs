@@ -89,3 +89,43 @@ fn issue28_a_stopped_server_with_a_call_in_flight_takes_no_new_sessions() {
     wait_status(&env, "echo", "running", |_| true);
     crate::gateway::initialize(port);
 }
+
+/// The status line of a raw HTTP/1.1 request written as is to 127.0.0.1:`port`.
+fn raw_status(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = crate::common::connect(port);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn issue28_an_absolute_form_target_and_a_second_host_are_refused() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_server(port, ""));
+    env.run_within(60, &["apply"]).success();
+    let body = init_body().to_string();
+    let request = |target: &str, hosts: &[&str]| {
+        let mut head = format!("POST {target} HTTP/1.1\r\n");
+        for host in hosts {
+            head.push_str(&format!("Host: {host}\r\n"));
+        }
+        format!(
+            "{head}Connection: close\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let here = format!("127.0.0.1:{port}");
+    let absolute = raw_status(port, &request("http://evil.example/mcp", &[&here]));
+    assert!(absolute.contains(" 403 "), "{absolute}");
+    let two = raw_status(port, &request("/mcp", &[&here, "evil.example"]));
+    assert!(two.contains(" 400 "), "{two}");
+    let two = raw_status(port, &request("/mcp", &["evil.example", &here]));
+    assert!(two.contains(" 400 "), "{two}");
+    // The plain form still works.
+    let plain = raw_status(port, &request("/mcp", &[&here]));
+    assert!(plain.contains(" 200 "), "{plain}");
+}
