@@ -81,6 +81,38 @@ impl ConnectionLimits {
     }
 }
 
+/// The listen backlog when the system's maximum cannot be read (Linux's default
+/// `somaxconn` since 5.4).
+const FALLBACK_BACKLOG: u32 = 4096;
+
+/// Binds `addr` and listens with the system's largest backlog: a burst of connects
+/// beyond a small queue (the usual 128) is dropped by the kernel, and those clients
+/// retry only after a second or more, while the loop below could have taken them.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server gets its port back at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog(
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .as_deref(),
+    ))
+}
+
+/// The backlog to ask for, given the text of `net.core.somaxconn` (the kernel caps
+/// any request at that anyway).
+fn backlog(somaxconn: Option<&str>) -> u32 {
+    somaxconn
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(FALLBACK_BACKLOG)
+}
+
 /// Serves `app` on `listener` with the bounds of `limits`, uncounted (the daemon's own
 /// `/metrics`), until the task is aborted.
 pub async fn serve_plain(listener: TcpListener, app: Router, limits: ConnectionLimits) {
@@ -218,5 +250,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_is_the_systems_maximum() {
+        assert_eq!(backlog(Some("4096\n")), 4096);
+        assert_eq!(backlog(Some("65535")), 65535);
+        assert_eq!(backlog(Some("0")), FALLBACK_BACKLOG);
+        assert_eq!(backlog(Some("lots")), FALLBACK_BACKLOG);
+        assert_eq!(backlog(None), FALLBACK_BACKLOG);
     }
 }

@@ -202,7 +202,7 @@ pub async fn serve(
     tools: crate::policy::Rules,
 ) -> std::io::Result<Gateway> {
     let tools = tool_gate::ToolGate::new(tools);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = accept::bind(addr)?;
     let addr = listener.local_addr()?;
     let loopback = addr.ip().is_loopback();
     let max_sessions = Arc::new(AtomicUsize::new(limits.max_sessions.max(1)));

@@ -129,3 +129,39 @@ fn issue28_an_absolute_form_target_and_a_second_host_are_refused() {
     let plain = raw_status(port, &request("/mcp", &[&here]));
     assert!(plain.contains(" 200 "), "{plain}");
 }
+
+/// `net.core.somaxconn`, the largest listen backlog the kernel grants.
+fn somaxconn() -> usize {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(128)
+}
+
+#[test]
+fn issue28_a_burst_of_connects_fits_the_listen_backlog() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_server(port, ""));
+    env.run_within(60, &["apply"]).success();
+    // With the daemon stopped nothing is accepted: only the kernel's queue (the
+    // backlog) holds the burst, and a connect beyond it would hang in SYN retries.
+    let burst = somaxconn().min(2000) - 1;
+    let daemon = env.daemon_pid();
+    signal(daemon, "-STOP");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut held = Vec::with_capacity(burst);
+    let mut refused = None;
+    for n in 0..burst {
+        match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3)) {
+            Ok(stream) => held.push(stream),
+            Err(e) => {
+                refused = Some(format!("connect {n} of {burst}: {e}"));
+                break;
+            }
+        }
+    }
+    signal(daemon, "-CONT");
+    assert_eq!(refused, None, "the backlog should hold {burst} connects");
+    drop(held);
+    crate::gateway::initialize(port);
+}
