@@ -28,6 +28,19 @@ fn init_body() -> Value {
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
 }
 
+/// A 2025 session on `port`, whatever the server; its id.
+fn open_session(port: u16) -> String {
+    let reply = post(port, None, &init_body());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let session = reply
+        .header("mcp-session-id")
+        .expect("a session id")
+        .to_string();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(port, Some(&session), &initialized).status, 202);
+    session
+}
+
 /// Waits until `server status NAME` says `status` and `check` holds; that report.
 fn wait_status(env: &TestEnv, name: &str, status: &str, check: impl Fn(&Value) -> bool) -> Value {
     wait_for(&format!("{name} to be {status}"), 30, || {
@@ -164,4 +177,27 @@ fn issue28_a_burst_of_connects_fits_the_listen_backlog() {
     assert_eq!(refused, None, "the backlog should hold {burst} connects");
     drop(held);
     crate::gateway::initialize(port);
+}
+
+#[test]
+fn issue28_a_slow_starting_modern_server_is_found_modern_and_starts() {
+    let port = free_port();
+    // Discover is answered after the probe's 5 s of grace, when `initialize` has gone.
+    let env = TestEnv::with_config(&echo_server(
+        port,
+        "args = [\"--modern\", \"--discover-delay-ms\", \"6500\"]\nstart_timeout = \"40s\"\n",
+    ));
+    env.run_within(60, &["apply"]).success();
+    let status = env.server_status("echo");
+    assert_eq!(status["protocol"], "2026-07-28", "{status}");
+    assert_eq!(status["restarts"], 0, "{status}");
+    // A 2025 client reaches it through the bridge.
+    let session = open_session(port);
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "late but modern"}}});
+    let answered = post(port, Some(&session), &call).json();
+    assert_eq!(
+        answered["result"]["content"][0]["text"], "late but modern",
+        "{answered}"
+    );
 }
