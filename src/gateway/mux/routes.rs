@@ -21,7 +21,7 @@ use super::{
 use crate::gateway::lines::{self, Line};
 use crate::gateway::queue::Outbox;
 use crate::wire::era;
-use crate::wire::jsonrpc::{METHOD_NOT_FOUND, REQUEST_CANCELLED};
+use crate::wire::jsonrpc::{self, METHOD_NOT_FOUND, REQUEST_CANCELLED};
 
 /// A question of the child's, put to the client of one call.
 struct Asked {
@@ -44,6 +44,9 @@ struct Pending {
     deadline: Option<Instant>,
     /// Counted in [`Upstream::busy`] (not a ping, not a listen).
     busy: bool,
+    /// Its client can answer and its method can cause a server request: a candidate
+    /// for the child's questions.
+    askable: bool,
 }
 
 /// Where every message between the child and the calls goes: the table of calls in
@@ -131,6 +134,7 @@ impl Routes {
                     self.deadlines.insert((at, id));
                 }
                 let busy = !listen && method != "ping";
+                let askable = options.can_answer && jsonrpc::can_cause_server_requests(&method);
                 if busy {
                     self.busy.fetch_add(1, Ordering::Relaxed);
                 }
@@ -143,6 +147,7 @@ impl Routes {
                         progress_token,
                         deadline,
                         busy,
+                        askable,
                     },
                 );
             }
@@ -381,7 +386,7 @@ impl Routes {
         let mut candidates = self
             .pending
             .iter()
-            .filter(|(_, p)| p.options.can_answer)
+            .filter(|(_, p)| p.askable)
             .filter_map(|(id, p)| Some((*id, p.options.events.clone()?)));
         let only = match (candidates.next(), candidates.next()) {
             (Some(one), None) => Some(one),
