@@ -201,3 +201,35 @@ fn issue28_a_slow_starting_modern_server_is_found_modern_and_starts() {
         "{answered}"
     );
 }
+
+#[test]
+fn issue28_a_session_drained_by_a_scale_down_gets_404_at_once() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_server(
+        port,
+        "instances = 2\ndrain_timeout = \"1s\"\n",
+    ));
+    env.run_within(60, &["apply"]).success();
+    // Least-loaded placement: one session on each instance.
+    let sessions = [open_session(port), open_session(port)];
+    env.run_within(60, &["server", "scale", "echo", "--instances", "1"])
+        .success();
+    wait_status(&env, "echo", "running", |s| {
+        s["instances_running"] == 1 && s["instances_draining"] == 0
+    });
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    let mut statuses: Vec<(u16, String)> = sessions
+        .iter()
+        .map(|s| {
+            let reply = post(port, Some(s), &list);
+            (reply.status, reply.body)
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses[0].0, 200, "{statuses:?}");
+    assert!(statuses[0].1.contains("\"tools\""), "{statuses:?}");
+    assert_eq!(
+        statuses[1].0, 404,
+        "the drained session, at once: {statuses:?}"
+    );
+}

@@ -85,6 +85,11 @@ impl Upstream {
         self.ops.closed().await;
     }
 
+    /// Whether the mux has ended (see [`Upstream::closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.ops.is_closed()
+    }
+
     pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), Gone> {
         let op = Op::Notify {
             method: method.to_string(),
