@@ -60,8 +60,9 @@ pub trait Instances: Send + Sync + 'static {
         })
     }
 
-    /// Resolves once an instance is ready, or none is starting: a client that arrives
-    /// while the server starts waits for it instead of being refused. By default at once.
+    /// Resolves once an instance is ready, or none is starting or waiting to restart: a
+    /// client that arrives while the server starts waits for it instead of being
+    /// refused. By default at once.
     fn until_ready(&self) -> Waiting<'_> {
         Box::pin(std::future::ready(()))
     }

@@ -233,3 +233,31 @@ fn issue28_a_session_drained_by_a_scale_down_gets_404_at_once() {
         "the drained session, at once: {statuses:?}"
     );
 }
+
+#[test]
+fn issue28_requests_waiting_on_a_cold_start_wait_for_its_restart_when_it_is_killed() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_server(
+        port,
+        "args = [\"--start-delay-ms\", \"1500\"]\nrestart = \"on-failure\"\nstart_timeout = \"30s\"\n\
+         autoscale = { min = 0, max = 1, idle_after = \"1s\" }\n",
+    ));
+    crate::autoscale::apply_fast(&env);
+    crate::autoscale::wait_scaled_to_zero(&env, "echo", 30);
+    let waiters: Vec<_> = (0..50)
+        .map(|_| std::thread::spawn(move || post(port, None, &init_body()).status))
+        .collect();
+    // The cold start they asked for, killed while it starts.
+    let shim = wait_for("an instance starting", 20, || {
+        let s = env.server_status("echo");
+        match s["shim_pids"][0].as_u64() {
+            Some(pid) if s["status"] == "starting" => Ok(pid as u32),
+            _ => Err(s.to_string()),
+        }
+    });
+    signal(shim, "-KILL");
+    let statuses: Vec<u16> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    let status = env.server_status("echo");
+    assert!(status["restarts"].as_u64() >= Some(1), "{status}");
+}
