@@ -261,3 +261,76 @@ fn issue28_requests_waiting_on_a_cold_start_wait_for_its_restart_when_it_is_kill
     let status = env.server_status("echo");
     assert!(status["restarts"].as_u64() >= Some(1), "{status}");
 }
+
+/// Whether `fd` of this process has `O_NONBLOCK`, from `/proc/self/fdinfo`.
+fn nonblocking(fd: &impl std::os::fd::AsRawFd) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        .unwrap();
+    flags & 0o4000 != 0
+}
+
+#[test]
+fn issue28_connect_answers_what_was_asked_before_eof_and_null_ids_and_restores_blocking_stdio() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_server(port, ""));
+    env.run_within(60, &["apply"]).success();
+    // The client's ends share their open file descriptions with the bridge's.
+    let (stdin, mut to_bridge) = std::io::pipe().unwrap();
+    let (mut from_bridge, stdout) = std::io::pipe().unwrap();
+    let (stdin_seen, stdout_seen) = (stdin.try_clone().unwrap(), stdout.try_clone().unwrap());
+    let mut bridge = crate::common::KillOnDrop(
+        env.command(&["connect", "echo"])
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let messages = [
+        init_body().to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        json!({"jsonrpc": "2.0", "id": "slow", "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"ms": 500}}})
+        .to_string(),
+        json!({"jsonrpc": "2.0", "id": null, "method": "tools/list"}).to_string(),
+    ];
+    // Everything at once, then EOF: nothing waits for an answer first.
+    to_bridge
+        .write_all((messages.join("\n") + "\n").as_bytes())
+        .unwrap();
+    drop(to_bridge);
+    let exited = wait_for("connect to exit after EOF", 30, || {
+        bridge
+            .0
+            .try_wait()
+            .unwrap()
+            .ok_or("still running".to_string())
+    });
+    assert!(exited.success(), "{exited}");
+    drop(bridge);
+    assert!(!nonblocking(&stdin_seen), "stdin left non-blocking");
+    assert!(!nonblocking(&stdout_seen), "stdout left non-blocking");
+    // The last writer: the read below ends at EOF.
+    drop(stdout_seen);
+    let mut out = String::new();
+    from_bridge.read_to_string(&mut out).unwrap();
+    let answers: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let answer = |id: Value| answers.iter().find(|a| a["id"] == id).cloned();
+    let slow = answer(json!("slow")).unwrap_or_else(|| panic!("no answer to `slow`: {out}"));
+    assert!(
+        slow["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("slept 500 ms")),
+        "{slow}"
+    );
+    let null = answer(Value::Null).unwrap_or_else(|| panic!("no answer to id null: {out}"));
+    assert_eq!(null["error"]["code"], -32600, "{null}");
+}
