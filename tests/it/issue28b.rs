@@ -334,3 +334,48 @@ fn issue28_connect_answers_what_was_asked_before_eof_and_null_ids_and_restores_b
     let null = answer(Value::Null).unwrap_or_else(|| panic!("no answer to id null: {out}"));
     assert_eq!(null["error"]["code"], -32600, "{null}");
 }
+
+#[test]
+fn issue28_every_port_together_takes_at_most_the_daemon_wide_connections() {
+    let (a, b) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "{}\n[servers.other]\ncommand = \"{}\"\nport = {b}\n",
+        echo_server(a, ""),
+        echo_bin()
+    ));
+    let run = env
+        .command(&["apply"])
+        .env("MCPCTL_MAX_CONNECTIONS_TOTAL", "8")
+        .env("MCPCTL_HEADER_TIMEOUT_MS", "60000")
+        .output()
+        .unwrap();
+    crate::common::to_run(&["apply"], &run).success();
+    // Six idle connections on each port: twelve, where the daemon takes eight.
+    let idle: Vec<std::net::TcpStream> = [a, b]
+        .iter()
+        .flat_map(|&port| (0..6).map(move |_| crate::common::connect(port)))
+        .collect();
+    let open = || {
+        ["echo", "other"]
+            .iter()
+            .map(|name| {
+                env.server_status(name)["traffic"]["connections"]
+                    .as_u64()
+                    .unwrap_or(0)
+            })
+            .sum::<u64>()
+    };
+    wait_for("the daemon to hold 8 connections", 30, || match open() {
+        8 => Ok(()),
+        n => Err(format!("{n} open")),
+    });
+    // Each status is a round trip through the daemon's one thread: its accept loops
+    // have had their turns, and still hold no more.
+    for _ in 0..5 {
+        assert_eq!(open(), 8);
+    }
+    // A new client waits in the kernel's queue, and is served once they close.
+    let waiting = std::thread::spawn(move || post(a, None, &init_body()).status);
+    drop(idle);
+    assert_eq!(waiting.join().unwrap(), 200);
+}
