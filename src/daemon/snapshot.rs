@@ -156,6 +156,9 @@ impl Daemon {
                             last_exit: v.last_exit.clone(),
                             last_error: v.last_error.clone(),
                             protocol: v.upstream().map(Upstream::protocol),
+                            asked_roots_unprompted: v
+                                .upstream()
+                                .is_some_and(Upstream::asked_roots_unprompted),
                             per_session,
                             inner_port: v.inner_port,
                             usage: v.pid().and_then(|shim| samples.as_ref()?.usage(shim)),

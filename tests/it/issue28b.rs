@@ -379,3 +379,25 @@ fn issue28_every_port_together_takes_at_most_the_daemon_wide_connections() {
     drop(idle);
     assert_eq!(waiting.join().unwrap(), 200);
 }
+
+#[test]
+fn issue28_a_server_asking_for_roots_at_start_is_told_so_in_status() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_server(port, "args = [\"--roots-at-start\"]\n"));
+    env.run_within(60, &["apply"]).success();
+    let status = wait_for("the unprompted roots/list to be noticed", 30, || {
+        let s = env.server_status("echo");
+        match s["warnings"][0].as_str() {
+            Some(w) if w.contains("roots outside any call") => Ok(s),
+            _ => Err(s.to_string()),
+        }
+    });
+    assert_eq!(status["status"], "running", "{status}");
+    env.run(&["server", "status", "echo"])
+        .success()
+        .stdout_has("Warning:")
+        .stdout_has("reads its roots once at start sees none");
+    env.run(&["status"])
+        .success()
+        .stderr_has("warning: server `echo`: it asked for roots outside any call");
+}

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -69,6 +69,9 @@ pub(super) struct Routes {
     next_id: u64,
     /// A client's queue is more than half full: let its reader run before going on.
     pub(super) yield_soon: bool,
+    /// The child asked for `roots/list` with no call to put it to (at start, say), and
+    /// was told there are none: what `status` warns about.
+    pub(super) unprompted_roots: Arc<AtomicBool>,
 }
 
 impl Routes {
@@ -84,6 +87,7 @@ impl Routes {
             busy,
             next_id: 1,
             yield_soon: false,
+            unprompted_roots: Arc::default(),
         }
     }
 
@@ -422,6 +426,7 @@ impl Routes {
             }
             None if method == "roots/list" => {
                 // Unprompted: answer from configuration, which declares no roots.
+                self.unprompted_roots.store(true, Ordering::Relaxed);
                 let reply = json!({"jsonrpc": "2.0", "id": child_id, "result": {"roots": []}});
                 self.queue(&reply);
             }

@@ -216,6 +216,10 @@ fn a_server_request_with_no_single_call_to_answer_it_is_refused_and_roots_list_a
         sent[1],
         json!({"jsonrpc": "2.0", "id": 10, "result": {"roots": []}})
     );
+    assert!(
+        routes.unprompted_roots.load(Ordering::Relaxed),
+        "kept for status to warn about"
+    );
 }
 
 #[test]
