@@ -401,3 +401,30 @@ fn issue28_a_server_asking_for_roots_at_start_is_told_so_in_status() {
         .success()
         .stderr_has("warning: server `echo`: it asked for roots outside any call");
 }
+
+#[test]
+fn issue28_a_refused_handshake_is_the_reason_given_not_the_exit_it_caused() {
+    let port = free_port();
+    let env = TestEnv::new();
+    // Refuses every request, initialize included, and exits 0 when its stdin closes.
+    env.write(
+        "refuser.py",
+        "import json, sys\n\
+         for line in sys.stdin:\n\
+         \x20   msg = json.loads(line)\n\
+         \x20   if 'id' in msg and 'method' in msg:\n\
+         \x20       err = {'code': -32602, 'message': 'this server wants another version'}\n\
+         \x20       sys.stdout.write(json.dumps({'jsonrpc': '2.0', 'id': msg['id'], 'error': err}) + '\\n')\n\
+         \x20       sys.stdout.flush()\n",
+    );
+    env.write(
+        "mcpctl.toml",
+        &format!(
+            "version = 1\n[servers.refuser]\ncommand = \"python3\"\nargs = [\"refuser.py\"]\nport = {port}\nrestart = \"never\"\n"
+        ),
+    );
+    env.run_within(60, &["apply"])
+        .failure()
+        .stderr_has("initialize failed")
+        .stderr_has("this server wants another version");
+}
