@@ -131,6 +131,21 @@ pub struct EndpointStatus {
     pub down: Vec<String>,
     /// Tools the agent sees.
     pub tools: usize,
+    /// Calls routed to each member, since the endpoint was served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<MemberCalls>,
+}
+
+/// What an endpoint routed to one member.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberCalls {
+    pub member: String,
+    pub calls: u64,
+    /// Answered with an error (the member's, or the endpoint's: it was down).
+    pub errors: u64,
+    /// Per response-time bucket (not cumulative; the gateway's `BUCKETS`).
+    pub buckets: Vec<u64>,
+    pub sum_secs: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,6 +173,9 @@ pub struct DaemonStatus {
     /// The endpoints being served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<EndpointStatus>,
+    /// Endpoints the last apply could not serve, with why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoint_failures: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,6 +254,9 @@ pub struct InstanceStatus {
     pub restarts: u32,
     /// e.g. `exit code 1`, `killed by signal 9`.
     pub last_exit: Option<String>,
+    /// Why the daemon last restarted it on purpose (kept while it runs again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart: Option<String>,
     pub last_error: Option<String>,
     /// The protocol revision the child speaks, found by the era probe (stdio only).
     #[serde(default)]

@@ -57,14 +57,39 @@ fn git(dir: &Path, args: &[&str]) -> Result<Result<String, String>, Error> {
 /// from it (untracked counts as modified). `None` outside a repository, in one
 /// without commits, or without git.
 pub fn head(file: &Path) -> Option<(String, bool)> {
+    let [commit, status] = head_questions(file).map(|mut q| {
+        let out = q.output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    head_from(commit, status)
+}
+
+/// The two commands [`head`] runs (for a caller that runs them its own way: the
+/// daemon, whose children must be spawned where it lists them): the commit, and the
+/// file's status. Their stdout goes to [`head_from`].
+pub fn head_questions(file: &Path) -> [Command; 2] {
     let (dir, name) = split(file);
-    let commit = git(dir, &["rev-parse", "--verify", "-q", "HEAD"])
-        .ok()?
-        .ok()?;
-    let status = git(dir, &["status", "--porcelain", "--", &name])
-        .ok()?
-        .ok()?;
-    Some((commit.trim().to_string(), !status.trim().is_empty()))
+    let ask = |args: &[&str]| {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        cmd
+    };
+    [
+        ask(&["rev-parse", "--verify", "-q", "HEAD"]),
+        ask(&["status", "--porcelain", "--", &name]),
+    ]
+}
+
+/// PURE. [`head`]'s answer from what its two questions printed (`None`: it failed).
+pub fn head_from(commit: Option<String>, status: Option<String>) -> Option<(String, bool)> {
+    Some((commit?.trim().to_string(), !status?.trim().is_empty()))
 }
 
 /// The text of `file` at `rev`, with the full commit id `rev` names.

@@ -42,14 +42,43 @@ pub fn start_timeout() -> Duration {
 /// within `timeout`. The file is never edited: a server it says is stopped was
 /// stopped on purpose, and a client launching `connect` does not overrule that.
 pub fn reach(config: &Path, name: &str, timeout: Duration) -> Result<Target, Unavailable> {
+    if let Some(endpoint) = declared_endpoint(config, name) {
+        if !endpoint_served(config, name)? {
+            start(config, name, ApplyOptions::default(), timeout)?;
+        }
+        return Ok(Target {
+            url: endpoint.url(),
+            bearer: None,
+        });
+    }
     let spec = declared(config, name)?;
     if needs_start(config, name)? {
-        start(config, name, timeout)?;
+        let options = ApplyOptions {
+            only: vec![name.to_string()],
+            ..ApplyOptions::default()
+        };
+        start(config, name, options, timeout)?;
         if let Some(why) = gone(config, name) {
             return Err(Unavailable(why));
         }
     }
     target_of(&spec)
+}
+
+/// NAME as an endpoint of the file, when it is one.
+fn declared_endpoint(config: &Path, name: &str) -> Option<crate::model::endpoint::EndpointSpec> {
+    let loaded = crate::config::load(config).ok()?;
+    loaded.config.endpoints.get(name).cloned()
+}
+
+/// Whether the daemon serves endpoint `name` now (`false` too when none runs).
+fn endpoint_served(config: &Path, name: &str) -> Result<bool, Unavailable> {
+    match client::ask(config, &Request::Status) {
+        Ok(Reply::Status { status }) => Ok(status.endpoints.iter().any(|e| e.name == name)),
+        Ok(other) => Err(Unavailable(format!("unexpected daemon reply: {other:?}"))),
+        Err(client::Error::NotRunning(_)) => Ok(false),
+        Err(e) => Err(Unavailable(e.to_string())),
+    }
 }
 
 /// NAME as the file declares it, when it can be reached at all.
@@ -90,6 +119,10 @@ fn target_of(spec: &ServerSpec) -> Result<Target, Unavailable> {
 
 /// NAME's bearer as the file has it now (after a rotation, say).
 pub fn current_bearer(config: &Path, name: &str) -> Result<Option<SecretString>, Unavailable> {
+    if declared_endpoint(config, name).is_some() {
+        // Endpoints bind loopback only and have no bearer of their own.
+        return Ok(None);
+    }
     bearer(&declared(config, name)?)
 }
 
@@ -123,9 +156,15 @@ fn needs_start(config: &Path, name: &str) -> Result<bool, Unavailable> {
     }
 }
 
-/// Starts the daemon (as every command does) and has it converge NAME alone, within
-/// `timeout`; its progress goes to stderr, never to stdout (the client's channel).
-fn start(config: &Path, name: &str, timeout: Duration) -> Result<(), Unavailable> {
+/// Starts the daemon (as every command does) and has it converge (NAME alone, for a
+/// server; the file, for an endpoint), within `timeout`; its progress goes to stderr,
+/// never to stdout (the client's channel).
+fn start(
+    config: &Path,
+    name: &str,
+    options: ApplyOptions,
+    timeout: Duration,
+) -> Result<(), Unavailable> {
     let (done, result) = std::sync::mpsc::channel();
     let (config_path, server) = (config.to_path_buf(), name.to_string());
     // A thread, so the wait is bounded whatever the daemon does; left behind on a
@@ -134,10 +173,6 @@ fn start(config: &Path, name: &str, timeout: Duration) -> Result<(), Unavailable
         .name("connect-start".into())
         .spawn(move || {
             let applied = client::connect_or_start(&config_path).and_then(|stream| {
-                let options = ApplyOptions {
-                    only: vec![server.clone()],
-                    ..ApplyOptions::default()
-                };
                 client::request(stream, &Request::Apply(Box::new(options)), |line| {
                     crate::note!("mcpctl connect {server}: {}", line.trim_end());
                 })
@@ -166,6 +201,13 @@ fn start(config: &Path, name: &str, timeout: Duration) -> Result<(), Unavailable
 /// dropped it or says stopped, no daemon runs, or the daemon no longer runs it (or it
 /// exited, or loops crashing). `None` while it runs or (re)starts.
 pub fn gone(config: &Path, name: &str) -> Option<String> {
+    if declared_endpoint(config, name).is_some() {
+        return match endpoint_served(config, name) {
+            Ok(true) => None,
+            Ok(false) => Some(format!("endpoint `{name}` is no longer served")),
+            Err(why) => Some(why.0),
+        };
+    }
     if let Err(why) = declared(config, name) {
         return Some(why.0);
     }

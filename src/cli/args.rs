@@ -255,7 +255,7 @@ pub enum ClientCommand {
     /// it was first is kept in .mcpctl/client-backups/. An entry of the same name that
     /// is not mcpctl's, or that was edited by hand, is refused unless --force.
     #[command(
-        after_help = "Examples:\n  mcpctl client link claude-desktop\n  mcpctl client link cursor --scope project --only github --dry-run"
+        after_help = "Examples:\n  mcpctl client link claude-desktop\n  mcpctl client link cursor --scope project --only github --dry-run\n  mcpctl client link claude-code --endpoint work   # one entry for the endpoint work"
     )]
     Link {
         /// claude-desktop | claude-code | cursor | vscode | windsurf | zed | codex
@@ -272,6 +272,9 @@ pub enum ClientCommand {
         /// Only these servers
         #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
         only: Option<Vec<String>>,
+        /// Link this endpoint (one entry for its whole set of servers), beside the others
+        #[arg(long, value_name = "NAME")]
+        endpoint: Option<String>,
         /// Replace entries of the same name that are not mcpctl's or were edited
         #[arg(long)]
         force: bool,

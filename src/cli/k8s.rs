@@ -141,11 +141,23 @@ pub(super) fn converge(
         kubectl.args(["--context", context]);
     }
     let verb = if apply { "apply" } else { "diff" };
-    kubectl
-        .arg(verb)
-        .args(["--server-side", "--field-manager=mcpctl", "-f"])
-        .arg(dir.path());
-    let status = kubectl.status().map_err(|e| {
+    // A cluster that does not answer fails the call instead of hanging it.
+    kubectl.arg(verb).args([
+        "--server-side",
+        "--field-manager=mcpctl",
+        "--request-timeout=60s",
+    ]);
+    if apply {
+        // What mcpctl made and the file no longer has (a removed server, an HPA left by a
+        // switch to a fixed count) goes: everything mcpctl manages in the namespace is
+        // the file's. Secrets are never pruned (they may be the user's own).
+        kubectl.args(["--prune", "-l", "app.kubernetes.io/managed-by=mcpctl"]);
+        for kind in PRUNED {
+            kubectl.arg(format!("--prune-allowlist={kind}"));
+        }
+    }
+    kubectl.arg("-f").arg(dir.path());
+    let status = run_bounded(kubectl).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::Failed(
                 "kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/), or `mcpctl render k8s --output DIR` and apply that folder yourself".into(),
@@ -166,6 +178,34 @@ pub(super) fn converge(
                 |c| format!("exit code {c}")
             )
         ))),
+    }
+}
+
+/// The kinds `apply --target k8s` prunes when the file no longer has them.
+const PRUNED: [&str; 4] = [
+    "apps/v1/Deployment",
+    "core/v1/Service",
+    "core/v1/ConfigMap",
+    "autoscaling/v2/HorizontalPodAutoscaler",
+];
+
+/// How long one kubectl may run before it is killed.
+const KUBECTL_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs kubectl to its end, killed past [`KUBECTL_LIMIT`] (a stuck one must not hang
+/// the command).
+fn run_bounded(mut kubectl: Command) -> std::io::Result<std::process::ExitStatus> {
+    let mut child = kubectl.spawn()?;
+    let deadline = std::time::Instant::now() + KUBECTL_LIMIT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            return child.wait();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

@@ -27,16 +27,27 @@ pub(super) fn run(path: &Path, cmd: ClientCommand) -> Result<u8, Error> {
             config_path,
             dry_run,
             only,
+            endpoint,
             force,
-        } => link(
-            path,
-            &client,
-            scope,
-            config_path,
-            dry_run,
-            only.as_deref(),
-            force,
-        ),
+        } => {
+            // An endpoint is linked by name, beside what the client already has.
+            let only = match (only, endpoint) {
+                (Some(mut only), Some(endpoint)) => {
+                    only.push(endpoint);
+                    Some(only)
+                }
+                (only, endpoint) => only.or(endpoint.map(|e| vec![e])),
+            };
+            link(
+                path,
+                &client,
+                scope,
+                config_path,
+                dry_run,
+                only.as_deref(),
+                force,
+            )
+        }
         ClientCommand::Unlink {
             client,
             scope,
@@ -186,13 +197,21 @@ impl Wanted {
     }
 }
 
-/// The entries for every server the file runs (`only`: those named).
+/// The entries for every server the file runs (`only`: those named, endpoints too).
 fn entries(config: &Path, client: Client, only: Option<&[String]>) -> Result<Vec<Wanted>, Error> {
     let loaded = crate::config::load(config)?;
     if let Some(only) = only {
         for name in only {
-            if !loaded.config.servers.contains_key(name) {
-                let known: Vec<String> = loaded.config.servers.keys().cloned().collect();
+            if !loaded.config.servers.contains_key(name)
+                && !loaded.config.endpoints.contains_key(name)
+            {
+                let known: Vec<String> = loaded
+                    .config
+                    .servers
+                    .keys()
+                    .chain(loaded.config.endpoints.keys())
+                    .cloned()
+                    .collect();
                 return Err(crate::config::edit::unknown_server(name, &known).into());
             }
         }
@@ -229,6 +248,32 @@ fn entries(config: &Path, client: Client, only: Option<&[String]>) -> Result<Vec
             args: spec.args.clone(),
             url: spec.url.clone(),
             link_url,
+        });
+    }
+    // Endpoints are linked only when named: one entry for the whole set.
+    for (name, spec) in &loaded.config.endpoints {
+        if !only.is_some_and(|o| o.contains(name)) {
+            continue;
+        }
+        let target = Target {
+            name: name.clone(),
+            url: spec.url(),
+            bearer_var: None,
+        };
+        let connect = [
+            exe.clone(),
+            "-f".into(),
+            file.clone(),
+            "connect".into(),
+            name.clone(),
+        ];
+        out.push(Wanted {
+            name: name.clone(),
+            value: entry(client, &target, &connect),
+            command: None,
+            args: Vec::new(),
+            url: None,
+            link_url: spec.url(),
         });
     }
     Ok(out)

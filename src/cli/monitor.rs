@@ -282,6 +282,7 @@ mod tests {
             uptime_secs: None,
             restarts: 0,
             last_exit: None,
+            last_restart: None,
             last_error: None,
             protocol: None,
             asked_roots_unprompted: false,
@@ -320,6 +321,7 @@ mod tests {
             usage: None,
             applied: None,
             endpoints: Vec::new(),
+            endpoint_failures: Default::default(),
         }
     }
 

@@ -35,8 +35,13 @@ pub(super) fn validate(path: &Path, all: bool) -> Result<u8, Error> {
     super::warn_about(&loaded.config.servers, true);
     let servers = loaded.config.servers.len();
     let profiles = loaded.config.profiles.len();
+    let endpoints = match loaded.config.endpoints.len() {
+        0 => String::new(),
+        1 => ", 1 endpoint".to_string(),
+        n => format!(", {n} endpoints"),
+    };
     print(&format!(
-        "{} is valid: {servers} server{}, {profiles} profile{}{note}\n",
+        "{} is valid: {servers} server{}, {profiles} profile{}{endpoints}{note}\n",
         path.display(),
         if servers == 1 { "" } else { "s" },
         if profiles == 1 { "" } else { "s" },
@@ -99,7 +104,8 @@ pub(super) fn plan(path: &Path, args: &PlanArgs) -> Result<u8, Error> {
     } else {
         load_unlocked(path)?
     };
-    let plan = make_plan(&loaded.config.servers, &observed);
+    let plan = make_plan(&loaded.config.servers, &observed)
+        .with_endpoints(&loaded.config.endpoints, &observed);
     let text = match args.format {
         Format::Json => render::plan_json(&plan),
         Format::Text => render::plan_text(&plan, colour()),

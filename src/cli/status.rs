@@ -62,6 +62,12 @@ struct Report {
     /// Client sessions' own instances running (`sharing = "per-session"`).
     session_instances: usize,
     last_exit: Option<String>,
+    /// Why the daemon last restarted an instance on purpose (a limit, a health check).
+    last_restart: Option<String>,
+    /// Fields the file changed that `apply` has not applied yet (what is shown is what
+    /// runs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<String>,
     last_error: Option<String>,
     /// What the running child speaks (`2026-07-28`, `2025-11-25`, ...).
     protocol: Option<String>,
@@ -94,7 +100,27 @@ fn kebab<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
+/// The fields whose value in the file differs from what runs (secrets aside: the file
+/// is not decrypted here), for `pending`.
+fn pending(file: &ServerSpec, running: &ServerSpec) -> Vec<String> {
+    let runs = running.attributes();
+    file.attributes()
+        .into_iter()
+        .filter(|a| !a.sensitive)
+        .filter(|a| {
+            runs.iter()
+                .find(|r| r.name == a.name)
+                .is_none_or(|r| r.value != a.value)
+        })
+        .map(|a| a.name.to_string())
+        .collect()
+}
+
+/// A server as `status` shows it: what runs (the file's spec when nothing does), and
+/// the file's changes not applied yet.
+fn report(file: &ServerSpec, running: Option<&ServerStatus>) -> Report {
+    let spec = running.map_or(file, |r| &r.spec);
+    let pending = running.map(|r| pending(file, &r.spec)).unwrap_or_default();
     let endpoint = |kind: &str| {
         spec.endpoints()
             .into_iter()
@@ -103,7 +129,7 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
     };
     let status = match running {
         Some(r) => r.status.clone(),
-        None if spec.state == State::Stopped => "stopped".into(),
+        None if file.state == State::Stopped => "stopped".into(),
         None => "not running".into(),
     };
     let instances = running.map(|r| r.instances.as_slice()).unwrap_or_default();
@@ -146,6 +172,8 @@ fn report(spec: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         autoscale: spec.autoscale.map(|a| a.describe()),
         last_scale: running.and_then(|r| r.last_scale.clone()),
         last_exit: instances.iter().find_map(|i| i.last_exit.clone()),
+        last_restart: instances.iter().find_map(|i| i.last_restart.clone()),
+        pending,
         last_error: instances.iter().find_map(|i| i.last_error.clone()),
         protocol: instances.iter().find_map(|i| i.protocol.clone()),
         usage: total_usage(instances.iter().filter_map(|i| i.usage.as_ref())),
@@ -223,6 +251,7 @@ struct EndpointReport {
 fn endpoint_reports(
     config: &crate::model::Config,
     running: &[crate::api::EndpointStatus],
+    failures: &std::collections::BTreeMap<String, String>,
 ) -> Vec<EndpointReport> {
     config
         .endpoints
@@ -232,7 +261,10 @@ fn endpoint_reports(
             EndpointReport {
                 endpoint: spec.name.clone(),
                 status: match live {
-                    None => "stopped".into(),
+                    None => match failures.get(&spec.name) {
+                        Some(why) => format!("failed: {why}"),
+                        None => "stopped".into(),
+                    },
                     Some(e) if e.down.is_empty() => "running".into(),
                     Some(e) => format!(
                         "degraded: {} down",
@@ -283,9 +315,11 @@ fn reports_origin_endpoints(path: &Path) -> Result<Reports, Error> {
             out.push(rep);
         }
     }
+    let none = std::collections::BTreeMap::new();
     let endpoints = endpoint_reports(
         &loaded.config,
         status.as_ref().map_or(&[][..], |s| &s.endpoints[..]),
+        status.as_ref().map_or(&none, |s| &s.endpoint_failures),
     );
     Ok((out, origin, endpoints))
 }
@@ -397,6 +431,17 @@ pub(super) fn status(path: &Path, format: Format) -> Result<u8, Error> {
         }
     }
     let mut text = format!("{head}{}", table(&rows));
+    let pending: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.pending.is_empty())
+        .map(|r| format!("  {}: {}", r.server, r.pending.join(", ")))
+        .collect();
+    if !pending.is_empty() {
+        text.push_str(&format!(
+            "\nShown is what runs; changed in the file and not applied yet (`mcpctl apply`):\n{}\n",
+            pending.join("\n")
+        ));
+    }
     if !endpoints.is_empty() {
         let mut rows = vec![["ENDPOINT", "STATUS", "URL", "MEMBERS", "TOOLS"].map(String::from)];
         for e in &endpoints {
@@ -504,6 +549,18 @@ pub(super) fn server_status(
                 (
                     "Last Error",
                     r.last_error.clone().unwrap_or_else(|| "-".into()),
+                ),
+                (
+                    "Last Restart",
+                    r.last_restart.clone().unwrap_or_else(|| "-".into()),
+                ),
+                (
+                    "Pending",
+                    if r.pending.is_empty() {
+                        "-".into()
+                    } else {
+                        format!("{} (in the file, not applied)", r.pending.join(", "))
+                    },
                 ),
                 (
                     "CPU",

@@ -59,6 +59,9 @@ pub(super) fn tools(path: &Path, name: &str, all: bool, format: Format) -> Resul
     ok()
 }
 
+/// The widest cell shown (`--format json` has every name whole).
+const MAX_CELL: usize = 96;
+
 /// The report as a table: the shown tools, then (with `--all`) the hidden ones.
 fn render(report: &ToolsReport, all: bool) -> String {
     let endpoint = report.kind == "endpoint";
@@ -87,6 +90,14 @@ fn render(report: &ToolsReport, all: bool) -> String {
             row.push(why);
         }
         rows.push(row);
+    }
+    // A member decides its names: a cell is cut to what a terminal shows.
+    for row in &mut rows {
+        for cell in row.iter_mut() {
+            if cell.chars().count() > MAX_CELL {
+                *cell = format!("{}…", cell.chars().take(MAX_CELL - 1).collect::<String>());
+            }
+        }
     }
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
@@ -122,4 +133,29 @@ fn render(report: &ToolsReport, all: bool) -> String {
         out.push_str(&format!("note: {}\n", crate::import::plan::printable(note)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ToolLine;
+
+    #[test]
+    fn a_name_of_any_length_is_shown_cut_not_a_panic() {
+        let report = ToolsReport {
+            kind: "endpoint".into(),
+            name: "ep".into(),
+            shown: vec![ToolLine {
+                name: "n".repeat(1_000_000),
+                member: Some("m".into()),
+                original: "o".repeat(1_000_000),
+                description: None,
+                why: None,
+            }],
+            ..ToolsReport::default()
+        };
+        let text = render(&report, true);
+        assert!(text.lines().all(|l| l.chars().count() < 400), "cut");
+        assert!(text.contains('…'));
+    }
 }

@@ -46,6 +46,8 @@ impl Directory for Members {
                 address: None,
                 state: MemberState::Down("not running".into()),
                 idle: false,
+                can_idle: false,
+                generation: 0,
                 policy: crate::policy::Rules::default(),
             })
     }
@@ -96,6 +98,7 @@ impl Daemon {
     ) -> Vec<String> {
         self.refresh_members().await;
         let mut failures = Vec::new();
+        let mut why_not = BTreeMap::new();
         let mut running = self.endpoints.lock().await;
         let gone: Vec<String> = running
             .keys()
@@ -137,12 +140,14 @@ impl Daemon {
                     running.insert(name.clone(), rt);
                 }
                 Err(why) => {
+                    why_not.insert(name.clone(), why.clone());
                     let why = format!("endpoint {name}: {why}");
                     let _ = progress.send(why.clone()).await;
                     failures.push(why);
                 }
             }
         }
+        *self.endpoint_failures.lock().await = why_not;
         failures
     }
 
@@ -152,12 +157,14 @@ impl Daemon {
     ) -> Result<EndpointRuntime, String> {
         let directory: Arc<dyn Directory> = self.members.clone();
         let endpoint = Endpoint::new(spec.clone(), directory).map_err(|e| e.to_string())?;
+        endpoint.prime().await;
         let instances = EndpointInstances::new(Arc::clone(&endpoint))
             .await
             .map_err(|e| e.to_string())?;
         let catalog = tokio::spawn(Arc::clone(&endpoint).run_catalog());
         let limits = gateway::Limits {
             max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
+            session_idle: crate::model::spec::DEFAULT_SESSION_IDLE,
             connections: gateway::accept::ConnectionLimits::from_env(),
             replicas: None,
         };
@@ -210,6 +217,8 @@ fn member_info(rt: &ServerRuntime, bearer: Option<SecretString>) -> MemberInfo {
         address: None,
         state: MemberState::Down(why),
         idle: false,
+        can_idle: false,
+        generation: 0,
         policy: spec.tools.rules(),
     };
     let Some(gateway) = &rt.gateway else {
@@ -248,10 +257,18 @@ fn member_info(rt: &ServerRuntime, bearer: Option<SecretString>) -> MemberInfo {
         );
         MemberState::Down(phase)
     };
+    // Instance ids are never reused while the daemon runs: a new set means new
+    // processes (a restart, a replace), whose lists may differ.
+    let generation = rt.instances.iter().fold(0u64, |g, h| {
+        g.wrapping_mul(1_000_003)
+            .wrapping_add(u64::from(h.index) + 1)
+    });
     MemberInfo {
         address,
         state,
         idle,
+        can_idle: spec.autoscale.is_some_and(|a| a.min == 0),
+        generation,
         policy,
     }
 }
@@ -272,6 +289,7 @@ impl Daemon {
                     .map(|(m, why)| format!("{m}: {why}"))
                     .collect(),
                 tools: rt.endpoint.table().tools.listed.len(),
+                calls: rt.endpoint.calls(),
             })
             .collect()
     }

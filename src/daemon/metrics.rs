@@ -328,6 +328,7 @@ impl Collector for Scrape {
                 .map(|(l, m)| (l.clone(), ConstCounter::new(m.errors)))
                 .collect(),
         )?;
+        encode_endpoints(&mut encoder, &status.endpoints)?;
         if !methods.is_empty() {
             let mut metric = encoder.encode_descriptor(
                 "mcpctl_request_duration",
@@ -349,4 +350,82 @@ impl Collector for Scrape {
         }
         Ok(())
     }
+}
+
+/// Per endpoint: members up, tools shown; per endpoint and member (the members of the
+/// file: a bounded label set): calls, errors, latency.
+fn encode_endpoints(
+    encoder: &mut DescriptorEncoder,
+    endpoints: &[crate::api::EndpointStatus],
+) -> Result<(), std::fmt::Error> {
+    let up: Vec<(Labels<'_>, u64)> = endpoints
+        .iter()
+        .map(|e| {
+            let up = e.members.len().saturating_sub(e.down.len());
+            (vec![("endpoint", e.name.as_str())], up as u64)
+        })
+        .collect();
+    family(
+        encoder,
+        "mcpctl_endpoint_members_up",
+        "Members of an endpoint that are up.",
+        None,
+        gauges(up),
+    )?;
+    let tools: Vec<(Labels<'_>, u64)> = endpoints
+        .iter()
+        .map(|e| (vec![("endpoint", e.name.as_str())], e.tools as u64))
+        .collect();
+    family(
+        encoder,
+        "mcpctl_endpoint_tools",
+        "Tools an endpoint shows to agents.",
+        None,
+        gauges(tools),
+    )?;
+    let calls: Vec<(Labels<'_>, &crate::api::MemberCalls)> = endpoints
+        .iter()
+        .flat_map(|e| {
+            e.calls.iter().map(move |c| {
+                (
+                    vec![("endpoint", e.name.as_str()), ("member", c.member.as_str())],
+                    c,
+                )
+            })
+        })
+        .collect();
+    family(
+        encoder,
+        "mcpctl_endpoint_calls",
+        "Calls an endpoint routed to a member.",
+        None,
+        counters(calls.iter().map(|(l, c)| (l.clone(), c.calls)).collect()),
+    )?;
+    family(
+        encoder,
+        "mcpctl_endpoint_call_errors",
+        "Calls an endpoint routed to a member that were answered with an error.",
+        None,
+        counters(calls.iter().map(|(l, c)| (l.clone(), c.errors)).collect()),
+    )?;
+    if !calls.is_empty() {
+        let mut metric = encoder.encode_descriptor(
+            "mcpctl_endpoint_call_duration",
+            "Time a member took to answer a call routed by an endpoint.",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (labels, c) in &calls {
+            let buckets: Vec<(f64, u64)> = BUCKETS
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(c.buckets.iter().copied())
+                .collect();
+            metric
+                .encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(c.sum_secs, c.calls, &buckets, None)?;
+        }
+    }
+    Ok(())
 }

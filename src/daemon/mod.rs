@@ -20,6 +20,7 @@ mod error;
 mod inner_port;
 mod instances;
 mod metrics;
+mod named_tasks;
 mod pool;
 mod procs;
 mod reconciler;
@@ -131,6 +132,8 @@ pub struct Daemon {
     applied: std::sync::Mutex<Option<crate::api::AppliedFrom>>,
     /// The endpoints being served.
     endpoints: Mutex<BTreeMap<String, endpoints::EndpointRuntime>>,
+    /// Endpoints the last apply could not serve, with why (for `status`).
+    endpoint_failures: Mutex<BTreeMap<String, String>>,
     /// What endpoints know of the servers (where each listens, whether it is up).
     members: Arc<endpoints::Members>,
     /// Whether `network = "isolated"` servers get a network namespace here, or why not
@@ -185,6 +188,7 @@ impl Daemon {
         Ok(Self {
             isolation,
             endpoints: Mutex::default(),
+            endpoint_failures: Mutex::default(),
             members: Arc::default(),
             source,
             config_path,

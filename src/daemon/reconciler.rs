@@ -77,7 +77,6 @@ impl Daemon {
                 BTreeMap::new(),
             ),
         };
-        self.serve_metrics(metrics, &progress).await;
         if let Some(name) = options
             .only
             .iter()
@@ -100,8 +99,10 @@ impl Daemon {
                 return Err(ApplyError::Stale(moved.join(", ")));
             }
         }
+        // Only an apply that goes ahead moves `/metrics`.
+        self.serve_metrics(metrics, &progress).await;
         if let Some(digest) = digest {
-            self.record_applied(digest, options.origin.as_ref());
+            self.record_applied(digest, options.origin.as_ref()).await;
         }
         self.remember(&servers, &options, &secrets).await;
         let plan = crate::plan::focus(
@@ -115,7 +116,7 @@ impl Daemon {
             endpoints: BTreeMap::new(),
         };
         if plan.has_changes() {
-            let mut tasks = tokio::task::JoinSet::new();
+            let mut tasks = super::named_tasks::NamedTasks::new();
             for action in plan
                 .actions
                 .into_iter()
@@ -125,13 +126,20 @@ impl Daemon {
                 let this = Arc::clone(self);
                 let options = options.clone();
                 let secrets = Arc::clone(&secrets);
-                tasks.spawn(
-                    async move { this.execute(action, &options, &progress, &secrets).await },
-                );
+                let server = action.server.clone();
+                tasks.spawn(server, async move {
+                    this.execute(action, &options, &progress, &secrets).await
+                });
             }
-            while let Some(result) = tasks.join_next().await {
-                if let Ok(Err(failure)) = result {
-                    outcome.failures.push(failure);
+            while let Some((server, result)) = tasks.join_next().await {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(failure)) => outcome.failures.push(failure),
+                    // A step that panicked did not succeed.
+                    Err(why) => outcome.failures.push(ServerError::Backend {
+                        server,
+                        why: format!("its apply step {why}"),
+                    }),
                 }
             }
             self.persist().await;
@@ -155,15 +163,11 @@ impl Daemon {
     /// Records where the text being applied came from: the client's account of it
     /// (commit, modified) when it is of the same text; else (a watch, the daemon's
     /// first apply, a file saved in between) git is asked here.
-    fn record_applied(&self, digest: String, origin: Option<&crate::api::AppliedFrom>) {
+    async fn record_applied(&self, digest: String, origin: Option<&crate::api::AppliedFrom>) {
         let mut applied = match origin.filter(|o| o.file_digest == digest) {
             Some(told) => told.clone(),
             None => {
-                // On the daemon's one thread, and waited for there (a few ms): the
-                // daemon is a subreaper whose SIGCHLD sweep, on this same thread,
-                // kills any child that is not a shim, so git must be done and reaped
-                // before that sweep can run. (From a blocking thread, it was killed.)
-                let head = crate::git::head(&self.config_path);
+                let head = self.git_head().await;
                 crate::api::AppliedFrom {
                     file_digest: digest,
                     modified: head.as_ref().is_some_and(|(_, m)| *m),
@@ -176,6 +180,18 @@ impl Daemon {
         if let Ok(mut slot) = self.applied.lock() {
             *slot = Some(applied);
         }
+    }
+
+    /// Where the file stands in git, asked without blocking the daemon's runtime: git
+    /// runs as a child of the spawner, which lists it (the SIGCHLD sweep kills any
+    /// child it does not list), and its answer is awaited.
+    async fn git_head(&self) -> Option<(String, bool)> {
+        let mut answers = Vec::new();
+        for question in crate::git::head_questions(&self.config_path) {
+            answers.push(self.spawner.output(question).await);
+        }
+        let mut answers = answers.into_iter();
+        crate::git::head_from(answers.next().flatten(), answers.next().flatten())
     }
 
     /// Records what this apply asks for: the whole file, or (for a focused apply) the
@@ -247,12 +263,17 @@ impl Daemon {
     }
 
     pub(super) async fn stop_everything(&self) {
+        // An apply under way finishes first (bounded), so nothing it starts outlives
+        // the stop; past the bound the stop goes ahead.
+        let _no_apply = tokio::time::timeout(Duration::from_secs(60), self.applying.lock()).await;
         let runtimes: Vec<ServerRuntime> = std::mem::take(&mut *self.servers.lock().await)
             .into_values()
             .collect();
+        // Instances scaled away and still draining are stopped too.
         let stops = runtimes.iter().flat_map(|rt| {
             rt.instances
                 .iter()
+                .chain(&rt.draining)
                 .map(|h| (h.clone(), rt.spec.stop_timeout))
         });
         stop_all(stops, false).await;
@@ -327,6 +348,7 @@ impl Daemon {
                             .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned());
                         let limits = gateway::Limits {
                             max_sessions: spec.max_sessions,
+                            session_idle: spec.session_idle,
                             connections: gateway::accept::ConnectionLimits::from_env(),
                             replicas: match &self.source {
                                 Source::Fixed { replicas, .. } => replicas.clone(),

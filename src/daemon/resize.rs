@@ -100,6 +100,7 @@ impl Daemon {
         rt.pool.set(&rt.instances);
         if let Some(gateway) = &rt.gateway {
             gateway.set_max_sessions(spec.max_sessions);
+            gateway.set_session_idle(spec.session_idle);
             if spec.tools != rt.spec.tools {
                 gateway.set_tool_policy(spec.tools.rules());
                 // Open sessions hear it once: their list is not what it was.
@@ -144,7 +145,10 @@ impl Daemon {
                     humantime::format_duration(r.drain_timeout)
                 ))
                 .await;
-            drain(&r.scaled_away, r.drain_timeout).await;
+            // Scaling to zero was decided with no session in use or seen within
+            // `idle_after`: sessions left without a DELETE do not hold the drain (their
+            // clients get 404 and initialize again); calls in flight still do.
+            drain(&r.scaled_away, r.drain_timeout, r.after > 0).await;
         }
         let stopping = r.retired.iter().chain(&r.scaled_away);
         stop_all(stopping.map(|h| (h.clone(), r.stop_timeout)), r.force).await;
@@ -170,14 +174,29 @@ pub(super) fn work_of(h: &Handle) -> usize {
         .map_or(0, |u| u.busy() + u.load() + u.in_flight())
 }
 
-/// Waits until none of `instances` has a call in flight or a session pinned to it, or
-/// `limit` has passed. (Their counters are atomics the gateway moves: polled.)
-async fn drain(instances: &[Handle], limit: Duration) {
+/// Calls in flight at an instance.
+fn calls_of(h: &Handle) -> usize {
+    h.view
+        .borrow()
+        .upstream()
+        .map_or(0, |u| u.busy() + u.in_flight())
+}
+
+/// Waits until none of `instances` has a call in flight or (with `sessions`) a session
+/// pinned to it, or `limit` has passed. (Their counters are atomics the gateway moves:
+/// polled.)
+async fn drain(instances: &[Handle], limit: Duration, sessions: bool) {
     let deadline = tokio::time::Instant::now() + limit;
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tick.tick().await;
-        let idle = instances.iter().all(|h| work_of(h) == 0);
+        let idle = instances.iter().all(|h| {
+            if sessions {
+                work_of(h) == 0
+            } else {
+                calls_of(h) == 0
+            }
+        });
         if idle || tokio::time::Instant::now() >= deadline {
             return;
         }

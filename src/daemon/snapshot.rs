@@ -42,8 +42,16 @@ impl Daemon {
     }
 
     pub async fn observe(&self) -> Observed {
+        let endpoints = self
+            .endpoints
+            .lock()
+            .await
+            .iter()
+            .map(|(name, rt)| (name.clone(), rt.spec.clone()))
+            .collect();
         let servers = self.servers.lock().await;
         Observed {
+            endpoints,
             servers: servers
                 .iter()
                 .map(|(name, rt)| {
@@ -119,6 +127,7 @@ impl Daemon {
 
     pub async fn status(&self) -> DaemonStatus {
         let endpoints = self.endpoint_statuses().await;
+        let endpoint_failures = self.endpoint_failures.lock().await.clone();
         let servers = self.servers.lock().await;
         let samples = self.samples.lock().ok();
         let now = tokio::time::Instant::now();
@@ -154,6 +163,7 @@ impl Daemon {
                                 .map(|d| d.as_secs()),
                             restarts: v.restarts,
                             last_exit: v.last_exit.clone(),
+                            last_restart: v.last_restart.clone(),
                             last_error: v.last_error.clone(),
                             protocol: v.upstream().map(Upstream::protocol),
                             asked_roots_unprompted: v
@@ -204,6 +214,7 @@ impl Daemon {
             usage: samples.as_ref().and_then(|s| s.daemon()),
             applied: self.applied.lock().ok().and_then(|a| a.clone()),
             endpoints,
+            endpoint_failures,
         }
     }
 }
@@ -234,4 +245,28 @@ pub(super) fn overall(instances: &[InstanceStatus]) -> String {
 
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+impl Daemon {
+    /// Waits until no port has a request being answered, or the longest
+    /// `drain_timeout` of the servers has passed (polled: the meters are atomics).
+    pub(super) async fn drain_calls(&self) {
+        let (limit, meters) = {
+            let servers = self.servers.lock().await;
+            let limit = servers
+                .values()
+                .map(|rt| rt.spec.drain_timeout)
+                .max()
+                .unwrap_or_default();
+            let meters: Vec<_> = servers
+                .values()
+                .filter_map(|rt| rt.gateway.as_ref().map(|g| Arc::clone(&g.meter)))
+                .collect();
+            (limit, meters)
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        while meters.iter().any(|m| m.in_flight() > 0) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }

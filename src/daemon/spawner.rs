@@ -94,6 +94,23 @@ impl Spawner {
     }
 }
 
+impl Spawner {
+    /// Runs `command` (stdout piped) to its end, listed like a shim so no sweep kills
+    /// it: what it printed (at most 1 MiB), when it exited 0.
+    pub(super) async fn output(&self, command: Command) -> Option<String> {
+        use tokio::io::AsyncReadExt;
+        let spawned = self.spawn(command).await.ok()?;
+        let mut text = String::new();
+        if let Some(stdout) = spawned
+            .stdout
+            .and_then(|p| tokio::process::ChildStdout::from_std(p).ok())
+        {
+            let _ = stdout.take(1 << 20).read_to_string(&mut text).await;
+        }
+        (spawned.exited.await.ok()? == 0).then_some(text)
+    }
+}
+
 /// Takes the pipes and reaps the child on a thread of its own.
 fn watch_exit(mut child: Child, shims: Shims) -> Spawned {
     let (tx, exited) = oneshot::channel();

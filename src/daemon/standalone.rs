@@ -135,6 +135,12 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
             }
         }
     }
+    if failed.is_none() {
+        // A replica told to end (Kubernetes rolling it) lets its calls in flight finish
+        // first, within the servers' drain_timeout; its pod is being taken out of the
+        // Service meanwhile, so new work goes elsewhere.
+        daemon.drain_calls().await;
+    }
     workers.abort_all();
     daemon.stop_everything().await;
     match failed {

@@ -77,7 +77,7 @@ fn slot(method: &str) -> usize {
 }
 
 /// The bucket of a response time.
-fn bucket(elapsed: Duration) -> usize {
+pub fn bucket(elapsed: Duration) -> usize {
     let secs = elapsed.as_secs_f64();
     BUCKETS
         .iter()
@@ -141,6 +141,11 @@ impl Meter {
             self.begun.load(Ordering::Relaxed),
             self.in_flight.load(Ordering::Relaxed) + self.streams.load(Ordering::Relaxed),
         )
+    }
+
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Counts a session-less stream until the guard drops.

@@ -92,16 +92,32 @@ pub struct Gateway {
     /// What went through the port.
     pub meter: Arc<meter::Meter>,
     max_sessions: Arc<AtomicUsize>,
+    /// How long a session may be idle, in milliseconds, changed in place.
+    session_idle: Arc<std::sync::atomic::AtomicU64>,
     /// Ends every session of a stdio server (their streams, calls and own children).
     close_sessions: Option<http::Closer>,
     /// The server's tool policy on this port.
     tools: Arc<tool_gate::ToolGate>,
+    /// Counts the sessions in use or seen lately (stdio servers).
+    recent_sessions: Option<http::Recent>,
 }
 
 impl Gateway {
+    /// Sessions with an open stream or a call, or seen within `within`; `None` for a
+    /// port that keeps no sessions of its own (a proxied server).
+    pub fn recent_sessions(&self, within: std::time::Duration) -> Option<usize> {
+        self.recent_sessions.as_ref().map(|count| count(within))
+    }
+
     /// A new tool policy, from the next request on.
     pub fn set_tool_policy(&self, rules: crate::policy::Rules) {
         self.tools.set(rules);
+    }
+
+    /// A new `session_idle`, from the janitor's next sweep on.
+    pub fn set_session_idle(&self, idle: std::time::Duration) {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        self.session_idle.store(ms, Ordering::Relaxed);
     }
 
     /// A new `max_sessions`, for sessions opened from now on.
@@ -122,6 +138,9 @@ impl Gateway {
 pub struct Limits {
     /// Live sessions of a stdio server (see `sessions.rs`).
     pub max_sessions: usize,
+    /// How long a session may be idle (no request, stream or call) before it is
+    /// forgotten.
+    pub session_idle: std::time::Duration,
     /// Connections at once and their header timeout (see `accept.rs`).
     pub connections: accept::ConnectionLimits,
     /// Replicas of this gateway that forward each other's sessions (`replicas.rs`).
@@ -207,6 +226,9 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let loopback = addr.ip().is_loopback();
     let max_sessions = Arc::new(AtomicUsize::new(limits.max_sessions.max(1)));
+    let session_idle = Arc::new(std::sync::atomic::AtomicU64::new(
+        u64::try_from(limits.session_idle.as_millis()).unwrap_or(u64::MAX),
+    ));
     let meter = meter::Meter::new();
     let ready: Arc<dyn Fn() -> bool + Send + Sync> = match &backend {
         Backend::Stdio(instances) => {
@@ -218,12 +240,13 @@ pub async fn serve(
             Arc::new(move || pool.as_ref().is_none_or(|p| !p.ports().is_empty()))
         }
     };
-    let (app, close_sessions) = match backend {
+    let (app, close_sessions, recent_sessions) = match backend {
         Backend::Stdio(instances) => {
-            let (app, close) = http::router(
+            let (app, close, recent) = http::router(
                 instances,
                 Arc::clone(&tools),
                 Arc::clone(&max_sessions),
+                Arc::clone(&session_idle),
                 Arc::clone(&meter),
                 limits.connections.max_connections,
                 limits.replicas.clone(),
@@ -235,9 +258,9 @@ pub async fn serve(
                 )),
                 None => app,
             };
-            (app, Some(close))
+            (app, Some(close), Some(recent))
         }
-        Backend::Http(upstream) => (proxy::router(upstream)?, None),
+        Backend::Http(upstream) => (proxy::router(upstream)?, None, None),
     };
     let app = guard::Guard::new(loopback, bearer, limits.connections.header_timeout).wrap(app);
     // Probes answer before the guard: a kubelet has no bearer, and they tell nothing else.
@@ -254,7 +277,9 @@ pub async fn serve(
         addr,
         meter,
         max_sessions,
+        session_idle,
         close_sessions,
         tools,
+        recent_sessions,
     })
 }

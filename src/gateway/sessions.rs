@@ -58,6 +58,15 @@ impl<S: Idle> Sessions<S> {
         }
     }
 
+    /// Sessions in use (a stream open, a call in flight) or seen within `within`: those
+    /// that keep a server from scaling to zero.
+    pub(super) fn recent(&self, now: Instant, within: Duration) -> usize {
+        self.map
+            .values()
+            .filter(|s| s.in_use() || now.saturating_duration_since(s.last_seen()) < within)
+            .count()
+    }
+
     /// Whether a new session could be let in under `max` now (by evicting one).
     pub(super) fn has_room(&self, max: usize) -> bool {
         self.map.len() < max || self.map.values().any(|s| !s.in_use())

@@ -395,6 +395,11 @@ pub struct Layer {
     /// sessions may take to finish before they stop, e.g. `"30s"`. Default `30s`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_timeout: Option<String>,
+    /// How long a client session may go without a request (and with no open stream or
+    /// call) before it is forgotten, e.g. `"10m"`. Default `30m`; `5m` with `sharing =
+    /// "per-session"`, where each session is a process of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_idle: Option<String>,
     /// Live client sessions the gateway keeps for a stdio server; at the cap a new one
     /// evicts the longest-idle session without an open stream, or gets 503 when every
     /// one has a stream. Default `10000`; `100` with `sharing = "per-session"`, where

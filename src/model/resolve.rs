@@ -25,6 +25,8 @@ const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// `session_idle` of a `sharing = "per-session"` server: each session holds a process.
+const DEFAULT_PER_SESSION_IDLE: Duration = Duration::from_secs(5 * 60);
 /// `max_sessions` of a `sharing = "per-session"` server: each session is a process.
 const DEFAULT_PER_SESSION_MAX: usize = 100;
 const MAX_INSTANCES: i64 = 64;
@@ -62,6 +64,7 @@ struct Merged {
     start_timeout: Option<Sourced<String>>,
     call_timeout: Option<Sourced<String>>,
     drain_timeout: Option<Sourced<String>>,
+    session_idle: Option<Sourced<String>>,
     max_sessions: Option<Sourced<i64>>,
     health: Option<Sourced<super::raw::Health>>,
     limits: Option<Sourced<super::raw::Limits>>,
@@ -106,6 +109,7 @@ impl Merged {
             start_timeout,
             call_timeout,
             drain_timeout,
+            session_idle,
             max_sessions,
             health,
             limits,
@@ -600,6 +604,22 @@ fn resolve_server(
         loc,
         diags,
     );
+    let per_session = m
+        .sharing
+        .as_ref()
+        .is_some_and(|s| s.value == super::raw::Sharing::PerSession);
+    let session_idle = duration(
+        name,
+        "session_idle",
+        &m.session_idle,
+        if per_session {
+            DEFAULT_PER_SESSION_IDLE
+        } else {
+            super::spec::DEFAULT_SESSION_IDLE
+        },
+        loc,
+        diags,
+    );
     let max_sessions = match &m.max_sessions {
         Some(n) => match usize::try_from(n.value) {
             Ok(n) if n >= 1 => Some(n),
@@ -750,6 +770,7 @@ fn resolve_server(
         start_timeout: start_timeout?,
         call_timeout: call_timeout?,
         drain_timeout: drain_timeout?,
+        session_idle: session_idle?,
         max_sessions: max_sessions?,
         health: health?,
         limits: limits?,

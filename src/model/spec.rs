@@ -57,6 +57,9 @@ pub struct ServerSpec {
     /// How long instances scaled away may finish their calls and sessions.
     #[serde(with = "human_duration", default = "default_drain_timeout")]
     pub drain_timeout: Duration,
+    /// How long a client session may be idle (no request, no stream, no call).
+    #[serde(with = "human_duration", default = "default_session_idle")]
+    pub session_idle: Duration,
     /// Live client sessions the gateway keeps (stdio servers).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
@@ -211,6 +214,13 @@ fn default_max_sessions() -> usize {
 
 fn default_call_timeout() -> Duration {
     Duration::from_secs(300)
+}
+
+/// `session_idle` when the file sets none (a shared server).
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+
+fn default_session_idle() -> Duration {
+    DEFAULT_SESSION_IDLE
 }
 
 fn default_drain_timeout() -> Duration {
@@ -389,6 +399,13 @@ impl ServerSpec {
             attr(
                 "max_sessions",
                 Some(Number(self.max_sessions as u64)),
+                InPlace,
+            ),
+            attr(
+                "session_idle",
+                Some(Text(
+                    humantime::format_duration(self.session_idle).to_string(),
+                )),
                 InPlace,
             ),
             attr(

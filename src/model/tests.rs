@@ -342,6 +342,7 @@ stop_timeout = "7s"
 start_timeout = "9s"
 call_timeout = "2m"
 drain_timeout = "4s"
+session_idle = "90s"
 max_sessions = 50
 limits = { memory = "1GiB", nofile = 2048 }
 health = { interval = "5s", timeout = "1s", failures = 2 }
@@ -369,7 +370,7 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
         "secrets": {"T": {"place": "servers.s.T", "ciphertext": "age:abc", "digest": null}},
         "transport": "stdio", "network": "isolated", "tools": {"deny": ["x*"]}, "mode": "local", "url": "http://127.0.0.1:1/mcp", "port": 1234,
         "bind": "0.0.0.0", "profile": "p", "state": "stopped", "sharing": "per-session", "instances": 3, "restart": "never",
-        "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m", "drain_timeout": "4s", "max_sessions": 50,
+        "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m", "drain_timeout": "4s", "session_idle": "1m 30s", "max_sessions": 50,
         "limits": {"memory_bytes": 1073741824u64, "nofile": 2048},
         "health": {"interval": "5s", "timeout": "1s", "failures": 2},
         "auth_bearer": "T", "headers": {"X": "${K}"},
@@ -409,6 +410,15 @@ fn header_templates_name_their_variables() {
 fn max_sessions_defaults_and_is_checked() {
     let spec = &config("version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\n").servers["s"];
     assert_eq!(spec.max_sessions, 10_000);
+    assert_eq!(spec.session_idle, std::time::Duration::from_secs(1800));
+    let own =
+        &config("version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nsharing = \"per-session\"\n")
+            .servers["s"];
+    assert_eq!(
+        (own.max_sessions, own.session_idle),
+        (100, std::time::Duration::from_secs(300)),
+        "a per-session server's sessions are processes: fewer, and shorter-lived"
+    );
     let bad = "version = 1\n[servers.s]\ncommand = \"c\"\nport = 1\nmax_sessions = 0\n";
     let errors = errors(bad);
     assert!(

@@ -4,6 +4,7 @@
 //! A plan is a value. The human renderer, `--format json` and (later) the daemon's
 //! executor all consume the same `Plan`, so what is shown is what is done.
 
+pub mod endpoints;
 pub mod saved;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,9 @@ use crate::model::{ServerSpec, SpecHash};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
     pub servers: BTreeMap<String, ObservedServer>,
+    /// The endpoints being served, as they were last converged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, crate::model::endpoint::EndpointSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +53,10 @@ impl Observed {
                 (name.clone(), running)
             })
             .collect();
-        Self { servers }
+        Self {
+            servers,
+            endpoints: BTreeMap::new(),
+        }
     }
 }
 
@@ -138,6 +145,8 @@ pub struct Action {
 pub struct Plan {
     /// One entry per server known on either side, in name order; unchanged ones are `no-op`.
     pub actions: Vec<Action>,
+    /// Endpoints that would change (see [`endpoints::diff`]).
+    pub endpoints: Vec<endpoints::EndpointChange>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -150,7 +159,17 @@ pub struct Summary {
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
-        self.actions.iter().any(|a| a.kind != ActionKind::NoOp)
+        self.actions.iter().any(|a| a.kind != ActionKind::NoOp) || !self.endpoints.is_empty()
+    }
+
+    /// The plan with what converging `desired` endpoints would change.
+    pub fn with_endpoints(
+        mut self,
+        desired: &BTreeMap<String, crate::model::endpoint::EndpointSpec>,
+        observed: &Observed,
+    ) -> Self {
+        self.endpoints = endpoints::diff(desired, &observed.endpoints);
+        self
     }
 
     pub fn changes(&self) -> impl Iterator<Item = &Action> {
@@ -204,14 +223,21 @@ pub fn plan(desired: &BTreeMap<String, ServerSpec>, observed: &Observed) -> Plan
         .into_iter()
         .map(|name| {
             let want = desired.get(name).filter(|s| s.state == State::Running);
-            let have = observed
-                .servers
-                .get(name)
-                .filter(|o| o.instances > 0 || o.scaled_to_zero);
+            let present = observed.servers.get(name);
+            // A server the file no longer runs is stopped even with no instance held
+            // (a crash loop still holds its port and its supervisors); one it runs
+            // with none held is started again.
+            let have = match want {
+                None => present,
+                Some(_) => present.filter(|o| o.instances > 0 || o.scaled_to_zero),
+            };
             plan_server(name, want, have)
         })
         .collect();
-    Plan { actions }
+    Plan {
+        actions,
+        endpoints: Vec::new(),
+    }
 }
 
 /// Narrows a plan to the servers in `only` (all when empty, and `restart` counts as

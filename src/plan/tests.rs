@@ -33,6 +33,7 @@ fn spec(name: &str) -> ServerSpec {
         start_timeout: Duration::from_secs(30),
         call_timeout: Duration::from_secs(300),
         drain_timeout: Duration::from_secs(30),
+        session_idle: Duration::from_secs(1800),
         limits: Default::default(),
         max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
         health: crate::model::spec::HealthCheck::default(),
@@ -216,6 +217,7 @@ fn sensitive_values_never_reach_any_output() {
         sensitive: true,
     };
     let p = Plan {
+        endpoints: Vec::new(),
         actions: vec![Action {
             server: "a".into(),
             kind: ActionKind::Replace,
@@ -314,6 +316,7 @@ proptest! {
                 .into_iter()
                 .map(|(spec, instances)| (spec.name.clone(), ObservedServer { spec, instances, scaled_to_zero: false }))
                 .collect(),
+            endpoints: BTreeMap::new(),
         };
         let p = plan(&desired, &observed);
         let after = p.simulate(&observed);
@@ -339,6 +342,7 @@ fn autoscaled(min: u32, max: u32) -> ServerSpec {
 
 fn observed_with(spec: ServerSpec, instances: u32, scaled_to_zero: bool) -> Observed {
     Observed {
+        endpoints: BTreeMap::new(),
         servers: [(
             spec.name.clone(),
             ObservedServer {

@@ -8,6 +8,7 @@ use similar::{ChangeTag, TextDiff};
 
 use super::Colour;
 use crate::model::spec::AttrValue;
+use crate::plan::endpoints::{EndpointChange, EndpointChangeKind};
 use crate::plan::{Action, ActionKind, AttrChange, Plan, SENSITIVE};
 
 pub fn plan_text(plan: &Plan, colour: Colour) -> String {
@@ -19,10 +20,21 @@ pub fn plan_text(plan: &Plan, colour: Colour) -> String {
         render_action(&mut out, action, colour);
         out.push('\n');
     }
+    for change in &plan.endpoints {
+        render_endpoint(&mut out, change, colour);
+    }
+    if !plan.endpoints.is_empty() {
+        out.push('\n');
+    }
     let s = plan.summary();
+    let endpoints = match plan.endpoints.len() {
+        0 => String::new(),
+        1 => ", 1 endpoint to change".to_string(),
+        n => format!(", {n} endpoints to change"),
+    };
     let _ = writeln!(
         out,
-        "{} {} to start, {} to restart, {} to update, {} to stop.",
+        "{} {} to start, {} to restart, {} to update, {} to stop{endpoints}.",
         colour.bold("Plan:"),
         s.start,
         s.restart,
@@ -30,6 +42,34 @@ pub fn plan_text(plan: &Plan, colour: Colour) -> String {
         s.stop
     );
     out
+}
+
+/// `+ endpoint work`, `~ endpoint work: tools.deny (live, no member restarts)`.
+fn render_endpoint(out: &mut String, change: &EndpointChange, colour: Colour) {
+    let fields = change.fields.join(", ");
+    let line = match change.kind {
+        EndpointChangeKind::Serve => format!(
+            "{} endpoint {} will be served",
+            colour.green("+"),
+            change.endpoint
+        ),
+        EndpointChangeKind::Close => format!(
+            "{} endpoint {} will be closed",
+            colour.red("-"),
+            change.endpoint
+        ),
+        EndpointChangeKind::Update => format!(
+            "{} endpoint {}: {fields} (live: sessions stay, no member restarts)",
+            colour.yellow("~"),
+            change.endpoint
+        ),
+        EndpointChangeKind::Rebind => format!(
+            "{} endpoint {}: {fields} (served anew: its sessions end, no member restarts)",
+            colour.yellow("~"),
+            change.endpoint
+        ),
+    };
+    let _ = writeln!(out, "  {line}");
 }
 
 fn symbol(kind: ActionKind, colour: Colour) -> String {

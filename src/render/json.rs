@@ -8,6 +8,8 @@ struct JsonPlan<'a> {
     has_changes: bool,
     summary: Summary,
     actions: &'a [Action],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    endpoints: &'a [crate::plan::endpoints::EndpointChange],
 }
 
 /// The plan as pretty JSON (sensitive values already redacted by `AttrChange`).
@@ -17,6 +19,7 @@ pub fn plan_json(plan: &Plan) -> String {
         has_changes: plan.has_changes(),
         summary: plan.summary(),
         actions: &plan.actions,
+        endpoints: &plan.endpoints,
     };
     let mut text =
         serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));

@@ -1188,7 +1188,7 @@ fn read_to_end_of_stream(stream: &mut std::net::TcpStream, secs: u64) -> Option<
 
 /// A legacy SSE session whose client reads its stream only as far as the endpoint
 /// event, and never again: the connection and the endpoint to POST to.
-fn stalled_sse_session(port: u16) -> (std::net::TcpStream, String) {
+pub(crate) fn stalled_sse_session(port: u16) -> (std::net::TcpStream, String) {
     use std::io::{Read, Write};
     let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(

@@ -751,3 +751,66 @@ fn replicas_forward_sse_messages_and_modern_retries_and_never_trust_an_address_a
     );
     assert_eq!(reply.status, 404, "{}", reply.body);
 }
+
+/// Issue 28: a replica told to end (SIGTERM, as Kubernetes does on a roll) lets its
+/// calls in flight finish before it stops its server.
+#[test]
+fn issue28_sigterm_lets_calls_in_flight_finish_first() {
+    let port = free_port();
+    let port_arg = port.to_string();
+    let (mut child, _dir) = gateway(&["--port", &port_arg, "--", echo_bin()], &[]);
+    wait_serving(port, &mut child);
+    // Its log (the server's stderr is teed there), read as it comes.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.0.as_mut().and_then(|c| c.stderr.take()).unwrap();
+    let reader = {
+        let log = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        })
+    };
+    let session = initialize(port, &[])
+        .header("mcp-session-id")
+        .unwrap()
+        .to_string();
+    let caller = std::thread::spawn(move || {
+        let slow = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"ms": 1500}}});
+        http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Mcp-Session-Id", &session)],
+            slow.to_string().as_bytes(),
+        )
+    });
+    wait_for("the call to reach the server", 30, || {
+        let text = log.lock().unwrap().clone();
+        if text.contains("sleeping 1500 ms") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+    let pid = child.id();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let answer = caller.join().unwrap().json();
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("slept 1500 ms"),
+        "the call finished: {answer}"
+    );
+    let (code, _) = terminate(child);
+    assert_eq!(code, 0, "{}", log.lock().unwrap());
+    let _ = reader.join();
+}

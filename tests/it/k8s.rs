@@ -211,11 +211,17 @@ fn plan_and_apply_target_k8s_go_through_kubectl_server_side() {
     );
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
-        logged.contains("--context kind-test diff --server-side --field-manager=mcpctl -f "),
+        logged.contains(
+            "--context kind-test diff --server-side --field-manager=mcpctl --request-timeout=60s -f "
+        ),
         "{logged}"
     );
+    // Issue 28: apply prunes what mcpctl made and the file no longer has; kubectl has a
+    // timeout.
     assert!(
-        logged.contains("apply --server-side --field-manager=mcpctl -f "),
+        logged.contains(
+            "apply --server-side --field-manager=mcpctl --request-timeout=60s --prune -l app.kubernetes.io/managed-by=mcpctl --prune-allowlist=apps/v1/Deployment --prune-allowlist=core/v1/Service --prune-allowlist=core/v1/ConfigMap --prune-allowlist=autoscaling/v2/HorizontalPodAutoscaler -f "
+        ),
         "{logged}"
     );
     assert!(logged.contains("namespace: \"mcp\""), "{logged}");
@@ -252,4 +258,23 @@ fn what_cannot_be_rendered_fails_naming_the_server_and_writes_nothing() {
         run.failure()
             .stderr_has("is not a Kubernetes namespace name");
     }
+}
+
+/// Issue 28: one server that speaks HTTP itself no longer aborts the render: it is
+/// skipped with a comment that says what to do, and the others are rendered.
+#[test]
+fn issue28_a_server_speaking_http_itself_is_skipped_with_a_comment_not_an_abort() {
+    let env = TestEnv::with_config(
+        "version = 1\n[servers.web]\ncommand = \"python3\"\nargs = [\"-m\", \"http.server\", \"{port}\"]\ntransport = \"streamable-http\"\nport = 8001\n[servers.echo]\ncommand = \"mcp-echo\"\nport = 8002\n",
+    );
+    let run = env.run(&["render", "k8s", "--output", "out"]);
+    run.success();
+    let echo = env.read("out/echo.yaml");
+    assert!(echo.contains("kind: \"Deployment\""), "{echo}");
+    let web = env.read("out/web.yaml");
+    assert!(
+        web.contains("# server `web` is not rendered: it speaks HTTP itself"),
+        "{web}"
+    );
+    assert!(!web.contains("kind:"), "no object for web: {web}");
 }

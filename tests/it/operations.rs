@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::common::{TestEnv, echo_bin, free_port, http, rss_kib, to_run, wait_for};
 use crate::gateway::initialize;
 
-fn server(name: &str, port: u16, args: &str) -> String {
+pub(crate) fn server(name: &str, port: u16, args: &str) -> String {
     format!(
         "[servers.{name}]\ncommand = \"{}\"\nargs = [{args}]\nport = {port}\n",
         echo_bin()
@@ -14,7 +14,7 @@ fn server(name: &str, port: u16, args: &str) -> String {
 }
 
 /// `apply` with samples every 0.2 s.
-fn apply_sampled(env: &TestEnv) {
+pub(crate) fn apply_sampled(env: &TestEnv) {
     let run = env
         .command(&["apply"])
         .env("MCPCTL_SAMPLE_SECS", "0.2")

@@ -35,23 +35,25 @@ pub(super) async fn autoscale_every(daemon: Arc<Daemon>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let wake = Arc::clone(&daemon.autoscale_wake);
-    let mut finishing: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+    // Named, so a resize that panics still clears its server's busy mark.
+    let mut finishing = super::named_tasks::NamedTasks::<()>::new();
     let mut busy: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             () = wake.notified() => {}
-            Some(done) = finishing.join_next() => {
-                if let Ok(name) = done {
-                    busy.remove(&name);
+            Some((name, done)) = finishing.join_next() => {
+                if let Err(why) = done {
+                    tracing::warn!("{name}: autoscale: the resize {why}");
                 }
+                busy.remove(&name);
                 continue;
             }
         }
         for (name, resized, secrets) in daemon.autoscale(&busy).await {
             busy.insert(name.clone());
             let daemon = Arc::clone(&daemon);
-            finishing.spawn(async move {
+            finishing.spawn(name.clone(), async move {
                 let (progress, log) = super::run::progress_to_log();
                 if let Err(e) = daemon.finish_resize(resized, &progress, &secrets).await {
                     tracing::warn!("{name}: autoscale: {e}");
@@ -59,7 +61,6 @@ pub(super) async fn autoscale_every(daemon: Arc<Daemon>, every: Duration) {
                 drop(progress);
                 let _ = log.await;
                 daemon.persist().await;
-                name
             });
         }
     }
@@ -83,6 +84,9 @@ fn load_of(rt: &mut super::ServerRuntime) -> Load {
         }
     }
     if let Some(gateway) = &rt.gateway {
+        if let Some(bounds) = rt.spec.autoscale {
+            load.recent_sessions = gateway.recent_sessions(bounds.idle_after);
+        }
         let (begun, answering) = gateway.meter.activity();
         load.active = begun != rt.requests_seen || answering > 0;
         rt.requests_seen = begun;

@@ -19,6 +19,9 @@ const RECENT: usize = 3;
 pub(crate) struct Load {
     /// Client sessions pinned to its instances.
     pub sessions: usize,
+    /// Of those, the ones in use or seen within `idle_after` (`None`: count them all):
+    /// a session its client left without a DELETE does not keep a server awake.
+    pub recent_sessions: Option<usize>,
     /// Calls in flight there.
     pub in_flight: usize,
     /// A request is waiting with no instance to take it (scaled to zero).
@@ -32,7 +35,10 @@ pub(crate) struct Load {
 
 impl Load {
     fn idle(&self) -> bool {
-        self.sessions == 0 && self.in_flight == 0 && !self.waiting && !self.active
+        self.recent_sessions.unwrap_or(self.sessions) == 0
+            && self.in_flight == 0
+            && !self.waiting
+            && !self.active
     }
 }
 
@@ -193,6 +199,23 @@ mod tests {
             sessions: n,
             ..Load::default()
         }
+    }
+
+    #[test]
+    fn sessions_left_idle_do_not_keep_a_server_awake_but_recent_ones_do() {
+        let left = Load {
+            sessions: 3,
+            recent_sessions: Some(0),
+            ..Load::default()
+        };
+        assert!(left.idle());
+        let recent = Load {
+            recent_sessions: Some(1),
+            ..left
+        };
+        assert!(!recent.idle());
+        // Without the count (a proxied server) every session counts.
+        assert!(!sessions(1).idle());
     }
 
     /// Runs `steps` one second apart from `start`, applying every decision; returns the

@@ -157,6 +157,9 @@ pub struct View {
     pub attempts: u32,
     pub last_exit: Option<String>,
     pub last_error: Option<String>,
+    /// Why the daemon last restarted it on purpose (a resource limit, a failed health
+    /// check): kept once it runs again, where `last_error` is cleared.
+    pub last_restart: Option<String>,
     /// Where a server that speaks HTTP itself listens, behind the gateway.
     pub inner_port: Option<u16>,
 }
@@ -169,6 +172,7 @@ impl View {
             attempts: 0,
             last_exit: None,
             last_error: None,
+            last_restart: None,
             inner_port,
         }
     }

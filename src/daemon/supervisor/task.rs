@@ -310,7 +310,9 @@ pub(super) async fn run_once(
                 let code = spawned.stop(true, Duration::ZERO).await;
                 view.send_modify(|v| {
                     v.last_exit = code.map(describe_exit);
-                    v.last_error = Some(format!("missed {missed} health checks in a row: killed"));
+                    let why = format!("missed {missed} health checks in a row: killed");
+                    v.last_restart = Some(why.clone());
+                    v.last_error = Some(why);
                 });
                 drain(&mut stderr_pump).await;
                 return Once::Ended { ending: Ending::Lost, uptime: started.elapsed() };
@@ -360,6 +362,7 @@ pub(super) async fn run_once(
                     let code = spawned.stop(false, ctx.spec.stop_timeout).await;
                     view.send_modify(|v| {
                         v.last_exit = code.map(describe_exit);
+                        v.last_restart = Some(reason.clone());
                         v.last_error = Some(reason);
                     });
                     drain(&mut stderr_pump).await;

@@ -42,6 +42,9 @@ pub(super) enum LinkError {
     /// Its session is gone (the member was restarted or scaled): open a new one.
     #[error("the member's session ended")]
     SessionGone,
+    /// Up, but taking no more now (503: at its session or stream cap): it is not down.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 /// Where a member is and how to get in.
@@ -119,6 +122,9 @@ impl Link {
                 Err(LinkError::SessionGone)
             }
             s if s.is_success() => Ok(response),
+            StatusCode::SERVICE_UNAVAILABLE => Err(LinkError::Busy(
+                "it answered 503 (at its session or stream cap, or starting)".into(),
+            )),
             s => Err(LinkError::Down(format!("answered HTTP {s}"))),
         }
     }

@@ -41,6 +41,12 @@ pub const MAX_ITEMS: usize = 2_000;
 const MAX_PAGES: usize = 100;
 /// How often members' states are looked at.
 const POLL: Duration = Duration::from_secs(1);
+/// Member sessions one endpoint holds with one member, at most (every client session
+/// that uses the member has one): a client opening sessions by the thousand must not
+/// exhaust a member's own session and stream caps for its other clients.
+pub const MAX_MEMBER_SESSIONS: usize = 256;
+/// What a busy member's listing says (see [`Lists::busy`]).
+const BUSY: &str = "busy";
 
 /// What the daemon knows of a member now.
 #[derive(Clone)]
@@ -50,6 +56,12 @@ pub struct MemberInfo {
     pub state: MemberState,
     /// Scaled to zero: listed from its last lists, not asked (that would wake it).
     pub idle: bool,
+    /// It may scale to zero (`autoscale` with `min = 0`): the endpoint holds no stream
+    /// open on it (that would keep it awake).
+    pub can_idle: bool,
+    /// Changes when its processes are replaced (a restart, a new spec): its lists are
+    /// read again.
+    pub generation: u64,
     /// Its own tool policy.
     pub policy: Rules,
 }
@@ -71,6 +83,8 @@ pub struct Lists {
     pub error: Option<String>,
     /// Cut at [`MAX_ITEMS`], or items dropped as garbage.
     pub notes: Vec<String>,
+    /// It answered 503 (busy, not down): what it listed before still stands.
+    pub busy: bool,
 }
 
 /// One endpoint while it runs.
@@ -81,9 +95,34 @@ pub struct Endpoint {
     catalog: Mutex<BTreeMap<String, Lists>>,
     table: watch::Sender<Arc<Table>>,
     /// Poked to re-read every member's lists (a `list_changed` was seen).
-    refresh: Notify,
+    refresh: Arc<Notify>,
     /// The members' states when the table was last built.
     states: Mutex<BTreeMap<String, MemberState>>,
+    /// Calls routed, by member (a member of the spec: bounded).
+    calls: Mutex<BTreeMap<String, crate::api::MemberCalls>>,
+    /// Member sessions held, by member (see [`MAX_MEMBER_SESSIONS`]).
+    member_slots: Mutex<BTreeMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Per member: the generation its lists were read at, and the task that holds a
+    /// session's stream open on it to hear its `list_changed`.
+    watchers: Mutex<BTreeMap<String, Watcher>>,
+}
+
+/// A member's watch: the generation it started at, its task, and what ends it (its
+/// member session is then closed, not left to expire).
+struct Watcher {
+    generation: u64,
+    task: tokio::task::AbortHandle,
+    stop: Arc<Notify>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if let Ok(watchers) = self.watchers.lock() {
+            for w in watchers.values() {
+                w.stop.notify_one();
+            }
+        }
+    }
 }
 
 impl Endpoint {
@@ -94,8 +133,11 @@ impl Endpoint {
             client: super::proxy::client()?,
             catalog: Mutex::default(),
             table: watch::Sender::new(Arc::new(Table::default())),
-            refresh: Notify::new(),
+            refresh: Arc::new(Notify::new()),
             states: Mutex::default(),
+            calls: Mutex::default(),
+            member_slots: Mutex::default(),
+            watchers: Mutex::default(),
         }))
     }
 
@@ -107,6 +149,35 @@ impl Endpoint {
     pub fn update(&self, spec: EndpointSpec) {
         self.spec.send_replace(Arc::new(spec));
         self.refresh.notify_one();
+    }
+
+    /// Counts one call routed to `member`.
+    fn record(&self, member: &str, elapsed: Duration, failed: bool) {
+        use crate::gateway::meter::{BUCKETS, bucket};
+        let Ok(mut calls) = self.calls.lock() else {
+            return;
+        };
+        let entry = calls
+            .entry(member.to_string())
+            .or_insert_with(|| crate::api::MemberCalls {
+                member: member.to_string(),
+                buckets: vec![0; BUCKETS.len() + 1],
+                ..Default::default()
+            });
+        entry.calls += 1;
+        entry.errors += u64::from(failed);
+        entry.sum_secs += elapsed.as_secs_f64();
+        if let Some(slot) = entry.buckets.get_mut(bucket(elapsed)) {
+            *slot += 1;
+        }
+    }
+
+    /// What was routed to each member.
+    pub fn calls(&self) -> Vec<crate::api::MemberCalls> {
+        self.calls
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn table(&self) -> Arc<Table> {
@@ -145,6 +216,23 @@ impl Endpoint {
             .collect()
     }
 
+    /// A slot for one more session with `member`, or why not (the endpoint holds
+    /// [`MAX_MEMBER_SESSIONS`] with it already). Held as long as the session.
+    fn member_slot(&self, member: &str) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
+        let slots = self
+            .member_slots
+            .lock()
+            .map_err(|_| "the endpoint's table of member sessions is broken".to_string())?
+            .entry(member.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_MEMBER_SESSIONS)))
+            .clone();
+        slots.try_acquire_owned().map_err(|_| {
+            format!(
+                "member {member}: this endpoint holds {MAX_MEMBER_SESSIONS} sessions with it already; try again later"
+            )
+        })
+    }
+
     /// A new link to `member` (not yet opened), or why there is none.
     fn link(&self, member: &str) -> Result<Link, String> {
         let info = self.directory.member(member);
@@ -157,15 +245,17 @@ impl Endpoint {
         Ok(Link::new(self.client.clone(), &address))
     }
 
-    /// Re-reads every member's lists once now (and again on every poke), and keeps
-    /// the table current, until the endpoint is dropped.
+    /// Reads every member's lists once (before the port is served, so a first
+    /// client finds them).
+    pub async fn prime(&self) {
+        self.step(true).await;
+    }
+
+    /// Keeps the table current (lists re-read on every poke, states polled), until
+    /// the endpoint is dropped.
     pub async fn run_catalog(self: Arc<Self>) {
-        let mut first = true;
         loop {
-            let asked = if first {
-                first = false;
-                true
-            } else {
+            let asked = {
                 tokio::select! {
                     () = self.refresh.notified() => {
                         // Coalesce a burst of changes into one re-read.
@@ -199,6 +289,7 @@ impl Endpoint {
                     .collect()
             })
             .unwrap_or_default();
+        let watched = self.watch(&infos);
         let due: Vec<&(String, MemberInfo)> = infos
             .iter()
             .filter(|(name, info)| {
@@ -207,7 +298,8 @@ impl Endpoint {
                     && info.address.is_some()
                     && (asked
                         || !listed.contains(name)
-                        || before.get(name) != Some(&MemberState::Up))
+                        || before.get(name) != Some(&MemberState::Up)
+                        || watched.contains(name))
             })
             .collect();
         let fetched = futures_util::future::join_all(due.iter().map(|(name, info)| async move {
@@ -220,6 +312,10 @@ impl Endpoint {
         .await;
         if let Ok(mut catalog) = self.catalog.lock() {
             for (name, lists) in fetched {
+                if lists.busy {
+                    // Busy is not down: what it listed stands.
+                    continue;
+                }
                 match (&lists.error, catalog.get_mut(&name)) {
                     // A failed re-read keeps what was listed, and says why.
                     (Some(error), Some(kept)) => kept.error = Some(error.clone()),
@@ -250,6 +346,87 @@ impl Endpoint {
         if let Ok(mut s) = self.states.lock() {
             *s = states;
         }
+    }
+
+    /// Holds a stream open on each member that is up (and may not scale to zero), to
+    /// hear its `list_changed` whether or not a client uses it; returns the members
+    /// whose watch was (re)started, whose lists must be read again (it is new, it
+    /// restarted, or its stream ended).
+    fn watch(&self, infos: &[(String, MemberInfo)]) -> Vec<String> {
+        let Ok(mut watchers) = self.watchers.lock() else {
+            return Vec::new();
+        };
+        watchers.retain(|name, w| {
+            let keep = infos.iter().any(|(n, info)| {
+                n == name
+                    && info.state == MemberState::Up
+                    && !info.can_idle
+                    && info.generation == w.generation
+            }) && !w.task.is_finished();
+            if !keep {
+                w.stop.notify_one();
+            }
+            keep
+        });
+        let mut started = Vec::new();
+        for (name, info) in infos {
+            if info.state != MemberState::Up || info.can_idle || watchers.contains_key(name) {
+                continue;
+            }
+            let Some(address) = info.address.clone() else {
+                continue;
+            };
+            let link = Link::new(self.client.clone(), &address);
+            let refresh = self.refresh_handle();
+            let stop = Arc::new(Notify::new());
+            let stopped = Arc::clone(&stop);
+            let task = tokio::spawn(async move {
+                let watch = async {
+                    link.open(&json!({})).await.ok()?;
+                    let stream = link.open_stream().await.ok()?;
+                    Some(stream)
+                };
+                let stream = tokio::select! {
+                    stream = watch => stream,
+                    () = stopped.notified() => None,
+                };
+                let Some(stream) = stream else {
+                    link.close().await;
+                    return;
+                };
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(16);
+                let heard = async {
+                    while let Some(msg) = rx.recv().await {
+                        let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
+                        if method.ends_with("/list_changed") {
+                            refresh.notify_one();
+                        }
+                    }
+                };
+                tokio::select! {
+                    ((), ()) = async { tokio::join!(link::read_stream(stream, tx), heard) } => {
+                        // Its stream ended (it restarted, say): the next step reads it again.
+                        refresh.notify_one();
+                    }
+                    () = stopped.notified() => {}
+                }
+                link.close().await;
+            });
+            watchers.insert(
+                name.clone(),
+                Watcher {
+                    generation: info.generation,
+                    task: task.abort_handle(),
+                    stop,
+                },
+            );
+            started.push(name.clone());
+        }
+        started
+    }
+
+    fn refresh_handle(&self) -> Arc<Notify> {
+        Arc::clone(&self.refresh)
     }
 
     fn rebuild(
@@ -337,7 +514,10 @@ fn same(a: &Table, b: &Table) -> bool {
 async fn list_member(client: &HttpClient, address: &Address) -> Lists {
     let link = Link::new(client.clone(), address);
     let read = async {
-        let init = link.open(&json!({})).await.map_err(|e| e.to_string())?;
+        let init = link.open(&json!({})).await.map_err(|e| match e {
+            link::LinkError::Busy(_) => BUSY.to_string(),
+            e => e.to_string(),
+        })?;
         let mut lists = Lists {
             init: Some(init.clone()),
             ..Lists::default()
@@ -365,6 +545,10 @@ async fn list_member(client: &HttpClient, address: &Address) -> Lists {
     };
     let lists = match tokio::time::timeout(LIST_TIMEOUT, read).await {
         Ok(Ok(lists)) => lists,
+        Ok(Err(why)) if why == BUSY => Lists {
+            busy: true,
+            ..Lists::default()
+        },
         Ok(Err(why)) => Lists {
             error: Some(why),
             ..Lists::default()
@@ -408,11 +592,16 @@ async fn list_all(
             return Err(format!("{method} failed: {error}"));
         }
         let result = answer.get("result").cloned().unwrap_or(Value::Null);
-        let got = result
-            .get(key)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let got = match result.get(key) {
+            Some(Value::Array(items)) => items.clone(),
+            None => Vec::new(),
+            Some(_) => {
+                notes.push(format!(
+                    "{method}: `{key}` is not a list; nothing of it is served"
+                ));
+                Vec::new()
+            }
+        };
         let before = got.len();
         items.extend(got.into_iter().filter(Value::is_object));
         if items.len() < before {
@@ -430,6 +619,11 @@ async fn list_all(
         cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
         if cursor.is_none() {
             break;
+        }
+        if page + 1 == MAX_PAGES {
+            notes.push(format!(
+                "{method}: more than {MAX_PAGES} pages; the rest are not served"
+            ));
         }
     }
     Ok(items)

@@ -60,11 +60,18 @@ pub(super) fn spawn(endpoint: Arc<Endpoint>, input: DuplexStream, output: Duplex
     Lease { stop: Some(stop) }
 }
 
+/// A member session and its slot among the endpoint's sessions with that member.
+#[derive(Clone)]
+struct Held {
+    link: Arc<Link>,
+    _slot: Arc<tokio::sync::OwnedSemaphorePermit>,
+}
+
 /// What the session's call tasks share.
 struct Shared {
     endpoint: Arc<Endpoint>,
-    /// Member sessions, opened on first use.
-    links: Mutex<HashMap<String, Arc<OnceCell<Arc<Link>>>>>,
+    /// Member sessions, opened on first use, each with its slot at the endpoint.
+    links: Mutex<HashMap<String, Arc<OnceCell<Held>>>>,
     /// Their `GET /mcp` streams, ended with the session.
     listeners: Mutex<Vec<AbortHandle>>,
     /// From members: (member, message).
@@ -100,6 +107,7 @@ impl Shared {
             Arc::clone(links.entry(member.to_string()).or_default())
         };
         cell.get_or_try_init(|| async {
+            let slot = Arc::new(self.endpoint.member_slot(member)?);
             let link = Arc::new(self.endpoint.link(member)?);
             let capabilities = self
                 .capabilities
@@ -123,10 +131,10 @@ impl Shared {
             if let Ok(stream) = link.open_stream().await {
                 self.listen(member, stream);
             }
-            Ok(link)
+            Ok(Held { link, _slot: slot })
         })
         .await
-        .cloned()
+        .map(|held| Arc::clone(&held.link))
     }
 
     /// Forgets a member session that ended, so the next use opens a new one.
@@ -201,12 +209,15 @@ impl Shared {
     }
 
     async fn open_links(&self) -> Vec<Arc<Link>> {
-        let cells: Vec<Arc<OnceCell<Arc<Link>>>> = self
+        let cells: Vec<Arc<OnceCell<Held>>> = self
             .links
             .lock()
             .map(|l| l.values().cloned().collect())
             .unwrap_or_default();
-        cells.iter().filter_map(|c| c.get().cloned()).collect()
+        cells
+            .iter()
+            .filter_map(|c| c.get().map(|h| Arc::clone(&h.link)))
+            .collect()
     }
 }
 
@@ -508,7 +519,11 @@ impl Session {
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.calls.spawn(async move {
             let _slot = slot;
+            let began = std::time::Instant::now();
             let answer = call(&shared, &member, &request).await;
+            shared
+                .endpoint
+                .record(&member, began.elapsed(), answer.get("error").is_some());
             if let Ok(mut f) = in_flight.lock() {
                 f.remove(&key);
             }
@@ -516,8 +531,28 @@ impl Session {
         });
     }
 
-    /// The lists changed: the client hears it once per kind.
+    /// The lists changed: the client hears it once per kind; sessions with members the
+    /// endpoint no longer has are closed.
     async fn table_changed(&mut self, table: Arc<Table>) {
+        let members = self.shared.endpoint.spec().members.clone();
+        let gone: Vec<Arc<OnceCell<Held>>> = self
+            .shared
+            .links
+            .lock()
+            .map(|mut links| {
+                let names: Vec<String> = links
+                    .keys()
+                    .filter(|m| !members.contains(m))
+                    .cloned()
+                    .collect();
+                names.iter().filter_map(|m| links.remove(m)).collect()
+            })
+            .unwrap_or_default();
+        for cell in gone {
+            if let Some(held) = cell.get() {
+                held.link.close().await;
+            }
+        }
         let before = std::mem::replace(&mut self.table, Arc::clone(&table));
         let mut changed = Vec::new();
         if before.tools.listed != table.tools.listed {
@@ -595,6 +630,10 @@ async fn call(shared: &Shared, member: &str, request: &Value) -> Value {
         match answer {
             Ok(answer) => return answer,
             Err(LinkError::SessionGone) if attempt == 0 => shared.forget(member),
+            // Busy is not down: the lists stand, this call is told to try later.
+            Err(e @ LinkError::Busy(_)) => {
+                return error(&id, INTERNAL_ERROR, &format!("member {member}: {e}"));
+            }
             Err(e) => {
                 shared.forget(member);
                 shared.endpoint.refresh.notify_one();

@@ -161,6 +161,7 @@ fn named<'a>(
         .iter()
         .map(|(from, to)| (from.as_str(), to.as_str()))
         .collect();
+    let member_names: HashSet<&str> = members.iter().map(|m| m.name).collect();
     let mut taken: HashSet<String> = HashSet::new();
     // Renamed names are the operator's: they win over a member's own.
     taken.extend(renamed.values().map(|v| v.to_string()));
@@ -169,9 +170,14 @@ fn named<'a>(
             let Some(original) = item.get("name").and_then(Value::as_str) else {
                 continue;
             };
+            // A name like another member's prefixed ones (`other__x`) is never
+            // advertised as it is: it would pass policies written for that member.
+            let foreign = original
+                .split_once("__")
+                .is_some_and(|(p, _)| p != m.name && member_names.contains(p));
             let prefixed = match spec.prefix {
                 Prefix::Always => true,
-                Prefix::OnCollision => count.get(original).copied().unwrap_or(0) > 1,
+                Prefix::OnCollision => foreign || count.get(original).copied().unwrap_or(0) > 1,
                 Prefix::Never => false,
             };
             let advertised = advertise(m.name, original, prefixed);
@@ -183,6 +189,17 @@ fn named<'a>(
                     why,
                 });
             };
+            if original.is_empty() {
+                hide("an empty name cannot be called".into(), &mut out);
+                continue;
+            }
+            if foreign && !prefixed {
+                hide(
+                    "named like another member's tools (prefix = \"never\")".into(),
+                    &mut out,
+                );
+                continue;
+            }
             if server_rules_apply && let Err(why) = policy::decide(m.policy, original, item) {
                 hide(format!("{why} (server {})", m.name), &mut out);
                 continue;

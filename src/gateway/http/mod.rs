@@ -65,6 +65,8 @@ struct AppState {
     sessions: Mutex<Sessions<Session>>,
     /// The server's `max_sessions`, changed in place.
     max_sessions: Arc<AtomicUsize>,
+    /// The server's `session_idle` in milliseconds, changed in place.
+    session_idle: Arc<std::sync::atomic::AtomicU64>,
     asks: Asks,
     /// What the port counts: requests are timed where they are answered.
     meter: Arc<Meter>,
@@ -247,15 +249,19 @@ fn sessions_full(id: Value) -> Response {
 /// Ends every session of a router (see [`router`]).
 pub(super) type Closer = Box<dyn FnOnce() + Send + Sync>;
 
+/// Counts a router's sessions in use or seen within a time (see `Sessions::recent`).
+pub(super) type Recent = Box<dyn Fn(std::time::Duration) -> usize + Send + Sync>;
+
 /// The routes of a stdio server, and what ends all its sessions.
 pub(super) fn router(
     instances: Arc<dyn Instances>,
     tools: Arc<crate::gateway::tool_gate::ToolGate>,
     max_sessions: Arc<AtomicUsize>,
+    session_idle: Arc<std::sync::atomic::AtomicU64>,
     meter: Arc<Meter>,
     max_connections: usize,
     replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
-) -> std::io::Result<(Router, Closer)> {
+) -> std::io::Result<(Router, Closer, Recent)> {
     let state = Arc::new(AppState {
         instances,
         tools,
@@ -266,12 +272,24 @@ pub(super) fn router(
             (max_connections - max_connections / 4).max(1),
         )),
         max_sessions,
+        session_idle,
         asks: Asks::default(),
         parked: parking::Parking::new(replicas.clone())?,
         replicas,
     });
     spawn_janitor(&state);
     let weak = Arc::downgrade(&state);
+    let recent: Recent = {
+        let weak = weak.clone();
+        Box::new(move |within| {
+            weak.upgrade()
+                .and_then(|state| {
+                    let sessions = state.sessions.lock().ok()?;
+                    Some(sessions.recent(Instant::now(), within))
+                })
+                .unwrap_or(0)
+        })
+    };
     let close: Closer = Box::new(move || {
         let Some(state) = weak.upgrade() else { return };
         let ended = match state.sessions.lock() {
@@ -294,5 +312,5 @@ pub(super) fn router(
         .route("/messages", post(sse::post_messages))
         .layer(DefaultBodyLimit::max(guard::MAX_BODY))
         .with_state(state);
-    Ok((app, close))
+    Ok((app, close, recent))
 }

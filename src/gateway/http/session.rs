@@ -12,7 +12,7 @@ use super::AppState;
 use crate::gateway::Upstream;
 use crate::gateway::mux::Pin;
 use crate::gateway::queue::Outbox;
-use crate::gateway::sessions::{Idle, SESSION_IDLE, Sessions};
+use crate::gateway::sessions::{Idle, Sessions};
 use crate::wire::era;
 
 pub(super) struct Session {
@@ -65,14 +65,25 @@ impl Idle for Session {
 
 pub(super) const SESSION_SWEEP: Duration = Duration::from_secs(60);
 
-/// Forgets idle sessions every [`SESSION_SWEEP`] until the gateway is gone.
+/// The server's `session_idle` now.
+fn idle_of(state: &AppState) -> Duration {
+    Duration::from_millis(state.session_idle.load(Ordering::Relaxed))
+}
+
+/// Forgets sessions idle past the server's `session_idle`, looking every
+/// [`SESSION_SWEEP`] (or every half of a shorter idle) until the gateway is gone.
 pub(super) fn spawn_janitor(state: &Arc<AppState>) {
     let state = Arc::downgrade(state);
     tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(SESSION_SWEEP).await;
+        // Read each time: `session_idle` changes in place.
+        while let Some(every) = state.upgrade().map(|s| {
+            SESSION_SWEEP
+                .min(idle_of(&s) / 2)
+                .max(Duration::from_millis(100))
+        }) {
+            tokio::time::sleep(every).await;
             let Some(state) = state.upgrade() else { break };
-            let gone = sweep(&state.sessions, Instant::now());
+            let gone = sweep(&state.sessions, Instant::now(), idle_of(&state));
             // Dropped outside the lock: a session's end stops its own child.
             for (id, session) in gone {
                 cancel_calls(&session, &id);
@@ -81,16 +92,16 @@ pub(super) fn spawn_janitor(state: &Arc<AppState>) {
     });
 }
 
-/// The sessions idle past [`SESSION_IDLE`], taken out of `sessions`. A lock poisoned
+/// The sessions idle past `idle`, taken out of `sessions`. A lock poisoned
 /// by a panic elsewhere is taken back and cleared: every change to the store is one map
 /// operation, so its data is whole, and ending the janitor (or leaving the lock
 /// poisoned for every request) would let idle sessions pile up for good.
-fn sweep<S: Idle>(sessions: &Mutex<Sessions<S>>, now: Instant) -> Vec<(String, S)> {
+fn sweep<S: Idle>(sessions: &Mutex<Sessions<S>>, now: Instant, idle: Duration) -> Vec<(String, S)> {
     let mut store = sessions.lock().unwrap_or_else(|poisoned| {
         sessions.clear_poison();
         poisoned.into_inner()
     });
-    store.sweep(now, SESSION_IDLE)
+    store.sweep(now, idle)
 }
 
 #[derive(Clone)]
@@ -165,9 +176,10 @@ mod tests {
     #[test]
     fn the_sweep_takes_back_a_poisoned_lock_and_clears_it() {
         let now = Instant::now();
+        let idle = Duration::from_secs(60);
         let sessions = Arc::new(Mutex::new(Sessions::new()));
         if let Ok(mut store) = sessions.lock() {
-            let stale = now.checked_sub(SESSION_IDLE * 2).unwrap_or(now);
+            let stale = now.checked_sub(idle * 2).unwrap_or(now);
             assert!(store.insert("old".into(), Fake(stale), 10).is_ok());
             assert!(store.insert("new".into(), Fake(now), 10).is_ok());
         }
@@ -179,7 +191,7 @@ mod tests {
         .join();
         assert!(panicked.is_err());
         assert!(sessions.is_poisoned());
-        let gone: Vec<String> = sweep(&sessions, now)
+        let gone: Vec<String> = sweep(&sessions, now, idle)
             .into_iter()
             .map(|(id, _)| id)
             .collect();
@@ -188,6 +200,6 @@ mod tests {
             !sessions.is_poisoned(),
             "every other user of the lock works again"
         );
-        assert!(sweep(&sessions, now).is_empty());
+        assert!(sweep(&sessions, now, idle).is_empty());
     }
 }

@@ -111,6 +111,19 @@ pub fn render(
             ));
             continue;
         }
+        if spec.mode == Mode::Local && spec.transport != Transport::Stdio {
+            // Skipped, said where the user looks: the rest of the file still renders.
+            out.push(Rendered {
+                server: name.clone(),
+                objects: Vec::new(),
+                notes: vec![format!(
+                    "server `{name}` is not rendered: it speaks HTTP itself. Run it as its own \
+                     Deployment (its own image), and make `{name}` in mcpctl.toml a remote \
+                     server (mode = \"remote\") pointing at that Deployment's Service."
+                )],
+            });
+            continue;
+        }
         match server(spec, &k8s, options) {
             Ok(rendered) => out.push(rendered),
             Err(why) => problems.push(format!("server `{name}`: {why}")),

@@ -215,3 +215,31 @@ fn resources_route_by_uri_first_member_wins_and_templates_catch_the_rest() {
     assert_eq!(table.member_for_uri("db://users/7"), Some("fs"));
     assert_eq!(table.member_for_uri("nope://"), None);
 }
+
+#[test]
+fn a_name_like_another_members_prefixed_ones_is_prefixed_or_hidden_never_passed() {
+    let open = Rules::default();
+    let x = tools(&["danger", "echo"]);
+    let y = tools(&["x__evil", "danger", ""]);
+    let mut s = spec(Prefix::OnCollision);
+    s.members = vec!["x".into(), "y".into()];
+    s.tools.allow = vec!["x__*".into()];
+    let table = build(&s, &[member("x", &x, &open), member("y", &y, &open)]);
+    // y's `x__evil` is y's: prefixed as such, and the allow written for x does not pass it.
+    assert!(!table.tools.routes.contains_key("x__evil"));
+    assert!(
+        table.tools.routes.values().all(|r| r.member == "x"),
+        "{:?}",
+        table.tools.routes
+    );
+    let mut never = spec(Prefix::Never);
+    never.members = vec!["x".into(), "y".into()];
+    let table = build(&never, &[member("x", &x, &open), member("y", &y, &open)]);
+    assert!(!table.tools.routes.contains_key("x__evil"));
+    let why: Vec<&str> = table.tools.hidden.iter().map(|h| h.why.as_str()).collect();
+    assert!(
+        why.contains(&"named like another member's tools (prefix = \"never\")"),
+        "{why:?}"
+    );
+    assert!(why.contains(&"an empty name cannot be called"), "{why:?}");
+}
