@@ -261,6 +261,9 @@ pub struct InstanceStatus {
     /// The protocol revision the child speaks, found by the era probe (stdio only).
     #[serde(default)]
     pub protocol: Option<String>,
+    /// The child asked for roots outside any call and was told there are none.
+    #[serde(default)]
+    pub asked_roots_unprompted: bool,
     /// One client session's own instance (`sharing = "per-session"`).
     #[serde(default)]
     pub per_session: bool,

@@ -12,7 +12,9 @@
 //! `--notify LEVEL:TEXT` sends a `notifications/message` once initialized,
 //! `--print-env NAME` prints that variable to stderr (a server leaking its token),
 //! `--spin` keeps a core busy and `--hold-mib N` holds N MiB resident (for the figures
-//! of `server monitor`).
+//! of `server monitor`), `--discover-delay-ms MS` answers `server/discover` only after
+//! MS (a slow-starting server, whatever its era), `--roots-at-start` asks its client
+//! for `roots/list` once initialized, outside any call (and logs the answer).
 //!
 //! `--modern` makes it a 2026-07-28 server instead: it answers `server/discover`,
 //! refuses `initialize`, wants the `_meta` envelope on every request, and its
@@ -44,6 +46,8 @@ struct Flags {
     print_env: Vec<String>,
     modern: bool,
     start_delay_ms: u64,
+    discover_delay_ms: u64,
+    roots_at_start: bool,
     /// Keep one core busy (a server that works: what CPU figures must show).
     spin: bool,
     /// Hold this many MiB, touched (a server that grows).
@@ -68,12 +72,14 @@ fn parse_flags(args: Vec<String>) -> Result<Flags, String> {
             "--spin" => flags.spin = true,
             "--hold-mib" => flags.hold_mib = value()?.parse().map_err(|e| format!("{e}"))?,
             "--start-delay-ms" => flags.start_delay_ms = value()?.parse().map_err(|e| format!("{e}"))?,
+            "--roots-at-start" => flags.roots_at_start = true,
+            "--discover-delay-ms" => flags.discover_delay_ms = value()?.parse().map_err(|e| format!("{e}"))?,
             "--notify" => {
                 let v = value()?;
                 let (level, text) = v.split_once(':').ok_or("--notify takes LEVEL:TEXT")?;
                 flags.notify.push((level.to_string(), text.to_string()));
             }
-            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT] [--print-env NAME] [--modern] [--start-delay-ms MS] [--spin] [--hold-mib N]".into()),
+            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT] [--print-env NAME] [--modern] [--start-delay-ms MS] [--discover-delay-ms MS] [--roots-at-start] [--spin] [--hold-mib N]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -169,10 +175,23 @@ fn serve(flags: &Flags) {
             );
             continue;
         }
+        // Any other answer (to `--roots-at-start`'s question) is only logged.
+        if msg.get("method").is_none() {
+            say!("INFO mcp-echo: answered: {msg}");
+            continue;
+        }
         let Some(id) = msg.get("id").cloned() else {
             if msg.get("method").and_then(Value::as_str) == Some("notifications/cancelled") {
                 let request = msg.pointer("/params/requestId").unwrap_or(&Value::Null);
                 say!("INFO mcp-echo: request {request} cancelled");
+            }
+            if msg.get("method").and_then(Value::as_str) == Some("notifications/initialized")
+                && flags.roots_at_start
+            {
+                send(
+                    &mut out,
+                    &json!({"jsonrpc": "2.0", "id": "echo-roots-at-start", "method": "roots/list"}),
+                );
             }
             if msg.get("method").and_then(Value::as_str) == Some("notifications/initialized") {
                 for (level, text) in &flags.notify {
@@ -187,6 +206,9 @@ fn serve(flags: &Flags) {
         };
         let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
         let params = msg.get("params").cloned().unwrap_or(Value::Null);
+        if method == "server/discover" && flags.discover_delay_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(flags.discover_delay_ms));
+        }
         let reply = match method {
             "initialize" if flags.no_handshake => continue,
             "initialize" if flags.modern => Err(error(

@@ -436,6 +436,33 @@ pub fn open_file_limit() -> Option<u64> {
     (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit.rlim_cur)
 }
 
+/// Whether `fd`'s open file description is non-blocking (`None`: not an open fd).
+pub fn is_nonblocking(fd: i32) -> Option<bool> {
+    // SAFETY: F_GETFL reads the flags of a descriptor and touches no memory.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    (flags >= 0).then_some(flags & libc::O_NONBLOCK != 0)
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`'s open file description (which every process
+/// holding it shares: a parent that gave it as stdin sees the change).
+pub fn set_nonblocking(fd: i32, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL and F_SETFL read and write a descriptor's flags, no memory.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let wanted = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: as above.
+    if wanted != flags && unsafe { libc::fcntl(fd, libc::F_SETFL, wanted) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// How many processors are online (1 when the system does not say).
 pub fn online_cpus() -> usize {
     // SAFETY: sysconf takes a name and touches no memory.

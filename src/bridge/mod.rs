@@ -9,7 +9,8 @@
 //! [`MAX_IN_FLIGHT`]; beyond that stdin is not read), and, once a 2025 session is
 //! open, its `GET /mcp` stream for what the server sends unasked. Notifications and
 //! responses are sent in order, before the next line is read. When stdin closes the
-//! session is deleted and the bridge exits 0.
+//! requests in flight are still answered, then the session is deleted and the bridge
+//! exits 0, its stdin and stdout as blocking as they were.
 //!
 //! Before the first line is read, NAME is made to run: the daemon is started when
 //! none runs and NAME when the daemon does not run it ([`target::reach`], bounded).
@@ -66,6 +67,8 @@ const SESSION_ENDED: &str = "the session ended (the server was restarted or stop
 /// Runs the bridge to `name` of the file at `config` (or why there is no file)
 /// until stdin or stdout closes, or NAME goes away for good.
 pub fn run(config: Result<PathBuf, String>, name: &str) -> u8 {
+    // Dropped last, once the runtime (and its hold on stdin and stdout) is gone.
+    let _restore = stdio::Restore::record();
     let target = config.map_err(Unavailable).and_then(|config| {
         let target = target::reach(&config, name, target::start_timeout())?;
         Ok((config, target))
@@ -102,6 +105,7 @@ async fn serve(name: &str, target: Result<(PathBuf, Target), Unavailable>) -> u8
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut calls = JoinSet::new();
     let mut lines = BoundedLines::new(BufReader::new(stdio::stdin()), MAX_MESSAGE);
+    let mut eof = false;
     loop {
         while calls.try_join_next().is_some() {}
         let next = tokio::select! {
@@ -110,7 +114,10 @@ async fn serve(name: &str, target: Result<(PathBuf, Target), Unavailable>) -> u8
         };
         let line = match next {
             Ok(Some(line)) => line,
-            Ok(None) => break,
+            Ok(None) => {
+                eof = true;
+                break;
+            }
             Err(e) => {
                 crate::note!("mcpctl connect {name}: cannot read stdin: {e}");
                 break;
@@ -164,6 +171,14 @@ async fn serve(name: &str, target: Result<(PathBuf, Target), Unavailable>) -> u8
                 });
             }
             _ => bridge.forward(body, msg).await,
+        }
+    }
+    // A client may write its requests and close stdin at once (`printf ... | mcpctl
+    // connect`): what it asked is still answered, unless stdout closed or NAME went.
+    while eof {
+        tokio::select! {
+            joined = calls.join_next() => eof = joined.is_some(),
+            _ = ended.wait_for(Option::is_some) => break,
         }
     }
     calls.abort_all();

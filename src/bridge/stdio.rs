@@ -11,6 +11,31 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest};
 
+/// The blocking mode stdin and stdout had when the bridge started, put back when this
+/// is dropped (after the runtime is gone): making a pipe pollable sets `O_NONBLOCK` on
+/// the open file description, which the client shares, and a shell handed back a
+/// non-blocking terminal or pipe fails its next read with EAGAIN.
+pub(super) struct Restore([(i32, Option<bool>); 2]);
+
+impl Restore {
+    pub(super) fn record() -> Self {
+        Self([0, 1].map(|fd| (fd, crate::sys::is_nonblocking(fd))))
+    }
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        for (fd, was) in self.0 {
+            if let Some(was) = was
+                && crate::sys::is_nonblocking(fd) != Some(was)
+            {
+                // Nothing to do about a failure at exit but leave it as it is.
+                let _ = crate::sys::set_nonblocking(fd, was);
+            }
+        }
+    }
+}
+
 /// stdin: polled by the runtime itself when it is a pipe or a socket (what clients
 /// give a stdio server: pipes, or a socket pair from Node's `child_process`), else
 /// tokio's stdin, which reads on a blocking thread, a hand-off per line.

@@ -47,7 +47,9 @@ impl Message {
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(borrow, default)]
+    /// `Some("null")` for an explicit `"id": null` (a plain `Option` would read that as
+    /// no id at all, and such a request would go unanswered as a notification).
+    #[serde(borrow, default, deserialize_with = "present")]
     id: Option<&'a RawValue>,
     #[serde(default)]
     method: Option<Value>,
@@ -57,6 +59,11 @@ struct Envelope<'a> {
     result: Option<&'a RawValue>,
     #[serde(default)]
     error: Option<&'a RawValue>,
+}
+
+/// A member that is present, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// Why a line is not a message: the code and text of the error to answer with.
@@ -80,6 +87,17 @@ pub fn parse(line: &[u8]) -> Result<Message, Refused> {
         id: None,
     })?;
     let id = envelope.id.map(|raw| raw.get().to_string());
+    // MCP: a request's id is a string or a number, never null; answered (with id
+    // null) rather than sent on as a notification nobody answers.
+    if id.as_deref() == Some("null") && envelope.method.is_some() {
+        return Err(Refused {
+            code: INVALID_REQUEST,
+            message: "a request's id must be a string or a number, not null".into(),
+            id,
+        });
+    }
+    // A response with a null id (to a message the client could not read) has no id.
+    let id = id.filter(|id| id != "null");
     let method = match envelope.method {
         None => None,
         Some(Value::String(m)) => Some(m),
@@ -211,6 +229,19 @@ mod tests {
             error_reply(m.id(), UNAVAILABLE, "no \"daemon\""),
             r#"{"jsonrpc":"2.0","id":"a b","error":{"code":-32000,"message":"no \"daemon\""}}"#
         );
+    }
+
+    #[test]
+    fn a_request_with_a_null_id_is_refused_with_id_null() {
+        let refused = parse(br#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#).unwrap_err();
+        assert_eq!(refused.code, INVALID_REQUEST);
+        assert_eq!(
+            error_reply(refused.id.as_deref(), refused.code, "x"),
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"x"}}"#
+        );
+        // Without an id at all it is a notification, as before.
+        let n = parse(br#"{"jsonrpc":"2.0","method":"tools/list"}"#).unwrap();
+        assert_eq!(n.kind, Kind::Notification);
     }
 
     #[test]

@@ -285,6 +285,7 @@ mod tests {
             last_restart: None,
             last_error: None,
             protocol: None,
+            asked_roots_unprompted: false,
             per_session: false,
             inner_port: None,
             usage: Some(usage),

@@ -75,7 +75,13 @@ struct Report {
     usage: Option<Usage>,
     /// Through the port since it opened (percentiles over the last minute).
     traffic: Option<Traffic>,
+    /// What the server did that mcpctl could not serve as it wanted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
+
+/// Said of a server that asked its client for roots outside any call.
+const ROOTS_OUTSIDE_A_CALL: &str = "it asked for roots outside any call (at start, say) and was told there are none: mcpctl passes a client's roots only while one of that client's calls (tools/call, prompts/get, resources/read) is in flight, whatever the sharing, so a server that reads its roots once at start sees none; it sees them if it asks during a call";
 
 impl Report {
     /// Running out of wanted: `2/3`, or `2/1-4` for an autoscaled server.
@@ -172,6 +178,12 @@ fn report(file: &ServerSpec, running: Option<&ServerStatus>) -> Report {
         protocol: instances.iter().find_map(|i| i.protocol.clone()),
         usage: total_usage(instances.iter().filter_map(|i| i.usage.as_ref())),
         traffic: running.and_then(|r| r.traffic.clone()),
+        warnings: instances
+            .iter()
+            .any(|i| i.asked_roots_unprompted)
+            .then(|| ROOTS_OUTSIDE_A_CALL.to_string())
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -413,6 +425,11 @@ pub(super) fn status(path: &Path, format: Format) -> Result<u8, Error> {
     let head = origin
         .map(|o| format!("{}\n\n", o.line))
         .unwrap_or_default();
+    for r in &reports {
+        for warning in &r.warnings {
+            crate::note!("warning: server `{}`: {warning}", r.server);
+        }
+    }
     let mut text = format!("{head}{}", table(&rows));
     let pending: Vec<String> = reports
         .iter()
@@ -585,6 +602,8 @@ pub(super) fn server_status(
             ];
             lines
                 .iter()
+                .map(|(k, v)| (*k, v))
+                .chain(r.warnings.iter().map(|w| ("Warning", w)))
                 .map(|(k, v)| format!("{:<14} {v}\n", format!("{k}:")))
                 .collect()
         };

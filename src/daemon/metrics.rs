@@ -71,7 +71,7 @@ async fn listen(
     daemon: &Arc<Daemon>,
     wanted: SocketAddr,
 ) -> std::io::Result<(Listener, SocketAddr)> {
-    let listener = tokio::net::TcpListener::bind(wanted).await?;
+    let listener = crate::gateway::accept::bind(wanted)?;
     let addr = listener.local_addr()?;
     // The daemon is held weakly: a scrape must not keep a stopping daemon alive.
     let app = Router::new()

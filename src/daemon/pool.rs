@@ -170,7 +170,10 @@ impl Instances for Pool {
                     .collect();
                 let ready = phases.contains(&Phase::Running);
                 let mut phases = phases.into_iter();
-                starting.retain(|_| phases.next() == Some(Phase::Starting));
+                // One waiting to be restarted (killed while starting, say) is still
+                // coming: its next start is waited for too, within the same deadline.
+                starting
+                    .retain(|_| matches!(phases.next(), Some(Phase::Starting | Phase::Backoff)));
                 if ready || starting.is_empty() {
                     return;
                 }

@@ -166,6 +166,9 @@ impl Daemon {
                             last_restart: v.last_restart.clone(),
                             last_error: v.last_error.clone(),
                             protocol: v.upstream().map(Upstream::protocol),
+                            asked_roots_unprompted: v
+                                .upstream()
+                                .is_some_and(Upstream::asked_roots_unprompted),
                             per_session,
                             inner_port: v.inner_port,
                             usage: v.pid().and_then(|shim| samples.as_ref()?.usage(shim)),

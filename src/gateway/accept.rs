@@ -1,5 +1,6 @@
 //! The accept loop of a gateway port, plain or TLS, with bounds: at most
-//! `max_connections` at once (the loop stops accepting until one closes, so the kernel
+//! `max_connections` at once, and at most `total` for every port of the process
+//! together (either full, the loop stops accepting until one closes, so the kernel
 //! queues newcomers instead of the daemon running out of descriptors), and a timeout
 //! for a request's headers, which is also how long an idle keep-alive connection may
 //! wait for its next request. A slow or silent client holds a slot for that long, no
@@ -51,10 +52,33 @@ impl Hangup {
 }
 
 /// The bounds of a port's connections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// Connections of every port of the process together (see [`process_wide`]).
+    pub total: Arc<Semaphore>,
+}
+
+/// The bound on the connections of all ports together, one for the process: each
+/// port's own bound keeps one port from taking them all, but many busy ports could
+/// still run the daemon out of descriptors (and then its children and its control
+/// socket with it). `MCPCTL_MAX_CONNECTIONS_TOTAL`, or three quarters of the open-file
+/// limit (at most 16,384), leaving the rest for children's pipes, logs and sockets.
+fn process_wide() -> Arc<Semaphore> {
+    static TOTAL: std::sync::OnceLock<Arc<Semaphore>> = std::sync::OnceLock::new();
+    Arc::clone(TOTAL.get_or_init(|| {
+        let fd_limit = crate::sys::open_file_limit().unwrap_or(1024);
+        let default = usize::try_from(fd_limit / 4 * 3)
+            .unwrap_or(16_384)
+            .clamp(16, 16_384);
+        let total = std::env::var("MCPCTL_MAX_CONNECTIONS_TOTAL")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(default);
+        Arc::new(Semaphore::new(total.min(Semaphore::MAX_PERMITS)))
+    }))
 }
 
 impl ConnectionLimits {
@@ -77,8 +101,41 @@ impl ConnectionLimits {
                 .unwrap_or(default_max),
             header_timeout: number("MCPCTL_HEADER_TIMEOUT_MS")
                 .map_or(Duration::from_secs(10), Duration::from_millis),
+            total: process_wide(),
         }
     }
+}
+
+/// The listen backlog when the system's maximum cannot be read (Linux's default
+/// `somaxconn` since 5.4).
+const FALLBACK_BACKLOG: u32 = 4096;
+
+/// Binds `addr` and listens with the system's largest backlog: a burst of connects
+/// beyond a small queue (the usual 128) is dropped by the kernel, and those clients
+/// retry only after a second or more, while the loop below could have taken them.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server gets its port back at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog(
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .as_deref(),
+    ))
+}
+
+/// The backlog to ask for, given the text of `net.core.somaxconn` (the kernel caps
+/// any request at that anyway).
+fn backlog(somaxconn: Option<&str>) -> u32 {
+    somaxconn
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(FALLBACK_BACKLOG)
 }
 
 /// Serves `app` on `listener` with the bounds of `limits`, uncounted (the daemon's own
@@ -118,6 +175,16 @@ pub(super) async fn serve(
                 continue;
             }
         };
+        // The same policy when every port together is full: this one connection
+        // waits, and no other is accepted (the kernel queues newcomers) until one of
+        // any port closes. Taken after the accept, so that an idle port holds none.
+        let shared = loop {
+            tokio::select! {
+                shared = Arc::clone(&limits.total).acquire_owned() => break shared,
+                Some(_) = connections.join_next() => {}
+            }
+        };
+        let Ok(shared) = shared else { return };
         let hangup = Hangup::default();
         let service = {
             let app = TowerToHyperService::new(app.clone());
@@ -137,7 +204,7 @@ pub(super) async fn serve(
         };
         let open = meter.connection();
         connections.spawn(async move {
-            let _slot = slot;
+            let _slot = (slot, shared);
             let _open = open;
             // Fired, the connection is dropped (closed) wherever it is.
             match acceptor {
@@ -218,5 +285,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_is_the_systems_maximum() {
+        assert_eq!(backlog(Some("4096\n")), 4096);
+        assert_eq!(backlog(Some("65535")), 65535);
+        assert_eq!(backlog(Some("0")), FALLBACK_BACKLOG);
+        assert_eq!(backlog(Some("lots")), FALLBACK_BACKLOG);
+        assert_eq!(backlog(None), FALLBACK_BACKLOG);
     }
 }

@@ -11,7 +11,7 @@ use age::secrecy::{ExposeSecret, SecretString};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -53,10 +53,27 @@ impl Guard {
         app.layer(middleware::from_fn_with_state(self, check))
     }
 
-    /// The refusal of a request with these headers; `None` lets it through.
-    fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
+    /// The refusal of a request to `uri` with these headers; `None` lets it through.
+    fn refusal(&self, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+        // With two, this check could read one and a handler or upstream the other
+        // (RFC 9112 3.2: more than one Host is a 400).
+        let repeated = |name| headers.get_all(name).iter().nth(1).is_some();
+        if repeated(header::HOST) || repeated(header::ORIGIN) {
+            return Some(rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                INVALID_REQUEST,
+                "more than one Host or Origin header",
+            ));
+        }
+        // An absolute-form target (`POST http://host/mcp`) names the host itself and
+        // outranks the Host header (RFC 9112 3.2.2), so that is the one checked.
+        let host = match uri.authority() {
+            Some(authority) => Some(authority.as_str()),
+            None => header_str(headers, "host"),
+        };
         let ok = origin::origin_allowed(header_str(headers, "origin"))
-            && origin::host_allowed(header_str(headers, "host"), self.loopback);
+            && origin::host_allowed(host, self.loopback);
         if !ok {
             return Some(rpc_error(
                 StatusCode::FORBIDDEN,
@@ -87,7 +104,7 @@ impl Guard {
 }
 
 async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    if let Some(refusal) = guard.refusal(request.headers()) {
+    if let Some(refusal) = guard.refusal(request.uri(), request.headers()) {
         return refusal;
     }
     let (parts, body) = request.into_parts();
@@ -173,7 +190,9 @@ mod tests {
             Duration::from_secs(1),
         );
         let status = |pairs: &[(&'static str, &str)]| {
-            guard.refusal(&headers(pairs)).map(|r| r.status().as_u16())
+            guard
+                .refusal(&Uri::from_static("/mcp"), &headers(pairs))
+                .map(|r| r.status().as_u16())
         };
         let host = ("host", "127.0.0.1:9000");
         assert_eq!(status(&[host, ("authorization", "Bearer s3cret")]), None);
@@ -199,6 +218,29 @@ mod tests {
             Some(403)
         );
         let open = Guard::new(true, None, Duration::from_secs(1));
-        assert!(open.refusal(&headers(&[host])).is_none());
+        assert!(
+            open.refusal(&Uri::from_static("/mcp"), &headers(&[host]))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_absolute_target_and_a_second_host_or_origin_are_refused() {
+        let guard = Guard::new(true, None, Duration::from_secs(1));
+        let host = || headers(&[("host", "127.0.0.1:9000")]);
+        let status = |uri: &'static str, headers: &HeaderMap| {
+            guard
+                .refusal(&Uri::from_static(uri), headers)
+                .map(|r| r.status().as_u16())
+        };
+        assert_eq!(status("http://evil.example/mcp", &host()), Some(403));
+        assert_eq!(status("http://127.0.0.1:9000/mcp", &host()), None);
+        let mut two = host();
+        two.append("host", HeaderValue::from_static("evil.example"));
+        assert_eq!(status("/mcp", &two), Some(400));
+        let mut origins = host();
+        origins.append("origin", HeaderValue::from_static("http://localhost"));
+        origins.append("origin", HeaderValue::from_static("https://evil.example"));
+        assert_eq!(status("/mcp", &origins), Some(400));
     }
 }

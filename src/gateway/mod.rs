@@ -60,8 +60,9 @@ pub trait Instances: Send + Sync + 'static {
         })
     }
 
-    /// Resolves once an instance is ready, or none is starting: a client that arrives
-    /// while the server starts waits for it instead of being refused. By default at once.
+    /// Resolves once an instance is ready, or none is starting or waiting to restart: a
+    /// client that arrives while the server starts waits for it instead of being
+    /// refused. By default at once.
     fn until_ready(&self) -> Waiting<'_> {
         Box::pin(std::future::ready(()))
     }
@@ -221,7 +222,7 @@ pub async fn serve(
     tools: crate::policy::Rules,
 ) -> std::io::Result<Gateway> {
     let tools = tool_gate::ToolGate::new(tools);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = accept::bind(addr)?;
     let addr = listener.local_addr()?;
     let loopback = addr.ip().is_loopback();
     let max_sessions = Arc::new(AtomicUsize::new(limits.max_sessions.max(1)));

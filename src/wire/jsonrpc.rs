@@ -28,6 +28,16 @@ pub const REQUEST_CANCELLED: i64 = -32800;
 pub const REQUEST_TIMEOUT: i64 = -32001;
 
 /// Starts the string that stands for a numeric id the client wrote as `rest`.
+/// The requests during which a server may ask its client something (sampling,
+/// elicitation, roots): only a call of one of these can be the origin of a server
+/// request, whatever its client can answer.
+pub const CAN_CAUSE_SERVER_REQUESTS: [&str; 3] = ["tools/call", "prompts/get", "resources/read"];
+
+/// Whether a call of `method` can be the origin of a server request.
+pub fn can_cause_server_requests(method: &str) -> bool {
+    CAN_CAUSE_SERVER_REQUESTS.contains(&method)
+}
+
 const RAW_ID: &str = "\u{1}mcpctl-raw-id:";
 
 /// What a client's message is.

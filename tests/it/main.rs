@@ -19,6 +19,7 @@ mod import;
 mod init;
 mod issue28;
 mod issue28_daemon;
+mod issue28b;
 mod k8s;
 mod lifecycle;
 mod link;

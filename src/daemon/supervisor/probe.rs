@@ -20,7 +20,7 @@ pub(super) async fn probe(
     shim: u32,
     (stdin, stdout): (Option<Input>, Option<Output>),
     log: Option<SharedLog>,
-) -> Result<Option<Upstream>, String> {
+) -> Result<Option<Upstream>, Failure> {
     if ctx.spec.transport != Transport::Stdio {
         if let Some(out) = stdout {
             tokio::spawn(pump_lines(BufReader::new(out), log, "stdout"));
@@ -34,11 +34,11 @@ pub(super) async fn probe(
                 }
                 let beyond = inner_port::listening_beyond_loopback(port);
                 if !beyond.is_empty() {
-                    return Err(inner_port::refusal(port, &beyond));
+                    return Err(inner_port::refusal(port, &beyond).into());
                 }
                 let foreign = inner_port::listening_not_ours(port, shim);
                 if !foreign.is_empty() {
-                    return Err(inner_port::taken(port, &foreign));
+                    return Err(inner_port::taken(port, &foreign).into());
                 }
                 return Ok(None);
             }
@@ -46,7 +46,7 @@ pub(super) async fn probe(
         }
     }
     let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
-        return Err("no stdio pipes".into());
+        return Err(String::from("no stdio pipes").into());
     };
     let on_message: mux::OnMessage = {
         let log = log.clone();
@@ -63,7 +63,30 @@ pub(super) async fn probe(
     handshake::connect(stdin, stdout, limits, on_message, on_noise)
         .await
         .map(Some)
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            let refused = matches!(e, handshake::HandshakeError::Refused(_));
+            Failure {
+                why: e.to_string(),
+                may_have_died: !refused,
+            }
+        })
+}
+
+/// Why a start's probe failed, and whether the server may have died (then its exit
+/// is the better reason). A refused handshake is the reason itself: the server exits
+/// only because the probe then closed its stdin.
+pub(super) struct Failure {
+    pub(super) why: String,
+    pub(super) may_have_died: bool,
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Self {
+        Self {
+            why,
+            may_have_died: true,
+        }
+    }
 }
 
 /// The bound on one message of a child's: [`mux::MAX_MESSAGE`], or

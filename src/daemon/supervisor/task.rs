@@ -231,7 +231,7 @@ pub(super) async fn run_once(
             tokio::select! {
                 r = tokio::time::timeout(start_timeout, &mut probe) => break match r {
                     // The probe failing usually means the server closed its pipes by dying.
-                    Ok(r) => r.map_err(|why| (why, true)),
+                    Ok(r) => r.map_err(|f| (f.why, f.may_have_died)),
                     Err(_) => Err((format!(
                         "not ready after {} (start_timeout)",
                         humantime::format_duration(start_timeout)
@@ -239,7 +239,12 @@ pub(super) async fn run_once(
                 },
                 code = &mut spawned.exited => {
                     let code = code.unwrap_or(-1);
-                    let why = format!("{} before it was ready", describe_exit(code));
+                    let mut why = format!("{} before it was ready", describe_exit(code));
+                    // A server that exits on a refused handshake: the refusal is the
+                    // reason, the exit only its consequence.
+                    if let Some(Err(failed)) = futures_util::FutureExt::now_or_never(&mut probe) {
+                        why = format!("{why} ({})", failed.why);
+                    }
                     view.send_modify(|v| {
                         v.last_exit = Some(describe_exit(code));
                         v.last_error = Some(why);

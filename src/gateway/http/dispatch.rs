@@ -18,10 +18,6 @@ use crate::gateway::{SUPPORTED_VERSIONS, Upstream};
 use crate::wire::era::{self, Era};
 use crate::wire::jsonrpc::{self, INTERNAL_ERROR};
 
-/// Calls during which a server may ask its client something.
-pub(super) const CAN_CAUSE_SERVER_REQUESTS: [&str; 3] =
-    ["tools/call", "prompts/get", "resources/read"];
-
 /// The body as one JSON-RPC message (request, notification or response, its ids as
 /// sent: [`jsonrpc`]), or the 400 response for it.
 pub(super) fn parse_message(body: &[u8]) -> Result<Value, Box<Response>> {
@@ -219,8 +215,10 @@ pub(super) async fn ask_turn(
     can_answer: bool,
     method: &str,
 ) -> (Option<OwnedSemaphorePermit>, bool) {
-    if !can_answer || !CAN_CAUSE_SERVER_REQUESTS.contains(&method) {
-        return (None, can_answer);
+    // A call that cannot cause a server request is never asked, whatever its client
+    // could answer: counted as askable it would make another call's question ambiguous.
+    if !can_answer || !jsonrpc::can_cause_server_requests(method) {
+        return (None, false);
     }
     let turn = Arc::clone(&upstream.ask_lock).acquire_owned();
     match tokio::time::timeout(ASK_TURN_WAIT, turn).await {

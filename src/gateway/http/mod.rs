@@ -83,8 +83,10 @@ impl AppState {
     fn session(&self, id: &str) -> Option<SessionView> {
         let mut sessions = self.sessions.lock().ok()?;
         let session = sessions.get_mut(id)?;
-        if session.events.as_ref().is_some_and(Outbox::is_closed) {
-            // An SSE session whose stream has ended (cut, or the client gone).
+        // An SSE session whose stream has ended (cut, or the client gone), or one whose
+        // instance has ended (drained by a scale-down, or dead): unknown from now on,
+        // so the client initializes again at once instead of getting an error first.
+        if session.events.as_ref().is_some_and(Outbox::is_closed) || session.upstream.is_closed() {
             let session = sessions.remove(id)?;
             cancel_calls(&session, id);
             return None;

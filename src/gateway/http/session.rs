@@ -1,8 +1,8 @@
 //! A client session of a stdio server, what ends with it, and the janitor that forgets
 //! sessions left idle.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -12,7 +12,7 @@ use super::AppState;
 use crate::gateway::Upstream;
 use crate::gateway::mux::Pin;
 use crate::gateway::queue::Outbox;
-use crate::gateway::sessions::Idle;
+use crate::gateway::sessions::{Idle, Sessions};
 use crate::wire::era;
 
 pub(super) struct Session {
@@ -83,17 +83,25 @@ pub(super) fn spawn_janitor(state: &Arc<AppState>) {
         }) {
             tokio::time::sleep(every).await;
             let Some(state) = state.upgrade() else { break };
-            let idle = idle_of(&state);
-            let gone = match state.sessions.lock() {
-                Ok(mut sessions) => sessions.sweep(Instant::now(), idle),
-                Err(_) => break,
-            };
+            let gone = sweep(&state.sessions, Instant::now(), idle_of(&state));
             // Dropped outside the lock: a session's end stops its own child.
             for (id, session) in gone {
                 cancel_calls(&session, &id);
             }
         }
     });
+}
+
+/// The sessions idle past `idle`, taken out of `sessions`. A lock poisoned
+/// by a panic elsewhere is taken back and cleared: every change to the store is one map
+/// operation, so its data is whole, and ending the janitor (or leaving the lock
+/// poisoned for every request) would let idle sessions pile up for good.
+fn sweep<S: Idle>(sessions: &Mutex<Sessions<S>>, now: Instant, idle: Duration) -> Vec<(String, S)> {
+    let mut store = sessions.lock().unwrap_or_else(|poisoned| {
+        sessions.clear_poison();
+        poisoned.into_inner()
+    });
+    store.sweep(now, idle)
 }
 
 #[derive(Clone)]
@@ -148,4 +156,50 @@ pub(super) fn new_session_id() -> Option<String> {
     let mut bytes = [0u8; 16];
     crate::gateway::random::fill(&mut bytes).ok()?;
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake(Instant);
+
+    impl Idle for Fake {
+        fn last_seen(&self) -> Instant {
+            self.0
+        }
+        fn in_use(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn the_sweep_takes_back_a_poisoned_lock_and_clears_it() {
+        let now = Instant::now();
+        let idle = Duration::from_secs(60);
+        let sessions = Arc::new(Mutex::new(Sessions::new()));
+        if let Ok(mut store) = sessions.lock() {
+            let stale = now.checked_sub(idle * 2).unwrap_or(now);
+            assert!(store.insert("old".into(), Fake(stale), 10).is_ok());
+            assert!(store.insert("new".into(), Fake(now), 10).is_ok());
+        }
+        let poisoner = Arc::clone(&sessions);
+        let panicked = std::thread::spawn(move || {
+            let _held = poisoner.lock();
+            panic!("a panic while the store is locked");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(sessions.is_poisoned());
+        let gone: Vec<String> = sweep(&sessions, now, idle)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(gone, ["old"]);
+        assert!(
+            !sessions.is_poisoned(),
+            "every other user of the lock works again"
+        );
+        assert!(sweep(&sessions, now, idle).is_empty());
+    }
 }

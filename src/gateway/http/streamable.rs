@@ -125,9 +125,10 @@ pub(super) async fn post_mcp(
             }
             return json_response(StatusCode::OK, &reply);
         }
+        // Its instance ended just now: nothing reached it, and the session is over.
         Handled::Gone(reply) => {
             state.forget(&session_id);
-            return json_response(StatusCode::OK, &reply);
+            return json_response(StatusCode::NOT_FOUND, &reply);
         }
         Handled::Forwarded { id, reply, permit } => (id, reply, permit),
     };

@@ -38,6 +38,8 @@ pub struct Upstream {
     pub(super) call_timeout_ms: Arc<AtomicU64>,
     /// Calls in flight other than pings and listens: the child has work.
     pub(super) busy: Arc<AtomicUsize>,
+    /// The child asked for roots outside any call (see [`Upstream::asked_roots_unprompted`]).
+    pub(super) unprompted_roots: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Upstream {
@@ -83,6 +85,18 @@ impl Upstream {
     /// Every call in flight then fails with [`Gone`].
     pub async fn closed(&self) {
         self.ops.closed().await;
+    }
+
+    /// Whether the child asked for `roots/list` with no call in flight (at start, say):
+    /// it was told there are none, since a client's roots can reach it only during
+    /// one of that client's calls.
+    pub fn asked_roots_unprompted(&self) -> bool {
+        self.unprompted_roots.load(Ordering::Relaxed)
+    }
+
+    /// Whether the mux has ended (see [`Upstream::closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.ops.is_closed()
     }
 
     pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), Gone> {

@@ -156,10 +156,9 @@ where
             let _ = notifications.send(msg.clone());
         })
     };
-    let task = Task {
-        stdin,
-        routes: Routes::new(Arc::clone(&call_timeout_ms), Arc::clone(&busy)),
-    };
+    let routes = Routes::new(Arc::clone(&call_timeout_ms), Arc::clone(&busy));
+    let unprompted_roots = Arc::clone(&routes.unprompted_roots);
+    let task = Task { stdin, routes };
     tokio::spawn(task.run(lines, rx, on_message, on_noise));
     Upstream {
         ops,
@@ -172,6 +171,7 @@ where
         subscriptions: Arc::default(),
         call_timeout_ms,
         busy,
+        unprompted_roots,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ use super::{
 use crate::gateway::lines::{self, Line};
 use crate::gateway::queue::Outbox;
 use crate::wire::era;
-use crate::wire::jsonrpc::{METHOD_NOT_FOUND, REQUEST_CANCELLED};
+use crate::wire::jsonrpc::{self, METHOD_NOT_FOUND, REQUEST_CANCELLED};
 
 /// A question of the child's, put to the client of one call.
 struct Asked {
@@ -44,6 +44,9 @@ struct Pending {
     deadline: Option<Instant>,
     /// Counted in [`Upstream::busy`] (not a ping, not a listen).
     busy: bool,
+    /// Its client can answer and its method can cause a server request: a candidate
+    /// for the child's questions.
+    askable: bool,
 }
 
 /// Where every message between the child and the calls goes: the table of calls in
@@ -66,6 +69,9 @@ pub(super) struct Routes {
     next_id: u64,
     /// A client's queue is more than half full: let its reader run before going on.
     pub(super) yield_soon: bool,
+    /// The child asked for `roots/list` with no call to put it to (at start, say), and
+    /// was told there are none: what `status` warns about.
+    pub(super) unprompted_roots: Arc<AtomicBool>,
 }
 
 impl Routes {
@@ -81,6 +87,7 @@ impl Routes {
             busy,
             next_id: 1,
             yield_soon: false,
+            unprompted_roots: Arc::default(),
         }
     }
 
@@ -131,6 +138,7 @@ impl Routes {
                     self.deadlines.insert((at, id));
                 }
                 let busy = !listen && method != "ping";
+                let askable = options.can_answer && jsonrpc::can_cause_server_requests(&method);
                 if busy {
                     self.busy.fetch_add(1, Ordering::Relaxed);
                 }
@@ -143,6 +151,7 @@ impl Routes {
                         progress_token,
                         deadline,
                         busy,
+                        askable,
                     },
                 );
             }
@@ -381,7 +390,7 @@ impl Routes {
         let mut candidates = self
             .pending
             .iter()
-            .filter(|(_, p)| p.options.can_answer)
+            .filter(|(_, p)| p.askable)
             .filter_map(|(id, p)| Some((*id, p.options.events.clone()?)));
         let only = match (candidates.next(), candidates.next()) {
             (Some(one), None) => Some(one),
@@ -417,6 +426,7 @@ impl Routes {
             }
             None if method == "roots/list" => {
                 // Unprompted: answer from configuration, which declares no roots.
+                self.unprompted_roots.store(true, Ordering::Relaxed);
                 let reply = json!({"jsonrpc": "2.0", "id": child_id, "result": {"roots": []}});
                 self.queue(&reply);
             }

@@ -23,6 +23,16 @@ struct Call {
 }
 
 fn call(routes: &mut Routes, params: Option<Value>, can_answer: bool, key: &str) -> Call {
+    call_of(routes, "tools/call", params, can_answer, key)
+}
+
+fn call_of(
+    routes: &mut Routes,
+    method: &str,
+    params: Option<Value>,
+    can_answer: bool,
+    key: &str,
+) -> Call {
     let (reply_tx, reply) = oneshot::channel();
     let (events_tx, events) = queue::channel(8);
     let options = CallOptions {
@@ -32,7 +42,7 @@ fn call(routes: &mut Routes, params: Option<Value>, can_answer: bool, key: &str)
         log_level: None,
     };
     let op = Op::Call {
-        method: "tools/call".into(),
+        method: method.into(),
         params,
         reply: reply_tx,
         options,
@@ -206,6 +216,26 @@ fn a_server_request_with_no_single_call_to_answer_it_is_refused_and_roots_list_a
         sent[1],
         json!({"jsonrpc": "2.0", "id": 10, "result": {"roots": []}})
     );
+    assert!(
+        routes.unprompted_roots.load(Ordering::Relaxed),
+        "kept for status to warn about"
+    );
+}
+
+#[test]
+fn only_calls_that_can_cause_server_requests_are_candidates_for_them() {
+    let mut routes = table();
+    // Another client that could answer, with only a list in flight.
+    let mut listing = call_of(&mut routes, "resources/list", None, true, "t 1");
+    let mut prompting = call_of(&mut routes, "prompts/get", None, true, "u 1");
+    written(&mut routes);
+    child(
+        &mut routes,
+        json!({"jsonrpc": "2.0", "id": 9, "method": "sampling/createMessage"}),
+    );
+    assert!(written(&mut routes).is_empty(), "not refused");
+    assert!(prompting.events.as_mut().unwrap().try_recv().is_some());
+    assert!(listing.events.as_mut().unwrap().try_recv().is_none());
 }
 
 #[test]
