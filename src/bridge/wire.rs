@@ -109,10 +109,14 @@ pub fn parse(line: &[u8]) -> Result<Message, Refused> {
             });
         }
     };
-    let kind = match (&id, &method) {
-        (Some(id), Some(_)) => Kind::Request { id: id.clone() },
-        (None, Some(_)) => Kind::Notification,
-        (Some(_), None) if envelope.result.is_some() || envelope.error.is_some() => Kind::Response,
+    let answers = envelope.result.is_some() || envelope.error.is_some();
+    let kind = match (
+        crate::wire::jsonrpc::kind_of(method.is_some(), id.is_some(), answers),
+        &id,
+    ) {
+        (Some(crate::wire::jsonrpc::Kind::Request), Some(id)) => Kind::Request { id: id.clone() },
+        (Some(crate::wire::jsonrpc::Kind::Notification), _) => Kind::Notification,
+        (Some(crate::wire::jsonrpc::Kind::Response), _) => Kind::Response,
         _ => {
             return Err(Refused {
                 code: INVALID_REQUEST,

@@ -99,24 +99,45 @@ fn is_id(id: &Value) -> bool {
     id.is_string() || id.is_number()
 }
 
+/// The one rule of what a message is, from its shape: a method with an id is a
+/// request, a method without one a notification, an id with a result or an error (no
+/// method) a response. (Whether the fields have the right types is the caller's.)
+pub fn kind_of(has_method: bool, has_id: bool, answers: bool) -> Option<Kind> {
+    match (has_method, has_id) {
+        (true, true) => Some(Kind::Request),
+        (true, false) => Some(Kind::Notification),
+        (false, true) if answers => Some(Kind::Response),
+        (false, _) => None,
+    }
+}
+
 /// What kind of message `msg` is, or why it is none.
 pub fn classify(msg: &Value) -> Result<Kind, &'static str> {
     if msg.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err("not JSON-RPC 2.0: \"jsonrpc\": \"2.0\" is missing");
     }
-    let id = msg.get("id");
-    match (msg.get("method"), id) {
-        (Some(Value::String(_)), None) => Ok(Kind::Notification),
-        (Some(Value::String(_)), Some(id)) if is_id(id) => Ok(Kind::Request),
-        (Some(Value::String(_)), Some(_)) => Err("a request's id must be a string or a number"),
-        (Some(_), _) => Err("method must be a string"),
-        (None, Some(id)) if is_id(id) || id.is_null() => {
-            match (msg.get("result"), msg.get("error")) {
-                (Some(_), None) | (None, Some(_)) => Ok(Kind::Response),
-                _ => Err("a response has exactly one of result and error"),
-            }
+    let (method, id) = (msg.get("method"), msg.get("id"));
+    if method.is_some_and(|m| !m.is_string()) {
+        return Err("method must be a string");
+    }
+    let (result, error) = (msg.get("result"), msg.get("error"));
+    match kind_of(
+        method.is_some(),
+        id.is_some(),
+        result.is_some() || error.is_some(),
+    ) {
+        Some(Kind::Request) if !id.is_some_and(is_id) => {
+            Err("a request's id must be a string or a number")
         }
-        (None, _) => Err("neither a request, a notification nor a response"),
+        Some(Kind::Response) if !id.is_some_and(|id| is_id(id) || id.is_null()) => {
+            Err("neither a request, a notification nor a response")
+        }
+        Some(Kind::Response) if result.is_some() && error.is_some() => {
+            Err("a response has exactly one of result and error")
+        }
+        Some(kind) => Ok(kind),
+        None if id.is_some() => Err("a response has exactly one of result and error"),
+        None => Err("neither a request, a notification nor a response"),
     }
 }
 
