@@ -76,6 +76,11 @@ pub(super) async fn async_main(
 
     // What a killed shim leaves becomes ours (not init's), to be ended on its SIGCHLD.
     let _ = crate::sys::set_child_subreaper();
+    // It holds every server's secrets: the servers (processes of the same user) must
+    // not read its memory or attach to it.
+    if let Err(e) = crate::sys::forbid_inspection() {
+        tracing::warn!("cannot keep the servers from reading the daemon's memory: {e}");
+    }
     // Every worker is owned here and ends with the daemon.
     let mut workers = tokio::task::JoinSet::new();
     workers.spawn(sweep_orphans_on_sigchld(daemon.spawner.clone()));

@@ -303,3 +303,56 @@ fn issue28_per_session_children_of_clients_that_leave_are_bounded_in_time() {
     });
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+/// The daemon holds every server's secrets, copies included: no other process of its
+/// user (its servers) may read its memory or environment (README, "Secrets": what is
+/// true of memory). Run as `nobody`, so "its user" is not root.
+#[test]
+fn issue28_the_daemon_is_not_readable_by_other_processes_of_its_user() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n",
+        echo_bin()
+    ));
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let as_nobody = "exec setpriv --reuid 65534 --regid 65534 --clear-groups \"$0\" \"$@\"";
+    let applied = env.command_after(as_nobody, &["apply"]).output().unwrap();
+    crate::common::to_run(&["apply"], &applied).success();
+    let daemon = env.daemon_pid();
+    let owner = |pid: u32| {
+        std::fs::metadata(format!("/proc/{pid}"))
+            .map(|m| m.uid())
+            .unwrap_or(u32::MAX)
+    };
+    // Its process is nobody's, but a process that may not be inspected has its /proc
+    // entries owned by root.
+    let environ = std::fs::metadata(format!("/proc/{daemon}/environ")).unwrap();
+    assert_eq!(
+        environ.uid(),
+        0,
+        "not dumpable (its /proc/PID is {})",
+        owner(daemon)
+    );
+    let read = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "cat",
+        ])
+        .arg(format!("/proc/{daemon}/environ"))
+        .output()
+        .unwrap();
+    assert!(
+        !read.status.success(),
+        "another process of its user read the daemon's environment"
+    );
+    let stopped = env
+        .command_after(as_nobody, &["daemon", "stop"])
+        .output()
+        .unwrap();
+    crate::common::to_run(&["daemon", "stop"], &stopped).success();
+}
