@@ -132,6 +132,8 @@ pub struct Daemon {
     applied: std::sync::Mutex<Option<crate::api::AppliedFrom>>,
     /// The endpoints being served.
     endpoints: Mutex<BTreeMap<String, endpoints::EndpointRuntime>>,
+    /// Set once the daemon stops: drains end at once (they must not hold the stop).
+    stopping: std::sync::atomic::AtomicBool,
     /// Endpoints the last apply could not serve, with why (for `status`).
     endpoint_failures: Mutex<BTreeMap<String, String>>,
     /// What endpoints know of the servers (where each listens, whether it is up).
@@ -189,6 +191,7 @@ impl Daemon {
             isolation,
             endpoints: Mutex::default(),
             endpoint_failures: Mutex::default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             members: Arc::default(),
             source,
             config_path,

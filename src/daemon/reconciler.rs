@@ -263,9 +263,11 @@ impl Daemon {
     }
 
     pub(super) async fn stop_everything(&self) {
-        // An apply under way finishes first (bounded), so nothing it starts outlives
-        // the stop; past the bound the stop goes ahead.
-        let _no_apply = tokio::time::timeout(Duration::from_secs(60), self.applying.lock()).await;
+        // Drains under way end now; an apply under way then finishes first (bounded),
+        // so nothing it starts outlives the stop; past the bound the stop goes ahead.
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let _no_apply = tokio::time::timeout(Duration::from_secs(20), self.applying.lock()).await;
         let runtimes: Vec<ServerRuntime> = std::mem::take(&mut *self.servers.lock().await)
             .into_values()
             .collect();

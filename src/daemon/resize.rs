@@ -148,7 +148,7 @@ impl Daemon {
             // Scaling to zero was decided with no session in use or seen within
             // `idle_after`: sessions left without a DELETE do not hold the drain (their
             // clients get 404 and initialize again); calls in flight still do.
-            drain(&r.scaled_away, r.drain_timeout, r.after > 0).await;
+            drain(&r.scaled_away, r.drain_timeout, r.after > 0, &self.stopping).await;
         }
         let stopping = r.retired.iter().chain(&r.scaled_away);
         stop_all(stopping.map(|h| (h.clone(), r.stop_timeout)), r.force).await;
@@ -185,11 +185,20 @@ fn calls_of(h: &Handle) -> usize {
 /// Waits until none of `instances` has a call in flight or (with `sessions`) a session
 /// pinned to it, or `limit` has passed. (Their counters are atomics the gateway moves:
 /// polled.)
-async fn drain(instances: &[Handle], limit: Duration, sessions: bool) {
+async fn drain(
+    instances: &[Handle],
+    limit: Duration,
+    sessions: bool,
+    stopping: &std::sync::atomic::AtomicBool,
+) {
     let deadline = tokio::time::Instant::now() + limit;
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tick.tick().await;
+        // The daemon is stopping: no drain outlasts it.
+        if stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let idle = instances.iter().all(|h| {
             if sessions {
                 work_of(h) == 0

@@ -356,3 +356,59 @@ fn issue28_the_daemon_is_not_readable_by_other_processes_of_its_user() {
         .unwrap();
     crate::common::to_run(&["daemon", "stop"], &stopped).success();
 }
+
+/// `daemon stop` stops instances that are draining too (it ignored them: they outlived
+/// the daemon until their shim's death signal ran its stop timeout).
+#[test]
+fn issue28_daemon_stop_stops_draining_instances_before_it_returns() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nargs = [\"--ignore-sigterm\"]\nport = {port}\n\
+         instances = 2\nstop_timeout = \"4s\"\ndrain_timeout = \"60s\"\n",
+        echo_bin()
+    ));
+    env.run_within(60, &["apply"]).success();
+    // A session on each instance, so the one scaled away drains for a long time.
+    let _a = crate::gateway::initialize(port);
+    let _b = crate::gateway::initialize(port);
+    let pids: Vec<u64> = env.server_status("echo")["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    let _scale = crate::common::spawn_logged(
+        &env,
+        &["server", "scale", "echo", "--instances", "1"],
+        "scale.out",
+    );
+    wait_for("an instance draining", 30, || {
+        let s = env.server_status("echo");
+        if s["instances_draining"] == 1 {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    env.run_within(60, &["daemon", "stop"]).success();
+    // Stopped by the daemon before it returned, its stop timeout included: none is left.
+    let left = pids_gone(&pids.iter().map(|p| *p as u32).collect::<Vec<_>>(), 1);
+    assert!(left.is_empty(), "{left:?} outlived daemon stop");
+}
+
+/// Of `pids`, those still alive after at most `secs`.
+fn pids_gone(pids: &[u32], secs: u64) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let alive: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|p| crate::common::alive(*p))
+            .collect();
+        if alive.is_empty() || std::time::Instant::now() > deadline {
+            return alive;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
