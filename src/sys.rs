@@ -571,21 +571,28 @@ pub fn tcp_socket() -> io::Result<std::os::fd::OwnedFd> {
 }
 
 /// Sends `fd` over the Unix socket `socket` (SCM_RIGHTS), with one byte of data.
+/// A message of one data byte (`iov`) and a control buffer (`space`, room for one
+/// descriptor's control message, aligned as cmsghdr wants) of `controllen` bytes.
+fn fd_message(iov: &mut libc::iovec, space: &mut [u64; 8], controllen: usize) -> libc::msghdr {
+    // SAFETY: msghdr is plain data; all zeroes is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr().cast();
+    msg.msg_controllen = controllen.min(std::mem::size_of_val(space)) as _;
+    msg
+}
+
 pub fn send_fd(socket: i32, fd: i32) -> io::Result<()> {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
-    // Room for one descriptor's control message, aligned as cmsghdr wants.
     let mut space = [0u64; 8];
-    // SAFETY: msghdr is plain data; all zeroes is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = space.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE computes a size from a constant.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as _;
+    let needed = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
+    let msg = fd_message(&mut iov, &mut space, needed);
     // SAFETY: the control buffer is large enough for one descriptor (CMSG_SPACE of an
     // int is 24 bytes, the buffer 64) and aligned to 8; CMSG_FIRSTHDR/CMSG_DATA point
     // inside it; sendmsg reads `msg`, `iov` and the buffer, which outlive the call.
@@ -615,12 +622,7 @@ pub fn recv_fd(socket: i32) -> io::Result<Option<std::os::fd::OwnedFd>> {
         iov_len: 1,
     };
     let mut space = [0u64; 8];
-    // SAFETY: msghdr is plain data; all zeroes is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = space.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&space) as _;
+    let mut msg = fd_message(&mut iov, &mut space, 64);
     // SAFETY: recvmsg writes at most iov_len bytes to `byte` and msg_controllen bytes
     // to `space`, both alive for the call.
     let n = unsafe {

@@ -43,64 +43,34 @@ impl ToolGate {
     }
 
     /// `Err(answer)` when `method` calls a tool the policy hides: the error an
-    /// unknown tool gets (nothing tells a hidden tool from a missing one).
+    /// unknown tool gets (nothing tells a hidden tool from a missing one). A
+    /// `read_only` decision about a tool not seen listed yet reads the list first.
     pub async fn check(
         &self,
         upstream: &Upstream,
         method: &str,
         params: Option<&Value>,
     ) -> Result<(), Value> {
-        if method != "tools/call" {
-            return Ok(());
-        }
         let rules = self.rules();
-        if rules.is_open() {
-            return Ok(());
+        let name = called(method, params);
+        let unseen = name.is_some_and(|name| {
+            policy::decide_by_name(&rules, name).is_none()
+                && self.definitions.read().is_ok_and(|d| !d.contains_key(name))
+        });
+        if unseen {
+            self.relist(upstream).await;
         }
-        let name = params
-            .and_then(|p| p.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let verdict = match policy::decide_by_name(&rules, name) {
-            Some(verdict) => verdict,
-            None => {
-                let known = self
-                    .definitions
-                    .read()
-                    .ok()
-                    .and_then(|d| d.get(name).cloned());
-                let definition = match known {
-                    Some(d) => d,
-                    None => self
-                        .relist(upstream)
-                        .await
-                        .get(name)
-                        .cloned()
-                        .unwrap_or(Value::Null),
-                };
-                policy::decide(&rules, name, &definition)
-            }
-        };
-        verdict.map_err(
-            |_| json!({"code": INVALID_PARAMS, "message": format!("unknown tool: {name}")}),
-        )
+        self.check_known(method, params)
     }
 
     /// [`Self::check`] for a server reached over HTTP (no channel to ask its list on
     /// the side): a `read_only` decision uses the definitions its last `tools/list`
     /// through this port gave, and a tool not seen there yet is refused (closed).
     pub fn check_known(&self, method: &str, params: Option<&Value>) -> Result<(), Value> {
-        if method != "tools/call" {
-            return Ok(());
-        }
         let rules = self.rules();
-        if rules.is_open() {
+        let Some(name) = called(method, params).filter(|_| !rules.is_open()) else {
             return Ok(());
-        }
-        let name = params
-            .and_then(|p| p.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        };
         let verdict = policy::decide_by_name(&rules, name).unwrap_or_else(|| {
             let definition = self
                 .definitions
@@ -132,27 +102,26 @@ impl ToolGate {
     }
 
     /// Reads the server's tools now (for a `read_only` decision).
-    async fn relist(&self, upstream: &Upstream) -> HashMap<String, Value> {
+    async fn relist(&self, upstream: &Upstream) {
         let Ok(answer) = upstream.request("tools/list", Some(json!({}))).await else {
-            return HashMap::new();
+            return;
         };
         let tools = answer
             .pointer("/result/tools")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        self.remember(&tools)
+        self.remember(&tools);
     }
 
-    fn remember(&self, tools: &[Value]) -> HashMap<String, Value> {
+    fn remember(&self, tools: &[Value]) {
         let map: HashMap<String, Value> = tools
             .iter()
             .filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), t.clone())))
             .collect();
         if let Ok(mut d) = self.definitions.write() {
-            d.clone_from(&map);
+            *d = map;
         }
-        map
     }
 
     /// The answer to a `tools/list`, filtered once it comes (other methods pass as they
@@ -180,4 +149,17 @@ impl ToolGate {
         });
         filtered
     }
+}
+
+/// The tool a `tools/call` names (`None` for any other method).
+fn called<'p>(method: &str, params: Option<&'p Value>) -> Option<&'p str> {
+    if method != "tools/call" {
+        return None;
+    }
+    Some(
+        params
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )
 }

@@ -393,22 +393,6 @@ fn issue28_daemon_stop_stops_draining_instances_before_it_returns() {
     });
     env.run_within(60, &["daemon", "stop"]).success();
     // Stopped by the daemon before it returned, its stop timeout included: none is left.
-    let left = pids_gone(&pids.iter().map(|p| *p as u32).collect::<Vec<_>>(), 1);
+    let left = crate::common::left_alive(&pids.iter().map(|p| *p as u32).collect::<Vec<_>>(), 1);
     assert!(left.is_empty(), "{left:?} outlived daemon stop");
-}
-
-/// Of `pids`, those still alive after at most `secs`.
-fn pids_gone(pids: &[u32], secs: u64) -> Vec<u32> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        let alive: Vec<u32> = pids
-            .iter()
-            .copied()
-            .filter(|p| crate::common::alive(*p))
-            .collect();
-        if alive.is_empty() || std::time::Instant::now() > deadline {
-            return alive;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -155,22 +154,6 @@ fn calls_go_on_through_a_stalled_reader_a_stopped_child_and_a_killed_one() {
         }
     });
     env.run_within(30, &["daemon", "stop"]).success();
-    let left = pids_gone(&before);
+    let left = crate::common::left_alive(&before, 10);
     assert!(left.is_empty(), "{left:?} outlived the daemon");
-}
-
-/// Of `pids`, those still alive (bounded wait for them to go).
-fn pids_gone(pids: &[u32]) -> Vec<u32> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let alive: Vec<u32> = pids
-            .iter()
-            .copied()
-            .filter(|p| crate::common::alive(*p))
-            .collect();
-        if alive.is_empty() || std::time::Instant::now() > deadline {
-            return alive;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -213,6 +213,18 @@ pub fn wait_for<T>(want: &str, secs: u64, mut check: impl FnMut() -> Result<T, S
     }
 }
 
+/// Of `pids`, those still alive after at most `secs` (returns as soon as none is).
+pub fn left_alive(pids: &[u32], secs: u64) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let alive: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if alive.is_empty() || std::time::Instant::now() > deadline {
+            return alive;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
