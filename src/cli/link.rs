@@ -220,6 +220,29 @@ fn entries(config: &Path, client: Client, only: Option<&[String]>) -> Result<Vec
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "mcpctl".into());
     let file = absolute(config).display().to_string();
+    // The entry for `name` at `url` (a URL entry, or the `connect` bridge).
+    let want = |name: &String, url: String, bearer_var: Option<String>| {
+        let target = Target {
+            name: name.clone(),
+            url: url.clone(),
+            bearer_var,
+        };
+        let connect = [
+            exe.clone(),
+            "-f".into(),
+            file.clone(),
+            "connect".into(),
+            name.clone(),
+        ];
+        Wanted {
+            name: name.clone(),
+            value: entry(client, &target, &connect),
+            command: None,
+            args: Vec::new(),
+            url: None,
+            link_url: url,
+        }
+    };
     let mut out = Vec::new();
     for (name, spec) in &loaded.config.servers {
         if spec.state == RunState::Stopped || only.is_some_and(|o| !o.contains(name)) {
@@ -228,53 +251,17 @@ fn entries(config: &Path, client: Client, only: Option<&[String]>) -> Result<Vec
         let Some((_, url)) = spec.endpoints().into_iter().next() else {
             continue;
         };
-        let link_url = url.clone();
-        let target = Target {
-            name: name.clone(),
-            url,
-            bearer_var: spec.auth_bearer.clone(),
-        };
-        let connect = [
-            exe.clone(),
-            "-f".into(),
-            file.clone(),
-            "connect".into(),
-            name.clone(),
-        ];
-        out.push(Wanted {
-            name: name.clone(),
-            value: entry(client, &target, &connect),
-            command: spec.command.clone(),
-            args: spec.args.clone(),
-            url: spec.url.clone(),
-            link_url,
-        });
+        let mut wanted = want(name, url, spec.auth_bearer.clone());
+        wanted.command.clone_from(&spec.command);
+        wanted.args.clone_from(&spec.args);
+        wanted.url.clone_from(&spec.url);
+        out.push(wanted);
     }
     // Endpoints are linked only when named: one entry for the whole set.
     for (name, spec) in &loaded.config.endpoints {
-        if !only.is_some_and(|o| o.contains(name)) {
-            continue;
+        if only.is_some_and(|o| o.contains(name)) {
+            out.push(want(name, spec.url(), None));
         }
-        let target = Target {
-            name: name.clone(),
-            url: spec.url(),
-            bearer_var: None,
-        };
-        let connect = [
-            exe.clone(),
-            "-f".into(),
-            file.clone(),
-            "connect".into(),
-            name.clone(),
-        ];
-        out.push(Wanted {
-            name: name.clone(),
-            value: entry(client, &target, &connect),
-            command: None,
-            args: Vec::new(),
-            url: None,
-            link_url: spec.url(),
-        });
     }
     Ok(out)
 }
