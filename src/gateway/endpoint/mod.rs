@@ -455,6 +455,14 @@ impl Endpoint {
             })
             .collect();
         let mut table = table::build(spec, &members);
+        let clashes: Vec<String> = table
+            .uri_clashes
+            .iter()
+            .map(|(uri, first, other)| {
+                format!("resource {uri} is listed by {first} and {other}: {first}'s is served")
+            })
+            .collect();
+        table.notes.extend(clashes);
         for (name, lists) in catalog.iter() {
             table
                 .notes
