@@ -38,6 +38,14 @@ stop_timeout = "10s"
 # port = 8000
 # env = { API_BASE = "https://example.invalid" }
 # tls = { cert = "cert.pem", key = "key.pem" } # serve this port over HTTPS
+# tools = { deny = ["*delete*"] } # which tools agents see and may call (globs)
+
+# Several servers behind one port, with a tool policy (`mcpctl tools NAME` shows it).
+# [endpoints.work]
+# port = 8100
+# servers = ["everything"]
+# prefix = "always" # always (tools named server__tool) | on-collision | never
+# tools = { allow = ["everything__*"], read_only = false }
 "#;
 
 pub(super) fn run(file: Option<&Path>, cwd: &Path) -> Result<u8, Error> {
