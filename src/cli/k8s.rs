@@ -100,6 +100,12 @@ pub(super) fn render(path: &Path, args: &K8sArgs, output: &Path) -> Result<u8, E
         return ok();
     }
     write_all(&rendered, output)?;
+    for gone in remove_stale(&rendered, output) {
+        crate::note!(
+            "removed {} (its server is no longer in the file)",
+            gone.display()
+        );
+    }
     crate::note!(
         "wrote {} file(s) to {}: `kubectl apply --server-side -f {}` applies them",
         rendered.len(),
@@ -107,6 +113,36 @@ pub(super) fn render(path: &Path, args: &K8sArgs, output: &Path) -> Result<u8, E
         output.display()
     );
     ok()
+}
+
+/// Files of an earlier render in `dir` whose server the file no longer has: removed (a
+/// file mcpctl did not write, one without its managed-by label, is left alone).
+fn remove_stale(rendered: &[Rendered], dir: &Path) -> Vec<std::path::PathBuf> {
+    let current: Vec<String> = rendered
+        .iter()
+        .map(|r| format!("{}.yaml", r.server))
+        .collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".yaml") || current.contains(&name) {
+            continue;
+        }
+        // Bounded: a manifest of ours is small; a large file is not ours.
+        let ours = std::fs::metadata(&path).is_ok_and(|m| m.len() < (4 << 20))
+            && std::fs::read_to_string(&path).is_ok_and(|text| {
+                text.contains("app.kubernetes.io/managed-by: \"mcpctl\"")
+                    || text.starts_with("# server `")
+            });
+        if ours && std::fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
 }
 
 fn write_all(rendered: &[Rendered], dir: &Path) -> Result<(), Error> {

@@ -278,3 +278,27 @@ fn issue28_a_server_speaking_http_itself_is_skipped_with_a_comment_not_an_abort(
     );
     assert!(!web.contains("kind:"), "no object for web: {web}");
 }
+
+/// `render k8s --output DIR` removes the file of a server the file no longer has (and
+/// nothing it did not write).
+#[test]
+fn rendering_again_removes_the_files_of_servers_gone_from_the_file() {
+    let both = "version = 1\n[servers.a]\ncommand = \"mcp-echo\"\nport = 8001\n[servers.b]\ncommand = \"mcp-echo\"\nport = 8002\n";
+    let env = TestEnv::with_config(both);
+    env.run(&["render", "k8s", "--output", "out"]).success();
+    env.write("out/mine.yaml", "# the user's own\nkind: ConfigMap\n");
+    assert!(env.path().join("out/b.yaml").exists());
+    env.write(
+        "mcpctl.toml",
+        "version = 1\n[servers.a]\ncommand = \"mcp-echo\"\nport = 8001\n",
+    );
+    env.run(&["render", "k8s", "--output", "out"])
+        .success()
+        .stderr_has("removed");
+    assert!(!env.path().join("out/b.yaml").exists(), "b's file is gone");
+    assert!(env.path().join("out/a.yaml").exists());
+    assert!(
+        env.path().join("out/mine.yaml").exists(),
+        "not mcpctl's: kept"
+    );
+}
