@@ -144,6 +144,24 @@ pub(super) fn resolve_endpoints(
             },
         };
         let members = members(raw_endpoint, name, servers, &here, loc, diags);
+        // The endpoint reaches a member with its bearer and has no `auth` of its own:
+        // serving one behind `auth` would hand its tools to every local user.
+        for member in members.iter().flatten() {
+            if servers.get(member).is_some_and(|s| s.auth_bearer.is_some()) {
+                let at = if raw_endpoint.servers.is_some() {
+                    here("servers")
+                } else {
+                    here("profile")
+                };
+                diags.push(
+                    Diagnostic::new(format!(
+                        "endpoint `{name}` serves `{member}`, which has `auth`: an endpoint has no `auth` of its own yet, so anyone who reaches it would call `{member}` without the bearer"
+                    ))
+                    .at(loc.value(&at), "a member behind `auth`")
+                    .hint(format!("leave `{member}` out of the endpoint, or drop its `auth`")),
+                );
+            }
+        }
         let tools = match &raw_endpoint.tools {
             Some(rules) => super::resolve::tool_policy(rules, loc, &here("tools"), diags),
             None => Some(ToolPolicy::default()),

@@ -350,7 +350,16 @@ fn a_member_killed_mid_session_drops_out_and_comes_back() {
 #[test]
 fn bad_endpoints_are_refused_with_where() {
     let (a, b, ep) = (free_port(), free_port(), free_port());
-    let cases: [(&str, String, &str); 4] = [
+    let with_auth = two_members(a, b, ep, "").replace(
+        &format!("port = {a}\n"),
+        &format!("port = {a}\nsecrets = {{ T = \"age:abc\" }}\nauth = {{ bearer = \"T\" }}\n"),
+    );
+    let cases: [(&str, String, &str); 5] = [
+        (
+            "a member behind auth (issue 28's attack: the endpoint would remove its auth)",
+            with_auth,
+            "endpoint `work` serves `a`, which has `auth`",
+        ),
         (
             "unknown member",
             two_members(a, b, ep, "")
