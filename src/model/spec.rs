@@ -445,6 +445,16 @@ impl ServerSpec {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         // Whether cgroups enforce `limits` depends on the machine: see the cgroup module.
+        if self.mode == Mode::Local
+            && self.transport != Transport::Stdio
+            && self.auth_bearer.is_some()
+            && self.network == Network::Host
+        {
+            out.push(format!(
+                "server `{}` has `auth` but runs on the machine's network (network = \"host\"): any local user can call its inner port on 127.0.0.1 without the bearer",
+                self.name
+            ));
+        }
         if !self.bind.is_loopback() && self.tls.is_none() {
             out.push(format!(
                 "server `{}` is served on {} without TLS: its traffic and bearer token cross the network in clear",

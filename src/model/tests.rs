@@ -673,6 +673,13 @@ network = "isolated"
             .contains("can reach the network")
     );
     assert_eq!(c.servers["open"].unisolated_warning(why), None);
+    // Behind auth on the machine's network: the risk is said.
+    let chosen = c.servers["chosen"].warnings();
+    assert!(
+        chosen.iter().any(|w| w.contains("has `auth` but runs on the machine's network")),
+        "{chosen:?}"
+    );
+    assert!(c.servers["web"].warnings().is_empty());
     // Only what is isolated counts in the spec's identity: host servers hash as before.
     let attrs = c.servers["open"].attributes();
     assert!(
