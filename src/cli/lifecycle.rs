@@ -244,7 +244,15 @@ fn converge(path: &Path, mut options: ApplyOptions) -> Result<u8, Error> {
     if outcome.failures.is_empty() {
         ok()
     } else {
-        Err(Error::Failed(outcome.failures.join("\n")))
+        // A failure carries the server's own last log lines: shown, never run by the
+        // terminal (escapes, bidi overrides), line by line.
+        let shown: Vec<String> = outcome
+            .failures
+            .iter()
+            .flat_map(|f| f.lines())
+            .map(crate::import::plan::printable)
+            .collect();
+        Err(Error::Failed(shown.join("\n")))
     }
 }
 

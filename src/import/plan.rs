@@ -313,7 +313,9 @@ fn merge(
 pub fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() {
+            // Bidi overrides and isolates reorder what a terminal shows.
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
                 c.escape_default().to_string()
             } else {
                 c.to_string()

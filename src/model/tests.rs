@@ -676,7 +676,9 @@ network = "isolated"
     // Behind auth on the machine's network: the risk is said.
     let chosen = c.servers["chosen"].warnings();
     assert!(
-        chosen.iter().any(|w| w.contains("has `auth` but runs on the machine's network")),
+        chosen
+            .iter()
+            .any(|w| w.contains("has `auth` but runs on the machine's network")),
         "{chosen:?}"
     );
     assert!(c.servers["web"].warnings().is_empty());

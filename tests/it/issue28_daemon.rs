@@ -396,3 +396,33 @@ fn issue28_daemon_stop_stops_draining_instances_before_it_returns() {
     let left = crate::common::left_alive(&pids.iter().map(|p| *p as u32).collect::<Vec<_>>(), 1);
     assert!(left.is_empty(), "{left:?} outlived daemon stop");
 }
+
+/// From the attack: the log tail a failed start prints is escaped (a server's OSC 52 or
+/// screen clear never reaches the operator's terminal).
+#[test]
+fn issue28_a_failed_starts_log_tail_is_shown_escaped() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.evil]\ncommand = \"sh\"\nargs = [\"-c\", \"printf 'E1 \\\\033]52;c;ZXZpbA==\\\\007 \\\\033[2J \\\\342\\\\200\\\\256 done\\\\n' >&2; exit 2\"]\nport = {port}\nrestart = \"never\"\n"
+    ));
+    let run = env.run_within(60, &["apply"]);
+    run.failure();
+    assert!(run.stderr.contains("E1 "), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "no raw ESC: {:?}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains('\u{7}'),
+        "no raw BEL: {:?}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains('\u{202e}'),
+        "no raw bidi override: {:?}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("\\u{1b}]52"), "{}", run.stderr);
+    env.run_within(30, &["daemon", "stop"]).success();
+}
