@@ -34,6 +34,8 @@ use super::meter::Meter;
 
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// See [`ConnectionLimits::write_stall`].
+const WRITE_STALL: Duration = Duration::from_secs(30);
 
 /// Closes one connection when fired (from any task, before or after the connection
 /// waits for it: the one firing that counts is kept).
@@ -56,6 +58,9 @@ impl Hangup {
 pub struct ConnectionLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// How long a write may make no progress (a client that stops reading) before
+    /// the connection is closed, and what the server had for it freed.
+    pub write_stall: Duration,
     /// Connections of every port of the process together (see [`process_wide`]).
     pub total: Arc<Semaphore>,
 }
@@ -101,6 +106,7 @@ impl ConnectionLimits {
                 .unwrap_or(default_max),
             header_timeout: number("MCPCTL_HEADER_TIMEOUT_MS")
                 .map_or(Duration::from_secs(10), Duration::from_millis),
+            write_stall: number("MCPCTL_WRITE_STALL_MS").map_or(WRITE_STALL, Duration::from_millis),
             total: process_wide(),
         }
     }
@@ -201,6 +207,8 @@ pub(super) async fn serve(
         let tcp = Counted {
             inner: tcp,
             meter: Arc::clone(&meter),
+            stall_limit: limits.write_stall,
+            stalled: None,
         };
         let open = meter.connection();
         connections.spawn(async move {
@@ -231,10 +239,40 @@ pub(super) async fn serve(
 }
 
 /// A connection whose bytes in and out are counted on the port's meter (as they cross
-/// the socket: TLS records included).
+/// the socket: TLS records included), and whose writes may not stall for longer than
+/// `stall_limit`: a client that stops reading is cut, and what waited for it (an answer
+/// of megabytes in the HTTP stack's buffer) freed.
 struct Counted<S> {
     inner: S,
     meter: Arc<Meter>,
+    stall_limit: Duration,
+    /// Since a write last made no progress: fires at the limit (and wakes the task).
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> Counted<S> {
+    /// After a write: progress clears the stall; no progress starts (or checks) it.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let limit = self.stall_limit;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client read nothing for too long",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
@@ -260,7 +298,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         if let Poll::Ready(Ok(n)) = polled {
             self.meter.wrote(n);
         }
-        polled
+        self.watch(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -272,7 +310,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         if let Poll::Ready(Ok(n)) = polled {
             self.meter.wrote(n);
         }
-        polled
+        self.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -280,7 +318,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -1216,7 +1216,7 @@ pub(crate) fn stalled_sse_session(port: u16) -> (std::net::TcpStream, String) {
 
 /// Reads what the server sent until it closes the connection (EOF or reset), for at
 /// most `secs`: whether it did. The end of a chunked body does not count.
-fn closed_by_server(stream: &mut std::net::TcpStream, secs: u64) -> bool {
+pub(crate) fn closed_by_server(stream: &mut std::net::TcpStream, secs: u64) -> bool {
     use std::io::Read;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     stream

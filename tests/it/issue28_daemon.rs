@@ -426,3 +426,54 @@ fn issue28_a_failed_starts_log_tail_is_shown_escaped() {
     assert!(run.stderr.contains("\\u{1b}]52"), "{}", run.stderr);
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+/// From the attack (high): a client that never reads a large JSON answer held it in the
+/// daemon for as long as it liked. A write that makes no progress for the stall limit
+/// now closes the connection, and what waited for it is freed.
+#[test]
+fn issue28_a_client_that_never_reads_a_json_answer_is_cut_after_the_stall_limit() {
+    let port = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n[servers.echo]\ncommand = \"{}\"\nport = {port}\n",
+        echo_bin()
+    ));
+    let applied = env
+        .command(&["apply"])
+        .env("MCPCTL_WRITE_STALL_MS", "1000")
+        .output()
+        .unwrap();
+    crate::common::to_run(&["apply"], &applied).success();
+    let session = crate::gateway::initialize(port);
+    // A connection that is never read (the answer outgrows what the kernel buffers).
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::Write;
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "flood", "arguments": {"reply": 15_000_000}}})
+    .to_string();
+    write!(
+        stalled,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nAccept: application/json\r\nMcp-Session-Id: {session}\r\nContent-Length: {}\r\n\r\n{call}",
+        call.len()
+    )
+    .unwrap();
+    // The daemon closes it on its own (its open connections drop to the others'), well
+    // before the client would have read anything.
+    wait_for("the stalled connection closed by the daemon", 60, || {
+        let open = env.server_status("echo")["traffic"]["connections"]
+            .as_u64()
+            .unwrap_or(99);
+        if open == 0 {
+            Ok(())
+        } else {
+            Err(open.to_string())
+        }
+    });
+    assert!(
+        crate::gateway::closed_by_server(&mut stalled, 10),
+        "the connection is closed"
+    );
+    // Everyone else is still served.
+    let again = crate::gateway::initialize(port);
+    assert!(!again.is_empty());
+    env.run_within(30, &["daemon", "stop"]).success();
+}
