@@ -182,7 +182,10 @@ async fn serve(name: &str, target: Result<(PathBuf, Target), Unavailable>) -> u8
         }
     }
     calls.abort_all();
-    let code = match (&bridge, *ended.borrow()) {
+    // Read and let go at once: holding the watch's borrow across the awaits below
+    // blocked the writer task's `send` on the one thread (both pipes closed: a hang).
+    let ended_with = *ended.borrow();
+    let code = match (&bridge, ended_with) {
         (Ok(bridge), code) => {
             bridge.close().await;
             code.unwrap_or(exit::OK)

@@ -538,3 +538,39 @@ fn a_restart_during_a_call_fails_that_call_only_and_the_bridge_goes_on() {
     let (code, stderr) = bridge.close();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// From the attack: a client that exits closes both of connect's pipes at once; the
+/// bridge ended its session and exits (it hung, its own borrow blocking its writer).
+#[test]
+fn issue28_connect_exits_when_its_client_closes_both_pipes() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_config(port, ""));
+    env.run_within(60, &["apply"]).success();
+    let mut child = Command::new(bin())
+        .args(["-f"])
+        .arg(env.path().join("mcpctl.toml"))
+        .args(["connect", "echo"])
+        .env("XDG_CONFIG_HOME", env.path().join("xdg"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    writeln!(stdin, "{init}").unwrap();
+    let mut answer = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut answer)
+        .unwrap();
+    assert!(answer.contains("\"result\""), "{answer}");
+    // Both pipes closed (the reader end of stdout went with the BufReader).
+    drop(stdin);
+    let exited = wait_for("connect to exit", 20, || match child.try_wait() {
+        Ok(Some(status)) => Ok(status),
+        _ => Err("running".to_string()),
+    });
+    assert!(exited.success(), "{exited}");
+    env.run_within(30, &["daemon", "stop"]).success();
+}
