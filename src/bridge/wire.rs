@@ -96,7 +96,9 @@ pub fn parse(line: &[u8]) -> Result<Message, Refused> {
             id,
         });
     }
-    // A response with a null id (to a message the client could not read) has no id.
+    // A response with a null id (to a message the client could not read) is still a
+    // response (never answered); it has no id to keep.
+    let had_id = id.is_some();
     let id = id.filter(|id| id != "null");
     let method = match envelope.method {
         None => None,
@@ -111,7 +113,7 @@ pub fn parse(line: &[u8]) -> Result<Message, Refused> {
     };
     let answers = envelope.result.is_some() || envelope.error.is_some();
     let kind = match (
-        crate::wire::jsonrpc::kind_of(method.is_some(), id.is_some(), answers),
+        crate::wire::jsonrpc::kind_of(method.is_some(), id.is_some() || had_id, answers),
         &id,
     ) {
         (Some(crate::wire::jsonrpc::Kind::Request), Some(id)) => Kind::Request { id: id.clone() },
@@ -221,6 +223,19 @@ pub fn negotiated_version(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_with_a_null_id_is_a_response_never_answered() {
+        for line in [
+            br#"{"jsonrpc":"2.0","id":null,"result":{}}"#.as_slice(),
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#,
+        ] {
+            let m = parse(line).expect("a response");
+            assert_eq!(m.kind, Kind::Response);
+        }
+        // A request with a null id is still refused.
+        assert!(parse(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).is_err());
+    }
 
     #[test]
     fn requests_keep_their_ids_as_written() {
