@@ -96,6 +96,30 @@ async fn serve(name: &str, target: Result<(PathBuf, Target), Unavailable>) -> u8
     let (end, mut ended) = watch::channel(None::<u8>);
     let end = Arc::new(end);
     let writer = tokio::spawn(write_out(queued, Arc::clone(&end)));
+    // A client ends its bridge with a signal as often as by closing stdin: it ends the
+    // same way (session deleted, stdio's blocking mode put back, exit 0).
+    let signals = tokio::spawn({
+        let end = Arc::clone(&end);
+        async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = hup.recv() => {}
+            }
+            end.send_if_modified(|code| {
+                code.get_or_insert(exit::OK);
+                true
+            });
+        }
+    });
     let bridge = target.and_then(|(config, t)| {
         Bridge::new(name, config, t, out.clone(), Arc::clone(&end)).map(Arc::new)
     });
@@ -192,6 +216,7 @@ async fn serve(name: &str, target: Result<(PathBuf, Target), Unavailable>) -> u8
         }
         (Err(_), code) => code.unwrap_or(exit::ERROR),
     };
+    signals.abort();
     drop(bridge);
     drop(calls);
     drop(out);

@@ -428,3 +428,48 @@ fn issue28_a_refused_handshake_is_the_reason_given_not_the_exit_it_caused() {
         .stderr_has("initialize failed")
         .stderr_has("this server wants another version");
 }
+
+/// From the attack: a client that ends its bridge with a signal (SIGTERM, as most do)
+/// gets its stdio's blocking mode back too.
+#[test]
+fn issue28_connect_ended_by_a_signal_restores_blocking_stdio() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_server(port, ""));
+    env.run_within(60, &["apply"]).success();
+    for sig in ["-TERM", "-INT", "-HUP"] {
+        let (stdin, to_bridge) = std::io::pipe().unwrap();
+        let (from_bridge, stdout) = std::io::pipe().unwrap();
+        let (stdin_seen, stdout_seen) = (stdin.try_clone().unwrap(), stdout.try_clone().unwrap());
+        let mut bridge = crate::common::KillOnDrop(
+            env.command(&["connect", "echo"])
+                .stdin(stdin)
+                .stdout(stdout)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // Running, its stdio made non-blocking.
+        wait_for("the bridge to take its stdio", 30, || {
+            if nonblocking(&stdin_seen) {
+                Ok(())
+            } else {
+                Err("blocking still".to_string())
+            }
+        });
+        signal(bridge.0.id(), sig);
+        let exited = wait_for("connect to exit on the signal", 30, || {
+            bridge
+                .0
+                .try_wait()
+                .unwrap()
+                .ok_or("still running".to_string())
+        });
+        assert!(exited.success(), "{sig}: {exited}");
+        assert!(!nonblocking(&stdin_seen), "{sig}: stdin left non-blocking");
+        assert!(
+            !nonblocking(&stdout_seen),
+            "{sig}: stdout left non-blocking"
+        );
+        drop((to_bridge, from_bridge));
+    }
+}
