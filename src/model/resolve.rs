@@ -717,7 +717,9 @@ fn resolve_server(
         .tools
         .as_ref()
         .and_then(|t| tool_policy(&t.value, loc, &t.origin, diags));
-    if diags.len() != before {
+    // A secret not set yet (pending) still lets the spec be built: the checks across
+    // servers (ports, endpoints) must see it, or a missing secret hides new problems.
+    if diags[before..].iter().any(|d| !d.pending) {
         return None;
     }
     let (port, port_origin) = port?;

@@ -690,3 +690,13 @@ network = "isolated"
             .all(|a| a.name != "network" || a.value.is_none())
     );
 }
+
+/// From the attack: a secret not set yet no longer hides other problems (a port that
+/// collides was invisible while `auth` named a missing secret).
+#[test]
+fn a_secret_not_set_yet_does_not_hide_a_port_collision() {
+    let src = "version = 1\n[servers.s1]\ncommand = \"c\"\nport = 8001\nsecrets = { T1 = \"age:abc\" }\nauth = { bearer = \"T1\" }\n[servers.s2]\ncommand = \"c\"\nport = 8001\nauth = { bearer = \"T2\" }\n";
+    let all = errors(src).join("\n");
+    assert!(all.contains("names secret `T2`"), "{all}");
+    assert!(all.contains("port 8001 is used by both"), "{all}");
+}
