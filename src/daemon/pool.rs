@@ -96,13 +96,20 @@ impl Pool {
         then: impl FnOnce(Upstream) -> T,
     ) -> Option<T> {
         let views = self.views.lock().ok()?;
+        // An instance with calls in flight that has written nothing for a while (stopped
+        // with SIGSTOP, wedged, or on a long call) gets new work only when every
+        // instance is such: a missed health check takes longer to tell.
         let upstream = views
             .iter()
             .filter_map(|v| v.borrow().serving().cloned())
-            .min_by_key(|u| load(u))?;
+            .min_by_key(|u| (u.seems_stuck(QUIET), load(u)))?;
         Some(then(upstream))
     }
 }
+
+/// How long an instance with calls in flight may write nothing before new work
+/// prefers another.
+const QUIET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Takes one back from `count` when dropped (a waiter that gave up or was served).
 fn scopeguard_dec(count: &AtomicUsize) -> impl Drop + '_ {

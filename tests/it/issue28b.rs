@@ -473,3 +473,53 @@ fn issue28_connect_ended_by_a_signal_restores_blocking_stdio() {
         drop((to_bridge, from_bridge));
     }
 }
+
+/// From the attack: in a pool of two, a child stopped with a call in flight (and so
+/// silent) no longer gets the new sessions because it has fewer of them: new work
+/// prefers an instance that is not stuck, without waiting for a missed health check.
+#[test]
+fn issue28_new_sessions_avoid_a_stopped_instance_before_its_health_check_misses() {
+    let port = free_port();
+    let env = TestEnv::with_config(&echo_server(port, "instances = 2\n"));
+    env.run_within(60, &["apply"]).success();
+    let call = |port: u16, s: &str, name: &str, args: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": name, "arguments": args}});
+        post(port, Some(s), &body).json()
+    };
+    let pid_of =
+        |s: &str| call(port, s, "whoami", json!({}))["result"]["content"][0]["text"].clone();
+    // One session on X, two on Y: the least loaded is X.
+    let caller = open_session(port);
+    let x = pid_of(&caller);
+    let mut on_y = Vec::new();
+    for _ in 0..8 {
+        let s = open_session(port);
+        if pid_of(&s) != x {
+            on_y.push(s);
+        }
+        if on_y.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(on_y.len(), 2, "two sessions on the other instance");
+    // A long call on X, then X stopped: it writes nothing from now on.
+    let slow = std::thread::spawn(move || {
+        let body = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+            "params": {"name": "sleep", "arguments": {"ms": 6000}}});
+        post(port, Some(&caller), &body).status
+    });
+    let x_pid: u32 = x.as_str().unwrap().parse().unwrap();
+    signal(x_pid, "-STOP");
+    // Set-up, not an assertion: X must have been silent longer than the pool's hint.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let fresh = open_session(port);
+    let answered = call(port, &fresh, "whoami", json!({}));
+    signal(x_pid, "-CONT");
+    assert_ne!(
+        answered["result"]["content"][0]["text"], x,
+        "a new session went to the stopped one: {answered}"
+    );
+    assert!(answered.get("result").is_some(), "{answered}");
+    let _ = slow.join();
+}

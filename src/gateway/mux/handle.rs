@@ -40,6 +40,8 @@ pub struct Upstream {
     pub(super) busy: Arc<AtomicUsize>,
     /// The child asked for roots outside any call (see [`Upstream::asked_roots_unprompted`]).
     pub(super) unprompted_roots: Arc<std::sync::atomic::AtomicBool>,
+    /// When the child last wrote a line.
+    pub(super) heard: Arc<AtomicU64>,
 }
 
 impl Upstream {
@@ -73,6 +75,15 @@ impl Upstream {
     /// a time cannot answer a ping while it works on one: that is not a dead child.
     pub fn busy(&self) -> usize {
         self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Calls in flight while the child has written nothing for `quiet`: stuck (stopped,
+    /// wedged) or busy with a long call; either way not the one to give new work.
+    pub fn seems_stuck(&self, quiet: Duration) -> bool {
+        let heard = self.heard.load(Ordering::Relaxed);
+        self.busy() > 0
+            && super::since_start().saturating_sub(heard)
+                > u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Applies a new `call_timeout` to calls made from now on.

@@ -158,7 +158,12 @@ where
     };
     let routes = Routes::new(Arc::clone(&call_timeout_ms), Arc::clone(&busy));
     let unprompted_roots = Arc::clone(&routes.unprompted_roots);
-    let task = Task { stdin, routes };
+    let heard = Arc::new(AtomicU64::new(since_start()));
+    let task = Task {
+        stdin,
+        routes,
+        heard: Arc::clone(&heard),
+    };
     tokio::spawn(task.run(lines, rx, on_message, on_noise));
     Upstream {
         ops,
@@ -172,7 +177,14 @@ where
         call_timeout_ms,
         busy,
         unprompted_roots,
+        heard,
     }
+}
+
+/// Milliseconds since the process's first call: the clock `heard` is kept in.
+pub(super) fn since_start() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    millis(START.get_or_init(std::time::Instant::now).elapsed())
 }
 
 fn millis(d: Duration) -> u64 {

@@ -20,6 +20,8 @@ const MAX_UNWRITTEN: usize = 4 << 20;
 pub(super) struct Task<W> {
     pub(super) stdin: W,
     pub(super) routes: Routes,
+    /// When the child last wrote a line (see [`super::since_start`]).
+    pub(super) heard: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<W: AsyncWrite + Unpin> Task<W> {
@@ -75,6 +77,8 @@ impl<W: AsyncWrite + Unpin> Task<W> {
                     // Only the end of the stream (or a read error) ends the reader: a
                     // line that is not JSON, not UTF-8 or too long is logged and skipped.
                     let Ok(Some(line)) = line else { break };
+                    self.heard
+                        .store(super::since_start(), std::sync::atomic::Ordering::Relaxed);
                     if line.is_cut() {
                         self.routes.on_oversized(&line, &on_noise);
                         continue;
