@@ -282,12 +282,7 @@ impl Daemon {
                 name: rt.spec.name.clone(),
                 url: rt.spec.url(),
                 members: rt.spec.members.clone(),
-                down: rt
-                    .endpoint
-                    .down()
-                    .into_iter()
-                    .map(|(m, why)| format!("{m}: {why}"))
-                    .collect(),
+                down: down_lines(&rt.endpoint),
                 tools: rt.endpoint.table().tools.listed.len(),
                 calls: rt.endpoint.calls(),
             })
@@ -336,12 +331,7 @@ impl Daemon {
                 name: name.to_string(),
                 shown,
                 hidden,
-                down: rt
-                    .endpoint
-                    .down()
-                    .into_iter()
-                    .map(|(m, why)| format!("{m}: {why}"))
-                    .collect(),
+                down: down_lines(&rt.endpoint),
                 notes: table.notes.clone(),
             });
         }
@@ -413,4 +403,13 @@ impl Daemon {
         }
         Ok(report)
     }
+}
+
+/// An endpoint's members down, as `member: why`.
+fn down_lines(endpoint: &Endpoint) -> Vec<String> {
+    endpoint
+        .down()
+        .into_iter()
+        .map(|(m, why)| format!("{m}: {why}"))
+        .collect()
 }
