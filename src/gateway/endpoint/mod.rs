@@ -13,6 +13,7 @@
 //! of the lists or of a policy rebuilds the table, and open sessions get
 //! `list_changed` once.
 
+mod catalog;
 mod link;
 mod session;
 pub mod table;
@@ -24,6 +25,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
+use catalog::list_member;
+pub use catalog::{Lists, list_tools};
 pub use link::Address;
 use link::{HttpClient, Link};
 use table::{Member, MemberState, Table};
@@ -69,22 +72,6 @@ pub struct MemberInfo {
 /// The daemon's side: members by name.
 pub trait Directory: Send + Sync + 'static {
     fn member(&self, name: &str) -> MemberInfo;
-}
-
-/// What one member listed, last time it was asked.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Lists {
-    pub init: Option<Value>,
-    pub tools: Vec<Value>,
-    pub prompts: Vec<Value>,
-    pub resources: Vec<Value>,
-    pub templates: Vec<Value>,
-    /// Why it could not be listed, last time.
-    pub error: Option<String>,
-    /// Cut at [`MAX_ITEMS`], or items dropped as garbage.
-    pub notes: Vec<String>,
-    /// It answered 503 (busy, not down): what it listed before still stands.
-    pub busy: bool,
 }
 
 /// One endpoint while it runs.
@@ -377,7 +364,7 @@ impl Endpoint {
                 continue;
             };
             let link = Link::new(self.client.clone(), &address);
-            let refresh = self.refresh_handle();
+            let refresh = Arc::clone(&self.refresh);
             let stop = Arc::new(Notify::new());
             let stopped = Arc::clone(&stop);
             let task = tokio::spawn(async move {
@@ -423,10 +410,6 @@ impl Endpoint {
             started.push(name.clone());
         }
         started
-    }
-
-    fn refresh_handle(&self) -> Arc<Notify> {
-        Arc::clone(&self.refresh)
     }
 
     fn rebuild(
@@ -478,33 +461,6 @@ impl Endpoint {
             true
         });
     }
-
-    /// What the agent sees, and what it does not and why (`mcpctl tools`).
-    pub fn describe_tools(&self) -> Value {
-        let table = self.table();
-        let shown: Vec<Value> = table
-            .tools
-            .listed
-            .iter()
-            .filter_map(|t| {
-                let name = t.get("name")?.as_str()?;
-                let route = table.tools.routes.get(name)?;
-                Some(
-                    json!({"name": name, "member": route.member, "original": route.original,
-                            "description": t.get("description")}),
-                )
-            })
-            .collect();
-        let hidden: Vec<Value> = table
-            .tools
-            .hidden
-            .iter()
-            .map(|h| json!({"name": h.advertised, "member": h.member, "original": h.original, "why": h.why}))
-            .collect();
-        json!({"endpoint": self.spec().name, "tools": shown, "hidden": hidden,
-               "down": self.down().into_iter().map(|(m, why)| json!({"member": m, "why": why})).collect::<Vec<_>>(),
-               "notes": table.notes})
-    }
 }
 
 /// Whether two tables show and route the same (a rebuild that changes nothing sends
@@ -516,125 +472,6 @@ fn same(a: &Table, b: &Table) -> bool {
         && a.templates == b.templates
         && a.tools.hidden == b.tools.hidden
         && a.tools.down == b.tools.down
-}
-
-/// Everything a member lists, pages followed, bounded in items, pages and time.
-async fn list_member(client: &HttpClient, address: &Address) -> Lists {
-    let link = Link::new(client.clone(), address);
-    let read = async {
-        let init = link.open(&json!({})).await.map_err(|e| match e {
-            link::LinkError::Busy(_) => BUSY.to_string(),
-            e => e.to_string(),
-        })?;
-        let mut lists = Lists {
-            init: Some(init.clone()),
-            ..Lists::default()
-        };
-        let has = |cap: &str| init.pointer(&format!("/capabilities/{cap}")).is_some();
-        if has("tools") {
-            lists.tools = list_all(&link, "tools/list", "tools", &mut lists.notes).await?;
-        }
-        if has("prompts") {
-            lists.prompts = list_all(&link, "prompts/list", "prompts", &mut lists.notes).await?;
-        }
-        if has("resources") {
-            lists.resources =
-                list_all(&link, "resources/list", "resources", &mut lists.notes).await?;
-            lists.templates = list_all(
-                &link,
-                "resources/templates/list",
-                "resourceTemplates",
-                &mut lists.notes,
-            )
-            .await
-            .unwrap_or_default();
-        }
-        Ok::<Lists, String>(lists)
-    };
-    let lists = match tokio::time::timeout(LIST_TIMEOUT, read).await {
-        Ok(Ok(lists)) => lists,
-        Ok(Err(why)) if why == BUSY => Lists {
-            busy: true,
-            ..Lists::default()
-        },
-        Ok(Err(why)) => Lists {
-            error: Some(why),
-            ..Lists::default()
-        },
-        Err(_) => Lists {
-            error: Some(format!("did not list its tools within {LIST_TIMEOUT:?}")),
-            ..Lists::default()
-        },
-    };
-    link.close().await;
-    lists
-}
-
-/// Every tool a server lists, asked as a client asks it (its own policy applies).
-pub async fn list_tools(address: &Address) -> Result<Vec<Value>, String> {
-    let client = super::proxy::client().map_err(|e| e.to_string())?;
-    let lists = list_member(&client, address).await;
-    match lists.error {
-        Some(why) => Err(why),
-        None => Ok(lists.tools),
-    }
-}
-
-/// One list, every page, at most [`MAX_ITEMS`]; entries that are not objects dropped.
-async fn list_all(
-    link: &Link,
-    method: &str,
-    key: &str,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Value>, String> {
-    let mut items = Vec::new();
-    let mut cursor: Option<Value> = None;
-    for page in 0..MAX_PAGES {
-        let params = match &cursor {
-            Some(c) => json!({"cursor": c}),
-            None => json!({}),
-        };
-        let request = json!({"jsonrpc": "2.0", "id": page + 1, "method": method, "params": params});
-        let answer = link.call(&request, None).await.map_err(|e| e.to_string())?;
-        if let Some(error) = answer.get("error") {
-            return Err(format!("{method} failed: {error}"));
-        }
-        let result = answer.get("result").cloned().unwrap_or(Value::Null);
-        let got = match result.get(key) {
-            Some(Value::Array(items)) => items.clone(),
-            None => Vec::new(),
-            Some(_) => {
-                notes.push(format!(
-                    "{method}: `{key}` is not a list; nothing of it is served"
-                ));
-                Vec::new()
-            }
-        };
-        let before = got.len();
-        items.extend(got.into_iter().filter(Value::is_object));
-        if items.len() < before {
-            notes.push(format!(
-                "{method}: entries that are not objects were dropped"
-            ));
-        }
-        if items.len() > MAX_ITEMS {
-            items.truncate(MAX_ITEMS);
-            notes.push(format!(
-                "{method}: more than {MAX_ITEMS}; the rest are not served"
-            ));
-            break;
-        }
-        cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
-        if cursor.is_none() {
-            break;
-        }
-        if page + 1 == MAX_PAGES {
-            notes.push(format!(
-                "{method}: more than {MAX_PAGES} pages; the rest are not served"
-            ));
-        }
-    }
-    Ok(items)
 }
 
 /// The endpoint as the gateway sees it: every client session gets an aggregator of
