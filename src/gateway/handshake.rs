@@ -319,15 +319,7 @@ mod tests {
             }
             seen
         });
-        let upstream = connect(
-            stdin,
-            stdout,
-            mux::Limits::default(),
-            Arc::new(|_: &Value| {}),
-            Arc::new(|_: &str| {}),
-        )
-        .await
-        .unwrap();
+        let upstream = handshake(stdin, stdout).await.unwrap();
         assert_eq!(upstream.era, Era::Legacy);
         assert_eq!(upstream.protocol(), "2025-06-18");
         drop(upstream);
