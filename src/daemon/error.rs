@@ -18,10 +18,18 @@ pub enum ApplyError {
 /// Why one server's action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("{server}: {why}")]
-    InnerPort { server: String, why: String },
-    #[error("{server}: {why}")]
-    Tls { server: String, why: String },
+    #[error("{server}: {source}")]
+    InnerPort {
+        server: String,
+        #[source]
+        source: super::inner_port::Error,
+    },
+    #[error("{server}: {source}")]
+    Tls {
+        server: String,
+        #[source]
+        source: crate::gateway::tls::Error,
+    },
     /// What its gateway would serve cannot be built (a bad url or header).
     #[error("{server}: {why}")]
     Backend { server: String, why: String },

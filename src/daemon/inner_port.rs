@@ -12,8 +12,17 @@ use crate::model::spec::{Mode, Transport};
 /// The host a server behind the gateway must bind.
 pub(super) const HOST: &str = "127.0.0.1";
 
+/// Why no inner port could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no free inner port: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error("no free inner port: every one offered is an isolated server's")]
+    AllIsolated,
+}
+
 /// A port of its own for an instance of a local server that speaks HTTP.
-pub(super) fn for_spec(spec: &ServerSpec) -> Result<Option<u16>, String> {
+pub(super) fn for_spec(spec: &ServerSpec) -> Result<Option<u16>, Error> {
     match (spec.mode, spec.transport) {
         (Mode::Local, Transport::StreamableHttp | Transport::Sse) => free().map(Some),
         _ => Ok(None),
@@ -22,17 +31,17 @@ pub(super) fn for_spec(spec: &ServerSpec) -> Result<Option<u16>, String> {
 
 /// A free port on loopback (the OS picks it), and none an isolated server has (its
 /// listener is in its own namespace, so the OS does not see it taken).
-pub(super) fn free() -> Result<u16, String> {
+pub(super) fn free() -> Result<u16, Error> {
     for _ in 0..64 {
         let port = std::net::TcpListener::bind((HOST, 0))
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
-            .map_err(|e| format!("no free inner port: {e}"))?;
+            .map_err(Error::Bind)?;
         if !crate::gateway::dial::is_registered(port) {
             return Ok(port);
         }
     }
-    Err("no free inner port: every one offered is an isolated server's".into())
+    Err(Error::AllIsolated)
 }
 
 /// `{port}` and `{host}` in one argument.

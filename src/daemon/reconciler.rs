@@ -323,9 +323,9 @@ impl Daemon {
                 let inner_ports = (0..spec.instances)
                     .map(|_| inner_port::for_spec(&spec))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|why| ServerError::InnerPort {
+                    .map_err(|source| ServerError::InnerPort {
                         server: name.clone(),
-                        why,
+                        source,
                     })?;
                 let tls = match &spec.tls {
                     Some(files) => Some(
@@ -333,9 +333,9 @@ impl Daemon {
                             &self.config_dir.join(&files.cert),
                             &self.config_dir.join(&files.key),
                         )
-                        .map_err(|why| ServerError::Tls {
+                        .map_err(|source| ServerError::Tls {
                             server: name.clone(),
-                            why,
+                            source,
                         })?,
                     ),
                     None => None,

@@ -71,9 +71,9 @@ impl Daemon {
         let mut ports = (held..want)
             .map(|_| inner_port::for_spec(spec))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|why| ServerError::InnerPort {
+            .map_err(|source| ServerError::InnerPort {
                 server: name.to_string(),
-                why,
+                source,
             })?
             .into_iter();
         let (mut keep, retired): (Vec<Handle>, Vec<Handle>) = std::mem::take(&mut rt.instances)

@@ -157,7 +157,7 @@ pub(super) async fn run_once(
                 view.send_modify(|v| v.inner_port = Some(port));
             }
             Err(why) => {
-                view.send_modify(|v| v.last_error = Some(why));
+                view.send_modify(|v| v.last_error = Some(why.to_string()));
                 return Once::Ended {
                     ending: Ending::NotReady,
                     uptime: Duration::ZERO,
