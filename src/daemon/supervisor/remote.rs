@@ -30,7 +30,20 @@ pub(super) fn authority(url: &str) -> Option<(String, u16)> {
     }
 }
 
-pub(super) async fn reachable(host: &str, port: u16) -> Result<(), String> {
+/// Why a remote server's address is not reachable.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unreachable {
+    #[error("{host}:{port} unreachable: {source}")]
+    Refused {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error("{host}:{port} did not answer within 5s")]
+    Silent { host: String, port: u16 },
+}
+
+pub(super) async fn reachable(host: &str, port: u16) -> Result<(), Unreachable> {
     match tokio::time::timeout(
         Duration::from_secs(5),
         tokio::net::TcpStream::connect((host, port)),
@@ -38,8 +51,15 @@ pub(super) async fn reachable(host: &str, port: u16) -> Result<(), String> {
     .await
     {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("{host}:{port} unreachable: {e}")),
-        Err(_) => Err(format!("{host}:{port} did not answer within 5s")),
+        Ok(Err(source)) => Err(Unreachable::Refused {
+            host: host.to_string(),
+            port,
+            source,
+        }),
+        Err(_) => Err(Unreachable::Silent {
+            host: host.to_string(),
+            port,
+        }),
     }
 }
 
@@ -58,7 +78,7 @@ pub(super) async fn watch_remote(
         };
     };
     if let Err(why) = reachable(&host, port).await {
-        view.send_modify(|v| v.last_error = Some(why));
+        view.send_modify(|v| v.last_error = Some(why.to_string()));
         return Once::Ended {
             ending: Ending::NotReady,
             uptime: Duration::ZERO,
@@ -74,7 +94,7 @@ pub(super) async fn watch_remote(
     loop {
         tokio::select! {
             () = tokio::time::sleep(REMOTE_CHECK_EVERY) => {
-                let health = reachable(&host, port).await.err();
+                let health = reachable(&host, port).await.err().map(|e| e.to_string());
                 view.send_modify(|v| v.last_error = health);
             }
             msg = control.recv() => match msg {
