@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod gateway;
+pub use gateway::{FailureArg, GatewayArgs, PrefixArg, SharingArg};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mcpctl",
@@ -172,16 +175,18 @@ pub enum Command {
         #[arg(long, hide = true)]
         on_demand: bool,
     },
-    /// Serve one MCP server at /mcp and /sse in the foreground: no daemon, no file
+    /// Serve one MCP server (or, with --upstream, an endpoint over several) at /mcp
+    /// and /sse in the foreground: no daemon, no file
     ///
     /// The same supervision, protocol handling, checks and limits as a server of the
     /// daemon's; its log lines go to stderr. SIGTERM or SIGINT stop it (exit 0); a
     /// server that cannot start exits 1 with the tail of its log. A drop-in for
-    /// supergateway and mcp-proxy, and what a container runs.
+    /// supergateway and mcp-proxy, and what a container runs. With --upstream it
+    /// aggregates servers that run elsewhere, as an `[endpoints.NAME]` does.
     #[command(
-        after_help = "Examples:\n  mcpctl gateway --port 8000 -- npx -y @modelcontextprotocol/server-everything\n  mcpctl gateway --port 8443 --bind 0.0.0.0 --auth-bearer-env TOKEN --tls-cert c.pem --tls-key k.pem -- ./server\n  mcpctl gateway --port 8000 --url https://mcp.example.com/mcp --header 'Authorization=Bearer ${UPSTREAM}'"
+        after_help = "Examples:\n  mcpctl gateway --port 8000 -- npx -y @modelcontextprotocol/server-everything\n  mcpctl gateway --port 8443 --bind 0.0.0.0 --auth-bearer-env TOKEN --tls-cert c.pem --tls-key k.pem -- ./server\n  mcpctl gateway --port 8000 --url https://mcp.example.com/mcp --header 'Authorization=Bearer ${UPSTREAM}'\n  mcpctl gateway --port 8100 --upstream github=http://mcp-github:8000/mcp --upstream fs=http://mcp-fs:8001/mcp --tools-deny '*delete*'"
     )]
-    Gateway(GatewayArgs),
+    Gateway(Box<GatewayArgs>),
     /// Add the MCP servers of another client's config to the file
     ///
     /// Reads CLIENT's documented files (claude-desktop, claude-code, cursor, vscode,
@@ -320,66 +325,6 @@ pub struct ImportArgs {
     pub first_port: u16,
     #[command(flatten)]
     pub apply: EditApply,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct GatewayArgs {
-    /// Port of /mcp and /sse
-    #[arg(long, default_value_t = 8000)]
-    pub port: u16,
-    /// Address to bind; beyond loopback needs --auth-bearer-env
-    #[arg(long, default_value = "127.0.0.1")]
-    pub bind: std::net::IpAddr,
-    /// Sessions share processes (multiplex), or each gets its own (per-session)
-    #[arg(long, value_enum, default_value_t = SharingArg::Multiplex)]
-    pub sharing: SharingArg,
-    /// Processes behind the port
-    #[arg(long, default_value_t = 1)]
-    pub instances: u32,
-    /// A header for a remote server (--url), `NAME=VALUE`; `${VAR}` in the value is
-    /// this process's environment variable VAR (repeatable)
-    #[arg(long = "header", value_name = "NAME=VALUE")]
-    pub headers: Vec<String>,
-    /// Clients must send `Authorization: Bearer <the value of VAR>` (kept from the server)
-    #[arg(long, value_name = "VAR")]
-    pub auth_bearer_env: Option<String>,
-    /// Serve beyond loopback without a bearer: only where the network is trusted (a
-    /// cluster's pod network behind its own policy); said once as a warning
-    #[arg(long)]
-    pub allow_no_auth: bool,
-    /// Replicas: the environment variable holding the key they share (at least 32
-    /// bytes); session ids name the replica that minted them, sealed with it, and a
-    /// replica forwards another's session there
-    #[arg(long, value_name = "VAR", requires = "advertise")]
-    pub session_key_env: Option<String>,
-    /// Replicas: the base URL the others reach this one at, e.g. http://$(POD_IP):8000
-    #[arg(long, value_name = "URL", requires = "session_key_env")]
-    pub advertise: Option<String>,
-    /// Serve HTTPS with this PEM certificate chain
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<std::path::PathBuf>,
-    /// ... and this PEM private key
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<std::path::PathBuf>,
-    /// Serve a remote Streamable HTTP server at this URL instead of running a command
-    #[arg(long, conflicts_with = "command", required_unless_present = "command")]
-    pub url: Option<String>,
-    /// Write the log (this process's and the server's lines) as JSON lines on stderr,
-    /// one object per event, for a container's log collector
-    #[arg(long)]
-    pub json_log: bool,
-    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
-    #[arg(long, value_name = "ADDR")]
-    pub metrics: Option<String>,
-    /// The stdio server to run, after `--`
-    #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SharingArg {
-    Multiplex,
-    PerSession,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use age::secrecy::SecretString;
-use toml_edit::{DocumentMut, InlineTable, Item, Table, Value, value};
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value, value};
 
 use super::args::{GatewayArgs, SharingArg};
 use super::{Error, ok};
@@ -18,6 +18,14 @@ const NAME: &str = "server";
 const BEARER: &str = "MCPCTL_GATEWAY_BEARER";
 
 pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
+    if args.is_endpoint() {
+        return super::gateway_endpoint::run(&args);
+    }
+    if let Some(flag) = args.endpoint_flags().first() {
+        return Err(Error::Failed(format!(
+            "{flag} is for an endpoint: give its members with --upstream NAME=URL"
+        )));
+    }
     // Checked as if on loopback, then bound where asked: the one rule it waives.
     let open = args.allow_no_auth && args.auth_bearer_env.is_none() && !args.bind.is_loopback();
     let (text, secrets) = if open {
@@ -28,15 +36,7 @@ pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
     } else {
         config_of(&args)?
     };
-    let mut config = crate::model::parse(&text).map_err(|diags| {
-        Error::Failed(
-            diags
-                .iter()
-                .map(|d| d.render("(the flags)", &text))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let mut config = parse_flags(&text)?;
     if open {
         for spec in config.servers.values_mut() {
             spec.bind = args.bind;
@@ -74,6 +74,18 @@ pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
     ok()
 }
 
+/// The flags' config, validated like a file (its errors point into the flags' text).
+pub(super) fn parse_flags(text: &str) -> Result<crate::model::Config, Error> {
+    crate::model::parse(text).map_err(|diagnostics| {
+        Error::Config(crate::config::Error::Invalid {
+            file: "(the flags)".into(),
+            source_text: text.to_string(),
+            diagnostics,
+            all: true,
+        })
+    })
+}
+
 /// The flags as a config file's text, and the secrets it refers to.
 fn config_of(args: &GatewayArgs) -> Result<(String, Unlocked), Error> {
     let mut server = Table::new();
@@ -84,7 +96,7 @@ fn config_of(args: &GatewayArgs) -> Result<(String, Unlocked), Error> {
         }
         (None, Some((program, rest))) => {
             server["command"] = value(program.as_str());
-            let mut list = toml_edit::Array::new();
+            let mut list = Array::new();
             rest.iter().for_each(|a| list.push(a.as_str()));
             server["args"] = value(list);
         }
@@ -101,6 +113,9 @@ fn config_of(args: &GatewayArgs) -> Result<(String, Unlocked), Error> {
         SharingArg::PerSession => "per-session",
     });
     server["instances"] = value(i64::from(args.instances));
+    if let Some(tools) = tool_policy(args) {
+        server["tools"] = Item::Value(Value::InlineTable(tools));
+    }
     if !args.headers.is_empty() {
         let mut headers = InlineTable::new();
         let mut env = InlineTable::new();
@@ -162,4 +177,23 @@ fn config_of(args: &GatewayArgs) -> Result<(String, Unlocked), Error> {
     servers[NAME] = Item::Table(server);
     doc["servers"] = Item::Table(servers);
     Ok((doc.to_string(), unlocked))
+}
+
+/// `tools = { allow, deny, read_only }` from the flags, when any is given.
+pub(super) fn tool_policy(args: &GatewayArgs) -> Option<InlineTable> {
+    if args.tools_allow.is_empty() && args.tools_deny.is_empty() && !args.read_only {
+        return None;
+    }
+    let mut tools = InlineTable::new();
+    for (key, globs) in [("allow", &args.tools_allow), ("deny", &args.tools_deny)] {
+        if !globs.is_empty() {
+            let mut list = Array::new();
+            globs.iter().for_each(|g| list.push(g.as_str()));
+            tools.insert(key, Value::Array(list));
+        }
+    }
+    if args.read_only {
+        tools.insert("read_only", Value::from(true));
+    }
+    Some(tools)
 }

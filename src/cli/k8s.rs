@@ -82,7 +82,7 @@ fn manifests(path: &Path, args: &K8sArgs) -> Result<Vec<Rendered>, Error> {
         },
         secrets: values.as_ref(),
     };
-    k8s::render(&loaded.config.servers, &options).map_err(|problems| {
+    k8s::render(&loaded.config.servers, &loaded.config.endpoints, &options).map_err(|problems| {
         Error::Failed(format!(
             "cannot render {} for Kubernetes:\n  {}",
             path.display(),

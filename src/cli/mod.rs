@@ -7,6 +7,7 @@ mod backup;
 mod docs;
 mod env;
 mod gateway;
+mod gateway_endpoint;
 mod import;
 mod init;
 mod install;
@@ -113,7 +114,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
     }
     match cli.command {
         Command::Init => init::run(file, &cwd),
-        Command::Gateway(args) => gateway::run(args, &cwd),
+        Command::Gateway(args) => gateway::run(*args, &cwd),
         Command::Client(cmd) => link::run(&locate(file, &cwd)?, cmd),
         Command::Import(args) => import::run(&locate(file, &cwd)?, &args),
         // Without a file it still answers: a stdio client shows the reason.

@@ -30,6 +30,7 @@ mod sampler;
 mod snapshot;
 mod spawner;
 mod standalone;
+mod standalone_endpoint;
 mod state;
 pub mod supervisor;
 mod watch;
@@ -37,6 +38,7 @@ mod watch;
 pub use run::run;
 pub use snapshot::timestamp;
 pub use standalone::run_standalone;
+pub use standalone_endpoint::{GivenMember, run_standalone_endpoint};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

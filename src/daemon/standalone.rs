@@ -50,9 +50,7 @@ pub fn run_standalone(
         .prefix("mcpctl-gateway-")
         .tempdir()
         .map_err(io_err("cannot make a runtime folder"))?;
-    let runtime = busy_poll::BusyPoll::new(busy_poll::budget_from_env())
-        .build(tokio::runtime::Builder::new_current_thread().enable_all())
-        .map_err(io_err("cannot start the async runtime"))?;
+    let runtime = runtime()?;
     let source = Source::Fixed {
         servers,
         metrics,
@@ -61,6 +59,13 @@ pub fn run_standalone(
         replicas,
     };
     runtime.block_on(serve(source, config_dir, runtime_dir.path().to_path_buf()))
+}
+
+/// The foreground's runtime: one thread, as the daemon's.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    busy_poll::BusyPoll::new(busy_poll::budget_from_env())
+        .build(tokio::runtime::Builder::new_current_thread().enable_all())
+        .map_err(io_err("cannot start the async runtime"))
 }
 
 async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Result<(), Error> {

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::common::{alive, bin, echo_bin, free_port, http, wait_for};
 
 /// A gateway that a failing test does not leave running: killed when dropped.
-struct Running(Option<Child>);
+pub(crate) struct Running(Option<Child>);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -39,7 +39,7 @@ impl Running {
 }
 
 /// `mcpctl gateway ARGS` in a temp folder, with `env` added.
-fn gateway(args: &[&str], env: &[(&str, &str)]) -> (Running, tempfile::TempDir) {
+pub(crate) fn gateway(args: &[&str], env: &[(&str, &str)]) -> (Running, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(bin())
         .arg("gateway")
@@ -55,13 +55,13 @@ fn gateway(args: &[&str], env: &[(&str, &str)]) -> (Running, tempfile::TempDir) 
     (Running(Some(child)), dir)
 }
 
-fn initialize(port: u16, headers: &[(&str, &str)]) -> crate::common::HttpReply {
+pub(crate) fn initialize(port: u16, headers: &[(&str, &str)]) -> crate::common::HttpReply {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     http(port, "POST", "/mcp", headers, init.to_string().as_bytes())
 }
 
-fn wait_serving(port: u16, child: &mut Child) {
+pub(crate) fn wait_serving(port: u16, child: &mut Child) {
     wait_for("the gateway to answer initialize", 60, || {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the gateway exited early: {status}");
@@ -74,7 +74,7 @@ fn wait_serving(port: u16, child: &mut Child) {
 }
 
 /// SIGTERM, then the exit code and stderr (bounded).
-fn terminate(running: Running) -> (i32, String) {
+pub(crate) fn terminate(running: Running) -> (i32, String) {
     let mut child = running.take();
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

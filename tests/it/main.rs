@@ -15,6 +15,7 @@ mod examples;
 mod fmt;
 mod gateway;
 mod gateway_cmd;
+mod gateway_endpoint;
 mod import;
 mod init;
 mod issue28;

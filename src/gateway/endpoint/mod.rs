@@ -329,6 +329,7 @@ impl Endpoint {
                 (name.clone(), state)
             })
             .collect();
+        log_changes(&spec.name, &before, &states);
         self.rebuild(&spec, &infos, &states);
         if let Ok(mut s) = self.states.lock() {
             *s = states;
@@ -460,6 +461,29 @@ impl Endpoint {
             *current = Arc::new(table);
             true
         });
+    }
+}
+
+/// Members that went down or came back since the last step, said in the log (before
+/// the table changes, so a client that sees the change finds the line written).
+fn log_changes(
+    endpoint: &str,
+    before: &BTreeMap<String, MemberState>,
+    now: &BTreeMap<String, MemberState>,
+) {
+    for (member, state) in now {
+        match (before.get(member), state) {
+            (Some(was), MemberState::Down(why)) if was != state => {
+                tracing::warn!("endpoint {endpoint}: member {member} is down: {why}");
+            }
+            (Some(MemberState::Down(_)), MemberState::Up) => {
+                tracing::info!("endpoint {endpoint}: member {member} is up again");
+            }
+            (None, MemberState::Down(why)) => {
+                tracing::warn!("endpoint {endpoint}: member {member} is down: {why}");
+            }
+            _ => {}
+        }
     }
 }
 

@@ -1,17 +1,22 @@
 //! Kubernetes manifests of a config (`mcpctl render k8s`), pure: per server a
 //! Deployment running its command under `mcpctl gateway`, a Service, a ConfigMap of its
 //! env, a HorizontalPodAutoscaler from `autoscale`, and its secrets as references to a
-//! Secret the user provides (with values only when asked). Pods carry the hash of what
+//! Secret the user provides (with values only when asked); per endpoint a Deployment
+//! aggregating its members' Services ([`endpoint`]). Pods carry the hash of what
 //! they run as an annotation, so a server that did not change is not rolled.
 
+mod endpoint;
 pub mod yaml;
+
+pub use endpoint::render_endpoints;
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
 use crate::model::ServerSpec;
-use crate::model::spec::{Mode, Sharing, State, Transport};
+use crate::model::endpoint::EndpointSpec;
+use crate::model::spec::{Mode, Sharing, State, ToolPolicy, Transport};
 
 /// Where the `mcpctl` binary comes from: its image, copied into runtime images.
 pub const MCPCTL_IMAGE: &str = "ghcr.io/mcpctl/mcpctl";
@@ -98,14 +103,15 @@ fn literal(arg: &str) -> String {
 /// Every running-or-stopped server's objects; the problems of all servers, or them.
 pub fn render(
     servers: &BTreeMap<String, ServerSpec>,
+    endpoints: &BTreeMap<String, EndpointSpec>,
     options: &Options<'_>,
 ) -> Result<Vec<Rendered>, Vec<String>> {
-    let mut names: BTreeMap<String, &str> = BTreeMap::new();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
     let mut problems = Vec::new();
     let mut out = Vec::new();
     for (name, spec) in servers {
         let k8s = k8s_name(name);
-        if let Some(other) = names.insert(k8s.clone(), name) {
+        if let Some(other) = names.insert(k8s.clone(), name.clone()) {
             problems.push(format!(
                 "servers `{other}` and `{name}` would both be named `{k8s}` in Kubernetes: rename one"
             ));
@@ -129,11 +135,30 @@ pub fn render(
             Err(why) => problems.push(format!("server `{name}`: {why}")),
         }
     }
+    match render_endpoints(endpoints, servers, &mut names, options) {
+        Ok(rendered) => out.extend(rendered),
+        Err(more) => problems.extend(more),
+    }
     if problems.is_empty() {
         Ok(out)
     } else {
         Err(problems)
     }
+}
+
+/// A tool policy as `mcpctl gateway` flags.
+fn tool_flags(tools: &ToolPolicy) -> Vec<String> {
+    let mut args = Vec::new();
+    for glob in &tools.allow {
+        args.extend(["--tools-allow".to_string(), glob.clone()]);
+    }
+    for glob in &tools.deny {
+        args.extend(["--tools-deny".to_string(), glob.clone()]);
+    }
+    if tools.read_only {
+        args.push("--read-only".into());
+    }
+    args
 }
 
 fn labels(k8s: &str) -> Value {
@@ -194,6 +219,7 @@ fn server(spec: &ServerSpec, k8s: &str, o: &Options<'_>) -> Result<Rendered, Str
     if spec.sharing == Sharing::PerSession {
         args.extend(["--sharing".into(), "per-session".into()]);
     }
+    args.extend(tool_flags(&spec.tools).iter().map(|a| literal(a)));
     let (image, copied) = match spec.mode {
         Mode::Remote => {
             let url = spec.url.clone().ok_or("a remote server needs its url")?;

@@ -14,7 +14,7 @@ fn options(secrets: Option<&BTreeMap<String, BTreeMap<String, String>>>) -> Opti
 }
 
 fn text(servers: &BTreeMap<String, ServerSpec>, o: &Options<'_>) -> BTreeMap<String, String> {
-    render(servers, o)
+    render(servers, &BTreeMap::new(), o)
         .unwrap()
         .into_iter()
         .map(|r| (r.server.clone(), r.text()))
@@ -40,7 +40,7 @@ port = 8002
 #[test]
 fn a_server_becomes_a_deployment_service_configmap_and_autoscaler_without_secret_values() {
     let servers = config(TWO);
-    let all = render(&servers, &options(None)).unwrap();
+    let all = render(&servers, &BTreeMap::new(), &options(None)).unwrap();
     let github = all.iter().find(|r| r.server == "github").unwrap();
     let kinds: Vec<&str> = github
         .objects
@@ -178,7 +178,9 @@ fn changing_one_servers_args_changes_only_its_deployment_and_hash() {
 #[test]
 fn what_cannot_be_rendered_is_said_per_server() {
     let src = "version = 1\n[servers.a]\ncommand = \"./bin/server\"\nport = 1\n[servers.b]\ncommand = \"python\"\nport = 2\ntransport = \"streamable-http\"\n[servers.c_d]\ncommand = \"mcp-echo\"\nport = 3\n[servers.c-d]\ncommand = \"mcp-echo\"\nport = 4\n";
-    let problems = render(&config(src), &options(None)).unwrap_err().join("\n");
+    let problems = render(&config(src), &BTreeMap::new(), &options(None))
+        .unwrap_err()
+        .join("\n");
     assert!(
         problems.contains("server `a`: set `image` for `./bin/server`"),
         "{problems}"
@@ -198,11 +200,11 @@ fn affinity_pins_client_ips_instead_of_sealing_ids() {
         session_routing: SessionRouting::Affinity,
         ..options(None)
     };
-    let all = render(&config(src), &o).unwrap();
+    let all = render(&config(src), &BTreeMap::new(), &o).unwrap();
     let text = all[0].text();
     assert!(text.contains("sessionAffinity: \"ClientIP\""), "{text}");
     assert!(!text.contains("--session-key-env"), "{text}");
-    let sealed = render(&config(src), &options(None)).unwrap()[0].text();
+    let sealed = render(&config(src), &BTreeMap::new(), &options(None)).unwrap()[0].text();
     assert!(sealed.contains("--session-key-env") && !sealed.contains("sessionAffinity"));
 }
 
@@ -212,7 +214,7 @@ fn long_and_odd_names_become_valid_dns_labels_and_args_are_not_expanded() {
     let src = format!(
         "version = 1\n[servers.{long}]\ncommand = \"mcp-echo\"\nport = 1\n[servers.x_]\ncommand = \"mcp-echo\"\nport = 2\nargs = [\"$(date)\", \"$HOME\"]\n"
     );
-    let all = render(&config(&src), &options(None)).unwrap();
+    let all = render(&config(&src), &BTreeMap::new(), &options(None)).unwrap();
     for r in &all {
         let name = r.objects[0]["metadata"]["name"].as_str().unwrap();
         assert!(name.len() <= 63, "{name}");
@@ -259,7 +261,7 @@ fn a_new_secret_value_rolls_the_pods() {
 #[test]
 fn fields_the_pod_does_not_take_are_said_and_an_absolute_cwd_is_its_working_dir() {
     let src = "version = 1\n[servers.a]\ncommand = \"mcp-echo\"\nport = 1\ncwd = \"/srv/a\"\ncall_timeout = \"5s\"\nmax_sessions = 5\n[servers.b]\ncommand = \"mcp-echo\"\nport = 2\ncwd = \"sub\"\n";
-    let all = render(&config(src), &options(None)).unwrap();
+    let all = render(&config(src), &BTreeMap::new(), &options(None)).unwrap();
     let a = all.iter().find(|r| r.server == "a").unwrap();
     let container = &a.objects[0]["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["workingDir"], "/srv/a");
@@ -275,5 +277,102 @@ fn fields_the_pod_does_not_take_are_said_and_an_absolute_cwd_is_its_working_dir(
         b.notes.iter().any(|n| n.contains("cwd (relative")),
         "{:?}",
         b.notes
+    );
+}
+
+fn args_of(r: &Rendered) -> Vec<String> {
+    let deployment = r
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+const SET: &str = r#"version = 1
+[servers.fs]
+command = "mcp-echo"
+port = 8001
+tools = { allow = ["read_*"], deny = ["*$*"], read_only = true }
+[servers.web]
+command = "python"
+port = 8002
+transport = "streamable-http"
+[servers.api]
+mode = "remote"
+url = "https://mcp.example.com/mcp"
+port = 8003
+[endpoints.work]
+port = 8100
+servers = ["fs", "web", "api"]
+prefix = "on-collision"
+failure = "closed"
+tools = { deny = ["*delete*"] }
+rename = { fs__read_file = "read" }
+descriptions = { read = "Costs $5" }
+"#;
+
+#[test]
+fn an_endpoint_is_a_deployment_aggregating_its_members_services_with_its_policy() {
+    let parsed = crate::model::parse(SET).unwrap();
+    let all = render(&parsed.servers, &parsed.endpoints, &options(None)).unwrap();
+    let work = all.iter().find(|r| r.server == "work").unwrap();
+    let kinds: Vec<&str> = work
+        .objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Deployment", "Service"]);
+    assert_eq!(work.objects[0]["metadata"]["name"], "mcp-work");
+    assert_eq!(work.objects[0]["spec"]["replicas"], 1);
+    assert_eq!(
+        work.objects[0]["metadata"]["labels"]["app.kubernetes.io/component"],
+        "mcp-endpoint"
+    );
+    assert_eq!(work.objects[1]["spec"]["ports"][0]["port"], 8100);
+    let args = args_of(work).join(" ");
+    for want in [
+        "gateway --name work --port 8100 --bind 0.0.0.0 --allow-no-auth",
+        "--upstream fs=http://mcp-fs:8001/mcp --upstream api=http://mcp-api:8003/mcp",
+        "--prefix on-collision --failure closed --tools-deny *delete*",
+        "--rename fs__read_file=read --describe read=Costs $$5",
+    ] {
+        assert!(args.contains(want), "{want:?} in {args}");
+    }
+    // The member that is not rendered (it speaks HTTP itself) is left out, and said.
+    assert!(!args.contains("mcp-web"), "{args}");
+    assert!(
+        work.notes.iter().any(|n| n.contains("leaves out web")),
+        "{:?}",
+        work.notes
+    );
+    // A member's own policy goes to its own gateway, `$` kept from Kubernetes.
+    let fs = all.iter().find(|r| r.server == "fs").unwrap();
+    let fs_args = args_of(fs).join(" ");
+    assert!(
+        fs_args.contains("--tools-allow read_* --tools-deny *$$* --read-only"),
+        "{fs_args}"
+    );
+}
+
+#[test]
+fn an_endpoint_with_no_rendered_member_or_a_clashing_name_is_a_problem() {
+    let src = "version = 1\n[servers.web]\ncommand = \"python\"\nport = 1\ntransport = \"streamable-http\"\n[servers.a-b]\ncommand = \"mcp-echo\"\nport = 2\n[endpoints.only_web]\nport = 3\nservers = [\"web\"]\n[endpoints.a_b]\nport = 4\nservers = [\"a-b\"]\n";
+    let parsed = crate::model::parse(src).unwrap();
+    let problems = render(&parsed.servers, &parsed.endpoints, &options(None))
+        .unwrap_err()
+        .join("\n");
+    assert!(
+        problems.contains("endpoint `only_web`: none of its members is rendered"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("`a-b` and endpoint `a_b` would both be named `mcp-a-b`"),
+        "{problems}"
     );
 }
