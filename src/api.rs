@@ -51,6 +51,10 @@ pub struct ApplyOptions {
     /// the plan was made from.
     #[serde(default)]
     pub expect: Option<Expected>,
+    /// Only the file's `[tokens]` (`mcpctl token ...`): who may call changes, nothing
+    /// runs or stops.
+    #[serde(default)]
+    pub only_tokens: bool,
 }
 
 /// Where what runs was applied from.

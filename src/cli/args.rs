@@ -132,6 +132,12 @@ pub enum Command {
     /// Print the man page (roff)
     #[command(after_help = "Example:\n  mcpctl man > ~/.local/share/man/man1/mcpctl.1")]
     Man,
+    /// Callers' tokens: who may call which tools where `auth = { tokens = true }`
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  mcpctl token create ci --allow 'github/search_*' --allow 'work/*' --expires 30d\n  mcpctl token list\n  mcpctl token revoke ci"
+    )]
+    Token(TokenCommand),
     /// What an agent sees of a server's or an endpoint's tools
     #[command(
         after_help = "Examples:\n  mcpctl tools work            # the endpoint `work`: name, member, original name\n  mcpctl tools github --all   # and the hidden ones, with why\n  mcpctl tools work --format json"
@@ -325,6 +331,40 @@ pub struct ImportArgs {
     pub first_port: u16,
     #[command(flatten)]
     pub apply: EditApply,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a caller's token: printed once, alone on stdout; the file keeps its hash
+    #[command(
+        after_help = "Example:\n  mcpctl token create ci --allow 'github/search_*' --deny '*/delete_*' --expires 30d > ci.token"
+    )]
+    Create {
+        /// The caller's name (lowercase letters, digits, `-`, `_`)
+        name: String,
+        /// TARGET/TOOL glob the caller may see and call, TARGET a server or endpoint
+        /// (repeatable, at least one)
+        #[arg(long = "allow", value_name = "TARGET/TOOL", required = true)]
+        allow: Vec<String>,
+        /// TARGET/TOOL glob it may not, whatever --allow says (repeatable)
+        #[arg(long = "deny", value_name = "TARGET/TOOL")]
+        deny: Vec<String>,
+        /// It stops working after this long (e.g. 30d, 12h)
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// The tokens of the file: name, patterns, expiry (never the token)
+    #[command(after_help = "Example:\n  mcpctl token list --format json")]
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Remove a token: its caller is refused from the next request on
+    #[command(after_help = "Example:\n  mcpctl token revoke ci")]
+    Revoke { name: String },
+    /// A new token for the same caller and patterns: the old one stops working
+    #[command(after_help = "Example:\n  mcpctl token rotate ci > ci.token")]
+    Rotate { name: String },
 }
 
 #[derive(Debug, Subcommand)]

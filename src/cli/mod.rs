@@ -19,6 +19,7 @@ mod plan;
 mod profile;
 mod secret;
 mod status;
+mod token;
 mod tools;
 
 use std::io::{self, Write};
@@ -168,6 +169,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Completions { shell } => docs::completions(shell),
         Command::Man => docs::man(),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
+        Command::Token(cmd) => token::run(&locate(file, &cwd)?, cmd),
         Command::Tools { name, all, format } => {
             tools::tools(&locate(file, &cwd)?, &name, all, format)
         }
@@ -363,7 +365,11 @@ where
             _ => e,
         });
     }
-    let after = doc.to_string();
+    let mut after = doc.to_string();
+    // A removed last table takes its newline with it: a text file ends with one.
+    if !after.is_empty() && !after.ends_with('\n') {
+        after.push('\n');
+    }
     match (model::parse(&after), was_invalid) {
         (Ok(_), _) => Ok(after),
         // Secrets not set yet that were there before must not block an edit (setting

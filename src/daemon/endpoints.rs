@@ -172,7 +172,7 @@ impl Daemon {
         let gateway = gateway::serve(
             addr,
             gateway::Backend::Stdio(instances),
-            None,
+            gateway::Auth::default(),
             None,
             limits,
             // The endpoint's policy is its table's, applied by its aggregator.

@@ -140,6 +140,9 @@ pub struct Daemon {
     endpoint_failures: Mutex<BTreeMap<String, String>>,
     /// What endpoints know of the servers (where each listens, whether it is up).
     members: Arc<endpoints::Members>,
+    /// Callers' tokens of the file, checked by every port with `auth.tokens`;
+    /// replaced at each apply (a token takes effect without a restart).
+    callers: Arc<crate::gateway::callers::Callers>,
     /// Whether `network = "isolated"` servers get a network namespace here, or why not
     /// (they then run on the machine's network, and `status` says so).
     isolation: Result<(), String>,
@@ -195,6 +198,7 @@ impl Daemon {
             endpoint_failures: Mutex::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             members: Arc::default(),
+            callers: crate::gateway::callers::Callers::new(),
             source,
             config_path,
             config_dir,

@@ -38,13 +38,33 @@ impl Desired {
 
 impl Daemon {
     /// Loads the file, plans against what runs and executes the plan.
+    /// The file's tokens into force, nothing else touched (no secret is decrypted).
+    async fn reload_tokens(&self, progress: &mpsc::Sender<String>) -> Result<Applied, ApplyError> {
+        let tokens = match &self.source {
+            Source::File => config::load(&self.config_path)?.config.tokens,
+            Source::Fixed { .. } => BTreeMap::new(),
+        };
+        self.callers.set(&tokens);
+        let _ = progress
+            .send(format!("tokens: {} in force", tokens.len()))
+            .await;
+        Ok(Applied {
+            changed: false,
+            failures: Vec::new(),
+            endpoints: BTreeMap::new(),
+        })
+    }
+
     pub async fn apply(
         self: &Arc<Self>,
         options: ApplyOptions,
         progress: mpsc::Sender<String>,
     ) -> Result<Applied, ApplyError> {
         let _one_at_a_time = self.applying.lock().await;
-        let (servers, secrets, metrics, digest, endpoints) = match &self.source {
+        if options.only_tokens {
+            return self.reload_tokens(&progress).await;
+        }
+        let (servers, secrets, metrics, digest, endpoints, tokens) = match &self.source {
             Source::File => {
                 let mut loaded = match &options.source {
                     Some(text) => config::load_text(
@@ -62,6 +82,7 @@ impl Daemon {
                     loaded.config.metrics,
                     Some(digest),
                     loaded.config.endpoints,
+                    loaded.config.tokens,
                 )
             }
             Source::Fixed {
@@ -74,6 +95,7 @@ impl Daemon {
                 Arc::clone(secrets),
                 *metrics,
                 None,
+                BTreeMap::new(),
                 BTreeMap::new(),
             ),
         };
@@ -99,8 +121,9 @@ impl Daemon {
                 return Err(ApplyError::Stale(moved.join(", ")));
             }
         }
-        // Only an apply that goes ahead moves `/metrics`.
+        // Only an apply that goes ahead moves `/metrics`, and changes who may call.
         self.serve_metrics(metrics, &progress).await;
+        self.callers.set(&tokens);
         if let Some(digest) = digest {
             self.record_applied(digest, options.origin.as_ref()).await;
         }
@@ -344,10 +367,16 @@ impl Daemon {
                 let gateway = match self.backend_for(&spec, &pool, secrets) {
                     Ok(backend) => {
                         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
-                        let bearer = spec
-                            .auth_bearer
-                            .as_ref()
-                            .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned());
+                        let auth = gateway::Auth {
+                            bearer: spec
+                                .auth_bearer
+                                .as_ref()
+                                .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned())
+                                .map(Arc::new),
+                            callers: spec
+                                .auth_tokens
+                                .then(|| (spec.name.clone(), Arc::clone(&self.callers))),
+                        };
                         let limits = gateway::Limits {
                             max_sessions: spec.max_sessions,
                             session_idle: spec.session_idle,
@@ -357,7 +386,7 @@ impl Daemon {
                                 Source::File => None,
                             },
                         };
-                        match gateway::serve(addr, backend, bearer, tls, limits, spec.tools.rules())
+                        match gateway::serve(addr, backend, auth, tls, limits, spec.tools.rules())
                             .await
                         {
                             Ok(g) => Some(g),

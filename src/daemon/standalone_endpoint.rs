@@ -110,7 +110,10 @@ async fn serve(
     let served = gateway::serve(
         addr,
         Backend::Stdio(instances),
-        bearer,
+        gateway::Auth {
+            bearer: bearer.map(Arc::new),
+            callers: None,
+        },
         tls,
         limits,
         // The endpoint's policy is its table's, applied by its aggregator.

@@ -17,9 +17,20 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
+use super::callers::{Caller, Callers, Refused};
 use super::origin;
 use super::reply::rpc_error;
 use crate::wire::jsonrpc::INVALID_REQUEST;
+
+/// Who a port lets in. Neither: anyone (a loopback port without `auth`).
+#[derive(Clone, Default)]
+pub struct Auth {
+    /// The owner's bearer: every tool.
+    pub bearer: Option<Arc<SecretString>>,
+    /// Callers' tokens taken here, checked as callers of this target (the server's
+    /// or endpoint's name).
+    pub callers: Option<(String, Arc<Callers>)>,
+}
 
 /// Requests larger than this are refused with 413.
 pub(super) const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -29,21 +40,17 @@ pub(super) const MAX_BODY: usize = 4 * 1024 * 1024;
 pub(super) struct Guard {
     /// The port listens on loopback only: Host must name it so (DNS rebinding).
     loopback: bool,
-    /// Every request must carry `Authorization: Bearer <bearer>`.
-    bearer: Option<Arc<SecretString>>,
+    /// Who may come in: the owner's bearer, callers' tokens, or anyone.
+    auth: Auth,
     /// How long a request's body may take to arrive.
     body_timeout: Duration,
 }
 
 impl Guard {
-    pub(super) fn new(
-        loopback: bool,
-        bearer: Option<SecretString>,
-        body_timeout: Duration,
-    ) -> Self {
+    pub(super) fn new(loopback: bool, auth: Auth, body_timeout: Duration) -> Self {
         Self {
             loopback,
-            bearer: bearer.map(Arc::new),
+            auth,
             body_timeout,
         }
     }
@@ -82,24 +89,52 @@ impl Guard {
                 "forbidden origin or host",
             ));
         }
-        let expected = self.bearer.as_ref()?;
-        let given = header_str(headers, "authorization").and_then(bearer_token);
-        if given
-            .is_some_and(|g| constant_time_eq(g.as_bytes(), expected.expose_secret().as_bytes()))
-        {
-            return None;
+        None
+    }
+
+    /// Who the request comes from (`None`: the owner, or anyone on an open port), or
+    /// its refusal: 401 without a token this port takes, 403 with one that grants
+    /// nothing here.
+    fn admit(&self, headers: &HeaderMap) -> Result<Option<Caller>, Box<Response>> {
+        if self.auth.bearer.is_none() && self.auth.callers.is_none() {
+            return Ok(None);
         }
+        let given = header_str(headers, "authorization").and_then(bearer_token);
+        if let (Some(given), Some(owner)) = (given, &self.auth.bearer)
+            && constant_time_eq(given.as_bytes(), owner.expose_secret().as_bytes())
+        {
+            return Ok(None);
+        }
+        let refused = match (given, &self.auth.callers) {
+            (Some(given), Some((target, callers))) => match callers.admit(given, target) {
+                Ok(caller) => return Ok(Some(caller)),
+                Err(refused) => refused,
+            },
+            _ => Refused::Unknown,
+        };
+        if let Refused::NothingHere { .. } = refused {
+            return Err(Box::new(rpc_error(
+                StatusCode::FORBIDDEN,
+                Value::Null,
+                INVALID_REQUEST,
+                &refused.to_string(),
+            )));
+        }
+        let message = match refused {
+            Refused::Expired(_) => refused.to_string(),
+            _ => "missing or wrong bearer token".to_string(),
+        };
         let mut response = rpc_error(
             StatusCode::UNAUTHORIZED,
             Value::Null,
             INVALID_REQUEST,
-            "missing or wrong bearer token",
+            &message,
         );
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"mcpctl\""),
         );
-        Some(response)
+        Err(Box::new(response))
     }
 }
 
@@ -107,7 +142,15 @@ async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Resp
     if let Some(refusal) = guard.refusal(request.uri(), request.headers()) {
         return refusal;
     }
-    let (parts, body) = request.into_parts();
+    let caller = match guard.admit(request.headers()) {
+        Ok(caller) => caller,
+        Err(refusal) => return *refusal,
+    };
+    let (mut parts, body) = request.into_parts();
+    // Handlers read who it is from here (absent: the owner, or an open port).
+    if let Some(caller) = caller {
+        parts.extensions.insert(caller);
+    }
     let read = Limited::new(body, MAX_BODY).collect();
     let body = match tokio::time::timeout(guard.body_timeout, read).await {
         Ok(Ok(body)) => body.to_bytes(),
@@ -184,14 +227,16 @@ mod tests {
 
     #[test]
     fn origin_host_and_bearer_are_checked_in_that_order() {
-        let guard = Guard::new(
-            true,
-            Some(SecretString::from("s3cret".to_string())),
-            Duration::from_secs(1),
-        );
+        let auth = Auth {
+            bearer: Some(Arc::new(SecretString::from("s3cret".to_string()))),
+            callers: None,
+        };
+        let guard = Guard::new(true, auth, Duration::from_secs(1));
         let status = |pairs: &[(&'static str, &str)]| {
+            let headers = headers(pairs);
             guard
-                .refusal(&Uri::from_static("/mcp"), &headers(pairs))
+                .refusal(&Uri::from_static("/mcp"), &headers)
+                .or_else(|| guard.admit(&headers).err().map(|r| *r))
                 .map(|r| r.status().as_u16())
         };
         let host = ("host", "127.0.0.1:9000");
@@ -217,16 +262,17 @@ mod tests {
             ]),
             Some(403)
         );
-        let open = Guard::new(true, None, Duration::from_secs(1));
+        let open = Guard::new(true, Auth::default(), Duration::from_secs(1));
         assert!(
             open.refusal(&Uri::from_static("/mcp"), &headers(&[host]))
                 .is_none()
         );
+        assert!(matches!(open.admit(&headers(&[host])), Ok(None)));
     }
 
     #[test]
     fn an_absolute_target_and_a_second_host_or_origin_are_refused() {
-        let guard = Guard::new(true, None, Duration::from_secs(1));
+        let guard = Guard::new(true, Auth::default(), Duration::from_secs(1));
         let host = || headers(&[("host", "127.0.0.1:9000")]);
         let status = |uri: &'static str, headers: &HeaderMap| {
             guard

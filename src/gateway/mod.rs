@@ -6,9 +6,11 @@
 //! which the daemon implements over its supervised instances.
 
 pub mod accept;
+pub mod callers;
 pub mod dial;
 pub mod endpoint;
 mod guard;
+pub use guard::Auth;
 pub mod handshake;
 mod http;
 pub mod lines;
@@ -27,8 +29,6 @@ pub mod tool_gate;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-use age::secrecy::SecretString;
 
 pub use mux::Upstream;
 pub use proxy::{HttpPool, HttpUpstream};
@@ -211,12 +211,12 @@ pub enum Backend {
 }
 
 /// Binds `addr` (so a taken port fails the start before any process runs) and serves,
-/// over HTTPS with `tls`. With `bearer`, every request must carry
-/// `Authorization: Bearer <bearer>`.
+/// over HTTPS with `tls`. With `auth`, every request must carry the owner's bearer or
+/// a caller's token (see [`Auth`]).
 pub async fn serve(
     addr: SocketAddr,
     backend: Backend,
-    bearer: Option<SecretString>,
+    auth: Auth,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: Limits,
     tools: crate::policy::Rules,
@@ -262,7 +262,7 @@ pub async fn serve(
         }
         Backend::Http(upstream) => (proxy::router(upstream, Arc::clone(&tools))?, None, None),
     };
-    let app = guard::Guard::new(loopback, bearer, limits.connections.header_timeout).wrap(app);
+    let app = guard::Guard::new(loopback, auth, limits.connections.header_timeout).wrap(app);
     // Probes answer before the guard: a kubelet has no bearer, and they tell nothing else.
     let app = probes(ready, limits.replicas.clone()).merge(app);
     let task = tokio::spawn(accept::serve(

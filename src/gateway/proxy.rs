@@ -6,6 +6,7 @@
 //! this gateway) and hop-by-hop headers are never passed on; configured headers are
 //! added. Responses, SSE streams included, are passed through as they come.
 
+use crate::policy::caller::ToolView;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -236,8 +237,12 @@ fn pick_port(
 /// The tool policy on a request to the upstream: `Err` is the answer to a call of a
 /// hidden tool (it never reaches the server); `Ok` gives back the request (its body
 /// read, at most `MAX_BODY`) and whether its answer is a `tools/list` to filter.
-async fn police(state: &ProxyState, request: Request) -> Result<(Request, bool), Box<Response>> {
-    if state.tools.is_open() || request.method() != axum::http::Method::POST {
+async fn police(
+    state: &ProxyState,
+    request: Request,
+    caller: Option<&ToolView>,
+) -> Result<(Request, bool), Box<Response>> {
+    if (state.tools.is_open() && caller.is_none()) || request.method() != axum::http::Method::POST {
         return Ok((request, false));
     }
     let (parts, body) = request.into_parts();
@@ -257,7 +262,7 @@ async fn police(state: &ProxyState, request: Request) -> Result<(Request, bool),
             .and_then(Value::as_str)
             .unwrap_or_default();
         lists |= method == "tools/list";
-        if let Err(error) = state.tools.check_known(method, msg.get("params")) {
+        if let Err(error) = state.tools.check_known(method, msg.get("params"), caller) {
             let id = msg.get("id").cloned().unwrap_or(Value::Null);
             let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": error});
             return Err(Box::new(super::reply::json_response(
@@ -275,6 +280,7 @@ async fn filtered(
     tools: Arc<super::tool_gate::ToolGate>,
     parts: &axum::http::response::Parts,
     body: hyper::body::Incoming,
+    caller: Option<Arc<ToolView>>,
 ) -> Body {
     let is_sse = parts
         .headers
@@ -289,13 +295,13 @@ async fn filtered(
         let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) else {
             return Body::from(bytes);
         };
-        tools.filter_answer(&mut answer);
+        tools.filter_answer(&mut answer, caller.as_deref());
         return Body::from(answer.to_string());
     }
     let events = crate::wire::sse::SseEvents::new(MAX_LIST_ANSWER);
     let stream = futures_util::stream::unfold(
-        (body, events, tools),
-        |(mut body, mut events, tools)| async move {
+        (body, events, tools, caller),
+        |(mut body, mut events, tools, caller)| async move {
             use http_body_util::BodyExt as _;
             loop {
                 let frame = match body.frame().await? {
@@ -303,16 +309,16 @@ async fn filtered(
                     Err(e) => {
                         return Some((
                             Err(std::io::Error::other(e.to_string())),
-                            (body, events, tools),
+                            (body, events, tools, caller),
                         ));
                     }
                 };
                 let Some(chunk) = frame.data_ref() else {
                     continue;
                 };
-                let out = filter_events(&tools, events.feed(chunk));
+                let out = filter_events(&tools, events.feed(chunk), caller.as_deref());
                 if !out.is_empty() {
-                    return Some((Ok(bytes::Bytes::from(out)), (body, events, tools)));
+                    return Some((Ok(bytes::Bytes::from(out)), (body, events, tools, caller)));
                 }
             }
         },
@@ -321,12 +327,16 @@ async fn filtered(
 }
 
 /// Events (their `data`) as `message` events again, each answer filtered.
-fn filter_events(tools: &super::tool_gate::ToolGate, events: Vec<Vec<u8>>) -> String {
+fn filter_events(
+    tools: &super::tool_gate::ToolGate,
+    events: Vec<Vec<u8>>,
+    caller: Option<&ToolView>,
+) -> String {
     let mut out = String::new();
     for data in events {
         let text = match serde_json::from_slice::<Value>(&data) {
             Ok(mut msg) => {
-                tools.filter_answer(&mut msg);
+                tools.filter_answer(&mut msg, caller);
                 msg.to_string()
             }
             Err(_) => String::from_utf8_lossy(&data).into_owned(),
@@ -346,7 +356,13 @@ fn filter_events(tools: &super::tool_gate::ToolGate, events: Vec<Vec<u8>>) -> St
 const MAX_LIST_ANSWER: usize = 16 << 20;
 
 async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
-    let (request, lists) = match police(state, request).await {
+    // Each request's own caller (an HTTP server's sessions are its own: the policy
+    // holds per request).
+    let caller = request
+        .extensions()
+        .get::<super::callers::Caller>()
+        .map(|c| Arc::clone(&c.view));
+    let (request, lists) = match police(state, request, caller.as_deref()).await {
         Ok(policed) => policed,
         Err(answer) => return *answer,
     };
@@ -402,7 +418,7 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
             }
             if lists && parts.status.is_success() {
                 parts.headers.remove(header::CONTENT_LENGTH);
-                let body = filtered(Arc::clone(&state.tools), &parts, body).await;
+                let body = filtered(Arc::clone(&state.tools), &parts, body, caller).await;
                 return Response::from_parts(parts, body);
             }
             Response::from_parts(parts, Body::new(body))
@@ -609,6 +625,7 @@ mod tests {
                 progress.to_string().into_bytes(),
                 answer.to_string().into_bytes(),
             ],
+            None,
         );
         let mut events = crate::wire::sse::SseEvents::new(1 << 20);
         let seen: Vec<serde_json::Value> = events

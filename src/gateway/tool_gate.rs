@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::Upstream;
+use crate::policy::caller::ToolView;
 use crate::policy::{self, Rules};
 use crate::wire::jsonrpc::INVALID_PARAMS;
 
@@ -50,6 +51,7 @@ impl ToolGate {
         upstream: &Upstream,
         method: &str,
         params: Option<&Value>,
+        caller: Option<&ToolView>,
     ) -> Result<(), Value> {
         let rules = self.rules();
         let name = called(method, params);
@@ -60,17 +62,29 @@ impl ToolGate {
         if unseen {
             self.relist(upstream).await;
         }
-        self.check_known(method, params)
+        self.check_known(method, params, caller)
     }
 
     /// [`Self::check`] for a server reached over HTTP (no channel to ask its list on
     /// the side): a `read_only` decision uses the definitions its last `tools/list`
     /// through this port gave, and a tool not seen there yet is refused (closed).
-    pub fn check_known(&self, method: &str, params: Option<&Value>) -> Result<(), Value> {
+    pub fn check_known(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        caller: Option<&ToolView>,
+    ) -> Result<(), Value> {
         let rules = self.rules();
-        let Some(name) = called(method, params).filter(|_| !rules.is_open()) else {
+        let Some(name) = called(method, params) else {
             return Ok(());
         };
+        // A caller's token that does not grant it: refused as unknown, like the rest.
+        if caller.is_some_and(|c| !c.permits(name)) {
+            return Err(unknown_tool(name));
+        }
+        if rules.is_open() {
+            return Ok(());
+        }
         let verdict = policy::decide_by_name(&rules, name).unwrap_or_else(|| {
             let definition = self
                 .definitions
@@ -80,19 +94,21 @@ impl ToolGate {
                 .unwrap_or(Value::Null);
             policy::decide(&rules, name, &definition)
         });
-        verdict.map_err(
-            |_| json!({"code": INVALID_PARAMS, "message": format!("unknown tool: {name}")}),
-        )
+        verdict.map_err(|_| unknown_tool(name))
     }
 
-    /// A `tools/list` answer (a whole message) filtered in place; the definitions kept.
-    pub fn filter_answer(&self, answer: &mut Value) {
+    /// A `tools/list` answer (a whole message) filtered in place, for `caller` too;
+    /// the definitions kept.
+    pub fn filter_answer(&self, answer: &mut Value, caller: Option<&ToolView>) {
         if let Some(tools) = answer
             .pointer_mut("/result/tools")
             .and_then(Value::as_array_mut)
         {
             self.remember(tools);
             policy::filter_tools(&self.rules(), tools);
+            if let Some(caller) = caller {
+                caller.filter(tools);
+            }
         }
     }
 
@@ -130,8 +146,9 @@ impl ToolGate {
         self: &Arc<Self>,
         method: &str,
         reply: oneshot::Receiver<Value>,
+        caller: Option<Arc<ToolView>>,
     ) -> oneshot::Receiver<Value> {
-        if method != "tools/list" || self.rules().is_open() {
+        if method != "tools/list" || (self.rules().is_open() && caller.is_none()) {
             return reply;
         }
         let (tx, filtered) = oneshot::channel();
@@ -144,11 +161,19 @@ impl ToolGate {
             {
                 gate.remember(tools);
                 policy::filter_tools(&gate.rules(), tools);
+                if let Some(caller) = &caller {
+                    caller.filter(tools);
+                }
             }
             let _ = tx.send(answer);
         });
         filtered
     }
+}
+
+/// What an unknown (or hidden) tool's call is answered.
+fn unknown_tool(name: &str) -> Value {
+    json!({"code": INVALID_PARAMS, "message": format!("unknown tool: {name}")})
 }
 
 /// The tool a `tools/call` names (`None` for any other method).

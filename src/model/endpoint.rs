@@ -147,7 +147,7 @@ pub(super) fn resolve_endpoints(
         // The endpoint reaches a member with its bearer and has no `auth` of its own:
         // serving one behind `auth` would hand its tools to every local user.
         for member in members.iter().flatten() {
-            if servers.get(member).is_some_and(|s| s.auth_bearer.is_some()) {
+            if servers.get(member).is_some_and(ServerSpec::has_auth) {
                 let at = if raw_endpoint.servers.is_some() {
                     here("servers")
                 } else {

@@ -11,6 +11,7 @@ pub mod names;
 pub mod raw;
 pub mod resolve;
 pub mod spec;
+pub mod token;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +35,8 @@ pub struct Config {
     pub metrics: Option<std::net::SocketAddr>,
     /// `[endpoints.*]`: sets of servers behind one port each.
     pub endpoints: BTreeMap<String, endpoint::EndpointSpec>,
+    /// `[tokens.*]`: callers' tokens, by name.
+    pub tokens: BTreeMap<String, token::TokenSpec>,
 }
 
 /// Parses and validates `source`. On failure, every problem found is returned.

@@ -39,6 +39,26 @@ pub struct RawConfig {
     /// Sets of servers served behind one port, with a tool policy, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// Callers' tokens (`mcpctl token create`), by name: what each may call where
+    /// `auth = { tokens = true }`. The file holds a hash of each, never the token.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokens: BTreeMap<String, Token>,
+}
+
+/// `[tokens.NAME]`: one caller's token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    /// `TARGET/TOOL` globs (TARGET a server or endpoint) the caller may see and call.
+    pub allow: Vec<String>,
+    /// `TARGET/TOOL` globs it may not, whatever `allow` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<String>>,
+    /// When it stops working (RFC 3339, UTC), if ever.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// `blake3:HEX` of the token (written by `mcpctl token create`).
+    pub hash: String,
 }
 
 /// Which tools an agent sees and may call: `allow` and `deny` are globs (`*`, `?`) on
@@ -120,8 +140,14 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
-    /// Name of the secret (in this server's `secrets`) holding the bearer token.
-    pub bearer: String,
+    /// Name of the secret (in this server's `secrets`) holding the owner's bearer
+    /// token (every tool).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<String>,
+    /// Callers' tokens of `[tokens.*]` are taken too, each seeing and calling only
+    /// what its patterns allow here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<bool>,
 }
 
 /// HTTPS for a server's gateway port.

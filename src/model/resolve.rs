@@ -177,6 +177,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
 
     let endpoints = super::endpoint::resolve_endpoints(raw, &servers, &mut ports, loc, &mut diags);
     let metrics = resolve_metrics(raw, loc, &ports, &mut diags);
+    let tokens = super::token::resolve_tokens(raw, loc, &mut diags);
     if diags.is_empty() {
         let mut profiles: BTreeSet<String> = raw.profiles.keys().cloned().collect();
         profiles.insert(DEFAULT_PROFILE.to_string());
@@ -185,6 +186,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
             profiles,
             metrics,
             endpoints,
+            tokens,
         })
     } else {
         Err(diags)
@@ -687,20 +689,36 @@ fn resolve_server(
             .hint("use `instances = 1`, or `transport = \"streamable-http\"` or stdio for a pool"),
         );
     }
-    let auth_bearer = m.auth.as_ref().map(|a| a.value.bearer.clone());
+    let auth_bearer = m.auth.as_ref().and_then(|a| a.value.bearer.clone());
+    let auth_tokens = m
+        .auth
+        .as_ref()
+        .is_some_and(|a| a.value.tokens == Some(true));
     match (&m.auth, bind) {
-        (Some(auth), _) if !m.secrets.contains_key(&auth.value.bearer) => diags.push(
-            Diagnostic::new(format!(
-                "`auth` of server `{name}` names secret `{}`, which the server does not have",
-                auth.value.bearer
-            ))
-            .at(loc.value(&auth.origin), "no such secret")
-            .hint(format!(
-                "set it with `mcpctl config secret set {} --server {name}`",
-                auth.value.bearer
-            ))
-            .pending(),
+        (Some(auth), _) if auth.value.bearer.is_none() && !auth_tokens => diags.push(
+            Diagnostic::new(format!("`auth` of server `{name}` lets nobody in"))
+                .at(loc.value(&auth.origin), "neither `bearer` nor `tokens = true`")
+                .hint("`auth = { bearer = \"SECRET\" }` (one owner's token), `auth = { tokens = true }` (callers' tokens of [tokens.*]), or both"),
         ),
+        (Some(auth), _)
+            if auth
+                .value
+                .bearer
+                .as_ref()
+                .is_some_and(|b| !m.secrets.contains_key(b)) =>
+        {
+            let bearer = auth.value.bearer.clone().unwrap_or_default();
+            diags.push(
+                Diagnostic::new(format!(
+                    "`auth` of server `{name}` names secret `{bearer}`, which the server does not have"
+                ))
+                .at(loc.value(&auth.origin), "no such secret")
+                .hint(format!(
+                    "set it with `mcpctl config secret set {bearer} --server {name}`"
+                ))
+                .pending(),
+            );
+        }
         (None, Some(ip)) if !ip.is_loopback() => {
             let at = m.bind.as_ref().and_then(|b| loc.value(&b.origin));
             diags.push(
@@ -777,6 +795,7 @@ fn resolve_server(
         health: health?,
         limits: limits?,
         auth_bearer,
+        auth_tokens,
         tls: m.tls.map(|t| t.value),
         image: m.image.map(|i| i.value),
         headers: m.headers,

@@ -75,6 +75,9 @@ pub struct ServerSpec {
     /// The secret whose value clients must present as a bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_bearer: Option<String>,
+    /// `auth = { tokens = true }`: callers' tokens of `[tokens.*]` are taken too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auth_tokens: bool,
     /// HTTPS on the gateway port: the certificate and key files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<super::raw::Tls>,
@@ -298,6 +301,11 @@ impl ServerSpec {
             attr("bind", Some(Text(self.bind.to_string())), Restart),
             attr("auth_bearer", self.auth_bearer.clone().map(Text), Restart),
             attr(
+                "auth_tokens",
+                self.auth_tokens.then(|| Text("true".into())),
+                Restart,
+            ),
+            attr(
                 "tls",
                 self.tls.as_ref().map(|t| {
                     Map(BTreeMap::from([
@@ -447,7 +455,7 @@ impl ServerSpec {
         // Whether cgroups enforce `limits` depends on the machine: see the cgroup module.
         if self.mode == Mode::Local
             && self.transport != Transport::Stdio
-            && self.auth_bearer.is_some()
+            && self.has_auth()
             && self.network == Network::Host
         {
             out.push(format!(
@@ -464,6 +472,11 @@ impl ServerSpec {
         out
     }
 
+    /// Clients must authenticate (an owner's bearer, callers' tokens, or both).
+    pub fn has_auth(&self) -> bool {
+        self.auth_bearer.is_some() || self.auth_tokens
+    }
+
     /// Asks for a network of its own (a local server with `network = "isolated"`).
     pub fn wants_isolation(&self) -> bool {
         self.network == Network::Isolated && self.mode == Mode::Local
@@ -477,7 +490,7 @@ impl ServerSpec {
         }
         let risk = if self.transport == Transport::Stdio {
             "it can reach the network".to_string()
-        } else if self.auth_bearer.is_some() {
+        } else if self.has_auth() {
             "any local user can call its inner port on 127.0.0.1 without the bearer `auth` asks for, with its secrets in its environment".to_string()
         } else {
             "any local user can reach its inner port on 127.0.0.1".to_string()

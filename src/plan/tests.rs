@@ -38,6 +38,7 @@ fn spec(name: &str) -> ServerSpec {
         max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
         health: crate::model::spec::HealthCheck::default(),
         auth_bearer: None,
+        auth_tokens: false,
         tls: None,
         image: None,
         headers: BTreeMap::new(),

@@ -7,6 +7,8 @@
 //! true. A server's rules match its own names; an endpoint's match the names it
 //! advertises. [`decide`] says why a tool is hidden, for `mcpctl tools --all`.
 
+pub mod caller;
+
 use std::fmt;
 
 use serde_json::Value;

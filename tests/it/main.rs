@@ -36,5 +36,6 @@ mod secrets;
 mod soak;
 mod supervise;
 mod tls;
+mod tokens;
 mod usage;
 mod workflow;

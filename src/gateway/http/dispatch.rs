@@ -164,7 +164,12 @@ pub(super) async fn handle(
     let method = method.to_string();
     // Moved, not copied: the message is this call's alone from here.
     let params = msg.as_object_mut().and_then(|m| m.remove("params"));
-    if let Err(error) = state.tools.check(upstream, &method, params.as_ref()).await {
+    let caller = session.caller.as_deref();
+    if let Err(error) = state
+        .tools
+        .check(upstream, &method, params.as_ref(), caller)
+        .await
+    {
         return Handled::Reply(json!({"jsonrpc": "2.0", "id": id, "error": error}));
     }
     if upstream.era == Era::Modern {
@@ -179,7 +184,7 @@ pub(super) async fn handle(
         );
         return Handled::Forwarded {
             id,
-            reply: state.tools.filter(&method, reply),
+            reply: state.tools.filter(&method, reply, session.caller.clone()),
             permit: None,
         };
     }
@@ -194,7 +199,7 @@ pub(super) async fn handle(
     match upstream.start_request(&method, params, options).await {
         Ok(reply) => Handled::Forwarded {
             id,
-            reply: state.tools.filter(&method, reply),
+            reply: state.tools.filter(&method, reply, session.caller.clone()),
             permit,
         },
         Err(gone) => Handled::Gone(gone_reply(id, &gone)),

@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::gateway::callers::Caller;
 use crate::gateway::guard;
 use crate::gateway::meter::Meter;
 use crate::gateway::queue::Outbox;
@@ -80,9 +81,14 @@ struct AppState {
 }
 
 impl AppState {
-    fn session(&self, id: &str) -> Option<SessionView> {
+    /// Session `id`, when `caller` is the one that opened it (another caller's session
+    /// is unknown to it, as if it did not exist).
+    fn session(&self, id: &str, caller: Option<&Caller>) -> Option<SessionView> {
         let mut sessions = self.sessions.lock().ok()?;
         let session = sessions.get_mut(id)?;
+        if session.caller.as_deref() != caller.map(|c| c.name.as_str()) {
+            return None;
+        }
         // An SSE session whose stream has ended (cut, or the client gone), or one whose
         // instance has ended (drained by a scale-down, or dead): unknown from now on,
         // so the client initializes again at once instead of getting an error first.
@@ -100,7 +106,17 @@ impl AppState {
             envelope: s.envelope.clone(),
             calls: Arc::clone(&s.calls),
             slots: Arc::clone(&s.slots),
+            caller: caller.map(|c| Arc::clone(&c.view)),
         })
+    }
+
+    /// Ends session `id` when `caller` opened it (a `DELETE`).
+    fn forget_for(&self, id: &str, caller: Option<&Caller>) -> bool {
+        let theirs = self.sessions.lock().is_ok_and(|mut s| {
+            s.get_mut(id)
+                .is_some_and(|s| s.caller.as_deref() == caller.map(|c| c.name.as_str()))
+        });
+        theirs && self.forget(id)
     }
 
     /// Ends session `id`: its streams end and its calls are cancelled upstream.
@@ -122,6 +138,7 @@ impl AppState {
         events: Option<Outbox>,
         envelope: era::Envelope,
         id: Value,
+        caller: Option<&Caller>,
     ) -> Result<(String, Upstream), Box<Response>> {
         let max = self.max_sessions.load(Ordering::Relaxed);
         let room = self.sessions.lock().is_ok_and(|s| s.has_room(max));
@@ -164,6 +181,7 @@ impl AppState {
             last_seen: Instant::now(),
             calls: Arc::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(SSE_CALLS_IN_FLIGHT)),
+            caller: caller.map(|c| c.name.clone()),
         };
         let Ok(mut sessions) = self.sessions.lock() else {
             return Err(Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()));

@@ -15,6 +15,7 @@
 //!   the session, and the gateway drives `input_required` for the client, asking each
 //!   question as a server request on the client's stream and retrying upstream.
 
+use crate::policy::caller::ToolView;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -84,6 +85,7 @@ pub(super) async fn post(
     headers: &HeaderMap,
     msg: Value,
     hangup: Option<Hangup>,
+    caller: Option<Arc<ToolView>>,
 ) -> Response {
     let Some(id) = msg.get("id").cloned() else {
         // Over HTTP a modern client cancels by closing its stream; it sends no
@@ -133,7 +135,19 @@ pub(super) async fn post(
             "subscriptions/listen" => {
                 return listen(upstream, id, &msg, state.meter.open_stream(), hangup).await;
             }
-            _ => start(&state.tools, upstream, claim, &msg, method, principal).await,
+            _ => {
+                let caller = caller.as_deref();
+                start(
+                    &state.tools,
+                    upstream,
+                    claim,
+                    &msg,
+                    method,
+                    principal,
+                    caller,
+                )
+                .await
+            }
         }
     };
     let call = match call {
@@ -171,12 +185,13 @@ pub(super) async fn start(
     msg: &Value,
     method: String,
     principal: String,
+    caller: Option<&ToolView>,
 ) -> Result<Call, Rejection> {
     let mut params = msg.get("params").cloned().unwrap_or_else(|| json!({}));
     if params.get("requestState").is_some() && upstream.era == Era::Legacy {
         return Err(invalid("requestState is not one this gateway issued"));
     }
-    if let Err(error) = tools.check(&upstream, &method, Some(&params)).await {
+    if let Err(error) = tools.check(&upstream, &method, Some(&params), caller).await {
         return Err(Rejection {
             status: 200,
             code: error["code"].as_i64().unwrap_or(INVALID_PARAMS),
@@ -211,7 +226,7 @@ pub(super) async fn start(
         })?;
     Ok(Call {
         upstream,
-        reply: tools.filter(&method, reply),
+        reply: tools.filter(&method, reply, caller.map(|c| Arc::new(c.clone()))),
         events,
         _permit: permit,
         cancel_key,

@@ -38,6 +38,9 @@ pub(super) struct Session {
     pub(super) calls: Arc<AtomicUsize>,
     /// Legacy SSE sessions: their calls in flight (`SSE_CALLS_IN_FLIGHT`).
     pub(super) slots: Arc<Semaphore>,
+    /// The caller's token that opened it (`None`: the owner, or an open port); only
+    /// that caller may use it.
+    pub(super) caller: Option<String>,
 }
 
 /// A session that ends ends its streams (and with them the tasks that feed them).
@@ -112,6 +115,8 @@ pub(super) struct SessionView {
     pub(super) envelope: Arc<era::Envelope>,
     pub(super) calls: Arc<AtomicUsize>,
     pub(super) slots: Arc<Semaphore>,
+    /// What this request's caller may call here (as its token says now).
+    pub(super) caller: Option<Arc<crate::policy::caller::ToolView>>,
 }
 
 impl SessionView {

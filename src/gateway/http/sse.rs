@@ -19,6 +19,7 @@ use super::events::{EventStream, forward_notifications};
 use super::session::SessionView;
 use super::{AppState, SSE_BACKLOG};
 use crate::gateway::accept::Hangup;
+use crate::gateway::callers::Caller;
 use crate::gateway::queue;
 use crate::gateway::reply::rpc_error;
 use crate::wire::era;
@@ -29,6 +30,7 @@ use crate::wire::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
 pub(super) async fn get_sse(
     State(state): State<Arc<AppState>>,
     hangup: Option<Extension<Hangup>>,
+    caller: Option<Extension<Caller>>,
     _headers: HeaderMap,
 ) -> Response {
     let slot = match state.stream_slot() {
@@ -39,7 +41,12 @@ pub(super) async fn get_sse(
     // The session's end (a cut queue, DELETE, expiry) closes the connection too.
     tx.hang_up_on_cut(hangup.map(|Extension(h)| h));
     let opened = state
-        .open(Some(tx.clone()), era::Envelope::default(), Value::Null)
+        .open(
+            Some(tx.clone()),
+            era::Envelope::default(),
+            Value::Null,
+            caller.as_ref().map(|Extension(c)| c),
+        )
         .await;
     let (session, upstream) = match opened {
         Ok(opened) => opened,
@@ -72,6 +79,7 @@ pub(super) struct MessagesQuery {
 pub(super) async fn post_messages(
     State(state): State<Arc<AppState>>,
     Query(query): Query<MessagesQuery>,
+    caller: Option<Extension<Caller>>,
     _headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -83,7 +91,8 @@ pub(super) async fn post_messages(
             "missing sessionId",
         );
     };
-    let Some(mut session) = state.session(&session_id) else {
+    let Some(mut session) = state.session(&session_id, caller.as_ref().map(|Extension(c)| c))
+    else {
         return rpc_error(
             StatusCode::NOT_FOUND,
             Value::Null,

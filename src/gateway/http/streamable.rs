@@ -19,6 +19,7 @@ use super::events::{EventStream, forward_notifications};
 use super::session::cancel_key;
 use super::{AppState, SESSION_HEADER, SSE_BACKLOG, VERSION_HEADER, modern};
 use crate::gateway::accept::Hangup;
+use crate::gateway::callers::Caller;
 use crate::gateway::guard::header_str;
 use crate::gateway::queue;
 use crate::gateway::reply::{json_response, rejection_response, rpc_error};
@@ -46,6 +47,7 @@ pub(super) fn refuse_modern_stream(headers: &HeaderMap) -> Option<Response> {
 pub(super) async fn post_mcp(
     State(state): State<Arc<AppState>>,
     hangup: Option<Extension<Hangup>>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -64,7 +66,8 @@ pub(super) async fn post_mcp(
     match era::classify(header_str(&headers, VERSION_HEADER), &msg) {
         Err(rejection) => return rejection_response(&rejection, id),
         Ok(Era::Modern) => {
-            let response = modern::post(&state, &headers, msg, hangup).await;
+            let view = caller.as_ref().map(|Extension(c)| Arc::clone(&c.view));
+            let response = modern::post(&state, &headers, msg, hangup, view).await;
             // Until its answer starts (a stream's end is not waited for here).
             if let Some(timing) = timing {
                 timing.done_with_status(response.status().as_u16());
@@ -74,7 +77,10 @@ pub(super) async fn post_mcp(
         Ok(Era::Legacy) => {}
     }
     if msg.get("method").and_then(Value::as_str) == Some("initialize") {
-        let opened = state.open(None, envelope_of(&msg), id.clone()).await;
+        let caller = caller.as_ref().map(|Extension(c)| c);
+        let opened = state
+            .open(None, envelope_of(&msg), id.clone(), caller)
+            .await;
         let (session, upstream) = match opened {
             Ok(opened) => opened,
             Err(response) => return *response,
@@ -98,7 +104,7 @@ pub(super) async fn post_mcp(
             "missing Mcp-Session-Id: initialize first",
         );
     };
-    let Some(session) = state.session(&session_id) else {
+    let Some(session) = state.session(&session_id, caller.as_ref().map(|Extension(c)| c)) else {
         return rpc_error(
             StatusCode::NOT_FOUND,
             id,
@@ -196,6 +202,7 @@ pub(super) async fn post_mcp(
 pub(super) async fn get_mcp(
     State(state): State<Arc<AppState>>,
     hangup: Option<Extension<Hangup>>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(refusal) = refuse_modern_stream(&headers) {
@@ -209,7 +216,7 @@ pub(super) async fn get_mcp(
             "missing Mcp-Session-Id: initialize first",
         );
     };
-    let Some(session) = state.session(&session_id) else {
+    let Some(session) = state.session(&session_id, caller.as_ref().map(|Extension(c)| c)) else {
         return rpc_error(
             StatusCode::NOT_FOUND,
             Value::Null,
@@ -236,13 +243,19 @@ pub(super) async fn get_mcp(
     .into_response()
 }
 
-pub(super) async fn delete_mcp(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(super) async fn delete_mcp(
+    State(state): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(refusal) = refuse_modern_stream(&headers) {
         return refusal;
     }
+    let caller = caller.as_ref().map(|Extension(c)| c);
     match header_str(&headers, SESSION_HEADER) {
         None => StatusCode::BAD_REQUEST.into_response(),
-        Some(id) if state.forget(id) => StatusCode::NO_CONTENT.into_response(),
+        // Only its own caller ends a session.
+        Some(id) if state.forget_for(id, caller) => StatusCode::NO_CONTENT.into_response(),
         Some(_) => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -376,3 +376,15 @@ fn an_endpoint_with_no_rendered_member_or_a_clashing_name_is_a_problem() {
         "{problems}"
     );
 }
+
+#[test]
+fn a_server_taking_callers_tokens_is_refused_not_rendered_open() {
+    let src = "version = 1\n[servers.a]\ncommand = \"mcp-echo\"\nport = 1\nauth = { tokens = true }\n[tokens.ci]\nallow = [\"a/*\"]\nhash = \"blake3:0000000000000000000000000000000000000000000000000000000000000000\"\n";
+    let problems = render(&config(src), &BTreeMap::new(), &options(None))
+        .unwrap_err()
+        .join("\n");
+    assert!(
+        problems.contains("server `a`: `auth = { tokens = true }` is not rendered yet"),
+        "{problems}"
+    );
+}

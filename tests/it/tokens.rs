@@ -1,0 +1,440 @@
+//! Callers' tokens (issue 24, part 1): `[tokens.NAME]` made by `mcpctl token`, taken
+//! where `auth = { tokens = true }`; each caller sees and calls only what its patterns
+//! allow; revoked, rotated and expired tokens are refused at once; the token is never
+//! in the file, the log, status or the plan.
+
+use serde_json::{Value, json};
+
+use crate::common::{TestEnv, echo_bin, free_port, http};
+
+fn init_body() -> String {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string()
+}
+
+/// `initialize` with `token`: the status, and the session id when there is one.
+fn open(port: u16, token: &str) -> (u16, Option<String>) {
+    let auth = format!("Bearer {token}");
+    let reply = http(
+        port,
+        "POST",
+        "/mcp",
+        &[("Authorization", &auth)],
+        init_body().as_bytes(),
+    );
+    (
+        reply.status,
+        reply.header("mcp-session-id").map(str::to_string),
+    )
+}
+
+fn ask(port: u16, token: &str, session: &str, body: &Value) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let reply = http(
+        port,
+        "POST",
+        "/mcp",
+        &[("Authorization", &auth), ("Mcp-Session-Id", session)],
+        body.to_string().as_bytes(),
+    );
+    (reply.status, reply.body)
+}
+
+fn names(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools: {body}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn list() -> Value {
+    json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+}
+
+fn call(name: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": name, "arguments": {"text": "hi"}}})
+}
+
+fn two_servers(a: u16, b: u16) -> String {
+    format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{echo}\"\nport = {a}\nauth = {{ tokens = true }}\n\n[servers.beta]\ncommand = \"{echo}\"\nport = {b}\nauth = {{ tokens = true }}\n",
+        echo = echo_bin()
+    )
+}
+
+#[test]
+fn each_caller_sees_and_calls_only_what_its_token_allows_and_a_revoked_one_is_refused_at_once() {
+    let (a, b) = (free_port(), free_port());
+    let env = TestEnv::with_config(&two_servers(a, b));
+    let made = env.run(&[
+        "token",
+        "create",
+        "ci",
+        "--allow",
+        "alpha/ec*",
+        "--allow",
+        "alpha/who*",
+        "--deny",
+        "alpha/whoami",
+        "--expires",
+        "30d",
+    ]);
+    made.success();
+    let ci = made.stdout.trim().to_string();
+    assert_eq!(
+        made.stdout.lines().count(),
+        1,
+        "the token alone: {}",
+        made.stdout
+    );
+    assert!(ci.starts_with("mcpctl_") && ci.len() >= 7 + 43, "{ci}");
+    let file = env.read("mcpctl.toml");
+    assert!(!file.contains(&ci), "only its hash in the file:\n{file}");
+    assert!(file.contains("hash = \"blake3:"), "{file}");
+    let other = env.run(&["token", "create", "ops", "--allow", "beta/*"]);
+    other.success();
+    let ops = other.stdout.trim().to_string();
+    env.run_within(60, &["apply"]).success();
+
+    // No token, a wrong one: 401; a token for another server: 403.
+    assert_eq!(
+        http(a, "POST", "/mcp", &[], init_body().as_bytes()).status,
+        401
+    );
+    assert_eq!(open(a, "mcpctl_not-a-token").0, 401);
+    assert_eq!(open(a, &ops).0, 403);
+
+    let (status, session) = open(a, &ci);
+    assert_eq!(status, 200);
+    let session = session.unwrap();
+    let (_, body) = ask(a, &ci, &session, &list());
+    assert_eq!(
+        names(&body),
+        vec!["echo".to_string()],
+        "deny wins over who*"
+    );
+    let (_, body) = ask(a, &ci, &session, &call("echo"));
+    assert!(body.contains("\"hi\""), "{body}");
+    for refused in ["whoami", "crash", "no_such_tool"] {
+        let (_, body) = ask(a, &ci, &session, &call(refused));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], -32602, "{refused}: {body}");
+        assert_eq!(v["error"]["message"], format!("unknown tool: {refused}"));
+    }
+    // Another caller cannot use (or end) this caller's session, even with a token of
+    // its own for this server.
+    let ops_here = env.run(&["token", "create", "ops2", "--allow", "alpha/*"]);
+    ops_here.success();
+    let ops2 = ops_here.stdout.trim().to_string();
+    assert_eq!(ask(a, &ops2, &session, &list()).0, 404);
+    let auth = format!("Bearer {ops2}");
+    let deleted = http(
+        a,
+        "DELETE",
+        "/mcp",
+        &[("Authorization", &auth), ("Mcp-Session-Id", &session)],
+        b"",
+    );
+    assert_eq!(deleted.status, 404);
+    assert_eq!(ask(a, &ci, &session, &list()).0, 200, "still ci's");
+    // ops2 sees every tool of alpha; beta is ops's.
+    let (_, s2) = open(a, &ops2);
+    let (_, body) = ask(a, &ops2, &s2.unwrap(), &list());
+    assert!(names(&body).contains(&"whoami".to_string()), "{body}");
+    let (status, sb) = open(b, &ops);
+    assert_eq!(status, 200);
+    assert_eq!(ask(b, &ops, &sb.unwrap(), &call("echo")).0, 200);
+
+    // Revoked while its session is open: refused from the next request on.
+    env.run(&["token", "revoke", "ci"])
+        .success()
+        .stderr_has("revoked");
+    assert_eq!(ask(a, &ci, &session, &list()).0, 401);
+    // Rotated: the old token is refused, the new one works.
+    let rotated = env.run(&["token", "rotate", "ops"]);
+    rotated.success();
+    let ops_new = rotated.stdout.trim().to_string();
+    assert_ne!(ops_new, ops);
+    assert_eq!(open(b, &ops).0, 401);
+    assert_eq!(open(b, &ops_new).0, 200);
+
+    // The tokens are nowhere but with their holders.
+    let log = std::fs::read_to_string(env.path().join(".mcpctl/daemon.log")).unwrap_or_default();
+    let status = env.run(&["status", "--format", "json"]).stdout;
+    let plan = env.run(&["plan"]).stdout;
+    for token in [&ci, &ops, &ops2, &ops_new] {
+        for (what, text) in [
+            ("log", &log),
+            ("status", &status),
+            ("plan", &plan),
+            ("file", &env.read("mcpctl.toml")),
+        ] {
+            assert!(!text.contains(token.as_str()), "a token in the {what}");
+        }
+    }
+    let listed = env.run(&["token", "list"]);
+    listed.success().stdout_has("ops2").stdout_has("alpha/*");
+    assert!(!listed.stdout.contains("ci "), "{}", listed.stdout);
+}
+
+#[test]
+fn an_expired_token_is_refused_and_said_to_be() {
+    let a = free_port();
+    let token = "mcpctl_expired-token-for-the-test";
+    let hash = format!("blake3:{}", blake3_hex(token));
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\nauth = {{ tokens = true }}\n\n[tokens.old]\nallow = [\"alpha/*\"]\nexpires = \"2020-01-01T00:00:00Z\"\nhash = \"{hash}\"\n",
+        echo_bin()
+    ));
+    env.run_within(60, &["apply"]).success();
+    let reply = http(
+        a,
+        "POST",
+        "/mcp",
+        &[("Authorization", &format!("Bearer {token}"))],
+        init_body().as_bytes(),
+    );
+    assert_eq!(reply.status, 401);
+    assert!(reply.body.contains("token `old` expired"), "{}", reply.body);
+    env.run(&["token", "list"]).success().stdout_has("expired");
+}
+
+/// The hash the file keeps, as `mcpctl token create` writes it.
+fn blake3_hex(token: &str) -> String {
+    mcpctl::model::token::hash_text(token)
+        .trim_start_matches("blake3:")
+        .to_string()
+}
+
+#[test]
+fn bad_tokens_and_bad_token_commands_are_refused_naming_what_and_where() {
+    let a = free_port();
+    let base = format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\n",
+        echo_bin()
+    );
+    let cases = [
+        (
+            "\n[tokens.x]\nallow = [\"nowhere/*\"]\nhash = \"blake3:0000000000000000000000000000000000000000000000000000000000000000\"\n",
+            "names no server or endpoint",
+        ),
+        (
+            "\n[tokens.x]\nallow = [\"alpha\"]\nhash = \"blake3:0000000000000000000000000000000000000000000000000000000000000000\"\n",
+            "is not TARGET/TOOL",
+        ),
+        (
+            "\n[tokens.x]\nallow = [\"alpha/*\"]\nhash = \"plain-token\"\n",
+            "is not a token's hash",
+        ),
+        (
+            "\n[tokens.x]\nallow = [\"alpha/*\"]\nexpires = \"soon\"\nhash = \"blake3:0000000000000000000000000000000000000000000000000000000000000000\"\n",
+            "`expires` is not a date",
+        ),
+        (
+            "\n[tokens.x]\nallow = []\nhash = \"blake3:0000000000000000000000000000000000000000000000000000000000000000\"\n",
+            "allows nothing",
+        ),
+        (
+            "\n[tokens.x]\nallow = [\"alpha/*\"]\nhash = \"blake3:0000000000000000000000000000000000000000000000000000000000000000\"\nscope = \"all\"\n",
+            "unknown field",
+        ),
+    ];
+    for (extra, want) in cases {
+        let env = TestEnv::with_config(&(base.clone() + extra));
+        env.run(&["validate"])
+            .failure()
+            .stderr_has(want)
+            .stderr_has("mcpctl.toml:");
+    }
+    let env = TestEnv::with_config(&base.replace(
+        &format!("port = {a}\n"),
+        &format!("port = {a}\nauth = {{}}\n"),
+    ));
+    env.run(&["validate"])
+        .failure()
+        .stderr_has("lets nobody in");
+
+    let env = TestEnv::with_config(&base);
+    let before = env.read("mcpctl.toml");
+    for (args, want) in [
+        (
+            vec!["token", "create", "x", "--allow", "nowhere/*"],
+            "names no server or endpoint",
+        ),
+        (
+            vec!["token", "create", "x\ny", "--allow", "alpha/*"],
+            "invalid token name",
+        ),
+        (
+            vec![
+                "token",
+                "create",
+                "x",
+                "--allow",
+                "alpha/*",
+                "--expires",
+                "0s",
+            ],
+            "at least a minute",
+        ),
+        (
+            vec![
+                "token",
+                "create",
+                "x",
+                "--allow",
+                "alpha/*",
+                "--expires",
+                "yesterday",
+            ],
+            "--expires yesterday",
+        ),
+        (vec!["token", "revoke", "nobody"], "no token `nobody`"),
+        (vec!["token", "rotate", "nobody"], "no token `nobody`"),
+    ] {
+        let run = env.run(&args);
+        run.failure().stderr_has(want);
+        assert!(run.stdout.is_empty(), "no token printed: {}", run.stdout);
+        assert_eq!(
+            env.read("mcpctl.toml"),
+            before,
+            "the file is left as it was"
+        );
+    }
+    env.run(&["token", "create", "x", "--allow", "alpha/*"])
+        .success();
+    env.run(&["token", "create", "x", "--allow", "alpha/*"])
+        .failure()
+        .stderr_has("exists already");
+}
+
+/// The modern envelope of a `tools/*` request.
+fn modern(method: &str, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}});
+    json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params})
+}
+
+fn modern_post(port: u16, token: &str, body: &Value) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let method = body["method"].as_str().unwrap_or_default().to_string();
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", method.as_str()),
+    ];
+    let name = body["params"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if !name.is_empty() {
+        headers.push(("Mcp-Name", name.as_str()));
+    }
+    let reply = http(port, "POST", "/mcp", &headers, body.to_string().as_bytes());
+    (reply.status, reply.body)
+}
+
+#[test]
+fn a_token_holds_on_every_way_in_sse_the_2026_era_and_a_proxied_http_server() {
+    let (a, r) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{echo}\"\nport = {a}\nauth = {{ tokens = true }}\n\n[servers.far]\nmode = \"remote\"\nurl = \"http://127.0.0.1:{up}/mcp\"\nport = {r}\nauth = {{ tokens = true }}\n",
+        echo = echo_bin(),
+        up = a,
+    ));
+    let made = env.run(&[
+        "token",
+        "create",
+        "ci",
+        "--allow",
+        "alpha/echo",
+        "--allow",
+        "far/echo",
+    ]);
+    made.success();
+    let ci = made.stdout.trim().to_string();
+    // The remote server reaches alpha as a caller of its own, allowed everything there.
+    let upstream = env.run(&["token", "create", "relay", "--allow", "alpha/*"]);
+    upstream.success();
+    let relay = upstream.stdout.trim().to_string();
+    let text = env.read("mcpctl.toml").replace(
+        &format!("url = \"http://127.0.0.1:{a}/mcp\"\n"),
+        &format!(
+            "url = \"http://127.0.0.1:{a}/mcp\"\nenv = {{ RELAY = \"{relay}\" }}\nheaders = {{ Authorization = \"Bearer ${{RELAY}}\" }}\n"
+        ),
+    );
+    env.write("mcpctl.toml", &text);
+    env.run_within(60, &["apply"]).success();
+
+    // 2026-07-28: no session; each request's token decides.
+    let (status, body) = modern_post(a, &ci, &modern("tools/list", json!({})));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(names(&body), vec!["echo".to_string()]);
+    let (_, body) = modern_post(
+        a,
+        &ci,
+        &modern("tools/call", json!({"name": "whoami", "arguments": {}})),
+    );
+    assert!(body.contains("unknown tool: whoami"), "{body}");
+    let (_, body) = modern_post(
+        a,
+        &relay,
+        &modern("tools/call", json!({"name": "whoami", "arguments": {}})),
+    );
+    assert!(!body.contains("unknown tool"), "relay may: {body}");
+
+    // Legacy SSE: the stream's session is its caller's; another caller's POST to it is
+    // refused as an unknown session.
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", a)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(stream, "GET /sse HTTP/1.1\r\nHost: 127.0.0.1:{a}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {ci}\r\n\r\n").unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut path = None;
+    for _ in 0..40 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(p) = line.trim().strip_prefix("data: ") {
+            path = Some(p.to_string());
+            break;
+        }
+    }
+    let path = path.expect("an endpoint event");
+    let post = |token: &str| {
+        let auth = format!("Bearer {token}");
+        http(
+            a,
+            "POST",
+            &path,
+            &[("Authorization", &auth)],
+            list().to_string().as_bytes(),
+        )
+        .status
+    };
+    assert_eq!(post(&relay), 404, "another caller's session");
+    assert_eq!(post(&ci), 202);
+
+    // A proxied HTTP server: its list and calls filtered per request's caller.
+    let (status, session) = open(r, &ci);
+    assert_eq!(status, 200);
+    let session = session.unwrap();
+    let (_, body) = ask(r, &ci, &session, &list());
+    let body = body
+        .lines()
+        .find(|l| l.starts_with("data: "))
+        .map_or(body.clone(), |l| l[6..].to_string());
+    assert_eq!(names(&body), vec!["echo".to_string()]);
+    let (_, body) = ask(r, &ci, &session, &call("whoami"));
+    assert!(body.contains("unknown tool: whoami"), "{body}");
+    assert_eq!(open(r, &relay).0, 403, "relay has nothing on far");
+}
