@@ -180,6 +180,10 @@ pub struct DaemonStatus {
     /// Endpoints the last apply could not serve, with why.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub endpoint_failures: BTreeMap<String, String>,
+    /// Callers' tokens by name: when each was last let in (RFC 3339), since the daemon
+    /// started.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokens_used: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

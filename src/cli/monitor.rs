@@ -322,6 +322,7 @@ mod tests {
             applied: None,
             endpoints: Vec::new(),
             endpoint_failures: Default::default(),
+            tokens_used: Default::default(),
         }
     }
 

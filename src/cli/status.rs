@@ -16,7 +16,7 @@ use crate::logs::{self, Level};
 use crate::model::ServerSpec;
 use crate::model::spec::State;
 
-fn daemon_status(path: &Path) -> Result<Option<DaemonStatus>, Error> {
+pub(super) fn daemon_status(path: &Path) -> Result<Option<DaemonStatus>, Error> {
     match client::ask(path, &Request::Status) {
         Ok(Reply::Status { status }) => Ok(Some(status)),
         Ok(other) => Err(client::Error::BadReply(format!("{other:?}")).into()),

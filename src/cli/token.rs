@@ -99,11 +99,15 @@ struct Line {
     deny: Vec<String>,
     expires: Option<String>,
     expired: bool,
+    /// When the running daemon last let it in (`None`: not since it started, or no
+    /// daemon runs).
+    last_used: Option<String>,
 }
 
 fn list_tokens(path: &Path, format: Format) -> Result<u8, Error> {
     let raw = read_raw(path)?;
     let now = SystemTime::now();
+    let used = super::status::daemon_status(path)?.map(|s| s.tokens_used);
     let lines: Vec<Line> = raw
         .tokens
         .iter()
@@ -117,6 +121,7 @@ fn list_tokens(path: &Path, format: Format) -> Result<u8, Error> {
                 .as_deref()
                 .and_then(|e| humantime::parse_rfc3339(e).ok())
                 .is_some_and(|at| at <= now),
+            last_used: used.as_ref().and_then(|u| u.get(name).cloned()),
         })
         .collect();
     match format {
@@ -130,8 +135,8 @@ fn list_tokens(path: &Path, format: Format) -> Result<u8, Error> {
         }
         Format::Text => {
             let mut out = format!(
-                "{:<16} {:<10} {:<24} PATTERNS\n",
-                "NAME", "STATE", "EXPIRES"
+                "{:<16} {:<10} {:<24} {:<24} PATTERNS\n",
+                "NAME", "STATE", "EXPIRES", "LAST USED"
             );
             for l in &lines {
                 let state = if l.expired { "expired" } else { "active" };
@@ -139,8 +144,13 @@ fn list_tokens(path: &Path, format: Format) -> Result<u8, Error> {
                 if !l.deny.is_empty() {
                     patterns.push_str(&format!(" (deny {})", l.deny.join(" ")));
                 }
+                let last = match (&used, &l.last_used) {
+                    (None, _) => "(no daemon)",
+                    (Some(_), None) => "not yet",
+                    (Some(_), Some(at)) => at.as_str(),
+                };
                 out.push_str(&format!(
-                    "{:<16} {:<10} {:<24} {patterns}\n",
+                    "{:<16} {:<10} {:<24} {last:<24} {patterns}\n",
                     l.name,
                     state,
                     l.expires.as_deref().unwrap_or("never"),

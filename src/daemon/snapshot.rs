@@ -215,6 +215,12 @@ impl Daemon {
             applied: self.applied.lock().ok().and_then(|a| a.clone()),
             endpoints,
             endpoint_failures,
+            tokens_used: self
+                .callers
+                .last_used()
+                .into_iter()
+                .map(|(name, at)| (name, timestamp(at)))
+                .collect(),
         }
     }
 }

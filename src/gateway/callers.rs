@@ -4,7 +4,7 @@
 //! held; a presented token is hashed and compared in constant time.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::model::token::TokenSpec;
@@ -14,6 +14,8 @@ use crate::policy::caller::{CallerRules, ToolView};
 #[derive(Default)]
 pub struct Callers {
     known: RwLock<Arc<Vec<Known>>>,
+    /// When each token (by name, of the file's: bounded) last got in.
+    used: Mutex<BTreeMap<String, SystemTime>>,
 }
 
 struct Known {
@@ -62,14 +64,25 @@ impl Callers {
         if let Ok(mut k) = self.known.write() {
             *k = Arc::new(known);
         }
+        if let Ok(mut used) = self.used.lock() {
+            used.retain(|name, _| tokens.contains_key(name));
+        }
+    }
+
+    /// When each token last got in.
+    pub fn last_used(&self) -> BTreeMap<String, SystemTime> {
+        self.used.lock().map(|u| u.clone()).unwrap_or_default()
     }
 
     /// The caller `token` is, on `target`.
     pub fn admit(&self, token: &str, target: &str) -> Result<Caller, Refused> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.admit_at(token, target, now)
+        let now = SystemTime::now();
+        let since_epoch = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let admitted = self.admit_at(token, target, since_epoch);
+        if let (Ok(caller), Ok(mut used)) = (&admitted, self.used.lock()) {
+            used.insert(caller.name.clone(), now);
+        }
+        admitted
     }
 
     fn admit_at(&self, token: &str, target: &str, now: u64) -> Result<Caller, Refused> {

@@ -149,6 +149,28 @@ fn each_caller_sees_and_calls_only_what_its_token_allows_and_a_revoked_one_is_re
     assert_eq!(status, 200);
     assert_eq!(ask(b, &ops, &sb.unwrap(), &call("echo")).0, 200);
 
+    // `token list` says when each was last let in (never the token).
+    let listed = env.run(&["token", "list", "--format", "json"]);
+    listed.success();
+    let lines: Value = serde_json::from_str(&listed.stdout).unwrap();
+    let used = |name: &str| {
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .map(|l| l["last_used"].clone())
+            .unwrap()
+    };
+    assert!(used("ci").is_string(), "{lines}");
+    let fresh = env.run(&["token", "create", "idle", "--allow", "alpha/*"]);
+    fresh.success();
+    let listed = env.run(&["token", "list"]);
+    listed
+        .success()
+        .stdout_has("LAST USED")
+        .stdout_has("not yet");
+
     // Revoked while its session is open: refused from the next request on.
     env.run(&["token", "revoke", "ci"])
         .success()
