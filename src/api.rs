@@ -184,6 +184,9 @@ pub struct DaemonStatus {
     /// started.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tokens_used: BTreeMap<String, String>,
+    /// Requests refused for being over their token's `rate`, by token.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokens_limited: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

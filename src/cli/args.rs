@@ -352,6 +352,9 @@ pub enum TokenCommand {
         /// It stops working after this long (e.g. 30d, 12h)
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
+        /// At most this many requests: N/sec, N/min or N/hour (more get 429)
+        #[arg(long, value_name = "N/PERIOD")]
+        rate: Option<String>,
     },
     /// The tokens of the file: name, patterns, expiry (never the token)
     #[command(after_help = "Example:\n  mcpctl token list --format json")]

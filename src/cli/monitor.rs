@@ -323,6 +323,7 @@ mod tests {
             endpoints: Vec::new(),
             endpoint_failures: Default::default(),
             tokens_used: Default::default(),
+            tokens_limited: Default::default(),
         }
     }
 

@@ -26,6 +26,7 @@ pub(super) fn run(path: &Path, cmd: TokenCommand) -> Result<u8, Error> {
             allow,
             deny,
             expires,
+            rate,
         } => {
             let expires = expires.as_deref().map(expiry).transpose()?;
             let token = new_token()?;
@@ -46,6 +47,9 @@ pub(super) fn run(path: &Path, cmd: TokenCommand) -> Result<u8, Error> {
                 }
                 if let Some(at) = &expires {
                     table["expires"] = value(at.as_str());
+                }
+                if let Some(rate) = &rate {
+                    table["rate"] = value(rate.as_str());
                 }
                 table["hash"] = value(hash.as_str());
                 tokens_table(doc)?.insert(&name, Item::Table(table));
@@ -98,6 +102,7 @@ struct Line {
     allow: Vec<String>,
     deny: Vec<String>,
     expires: Option<String>,
+    rate: Option<String>,
     expired: bool,
     /// When the running daemon last let it in (`None`: not since it started, or no
     /// daemon runs).
@@ -116,6 +121,7 @@ fn list_tokens(path: &Path, format: Format) -> Result<u8, Error> {
             allow: t.allow.clone(),
             deny: t.deny.clone().unwrap_or_default(),
             expires: t.expires.clone(),
+            rate: t.rate.clone(),
             expired: t
                 .expires
                 .as_deref()
@@ -143,6 +149,9 @@ fn list_tokens(path: &Path, format: Format) -> Result<u8, Error> {
                 let mut patterns = l.allow.join(" ");
                 if !l.deny.is_empty() {
                     patterns.push_str(&format!(" (deny {})", l.deny.join(" ")));
+                }
+                if let Some(rate) = &l.rate {
+                    patterns.push_str(&format!(" [rate {rate}]"));
                 }
                 let last = match (&used, &l.last_used) {
                     (None, _) => "(no daemon)",

@@ -329,6 +329,21 @@ impl Collector for Scrape {
                 .collect(),
         )?;
         encode_endpoints(&mut encoder, &status.endpoints)?;
+        if !status.tokens_limited.is_empty() {
+            // Labelled by token name: the file's tokens, a bounded set.
+            let limited: Vec<(Labels<'_>, u64)> = status
+                .tokens_limited
+                .iter()
+                .map(|(name, n)| (vec![("token", name.as_str())], *n))
+                .collect();
+            family(
+                &mut encoder,
+                "mcpctl_token_rate_limited",
+                "Requests refused (429) for being over their token's rate.",
+                None,
+                counters(limited),
+            )?;
+        }
         if !methods.is_empty() {
             let mut metric = encoder.encode_descriptor(
                 "mcpctl_request_duration",

@@ -221,6 +221,7 @@ impl Daemon {
                 .into_iter()
                 .map(|(name, at)| (name, timestamp(at)))
                 .collect(),
+            tokens_limited: self.callers.limited(),
         }
     }
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::model::token::TokenSpec;
+use std::time::Instant;
+
+use crate::model::token::{Rate, TokenSpec};
 use crate::policy::caller::{CallerRules, ToolView};
 
 /// The callers' tokens, by hash.
@@ -16,6 +18,9 @@ pub struct Callers {
     known: RwLock<Arc<Vec<Known>>>,
     /// When each token (by name, of the file's: bounded) last got in.
     used: Mutex<BTreeMap<String, SystemTime>>,
+    /// Each rate-limited token's bucket, and how many requests it was refused.
+    buckets: Mutex<BTreeMap<String, Bucket>>,
+    limited: Mutex<BTreeMap<String, u64>>,
 }
 
 struct Known {
@@ -23,6 +28,15 @@ struct Known {
     hash: blake3::Hash,
     expires: Option<u64>,
     rules: CallerRules,
+    rate: Option<Rate>,
+}
+
+/// A caller's requests left now (a token bucket: refilled at its rate, holding at most
+/// one period's worth).
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    left: f64,
+    at: Instant,
 }
 
 /// Who a request comes from, on one port: the token's name and what it may do there.
@@ -38,6 +52,9 @@ pub enum Refused {
     /// No token of the file has this hash (never was, or revoked, or rotated).
     #[error("unknown or revoked token")]
     Unknown,
+    /// Over its `rate`: try again after this many seconds.
+    #[error("token `{name}` is over its rate; retry in {retry_after} s")]
+    Limited { name: String, retry_after: u64 },
     #[error("token `{0}` expired")]
     Expired(String),
     /// Known, but its patterns name nothing on this target.
@@ -59,6 +76,7 @@ impl Callers {
                 hash: blake3::Hash::from_bytes(t.hash),
                 expires: t.expires,
                 rules: t.rules(),
+                rate: t.rate,
             })
             .collect();
         if let Ok(mut k) = self.known.write() {
@@ -67,6 +85,44 @@ impl Callers {
         if let Ok(mut used) = self.used.lock() {
             used.retain(|name, _| tokens.contains_key(name));
         }
+        if let Ok(mut buckets) = self.buckets.lock() {
+            buckets.retain(|name, _| tokens.get(name).is_some_and(|t| t.rate.is_some()));
+        }
+        if let Ok(mut limited) = self.limited.lock() {
+            limited.retain(|name, _| tokens.contains_key(name));
+        }
+    }
+
+    /// Requests refused for being over their token's rate, by token.
+    pub fn limited(&self) -> BTreeMap<String, u64> {
+        self.limited.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Takes one request from `name`'s bucket; `Err` is the seconds until one is left.
+    fn take(&self, name: &str, rate: Rate, now: Instant) -> Result<(), u64> {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let capacity = f64::from(rate.requests);
+        let per_sec = capacity / f64::from(rate.per_secs);
+        let bucket = buckets.entry(name.to_string()).or_insert(Bucket {
+            left: capacity,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.left = (bucket.left + elapsed * per_sec).min(capacity);
+        bucket.at = now;
+        if bucket.left >= 1.0 {
+            bucket.left -= 1.0;
+            return Ok(());
+        }
+        let wait = ((1.0 - bucket.left) / per_sec).ceil().max(1.0);
+        drop(buckets);
+        if let Ok(mut limited) = self.limited.lock() {
+            *limited.entry(name.to_string()).or_default() += 1;
+        }
+        // At most an hour (a period), so the cast cannot overflow.
+        Err(wait.min(3600.0) as u64)
     }
 
     /// When each token last got in.
@@ -78,14 +134,20 @@ impl Callers {
     pub fn admit(&self, token: &str, target: &str) -> Result<Caller, Refused> {
         let now = SystemTime::now();
         let since_epoch = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let admitted = self.admit_at(token, target, since_epoch);
+        let admitted = self.admit_at(token, target, since_epoch, Instant::now());
         if let (Ok(caller), Ok(mut used)) = (&admitted, self.used.lock()) {
             used.insert(caller.name.clone(), now);
         }
         admitted
     }
 
-    fn admit_at(&self, token: &str, target: &str, now: u64) -> Result<Caller, Refused> {
+    fn admit_at(
+        &self,
+        token: &str,
+        target: &str,
+        now: u64,
+        clock: Instant,
+    ) -> Result<Caller, Refused> {
         let presented = blake3::hash(token.as_bytes());
         let known = self
             .known
@@ -102,6 +164,14 @@ impl Callers {
         let k = found.ok_or(Refused::Unknown)?;
         if k.expires.is_some_and(|at| now >= at) {
             return Err(Refused::Expired(k.name.clone()));
+        }
+        if let Some(rate) = k.rate
+            && let Err(retry_after) = self.take(&k.name, rate, clock)
+        {
+            return Err(Refused::Limited {
+                name: k.name.clone(),
+                retry_after,
+            });
         }
         let view = k.rules.on(target);
         if view.is_empty() {
@@ -127,6 +197,7 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             deny: vec![],
             expires,
+            rate: None,
             hash: *blake3::hash(token.as_bytes()).as_bytes(),
         }
     }
@@ -142,27 +213,75 @@ mod tests {
             ),
         ]);
         callers.set(&tokens);
-        let ci = callers.admit_at("t-ci", "alpha", 50).unwrap();
+        let ci = callers
+            .admit_at("t-ci", "alpha", 50, Instant::now())
+            .unwrap();
         assert_eq!(ci.name, "ci");
         assert!(ci.view.permits("anything"));
-        assert_eq!(callers.admit_at("t-old", "alpha", 99).unwrap().name, "old");
         assert_eq!(
-            callers.admit_at("t-old", "alpha", 100).unwrap_err(),
+            callers
+                .admit_at("t-old", "alpha", 99, Instant::now())
+                .unwrap()
+                .name,
+            "old"
+        );
+        assert_eq!(
+            callers
+                .admit_at("t-old", "alpha", 100, Instant::now())
+                .unwrap_err(),
             Refused::Expired("old".into())
         );
         assert_eq!(
-            callers.admit_at("nope", "alpha", 0).unwrap_err(),
+            callers
+                .admit_at("nope", "alpha", 0, Instant::now())
+                .unwrap_err(),
             Refused::Unknown
         );
         assert!(matches!(
-            callers.admit_at("t-ci", "beta", 0),
+            callers.admit_at("t-ci", "beta", 0, Instant::now()),
             Err(Refused::NothingHere { .. })
         ));
         // Revoked: the next table lacks it.
         callers.set(&BTreeMap::new());
         assert_eq!(
-            callers.admit_at("t-ci", "alpha", 0).unwrap_err(),
+            callers
+                .admit_at("t-ci", "alpha", 0, Instant::now())
+                .unwrap_err(),
             Refused::Unknown
+        );
+    }
+
+    #[test]
+    fn a_token_over_its_rate_is_refused_with_when_to_retry_and_refills() {
+        let callers = Callers::new();
+        let mut ci = spec("ci", "t", &["alpha/*"], None);
+        ci.rate = Some(Rate::parse("2/min").unwrap());
+        callers.set(&BTreeMap::from([("ci".to_string(), ci)]));
+        let start = Instant::now();
+        assert!(callers.admit_at("t", "alpha", 0, start).is_ok());
+        assert!(callers.admit_at("t", "alpha", 0, start).is_ok());
+        let refused = callers.admit_at("t", "alpha", 0, start).unwrap_err();
+        assert_eq!(
+            refused,
+            Refused::Limited {
+                name: "ci".into(),
+                retry_after: 30
+            }
+        );
+        assert_eq!(callers.limited().get("ci"), Some(&1));
+        // Half a minute later one request is back, not two.
+        let later = start + std::time::Duration::from_secs(30);
+        assert!(callers.admit_at("t", "alpha", 0, later).is_ok());
+        assert!(callers.admit_at("t", "alpha", 0, later).is_err());
+        for bad in ["0/min", "x/min", "5/day", "5"] {
+            assert!(Rate::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Rate::parse("600/min").unwrap(),
+            Rate {
+                requests: 600,
+                per_secs: 60
+            }
         );
     }
 }

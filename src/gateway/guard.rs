@@ -120,6 +120,18 @@ impl Guard {
                 &refused.to_string(),
             )));
         }
+        if let Refused::Limited { retry_after, .. } = &refused {
+            let mut response = rpc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                Value::Null,
+                INVALID_REQUEST,
+                &refused.to_string(),
+            );
+            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return Err(Box::new(response));
+        }
         let message = match refused {
             Refused::Expired(_) => refused.to_string(),
             _ => "missing or wrong bearer token".to_string(),

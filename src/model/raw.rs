@@ -57,6 +57,9 @@ pub struct Token {
     /// When it stops working (RFC 3339, UTC), if ever.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// Requests it may make, `N/sec`, `N/min` or `N/hour` (bursts up to N); more get 429.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
     /// `blake3:HEX` of the token (written by `mcpctl token create`).
     pub hash: String,
 }

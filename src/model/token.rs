@@ -24,6 +24,9 @@ pub struct TokenSpec {
     /// Seconds since the Unix epoch after which it is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
+    /// At most this many requests per period (a burst of as many).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
     /// The 32 bytes of its BLAKE3 hash.
     pub hash: [u8; 32],
 }
@@ -32,6 +35,35 @@ impl TokenSpec {
     /// The caller's patterns, compiled (they were checked when the file was read).
     pub fn rules(&self) -> crate::policy::caller::CallerRules {
         crate::policy::caller::CallerRules::new(&self.allow, &self.deny).unwrap_or_default()
+    }
+}
+
+/// `rate = "600/min"`: requests per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rate {
+    pub requests: u32,
+    pub per_secs: u32,
+}
+
+impl Rate {
+    /// `N/sec`, `N/min`, `N/hour` (N at least 1).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (count, unit) = text
+            .split_once('/')
+            .ok_or_else(|| format!("`{text}` is not N/sec, N/min or N/hour"))?;
+        let requests: u32 = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("`{count}` is not a count of requests (1 or more)"))?;
+        let per_secs = match unit.trim() {
+            "s" | "sec" | "second" => 1,
+            "m" | "min" | "minute" => 60,
+            "h" | "hour" => 3600,
+            other => return Err(format!("`{other}` is not sec, min or hour")),
+        };
+        Ok(Self { requests, per_secs })
     }
 }
 
@@ -119,6 +151,20 @@ pub(super) fn resolve_tokens(
                 }
             },
         };
+        let rate = match &token.rate {
+            None => None,
+            Some(text) => match Rate::parse(text) {
+                Ok(rate) => Some(rate),
+                Err(why) => {
+                    diags.push(
+                        Diagnostic::new(format!("token `{name}`: bad `rate`: {why}"))
+                            .at(loc.value(&at("rate")), "here")
+                            .hint("e.g. `rate = \"600/min\"`"),
+                    );
+                    None
+                }
+            },
+        };
         let hash = parse_hash(&token.hash);
         if hash.is_none() {
             diags.push(
@@ -139,6 +185,7 @@ pub(super) fn resolve_tokens(
                 allow: token.allow.clone(),
                 deny,
                 expires,
+                rate,
                 hash,
             },
         );

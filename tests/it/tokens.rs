@@ -460,3 +460,57 @@ fn a_token_holds_on_every_way_in_sse_the_2026_era_and_a_proxied_http_server() {
     assert!(body.contains("unknown tool: whoami"), "{body}");
     assert_eq!(open(r, &relay).0, 403, "relay has nothing on far");
 }
+
+#[test]
+fn a_token_over_its_rate_gets_429_with_retry_after_and_the_refusals_are_counted() {
+    let (a, metrics) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\n[daemon]\nmetrics = \"127.0.0.1:{metrics}\"\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\nauth = {{ tokens = true }}\n",
+        echo_bin()
+    ));
+    let made = env.run(&[
+        "token", "create", "ci", "--allow", "alpha/*", "--rate", "3/hour",
+    ]);
+    made.success();
+    let ci = made.stdout.trim().to_string();
+    env.run(&[
+        "token",
+        "create",
+        "x",
+        "--allow",
+        "alpha/*",
+        "--rate",
+        "3/fortnight",
+    ])
+    .failure()
+    .stderr_has("bad `rate`");
+    env.run_within(60, &["apply"]).success();
+    let (status, session) = open(a, &ci);
+    assert_eq!(status, 200);
+    let session = session.unwrap();
+    assert_eq!(ask(a, &ci, &session, &list()).0, 200);
+    assert_eq!(ask(a, &ci, &session, &list()).0, 200);
+    let auth = format!("Bearer {ci}");
+    let over = http(
+        a,
+        "POST",
+        "/mcp",
+        &[("Authorization", &auth), ("Mcp-Session-Id", &session)],
+        list().to_string().as_bytes(),
+    );
+    assert_eq!(over.status, 429, "{}", over.body);
+    let retry: u64 = over.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=1200).contains(&retry), "{retry}");
+    assert!(over.body.contains("over its rate"), "{}", over.body);
+    let scraped = http(metrics, "GET", "/metrics", &[], b"");
+    assert!(
+        scraped
+            .body
+            .contains("mcpctl_token_rate_limited_total{token=\"ci\"} 1"),
+        "{}",
+        scraped.body
+    );
+    env.run(&["token", "list"])
+        .success()
+        .stdout_has("[rate 3/hour]");
+}
