@@ -162,6 +162,33 @@ pub struct ApplyOutcome {
     pub endpoints: BTreeMap<String, String>,
 }
 
+/// One line of the audit log (`.mcpctl/audit.log`): a decision about one request on a
+/// port with `auth`. Never a request's arguments or an answer's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// RFC 3339, milliseconds.
+    pub at: String,
+    /// The caller's token name; `owner` for the owner's bearer; none when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// The server or endpoint.
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// `allowed` or `refused`.
+    pub decision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// The HTTP status of the answer.
+    pub status: u16,
+    /// From the request's arrival to its answer's end.
+    pub ms: u64,
+    /// The answer's size in bytes.
+    pub bytes: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DaemonStatus {
     pub pid: u32,

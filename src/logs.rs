@@ -141,6 +141,19 @@ impl LogWriter {
         }
     }
 
+    /// Writes `line` as it is (one line of a JSON-lines log: the audit's), rotated
+    /// like the rest.
+    pub fn write_raw(&mut self, line: &str) {
+        let mut line = line.trim_end_matches(['\r', '\n']).to_string();
+        line.push('\n');
+        if self.size + line.len() as u64 > MAX_BYTES {
+            self.rotate();
+        }
+        if self.file.write_all(line.as_bytes()).is_ok() {
+            self.size += line.len() as u64;
+        }
+    }
+
     fn rotate(&mut self) {
         for generation in (1..KEEP).rev() {
             let _ = fs::rename(
@@ -164,6 +177,18 @@ fn rotated(path: &Path, generation: usize) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{generation}"));
     PathBuf::from(name)
+}
+
+/// The audit log of the daemon whose runtime folder is `runtime_dir`.
+pub fn audit_path(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join("audit.log")
+}
+
+/// A log and its rotated files, oldest first (those that exist).
+pub fn generations(path: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = (1..=KEEP).rev().map(|g| rotated(path, g)).collect();
+    all.push(path.to_path_buf());
+    all.into_iter().filter(|p| p.exists()).collect()
 }
 
 /// The last `n` lines of a log, reading the newest rotated file too when needed.

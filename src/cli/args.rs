@@ -132,6 +132,30 @@ pub enum Command {
     /// Print the man page (roff)
     #[command(after_help = "Example:\n  mcpctl man > ~/.local/share/man/man1/mcpctl.1")]
     Man,
+    /// What was decided about requests on ports with `auth`: who called what, allowed
+    /// or refused and why (never arguments or results)
+    #[command(
+        after_help = "Examples:\n  mcpctl audit --refused --since 1h\n  mcpctl audit --caller ci --target github --format json"
+    )]
+    Audit {
+        /// Only this caller's (a token's name, or `owner`)
+        #[arg(long, value_name = "NAME")]
+        caller: Option<String>,
+        /// Only requests to this server or endpoint
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// Only the last DURATION (e.g. 1h, 30m)
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Only refusals
+        #[arg(long)]
+        refused: bool,
+        /// At most this many, the newest
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Callers' tokens: who may call which tools where `auth = { tokens = true }`
     #[command(subcommand)]
     #[command(

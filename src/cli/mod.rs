@@ -3,6 +3,7 @@
 //! validates the result before `config::store` writes it.
 
 pub mod args;
+mod audit;
 mod backup;
 mod docs;
 mod env;
@@ -170,6 +171,24 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Man => docs::man(),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
         Command::Token(cmd) => token::run(&locate(file, &cwd)?, cmd),
+        Command::Audit {
+            caller,
+            target,
+            since,
+            refused,
+            limit,
+            format,
+        } => audit::run(
+            &locate(file, &cwd)?,
+            &audit::Filter {
+                caller,
+                target,
+                since,
+                refused,
+                limit,
+            },
+            format,
+        ),
         Command::Tools { name, all, format } => {
             tools::tools(&locate(file, &cwd)?, &name, all, format)
         }

@@ -143,6 +143,9 @@ pub struct Daemon {
     /// Callers' tokens of the file, checked by every port with `auth.tokens`;
     /// replaced at each apply (a token takes effect without a restart).
     callers: Arc<crate::gateway::callers::Callers>,
+    /// `.mcpctl/audit.log`: decisions on ports with `auth` (none when it cannot be
+    /// opened: said in the log, and the servers still run).
+    audit: Option<Arc<crate::gateway::audit::Audit>>,
     /// Whether `network = "isolated"` servers get a network namespace here, or why not
     /// (they then run on the machine's network, and `status` says so).
     isolation: Result<(), String>,
@@ -199,6 +202,14 @@ impl Daemon {
             stopping: std::sync::atomic::AtomicBool::new(false),
             members: Arc::default(),
             callers: crate::gateway::callers::Callers::new(),
+            audit: match crate::gateway::audit::Audit::open(&crate::logs::audit_path(&runtime_dir))
+            {
+                Ok(audit) => Some(audit),
+                Err(e) => {
+                    tracing::warn!("cannot open the audit log: {e}");
+                    None
+                }
+            },
             source,
             config_path,
             config_dir,

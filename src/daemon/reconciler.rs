@@ -368,14 +368,14 @@ impl Daemon {
                     Ok(backend) => {
                         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
                         let auth = gateway::Auth {
+                            target: spec.name.clone(),
+                            audit: spec.has_auth().then(|| self.audit.clone()).flatten(),
                             bearer: spec
                                 .auth_bearer
                                 .as_ref()
                                 .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned())
                                 .map(Arc::new),
-                            callers: spec
-                                .auth_tokens
-                                .then(|| (spec.name.clone(), Arc::clone(&self.callers))),
+                            callers: spec.auth_tokens.then(|| Arc::clone(&self.callers)),
                         };
                         let limits = gateway::Limits {
                             max_sessions: spec.max_sessions,

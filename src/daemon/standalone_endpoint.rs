@@ -111,8 +111,9 @@ async fn serve(
         addr,
         Backend::Stdio(instances),
         gateway::Auth {
+            target: name.clone(),
             bearer: bearer.map(Arc::new),
-            callers: None,
+            ..gateway::Auth::default()
         },
         tls,
         limits,

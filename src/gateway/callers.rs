@@ -62,6 +62,18 @@ pub enum Refused {
     NothingHere { name: String, target: String },
 }
 
+impl Refused {
+    /// The token's name, when the token is one of the file's.
+    pub fn caller(&self) -> Option<&str> {
+        match self {
+            Self::Unknown => None,
+            Self::Limited { name, .. } | Self::Expired(name) | Self::NothingHere { name, .. } => {
+                Some(name)
+            }
+        }
+    }
+}
+
 impl Callers {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())

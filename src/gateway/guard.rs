@@ -25,11 +25,14 @@ use crate::wire::jsonrpc::INVALID_REQUEST;
 /// Who a port lets in. Neither: anyone (a loopback port without `auth`).
 #[derive(Clone, Default)]
 pub struct Auth {
+    /// The server's or endpoint's name: what callers' patterns and the audit name.
+    pub target: String,
     /// The owner's bearer: every tool.
     pub bearer: Option<Arc<SecretString>>,
-    /// Callers' tokens taken here, checked as callers of this target (the server's
-    /// or endpoint's name).
-    pub callers: Option<(String, Arc<Callers>)>,
+    /// Callers' tokens taken here.
+    pub callers: Option<Arc<Callers>>,
+    /// Where every decision is recorded (a port with `auth`).
+    pub audit: Option<Arc<super::audit::Audit>>,
 }
 
 /// Requests larger than this are refused with 413.
@@ -106,19 +109,39 @@ impl Guard {
             return Ok(None);
         }
         let refused = match (given, &self.auth.callers) {
-            (Some(given), Some((target, callers))) => match callers.admit(given, target) {
+            (Some(given), Some(callers)) => match callers.admit(given, &self.auth.target) {
                 Ok(caller) => return Ok(Some(caller)),
                 Err(refused) => refused,
             },
             _ => Refused::Unknown,
         };
+        let response = self.refuse(&refused);
+        if let Some(audit) = &self.auth.audit {
+            audit.record(&crate::api::AuditEntry {
+                at: super::audit::now(),
+                caller: refused.caller().map(str::to_string),
+                target: self.auth.target.clone(),
+                method: None,
+                tool: None,
+                decision: "refused".into(),
+                why: Some(refused.to_string()),
+                status: response.status().as_u16(),
+                ms: 0,
+                bytes: 0,
+            });
+        }
+        Err(response)
+    }
+
+    /// The answer to a refused caller.
+    fn refuse(&self, refused: &Refused) -> Box<Response> {
         if let Refused::NothingHere { .. } = refused {
-            return Err(Box::new(rpc_error(
+            return Box::new(rpc_error(
                 StatusCode::FORBIDDEN,
                 Value::Null,
                 INVALID_REQUEST,
                 &refused.to_string(),
-            )));
+            ));
         }
         if let Refused::Limited { retry_after, .. } = &refused {
             let mut response = rpc_error(
@@ -130,7 +153,7 @@ impl Guard {
             if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
-            return Err(Box::new(response));
+            return Box::new(response);
         }
         let message = match refused {
             Refused::Expired(_) => refused.to_string(),
@@ -146,7 +169,7 @@ impl Guard {
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"mcpctl\""),
         );
-        Err(Box::new(response))
+        Box::new(response)
     }
 }
 
@@ -241,7 +264,7 @@ mod tests {
     fn origin_host_and_bearer_are_checked_in_that_order() {
         let auth = Auth {
             bearer: Some(Arc::new(SecretString::from("s3cret".to_string()))),
-            callers: None,
+            ..Auth::default()
         };
         let guard = Guard::new(true, auth, Duration::from_secs(1));
         let status = |pairs: &[(&'static str, &str)]| {

@@ -6,6 +6,7 @@
 //! which the daemon implements over its supervised instances.
 
 pub mod accept;
+pub mod audit;
 pub mod callers;
 pub mod dial;
 pub mod endpoint;
@@ -261,6 +262,18 @@ pub async fn serve(
             (app, Some(close), Some(recent))
         }
         Backend::Http(upstream) => (proxy::router(upstream, Arc::clone(&tools))?, None, None),
+    };
+    // Inside the guard: what it let in, recorded with the caller it found.
+    let app = match &auth.audit {
+        Some(audit) => app.layer(axum::middleware::from_fn_with_state(
+            audit::Trail {
+                audit: Arc::clone(audit),
+                target: auth.target.clone(),
+                tools: Arc::clone(&tools),
+            },
+            audit::record,
+        )),
+        None => app,
     };
     let app = guard::Guard::new(loopback, auth, limits.connections.header_timeout).wrap(app);
     // Probes answer before the guard: a kubelet has no bearer, and they tell nothing else.

@@ -74,16 +74,31 @@ impl ToolGate {
         params: Option<&Value>,
         caller: Option<&ToolView>,
     ) -> Result<(), Value> {
-        let rules = self.rules();
-        let Some(name) = called(method, params) else {
-            return Ok(());
-        };
-        // A caller's token that does not grant it: refused as unknown, like the rest.
-        if caller.is_some_and(|c| !c.permits(name)) {
-            return Err(unknown_tool(name));
+        match (
+            self.why_refused(method, params, caller),
+            called(method, params),
+        ) {
+            (Some(_), Some(name)) => Err(unknown_tool(name)),
+            _ => Ok(()),
         }
+    }
+
+    /// Why a request is refused by the policy (the caller's patterns first, then the
+    /// server's), if it is: what the audit says, while the caller only hears "unknown
+    /// tool".
+    pub fn why_refused(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        caller: Option<&ToolView>,
+    ) -> Option<String> {
+        let name = called(method, params)?;
+        if caller.is_some_and(|c| !c.permits(name)) {
+            return Some("outside the caller's patterns".into());
+        }
+        let rules = self.rules();
         if rules.is_open() {
-            return Ok(());
+            return None;
         }
         let verdict = policy::decide_by_name(&rules, name).unwrap_or_else(|| {
             let definition = self
@@ -94,7 +109,7 @@ impl ToolGate {
                 .unwrap_or(Value::Null);
             policy::decide(&rules, name, &definition)
         });
-        verdict.map_err(|_| unknown_tool(name))
+        verdict.err().map(|hidden| format!("tool policy: {hidden}"))
     }
 
     /// A `tools/list` answer (a whole message) filtered in place, for `caller` too;

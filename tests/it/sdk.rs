@@ -112,11 +112,27 @@ fn sdk_client(
     mode: &str,
     what: &str,
 ) -> serde_json::Value {
+    sdk_client_with(python, script, port, mode, what, None)
+}
+
+/// [`sdk_client`] sending `bearer` with every request.
+pub(crate) fn sdk_client_with(
+    python: &Path,
+    script: &Path,
+    port: u16,
+    mode: &str,
+    what: &str,
+    bearer: Option<&str>,
+) -> serde_json::Value {
     let mut client = Command::new(python);
     client
         .arg(script)
         .arg(format!("http://127.0.0.1:{port}/mcp"))
-        .arg(mode);
+        .arg(mode)
+        .env_remove("MCPCTL_TEST_BEARER");
+    if let Some(bearer) = bearer {
+        client.env("MCPCTL_TEST_BEARER", bearer);
+    }
     let seen =
         run_bounded(client, 120).unwrap_or_else(|e| panic!("SDK in {mode} mode, {what}: {e}"));
     let seen: serde_json::Value =

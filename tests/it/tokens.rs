@@ -514,3 +514,123 @@ fn a_token_over_its_rate_gets_429_with_retry_after_and_the_refusals_are_counted(
         .success()
         .stdout_has("[rate 3/hour]");
 }
+
+#[test]
+fn every_decision_goes_to_the_audit_log_without_arguments_and_mcpctl_audit_reads_it() {
+    let a = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\nauth = {{ tokens = true }}\n",
+        echo_bin()
+    ));
+    let made = env.run(&["token", "create", "ci", "--allow", "alpha/echo"]);
+    made.success();
+    let ci = made.stdout.trim().to_string();
+    env.run_within(60, &["apply"]).success();
+    let (_, session) = open(a, &ci);
+    let session = session.unwrap();
+    assert_eq!(ask(a, &ci, &session, &list()).0, 200);
+    let secret_call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "SECRET-ARG-123"}}});
+    let (_, body) = ask(a, &ci, &session, &secret_call);
+    assert!(body.contains("SECRET-ARG-123"));
+    ask(a, &ci, &session, &call("whoami"));
+    assert_eq!(open(a, "mcpctl_wrong").0, 401);
+
+    let entries = crate::common::wait_for("the audit lines", 30, || {
+        let run = env.run(&["audit", "--format", "json"]);
+        let lines: Vec<Value> = run
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if lines.len() >= 5 {
+            Ok(lines)
+        } else {
+            Err(run.stdout)
+        }
+    });
+    let find = |pred: &dyn Fn(&Value) -> bool| {
+        entries
+            .iter()
+            .find(|e| pred(e))
+            .unwrap_or_else(|| panic!("not in {entries:#?}"))
+            .clone()
+    };
+    let echo = find(&|e| e["tool"] == "echo");
+    assert_eq!(echo["caller"], "ci");
+    assert_eq!(echo["target"], "alpha");
+    assert_eq!(echo["decision"], "allowed");
+    assert!(echo["bytes"].as_u64().unwrap() > 0, "{echo}");
+    let refused = find(&|e| e["tool"] == "whoami");
+    assert_eq!(refused["decision"], "refused");
+    assert_eq!(refused["why"], "outside the caller's patterns");
+    let wrong = find(&|e| e["status"] == 401);
+    assert_eq!(wrong["decision"], "refused");
+    assert!(wrong.get("caller").is_none(), "{wrong}");
+    find(&|e| e["method"] == "initialize" && e["decision"] == "allowed");
+
+    let log = std::fs::read_to_string(env.path().join(".mcpctl/audit.log")).unwrap();
+    assert!(!log.contains("SECRET-ARG-123"), "no arguments in the audit");
+    assert!(!log.contains(&ci), "no token in the audit");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(env.path().join(".mcpctl/audit.log"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "only its owner reads it");
+
+    let only_refused = env.run(&["audit", "--refused", "--format", "json"]);
+    assert!(
+        only_refused
+            .stdout
+            .lines()
+            .all(|l| l.contains("\"refused\"")),
+        "{}",
+        only_refused.stdout
+    );
+    assert_eq!(
+        only_refused.stdout.lines().count(),
+        2,
+        "{}",
+        only_refused.stdout
+    );
+    let text = env.run(&["audit", "--caller", "ci", "--since", "1h"]);
+    text.success()
+        .stdout_has("whoami")
+        .stdout_has("outside the caller's patterns");
+    env.run(&["audit", "--since", "soon"])
+        .failure()
+        .stderr_has("--since soon");
+}
+
+#[test]
+fn the_official_python_sdk_calls_with_a_callers_token_in_every_mode_and_sees_only_its_tools() {
+    let Some(python) = crate::sdk::sdk_python_for(
+        "the_official_python_sdk_calls_with_a_callers_token_in_every_mode_and_sees_only_its_tools",
+    ) else {
+        return;
+    };
+    let a = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\nauth = {{ tokens = true }}\n",
+        echo_bin()
+    ));
+    let made = env.run(&[
+        "token",
+        "create",
+        "sdk",
+        "--allow",
+        "alpha/echo",
+        "--allow",
+        "alpha/confirm",
+    ]);
+    made.success();
+    let token = made.stdout.trim().to_string();
+    env.run_within(60, &["apply"]).success();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/client.py");
+    for mode in ["legacy", "2026-07-28", "auto"] {
+        let seen =
+            crate::sdk::sdk_client_with(python, &script, a, mode, "with a token", Some(&token));
+        assert_eq!(seen["tools"], json!(["confirm", "echo"]), "{mode}: {seen}");
+    }
+}

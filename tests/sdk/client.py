@@ -2,6 +2,8 @@
 
     python client.py URL MODE        MODE: 2026-07-28 | legacy | auto
 
+With MCPCTL_TEST_BEARER set, every request carries it as `Authorization: Bearer`.
+
 Lists tools, calls `echo`, then calls `confirm`, whose server asks the client to
 confirm (an elicitation: a server request for legacy, input_required for modern).
 Prints one JSON object with what it saw; exits 0 only if every step gave the
@@ -10,6 +12,7 @@ expected answer.
 
 import asyncio
 import json
+import os
 import sys
 
 from mcp import types
@@ -22,7 +25,15 @@ async def confirm(_context, params):
 
 async def main(url: str, mode: str) -> int:
     seen = {"mode": mode}
-    async with Client(url, mode=mode, elicitation_callback=confirm) as client:
+    server = url
+    bearer = os.environ.get("MCPCTL_TEST_BEARER")
+    if bearer:
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"})
+        server = streamable_http_client(url, http_client=http)
+    async with Client(server, mode=mode, elicitation_callback=confirm) as client:
         seen["protocol_version"] = client.session.protocol_version
         tools = await client.list_tools()
         seen["tools"] = sorted(t.name for t in tools.tools)
