@@ -17,6 +17,7 @@ fn spec(prefix: Prefix) -> EndpointSpec {
         tools: ToolPolicy::default(),
         rename: BTreeMap::new(),
         descriptions: BTreeMap::new(),
+        discovery: None,
     }
 }
 
