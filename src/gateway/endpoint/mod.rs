@@ -14,7 +14,9 @@
 //! `list_changed` once.
 
 mod catalog;
+pub mod discovery;
 mod link;
+pub mod rank;
 mod session;
 pub mod table;
 
@@ -472,6 +474,8 @@ fn same(a: &Table, b: &Table) -> bool {
         && a.templates == b.templates
         && a.tools.hidden == b.tools.hidden
         && a.tools.down == b.tools.down
+        && a.discovery.as_ref().map(|d| (&d.spec, d.on))
+            == b.discovery.as_ref().map(|d| (&d.spec, d.on))
 }
 
 /// The endpoint as the gateway sees it: every client session gets an aggregator of
