@@ -285,6 +285,11 @@ impl Daemon {
                 down: down_lines(&rt.endpoint),
                 tools: rt.endpoint.table().tools.listed.len(),
                 calls: rt.endpoint.calls(),
+                discovery_calls: if rt.spec.discovery.is_some() {
+                    rt.endpoint.discovery_calls()
+                } else {
+                    BTreeMap::new()
+                },
             })
             .collect()
     }
@@ -333,6 +338,15 @@ impl Daemon {
                 hidden,
                 down: down_lines(&rt.endpoint),
                 notes: table.notes.clone(),
+                discovery: table
+                    .discovery
+                    .as_ref()
+                    .map(|d| crate::api::DiscoveryReport {
+                        on: d.on,
+                        when_over: d.spec.when_over,
+                        initial: d.initial(&table.tools.listed),
+                        kept_out: d.kept_out(&table.tools.listed),
+                    }),
             });
         }
         self.refresh_members().await;

@@ -87,15 +87,24 @@ impl Discovery {
         out
     }
 
-    /// How many of `listed` the initial list leaves out.
+    /// How many tools a session's first `tools/list` holds.
+    pub fn initial(&self, listed: &[Value]) -> usize {
+        if self.on {
+            self.list(listed, &WorkingSet::default()).len()
+        } else {
+            listed.len()
+        }
+    }
+
+    /// How many of `listed` the first list leaves out.
     pub fn kept_out(&self, listed: &[Value]) -> usize {
         if !self.on {
             return 0;
         }
-        self.list(listed, &WorkingSet::default())
+        let meta = meta_definitions().len();
+        listed
             .len()
-            .checked_sub(2)
-            .map_or(0, |shown| listed.len().saturating_sub(shown))
+            .saturating_sub(self.initial(listed).saturating_sub(meta))
     }
 }
 

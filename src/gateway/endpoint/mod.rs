@@ -12,6 +12,11 @@
 //! scaled to zero is listed from what it listed last, without waking it. Every change
 //! of the lists or of a policy rebuilds the table, and open sessions get
 //! `list_changed` once.
+//!
+//! Tools on demand (`discovery`, [`discovery`]): while on, a session lists the
+//! meta-tools `find_tools` (ranked by [`rank`]) and `use_tools`, the `always` tools and
+//! what it pulled in; each session keeps its own working set and hears its own
+//! `list_changed`. Calls still go by the table, so policy alone decides what runs.
 
 mod catalog;
 pub mod discovery;
@@ -21,6 +26,7 @@ mod session;
 pub mod table;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,6 +95,8 @@ pub struct Endpoint {
     states: Mutex<BTreeMap<String, MemberState>>,
     /// Calls routed, by member (a member of the spec: bounded).
     calls: Mutex<BTreeMap<String, crate::api::MemberCalls>>,
+    /// `find_tools` and `use_tools` calls answered (discovery).
+    discovery_calls: [AtomicU64; 2],
     /// Member sessions held, by member (see [`MAX_MEMBER_SESSIONS`]).
     member_slots: Mutex<BTreeMap<String, Arc<tokio::sync::Semaphore>>>,
     /// Per member: the generation its lists were read at, and the task that holds a
@@ -125,6 +133,7 @@ impl Endpoint {
             refresh: Arc::new(Notify::new()),
             states: Mutex::default(),
             calls: Mutex::default(),
+            discovery_calls: Default::default(),
             member_slots: Mutex::default(),
             watchers: Mutex::default(),
         }))
@@ -159,6 +168,23 @@ impl Endpoint {
         if let Some(slot) = entry.buckets.get_mut(bucket(elapsed)) {
             *slot += 1;
         }
+    }
+
+    /// Counts one call of a meta-tool (`find_tools`, `use_tools`).
+    fn count_discovery(&self, tool: &str) {
+        let at = usize::from(tool == discovery::USE);
+        if let Some(n) = self.discovery_calls.get(at) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Meta-tool calls answered, by tool.
+    pub fn discovery_calls(&self) -> BTreeMap<String, u64> {
+        [discovery::FIND, discovery::USE]
+            .iter()
+            .zip(&self.discovery_calls)
+            .map(|(tool, n)| (tool.to_string(), n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// What was routed to each member.
@@ -489,7 +515,7 @@ pub struct EndpointInstances {
 
 impl EndpointInstances {
     pub async fn new(endpoint: Arc<Endpoint>) -> std::io::Result<Arc<Self>> {
-        let (shared, lease) = start_session(&endpoint)
+        let (shared, lease) = start_session(&endpoint, true)
             .await
             .map_err(|e| std::io::Error::other(format!("the endpoint's aggregator: {e}")))?;
         Ok(Arc::new(Self {
@@ -501,10 +527,13 @@ impl EndpointInstances {
 }
 
 /// A new aggregator, handshaken like a child: its upstream and what ends it.
-async fn start_session(endpoint: &Arc<Endpoint>) -> Result<(Upstream, session::Lease), String> {
+async fn start_session(
+    endpoint: &Arc<Endpoint>,
+    sessionless: bool,
+) -> Result<(Upstream, session::Lease), String> {
     let (to_child, child_in) = tokio::io::duplex(1 << 16);
     let (child_out, from_child) = tokio::io::duplex(1 << 16);
-    let lease = session::spawn(Arc::clone(endpoint), child_in, child_out);
+    let lease = session::spawn(Arc::clone(endpoint), child_in, child_out, sessionless);
     let limits = mux::Limits {
         max_message: mux::MAX_MESSAGE,
         // Members time their own calls out; this only bounds a member that never does.
@@ -537,7 +566,7 @@ impl Instances for EndpointInstances {
             if !self.ready() {
                 return None;
             }
-            let (upstream, lease) = start_session(&self.endpoint).await.ok()?;
+            let (upstream, lease) = start_session(&self.endpoint, false).await.ok()?;
             let lease: crate::gateway::Lease = Box::new(lease);
             Some((upstream, Some(lease)))
         })
