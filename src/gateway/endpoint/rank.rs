@@ -335,6 +335,72 @@ mod tests {
         assert!(Index::default().search("file", 10).is_empty());
     }
 
+    /// The benchmark's figures (bench/discovery-bench.sh), not a test: timing never
+    /// decides a test. `cargo test --release --lib bench_find_over_2000 -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: run by bench/discovery-bench.sh"]
+    fn bench_find_over_2000() {
+        use std::time::Instant;
+        let verbs = [
+            "read", "write", "list", "create", "delete", "update", "search", "get",
+        ];
+        let nouns = [
+            "file", "issue", "branch", "message", "event", "user", "record", "page",
+        ];
+        let tools: Vec<(String, String, String)> = (0..2_000)
+            .map(|i| {
+                let (v, n) = (verbs[i % 8], nouns[(i / 8) % 8]);
+                (
+                    format!("m{}__{v}_{n}_{i}", i % 4),
+                    format!("m{}", i % 4),
+                    format!("{v} a {n} of service {}; returns the {n} as JSON", i % 4),
+                )
+            })
+            .collect();
+        let build = || {
+            Index::build(tools.iter().map(|(name, member, description)| Doc {
+                name,
+                member,
+                original: name.split_once("__").map_or(name.as_str(), |(_, o)| o),
+                title: None,
+                description: Some(description),
+            }))
+        };
+        let p50 = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let builds: Vec<f64> = (0..20)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(build());
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        let index = build();
+        let queries = [
+            "read file",
+            "delete issue",
+            "m2__get_user_35",
+            "send message",
+            "branch",
+        ];
+        let finds: Vec<f64> = (0..2_000)
+            .map(|i| {
+                let t = Instant::now();
+                std::hint::black_box(index.search(queries[i % queries.len()], 10));
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        println!(
+            "rank: {} tools: index build p50 {:.2} ms; one find_tools query p50 {:.1} µs",
+            index.len(),
+            p50(builds),
+            p50(finds)
+        );
+    }
+
     #[test]
     fn summaries_are_one_cut_printable_line() {
         let long = "x".repeat(1_000);
