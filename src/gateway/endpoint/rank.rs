@@ -340,6 +340,7 @@ mod tests {
     /// --nocapture`.
     #[test]
     #[ignore = "a benchmark: run by bench/discovery-bench.sh"]
+    #[allow(clippy::print_stdout)] // its one line is the benchmark's figure
     fn bench_find_over_2000() {
         use std::time::Instant;
         let verbs = [
