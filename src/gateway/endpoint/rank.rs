@@ -212,7 +212,11 @@ fn summary(description: &str) -> String {
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or_default();
-    let printable: String = line.chars().filter(|c| !c.is_control()).collect();
+    // A member decides its descriptions: only the head of a long line is looked at.
+    let printable: String = cut(line, MAX_SUMMARY * 4)
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
     if printable.chars().count() <= MAX_SUMMARY {
         return printable;
     }

@@ -500,13 +500,16 @@ impl Session {
     /// `find_tools` or `use_tools`, answered here.
     async fn meta(&mut self, id: &Value, params: &Value) {
         let table = self.shared.endpoint.table();
-        let Some(found) = table.discovery.as_ref() else {
-            return;
-        };
         let name = params
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // The table may have changed since `meta_call` looked: off now, as unknown.
+        let Some(found) = table.discovery.as_ref().filter(|d| d.on) else {
+            let why = format!("unknown tool: {name}");
+            self.send(error(id, INVALID_PARAMS, &why)).await;
+            return;
+        };
         let args = params.get("arguments").cloned().unwrap_or(json!({}));
         self.shared.endpoint.count_discovery(name);
         if name == discovery::FIND {
