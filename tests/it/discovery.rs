@@ -378,3 +378,80 @@ fn the_python_sdk_through_discovery_refreshes_its_tools_on_list_changed() {
     assert_eq!(seen["ok"], true, "{seen}");
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+/// A 2026-07-28 request: no session, its envelope in `_meta`, its routing headers.
+fn modern(port: u16, method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}});
+    let name = params["name"].as_str().unwrap_or_default().to_string();
+    let body = json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params});
+    let mut headers = vec![
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", method),
+    ];
+    if !name.is_empty() {
+        headers.push(("Mcp-Name", name.as_str()));
+    }
+    let reply = http(port, "POST", "/mcp", &headers, body.to_string().as_bytes());
+    assert_eq!(reply.status, 200, "{body}: {}", reply.body);
+    reply.json()
+}
+
+#[test]
+fn a_sessionless_client_finds_and_calls_but_has_no_working_set() {
+    let (a, b, ep) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&config(
+        a,
+        b,
+        ep,
+        "discovery = { always = [\"a__echo\"] }\n",
+    ));
+    env.run_within(60, &["apply"]).success();
+    wait_discovery(ep, &open(ep));
+    let listed = modern(ep, "tools/list", json!({}));
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["find_tools", "use_tools", "a__echo"]);
+    let answer = modern(
+        ep,
+        "tools/call",
+        json!({"name": "find_tools", "arguments": {"query": "b__echo"}}),
+    );
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        found(text).first().map(String::as_str),
+        Some("b__echo"),
+        "{answer}"
+    );
+    // No session, so no list to add to: said so, as a tool error.
+    let used = modern(
+        ep,
+        "tools/call",
+        json!({"name": "use_tools", "arguments": {"names": ["b__echo"]}}),
+    );
+    assert_eq!(used["result"]["isError"], true, "{used}");
+    assert!(
+        used["result"]["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("no session")),
+        "{used}"
+    );
+    // Called by name all the same.
+    let echoed = modern(
+        ep,
+        "tools/call",
+        json!({"name": "b__echo", "arguments": {"text": "by name"}}),
+    );
+    assert_eq!(
+        echoed["result"]["content"][0]["text"], "by name",
+        "{echoed}"
+    );
+    env.run_within(30, &["daemon", "stop"]).success();
+}
