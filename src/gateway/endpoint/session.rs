@@ -542,9 +542,11 @@ impl Session {
             }
         };
         let before = self.tools_view(&table);
-        let applied = self
-            .working
-            .apply(&wanted, |n| table.tools.routes.contains_key(n));
+        // A tool of a member that is down is one policy allows: it is listed once the
+        // member is back.
+        let applied = self.working.apply(&wanted, |n| {
+            table.tools.routes.contains_key(n) || table.tools.down.contains_key(n)
+        });
         let answer = match applied {
             Ok(added) => {
                 let text = format!(
