@@ -11,6 +11,7 @@
 //! ([`crate::gateway::mux::MAX_MESSAGE`]), member requests waiting for an answer
 //! ([`MAX_ASKS`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -382,7 +383,8 @@ impl Session {
             }
             "ping" => self.send(result(&id, json!({}))).await,
             "tools/list" => {
-                let tools = self.tools_view(&self.shared.endpoint.table());
+                let table = self.shared.endpoint.table();
+                let tools = self.tools_view(&table);
                 self.list(&id, &params, "tools", &tools).await;
             }
             "prompts/list" => {
@@ -472,12 +474,15 @@ impl Session {
         answer
     }
 
-    /// The tools this session lists: all the table's, or with discovery on, the
-    /// meta-tools, the `always` ones and its working set.
-    fn tools_view(&self, table: &Table) -> Vec<Value> {
+    /// The tools this session lists: all the table's (borrowed: no copy of a long
+    /// list per `tools/list`), or with discovery on, the meta-tools, the `always` ones
+    /// and its working set.
+    fn tools_view<'t>(&self, table: &'t Table) -> Cow<'t, [Value]> {
         match &table.discovery {
-            Some(discovery) if discovery.on => discovery.list(&table.tools.listed, &self.working),
-            _ => table.tools.listed.clone(),
+            Some(discovery) if discovery.on => {
+                Cow::Owned(discovery.list(&table.tools.listed, &self.working))
+            }
+            _ => Cow::Borrowed(&table.tools.listed),
         }
     }
 
@@ -541,7 +546,7 @@ impl Session {
                 return;
             }
         };
-        let before = self.tools_view(&table);
+        let before = self.tools_view(&table).into_owned();
         // A tool of a member that is down is one policy allows: it is listed once the
         // member is back.
         let applied = self.working.apply(&wanted, |n| {
@@ -565,7 +570,7 @@ impl Session {
         };
         self.send(result(id, answer)).await;
         // This session's list changed, and only this session's.
-        if self.tools_view(&table) != before {
+        if self.tools_view(&table)[..] != before[..] {
             self.send(json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}))
                 .await;
         }
@@ -674,13 +679,13 @@ impl Session {
             }
         }
         let before = std::mem::replace(&mut self.table, Arc::clone(&table));
-        let listed_before = self.tools_view(&before);
+        let listed_before = self.tools_view(&before).into_owned();
         // A tool gone from every member leaves the working set (one whose member is
         // down stays: it comes back with it).
         self.working
             .retain(|n| table.tools.routes.contains_key(n) || table.tools.down.contains_key(n));
         let mut changed = Vec::new();
-        if listed_before != self.tools_view(&table) {
+        if listed_before[..] != self.tools_view(&table)[..] {
             changed.push("notifications/tools/list_changed");
         }
         if before.prompts.listed != table.prompts.listed {
