@@ -107,6 +107,24 @@ pub struct ToolsReport {
     /// What the lists could not be taken as they were (cut, garbage dropped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Tools on demand, for an endpoint with `discovery`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryReport>,
+}
+
+/// An endpoint's `discovery` now: on or not, and what it keeps out of a session's
+/// first `tools/list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryReport {
+    pub on: bool,
+    /// On over this many tools; `None`: always on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_over: Option<usize>,
+    /// Tools a session's first `tools/list` holds (`find_tools`, `use_tools`, the
+    /// `always` ones), or every tool while off.
+    pub initial: usize,
+    /// Tools it leaves out until a session pulls them in.
+    pub kept_out: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -138,6 +156,9 @@ pub struct EndpointStatus {
     /// Calls routed to each member, since the endpoint was served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<MemberCalls>,
+    /// `find_tools` and `use_tools` calls answered, by tool (with `discovery`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub discovery_calls: BTreeMap<String, u64>,
 }
 
 /// What an endpoint routed to one member.

@@ -167,6 +167,24 @@ fn config_of(args: &GatewayArgs) -> Result<String, Error> {
         }
         endpoint[key] = Item::Value(Value::InlineTable(map));
     }
+    if args.discovery || args.discovery_over.is_some() || !args.discovery_always.is_empty() {
+        if args.discovery_over.is_none() && args.discovery_always.is_empty() {
+            endpoint["discovery"] = value(true);
+        } else {
+            let mut discovery = InlineTable::new();
+            if let Some(n) = args.discovery_over {
+                discovery.insert("when_over", Value::from(n));
+            }
+            if !args.discovery_always.is_empty() {
+                let mut always = Array::new();
+                args.discovery_always
+                    .iter()
+                    .for_each(|t| always.push(t.as_str()));
+                discovery.insert("always", Value::Array(always));
+            }
+            endpoint["discovery"] = Item::Value(Value::InlineTable(discovery));
+        }
+    }
     let mut endpoints = Table::new();
     endpoints.set_implicit(true);
     endpoints[endpoint_name(args)] = Item::Table(endpoint);

@@ -114,6 +114,9 @@ fn render(report: &ToolsReport, all: bool) -> String {
             String::new()
         }
     ));
+    if let Some(d) = &report.discovery {
+        out.push_str(&discovery_line(d, report.shown.len()));
+    }
     for down in &report.down {
         out.push_str(&format!("member down: {down}\n"));
     }
@@ -121,6 +124,21 @@ fn render(report: &ToolsReport, all: bool) -> String {
         out.push_str(&format!("note: {}\n", crate::import::plan::printable(note)));
     }
     out
+}
+
+/// Whether tools on demand is on, and what it keeps out of a session's first list.
+fn discovery_line(d: &crate::api::DiscoveryReport, tools: usize) -> String {
+    let when = d
+        .when_over
+        .map_or_else(|| "always".to_string(), |n| format!("over {n} tools"));
+    if d.on {
+        format!(
+            "discovery: on ({when}): a session's first tools/list holds {} (find_tools, use_tools and the `always` tools); {} of {tools} kept out until asked for\n",
+            d.initial, d.kept_out
+        )
+    } else {
+        format!("discovery: off ({tools} tools; on {when}): every tool is listed\n")
+    }
 }
 
 #[cfg(test)]
@@ -145,5 +163,35 @@ mod tests {
         let text = render(&report, true);
         assert!(text.lines().all(|l| l.chars().count() < 400), "cut");
         assert!(text.contains('…'));
+    }
+
+    #[test]
+    fn discovery_says_on_or_off_and_what_it_keeps_out() {
+        use crate::api::DiscoveryReport;
+        let on = DiscoveryReport {
+            on: true,
+            when_over: Some(40),
+            initial: 3,
+            kept_out: 57,
+        };
+        assert_eq!(
+            discovery_line(&on, 58),
+            "discovery: on (over 40 tools): a session's first tools/list holds 3 (find_tools, use_tools and the `always` tools); 57 of 58 kept out until asked for\n"
+        );
+        let off = DiscoveryReport {
+            on: false,
+            when_over: Some(40),
+            initial: 12,
+            kept_out: 0,
+        };
+        assert_eq!(
+            discovery_line(&off, 12),
+            "discovery: off (12 tools; on over 40 tools): every tool is listed\n"
+        );
+        let always = DiscoveryReport {
+            when_over: None,
+            ..on
+        };
+        assert!(discovery_line(&always, 58).starts_with("discovery: on (always)"));
     }
 }

@@ -11,7 +11,7 @@ use age::secrecy::SecretString;
 use tokio::sync::mpsc;
 
 use crate::gateway::endpoint::table::MemberState;
-use crate::gateway::endpoint::{Address, Directory, Endpoint, EndpointInstances, MemberInfo};
+use crate::gateway::endpoint::{Address, Directory, Endpoint, MemberInfo};
 use crate::gateway::{self, Gateway};
 use crate::model::endpoint::EndpointSpec;
 
@@ -23,13 +23,8 @@ pub(super) struct EndpointRuntime {
     pub(super) endpoint: Arc<Endpoint>,
     /// Dropped first on stop: the port closes, sessions end.
     pub(super) gateway: Option<Gateway>,
-    catalog: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for EndpointRuntime {
-    fn drop(&mut self) {
-        self.catalog.abort();
-    }
+    /// Ends with it.
+    _catalog: gateway::endpoint::Catalog,
 }
 
 /// What endpoints know of the daemon's servers, refreshed by the daemon.
@@ -158,33 +153,15 @@ impl Daemon {
         let directory: Arc<dyn Directory> = self.members.clone();
         let endpoint = Endpoint::new(spec.clone(), directory).map_err(|e| e.to_string())?;
         endpoint.prime().await;
-        let instances = EndpointInstances::new(Arc::clone(&endpoint))
+        let addr = std::net::SocketAddr::new(spec.bind, spec.port);
+        let served = gateway::endpoint::serve(&endpoint, addr, gateway::Auth::default(), None)
             .await
             .map_err(|e| e.to_string())?;
-        let catalog = tokio::spawn(Arc::clone(&endpoint).run_catalog());
-        let limits = gateway::Limits {
-            max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
-            session_idle: crate::model::spec::DEFAULT_SESSION_IDLE,
-            connections: gateway::accept::ConnectionLimits::from_env(),
-            replicas: None,
-        };
-        let addr = std::net::SocketAddr::new(spec.bind, spec.port);
-        let gateway = gateway::serve(
-            addr,
-            gateway::Backend::Stdio(instances),
-            gateway::Auth::default(),
-            None,
-            limits,
-            // The endpoint's policy is its table's, applied by its aggregator.
-            crate::policy::Rules::default(),
-        )
-        .await
-        .map_err(|e| format!("cannot serve {addr}: {e}"))?;
         Ok(EndpointRuntime {
             spec: spec.clone(),
             endpoint,
-            gateway: Some(gateway),
-            catalog,
+            gateway: Some(served.gateway),
+            _catalog: served.catalog,
         })
     }
 
@@ -285,6 +262,11 @@ impl Daemon {
                 down: down_lines(&rt.endpoint),
                 tools: rt.endpoint.table().tools.listed.len(),
                 calls: rt.endpoint.calls(),
+                discovery_calls: if rt.spec.discovery.is_some() {
+                    rt.endpoint.discovery_calls()
+                } else {
+                    BTreeMap::new()
+                },
             })
             .collect()
     }
@@ -333,6 +315,15 @@ impl Daemon {
                 hidden,
                 down: down_lines(&rt.endpoint),
                 notes: table.notes.clone(),
+                discovery: table
+                    .discovery
+                    .as_ref()
+                    .map(|d| crate::api::DiscoveryReport {
+                        on: d.on,
+                        when_over: d.spec.when_over,
+                        initial: d.initial(&table.tools.listed),
+                        kept_out: d.kept_out(&table.tools.listed),
+                    }),
             });
         }
         self.refresh_members().await;

@@ -416,6 +416,25 @@ fn encode_endpoints(
         None,
         counters(calls.iter().map(|(l, c)| (l.clone(), c.calls)).collect()),
     )?;
+    // Tools on demand: the meta-tools' calls (two tools: a bounded label set).
+    let discovery: Vec<(Labels<'_>, u64)> = endpoints
+        .iter()
+        .flat_map(|e| {
+            e.discovery_calls.iter().map(move |(tool, n)| {
+                (
+                    vec![("endpoint", e.name.as_str()), ("tool", tool.as_str())],
+                    *n,
+                )
+            })
+        })
+        .collect();
+    family(
+        encoder,
+        "mcpctl_endpoint_discovery_calls",
+        "Calls of an endpoint's find_tools and use_tools (discovery).",
+        None,
+        counters(discovery),
+    )?;
     family(
         encoder,
         "mcpctl_endpoint_call_errors",

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use age::secrecy::SecretString;
 
+use crate::gateway;
 use crate::gateway::endpoint::table::MemberState;
-use crate::gateway::endpoint::{Address, Directory, Endpoint, EndpointInstances, MemberInfo};
-use crate::gateway::{self, Backend};
+use crate::gateway::endpoint::{Address, Directory, Endpoint, MemberInfo};
 use crate::model::endpoint::EndpointSpec;
 
 use super::{Error, io_err};
@@ -97,39 +97,15 @@ async fn serve(
         _ = term.recv() => return Ok(()),
         _ = tokio::signal::ctrl_c() => return Ok(()),
     }
-    let instances = EndpointInstances::new(Arc::clone(&endpoint))
+    let auth = gateway::Auth {
+        target: name.clone(),
+        bearer: bearer.map(Arc::new),
+        ..gateway::Auth::default()
+    };
+    let served = gateway::endpoint::serve(&endpoint, addr, auth, tls)
         .await
-        .map_err(io_err("cannot start the endpoint's aggregator"))?;
-    let catalog = tokio::spawn(Arc::clone(&endpoint).run_catalog());
-    let limits = gateway::Limits {
-        max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
-        session_idle: crate::model::spec::DEFAULT_SESSION_IDLE,
-        connections: gateway::accept::ConnectionLimits::from_env(),
-        replicas: None,
-    };
-    let served = gateway::serve(
-        addr,
-        Backend::Stdio(instances),
-        gateway::Auth {
-            target: name.clone(),
-            bearer: bearer.map(Arc::new),
-            ..gateway::Auth::default()
-        },
-        tls,
-        limits,
-        // The endpoint's policy is its table's, applied by its aggregator.
-        crate::policy::Rules::default(),
-    )
-    .await;
-    let gateway = match served {
-        Ok(gateway) => gateway,
-        Err(e) => {
-            catalog.abort();
-            return Err(Error::NotStarted(format!(
-                "endpoint {name}: cannot serve {addr}: {e}"
-            )));
-        }
-    };
+        .map_err(|e| Error::NotStarted(format!("endpoint {name}: {e}")))?;
+    let gateway = served.gateway;
     tracing::info!(
         "endpoint {name}: serving {} tools on {}",
         endpoint.table().tools.listed.len(),
@@ -141,6 +117,6 @@ async fn serve(
         _ = tokio::signal::ctrl_c() => {}
     }
     gateway.shut().await;
-    catalog.abort();
+    drop(served.catalog);
     Ok(())
 }

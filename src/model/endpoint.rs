@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::{Deserialize, Serialize};
 
 use super::locate::{KeyPath, Locator, key_path};
-use super::raw::{Failure, Prefix, RawConfig};
+use super::raw::{Discovery, Failure, Prefix, RawConfig};
 use super::spec::{ServerSpec, ToolPolicy};
 use crate::diag::Diagnostic;
 
@@ -28,7 +28,24 @@ pub struct EndpointSpec {
     pub rename: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub descriptions: BTreeMap<String, String>,
+    /// Tools on demand (`discovery`); `None` when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoverySpec>,
 }
+
+/// `discovery`, resolved: when it is on, and what is always listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoverySpec {
+    /// On while the endpoint would list more tools than this; `None`: always on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_over: Option<usize>,
+    /// Advertised names listed in full from the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub always: Vec<String>,
+}
+
+/// The most `always` names: an initial list is meant to stay short.
+pub const MAX_ALWAYS: usize = 64;
 
 impl EndpointSpec {
     /// Where clients reach it.
@@ -195,6 +212,10 @@ pub(super) fn resolve_endpoints(
                 );
             }
         }
+        let discovery = raw_endpoint
+            .discovery
+            .as_ref()
+            .and_then(|d| discovery(d, name, &here("discovery"), loc, diags));
         if diags.len() != before {
             continue;
         }
@@ -214,10 +235,68 @@ pub(super) fn resolve_endpoints(
                 tools,
                 rename,
                 descriptions: raw_endpoint.descriptions.clone().unwrap_or_default(),
+                discovery,
             },
         );
     }
     out
+}
+
+/// `discovery`, checked: `when_over` at least 1, `always` names an agent can call.
+fn discovery(
+    raw: &Discovery,
+    name: &str,
+    at: &KeyPath,
+    loc: &Locator<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<DiscoverySpec> {
+    let field = |key: &str| {
+        let mut path = at.clone();
+        path.push(key.to_string());
+        path
+    };
+    let table = match raw {
+        Discovery::Switch(false) => return None,
+        Discovery::Switch(true) => return Some(DiscoverySpec::default()),
+        Discovery::Table(table) => table,
+    };
+    let when_over = match table.when_over {
+        None => None,
+        Some(n) => match usize::try_from(n) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                diags.push(
+                    Diagnostic::new(format!(
+                        "`discovery.when_over` of endpoint `{name}` is {n}, below 1"
+                    ))
+                    .at(loc.value(&field("when_over")), "not a count of tools")
+                    .hint("a number of tools, e.g. `when_over = 40`; `discovery = true` keeps it always on"),
+                );
+                None
+            }
+        },
+    };
+    let always = table.always.clone().unwrap_or_default();
+    for tool in always.iter().filter(|t| !is_tool_name(t)) {
+        diags.push(
+            Diagnostic::new(format!(
+                "endpoint `{name}` lists `{tool}` in `discovery.always`, which no agent can call"
+            ))
+            .at(loc.value(&field("always")), "here")
+            .hint("an advertised tool name (1 to 64 letters, digits, `_` or `-`), e.g. `fs__read_file`"),
+        );
+    }
+    if always.len() > MAX_ALWAYS {
+        diags.push(
+            Diagnostic::new(format!(
+                "endpoint `{name}` lists {} tools in `discovery.always`, more than {MAX_ALWAYS}",
+                always.len()
+            ))
+            .at(loc.value(&field("always")), "too many")
+            .hint("keep the initial list short; agents pull in the rest with `use_tools`"),
+        );
+    }
+    Some(DiscoverySpec { when_over, always })
 }
 
 /// The members: `servers` as listed (each must exist, once), or every server of

@@ -138,6 +138,58 @@ pub struct Endpoint {
     /// Advertised (or renamed) name -> the description the agent sees instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub descriptions: Option<BTreeMap<String, String>>,
+    /// Tools on demand: `true` (always on), `false`, or `{ when_over = 40, always =
+    /// ["fs__read_file"] }`. When on, a session's `tools/list` holds `find_tools`,
+    /// `use_tools` and the `always` tools; the agent pulls in the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<Discovery>,
+}
+
+/// `discovery = true | false | { when_over, always }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Discovery {
+    Switch(bool),
+    Table(DiscoveryTable),
+}
+
+/// `discovery = { when_over = 40, always = [...] }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryTable {
+    /// On only while the endpoint would list more tools than this (at least 1).
+    /// Missing: always on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub when_over: Option<i64>,
+    /// Advertised tool names always listed in full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub always: Option<Vec<String>>,
+}
+
+// By hand, not `untagged`: a bad table keeps its own error ("unknown field
+// `when_ove`") instead of serde's "did not match any variant".
+impl<'de> Deserialize<'de> for Discovery {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Discovery;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`true`, `false` or a table `{ when_over = 40, always = [...] }`")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Discovery, E> {
+                Ok(Discovery::Switch(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Discovery, A::Error> {
+                DiscoveryTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Discovery::Table)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]

@@ -700,3 +700,66 @@ fn a_secret_not_set_yet_does_not_hide_a_port_collision() {
     assert!(all.contains("names secret `T2`"), "{all}");
     assert!(all.contains("port 8001 is used by both"), "{all}");
 }
+
+/// Issue 29: `discovery` on an endpoint, as a switch or a table.
+fn with_discovery(value: &str) -> String {
+    format!(
+        "version = 1\n[servers.a]\ncommand = \"a\"\nport = 8001\n\
+         [endpoints.work]\nport = 8100\nservers = [\"a\"]\ndiscovery = {value}\n"
+    )
+}
+
+#[test]
+fn discovery_is_a_switch_or_a_table() {
+    use crate::model::endpoint::DiscoverySpec;
+    let on = |v: &str| {
+        config(&with_discovery(v)).endpoints["work"]
+            .discovery
+            .clone()
+    };
+    assert_eq!(on("true"), Some(DiscoverySpec::default()));
+    assert_eq!(on("false"), None);
+    assert_eq!(
+        on("{ when_over = 40, always = [\"a__echo\"] }"),
+        Some(DiscoverySpec {
+            when_over: Some(40),
+            always: vec!["a__echo".into()],
+        })
+    );
+    // A table without `when_over` is always on.
+    assert_eq!(on("{ always = [\"x\"] }").and_then(|d| d.when_over), None);
+    let missing = config(&with_discovery("false").replace("discovery = false\n", ""));
+    assert_eq!(missing.endpoints["work"].discovery, None);
+}
+
+#[test]
+fn bad_discovery_names_file_line_and_column() {
+    let cases: &[(&str, &[&str])] = &[
+        ("0", &["t.toml:8:", "`true`, `false` or a table"]),
+        ("\"yes\"", &["t.toml:8:", "`true`, `false` or a table"]),
+        (
+            "{ when_ove = 4 }",
+            &["t.toml:8:", "unknown field `when_ove`"],
+        ),
+        ("{ when_over = \"4\" }", &["t.toml:8:", "invalid type"]),
+        ("{ when_over = 0 }", &["t.toml:8:27", "below 1"]),
+        (
+            "{ always = [\"fs read\"] }",
+            &["t.toml:8:24", "`fs read`", "no agent can call"],
+        ),
+        ("{ always = \"x\" }", &["t.toml:8:", "invalid type"]),
+    ];
+    for (value, wants) in cases {
+        let all = errors(&with_discovery(value)).join("\n");
+        for want in *wants {
+            assert!(all.contains(want), "{value}: want {want:?} in\n{all}");
+        }
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("\"t{i}\"")).collect();
+    let all = errors(&with_discovery(&format!(
+        "{{ always = [{}] }}",
+        many.join(", ")
+    )))
+    .join("\n");
+    assert!(all.contains("more than 64"), "{all}");
+}

@@ -1,6 +1,6 @@
 //! PURE. What converging endpoints would change: each endpoint of the file against
 //! what runs, with the fields that differ. No endpoint change restarts a member: a
-//! policy, rename, description or member change is adopted live; a port or bind
+//! policy, rename, description, discovery or member change is adopted live; a port or bind
 //! change re-binds the endpoint alone.
 
 use std::collections::BTreeMap;
@@ -85,6 +85,7 @@ fn fields_that_differ(a: &EndpointSpec, b: &EndpointSpec) -> Vec<String> {
     differs("tools.read_only", a.tools.read_only != b.tools.read_only);
     differs("rename", a.rename != b.rename);
     differs("descriptions", a.descriptions != b.descriptions);
+    differs("discovery", a.discovery != b.discovery);
     out
 }
 
@@ -104,6 +105,7 @@ mod tests {
             tools: Default::default(),
             rename: BTreeMap::new(),
             descriptions: BTreeMap::new(),
+            discovery: None,
         }
     }
 
@@ -126,6 +128,14 @@ mod tests {
         assert_eq!(
             (update.kind, update.fields.clone()),
             (EndpointChangeKind::Update, vec!["tools.deny".to_string()])
+        );
+        // Tools on demand switched on: adopted live like a policy.
+        let mut discovery = spec(1);
+        discovery.discovery = Some(Default::default());
+        let update = &diff(&one(discovery), &one(spec(1)))[0];
+        assert_eq!(
+            (update.kind, update.fields.clone()),
+            (EndpointChangeKind::Update, vec!["discovery".to_string()])
         );
         let rebind = &diff(&one(spec(2)), &one(spec(1)))[0];
         assert_eq!(rebind.kind, EndpointChangeKind::Rebind);

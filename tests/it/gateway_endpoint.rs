@@ -400,3 +400,38 @@ fn what_render_k8s_gives_each_pod_runs_here_and_the_endpoint_aggregates_the_serv
         assert_eq!(code, 0, "{stderr}");
     }
 }
+
+#[test]
+fn discovery_flags_make_the_endpoint_start_with_the_meta_tools() {
+    let (a, _a, _da) = echo_server(&[], &[]);
+    let port = free_port();
+    let port_arg = port.to_string();
+    let ua = upstream("alpha", a);
+    let (mut child, _dir) = gateway(
+        &[
+            "--port",
+            &port_arg,
+            "--upstream",
+            &ua,
+            "--discovery-over",
+            "1",
+            "--discovery-always",
+            "alpha__echo",
+        ],
+        &[],
+    );
+    wait_serving(port, &mut child);
+    let s = session(port, &[]);
+    let mut names = tool_names(port, &s, &[]);
+    names.sort();
+    assert_eq!(names, ["alpha__echo", "find_tools", "use_tools"]);
+    // Found by name, called without being listed.
+    assert!(call(port, &s, &[], "alpha__whoami")["result"].is_object());
+    let (code, stderr) = terminate(child);
+    assert_eq!(code, 0, "{stderr}");
+    let out = Command::new(bin())
+        .args(["gateway", "--discovery", "--", "x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--discovery is for an endpoint"));
+}

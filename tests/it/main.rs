@@ -9,6 +9,7 @@ mod bad_input;
 mod common;
 mod connect;
 mod daemon;
+mod discovery;
 mod edit;
 mod endpoint;
 mod examples;

@@ -103,6 +103,15 @@ pub struct GatewayArgs {
     /// Endpoint: a tool's description replaced, `ADVERTISED=TEXT` (repeatable)
     #[arg(long = "describe", value_name = "NAME=TEXT")]
     pub descriptions: Vec<String>,
+    /// Endpoint: tools on demand, always (sessions start with find_tools and use_tools)
+    #[arg(long)]
+    pub discovery: bool,
+    /// Endpoint: tools on demand while it would list more than N tools
+    #[arg(long, value_name = "N")]
+    pub discovery_over: Option<i64>,
+    /// Endpoint: with discovery, a tool listed in full from the start (repeatable)
+    #[arg(long, value_name = "ADVERTISED")]
+    pub discovery_always: Vec<String>,
     /// The stdio server to run, after `--`
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -123,6 +132,9 @@ impl GatewayArgs {
             ("--failure", self.failure.is_some()),
             ("--rename", !self.renames.is_empty()),
             ("--describe", !self.descriptions.is_empty()),
+            ("--discovery", self.discovery),
+            ("--discovery-over", self.discovery_over.is_some()),
+            ("--discovery-always", !self.discovery_always.is_empty()),
         ]
         .into_iter()
         .filter_map(|(flag, given)| given.then_some(flag))

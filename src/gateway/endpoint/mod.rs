@@ -12,13 +12,21 @@
 //! scaled to zero is listed from what it listed last, without waking it. Every change
 //! of the lists or of a policy rebuilds the table, and open sessions get
 //! `list_changed` once.
+//!
+//! Tools on demand (`discovery`, [`discovery`]): while on, a session lists the
+//! meta-tools `find_tools` (ranked by [`rank`]) and `use_tools`, the `always` tools and
+//! what it pulled in; each session keeps its own working set and hears its own
+//! `list_changed`. Calls still go by the table, so policy alone decides what runs.
 
 mod catalog;
+pub mod discovery;
 mod link;
+pub mod rank;
 mod session;
 pub mod table;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,6 +95,8 @@ pub struct Endpoint {
     states: Mutex<BTreeMap<String, MemberState>>,
     /// Calls routed, by member (a member of the spec: bounded).
     calls: Mutex<BTreeMap<String, crate::api::MemberCalls>>,
+    /// `find_tools` and `use_tools` calls answered (discovery).
+    discovery_calls: [AtomicU64; 2],
     /// Member sessions held, by member (see [`MAX_MEMBER_SESSIONS`]).
     member_slots: Mutex<BTreeMap<String, Arc<tokio::sync::Semaphore>>>,
     /// Per member: the generation its lists were read at, and the task that holds a
@@ -123,6 +133,7 @@ impl Endpoint {
             refresh: Arc::new(Notify::new()),
             states: Mutex::default(),
             calls: Mutex::default(),
+            discovery_calls: Default::default(),
             member_slots: Mutex::default(),
             watchers: Mutex::default(),
         }))
@@ -157,6 +168,23 @@ impl Endpoint {
         if let Some(slot) = entry.buckets.get_mut(bucket(elapsed)) {
             *slot += 1;
         }
+    }
+
+    /// Counts one call of a meta-tool (`find_tools`, `use_tools`).
+    fn count_discovery(&self, tool: &str) {
+        let at = usize::from(tool == discovery::USE);
+        if let Some(n) = self.discovery_calls.get(at) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Meta-tool calls answered, by tool.
+    pub fn discovery_calls(&self) -> BTreeMap<String, u64> {
+        [discovery::FIND, discovery::USE]
+            .iter()
+            .zip(&self.discovery_calls)
+            .map(|(tool, n)| (tool.to_string(), n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// What was routed to each member.
@@ -496,6 +524,8 @@ fn same(a: &Table, b: &Table) -> bool {
         && a.templates == b.templates
         && a.tools.hidden == b.tools.hidden
         && a.tools.down == b.tools.down
+        && a.discovery.as_ref().map(|d| (&d.spec, d.on))
+            == b.discovery.as_ref().map(|d| (&d.spec, d.on))
 }
 
 /// The endpoint as the gateway sees it: every client session gets an aggregator of
@@ -509,7 +539,7 @@ pub struct EndpointInstances {
 
 impl EndpointInstances {
     pub async fn new(endpoint: Arc<Endpoint>) -> std::io::Result<Arc<Self>> {
-        let (shared, lease) = start_session(&endpoint)
+        let (shared, lease) = start_session(&endpoint, true)
             .await
             .map_err(|e| std::io::Error::other(format!("the endpoint's aggregator: {e}")))?;
         Ok(Arc::new(Self {
@@ -521,10 +551,13 @@ impl EndpointInstances {
 }
 
 /// A new aggregator, handshaken like a child: its upstream and what ends it.
-async fn start_session(endpoint: &Arc<Endpoint>) -> Result<(Upstream, session::Lease), String> {
+async fn start_session(
+    endpoint: &Arc<Endpoint>,
+    sessionless: bool,
+) -> Result<(Upstream, session::Lease), String> {
     let (to_child, child_in) = tokio::io::duplex(1 << 16);
     let (child_out, from_child) = tokio::io::duplex(1 << 16);
-    let lease = session::spawn(Arc::clone(endpoint), child_in, child_out);
+    let lease = session::spawn(Arc::clone(endpoint), child_in, child_out, sessionless);
     let limits = mux::Limits {
         max_message: mux::MAX_MESSAGE,
         // Members time their own calls out; this only bounds a member that never does.
@@ -557,9 +590,70 @@ impl Instances for EndpointInstances {
             if !self.ready() {
                 return None;
             }
-            let (upstream, lease) = start_session(&self.endpoint).await.ok()?;
+            let (upstream, lease) = start_session(&self.endpoint, false).await.ok()?;
             let lease: crate::gateway::Lease = Box::new(lease);
             Some((upstream, Some(lease)))
         })
     }
+}
+
+/// An endpoint being served: its port, and its catalog task (aborted when dropped).
+pub struct Served {
+    pub gateway: crate::gateway::Gateway,
+    pub catalog: Catalog,
+}
+
+/// The catalog task of a served endpoint; dropping it ends the task.
+pub struct Catalog(tokio::task::JoinHandle<()>);
+
+impl Drop for Catalog {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Why an endpoint could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot start the endpoint's aggregator: {0}")]
+    Aggregator(#[source] std::io::Error),
+    #[error("cannot serve {addr}: {source}")]
+    Port {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Serves `endpoint` (its lists read already: [`Endpoint::prime`]) at `addr` with the
+/// gateway's front, `auth` and `tls`, its catalog kept current until the result drops.
+pub async fn serve(
+    endpoint: &Arc<Endpoint>,
+    addr: std::net::SocketAddr,
+    auth: crate::gateway::Auth,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<Served, ServeError> {
+    use crate::gateway::{self, Backend};
+    let instances = EndpointInstances::new(Arc::clone(endpoint))
+        .await
+        .map_err(ServeError::Aggregator)?;
+    let catalog = Catalog(tokio::spawn(Arc::clone(endpoint).run_catalog()));
+    let limits = gateway::Limits {
+        max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
+        session_idle: crate::model::spec::DEFAULT_SESSION_IDLE,
+        connections: gateway::accept::ConnectionLimits::from_env(),
+        replicas: None,
+    };
+    let gateway = gateway::serve(
+        addr,
+        Backend::Stdio(instances),
+        auth,
+        tls,
+        limits,
+        // The endpoint's policy is its table's, applied by its aggregator.
+        Rules::default(),
+    )
+    .await
+    .map_err(|source| ServeError::Port { addr, source })?;
+    Ok(Served { gateway, catalog })
 }

@@ -3,13 +3,15 @@
 //! table, routes calls by name (tools, prompts, completions) or URI (resources) to a
 //! member session it opens on first use, passes progress, logging and the members' own
 //! requests (sampling, elicitation, roots) through, and closes its member sessions
-//! when the client's session ends.
+//! when the client's session ends. With discovery on it answers `find_tools` and
+//! `use_tools` itself and lists its own working set ([`super::discovery`]).
 //!
 //! Bounds: calls in flight ([`MAX_CALLS`]; beyond that the pipe is not read, which
 //! holds the gateway's mux back, not memory), queued messages ([`QUEUE`]), one line
 //! ([`crate::gateway::mux::MAX_MESSAGE`]), member requests waiting for an answer
 //! ([`MAX_ASKS`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,7 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 
+use super::discovery::{self, WorkingSet};
 use super::link::{Link, LinkError};
 use super::table::Table;
 use super::{Endpoint, MAX_ITEMS};
@@ -53,10 +56,16 @@ impl Drop for Lease {
 }
 
 /// Starts an aggregator reading the gateway's messages from `input` and writing its
-/// own to `output`.
-pub(super) fn spawn(endpoint: Arc<Endpoint>, input: DuplexStream, output: DuplexStream) -> Lease {
+/// own to `output`; `sessionless` when it serves every session-less client at once
+/// (it then keeps no working set: that would be shared between clients).
+pub(super) fn spawn(
+    endpoint: Arc<Endpoint>,
+    input: DuplexStream,
+    output: DuplexStream,
+    sessionless: bool,
+) -> Lease {
     let (stop, stopped) = oneshot::channel();
-    tokio::spawn(run(endpoint, input, output, stopped));
+    tokio::spawn(run(endpoint, input, output, stopped, sessionless));
     Lease { stop: Some(stop) }
 }
 
@@ -226,6 +235,7 @@ async fn run(
     input: DuplexStream,
     mut output: DuplexStream,
     mut stopped: oneshot::Receiver<()>,
+    sessionless: bool,
 ) {
     let (out, mut queued) = mpsc::channel::<Value>(QUEUE);
     let writer = async move {
@@ -255,6 +265,8 @@ async fn run(
         slots: Arc::new(Semaphore::new(MAX_CALLS)),
         in_flight: Arc::new(Mutex::new(HashMap::new())),
         table: endpoint.table(),
+        working: WorkingSet::default(),
+        sessionless,
     };
     let mut tables = endpoint.tables();
     let mut lines = BoundedLines::new(tokio::io::BufReader::new(input), MAX_MESSAGE);
@@ -305,6 +317,9 @@ struct Session {
     /// The gateway's id of each call in flight (as JSON text) -> its member.
     in_flight: Arc<Mutex<HashMap<String, String>>>,
     table: Arc<Table>,
+    /// Tools this session pulled in with `use_tools` (discovery).
+    working: WorkingSet,
+    sessionless: bool,
 }
 
 fn error(id: &Value, code: i64, message: &str) -> Value {
@@ -313,6 +328,12 @@ fn error(id: &Value, code: i64, message: &str) -> Value {
 
 fn result(id: &Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// A tool's answer of one text (a meta-tool's; `failed`: a tool error the model can
+/// read and correct, as MCP asks for bad arguments).
+fn tool_text(text: &str, failed: bool) -> Value {
+    json!({"content": [{"type": "text", "text": text}], "isError": failed})
 }
 
 impl Session {
@@ -361,16 +382,26 @@ impl Session {
                     .await;
             }
             "ping" => self.send(result(&id, json!({}))).await,
-            "tools/list" => self.list(&id, &params, "tools", |t| &t.tools.listed).await,
-            "prompts/list" => {
-                self.list(&id, &params, "prompts", |t| &t.prompts.listed)
-                    .await
+            "tools/list" => {
+                let table = self.shared.endpoint.table();
+                let tools = self.tools_view(&table);
+                self.list(&id, &params, "tools", &tools).await;
             }
-            "resources/list" => self.list(&id, &params, "resources", |t| &t.resources).await,
-            "resources/templates/list" => {
-                self.list(&id, &params, "resourceTemplates", |t| &t.templates)
+            "prompts/list" => {
+                let table = self.shared.endpoint.table();
+                self.list(&id, &params, "prompts", &table.prompts.listed)
                     .await;
             }
+            "resources/list" => {
+                let table = self.shared.endpoint.table();
+                self.list(&id, &params, "resources", &table.resources).await;
+            }
+            "resources/templates/list" => {
+                let table = self.shared.endpoint.table();
+                self.list(&id, &params, "resourceTemplates", &table.templates)
+                    .await;
+            }
+            "tools/call" if self.meta_call(&params) => self.meta(&id, &params).await,
             "logging/setLevel" => {
                 if let Ok(mut level) = self.shared.log_level.lock() {
                     *level = params.get("level").cloned();
@@ -443,16 +474,110 @@ impl Session {
         answer
     }
 
-    /// A page of one of the endpoint's lists (opaque cursors: an offset).
-    async fn list(
-        &self,
-        id: &Value,
-        params: &Value,
-        key: &str,
-        of: impl Fn(&Table) -> &Vec<Value>,
-    ) {
+    /// The tools this session lists: all the table's (borrowed: no copy of a long
+    /// list per `tools/list`), or with discovery on, the meta-tools, the `always` ones
+    /// and its working set.
+    fn tools_view<'t>(&self, table: &'t Table) -> Cow<'t, [Value]> {
+        match &table.discovery {
+            Some(discovery) if discovery.on => {
+                Cow::Owned(discovery.list(&table.tools.listed, &self.working))
+            }
+            _ => Cow::Borrowed(&table.tools.listed),
+        }
+    }
+
+    /// Whether a `tools/call` is for a meta-tool this endpoint answers now.
+    fn meta_call(&self, params: &Value) -> bool {
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        discovery::is_meta(name)
+            && self
+                .shared
+                .endpoint
+                .table()
+                .discovery
+                .as_ref()
+                .is_some_and(|d| d.on)
+    }
+
+    /// `find_tools` or `use_tools`, answered here.
+    async fn meta(&mut self, id: &Value, params: &Value) {
         let table = self.shared.endpoint.table();
-        let items = of(&table);
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // The table may have changed since `meta_call` looked: off now, as unknown.
+        let Some(found) = table.discovery.as_ref().filter(|d| d.on) else {
+            let why = format!("unknown tool: {name}");
+            self.send(error(id, INVALID_PARAMS, &why)).await;
+            return;
+        };
+        let args = params.get("arguments").cloned().unwrap_or(json!({}));
+        self.shared.endpoint.count_discovery(name);
+        if name == discovery::FIND {
+            let answer = match discovery::find_args(&args) {
+                Ok(find) => {
+                    let hits = found.index.search(&find.query, find.limit);
+                    tool_text(
+                        &discovery::render(&find.query, &hits, found.index.len()),
+                        false,
+                    )
+                }
+                Err(why) => tool_text(&why, true),
+            };
+            self.send(result(id, answer)).await;
+            return;
+        }
+        if self.sessionless {
+            let why = format!(
+                "this request has no session, so there is no tool list to add to: call the tools {} names by name",
+                discovery::FIND
+            );
+            self.send(result(id, tool_text(&why, true))).await;
+            return;
+        }
+        let wanted = match discovery::use_args(&args) {
+            Ok(wanted) => wanted,
+            Err(why) => {
+                self.send(result(id, tool_text(&why, true))).await;
+                return;
+            }
+        };
+        let before = self.tools_view(&table).into_owned();
+        // A tool of a member that is down is one policy allows: it is listed once the
+        // member is back.
+        let applied = self.working.apply(&wanted, |n| {
+            table.tools.routes.contains_key(n) || table.tools.down.contains_key(n)
+        });
+        let answer = match applied {
+            Ok(added) => {
+                let text = format!(
+                    "{}; this session uses {} of at most {} (its tools/list has them, with their schemas).",
+                    if added.is_empty() {
+                        "nothing new added".to_string()
+                    } else {
+                        format!("added {}", added.join(", "))
+                    },
+                    self.working.len(),
+                    discovery::MAX_WORKING
+                );
+                tool_text(&text, false)
+            }
+            Err(why) => tool_text(&why, true),
+        };
+        self.send(result(id, answer)).await;
+        // This session's list changed, and only this session's.
+        if self.tools_view(&table)[..] != before[..] {
+            self.send(json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}))
+                .await;
+        }
+    }
+
+    /// A page of one of the endpoint's lists (opaque cursors: an offset).
+    async fn list(&self, id: &Value, params: &Value, key: &str, items: &[Value]) {
         let start = match params.get("cursor") {
             None | Some(Value::Null) => 0,
             Some(cursor) => match cursor.as_str().and_then(decode_cursor) {
@@ -554,8 +679,13 @@ impl Session {
             }
         }
         let before = std::mem::replace(&mut self.table, Arc::clone(&table));
+        let listed_before = self.tools_view(&before).into_owned();
+        // A tool gone from every member leaves the working set (one whose member is
+        // down stays: it comes back with it).
+        self.working
+            .retain(|n| table.tools.routes.contains_key(n) || table.tools.down.contains_key(n));
         let mut changed = Vec::new();
-        if before.tools.listed != table.tools.listed {
+        if listed_before[..] != self.tools_view(&table)[..] {
             changed.push("notifications/tools/list_changed");
         }
         if before.prompts.listed != table.prompts.listed {

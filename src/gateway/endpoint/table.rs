@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
+use super::discovery::{Discovery, is_meta};
 use crate::model::endpoint::{EndpointSpec, is_tool_name};
 use crate::model::raw::Prefix;
 use crate::policy::{self, Rules};
@@ -84,6 +85,8 @@ pub struct Table {
     pub template_prefixes: Vec<(String, String)>,
     /// Member names reported for what they sent (a list too long, garbage).
     pub notes: Vec<String>,
+    /// Tools on demand, when the endpoint has `discovery`.
+    pub discovery: Option<Discovery>,
 }
 
 impl Table {
@@ -106,6 +109,10 @@ pub fn build(spec: &EndpointSpec, members: &[Member<'_>]) -> Table {
         prompts: named(spec, members, |m| m.prompts, None, false),
         ..Table::default()
     };
+    if let Some(wanted) = &spec.discovery {
+        reserve_meta_names(&mut table.tools);
+        table.discovery = Some(Discovery::new(wanted, &table.tools));
+    }
     for m in members.iter().filter(|m| m.state == MemberState::Up) {
         for resource in m.resources {
             let Some(uri) = resource.get("uri").and_then(Value::as_str) else {
@@ -244,6 +251,34 @@ fn named<'a>(
         }
     }
     out
+}
+
+/// With `discovery`, `find_tools` and `use_tools` are the endpoint's own: a member
+/// tool advertised under either (by `prefix` or `rename`) is hidden, with why.
+fn reserve_meta_names(tools: &mut Named) {
+    let taken: Vec<(usize, String)> = tools
+        .listed
+        .iter()
+        .enumerate()
+        .filter_map(|(at, t)| {
+            let name = t.get("name")?.as_str()?;
+            is_meta(name).then(|| (at, name.to_string()))
+        })
+        .collect();
+    for (at, name) in taken.into_iter().rev() {
+        tools.listed.remove(at);
+        if let Some(route) = tools.routes.remove(&name) {
+            tools.hidden.push(HiddenEntry {
+                advertised: name.clone(),
+                member: route.member,
+                original: route.original,
+                why: format!("{name} is the endpoint's own while `discovery` is set; rename it"),
+            });
+        }
+    }
+    for name in ["find_tools", "use_tools"] {
+        tools.down.remove(name);
+    }
 }
 
 /// The name an agent sees for `member`'s `original`: prefixed or not, then made

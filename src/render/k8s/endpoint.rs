@@ -110,6 +110,15 @@ fn endpoint(
     for (tool, text) in &spec.descriptions {
         args.extend(["--describe".into(), format!("{tool}={text}")]);
     }
+    if let Some(discovery) = &spec.discovery {
+        match discovery.when_over {
+            Some(n) => args.extend(["--discovery-over".into(), n.to_string()]),
+            None => args.push("--discovery".into()),
+        }
+        for tool in &discovery.always {
+            args.extend(["--discovery-always".into(), tool.clone()]);
+        }
+    }
     let args: Vec<String> = args.iter().map(|a| literal(a)).collect();
     let probe = |path: &str, period: u64| json!({"httpGet": {"path": path, "port": "mcp"}, "periodSeconds": period, "failureThreshold": 3});
     let pod = json!({

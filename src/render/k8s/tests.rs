@@ -315,6 +315,7 @@ failure = "closed"
 tools = { deny = ["*delete*"] }
 rename = { fs__read_file = "read" }
 descriptions = { read = "Costs $5" }
+discovery = { when_over = 40, always = ["read"] }
 "#;
 
 #[test]
@@ -340,7 +341,7 @@ fn an_endpoint_is_a_deployment_aggregating_its_members_services_with_its_policy(
         "gateway --name work --port 8100 --bind 0.0.0.0 --allow-no-auth",
         "--upstream fs=http://mcp-fs:8001/mcp --upstream api=http://mcp-api:8003/mcp",
         "--prefix on-collision --failure closed --tools-deny *delete*",
-        "--rename fs__read_file=read --describe read=Costs $$5",
+        "--rename fs__read_file=read --describe read=Costs $$5 --discovery-over 40 --discovery-always read",
     ] {
         assert!(args.contains(want), "{want:?} in {args}");
     }

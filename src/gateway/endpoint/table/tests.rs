@@ -17,6 +17,7 @@ fn spec(prefix: Prefix) -> EndpointSpec {
         tools: ToolPolicy::default(),
         rename: BTreeMap::new(),
         descriptions: BTreeMap::new(),
+        discovery: None,
     }
 }
 
@@ -242,4 +243,40 @@ fn a_name_like_another_members_prefixed_ones_is_prefixed_or_hidden_never_passed(
         "{why:?}"
     );
     assert!(why.contains(&"an empty name cannot be called"), "{why:?}");
+}
+
+#[test]
+fn with_discovery_the_meta_tool_names_are_the_endpoints_own() {
+    let open = Rules::default();
+    let gh = tools(&["find_tools", "search"]);
+    let fs = tools(&["read_file"]);
+    let members = || vec![member("github", &gh, &open), member("fs", &fs, &open)];
+    // Without discovery a member may have the name.
+    let plain = build(&spec(Prefix::Never), &members());
+    assert!(listed(&plain).contains(&"find_tools".to_string()));
+    assert!(plain.discovery.is_none());
+    let mut on = spec(Prefix::Never);
+    on.discovery = Some(Default::default());
+    on.rename = BTreeMap::from([("read_file".to_string(), "use_tools".to_string())]);
+    let table = build(&on, &members());
+    assert_eq!(listed(&table), ["search"]);
+    assert!(!table.tools.routes.contains_key("find_tools"));
+    assert!(!table.tools.routes.contains_key("use_tools"));
+    let why: Vec<(&str, &str)> = table
+        .tools
+        .hidden
+        .iter()
+        .map(|h| (h.advertised.as_str(), h.why.as_str()))
+        .collect();
+    assert!(
+        why.contains(&(
+            "find_tools",
+            "find_tools is the endpoint's own while `discovery` is set; rename it"
+        )),
+        "{why:?}"
+    );
+    assert!(why.iter().any(|(n, _)| *n == "use_tools"), "{why:?}");
+    let discovery = table.discovery.as_ref().unwrap();
+    assert!(discovery.on);
+    assert_eq!(discovery.index.len(), 1, "hidden tools are never found");
 }
