@@ -113,7 +113,10 @@ impl Daemon {
                 if &rt.spec == spec {
                     continue;
                 }
-                if rt.spec.port == spec.port && rt.spec.bind == spec.bind {
+                if rt.spec.port == spec.port
+                    && rt.spec.bind == spec.bind
+                    && rt.spec.auth_tokens == spec.auth_tokens
+                {
                     rt.endpoint.update(spec.clone());
                     rt.spec = spec.clone();
                     let _ = progress
@@ -154,7 +157,13 @@ impl Daemon {
         let endpoint = Endpoint::new(spec.clone(), directory).map_err(|e| e.to_string())?;
         endpoint.prime().await;
         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
-        let served = gateway::endpoint::serve(&endpoint, addr, gateway::Auth::default(), None)
+        let auth = gateway::Auth {
+            target: spec.name.clone(),
+            callers: spec.auth_tokens.then(|| Arc::clone(&self.callers)),
+            audit: self.audit.clone().filter(|_| spec.auth_tokens),
+            bearer: None,
+        };
+        let served = gateway::endpoint::serve(&endpoint, addr, auth, None)
             .await
             .map_err(|e| e.to_string())?;
         Ok(EndpointRuntime {

@@ -31,6 +31,9 @@ pub struct EndpointSpec {
     /// Tools on demand (`discovery`); `None` when off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery: Option<DiscoverySpec>,
+    /// `auth = { tokens = true }`: only callers' tokens get in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auth_tokens: bool,
 }
 
 /// `discovery`, resolved: when it is on, and what is always listed.
@@ -135,47 +138,66 @@ pub(super) fn resolve_endpoints(
                 }
             }
         }
+        let auth_tokens = raw_endpoint.auth.as_ref().is_some_and(|a| a.tokens);
         let bind = match &raw_endpoint.bind {
             None => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            Some(text) => match text.parse::<IpAddr>() {
-                Ok(ip) if ip.is_loopback() => Some(ip),
-                Ok(ip) => {
-                    diags.push(
+            Some(text) => {
+                match text.parse::<IpAddr>() {
+                    Ok(ip) if ip.is_loopback() || auth_tokens => Some(ip),
+                    Ok(ip) => {
+                        diags.push(
                         Diagnostic::new(format!(
                             "endpoint `{name}` is bound to {ip}, beyond this machine"
                         ))
                         .at(loc.value(&here("bind")), "reachable from the network")
-                        .hint("endpoints have no `auth` yet: bind 127.0.0.1"),
+                        .hint("bind 127.0.0.1, or take callers' tokens: `auth = { tokens = true }`"),
                     );
-                    None
+                        None
+                    }
+                    Err(_) => {
+                        diags.push(
+                            Diagnostic::new(format!(
+                                "`bind` of endpoint `{name}` is not an IP address"
+                            ))
+                            .at(loc.value(&here("bind")), "not an IP address"),
+                        );
+                        None
+                    }
                 }
-                Err(_) => {
-                    diags.push(
-                        Diagnostic::new(format!(
-                            "`bind` of endpoint `{name}` is not an IP address"
-                        ))
-                        .at(loc.value(&here("bind")), "not an IP address"),
-                    );
-                    None
-                }
-            },
+            }
         };
         let members = members(raw_endpoint, name, servers, &here, loc, diags);
-        // The endpoint reaches a member with its bearer and has no `auth` of its own:
-        // serving one behind `auth` would hand its tools to every local user.
+        let at = if raw_endpoint.servers.is_some() {
+            here("servers")
+        } else {
+            here("profile")
+        };
+        // The endpoint reaches a member with the member's bearer: one that takes only
+        // callers' tokens cannot be reached.
         for member in members.iter().flatten() {
-            if servers.get(member).is_some_and(ServerSpec::has_auth) {
-                let at = if raw_endpoint.servers.is_some() {
-                    here("servers")
-                } else {
-                    here("profile")
-                };
+            if servers
+                .get(member)
+                .is_some_and(|s| s.auth_tokens && s.auth_bearer.is_none())
+            {
                 diags.push(
                     Diagnostic::new(format!(
-                        "endpoint `{name}` serves `{member}`, which has `auth`: an endpoint has no `auth` of its own yet, so anyone who reaches it would call `{member}` without the bearer"
+                        "endpoint `{name}` serves `{member}`, which takes only callers' tokens: the endpoint has none to reach it with"
+                    ))
+                    .at(loc.value(&at), "a member it cannot reach")
+                    .hint(format!("give `{member}` an owner's `bearer` too, or take the callers' tokens on the endpoint instead")),
+                );
+            }
+        }
+        // Without `auth` of its own, serving a member behind `auth` would hand its
+        // tools to every local user.
+        for member in members.iter().flatten().filter(|_| !auth_tokens) {
+            if servers.get(member).is_some_and(ServerSpec::has_auth) {
+                diags.push(
+                    Diagnostic::new(format!(
+                        "endpoint `{name}` serves `{member}`, which has `auth`: an endpoint without `auth` lets anyone who reaches it call `{member}` without the bearer"
                     ))
                     .at(loc.value(&at), "a member behind `auth`")
-                    .hint(format!("leave `{member}` out of the endpoint, or drop its `auth`")),
+                    .hint(format!("leave `{member}` out of the endpoint, or give the endpoint `auth = {{ tokens = true }}`")),
                 );
             }
         }
@@ -216,6 +238,16 @@ pub(super) fn resolve_endpoints(
             .discovery
             .as_ref()
             .and_then(|d| discovery(d, name, &here("discovery"), loc, diags));
+        if auth_tokens && discovery.is_some() {
+            // find_tools would rank what a caller may not see: not until it knows callers.
+            diags.push(
+                Diagnostic::new(format!(
+                    "endpoint `{name}` has both `discovery` and `auth.tokens`, which do not work together yet"
+                ))
+                .at(loc.value(&here("discovery")), "tools on demand")
+                .hint("drop `discovery`, or take callers' tokens on its members instead"),
+            );
+        }
         if diags.len() != before {
             continue;
         }
@@ -236,6 +268,7 @@ pub(super) fn resolve_endpoints(
                 rename,
                 descriptions: raw_endpoint.descriptions.clone().unwrap_or_default(),
                 discovery,
+                auth_tokens,
             },
         );
     }

@@ -143,6 +143,17 @@ pub struct Endpoint {
     /// `use_tools` and the `always` tools; the agent pulls in the rest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery: Option<Discovery>,
+    /// `auth = { tokens = true }`: callers' tokens of `[tokens.*]` only, each seeing and
+    /// calling the advertised names its patterns allow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<EndpointAuth>,
+}
+
+/// An endpoint's `auth`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointAuth {
+    pub tokens: bool,
 }
 
 /// `discovery = true | false | { when_over, always }`.

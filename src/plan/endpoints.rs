@@ -15,7 +15,7 @@ pub enum EndpointChangeKind {
     Serve,
     /// Adopted live: sessions stay, and hear `list_changed`.
     Update,
-    /// Its port or address changes: it is served anew there (its sessions end).
+    /// Its port, address or `auth` changes: it is served anew (its sessions end).
     Rebind,
     Close,
 }
@@ -52,7 +52,9 @@ pub fn diff(
                     if fields.is_empty() {
                         return None;
                     }
-                    let rebind = want.port != have.port || want.bind != have.bind;
+                    let rebind = want.port != have.port
+                        || want.bind != have.bind
+                        || want.auth_tokens != have.auth_tokens;
                     Some(change(
                         if rebind {
                             EndpointChangeKind::Rebind
@@ -86,6 +88,7 @@ fn fields_that_differ(a: &EndpointSpec, b: &EndpointSpec) -> Vec<String> {
     differs("rename", a.rename != b.rename);
     differs("descriptions", a.descriptions != b.descriptions);
     differs("discovery", a.discovery != b.discovery);
+    differs("auth", a.auth_tokens != b.auth_tokens);
     out
 }
 
@@ -106,6 +109,7 @@ mod tests {
             rename: BTreeMap::new(),
             descriptions: BTreeMap::new(),
             discovery: None,
+            auth_tokens: false,
         }
     }
 

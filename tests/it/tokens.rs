@@ -634,3 +634,59 @@ fn the_official_python_sdk_calls_with_a_callers_token_in_every_mode_and_sees_onl
         assert_eq!(seen["tools"], json!(["confirm", "echo"]), "{mode}: {seen}");
     }
 }
+
+#[test]
+fn an_endpoint_with_auth_tokens_shows_each_caller_only_its_advertised_tools() {
+    let (a, b, w) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{echo}\"\nport = {a}\n\n[servers.beta]\ncommand = \"{echo}\"\nport = {b}\n\n[endpoints.work]\nport = {w}\nservers = [\"alpha\", \"beta\"]\nauth = {{ tokens = true }}\n",
+        echo = echo_bin()
+    ));
+    let made = env.run(&[
+        "token",
+        "create",
+        "ci",
+        "--allow",
+        "work/*__echo",
+        "--deny",
+        "work/beta__*",
+    ]);
+    made.success();
+    let ci = made.stdout.trim().to_string();
+    let other = env.run(&["token", "create", "ops", "--allow", "alpha/*"]);
+    other.success();
+    let ops = other.stdout.trim().to_string();
+    env.run_within(60, &["apply"]).success();
+    assert_eq!(
+        http(w, "POST", "/mcp", &[], init_body().as_bytes()).status,
+        401
+    );
+    assert_eq!(open(w, &ops).0, 403);
+    let (status, session) = open(w, &ci);
+    assert_eq!(status, 200);
+    let session = session.unwrap();
+    let (_, body) = ask(w, &ci, &session, &list());
+    assert_eq!(names(&body), vec!["alpha__echo".to_string()]);
+    let (_, body) = ask(w, &ci, &session, &call("alpha__echo"));
+    assert!(body.contains("\"hi\""), "{body}");
+    let (_, body) = ask(w, &ci, &session, &call("beta__echo"));
+    assert!(body.contains("unknown tool: beta__echo"), "{body}");
+
+    // Checked by validate: discovery with tokens, a member taking only tokens.
+    let bad = env.read("mcpctl.toml").replace(
+        "auth = { tokens = true }\n",
+        "auth = { tokens = true }\ndiscovery = true\n",
+    );
+    env.write("bad.toml", &bad);
+    env.run(&["-f", "bad.toml", "validate"])
+        .failure()
+        .stderr_has("`discovery` and `auth.tokens`");
+    let unreachable = env.read("mcpctl.toml").replace(
+        &format!("port = {b}\n"),
+        &format!("port = {b}\nauth = {{ tokens = true }}\n"),
+    );
+    env.write("bad2.toml", &unreachable);
+    env.run(&["-f", "bad2.toml", "validate"])
+        .failure()
+        .stderr_has("takes only callers' tokens");
+}

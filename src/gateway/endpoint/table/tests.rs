@@ -18,6 +18,7 @@ fn spec(prefix: Prefix) -> EndpointSpec {
         rename: BTreeMap::new(),
         descriptions: BTreeMap::new(),
         discovery: None,
+        auth_tokens: false,
     }
 }
 
