@@ -61,7 +61,7 @@ impl LogWriter {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = private().open(path)?;
         let size = file.metadata()?.len();
         Ok(Self {
             path: path.to_path_buf(),
@@ -162,15 +162,19 @@ impl LogWriter {
             );
         }
         let _ = fs::rename(&self.path, rotated(&self.path, 1));
-        if let Ok(file) = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-        {
+        if let Ok(file) = private().open(&self.path) {
             self.file = file;
             self.size = 0;
         }
     }
+}
+
+/// Logs are their owner's alone (a server's output, the audit trail), rotated ones too.
+fn private() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = OpenOptions::new();
+    options.create(true).append(true).mode(0o600);
+    options
 }
 
 fn rotated(path: &Path, generation: usize) -> PathBuf {
@@ -337,5 +341,21 @@ mod tests {
             &last[2][..40]
         );
         assert!(fs::metadata(&path).unwrap().len() <= MAX_BYTES);
+    }
+
+    #[test]
+    fn logs_and_their_rotated_files_are_their_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let mut writer = LogWriter::open(&path, Redactor::new([])).unwrap();
+        let line = "x".repeat(64 * 1024);
+        for _ in 0..(MAX_BYTES / (64 * 1024) + 2) {
+            writer.write_raw(&line);
+        }
+        for file in [path.clone(), rotated(&path, 1)] {
+            let mode = fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{}", file.display());
+        }
     }
 }

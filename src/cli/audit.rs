@@ -42,9 +42,11 @@ pub(super) fn run(path: &Path, filter: &Filter, format: Format) -> Result<u8, Er
         let Ok(opened) = std::fs::File::open(&file) else {
             continue;
         };
-        for line in std::io::BufReader::new(opened).lines() {
+        // A line that is not an entry (torn by a kill, or edited) is skipped, never the
+        // rest of the file.
+        for line in std::io::BufReader::new(opened).split(b'\n') {
             let Ok(line) = line else { break };
-            let Ok(entry) = serde_json::from_str::<AuditEntry>(&line) else {
+            let Ok(entry) = serde_json::from_slice::<AuditEntry>(&line) else {
                 continue;
             };
             if !wanted(&entry, filter, after) {
@@ -79,18 +81,30 @@ pub(super) fn run(path: &Path, filter: &Filter, format: Format) -> Result<u8, Er
                 "AT", "CALLER", "TARGET", "METHOD", "TOOL", "DECISION", "STATUS", "MS", "BYTES"
             );
             for e in &kept {
+                // Names come from clients: shown escaped, never as terminal input.
+                let shown = |t: &str| -> String {
+                    t.chars()
+                        .map(|c| {
+                            if c.is_control() {
+                                c.escape_default().to_string()
+                            } else {
+                                c.to_string()
+                            }
+                        })
+                        .collect()
+                };
                 out.push_str(&format!(
                     "{:<24} {:<12} {:<14} {:<16} {:<20} {:<8} {:>6} {:>5} {:>8}  {}\n",
-                    e.at,
-                    e.caller.as_deref().unwrap_or("-"),
-                    e.target,
-                    e.method.as_deref().unwrap_or("-"),
-                    e.tool.as_deref().unwrap_or("-"),
-                    e.decision,
+                    shown(&e.at),
+                    shown(e.caller.as_deref().unwrap_or("-")),
+                    shown(&e.target),
+                    shown(e.method.as_deref().unwrap_or("-")),
+                    shown(e.tool.as_deref().unwrap_or("-")),
+                    shown(&e.decision),
                     e.status,
                     e.ms,
                     e.bytes,
-                    e.why.as_deref().unwrap_or(""),
+                    shown(e.why.as_deref().unwrap_or("")),
                 ));
             }
             print(&out)?;

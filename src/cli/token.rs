@@ -208,6 +208,11 @@ fn expiry(text: &str) -> Result<String, Error> {
             "--expires {text}: {e} (a duration such as 30d or 12h)"
         ))
     })?;
+    if span > Duration::from_secs(100 * 365 * 24 * 3600) {
+        return Err(Error::Failed(format!(
+            "--expires {text}: more than 100 years; leave --expires out for a token that does not expire"
+        )));
+    }
     if span < Duration::from_secs(60) {
         return Err(Error::Failed(format!(
             "--expires {text}: a token must last at least a minute"

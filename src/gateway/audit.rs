@@ -27,8 +27,13 @@ use crate::secrets::redact::Redactor;
 
 /// Lines waiting for the writer, at most.
 const QUEUE: usize = 4096;
+/// Lines written together, at most.
+const BURST: usize = 256;
 /// JSON-RPC requests of one batch that are recorded, at most.
 const MAX_BATCH: usize = 100;
+/// A method's or tool's name is kept to this many bytes: a client's names must not
+/// make lines long enough to rotate the history away.
+const MAX_NAME: usize = 128;
 
 /// Where decisions are recorded. Dropping the last handle ends the writer thread.
 pub struct Audit {
@@ -48,9 +53,20 @@ impl Audit {
         std::thread::Builder::new()
             .name("mcpctl-audit".into())
             .spawn(move || {
-                // Ends when every sender is gone.
-                while let Ok(line) = queued.recv() {
-                    writer.write_raw(&line);
+                // Ends when every sender is gone. What has queued up meanwhile is
+                // written at once: one write for a burst, not one a request.
+                while let Ok(first) = queued.recv() {
+                    let mut chunk = first;
+                    for _ in 0..BURST {
+                        match queued.try_recv() {
+                            Ok(line) => {
+                                chunk.push('\n');
+                                chunk.push_str(&line);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    writer.write_raw(&chunk);
                 }
             })?;
         Ok(Arc::new(Self {
@@ -107,12 +123,13 @@ pub(super) async fn record(State(trail): State<Trail>, request: Request, next: N
         .await;
     // The verdict as the gate reached it (it may have read the tool list meanwhile).
     for a in &mut asked {
-        let params = a.tool.as_ref().map(|t| serde_json::json!({"name": t}));
-        a.refused = trail.tools.why_refused(
-            &a.method,
-            params.as_ref(),
-            caller.as_ref().map(|c| &*c.view),
-        );
+        let Some((method, params)) = a.sent.take() else {
+            continue;
+        };
+        a.refused =
+            trail
+                .tools
+                .why_refused(&method, params.as_ref(), caller.as_ref().map(|c| &*c.view));
     }
     let status = response.status().as_u16();
     let who = caller.map_or_else(|| "owner".to_string(), |c| c.name);
@@ -148,11 +165,25 @@ struct Asked {
     method: String,
     tool: Option<String>,
     refused: Option<String>,
+    /// The method and a call's params as sent, for the verdict (dropped once it is
+    /// reached).
+    sent: Option<(String, Option<Value>)>,
 }
 
 fn requests(body: &[u8]) -> Vec<Asked> {
     let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
-        return Vec::new();
+        // Not JSON the gateway reads: recorded too (it is refused, or passed to a
+        // server that speaks HTTP without a policy to apply).
+        return if body.iter().all(u8::is_ascii_whitespace) {
+            Vec::new()
+        } else {
+            vec![Asked {
+                method: "(not JSON)".into(),
+                tool: None,
+                refused: None,
+                sent: None,
+            }]
+        };
     };
     let messages: Vec<&Value> = match &parsed {
         Value::Array(all) => all.iter().take(MAX_BATCH).collect(),
@@ -162,17 +193,30 @@ fn requests(body: &[u8]) -> Vec<Asked> {
         .into_iter()
         .filter(|m| m.get("id").is_some())
         .filter_map(|m| {
-            let method = m.get("method")?.as_str()?.to_string();
+            let method = m.get("method")?.as_str()?;
             let tool = (method == "tools/call")
-                .then(|| m.get("params")?.get("name")?.as_str().map(str::to_string))
+                .then(|| m.get("params")?.get("name")?.as_str())
                 .flatten();
             Some(Asked {
-                method,
-                tool,
+                method: capped(method),
+                tool: tool.map(capped),
                 refused: None,
+                sent: Some((method.to_string(), tool.and(m.get("params")).cloned())),
             })
         })
         .collect()
+}
+
+/// `name` cut to [`MAX_NAME`] bytes, its length said when cut.
+fn capped(name: &str) -> String {
+    if name.len() <= MAX_NAME {
+        return name.to_string();
+    }
+    let mut at = MAX_NAME;
+    while !name.is_char_boundary(at) {
+        at -= 1;
+    }
+    format!("{}... ({} bytes)", &name[..at], name.len())
 }
 
 struct Done {

@@ -312,6 +312,7 @@ mod tests {
     /// `admit` with 1 and 1,000 tokens in the file.
     #[test]
     #[ignore = "a benchmark: bench/tokens-bench.sh"]
+    #[allow(clippy::print_stdout)] // its lines are the benchmark's figures
     fn bench_admit() {
         for count in [1usize, 1000] {
             let callers = Callers::new();

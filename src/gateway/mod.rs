@@ -18,6 +18,7 @@ pub mod lines;
 pub mod meter;
 pub mod mux;
 pub mod origin;
+mod owners;
 mod proxy;
 pub mod queue;
 mod random;

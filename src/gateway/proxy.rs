@@ -150,6 +150,8 @@ struct ProxyState {
     /// The server's tool policy, held on this port too.
     tools: Arc<super::tool_gate::ToolGate>,
     sessions: std::sync::Mutex<Pins>,
+    /// Which caller opened each session (see `owners.rs`).
+    owners: std::sync::Mutex<super::owners::Owners>,
     client: Client<HttpsConnector<Connector>, Full<bytes::Bytes>>,
 }
 
@@ -179,6 +181,7 @@ pub(super) fn router(
         upstream,
         tools,
         sessions: std::sync::Mutex::default(),
+        owners: std::sync::Mutex::default(),
         client,
     });
     Ok(if state.upstream.legacy_sse {
@@ -250,7 +253,31 @@ async fn police(
         Ok(collected) => collected.to_bytes(),
         Err(_) => return Err(Box::new(StatusCode::PAYLOAD_TOO_LARGE.into_response())),
     };
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // Decided on as read here, passed on as sent: what the server reads must be what
+    // was decided on, or it is not passed on at all.
+    let encoded = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|e| e.as_bytes() != b"identity");
+    let parsed = match crate::wire::strict::parse(&body) {
+        Ok(parsed) if !encoded => parsed,
+        Ok(_) => {
+            return Err(Box::new(rpc_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Value::Null,
+                crate::wire::jsonrpc::INVALID_REQUEST,
+                "an encoded body cannot be checked against the tool policy",
+            )));
+        }
+        Err(why) => {
+            return Err(Box::new(rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                crate::wire::jsonrpc::PARSE_ERROR,
+                &format!("a body the gateway cannot check against the tool policy: {why}"),
+            )));
+        }
+    };
     let messages: Vec<&Value> = match &parsed {
         Value::Array(all) => all.iter().collect(),
         one => vec![one],
@@ -358,19 +385,37 @@ const MAX_LIST_ANSWER: usize = 16 << 20;
 async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
     // Each request's own caller (an HTTP server's sessions are its own: the policy
     // holds per request).
+    let who = request
+        .extensions()
+        .get::<super::callers::Caller>()
+        .map(|c| c.name.clone());
     let caller = request
         .extensions()
         .get::<super::callers::Caller>()
         .map(|c| Arc::clone(&c.view));
-    let (request, lists) = match police(state, request, caller.as_deref()).await {
-        Ok(policed) => policed,
-        Err(answer) => return *answer,
-    };
     let session = request
         .headers()
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // Another caller's session is unknown to this one (it cannot use or end it).
+    if let Some(id) = &session
+        && !state
+            .owners
+            .lock()
+            .is_ok_and(|o| o.allows(id, who.as_deref()))
+    {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            Value::Null,
+            crate::wire::jsonrpc::INVALID_REQUEST,
+            "unknown session: initialize again",
+        );
+    }
+    let (request, lists) = match police(state, request, caller.as_deref()).await {
+        Ok(policed) => policed,
+        Err(answer) => return *answer,
+    };
     let mut target = target;
     let mut port = None;
     if let Some(pool) = &state.upstream.pool {
@@ -411,6 +456,18 @@ async fn relay(state: &ProxyState, request: Request, target: Uri) -> Response {
             let (mut parts, body) = response.into_parts();
             if let Some(port) = port {
                 remember_session(state, &parts, port, session.as_deref(), ending);
+            }
+            if let Ok(mut owners) = state.owners.lock() {
+                if ending && parts.status.is_success() {
+                    session.iter().for_each(|id| owners.ended(id));
+                } else if let Some(opened) = parts
+                    .headers
+                    .get("mcp-session-id")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|id| session.as_deref() != Some(*id))
+                {
+                    owners.opened(opened, who.as_deref());
+                }
             }
             if event_stream && parts.status.is_success() {
                 parts.headers.remove(header::CONTENT_LENGTH);

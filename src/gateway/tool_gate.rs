@@ -93,6 +93,15 @@ impl ToolGate {
         caller: Option<&ToolView>,
     ) -> Option<String> {
         let name = called(method, params)?;
+        // `NAME` beside `name`: a server that matches keys without case (Go's) could
+        // call the other tool than the one decided on.
+        let ambiguous = params.and_then(Value::as_object).is_some_and(|p| {
+            p.keys()
+                .any(|k| k != "name" && k.eq_ignore_ascii_case("name"))
+        });
+        if ambiguous {
+            return Some("the tool's name is given twice, in two cases".into());
+        }
         if caller.is_some_and(|c| !c.permits(name)) {
             return Some("outside the caller's patterns".into());
         }

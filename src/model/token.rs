@@ -91,6 +91,7 @@ pub(super) fn resolve_tokens(
         .map(String::as_str)
         .collect();
     let mut out = BTreeMap::new();
+    let mut hashes: BTreeMap<[u8; 32], &str> = BTreeMap::new();
     for (name, token) in &raw.tokens {
         let before = diags.len();
         let at = |field: &str| key_path(&["tokens", name, field]);
@@ -173,6 +174,18 @@ pub(super) fn resolve_tokens(
                     .hint(format!(
                         "make tokens with `mcpctl token create {name} --allow ...` (it writes the hash)"
                     )),
+            );
+        }
+        if let Some(first) = hash.and_then(|h| hashes.insert(h, name).map(|f| f.to_string())) {
+            // One token would be two callers: whichever the daemon met last.
+            diags.push(
+                Diagnostic::new(format!(
+                    "tokens `{first}` and `{name}` have the same hash: one token for two callers"
+                ))
+                .at(loc.value(&at("hash")), "the same as another's")
+                .hint(format!(
+                    "`mcpctl token rotate {name}` gives it a token of its own"
+                )),
             );
         }
         let (Some(hash), true) = (hash, diags.len() == before) else {

@@ -11,3 +11,4 @@
 pub mod era;
 pub mod jsonrpc;
 pub mod sse;
+pub mod strict;

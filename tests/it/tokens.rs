@@ -690,3 +690,211 @@ fn an_endpoint_with_auth_tokens_shows_each_caller_only_its_advertised_tools() {
         .failure()
         .stderr_has("takes only callers' tokens");
 }
+
+/// A server that speaks Streamable HTTP itself (Python, no SDK): every tool call is
+/// answered with the tool's name; sessions are minted and checked like a real server's.
+const HTTP_SERVER: &str = r#"
+import json, sys, uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+sessions = set()
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        msg = json.loads(body)
+        sid = self.headers.get("mcp-session-id")
+        extra = {}
+        if msg.get("method") == "initialize":
+            sid = uuid.uuid4().hex; sessions.add(sid); extra["mcp-session-id"] = sid
+            result = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "py", "version": "1"}}
+        elif sid not in sessions:
+            self.send_response(404); self.end_headers(); return
+        elif "id" not in msg:
+            self.send_response(202); self.end_headers(); return
+        elif msg["method"] == "tools/list":
+            result = {"tools": [{"name": n, "inputSchema": {"type": "object"}} for n in ("public", "secret")]}
+        else:
+            result = {"content": [{"type": "text", "text": "CALLED " + msg["params"]["name"]}]}
+        out = json.dumps({"jsonrpc": "2.0", "id": msg.get("id"), "result": result}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(out)))
+        for k, v in extra.items(): self.send_header(k, v)
+        self.end_headers(); self.wfile.write(out)
+    def do_DELETE(self):
+        sessions.discard(self.headers.get("mcp-session-id")); self.send_response(200); self.end_headers()
+HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+#[test]
+fn a_proxied_server_is_not_reached_around_the_policy_nor_through_another_callers_session() {
+    let (up, web) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\n[servers.web]\nmode = \"remote\"\nurl = \"http://127.0.0.1:{up}/mcp\"\nport = {web}\nauth = {{ tokens = true }}\ntools = {{ deny = [\"secret\"] }}\n"
+    ));
+    env.write("up.py", HTTP_SERVER);
+    // Killed however the test ends (a panic too): it must not outlive the test.
+    let _upstream = crate::common::KillOnDrop(
+        std::process::Command::new("python3")
+            .arg(env.path().join("up.py"))
+            .arg(up.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    crate::common::wait_for("the upstream", 30, || {
+        std::net::TcpStream::connect(("127.0.0.1", up))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    let made = env.run(&["token", "create", "pub", "--allow", "web/*"]);
+    made.success();
+    let token = made.stdout.trim().to_string();
+    let other = env.run(&["token", "create", "pub2", "--allow", "web/*"]);
+    other.success();
+    let token2 = other.stdout.trim().to_string();
+    env.run_within(60, &["apply"]).success();
+    let (status, session) = open(web, &token);
+    assert_eq!(status, 200);
+    let session = session.unwrap();
+    let (_, body) = ask(web, &token, &session, &list());
+    assert_eq!(names(&body), vec!["public".to_string()]);
+    // What serde cannot read, a key given twice, `NAME` beside `name`: refused, never
+    // passed to a server that might read them otherwise.
+    let auth = format!("Bearer {token}");
+    for body in [
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"secret","arguments":{},"_x":1e400}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"public","name":"secret","arguments":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"public","NAME":"secret","arguments":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"_meta":{"x":NaN}}}"#,
+    ] {
+        let reply = http(
+            web,
+            "POST",
+            "/mcp",
+            &[("Authorization", &auth), ("Mcp-Session-Id", &session)],
+            body.as_bytes(),
+        );
+        assert!(
+            !reply.body.contains("CALLED secret"),
+            "{body}: {}",
+            reply.body
+        );
+        assert!(!reply.body.contains("\"secret\""), "{body}: {}", reply.body);
+        assert!(
+            reply.status == 400 || reply.body.contains("-32602"),
+            "{body}: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    // Another caller (allowed the same tools) cannot use or end pub's session.
+    assert_eq!(ask(web, &token2, &session, &list()).0, 404);
+    let auth2 = format!("Bearer {token2}");
+    let deleted = http(
+        web,
+        "DELETE",
+        "/mcp",
+        &[("Authorization", &auth2), ("Mcp-Session-Id", &session)],
+        b"",
+    );
+    assert_eq!(deleted.status, 404);
+    let (status, body) = ask(web, &token, &session, &call("public"));
+    assert_eq!(status, 200);
+    assert!(body.contains("CALLED public"), "{body}");
+}
+
+#[test]
+fn operator_mistakes_with_tokens_are_refused_clearly() {
+    let a = free_port();
+    let base = format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\n",
+        echo_bin()
+    );
+    let same = "blake3:1111111111111111111111111111111111111111111111111111111111111111";
+    let env = TestEnv::with_config(&format!(
+        "{base}\n[tokens.x]\nallow = [\"alpha/*\"]\nhash = \"{same}\"\n\n[tokens.y]\nallow = [\"alpha/*\"]\nhash = \"{same}\"\n"
+    ));
+    env.run(&["validate"])
+        .failure()
+        .stderr_has("have the same hash");
+    let env = TestEnv::with_config(&base);
+    env.run(&[
+        "token",
+        "create",
+        "x",
+        "--allow",
+        "alpha/*",
+        "--expires",
+        "99999999999d",
+    ])
+    .failure()
+    .stderr_has("more than 100 years");
+    assert_eq!(env.read("mcpctl.toml"), base);
+}
+
+#[test]
+fn a_clients_names_cannot_forge_audit_rows_nor_rotate_its_history_away() {
+    let a = free_port();
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\nauth = {{ tokens = true }}\n",
+        echo_bin()
+    ));
+    let made = env.run(&["token", "create", "ci", "--allow", "alpha/echo"]);
+    made.success();
+    let ci = made.stdout.trim().to_string();
+    env.run_within(60, &["apply"]).success();
+    let (_, session) = open(a, &ci);
+    let session = session.unwrap();
+    let forged = format!(
+        "x\n2026-01-01 owner alpha tools/call evil allowed\u{1b}[31m{}",
+        "A".repeat(8000)
+    );
+    let body = json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call",
+        "params": {"name": forged, "arguments": {}}});
+    ask(a, &ci, &session, &body);
+    ask(a, &ci, &session, &call("echo"));
+    let path = env.path().join(".mcpctl/audit.log");
+    crate::common::wait_for("the audit lines", 30, || {
+        let log = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned();
+        if log.lines().filter(|l| l.contains("tools/call")).count() >= 2 {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    // A torn or foreign line hides nothing after it.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    use std::io::Write;
+    file.write_all(b"\xff\xfe not an entry\n{\"at\": 1}\n")
+        .unwrap();
+    ask(a, &ci, &session, &call("echo"));
+    let text = crate::common::wait_for("the last line", 30, || {
+        let run = env.run(&["audit", "--caller", "ci"]);
+        let rows = run
+            .stdout
+            .lines()
+            .filter(|l| l.contains(" tools/call "))
+            .count();
+        if rows >= 3 {
+            Ok(run.stdout)
+        } else {
+            Err(run.stdout)
+        }
+    });
+    assert!(!text.contains('\u{1b}'), "no raw escape: {text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("2026-01-01 owner")),
+        "no forged row: {text}"
+    );
+    assert!(
+        text.contains("bytes)"),
+        "the long name is cut, its length said: {text}"
+    );
+    let log = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+    assert!(log.lines().all(|l| l.len() < 2048), "every line bounded");
+}
