@@ -36,13 +36,13 @@ pub(super) fn run(args: &GatewayArgs) -> Result<u8, Error> {
             .url
             .clone()
             .ok_or_else(|| Error::Failed(format!("--upstream {member}: no URL")))?;
-        members.insert(
-            member.clone(),
-            GivenMember {
-                url,
-                bearer: upstream_bearer(args, member)?,
-            },
-        );
+        let bearer = upstream_bearer(args, member)?;
+        if bearer.is_some() && plain_beyond_loopback(&url) {
+            crate::note!(
+                "warning: --upstream-bearer-env {member}: its token goes to {url} over plain http, readable on the network between"
+            );
+        }
+        members.insert(member.clone(), GivenMember { url, bearer });
     }
     let bearer = match &args.auth_bearer_env {
         Some(var) => Some(SecretString::from(env_token("--auth-bearer-env", var)?)),
@@ -87,6 +87,23 @@ fn upstream_bearer(args: &GatewayArgs, member: &str) -> Result<Option<SecretStri
         }
     }
     Ok(None)
+}
+
+/// An `http://` URL whose host is not this machine.
+fn plain_beyond_loopback(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    !(host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()))
 }
 
 /// `NAME=VALUE`, split at its first `=`.
@@ -193,4 +210,29 @@ fn config_of(args: &GatewayArgs) -> Result<String, Error> {
     doc["servers"] = Item::Table(servers);
     doc["endpoints"] = Item::Table(endpoints);
     Ok(doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_beyond_loopback;
+
+    #[test]
+    fn a_bearer_over_plain_http_beyond_this_machine_is_warned_about() {
+        for warned in [
+            "http://mcp-github:8000/mcp",
+            "http://10.0.0.5/mcp",
+            "http://user@example.com:80/mcp",
+            "http://[2001:db8::1]:8000/mcp",
+        ] {
+            assert!(plain_beyond_loopback(warned), "{warned}");
+        }
+        for quiet in [
+            "https://mcp-github:8000/mcp",
+            "http://127.0.0.1:8000/mcp",
+            "http://localhost/mcp",
+            "http://[::1]:8000/mcp",
+        ] {
+            assert!(!plain_beyond_loopback(quiet), "{quiet}");
+        }
+    }
 }
