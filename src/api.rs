@@ -51,8 +51,8 @@ pub struct ApplyOptions {
     /// the plan was made from.
     #[serde(default)]
     pub expect: Option<Expected>,
-    /// Only the file's `[tokens]` (`mcpctl token ...`): who may call changes, nothing
-    /// runs or stops.
+    /// Only the file's `[tokens]` and `mcpctl.lock` (`mcpctl token ...`, `mcpctl tools
+    /// NAME --pin`): who may call what changes, nothing runs or stops.
     #[serde(default)]
     pub only_tokens: bool,
 }
@@ -141,6 +141,9 @@ pub struct ToolLine {
     /// Why it is hidden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// What `mcpctl tools NAME --pin` pins it by (a server's tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// An endpoint as it runs.

@@ -172,6 +172,10 @@ pub enum Command {
         /// Also the tools hidden by a policy, a member down or a name clash, with why
         #[arg(long)]
         all: bool,
+        /// Pin the server's tools as they are now: their definitions' digests go to
+        /// mcpctl.lock; with `pin = true` a tool changed or added later is hidden
+        #[arg(long, conflicts_with_all = ["all", "format"])]
+        pin: bool,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },

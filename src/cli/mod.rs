@@ -189,9 +189,12 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             },
             format,
         ),
-        Command::Tools { name, all, format } => {
-            tools::tools(&locate(file, &cwd)?, &name, all, format)
-        }
+        Command::Tools {
+            name,
+            all,
+            pin,
+            format,
+        } => tools::tools(&locate(file, &cwd)?, &name, all, pin, format),
         Command::Server(ServerCommand::Start {
             name,
             flags,

@@ -8,7 +8,13 @@ use super::{Error, ok, print};
 use crate::api::{Reply, Request, ToolsReport};
 use crate::client;
 
-pub(super) fn tools(path: &Path, name: &str, all: bool, format: Format) -> Result<u8, Error> {
+pub(super) fn tools(
+    path: &Path,
+    name: &str,
+    all: bool,
+    pin: bool,
+    format: Format,
+) -> Result<u8, Error> {
     let loaded = super::load(path)?;
     if !loaded.config.servers.contains_key(name) && !loaded.config.endpoints.contains_key(name) {
         let known: Vec<&str> = loaded
@@ -45,6 +51,9 @@ pub(super) fn tools(path: &Path, name: &str, all: bool, format: Format) -> Resul
         }
         Err(e) => return Err(e.into()),
     };
+    if pin {
+        return pin_tools(path, name, &report);
+    }
     if !all {
         report.hidden.clear();
     }
@@ -141,6 +150,57 @@ fn discovery_line(d: &crate::api::DiscoveryReport, tools: usize) -> String {
     }
 }
 
+/// `--pin`: the digests of what the server lists now (every tool its policy lets
+/// through, pinned or not) become its table of `mcpctl.lock`; a running daemon takes
+/// them at once.
+fn pin_tools(path: &Path, name: &str, report: &ToolsReport) -> Result<u8, Error> {
+    if report.kind != "server" {
+        return Err(Error::Failed(format!(
+            "`{name}` is an endpoint: pin its members' tools (`mcpctl tools MEMBER --pin`)"
+        )));
+    }
+    let pins: std::collections::BTreeMap<String, String> = report
+        .shown
+        .iter()
+        .chain(report.hidden.iter().filter(|t| {
+            t.why
+                .as_deref()
+                .is_some_and(|w| w == "changed since pinned" || w == "not pinned")
+        }))
+        .filter_map(|t| Some((t.original.clone(), t.digest.clone()?)))
+        .collect();
+    let lock_path = path.with_extension("lock");
+    let mut lock = match std::fs::read_to_string(&lock_path) {
+        Ok(text) => crate::model::lock::parse(&text).map_err(|why| {
+            Error::Failed(format!(
+                "{}: {why}; fix or remove it first",
+                lock_path.display()
+            ))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(e) => return Err(Error::Failed(format!("{}: {e}", lock_path.display()))),
+    };
+    let count = pins.len();
+    lock.insert(name.to_string(), pins);
+    crate::config::store::write_atomic(&lock_path, &crate::model::lock::render(&lock))?;
+    crate::note!(
+        "pinned {count} tool(s) of `{name}` in {} (commit it with the file)",
+        lock_path.display()
+    );
+    // The daemon reads the lock at every apply; ask it now.
+    let Some(stream) = client::connect(path)? else {
+        return ok();
+    };
+    let options = crate::api::ApplyOptions {
+        only_tokens: true,
+        ..crate::api::ApplyOptions::default()
+    };
+    client::request(stream, &Request::Apply(Box::new(options)), |line| {
+        crate::note!("{line}");
+    })?;
+    ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +217,7 @@ mod tests {
                 original: "o".repeat(1_000_000),
                 description: None,
                 why: None,
+                digest: None,
             }],
             ..ToolsReport::default()
         };

@@ -302,6 +302,7 @@ impl Daemon {
                             .and_then(|d| d.as_str())
                             .map(str::to_string),
                         why: None,
+                        digest: None,
                     })
                 })
                 .collect();
@@ -315,6 +316,7 @@ impl Daemon {
                     original: h.original.clone(),
                     description: None,
                     why: Some(h.why.clone()),
+                    digest: None,
                 })
                 .collect();
             return Ok(ToolsReport {
@@ -374,6 +376,13 @@ impl Daemon {
             }
         };
         let rules = spec.tools.rules();
+        let pins = spec.pin.then(|| {
+            self.pins
+                .read()
+                .ok()
+                .and_then(|l| l.get(name).cloned())
+                .unwrap_or_default()
+        });
         let mut report = ToolsReport {
             kind: "server".into(),
             name: name.to_string(),
@@ -392,11 +401,19 @@ impl Daemon {
                     .and_then(|d| d.as_str())
                     .map(str::to_string),
                 why: None,
+                digest: Some(crate::policy::pin::digest(tool)),
             };
-            match crate::policy::decide(&rules, original, tool) {
+            let verdict = crate::policy::decide(&rules, original, tool)
+                .map_err(|why| why.to_string())
+                .and_then(|()| match &pins {
+                    Some(pins) => crate::policy::pin::check(pins, original, tool)
+                        .map_err(|why| why.to_string()),
+                    None => Ok(()),
+                });
+            match verdict {
                 Ok(()) => report.shown.push(line),
                 Err(why) => report.hidden.push(ToolLine {
-                    why: Some(why.to_string()),
+                    why: Some(why),
                     ..line
                 }),
             }

@@ -146,6 +146,8 @@ pub struct Daemon {
     /// `.mcpctl/audit.log`: decisions on ports with `auth` (none when it cannot be
     /// opened: said in the log, and the servers still run).
     audit: Option<Arc<crate::gateway::audit::Audit>>,
+    /// `mcpctl.lock` as last read (for `mcpctl tools`).
+    pins: std::sync::RwLock<crate::model::lock::Lock>,
     /// Whether `network = "isolated"` servers get a network namespace here, or why not
     /// (they then run on the machine's network, and `status` says so).
     isolation: Result<(), String>,
@@ -202,6 +204,7 @@ impl Daemon {
             stopping: std::sync::atomic::AtomicBool::new(false),
             members: Arc::default(),
             callers: crate::gateway::callers::Callers::new(),
+            pins: std::sync::RwLock::default(),
             audit: match crate::gateway::audit::Audit::open(&crate::logs::audit_path(&runtime_dir))
             {
                 Ok(audit) => Some(audit),

@@ -48,11 +48,52 @@ impl Daemon {
         let _ = progress
             .send(format!("tokens: {} in force", tokens.len()))
             .await;
+        self.apply_pins(progress).await;
         Ok(Applied {
             changed: false,
             failures: Vec::new(),
             endpoints: BTreeMap::new(),
         })
+    }
+
+    /// `mcpctl.lock` (beside the file) to every server with `pin = true`, live; open
+    /// sessions of a server whose pins changed hear `list_changed`.
+    pub(super) async fn apply_pins(&self, progress: &mpsc::Sender<String>) {
+        let path = self.config_path.with_extension("lock");
+        let lock = match std::fs::read_to_string(&path) {
+            Ok(text) => match crate::model::lock::parse(&text) {
+                Ok(lock) => lock,
+                Err(why) => {
+                    // Fail closed: a pinned server then shows nothing it cannot prove.
+                    let _ = progress
+                        .send(format!(
+                            "{}: {why}; pinned servers show no tools",
+                            path.display()
+                        ))
+                        .await;
+                    Default::default()
+                }
+            },
+            Err(_) => Default::default(),
+        };
+        if let Ok(mut pins) = self.pins.write() {
+            pins.clone_from(&lock);
+        }
+        let servers = self.servers.lock().await;
+        for (name, rt) in servers.iter() {
+            let Some(gateway) = &rt.gateway else { continue };
+            let pins = rt
+                .spec
+                .pin
+                .then(|| lock.get(name).cloned().unwrap_or_default());
+            if gateway.set_pins(pins) {
+                for h in &rt.instances {
+                    if let Some(upstream) = h.view.borrow().upstream() {
+                        upstream.publish(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}));
+                    }
+                }
+            }
+        }
     }
 
     pub async fn apply(
@@ -128,6 +169,9 @@ impl Daemon {
             self.record_applied(digest, options.origin.as_ref()).await;
         }
         self.remember(&servers, &options, &secrets).await;
+        // The lock read before any server starts: a new pinned port serves its pins
+        // from its first request.
+        self.apply_pins(&progress).await;
         let plan = crate::plan::focus(
             plan(&servers, &observed),
             &options.only,
@@ -175,6 +219,7 @@ impl Daemon {
                 .failures
                 .extend(failures.into_iter().map(ServerError::Endpoint));
         }
+        self.apply_pins(&progress).await;
         let servers = self.servers.lock().await;
         outcome.endpoints = servers
             .iter()
@@ -389,7 +434,16 @@ impl Daemon {
                         match gateway::serve(addr, backend, auth, tls, limits, spec.tools.rules())
                             .await
                         {
-                            Ok(g) => Some(g),
+                            Ok(g) => {
+                                g.set_pins(spec.pin.then(|| {
+                                    self.pins
+                                        .read()
+                                        .ok()
+                                        .and_then(|l| l.get(&name).cloned())
+                                        .unwrap_or_default()
+                                }));
+                                Some(g)
+                            }
                             Err(source) => {
                                 return Err(ServerError::Serve {
                                     server: name,

@@ -116,6 +116,11 @@ impl Gateway {
         self.tools.set(rules);
     }
 
+    /// `pin = true`: the pinned definitions (`None`: not pinned); whether they changed.
+    pub fn set_pins(&self, pins: Option<crate::policy::pin::Pins>) -> bool {
+        self.tools.set_pins(pins)
+    }
+
     /// A new `session_idle`, from the janitor's next sweep on.
     pub fn set_session_idle(&self, idle: std::time::Duration) {
         let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::Upstream;
 use crate::policy::caller::ToolView;
+use crate::policy::pin::{self, Pins};
 use crate::policy::{self, Rules};
 use crate::wire::jsonrpc::INVALID_PARAMS;
 
@@ -20,6 +21,8 @@ use crate::wire::jsonrpc::INVALID_PARAMS;
 pub struct ToolGate {
     rules: RwLock<Arc<Rules>>,
     definitions: RwLock<HashMap<String, Value>>,
+    /// `pin = true`: the definitions as pinned in `mcpctl.lock`.
+    pins: RwLock<Option<Arc<Pins>>>,
 }
 
 impl ToolGate {
@@ -27,7 +30,24 @@ impl ToolGate {
         Arc::new(Self {
             rules: RwLock::new(Arc::new(rules)),
             definitions: RwLock::default(),
+            pins: RwLock::default(),
         })
+    }
+
+    /// Pins from now on (`None`: the server does not pin); whether they changed.
+    pub fn set_pins(&self, pins: Option<Pins>) -> bool {
+        let Ok(mut current) = self.pins.write() else {
+            return false;
+        };
+        if current.as_deref() == pins.as_ref() {
+            return false;
+        }
+        *current = pins.map(Arc::new);
+        true
+    }
+
+    fn pins(&self) -> Option<Arc<Pins>> {
+        self.pins.read().ok().and_then(|p| p.clone())
     }
 
     pub fn set(&self, rules: Rules) {
@@ -55,8 +75,9 @@ impl ToolGate {
     ) -> Result<(), Value> {
         let rules = self.rules();
         let name = called(method, params);
+        let pinned = self.pins().is_some();
         let unseen = name.is_some_and(|name| {
-            policy::decide_by_name(&rules, name).is_none()
+            (pinned || policy::decide_by_name(&rules, name).is_none())
                 && self.definitions.read().is_ok_and(|d| !d.contains_key(name))
         });
         if unseen {
@@ -106,19 +127,26 @@ impl ToolGate {
             return Some("outside the caller's patterns".into());
         }
         let rules = self.rules();
-        if rules.is_open() {
+        let pins = self.pins();
+        if rules.is_open() && pins.is_none() {
             return None;
         }
-        let verdict = policy::decide_by_name(&rules, name).unwrap_or_else(|| {
-            let definition = self
-                .definitions
+        let definition = || {
+            self.definitions
                 .read()
                 .ok()
                 .and_then(|d| d.get(name).cloned())
-                .unwrap_or(Value::Null);
-            policy::decide(&rules, name, &definition)
-        });
-        verdict.err().map(|hidden| format!("tool policy: {hidden}"))
+                .unwrap_or(Value::Null)
+        };
+        let verdict = policy::decide_by_name(&rules, name)
+            .unwrap_or_else(|| policy::decide(&rules, name, &definition()));
+        if let Err(hidden) = verdict {
+            return Some(format!("tool policy: {hidden}"));
+        }
+        let pins = pins?;
+        pin::check(&pins, name, &definition())
+            .err()
+            .map(|unpinned| format!("tool pinning: {unpinned}"))
     }
 
     /// A `tools/list` answer (a whole message) filtered in place, for `caller` too;
@@ -129,7 +157,7 @@ impl ToolGate {
             .and_then(Value::as_array_mut)
         {
             self.remember(tools);
-            policy::filter_tools(&self.rules(), tools);
+            self.filter_by_policy(tools);
             if let Some(caller) = caller {
                 caller.filter(tools);
             }
@@ -138,7 +166,18 @@ impl ToolGate {
 
     /// Whether lists need filtering at all.
     pub fn is_open(&self) -> bool {
-        self.rules().is_open()
+        self.rules().is_open() && self.pins().is_none()
+    }
+
+    /// The server's policy and its pins applied to a list.
+    fn filter_by_policy(&self, tools: &mut Vec<Value>) {
+        policy::filter_tools(&self.rules(), tools);
+        if let Some(pins) = self.pins() {
+            tools.retain(|tool| {
+                let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+                pin::check(&pins, name, tool).is_ok()
+            });
+        }
     }
 
     /// Reads the server's tools now (for a `read_only` decision).
@@ -172,7 +211,7 @@ impl ToolGate {
         reply: oneshot::Receiver<Value>,
         caller: Option<Arc<ToolView>>,
     ) -> oneshot::Receiver<Value> {
-        if method != "tools/list" || (self.rules().is_open() && caller.is_none()) {
+        if method != "tools/list" || (self.is_open() && caller.is_none()) {
             return reply;
         }
         let (tx, filtered) = oneshot::channel();
@@ -184,7 +223,7 @@ impl ToolGate {
                 .and_then(Value::as_array_mut)
             {
                 gate.remember(tools);
-                policy::filter_tools(&gate.rules(), tools);
+                gate.filter_by_policy(tools);
                 if let Some(caller) = &caller {
                     caller.filter(tools);
                 }

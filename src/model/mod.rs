@@ -7,6 +7,7 @@
 pub mod endpoint;
 pub mod identity;
 pub mod locate;
+pub mod lock;
 pub mod names;
 pub mod raw;
 pub mod resolve;

@@ -526,6 +526,10 @@ pub struct Layer {
     /// endpoint, e.g. `{ deny = ["delete_*"] }`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<ToolRules>,
+    /// Only tools whose definitions match `mcpctl.lock` (`mcpctl tools NAME --pin`) are
+    /// shown and called: a tool changed or added since it was reviewed is hidden.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<bool>,
     /// Serve this server's port over HTTPS: `tls = { cert = "cert.pem", key = "key.pem" }`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,

@@ -71,6 +71,7 @@ struct Merged {
     auth: Option<Sourced<super::raw::Auth>>,
     network: Option<Sourced<super::raw::Network>>,
     tools: Option<Sourced<super::raw::ToolRules>>,
+    pin: Option<Sourced<bool>>,
     tls: Option<Sourced<super::raw::Tls>>,
     image: Option<Sourced<String>>,
     headers: BTreeMap<String, String>,
@@ -116,6 +117,7 @@ impl Merged {
             auth,
             network,
             tools,
+            pin,
             tls,
             image
         );
@@ -770,6 +772,7 @@ fn resolve_server(
         secrets: m.secrets,
         transport,
         tools: tools.unwrap_or_default(),
+        pin: m.pin.as_ref().is_some_and(|p| p.value),
         network,
         mode,
         url,

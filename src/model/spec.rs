@@ -30,6 +30,9 @@ pub struct ServerSpec {
     /// Which of its tools agents see and may call, on its own port and in endpoints.
     #[serde(default, skip_serializing_if = "ToolPolicy::is_open")]
     pub tools: ToolPolicy,
+    /// Only tools as pinned in `mcpctl.lock` are shown and called.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin: bool,
     /// The network its processes run in (see [`Network`]).
     #[serde(default = "host_network")]
     pub network: Network,
@@ -318,6 +321,7 @@ impl ServerSpec {
             attr("headers", non_empty_map(&self.headers).map(Map), Restart),
             // The gateway adopts a new policy live: sessions get `list_changed`.
             attr("tools", self.tools.parts(), InPlace),
+            attr("pin", self.pin.then(|| Text("true".into())), InPlace),
             // Not what runs here: only what `render k8s` writes.
             attr("image", self.image.clone().map(Text), InPlace),
             attr("port", Some(Number(u64::from(self.port))), Restart),

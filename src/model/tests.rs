@@ -322,10 +322,11 @@ args = ["a"]
 cwd = "sub"
 env = { K = "v" }
 secrets = { T = "age:abc" }
-auth = { bearer = "T" }
+auth = { bearer = "T", tokens = true }
 tls = { cert = "c.pem", key = "k.pem" }
 image = "node:22-bookworm-slim"
 headers = { X = "${K}" }
+pin = true
 transport = "stdio"
 mode = "local"
 url = "http://127.0.0.1:1/mcp"
@@ -373,7 +374,7 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
         "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m", "drain_timeout": "4s", "session_idle": "1m 30s", "max_sessions": 50,
         "limits": {"memory_bytes": 1073741824u64, "nofile": 2048},
         "health": {"interval": "5s", "timeout": "1s", "failures": 2},
-        "auth_bearer": "T", "headers": {"X": "${K}"},
+        "auth_bearer": "T", "auth_tokens": true, "pin": true, "headers": {"X": "${K}"},
         "tls": {"cert": "c.pem", "key": "k.pem"},
         "image": "node:22-bookworm-slim"
     });
