@@ -259,6 +259,9 @@ pub struct ServerStatus {
     /// for isolation where the machine gives none runs on `host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// `pin = true`: tools its last list had that the lock hides (`tool: why`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpinned: Vec<String>,
 }
 
 /// One change of an autoscaled server's instance count.

@@ -317,6 +317,7 @@ mod tests {
                 traffic: Some(traffic),
                 last_scale: None,
                 network: None,
+                unpinned: Vec::new(),
             }],
             usage: None,
             applied: None,

@@ -183,6 +183,13 @@ fn report(file: &ServerSpec, running: Option<&ServerStatus>) -> Report {
             .any(|i| i.asked_roots_unprompted)
             .then(|| ROOTS_OUTSIDE_A_CALL.to_string())
             .into_iter()
+            .chain(running.filter(|r| !r.unpinned.is_empty()).map(|r| {
+                format!(
+                    "tools hidden by pin (`mcpctl tools {} --pin` after review): {}",
+                    spec.name,
+                    r.unpinned.join(", ")
+                )
+            }))
             .collect(),
     }
 }

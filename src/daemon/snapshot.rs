@@ -188,6 +188,11 @@ impl Daemon {
                     restarts: instances.iter().map(|i| i.restarts).sum(),
                     instances,
                     last_scale: rt.last_scale.clone(),
+                    unpinned: rt
+                        .gateway
+                        .as_ref()
+                        .map(|g| g.unpinned())
+                        .unwrap_or_default(),
                     network: Some(
                         if rt.spec.wants_isolation() && self.isolation.is_ok() {
                             "isolated"

@@ -116,6 +116,11 @@ impl Gateway {
         self.tools.set(rules);
     }
 
+    /// What the pins hid from the server's last list (`tool: why`).
+    pub fn unpinned(&self) -> Vec<String> {
+        self.tools.unpinned()
+    }
+
     /// `pin = true`: the pinned definitions (`None`: not pinned); whether they changed.
     pub fn set_pins(&self, pins: Option<crate::policy::pin::Pins>) -> bool {
         self.tools.set_pins(pins)

@@ -23,6 +23,8 @@ pub struct ToolGate {
     definitions: RwLock<HashMap<String, Value>>,
     /// `pin = true`: the definitions as pinned in `mcpctl.lock`.
     pins: RwLock<Option<Arc<Pins>>>,
+    /// What the pins hid from the last list, with why (for `status`).
+    unpinned: RwLock<Vec<String>>,
 }
 
 impl ToolGate {
@@ -31,6 +33,7 @@ impl ToolGate {
             rules: RwLock::new(Arc::new(rules)),
             definitions: RwLock::default(),
             pins: RwLock::default(),
+            unpinned: RwLock::default(),
         })
     }
 
@@ -173,11 +176,28 @@ impl ToolGate {
     fn filter_by_policy(&self, tools: &mut Vec<Value>) {
         policy::filter_tools(&self.rules(), tools);
         if let Some(pins) = self.pins() {
+            let mut hidden = Vec::new();
             tools.retain(|tool| {
                 let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-                pin::check(&pins, name, tool).is_ok()
+                let verdict = pin::check(&pins, name, tool);
+                if let Err(why) = verdict {
+                    hidden.push(format!("{name}: {why}"));
+                }
+                verdict.is_ok()
             });
+            // Bounded by the list, which the server's answer size bounds.
+            if let Ok(mut u) = self.unpinned.write() {
+                *u = hidden;
+            }
         }
+    }
+
+    /// What the pins hid from the last list (`tool: why`).
+    pub fn unpinned(&self) -> Vec<String> {
+        if self.pins().is_none() {
+            return Vec::new();
+        }
+        self.unpinned.read().map(|u| u.clone()).unwrap_or_default()
     }
 
     /// Reads the server's tools now (for a `read_only` decision).

@@ -969,6 +969,11 @@ fn a_pinned_server_hides_and_refuses_a_tool_its_server_changed_until_it_is_pinne
             Err(run.stdout)
         }
     });
+    env.run(&["server", "status", "gh"])
+        .success()
+        .stdout_has("tools hidden by pin")
+        .stdout_has("search: changed since pinned")
+        .stdout_has("exfiltrate: not pinned");
     env.run(&["tools", "gh", "--pin"])
         .success()
         .stderr_has("pinned 3 tool(s)");
