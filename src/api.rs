@@ -25,6 +25,9 @@ pub enum Request {
     Shutdown,
     /// What an agent sees of a server's or an endpoint's tools (`mcpctl tools`).
     Tools { name: String },
+    /// The owner's key: every port with `auth` lets it in (`connect` to a server or
+    /// an endpoint that takes only callers' tokens). Only over this socket.
+    OwnerKey,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -89,6 +92,7 @@ pub enum Reply {
     Status { status: DaemonStatus },
     Applied { outcome: ApplyOutcome },
     Tools { report: ToolsReport },
+    OwnerKey { key: String },
     Ok,
     Error { message: String },
 }

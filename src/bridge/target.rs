@@ -48,7 +48,11 @@ pub fn reach(config: &Path, name: &str, timeout: Duration) -> Result<Target, Una
         }
         return Ok(Target {
             url: endpoint.url(),
-            bearer: None,
+            bearer: if endpoint.auth_tokens {
+                Some(owner_key(config)?)
+            } else {
+                None
+            },
         });
     }
     let spec = declared(config, name)?;
@@ -62,7 +66,23 @@ pub fn reach(config: &Path, name: &str, timeout: Duration) -> Result<Target, Una
             return Err(Unavailable(why));
         }
     }
-    target_of(&spec)
+    let mut target = target_of(&spec)?;
+    if target.bearer.is_none() && spec.auth_tokens {
+        // Callers' tokens only: the owner comes in with the daemon's owner key.
+        target.bearer = Some(owner_key(config)?);
+    }
+    Ok(target)
+}
+
+/// The daemon's owner key (asked over its control socket, which only the owner can use).
+fn owner_key(config: &Path) -> Result<SecretString, Unavailable> {
+    match client::ask(config, &Request::OwnerKey) {
+        Ok(Reply::OwnerKey { key }) => Ok(SecretString::from(key)),
+        Ok(other) => Err(Unavailable(format!("unexpected daemon reply: {other:?}"))),
+        Err(e) => Err(Unavailable(format!(
+            "cannot get the owner's key from the daemon: {e}"
+        ))),
+    }
 }
 
 /// NAME as an endpoint of the file, when it is one.
@@ -119,11 +139,20 @@ fn target_of(spec: &ServerSpec) -> Result<Target, Unavailable> {
 
 /// NAME's bearer as the file has it now (after a rotation, say).
 pub fn current_bearer(config: &Path, name: &str) -> Result<Option<SecretString>, Unavailable> {
-    if declared_endpoint(config, name).is_some() {
-        // Endpoints bind loopback only and have no bearer of their own.
-        return Ok(None);
+    if let Some(endpoint) = declared_endpoint(config, name) {
+        // An endpoint has no bearer of its own; one taking callers' tokens lets the
+        // owner in with the daemon's key.
+        return if endpoint.auth_tokens {
+            owner_key(config).map(Some)
+        } else {
+            Ok(None)
+        };
     }
-    bearer(&declared(config, name)?)
+    let spec = declared(config, name)?;
+    match bearer(&spec)? {
+        None if spec.auth_tokens => owner_key(config).map(Some),
+        found => Ok(found),
+    }
 }
 
 /// What the daemon says of NAME: `None` when no daemon runs.

@@ -86,6 +86,9 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) {
         Request::Status => Reply::Status {
             status: daemon.status().await,
         },
+        Request::OwnerKey => Reply::OwnerKey {
+            key: age::secrecy::ExposeSecret::expose_secret(&*daemon.owner_key).to_string(),
+        },
         Request::Tools { name } => match daemon.tools_report(&name).await {
             Ok(report) => Reply::Tools { report },
             Err(message) => Reply::Error { message },

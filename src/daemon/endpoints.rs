@@ -161,6 +161,7 @@ impl Daemon {
             target: spec.name.clone(),
             callers: spec.auth_tokens.then(|| Arc::clone(&self.callers)),
             audit: self.audit.clone().filter(|_| spec.auth_tokens),
+            owner: spec.auth_tokens.then(|| Arc::clone(&self.owner_key)),
             bearer: None,
         };
         let served = gateway::endpoint::serve(&endpoint, addr, auth, None)

@@ -146,6 +146,9 @@ pub struct Daemon {
     /// `.mcpctl/audit.log`: decisions on ports with `auth` (none when it cannot be
     /// opened: said in the log, and the servers still run).
     audit: Option<Arc<crate::gateway::audit::Audit>>,
+    /// The owner's key, for this daemon's life: every port with `auth` lets it in, and
+    /// only the control socket hands it out (whoever can use that owns the daemon).
+    owner_key: Arc<age::secrecy::SecretString>,
     /// `mcpctl.lock` as last read (for `mcpctl tools`).
     pins: std::sync::RwLock<crate::model::lock::Lock>,
     /// Whether `network = "isolated"` servers get a network namespace here, or why not
@@ -168,6 +171,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// 256 random bits, as hex.
+fn owner_key() -> Result<age::secrecy::SecretString, Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Io {
+        what: "cannot make the owner's key".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(age::secrecy::SecretString::from(format!(
+        "mcpctl_owner_{hex}"
+    )))
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -205,6 +221,7 @@ impl Daemon {
             members: Arc::default(),
             callers: crate::gateway::callers::Callers::new(),
             pins: std::sync::RwLock::default(),
+            owner_key: Arc::new(owner_key()?),
             audit: match crate::gateway::audit::Audit::open(&crate::logs::audit_path(&runtime_dir))
             {
                 Ok(audit) => Some(audit),

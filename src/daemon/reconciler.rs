@@ -421,6 +421,7 @@ impl Daemon {
                                 .and_then(|name| secrets.values.get(&spec.name)?.get(name).cloned())
                                 .map(Arc::new),
                             callers: spec.auth_tokens.then(|| Arc::clone(&self.callers)),
+                            owner: spec.has_auth().then(|| Arc::clone(&self.owner_key)),
                         };
                         let limits = gateway::Limits {
                             max_sessions: spec.max_sessions,

@@ -29,6 +29,8 @@ pub struct Auth {
     pub target: String,
     /// The owner's bearer: every tool.
     pub bearer: Option<Arc<SecretString>>,
+    /// The daemon's owner key (`connect` asks the control socket for it): every tool.
+    pub owner: Option<Arc<SecretString>>,
     /// Callers' tokens taken here.
     pub callers: Option<Arc<Callers>>,
     /// Where every decision is recorded (a port with `auth`).
@@ -103,10 +105,12 @@ impl Guard {
             return Ok(None);
         }
         let given = header_str(headers, "authorization").and_then(bearer_token);
-        if let (Some(given), Some(owner)) = (given, &self.auth.bearer)
-            && constant_time_eq(given.as_bytes(), owner.expose_secret().as_bytes())
-        {
-            return Ok(None);
+        for owner in [&self.auth.bearer, &self.auth.owner].into_iter().flatten() {
+            if given
+                .is_some_and(|g| constant_time_eq(g.as_bytes(), owner.expose_secret().as_bytes()))
+            {
+                return Ok(None);
+            }
         }
         let refused = match (given, &self.auth.callers) {
             (Some(given), Some(callers)) => match callers.admit(given, &self.auth.target) {

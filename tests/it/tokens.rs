@@ -980,3 +980,111 @@ fn a_pinned_server_hides_and_refuses_a_tool_its_server_changed_until_it_is_pinne
     let (_, body) = ask(a, &ci, &session, &list());
     assert_eq!(names(&body).len(), 3, "{body}");
 }
+
+/// `mcpctl connect NAME` driven over its stdio: the answers to `messages` (one JSON
+/// line each), read until the answer with id `last` comes (bounded in time).
+fn over_connect(env: &TestEnv, name: &str, messages: &[Value], last: u64) -> Vec<Value> {
+    use std::io::{BufRead, Write};
+    let mut child = env
+        .command(&["connect", name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for m in messages {
+        writeln!(stdin, "{m}").unwrap();
+    }
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while let Some(wait) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(line) = rx.recv_timeout(wait) else {
+            break;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let done = v["id"] == last;
+        seen.push(v);
+        if done {
+            break;
+        }
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+#[test]
+fn the_owner_connects_to_what_takes_only_callers_tokens_without_writing_one() {
+    let (a, w) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{echo}\"\nport = {a}\nauth = {{ tokens = true }}\n\n[servers.beta]\ncommand = \"{echo}\"\nport = {b}\n\n[endpoints.work]\nport = {w}\nservers = [\"beta\"]\nauth = {{ tokens = true }}\n",
+        echo = echo_bin(),
+        b = free_port(),
+    ));
+    env.run_within(60, &["apply"]).success();
+    // Nobody else gets in without a token.
+    assert_eq!(
+        http(a, "POST", "/mcp", &[], init_body().as_bytes()).status,
+        401
+    );
+    assert_eq!(
+        http(w, "POST", "/mcp", &[], init_body().as_bytes()).status,
+        401
+    );
+    let messages = [
+        serde_json::from_str::<Value>(&init_body()).unwrap(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    ];
+    for (name, tool) in [("alpha", "whoami"), ("work", "beta__whoami")] {
+        let seen = over_connect(&env, name, &messages, 2);
+        let list = seen
+            .iter()
+            .find(|v| v["id"] == 2)
+            .unwrap_or_else(|| panic!("{name}: {seen:?}"));
+        let names: Vec<&str> = list["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: {list}"))
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&tool),
+            "{name}: the owner sees every tool: {names:?}"
+        );
+    }
+    // The owner's key is in no file.
+    for entry in walk(env.path()) {
+        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
+        assert!(!text.contains("mcpctl_owner_"), "{}", entry.display());
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
