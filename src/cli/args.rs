@@ -314,6 +314,11 @@ pub enum ClientCommand {
         /// Link this endpoint (one entry for its whole set of servers), beside the others
         #[arg(long, value_name = "NAME")]
         endpoint: Option<String>,
+        /// Call as this caller's token (`[tokens.NAME]`) where callers' tokens are taken:
+        /// the entry sends the variable MCPCTL_TOKEN_NAME, which the client's user sets
+        /// (never the token itself)
+        #[arg(long, value_name = "NAME")]
+        token: Option<String>,
         /// Replace entries of the same name that are not mcpctl's or were edited
         #[arg(long)]
         force: bool,

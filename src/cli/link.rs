@@ -28,6 +28,7 @@ pub(super) fn run(path: &Path, cmd: ClientCommand) -> Result<u8, Error> {
             dry_run,
             only,
             endpoint,
+            token,
             force,
         } => {
             // An endpoint is linked by name, beside what the client already has.
@@ -45,6 +46,7 @@ pub(super) fn run(path: &Path, cmd: ClientCommand) -> Result<u8, Error> {
                 config_path,
                 dry_run,
                 only.as_deref(),
+                token.as_deref(),
                 force,
             )
         }
@@ -198,8 +200,33 @@ impl Wanted {
 }
 
 /// The entries for every server the file runs (`only`: those named, endpoints too).
-fn entries(config: &Path, client: Client, only: Option<&[String]>) -> Result<Vec<Wanted>, Error> {
+fn entries(
+    config: &Path,
+    client: Client,
+    only: Option<&[String]>,
+    token: Option<&str>,
+) -> Result<Vec<Wanted>, Error> {
     let loaded = crate::config::load(config)?;
+    // `--token NAME`: the variable the client's user sets to that caller's token.
+    let token_var = match token {
+        None => None,
+        Some(name) if loaded.config.tokens.contains_key(name) => Some(format!(
+            "MCPCTL_TOKEN_{}",
+            name.to_ascii_uppercase().replace('-', "_")
+        )),
+        Some(name) => {
+            let known: Vec<&str> = loaded.config.tokens.keys().map(String::as_str).collect();
+            return Err(Error::Failed(format!(
+                "--token {name}: the file has no token `{name}` ({})",
+                if known.is_empty() {
+                    "none yet: `mcpctl token create NAME --allow TARGET/TOOL`".to_string()
+                } else {
+                    format!("it has: {}", known.join(", "))
+                }
+            )));
+        }
+    };
+    let caller_var = |takes_tokens: bool| token_var.clone().filter(|_| takes_tokens);
     if let Some(only) = only {
         for name in only {
             if !loaded.config.servers.contains_key(name)
@@ -251,7 +278,8 @@ fn entries(config: &Path, client: Client, only: Option<&[String]>) -> Result<Vec
         let Some((_, url)) = spec.endpoints().into_iter().next() else {
             continue;
         };
-        let mut wanted = want(name, url, spec.auth_bearer.clone());
+        let bearer = caller_var(spec.auth_tokens).or_else(|| spec.auth_bearer.clone());
+        let mut wanted = want(name, url, bearer);
         wanted.command.clone_from(&spec.command);
         wanted.args.clone_from(&spec.args);
         wanted.url.clone_from(&spec.url);
@@ -260,7 +288,7 @@ fn entries(config: &Path, client: Client, only: Option<&[String]>) -> Result<Vec
     // Endpoints are linked only when named: one entry for the whole set.
     for (name, spec) in &loaded.config.endpoints {
         if only.is_some_and(|o| o.contains(name)) {
-            out.push(want(name, spec.url(), None));
+            out.push(want(name, spec.url(), caller_var(spec.auth_tokens)));
         }
     }
     Ok(out)
@@ -295,6 +323,7 @@ fn link(
     config_path: Option<PathBuf>,
     dry_run: bool,
     only: Option<&[String]>,
+    token: Option<&str>,
     force: bool,
 ) -> Result<u8, Error> {
     let (client, section) = client_of(client_name)?;
@@ -318,7 +347,7 @@ fn link(
             client.name()
         )));
     }
-    let wanted = entries(config, client, only)?;
+    let wanted = entries(config, client, only, token)?;
     let existed = read_client_file(&file)?;
     let (before, dress) = Dress::strip(existed.as_deref().unwrap_or_default());
     let mut record = records
@@ -601,7 +630,7 @@ fn show(config: &Path, client_name: &str, only: Option<&[String]>) -> Result<u8,
     let (client, section) = client_of(client_name)?;
     // The entries as they would stand in a file of the client's own format.
     let mut text = String::new();
-    for w in entries(config, client, only)? {
+    for w in entries(config, client, only, None)? {
         text = clients::upsert(client, &text, section, &w.name, &w.value).map_err(Error::Failed)?;
     }
     print(text.trim_start())?;

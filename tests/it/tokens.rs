@@ -1088,3 +1088,57 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn client_link_with_a_token_writes_a_variable_for_it_never_the_token() {
+    let (a, w) = (free_port(), free_port());
+    let env = TestEnv::with_config(&format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{echo}\"\nport = {a}\nauth = {{ tokens = true }}\n\n[servers.beta]\ncommand = \"{echo}\"\nport = {b}\n\n[endpoints.work]\nport = {w}\nservers = [\"beta\"]\nauth = {{ tokens = true }}\n",
+        echo = echo_bin(),
+        b = free_port(),
+    ));
+    let made = env.run(&[
+        "token", "create", "ci-bot", "--allow", "alpha/*", "--allow", "work/*",
+    ]);
+    made.success();
+    let token = made.stdout.trim().to_string();
+    env.run(&[
+        "client",
+        "link",
+        "cursor",
+        "--config-path",
+        "cursor.json",
+        "--token",
+        "ci-bot",
+        "--only",
+        "alpha,beta",
+        "--endpoint",
+        "work",
+    ])
+    .success();
+    let written = env.read("cursor.json");
+    assert!(!written.contains(&token), "never the token: {written}");
+    let v: Value = serde_json::from_str(&written).unwrap();
+    for name in ["alpha", "work"] {
+        assert_eq!(
+            v["mcpServers"][name]["headers"]["Authorization"], "Bearer ${env:MCPCTL_TOKEN_CI_BOT}",
+            "{name}: {written}"
+        );
+    }
+    // beta takes no tokens: no header for it.
+    assert!(
+        v["mcpServers"]["beta"].get("headers").is_none(),
+        "{written}"
+    );
+    env.run(&[
+        "client",
+        "link",
+        "cursor",
+        "--config-path",
+        "other.json",
+        "--token",
+        "nobody",
+    ])
+    .failure()
+    .stderr_has("the file has no token `nobody`");
+}
