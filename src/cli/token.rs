@@ -236,10 +236,11 @@ fn new_token() -> Result<String, Error> {
     ))
 }
 
-/// A running daemon takes the file's tokens now; none running takes them at start.
-fn reload(path: &Path) -> Result<u8, Error> {
+/// A running daemon takes the file's tokens and `mcpctl.lock` now (nothing runs or
+/// stops); none running takes them at start.
+pub(super) fn reload(path: &Path) -> Result<u8, Error> {
     let Some(stream) = crate::client::connect(path)? else {
-        crate::note!("no daemon runs: the tokens take effect when it starts");
+        crate::note!("no daemon runs: it takes the change when it starts");
         return ok();
     };
     let options = ApplyOptions {

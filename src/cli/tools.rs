@@ -187,18 +187,7 @@ fn pin_tools(path: &Path, name: &str, report: &ToolsReport) -> Result<u8, Error>
         "pinned {count} tool(s) of `{name}` in {} (commit it with the file)",
         lock_path.display()
     );
-    // The daemon reads the lock at every apply; ask it now.
-    let Some(stream) = client::connect(path)? else {
-        return ok();
-    };
-    let options = crate::api::ApplyOptions {
-        only_tokens: true,
-        ..crate::api::ApplyOptions::default()
-    };
-    client::request(stream, &Request::Apply(Box::new(options)), |line| {
-        crate::note!("{line}");
-    })?;
-    ok()
+    super::token::reload(path)
 }
 
 #[cfg(test)]
