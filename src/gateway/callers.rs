@@ -311,6 +311,8 @@ mod tests {
     /// What a token check costs (run by bench/tokens-bench.sh, release build): p50 of
     /// `admit` with 1 and 1,000 tokens in the file.
     #[test]
+    // Ignored: a benchmark, not a check (timing is never asserted); its script runs it
+    // in the release build and reports the figures.
     #[ignore = "a benchmark: bench/tokens-bench.sh"]
     #[allow(clippy::print_stdout)] // its lines are the benchmark's figures
     fn bench_admit() {

@@ -7,6 +7,23 @@ use serde_json::{Value, json};
 
 use crate::common::{TestEnv, echo_bin, free_port, http};
 
+/// `mcpctl token create ARGS` (NAME, then its flags): the token it printed.
+fn create_token(env: &TestEnv, args: &[&str]) -> String {
+    let mut all = vec!["token", "create"];
+    all.extend_from_slice(args);
+    let made = env.run(&all);
+    made.success();
+    made.stdout.trim().to_string()
+}
+
+/// One mcp-echo server `alpha` on port `a`, taking callers' tokens.
+fn alpha_with_tokens(a: u16) -> String {
+    format!(
+        "version = 1\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\nauth = {{ tokens = true }}\n",
+        echo_bin()
+    )
+}
+
 fn init_body() -> String {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
@@ -95,9 +112,7 @@ fn each_caller_sees_and_calls_only_what_its_token_allows_and_a_revoked_one_is_re
     let file = env.read("mcpctl.toml");
     assert!(!file.contains(&ci), "only its hash in the file:\n{file}");
     assert!(file.contains("hash = \"blake3:"), "{file}");
-    let other = env.run(&["token", "create", "ops", "--allow", "beta/*"]);
-    other.success();
-    let ops = other.stdout.trim().to_string();
+    let ops = create_token(&env, &["ops", "--allow", "beta/*"]);
     env.run_within(60, &["apply"]).success();
 
     // No token, a wrong one: 401; a token for another server: 403.
@@ -127,9 +142,7 @@ fn each_caller_sees_and_calls_only_what_its_token_allows_and_a_revoked_one_is_re
     }
     // Another caller cannot use (or end) this caller's session, even with a token of
     // its own for this server.
-    let ops_here = env.run(&["token", "create", "ops2", "--allow", "alpha/*"]);
-    ops_here.success();
-    let ops2 = ops_here.stdout.trim().to_string();
+    let ops2 = create_token(&env, &["ops2", "--allow", "alpha/*"]);
     assert_eq!(ask(a, &ops2, &session, &list()).0, 404);
     let auth = format!("Bearer {ops2}");
     let deleted = http(
@@ -370,21 +383,12 @@ fn a_token_holds_on_every_way_in_sse_the_2026_era_and_a_proxied_http_server() {
         echo = echo_bin(),
         up = a,
     ));
-    let made = env.run(&[
-        "token",
-        "create",
-        "ci",
-        "--allow",
-        "alpha/echo",
-        "--allow",
-        "far/echo",
-    ]);
-    made.success();
-    let ci = made.stdout.trim().to_string();
+    let ci = create_token(
+        &env,
+        &["ci", "--allow", "alpha/echo", "--allow", "far/echo"],
+    );
     // The remote server reaches alpha as a caller of its own, allowed everything there.
-    let upstream = env.run(&["token", "create", "relay", "--allow", "alpha/*"]);
-    upstream.success();
-    let relay = upstream.stdout.trim().to_string();
+    let relay = create_token(&env, &["relay", "--allow", "alpha/*"]);
     let text = env.read("mcpctl.toml").replace(
         &format!("url = \"http://127.0.0.1:{a}/mcp\"\n"),
         &format!(
@@ -468,11 +472,7 @@ fn a_token_over_its_rate_gets_429_with_retry_after_and_the_refusals_are_counted(
         "version = 1\n\n[daemon]\nmetrics = \"127.0.0.1:{metrics}\"\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\nauth = {{ tokens = true }}\n",
         echo_bin()
     ));
-    let made = env.run(&[
-        "token", "create", "ci", "--allow", "alpha/*", "--rate", "3/hour",
-    ]);
-    made.success();
-    let ci = made.stdout.trim().to_string();
+    let ci = create_token(&env, &["ci", "--allow", "alpha/*", "--rate", "3/hour"]);
     env.run(&[
         "token",
         "create",
@@ -518,13 +518,8 @@ fn a_token_over_its_rate_gets_429_with_retry_after_and_the_refusals_are_counted(
 #[test]
 fn every_decision_goes_to_the_audit_log_without_arguments_and_mcpctl_audit_reads_it() {
     let a = free_port();
-    let env = TestEnv::with_config(&format!(
-        "version = 1\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\nauth = {{ tokens = true }}\n",
-        echo_bin()
-    ));
-    let made = env.run(&["token", "create", "ci", "--allow", "alpha/echo"]);
-    made.success();
-    let ci = made.stdout.trim().to_string();
+    let env = TestEnv::with_config(&alpha_with_tokens(a));
+    let ci = create_token(&env, &["ci", "--allow", "alpha/echo"]);
     env.run_within(60, &["apply"]).success();
     let (_, session) = open(a, &ci);
     let session = session.unwrap();
@@ -611,21 +606,11 @@ fn the_official_python_sdk_calls_with_a_callers_token_in_every_mode_and_sees_onl
         return;
     };
     let a = free_port();
-    let env = TestEnv::with_config(&format!(
-        "version = 1\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\nauth = {{ tokens = true }}\n",
-        echo_bin()
-    ));
-    let made = env.run(&[
-        "token",
-        "create",
-        "sdk",
-        "--allow",
-        "alpha/echo",
-        "--allow",
-        "alpha/confirm",
-    ]);
-    made.success();
-    let token = made.stdout.trim().to_string();
+    let env = TestEnv::with_config(&alpha_with_tokens(a));
+    let token = create_token(
+        &env,
+        &["sdk", "--allow", "alpha/echo", "--allow", "alpha/confirm"],
+    );
     env.run_within(60, &["apply"]).success();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/client.py");
     for mode in ["legacy", "2026-07-28", "auto"] {
@@ -642,20 +627,11 @@ fn an_endpoint_with_auth_tokens_shows_each_caller_only_its_advertised_tools() {
         "version = 1\n\n[servers.alpha]\ncommand = \"{echo}\"\nport = {a}\n\n[servers.beta]\ncommand = \"{echo}\"\nport = {b}\n\n[endpoints.work]\nport = {w}\nservers = [\"alpha\", \"beta\"]\nauth = {{ tokens = true }}\n",
         echo = echo_bin()
     ));
-    let made = env.run(&[
-        "token",
-        "create",
-        "ci",
-        "--allow",
-        "work/*__echo",
-        "--deny",
-        "work/beta__*",
-    ]);
-    made.success();
-    let ci = made.stdout.trim().to_string();
-    let other = env.run(&["token", "create", "ops", "--allow", "alpha/*"]);
-    other.success();
-    let ops = other.stdout.trim().to_string();
+    let ci = create_token(
+        &env,
+        &["ci", "--allow", "work/*__echo", "--deny", "work/beta__*"],
+    );
+    let ops = create_token(&env, &["ops", "--allow", "alpha/*"]);
     env.run_within(60, &["apply"]).success();
     assert_eq!(
         http(w, "POST", "/mcp", &[], init_body().as_bytes()).status,
@@ -748,12 +724,8 @@ fn a_proxied_server_is_not_reached_around_the_policy_nor_through_another_callers
             .map(drop)
             .map_err(|e| e.to_string())
     });
-    let made = env.run(&["token", "create", "pub", "--allow", "web/*"]);
-    made.success();
-    let token = made.stdout.trim().to_string();
-    let other = env.run(&["token", "create", "pub2", "--allow", "web/*"]);
-    other.success();
-    let token2 = other.stdout.trim().to_string();
+    let token = create_token(&env, &["pub", "--allow", "web/*"]);
+    let token2 = create_token(&env, &["pub2", "--allow", "web/*"]);
     env.run_within(60, &["apply"]).success();
     let (status, session) = open(web, &token);
     assert_eq!(status, 200);
@@ -837,13 +809,8 @@ fn operator_mistakes_with_tokens_are_refused_clearly() {
 #[test]
 fn a_clients_names_cannot_forge_audit_rows_nor_rotate_its_history_away() {
     let a = free_port();
-    let env = TestEnv::with_config(&format!(
-        "version = 1\n\n[servers.alpha]\ncommand = \"{}\"\nport = {a}\nauth = {{ tokens = true }}\n",
-        echo_bin()
-    ));
-    let made = env.run(&["token", "create", "ci", "--allow", "alpha/echo"]);
-    made.success();
-    let ci = made.stdout.trim().to_string();
+    let env = TestEnv::with_config(&alpha_with_tokens(a));
+    let ci = create_token(&env, &["ci", "--allow", "alpha/echo"]);
     env.run_within(60, &["apply"]).success();
     let (_, session) = open(a, &ci);
     let session = session.unwrap();
@@ -924,9 +891,7 @@ fn a_pinned_server_hides_and_refuses_a_tool_its_server_changed_until_it_is_pinne
             tools_file.display()
         ),
     );
-    let made = env.run(&["token", "create", "ci", "--allow", "gh/*"]);
-    made.success();
-    let ci = made.stdout.trim().to_string();
+    let ci = create_token(&env, &["ci", "--allow", "gh/*"]);
     env.run_within(60, &["apply"]).success();
     let (_, session) = open(a, &ci);
     let session = session.unwrap();
@@ -1097,11 +1062,7 @@ fn client_link_with_a_token_writes_a_variable_for_it_never_the_token() {
         echo = echo_bin(),
         b = free_port(),
     ));
-    let made = env.run(&[
-        "token", "create", "ci-bot", "--allow", "alpha/*", "--allow", "work/*",
-    ]);
-    made.success();
-    let token = made.stdout.trim().to_string();
+    let token = create_token(&env, &["ci-bot", "--allow", "alpha/*", "--allow", "work/*"]);
     env.run(&[
         "client",
         "link",

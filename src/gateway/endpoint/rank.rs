@@ -343,6 +343,8 @@ mod tests {
     /// decides a test. `cargo test --release --lib bench_find_over_2000 -- --ignored
     /// --nocapture`.
     #[test]
+    // Ignored: a benchmark, not a check (timing is never asserted); its script runs it
+    // in the release build and reports the figures.
     #[ignore = "a benchmark: run by bench/discovery-bench.sh"]
     #[allow(clippy::print_stdout)] // its one line is the benchmark's figure
     fn bench_find_over_2000() {
