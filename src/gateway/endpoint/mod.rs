@@ -59,6 +59,27 @@ pub const MAX_MEMBER_SESSIONS: usize = 256;
 /// What a busy member's listing says (see [`Lists::busy`]).
 const BUSY: &str = "busy";
 
+/// Why a client session has no session with a member.
+#[derive(Debug, thiserror::Error)]
+enum MemberError {
+    #[error("{0} is broken")]
+    Broken(&'static str),
+    #[error(
+        "member {member}: this endpoint holds {MAX_MEMBER_SESSIONS} sessions with it already; try again later"
+    )]
+    Full { member: String },
+    #[error("member {member} is down: {why}")]
+    Down { member: String, why: String },
+    #[error("member {member} is not running")]
+    NotRunning { member: String },
+    #[error("member {member}: {source}")]
+    Open {
+        member: String,
+        #[source]
+        source: link::LinkError,
+    },
+}
+
 /// What the daemon knows of a member now.
 #[derive(Clone)]
 pub struct MemberInfo {
@@ -233,30 +254,31 @@ impl Endpoint {
 
     /// A slot for one more session with `member`, or why not (the endpoint holds
     /// [`MAX_MEMBER_SESSIONS`] with it already). Held as long as the session.
-    fn member_slot(&self, member: &str) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
+    fn member_slot(&self, member: &str) -> Result<tokio::sync::OwnedSemaphorePermit, MemberError> {
         let slots = self
             .member_slots
             .lock()
-            .map_err(|_| "the endpoint's table of member sessions is broken".to_string())?
+            .map_err(|_| MemberError::Broken("the endpoint's table of member sessions"))?
             .entry(member.to_string())
             .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_MEMBER_SESSIONS)))
             .clone();
-        slots.try_acquire_owned().map_err(|_| {
-            format!(
-                "member {member}: this endpoint holds {MAX_MEMBER_SESSIONS} sessions with it already; try again later"
-            )
+        slots.try_acquire_owned().map_err(|_| MemberError::Full {
+            member: member.to_string(),
         })
     }
 
     /// A new link to `member` (not yet opened), or why there is none.
-    fn link(&self, member: &str) -> Result<Link, String> {
+    fn link(&self, member: &str) -> Result<Link, MemberError> {
         let info = self.directory.member(member);
-        if let MemberState::Down(why) = &info.state {
-            return Err(format!("member {member} is down: {why}"));
+        if let MemberState::Down(why) = info.state {
+            return Err(MemberError::Down {
+                member: member.to_string(),
+                why,
+            });
         }
-        let address = info
-            .address
-            .ok_or_else(|| format!("member {member} is not running"))?;
+        let address = info.address.ok_or_else(|| MemberError::NotRunning {
+            member: member.to_string(),
+        })?;
         Ok(Link::new(self.client.clone(), &address))
     }
 
@@ -554,7 +576,7 @@ impl EndpointInstances {
 async fn start_session(
     endpoint: &Arc<Endpoint>,
     sessionless: bool,
-) -> Result<(Upstream, session::Lease), String> {
+) -> Result<(Upstream, session::Lease), handshake::HandshakeError> {
     let (to_child, child_in) = tokio::io::duplex(1 << 16);
     let (child_out, from_child) = tokio::io::duplex(1 << 16);
     let lease = session::spawn(Arc::clone(endpoint), child_in, child_out, sessionless);
@@ -570,8 +592,7 @@ async fn start_session(
         Arc::new(|_: &Value| {}),
         Arc::new(|_: &str| {}),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok((upstream, lease))
 }
 

@@ -24,6 +24,7 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use super::discovery::{self, WorkingSet};
 use super::link::{Link, LinkError};
+use super::MemberError;
 use super::table::Table;
 use super::{Endpoint, MAX_ITEMS};
 use crate::gateway::lines::BoundedLines;
@@ -108,10 +109,10 @@ impl Drop for Shared {
 
 impl Shared {
     /// The session with `member`, opened now if it is not yet.
-    async fn link(&self, member: &str) -> Result<Arc<Link>, String> {
+    async fn link(&self, member: &str) -> Result<Arc<Link>, MemberError> {
         let cell = {
             let Ok(mut links) = self.links.lock() else {
-                return Err("the session's table of members is broken".into());
+                return Err(MemberError::Broken("the session's table of members"));
             };
             Arc::clone(links.entry(member.to_string()).or_default())
         };
@@ -125,7 +126,10 @@ impl Shared {
                 .unwrap_or_else(|_| json!({}));
             link.open(&capabilities)
                 .await
-                .map_err(|e| format!("member {member}: {e}"))?;
+                .map_err(|source| MemberError::Open {
+                    member: member.to_string(),
+                    source,
+                })?;
             // Every log message of the member's: the gateway in front of this session
             // filters by the level its client set.
             let level = self
@@ -739,7 +743,7 @@ async fn call(shared: &Shared, member: &str, request: &Value) -> Value {
             Ok(link) => link,
             Err(why) => {
                 shared.endpoint.refresh.notify_one();
-                return error(&id, INTERNAL_ERROR, &why);
+                return error(&id, INTERNAL_ERROR, &why.to_string());
             }
         };
         let (tx, mut rx) = mpsc::channel::<Value>(QUEUE);
