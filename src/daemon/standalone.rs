@@ -34,7 +34,7 @@ pub fn run_standalone(
     let replicas = match replicas {
         Some((key, me)) => Some(Arc::new(
             crate::gateway::replicas::Replicas::new(key.expose_secret().as_bytes(), &me)
-                .map_err(Error::NotStarted)?,
+                .map_err(|e| Error::NotStarted(e.to_string()))?,
         )),
         None => None,
     };

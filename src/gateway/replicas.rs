@@ -84,27 +84,42 @@ impl std::fmt::Debug for Replicas {
     }
 }
 
+/// Why replicas cannot share sessions as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicasError {
+    #[error(
+        "the session key has {0} bytes: give at least 32 random ones (e.g. `openssl rand -hex 32`)"
+    )]
+    ShortKey(usize),
+    #[error("--advertise {me}: not a URL: {source}")]
+    NotAUrl {
+        me: String,
+        #[source]
+        source: hyper::http::uri::InvalidUri,
+    },
+    #[error("--advertise {0}: give this replica's base URL, e.g. http://10.0.0.7:8000")]
+    NotABaseUrl(String),
+    #[error("cannot make an HTTP client: {0}")]
+    Client(#[source] std::io::Error),
+}
+
 impl Replicas {
     /// `secret`: the shared key's text (at least 32 bytes); `me`: this replica's base URL.
-    pub fn new(secret: &[u8], me: &str) -> Result<Self, String> {
+    pub fn new(secret: &[u8], me: &str) -> Result<Self, ReplicasError> {
         if secret.len() < 32 {
-            return Err(format!(
-                "the session key has {} bytes: give at least 32 random ones (e.g. `openssl rand -hex 32`)",
-                secret.len()
-            ));
+            return Err(ReplicasError::ShortKey(secret.len()));
         }
         let me = bracket_ipv6(me.trim_end_matches('/'));
-        let parsed: Uri = me
-            .parse()
-            .map_err(|e| format!("--advertise {me}: not a URL: {e}"))?;
+        let parsed: Uri = me.parse().map_err(|source| ReplicasError::NotAUrl {
+            me: me.clone(),
+            source,
+        })?;
         let plain_path = parsed.path().is_empty() || parsed.path() == "/";
         if !matches!(parsed.scheme_str(), Some("http" | "https"))
             || parsed.authority().is_none()
             || !plain_path
         {
-            return Err(format!(
-                "--advertise {me}: give this replica's base URL, e.g. http://10.0.0.7:8000"
-            ));
+            return Err(ReplicasError::NotABaseUrl(me));
         }
         let key = blake3::derive_key("mcpctl 2025 session ids across replicas v1", secret);
         let proof = blake3::derive_key("mcpctl replica proofs v1", secret);
@@ -115,7 +130,7 @@ impl Replicas {
             proof_ttl: proof_ttl(),
             me,
             client: super::proxy::client()
-                .map_err(|e| format!("cannot make an HTTP client: {e}"))?,
+                .map_err(ReplicasError::Client)?,
         })
     }
 
@@ -391,6 +406,7 @@ mod tests {
         assert!(
             Replicas::new(b"short", "http://a:1")
                 .unwrap_err()
+                .to_string()
                 .contains("32")
         );
         for bad in ["10.0.0.1:8000", "ftp://a:1", "http://a:1/mcp", "http://"] {
