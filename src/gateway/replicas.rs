@@ -129,8 +129,7 @@ impl Replicas {
             verified: Mutex::default(),
             proof_ttl: proof_ttl(),
             me,
-            client: super::proxy::client()
-                .map_err(ReplicasError::Client)?,
+            client: super::proxy::client().map_err(ReplicasError::Client)?,
         })
     }
 

@@ -22,9 +22,9 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 
+use super::MemberError;
 use super::discovery::{self, WorkingSet};
 use super::link::{Link, LinkError};
-use super::MemberError;
 use super::table::Table;
 use super::{Endpoint, MAX_ITEMS};
 use crate::gateway::lines::BoundedLines;
