@@ -116,6 +116,7 @@ impl Daemon {
                 if rt.spec.port == spec.port
                     && rt.spec.bind == spec.bind
                     && rt.spec.auth_tokens == spec.auth_tokens
+                    && rt.spec.auth_oidc == spec.auth_oidc
                 {
                     rt.endpoint.update(spec.clone());
                     rt.spec = spec.clone();
@@ -157,12 +158,20 @@ impl Daemon {
         let endpoint = Endpoint::new(spec.clone(), directory).map_err(|e| e.to_string())?;
         endpoint.prime().await;
         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
+        let guarded = spec.auth_tokens || spec.auth_oidc.is_some();
         let auth = gateway::Auth {
             target: spec.name.clone(),
             callers: spec.auth_tokens.then(|| Arc::clone(&self.callers)),
-            audit: self.audit.clone().filter(|_| spec.auth_tokens),
-            owner: spec.auth_tokens.then(|| Arc::clone(&self.owner_key)),
+            audit: self.audit.clone().filter(|_| guarded),
+            owner: guarded.then(|| Arc::clone(&self.owner_key)),
             bearer: None,
+            oidc: match &spec.auth_oidc {
+                Some(o) => Some(
+                    gateway::oidc::Oidc::new(o, Arc::clone(&self.oidc_buckets))
+                        .map_err(|e| e.to_string())?,
+                ),
+                None => None,
+            },
         };
         let served = gateway::endpoint::serve(&endpoint, addr, auth, None)
             .await
