@@ -66,7 +66,10 @@ impl Daemon {
         }
     }
 
-    /// Each server's bearer, when it has `auth` (from what the last apply decrypted).
+    /// Each server's bearer, when it has `auth` (from what the last apply decrypted);
+    /// the daemon's owner key for one that takes only callers' tokens or an issuer's
+    /// JWTs (every port with `auth` lets the owner in; the endpoint's own `auth` then
+    /// decides who reaches it).
     async fn bearers(&self) -> BTreeMap<String, SecretString> {
         let desired = self.desired.lock().await;
         let Some(desired) = desired.as_ref() else {
@@ -77,8 +80,11 @@ impl Daemon {
         servers
             .values()
             .filter_map(|rt| {
-                let name = rt.spec.auth_bearer.as_ref()?;
-                let value = secrets.values.get(&rt.spec.name)?.get(name)?.clone();
+                let value = match &rt.spec.auth_bearer {
+                    Some(name) => secrets.values.get(&rt.spec.name)?.get(name)?.clone(),
+                    None if rt.spec.has_auth() => (*self.owner_key).clone(),
+                    None => return None,
+                };
                 Some((rt.spec.name.clone(), value))
             })
             .collect()

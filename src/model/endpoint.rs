@@ -193,22 +193,6 @@ pub(super) fn resolve_endpoints(
         } else {
             here("profile")
         };
-        // The endpoint reaches a member with the member's bearer: one that takes only
-        // callers' tokens cannot be reached.
-        for member in members.iter().flatten() {
-            if servers
-                .get(member)
-                .is_some_and(|s| s.auth_tokens && s.auth_bearer.is_none())
-            {
-                diags.push(
-                    Diagnostic::new(format!(
-                        "endpoint `{name}` serves `{member}`, which takes only callers' tokens: the endpoint has none to reach it with"
-                    ))
-                    .at(loc.value(&at), "a member it cannot reach")
-                    .hint(format!("give `{member}` an owner's `bearer` too, or take the callers' tokens on the endpoint instead")),
-                );
-            }
-        }
         // Without `auth` of its own, serving a member behind `auth` would hand its
         // tools to every local user.
         for member in members.iter().flatten().filter(|_| !guarded) {

@@ -407,3 +407,168 @@ fn bad_oidc_settings_are_refused_naming_what_and_where() {
         .failure()
         .stderr_has("lets nobody in");
 }
+
+#[test]
+fn the_official_python_sdk_calls_with_an_issuers_jwt_through_a_server_and_an_endpoint() {
+    let Some(python) = crate::sdk::sdk_python_for(
+        "the_official_python_sdk_calls_with_an_issuers_jwt_through_a_server_and_an_endpoint",
+    ) else {
+        return;
+    };
+    let idp = Provider::start();
+    let (a, w) = (free_port(), free_port());
+    // The member takes only the issuer's tokens: the endpoint reaches it as the owner.
+    let config = format!(
+        "{}\n[endpoints.work]\nport = {w}\nservers = [\"alpha\"]\nprefix = \"never\"\n\
+         auth = {{ oidc = {{ issuer = \"{}\", audience = \"http://127.0.0.1:{w}/mcp\", \
+         scopes = {{ \"mcp:use\" = [\"echo\", \"confirm\"] }} }} }}\n",
+        alpha_with_oidc(a, &idp.base, ""),
+        idp.base
+    );
+    let env = TestEnv::with_config(&config);
+    env.run_within(60, &["apply"]).success();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/client.py");
+    let on_server = idp.mint(&format!("http://127.0.0.1:{a}/mcp"), "sdk", "mcp:all");
+    let on_endpoint = idp.mint(&format!("http://127.0.0.1:{w}/mcp"), "sdk", "mcp:use");
+    for mode in ["legacy", "2026-07-28"] {
+        let seen = crate::sdk::sdk_client_with(
+            python,
+            &script,
+            a,
+            mode,
+            "server, a JWT",
+            Some(&on_server),
+        );
+        assert!(
+            seen["tools"].as_array().is_some_and(|t| t.len() > 2),
+            "{seen}"
+        );
+        let seen = crate::sdk::sdk_client_with(
+            python,
+            &script,
+            w,
+            mode,
+            "endpoint, a JWT",
+            Some(&on_endpoint),
+        );
+        assert_eq!(seen["tools"], json!(["confirm", "echo"]), "{mode}: {seen}");
+    }
+    // The server's token is for the server: the endpoint refuses it (RFC 8707).
+    assert_eq!(post(w, &on_server, None, &init_body()).status, 401);
+    env.run(&["daemon", "stop"]);
+}
+
+#[test]
+fn mcpctl_gateway_takes_an_issuers_tokens_for_a_server_and_an_endpoint_with_a_rate() {
+    use crate::gateway_cmd::{gateway, initialize, terminate, wait_serving};
+    let idp = Provider::start();
+    let port = free_port();
+    let port_arg = port.to_string();
+    let audience = format!("http://127.0.0.1:{port}/mcp");
+    let metrics_port = free_port();
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let (mut child, _dir) = gateway(
+        &[
+            "--port",
+            &port_arg,
+            "--metrics",
+            &metrics,
+            "--oidc-issuer",
+            &idp.base,
+            "--oidc-audience",
+            &audience,
+            "--oidc-scope",
+            "mcp:echo=echo,conf*",
+            "--oidc-rate",
+            "2/min",
+            "--",
+            echo_bin(),
+        ],
+        &[],
+    );
+    wait_serving(port, &mut child);
+    assert_eq!(initialize(port, &[]).status, 401);
+    let token = idp.mint(&audience, "ci", "mcp:echo");
+    let auth = format!("Bearer {token}");
+    let opened = initialize(port, &[("Authorization", &auth)]);
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    let session = opened.header("mcp-session-id").map(str::to_string);
+    let listed = post(
+        port,
+        &token,
+        session.as_deref(),
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string(),
+    );
+    assert_eq!(tool_names(&listed.body), ["confirm", "echo"]);
+    // The third request within the minute is over the subject's rate: 429, Retry-After.
+    let limited = post(port, &token, session.as_deref(), &call("echo"));
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(
+        limited
+            .header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1))
+    );
+    // Counted by port (subjects are unbounded; ports are not).
+    let exposed = http(metrics_port, "GET", "/metrics", &[], b"").body;
+    assert!(
+        exposed.contains("mcpctl_oidc_rate_limited_total{target=\"server\"} 1"),
+        "{exposed}"
+    );
+    // Another subject has its own bucket.
+    assert_eq!(
+        initialize(
+            port,
+            &[(
+                "Authorization",
+                &format!("Bearer {}", idp.mint(&audience, "other", "mcp:echo"))
+            )]
+        )
+        .status,
+        200
+    );
+    assert_eq!(terminate(child).0, 0);
+
+    // An endpoint over a server reached by URL, taking the issuer's tokens, bound beyond
+    // loopback (allowed: who comes in is known).
+    let (a, w) = (free_port(), free_port());
+    let a_arg = a.to_string();
+    let (mut member, _d1) = gateway(&["--port", &a_arg, "--", echo_bin()], &[]);
+    wait_serving(a, &mut member);
+    let w_arg = w.to_string();
+    let upstream = format!("alpha=http://127.0.0.1:{a}/mcp");
+    let audience = format!("http://127.0.0.1:{w}/mcp");
+    let (mut endpoint, _d2) = gateway(
+        &[
+            "--port",
+            &w_arg,
+            "--bind",
+            "0.0.0.0",
+            "--upstream",
+            &upstream,
+            "--oidc-issuer",
+            &idp.base,
+            "--oidc-audience",
+            &audience,
+        ],
+        &[],
+    );
+    wait_serving(w, &mut endpoint);
+    assert_eq!(initialize(w, &[]).status, 401);
+    let doc = http(
+        w,
+        "GET",
+        "/.well-known/oauth-protected-resource/mcp",
+        &[],
+        b"",
+    )
+    .json();
+    assert_eq!(doc["resource"], json!(audience));
+    let token = idp.mint(&audience, "ci", "anything");
+    let opened = post(w, &token, None, &init_body());
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    let session = opened.header("mcp-session-id").map(str::to_string);
+    let echoed = post(w, &token, session.as_deref(), &call("alpha__echo"));
+    assert!(echoed.body.contains("hi"), "{}", echoed.body);
+    assert_eq!(terminate(endpoint).0, 0);
+    assert_eq!(terminate(member).0, 0);
+}
