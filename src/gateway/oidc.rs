@@ -4,7 +4,8 @@
 //! [`MIN_REFETCH`]), and every [`KEYS_TTL`]. Every fetch is bounded in time and size. The checks themselves
 //! are [`crate::policy::jwt`]'s.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use super::callers::Caller;
 use super::rate::Buckets;
 use crate::model::oidc::{OidcSpec, check_issuer};
 use crate::policy::caller::ToolView;
-use crate::policy::jwt::{self, Expect, JwtRefused};
+use crate::policy::jwt::{self, Expect, JwtRefused, Verified};
 
 /// A token naming a key not held fetches the keys again at most this often: a flood
 /// of made-up key ids costs the issuer one request per this.
@@ -30,6 +31,11 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_DOCUMENT: usize = 256 * 1024;
 /// Keys kept of a JWKS.
 const MAX_KEYS: usize = 64;
+/// Tokens remembered as checked (by hash): a signature check costs tens of
+/// microseconds, and a client sends the same token with every request.
+const MAX_REMEMBERED: usize = 4096;
+/// A token is checked again after this, even when it has not expired.
+const REMEMBER_FOR: u64 = 300;
 
 type HttpClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<super::proxy::Connector>,
@@ -94,6 +100,9 @@ pub struct Oidc {
     client: HttpClient,
     keys: RwLock<Arc<JwkSet>>,
     fetched: tokio::sync::Mutex<Fetched>,
+    /// Tokens that passed, by BLAKE3 hash: who, and until when (seconds since the
+    /// epoch). Forgotten when the keys change.
+    passed: Mutex<HashMap<[u8; 32], (Verified, u64)>>,
     /// Shared by the daemon's ports; counted under the port's target.
     buckets: Arc<Buckets>,
 }
@@ -106,6 +115,7 @@ impl Oidc {
             client: super::proxy::client()?,
             keys: RwLock::new(Arc::new(JwkSet { keys: Vec::new() })),
             fetched: tokio::sync::Mutex::default(),
+            passed: Mutex::default(),
             buckets,
         }))
     }
@@ -119,13 +129,20 @@ impl Oidc {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let keys = self.keys(false).await?;
-        let verified = match jwt::verify(token, &keys, &self.expect, now) {
-            Err(refused) if refused.keys_may_have_rotated() => {
-                let keys = self.keys(true).await?;
-                jwt::verify(token, &keys, &self.expect, now)?
+        let verified = match self.remembered(token, now) {
+            Some(verified) => verified,
+            None => {
+                let keys = self.keys(false).await?;
+                let verified = match jwt::verify(token, &keys, &self.expect, now) {
+                    Err(refused) if refused.keys_may_have_rotated() => {
+                        let keys = self.keys(true).await?;
+                        jwt::verify(token, &keys, &self.expect, now)?
+                    }
+                    other => other?,
+                };
+                self.remember(token, &verified, now);
+                verified
             }
-            other => other?,
         };
         let name = caller_name(&verified.subject);
         if let Some(rate) = self.spec.rate
@@ -148,6 +165,33 @@ impl Oidc {
             name,
             view: Arc::new(view),
         })
+    }
+
+    /// A token that passed lately, still within its `exp`.
+    fn remembered(&self, token: &str, now: u64) -> Option<Verified> {
+        let hash = *blake3::hash(token.as_bytes()).as_bytes();
+        let passed = self.passed.lock().ok()?;
+        let (verified, until) = passed.get(&hash)?;
+        (now < *until).then(|| verified.clone())
+    }
+
+    fn remember(&self, token: &str, verified: &Verified, now: u64) {
+        let until = verified
+            .expires
+            .saturating_add(jwt::SKEW_SECS)
+            .min(now.saturating_add(REMEMBER_FOR));
+        if let Ok(mut passed) = self.passed.lock() {
+            if passed.len() >= MAX_REMEMBERED {
+                passed.retain(|_, (_, u)| now < *u);
+                if passed.len() >= MAX_REMEMBERED {
+                    passed.clear();
+                }
+            }
+            passed.insert(
+                *blake3::hash(token.as_bytes()).as_bytes(),
+                (verified.clone(), until),
+            );
+        }
     }
 
     /// The scopes that would let a caller call `tool` here.
@@ -263,8 +307,17 @@ impl Oidc {
             Ok(set) => {
                 fetched.got = Some(Instant::now());
                 let set = Arc::new(set);
-                if let Ok(mut keys) = self.keys.write() {
-                    *keys = Arc::clone(&set);
+                let changed = match self.keys.write() {
+                    Ok(mut keys) => {
+                        let changed = **keys != *set;
+                        *keys = Arc::clone(&set);
+                        changed
+                    }
+                    Err(_) => true,
+                };
+                // A key gone from the set must not keep its tokens in.
+                if changed && let Ok(mut passed) = self.passed.lock() {
+                    passed.clear();
                 }
                 Ok(set)
             }

@@ -32,6 +32,8 @@ pub struct Expect {
 pub struct Verified {
     pub subject: String,
     pub scopes: Vec<String>,
+    /// Its `exp`: refused from `expires + SKEW_SECS` on.
+    pub expires: u64,
 }
 
 /// Why a JWT is refused. None of them quotes the token.
@@ -219,7 +221,11 @@ pub fn verify(
         .or(claims.scp)
         .map(ScopeClaim::into_list)
         .unwrap_or_default();
-    Ok(Verified { subject, scopes })
+    Ok(Verified {
+        subject,
+        scopes,
+        expires: exp,
+    })
 }
 
 impl Expect {
@@ -321,7 +327,8 @@ mod tests {
             verify(&token, &keys, &expect(&[]), NOW),
             Ok(Verified {
                 subject: "alice".into(),
-                scopes: vec!["mcp:read".into(), "other".into()]
+                scopes: vec!["mcp:read".into(), "other".into()],
+                expires: NOW + 300,
             })
         );
         // `scp` as a list; `aud` as a list naming this resource among others; no kid with one key.
@@ -477,5 +484,58 @@ mod tests {
         assert_eq!(e.scopes_for("ro_x"), ["mcp:read", "mcp:write"]);
         // No scopes in the file: every tool.
         assert!(expect(&[]).view(&[]).permits("anything"));
+    }
+
+    /// What a JWT check costs (run by bench/tokens-bench.sh, release build): p50 of
+    /// `verify` for an ES256 and an EdDSA token, keys held.
+    #[test]
+    // Ignored: a benchmark, not a check (timing is never asserted); its script runs it
+    // in the release build and reports the figures.
+    #[ignore = "a benchmark: bench/tokens-bench.sh"]
+    #[allow(clippy::print_stdout)] // its lines are the benchmark's figures
+    fn bench_verify() {
+        let (ec, ec_jwk) = ec_key("ec");
+        let rng = SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let ed_jwk: Jwk =
+            serde_json::from_value(json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed",
+            "x": B64.encode(pair.public_key().as_ref())}))
+            .unwrap();
+        let keys = JwkSet {
+            keys: vec![ec_jwk, ed_jwk],
+        };
+        let e = expect(&[("mcp:read", &["ro_*"])]);
+        let tokens = [
+            ("ES256", mint(&ec, Algorithm::ES256, Some("ec"), claims())),
+            (
+                "EdDSA",
+                mint(
+                    &EncodingKey::from_ed_der(pkcs8.as_ref()),
+                    Algorithm::EdDSA,
+                    Some("ed"),
+                    claims(),
+                ),
+            ),
+        ];
+        for (alg, token) in tokens {
+            let mut times: Vec<u128> = (0..5_000)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    let verified = verify(&token, &keys, &e, NOW);
+                    let took = start.elapsed().as_nanos();
+                    assert!(verified.is_ok());
+                    took
+                })
+                .collect();
+            times.sort_unstable();
+            let p = |q: f64| times[((times.len() as f64) * q) as usize];
+            println!(
+                "verify: {alg}: p50 {} us, p90 {} us, p99 {} us",
+                p(0.5) / 1000,
+                p(0.9) / 1000,
+                p(0.99) / 1000
+            );
+        }
     }
 }
