@@ -39,6 +39,7 @@ pub mod model;
 pub mod out;
 pub mod plan;
 pub mod policy;
+pub mod registry;
 pub mod render;
 pub mod runtime_dir;
 pub mod schema;

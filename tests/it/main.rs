@@ -31,6 +31,7 @@ mod output;
 mod plan;
 mod profile;
 mod readme;
+mod registry;
 mod schema;
 mod sdk;
 mod secrets;
