@@ -27,6 +27,7 @@ mod lifecycle;
 mod link;
 mod modern;
 mod operations;
+mod outdated;
 mod output;
 mod plan;
 mod profile;
