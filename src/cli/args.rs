@@ -22,14 +22,10 @@ pub use registry::{AddArgs, OutdatedArgs, RegistryArgs, SearchArgs, UpgradeArgs}
                   Exit codes: 0 success, 1 error (usage errors too), 2 changes present (plan --detailed-exitcode)."
 )]
 pub struct Cli {
-    /// Config file to use [default: mcpctl.toml in this folder or the nearest parent]
-    #[arg(
-        short = 'f',
-        long = "file",
-        global = true,
-        value_name = "PATH",
-        env = "MCPCTL_FILE"
-    )]
+    /// Config file to use [default: mcpctl.toml in this folder or the nearest parent].
+    /// Before the command, as docker compose takes it: after one, `-f` is its own
+    /// (`server logs NAME -f` follows)
+    #[arg(short = 'f', long = "file", value_name = "PATH", env = "MCPCTL_FILE")]
     pub file: Option<PathBuf>,
 
     /// age identity for secrets [default: $MCPCTL_IDENTITY, else $XDG_CONFIG_HOME/mcpctl/identity.txt]
@@ -295,6 +291,9 @@ pub enum Command {
         /// The server, as the file names it
         name: String,
     },
+    /// Internal: the file's server names, one a line (what completions offer)
+    #[command(name = "__names", hide = true)]
+    Names,
     /// Internal: the per-instance process-group leader the daemon runs servers under
     #[command(name = "__shim", hide = true)]
     Shim {
@@ -597,12 +596,12 @@ pub enum ServerCommand {
     },
     /// Captured stderr (and MCP log messages) of a server's instances
     #[command(
-        after_help = "Examples:\n  mcpctl server logs github -n 100 --level warn\n  mcpctl server logs github --follow"
+        after_help = "Examples:\n  mcpctl server logs github -n 100 --level warn\n  mcpctl server logs github -f"
     )]
     Logs {
         name: String,
-        /// Keep printing new lines until interrupted
-        #[arg(long, short = 'F')]
+        /// Keep printing new lines until interrupted (`-f`, as tail, docker and kubectl)
+        #[arg(long, short = 'f', visible_short_alias = 'F')]
         follow: bool,
         /// How many lines to show
         #[arg(long, short = 'n', default_value_t = 50)]

@@ -181,6 +181,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         } => k8s::render(&locate(file, &cwd)?, &options, &output),
         Command::Backup { all: _, output } => backup::backup_all(&locate(file, &cwd)?, &output),
         Command::Completions { shell } => docs::completions(shell),
+        Command::Names => docs::names(find::find(file, &cwd).ok().as_deref()),
         Command::Man => docs::man(),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
         Command::Token(cmd) => token::run(&locate(file, &cwd)?, cmd),
