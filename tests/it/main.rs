@@ -19,6 +19,7 @@ mod gateway_cmd;
 mod gateway_endpoint;
 mod import;
 mod init;
+mod issue27;
 mod issue28;
 mod issue28_daemon;
 mod issue28b;
