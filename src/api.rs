@@ -242,6 +242,10 @@ pub struct DaemonStatus {
     /// Requests refused for being over their token's `rate`, by token.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tokens_limited: BTreeMap<String, u64>,
+    /// Requests of OIDC subjects refused for being over `auth.oidc.rate`, by server or
+    /// endpoint.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub oidc_limited: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

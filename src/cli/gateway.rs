@@ -27,7 +27,10 @@ pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
         )));
     }
     // Checked as if on loopback, then bound where asked: the one rule it waives.
-    let open = args.allow_no_auth && args.auth_bearer_env.is_none() && !args.bind.is_loopback();
+    let open = args.allow_no_auth
+        && args.auth_bearer_env.is_none()
+        && args.oidc_issuer.is_none()
+        && !args.bind.is_loopback();
     let (text, secrets) = if open {
         config_of(&GatewayArgs {
             bind: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
@@ -72,6 +75,33 @@ pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
     )
     .map_err(|e| Error::Failed(e.to_string()))?;
     ok()
+}
+
+/// `auth.oidc` from `--oidc-*` (checked, like a file's, when the config is parsed).
+pub(super) fn oidc_table(args: &GatewayArgs) -> Result<Option<InlineTable>, Error> {
+    let (Some(issuer), Some(audience)) = (&args.oidc_issuer, &args.oidc_audience) else {
+        return Ok(None);
+    };
+    let mut oidc = InlineTable::new();
+    oidc.insert("issuer", Value::from(issuer.as_str()));
+    oidc.insert("audience", Value::from(audience.as_str()));
+    if !args.oidc_scopes.is_empty() {
+        let mut scopes = InlineTable::new();
+        for pair in &args.oidc_scopes {
+            let (scope, globs) = pair.split_once('=').ok_or_else(|| {
+                Error::Failed(format!(
+                    "--oidc-scope {pair}: not SCOPE=GLOB[,GLOB...] (e.g. mcp:read=read_*,search)"
+                ))
+            })?;
+            let globs: Array = globs.split(',').map(str::trim).collect();
+            scopes.insert(scope, Value::Array(globs));
+        }
+        oidc.insert("scopes", Value::InlineTable(scopes));
+    }
+    if let Some(rate) = &args.oidc_rate {
+        oidc.insert("rate", Value::from(rate.as_str()));
+    }
+    Ok(Some(oidc))
 }
 
 /// The flags' config, validated like a file (its errors point into the flags' text).
@@ -158,6 +188,12 @@ fn config_of(args: &GatewayArgs) -> Result<(String, Unlocked), Error> {
             NAME.to_string(),
             BTreeMap::from([(BEARER.to_string(), SecretString::from(token))]),
         );
+    }
+    if let Some(oidc) = oidc_table(args)? {
+        let auth = server["auth"].or_insert(Item::Value(Value::InlineTable(InlineTable::new())));
+        if let Some(auth) = auth.as_inline_table_mut() {
+            auth.insert("oidc", Value::InlineTable(oidc));
+        }
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let mut tls = InlineTable::new();

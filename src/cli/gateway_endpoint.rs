@@ -14,10 +14,15 @@ use super::args::GatewayArgs;
 use crate::daemon::GivenMember;
 
 pub(super) fn run(args: &GatewayArgs) -> Result<u8, Error> {
-    if !args.bind.is_loopback() && args.auth_bearer_env.is_none() && !args.allow_no_auth {
+    if !args.bind.is_loopback()
+        && args.auth_bearer_env.is_none()
+        && args.oidc_issuer.is_none()
+        && !args.allow_no_auth
+    {
         return Err(Error::Failed(format!(
             "--bind {} reaches beyond this machine: give --auth-bearer-env VAR (clients send \
-             its value as a bearer), or --allow-no-auth where the network is trusted",
+             its value as a bearer), --oidc-issuer URL --oidc-audience AUD (an OpenID \
+             provider's tokens), or --allow-no-auth where the network is trusted",
             args.bind
         )));
     }
@@ -47,7 +52,7 @@ pub(super) fn run(args: &GatewayArgs) -> Result<u8, Error> {
     let bearer = match &args.auth_bearer_env {
         Some(var) => Some(SecretString::from(env_token("--auth-bearer-env", var)?)),
         None => {
-            if !args.bind.is_loopback() {
+            if !args.bind.is_loopback() && args.oidc_issuer.is_none() {
                 crate::note!(
                     "warning: --allow-no-auth: anyone who can reach {}:{} can use this endpoint",
                     args.bind,
@@ -166,6 +171,11 @@ fn config_of(args: &GatewayArgs) -> Result<String, Error> {
     }
     if let Some(failure) = args.failure {
         endpoint["failure"] = value(spelled(failure));
+    }
+    if let Some(oidc) = super::gateway::oidc_table(args)? {
+        let mut auth = InlineTable::new();
+        auth.insert("oidc", Value::InlineTable(oidc));
+        endpoint["auth"] = Item::Value(Value::InlineTable(auth));
     }
     if let Some(tools) = super::gateway::tool_policy(args) {
         endpoint["tools"] = Item::Value(Value::InlineTable(tools));

@@ -347,6 +347,7 @@ mod tests {
             endpoint_failures: Default::default(),
             tokens_used: Default::default(),
             tokens_limited: Default::default(),
+            oidc_limited: Default::default(),
         }
     }
 

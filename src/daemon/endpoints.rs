@@ -66,7 +66,10 @@ impl Daemon {
         }
     }
 
-    /// Each server's bearer, when it has `auth` (from what the last apply decrypted).
+    /// Each server's bearer, when it has `auth` (from what the last apply decrypted);
+    /// the daemon's owner key for one that takes only callers' tokens or an issuer's
+    /// JWTs (every port with `auth` lets the owner in; the endpoint's own `auth` then
+    /// decides who reaches it).
     async fn bearers(&self) -> BTreeMap<String, SecretString> {
         let desired = self.desired.lock().await;
         let Some(desired) = desired.as_ref() else {
@@ -77,8 +80,11 @@ impl Daemon {
         servers
             .values()
             .filter_map(|rt| {
-                let name = rt.spec.auth_bearer.as_ref()?;
-                let value = secrets.values.get(&rt.spec.name)?.get(name)?.clone();
+                let value = match &rt.spec.auth_bearer {
+                    Some(name) => secrets.values.get(&rt.spec.name)?.get(name)?.clone(),
+                    None if rt.spec.has_auth() => (*self.owner_key).clone(),
+                    None => return None,
+                };
                 Some((rt.spec.name.clone(), value))
             })
             .collect()
@@ -116,6 +122,7 @@ impl Daemon {
                 if rt.spec.port == spec.port
                     && rt.spec.bind == spec.bind
                     && rt.spec.auth_tokens == spec.auth_tokens
+                    && rt.spec.auth_oidc == spec.auth_oidc
                 {
                     rt.endpoint.update(spec.clone());
                     rt.spec = spec.clone();
@@ -157,12 +164,20 @@ impl Daemon {
         let endpoint = Endpoint::new(spec.clone(), directory).map_err(|e| e.to_string())?;
         endpoint.prime().await;
         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
+        let guarded = spec.auth_tokens || spec.auth_oidc.is_some();
         let auth = gateway::Auth {
             target: spec.name.clone(),
             callers: spec.auth_tokens.then(|| Arc::clone(&self.callers)),
-            audit: self.audit.clone().filter(|_| spec.auth_tokens),
-            owner: spec.auth_tokens.then(|| Arc::clone(&self.owner_key)),
+            audit: self.audit.clone().filter(|_| guarded),
+            owner: guarded.then(|| Arc::clone(&self.owner_key)),
             bearer: None,
+            oidc: match &spec.auth_oidc {
+                Some(o) => Some(
+                    gateway::oidc::Oidc::new(o, Arc::clone(&self.oidc_buckets))
+                        .map_err(|e| e.to_string())?,
+                ),
+                None => None,
+            },
         };
         let served = gateway::endpoint::serve(&endpoint, addr, auth, None)
             .await

@@ -344,6 +344,21 @@ impl Collector for Scrape {
                 counters(limited),
             )?;
         }
+        if !status.oidc_limited.is_empty() {
+            // Labelled by server or endpoint (subjects are unbounded; the file's ports are not).
+            let limited: Vec<(Labels<'_>, u64)> = status
+                .oidc_limited
+                .iter()
+                .map(|(target, n)| (vec![("target", target.as_str())], *n))
+                .collect();
+            family(
+                &mut encoder,
+                "mcpctl_oidc_rate_limited",
+                "Requests of OIDC subjects refused (429) for being over `auth.oidc.rate`.",
+                None,
+                counters(limited),
+            )?;
+        }
         if !methods.is_empty() {
             let mut metric = encoder.encode_descriptor(
                 "mcpctl_request_duration",

@@ -143,6 +143,8 @@ pub struct Daemon {
     /// Callers' tokens of the file, checked by every port with `auth.tokens`;
     /// replaced at each apply (a token takes effect without a restart).
     callers: Arc<crate::gateway::callers::Callers>,
+    /// Rate buckets of OIDC subjects (`auth.oidc.rate`), shared by the ports (bounded).
+    oidc_buckets: Arc<crate::gateway::rate::Buckets>,
     /// `.mcpctl/audit.log`: decisions on ports with `auth` (none when it cannot be
     /// opened: said in the log, and the servers still run).
     audit: Option<Arc<crate::gateway::audit::Audit>>,
@@ -220,6 +222,9 @@ impl Daemon {
             stopping: std::sync::atomic::AtomicBool::new(false),
             members: Arc::default(),
             callers: crate::gateway::callers::Callers::new(),
+            oidc_buckets: Arc::new(crate::gateway::rate::Buckets::new(
+                crate::gateway::rate::MAX_BUCKETS,
+            )),
             pins: std::sync::RwLock::default(),
             owner_key: Arc::new(owner_key()?),
             audit: match crate::gateway::audit::Audit::open(&crate::logs::audit_path(&runtime_dir))

@@ -422,6 +422,17 @@ impl Daemon {
                                 .map(Arc::new),
                             callers: spec.auth_tokens.then(|| Arc::clone(&self.callers)),
                             owner: spec.has_auth().then(|| Arc::clone(&self.owner_key)),
+                            oidc: match &spec.auth_oidc {
+                                Some(o) => Some(
+                                    gateway::oidc::Oidc::new(o, Arc::clone(&self.oidc_buckets))
+                                        .map_err(|source| ServerError::Serve {
+                                            server: name.clone(),
+                                            addr,
+                                            source,
+                                        })?,
+                                ),
+                                None => None,
+                            },
                         };
                         let limits = gateway::Limits {
                             max_sessions: spec.max_sessions,

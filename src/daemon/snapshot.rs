@@ -227,6 +227,7 @@ impl Daemon {
                 .map(|(name, at)| (name, timestamp(at)))
                 .collect(),
             tokens_limited: self.callers.limited(),
+            oidc_limited: self.oidc_buckets.limited(),
         }
     }
 }

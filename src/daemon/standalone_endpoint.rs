@@ -87,6 +87,7 @@ async fn serve(
         None => None,
     };
     let name = spec.name.clone();
+    let spec_oidc = spec.auth_oidc.clone();
     let addr = std::net::SocketAddr::new(spec.bind, spec.port);
     let endpoint = Endpoint::new(spec, Arc::new(Given(members)))
         .map_err(io_err("cannot make the endpoint's HTTP client"))?;
@@ -97,9 +98,20 @@ async fn serve(
         _ = term.recv() => return Ok(()),
         _ = tokio::signal::ctrl_c() => return Ok(()),
     }
+    let oidc = match &spec_oidc {
+        Some(o) => {
+            let buckets = Arc::new(gateway::rate::Buckets::new(gateway::rate::MAX_BUCKETS));
+            Some(
+                gateway::oidc::Oidc::new(o, buckets)
+                    .map_err(io_err("cannot make the OIDC issuer's HTTP client"))?,
+            )
+        }
+        None => None,
+    };
     let auth = gateway::Auth {
         target: name.clone(),
         bearer: bearer.map(Arc::new),
+        oidc,
         ..gateway::Auth::default()
     };
     let served = gateway::endpoint::serve(&endpoint, addr, auth, tls)

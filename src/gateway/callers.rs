@@ -8,18 +8,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::rate::Buckets;
 use crate::model::token::{Rate, TokenSpec};
 use crate::policy::caller::{CallerRules, ToolView};
 
 /// The callers' tokens, by hash.
-#[derive(Default)]
 pub struct Callers {
     known: RwLock<Arc<HashMap<[u8; 32], Known>>>,
     /// When each token (by name, of the file's: bounded) last got in.
     used: Mutex<BTreeMap<String, SystemTime>>,
     /// Each rate-limited token's bucket, and how many requests it was refused.
-    buckets: Mutex<BTreeMap<String, Bucket>>,
-    limited: Mutex<BTreeMap<String, u64>>,
+    buckets: Buckets,
 }
 
 struct Known {
@@ -44,14 +43,6 @@ impl Known {
         views.insert(target.to_string(), Arc::clone(&view));
         view
     }
-}
-
-/// A caller's requests left now (a token bucket: refilled at its rate, holding at most
-/// one period's worth).
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    left: f64,
-    at: Instant,
 }
 
 /// Who a request comes from, on one port: the token's name and what it may do there.
@@ -91,7 +82,12 @@ impl Refused {
 
 impl Callers {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new(Self {
+            known: RwLock::default(),
+            used: Mutex::default(),
+            // The file's tokens: as many as it names.
+            buckets: Buckets::new(usize::MAX),
+        })
     }
 
     /// The file's tokens, from now on.
@@ -115,44 +111,13 @@ impl Callers {
         if let Ok(mut used) = self.used.lock() {
             used.retain(|name, _| tokens.contains_key(name));
         }
-        if let Ok(mut buckets) = self.buckets.lock() {
-            buckets.retain(|name, _| tokens.get(name).is_some_and(|t| t.rate.is_some()));
-        }
-        if let Ok(mut limited) = self.limited.lock() {
-            limited.retain(|name, _| tokens.contains_key(name));
-        }
+        self.buckets
+            .retain(|name| tokens.get(name).is_some_and(|t| t.rate.is_some()));
     }
 
     /// Requests refused for being over their token's rate, by token.
     pub fn limited(&self) -> BTreeMap<String, u64> {
-        self.limited.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// Takes one request from `name`'s bucket; `Err` is the seconds until one is left.
-    fn take(&self, name: &str, rate: Rate, now: Instant) -> Result<(), u64> {
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
-        let capacity = f64::from(rate.requests);
-        let per_sec = capacity / f64::from(rate.per_secs);
-        let bucket = buckets.entry(name.to_string()).or_insert(Bucket {
-            left: capacity,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.left = (bucket.left + elapsed * per_sec).min(capacity);
-        bucket.at = now;
-        if bucket.left >= 1.0 {
-            bucket.left -= 1.0;
-            return Ok(());
-        }
-        let wait = ((1.0 - bucket.left) / per_sec).ceil().max(1.0);
-        drop(buckets);
-        if let Ok(mut limited) = self.limited.lock() {
-            *limited.entry(name.to_string()).or_default() += 1;
-        }
-        // At most an hour (a period), so the cast cannot overflow.
-        Err(wait.min(3600.0) as u64)
+        self.buckets.limited()
     }
 
     /// When each token last got in.
@@ -189,7 +154,7 @@ impl Callers {
             return Err(Refused::Expired(k.name.clone()));
         }
         if let Some(rate) = k.rate
-            && let Err(retry_after) = self.take(&k.name, rate, clock)
+            && let Err(retry_after) = self.buckets.take(&k.name, &k.name, rate, clock)
         {
             return Err(Refused::Limited {
                 name: k.name.clone(),

@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
 use super::callers::{Caller, Callers, Refused};
+use super::oidc::{OIDC_PREFIX, Oidc, OidcRefused};
 use super::origin;
 use super::reply::rpc_error;
 use crate::wire::jsonrpc::INVALID_REQUEST;
@@ -35,6 +36,28 @@ pub struct Auth {
     pub callers: Option<Arc<Callers>>,
     /// Where every decision is recorded (a port with `auth`).
     pub audit: Option<Arc<super::audit::Audit>>,
+    /// An OpenID provider whose JWTs are taken (`auth.oidc`).
+    pub oidc: Option<Arc<Oidc>>,
+}
+
+impl Auth {
+    /// Anyone may come in (a loopback port without `auth`).
+    fn is_open(&self) -> bool {
+        self.bearer.is_none() && self.callers.is_none() && self.oidc.is_none()
+    }
+}
+
+/// An `Authorization` header longer than this is refused (400) unread.
+const MAX_AUTHORIZATION: usize = 16 * 1024;
+
+/// Who a request is, as far as the checks that need no waiting can tell.
+enum Admission {
+    /// The owner (or anyone, on an open port): every tool.
+    Owner,
+    /// A caller's token of the file.
+    Caller(Caller),
+    /// A bearer for the OpenID provider's keys to decide.
+    Jwt(String),
 }
 
 /// Requests larger than this are refused with 413.
@@ -49,14 +72,17 @@ pub(super) struct Guard {
     auth: Auth,
     /// How long a request's body may take to arrive.
     body_timeout: Duration,
+    /// The port speaks HTTPS (said in the URLs of its OAuth metadata).
+    https: bool,
 }
 
 impl Guard {
-    pub(super) fn new(loopback: bool, auth: Auth, body_timeout: Duration) -> Self {
+    pub(super) fn new(loopback: bool, auth: Auth, body_timeout: Duration, https: bool) -> Self {
         Self {
             loopback,
             auth,
             body_timeout,
+            https,
         }
     }
 
@@ -97,48 +123,96 @@ impl Guard {
         None
     }
 
-    /// Who the request comes from (`None`: the owner, or anyone on an open port), or
-    /// its refusal: 401 without a token this port takes, 403 with one that grants
-    /// nothing here.
-    fn admit(&self, headers: &HeaderMap) -> Result<Option<Caller>, Box<Response>> {
-        if self.auth.bearer.is_none() && self.auth.callers.is_none() {
-            return Ok(None);
+    /// Who the request comes from, or its refusal: 401 without a token this port
+    /// takes, 403 with one that grants nothing here.
+    fn admit(&self, headers: &HeaderMap) -> Result<Admission, Box<Response>> {
+        if self.auth.is_open() {
+            return Ok(Admission::Owner);
+        }
+        let raw = headers.get(header::AUTHORIZATION);
+        if raw.is_some_and(|v| v.len() > MAX_AUTHORIZATION) {
+            return Err(Box::new(rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                INVALID_REQUEST,
+                "the Authorization header is larger than 16 KiB",
+            )));
         }
         let given = header_str(headers, "authorization").and_then(bearer_token);
         for owner in [&self.auth.bearer, &self.auth.owner].into_iter().flatten() {
             if given
                 .is_some_and(|g| constant_time_eq(g.as_bytes(), owner.expose_secret().as_bytes()))
             {
-                return Ok(None);
+                return Ok(Admission::Owner);
             }
         }
         let refused = match (given, &self.auth.callers) {
             (Some(given), Some(callers)) => match callers.admit(given, &self.auth.target) {
-                Ok(caller) => return Ok(Some(caller)),
+                Ok(caller) => return Ok(Admission::Caller(caller)),
                 Err(refused) => refused,
             },
             _ => Refused::Unknown,
         };
-        let response = self.refuse(&refused);
+        // Not one of the file's tokens: a JWT, when the port takes them.
+        if let (Some(given), Some(_), Refused::Unknown) = (given, &self.auth.oidc, &refused) {
+            return Ok(Admission::Jwt(given.to_string()));
+        }
+        let response = self.refuse(&refused, headers, given.is_some());
+        self.record_refusal(
+            refused.caller().map(str::to_string),
+            &refused.to_string(),
+            &response,
+        );
+        Err(response)
+    }
+
+    /// A refusal in the audit log (the guard's: no method or tool read yet).
+    fn record_refusal(&self, caller: Option<String>, why: &str, response: &Response) {
         if let Some(audit) = &self.auth.audit {
             audit.record(&crate::api::AuditEntry {
                 at: super::audit::now(),
-                caller: refused.caller().map(str::to_string),
+                caller,
                 target: self.auth.target.clone(),
                 method: None,
                 tool: None,
                 decision: "refused".into(),
-                why: Some(refused.to_string()),
+                why: Some(why.to_string()),
                 status: response.status().as_u16(),
                 ms: 0,
                 bytes: 0,
             });
         }
-        Err(response)
+    }
+
+    /// `Bearer ...` for a 401 or 403: where an OAuth client learns whom to ask, when
+    /// the port takes an OpenID provider's tokens.
+    fn challenge(
+        &self,
+        headers: &HeaderMap,
+        error: Option<&str>,
+        scope: Option<&str>,
+    ) -> HeaderValue {
+        let Some(oidc) = &self.auth.oidc else {
+            return HeaderValue::from_static("Bearer realm=\"mcpctl\"");
+        };
+        let mut parts = Vec::new();
+        if let Some(error) = error {
+            parts.push(format!("error=\"{error}\""));
+        }
+        if let Some(scope) = scope {
+            parts.push(format!("scope=\"{scope}\""));
+        }
+        let host = header_str(headers, "host");
+        parts.push(format!(
+            "resource_metadata=\"{}\"",
+            oidc.metadata_url(host, self.https)
+        ));
+        HeaderValue::from_str(&format!("Bearer {}", parts.join(", ")))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"mcpctl\""))
     }
 
     /// The answer to a refused caller.
-    fn refuse(&self, refused: &Refused) -> Box<Response> {
+    fn refuse(&self, refused: &Refused, headers: &HeaderMap, given: bool) -> Box<Response> {
         if let Refused::NothingHere { .. } = refused {
             return Box::new(rpc_error(
                 StatusCode::FORBIDDEN,
@@ -169,22 +243,127 @@ impl Guard {
             INVALID_REQUEST,
             &message,
         );
+        let error = given.then_some("invalid_token");
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"mcpctl\""),
+            self.challenge(headers, error, None),
         );
         Box::new(response)
     }
+
+    /// The answer to a JWT refused.
+    fn refuse_jwt(&self, refused: &OidcRefused, headers: &HeaderMap) -> Response {
+        let (status, error, scope) = match refused {
+            OidcRefused::Jwt(_) => (StatusCode::UNAUTHORIZED, "invalid_token", None),
+            OidcRefused::NoKeys(_) => (StatusCode::SERVICE_UNAVAILABLE, "invalid_token", None),
+            OidcRefused::Limited { .. } => (StatusCode::TOO_MANY_REQUESTS, "", None),
+            OidcRefused::NoScope { .. } => {
+                let all = self.auth.oidc.as_ref().map(|o| o.all_scopes());
+                (StatusCode::FORBIDDEN, "insufficient_scope", all)
+            }
+        };
+        let mut response = rpc_error(status, Value::Null, INVALID_REQUEST, &refused.to_string());
+        if let OidcRefused::Limited { retry_after, .. } = refused
+            && let Ok(value) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        } else {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                self.challenge(headers, Some(error), scope.as_deref()),
+            );
+        }
+        response
+    }
+
+    /// RFC 9728's metadata, answered before any bearer is asked for.
+    fn metadata(&self, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+        let oidc = self.auth.oidc.as_ref()?;
+        let rest = uri.path().strip_prefix(METADATA_PATH)?;
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        let doc = oidc.metadata(header_str(headers, "host"), self.https);
+        Some(super::reply::json_response(StatusCode::OK, &doc))
+    }
+
+    /// A 403 for the first `tools/call` in `body` that an OIDC caller's scopes do not
+    /// grant (`insufficient_scope`, naming the scopes that would).
+    fn beyond_scope(&self, caller: &Caller, body: &[u8], headers: &HeaderMap) -> Option<Response> {
+        let oidc = self.auth.oidc.as_ref()?;
+        let sent: Value = serde_json::from_slice(body).ok()?;
+        let messages = match &sent {
+            Value::Array(batch) => batch.iter().collect(),
+            one => vec![one],
+        };
+        let (id, tool) = messages.into_iter().find_map(|m| {
+            if m.get("method").and_then(Value::as_str) != Some("tools/call") {
+                return None;
+            }
+            let tool = m.pointer("/params/name").and_then(Value::as_str)?;
+            (!caller.view.permits(tool)).then(|| (m.get("id").cloned(), tool))
+        })?;
+        let scopes = oidc.scopes_for(tool).join(" ");
+        let mut response = rpc_error(
+            StatusCode::FORBIDDEN,
+            id.unwrap_or(Value::Null),
+            INVALID_REQUEST,
+            "insufficient scope for this tool",
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            self.challenge(headers, Some("insufficient_scope"), Some(&scopes)),
+        );
+        if let Some(audit) = &self.auth.audit {
+            audit.record(&crate::api::AuditEntry {
+                at: super::audit::now(),
+                caller: Some(caller.name.clone()),
+                target: self.auth.target.clone(),
+                method: Some("tools/call".into()),
+                tool: Some(tool.chars().take(128).collect()),
+                decision: "refused".into(),
+                why: Some("outside the token's scopes".into()),
+                status: 403,
+                ms: 0,
+                bytes: 0,
+            });
+        }
+        Some(response)
+    }
 }
+
+/// Where RFC 9728's metadata is found (and under it, `/mcp`'s).
+pub(super) const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
 async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     if let Some(refusal) = guard.refusal(request.uri(), request.headers()) {
         return refusal;
     }
+    if let Some(metadata) = guard.metadata(request.uri(), request.headers()) {
+        return metadata;
+    }
     let caller = match guard.admit(request.headers()) {
-        Ok(caller) => caller,
+        Ok(Admission::Owner) => None,
+        Ok(Admission::Caller(caller)) => Some(caller),
+        Ok(Admission::Jwt(token)) => {
+            let Some(oidc) = &guard.auth.oidc else {
+                return StatusCode::UNAUTHORIZED.into_response();
+            };
+            match oidc.admit(&token, &guard.auth.target).await {
+                Ok(caller) => Some(caller),
+                Err(refused) => {
+                    let response = guard.refuse_jwt(&refused, request.headers());
+                    guard.record_refusal(refused.caller(), &refused.to_string(), &response);
+                    return response;
+                }
+            }
+        }
         Err(refusal) => return *refusal,
     };
+    let jwt_caller = caller
+        .as_ref()
+        .filter(|c| c.name.starts_with(OIDC_PREFIX))
+        .cloned();
     let (mut parts, body) = request.into_parts();
     // Handlers read who it is from here (absent: the owner, or an open port).
     if let Some(caller) = caller {
@@ -211,6 +390,11 @@ async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Resp
             );
         }
     };
+    if let Some(caller) = &jwt_caller
+        && let Some(refusal) = guard.beyond_scope(caller, &body, &parts.headers)
+    {
+        return refusal;
+    }
     next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
@@ -270,7 +454,7 @@ mod tests {
             bearer: Some(Arc::new(SecretString::from("s3cret".to_string()))),
             ..Auth::default()
         };
-        let guard = Guard::new(true, auth, Duration::from_secs(1));
+        let guard = Guard::new(true, auth, Duration::from_secs(1), false);
         let status = |pairs: &[(&'static str, &str)]| {
             let headers = headers(pairs);
             guard
@@ -301,17 +485,22 @@ mod tests {
             ]),
             Some(403)
         );
-        let open = Guard::new(true, Auth::default(), Duration::from_secs(1));
+        let open = Guard::new(true, Auth::default(), Duration::from_secs(1), false);
         assert!(
             open.refusal(&Uri::from_static("/mcp"), &headers(&[host]))
                 .is_none()
         );
-        assert!(matches!(open.admit(&headers(&[host])), Ok(None)));
+        assert!(matches!(
+            open.admit(&headers(&[host])),
+            Ok(Admission::Owner)
+        ));
+        let huge = format!("Bearer {}", "x".repeat(MAX_AUTHORIZATION));
+        assert_eq!(status(&[host, ("authorization", huge.as_str())]), Some(400));
     }
 
     #[test]
     fn an_absolute_target_and_a_second_host_or_origin_are_refused() {
-        let guard = Guard::new(true, Auth::default(), Duration::from_secs(1));
+        let guard = Guard::new(true, Auth::default(), Duration::from_secs(1), false);
         let host = || headers(&[("host", "127.0.0.1:9000")]);
         let status = |uri: &'static str, headers: &HeaderMap| {
             guard

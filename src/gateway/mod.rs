@@ -17,11 +17,13 @@ mod http;
 pub mod lines;
 pub mod meter;
 pub mod mux;
+pub mod oidc;
 pub mod origin;
 mod owners;
 mod proxy;
 pub mod queue;
 mod random;
+pub mod rate;
 pub mod replicas;
 mod reply;
 mod sessions;
@@ -286,7 +288,8 @@ pub async fn serve(
         )),
         None => app,
     };
-    let app = guard::Guard::new(loopback, auth, limits.connections.header_timeout).wrap(app);
+    let https = tls.is_some();
+    let app = guard::Guard::new(loopback, auth, limits.connections.header_timeout, https).wrap(app);
     // Probes answer before the guard: a kubelet has no bearer, and they tell nothing else.
     let app = probes(ready, limits.replicas.clone()).merge(app);
     let task = tokio::spawn(accept::serve(

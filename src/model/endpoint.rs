@@ -34,6 +34,9 @@ pub struct EndpointSpec {
     /// `auth = { tokens = true }`: only callers' tokens get in.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auth_tokens: bool,
+    /// `auth = { oidc = ... }`: JWTs of an OpenID provider get in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_oidc: Option<super::oidc::OidcSpec>,
 }
 
 /// `discovery`, resolved: when it is on, and what is always listed.
@@ -139,11 +142,29 @@ pub(super) fn resolve_endpoints(
             }
         }
         let auth_tokens = raw_endpoint.auth.as_ref().is_some_and(|a| a.tokens);
+        let auth_oidc = raw_endpoint.auth.as_ref().and_then(|a| {
+            let raw = a.oidc.as_ref()?;
+            let owner = format!("endpoint `{name}`");
+            super::oidc::resolve_oidc(raw, &here("auth"), &owner, loc, diags)
+        });
+        if raw_endpoint
+            .auth
+            .as_ref()
+            .is_some_and(|a| !a.tokens && a.oidc.is_none())
+        {
+            diags.push(
+                Diagnostic::new(format!("`auth` of endpoint `{name}` lets nobody in"))
+                    .at(loc.value(&here("auth")), "neither `tokens = true` nor `oidc`")
+                    .hint("`auth = { tokens = true }` (callers' tokens of [tokens.*]) or `auth = { oidc = { issuer, audience } }`"),
+            );
+        }
+        // Callers' tokens or an issuer's JWTs: who comes in is known.
+        let guarded = auth_tokens || raw_endpoint.auth.as_ref().is_some_and(|a| a.oidc.is_some());
         let bind = match &raw_endpoint.bind {
             None => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             Some(text) => {
                 match text.parse::<IpAddr>() {
-                    Ok(ip) if ip.is_loopback() || auth_tokens => Some(ip),
+                    Ok(ip) if ip.is_loopback() || guarded => Some(ip),
                     Ok(ip) => {
                         diags.push(
                         Diagnostic::new(format!(
@@ -172,25 +193,9 @@ pub(super) fn resolve_endpoints(
         } else {
             here("profile")
         };
-        // The endpoint reaches a member with the member's bearer: one that takes only
-        // callers' tokens cannot be reached.
-        for member in members.iter().flatten() {
-            if servers
-                .get(member)
-                .is_some_and(|s| s.auth_tokens && s.auth_bearer.is_none())
-            {
-                diags.push(
-                    Diagnostic::new(format!(
-                        "endpoint `{name}` serves `{member}`, which takes only callers' tokens: the endpoint has none to reach it with"
-                    ))
-                    .at(loc.value(&at), "a member it cannot reach")
-                    .hint(format!("give `{member}` an owner's `bearer` too, or take the callers' tokens on the endpoint instead")),
-                );
-            }
-        }
         // Without `auth` of its own, serving a member behind `auth` would hand its
         // tools to every local user.
-        for member in members.iter().flatten().filter(|_| !auth_tokens) {
+        for member in members.iter().flatten().filter(|_| !guarded) {
             if servers.get(member).is_some_and(ServerSpec::has_auth) {
                 diags.push(
                     Diagnostic::new(format!(
@@ -238,11 +243,11 @@ pub(super) fn resolve_endpoints(
             .discovery
             .as_ref()
             .and_then(|d| discovery(d, name, &here("discovery"), loc, diags));
-        if auth_tokens && discovery.is_some() {
+        if guarded && discovery.is_some() {
             // find_tools would rank what a caller may not see: not until it knows callers.
             diags.push(
                 Diagnostic::new(format!(
-                    "endpoint `{name}` has both `discovery` and `auth.tokens`, which do not work together yet"
+                    "endpoint `{name}` has both `discovery` and `auth`, which do not work together yet"
                 ))
                 .at(loc.value(&here("discovery")), "tools on demand")
                 .hint("drop `discovery`, or take callers' tokens on its members instead"),
@@ -269,6 +274,7 @@ pub(super) fn resolve_endpoints(
                 descriptions: raw_endpoint.descriptions.clone().unwrap_or_default(),
                 discovery,
                 auth_tokens,
+                auth_oidc,
             },
         );
     }

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod locate;
 pub mod lock;
 pub mod names;
+pub mod oidc;
 pub mod raw;
 pub mod resolve;
 pub mod spec;

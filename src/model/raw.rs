@@ -156,7 +156,30 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointAuth {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tokens: bool,
+    /// An OAuth 2.1 resource server: JWTs of this issuer, for this audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<Oidc>,
+}
+
+/// `oidc = { issuer, audience, scopes, rate }`: take JWTs of an OpenID provider
+/// (the MCP authorization spec's resource server).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Oidc {
+    /// The issuer's URL, as its tokens say it in `iss` (https, or http on loopback).
+    /// Its keys are found through its discovery document.
+    pub issuer: String,
+    /// This resource's identifier, which tokens must name in `aud`: the port's URL as
+    /// clients reach it, e.g. `https://mcp.example.com/mcp`.
+    pub audience: String,
+    /// Scope -> tool patterns it grants here. Missing: a valid token may call every tool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<BTreeMap<String, Vec<String>>>,
+    /// At most this many requests per subject, e.g. `"600/min"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
 }
 
 /// `discovery = true | false | { when_over, always }`.
@@ -217,6 +240,9 @@ pub struct Auth {
     /// what its patterns allow here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens: Option<bool>,
+    /// An OAuth 2.1 resource server: JWTs of this issuer, for this audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<Oidc>,
 }
 
 /// HTTPS for a server's gateway port.

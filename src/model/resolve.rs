@@ -696,12 +696,20 @@ fn resolve_server(
         .auth
         .as_ref()
         .is_some_and(|a| a.value.tokens == Some(true));
+    let auth_oidc = m.auth.as_ref().and_then(|a| {
+        let raw = a.value.oidc.as_ref()?;
+        super::oidc::resolve_oidc(raw, &a.origin, &format!("server `{name}`"), loc, diags)
+    });
     match (&m.auth, bind) {
-        (Some(auth), _) if auth.value.bearer.is_none() && !auth_tokens => diags.push(
+        (Some(auth), _)
+            if auth.value.bearer.is_none() && !auth_tokens && auth.value.oidc.is_none() =>
+        {
+            diags.push(
             Diagnostic::new(format!("`auth` of server `{name}` lets nobody in"))
-                .at(loc.value(&auth.origin), "neither `bearer` nor `tokens = true`")
-                .hint("`auth = { bearer = \"SECRET\" }` (one owner's token), `auth = { tokens = true }` (callers' tokens of [tokens.*]), or both"),
-        ),
+                .at(loc.value(&auth.origin), "neither `bearer`, `tokens = true` nor `oidc`")
+                .hint("`auth = { bearer = \"SECRET\" }` (one owner's token), `auth = { tokens = true }` (callers' tokens of [tokens.*]), `auth = { oidc = { issuer, audience } }` (an OpenID provider's JWTs), or several"),
+            );
+        }
         (Some(auth), _)
             if auth
                 .value
@@ -799,6 +807,7 @@ fn resolve_server(
         limits: limits?,
         auth_bearer,
         auth_tokens,
+        auth_oidc,
         tls: m.tls.map(|t| t.value),
         image: m.image.map(|i| i.value),
         headers: m.headers,

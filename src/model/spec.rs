@@ -81,6 +81,9 @@ pub struct ServerSpec {
     /// `auth = { tokens = true }`: callers' tokens of `[tokens.*]` are taken too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auth_tokens: bool,
+    /// `auth = { oidc = ... }`: JWTs of an OpenID provider are taken too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_oidc: Option<super::oidc::OidcSpec>,
     /// HTTPS on the gateway port: the certificate and key files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<super::raw::Tls>,
@@ -314,6 +317,11 @@ impl ServerSpec {
                 Restart,
             ),
             attr(
+                "auth_oidc",
+                self.auth_oidc.as_ref().map(oidc_parts),
+                Restart,
+            ),
+            attr(
                 "tls",
                 self.tls.as_ref().map(|t| {
                     Map(BTreeMap::from([
@@ -486,7 +494,7 @@ impl ServerSpec {
 
     /// Clients must authenticate (an owner's bearer, callers' tokens, or both).
     pub fn has_auth(&self) -> bool {
-        self.auth_bearer.is_some() || self.auth_tokens
+        self.auth_bearer.is_some() || self.auth_tokens || self.auth_oidc.is_some()
     }
 
     /// Asks for a network of its own (a local server with `network = "isolated"`).
@@ -555,6 +563,24 @@ fn multiplex() -> Sharing {
 
 fn non_empty_list(list: &[String]) -> Option<Vec<String>> {
     (!list.is_empty()).then(|| list.to_vec())
+}
+
+/// `auth.oidc` as plan shows it: issuer, audience, each scope's patterns, rate.
+fn oidc_parts(oidc: &super::oidc::OidcSpec) -> AttrValue {
+    let mut parts = BTreeMap::from([
+        ("issuer".to_string(), oidc.issuer.clone()),
+        ("audience".to_string(), oidc.audience.clone()),
+    ]);
+    for (scope, globs) in &oidc.scopes {
+        parts.insert(format!("scopes.{scope}"), globs.join(", "));
+    }
+    if let Some(rate) = oidc.rate {
+        parts.insert(
+            "rate".into(),
+            format!("{}/{}s", rate.requests, rate.per_secs),
+        );
+    }
+    AttrValue::Map(parts)
 }
 
 fn non_empty_map(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {

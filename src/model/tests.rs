@@ -322,7 +322,7 @@ args = ["a"]
 cwd = "sub"
 env = { K = "v" }
 secrets = { T = "age:abc" }
-auth = { bearer = "T", tokens = true }
+auth = { bearer = "T", tokens = true, oidc = { issuer = "https://id.example", audience = "https://mcp.example/mcp", scopes = { "mcp:read" = ["r*"] }, rate = "10/min" } }
 tls = { cert = "c.pem", key = "k.pem" }
 image = "node:22-bookworm-slim"
 headers = { X = "${K}" }
@@ -374,7 +374,9 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
         "stop_timeout": "7s", "start_timeout": "9s", "call_timeout": "2m", "drain_timeout": "4s", "session_idle": "1m 30s", "max_sessions": 50,
         "limits": {"memory_bytes": 1073741824u64, "nofile": 2048},
         "health": {"interval": "5s", "timeout": "1s", "failures": 2},
-        "auth_bearer": "T", "auth_tokens": true, "pin": true, "headers": {"X": "${K}"},
+        "auth_bearer": "T", "auth_tokens": true, "pin": true,
+        "auth_oidc": {"issuer": "https://id.example", "audience": "https://mcp.example/mcp",
+            "scopes": {"mcp:read": ["r*"]}, "rate": {"requests": 10, "per_secs": 60}}, "headers": {"X": "${K}"},
         "tls": {"cert": "c.pem", "key": "k.pem"},
         "image": "node:22-bookworm-slim"
     });

@@ -54,7 +54,8 @@ pub fn diff(
                     }
                     let rebind = want.port != have.port
                         || want.bind != have.bind
-                        || want.auth_tokens != have.auth_tokens;
+                        || want.auth_tokens != have.auth_tokens
+                        || want.auth_oidc != have.auth_oidc;
                     Some(change(
                         if rebind {
                             EndpointChangeKind::Rebind
@@ -88,7 +89,10 @@ fn fields_that_differ(a: &EndpointSpec, b: &EndpointSpec) -> Vec<String> {
     differs("rename", a.rename != b.rename);
     differs("descriptions", a.descriptions != b.descriptions);
     differs("discovery", a.discovery != b.discovery);
-    differs("auth", a.auth_tokens != b.auth_tokens);
+    differs(
+        "auth",
+        a.auth_tokens != b.auth_tokens || a.auth_oidc != b.auth_oidc,
+    );
     out
 }
 
@@ -110,6 +114,7 @@ mod tests {
             descriptions: BTreeMap::new(),
             discovery: None,
             auth_tokens: false,
+            auth_oidc: None,
         }
     }
 

@@ -39,6 +39,7 @@ fn spec(name: &str) -> ServerSpec {
         health: crate::model::spec::HealthCheck::default(),
         auth_bearer: None,
         auth_tokens: false,
+        auth_oidc: None,
         pin: false,
         tls: None,
         image: None,

@@ -79,6 +79,11 @@ pub struct ToolView {
 }
 
 impl ToolView {
+    /// A view from its tool globs (an OIDC caller's: its scopes' patterns).
+    pub fn of(allow: Vec<Glob>, deny: Vec<Glob>) -> Self {
+        Self { allow, deny }
+    }
+
     /// No allow names this target: the caller has nothing here.
     pub fn is_empty(&self) -> bool {
         self.allow.is_empty()

@@ -8,6 +8,7 @@
 //! advertises. [`decide`] says why a tool is hidden, for `mcpctl tools --all`.
 
 pub mod caller;
+pub mod jwt;
 pub mod pin;
 
 use std::fmt;

@@ -8,7 +8,7 @@ pub struct GatewayArgs {
     /// Port of /mcp and /sse
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// Address to bind; beyond loopback needs --auth-bearer-env
+    /// Address to bind; beyond loopback needs --auth-bearer-env or --oidc-issuer
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: std::net::IpAddr,
     /// Sessions share processes (multiplex), or each gets its own (per-session)
@@ -28,6 +28,25 @@ pub struct GatewayArgs {
     /// Clients must send `Authorization: Bearer <the value of VAR>` (kept from the server)
     #[arg(long, value_name = "VAR")]
     pub auth_bearer_env: Option<String>,
+    /// Take JWTs of this OpenID provider (OAuth 2.1 resource server; https, or http on
+    /// loopback): its keys are found through its discovery document
+    #[arg(long, value_name = "URL", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+    /// ... for this resource: tokens must name it in `aud` (this port's URL as clients
+    /// reach it, e.g. https://mcp.example.com/mcp)
+    #[arg(long, value_name = "AUD", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+    /// ... a scope and the tools it grants, `SCOPE=GLOB[,GLOB...]` (repeatable; none:
+    /// a valid token may call every tool)
+    #[arg(
+        long = "oidc-scope",
+        value_name = "SCOPE=GLOBS",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_scopes: Vec<String>,
+    /// ... at most this many requests per subject, e.g. 600/min
+    #[arg(long, value_name = "N/PERIOD", requires = "oidc_issuer")]
+    pub oidc_rate: Option<String>,
     /// Serve beyond loopback without a bearer: only where the network is trusted (a
     /// cluster's pod network behind its own policy); said once as a warning
     #[arg(long)]

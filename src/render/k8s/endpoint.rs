@@ -60,9 +60,7 @@ fn endpoint(
         return Err("`auth = { tokens = true }` is not rendered yet: callers' tokens are checked only by the daemon".into());
     }
     let meta = json!({"name": k8s, "namespace": o.namespace, "labels": labels(k8s)});
-    let mut notes = vec![format!(
-        "{k8s} has no `auth`: anyone who can reach its Service can use its members' tools (add a NetworkPolicy)"
-    )];
+    let mut notes = Vec::new();
     let mut args: Vec<String> = vec![
         "gateway".into(),
         "--name".into(),
@@ -71,8 +69,16 @@ fn endpoint(
         spec.port.to_string(),
         "--bind".into(),
         "0.0.0.0".into(),
-        "--allow-no-auth".into(),
     ];
+    match &spec.auth_oidc {
+        Some(oidc) => args.extend(super::oidc_flags(oidc)),
+        None => {
+            args.push("--allow-no-auth".into());
+            notes.push(format!(
+                "{k8s} has no `auth`: anyone who can reach its Service can use its members' tools (add a NetworkPolicy)"
+            ));
+        }
+    }
     let mut skipped = Vec::new();
     for member in &spec.members {
         let Some(server) = servers.get(member) else {

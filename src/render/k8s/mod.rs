@@ -161,6 +161,34 @@ fn tool_flags(tools: &ToolPolicy) -> Vec<String> {
     args
 }
 
+/// `auth.oidc` as `mcpctl gateway`'s flags (each value literal: no `$(VAR)` expansion).
+fn oidc_flags(oidc: &crate::model::oidc::OidcSpec) -> Vec<String> {
+    let mut args = vec![
+        "--oidc-issuer".to_string(),
+        literal(&oidc.issuer),
+        "--oidc-audience".into(),
+        literal(&oidc.audience),
+    ];
+    for (scope, globs) in &oidc.scopes {
+        args.extend([
+            "--oidc-scope".to_string(),
+            literal(&format!("{scope}={}", globs.join(","))),
+        ]);
+    }
+    if let Some(rate) = oidc.rate {
+        let per = match rate.per_secs {
+            1 => "sec",
+            60 => "min",
+            _ => "hour",
+        };
+        args.extend([
+            "--oidc-rate".to_string(),
+            format!("{}/{per}", rate.requests),
+        ]);
+    }
+    args
+}
+
 fn labels(k8s: &str) -> Value {
     json!({
         "app.kubernetes.io/name": k8s,
@@ -201,8 +229,12 @@ fn server(spec: &ServerSpec, k8s: &str, o: &Options<'_>) -> Result<Rendered, Str
         // the owner's bearer only) would widen who may call what.
         return Err("`auth = { tokens = true }` is not rendered yet: callers' tokens are checked only by the daemon and its gateway here".into());
     }
+    if let Some(oidc) = &spec.auth_oidc {
+        args.extend(oidc_flags(oidc));
+    }
     match &spec.auth_bearer {
         Some(key) => args.extend(["--auth-bearer-env".into(), key.clone()]),
+        None if spec.auth_oidc.is_some() => {}
         None => {
             args.push("--allow-no-auth".into());
             notes.push(format!(

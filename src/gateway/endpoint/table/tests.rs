@@ -19,6 +19,7 @@ fn spec(prefix: Prefix) -> EndpointSpec {
         descriptions: BTreeMap::new(),
         discovery: None,
         auth_tokens: false,
+        auth_oidc: None,
     }
 }
 
