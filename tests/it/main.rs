@@ -13,6 +13,7 @@ mod discovery;
 mod edit;
 mod endpoint;
 mod examples;
+mod first_hour;
 mod fmt;
 mod gateway;
 mod gateway_cmd;
