@@ -10,6 +10,7 @@ mod common;
 mod connect;
 mod daemon;
 mod discovery;
+mod docs;
 mod edit;
 mod endpoint;
 mod examples;
