@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use super::callers::Caller;
 use super::rate::Buckets;
 use crate::model::oidc::{OidcSpec, check_issuer};
-use crate::policy::caller::ToolView;
 use crate::policy::jwt::{self, Expect, JwtRefused, Verified};
 
 /// A token naming a key not held fetches the keys again at most this often: a flood
@@ -82,6 +81,15 @@ pub enum FetchError {
     Failed { url: String, why: String },
 }
 
+/// A token that passed: its subject, the caller it is here, and until when (seconds
+/// since the epoch) it may be taken without a check.
+#[derive(Clone)]
+struct Passed {
+    subject: String,
+    caller: Caller,
+    until: u64,
+}
+
 #[derive(Default)]
 struct Fetched {
     /// The last attempt, good or not.
@@ -102,7 +110,7 @@ pub struct Oidc {
     fetched: tokio::sync::Mutex<Fetched>,
     /// Tokens that passed, by BLAKE3 hash: who, and until when (seconds since the
     /// epoch). Forgotten when the keys change.
-    passed: Mutex<HashMap<[u8; 32], (Verified, u64)>>,
+    passed: Mutex<HashMap<[u8; 32], Passed>>,
     /// Shared by the daemon's ports; counted under the port's target.
     buckets: Arc<Buckets>,
 }
@@ -129,8 +137,9 @@ impl Oidc {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let verified = match self.remembered(token, now) {
-            Some(verified) => verified,
+        let hash = *blake3::hash(token.as_bytes()).as_bytes();
+        let passed = match self.remembered(&hash, now) {
+            Some(passed) => passed,
             None => {
                 let keys = self.keys(false).await?;
                 let verified = match jwt::verify(token, &keys, &self.expect, now) {
@@ -140,58 +149,60 @@ impl Oidc {
                     }
                     other => other?,
                 };
-                self.remember(token, &verified, now);
-                verified
+                self.remember(hash, &verified, now)
             }
         };
-        let name = caller_name(&verified.subject);
         if let Some(rate) = self.spec.rate
-            && let Err(retry_after) =
-                self.buckets
-                    .take(&format!("{target}\n{name}"), target, rate, Instant::now())
+            && let Err(retry_after) = self.buckets.take(
+                &format!("{target}\n{}", passed.caller.name),
+                target,
+                rate,
+                Instant::now(),
+            )
         {
             return Err(OidcRefused::Limited {
-                subject: verified.subject,
+                subject: passed.subject,
                 retry_after,
             });
         }
-        let view: ToolView = self.expect.view(&verified.scopes);
-        if view.is_empty() {
+        if passed.caller.view.is_empty() {
             return Err(OidcRefused::NoScope {
-                subject: verified.subject,
+                subject: passed.subject,
             });
         }
-        Ok(Caller {
-            name,
-            view: Arc::new(view),
-        })
+        Ok(passed.caller)
     }
 
     /// A token that passed lately, still within its `exp`.
-    fn remembered(&self, token: &str, now: u64) -> Option<Verified> {
-        let hash = *blake3::hash(token.as_bytes()).as_bytes();
+    fn remembered(&self, hash: &[u8; 32], now: u64) -> Option<Passed> {
         let passed = self.passed.lock().ok()?;
-        let (verified, until) = passed.get(&hash)?;
-        (now < *until).then(|| verified.clone())
+        passed.get(hash).filter(|p| now < p.until).cloned()
     }
 
-    fn remember(&self, token: &str, verified: &Verified, now: u64) {
+    /// A token that passed, as the caller it is here (its view built once).
+    fn remember(&self, hash: [u8; 32], verified: &Verified, now: u64) -> Passed {
         let until = verified
             .expires
             .saturating_add(jwt::SKEW_SECS)
             .min(now.saturating_add(REMEMBER_FOR));
-        if let Ok(mut passed) = self.passed.lock() {
-            if passed.len() >= MAX_REMEMBERED {
-                passed.retain(|_, (_, u)| now < *u);
-                if passed.len() >= MAX_REMEMBERED {
-                    passed.clear();
+        let passed = Passed {
+            subject: verified.subject.clone(),
+            caller: Caller {
+                name: caller_name(&verified.subject),
+                view: Arc::new(self.expect.view(&verified.scopes)),
+            },
+            until,
+        };
+        if let Ok(mut table) = self.passed.lock() {
+            if table.len() >= MAX_REMEMBERED {
+                table.retain(|_, p| now < p.until);
+                if table.len() >= MAX_REMEMBERED {
+                    table.clear();
                 }
             }
-            passed.insert(
-                *blake3::hash(token.as_bytes()).as_bytes(),
-                (verified.clone(), until),
-            );
+            table.insert(hash, passed.clone());
         }
+        passed
     }
 
     /// The scopes that would let a caller call `tool` here.

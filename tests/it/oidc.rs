@@ -120,6 +120,10 @@ fn a_server_takes_an_issuers_tokens_by_scope_and_says_where_to_get_one() {
             && challenge.contains("scope=\"mcp:all\""),
         "{challenge}"
     );
+    // The method spelled with a JSON escape is the same method.
+    let escaped = call("sample").replace("tools/call", "tools\\/call");
+    assert!(escaped.contains("tools\\/call"), "{escaped}");
+    assert_eq!(post(a, &token, session.as_deref(), &escaped).status, 403);
     // A token whose scopes grant nothing here: 403 before any session.
     let none = post(a, &idp.mint(&audience, "bob", "openid"), None, &init_body());
     assert_eq!(none.status, 403, "{}", none.body);
