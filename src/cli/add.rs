@@ -124,14 +124,12 @@ fn read_entry(path: &Path, args: &AddArgs) -> Result<(ServerJson, String), Error
 }
 
 /// A `server.json`, or a registry answer wrapping one (`{"server": ...}`).
-fn parse_entry(text: &str) -> Result<ServerJson, String> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+fn parse_entry(text: &str) -> Result<ServerJson, serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
     if value.get("server").is_some() {
-        serde_json::from_value::<Listed>(value)
-            .map(|l| l.server)
-            .map_err(|e| e.to_string())
+        serde_json::from_value::<Listed>(value).map(|l| l.server)
     } else {
-        serde_json::from_value(value).map_err(|e| e.to_string())
+        serde_json::from_value(value)
     }
 }
 
