@@ -358,6 +358,9 @@ pub struct Usage {
     pub rss_bytes: u64,
     pub open_fds: u64,
     pub processes: u32,
+    /// When it was sampled (RFC 3339): the daemon samples every `MCPCTL_SAMPLE_SECS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_at: Option<String>,
 }
 
 /// What went through a server's gateway port since it started.

@@ -15,6 +15,9 @@
 //! [`clients`] is what `client link` writes into a client's file, and how (pure).
 //! [`import`] reads other clients' MCP configs and decides what the file gets (pure).
 //! [`git`] asks git which commit the file is at, and for the file at a revision.
+//! [`registry`] is the MCP registry as a catalogue: its `server.json` entries, the
+//! strict checks they pass and their translation into server blocks (pure), and the
+//! one bounded client that asks a registry (`registry::fetch`).
 //!
 //! Dependency direction: `model`, `diag`, `plan`, `render` do no I/O; `config` uses
 //! `model` and `diag`; `cli` uses everything.
@@ -39,6 +42,7 @@ pub mod model;
 pub mod out;
 pub mod plan;
 pub mod policy;
+pub mod registry;
 pub mod render;
 pub mod runtime_dir;
 pub mod schema;

@@ -8,6 +8,9 @@ use crate::model::raw::RawConfig;
 
 pub const COMMITTED_PATH: &str = "schema/mcpctl.schema.json";
 
+/// The schema's name beside a user's file (`mcpctl init` writes it there).
+pub const BESIDE: &str = "mcpctl.schema.json";
+
 pub fn json_schema() -> String {
     let schema = schemars::generate::SchemaSettings::draft2020_12()
         .into_generator()

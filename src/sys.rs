@@ -654,6 +654,24 @@ pub fn recv_fd(socket: i32) -> io::Result<Option<std::os::fd::OwnedFd>> {
     Err(io::Error::other("a message without a descriptor"))
 }
 
+/// Turns the terminal's echo on standard input on or off (a secret typed at a
+/// prompt is not shown). Returns whether it was on.
+pub fn set_stdin_echo(on: bool) -> io::Result<bool> {
+    // SAFETY: termios is plain data; tcgetattr fills it before it is read.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: fd 0 and a valid pointer to a termios this frame owns.
+    check(unsafe { libc::tcgetattr(0, &mut term) })?;
+    let was = term.c_lflag & libc::ECHO != 0;
+    if on {
+        term.c_lflag |= libc::ECHO;
+    } else {
+        term.c_lflag &= !libc::ECHO;
+    }
+    // SAFETY: as above; TCSANOW applies the change at once.
+    check(unsafe { libc::tcsetattr(0, libc::TCSANOW, &term) })?;
+    Ok(was)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

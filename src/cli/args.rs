@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod gateway;
+mod registry;
 pub use gateway::{FailureArg, GatewayArgs, PrefixArg, SharingArg};
+pub use registry::{AddArgs, OutdatedArgs, RegistryArgs, SearchArgs, UpgradeArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,14 +22,10 @@ pub use gateway::{FailureArg, GatewayArgs, PrefixArg, SharingArg};
                   Exit codes: 0 success, 1 error (usage errors too), 2 changes present (plan --detailed-exitcode)."
 )]
 pub struct Cli {
-    /// Config file to use [default: mcpctl.toml in this folder or the nearest parent]
-    #[arg(
-        short = 'f',
-        long = "file",
-        global = true,
-        value_name = "PATH",
-        env = "MCPCTL_FILE"
-    )]
+    /// Config file to use [default: mcpctl.toml in this folder or the nearest parent].
+    /// Before the command, as docker compose takes it: after one, `-f` is its own
+    /// (`server logs NAME -f` follows)
+    #[arg(short = 'f', long = "file", value_name = "PATH", env = "MCPCTL_FILE")]
     pub file: Option<PathBuf>,
 
     /// age identity for secrets [default: $MCPCTL_IDENTITY, else $XDG_CONFIG_HOME/mcpctl/identity.txt]
@@ -221,6 +219,39 @@ pub enum Command {
         after_help = "Examples:\n  mcpctl gateway --port 8000 -- npx -y @modelcontextprotocol/server-everything\n  mcpctl gateway --port 8443 --bind 0.0.0.0 --auth-bearer-env TOKEN --tls-cert c.pem --tls-key k.pem -- ./server\n  mcpctl gateway --port 8000 --url https://mcp.example.com/mcp --header 'Authorization=Bearer ${UPSTREAM}'\n  mcpctl gateway --port 8100 --upstream github=http://mcp-github:8000/mcp --upstream fs=http://mcp-fs:8001/mcp --tools-deny '*delete*'"
     )]
     Gateway(Box<GatewayArgs>),
+    /// Find MCP servers in the registry: name, version, how it runs, description
+    ///
+    /// Asks the registry's API (v0.1) and follows its pages up to --limit entries.
+    #[command(
+        after_help = "Examples:\n  mcpctl search github\n  mcpctl search weather --format json\n  mcpctl search files --registry https://registry.example.com"
+    )]
+    Search(SearchArgs),
+    /// Add a server from the registry (or a server.json file) to the file, its
+    /// version pinned
+    ///
+    /// npm packages run as `npx -y pkg@VERSION`, PyPI ones as `uvx pkg==VERSION`, OCI
+    /// images as `docker run -i --rm image:tag`, hosted servers as `mode = "remote"`
+    /// with their url and headers. The entry's arguments and environment variables
+    /// come with it; those it marks secret are encrypted with age. Nothing is
+    /// downloaded or run now: the new block converges like any edit. An entry with
+    /// anything that is not a plain name, pinned version or value is refused, and the
+    /// file is not touched.
+    #[command(
+        after_help = "Examples:\n  mcpctl add io.github.example/brave-search --secret BRAVE_API_KEY\n  mcpctl add io.github.example/weather-mcp --arg city=Oslo --secret WEATHER_API_KEY=- < key.txt\n  mcpctl add ./server.json --as search --port 8100 --dry-run"
+    )]
+    Add(Box<AddArgs>),
+    /// Servers with a newer version in the registry (exit 2 when there are some)
+    ///
+    /// Looks at the servers `add` wrote and at every `npx pkg@V`, `uvx pkg==V` or
+    /// `docker run image:tag` server. Exit codes as `plan --detailed-exitcode`: 0 all
+    /// current, 2 some outdated, 1 an error.
+    #[command(after_help = "Examples:\n  mcpctl outdated\n  mcpctl outdated --format json")]
+    Outdated(OutdatedArgs),
+    /// Bump a server's pinned version to the registry's latest (the plan shows it)
+    #[command(
+        after_help = "Examples:\n  mcpctl upgrade brave-search\n  mcpctl upgrade --all --no-apply && mcpctl plan"
+    )]
+    Upgrade(UpgradeArgs),
     /// Add the MCP servers of another client's config to the file
     ///
     /// Reads CLIENT's documented files (claude-desktop, claude-code, cursor, vscode,
@@ -260,6 +291,9 @@ pub enum Command {
         /// The server, as the file names it
         name: String,
     },
+    /// Internal: the file's server names, one a line (what completions offer)
+    #[command(name = "__names", hide = true)]
+    Names,
     /// Internal: the per-instance process-group leader the daemon runs servers under
     #[command(name = "__shim", hide = true)]
     Shim {
@@ -562,12 +596,12 @@ pub enum ServerCommand {
     },
     /// Captured stderr (and MCP log messages) of a server's instances
     #[command(
-        after_help = "Examples:\n  mcpctl server logs github -n 100 --level warn\n  mcpctl server logs github --follow"
+        after_help = "Examples:\n  mcpctl server logs github -n 100 --level warn\n  mcpctl server logs github -f"
     )]
     Logs {
         name: String,
-        /// Keep printing new lines until interrupted
-        #[arg(long, short = 'F')]
+        /// Keep printing new lines until interrupted (`-f`, as tail, docker and kubectl)
+        #[arg(long, short = 'f', visible_short_alias = 'F')]
         follow: bool,
         /// How many lines to show
         #[arg(long, short = 'n', default_value_t = 50)]

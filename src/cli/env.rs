@@ -24,6 +24,7 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
                 edit::set_entry(doc, &scope, MapTable::Env, &key, &value)
             })?;
             crate::note!("set {key} in {}", scope.describe());
+            warn_if_credential(&key, &value, &scope);
             after_edit(path, before, scope.server(), apply.no_apply)
         }
         EnvCommand::Unset { key, scope, apply } => {
@@ -67,6 +68,24 @@ pub(super) fn run(path: &Path, cmd: EnvCommand) -> Result<u8, Error> {
             ok()
         }
     }
+}
+
+/// Env values are plaintext in a file that is committed: a value that looks like a
+/// credential (by its name or its shape) is pointed at the encrypted alternative.
+fn warn_if_credential(key: &str, value: &str, scope: &edit::Scope) {
+    use crate::import::credentials;
+    if credentials::is_reference(value) || !credentials::is_credential(key, value) {
+        return;
+    }
+    let server = scope
+        .server()
+        .map(|s| format!(" --server {s}"))
+        .unwrap_or_default();
+    crate::note!(
+        "warning: {key} looks like a credential and is stored in plain text in the file; \
+         keep it encrypted instead: `mcpctl config env unset {key}{server} && \
+         mcpctl config secret set {key}{server}` (the value is read from stdin)"
+    );
 }
 
 fn check_key(key: &str) -> Result<(), Error> {

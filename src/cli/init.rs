@@ -1,4 +1,5 @@
-//! `mcpctl init`: a commented starter file, its schema, and `.mcpctl/` in `.gitignore`.
+//! `mcpctl init`: a commented starter file, its schema beside it, and `.mcpctl/` in
+//! `.gitignore`.
 
 use std::io::ErrorKind;
 use std::path::Path;
@@ -8,7 +9,7 @@ use crate::config::{Error as ConfigError, find::FILE_NAME, store};
 use crate::schema;
 
 /// The starter file. It must validate (a test checks it) and plan to no changes.
-pub(super) const STARTER: &str = r#"#:schema ./.mcpctl/mcpctl.schema.json
+pub(super) const STARTER: &str = r#"#:schema ./mcpctl.schema.json
 # mcpctl.toml: the MCP servers of this project, their profiles and environment.
 # `mcpctl plan` shows what would change; `mcpctl validate` checks this file.
 version = 1
@@ -67,10 +68,15 @@ pub(super) fn run(file: Option<&Path>, cwd: &Path) -> Result<u8, Error> {
         }
         other => other?,
     }
-    // Where the starter's `#:schema` line points, whatever the file is called.
-    let dir = store::shared_runtime_dir(&path);
+    // Where the starter's `#:schema` line points, whatever the file is called: beside
+    // it and committed with it, so a clone's link does not dangle (`.mcpctl/` is
+    // git-ignored).
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(cwd);
     let _lock = store::lock(&path)?;
-    store::write_atomic(&dir.join("mcpctl.schema.json"), &schema::json_schema())?;
+    store::write_atomic(&dir.join(schema::BESIDE), &schema::json_schema())?;
     ignore_runtime_dir(path.parent().unwrap_or(cwd))?;
     crate::note!(
         "wrote {}; next: add a server, then `mcpctl plan`",

@@ -195,9 +195,14 @@ pub(super) fn converge(
     kubectl.arg("-f").arg(dir.path());
     let status = run_bounded(kubectl).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::Failed(
-                "kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/), or `mcpctl render k8s --output DIR` and apply that folder yourself".into(),
-            )
+            Error::Failed(match std::env::var_os("MCPCTL_KUBECTL") {
+                // The user named it: say that name, not PATH.
+                Some(named) => format!(
+                    "MCPCTL_KUBECTL={}: no such program; point it at a kubectl, or unset it to use the one on PATH",
+                    named.to_string_lossy()
+                ),
+                None => "kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/), or `mcpctl render k8s --output DIR` and apply that folder yourself".into(),
+            })
         } else {
             Error::Failed(format!("cannot run kubectl: {e}"))
         }

@@ -2,6 +2,7 @@
 //! business rules of its own. Every file edit goes through [`edit_file`], which
 //! validates the result before `config::store` writes it.
 
+mod add;
 pub mod args;
 mod audit;
 mod backup;
@@ -16,8 +17,10 @@ mod k8s;
 mod lifecycle;
 mod link;
 mod monitor;
+mod outdated;
 mod plan;
 mod profile;
+mod registry;
 mod secret;
 mod status;
 mod token;
@@ -50,6 +53,12 @@ pub enum Error {
     Daemon(#[from] crate::client::Error),
     #[error(transparent)]
     Git(#[from] crate::git::Error),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::fetch::Error),
+    /// An entry `add` refuses, or one that needs more from the user; the file was
+    /// not touched.
+    #[error("{0}; nothing was changed")]
+    Entry(#[from] crate::registry::translate::Error),
     /// A backup that `server restore` refuses; the file was not touched.
     #[error("cannot restore from {file}: {refused}; nothing was changed")]
     Backup {
@@ -119,6 +128,10 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Gateway(args) => gateway::run(*args, &cwd),
         Command::Client(cmd) => link::run(&locate(file, &cwd)?, cmd),
         Command::Import(args) => import::run(&locate(file, &cwd)?, &args),
+        Command::Search(args) => registry::search(find::find(file, &cwd).ok().as_deref(), &args),
+        Command::Add(args) => add::run(&locate(file, &cwd)?, &args),
+        Command::Outdated(args) => outdated::outdated(&locate(file, &cwd)?, &args),
+        Command::Upgrade(args) => outdated::upgrade(&locate(file, &cwd)?, &args),
         // Without a file it still answers: a stdio client shows the reason.
         Command::Connect { name } => Ok(crate::bridge::run(
             locate(file, &cwd).map_err(|e| e.to_string()),
@@ -168,6 +181,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         } => k8s::render(&locate(file, &cwd)?, &options, &output),
         Command::Backup { all: _, output } => backup::backup_all(&locate(file, &cwd)?, &output),
         Command::Completions { shell } => docs::completions(shell),
+        Command::Names => docs::names(find::find(file, &cwd).ok().as_deref()),
         Command::Man => docs::man(),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
         Command::Token(cmd) => token::run(&locate(file, &cwd)?, cmd),

@@ -37,6 +37,7 @@ pub(super) fn monitor(path: &Path, o: &Options<'_>) -> Result<u8, Error> {
     let mut trends: BTreeMap<String, VecDeque<f64>> = BTreeMap::new();
     let mut previous: Option<(DaemonStatus, std::time::Instant)> = None;
     let mut shown = 0u64;
+    let mut last_sampled: Option<String> = None;
     loop {
         let status = match client::ask(path, &Request::Status)? {
             Reply::Status { status } => status,
@@ -52,6 +53,14 @@ pub(super) fn monitor(path: &Path, o: &Options<'_>) -> Result<u8, Error> {
         let elapsed = previous.as_ref().map(|(_, at)| (now - *at).as_secs_f64());
         let before = previous.as_ref().map(|(s, _)| s);
         let sample = sample(&status, before, elapsed, o.name, &metrics);
+        // The daemon samples every few seconds: a finer --interval would show the same
+        // figures again as if new. A sample is shown once.
+        let sampled_at = sample["sampled_at"].as_str().map(str::to_string);
+        if sampled_at.is_some() && sampled_at == last_sampled {
+            std::thread::sleep(o.interval);
+            continue;
+        }
+        last_sampled = sampled_at;
         for server in sample["servers"].as_array().into_iter().flatten() {
             let (Some(name), Some(cpu)) = (server["name"].as_str(), server["cpu_percent"].as_f64())
             else {
@@ -168,6 +177,15 @@ pub(super) fn sample(
     if let Some(u) = &status.usage {
         out["daemon"] = json!({"cpu_percent": u.cpu_percent, "rss_bytes": u.rss_bytes});
     }
+    let sampled_at = status.usage.iter().chain(
+        status
+            .servers
+            .iter()
+            .flat_map(|s| s.instances.iter().filter_map(|i| i.usage.as_ref())),
+    );
+    if let Some(at) = sampled_at.filter_map(|u| u.sampled_at.as_deref()).max() {
+        out["sampled_at"] = json!(at);
+    }
     out
 }
 
@@ -194,7 +212,11 @@ fn table(sample: &Value, metrics: &[Metric], trends: &BTreeMap<String, VecDeque<
     };
     let num = |v: &Value, unit: &str| v.as_f64().map_or("-".into(), |n| format!("{n:.1}{unit}"));
     let mem = |v: &Value| v.as_u64().map_or("-".into(), bytes);
-    let mut out = format!("mcpctl monitor   {}\n", text(&sample["time"]));
+    let mut out = format!("mcpctl monitor   {}", text(&sample["time"]));
+    if let Some(at) = sample["sampled_at"].as_str() {
+        out += &format!("   (sampled {at})");
+    }
+    out += "\n";
     if let Some(d) = sample.get("daemon") {
         out += &format!(
             "daemon: cpu {}  memory {}\n",

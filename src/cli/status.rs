@@ -203,6 +203,7 @@ pub(super) fn total_usage<'a>(usages: impl Iterator<Item = &'a Usage>) -> Option
         t.rss_bytes += u.rss_bytes;
         t.open_fds += u.open_fds;
         t.processes += u.processes;
+        t.sampled_at = t.sampled_at.max(u.sampled_at.clone());
         Some(t)
     })
 }

@@ -162,7 +162,7 @@ fn replace(path: &Path, contents: &str, durability: Durability) -> Result<(), Er
         .prefix(".mcpctl-")
         .suffix(".tmp")
         .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+        .map_err(|e| Error::io(path, without_temp_path(e)))?;
     if let Ok(meta) = fs::metadata(path) {
         tmp.as_file()
             .set_permissions(meta.permissions())
@@ -178,6 +178,17 @@ fn replace(path: &Path, contents: &str, durability: Durability) -> Result<(), Er
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// tempfile's error names the temp file it could not make (`.mcpctl-UD9zdp.tmp`), an
+/// internal name: the error the OS gave, for the caller to name the file it asked for.
+fn without_temp_path(e: std::io::Error) -> std::io::Error {
+    // Its error is `{os error} at path "{temp}"`, with no way to the OS error but text.
+    let text = e.to_string();
+    match text.rsplit_once(" at path \"") {
+        Some((message, _)) => std::io::Error::new(e.kind(), message.to_string()),
+        None => e,
+    }
 }
 
 /// Creates `path` with `contents`, refusing to replace an existing file.

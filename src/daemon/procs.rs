@@ -13,12 +13,23 @@ pub(super) struct Proc {
     /// User and system CPU time since it started.
     pub cpu_secs: f64,
     pub rss_bytes: u64,
+    /// How long it has run, in seconds (0 when unknown).
+    pub age_secs: f64,
+}
+
+/// Seconds since boot, from `/proc/uptime` (0 when it cannot be read).
+fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Every process readable now (ones that end mid-scan are skipped).
 pub(super) fn scan() -> Vec<Proc> {
     let ticks = procfs::ticks_per_second().max(1) as f64;
     let page = procfs::page_size();
+    let up = uptime();
     let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
@@ -30,6 +41,7 @@ pub(super) fn scan() -> Vec<Proc> {
                 ppid: u32::try_from(s.ppid).ok()?,
                 cpu_secs: (s.utime + s.stime) as f64 / ticks,
                 rss_bytes: s.rss.saturating_mul(page),
+                age_secs: (up - s.starttime as f64 / ticks).max(0.0),
             })
         })
         .collect()
@@ -44,6 +56,7 @@ pub(super) fn myself() -> Option<Proc> {
         ppid: u32::try_from(s.ppid).ok()?,
         cpu_secs: (s.utime + s.stime) as f64 / ticks,
         rss_bytes: s.rss.saturating_mul(procfs::page_size()),
+        age_secs: (uptime() - s.starttime as f64 / ticks).max(0.0),
     })
 }
 
@@ -93,6 +106,7 @@ mod tests {
             ppid,
             cpu_secs: 1.0,
             rss_bytes: 100,
+            age_secs: 10.0,
         }
     }
 

@@ -39,6 +39,8 @@ pub(super) struct Samples {
     windows: HashMap<String, Window>,
     /// Samples in a row each shim's tree has been above its memory limit.
     over: HashMap<u32, u32>,
+    /// When the last sample was taken (RFC 3339).
+    sampled_at: String,
 }
 
 impl Samples {
@@ -51,6 +53,8 @@ impl Samples {
         };
         let mut cpu_now = HashMap::new();
         self.usage.clear();
+        self.sampled_at =
+            humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         for &shim in shims {
             let tree = procs::tree(&all, shim);
             if tree.is_empty() {
@@ -73,13 +77,18 @@ impl Samples {
         cpu_now: &mut HashMap<u32, (f64, Instant)>,
     ) -> Usage {
         let cpu_secs: f64 = tree.iter().map(|p| p.cpu_secs).sum();
-        let cpu_percent = self.cpu_before.get(&key).map_or(0.0, |(before, at)| {
-            procs::cpu_percent(*before, cpu_secs, (now - *at).as_secs_f64())
-        });
+        // The first sample of a tree has no earlier one: its average since it started
+        // (a busy server shows busy at once, not 0 %).
+        let age = tree.iter().map(|p| p.age_secs).fold(0.0, f64::max);
+        let cpu_percent = match self.cpu_before.get(&key) {
+            Some((before, at)) => procs::cpu_percent(*before, cpu_secs, (now - *at).as_secs_f64()),
+            None => procs::cpu_percent(0.0, cpu_secs, age),
+        };
         cpu_now.insert(key, (cpu_secs, now));
         Usage {
             cpu_percent,
             cpu_seconds: cpu_secs,
+            sampled_at: Some(self.sampled_at.clone()),
             rss_bytes: tree.iter().map(|p| p.rss_bytes).sum(),
             open_fds: tree.iter().map(|p| procs::open_fds(p.pid)).sum(),
             processes: u32::try_from(tree.len()).unwrap_or(u32::MAX),

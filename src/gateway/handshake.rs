@@ -27,7 +27,7 @@ pub enum HandshakeError {
 /// What the gateway declares to a legacy child: everything it can route to the
 /// calling session (sampling, form and URL elicitation, roots). A child may then offer
 /// tools that need them even while no connected client can answer; such a request gets
-/// an error naming why (see "Capabilities" in the README).
+/// an error naming why (see "Capabilities" in docs/gateway.md).
 fn capabilities() -> Value {
     json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}, "roots": {}})
 }

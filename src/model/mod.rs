@@ -62,8 +62,31 @@ pub fn parse_raw(source: &str) -> Result<raw::RawConfig, Diagnostic> {
     toml::from_str::<raw::RawConfig>(source).map_err(|e| serde_diagnostic(e.message(), e.span()))
 }
 
+/// Rust's type names as a user says them: "expected i64" is "expected an integer".
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_string();
+    for (rust, plain) in [
+        ("i64", "an integer"),
+        ("u64", "an integer (0 or more)"),
+        ("i32", "an integer"),
+        ("u32", "an integer (0 or more)"),
+        ("u16", "an integer from 0 to 65535"),
+        ("u8", "an integer from 0 to 255"),
+        ("usize", "an integer (0 or more)"),
+        ("f64", "a number"),
+        ("f32", "a number"),
+    ] {
+        out = out.replace(&format!("expected {rust}"), &format!("expected {plain}"));
+    }
+    out
+}
+
+/// Where a user finds each field and its type.
+const SCHEMA_HINT: &str = "the schema `mcpctl init` writes beside the file (mcpctl.schema.json; editors read it through the `#:schema` line)";
+
 fn serde_diagnostic(message: &str, span: Option<std::ops::Range<usize>>) -> Diagnostic {
-    let message = message.trim_end();
+    let message = plain_types(message.trim_end());
+    let message = message.as_str();
     let diag = Diagnostic::new(message.to_string()).at(span, "");
     if let Some(field) = between(message, "unknown field `", "`") {
         let known = between(message, "expected ", "\u{0}")
@@ -78,7 +101,7 @@ fn serde_diagnostic(message: &str, span: Option<std::ops::Range<usize>>) -> Diag
         let hint = match closest(field, &known) {
             Some(best) => format!("did you mean `{best}`?"),
             None => {
-                "remove it; the schema in schema/mcpctl.schema.json lists every field".to_string()
+                format!("remove it; {SCHEMA_HINT} lists every field")
             }
         };
         return Diagnostic {
@@ -88,10 +111,10 @@ fn serde_diagnostic(message: &str, span: Option<std::ops::Range<usize>>) -> Diag
         .hint(hint);
     }
     if message.starts_with("missing field") {
-        return diag.hint("see schema/mcpctl.schema.json for the fields this table needs");
+        return diag.hint(format!("see {SCHEMA_HINT} for the fields this table needs"));
     }
     if message.starts_with("invalid type") || message.starts_with("unknown variant") {
-        return diag.hint("see schema/mcpctl.schema.json for the type of each field");
+        return diag.hint(format!("see {SCHEMA_HINT} for the type of each field"));
     }
     diag
 }

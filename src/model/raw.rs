@@ -26,6 +26,9 @@ pub struct RawConfig {
     /// The daemon itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon: Option<DaemonSection>,
+    /// The MCP registry `mcpctl search`, `add` and `outdated` ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistrySection>,
     /// Fields inherited by every server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<Layer>,
@@ -329,6 +332,17 @@ pub struct DaemonSection {
     /// Off unless set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+}
+
+/// `[registry]`: the catalogue of MCP servers (the registry API v0.1).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySection {
+    /// Its base URL, e.g. `"https://registry.example.com"` (a company's own);
+    /// `--registry` and `MCPCTL_REGISTRY` come first. Default: the official registry,
+    /// `https://registry.modelcontextprotocol.io`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]

@@ -131,15 +131,15 @@ impl ToolPolicy {
         }
         let mut parts = BTreeMap::new();
         if !self.allow.is_empty() {
-            parts.insert("allow".to_string(), format!("{:?}", self.allow));
+            parts.insert("allow".to_string(), AttrValue::List(self.allow.clone()));
         }
         if !self.deny.is_empty() {
-            parts.insert("deny".to_string(), format!("{:?}", self.deny));
+            parts.insert("deny".to_string(), AttrValue::List(self.deny.clone()));
         }
         if self.read_only {
-            parts.insert("read_only".to_string(), "true".to_string());
+            parts.insert("read_only".to_string(), AttrValue::Bool(true));
         }
-        Some(AttrValue::Map(parts))
+        Some(AttrValue::Record(parts))
     }
 }
 
@@ -267,7 +267,12 @@ pub enum AttrValue {
     Text(String),
     Number(u64),
     List(Vec<String>),
+    /// Names to text: env, headers, secrets' digests.
     Map(BTreeMap<String, String>),
+    /// A setting's parts, each with its own type (`health`, `autoscale`), so a number
+    /// shows as one (`failures = 3`, never `"3"`).
+    Record(BTreeMap<String, AttrValue>),
+    Bool(bool),
 }
 
 /// One named part of a spec.
@@ -350,26 +355,26 @@ impl ServerSpec {
                 "autoscale",
                 self.autoscale.map(|a| {
                     let mut parts = BTreeMap::from([
-                        ("min".to_string(), a.min.to_string()),
-                        ("max".to_string(), a.max.to_string()),
+                        ("min".to_string(), Number(u64::from(a.min))),
+                        ("max".to_string(), Number(u64::from(a.max))),
                         (
                             "scale_down_after".to_string(),
-                            humantime::format_duration(a.scale_down_after).to_string(),
+                            Text(humantime::format_duration(a.scale_down_after).to_string()),
                         ),
                     ]);
                     if let Some(s) = a.target_sessions {
-                        parts.insert("target_sessions".into(), s.to_string());
+                        parts.insert("target_sessions".into(), Number(u64::from(s)));
                     }
                     if let Some(r) = a.target_inflight {
-                        parts.insert("target_inflight".into(), r.to_string());
+                        parts.insert("target_inflight".into(), Number(u64::from(r)));
                     }
                     if a.min == 0 {
                         parts.insert(
                             "idle_after".into(),
-                            humantime::format_duration(a.idle_after).to_string(),
+                            Text(humantime::format_duration(a.idle_after).to_string()),
                         );
                     }
-                    Map(parts)
+                    AttrValue::Record(parts)
                 }),
                 InPlace,
             ),
@@ -430,16 +435,19 @@ impl ServerSpec {
             ),
             attr(
                 "health",
-                Some(Map(BTreeMap::from([
+                Some(AttrValue::Record(BTreeMap::from([
                     (
                         "interval".to_string(),
-                        humantime::format_duration(self.health.interval).to_string(),
+                        Text(humantime::format_duration(self.health.interval).to_string()),
                     ),
                     (
                         "timeout".to_string(),
-                        humantime::format_duration(self.health.timeout).to_string(),
+                        Text(humantime::format_duration(self.health.timeout).to_string()),
                     ),
-                    ("failures".to_string(), self.health.failures.to_string()),
+                    (
+                        "failures".to_string(),
+                        Number(u64::from(self.health.failures)),
+                    ),
                 ]))),
                 InPlace,
             ),

@@ -223,12 +223,33 @@ fn lines(value: &AttrValue) -> Lines {
                 .map(|(k, v)| format!("{k} = {}", quote(v)))
                 .collect(),
         ),
+        AttrValue::Record(parts) => Lines::Many(
+            parts
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", inline(v)))
+                .collect(),
+        ),
+        AttrValue::Bool(b) => Lines::Scalar(b.to_string()),
+    }
+}
+
+/// A value on one line, as TOML writes it: `3`, `"30s"`, `["a", "b"]`, `true`.
+fn inline(value: &AttrValue) -> String {
+    match lines(value) {
+        Lines::Scalar(s) => s,
+        Lines::Many(items) => match value {
+            AttrValue::List(list) => format!(
+                "[{}]",
+                list.iter().map(|i| quote(i)).collect::<Vec<_>>().join(", ")
+            ),
+            _ => format!("{{ {} }}", items.join(", ")),
+        },
     }
 }
 
 fn brackets(change: &AttrChange) -> (&'static str, &'static str) {
     match change.after.as_ref().or(change.before.as_ref()) {
-        Some(AttrValue::Map(_)) => ("{", "}"),
+        Some(AttrValue::Map(_) | AttrValue::Record(_)) => ("{", "}"),
         _ => ("[", "]"),
     }
 }

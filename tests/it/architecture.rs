@@ -1,4 +1,4 @@
-//! The architecture as the README draws it: parts, the files of each, and the parts
+//! The architecture as docs/architecture.md draws it: parts, the files of each, and the parts
 //! each may use. Every `crate::` path in `src/` (and `mcpctl::` in the binaries) is an
 //! edge that the table must allow; a part marked pure does no I/O.
 
@@ -17,11 +17,11 @@ struct Part {
     pure: bool,
 }
 
-/// The table in the README's "Parts and what each may use" block.
+/// The table in docs/architecture.md's "Parts and what each may use" block.
 fn parse_map(readme: &str) -> Vec<Part> {
     let start = readme
-        .find("### Parts and what each may use")
-        .expect("the README has the parts table");
+        .find("# Parts and what each may use")
+        .expect("docs/architecture.md has the parts table");
     let block = &readme[start..];
     let block = &block[block.find("```text").expect("a text block") + 7..];
     let block = &block[..block.find("```").expect("the block ends")];
@@ -200,7 +200,7 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 #[test]
 fn every_use_in_src_is_an_edge_the_readme_allows_and_pure_parts_do_no_io() {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_root().join("docs/architecture.md")).unwrap();
     let parts = parse_map(&readme);
     assert!(parts.len() > 15, "{parts:?}");
     let mut files = Vec::new();

@@ -8,8 +8,10 @@ fn init_writes_a_valid_commented_starter_and_ignores_the_runtime_folder() {
     env.write(".gitignore", "/target");
     env.run(&["init"]).success();
     let text = env.read("mcpctl.toml");
-    assert!(text.starts_with("#:schema ./.mcpctl/mcpctl.schema.json\n"));
-    assert!(env.path().join(".mcpctl/mcpctl.schema.json").is_file());
+    // Beside the file, not in the git-ignored `.mcpctl/`: a clone's link resolves
+    // (issue 27).
+    assert!(text.starts_with("#:schema ./mcpctl.schema.json\n"));
+    assert!(env.path().join("mcpctl.schema.json").is_file());
     assert!(
         text.lines().filter(|l| l.starts_with('#')).count() > 5,
         "starter is commented"

@@ -225,10 +225,28 @@ fn plan_and_apply_target_k8s_go_through_kubectl_server_side() {
         "{logged}"
     );
     assert!(logged.contains("namespace: \"mcp\""), "{logged}");
-    // No kubectl at all: said plainly, nothing else done.
+    // A kubectl named by MCPCTL_KUBECTL that does not exist: that name is said, not
+    // PATH (issue 27); none on PATH: said plainly. Nothing else done.
+    let bad = env.path().join("no-such-kubectl");
     let out = env
         .command(&["plan", "--target", "k8s"])
-        .env("MCPCTL_KUBECTL", env.path().join("no-such-kubectl"))
+        .env("MCPCTL_KUBECTL", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "MCPCTL_KUBECTL={}: no such program",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    std::fs::create_dir_all(env.path().join("empty")).unwrap();
+    let out = env
+        .command(&["plan", "--target", "k8s"])
+        .env_remove("MCPCTL_KUBECTL")
+        .env("PATH", env.path().join("empty"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -94,7 +94,7 @@ fn server_stop_without_a_daemon_only_edits_the_file() {
     let env = TestEnv::new();
     let (team, own) = (free_port(), free_port());
     env.write("team.toml", &one(team, ""));
-    env.run(&["server", "stop", "echo", "-f", "team.toml"])
+    env.run(&["-f", "team.toml", "server", "stop", "echo"])
         .success();
     assert!(env.read("team.toml").contains("state = \"stopped\""));
     env.write("mcpctl.toml", &one(own, ""));

@@ -129,9 +129,9 @@ fn ci_runs_the_readme_test_command() {
 fn every_mcpctl_variable_is_in_the_readmes_list() {
     let readme = readme();
     let list = readme
-        .split("### Environment variables")
+        .split("## Environment variables")
         .nth(1)
-        .and_then(|rest| rest.split("\n### ").next())
+        .and_then(|rest| rest.split("\n## ").next())
         .expect("a section \"Environment variables\"");
     let mut missing = std::collections::BTreeSet::new();
     let mut stack = vec![repo_root().join("src")];

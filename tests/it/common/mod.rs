@@ -1,6 +1,8 @@
 //! `TestEnv`: a temp folder, files written into it, and the real binary run there.
 //! On a failed expectation, everything about the run is printed.
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
