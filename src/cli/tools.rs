@@ -152,13 +152,9 @@ fn discovery_line(d: &crate::api::DiscoveryReport, tools: usize) -> String {
 
 /// `--pin`: the digests of what the server lists now (every tool its policy lets
 /// through, pinned or not) become its table of `mcpctl.lock`; a running daemon takes
-/// them at once.
+/// them at once. An endpoint's are of its advertised definitions, by advertised name.
 fn pin_tools(path: &Path, name: &str, report: &ToolsReport) -> Result<u8, Error> {
-    if report.kind != "server" {
-        return Err(Error::Failed(format!(
-            "`{name}` is an endpoint: pin its members' tools (`mcpctl tools MEMBER --pin`)"
-        )));
-    }
+    let endpoint = report.kind == "endpoint";
     let pins: std::collections::BTreeMap<String, String> = report
         .shown
         .iter()
@@ -167,7 +163,10 @@ fn pin_tools(path: &Path, name: &str, report: &ToolsReport) -> Result<u8, Error>
                 .as_deref()
                 .is_some_and(|w| w == "changed since pinned" || w == "not pinned")
         }))
-        .filter_map(|t| Some((t.original.clone(), t.digest.clone()?)))
+        .filter_map(|t| {
+            let key = if endpoint { &t.name } else { &t.original };
+            Some((key.clone(), t.digest.clone()?))
+        })
         .collect();
     let lock_path = path.with_extension("lock");
     let mut lock = match std::fs::read_to_string(&lock_path) {

@@ -124,6 +124,7 @@ impl Daemon {
                     && rt.spec.auth_tokens == spec.auth_tokens
                     && rt.spec.auth_oidc == spec.auth_oidc
                 {
+                    rt.endpoint.set_pins(self.endpoint_pins(spec));
                     rt.endpoint.update(spec.clone());
                     rt.spec = spec.clone();
                     let _ = progress
@@ -162,6 +163,7 @@ impl Daemon {
     ) -> Result<EndpointRuntime, String> {
         let directory: Arc<dyn Directory> = self.members.clone();
         let endpoint = Endpoint::new(spec.clone(), directory).map_err(|e| e.to_string())?;
+        endpoint.set_pins(self.endpoint_pins(spec));
         endpoint.prime().await;
         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
         let guarded = spec.auth_tokens || spec.auth_oidc.is_some();
@@ -187,6 +189,17 @@ impl Daemon {
             endpoint,
             gateway: Some(served.gateway),
             _catalog: served.catalog,
+        })
+    }
+
+    /// What `spec` is pinned to (`pin = true`): its table of the lock, else nothing.
+    pub(super) fn endpoint_pins(&self, spec: &EndpointSpec) -> Option<crate::policy::pin::Pins> {
+        spec.pin.then(|| {
+            self.pins
+                .read()
+                .ok()
+                .and_then(|l| l.get(&spec.name).cloned())
+                .unwrap_or_default()
         })
     }
 
@@ -318,7 +331,7 @@ impl Daemon {
                             .and_then(|d| d.as_str())
                             .map(str::to_string),
                         why: None,
-                        digest: None,
+                        digest: Some(crate::policy::pin::digest(t)),
                     })
                 })
                 .collect();
@@ -332,7 +345,7 @@ impl Daemon {
                     original: h.original.clone(),
                     description: None,
                     why: Some(h.why.clone()),
-                    digest: None,
+                    digest: h.digest.clone(),
                 })
                 .collect();
             return Ok(ToolsReport {

@@ -79,6 +79,9 @@ impl Daemon {
         if let Ok(mut pins) = self.pins.write() {
             pins.clone_from(&lock);
         }
+        for rt in self.endpoints.lock().await.values() {
+            rt.endpoint.set_pins(self.endpoint_pins(&rt.spec));
+        }
         let servers = self.servers.lock().await;
         for (name, rt) in servers.iter() {
             let Some(gateway) = &rt.gateway else { continue };

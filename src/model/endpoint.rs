@@ -37,6 +37,9 @@ pub struct EndpointSpec {
     /// `auth = { oidc = ... }`: JWTs of an OpenID provider get in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_oidc: Option<super::oidc::OidcSpec>,
+    /// `pin = true`: only tools whose advertised definition is pinned are shown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin: bool,
 }
 
 /// `discovery`, resolved: when it is on, and what is always listed.
@@ -275,6 +278,7 @@ pub(super) fn resolve_endpoints(
                 discovery,
                 auth_tokens,
                 auth_oidc,
+                pin: raw_endpoint.pin == Some(true),
             },
         );
     }

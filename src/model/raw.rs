@@ -150,6 +150,10 @@ pub struct Endpoint {
     /// calling the advertised names its patterns allow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<EndpointAuth>,
+    /// Only tools whose advertised definition is pinned in `mcpctl.lock` (`mcpctl tools
+    /// NAME --pin`) are listed and callable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<bool>,
 }
 
 /// An endpoint's `auth`.

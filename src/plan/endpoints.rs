@@ -89,6 +89,7 @@ fn fields_that_differ(a: &EndpointSpec, b: &EndpointSpec) -> Vec<String> {
     differs("rename", a.rename != b.rename);
     differs("descriptions", a.descriptions != b.descriptions);
     differs("discovery", a.discovery != b.discovery);
+    differs("pin", a.pin != b.pin);
     differs(
         "auth",
         a.auth_tokens != b.auth_tokens || a.auth_oidc != b.auth_oidc,
@@ -115,6 +116,7 @@ mod tests {
             discovery: None,
             auth_tokens: false,
             auth_oidc: None,
+            pin: false,
         }
     }
 

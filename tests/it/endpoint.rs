@@ -17,7 +17,7 @@ fn two_members(a: u16, b: u16, endpoint: u16, endpoint_extra: &str) -> String {
     )
 }
 
-fn post(port: u16, session: &str, body: &Value) -> crate::common::HttpReply {
+pub(crate) fn post(port: u16, session: &str, body: &Value) -> crate::common::HttpReply {
     http(
         port,
         "POST",
@@ -31,7 +31,7 @@ fn post(port: u16, session: &str, body: &Value) -> crate::common::HttpReply {
 }
 
 /// A session on `port` (any server name).
-fn open(port: u16) -> String {
+pub(crate) fn open(port: u16) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {"sampling": {}}, "clientInfo": {"name": "t", "version": "1"}}});
     let reply = http(port, "POST", "/mcp", &[], init.to_string().as_bytes());
@@ -42,7 +42,7 @@ fn open(port: u16) -> String {
         .to_string()
 }
 
-fn tool_names(port: u16, session: &str) -> Vec<String> {
+pub(crate) fn tool_names(port: u16, session: &str) -> Vec<String> {
     let reply = post(
         port,
         session,
@@ -56,7 +56,7 @@ fn tool_names(port: u16, session: &str) -> Vec<String> {
         .collect()
 }
 
-fn call(port: u16, session: &str, name: &str, arguments: Value) -> Value {
+pub(crate) fn call(port: u16, session: &str, name: &str, arguments: Value) -> Value {
     post(
         port,
         session,
@@ -66,7 +66,7 @@ fn call(port: u16, session: &str, name: &str, arguments: Value) -> Value {
 }
 
 /// Waits until the endpoint lists `name` (members start before the catalog reads them).
-fn wait_listed(port: u16, session: &str, name: &str) -> Vec<String> {
+pub(crate) fn wait_listed(port: u16, session: &str, name: &str) -> Vec<String> {
     wait_for(&format!("{name} listed"), 30, || {
         let names = tool_names(port, session);
         if names.iter().any(|n| n == name) {

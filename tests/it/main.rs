@@ -13,6 +13,7 @@ mod discovery;
 mod docs;
 mod edit;
 mod endpoint;
+mod endpoint_pin;
 mod examples;
 mod first_hour;
 mod fmt;

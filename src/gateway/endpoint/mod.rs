@@ -123,6 +123,8 @@ pub struct Endpoint {
     /// Per member: the generation its lists were read at, and the task that holds a
     /// session's stream open on it to hear its `list_changed`.
     watchers: Mutex<BTreeMap<String, Watcher>>,
+    /// `pin = true`: the lock's digests of its advertised tools (none: nothing pinned).
+    pins: Mutex<Option<Arc<crate::policy::pin::Pins>>>,
 }
 
 /// A member's watch: the generation it started at, its task, and what ends it (its
@@ -157,6 +159,7 @@ impl Endpoint {
             discovery_calls: Default::default(),
             member_slots: Mutex::default(),
             watchers: Mutex::default(),
+            pins: Mutex::default(),
         }))
     }
 
@@ -168,6 +171,19 @@ impl Endpoint {
     pub fn update(&self, spec: EndpointSpec) {
         self.spec.send_replace(Arc::new(spec));
         self.refresh.notify_one();
+    }
+
+    /// The lock's digests of its tools from now on (`None`: not pinned); the table is
+    /// rebuilt when they differ.
+    pub fn set_pins(&self, pins: Option<crate::policy::pin::Pins>) {
+        let Ok(mut held) = self.pins.lock() else {
+            return;
+        };
+        if held.as_deref() != pins.as_ref() {
+            *held = pins.map(Arc::new);
+            drop(held);
+            self.refresh.notify_one();
+        }
     }
 
     /// Counts one call routed to `member`.
@@ -488,7 +504,8 @@ impl Endpoint {
                 }
             })
             .collect();
-        let mut table = table::build(spec, &members);
+        let pins = self.pins.lock().ok().and_then(|p| p.clone());
+        let mut table = table::build(spec, &members, pins.as_deref());
         let clashes: Vec<String> = table
             .uri_clashes
             .iter()

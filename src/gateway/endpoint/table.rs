@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::discovery::{Discovery, is_meta};
 use crate::model::endpoint::{EndpointSpec, is_tool_name};
 use crate::model::raw::Prefix;
+use crate::policy::pin::{self, Pins};
 use crate::policy::{self, Rules};
 
 /// The longest advertised name.
@@ -56,6 +57,8 @@ pub struct HiddenEntry {
     pub member: String,
     pub original: String,
     pub why: String,
+    /// The advertised definition's digest, when pinning hides it (what `--pin` takes).
+    pub digest: Option<String>,
 }
 
 /// One kind of named thing (tools or prompts): what is listed and where names go.
@@ -101,12 +104,23 @@ impl Table {
     }
 }
 
-/// Builds the table of `spec` from `members` (in `spec.members` order).
-pub fn build(spec: &EndpointSpec, members: &[Member<'_>]) -> Table {
+/// Builds the table of `spec` from `members` (in `spec.members` order); with `pins`
+/// (`pin = true`), a tool is listed only when its advertised definition is pinned.
+pub fn build(spec: &EndpointSpec, members: &[Member<'_>], pins: Option<&Pins>) -> Table {
     let rules = spec.tools.rules();
+    let tools = Policies {
+        endpoint: Some(&rules),
+        servers: true,
+        pins,
+    };
+    let prompts = Policies {
+        endpoint: None,
+        servers: false,
+        pins: None,
+    };
     let mut table = Table {
-        tools: named(spec, members, |m| m.tools, Some(&rules), true),
-        prompts: named(spec, members, |m| m.prompts, None, false),
+        tools: named(spec, members, |m| m.tools, &tools),
+        prompts: named(spec, members, |m| m.prompts, &prompts),
         ..Table::default()
     };
     if let Some(wanted) = &spec.discovery {
@@ -142,13 +156,19 @@ pub fn build(spec: &EndpointSpec, members: &[Member<'_>]) -> Table {
     table
 }
 
+/// What filters a kind of named thing: the endpoint's rules, the servers' own, pins.
+struct Policies<'p> {
+    endpoint: Option<&'p Rules>,
+    servers: bool,
+    pins: Option<&'p Pins>,
+}
+
 /// Tools or prompts of every member, named and filtered.
 fn named<'a>(
     spec: &EndpointSpec,
     members: &[Member<'a>],
     lists: impl Fn(&Member<'a>) -> &'a [Value],
-    endpoint_rules: Option<&Rules>,
-    server_rules_apply: bool,
+    policies: &Policies<'_>,
 ) -> Named {
     let mut out = Named::default();
     // Names more than one member has, for `prefix = "on-collision"`.
@@ -194,6 +214,7 @@ fn named<'a>(
                     member: m.name.to_string(),
                     original: original.to_string(),
                     why,
+                    digest: None,
                 });
             };
             if original.is_empty() {
@@ -207,14 +228,16 @@ fn named<'a>(
                 );
                 continue;
             }
-            if server_rules_apply && let Err(why) = policy::decide(m.policy, original, item) {
+            if policies.servers
+                && let Err(why) = policy::decide(m.policy, original, item)
+            {
                 hide(format!("{why} (server {})", m.name), &mut out);
                 continue;
             }
             let shown = renamed
                 .get(advertised.as_str())
                 .map_or(advertised.as_str(), |r| r);
-            if let Some(rules) = endpoint_rules {
+            if let Some(rules) = policies.endpoint {
                 // A pattern may name the tool as prefixed, or as renamed.
                 if let Err(why) = policy::decide_any(rules, &[&advertised, shown], item) {
                     hide(why.to_string(), &mut out);
@@ -239,6 +262,20 @@ fn named<'a>(
             definition["name"] = Value::String(shown.to_string());
             if let Some(description) = spec.descriptions.get(shown) {
                 definition["description"] = Value::String(description.clone());
+            }
+            // Pinned as advertised: a member's change, a rename or a description
+            // edit all unpin it until it is reviewed again.
+            if let Some(pins) = policies.pins
+                && let Err(unpinned) = pin::check(pins, shown, &definition)
+            {
+                out.hidden.push(HiddenEntry {
+                    advertised: shown.to_string(),
+                    member: m.name.to_string(),
+                    original: original.to_string(),
+                    why: unpinned.to_string(),
+                    digest: Some(pin::digest(&definition)),
+                });
+                continue;
             }
             out.routes.insert(
                 shown.to_string(),
@@ -273,6 +310,7 @@ fn reserve_meta_names(tools: &mut Named) {
                 member: route.member,
                 original: route.original,
                 why: format!("{name} is the endpoint's own while `discovery` is set; rename it"),
+                digest: None,
             });
         }
     }

@@ -20,6 +20,7 @@ fn spec(prefix: Prefix) -> EndpointSpec {
         discovery: None,
         auth_tokens: false,
         auth_oidc: None,
+        pin: false,
     }
 }
 
@@ -57,7 +58,7 @@ fn prefix_always_never_and_on_collision() {
     let gh = tools(&["search", "delete_repo"]);
     let fs = tools(&["search", "read_file"]);
     let members = || vec![member("github", &gh, &open), member("fs", &fs, &open)];
-    let always = build(&spec(Prefix::Always), &members());
+    let always = build(&spec(Prefix::Always), &members(), None);
     assert_eq!(
         listed(&always),
         [
@@ -74,13 +75,13 @@ fn prefix_always_never_and_on_collision() {
             original: "read_file".into()
         }
     );
-    let collision = build(&spec(Prefix::OnCollision), &members());
+    let collision = build(&spec(Prefix::OnCollision), &members(), None);
     assert_eq!(
         listed(&collision),
         ["github__search", "delete_repo", "fs__search", "read_file"]
     );
     // Never: the first member in `servers` order keeps a shared name.
-    let never = build(&spec(Prefix::Never), &members());
+    let never = build(&spec(Prefix::Never), &members(), None);
     assert_eq!(listed(&never), ["search", "delete_repo", "read_file"]);
     assert_eq!(never.tools.routes["search"].member, "github");
     let hidden = &never.tools.hidden[0];
@@ -116,6 +117,7 @@ fn server_then_endpoint_policy_rename_and_descriptions() {
             member("github", &gh, &deny_delete),
             member("fs", &fs, &open),
         ],
+        None,
     );
     assert_eq!(listed(&table), ["github__search", "read"]);
     assert_eq!(
@@ -154,10 +156,10 @@ fn a_member_down_is_hidden_but_named_and_read_only_filters() {
     let fs_ro = vec![json!({"name": "read_file", "annotations": {"readOnlyHint": true}})];
     let mut down_ro = member("fs", &fs_ro, &open);
     down_ro.state = MemberState::Down("crash-loop".into());
-    let table = build(&s, &[member("github", &gh, &open), down_ro]);
+    let table = build(&s, &[member("github", &gh, &open), down_ro], None);
     assert_eq!(listed(&table), ["github__get"]);
     assert_eq!(table.tools.down["fs__read_file"], "fs");
-    let table = build(&s, &[member("github", &gh, &open), down]);
+    let table = build(&s, &[member("github", &gh, &open), down], None);
     assert!(table.tools.hidden.iter().any(|h| h.why == "not read-only"));
 }
 
@@ -173,6 +175,7 @@ fn hostile_names_are_made_callable_bounded_and_cannot_shadow() {
     let table = build(
         &s,
         &[member("github", &gh, &open), member("evil", &evil, &open)],
+        None,
     );
     for name in listed(&table) {
         assert!(is_tool_name(&name), "{name:?}");
@@ -189,6 +192,7 @@ fn hostile_names_are_made_callable_bounded_and_cannot_shadow() {
     let always = build(
         &spec(Prefix::Always),
         &[member("github", &gh, &open), member("fs", &evil, &open)],
+        None,
     );
     assert_eq!(always.tools.routes["github__search"].member, "github");
     assert_eq!(always.tools.routes["fs__github__search"].member, "fs");
@@ -208,7 +212,7 @@ fn resources_route_by_uri_first_member_wins_and_templates_catch_the_rest() {
     let mut b = member("fs", &[], &open);
     b.resources = &b_res;
     b.templates = &b_tpl;
-    let table = build(&spec(Prefix::Always), &[a, b]);
+    let table = build(&spec(Prefix::Always), &[a, b], None);
     assert_eq!(table.resources.len(), 2);
     assert_eq!(table.member_for_uri("mem://x"), Some("github"));
     assert_eq!(
@@ -227,7 +231,7 @@ fn a_name_like_another_members_prefixed_ones_is_prefixed_or_hidden_never_passed(
     let mut s = spec(Prefix::OnCollision);
     s.members = vec!["x".into(), "y".into()];
     s.tools.allow = vec!["x__*".into()];
-    let table = build(&s, &[member("x", &x, &open), member("y", &y, &open)]);
+    let table = build(&s, &[member("x", &x, &open), member("y", &y, &open)], None);
     // y's `x__evil` is y's: prefixed as such, and the allow written for x does not pass it.
     assert!(!table.tools.routes.contains_key("x__evil"));
     assert!(
@@ -237,7 +241,11 @@ fn a_name_like_another_members_prefixed_ones_is_prefixed_or_hidden_never_passed(
     );
     let mut never = spec(Prefix::Never);
     never.members = vec!["x".into(), "y".into()];
-    let table = build(&never, &[member("x", &x, &open), member("y", &y, &open)]);
+    let table = build(
+        &never,
+        &[member("x", &x, &open), member("y", &y, &open)],
+        None,
+    );
     assert!(!table.tools.routes.contains_key("x__evil"));
     let why: Vec<&str> = table.tools.hidden.iter().map(|h| h.why.as_str()).collect();
     assert!(
@@ -254,13 +262,13 @@ fn with_discovery_the_meta_tool_names_are_the_endpoints_own() {
     let fs = tools(&["read_file"]);
     let members = || vec![member("github", &gh, &open), member("fs", &fs, &open)];
     // Without discovery a member may have the name.
-    let plain = build(&spec(Prefix::Never), &members());
+    let plain = build(&spec(Prefix::Never), &members(), None);
     assert!(listed(&plain).contains(&"find_tools".to_string()));
     assert!(plain.discovery.is_none());
     let mut on = spec(Prefix::Never);
     on.discovery = Some(Default::default());
     on.rename = BTreeMap::from([("read_file".to_string(), "use_tools".to_string())]);
-    let table = build(&on, &members());
+    let table = build(&on, &members(), None);
     assert_eq!(listed(&table), ["search"]);
     assert!(!table.tools.routes.contains_key("find_tools"));
     assert!(!table.tools.routes.contains_key("use_tools"));
@@ -281,4 +289,37 @@ fn with_discovery_the_meta_tool_names_are_the_endpoints_own() {
     let discovery = table.discovery.as_ref().unwrap();
     assert!(discovery.on);
     assert_eq!(discovery.index.len(), 1, "hidden tools are never found");
+}
+
+#[test]
+fn pins_keep_only_advertised_definitions_as_reviewed() {
+    let open = Rules::default();
+    let gh = tools(&["search", "delete_repo"]);
+    let s = spec(Prefix::Always);
+    let first = build(&s, &[member("github", &gh, &open)], Some(&Pins::new()));
+    assert!(listed(&first).is_empty(), "nothing pinned: nothing listed");
+    assert!(first.tools.routes.is_empty(), "and nothing routed");
+    assert!(
+        first
+            .tools
+            .hidden
+            .iter()
+            .all(|h| h.why == "not pinned" && h.digest.is_some())
+    );
+    let pins: Pins = first
+        .tools
+        .hidden
+        .iter()
+        .map(|h| (h.advertised.clone(), h.digest.clone().unwrap()))
+        .collect();
+    let pinned = build(&s, &[member("github", &gh, &open)], Some(&pins));
+    assert_eq!(listed(&pinned), ["github__search", "github__delete_repo"]);
+    // A new description in the file is a new definition: reviewed again.
+    let mut described = s.clone();
+    described
+        .descriptions
+        .insert("github__search".into(), "Search, and more".into());
+    let table = build(&described, &[member("github", &gh, &open)], Some(&pins));
+    assert_eq!(listed(&table), ["github__delete_repo"]);
+    assert_eq!(table.tools.hidden[0].why, "changed since pinned");
 }
