@@ -381,9 +381,28 @@ where
     Ok(changed)
 }
 
+/// [`edit_file`] for an edit that takes access away (`token revoke`): allowed on a
+/// broken file too, as long as it leaves no problem the file did not have, so that a
+/// broken entry elsewhere never keeps a token in force.
+fn edit_file_removing<F>(path: &Path, change: F) -> Result<bool, Error>
+where
+    F: FnOnce(&mut DocumentMut, &RawConfig) -> Result<(), ConfigError>,
+{
+    let changed = store::update(path, |before| edited_as(path, before, change, true))?;
+    Ok(changed)
+}
+
 /// The text `change` makes of `before`, checked as [`edit_file`] checks it; nothing
 /// is written (`--dry-run` shows what it would cause).
 fn edited<F>(path: &Path, before: &str, change: F) -> Result<String, ConfigError>
+where
+    F: FnOnce(&mut DocumentMut, &RawConfig) -> Result<(), ConfigError>,
+{
+    edited_as(path, before, change, false)
+}
+
+/// [`edited`]; `removing`: problems the file had already do not block the edit.
+fn edited_as<F>(path: &Path, before: &str, change: F, removing: bool) -> Result<String, ConfigError>
 where
     F: FnOnce(&mut DocumentMut, &RawConfig) -> Result<(), ConfigError>,
 {
@@ -397,7 +416,7 @@ where
     if let Err(e) = change(&mut doc, &raw) {
         // On a broken file, the file's own problems explain more than the edit's.
         return Err(match was_invalid {
-            Some(diags) if !only_pending => ConfigError::invalid(path, before, diags),
+            Some(diags) if !only_pending && !removing => ConfigError::invalid(path, before, diags),
             _ => e,
         });
     }
@@ -410,8 +429,10 @@ where
         (Ok(_), _) => Ok(after),
         // Secrets not set yet that were there before must not block an edit (setting
         // one of them, or one for another server); what the edit brings is refused.
-        (Err(left), Some(diags)) if only_pending => {
-            let old = |d: &Diagnostic| d.pending && diags.iter().any(|b| b.message == d.message);
+        (Err(left), Some(diags)) if only_pending || removing => {
+            let old = |d: &Diagnostic| {
+                (d.pending || removing) && diags.iter().any(|b| b.message == d.message)
+            };
             let new: Vec<Diagnostic> = left.into_iter().filter(|d| !old(d)).collect();
             if new.is_empty() {
                 return Ok(after);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use toml_edit::{Array, Item, Table, value};
 
 use super::args::{Format, TokenCommand};
-use super::{Error, edit_file, ok, print, read_raw};
+use super::{Error, edit_file, edit_file_removing, ok, print, read_raw};
 use crate::api::{ApplyOptions, Request};
 use crate::config::Error as ConfigError;
 use crate::model::token::hash_text;
@@ -77,7 +77,7 @@ pub(super) fn run(path: &Path, cmd: TokenCommand) -> Result<u8, Error> {
             reload(path)
         }
         TokenCommand::Revoke { name } => {
-            edit_file(path, |doc, raw| {
+            edit_file_removing(path, |doc, raw| {
                 if !raw.tokens.contains_key(&name) {
                     return Err(unknown(&name, raw));
                 }

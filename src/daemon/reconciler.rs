@@ -41,7 +41,32 @@ impl Daemon {
     /// The file's tokens into force, nothing else touched (no secret is decrypted).
     async fn reload_tokens(&self, progress: &mpsc::Sender<String>) -> Result<Applied, ApplyError> {
         let tokens = match &self.source {
-            Source::File => config::load(&self.config_path)?.config.tokens,
+            Source::File => match config::load(&self.config_path) {
+                Ok(loaded) => loaded.config.tokens,
+                Err(e) => {
+                    // A broken entry elsewhere must not keep a revoked or rotated token
+                    // in force: what is gone from the file (or changed) stops now.
+                    let kept = std::fs::read_to_string(&self.config_path)
+                        .ok()
+                        .and_then(|text| crate::model::parse_raw(&text).ok())
+                        .map(|raw| {
+                            self.callers.keep_only(|name, hash| {
+                                raw.tokens
+                                    .get(name)
+                                    .and_then(|t| crate::model::token::parse_hash(&t.hash))
+                                    == Some(*hash)
+                            })
+                        });
+                    if let Some(kept) = kept {
+                        let _ = progress
+                            .send(format!(
+                                "tokens: the file is invalid; only removals taken ({kept} still in force)"
+                            ))
+                            .await;
+                    }
+                    return Err(e.into());
+                }
+            },
             Source::Fixed { .. } => BTreeMap::new(),
         };
         self.callers.set(&tokens);

@@ -115,6 +115,31 @@ impl Callers {
             .retain(|name| tokens.get(name).is_some_and(|t| t.rate.is_some()));
     }
 
+    /// Keeps only the tokens `keep` says (by name and hash) are still the file's, and
+    /// says how many are left: removals taken from a file that is otherwise broken.
+    pub fn keep_only(&self, keep: impl Fn(&str, &[u8; 32]) -> bool) -> usize {
+        let Ok(mut known) = self.known.write() else {
+            return 0;
+        };
+        let kept: HashMap<[u8; 32], Known> = known
+            .iter()
+            .filter(|(hash, k)| keep(&k.name, hash))
+            .map(|(hash, k)| {
+                let copy = Known {
+                    name: k.name.clone(),
+                    expires: k.expires,
+                    rules: k.rules.clone(),
+                    rate: k.rate,
+                    views: Mutex::default(),
+                };
+                (*hash, copy)
+            })
+            .collect();
+        let left = kept.len();
+        *known = Arc::new(kept);
+        left
+    }
+
     /// Requests refused for being over their token's rate, by token.
     pub fn limited(&self) -> BTreeMap<String, u64> {
         self.buckets.limited()

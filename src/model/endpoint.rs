@@ -246,6 +246,20 @@ pub(super) fn resolve_endpoints(
             .discovery
             .as_ref()
             .and_then(|d| discovery(d, name, &here("discovery"), loc, diags));
+        if discovery.is_some() {
+            for (from, to) in rename
+                .iter()
+                .filter(|(_, to)| matches!(to.as_str(), "find_tools" | "use_tools"))
+            {
+                diags.push(
+                    Diagnostic::new(format!(
+                        "endpoint `{name}` renames `{from}` to `{to}`, the endpoint's own tool while `discovery` is on"
+                    ))
+                    .at(loc.value(&here("rename")), "here")
+                    .hint("rename it to another name"),
+                );
+            }
+        }
         if guarded && discovery.is_some() {
             // find_tools would rank what a caller may not see: not until it knows callers.
             diags.push(

@@ -354,7 +354,7 @@ fn bad_endpoints_are_refused_with_where() {
         &format!("port = {a}\n"),
         &format!("port = {a}\nsecrets = {{ T = \"age:abc\" }}\nauth = {{ bearer = \"T\" }}\n"),
     );
-    let cases: [(&str, String, &str); 5] = [
+    let cases: [(&str, String, &str); 6] = [
         (
             "a member behind auth (issue 28's attack: the endpoint would remove its auth)",
             with_auth,
@@ -385,6 +385,16 @@ fn bad_endpoints_are_refused_with_where() {
                 "rename = { \"a__echo\" = \"b__echo\", \"b__echo\" = \"x\" }\n",
             ),
             "renames `a__echo` onto `b__echo`, a name it renames too",
+        ),
+        (
+            "rename onto a meta-tool of discovery (from the attack on issue 24)",
+            two_members(
+                a,
+                b,
+                ep,
+                "discovery = true\nrename = { \"a__echo\" = \"find_tools\" }\n",
+            ),
+            "renames `a__echo` to `find_tools`, the endpoint's own tool",
         ),
     ];
     // A port held by another process: apply fails naming it, status says why.

@@ -46,5 +46,6 @@ mod soak;
 mod supervise;
 mod tls;
 mod tokens;
+mod tokens_revoke;
 mod usage;
 mod workflow;
