@@ -91,7 +91,9 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) {
         },
         Request::Tools { name } => match daemon.tools_report(&name).await {
             Ok(report) => Reply::Tools { report },
-            Err(message) => Reply::Error { message },
+            Err(e) => Reply::Error {
+                message: e.to_string(),
+            },
         },
         Request::Shutdown => {
             let _ = send(&mut write, &Reply::Ok).await;

@@ -57,6 +57,40 @@ pub enum ServerError {
     Instances(Vec<ServerError>),
 }
 
+/// Why `mcpctl tools NAME` has no answer.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ToolsError {
+    #[error("no server or endpoint `{0}` runs")]
+    NotRunning(String),
+    #[error("server `{0}` is scaled to zero: asking for its tools would wake it")]
+    ScaledToZero(String),
+    #[error("server `{0}` is not serving")]
+    NotServing(String),
+    #[error("server `{server}`: {source}")]
+    Asked {
+        server: String,
+        #[source]
+        source: crate::gateway::mux::Gone,
+    },
+    #[error("server `{server}`: {source}")]
+    Listed {
+        server: String,
+        #[source]
+        source: crate::gateway::endpoint::ListError,
+    },
+}
+
+/// Why an endpoint could not be served.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum EndpointError {
+    #[error("cannot make its HTTP client: {0}")]
+    Client(#[source] std::io::Error),
+    #[error("cannot make the OIDC issuer's HTTP client: {0}")]
+    Oidc(#[source] std::io::Error),
+    #[error(transparent)]
+    Serve(#[from] crate::gateway::endpoint::ServeError),
+}
+
 fn log_tail(lines: &[String]) -> String {
     if lines.is_empty() {
         return String::new();
