@@ -120,6 +120,25 @@ fn read_entry(path: &Path, args: &AddArgs) -> Result<(ServerJson, String), Error
     }
     let registry = super::registry::open(&args.registry, Some(path))?;
     let listed = registry.entry(&args.what, args.version.as_deref())?;
+    // The registry answers for what was asked, or nothing of its answer is used (a
+    // hostile one could send another entry, to receive the secrets given for this one).
+    let printable = crate::import::plan::printable;
+    if listed.server.name != args.what {
+        return Err(Error::Failed(format!(
+            "the registry answered `{}` for `{}`: nothing added",
+            printable(&listed.server.name),
+            printable(&args.what)
+        )));
+    }
+    if let Some(version) = &args.version
+        && listed.server.version != *version
+    {
+        return Err(Error::Failed(format!(
+            "the registry answered version `{}` for `{}` {version}: nothing added",
+            printable(&listed.server.version),
+            printable(&args.what)
+        )));
+    }
     Ok((listed.server, registry.base().to_string()))
 }
 

@@ -392,3 +392,48 @@ fn hostile_entries_are_refused_and_the_file_is_untouched() {
         assert_eq!(env.read("mcpctl.toml"), before);
     }
 }
+
+/// From the attack on issue 27: a registry that answers `add NAME` with another entry
+/// (to receive the secrets given for NAME) or another version gets nothing added.
+#[test]
+fn an_answer_for_another_entry_or_version_is_refused_and_nothing_is_added() {
+    use crate::common::registry::listed;
+    let mut other: serde_json::Value = serde_json::from_str(&fixture("brave-search")).unwrap();
+    other["name"] = "io.github.evil/other".into();
+    let other_text = listed(&other).to_string();
+    let registry = FakeRegistry::serve(move |_| Reply::Json(200, other_text.clone()));
+    let env = env_with_key();
+    let before = env.read("mcpctl.toml");
+    let port = free_port().to_string();
+    env.run(&[
+        "add",
+        "io.github.example/brave-search",
+        "--secret",
+        "BRAVE_API_KEY=s3cret-value",
+        "--port",
+        &port,
+        "--no-apply",
+        "--registry",
+        &registry.url,
+    ])
+    .failure()
+    .stderr_has("the registry answered `io.github.evil/other`");
+    assert_eq!(env.read("mcpctl.toml"), before);
+    let brave: serde_json::Value = serde_json::from_str(&fixture("brave-search")).unwrap();
+    let brave_text = listed(&brave).to_string();
+    let registry = FakeRegistry::serve(move |_| Reply::Json(200, brave_text.clone()));
+    env.run(&[
+        "add",
+        "io.github.example/brave-search",
+        "--version",
+        "9.9.9",
+        "--secret",
+        "BRAVE_API_KEY=s3cret-value",
+        "--no-apply",
+        "--registry",
+        &registry.url,
+    ])
+    .failure()
+    .stderr_has("answered version");
+    assert_eq!(env.read("mcpctl.toml"), before);
+}
