@@ -188,12 +188,13 @@ impl SecretSource {
 fn prompt(key: &str) -> Result<String, Error> {
     let stdin = std::io::stdin();
     let terminal = stdin.is_terminal();
-    if terminal {
-        crate::note!("{key} (not shown):");
-    }
+    // Echo off before the prompt shows: what is typed once it shows is never echoed.
     let echo = terminal
         .then(|| crate::sys::set_stdin_echo(false).ok())
         .flatten();
+    if terminal {
+        crate::note!("{key} (not shown):");
+    }
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     if let Some(was) = echo {
