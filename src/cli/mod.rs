@@ -509,7 +509,7 @@ fn warn_about(servers: &std::collections::BTreeMap<String, model::ServerSpec>, m
     for spec in servers.values() {
         let mut warnings = spec.warnings();
         if let Some(Err(why)) = &isolation {
-            warnings.extend(spec.unisolated_warning(why));
+            warnings.extend(spec.unisolated_warning(&why.to_string()));
         }
         if let Some(support) = &support {
             let memory_bytes = spec.limits.memory_bytes.filter(|_| memory);

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 /// Why an apply could not run at all: the file, its secrets, or a server it lacks.
 #[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
+pub(super) enum ApplyError {
     #[error(transparent)]
     Config(#[from] crate::config::Error),
     /// `apply PLAN`: the file or what runs moved since the plan was made.
@@ -17,7 +17,7 @@ pub enum ApplyError {
 
 /// Why one server's action failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ServerError {
+pub(super) enum ServerError {
     #[error("{server}: {source}")]
     InnerPort {
         server: String,
@@ -31,8 +31,12 @@ pub enum ServerError {
         source: crate::gateway::tls::Error,
     },
     /// What its gateway would serve cannot be built (a bad url or header).
-    #[error("{server}: {why}")]
-    Backend { server: String, why: String },
+    #[error("{server}: {source}")]
+    Backend {
+        server: String,
+        #[source]
+        source: super::backend::BackendError,
+    },
     #[error("{server}: cannot serve on {addr}: {source}")]
     Serve {
         server: String,
@@ -48,6 +52,13 @@ pub enum ServerError {
         why: String,
         /// The last lines of the instance's log.
         tail: Vec<String>,
+    },
+    /// Its apply step ended without an answer (it panicked).
+    #[error("{server}: its apply step {why}")]
+    Step {
+        server: String,
+        #[source]
+        why: super::named_tasks::TaskEnded,
     },
     /// An endpoint could not be served.
     #[error("{0}")]
@@ -100,10 +111,10 @@ fn log_tail(lines: &[String]) -> String {
 }
 
 /// What an apply did: changes made, failures per server, and every endpoint.
-pub struct Applied {
-    pub changed: bool,
-    pub failures: Vec<ServerError>,
-    pub endpoints: std::collections::BTreeMap<String, String>,
+pub(super) struct Applied {
+    pub(super) changed: bool,
+    pub(super) failures: Vec<ServerError>,
+    pub(super) endpoints: std::collections::BTreeMap<String, String>,
 }
 
 impl From<Applied> for crate::api::ApplyOutcome {
