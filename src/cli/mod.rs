@@ -133,10 +133,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Outdated(args) => outdated::outdated(&locate(file, &cwd)?, &args),
         Command::Upgrade(args) => outdated::upgrade(&locate(file, &cwd)?, &args),
         // Without a file it still answers: a stdio client shows the reason.
-        Command::Connect { name } => Ok(crate::bridge::run(
-            locate(file, &cwd).map_err(|e| e.to_string()),
-            &name,
-        )),
+        Command::Connect { name } => Ok(crate::bridge::run(locate(file, &cwd), &name)),
         Command::Validate { all } => plan::validate(&locate(file, &cwd)?, all),
         Command::Fmt { check } => plan::fmt(&locate(file, &cwd)?, check),
         Command::Plan(plan_args) if plan_args.target.target == args::Target::K8s => {
