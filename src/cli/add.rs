@@ -7,7 +7,7 @@ use std::path::Path;
 
 use age::secrecy::SecretString;
 use similar::TextDiff;
-use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, value};
+use toml_edit::{Array, DocumentMut, Item, Table, value};
 
 use super::args::AddArgs;
 use super::lifecycle::{after_edit, declared};
@@ -298,11 +298,7 @@ fn block_text(
         }
     }
     table.insert("port", value(i64::from(port)));
-    let inline = |map: &BTreeMap<String, String>| {
-        let mut t: InlineTable = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        t.fmt();
-        t
-    };
+    let inline = super::inline_strings;
     if !server.env.is_empty() {
         table.insert("env", value(inline(&server.env)));
     }

@@ -451,6 +451,13 @@ where
     }
 }
 
+/// `{ K = "v", ... }` of a map, formatted as the file's other inline tables.
+fn inline_strings(map: &std::collections::BTreeMap<String, String>) -> toml_edit::InlineTable {
+    let mut t: toml_edit::InlineTable = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    t.fmt();
+    t
+}
+
 /// Reads the file without requiring it to be valid beyond its raw shape.
 fn read_raw(path: &Path) -> Result<RawConfig, Error> {
     let source = store::read(path)?;
