@@ -24,6 +24,7 @@ mod named_tasks;
 mod pool;
 mod procs;
 mod reconciler;
+mod reload;
 mod resize;
 mod run;
 mod sampler;

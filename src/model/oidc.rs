@@ -48,6 +48,26 @@ impl OidcSpec {
     }
 }
 
+impl OidcSpec {
+    /// As plan shows it: issuer, audience, each scope's patterns, rate.
+    pub fn parts(&self) -> BTreeMap<String, String> {
+        let mut parts = BTreeMap::from([
+            ("issuer".to_string(), self.issuer.clone()),
+            ("audience".to_string(), self.audience.clone()),
+        ]);
+        for (scope, globs) in &self.scopes {
+            parts.insert(format!("scopes.{scope}"), globs.join(", "));
+        }
+        if let Some(rate) = self.rate {
+            parts.insert(
+                "rate".into(),
+                format!("{}/{}s", rate.requests, rate.per_secs),
+            );
+        }
+        parts
+    }
+}
+
 /// Whether `url` may name an issuer: https, or http to this machine. `Err` says why not.
 pub fn check_issuer(url: &str) -> Result<(), String> {
     let (scheme, rest) = url

@@ -318,7 +318,7 @@ impl ServerSpec {
             ),
             attr(
                 "auth_oidc",
-                self.auth_oidc.as_ref().map(oidc_parts),
+                self.auth_oidc.as_ref().map(|o| AttrValue::Map(o.parts())),
                 Restart,
             ),
             attr(
@@ -563,24 +563,6 @@ fn multiplex() -> Sharing {
 
 fn non_empty_list(list: &[String]) -> Option<Vec<String>> {
     (!list.is_empty()).then(|| list.to_vec())
-}
-
-/// `auth.oidc` as plan shows it: issuer, audience, each scope's patterns, rate.
-fn oidc_parts(oidc: &super::oidc::OidcSpec) -> AttrValue {
-    let mut parts = BTreeMap::from([
-        ("issuer".to_string(), oidc.issuer.clone()),
-        ("audience".to_string(), oidc.audience.clone()),
-    ]);
-    for (scope, globs) in &oidc.scopes {
-        parts.insert(format!("scopes.{scope}"), globs.join(", "));
-    }
-    if let Some(rate) = oidc.rate {
-        parts.insert(
-            "rate".into(),
-            format!("{}/{}s", rate.requests, rate.per_secs),
-        );
-    }
-    AttrValue::Map(parts)
 }
 
 fn non_empty_map(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
