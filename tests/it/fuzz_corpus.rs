@@ -6,8 +6,11 @@ use std::path::Path;
 
 use crate::common::repo_root;
 
+/// A target's body.
+type Body = fn(&[u8]);
+
 /// The targets, by the name of their folder in `fuzz/corpus/`.
-const TARGETS: [(&str, fn(&[u8])); 9] = [
+const TARGETS: [(&str, Body); 9] = [
     ("backup", mcpctl::fuzzing::backup),
     ("client_import", mcpctl::fuzzing::client_import),
     ("client_link", mcpctl::fuzzing::client_link),
@@ -19,7 +22,7 @@ const TARGETS: [(&str, fn(&[u8])); 9] = [
     ("wire", mcpctl::fuzzing::wire),
 ];
 
-fn replay(dir: &Path, body: fn(&[u8])) -> usize {
+fn replay(dir: &Path, body: Body) -> usize {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(Result::ok)
