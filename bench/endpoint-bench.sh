@@ -40,10 +40,15 @@ for _ in $(seq 1 100); do
   "$MCPCTL" -f "$WORK/mcpctl.toml" tools three 2>/dev/null | grep -q m1__echo && break
   sleep 0.1
 done
-echo "== m1's own port"
-"$BIN/mcpbench" bench --mcp "http://127.0.0.1:$P1/mcp" --quiet --label own | tee "$WORK/own.json" | python3 -c 'import json,sys; r=json.load(sys.stdin); print({k: r[k] for k in r if k not in ("label",)})'
-echo "== through the endpoint (3 members)"
-"$BIN/mcpbench" bench --mcp "http://127.0.0.1:$EP/mcp" --tool m1__echo --quiet --label endpoint | tee "$WORK/ep.json" | python3 -c 'import json,sys; r=json.load(sys.stdin); print({k: r[k] for k in r if k not in ("label",)})'
+# The two sides in alternating rounds (ROUNDS, default 3): on two cores, timing one
+# side after the other in single blocks measured the machine's drift as much as them.
+show() { python3 -c 'import json,sys; r=json.load(sys.stdin); print({k: r[k] for k in r if k not in ("label",)})'; }
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  echo "== round $round: m1's own port"
+  "$BIN/mcpbench" bench --mcp "http://127.0.0.1:$P1/mcp" --quiet --label own | tee "$WORK/own.json" | show
+  echo "== round $round: through the endpoint (3 members)"
+  "$BIN/mcpbench" bench --mcp "http://127.0.0.1:$EP/mcp" --tool m1__echo --quiet --label endpoint | tee "$WORK/ep.json" | show
+done
 echo "== memory per endpoint session"
 PID=$(cat "$(dirname "$WORK/mcpctl.toml")/.mcpctl/daemon.pid")
 before=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)

@@ -102,25 +102,37 @@ pub fn parse_args(args: &[String]) -> Option<ShimArgs> {
 /// Whether servers can run in a network namespace of their own here: `Err` says why
 /// not (the kernel or its policy refuses unprivileged user namespaces, say). Asked of a
 /// short-lived `mcpctl __netns-probe`, since a process that made a namespace stays in it.
-pub fn probe_isolation() -> Result<(), String> {
-    let me = std::env::current_exe().map_err(|e| format!("cannot find mcpctl itself: {e}"))?;
+pub fn probe_isolation() -> Result<(), NoIsolation> {
+    let me = std::env::current_exe().map_err(NoIsolation::NoSelf)?;
     let out = Command::new(me)
         .arg("__netns-probe")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .output()
-        .map_err(|e| format!("cannot run the probe: {e}"))?;
+        .map_err(NoIsolation::NoProbe)?;
     if out.status.success() {
         return Ok(());
     }
-    let why = String::from_utf8_lossy(&out.stderr);
-    let why = why.trim();
+    let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
     Err(if why.is_empty() {
-        format!("the probe ended with {}", out.status)
+        NoIsolation::Ended(out.status)
     } else {
-        format!("this kernel refuses a network namespace to this user: {why}")
+        NoIsolation::Refused(why)
     })
+}
+
+/// Why servers cannot have a network namespace of their own here.
+#[derive(Debug, thiserror::Error)]
+pub enum NoIsolation {
+    #[error("cannot find mcpctl itself: {0}")]
+    NoSelf(#[source] std::io::Error),
+    #[error("cannot run the probe: {0}")]
+    NoProbe(#[source] std::io::Error),
+    #[error("the probe ended with {0}")]
+    Ended(std::process::ExitStatus),
+    #[error("this kernel refuses a network namespace to this user: {0}")]
+    Refused(String),
 }
 
 /// `mcpctl __netns-probe`: 0 when this process could move into a network namespace

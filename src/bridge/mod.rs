@@ -66,13 +66,15 @@ const SESSION_ENDED: &str = "the session ended (the server was restarted or stop
 
 /// Runs the bridge to `name` of the file at `config` (or why there is no file)
 /// until stdin or stdout closes, or NAME goes away for good.
-pub fn run(config: Result<PathBuf, String>, name: &str) -> u8 {
+pub fn run<E: std::fmt::Display>(config: Result<PathBuf, E>, name: &str) -> u8 {
     // Dropped last, once the runtime (and its hold on stdin and stdout) is gone.
     let _restore = stdio::Restore::record();
-    let target = config.map_err(Unavailable).and_then(|config| {
-        let target = target::reach(&config, name, target::start_timeout())?;
-        Ok((config, target))
-    });
+    let target = config
+        .map_err(|e| Unavailable(e.to_string()))
+        .and_then(|config| {
+            let target = target::reach(&config, name, target::start_timeout())?;
+            Ok((config, target))
+        });
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -488,9 +490,9 @@ impl Bridge {
 
     /// A new session for the client, from its first `initialize` (whose answer it
     /// already has, so this one is not passed on).
-    async fn reopen(self: &Arc<Self>) -> Result<(), String> {
+    async fn reopen(self: &Arc<Self>) -> Result<(), Failure> {
         let Some(init) = self.init.lock().ok().and_then(|i| i.clone()) else {
-            return Err("the client never initialized".into());
+            return Err(Failure::Other("the client never initialized".to_string()));
         };
         if let Ok(mut listener) = self.listener.lock()
             && let Some(task) = listener.take()
@@ -512,7 +514,10 @@ impl Bridge {
         .map_err(|_| format!("no answer within {QUICK_TIMEOUT:?}"))?
         .map_err(|e| self.unreachable(&e).to_string())?;
         if !answer.status().is_success() {
-            return Err(format!("initialize answered {}", answer.status()));
+            return Err(Failure::Other(format!(
+                "initialize answered {}",
+                answer.status()
+            )));
         }
         let id = answer
             .headers()
@@ -594,7 +599,7 @@ impl Bridge {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if status.is_success() && is_sse {
-            return Ok(self.pump(response.into_body(), msg.is_initialize()).await?);
+            return self.pump(response.into_body(), msg.is_initialize()).await;
         }
         let bytes = Limited::new(response.into_body(), MAX_MESSAGE)
             .collect()
@@ -633,10 +638,12 @@ impl Bridge {
     }
 
     /// Passes on every event of an SSE answer.
-    async fn pump(&self, mut body: Incoming, initialize: bool) -> Result<(), String> {
+    async fn pump(&self, mut body: Incoming, initialize: bool) -> Result<(), Failure> {
         let mut events = crate::wire::sse::SseEvents::new(MAX_MESSAGE);
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| format!("the stream of {} broke off: {e}", self.url))?;
+            let frame = frame.map_err(|e| {
+                Failure::Other(format!("the stream of {} broke off: {e}", self.url))
+            })?;
             let Some(data) = frame.data_ref() else {
                 continue;
             };

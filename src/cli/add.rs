@@ -7,7 +7,7 @@ use std::path::Path;
 
 use age::secrecy::SecretString;
 use similar::TextDiff;
-use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, value};
+use toml_edit::{Array, DocumentMut, Item, Table, value};
 
 use super::args::AddArgs;
 use super::lifecycle::{after_edit, declared};
@@ -120,6 +120,25 @@ fn read_entry(path: &Path, args: &AddArgs) -> Result<(ServerJson, String), Error
     }
     let registry = super::registry::open(&args.registry, Some(path))?;
     let listed = registry.entry(&args.what, args.version.as_deref())?;
+    // The registry answers for what was asked, or nothing of its answer is used (a
+    // hostile one could send another entry, to receive the secrets given for this one).
+    let printable = crate::import::plan::printable;
+    if listed.server.name != args.what {
+        return Err(Error::Failed(format!(
+            "the registry answered `{}` for `{}`: nothing added",
+            printable(&listed.server.name),
+            printable(&args.what)
+        )));
+    }
+    if let Some(version) = &args.version
+        && listed.server.version != *version
+    {
+        return Err(Error::Failed(format!(
+            "the registry answered version `{}` for `{}` {version}: nothing added",
+            printable(&listed.server.version),
+            printable(&args.what)
+        )));
+    }
     Ok((listed.server, registry.base().to_string()))
 }
 
@@ -169,12 +188,13 @@ impl SecretSource {
 fn prompt(key: &str) -> Result<String, Error> {
     let stdin = std::io::stdin();
     let terminal = stdin.is_terminal();
-    if terminal {
-        crate::note!("{key} (not shown):");
-    }
+    // Echo off before the prompt shows: what is typed once it shows is never echoed.
     let echo = terminal
         .then(|| crate::sys::set_stdin_echo(false).ok())
         .flatten();
+    if terminal {
+        crate::note!("{key} (not shown):");
+    }
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     if let Some(was) = echo {
@@ -278,11 +298,7 @@ fn block_text(
         }
     }
     table.insert("port", value(i64::from(port)));
-    let inline = |map: &BTreeMap<String, String>| {
-        let mut t: InlineTable = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        t.fmt();
-        t
-    };
+    let inline = super::inline_strings;
     if !server.env.is_empty() {
         table.insert("env", value(inline(&server.env)));
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use age::secrecy::SecretString;
 use similar::TextDiff;
-use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, value};
+use toml_edit::{Array, DocumentMut, Item, Table, value};
 
 use super::args::ImportArgs;
 use super::lifecycle::{after_edit, declared};
@@ -271,11 +271,7 @@ fn block_text(server: &NewServer, recipients: &[String]) -> Result<String, Confi
     if server.stopped {
         table.insert("state", value("stopped"));
     }
-    let inline = |map: &std::collections::BTreeMap<String, String>| {
-        let mut t: InlineTable = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        t.fmt();
-        t
-    };
+    let inline = super::inline_strings;
     if !server.env.is_empty() {
         table.insert("env", value(inline(&server.env)));
     }

@@ -133,10 +133,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Outdated(args) => outdated::outdated(&locate(file, &cwd)?, &args),
         Command::Upgrade(args) => outdated::upgrade(&locate(file, &cwd)?, &args),
         // Without a file it still answers: a stdio client shows the reason.
-        Command::Connect { name } => Ok(crate::bridge::run(
-            locate(file, &cwd).map_err(|e| e.to_string()),
-            &name,
-        )),
+        Command::Connect { name } => Ok(crate::bridge::run(locate(file, &cwd), &name)),
         Command::Validate { all } => plan::validate(&locate(file, &cwd)?, all),
         Command::Fmt { check } => plan::fmt(&locate(file, &cwd)?, check),
         Command::Plan(plan_args) if plan_args.target.target == args::Target::K8s => {
@@ -454,6 +451,13 @@ where
     }
 }
 
+/// `{ K = "v", ... }` of a map, formatted as the file's other inline tables.
+fn inline_strings(map: &std::collections::BTreeMap<String, String>) -> toml_edit::InlineTable {
+    let mut t: toml_edit::InlineTable = map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    t.fmt();
+    t
+}
+
 /// Reads the file without requiring it to be valid beyond its raw shape.
 fn read_raw(path: &Path) -> Result<RawConfig, Error> {
     let source = store::read(path)?;
@@ -509,7 +513,7 @@ fn warn_about(servers: &std::collections::BTreeMap<String, model::ServerSpec>, m
     for spec in servers.values() {
         let mut warnings = spec.warnings();
         if let Some(Err(why)) = &isolation {
-            warnings.extend(spec.unisolated_warning(why));
+            warnings.extend(spec.unisolated_warning(&why.to_string()));
         }
         if let Some(support) = &support {
             let memory_bytes = spec.limits.memory_bytes.filter(|_| memory);

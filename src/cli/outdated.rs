@@ -236,6 +236,19 @@ fn find_latest(registry: &Registry, row: &mut Row) -> Result<(), Error> {
             entry
         }
     };
+    // A latest that does not pin (a tag, a range, garbage) is said, never taken for
+    // "not in the registry": a server behind must not look current.
+    if let Some(given) = entry
+        .as_ref()
+        .and_then(|e| version::version_for(e, row.pin.as_ref()))
+        && version::latest_for_text(&given).is_none()
+    {
+        return Err(Error::Failed(format!(
+            "the registry's latest for {} is `{}`, not a pinned version",
+            printable(&row.server),
+            printable(&given)
+        )));
+    }
     row.latest = entry.and_then(|e| version::latest_for(&e, row.pin.as_ref()));
     if let Some(latest) = &row.latest {
         // What the registry says is shown and written: it must be a plain version.

@@ -12,6 +12,23 @@ use crate::secrets::unlock::Unlocked as Secrets;
 
 use super::*;
 
+/// Why what a server's gateway would serve cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BackendError {
+    #[error("bad header name `{name}`: {source}")]
+    HeaderName {
+        name: String,
+        #[source]
+        source: axum::http::header::InvalidHeaderName,
+    },
+    #[error("bad url {url}: {source}")]
+    Url {
+        url: String,
+        #[source]
+        source: axum::http::uri::InvalidUri,
+    },
+}
+
 impl Daemon {
     /// What the gateway of `spec` serves: its stdio instances, or the URL of a server
     /// that speaks HTTP (a local one on its inner port, or a remote one).
@@ -20,7 +37,7 @@ impl Daemon {
         spec: &ServerSpec,
         pool: &Arc<Pool>,
         secrets: &Secrets,
-    ) -> Result<gateway::Backend, String> {
+    ) -> Result<gateway::Backend, BackendError> {
         match (spec.mode, spec.transport) {
             (Mode::Local, Transport::Stdio) => {
                 let instances: Arc<dyn Instances> = pool.clone();
@@ -48,12 +65,16 @@ impl Daemon {
 pub(super) fn expand_headers(
     spec: &ServerSpec,
     secrets: Option<&BTreeMap<String, age::secrecy::SecretString>>,
-) -> Result<Vec<(axum::http::HeaderName, age::secrecy::SecretString)>, String> {
+) -> Result<Vec<(axum::http::HeaderName, age::secrecy::SecretString)>, BackendError> {
     spec.headers
         .iter()
         .map(|(name, template)| {
-            let name = axum::http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| format!("bad header name `{name}`: {e}"))?;
+            let name = axum::http::HeaderName::from_bytes(name.as_bytes()).map_err(|source| {
+                BackendError::HeaderName {
+                    name: name.clone(),
+                    source,
+                }
+            })?;
             Ok((name, expand(template, &spec.env, secrets)))
         })
         .collect()
@@ -66,9 +87,11 @@ pub(super) fn http_backend(
     secrets: &Secrets,
     url: String,
     pool: Option<Arc<dyn gateway::HttpPool>>,
-) -> Result<gateway::Backend, String> {
+) -> Result<gateway::Backend, BackendError> {
     let headers = expand_headers(spec, secrets.values.get(&spec.name))?;
-    let url = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
+    let url = url
+        .parse()
+        .map_err(|source| BackendError::Url { url, source })?;
     Ok(gateway::Backend::Http(gateway::HttpUpstream {
         url,
         headers,

@@ -31,16 +31,25 @@ pub(super) fn bind(path: &Path) -> Result<UnixListener, Error> {
     Ok(listener)
 }
 
+/// Control connections handled at once, at most (more wait in the socket's backlog).
+const MAX_HANDLERS: usize = 256;
+
+/// Serves the control socket until this future is dropped, which ends every handler
+/// it started too (they are its tasks, not detached ones).
 pub(super) async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
+    let mut handlers = tokio::task::JoinSet::new();
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(handle(Arc::clone(&daemon), stream));
-            }
-            Err(e) => {
-                tracing::warn!("control socket: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
+        tokio::select! {
+            accepted = listener.accept(), if handlers.len() < MAX_HANDLERS => match accepted {
+                Ok((stream, _)) => {
+                    handlers.spawn(handle(Arc::clone(&daemon), stream));
+                }
+                Err(e) => {
+                    tracing::warn!("control socket: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
         }
     }
 }
@@ -91,7 +100,9 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) {
         },
         Request::Tools { name } => match daemon.tools_report(&name).await {
             Ok(report) => Reply::Tools { report },
-            Err(message) => Reply::Error { message },
+            Err(e) => Reply::Error {
+                message: e.to_string(),
+            },
         },
         Request::Shutdown => {
             let _ = send(&mut write, &Reply::Ok).await;

@@ -146,7 +146,7 @@ impl Daemon {
                     running.insert(name.clone(), rt);
                 }
                 Err(why) => {
-                    why_not.insert(name.clone(), why.clone());
+                    why_not.insert(name.clone(), why.to_string());
                     let why = format!("endpoint {name}: {why}");
                     let _ = progress.send(why.clone()).await;
                     failures.push(why);
@@ -160,9 +160,10 @@ impl Daemon {
     async fn start_endpoint(
         self: &Arc<Self>,
         spec: &EndpointSpec,
-    ) -> Result<EndpointRuntime, String> {
+    ) -> Result<EndpointRuntime, super::error::EndpointError> {
+        use super::error::EndpointError;
         let directory: Arc<dyn Directory> = self.members.clone();
-        let endpoint = Endpoint::new(spec.clone(), directory).map_err(|e| e.to_string())?;
+        let endpoint = Endpoint::new(spec.clone(), directory).map_err(EndpointError::Client)?;
         endpoint.set_pins(self.endpoint_pins(spec));
         endpoint.prime().await;
         let addr = std::net::SocketAddr::new(spec.bind, spec.port);
@@ -176,14 +177,12 @@ impl Daemon {
             oidc: match &spec.auth_oidc {
                 Some(o) => Some(
                     gateway::oidc::Oidc::new(o, Arc::clone(&self.oidc_buckets))
-                        .map_err(|e| e.to_string())?,
+                        .map_err(EndpointError::Oidc)?,
                 ),
                 None => None,
             },
         };
-        let served = gateway::endpoint::serve(&endpoint, addr, auth, None)
-            .await
-            .map_err(|e| e.to_string())?;
+        let served = gateway::endpoint::serve(&endpoint, addr, auth, None).await?;
         Ok(EndpointRuntime {
             spec: spec.clone(),
             endpoint,
@@ -311,7 +310,11 @@ impl Daemon {
 
     /// `mcpctl tools NAME`: an endpoint's table, or a server's own list with its
     /// policy's decisions.
-    pub(super) async fn tools_report(&self, name: &str) -> Result<crate::api::ToolsReport, String> {
+    pub(super) async fn tools_report(
+        &self,
+        name: &str,
+    ) -> Result<crate::api::ToolsReport, super::error::ToolsError> {
+        use super::error::ToolsError;
         use crate::api::{ToolLine, ToolsReport};
         if let Some(rt) = self.endpoints.lock().await.get(name) {
             let table = rt.endpoint.table();
@@ -370,12 +373,10 @@ impl Daemon {
         let (spec, upstream) = {
             let servers = self.servers.lock().await;
             let Some(rt) = servers.get(name) else {
-                return Err(format!("no server or endpoint `{name}` runs"));
+                return Err(ToolsError::NotRunning(name.to_string()));
             };
             if rt.scaled_to_zero() {
-                return Err(format!(
-                    "server `{name}` is scaled to zero: asking for its tools would wake it"
-                ));
+                return Err(ToolsError::ScaledToZero(name.to_string()));
             }
             let upstream = rt
                 .instances
@@ -388,7 +389,10 @@ impl Daemon {
                 let answer = upstream
                     .request("tools/list", Some(serde_json::json!({})))
                     .await
-                    .map_err(|e| format!("server `{name}`: {e}"))?;
+                    .map_err(|source| ToolsError::Asked {
+                        server: name.to_string(),
+                        source,
+                    })?;
                 answer
                     .pointer("/result/tools")
                     .and_then(|t| t.as_array())
@@ -400,8 +404,13 @@ impl Daemon {
                 let info = self.members.member(name);
                 let address = info
                     .address
-                    .ok_or_else(|| format!("server `{name}` is not serving"))?;
-                crate::gateway::endpoint::list_tools(&address).await?
+                    .ok_or_else(|| ToolsError::NotServing(name.to_string()))?;
+                crate::gateway::endpoint::list_tools(&address)
+                    .await
+                    .map_err(|source| ToolsError::Listed {
+                        server: name.to_string(),
+                        source,
+                    })?
             }
         };
         let rules = spec.tools.rules();

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 /// Why an apply could not run at all: the file, its secrets, or a server it lacks.
 #[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
+pub(super) enum ApplyError {
     #[error(transparent)]
     Config(#[from] crate::config::Error),
     /// `apply PLAN`: the file or what runs moved since the plan was made.
@@ -17,7 +17,7 @@ pub enum ApplyError {
 
 /// Why one server's action failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ServerError {
+pub(super) enum ServerError {
     #[error("{server}: {source}")]
     InnerPort {
         server: String,
@@ -31,8 +31,12 @@ pub enum ServerError {
         source: crate::gateway::tls::Error,
     },
     /// What its gateway would serve cannot be built (a bad url or header).
-    #[error("{server}: {why}")]
-    Backend { server: String, why: String },
+    #[error("{server}: {source}")]
+    Backend {
+        server: String,
+        #[source]
+        source: super::backend::BackendError,
+    },
     #[error("{server}: cannot serve on {addr}: {source}")]
     Serve {
         server: String,
@@ -49,12 +53,53 @@ pub enum ServerError {
         /// The last lines of the instance's log.
         tail: Vec<String>,
     },
+    /// Its apply step ended without an answer (it panicked).
+    #[error("{server}: its apply step {why}")]
+    Step {
+        server: String,
+        #[source]
+        why: super::named_tasks::TaskEnded,
+    },
     /// An endpoint could not be served.
     #[error("{0}")]
     Endpoint(String),
     /// Several instances of one server failed.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Instances(Vec<ServerError>),
+}
+
+/// Why `mcpctl tools NAME` has no answer.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ToolsError {
+    #[error("no server or endpoint `{0}` runs")]
+    NotRunning(String),
+    #[error("server `{0}` is scaled to zero: asking for its tools would wake it")]
+    ScaledToZero(String),
+    #[error("server `{0}` is not serving")]
+    NotServing(String),
+    #[error("server `{server}`: {source}")]
+    Asked {
+        server: String,
+        #[source]
+        source: crate::gateway::mux::Gone,
+    },
+    #[error("server `{server}`: {source}")]
+    Listed {
+        server: String,
+        #[source]
+        source: crate::gateway::endpoint::ListError,
+    },
+}
+
+/// Why an endpoint could not be served.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum EndpointError {
+    #[error("cannot make its HTTP client: {0}")]
+    Client(#[source] std::io::Error),
+    #[error("cannot make the OIDC issuer's HTTP client: {0}")]
+    Oidc(#[source] std::io::Error),
+    #[error(transparent)]
+    Serve(#[from] crate::gateway::endpoint::ServeError),
 }
 
 fn log_tail(lines: &[String]) -> String {
@@ -66,10 +111,10 @@ fn log_tail(lines: &[String]) -> String {
 }
 
 /// What an apply did: changes made, failures per server, and every endpoint.
-pub struct Applied {
-    pub changed: bool,
-    pub failures: Vec<ServerError>,
-    pub endpoints: std::collections::BTreeMap<String, String>,
+pub(super) struct Applied {
+    pub(super) changed: bool,
+    pub(super) failures: Vec<ServerError>,
+    pub(super) endpoints: std::collections::BTreeMap<String, String>,
 }
 
 impl From<Applied> for crate::api::ApplyOutcome {

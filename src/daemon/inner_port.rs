@@ -14,7 +14,7 @@ pub(super) const HOST: &str = "127.0.0.1";
 
 /// Why no inner port could be had.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(super) enum Error {
     #[error("no free inner port: {0}")]
     Bind(#[source] std::io::Error),
     #[error("no free inner port: every one offered is an isolated server's")]

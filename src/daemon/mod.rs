@@ -155,7 +155,7 @@ pub struct Daemon {
     pins: std::sync::RwLock<crate::model::lock::Lock>,
     /// Whether `network = "isolated"` servers get a network namespace here, or why not
     /// (they then run on the machine's network, and `status` says so).
-    isolation: Result<(), String>,
+    isolation: Result<(), crate::shim::NoIsolation>,
 }
 
 #[derive(Debug, thiserror::Error)]

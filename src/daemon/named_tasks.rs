@@ -7,6 +7,15 @@ use std::future::Future;
 
 use tokio::task::{Id, JoinSet};
 
+/// Why a task gave no output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum TaskEnded {
+    #[error("was cancelled")]
+    Cancelled,
+    #[error("panicked: {0}")]
+    Panicked(String),
+}
+
 pub(super) struct NamedTasks<T> {
     set: JoinSet<T>,
     names: HashMap<Id, String>,
@@ -27,7 +36,7 @@ impl<T: Send + 'static> NamedTasks<T> {
 
     /// The next task to end: its name, and its output or why it did not give one
     /// (panicked, cancelled). `None` when none is left.
-    pub(super) async fn join_next(&mut self) -> Option<(String, Result<T, String>)> {
+    pub(super) async fn join_next(&mut self) -> Option<(String, Result<T, TaskEnded>)> {
         let done = self.set.join_next_with_id().await?;
         let (id, result) = match done {
             Ok((id, value)) => (id, Ok(value)),
@@ -38,20 +47,19 @@ impl<T: Send + 'static> NamedTasks<T> {
     }
 }
 
-fn describe(e: tokio::task::JoinError) -> String {
+fn describe(e: tokio::task::JoinError) -> TaskEnded {
     if e.is_cancelled() {
-        return "cancelled".into();
+        return TaskEnded::Cancelled;
     }
     match e.try_into_panic() {
-        Ok(payload) => {
-            let text = payload
+        Ok(payload) => TaskEnded::Panicked(
+            payload
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
-            format!("panicked: {text}")
-        }
-        Err(_) => "failed".into(),
+                .unwrap_or_else(|| "no message".into()),
+        ),
+        Err(_) => TaskEnded::Cancelled,
     }
 }
 
@@ -74,7 +82,7 @@ mod tests {
             seen[0]
                 .1
                 .as_ref()
-                .is_err_and(|e| e.contains("resize went wrong")),
+                .is_err_and(|e| e.to_string().contains("resize went wrong")),
             "{:?}",
             seen[0].1
         );

@@ -124,7 +124,7 @@ impl Daemon {
         }
     }
 
-    pub async fn apply(
+    pub(super) async fn apply(
         self: &Arc<Self>,
         options: ApplyOptions,
         progress: mpsc::Sender<String>,
@@ -231,10 +231,7 @@ impl Daemon {
                     Ok(Ok(())) => {}
                     Ok(Err(failure)) => outcome.failures.push(failure),
                     // A step that panicked did not succeed.
-                    Err(why) => outcome.failures.push(ServerError::Backend {
-                        server,
-                        why: format!("its apply step {why}"),
-                    }),
+                    Err(why) => outcome.failures.push(ServerError::Step { server, why }),
                 }
             }
             self.persist().await;
@@ -493,7 +490,12 @@ impl Daemon {
                             }
                         }
                     }
-                    Err(why) => return Err(ServerError::Backend { server: name, why }),
+                    Err(source) => {
+                        return Err(ServerError::Backend {
+                            server: name,
+                            source,
+                        });
+                    }
                 };
                 say(format!("{name}: starting {} instance(s)", spec.instances)).await;
                 let created_at = SystemTime::now();

@@ -255,14 +255,26 @@ impl Guard {
     fn refuse_jwt(&self, refused: &OidcRefused, headers: &HeaderMap) -> Response {
         let (status, error, scope) = match refused {
             OidcRefused::Jwt(_) => (StatusCode::UNAUTHORIZED, "invalid_token", None),
-            OidcRefused::NoKeys(_) => (StatusCode::SERVICE_UNAVAILABLE, "invalid_token", None),
+            OidcRefused::NoKeys(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                None,
+            ),
             OidcRefused::Limited { .. } => (StatusCode::TOO_MANY_REQUESTS, "", None),
             OidcRefused::NoScope { .. } => {
                 let all = self.auth.oidc.as_ref().map(|o| o.all_scopes());
                 (StatusCode::FORBIDDEN, "insufficient_scope", all)
             }
         };
-        let mut response = rpc_error(status, Value::Null, INVALID_REQUEST, &refused.to_string());
+        // What went wrong with the provider is for the log and the audit, not for anyone
+        // who sends a token.
+        let message = match refused {
+            OidcRefused::NoKeys(_) => {
+                "the issuer's keys cannot be read now; try again shortly".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut response = rpc_error(status, Value::Null, INVALID_REQUEST, &message);
         if let OidcRefused::Limited { retry_after, .. } = refused
             && let Ok(value) = HeaderValue::from_str(&retry_after.to_string())
         {

@@ -362,12 +362,19 @@ impl Oidc {
             .and_then(Value::as_array)
             .ok_or_else(|| failed(&jwks_uri, "not a JWKS (no `keys`)"))?;
         // Keys of kinds not understood are skipped, not fatal: issuers publish many.
-        let keys = keys
+        let mut keys = keys
             .iter()
             .filter_map(|k| serde_json::from_value(k.clone()).ok())
             .filter(|k| !jwt::algorithms_of(k).is_empty())
-            .take(MAX_KEYS)
             .collect::<Vec<_>>();
+        if keys.len() > MAX_KEYS {
+            tracing::warn!(
+                "oidc {}: its JWKS has {} signing keys; the first {MAX_KEYS} are used",
+                self.spec.issuer,
+                keys.len()
+            );
+            keys.truncate(MAX_KEYS);
+        }
         if keys.is_empty() {
             return Err(failed(&jwks_uri, "no signing key this port can use"));
         }

@@ -282,6 +282,19 @@ async fn police(
         Value::Array(all) => all.iter().collect(),
         one => vec![one],
     };
+    if let Some(key) = messages
+        .iter()
+        .find_map(|m| crate::wire::strict::odd_case_member(m))
+    {
+        return Err(Box::new(rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            crate::wire::jsonrpc::INVALID_REQUEST,
+            &format!(
+                "the member {key:?} is spelled in another case than JSON-RPC's: a server could read it where the gateway does not"
+            ),
+        )));
+    }
     let mut lists = false;
     for msg in messages {
         let method = msg

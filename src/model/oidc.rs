@@ -99,9 +99,19 @@ pub(super) fn resolve_oidc(
                 .hint("the issuer's URL as its tokens say it in `iss`, e.g. \"https://login.example.com/realms/mcp\""),
         );
     }
-    if raw.audience.trim().is_empty() || raw.audience.len() > 1024 {
+    let audience_url = raw.audience.starts_with("https://") || raw.audience.starts_with("http://");
+    if raw.audience.trim().is_empty()
+        || raw.audience.len() > 1024
+        || !raw
+            .audience
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+        || (audience_url && raw.audience.contains(['?', '#']))
+    {
         diags.push(
-            Diagnostic::new(format!("`auth.oidc` of {owner}: `audience` is empty or too long"))
+            Diagnostic::new(format!(
+                "`auth.oidc` of {owner}: `audience` is empty, too long, or has spaces, quotes, `\\`, a query or a fragment"
+            ))
                 .at(at("audience"), "here")
                 .hint("this port's URL as clients reach it, e.g. \"https://mcp.example.com/mcp\" (tokens name it in `aud`)"),
         );

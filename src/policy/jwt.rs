@@ -170,28 +170,34 @@ pub fn verify(
     let header = jsonwebtoken::decode_header(token).map_err(|_| JwtRefused::Malformed)?;
     let alg = header.alg;
     let usable = |jwk: &&Jwk| algorithms_of(jwk).contains(&alg);
-    let jwk = match &header.kid {
+    let candidates: Vec<&Jwk> = match &header.kid {
         Some(kid) => {
-            let jwk = keys
-                .find(kid)
-                .ok_or_else(|| JwtRefused::UnknownKey(kid.clone()))?;
-            if !usable(&jwk) {
+            let named: Vec<&Jwk> = keys
+                .keys
+                .iter()
+                .filter(|k| k.common.key_id.as_deref() == Some(kid.as_str()))
+                .collect();
+            if named.is_empty() {
+                return Err(JwtRefused::UnknownKey(kid.clone()));
+            }
+            // An issuer may publish two keys under one id (mid-rotation): each is tried.
+            let fit: Vec<&Jwk> = named.into_iter().filter(usable).collect();
+            if fit.is_empty() {
                 return Err(JwtRefused::WrongAlgorithm {
                     alg: format!("{alg:?}"),
                 });
             }
-            jwk
+            fit
         }
         // Without an id, only an issuer of one key for this algorithm is unambiguous.
         None => {
             let mut fit = keys.keys.iter().filter(usable);
             match (fit.next(), fit.next()) {
-                (Some(only), None) => only,
+                (Some(only), None) => vec![only],
                 _ => return Err(JwtRefused::UnknownKey("(none given)".into())),
             }
         }
     };
-    let key = DecodingKey::from_jwk(jwk).map_err(|_| JwtRefused::Signature)?;
     let mut validation = Validation::new(alg);
     validation.algorithms = vec![alg];
     // Time is checked below against the `now` given (this function stays pure).
@@ -200,20 +206,35 @@ pub fn verify(
     validation.set_required_spec_claims(&["iss", "aud"]);
     validation.set_issuer(&[&expect.issuer]);
     validation.set_audience(&[&expect.audience]);
-    let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
-        use jsonwebtoken::errors::ErrorKind;
-        match e.kind() {
-            ErrorKind::InvalidIssuer => JwtRefused::Issuer,
-            ErrorKind::InvalidAudience => JwtRefused::Audience,
-            ErrorKind::MissingRequiredClaim(c) if c == "iss" => JwtRefused::Missing("iss"),
-            ErrorKind::MissingRequiredClaim(_) => JwtRefused::Missing("aud"),
-            ErrorKind::InvalidAlgorithm => JwtRefused::WrongAlgorithm {
-                alg: format!("{alg:?}"),
-            },
-            ErrorKind::InvalidSignature => JwtRefused::Signature,
-            _ => JwtRefused::Malformed,
+    let decode = |jwk: &Jwk| {
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| JwtRefused::Signature)?;
+        jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::InvalidIssuer => JwtRefused::Issuer,
+                ErrorKind::InvalidAudience => JwtRefused::Audience,
+                ErrorKind::MissingRequiredClaim(c) if c == "iss" => JwtRefused::Missing("iss"),
+                ErrorKind::MissingRequiredClaim(_) => JwtRefused::Missing("aud"),
+                ErrorKind::InvalidAlgorithm => JwtRefused::WrongAlgorithm {
+                    alg: format!("{alg:?}"),
+                },
+                ErrorKind::InvalidSignature => JwtRefused::Signature,
+                _ => JwtRefused::Malformed,
+            }
+        })
+    };
+    let mut last = JwtRefused::Signature;
+    let mut data = None;
+    for jwk in candidates {
+        match decode(jwk) {
+            Ok(d) => {
+                data = Some(d);
+                break;
+            }
+            Err(e) => last = e,
         }
-    })?;
+    }
+    let data = data.ok_or(last)?;
     let claims = data.claims;
     let exp = claims.exp.ok_or(JwtRefused::Missing("exp"))?;
     if now >= exp.saturating_add(SKEW_SECS) {
@@ -448,6 +469,16 @@ mod tests {
         for garbage in ["", "a.b", "a.b.c", "....", "é.é.é"] {
             assert!(verify(garbage, &keys, &e, NOW).is_err(), "{garbage}");
         }
+        // Two keys under one id (mid-rotation): the one that signed it is found.
+        let (second, mut second_jwk) = ec_key("k1");
+        second_jwk.common.key_id = Some("k1".into());
+        let both = JwkSet {
+            keys: vec![second_jwk, jwk.clone()],
+        };
+        let token = mint(&key, Algorithm::ES256, Some("k1"), claims());
+        assert!(verify(&token, &both, &e, NOW).is_ok());
+        let token = mint(&second, Algorithm::ES256, Some("k1"), claims());
+        assert!(verify(&token, &both, &e, NOW).is_ok());
         // A payload nested deeper than serde's limit is refused, not a stack overflow.
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let header = B64.encode(r#"{"alg":"ES256","kid":"k1"}"#);

@@ -110,13 +110,125 @@ pub fn oci_image(id: &str) -> Result<(), Refused> {
     Ok(())
 }
 
-/// A pinned version: `1.2.3`, `0.4.0-beta.1`, `2025.10.1`; never a range or `latest`.
+/// A pinned version: `1.2.3`, `0.4.0-beta.1`, `2025.10.1`, `1.0rc1`; never a range
+/// (`1.x`, `x`), a dist-tag (`next`, `latest`) or a `v`: it starts with a digit and
+/// each dotted part before `-` or `+` is a number (PEP 440's `rc1`, `a2`, `post3`,
+/// `dev4` may follow one).
 pub fn version(v: &str) -> Result<(), Refused> {
     word("version", v, 64, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+')
     })?;
-    if v.eq_ignore_ascii_case("latest") {
-        return Err(refuse("version", v, "is not a pinned version"));
+    let main = v.split(['-', '+']).next().unwrap_or_default();
+    let part_ok = |part: &str| {
+        let digits = part.len() - part.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let rest = &part[digits..];
+        let tail_ok = |tag: &str| {
+            rest.strip_prefix(tag)
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        };
+        (digits > 0 && (rest.is_empty() || ["a", "b", "rc"].iter().any(|t| tail_ok(t))))
+            || ["post", "dev"].iter().any(|t| tail_ok(t))
+    };
+    if !v.starts_with(|c: char| c.is_ascii_digit()) || !main.split('.').all(part_ok) {
+        return Err(refuse(
+            "version",
+            v,
+            "is not a pinned version (numbers: 1.2.3; no range, tag or `v`)",
+        ));
+    }
+    Ok(())
+}
+
+/// An npm version pins only with three numbers (`1` and `1.2` are ranges to npm).
+pub fn npm_version(v: &str) -> Result<(), Refused> {
+    version(v)?;
+    let main = v.split(['-', '+']).next().unwrap_or_default();
+    if main.split('.').count() < 3 || !main.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(refuse(
+            "version",
+            v,
+            "is a range to npm: an exact version has three numbers (1.2.3)",
+        ));
+    }
+    Ok(())
+}
+
+/// An image tag (a literal name: `1.0`, `v1.2.3`, `2025-10-01`), never `latest`.
+pub fn oci_tag(tag: &str) -> Result<(), Refused> {
+    word("image tag", tag, 128, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')
+    })?;
+    if tag.eq_ignore_ascii_case("latest") {
+        return Err(refuse("image tag", tag, "is not a pinned version"));
+    }
+    Ok(())
+}
+
+/// The host path a `--mount` (`src=`/`source=`) or `-v` (`SRC:DST`) value binds.
+pub fn bind_source(flag: &str, value: &str) -> Option<String> {
+    if flag == "--mount" {
+        return value.split(',').find_map(|part| {
+            let (k, v) = part.split_once('=')?;
+            matches!(k.trim(), "src" | "source").then(|| v.trim().to_string())
+        });
+    }
+    value.split(':').next().map(str::to_string)
+}
+
+/// An environment variable a registry entry may set: not one that changes how the
+/// runtime itself behaves (what it loads, where packages come from, which daemon or
+/// proxy it talks to), whatever the entry says of it.
+pub fn entry_env_name(name: &str) -> Result<(), Refused> {
+    let upper = name.to_ascii_uppercase();
+    const EXACT: &[&str] = &[
+        "PATH",
+        "HOME",
+        "SHELL",
+        "ENV",
+        "BASH_ENV",
+        "TMPDIR",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "REQUESTS_CA_BUNDLE",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "GCONV_PATH",
+        "PERL5OPT",
+        "RUBYOPT",
+    ];
+    const PREFIXES: &[&str] = &[
+        "LD_",
+        "DYLD_",
+        "NODE_",
+        "NPM_CONFIG_",
+        "NPX_",
+        "COREPACK_",
+        "YARN_",
+        "PNPM_",
+        "BUN_",
+        "DENO_",
+        "UV_",
+        "PIP_",
+        "PYTHON",
+        "VIRTUAL_ENV",
+        "CONDA_",
+        "DOCKER_",
+        "PODMAN_",
+        "CONTAINER_",
+        "BUILDKIT_",
+        "GIT_",
+        "SSL_",
+        "CURL_",
+        "MCPCTL_",
+    ];
+    if EXACT.contains(&upper.as_str()) || PREFIXES.iter().any(|p| upper.starts_with(p)) {
+        return Err(refuse(
+            "environment variable",
+            name,
+            "is not accepted from a registry (it changes how the runtime loads or fetches what runs)",
+        ));
     }
     Ok(())
 }
@@ -242,10 +354,42 @@ pub fn url(field: &str, u: &str, loopback_http: bool) -> Result<(), Refused> {
     Ok(())
 }
 
-/// Runtime options that would change where a package comes from, or give a
-/// container more than an ordinary one has: refused whatever their value.
+/// The runtime options a registry entry may ask for: a short list of harmless ones.
+/// Anything else (where a package comes from, another package, host paths, devices,
+/// the host's network, another user) is refused, so a new option of a runtime is
+/// refused until it is known to be harmless.
 pub fn runtime_flag(runtime: &str, flag: &str) -> Result<(), Refused> {
     let base = flag.split_once('=').map_or(flag, |(f, _)| f);
+    let allowed: &[&str] = match runtime {
+        "npx" => &["-y", "--yes", "-q", "--quiet"],
+        "uvx" => &["-q", "--quiet", "--no-cache", "--isolated"],
+        // `--mount`/`-v` only of a folder the user named (see [`bind_source`]).
+        "docker" | "podman" => &[
+            "-e",
+            "--env",
+            "--init",
+            "--read-only",
+            "--memory",
+            "-m",
+            "--cpus",
+            "--pull",
+            "--mount",
+            "-v",
+            "--volume",
+        ],
+        _ => &[],
+    };
+    if !allowed.contains(&base) {
+        return Err(refuse(
+            "runtime argument",
+            flag,
+            format!(
+                "is not accepted from a registry for {runtime} (only {})",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    // The denylist below stays as a second check (documentation of what matters most).
     let forbidden: &[&str] = match runtime {
         "npx" => &[
             "--registry",
@@ -374,6 +518,53 @@ mod tests {
         assert!(runtime_flag("docker", "--network=host").is_err());
         assert!(runtime_flag("npx", "--registry=https://evil").is_err());
         runtime_flag("docker", "--mount").unwrap();
+        for bad in [
+            "-v/:/host",
+            "--user",
+            "--env-file",
+            "--runtime",
+            "--gpus",
+            "--add-host",
+        ] {
+            assert!(runtime_flag("docker", bad).is_err(), "{bad}");
+        }
+        assert!(runtime_flag("uvx", "-w").is_err());
+        assert!(runtime_flag("npx", "--REGISTRY").is_err());
+        assert_eq!(
+            bind_source("--mount", "type=bind,src=/home/me,dst=/p").as_deref(),
+            Some("/home/me")
+        );
+        assert_eq!(bind_source("-v", "/:/host").as_deref(), Some("/"));
+        for bad in [
+            "1.x", "x", "X", "1.0.x", "next", "beta", "canary", "v1.0.0", "latest", "1.0.0;id",
+        ] {
+            assert!(version(bad).is_err(), "{bad}");
+        }
+        for ok in [
+            "1.2.3",
+            "0.4.0-beta.1",
+            "2025.10.1",
+            "1.0rc1",
+            "2.0.post1",
+            "1",
+        ] {
+            version(ok).unwrap();
+        }
+        for bad in ["1", "1.0", "1.0.0rc1"] {
+            assert!(npm_version(bad).is_err(), "{bad}");
+        }
+        npm_version("1.0.0-rc.1").unwrap();
+        for bad in [
+            "NODE_OPTIONS",
+            "npm_config_registry",
+            "LD_PRELOAD",
+            "PATH",
+            "UV_INDEX_URL",
+            "DOCKER_HOST",
+        ] {
+            assert!(entry_env_name(bad).is_err(), "{bad}");
+        }
+        entry_env_name("BRAVE_API_KEY").unwrap();
     }
 
     #[test]

@@ -187,6 +187,40 @@ fn hostile_entries_are_refused_naming_what() {
             serde_json::json!([{ "type": "streamable-http", "url": "http://mcp.example.com/mcp" }]);
     });
     assert!(err.contains("not an https:// URL"), "{err}");
+    // From the attack on issue 27: a positional runtime argument (read as the package
+    // to run), the runtime's own environment, a bind of a path the entry chose, a
+    // version that is a range or a tag.
+    let err = hostile(|v| {
+        v["packages"][0]["runtimeArguments"] =
+            serde_json::json!([{ "type": "positional", "value": "evil-pkg" }]);
+    });
+    assert!(err.contains("is positional"), "{err}");
+    for name in ["NODE_OPTIONS", "npm_config_registry", "LD_PRELOAD", "PATH"] {
+        let err = hostile(|v| {
+            v["packages"][0]["environmentVariables"] =
+                serde_json::json!([{ "name": name, "default": "x" }]);
+        });
+        assert!(
+            err.contains("not accepted from a registry"),
+            "{name}: {err}"
+        );
+    }
+    for bad in ["1.x", "1", "next", "v1.0.0"] {
+        let err = hostile(|v| v["packages"][0]["version"] = bad.into());
+        assert!(err.contains("version"), "{bad}: {err}");
+    }
+    let mut fs: serde_json::Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/registry/filesystem.json"
+    ))
+    .unwrap();
+    fs["packages"][0]["runtimeArguments"] = serde_json::json!([
+        { "type": "named", "name": "-v", "value": "/var/run/docker.sock:/var/run/docker.sock" }
+    ]);
+    let entry: ServerJson = serde_json::from_value(fs).unwrap();
+    let err = translate(&entry, &given(&[], &[("source_path", "/home/me")], &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("binds a host path the entry chose"), "{err}");
 }
 
 #[test]

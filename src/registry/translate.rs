@@ -174,7 +174,7 @@ impl Translation<'_> {
         let (reference, pinned) = match kind {
             NPM => {
                 check::npm_package(id)?;
-                check::version(&version)?;
+                check::npm_version(&version)?;
                 (format!("{id}@{version}"), version)
             }
             PYPI => {
@@ -186,11 +186,11 @@ impl Translation<'_> {
                 check::oci_image(id)?;
                 match image_tag(id) {
                     Some(tag) => {
-                        check::version(tag)?;
+                        check::oci_tag(tag)?;
                         (id.to_string(), tag.to_string())
                     }
                     None => {
-                        check::version(&version)?;
+                        check::oci_tag(&version)?;
                         (format!("{id}:{version}"), version)
                     }
                 }
@@ -203,10 +203,41 @@ impl Translation<'_> {
             _ => Vec::new(),
         };
         for argument in &package.runtime_arguments {
+            // A positional runtime argument would be read as the package (or image)
+            // to run: `npx -y evil-pkg pkg@1.0.0` runs evil-pkg.
+            if argument.kind != "named" {
+                return Err(Refused {
+                    field: "runtime argument".into(),
+                    shown: crate::import::plan::printable(
+                        argument
+                            .input
+                            .value
+                            .as_deref()
+                            .or(argument.value_hint.as_deref())
+                            .unwrap_or_default(),
+                    ),
+                    why: "is positional: a registry may give the runtime named options only".into(),
+                }
+                .into());
+            }
             let before = args.len();
             self.argument(argument, &mut args)?;
             if let Some(flag) = args.get(before) {
                 check::runtime_flag(&runtime, flag)?;
+                // A bind of the host's files: only of a folder the user named (`--arg`),
+                // never one the entry chose (`src=/`, the docker socket).
+                if matches!(flag.as_str(), "--mount" | "-v" | "--volume") {
+                    let value = args.get(before + 1).map(String::as_str).unwrap_or_default();
+                    let source = check::bind_source(flag, value).unwrap_or_default();
+                    if !self.given.args.values().any(|v| *v == source) {
+                        return Err(Refused {
+                            field: "runtime argument".into(),
+                            shown: crate::import::plan::printable(&format!("{flag} {value}")),
+                            why: "binds a host path the entry chose: only a folder you give with --arg may be mounted".into(),
+                        }
+                        .into());
+                    }
+                }
             }
         }
         for input in &package.environment_variables {
@@ -338,6 +369,7 @@ impl Translation<'_> {
             shown: crate::import::plan::printable(&name),
             why,
         })?;
+        check::entry_env_name(&name)?;
         if input.is_secret || self.given.secrets.contains(&name) {
             self.secret(&name, input);
             return Ok(());
@@ -408,6 +440,8 @@ impl Translation<'_> {
     }
 
     fn need(&mut self, flag: String, input: &Input) {
+        // Its names (a value hint, a placeholder) are the entry's: shown escaped.
+        let flag = crate::import::plan::printable(&flag);
         let description = input
             .description
             .as_deref()

@@ -126,6 +126,16 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 /// package), or the entry's own version (a remote, or no pin to match). `None` when
 /// the entry has no such package, or its version is not a pinned one.
 pub fn latest_for(entry: &ServerJson, pin: Option<&Pin>) -> Option<String> {
+    version_for(entry, pin).filter(|v| exact(v))
+}
+
+/// `version` when it pins exactly.
+pub fn latest_for_text(version: &str) -> Option<&str> {
+    exact(version).then_some(version)
+}
+
+/// The version `entry` gives for the package `pin` names, pinned or not.
+pub fn version_for(entry: &ServerJson, pin: Option<&Pin>) -> Option<String> {
     let version = match pin {
         None => entry.version.clone(),
         Some(pin) => {
@@ -146,7 +156,7 @@ pub fn latest_for(entry: &ServerJson, pin: Option<&Pin>) -> Option<String> {
                 .unwrap_or_else(|| entry.version.clone())
         }
     };
-    exact(&version).then_some(version)
+    Some(version)
 }
 
 #[cfg(test)]

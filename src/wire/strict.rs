@@ -2,7 +2,11 @@
 //! are (a server that speaks HTTP gets the client's bytes): a key given twice in one
 //! object is refused, since the gateway and the server could each take another of the
 //! two; so is anything serde cannot read (`1e400`, `NaN`, nesting past its limit), which
-//! another parser might.
+//! another parser might. Keys are also compared as a server that matches them without
+//! case would (Go's `encoding/json`, Unicode's simple folding: `Params`, `PARAMS` and
+//! `paramſ` are all `params` to it): two such keys in one object are refused, and so
+//! is a JSON-RPC member spelled in another case (`Method`, `Name`), which the gateway
+//! would not read and the server would.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -80,14 +84,51 @@ impl<'de> Visitor<'de> for StrictVisitor {
         let mut seen = HashSet::new();
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
-                return Err(de::Error::custom(format!("the key {key:?} is given twice")));
+            if !seen.insert(fold(&key)) {
+                return Err(de::Error::custom(format!(
+                    "the key {key:?} is given twice (keys are compared without case)"
+                )));
             }
             let Strict(value) = map.next_value()?;
             out.insert(key, value);
         }
         Ok(Value::Object(out))
     }
+}
+
+/// `key` as a server matching keys without case compares it.
+fn fold(key: &str) -> String {
+    key.chars()
+        .map(|c| match c {
+            // The two characters outside ASCII that fold onto ASCII letters.
+            '\u{017F}' => 's',
+            '\u{212A}' => 'k',
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The JSON-RPC members, and the parameters a policy decides on.
+const MEMBERS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
+const DECIDED: [&str; 3] = ["name", "arguments", "uri"];
+
+/// A member of `message` (or of its `params`) spelled in another case than its own:
+/// the gateway reads the exact key, a server matching without case the other.
+pub fn odd_case_member(message: &Value) -> Option<String> {
+    let odd = |object: &Map<String, Value>, names: &[&str]| {
+        object
+            .keys()
+            .find(|k| names.iter().any(|n| fold(k) == *n && k.as_str() != *n))
+            .cloned()
+    };
+    let object = message.as_object()?;
+    odd(object, &MEMBERS).or_else(|| {
+        object
+            .get("params")
+            .and_then(Value::as_object)
+            .and_then(|p| odd(p, &DECIDED))
+    })
 }
 
 #[cfg(test)]
@@ -108,5 +149,29 @@ mod tests {
         }
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         assert!(parse(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn keys_a_caseless_server_would_read_as_another_are_refused() {
+        for bad in [
+            r#"{"method":"tools/call","params":{"name":"echo"},"Params":{"name":"secret"}}"#,
+            r#"{"method":"ping","Method":"tools/call"}"#,
+            r#"{"params":{"name":"a","NAME":"b"}}"#,
+            r#"{"params":1,"param\u017f":2}"#,
+            r#"{"kind":1,"\u212aind":2}"#,
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+        let odd = |text: &str| odd_case_member(&parse(text.as_bytes()).unwrap());
+        assert_eq!(odd(r#"{"Method":"tools/call"}"#), Some("Method".into()));
+        assert_eq!(
+            odd(r#"{"method":"tools/call","params":{"Name":"secret"}}"#),
+            Some("Name".into())
+        );
+        assert_eq!(odd(r#"{"paramſ":{}}"#), Some("paramſ".into()));
+        assert_eq!(
+            odd(r#"{"method":"tools/call","params":{"name":"x","meta":1}}"#),
+            None
+        );
     }
 }

@@ -122,7 +122,6 @@ fn discovery_lists_meta_tools_finds_and_pulls_tools_into_one_session_only() {
             b,
             ep,
             "tools = { deny = [\"b__crash\"] }\n\
-             rename = { \"a__log\" = \"find_tools\" }\n\
              discovery = { when_over = 10, always = [\"a__echo\"] }\n",
         )
     ));
@@ -160,9 +159,7 @@ fn discovery_lists_meta_tools_finds_and_pulls_tools_into_one_session_only() {
     );
     assert!(found(&text).contains(&"a__crash".to_string()), "{text}");
     assert!(!text.contains("b__crash"), "denied: {text}");
-    // A member tool renamed onto a meta-tool's name is hidden, with why.
-    let (text, _) = meta(ep, &one, "find_tools", json!({"query": "stderr level"}));
-    assert!(!text.contains("find_tools ["), "{text}");
+    // (A rename onto a meta-tool's name is refused by validate: tests/it/endpoint.rs.)
     // Bad arguments: a tool error the model can read.
     for bad in [
         json!({}),
@@ -214,8 +211,7 @@ fn discovery_lists_meta_tools_finds_and_pulls_tools_into_one_session_only() {
     assert!(!failed);
     list_changed(&mut stream_one);
     assert_eq!(names(ep, &one), ["find_tools", "use_tools", "a__echo"]);
-    // `mcpctl tools` says it is on and what it keeps out; `--all` says why the
-    // renamed member tool is hidden.
+    // `mcpctl tools` says it is on and what it keeps out.
     let report: Value = serde_json::from_str(
         &env.run(&["tools", "work", "--all", "--format", "json"])
             .success()
@@ -227,17 +223,6 @@ fn discovery_lists_meta_tools_finds_and_pulls_tools_into_one_session_only() {
     assert_eq!(report["discovery"]["when_over"], 10);
     assert_eq!(report["discovery"]["initial"], 3);
     assert_eq!(report["discovery"]["kept_out"], shown - 1);
-    let clash = report["hidden"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["name"] == "find_tools")
-        .cloned()
-        .unwrap_or_else(|| panic!("{report}"));
-    assert!(
-        clash["why"].as_str().unwrap().contains("`discovery`"),
-        "{clash}"
-    );
     env.run(&["tools", "work"])
         .success()
         .stdout_has("discovery: on (over 10 tools)")
@@ -246,7 +231,7 @@ fn discovery_lists_meta_tools_finds_and_pulls_tools_into_one_session_only() {
     let text = http(metrics, "GET", "/metrics", &[], b"").body;
     assert!(
         text.contains(
-            "mcpctl_endpoint_discovery_calls_total{endpoint=\"work\",tool=\"find_tools\"} 7"
+            "mcpctl_endpoint_discovery_calls_total{endpoint=\"work\",tool=\"find_tools\"} 6"
         ),
         "{text}"
     );

@@ -114,12 +114,13 @@ fn a_hostile_latest_version_is_refused() {
     let env = added(&FakeRegistry::with_fixtures(&[]));
     let before = env.read("mcpctl.toml");
     let evil = FakeRegistry::with_fixtures(&[(BRAVE, "9.9.9;rm")]);
-    // Not a pinned version: as if the registry had none.
+    // Not a pinned version: said (from the attack: taking it for "not in the registry"
+    // made a server that is behind look current), and nothing written.
     env.run(&["outdated", "--registry", &evil.url])
-        .success()
-        .stderr_has("not found in the registry: brave-search");
+        .failure()
+        .stderr_has("`9.9.9;rm`, not a pinned version");
     env.run(&["upgrade", "--all", "--registry", &evil.url])
-        .success()
-        .stderr_has("nothing to upgrade");
+        .failure()
+        .stderr_has("not a pinned version");
     assert_eq!(env.read("mcpctl.toml"), before);
 }

@@ -392,3 +392,133 @@ fn hostile_entries_are_refused_and_the_file_is_untouched() {
         assert_eq!(env.read("mcpctl.toml"), before);
     }
 }
+
+/// From the attack on issue 27: a registry that answers `add NAME` with another entry
+/// (to receive the secrets given for NAME) or another version gets nothing added.
+#[test]
+fn an_answer_for_another_entry_or_version_is_refused_and_nothing_is_added() {
+    use crate::common::registry::listed;
+    let mut other: serde_json::Value = serde_json::from_str(&fixture("brave-search")).unwrap();
+    other["name"] = "io.github.evil/other".into();
+    let other_text = listed(&other).to_string();
+    let registry = FakeRegistry::serve(move |_| Reply::Json(200, other_text.clone()));
+    let env = env_with_key();
+    let before = env.read("mcpctl.toml");
+    let port = free_port().to_string();
+    env.run(&[
+        "add",
+        "io.github.example/brave-search",
+        "--secret",
+        "BRAVE_API_KEY=s3cret-value",
+        "--port",
+        &port,
+        "--no-apply",
+        "--registry",
+        &registry.url,
+    ])
+    .failure()
+    .stderr_has("the registry answered `io.github.evil/other`");
+    assert_eq!(env.read("mcpctl.toml"), before);
+    let brave: serde_json::Value = serde_json::from_str(&fixture("brave-search")).unwrap();
+    let brave_text = listed(&brave).to_string();
+    let registry = FakeRegistry::serve(move |_| Reply::Json(200, brave_text.clone()));
+    env.run(&[
+        "add",
+        "io.github.example/brave-search",
+        "--version",
+        "9.9.9",
+        "--secret",
+        "BRAVE_API_KEY=s3cret-value",
+        "--no-apply",
+        "--registry",
+        &registry.url,
+    ])
+    .failure()
+    .stderr_has("answered version");
+    assert_eq!(env.read("mcpctl.toml"), before);
+}
+
+/// `--secret KEY` with no value on a terminal: asked for without echo, so the typed
+/// secret is nowhere in what the terminal shows; encrypted into the file.
+#[test]
+fn a_secret_asked_on_a_terminal_is_not_echoed() {
+    use std::io::{Read, Write};
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_secret_asked_on_a_terminal_is_not_echoed: no `script` (util-linux)"
+        );
+        return;
+    }
+    let registry = FakeRegistry::with_fixtures(&[]);
+    let env = env_with_key();
+    let port = free_port().to_string();
+    let mut child = env
+        .command_in_terminal(&[
+            "add",
+            "io.github.example/brave-search",
+            "--secret",
+            "BRAVE_API_KEY",
+            "--port",
+            &port,
+            "--no-apply",
+            "--registry",
+            &registry.url,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    // The prompt first (bounded by the 30 s the reader thread gets), then the secret.
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !String::from_utf8_lossy(&shown).contains("(not shown):") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => shown.extend(chunk),
+            Err(_) => panic!("no prompt: {}", String::from_utf8_lossy(&shown)),
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"typed-s3cret-77\n").unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    let _ = reader.join();
+    while let Ok(chunk) = rx.try_recv() {
+        shown.extend(chunk);
+    }
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(status.success(), "{shown}");
+    assert!(!shown.contains("typed-s3cret-77"), "echoed: {shown}");
+    let file = env.read("mcpctl.toml");
+    assert!(
+        !file.contains("typed-s3cret-77") && file.contains("BRAVE_API_KEY = \"age:"),
+        "{file}"
+    );
+    env.run(&[
+        "config",
+        "secret",
+        "get",
+        "BRAVE_API_KEY",
+        "--server",
+        "brave-search",
+    ])
+    .success()
+    .stdout_has("typed-s3cret-77");
+}

@@ -740,6 +740,12 @@ fn a_proxied_server_is_not_reached_around_the_policy_nor_through_another_callers
         r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"public","name":"secret","arguments":{}}}"#,
         r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"public","NAME":"secret","arguments":{}}}"#,
         r#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"_meta":{"x":NaN}}}"#,
+        // From the attack on issue 24: members in another case, which a server matching
+        // keys without case (Go's encoding/json) reads where the gateway does not.
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"public","arguments":{}},"Params":{"name":"secret"}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"ping","Method":"tools/call","params":{"name":"secret"}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"Name":"secret","arguments":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","paramſ":{"name":"secret"},"params":{"name":"public"}}"#,
     ] {
         let reply = http(
             web,

@@ -4,7 +4,34 @@
 use serde_json::{Value, json};
 
 use super::link::{self, HttpClient, Link};
-use super::{Address, BUSY, LIST_TIMEOUT, MAX_ITEMS, MAX_PAGES};
+use super::{Address, LIST_TIMEOUT, MAX_ITEMS, MAX_PAGES};
+
+/// Why a member's lists could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    /// Not reachable, or not answering as a server does.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Up, but taking no more now (503): not down.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// It answered a list with a JSON-RPC error (its text, as sent).
+    #[error("{method} failed: {error}")]
+    Failed { method: String, error: String },
+    #[error("did not list its tools within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("cannot make an HTTP client: {0}")]
+    Client(String),
+}
+
+impl From<link::LinkError> for ListError {
+    fn from(e: link::LinkError) -> Self {
+        match e {
+            link::LinkError::Busy(why) => Self::Busy(why),
+            e => Self::Unreachable(e.to_string()),
+        }
+    }
+}
 
 /// What one member listed, last time it was asked.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -15,7 +42,7 @@ pub struct Lists {
     pub resources: Vec<Value>,
     pub templates: Vec<Value>,
     /// Why it could not be listed, last time.
-    pub error: Option<String>,
+    pub error: Option<ListError>,
     /// Cut at [`MAX_ITEMS`], or items dropped as garbage.
     pub notes: Vec<String>,
     /// It answered 503 (busy, not down): what it listed before still stands.
@@ -26,10 +53,7 @@ pub struct Lists {
 pub(super) async fn list_member(client: &HttpClient, address: &Address) -> Lists {
     let link = Link::new(client.clone(), address);
     let read = async {
-        let init = link.open(&json!({})).await.map_err(|e| match e {
-            link::LinkError::Busy(_) => BUSY.to_string(),
-            e => e.to_string(),
-        })?;
+        let init = link.open(&json!({})).await?;
         let mut lists = Lists {
             init: Some(init.clone()),
             ..Lists::default()
@@ -53,11 +77,11 @@ pub(super) async fn list_member(client: &HttpClient, address: &Address) -> Lists
             .await
             .unwrap_or_default();
         }
-        Ok::<Lists, String>(lists)
+        Ok::<Lists, ListError>(lists)
     };
     let lists = match tokio::time::timeout(LIST_TIMEOUT, read).await {
         Ok(Ok(lists)) => lists,
-        Ok(Err(why)) if why == BUSY => Lists {
+        Ok(Err(ListError::Busy(_))) => Lists {
             busy: true,
             ..Lists::default()
         },
@@ -66,7 +90,7 @@ pub(super) async fn list_member(client: &HttpClient, address: &Address) -> Lists
             ..Lists::default()
         },
         Err(_) => Lists {
-            error: Some(format!("did not list its tools within {LIST_TIMEOUT:?}")),
+            error: Some(ListError::Timeout(LIST_TIMEOUT)),
             ..Lists::default()
         },
     };
@@ -75,8 +99,8 @@ pub(super) async fn list_member(client: &HttpClient, address: &Address) -> Lists
 }
 
 /// Every tool a server lists, asked as a client asks it (its own policy applies).
-pub async fn list_tools(address: &Address) -> Result<Vec<Value>, String> {
-    let client = super::super::proxy::client().map_err(|e| e.to_string())?;
+pub async fn list_tools(address: &Address) -> Result<Vec<Value>, ListError> {
+    let client = super::super::proxy::client().map_err(|e| ListError::Client(e.to_string()))?;
     let lists = list_member(&client, address).await;
     match lists.error {
         Some(why) => Err(why),
@@ -90,7 +114,7 @@ async fn list_all(
     method: &str,
     key: &str,
     notes: &mut Vec<String>,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Value>, ListError> {
     let mut items = Vec::new();
     let mut cursor: Option<Value> = None;
     for page in 0..MAX_PAGES {
@@ -99,9 +123,12 @@ async fn list_all(
             None => json!({}),
         };
         let request = json!({"jsonrpc": "2.0", "id": page + 1, "method": method, "params": params});
-        let answer = link.call(&request, None).await.map_err(|e| e.to_string())?;
+        let answer = link.call(&request, None).await?;
         if let Some(error) = answer.get("error") {
-            return Err(format!("{method} failed: {error}"));
+            return Err(ListError::Failed {
+                method: method.to_string(),
+                error: error.to_string(),
+            });
         }
         let result = answer.get("result").cloned().unwrap_or(Value::Null);
         let got = match result.get(key) {

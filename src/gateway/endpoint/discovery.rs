@@ -144,6 +144,30 @@ pub fn meta_definitions() -> Vec<Value> {
     ]
 }
 
+/// Why a meta-tool's arguments are refused: said to the model as a tool error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    #[error("`{0}` is missing: {1}")]
+    Missing(&'static str, &'static str),
+    #[error("`{0}` is empty: give some keywords")]
+    Empty(&'static str),
+    #[error("`{0}` must be {1}")]
+    Shape(&'static str, &'static str),
+    #[error("`query` is longer than {MAX_QUERY} bytes")]
+    LongQuery,
+    #[error("`limit` must be a whole number from 1 to {MAX_LIMIT}")]
+    Limit,
+    #[error("{0} names: a session uses at most {MAX_WORKING} tools")]
+    TooMany(usize),
+    #[error(
+        "this session would use {0} tools, more than {MAX_WORKING}: reset it with {{\"names\": [], \"reset\": true}} and add what the task needs"
+    )]
+    Full(usize),
+    /// Names no tool of this endpoint (or one policy hides), printable.
+    #[error("unknown {}: {} ({FIND} names the tools this endpoint has)", if .0.len() == 1 { "tool" } else { "tools" }, .0.join(", "))]
+    Unknown(Vec<String>),
+}
+
 /// `find_tools` arguments.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Find {
@@ -151,25 +175,26 @@ pub struct Find {
     pub limit: usize,
 }
 
-pub fn find_args(args: &Value) -> Result<Find, String> {
+pub fn find_args(args: &Value) -> Result<Find, ArgsError> {
     let query = match args.get("query") {
         Some(Value::String(q)) if !q.trim().is_empty() => q,
-        Some(Value::String(_)) => return Err("`query` is empty: give some keywords".into()),
-        Some(_) => return Err("`query` must be a string of keywords".into()),
-        None => return Err("`query` is missing: give some keywords, e.g. \"read file\"".into()),
+        Some(Value::String(_)) => return Err(ArgsError::Empty("query")),
+        Some(_) => return Err(ArgsError::Shape("query", "a string of keywords")),
+        None => {
+            return Err(ArgsError::Missing(
+                "query",
+                "give some keywords, e.g. \"read file\"",
+            ));
+        }
     };
     if query.len() > MAX_QUERY {
-        return Err(format!("`query` is longer than {MAX_QUERY} bytes"));
+        return Err(ArgsError::LongQuery);
     }
     let limit = match args.get("limit") {
         None | Some(Value::Null) => DEFAULT_LIMIT,
         Some(n) => match n.as_u64() {
             Some(n @ 1..) if n <= MAX_LIMIT as u64 => n as usize,
-            _ => {
-                return Err(format!(
-                    "`limit` must be a whole number from 1 to {MAX_LIMIT}"
-                ));
-            }
+            _ => return Err(ArgsError::Limit),
         },
     };
     Ok(Find {
@@ -185,27 +210,29 @@ pub struct Use {
     pub reset: bool,
 }
 
-pub fn use_args(args: &Value) -> Result<Use, String> {
+pub fn use_args(args: &Value) -> Result<Use, ArgsError> {
     let names = match args.get("names") {
         Some(Value::Array(names)) => names,
-        Some(_) => return Err("`names` must be an array of tool names".into()),
-        None => return Err("`names` is missing: an array of tool names from find_tools".into()),
+        Some(_) => return Err(ArgsError::Shape("names", "an array of tool names")),
+        None => {
+            return Err(ArgsError::Missing(
+                "names",
+                "an array of tool names from find_tools",
+            ));
+        }
     };
     if names.len() > MAX_WORKING {
-        return Err(format!(
-            "{} names: a session uses at most {MAX_WORKING} tools",
-            names.len()
-        ));
+        return Err(ArgsError::TooMany(names.len()));
     }
     let names = names
         .iter()
         .map(|n| n.as_str().map(str::to_string))
         .collect::<Option<Vec<String>>>()
-        .ok_or("`names` must hold strings only")?;
+        .ok_or(ArgsError::Shape("names", "strings only"))?;
     let reset = match args.get("reset") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err("`reset` must be true or false".into()),
+        Some(_) => return Err(ArgsError::Shape("reset", "true or false")),
     };
     Ok(Use { names, reset })
 }
@@ -234,23 +261,16 @@ impl WorkingSet {
         &mut self,
         args: &Use,
         known: impl Fn(&str) -> bool,
-    ) -> Result<Vec<String>, String> {
-        let unknown: Vec<&str> = args
+    ) -> Result<Vec<String>, ArgsError> {
+        let unknown: Vec<String> = args
             .names
             .iter()
             .map(String::as_str)
             .filter(|n| !is_meta(n) && !known(n))
+            .map(printable)
             .collect();
         if !unknown.is_empty() {
-            return Err(format!(
-                "unknown {}: {} ({FIND} names the tools this endpoint has)",
-                if unknown.len() == 1 { "tool" } else { "tools" },
-                unknown
-                    .iter()
-                    .map(|n| printable(n))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(ArgsError::Unknown(unknown));
         }
         let mut next = if args.reset {
             BTreeSet::new()
@@ -264,10 +284,7 @@ impl WorkingSet {
             }
         }
         if next.len() > MAX_WORKING {
-            return Err(format!(
-                "this session would use {} tools, more than {MAX_WORKING}: reset it with {{\"names\": [], \"reset\": true}} and add what the task needs",
-                next.len()
-            ));
+            return Err(ArgsError::Full(next.len()));
         }
         self.0 = next;
         Ok(added)
@@ -383,7 +400,9 @@ mod tests {
         // Unknown names refuse the whole call, naming them.
         let refused = working.apply(&add(&["a__y", "nope", "hidden"], false), known);
         assert!(
-            refused.as_ref().is_err_and(|e| e.contains("nope, hidden")),
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("nope, hidden")),
             "{refused:?}"
         );
         assert!(!working.contains("a__y"));

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 use catalog::list_member;
-pub use catalog::{Lists, list_tools};
+pub use catalog::{ListError, Lists, list_tools};
 pub use link::Address;
 use link::{HttpClient, Link};
 use table::{Member, MemberState, Table};
@@ -56,8 +56,6 @@ const POLL: Duration = Duration::from_secs(1);
 /// that uses the member has one): a client opening sessions by the thousand must not
 /// exhaust a member's own session and stream caps for its other clients.
 pub const MAX_MEMBER_SESSIONS: usize = 256;
-/// What a busy member's listing says (see [`Lists::busy`]).
-const BUSY: &str = "busy";
 
 /// Why a client session has no session with a member.
 #[derive(Debug, thiserror::Error)]
@@ -389,7 +387,9 @@ impl Endpoint {
                     .and_then(|c| c.get(name).and_then(|l| l.error.clone()));
                 let state = match (&info.state, error) {
                     (MemberState::Down(why), _) => MemberState::Down(why.clone()),
-                    (MemberState::Up, Some(why)) if !info.idle => MemberState::Down(why),
+                    (MemberState::Up, Some(why)) if !info.idle => {
+                        MemberState::Down(why.to_string())
+                    }
                     _ => MemberState::Up,
                 };
                 (name.clone(), state)

@@ -530,7 +530,7 @@ impl Session {
                         false,
                     )
                 }
-                Err(why) => tool_text(&why, true),
+                Err(why) => tool_text(&why.to_string(), true),
             };
             self.send(result(id, answer)).await;
             return;
@@ -546,7 +546,8 @@ impl Session {
         let wanted = match discovery::use_args(&args) {
             Ok(wanted) => wanted,
             Err(why) => {
-                self.send(result(id, tool_text(&why, true))).await;
+                self.send(result(id, tool_text(&why.to_string(), true)))
+                    .await;
                 return;
             }
         };
@@ -570,7 +571,7 @@ impl Session {
                 );
                 tool_text(&text, false)
             }
-            Err(why) => tool_text(&why, true),
+            Err(why) => tool_text(&why.to_string(), true),
         };
         self.send(result(id, answer)).await;
         // This session's list changed, and only this session's.

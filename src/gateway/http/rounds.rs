@@ -95,8 +95,8 @@ impl InputRounds {
                     Ok(answer) => {
                         answers.insert(key, answer);
                     }
-                    Err(message) => {
-                        return Some(error_message(Value::Null, INTERNAL_ERROR, &message));
+                    Err(why) => {
+                        return Some(error_message(Value::Null, INTERNAL_ERROR, &why.to_string()));
                     }
                 }
             }
@@ -115,12 +115,14 @@ impl InputRounds {
     }
 
     /// Puts one of the child's input requests to the client as a server request.
-    pub(super) async fn ask(&self, request: &Value) -> Result<Value, String> {
-        let method = request.get("method").and_then(Value::as_str).unwrap_or("?");
+    pub(super) async fn ask(&self, request: &Value) -> Result<Value, AskError> {
+        let method = request
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
         let Some(events) = &self.events else {
-            return Err(format!(
-                "the server needs the client to answer {method}; send Accept: text/event-stream to receive the question"
-            ));
+            return Err(AskError::NoStream(method));
         };
         let id = format!("mcpctl-ask-{}", NEXT_ASK.fetch_add(1, Ordering::Relaxed));
         let key = (self.session_id.clone(), id.clone());
@@ -142,13 +144,31 @@ impl InputRounds {
             asks.remove(&key);
         }
         match answer {
-            Some(answer) => answer.get("result").cloned().ok_or_else(|| {
-                format!(
-                    "the client refused {method}: {}",
-                    answer.get("error").unwrap_or(&Value::Null)
-                )
-            }),
-            None => Err(format!("the client did not answer {method}")),
+            Some(answer) => answer
+                .get("result")
+                .cloned()
+                .ok_or_else(|| AskError::Refused {
+                    error: answer
+                        .get("error")
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                        .to_string(),
+                    method,
+                }),
+            None => Err(AskError::NoAnswer(method)),
         }
     }
+}
+
+/// Why a child's question to the client got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum AskError {
+    #[error(
+        "the server needs the client to answer {0}; send Accept: text/event-stream to receive the question"
+    )]
+    NoStream(String),
+    #[error("the client refused {method}: {error}")]
+    Refused { method: String, error: String },
+    #[error("the client did not answer {0}")]
+    NoAnswer(String),
 }

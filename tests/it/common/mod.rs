@@ -148,6 +148,20 @@ impl TestEnv {
         self.prepare(cmd)
     }
 
+    /// `mcpctl ARGS` on a terminal of its own (`script` makes a pseudo-terminal): what
+    /// the test writes is typed there, what it reads is the terminal's output.
+    pub fn command_in_terminal(&self, args: &[&str]) -> Command {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let line = std::iter::once(bin())
+            .chain(args.iter().copied())
+            .map(quote)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &format!("exec {line}"), "/dev/null"]);
+        self.prepare(cmd)
+    }
+
     fn prepare(&self, mut cmd: Command) -> Command {
         cmd.current_dir(self.path())
             .env("NO_COLOR", "1")
