@@ -34,6 +34,9 @@ pub mod daemon;
 pub mod diag;
 pub mod echo;
 pub mod exit;
+/// The bodies of the fuzz targets (`fuzz/`), shared with the corpus replay test.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod git;
 pub mod import;

@@ -119,7 +119,11 @@ pub fn algorithms_of(jwk: &Jwk) -> Vec<Algorithm> {
             EllipticCurve::P384 => vec![Algorithm::ES384],
             _ => Vec::new(),
         },
-        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+        // A public key of another size than Ed25519's 32 bytes is no key (and
+        // jsonwebtoken's verifier panics on a shorter one: found by fuzzing).
+        AlgorithmParameters::OctetKeyPair(p)
+            if p.curve == EllipticCurve::Ed25519 && ed25519_key_len(&p.x) == Some(32) =>
+        {
             vec![Algorithm::EdDSA]
         }
         _ => Vec::new(),
@@ -129,6 +133,15 @@ pub fn algorithms_of(jwk: &Jwk) -> Vec<Algorithm> {
         None if jwk.common.key_algorithm.is_some() => Vec::new(),
         None => of_type,
     }
+}
+
+/// The length of a JWK's base64url `x`, decoded; `None` when it is not base64url.
+fn ed25519_key_len(x: &str) -> Option<usize> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(x)
+        .ok()
+        .map(|bytes| bytes.len())
 }
 
 /// A JWK's `alg` as a signature algorithm; `None` for HMAC and encryption ones.

@@ -77,3 +77,31 @@ fn a_bad_pattern_is_named() {
         "allow [\"a*\"], deny [\"b\"], read_only"
     );
 }
+
+/// Fuzzing (fuzz/corpus/jwt/crash-short-ed25519-x): an issuer's Ed25519 key whose
+/// `x` is shorter than 32 bytes made jsonwebtoken's verifier panic on every token
+/// naming it. Such a key verifies nothing now: refused, no panic.
+#[test]
+fn an_ed25519_key_of_the_wrong_size_verifies_nothing_and_does_not_panic() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let short: jsonwebtoken::jwk::JwkSet = serde_json::from_value(json!({"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "8r1HM4J5crJKAA"}
+    ]}))
+    .unwrap();
+    assert!(jwt::algorithms_of(&short.keys[0]).is_empty());
+    let expect = jwt::Expect {
+        issuer: "i".into(),
+        audience: "a".into(),
+        scopes: std::collections::BTreeMap::new(),
+    };
+    for header in [r#"{"alg":"EdDSA","kid":"k1"}"#, r#"{"alg":"EdDSA"}"#] {
+        let token = format!(
+            "{}.{}.{}",
+            B64.encode(header),
+            B64.encode(r#"{"iss":"i","aud":"a","sub":"s","exp":9}"#),
+            B64.encode([0u8; 64])
+        );
+        assert!(jwt::verify(&token, &short, &expect, 1).is_err(), "{header}");
+    }
+}

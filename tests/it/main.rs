@@ -17,6 +17,7 @@ mod endpoint_pin;
 mod examples;
 mod first_hour;
 mod fmt;
+mod fuzz_corpus;
 mod gateway;
 mod gateway_cmd;
 mod gateway_endpoint;
