@@ -276,6 +276,25 @@ fn what_cannot_be_rendered_fails_naming_the_server_and_writes_nothing() {
         run.failure()
             .stderr_has("is not a Kubernetes namespace name");
     }
+    // An endpoint over a member with `auth`: its pod could not reach the member (no
+    // owner's key on a cluster), so it is refused rather than rendered broken.
+    let env = TestEnv::with_config(
+        "version = 1
+[servers.a]
+command = \"mcp-echo\"
+port = 8001
+secrets = { T = \"age:x\" }
+auth = { bearer = \"T\" }
+[endpoints.work]
+port = 8100
+servers = [\"a\"]
+auth = { oidc = { issuer = \"https://id.example\", audience = \"https://mcp.example/mcp\" } }
+",
+    );
+    env.run(&["render", "k8s", "--output", "out"])
+        .failure()
+        .stderr_has("its member `a` has `auth`");
+    assert!(!env.path().join("out").exists());
 }
 
 /// Issue 28: one server that speaks HTTP itself no longer aborts the render: it is

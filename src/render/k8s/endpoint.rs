@@ -85,6 +85,13 @@ fn endpoint(
             skipped.push(member.as_str());
             continue;
         };
+        if server.has_auth() {
+            // Its pod's gateway takes only its own bearer or callers' tokens, which the
+            // endpoint's pod has none of (there is no owner's key on a cluster).
+            return Err(format!(
+                "its member `{member}` has `auth`, which the endpoint's pod cannot pass yet: leave it out, or drop its `auth` on the cluster"
+            ));
+        }
         if server.mode == Mode::Local && server.transport != Transport::Stdio {
             // Not rendered (it speaks HTTP itself): there is no Service to reach.
             skipped.push(member.as_str());
