@@ -64,17 +64,8 @@ pub fn backup(data: &[u8]) {
 
 /// The client a byte selects: the seven and a file named on the command line.
 fn client_of(byte: u8) -> Client {
-    let all = [
-        Client::ClaudeDesktop,
-        Client::ClaudeCode,
-        Client::Cursor,
-        Client::Vscode,
-        Client::Windsurf,
-        Client::Zed,
-        Client::Codex,
-        Client::File,
-    ];
-    all[usize::from(byte) % all.len()]
+    let n = usize::from(byte) % (Client::ALL.len() + 1);
+    Client::ALL.get(n).copied().unwrap_or(Client::File)
 }
 
 /// `client_import`: each client's file parser (seven formats, JSONC), first byte the

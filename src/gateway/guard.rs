@@ -160,21 +160,28 @@ impl Guard {
         let response = self.refuse(&refused, headers, given.is_some());
         self.record_refusal(
             refused.caller().map(str::to_string),
+            None,
             &refused.to_string(),
             &response,
         );
         Err(response)
     }
 
-    /// A refusal in the audit log (the guard's: no method or tool read yet).
-    fn record_refusal(&self, caller: Option<String>, why: &str, response: &Response) {
+    /// A refusal in the audit log (the guard's: a tool only when a call was read).
+    fn record_refusal(
+        &self,
+        caller: Option<String>,
+        tool: Option<&str>,
+        why: &str,
+        response: &Response,
+    ) {
         if let Some(audit) = &self.auth.audit {
             audit.record(&crate::api::AuditEntry {
                 at: super::audit::now(),
                 caller,
                 target: self.auth.target.clone(),
-                method: None,
-                tool: None,
+                method: tool.map(|_| "tools/call".to_string()),
+                tool: tool.map(str::to_string),
                 decision: "refused".into(),
                 why: Some(why.to_string()),
                 status: response.status().as_u16(),
@@ -331,20 +338,12 @@ impl Guard {
             header::WWW_AUTHENTICATE,
             self.challenge(headers, Some("insufficient_scope"), Some(&scopes)),
         );
-        if let Some(audit) = &self.auth.audit {
-            audit.record(&crate::api::AuditEntry {
-                at: super::audit::now(),
-                caller: Some(caller.name.clone()),
-                target: self.auth.target.clone(),
-                method: Some("tools/call".into()),
-                tool: Some(tool.chars().take(128).collect()),
-                decision: "refused".into(),
-                why: Some("outside the token's scopes".into()),
-                status: 403,
-                ms: 0,
-                bytes: 0,
-            });
-        }
+        self.record_refusal(
+            Some(caller.name.clone()),
+            Some(tool),
+            "outside the token's scopes",
+            &response,
+        );
         Some(response)
     }
 }
@@ -370,7 +369,7 @@ async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Resp
                 Ok(caller) => Some(caller),
                 Err(refused) => {
                     let response = guard.refuse_jwt(&refused, request.headers());
-                    guard.record_refusal(refused.caller(), &refused.to_string(), &response);
+                    guard.record_refusal(refused.caller(), None, &refused.to_string(), &response);
                     return response;
                 }
             }
