@@ -3,6 +3,7 @@
 
 mod human;
 mod json;
+pub mod status;
 
 pub use human::plan_text;
 pub use json::plan_json;
