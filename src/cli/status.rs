@@ -55,9 +55,9 @@ pub(super) fn latency(t: &Traffic) -> String {
 }
 
 /// The servers' reports, where the running config came from, and the endpoints.
-fn reports_origin_endpoints(
-    path: &Path,
-) -> Result<(Vec<Report>, Option<Origin>, Vec<EndpointReport>), Error> {
+type Reports = (Vec<Report>, Option<Origin>, Vec<EndpointReport>);
+
+fn reports_origin_endpoints(path: &Path) -> Result<Reports, Error> {
     let loaded = load(path)?;
     let status = daemon_status(path)?;
     let origin = status
