@@ -35,6 +35,8 @@ pub struct Config {
     pub profiles: BTreeSet<String>,
     /// `[daemon] metrics`: where `/metrics` is served.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `[daemon] ui`: where the dashboard is served (loopback).
+    pub ui: Option<std::net::SocketAddr>,
     /// `[endpoints.*]`: sets of servers behind one port each.
     pub endpoints: BTreeMap<String, endpoint::EndpointSpec>,
     /// `[tokens.*]`: callers' tokens, by name.

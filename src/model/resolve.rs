@@ -178,7 +178,8 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
     }
 
     let endpoints = super::endpoint::resolve_endpoints(raw, &servers, &mut ports, loc, &mut diags);
-    let metrics = resolve_metrics(raw, loc, &ports, &mut diags);
+    let metrics = resolve_listen(raw, loc, &mut ports, Listen::Metrics, &mut diags);
+    let ui = resolve_listen(raw, loc, &mut ports, Listen::Ui, &mut diags);
     let tokens = super::token::resolve_tokens(raw, loc, &mut diags);
     if diags.is_empty() {
         let mut profiles: BTreeSet<String> = raw.profiles.keys().cloned().collect();
@@ -187,6 +188,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
             servers,
             profiles,
             metrics,
+            ui,
             endpoints,
             tokens,
         })
@@ -195,35 +197,85 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
     }
 }
 
-/// `[daemon] metrics`: an address with a port no server uses.
-fn resolve_metrics(
+/// What the daemon listens on besides the servers' ports.
+#[derive(Clone, Copy)]
+enum Listen {
+    Metrics,
+    Ui,
+}
+
+impl Listen {
+    fn key(self) -> &'static str {
+        match self {
+            Self::Metrics => "metrics",
+            Self::Ui => "ui",
+        }
+    }
+}
+
+/// `[daemon] metrics` / `[daemon] ui`: an address with a port nothing else uses (the
+/// dashboard on loopback only: it has no TLS).
+fn resolve_listen(
     raw: &RawConfig,
     loc: &Locator<'_>,
-    ports: &BTreeMap<u16, (String, KeyPath)>,
+    ports: &mut BTreeMap<u16, (String, KeyPath)>,
+    which: Listen,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<std::net::SocketAddr> {
-    let text = raw.daemon.as_ref()?.metrics.as_deref()?;
-    let at = loc.value(&["daemon", "metrics"]);
+    let daemon = raw.daemon.as_ref()?;
+    let key = which.key();
+    let text = match which {
+        Listen::Metrics => daemon.metrics.as_deref()?,
+        Listen::Ui => daemon.ui.as_deref()?,
+    };
+    let at = loc.value(&["daemon", key]);
     let Ok(addr) = text.trim().parse::<std::net::SocketAddr>() else {
         diags.push(
             Diagnostic::new(format!("`{text}` is not an address to listen on"))
                 .at(at, "here")
-                .hint("write an IP address and a port, e.g. `metrics = \"127.0.0.1:9464\"`"),
+                .hint(format!(
+                    "write an IP address and a port, e.g. `{key} = \"127.0.0.1:{}\"`",
+                    match which {
+                        Listen::Metrics => 9464,
+                        Listen::Ui => 9470,
+                    }
+                )),
         );
         return None;
     };
-    if let Some((server, origin)) = ports.get(&addr.port()) {
+    if matches!(which, Listen::Ui) && !addr.ip().is_loopback() {
         diags.push(
             Diagnostic::new(format!(
-                "port {} is used by both `{server}` and `[daemon] metrics`",
-                addr.port()
+                "the dashboard listens on loopback only, not on {}",
+                addr.ip()
             ))
-            .at(at, "the metrics listen here")
-            .related(loc.value(origin), format!("`{server}` uses it here"))
-            .hint("give the metrics a port of their own"),
+            .at(at, "here")
+            .hint("use 127.0.0.1 (or [::1]) and reach it from elsewhere through `ssh -L`"),
         );
         return None;
     }
+    if addr.port() == 0 {
+        return Some(addr);
+    }
+    if let Some((owner, origin)) = ports.get(&addr.port()) {
+        diags.push(
+            Diagnostic::new(format!(
+                "port {} is used by both `{owner}` and `[daemon] {key}`",
+                addr.port()
+            ))
+            .at(at.clone(), format!("the {key} listen here"))
+            .related(loc.value(origin), format!("`{owner}` uses it here"))
+            .hint(format!("give the {key} a port of their own")),
+        );
+        return None;
+    }
+    ports.insert(
+        addr.port(),
+        (
+            format!("[daemon] {key}"),
+            vec!["daemon".to_string(), key.to_string()],
+        ),
+    );
     Some(addr)
 }
 
