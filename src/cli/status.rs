@@ -1,6 +1,5 @@
 //! `status`, `server status`, `server logs`, `daemon status`: commands that report.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
@@ -390,38 +389,13 @@ pub(super) fn logs(
     if !follow {
         return ok();
     }
-    let mut offset = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    // Bytes, not text: a chunk may end inside a character, or hold invalid UTF-8.
-    let mut pending: Vec<u8> = Vec::new();
+    let mut follower = logs::Follower::from_end(&file);
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        if len < offset {
-            offset = 0; // rotated
-        }
-        if len == offset {
-            continue;
-        }
-        let Ok(mut f) = std::fs::File::open(&file) else {
-            continue;
-        };
-        if f.seek(SeekFrom::Start(offset)).is_err() {
-            continue;
-        }
-        // At most 1 MiB a round; log lines are bounded, so is what waits for its newline.
-        let mut chunk = Vec::new();
-        let _ = f.take(1 << 20).read_to_end(&mut chunk);
-        offset += chunk.len() as u64;
-        pending.extend_from_slice(&chunk);
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let bytes: Vec<u8> = pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&bytes[..end]);
+        for line in follower.new_lines() {
             if keep(&line) {
                 print(&format!("{}\n", printable(&line)))?;
             }
-        }
-        if pending.len() > 4 * logs::MAX_LINE {
-            pending.clear(); // not a line of ours
         }
     }
 }

@@ -104,6 +104,12 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) {
                 message: e.to_string(),
             },
         },
+        Request::Ui { bind } => match daemon.open_ui(bind).await {
+            Ok(url) => Reply::Ui { url },
+            Err(e) => Reply::Error {
+                message: e.to_string(),
+            },
+        },
         Request::Shutdown => {
             let _ = send(&mut write, &Reply::Ok).await;
             daemon.request_shutdown();

@@ -34,6 +34,7 @@ mod standalone;
 mod standalone_endpoint;
 mod state;
 pub mod supervisor;
+mod ui;
 mod watch;
 
 pub use run::run;
@@ -157,6 +158,8 @@ pub struct Daemon {
     /// Whether `network = "isolated"` servers get a network namespace here, or why not
     /// (they then run on the machine's network, and `status` says so).
     isolation: Result<(), crate::shim::NoIsolation>,
+    /// The dashboard: what it shows beyond `status`, its logins and its port.
+    board: ui::Board,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +221,7 @@ impl Daemon {
         }
         Ok(Self {
             isolation,
+            board: ui::Board::new(),
             endpoints: Mutex::default(),
             endpoint_failures: Mutex::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),

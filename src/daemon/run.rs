@@ -87,6 +87,7 @@ pub(super) async fn async_main(
     workers.spawn(control::serve(Arc::clone(&daemon), listener));
     workers.spawn(persist_on_change(Arc::clone(&daemon)));
     workers.spawn(Arc::clone(&daemon).refresh_members_every());
+    workers.spawn(ui::tick_every(Arc::clone(&daemon)));
     if let Some(every) = resync_period() {
         workers.spawn(resync_every(Arc::clone(&daemon), every));
     }
@@ -125,7 +126,17 @@ pub(super) async fn initial_apply(daemon: &Arc<Daemon>) {
     let (tx, mut rx) = mpsc::channel(64);
     let first = {
         let daemon = Arc::clone(daemon);
-        tokio::spawn(async move { daemon.apply(ApplyOptions::default(), tx).await })
+        tokio::spawn(async move {
+            daemon
+                .apply(
+                    ApplyOptions {
+                        by: crate::api::ApplyBy::Daemon,
+                        ..ApplyOptions::default()
+                    },
+                    tx,
+                )
+                .await
+        })
     };
     while let Some(line) = rx.recv().await {
         tracing::info!("{line}");

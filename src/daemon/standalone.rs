@@ -95,7 +95,7 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
     });
     // A SIGTERM while the server starts ends it all too (exit 0), without waiting.
     let applied = tokio::select! {
-        applied = daemon.apply(ApplyOptions::default(), progress) => Some(applied),
+        applied = daemon.apply(ApplyOptions { by: crate::api::ApplyBy::Daemon, ..ApplyOptions::default() }, progress) => Some(applied),
         _ = term.recv() => None,
         _ = tokio::signal::ctrl_c() => None,
     };

@@ -28,7 +28,7 @@ pub const FORMAT_VERSION: i64 = 1;
 pub const DEFAULT_PROFILE: &str = "default";
 
 /// A validated file: one effective spec per server.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub servers: BTreeMap<String, ServerSpec>,
     /// Every profile name, `default` included.
