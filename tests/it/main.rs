@@ -48,5 +48,6 @@ mod supervise;
 mod tls;
 mod tokens;
 mod tokens_revoke;
+mod ui;
 mod usage;
 mod workflow;

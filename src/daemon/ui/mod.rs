@@ -258,6 +258,7 @@ pub(super) async fn tick_every(this: Arc<Daemon>) {
     let board = &this.board;
     let mut before: Option<DaemonStatus> = None;
     let mut recorded: Option<tokio::time::Instant> = None;
+    let mut plotted: Vec<String> = Vec::new();
     let mut audit = AuditTail::new(crate::logs::audit_path(&this.runtime_dir));
     loop {
         let status = this.status().await;
@@ -267,8 +268,12 @@ pub(super) async fn tick_every(this: Arc<Daemon>) {
         }
         board.push(audit.refusals());
         let now = tokio::time::Instant::now();
-        if recorded.is_none_or(|r| now.duration_since(r) >= tick_period(false)) {
+        let names: Vec<String> = status.servers.iter().map(|s| s.name.clone()).collect();
+        // A point per sample period, and at once for a server new to the plots.
+        if recorded.is_none_or(|r| now.duration_since(r) >= tick_period(false)) || names != plotted
+        {
             recorded = Some(now);
+            plotted = names;
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());

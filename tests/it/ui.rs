@@ -1,0 +1,341 @@
+//! `mcpctl ui` (issue 26) over plain HTTP: the one-time login, the cookie, and every
+//! refusal (no cookie, a used or wrong token, a foreign Origin, a rebound Host, a POST
+//! without the CSRF header, a plan that moved), the API's documents, and that an
+//! action is the CLI's edit of the file. The page in a real browser: `ui_browser.rs`.
+
+use std::io::{Read, Write};
+
+use serde_json::Value;
+
+use crate::common::{TestEnv, echo_bin, free_port, http};
+
+/// A dashboard signed in: its port, the session cookie and the CSRF token.
+pub struct Signed {
+    pub port: u16,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+pub fn config(servers: &[&str]) -> String {
+    let mut text = String::from("version = 1\n");
+    for name in servers {
+        text.push_str(&format!(
+            "\n[servers.{name}]\ncommand = \"{}\"\nport = {}\n",
+            echo_bin(),
+            free_port()
+        ));
+    }
+    text
+}
+
+/// `mcpctl ui --no-open`: the link it prints.
+pub fn link(env: &TestEnv, extra: &[&str]) -> String {
+    let mut args = vec!["ui", "--no-open"];
+    args.extend_from_slice(extra);
+    let run = env.run_within(60, &args);
+    run.success();
+    run.stdout.trim().to_string()
+}
+
+/// The port and the path of a link `http://127.0.0.1:PORT/login?token=T`.
+pub fn split(link: &str) -> (u16, String) {
+    let rest = link
+        .strip_prefix("http://127.0.0.1:")
+        .expect("a loopback link");
+    let (port, path) = rest.split_once('/').expect("a path");
+    (port.parse().expect("a port"), format!("/{path}"))
+}
+
+pub fn sign_in(env: &TestEnv) -> Signed {
+    let (port, path) = split(&link(env, &[]));
+    let login = http(port, "GET", &path, &[], b"");
+    assert_eq!(login.status, 303, "{}", login.body);
+    let cookie = login
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a cookie")
+        .to_string();
+    let session = http(port, "GET", "/api/v1/session", &[("Cookie", &cookie)], b"");
+    assert_eq!(session.status, 200, "{}", session.body);
+    let csrf = session.json()["csrf"].as_str().expect("csrf").to_string();
+    Signed { port, cookie, csrf }
+}
+
+/// A request with `Host` as given (the common helper always sends 127.0.0.1).
+fn with_host(port: u16, host: &str, path: &str, cookie: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
+#[test]
+fn the_link_signs_in_once_and_everything_else_is_refused_without_data() {
+    let env = TestEnv::with_config(&config(&["alpha"]));
+    env.run_within(120, &["apply"]).success();
+    let first = link(&env, &[]);
+    let second = link(&env, &[]);
+    assert_ne!(first, second, "each `mcpctl ui` prints a fresh token");
+    let (port, path) = split(&first);
+    assert_eq!(split(&second).0, port, "the port is kept");
+
+    // No cookie: 401 and nothing of the servers.
+    for api in [
+        "/api/v1/status",
+        "/api/v1/overview",
+        "/api/v1/events",
+        "/api/v1/servers/alpha/metrics",
+    ] {
+        let reply = http(port, "GET", api, &[], b"");
+        assert_eq!(reply.status, 401, "{api}: {}", reply.body);
+        assert!(
+            !reply.body.contains("alpha"),
+            "{api} leaked: {}",
+            reply.body
+        );
+    }
+    // A wrong token: no cookie.
+    let wrong = http(port, "GET", "/login?token=0123", &[], b"");
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.header("set-cookie").is_none());
+
+    // The link: a cookie the page's script cannot read or send elsewhere, and a
+    // redirect that drops the token from the address.
+    let login = http(port, "GET", &path, &[], b"");
+    assert_eq!(login.status, 303);
+    assert_eq!(login.header("location"), Some("/"));
+    let set = login.header("set-cookie").expect("a cookie").to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap_or_default().to_string();
+    // Used once: the same link again signs nobody in.
+    assert_eq!(http(port, "GET", &path, &[], b"").status, 401);
+
+    let status = http(port, "GET", "/api/v1/status", &[("Cookie", &cookie)], b"");
+    assert_eq!(status.status, 200, "{}", status.body);
+    // The same document as `status --format json` (the volatile fields aside).
+    let cli: Value = serde_json::from_str(&env.run(&["status", "--format", "json"]).stdout)
+        .expect("status json");
+    let keys = |v: &Value| -> Vec<String> {
+        v[0].as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let api = status.json();
+    assert_eq!(keys(&api), keys(&cli));
+    for field in ["server", "status", "port", "pids", "http_endpoint"] {
+        assert_eq!(api[0][field], cli[0][field], "{field}");
+    }
+
+    // A page elsewhere, a rebound name, a cookie of nobody.
+    let foreign = http(
+        port,
+        "GET",
+        "/api/v1/status",
+        &[("Cookie", &cookie), ("Origin", "http://evil.example")],
+        b"",
+    );
+    assert_eq!(foreign.status, 403);
+    assert!(!foreign.body.contains("alpha"));
+    let rebound = with_host(
+        port,
+        &format!("rebind.evil.example:{port}"),
+        "/api/v1/status",
+        &cookie,
+    );
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    assert!(!rebound.contains("alpha"));
+    let nobody = http(
+        port,
+        "GET",
+        "/api/v1/status",
+        &[("Cookie", "mcpctl_ui_1=x")],
+        b"",
+    );
+    assert_eq!(nobody.status, 401);
+
+    // The page: no inline script, no framing, nothing cached.
+    let page = http(port, "GET", "/", &[], b"");
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+}
+
+#[test]
+fn an_action_needs_the_csrf_header_shows_its_plan_and_is_the_clis_edit() {
+    let env = TestEnv::with_config(&config(&["alpha", "beta"]));
+    env.run_within(120, &["apply"]).success();
+    let ui = sign_in(&env);
+    let before = env.read("mcpctl.toml");
+    let post = |path: &str, headers: &[(&str, &str)], body: &str| {
+        http(ui.port, "POST", path, headers, body.as_bytes())
+    };
+    let cookie = ("Cookie", ui.cookie.as_str());
+    let csrf = ("x-csrf-token", ui.csrf.as_str());
+    for headers in [vec![cookie], vec![cookie, ("x-csrf-token", "wrong")]] {
+        let refused = post("/api/v1/servers/beta/stop", &headers, "");
+        assert_eq!(refused.status, 403, "{}", refused.body);
+    }
+    // A foreign page with the cookie and even the token is refused by its Origin.
+    let cross = post(
+        "/api/v1/servers/beta/stop",
+        &[cookie, csrf, ("Origin", "http://evil.example")],
+        "",
+    );
+    assert_eq!(cross.status, 403);
+    assert_eq!(
+        env.read("mcpctl.toml"),
+        before,
+        "nothing refused touched the file"
+    );
+
+    // Asked without `confirm`: the plan only.
+    let plan = post("/api/v1/servers/beta/stop", &[cookie, csrf], "");
+    assert_eq!(plan.status, 200, "{}", plan.body);
+    let plan = plan.json();
+    assert!(
+        plan["plan"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("server \"beta\""),
+        "{plan}"
+    );
+    assert_eq!(env.read("mcpctl.toml"), before, "a plan writes nothing");
+    assert_eq!(env.server_status("beta")["status"], "running");
+
+    // A confirm whose digests moved: 409 with the new plan, nothing done.
+    let mut stale = plan["confirm"].clone();
+    stale["observed_digest"] = Value::from("blake3:00");
+    let moved = post(
+        "/api/v1/servers/beta/stop",
+        &[cookie, csrf],
+        &serde_json::json!({ "confirm": stale }).to_string(),
+    );
+    assert_eq!(moved.status, 409, "{}", moved.body);
+    assert_eq!(env.read("mcpctl.toml"), before);
+
+    let done = post(
+        "/api/v1/servers/beta/stop",
+        &[cookie, csrf],
+        &serde_json::json!({ "confirm": plan["confirm"] }).to_string(),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    // The CLI's edit: `state = "stopped"` in beta's block, the rest as it was.
+    let after = env.read("mcpctl.toml");
+    assert!(after.contains("state = \"stopped\""), "{after}");
+    assert_eq!(after.matches("state =").count(), 1, "{after}");
+    assert!(
+        env.run(&["plan"]).stdout.contains("No changes"),
+        "the file is what runs"
+    );
+    assert_eq!(env.server_status("alpha")["status"], "running");
+
+    // Bad asks are refused with why, and the file stays.
+    let unknown = post("/api/v1/servers/nope/stop", &[cookie, csrf], "");
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.body.contains("nope"), "{}", unknown.body);
+    let many = post(
+        "/api/v1/servers/alpha/scale",
+        &[cookie, csrf],
+        r#"{"instances": 100000}"#,
+    );
+    assert_eq!(many.status, 400, "{}", many.body);
+    let garbage = post("/api/v1/servers/alpha/scale", &[cookie, csrf], "{not json");
+    assert_eq!(garbage.status, 400);
+    assert_eq!(env.read("mcpctl.toml"), after);
+
+    // The applies are listed with who asked.
+    let events = crate::common::http_on(
+        crate::common::connect(ui.port),
+        ui.port,
+        "GET",
+        "/api/v1/servers/alpha/logs?lines=5",
+        &[cookie],
+        b"",
+    );
+    assert!(events.body.contains("event: line"), "{}", events.body);
+}
+
+#[test]
+fn the_log_and_the_samples_of_a_server_and_names_that_are_not_servers() {
+    let env = TestEnv::with_config(&config(&["alpha"]));
+    let ui = {
+        env.run_within(120, &["apply"]).success();
+        sign_in(&env)
+    };
+    let cookie = ("Cookie", ui.cookie.as_str());
+    let log = http(
+        ui.port,
+        "GET",
+        "/api/v1/servers/alpha/logs?lines=50",
+        &[cookie],
+        b"",
+    );
+    assert_eq!(log.status, 200);
+    assert!(log.body.contains("mcp-echo ready"), "{}", log.body);
+    for bad in [
+        "/api/v1/servers/..%2F..%2Fetc/logs",
+        "/api/v1/servers/nope/logs",
+    ] {
+        let reply = http(ui.port, "GET", bad, &[cookie], b"");
+        assert_eq!(reply.status, 404, "{bad}: {}", reply.body);
+    }
+    // A point as soon as the server is there; its memory from the next sample on.
+    let metrics = http(
+        ui.port,
+        "GET",
+        "/api/v1/servers/alpha/metrics?since=0",
+        &[cookie],
+        b"",
+    );
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    crate::common::wait_for("a sample with the server's memory", 30, || {
+        let points = http(
+            ui.port,
+            "GET",
+            "/api/v1/servers/alpha/metrics?since=0",
+            &[cookie],
+            b"",
+        )
+        .json();
+        let measured = points
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["rss_bytes"].as_u64().unwrap_or(0) > 0));
+        if measured {
+            Ok(())
+        } else {
+            Err(points.to_string())
+        }
+    });
+    assert_eq!(
+        http(
+            ui.port,
+            "GET",
+            "/api/v1/servers/nope/metrics",
+            &[cookie],
+            b""
+        )
+        .status,
+        404
+    );
+}
+
+#[test]
+fn the_dashboard_is_loopback_only() {
+    let env = TestEnv::with_config(&config(&[]));
+    let run = env.run_within(60, &["ui", "--no-open", "--bind", "0.0.0.0:0"]);
+    run.failure();
+    assert!(run.stderr.contains("loopback only"), "{}", run.stderr);
+}
