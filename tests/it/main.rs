@@ -49,5 +49,6 @@ mod tls;
 mod tokens;
 mod tokens_revoke;
 mod ui;
+mod ui_browser;
 mod usage;
 mod workflow;

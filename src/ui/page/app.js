@@ -149,7 +149,8 @@ function plot(title, unit, series) {
   const ts = all.map((p) => p[0]);
   const vs = all.map((p) => p[1]);
   const t0 = Math.min(...ts, Date.now() / 1000 - 3600), t1 = Math.max(...ts, t0 + 1);
-  const top = Math.max(...vs, 0) * 1.1 || 1;
+  const peak = Math.max(...vs, 0) || 1;
+  const top = peak * 1.1;
   const x = (t) => pad + (t - t0) / (t1 - t0) * (width - pad - 4);
   const y = (v) => height - pad + 4 - v / top * (height - pad - 4);
   const line = (x1, y1, x2, y2) => {
@@ -158,18 +159,26 @@ function plot(title, unit, series) {
     l.setAttribute('class', 'grid');
     return l;
   };
-  svg.append(line(pad, y(0), width, y(0)), line(pad, y(top / 1.1), width, y(top / 1.1)));
+  svg.append(line(pad, y(0), width, y(0)), line(pad, y(peak), width, y(peak)));
   const label = (text, lx, ly) => {
     const t = document.createElementNS(SVG, 'text');
     t.setAttribute('x', lx); t.setAttribute('y', ly); t.textContent = text;
     return t;
   };
-  svg.append(label(`${(top / 1.1).toFixed(top < 10 ? 2 : 0)} ${unit}`, pad + 2, y(top / 1.1) - 2), label('-1h', pad, height - 4), label('now', width - 24, height - 4));
+  svg.append(label(`${peak.toFixed(peak < 10 ? 2 : 0)} ${unit}`, pad + 2, y(peak) - 2), label('-1h', pad, height - 4), label('now', width - 24, height - 4));
   series.forEach((s, i) => {
     const poly = document.createElementNS(SVG, 'polyline');
     poly.setAttribute('class', `s${i}`);
     poly.setAttribute('points', s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' '));
     svg.append(poly);
+    if (s.points.length === 1) {
+      const dot = document.createElementNS(SVG, 'circle');
+      dot.setAttribute('class', `s${i}`);
+      dot.setAttribute('cx', x(s.points[0][0]).toFixed(1));
+      dot.setAttribute('cy', y(s.points[0][1]).toFixed(1));
+      dot.setAttribute('r', '2');
+      svg.append(dot);
+    }
   });
   const names = series.map((s) => s.name).join(', ');
   return el('figure', { 'data-plot': title }, svg, el('figcaption', { text: `${title} (${names})` }));
