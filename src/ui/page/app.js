@@ -127,6 +127,8 @@ function renderServerState() {
   const state = $('#server-state');
   if (!r) { state.textContent = 'not in the file, not running'; return; }
   state.className = `state ${stateClass(r.status)}`;
+  const count = $('#scale-count');
+  if (document.activeElement !== count) count.value = String(r.instances_desired);
   state.textContent = `${r.status} · ${r.instances_running}/${r.instances_desired} instances · ${r.restarts} restarts · ${r.http_endpoint}`;
   const rows = (r.instance_ids || []).map((id, i) => el('tr', {},
     el('td', { text: String(id) }),
@@ -148,7 +150,9 @@ function plot(title, unit, series) {
   const all = series.flatMap((s) => s.points);
   const ts = all.map((p) => p[0]);
   const vs = all.map((p) => p[1]);
-  const t0 = Math.min(...ts, Date.now() / 1000 - 3600), t1 = Math.max(...ts, t0 + 1);
+  // From the first sample kept (at most an hour back) to now.
+  const now = Date.now() / 1000;
+  const t0 = Math.min(...ts, now - 60), t1 = Math.max(...ts, now);
   const peak = Math.max(...vs, 0) || 1;
   const top = peak * 1.1;
   const x = (t) => pad + (t - t0) / (t1 - t0) * (width - pad - 4);
@@ -165,7 +169,7 @@ function plot(title, unit, series) {
     t.setAttribute('x', lx); t.setAttribute('y', ly); t.textContent = text;
     return t;
   };
-  svg.append(label(`${peak.toFixed(peak < 10 ? 2 : 0)} ${unit}`, pad + 2, y(peak) - 2), label('-1h', pad, height - 4), label('now', width - 24, height - 4));
+  svg.append(label(`${peak.toFixed(peak < 10 ? 2 : 0)} ${unit}`, pad + 2, y(peak) - 2), label(`-${duration(Math.round(t1 - t0))}`, pad, height - 4), label('now', width - 24, height - 4));
   series.forEach((s, i) => {
     const poly = document.createElementNS(SVG, 'polyline');
     poly.setAttribute('class', `s${i}`);
