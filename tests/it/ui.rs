@@ -333,9 +333,63 @@ fn the_log_and_the_samples_of_a_server_and_names_that_are_not_servers() {
 }
 
 #[test]
-fn the_dashboard_is_loopback_only() {
+fn the_dashboard_is_loopback_only_and_starts_the_daemon() {
     let env = TestEnv::with_config(&config(&[]));
     let run = env.run_within(60, &["ui", "--no-open", "--bind", "0.0.0.0:0"]);
     run.failure();
     assert!(run.stderr.contains("loopback only"), "{}", run.stderr);
+    env.write(
+        "mcpctl.toml",
+        &format!("{}[daemon]\nui = \"0.0.0.0:9470\"\n", config(&[])),
+    );
+    let run = env.run_within(60, &["ui", "--no-open"]);
+    run.failure();
+    assert!(run.stderr.contains("mcpctl.toml:3:"), "{}", run.stderr);
+
+    // No daemon runs: `mcpctl ui` starts one, which serves the page.
+    let port = free_port();
+    env.write(
+        "mcpctl.toml",
+        &format!("{}[daemon]\nui = \"127.0.0.1:{port}\"\n", config(&[])),
+    );
+    assert!(!env.path().join(".mcpctl/daemon.pid").exists());
+    let (at, _) = split(&link(&env, &[]));
+    assert_eq!(at, port, "[daemon] ui is where it listens");
+    assert!(env.path().join(".mcpctl/daemon.pid").exists());
+    assert_eq!(http(port, "GET", "/", &[], b"").status, 200);
+}
+
+#[test]
+fn with_a_display_the_browser_opens_a_private_page_not_the_token() {
+    let env = TestEnv::with_config(&config(&[]));
+    // A stand-in for xdg-open that records what it was given.
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\necho \"$@\" > {}\n", env.path().join("opened").display()),
+    )
+    .expect("opener");
+    let chmod = std::process::Command::new("chmod").args(["+x"]).arg(&opener).status();
+    assert!(chmod.is_ok_and(|s| s.success()));
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = env
+        .command(&["ui"])
+        .env("PATH", path)
+        .env("DISPLAY", ":99")
+        .output()
+        .expect("run mcpctl ui");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let token = url.split("token=").nth(1).expect("a token");
+    let opened = crate::common::wait_for("the browser opened", 10, || {
+        std::fs::read_to_string(env.path().join("opened")).map_err(|e| e.to_string())
+    });
+    assert!(!opened.contains(token), "the token in a command line: {opened}");
+    let page = std::fs::read_to_string(opened.trim()).expect("the page it opened");
+    assert!(page.contains(&url), "{page}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(opened.trim()).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode.ok(), Some(0o600));
 }
