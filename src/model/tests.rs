@@ -351,7 +351,10 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
     let raw = parse_raw(src).unwrap();
     let table: toml::Table = toml::from_str(src).unwrap();
     let written: Vec<&String> = table["servers"]["s"].as_table().unwrap().keys().collect();
-    let schema: serde_json::Value = serde_json::from_str(&crate::schema::json_schema()).unwrap();
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<super::raw::RawConfig>()
+        .to_value();
     let mut every: Vec<&String> = schema["$defs"]["Layer"]["properties"]
         .as_object()
         .unwrap()

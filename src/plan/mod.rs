@@ -368,6 +368,3 @@ fn diff(before: &[Attribute], after: &[Attribute]) -> Vec<AttrChange> {
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests;

@@ -368,25 +368,42 @@ fn with_a_display_the_browser_opens_a_private_page_not_the_token() {
     let opener = bin.join("xdg-open");
     std::fs::write(
         &opener,
-        format!("#!/bin/sh\necho \"$@\" > {}\n", env.path().join("opened").display()),
+        format!(
+            "#!/bin/sh\necho \"$@\" > {}\n",
+            env.path().join("opened").display()
+        ),
     )
     .expect("opener");
-    let chmod = std::process::Command::new("chmod").args(["+x"]).arg(&opener).status();
+    let chmod = std::process::Command::new("chmod")
+        .args(["+x"])
+        .arg(&opener)
+        .status();
     assert!(chmod.is_ok_and(|s| s.success()));
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = env
         .command(&["ui"])
         .env("PATH", path)
         .env("DISPLAY", ":99")
         .output()
         .expect("run mcpctl ui");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let token = url.split("token=").nth(1).expect("a token");
     let opened = crate::common::wait_for("the browser opened", 10, || {
         std::fs::read_to_string(env.path().join("opened")).map_err(|e| e.to_string())
     });
-    assert!(!opened.contains(token), "the token in a command line: {opened}");
+    assert!(
+        !opened.contains(token),
+        "the token in a command line: {opened}"
+    );
     let page = std::fs::read_to_string(opened.trim()).expect("the page it opened");
     assert!(page.contains(&url), "{page}");
     use std::os::unix::fs::PermissionsExt;
