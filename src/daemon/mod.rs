@@ -160,6 +160,8 @@ pub struct Daemon {
     isolation: Result<(), crate::shim::NoIsolation>,
     /// The dashboard: what it shows beyond `status`, its logins and its port.
     board: ui::Board,
+    /// Every instance's task (and its pipes' readers): waited for when the daemon stops.
+    instance_tasks: crate::gateway::owned::Tracked,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +224,7 @@ impl Daemon {
         Ok(Self {
             isolation,
             board: ui::Board::new(),
+            instance_tasks: crate::gateway::owned::Tracked::new(),
             endpoints: Mutex::default(),
             endpoint_failures: Mutex::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),

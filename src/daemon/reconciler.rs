@@ -301,6 +301,15 @@ impl Daemon {
                 .map(|h| (h.clone(), rt.spec.stop_timeout))
         });
         stop_all(stops, false).await;
+        drop(runtimes);
+        // The instances' tasks end once their processes are gone (and their pipes'
+        // readers with them): waited for, bounded, so none outlives the daemon's stop.
+        if !self.instance_tasks.close(Duration::from_secs(10)).await {
+            tracing::warn!(
+                "{} instance task(s) still running at stop",
+                self.instance_tasks.len()
+            );
+        }
         self.persist().await;
     }
 

@@ -126,7 +126,7 @@ pub(super) async fn initial_apply(daemon: &Arc<Daemon>) {
     let (tx, mut rx) = mpsc::channel(64);
     let first = {
         let daemon = Arc::clone(daemon);
-        tokio::spawn(async move {
+        crate::gateway::owned::owned(async move {
             daemon
                 .apply(
                     ApplyOptions {
@@ -154,9 +154,9 @@ pub(super) async fn initial_apply(daemon: &Arc<Daemon>) {
 
 /// A progress channel for work nobody watches (a resync, an autoscale): its lines go
 /// to the daemon's log. Drop the sender, then await the task.
-pub(super) fn progress_to_log() -> (mpsc::Sender<String>, tokio::task::JoinHandle<()>) {
+pub(super) fn progress_to_log() -> (mpsc::Sender<String>, crate::gateway::owned::Owned<()>) {
     let (progress, mut lines) = mpsc::channel::<String>(16);
-    let log = tokio::spawn(async move {
+    let log = crate::gateway::owned::owned(async move {
         while let Some(line) = lines.recv().await {
             tracing::info!("{line}");
         }

@@ -88,7 +88,7 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io_err("cannot handle SIGTERM"))?;
     let (progress, mut lines) = mpsc::channel(64);
-    let log = tokio::spawn(async move {
+    let log = crate::gateway::owned::owned(async move {
         while let Some(line) = lines.recv().await {
             tracing::info!("{line}");
         }

@@ -30,7 +30,7 @@ pub(super) fn spawn_daemon_watch(daemon: Arc<Daemon>) {
                 let daemon = Arc::clone(&daemon);
                 runtime.block_on(async move {
                     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-                    let task = tokio::spawn({
+                    let task = crate::gateway::owned::owned({
                         let daemon = Arc::clone(&daemon);
                         async move {
                             daemon

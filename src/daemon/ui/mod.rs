@@ -59,13 +59,7 @@ const MAX_STREAMS: usize = 32;
 /// A serving dashboard; dropping it closes the port and every page's connection.
 struct Listener {
     addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: crate::gateway::owned::Owned<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,8 +194,10 @@ impl Daemon {
             max_connections: 64,
             ..crate::gateway::accept::ConnectionLimits::from_env()
         };
-        let task = tokio::spawn(crate::gateway::accept::serve_plain(listener, app, limits));
-        Ok(Listener { addr, task })
+        let task = crate::gateway::owned::owned(crate::gateway::accept::serve_plain(
+            listener, app, limits,
+        ));
+        Ok(Listener { addr, _task: task })
     }
 
     /// The overview the page draws: the `status --format json` document, the daemon,
