@@ -1,8 +1,11 @@
 //! Who may use the dashboard: the owner, who ran `mcpctl ui` (the control socket is
 //! theirs alone) and got a one-time login link. Opening it trades the link's token for
-//! a session cookie (HttpOnly, SameSite=Strict) and a CSRF token the page sends back
-//! on every POST. Tokens and cookies are kept as BLAKE3 hashes, bounded in number and
-//! age; the caller supplies the random values and the clock.
+//! a session: a cookie (HttpOnly, SameSite=Strict) and a key the page keeps in its own
+//! origin's storage and sends in a header with every request. Cookies are not kept
+//! apart by port, so another program on 127.0.0.1 the browser visits may see the
+//! cookie: without the key it is worth nothing. Tokens, cookies and keys are kept as
+//! BLAKE3 hashes, bounded in number and age; the caller supplies the random values and
+//! the clock.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -24,7 +27,7 @@ fn hash(secret: &str) -> Hash {
 
 struct Session {
     cookie: Hash,
-    csrf: String,
+    key: Hash,
     used: Instant,
 }
 
@@ -45,8 +48,9 @@ impl Logins {
     }
 
     /// Uses up the link's `token`: `Some(())` once if it is known and fresh, after which
-    /// `cookie` is a session with `csrf`; `None` for a token unknown, used or expired.
-    pub fn redeem(&mut self, token: &str, cookie: &str, csrf: String, now: Instant) -> Option<()> {
+    /// `cookie` and `key` together are a session; `None` for a token unknown, used or
+    /// expired.
+    pub fn redeem(&mut self, token: &str, cookie: &str, key: &str, now: Instant) -> Option<()> {
         self.forget_old(now);
         let wanted = hash(token);
         let at = self.links.iter().position(|(h, _)| *h == wanted)?;
@@ -56,20 +60,34 @@ impl Logins {
         }
         self.sessions.push_back(Session {
             cookie: hash(cookie),
-            csrf,
+            key: hash(key),
             used: now,
         });
         Some(())
     }
 
-    /// The CSRF token of the session `cookie` names, if it is signed in (its idle
-    /// clock restarts).
-    pub fn session(&mut self, cookie: &str, now: Instant) -> Option<&str> {
+    /// Whether `cookie` and `key` are one live session (its idle clock restarts).
+    pub fn signed_in(&mut self, cookie: &str, key: &str, now: Instant) -> bool {
         self.forget_old(now);
-        let wanted = hash(cookie);
-        let session = self.sessions.iter_mut().find(|s| s.cookie == wanted)?;
-        session.used = now;
-        Some(&session.csrf)
+        let (cookie, key) = (hash(cookie), hash(key));
+        match self
+            .sessions
+            .iter_mut()
+            .find(|s| s.cookie == cookie && s.key == key)
+        {
+            Some(session) => {
+                session.used = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Signs everyone out and forgets every link (the dashboard moved to another port:
+    /// whoever takes the old one must find nothing its pages send usable).
+    pub fn clear(&mut self) {
+        self.links.clear();
+        self.sessions.clear();
     }
 
     fn forget_old(&mut self, now: Instant) {
@@ -98,18 +116,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_link_signs_in_once() {
+    fn a_link_signs_in_once_and_a_session_is_cookie_and_key() {
         let now = Instant::now();
         let mut logins = Logins::default();
         logins.add_link("t1", now);
-        assert!(logins.redeem("wrong", "c0", "x".into(), now).is_none());
-        assert!(logins.redeem("t1", "c1", "csrf1".into(), now).is_some());
+        assert!(logins.redeem("wrong", "c0", "k0", now).is_none());
+        assert!(logins.redeem("t1", "c1", "k1", now).is_some());
+        assert!(logins.redeem("t1", "c2", "k2", now).is_none(), "used twice");
+        assert!(logins.signed_in("c1", "k1", now));
         assert!(
-            logins.redeem("t1", "c2", "csrf2".into(), now).is_none(),
-            "used twice"
+            !logins.signed_in("c1", "", now),
+            "the cookie alone is no session"
         );
-        assert_eq!(logins.session("c1", now), Some("csrf1"));
-        assert_eq!(logins.session("c2", now), None);
+        assert!(!logins.signed_in("c1", "k2", now));
+        assert!(!logins.signed_in("c2", "k2", now));
+        logins.clear();
+        assert!(
+            !logins.signed_in("c1", "k1", now),
+            "signed out when the port moves"
+        );
     }
 
     #[test]
@@ -118,28 +143,19 @@ mod tests {
         let mut logins = Logins::default();
         logins.add_link("old", start);
         let later = start + LINK_TTL;
-        assert!(
-            logins.redeem("old", "c", "x".into(), later).is_none(),
-            "expired"
-        );
+        assert!(logins.redeem("old", "c", "x", later).is_none(), "expired");
         for i in 0..=MAX_LINKS {
             logins.add_link(&format!("t{i}"), start);
         }
-        assert!(
-            logins.redeem("t0", "c", "x".into(), start).is_none(),
-            "pushed out"
-        );
-        assert!(logins.redeem("t1", "c1", "x".into(), start).is_some());
+        assert!(logins.redeem("t0", "c", "x", start).is_none(), "pushed out");
+        assert!(logins.redeem("t1", "c1", "x", start).is_some());
         for i in 0..MAX_SESSIONS {
             logins.add_link(&format!("s{i}"), start);
-            let _ = logins.redeem(&format!("s{i}"), &format!("cookie{i}"), "y".into(), start);
+            let _ = logins.redeem(&format!("s{i}"), &format!("cookie{i}"), "y", start);
         }
-        assert!(
-            logins.session("c1", start).is_none(),
-            "the oldest signed out"
-        );
-        assert!(logins.session("cookie0", start).is_some());
-        assert!(logins.session("cookie0", start + SESSION_IDLE).is_none());
+        assert!(!logins.signed_in("c1", "x", start), "the oldest signed out");
+        assert!(logins.signed_in("cookie0", "y", start));
+        assert!(!logins.signed_in("cookie0", "y", start + SESSION_IDLE));
     }
 
     #[test]

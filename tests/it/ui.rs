@@ -1,19 +1,28 @@
-//! `mcpctl ui` (issue 26) over plain HTTP: the one-time login, the cookie, and every
-//! refusal (no cookie, a used or wrong token, a foreign Origin, a rebound Host, a POST
-//! without the CSRF header, a plan that moved), the API's documents, and that an
-//! action is the CLI's edit of the file. The page in a real browser: `ui_browser.rs`.
+//! `mcpctl ui` (issue 26) over plain HTTP: the one-time login, the session (a cookie and
+//! a key), and every refusal (no cookie, the cookie without its key as another program
+//! on 127.0.0.1 could have it, a used or wrong token, a foreign Origin, a rebound Host,
+//! a POST without the key header, a plan that moved, the sessions of a port given up),
+//! the API's documents, and that an action is the CLI's edit of the file. The page in
+//! a real browser: `ui_browser.rs`.
 
 use std::io::{Read, Write};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::{TestEnv, echo_bin, free_port, http};
 
-/// A dashboard signed in: its port, the session cookie and the CSRF token.
+/// A dashboard signed in: its port, the session cookie and the session's key.
 pub struct Signed {
     pub port: u16,
     pub cookie: String,
-    pub csrf: String,
+    pub key: String,
+}
+
+impl Signed {
+    /// The headers of a signed-in request.
+    pub fn headers(&self) -> [(&str, &str); 2] {
+        [("Cookie", &self.cookie), ("x-mcpctl-key", &self.key)]
+    }
 }
 
 pub fn config(servers: &[&str]) -> String {
@@ -46,27 +55,42 @@ pub fn split(link: &str) -> (u16, String) {
     (port.parse().expect("a port"), format!("/{path}"))
 }
 
-pub fn sign_in(env: &TestEnv) -> Signed {
-    let (port, path) = split(&link(env, &[]));
-    let login = http(port, "GET", &path, &[], b"");
-    assert_eq!(login.status, 303, "{}", login.body);
+/// Opens a login link's path: the cookie it sets and the key its page hands on.
+pub fn open_link(port: u16, path: &str) -> (String, String) {
+    let login = http(port, "GET", path, &[], b"");
+    assert_eq!(login.status, 200, "{}", login.body);
     let cookie = login
         .header("set-cookie")
         .and_then(|c| c.split(';').next())
         .expect("a cookie")
         .to_string();
-    let session = http(port, "GET", "/api/v1/session", &[("Cookie", &cookie)], b"");
+    let key = login
+        .body
+        .split("#key=")
+        .nth(1)
+        .and_then(|k| k.split('"').next())
+        .expect("the key in the page")
+        .to_string();
+    (cookie, key)
+}
+
+pub fn sign_in(env: &TestEnv) -> Signed {
+    let (port, path) = split(&link(env, &[]));
+    let (cookie, key) = open_link(port, &path);
+    let signed = Signed { port, cookie, key };
+    let session = http(port, "GET", "/api/v1/session", &signed.headers(), b"");
     assert_eq!(session.status, 200, "{}", session.body);
-    let csrf = session.json()["csrf"].as_str().expect("csrf").to_string();
-    Signed { port, cookie, csrf }
+    signed
 }
 
 /// A request with `Host` as given (the common helper always sends 127.0.0.1).
-fn with_host(port: u16, host: &str, path: &str, cookie: &str) -> String {
+fn with_host(port: u16, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
-    );
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).expect("write");
     let mut text = String::new();
     let _ = stream.read_to_string(&mut text);
@@ -83,7 +107,7 @@ fn the_link_signs_in_once_and_everything_else_is_refused_without_data() {
     let (port, path) = split(&first);
     assert_eq!(split(&second).0, port, "the port is kept");
 
-    // No cookie: 401 and nothing of the servers.
+    // No session: 401 and nothing of the servers.
     for api in [
         "/api/v1/status",
         "/api/v1/overview",
@@ -103,21 +127,41 @@ fn the_link_signs_in_once_and_everything_else_is_refused_without_data() {
     assert_eq!(wrong.status, 401);
     assert!(wrong.header("set-cookie").is_none());
 
-    // The link: a cookie the page's script cannot read or send elsewhere, and a
-    // redirect that drops the token from the address.
+    // The link: a cookie the page's script cannot read, and the session's key in the
+    // fragment of the address the page goes on to (a fragment is never sent).
     let login = http(port, "GET", &path, &[], b"");
-    assert_eq!(login.status, 303);
-    assert_eq!(login.header("location"), Some("/"));
+    assert_eq!(login.status, 200);
     let set = login.header("set-cookie").expect("a cookie").to_string();
     assert!(
         set.contains("HttpOnly") && set.contains("SameSite=Strict"),
         "{set}"
     );
+    assert!(login.body.contains("url=/#key="), "{}", login.body);
+    assert!(
+        !login
+            .body
+            .contains(path.trim_start_matches("/login?token="))
+    );
     let cookie = set.split(';').next().unwrap_or_default().to_string();
+    let key = login
+        .body
+        .split("#key=")
+        .nth(1)
+        .and_then(|k| k.split('"').next())
+        .unwrap_or_default()
+        .to_string();
     // Used once: the same link again signs nobody in.
     assert_eq!(http(port, "GET", &path, &[], b"").status, 401);
 
-    let status = http(port, "GET", "/api/v1/status", &[("Cookie", &cookie)], b"");
+    // The cookie alone (what another program on 127.0.0.1 the browser visits may see:
+    // cookies are not kept apart by port) gets nothing, reads or acts.
+    for api in ["/api/v1/status", "/api/v1/session", "/api/v1/events"] {
+        let alone = http(port, "GET", api, &[("Cookie", &cookie)], b"");
+        assert_eq!(alone.status, 401, "{api}: {}", alone.body);
+        assert!(!alone.body.contains("alpha"));
+    }
+    let signed = [("Cookie", cookie.as_str()), ("x-mcpctl-key", key.as_str())];
+    let status = http(port, "GET", "/api/v1/status", &signed, b"");
     assert_eq!(status.status, 200, "{}", status.body);
     // The same document as `status --format json` (the volatile fields aside).
     let cli: Value = serde_json::from_str(&env.run(&["status", "--format", "json"]).stdout)
@@ -132,13 +176,22 @@ fn the_link_signs_in_once_and_everything_else_is_refused_without_data() {
     for field in ["server", "status", "port", "pids", "http_endpoint"] {
         assert_eq!(api[0][field], cli[0][field], "{field}");
     }
+    // The event streams, which cannot send headers, name the key in their address.
+    let stream = http(
+        port,
+        "GET",
+        &format!("/api/v1/servers/alpha/logs?lines=1&key={key}"),
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(stream.status, 200, "{}", stream.body);
 
     // A page elsewhere, a rebound name, a cookie of nobody.
     let foreign = http(
         port,
         "GET",
         "/api/v1/status",
-        &[("Cookie", &cookie), ("Origin", "http://evil.example")],
+        &[signed[0], signed[1], ("Origin", "http://evil.example")],
         b"",
     );
     assert_eq!(foreign.status, 403);
@@ -147,7 +200,7 @@ fn the_link_signs_in_once_and_everything_else_is_refused_without_data() {
         port,
         &format!("rebind.evil.example:{port}"),
         "/api/v1/status",
-        &cookie,
+        &signed,
     );
     assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
     assert!(!rebound.contains("alpha"));
@@ -155,7 +208,7 @@ fn the_link_signs_in_once_and_everything_else_is_refused_without_data() {
         port,
         "GET",
         "/api/v1/status",
-        &[("Cookie", "mcpctl_ui_1=x")],
+        &[("Cookie", "mcpctl_ui_1=x"), ("x-mcpctl-key", &key)],
         b"",
     );
     assert_eq!(nobody.status, 401);
@@ -174,7 +227,57 @@ fn the_link_signs_in_once_and_everything_else_is_refused_without_data() {
 }
 
 #[test]
-fn an_action_needs_the_csrf_header_shows_its_plan_and_is_the_clis_edit() {
+fn moving_the_port_signs_everyone_out_and_a_port_that_cannot_be_taken_moves_nothing() {
+    let env = TestEnv::with_config(&config(&["alpha"]));
+    env.run_within(120, &["apply"]).success();
+    let old = sign_in(&env);
+    // A port something else holds: refused, and the dashboard stays where it was.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let taken_port = taken.local_addr().expect("addr").port();
+    let run = env.run_within(
+        60,
+        &[
+            "ui",
+            "--no-open",
+            "--bind",
+            &format!("127.0.0.1:{taken_port}"),
+        ],
+    );
+    run.failure();
+    assert!(
+        run.stderr.contains(&taken_port.to_string()),
+        "{}",
+        run.stderr
+    );
+    let still = http(old.port, "GET", "/api/v1/session", &old.headers(), b"");
+    assert_eq!(still.status, 200, "the served dashboard is kept");
+    drop(taken);
+
+    // Moved: the old port's pages keep calling it; whoever takes it gets a session
+    // that is no longer one anywhere.
+    let new_port = free_port();
+    let (port, _) = split(&link(&env, &["--bind", &format!("127.0.0.1:{new_port}")]));
+    assert_eq!(port, new_port);
+    let moved_cookie = old.cookie.replace(
+        &format!("mcpctl_ui_{}", old.port),
+        &format!("mcpctl_ui_{new_port}"),
+    );
+    let replayed = http(
+        new_port,
+        "GET",
+        "/api/v1/session",
+        &[("Cookie", &moved_cookie), ("x-mcpctl-key", &old.key)],
+        b"",
+    );
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", old.port)).is_err(),
+        "the old port is closed"
+    );
+}
+
+#[test]
+fn an_action_needs_the_key_shows_its_plan_and_is_the_clis_edit() {
     let env = TestEnv::with_config(&config(&["alpha", "beta"]));
     env.run_within(120, &["apply"]).success();
     let ui = sign_in(&env);
@@ -183,15 +286,22 @@ fn an_action_needs_the_csrf_header_shows_its_plan_and_is_the_clis_edit() {
         http(ui.port, "POST", path, headers, body.as_bytes())
     };
     let cookie = ("Cookie", ui.cookie.as_str());
-    let csrf = ("x-csrf-token", ui.csrf.as_str());
-    for headers in [vec![cookie], vec![cookie, ("x-csrf-token", "wrong")]] {
+    let key = ("x-mcpctl-key", ui.key.as_str());
+    for headers in [vec![cookie], vec![cookie, ("x-mcpctl-key", "wrong")]] {
         let refused = post("/api/v1/servers/beta/stop", &headers, "");
-        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert_eq!(refused.status, 401, "{}", refused.body);
     }
-    // A foreign page with the cookie and even the token is refused by its Origin.
+    // A POST may not carry the key in its address (a form elsewhere could).
+    let in_address = post(
+        &format!("/api/v1/servers/beta/stop?key={}", ui.key),
+        &[cookie],
+        "",
+    );
+    assert_eq!(in_address.status, 401);
+    // A foreign page with the cookie and even the key is refused by its Origin.
     let cross = post(
         "/api/v1/servers/beta/stop",
-        &[cookie, csrf, ("Origin", "http://evil.example")],
+        &[cookie, key, ("Origin", "http://evil.example")],
         "",
     );
     assert_eq!(cross.status, 403);
@@ -202,7 +312,7 @@ fn an_action_needs_the_csrf_header_shows_its_plan_and_is_the_clis_edit() {
     );
 
     // Asked without `confirm`: the plan only.
-    let plan = post("/api/v1/servers/beta/stop", &[cookie, csrf], "");
+    let plan = post("/api/v1/servers/beta/stop", &[cookie, key], "");
     assert_eq!(plan.status, 200, "{}", plan.body);
     let plan = plan.json();
     assert!(
@@ -220,16 +330,16 @@ fn an_action_needs_the_csrf_header_shows_its_plan_and_is_the_clis_edit() {
     stale["observed_digest"] = Value::from("blake3:00");
     let moved = post(
         "/api/v1/servers/beta/stop",
-        &[cookie, csrf],
-        &serde_json::json!({ "confirm": stale }).to_string(),
+        &[cookie, key],
+        &json!({ "confirm": stale }).to_string(),
     );
     assert_eq!(moved.status, 409, "{}", moved.body);
     assert_eq!(env.read("mcpctl.toml"), before);
 
     let done = post(
         "/api/v1/servers/beta/stop",
-        &[cookie, csrf],
-        &serde_json::json!({ "confirm": plan["confirm"] }).to_string(),
+        &[cookie, key],
+        &json!({ "confirm": plan["confirm"] }).to_string(),
     );
     assert_eq!(done.status, 200, "{}", done.body);
     // The CLI's edit: `state = "stopped"` in beta's block, the rest as it was.
@@ -242,45 +352,47 @@ fn an_action_needs_the_csrf_header_shows_its_plan_and_is_the_clis_edit() {
     );
     assert_eq!(env.server_status("alpha")["status"], "running");
 
+    // The same plan confirmed by a second page: the file moved under it, nothing is
+    // written, the file stays what runs.
+    let second = post(
+        "/api/v1/servers/beta/start",
+        &[cookie, key],
+        &json!({ "confirm": plan["confirm"] }).to_string(),
+    );
+    assert_eq!(second.status, 409, "{}", second.body);
+    assert_eq!(
+        env.read("mcpctl.toml"),
+        after,
+        "a refused confirm writes nothing"
+    );
+    assert!(env.run(&["plan"]).stdout.contains("No changes"));
+
     // Bad asks are refused with why, and the file stays.
-    let unknown = post("/api/v1/servers/nope/stop", &[cookie, csrf], "");
+    let unknown = post("/api/v1/servers/nope/stop", &[cookie, key], "");
     assert_eq!(unknown.status, 400);
     assert!(unknown.body.contains("nope"), "{}", unknown.body);
     let many = post(
         "/api/v1/servers/alpha/scale",
-        &[cookie, csrf],
+        &[cookie, key],
         r#"{"instances": 100000}"#,
     );
     assert_eq!(many.status, 400, "{}", many.body);
-    let garbage = post("/api/v1/servers/alpha/scale", &[cookie, csrf], "{not json");
+    let garbage = post("/api/v1/servers/alpha/scale", &[cookie, key], "{not json");
     assert_eq!(garbage.status, 400);
     assert_eq!(env.read("mcpctl.toml"), after);
-
-    // The applies are listed with who asked.
-    let events = crate::common::http_on(
-        crate::common::connect(ui.port),
-        ui.port,
-        "GET",
-        "/api/v1/servers/alpha/logs?lines=5",
-        &[cookie],
-        b"",
-    );
-    assert!(events.body.contains("event: line"), "{}", events.body);
 }
 
 #[test]
 fn the_log_and_the_samples_of_a_server_and_names_that_are_not_servers() {
     let env = TestEnv::with_config(&config(&["alpha"]));
-    let ui = {
-        env.run_within(120, &["apply"]).success();
-        sign_in(&env)
-    };
-    let cookie = ("Cookie", ui.cookie.as_str());
+    env.run_within(120, &["apply"]).success();
+    let ui = sign_in(&env);
+    let signed = ui.headers();
     let log = http(
         ui.port,
         "GET",
         "/api/v1/servers/alpha/logs?lines=50",
-        &[cookie],
+        &signed,
         b"",
     );
     assert_eq!(log.status, 200);
@@ -289,7 +401,7 @@ fn the_log_and_the_samples_of_a_server_and_names_that_are_not_servers() {
         "/api/v1/servers/..%2F..%2Fetc/logs",
         "/api/v1/servers/nope/logs",
     ] {
-        let reply = http(ui.port, "GET", bad, &[cookie], b"");
+        let reply = http(ui.port, "GET", bad, &signed, b"");
         assert_eq!(reply.status, 404, "{bad}: {}", reply.body);
     }
     // A point as soon as the server is there; its memory from the next sample on.
@@ -297,7 +409,7 @@ fn the_log_and_the_samples_of_a_server_and_names_that_are_not_servers() {
         ui.port,
         "GET",
         "/api/v1/servers/alpha/metrics?since=0",
-        &[cookie],
+        &signed,
         b"",
     );
     assert_eq!(metrics.status, 200, "{}", metrics.body);
@@ -306,7 +418,7 @@ fn the_log_and_the_samples_of_a_server_and_names_that_are_not_servers() {
             ui.port,
             "GET",
             "/api/v1/servers/alpha/metrics?since=0",
-            &[cookie],
+            &signed,
             b"",
         )
         .json();
@@ -320,14 +432,7 @@ fn the_log_and_the_samples_of_a_server_and_names_that_are_not_servers() {
         }
     });
     assert_eq!(
-        http(
-            ui.port,
-            "GET",
-            "/api/v1/servers/nope/metrics",
-            &[cookie],
-            b""
-        )
-        .status,
+        http(ui.port, "GET", "/api/v1/servers/nope/metrics", &signed, b"").status,
         404
     );
 }

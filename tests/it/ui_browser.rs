@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use super::ui::{config, link};
+use super::ui::config;
 use crate::common::{KillOnDrop, TestEnv, free_port, wait_for};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -214,11 +214,40 @@ fn the_page_in_chromium_shows_what_runs_live_and_acts_as_the_owner() {
     };
     let env = TestEnv::with_config(&config(&["alpha", "beta"]));
     env.run_within(120, &["apply"]).success();
-    let url = link(&env, &[]);
-    browser.go(&url);
-    // Signed in: the token is gone from the address.
+    // The link as `mcpctl ui` opens it with a display: a page in .mcpctl/ that goes on
+    // to the link (a navigation from a file: the login must still work).
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    std::fs::write(bin.join("xdg-open"), "#!/bin/sh\nexit 0\n").expect("opener");
+    let made_executable = Command::new("chmod")
+        .arg("+x")
+        .arg(bin.join("xdg-open"))
+        .status();
+    assert!(made_executable.is_ok_and(|s| s.success()));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env
+        .command(&["ui"])
+        .env("PATH", path)
+        .env("DISPLAY", ":99")
+        .output()
+        .expect("mcpctl ui");
+    assert!(out.status.success());
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    browser.go(&format!(
+        "file://{}",
+        env.path().join(".mcpctl/ui-open.html").display()
+    ));
+    // Signed in: neither the token nor the key is left in the address.
+    browser.until("the page signed in", "return location.pathname === '/' && !document.querySelector('#overview').hidden && document.querySelector('#connection').textContent.startsWith('live')");
     let at = browser.eval("return location.href");
-    assert!(!at.to_string().contains("token"), "{at}");
+    assert!(
+        !at.to_string().contains("token") && !at.to_string().contains("key"),
+        "{at}"
+    );
     assert_eq!(
         browser.until(
             "alpha running",

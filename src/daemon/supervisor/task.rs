@@ -214,12 +214,9 @@ pub(super) async fn run_once(
         };
     });
     ctx.changed.notify_one();
-    let mut stderr_pump = spawned
-        .stderr
-        .take()
-        .map(|stderr| {
-            crate::gateway::owned::owned(pump_lines(BufReader::new(stderr), log.clone(), "stderr"))
-        });
+    let mut stderr_pump = spawned.stderr.take().map(|stderr| {
+        crate::gateway::owned::owned(pump_lines(BufReader::new(stderr), log.clone(), "stderr"))
+    });
     let started = Instant::now();
 
     let pipes = (spawned.stdin.take(), spawned.stdout.take());

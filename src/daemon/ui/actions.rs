@@ -75,11 +75,11 @@ impl Action {
         }
     }
 
-    fn options(self, name: &str, expect: Expected) -> ApplyOptions {
+    /// The converge of this server (the file and what runs were checked just before).
+    fn options(self, name: &str) -> ApplyOptions {
         ApplyOptions {
             only: vec![name.to_string()],
             restart: (self == Self::Restart).then(|| name.to_string()),
-            expect: Some(expect),
             by: ApplyBy::Page,
             ..ApplyOptions::default()
         }
@@ -132,13 +132,7 @@ pub(super) async fn act(
             return error(StatusCode::BAD_REQUEST, &e.to_string());
         }
         let observed = daemon.observe().await;
-        let options = action.options(
-            &name,
-            Expected {
-                file_digest: String::new(),
-                observed_digest: String::new(),
-            },
-        );
+        let options = action.options(&name);
         let shown = crate::plan::focus(
             crate::plan::plan(&loaded.config.servers, &observed),
             &options.only,
@@ -160,26 +154,47 @@ pub(super) async fn act(
             &serde_json::json!({ "plan": text, "confirm": expect }),
         );
     };
-    if confirmed != expect {
-        return json(
+    // What runs must be as the plan saw it; the file is checked under its lock, as
+    // it is written, so two pages (or a page and a command) never both go ahead on
+    // the same file.
+    let moved = || {
+        json(
             StatusCode::CONFLICT,
             &serde_json::json!({
                 "error": "the file or what runs changed since this plan was shown: look at it again",
                 "plan": text,
                 "confirm": expect,
             }),
-        );
+        )
+    };
+    if confirmed.observed_digest != expect.observed_digest {
+        return moved();
     }
+    let wanted = confirmed.file_digest.clone();
     let write = {
         let path = path.clone();
         let edit = action.edit(&name);
+        let stale = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = std::sync::Arc::clone(&stale);
         // The file's lock may be held by a CLI command: waited for off the runtime.
-        tokio::task::spawn_blocking(move || checked_edit::update(&path, edit)).await
+        let written = tokio::task::spawn_blocking(move || {
+            config::store::update(&path, |before| {
+                let after = checked_edit::edited(&path, before, edit, false)?;
+                if config::digest(&after) != wanted {
+                    seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(config::Error::edit("the file changed since the plan", None));
+                }
+                Ok(after)
+            })
+        })
+        .await;
+        (written, stale.load(std::sync::atomic::Ordering::Relaxed))
     };
     match write {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(e) => {
+        (_, true) => return moved(),
+        (Ok(Ok(_)), false) => {}
+        (Ok(Err(e)), false) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        (Err(e), false) => {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("the edit failed: {e}"),
@@ -187,7 +202,7 @@ pub(super) async fn act(
         }
     }
     let (progress, mut lines) = mpsc::channel::<String>(64);
-    let apply = daemon.apply(action.options(&name, expect), progress);
+    let apply = daemon.apply(action.options(&name), progress);
     let drain = async {
         let mut said = Vec::new();
         while let Some(line) = lines.recv().await {

@@ -51,6 +51,8 @@ pub(super) struct Board {
     listener: tokio::sync::Mutex<Option<Listener>>,
     /// Open SSE streams of every page together, at most [`MAX_STREAMS`].
     streams: Arc<tokio::sync::Semaphore>,
+    /// The file as it last could be read (shown while it cannot).
+    last_config: Mutex<Option<crate::model::Config>>,
 }
 
 /// Live streams (events, log tails) of all pages together.
@@ -87,6 +89,7 @@ impl Board {
             poke: Notify::new(),
             listener: tokio::sync::Mutex::default(),
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+            last_config: Mutex::default(),
         }
     }
 
@@ -151,7 +154,7 @@ impl Daemon {
             wanted.is_none_or(|w| w == l.addr || (w.port() == 0 && w.ip() == l.addr.ip()))
         });
         if !keep {
-            *current = None;
+            // The new port first: one that cannot be taken leaves the served one be.
             let listener = match wanted {
                 Some(addr) => self
                     .listen_ui(addr)
@@ -173,6 +176,13 @@ impl Daemon {
             };
             let _ =
                 crate::config::store::write_runtime(&remembered, &format!("{}\n", listener.addr));
+            if current.is_some() {
+                // Pages of the old port keep calling it: whoever takes it must find
+                // nothing they send usable.
+                if let Ok(mut logins) = self.board.logins.lock() {
+                    logins.clear();
+                }
+            }
             *current = Some(listener);
         }
         let addr = current
@@ -189,7 +199,7 @@ impl Daemon {
     fn listen_ui(self: &Arc<Self>, addr: SocketAddr) -> std::io::Result<Listener> {
         let listener = crate::gateway::accept::bind(addr)?;
         let addr = listener.local_addr()?;
-        let app = routes::router(Arc::downgrade(self), addr);
+        let app = routes::router(Arc::downgrade(self), addr.port());
         let limits = crate::gateway::accept::ConnectionLimits {
             max_connections: 64,
             ..crate::gateway::accept::ConnectionLimits::from_env()
@@ -204,12 +214,18 @@ impl Daemon {
     /// where what runs was applied from (and whether the file moved since).
     pub(super) async fn overview(&self, status: &DaemonStatus) -> serde_json::Value {
         let loaded = crate::config::load(&self.config_path);
-        let (servers, endpoints) = match &loaded {
-            Ok(l) => crate::render::status::reports(&l.config, Some(status)),
-            Err(_) => {
-                crate::render::status::reports(&crate::model::Config::default(), Some(status))
+        // A file that cannot be read now: its servers as it last could be.
+        let config = match &loaded {
+            Ok(l) => {
+                if let Ok(mut last) = self.board.last_config.lock() {
+                    *last = Some(l.config.clone());
+                }
+                Some(l.config.clone())
             }
+            Err(_) => self.board.last_config.lock().ok().and_then(|c| c.clone()),
         };
+        let (servers, endpoints) =
+            crate::render::status::reports(&config.unwrap_or_default(), Some(status));
         let origin = match (&loaded, &status.applied) {
             (Ok(l), Some(applied)) => {
                 let o = crate::render::status::origin(

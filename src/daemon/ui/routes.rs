@@ -1,11 +1,11 @@
 //! The dashboard's HTTP surface: the page's files, the login, the JSON API, and the
 //! checks before every route: `Host` a loopback name (DNS rebinding), `Origin` (when
-//! sent) this very page, the session cookie on the API, and on a POST the CSRF token
-//! the page got from `/api/v1/session` in `x-csrf-token`. Every answer carries the
-//! page's security headers (CSP without inline script, no framing, no caching).
+//! sent) this very page; on the API the session's cookie and its key (the
+//! `x-mcpctl-key` header, which also makes a POST impossible to forge from another
+//! site; `?key=` on the event streams, which cannot send headers). Every answer carries
+//! the page's security headers (CSP without inline script, no framing, no caching).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
 use axum::Router;
@@ -17,6 +17,9 @@ use axum::routing::{get, post};
 
 use super::super::Daemon;
 use crate::ui::{assets, logins};
+
+/// The header that carries the session's key.
+const KEY_HEADER: &str = "x-mcpctl-key";
 
 #[derive(Clone)]
 pub(super) struct Ui {
@@ -31,13 +34,14 @@ impl Ui {
     }
 }
 
-pub(super) fn router(daemon: Weak<Daemon>, addr: SocketAddr) -> Router {
+pub(super) fn router(daemon: Weak<Daemon>, port: u16) -> Router {
     let ui = Ui {
         daemon,
-        cookie: format!("mcpctl_ui_{}", addr.port()).into(),
+        cookie: format!("mcpctl_ui_{port}").into(),
     };
     Router::new()
         .route("/", get(page))
+        .route("/index.html", get(page))
         .route("/app.js", get(page))
         .route("/app.css", get(page))
         .route("/login", get(login))
@@ -71,7 +75,13 @@ pub(super) fn error(status: StatusCode, why: &str) -> Response {
 }
 
 /// What a request must pass before any route, in order; `None`: it may go on.
-fn refusal(ui: &Ui, method: &Method, path: &str, headers: &HeaderMap) -> Option<Response> {
+fn refusal(
+    ui: &Ui,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<Response> {
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let host = text(header::HOST);
     if !crate::gateway::origin::host_allowed(host, true) {
@@ -84,48 +94,66 @@ fn refusal(ui: &Ui, method: &Method, path: &str, headers: &HeaderMap) -> Option<
     {
         return Some(error(StatusCode::FORBIDDEN, "Origin is not this dashboard"));
     }
-    if text(header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
-        return Some(error(StatusCode::FORBIDDEN, "a request from another site"));
-    }
+    // The page and the login may be reached from elsewhere (the link opened from a
+    // file or a terminal): nothing of the daemon's is in them.
     if !path.starts_with("/api/") {
         return None;
     }
-    let Some(csrf) = signed_in(ui, headers) else {
+    if text(header::HeaderName::from_static("sec-fetch-site")) == Some("cross-site") {
+        return Some(error(StatusCode::FORBIDDEN, "a request from another site"));
+    }
+    // Only the event streams (GET) may carry the key in their address.
+    let key = match (text(header::HeaderName::from_static(KEY_HEADER)), method) {
+        (Some(key), _) => Some(key.to_string()),
+        (None, &Method::GET) => query_key(query),
+        (None, _) => None,
+    };
+    if !signed_in(ui, headers, key.as_deref().unwrap_or_default()) {
         return Some(error(
             StatusCode::UNAUTHORIZED,
             "not signed in: open the link `mcpctl ui` prints",
         ));
-    };
-    if method != Method::GET {
-        let sent = text(header::HeaderName::from_static("x-csrf-token")).unwrap_or_default();
-        if !logins::same_secret(sent, &csrf) {
-            return Some(error(
-                StatusCode::FORBIDDEN,
-                "missing or wrong x-csrf-token (reload the page)",
-            ));
-        }
     }
     None
 }
 
-/// The CSRF token of the request's session, if it has a live one.
-fn signed_in(ui: &Ui, headers: &HeaderMap) -> Option<String> {
-    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    let cookie = logins::cookie(cookies, &ui.cookie)?;
-    let daemon = ui.daemon.upgrade()?;
-    let mut logins = daemon.board.logins.lock().ok()?;
-    logins
-        .session(cookie, std::time::Instant::now())
+/// `key=...` of a query string.
+fn query_key(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("key="))
         .map(str::to_string)
 }
 
+/// Whether the request's cookie and `key` are one live session.
+fn signed_in(ui: &Ui, headers: &HeaderMap, key: &str) -> bool {
+    let Some(cookie) = headers
+        .get(header::COOKIE)
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| logins::cookie(c, &ui.cookie))
+    else {
+        return false;
+    };
+    let Some(daemon) = ui.daemon.upgrade() else {
+        return false;
+    };
+    daemon
+        .board
+        .logins
+        .lock()
+        .is_ok_and(|mut l| l.signed_in(cookie, key, std::time::Instant::now()))
+}
+
 async fn guard(State(ui): State<Ui>, request: Request, next: Next) -> Response {
-    let mut response = match refusal(
+    let uri = request.uri();
+    let refused = refusal(
         &ui,
         request.method(),
-        request.uri().path(),
+        uri.path(),
+        uri.query(),
         request.headers(),
-    ) {
+    );
+    let mut response = match refused {
         Some(refused) => refused,
         None => next.run(request).await,
     };
@@ -147,8 +175,11 @@ async fn page(request: Request) -> Response {
 const LOGIN_FAILED: &str = "<!doctype html><title>mcpctl</title><p>This login link is unknown, \
     used or expired. Run <code>mcpctl ui</code> for a new one.</p>";
 
-/// The one-time link: trades its token for a session cookie, then sends the browser to
-/// the page without the token (so it stays in no history).
+/// The one-time link: trades its token for a session, the cookie set here and the key
+/// handed to the page in the fragment of the address it goes on to (never sent to a
+/// server; the page keeps it in its origin's session storage). An answer of its own,
+/// not a redirect: the browser goes on from this page, so the SameSite cookie goes
+/// along even when the link was opened from a file or another program.
 async fn login(State(ui): State<Ui>, Query(query): Query<HashMap<String, String>>) -> Response {
     let refused = (
         StatusCode::UNAUTHORIZED,
@@ -159,7 +190,7 @@ async fn login(State(ui): State<Ui>, Query(query): Query<HashMap<String, String>
     let Some(token) = query.get("token") else {
         return refused;
     };
-    let (Ok(cookie), Ok(csrf)) = (super::random_hex(), super::random_hex()) else {
+    let (Ok(cookie), Ok(key)) = (super::random_hex(), super::random_hex()) else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the OS random source failed",
@@ -173,7 +204,7 @@ async fn login(State(ui): State<Ui>, Query(query): Query<HashMap<String, String>
         .logins
         .lock()
         .ok()
-        .and_then(|mut l| l.redeem(token, &cookie, csrf, std::time::Instant::now()));
+        .and_then(|mut l| l.redeem(token, &cookie, &key, std::time::Instant::now()));
     if redeemed.is_none() {
         return refused;
     }
@@ -181,21 +212,27 @@ async fn login(State(ui): State<Ui>, Query(query): Query<HashMap<String, String>
     let Ok(set) = HeaderValue::from_str(&set) else {
         return refused;
     };
+    let page = format!(
+        "<!doctype html><meta http-equiv=\"refresh\" content=\"0;url=/#key={key}\">\
+         <title>mcpctl</title><p>Signing in…</p>\n"
+    );
     (
-        StatusCode::SEE_OTHER,
+        StatusCode::OK,
         [
             (header::SET_COOKIE, set),
-            (header::LOCATION, HeaderValue::from_static("/")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
         ],
+        page,
     )
         .into_response()
 }
 
-async fn session(State(ui): State<Ui>, headers: HeaderMap) -> Response {
-    match signed_in(&ui, &headers) {
-        Some(csrf) => json(StatusCode::OK, &serde_json::json!({ "csrf": csrf })),
-        None => error(StatusCode::UNAUTHORIZED, "not signed in"),
-    }
+/// Answers when the session (cookie and key, checked before any route) is live.
+async fn session() -> Response {
+    json(StatusCode::OK, &serde_json::json!({ "signed_in": true }))
 }
 
 async fn overview(State(ui): State<Ui>) -> Response {

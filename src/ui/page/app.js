@@ -6,7 +6,9 @@
 const SVG = 'http://www.w3.org/2000/svg';
 const MAX_LOG_LINES = 1000;
 const MAX_EVENTS = 200;
-let csrf = '';
+// The session's key: from the login's address fragment into this origin's session
+// storage (another program on 127.0.0.1 may see the cookie, never this).
+let key = '';
 let overview = null;
 let shown = null;          // the server whose page is open
 let logStream = null;
@@ -53,7 +55,9 @@ function stateClass(state) {
 }
 
 async function api(path, options) {
-  const response = await fetch(path, Object.assign({ credentials: 'same-origin' }, options));
+  const opts = Object.assign({ credentials: 'same-origin' }, options);
+  opts.headers = Object.assign({ 'x-mcpctl-key': key }, opts.headers || {});
+  const response = await fetch(path, opts);
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
   return { status: response.status, body };
@@ -105,15 +109,32 @@ function addEvent(event) {
   while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
 }
 
+function signedOut() {
+  $('#signin').hidden = false;
+  $('#overview').hidden = true;
+  $('#server').hidden = true;
+  $('#activity').hidden = true;
+  $('#connection').textContent = 'not signed in';
+}
+
+// One stream; when the daemon refuses it (signed out, too many streams, stopping) the
+// page says so and tries again later, instead of showing old figures as live.
 function connect() {
-  const events = new EventSource('/api/v1/events');
+  const events = new EventSource(`/api/v1/events?key=${encodeURIComponent(key)}`);
   events.addEventListener('overview', (e) => {
     overview = JSON.parse(e.data);
     $('#connection').textContent = `live · updated ${new Date().toLocaleTimeString()}`;
     renderOverview();
   });
   events.addEventListener('event', (e) => addEvent(JSON.parse(e.data)));
-  events.onerror = () => { $('#connection').textContent = 'reconnecting…'; };
+  events.onerror = async () => {
+    $('#connection').textContent = 'disconnected: the figures shown are not live';
+    events.close();
+    const { status } = await api('/api/v1/session').catch(() => ({ status: 0 }));
+    if (status === 401) { signedOut(); return; }
+    if (status === 503) $('#connection').textContent = 'the daemon is busy (too many pages open); retrying…';
+    setTimeout(connect, 3000);
+  };
 }
 
 // --- one server ---------------------------------------------------------------
@@ -219,12 +240,25 @@ function followLog(name) {
   log.replaceChildren();
   const level = $('#log-level').value;
   const query = `follow=1&lines=200${level ? `&level=${level}` : ''}`;
-  logStream = new EventSource(`/api/v1/servers/${encodeURIComponent(name)}/logs?${query}`);
-  logStream.addEventListener('line', (e) => {
-    const { line, level: lineLevel } = JSON.parse(e.data);
-    log.append(el('div', { class: lineLevel || '', text: line }));
-    while (log.children.length > MAX_LOG_LINES) log.firstElementChild.remove();
+  logStream = new EventSource(`/api/v1/servers/${encodeURIComponent(name)}/logs?${query}&key=${encodeURIComponent(key)}`);
+  // Lines are drawn once a frame, the newest kept: a flooding server cannot freeze the page.
+  let waiting = [];
+  let drawing = false;
+  const draw = () => {
+    drawing = false;
+    const lines = waiting.slice(-MAX_LOG_LINES);
+    waiting = [];
+    const batch = document.createDocumentFragment();
+    for (const { line, level: lineLevel } of lines) batch.append(el('div', { class: lineLevel || '', text: line }));
+    log.append(batch);
+    let extra = log.children.length - MAX_LOG_LINES;
+    while (extra-- > 0) log.firstElementChild.remove();
     log.scrollTop = log.scrollHeight;
+  };
+  logStream.addEventListener('line', (e) => {
+    waiting.push(JSON.parse(e.data));
+    if (waiting.length > MAX_LOG_LINES) waiting = waiting.slice(-MAX_LOG_LINES);
+    if (!drawing) { drawing = true; requestAnimationFrame(draw); }
   });
   logStream.onerror = () => { if (logStream) { logStream.close(); logStream = null; } };
 }
@@ -269,7 +303,7 @@ function actionBody(action, confirm) {
 async function post(action, confirm) {
   return api(`/api/v1/servers/${encodeURIComponent(shown)}/${action}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+    headers: { 'content-type': 'application/json' },
     body: actionBody(action, confirm),
   });
 }
@@ -295,15 +329,15 @@ async function run() {
 }
 
 async function start() {
-  const session = await api('/api/v1/session');
-  if (session.status !== 200) {
-    $('#signin').hidden = false;
-    $('#overview').hidden = true;
-    $('#activity').hidden = true;
-    $('#connection').textContent = 'not signed in';
-    return;
+  const given = location.hash.match(/^#key=([0-9a-f]+)$/);
+  if (given) {
+    sessionStorage.setItem('mcpctl-key', given[1]);
+    // Out of the address (and so of the history) at once.
+    history.replaceState(null, '', '/');
   }
-  csrf = session.body.csrf;
+  key = sessionStorage.getItem('mcpctl-key') || '';
+  const session = await api('/api/v1/session');
+  if (session.status !== 200) { signedOut(); return; }
   for (const button of document.querySelectorAll('[data-action]')) {
     button.addEventListener('click', () => ask(button.dataset.action));
   }
