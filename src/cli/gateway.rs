@@ -68,6 +68,7 @@ pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
     crate::daemon::run_standalone(
         config.servers,
         config.metrics,
+        config.telemetry,
         secrets,
         hidden,
         cwd.to_path_buf(),
@@ -207,6 +208,14 @@ fn config_of(args: &GatewayArgs) -> Result<(String, Unlocked), Error> {
         let mut daemon = Table::new();
         daemon["metrics"] = value(addr.as_str());
         doc["daemon"] = Item::Table(daemon);
+    }
+    if let Some(url) = &args.otlp {
+        let mut telemetry = Table::new();
+        telemetry["otlp_endpoint"] = value(url.as_str());
+        if let Some(ratio) = args.otlp_sample_ratio {
+            telemetry["sample_ratio"] = value(ratio);
+        }
+        doc["telemetry"] = Item::Table(telemetry);
     }
     let mut servers = Table::new();
     servers.set_implicit(true);

@@ -180,6 +180,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
     let endpoints = super::endpoint::resolve_endpoints(raw, &servers, &mut ports, loc, &mut diags);
     let metrics = resolve_metrics(raw, loc, &ports, &mut diags);
     let tokens = super::token::resolve_tokens(raw, loc, &mut diags);
+    let telemetry = super::telemetry::resolve(raw.telemetry.as_ref(), loc, &mut diags);
     if diags.is_empty() {
         let mut profiles: BTreeSet<String> = raw.profiles.keys().cloned().collect();
         profiles.insert(DEFAULT_PROFILE.to_string());
@@ -189,6 +190,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
             metrics,
             endpoints,
             tokens,
+            telemetry,
         })
     } else {
         Err(diags)

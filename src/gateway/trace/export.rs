@@ -1,0 +1,113 @@
+//! The exporter: one task that takes finished spans from the queue, batches them (at
+//! most [`MAX_BATCH`], at most `delay` after the first) and posts each batch to the
+//! collector as OTLP/HTTP protobuf, one request at a time, each within `timeout`. A
+//! failed batch is counted as dropped, not retried: a collector that is down must
+//! not make the daemon hold spans without bound. The queue closing (the tracer
+//! replaced or shut down) sends what is left and ends the task.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Uri;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use tokio::sync::mpsc;
+
+use super::otlp::{self, AttrValue, Resource, SpanData};
+use super::{MAX_BATCH, exported, lost};
+use crate::gateway::proxy::Connector;
+
+pub(super) struct Exporter {
+    pub(super) client: Client<HttpsConnector<Connector>, Full<Bytes>>,
+    pub(super) url: Uri,
+    pub(super) delay: Duration,
+    pub(super) timeout: Duration,
+    pub(super) resource: Resource,
+}
+
+/// `service.name` (`OTEL_SERVICE_NAME`, else `mcpctl`), the version, the host.
+pub(super) fn resource() -> Resource {
+    let service = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "mcpctl".to_string());
+    let mut attributes = vec![
+        ("service.name", AttrValue::Str(service)),
+        (
+            "service.version",
+            AttrValue::Str(env!("CARGO_PKG_VERSION").to_string()),
+        ),
+        ("telemetry.sdk.name", AttrValue::Str("mcpctl".to_string())),
+        ("telemetry.sdk.language", AttrValue::Str("rust".to_string())),
+        ("process.pid", AttrValue::Int(i64::from(std::process::id()))),
+    ];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        attributes.push(("host.name", AttrValue::Str(host.trim().to_string())));
+    }
+    Resource { attributes }
+}
+
+impl Exporter {
+    pub(super) async fn run(self, mut spans: mpsc::Receiver<SpanData>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let Some(first) = spans.recv().await else {
+                return;
+            };
+            batch.push(first);
+            let deadline = tokio::time::Instant::now() + self.delay;
+            let mut closed = false;
+            while batch.len() < MAX_BATCH {
+                match tokio::time::timeout_at(deadline, spans.recv()).await {
+                    Ok(Some(span)) => batch.push(span),
+                    Ok(None) => {
+                        closed = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.send(&batch).await;
+            batch.clear();
+            if closed {
+                return;
+            }
+        }
+    }
+
+    async fn send(&self, batch: &[SpanData]) {
+        let body = otlp::encode(&self.resource, batch);
+        let request = hyper::Request::post(self.url.clone())
+            .header(hyper::header::CONTENT_TYPE, "application/x-protobuf")
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("mcpctl/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::from(body)));
+        let Ok(request) = request else {
+            lost(batch.len());
+            return;
+        };
+        let sent = tokio::time::timeout(self.timeout, async {
+            let response = self.client.request(request).await.ok()?;
+            let ok = response.status().is_success();
+            // Read the answer so the connection can be used again.
+            let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+            Some(ok)
+        })
+        .await;
+        match sent {
+            Ok(Some(true)) => exported(batch.len()),
+            outcome => {
+                tracing::debug!(
+                    url = %self.url,
+                    spans = batch.len(),
+                    timed_out = outcome.is_err(),
+                    "a batch of spans could not be exported"
+                );
+                lost(batch.len());
+            }
+        }
+    }
+}
