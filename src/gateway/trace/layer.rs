@@ -11,7 +11,9 @@
 //! HTTP failure (its status). A legacy `/messages` POST is answered `202` and its
 //! answer goes on the session's stream: its spans end at the `202`.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -20,8 +22,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::StreamExt as _;
 use http_body_util::{BodyExt as _, Limited};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::context::SpanContext;
 use super::otlp::{AttrValue, Kind, SpanData};
@@ -29,14 +31,15 @@ use super::{Tracer, current, span_id, trace_id};
 use crate::wire::sse::SseEvents;
 use crate::wire::trace::{Failure, Peek, TRACEPARENT, TRACESTATE, failure_of};
 
+/// `(method, tool or prompt name) -> the member it goes to`.
+pub type MemberOf = Box<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
+
 /// What a port serves, for its spans' attributes.
 pub enum Role {
     /// One server: its own children over stdio (`pipe`) or an HTTP upstream (`tcp`).
     Server { network: &'static str },
     /// An endpoint: which member a call goes to.
-    Endpoint {
-        member_of: Box<dyn Fn(&str, &str) -> Option<String> + Send + Sync>,
-    },
+    Endpoint { member_of: MemberOf },
 }
 
 /// The port's server or endpoint, and its kind.
@@ -277,7 +280,7 @@ fn watch(response: Response, open: Open) -> Response {
         return response;
     }
     let (parts, body) = response.into_parts();
-    let mut watching = Watching {
+    let watching = Watching {
         open: Some(open),
         http_failure: (status.is_client_error() || status.is_server_error())
             .then(|| status.as_u16().to_string()),
@@ -288,13 +291,46 @@ fn watch(response: Response, open: Open) -> Response {
             Read::Json(Vec::new())
         },
     };
-    let stream = body.into_data_stream().map(move |chunk| {
-        if let Ok(bytes) = &chunk {
-            watching.feed(bytes);
+    Response::from_parts(
+        parts,
+        Body::new(Watched {
+            inner: body,
+            watching,
+        }),
+    )
+}
+
+/// The response's body as it was (frames, size), read on its way out.
+struct Watched {
+    inner: Body,
+    watching: Watching,
+}
+
+impl HttpBody for Watched {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            this.watching.feed(data);
         }
-        chunk
-    });
-    Response::from_parts(parts, Body::from_stream(stream))
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 enum Read {

@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-pub use layer::Where;
-pub(super) use layer::{Role, layer};
+pub(super) use layer::layer;
+pub use layer::{MemberOf, Role, Where};
 pub(crate) use otlp::SpanData;
 
 /// Finished spans waiting for the exporter; past this they are dropped.
