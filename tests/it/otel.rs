@@ -327,6 +327,15 @@ fn a_clients_traceparent_is_continued_through_the_hop_into_the_servers_meta() {
     // Kept beside it (the mux gives the call a progress token of its own).
     assert!(meta["progressToken"].is_string(), "{meta}");
 
+    // `initialize` is answered by the gateway (the child's probe): no hop.
+    let init = collector.span("initialize", SpanKind::Server, None);
+    assert!(
+        collector
+            .spans()
+            .iter()
+            .all(|s| s.parent_span_id != init.span_id),
+        "no hop under initialize"
+    );
     // Resource: who exported.
     assert!(
         collector
@@ -677,5 +686,109 @@ fn an_endpoints_member_hop_continues_into_the_members_own_port() {
         format!("00-{CLIENT_TRACE}-{}-01", hex(&member_hop.span_id))
     );
     assert!(recorded(&env, "a", "tools/call").is_empty());
+    env.run_within(30, &["daemon", "stop"]).success();
+}
+
+#[test]
+fn modern_clients_event_streams_and_legacy_sse_posts_are_traced_alike() {
+    let collector = Collector::start(Answer::Ok);
+    let port = free_port();
+    let env = TestEnv::new();
+    env.write(
+        "mcpctl.toml",
+        &format!(
+            "version = 1\n[telemetry]\notlp_endpoint = \"{}\"\n{}",
+            collector.url,
+            recording_server(&env, "echo", port)
+        ),
+    );
+    apply(&env);
+    let traceparent = client_traceparent();
+    let trace = hex_to_bytes(CLIENT_TRACE);
+
+    // A 2026-07-28 client: no session, the envelope in _meta, kept beside ours.
+    let envelope = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "whoami", "arguments": {}, "_meta": envelope}});
+    let reply = http(
+        port,
+        "POST",
+        "/mcp",
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "whoami"),
+            ("traceparent", &traceparent),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let modern = collector.span("tools/call whoami", SpanKind::Server, Some(&trace));
+    assert_eq!(attrs(&modern)["mcp.protocol.version"], "2026-07-28");
+    let hop = collector.hop_of(&modern);
+    let meta = recorded(&env, "echo", "tools/call").pop().unwrap();
+    assert_eq!(
+        meta["traceparent"],
+        format!("00-{CLIENT_TRACE}-{}-01", hex(&hop.span_id))
+    );
+
+    // A 2025 call answered as an event stream (progress first): the spans end with it.
+    let session = session(port);
+    let progress = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "progress", "arguments": {"steps": 2}, "_meta": {"progressToken": "p", "traceparent": traceparent}}});
+    let mut stream = crate::gateway::SseClient::post(port, &session, &progress);
+    let mut last = String::new();
+    while !last.contains("\"result\"") {
+        last = stream.next().1;
+    }
+    drop(stream);
+    let streamed = collector.span("tools/call progress", SpanKind::Server, Some(&trace));
+    assert!(!attrs(&streamed).contains_key("error.type"));
+
+    // The legacy SSE transport: the message post is traced (its spans end at the 202).
+    let mut sse = crate::gateway::SseClient::connect(port);
+    let (_, endpoint) = sse.next();
+    let post = |body: Value| {
+        http(
+            port,
+            "POST",
+            &endpoint,
+            &[("traceparent", &traceparent)],
+            body.to_string().as_bytes(),
+        )
+        .status
+    };
+    let init = json!({"jsonrpc": "2.0", "id": "i", "method": "initialize",
+        "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "sse", "version": "1"}}});
+    assert_eq!(post(init), 202);
+    sse.next();
+    assert_eq!(
+        post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+        202
+    );
+    assert_eq!(
+        post(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "over sse"}}})
+        ),
+        202
+    );
+    let reply: Value = serde_json::from_str(&sse.next().1).unwrap();
+    assert_eq!(reply["result"]["content"][0]["text"], "over sse");
+    let legacy = collector.span("tools/call echo", SpanKind::Server, Some(&trace));
+    let hop = collector.hop_of(&legacy);
+    let meta = recorded(&env, "echo", "tools/call").pop().unwrap();
+    assert_eq!(
+        meta["traceparent"],
+        format!("00-{CLIENT_TRACE}-{}-01", hex(&hop.span_id))
+    );
+    // Notifications make no span.
+    assert!(
+        collector
+            .spans()
+            .iter()
+            .all(|s| !s.name.starts_with("notifications/"))
+    );
     env.run_within(30, &["daemon", "stop"]).success();
 }

@@ -166,26 +166,19 @@ fn open(
         }
     }
     let server_id = span_id();
+    // What a stdio port or an endpoint answers itself reaches no server: no hop.
+    let answered_here = !matches!(at.role, Role::Server { network: "tcp" })
+        && matches!(method.as_str(), "initialize" | "ping");
     let hop = SpanContext {
         trace_id: trace,
         span_id: span_id(),
         sampled: true,
     };
-    let traceparent = hop.traceparent();
-    let body = crate::wire::trace::with_context(body, &traceparent, tracestate.as_deref())
-        .map_or_else(|| body.clone(), Bytes::from);
-    if let Ok(value) = HeaderValue::from_str(&traceparent) {
-        headers.insert(TRACEPARENT, value);
-    }
-    match tracestate.as_deref().map(HeaderValue::from_str) {
-        Some(Ok(value)) => {
-            headers.insert(TRACESTATE, value);
-        }
-        _ => {
-            headers.remove(TRACESTATE);
-        }
-    }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    let body = if answered_here {
+        body.clone()
+    } else {
+        pass_on(&hop, tracestate.as_deref(), headers, body)
+    };
     let hop_start_ns = start_ns + nanos(started.elapsed());
     let span = |span_id, parent, name, kind, start_ns, attributes| SpanData {
         trace_id: trace,
@@ -210,16 +203,44 @@ fn open(
             start_ns,
             server_attrs,
         ),
-        hop: span(
-            hop.span_id,
-            Some(server_id),
-            name,
-            Kind::Client,
-            hop_start_ns,
-            hop_attrs,
-        ),
+        hop: (!answered_here).then(|| {
+            span(
+                hop.span_id,
+                Some(server_id),
+                name,
+                Kind::Client,
+                hop_start_ns,
+                hop_attrs,
+            )
+        }),
     };
     Some((open, body))
+}
+
+/// The request's body with the hop's context in `params._meta`, and the same in the
+/// headers (an HTTP upstream is passed them).
+fn pass_on(
+    hop: &SpanContext,
+    tracestate: Option<&str>,
+    headers: &mut HeaderMap,
+    body: &Bytes,
+) -> Bytes {
+    let traceparent = hop.traceparent();
+    let body = crate::wire::trace::with_context(body, &traceparent, tracestate)
+        .map_or_else(|| body.clone(), Bytes::from);
+    if let Ok(value) = HeaderValue::from_str(&traceparent) {
+        headers.insert(TRACEPARENT, value);
+    }
+    match tracestate.map(HeaderValue::from_str) {
+        Some(Ok(value)) => {
+            headers.insert(TRACESTATE, value);
+        }
+        _ => {
+            headers.remove(TRACESTATE);
+        }
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    body
 }
 
 /// A short digest of a session id: enough to group a session's spans, and no
@@ -234,13 +255,14 @@ struct Open {
     tracer: Arc<Tracer>,
     started: Instant,
     server: SpanData,
-    hop: SpanData,
+    /// None when the gateway answered itself.
+    hop: Option<SpanData>,
 }
 
 impl Open {
     fn close(mut self, failure: Option<String>) {
         let end_ns = self.server.start_ns + nanos(self.started.elapsed());
-        for span in [&mut self.server, &mut self.hop] {
+        for span in std::iter::once(&mut self.server).chain(self.hop.as_mut()) {
             span.end_ns = end_ns.max(span.start_ns);
             if let Some(kind) = &failure {
                 span.attributes
@@ -254,7 +276,9 @@ impl Open {
             hop,
             ..
         } = self;
-        tracer.finish(hop);
+        if let Some(hop) = hop {
+            tracer.finish(hop);
+        }
         tracer.finish(server);
     }
 }
@@ -398,4 +422,115 @@ fn unix_nanos() -> u64 {
 
 fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracer(capacity: usize) -> (Arc<Tracer>, tokio::sync::mpsc::Receiver<SpanData>) {
+        let (queue, spans) = tokio::sync::mpsc::channel(capacity);
+        let tracer = Tracer {
+            settings: super::super::Settings::new("http://127.0.0.1:1", 1.0),
+            threshold: u64::MAX,
+            queue,
+        };
+        (Arc::new(tracer), spans)
+    }
+
+    fn server(name: &str) -> Where {
+        Where {
+            name: name.into(),
+            role: Role::Server { network: "pipe" },
+        }
+    }
+
+    const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}"#;
+
+    #[test]
+    fn a_sampled_call_gets_both_spans_and_the_hop_in_its_meta() {
+        let (tracer, mut spans) = tracer(8);
+        let mut headers = HeaderMap::new();
+        let (open, body) = open(
+            &tracer,
+            &server("s"),
+            &mut headers,
+            &Bytes::from_static(CALL),
+            unix_nanos(),
+            Instant::now(),
+        )
+        .unwrap();
+        let msg: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let sent = msg["params"]["_meta"]["traceparent"].as_str().unwrap();
+        assert_eq!(headers[TRACEPARENT], sent);
+        open.close(Some("-32601".into()));
+        let hop = spans.try_recv().unwrap();
+        let server = spans.try_recv().unwrap();
+        assert_eq!(SpanContext::parse(sent).unwrap().span_id, hop.span_id);
+        assert_eq!(hop.parent, Some(server.span_id));
+        assert_eq!(server.parent, None);
+        assert_eq!(server.name, "tools/call echo");
+        assert_eq!(server.error.as_deref(), Some("-32601"));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let (tracer, _spans) = tracer(1);
+        let before = super::super::counts().dropped;
+        for _ in 0..3 {
+            let (open, _) = open(
+                &tracer,
+                &server("s"),
+                &mut HeaderMap::new(),
+                &Bytes::from_static(CALL),
+                0,
+                Instant::now(),
+            )
+            .unwrap();
+            open.close(None);
+        }
+        // 6 spans, room for 1.
+        assert!(super::super::counts().dropped >= before + 5);
+    }
+
+    /// What tracing adds to a call on the request path (peek, ids, the `_meta` rewrite,
+    /// both spans, the answer read, the queue):
+    /// `cargo test --release --lib bench_traced_call -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: bench/otel-bench.sh"]
+    #[allow(clippy::print_stdout)] // its line is the benchmark's figure
+    fn bench_traced_call() {
+        let (tracer, mut spans) = tracer(super::super::QUEUE);
+        let at = server("echo");
+        let answer =
+            br#"{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"x"}]}}"#;
+        let mut times = Vec::with_capacity(100_000);
+        for i in 0..110_000 {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "mcp-session-id",
+                HeaderValue::from_static("0123456789abcdef0123456789abcdef"),
+            );
+            let began = Instant::now();
+            let body = Bytes::from_static(CALL);
+            let (open, body) =
+                open(&tracer, &at, &mut headers, &body, unix_nanos(), began).unwrap();
+            let failure = failure_of(answer).map(|f| f.error_type());
+            open.close(failure);
+            let took = began.elapsed();
+            std::hint::black_box(body);
+            if i >= 10_000 {
+                times.push(took);
+            }
+            while spans.try_recv().is_ok() {}
+        }
+        times.sort();
+        let at = |q: f64| times[((times.len() as f64) * q) as usize];
+        println!(
+            "traced call (request path): p50 {:?}, p90 {:?}, p99 {:?}",
+            at(0.5),
+            at(0.9),
+            at(0.99)
+        );
+    }
 }
