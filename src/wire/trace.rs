@@ -101,6 +101,87 @@ impl<'a> Peek<'a> {
 /// and of the message are kept, their values byte for byte. `None` when the body is
 /// not one JSON object, or its `params` or `_meta` is not an object.
 pub fn with_context(body: &[u8], traceparent: &str, tracestate: Option<&str>) -> Option<Vec<u8>> {
+    inserted(body, traceparent, tracestate).or_else(|| rebuilt(body, traceparent, tracestate))
+}
+
+/// The common case, cheaply: no context in `_meta` yet, so ours is inserted where
+/// `_meta` (or `params`) opens and every other byte stays where it was. `None` leaves
+/// it to [`rebuilt`] (a context to replace, a member named twice, not objects).
+fn inserted(body: &[u8], traceparent: &str, tracestate: Option<&str>) -> Option<Vec<u8>> {
+    #[derive(Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow)]
+        params: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow, rename = "_meta")]
+        meta: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Context<'a> {
+        #[serde(borrow)]
+        traceparent: Option<&'a RawValue>,
+        #[serde(borrow)]
+        tracestate: Option<&'a RawValue>,
+    }
+    let mut entries = String::with_capacity(96);
+    entries.push_str("\"traceparent\":");
+    entries.push_str(string_value(traceparent)?.get());
+    if let Some(state) = tracestate {
+        entries.push_str(",\"tracestate\":");
+        entries.push_str(string_value(state)?.get());
+    }
+    // Where a raw value starts in `body`, and that it is an object.
+    let object_at = |raw: &RawValue| {
+        let at = (raw.get().as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+        (body.get(at) == Some(&b'{')).then_some(at)
+    };
+    let message: Message<'_> = serde_json::from_slice(body).ok()?;
+    let (at, insert) = match message.params {
+        None => {
+            // Before the message's closing brace (a request has members already).
+            let end = body.iter().rposition(|b| *b == b'}')?;
+            (end, format!(",\"params\":{{\"_meta\":{{{entries}}}}}"))
+        }
+        Some(params) => {
+            let open = object_at(params)?;
+            let inner: Params<'_> = serde_json::from_str(params.get()).ok()?;
+            match inner.meta {
+                None => (
+                    open + 1,
+                    format!("\"_meta\":{{{entries}}}{}", comma(params.get())),
+                ),
+                Some(meta) => {
+                    let open = object_at(meta)?;
+                    let context: Context<'_> = serde_json::from_str(meta.get()).ok()?;
+                    if context.traceparent.is_some() || context.tracestate.is_some() {
+                        return None;
+                    }
+                    (open + 1, format!("{entries}{}", comma(meta.get())))
+                }
+            }
+        }
+    };
+    let mut out = Vec::with_capacity(body.len() + insert.len());
+    out.extend_from_slice(&body[..at]);
+    out.extend_from_slice(insert.as_bytes());
+    out.extend_from_slice(&body[at..]);
+    Some(out)
+}
+
+/// `,` when the object (its text) has members to follow what is inserted first.
+fn comma(object: &str) -> &'static str {
+    if object[1..].trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    }
+}
+
+/// The general case: the message's members re-serialized (their values as sent), the
+/// client's context replaced.
+fn rebuilt(body: &[u8], traceparent: &str, tracestate: Option<&str>) -> Option<Vec<u8>> {
     type Members<'b> = BTreeMap<Cow<'b, str>, &'b RawValue>;
     let mut msg: Members<'_> = serde_json::from_slice(body).ok()?;
     let mut params: Members<'_> = match msg.get("params") {
@@ -223,6 +304,55 @@ mod tests {
             json!({"traceparent": "00-new", "tracestate": "k=v"})
         );
         assert!(with_context(br#"{"id":1,"method":"x","params":[1]}"#, "t", None).is_none());
+    }
+
+    #[test]
+    fn without_a_context_ours_is_inserted_and_every_byte_kept() {
+        let cases: [(&[u8], &str); 4] = [
+            (
+                br#"{"id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":1}}}"#,
+                r#"{"id":1,"method":"tools/call","params":{"name":"t","_meta":{"traceparent":"00-new","progressToken":1}}}"#,
+            ),
+            (
+                br#"{"id":1,"method":"m","params":{"_meta":{ }}}"#,
+                r#"{"id":1,"method":"m","params":{"_meta":{"traceparent":"00-new" }}}"#,
+            ),
+            (
+                br#"{"id":1,"method":"m","params":{"a":[1e400]}}"#,
+                r#"{"id":1,"method":"m","params":{"_meta":{"traceparent":"00-new"},"a":[1e400]}}"#,
+            ),
+            (
+                br#"{"id":1,"method":"ping"} "#,
+                r#"{"id":1,"method":"ping","params":{"_meta":{"traceparent":"00-new"}}} "#,
+            ),
+        ];
+        for (body, want) in cases {
+            let out = inserted(body, "00-new", None).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+        let with_state =
+            inserted(br#"{"id":1,"method":"m","params":{}}"#, "t", Some("k=v")).unwrap();
+        assert_eq!(
+            String::from_utf8(with_state).unwrap(),
+            r#"{"id":1,"method":"m","params":{"_meta":{"traceparent":"t","tracestate":"k=v"}}}"#
+        );
+        // A member named twice, or a context to replace: the general case decides.
+        assert!(
+            inserted(
+                br#"{"id":1,"method":"m","params":{},"params":{}}"#,
+                "t",
+                None
+            )
+            .is_none()
+        );
+        assert!(
+            inserted(
+                br#"{"id":1,"method":"m","params":{"_meta":{"traceparent":"x"}}}"#,
+                "t",
+                None
+            )
+            .is_none()
+        );
     }
 
     #[test]

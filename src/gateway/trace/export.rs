@@ -1,6 +1,6 @@
-//! The exporter: one task that takes finished spans from the queue, batches them (at
-//! most [`MAX_BATCH`], at most `delay` after the first) and posts each batch to the
-//! collector as OTLP/HTTP protobuf, one request at a time, each within `timeout`. A
+//! The exporter: one task that takes the finished spans from the queue every `delay`
+//! (at once when a batch is full) and posts them to the collector as OTLP/HTTP
+//! protobuf, [`MAX_BATCH`] a request, one request at a time, each within `timeout`. A
 //! failed batch is counted as dropped, not retried: a collector that is down must
 //! not make the daemon hold spans without bound. The queue closing (the tracer
 //! replaced or shut down) sends what is left and ends the task.
@@ -12,9 +12,10 @@ use http_body_util::Full;
 use hyper::Uri;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
 use super::otlp::{self, AttrValue, Resource, SpanData};
+use super::queue::Queue;
 use super::{MAX_BATCH, exported, lost};
 use crate::gateway::proxy::Connector;
 
@@ -49,27 +50,15 @@ pub(super) fn resource() -> Resource {
 }
 
 impl Exporter {
-    pub(super) async fn run(self, mut spans: mpsc::Receiver<SpanData>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+    pub(super) async fn run(self, queue: Arc<Queue>) {
         loop {
-            let Some(first) = spans.recv().await else {
-                return;
-            };
-            batch.push(first);
-            let deadline = tokio::time::Instant::now() + self.delay;
-            let mut closed = false;
-            while batch.len() < MAX_BATCH {
-                match tokio::time::timeout_at(deadline, spans.recv()).await {
-                    Ok(Some(span)) => batch.push(span),
-                    Ok(None) => {
-                        closed = true;
-                        break;
-                    }
-                    Err(_) => break,
-                }
+            queue.wait(self.delay).await;
+            // Read before taking: a span pushed after the close is nobody's.
+            let closed = queue.is_closed();
+            let spans = queue.take();
+            for batch in spans.chunks(MAX_BATCH) {
+                self.send(batch).await;
             }
-            self.send(&batch).await;
-            batch.clear();
             if closed {
                 return;
             }

@@ -10,9 +10,9 @@
 //! `traceparent` header, else `params._meta.traceparent`) is continued, its sampling
 //! decision followed; a new trace is sampled at `sample_ratio`.
 //!
-//! Finished spans go into a bounded queue ([`QUEUE`]) with `try_send`: when it is
-//! full the span is dropped and counted ([`Counts`], `/metrics`), never waited for.
-//! The exporter ([`export`]) is one task that batches them and posts OTLP/HTTP
+//! Finished spans go into a bounded queue ([`QUEUE`], [`queue`]): when it is full the
+//! span is dropped and counted ([`Counts`], `/metrics`), never waited for. The
+//! exporter ([`export`]) is one task that takes them in batches and posts OTLP/HTTP
 //! protobuf with a timeout; a collector that is down, slow or failing costs only
 //! that task's time and the dropped spans. [`configure`] replaces the tracer live (an
 //! apply); [`shutdown`] ends the exporter after a bounded flush.
@@ -21,6 +21,7 @@ pub mod context;
 mod export;
 mod layer;
 pub mod otlp;
+mod queue;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -121,7 +122,15 @@ pub(crate) struct Tracer {
     settings: Settings,
     /// A new trace is sampled when its random draw is below this.
     threshold: u64,
-    queue: tokio::sync::mpsc::Sender<SpanData>,
+    queue: Arc<queue::Queue>,
+}
+
+/// The last holder gone (replaced, shut down, its last request ended): the exporter
+/// sends what is queued and ends.
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
 }
 
 impl Tracer {
@@ -132,7 +141,7 @@ impl Tracer {
 
     /// Hands a finished span to the exporter, or counts it dropped.
     pub(crate) fn finish(&self, span: SpanData) {
-        if self.queue.try_send(span).is_err() {
+        if !self.queue.push(span) {
             DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -205,7 +214,7 @@ fn start(settings: Settings) -> Result<Installed, TraceError> {
                 why: e.to_string(),
             })?;
     let client = super::proxy::client().map_err(TraceError::Client)?;
-    let (queue, spans) = tokio::sync::mpsc::channel(QUEUE);
+    let queue = Arc::new(queue::Queue::new(QUEUE, MAX_BATCH));
     let threshold = if settings.sample_ratio >= 1.0 {
         u64::MAX
     } else {
@@ -218,7 +227,7 @@ fn start(settings: Settings) -> Result<Installed, TraceError> {
         timeout: settings.timeout,
         resource: export::resource(),
     };
-    let task = tokio::spawn(exporter.run(spans));
+    let task = tokio::spawn(exporter.run(Arc::clone(&queue)));
     Ok(Installed {
         tracer: Arc::new(Tracer {
             settings,

@@ -15,6 +15,8 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
     Str(String),
+    /// A constant (`tcp`, `execute_tool`, a protocol method): no allocation per span.
+    Static(&'static str),
     Int(i64),
 }
 
@@ -101,6 +103,7 @@ fn key_value(key: &str, value: &AttrValue) -> Vec<u8> {
     let mut any = Vec::new();
     match value {
         AttrValue::Str(text) => string(&mut any, 1, text),
+        AttrValue::Static(text) => string(&mut any, 1, text),
         // int64 on the wire is the two's complement as a varint.
         AttrValue::Int(n) => varint_field(&mut any, 3, *n as u64),
     }
