@@ -68,9 +68,13 @@ impl<'a> Peek<'a> {
         let Some(raw) = self.id else {
             return String::new();
         };
-        match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+        let text = raw.get();
+        if !text.starts_with('"') {
+            return text.to_string();
+        }
+        match serde_json::from_str::<Cow<'_, str>>(text) {
             Ok(text) => text.into_owned(),
-            Err(_) => raw.get().to_string(),
+            Err(_) => text.to_string(),
         }
     }
 

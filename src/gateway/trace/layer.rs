@@ -510,6 +510,9 @@ mod tests {
         let answer =
             br#"{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"x"}]}}"#;
         let mut times = Vec::with_capacity(100_000);
+        let mut batch = Vec::with_capacity(super::super::MAX_BATCH);
+        let resource = super::super::export::resource();
+        let mut encoding = std::time::Duration::ZERO;
         for i in 0..110_000 {
             let mut headers = HeaderMap::new();
             headers.insert(
@@ -527,17 +530,22 @@ mod tests {
             if i >= 10_000 {
                 times.push(took);
             }
-            if i % 1000 == 0 {
-                drop(spans.take());
+            batch.extend(spans.take());
+            if batch.len() >= super::super::MAX_BATCH {
+                let began = Instant::now();
+                std::hint::black_box(super::super::otlp::encode(&resource, &batch));
+                encoding += began.elapsed();
+                batch.clear();
             }
         }
         times.sort();
         let at = |q: f64| times[((times.len() as f64) * q) as usize];
         println!(
-            "traced call (request path): p50 {:?}, p90 {:?}, p99 {:?}",
+            "traced call (request path): p50 {:?}, p90 {:?}, p99 {:?}; its two spans encoded (off the call, on the same thread): {:?} a call",
             at(0.5),
             at(0.9),
-            at(0.99)
+            at(0.99),
+            encoding / 110_000
         );
     }
 }
