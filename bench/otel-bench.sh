@@ -5,7 +5,7 @@
 # round applies the file without `[telemetry]`, or with it (to a collector served here
 # by Python, answering every export 200), live, with no restart of the server.
 #
-#   cargo build --release && sh bench/otel-bench.sh [ROUNDS]
+#   cargo build --release && sh bench/otel-bench.sh [ROUNDS [CALLS]]   (default 30 rounds of 1000)
 #
 # "on" traces every call (sample_ratio 1, no client context: a new trace each, the
 # worst case: ids, both spans, the `_meta` rewrite, the export). At the end the
@@ -14,7 +14,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 MCPCTL=${MCPCTL:-$PWD/target/release/mcpctl}
-ROUNDS=${1:-10}
+ROUNDS=${1:-30}
+CALLS=${2:-1000}
 WORK=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port); METRICS=$(free_port); COLLECTOR=$(free_port)
@@ -53,10 +54,10 @@ TOML
 cp "$WORK/off.toml" "$WORK/mcpctl.toml"
 export XDG_CONFIG_HOME="$WORK/xdg"
 env -u OTEL_EXPORTER_OTLP_ENDPOINT "$MCPCTL" -f "$WORK/mcpctl.toml" apply >/dev/null
-echo "== a call end to end, tracing off and on ($ROUNDS alternating rounds of 2000 calls a side, after 500 unmeasured)"
-python3 - "$PORT" "$WORK" "$MCPCTL" "$ROUNDS" <<'PY'
+echo "== a call end to end, tracing off and on ($ROUNDS alternating rounds of $CALLS calls a side, after 500 unmeasured)"
+python3 - "$PORT" "$WORK" "$MCPCTL" "$ROUNDS" "$CALLS" <<'PY'
 import http.client, json, shutil, statistics, subprocess, sys, time
-port, work, mcpctl, rounds = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+port, work, mcpctl, rounds, per = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 def use(side):
     shutil.copy(f"{work}/{side}.toml", f"{work}/mcpctl.toml")
     out = subprocess.run([mcpctl, "-f", f"{work}/mcpctl.toml", "apply"], capture_output=True, text=True)
@@ -85,7 +86,7 @@ for i in range(rounds):
         use(side)
         calls(100, None)  # the first calls after an apply
         these = []
-        calls(2000, these)
+        calls(per, these)
         times[side] += these
         per_round[side].append(statistics.median(these))
 def p(xs, q):

@@ -24,7 +24,7 @@ pub(super) struct Exporter {
     pub(super) url: Uri,
     pub(super) delay: Duration,
     pub(super) timeout: Duration,
-    pub(super) resource: Resource,
+    pub(super) resource: Arc<Resource>,
 }
 
 /// `service.name` (`OTEL_SERVICE_NAME`, else `mcpctl`), the version, the host.
@@ -56,8 +56,8 @@ impl Exporter {
             // Read before taking: a span pushed after the close is nobody's.
             let closed = queue.is_closed();
             let spans = queue.take();
-            for batch in spans.chunks(MAX_BATCH) {
-                self.send(batch).await;
+            if !spans.is_empty() {
+                self.export(spans).await;
             }
             if closed {
                 return;
@@ -65,8 +65,28 @@ impl Exporter {
         }
     }
 
-    async fn send(&self, batch: &[SpanData]) {
-        let body = otlp::encode(&self.resource, batch);
+    /// Encodes off the runtime's thread (the daemon runs one: a batch's encoding would
+    /// hold up every call behind it, the p99 of a traced call), then posts each batch.
+    async fn export(&self, spans: Vec<SpanData>) {
+        let count = spans.len();
+        let resource = Arc::clone(&self.resource);
+        let encoded = tokio::task::spawn_blocking(move || {
+            spans
+                .chunks(MAX_BATCH)
+                .map(|batch| (batch.len(), otlp::encode(&resource, batch)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let Ok(bodies) = encoded else {
+            lost(count);
+            return;
+        };
+        for (spans, body) in bodies {
+            self.send(spans, body).await;
+        }
+    }
+
+    async fn send(&self, spans: usize, body: Vec<u8>) {
         let request = hyper::Request::post(self.url.clone())
             .header(hyper::header::CONTENT_TYPE, "application/x-protobuf")
             .header(
@@ -75,7 +95,7 @@ impl Exporter {
             )
             .body(Full::new(Bytes::from(body)));
         let Ok(request) = request else {
-            lost(batch.len());
+            lost(spans);
             return;
         };
         let sent = tokio::time::timeout(self.timeout, async {
@@ -87,15 +107,15 @@ impl Exporter {
         })
         .await;
         match sent {
-            Ok(Some(true)) => exported(batch.len()),
+            Ok(Some(true)) => exported(spans),
             outcome => {
                 tracing::debug!(
                     url = %self.url,
-                    spans = batch.len(),
+                    spans,
                     timed_out = outcome.is_err(),
                     "a batch of spans could not be exported"
                 );
-                lost(batch.len());
+                lost(spans);
             }
         }
     }

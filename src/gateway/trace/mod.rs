@@ -225,7 +225,7 @@ fn start(settings: Settings) -> Result<Installed, TraceError> {
         url,
         delay: settings.delay,
         timeout: settings.timeout,
-        resource: export::resource(),
+        resource: Arc::new(export::resource()),
     };
     let task = tokio::spawn(exporter.run(Arc::clone(&queue)));
     Ok(Installed {
