@@ -28,6 +28,12 @@ pub enum Request {
     /// The owner's key: every port with `auth` lets it in (`connect` to a server or
     /// an endpoint that takes only callers' tokens). Only over this socket.
     OwnerKey,
+    /// `mcpctl ui`: serve the dashboard (on `bind`, else where the file or the last
+    /// time said) and hand out a one-time login link.
+    Ui {
+        #[serde(default)]
+        bind: Option<std::net::SocketAddr>,
+    },
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -58,6 +64,25 @@ pub struct ApplyOptions {
     /// NAME --pin`): who may call what changes, nothing runs or stops.
     #[serde(default)]
     pub only_tokens: bool,
+    /// Who asked (the dashboard's list of applies says).
+    #[serde(default)]
+    pub by: ApplyBy,
+}
+
+/// Who asked for an apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApplyBy {
+    /// A command: `apply`, `server stop`, ... (`--rev` and saved plans are told apart
+    /// by their options).
+    #[default]
+    Cli,
+    /// `apply --watch` in the daemon, or a resync.
+    Watch,
+    /// The daemon's own first apply.
+    Daemon,
+    /// An action on the dashboard.
+    Page,
 }
 
 /// Where what runs was applied from.
@@ -87,14 +112,32 @@ pub struct Expected {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "kebab-case")]
 pub enum Reply {
-    Progress { message: String },
-    Observed { observed: Observed },
-    Status { status: DaemonStatus },
-    Applied { outcome: ApplyOutcome },
-    Tools { report: ToolsReport },
-    OwnerKey { key: String },
+    Progress {
+        message: String,
+    },
+    Observed {
+        observed: Observed,
+    },
+    Status {
+        status: DaemonStatus,
+    },
+    Applied {
+        outcome: ApplyOutcome,
+    },
+    Tools {
+        report: ToolsReport,
+    },
+    OwnerKey {
+        key: String,
+    },
+    /// The dashboard's one-time login link.
+    Ui {
+        url: String,
+    },
     Ok,
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// `mcpctl tools NAME`: the tools an agent sees, and those it does not with why.

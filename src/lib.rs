@@ -52,5 +52,6 @@ pub mod schema;
 pub mod secrets;
 pub mod shim;
 pub mod sys;
+pub mod ui;
 pub mod watch;
 pub mod wire;

@@ -227,6 +227,64 @@ fn read_tail(path: &Path, n: usize) -> Vec<String> {
     lines.split_off(skip)
 }
 
+/// Reads the lines added to a log file since the last read (`server logs --follow`,
+/// the dashboard's log tail): a rotated file is read from its start; bytes, not
+/// text, until a newline (a chunk may end inside a character, or hold invalid UTF-8).
+pub struct Follower {
+    file: PathBuf,
+    offset: u64,
+    pending: Vec<u8>,
+}
+
+/// Read per call, at most: a server that floods its log is followed a MiB at a time.
+const FOLLOW_CHUNK: u64 = 1 << 20;
+
+impl Follower {
+    /// Follows `file` from its current end.
+    pub fn from_end(file: &Path) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            offset: fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The whole lines written since the last call (invalid UTF-8 replaced).
+    pub fn new_lines(&mut self) -> Vec<String> {
+        self.new_lines_at_most(FOLLOW_CHUNK)
+    }
+
+    /// [`Self::new_lines`], reading at most `chunk` bytes (the rest at the next call).
+    pub fn new_lines_at_most(&mut self, chunk: u64) -> Vec<String> {
+        let len = fs::metadata(&self.file).map(|m| m.len()).unwrap_or(0);
+        if len < self.offset {
+            self.offset = 0; // rotated
+        }
+        if len == self.offset {
+            return Vec::new();
+        }
+        let Ok(mut f) = fs::File::open(&self.file) else {
+            return Vec::new();
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return Vec::new();
+        }
+        let mut bytes = Vec::new();
+        let _ = f.take(chunk).read_to_end(&mut bytes);
+        self.offset += bytes.len() as u64;
+        self.pending.extend_from_slice(&bytes);
+        let mut lines = Vec::new();
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let bytes: Vec<u8> = self.pending.drain(..=end).collect();
+            lines.push(String::from_utf8_lossy(&bytes[..end]).into_owned());
+        }
+        if self.pending.len() > 4 * MAX_LINE {
+            self.pending.clear(); // not a line of ours
+        }
+        lines
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {

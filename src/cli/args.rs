@@ -189,6 +189,22 @@ pub enum Command {
         after_help = "Examples:\n  mcpctl server start github --port 8001\n  mcpctl server logs github --follow"
     )]
     Server(ServerCommand),
+    /// Open the dashboard: the daemon serves it on loopback and this prints a one-time
+    /// login link (opened in the browser when there is a display)
+    ///
+    /// The page shows every server and endpoint live, plots of the last hour, logs,
+    /// applies and events, and lets the owner start, stop, restart and scale (each
+    /// the same file edit and converge as the CLI's). The daemon is started if none
+    /// runs. The port is `[daemon] ui`, else the one picked last time, else a free one.
+    #[command(after_help = "Examples:\n  mcpctl ui\n  mcpctl ui --no-open --bind 127.0.0.1:9470")]
+    Ui {
+        /// Print the link only; do not start a browser
+        #[arg(long)]
+        no_open: bool,
+        /// Where the dashboard listens (a loopback address and port)
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<std::net::SocketAddr>,
+    },
     /// Run the supervising daemon in the foreground (for systemd), or manage it
     ///
     /// Tuning, from the environment: MCPCTL_BUSY_POLL_US, how long the daemon polls

@@ -325,12 +325,7 @@ pub(super) fn server_count(
 ) -> Result<u8, Error> {
     let before = declared(path);
     edit_file(path, |doc, raw| {
-        if !raw.servers.contains_key(name) {
-            let known: Vec<String> = raw.servers.keys().cloned().collect();
-            return Err(edit::unknown_server(name, &known));
-        }
-        let profile = edit::profile_of(raw, name);
-        edit::set_server_field(doc, raw, name, &profile, field, value)
+        crate::config::checked_edit::set_field(doc, raw, name, field, value)
     })?;
     after_edit(path, before, Some(name), no_apply)
 }

@@ -25,6 +25,7 @@ mod secret;
 mod status;
 mod token;
 mod tools;
+mod ui;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -33,7 +34,6 @@ use std::time::Duration;
 use toml_edit::DocumentMut;
 
 use crate::config::{self, Error as ConfigError, edit, find, store};
-use crate::diag::Diagnostic;
 use crate::exit;
 use crate::model::{self, raw::RawConfig};
 use args::{Cli, Command, ConfigCommand, DaemonAction, SecretCommand, ServerCommand};
@@ -181,6 +181,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Names => docs::names(find::find(file, &cwd).ok().as_deref()),
         Command::Man => docs::man(),
         Command::Status { format } => status::status(&locate(file, &cwd)?, format),
+        Command::Ui { no_open, bind } => ui::open(&locate(file, &cwd)?, bind, no_open),
         Command::Token(cmd) => token::run(&locate(file, &cwd)?, cmd),
         Command::Audit {
             caller,
@@ -403,52 +404,7 @@ fn edited_as<F>(path: &Path, before: &str, change: F, removing: bool) -> Result<
 where
     F: FnOnce(&mut DocumentMut, &RawConfig) -> Result<(), ConfigError>,
 {
-    let was_invalid = model::parse(before).err();
-    // Only secrets not set yet: the file is unfinished, not broken.
-    let only_pending = was_invalid
-        .as_ref()
-        .is_some_and(|diags| diags.iter().all(|d| d.pending));
-    let raw = model::parse_raw(before).map_err(|d| ConfigError::invalid(path, before, vec![d]))?;
-    let mut doc = edit::parse(before).map_err(|e| ConfigError::edit(e.to_string(), None))?;
-    if let Err(e) = change(&mut doc, &raw) {
-        // On a broken file, the file's own problems explain more than the edit's.
-        return Err(match was_invalid {
-            Some(diags) if !only_pending && !removing => ConfigError::invalid(path, before, diags),
-            _ => e,
-        });
-    }
-    let mut after = doc.to_string();
-    // A removed last table takes its newline with it: a text file ends with one.
-    if !after.is_empty() && !after.ends_with('\n') {
-        after.push('\n');
-    }
-    match (model::parse(&after), was_invalid) {
-        (Ok(_), _) => Ok(after),
-        // Secrets not set yet that were there before must not block an edit (setting
-        // one of them, or one for another server); what the edit brings is refused.
-        (Err(left), Some(diags)) if only_pending || removing => {
-            let old = |d: &Diagnostic| {
-                (d.pending || removing) && diags.iter().any(|b| b.message == d.message)
-            };
-            let new: Vec<Diagnostic> = left.into_iter().filter(|d| !old(d)).collect();
-            if new.is_empty() {
-                return Ok(after);
-            }
-            Err(ConfigError::Invalid {
-                file: format!("{} (as this change would leave it)", path.display()),
-                source_text: after,
-                diagnostics: new,
-                all: false,
-            })
-        }
-        (Err(_), Some(diags)) => Err(ConfigError::invalid(path, before, diags)),
-        (Err(diags), None) => Err(ConfigError::Invalid {
-            file: format!("{} (as this change would leave it)", path.display()),
-            source_text: after,
-            diagnostics: diags,
-            all: false,
-        }),
-    }
+    crate::config::checked_edit::edited(path, before, change, removing)
 }
 
 /// `{ K = "v", ... }` of a map, formatted as the file's other inline tables.

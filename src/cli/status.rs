@@ -1,20 +1,17 @@
 //! `status`, `server status`, `server logs`, `daemon status`: commands that report.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::args::Format;
 use super::{Error, load, ok, print};
-use crate::api::{AppliedFrom, DaemonStatus, Phase, Reply, Request, ServerStatus, Traffic, Usage};
+use crate::api::{DaemonStatus, Phase, Reply, Request, Traffic};
 use crate::client;
 use crate::config::store;
 use crate::import::plan::printable;
 use crate::logs::{self, Level};
-use crate::model::ServerSpec;
-use crate::model::spec::State;
+pub(super) use crate::render::status::total_usage;
+use crate::render::status::{self as status_report, EndpointReport, Origin, Report, origin};
 
 pub(super) fn daemon_status(path: &Path) -> Result<Option<DaemonStatus>, Error> {
     match client::ask(path, &Request::Status) {
@@ -23,189 +20,6 @@ pub(super) fn daemon_status(path: &Path) -> Result<Option<DaemonStatus>, Error> 
         Err(client::Error::NotRunning(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
-}
-
-/// One server as reported: what the file says, and what runs.
-#[derive(Debug, Serialize)]
-struct Report {
-    server: String,
-    status: String,
-    mode: String,
-    port: u16,
-    profile: String,
-    transport: String,
-    sse_endpoint: String,
-    http_endpoint: String,
-    created_at: Option<String>,
-    /// The ids of the instances (for `server logs --instance`).
-    instance_ids: Vec<u32>,
-    /// The servers' own processes.
-    pids: Vec<u32>,
-    /// Their shims (each server's parent).
-    shim_pids: Vec<u32>,
-    /// Where servers that speak HTTP themselves listen, behind the gateway.
-    inner_ports: Vec<u16>,
-    /// The network it runs in (`isolated`: only the gateway reaches its inner port).
-    network: String,
-    uptime_secs: Option<u64>,
-    restarts: u32,
-    instances_running: usize,
-    instances_desired: u32,
-    /// Scaled away, finishing their calls and sessions.
-    instances_draining: usize,
-    /// `autoscale`: the bounds and targets (`1-3, 2 sessions/instance`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    autoscale: Option<String>,
-    /// `autoscale`: the last change of the count.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_scale: Option<crate::api::ScaleDecision>,
-    /// Client sessions' own instances running (`sharing = "per-session"`).
-    session_instances: usize,
-    last_exit: Option<String>,
-    /// Why the daemon last restarted an instance on purpose (a limit, a health check).
-    last_restart: Option<String>,
-    /// Fields the file changed that `apply` has not applied yet (what is shown is what
-    /// runs).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pending: Vec<String>,
-    last_error: Option<String>,
-    /// What the running child speaks (`2026-07-28`, `2025-11-25`, ...).
-    protocol: Option<String>,
-    /// The instances' process trees at the last sample, summed.
-    usage: Option<Usage>,
-    /// Through the port since it opened (percentiles over the last minute).
-    traffic: Option<Traffic>,
-    /// What the server did that mcpctl could not serve as it wanted.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    warnings: Vec<String>,
-}
-
-/// Said of a server that asked its client for roots outside any call.
-const ROOTS_OUTSIDE_A_CALL: &str = "it asked for roots outside any call (at start, say) and was told there are none: mcpctl passes a client's roots only while one of that client's calls (tools/call, prompts/get, resources/read) is in flight, whatever the sharing, so a server that reads its roots once at start sees none; it sees them if it asks during a call";
-
-impl Report {
-    /// Running out of wanted: `2/3`, or `2/1-4` for an autoscaled server.
-    fn instances(&self) -> String {
-        match self.autoscale.as_deref().and_then(|a| a.split(',').next()) {
-            Some(bounds) => format!("{}/{bounds}", self.instances_running),
-            None => format!("{}/{}", self.instances_running, self.instances_desired),
-        }
-    }
-}
-
-fn kebab<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// The fields whose value in the file differs from what runs (secrets aside: the file
-/// is not decrypted here), for `pending`.
-fn pending(file: &ServerSpec, running: &ServerSpec) -> Vec<String> {
-    let runs = running.attributes();
-    file.attributes()
-        .into_iter()
-        .filter(|a| !a.sensitive)
-        .filter(|a| {
-            runs.iter()
-                .find(|r| r.name == a.name)
-                .is_none_or(|r| r.value != a.value)
-        })
-        .map(|a| a.name.to_string())
-        .collect()
-}
-
-/// A server as `status` shows it: what runs (the file's spec when nothing does), and
-/// the file's changes not applied yet.
-fn report(file: &ServerSpec, running: Option<&ServerStatus>) -> Report {
-    let spec = running.map_or(file, |r| &r.spec);
-    let pending = running.map(|r| pending(file, &r.spec)).unwrap_or_default();
-    let endpoint = |kind: &str| {
-        spec.endpoints()
-            .into_iter()
-            .find(|(k, _)| *k == kind)
-            .map_or_else(|| "-".to_string(), |(_, url)| url)
-    };
-    let status = match running {
-        Some(r) => r.status.clone(),
-        None if file.state == State::Stopped => "stopped".into(),
-        None => "not running".into(),
-    };
-    let instances = running.map(|r| r.instances.as_slice()).unwrap_or_default();
-    Report {
-        server: spec.name.clone(),
-        status,
-        mode: kebab(&spec.mode),
-        port: spec.port,
-        profile: spec.profile.clone(),
-        transport: kebab(&spec.transport),
-        sse_endpoint: endpoint("SSE"),
-        http_endpoint: endpoint("Streamable HTTP"),
-        created_at: running.map(|r| r.created_at.clone()),
-        instance_ids: instances.iter().map(|i| i.index).collect(),
-        pids: instances.iter().filter_map(|i| i.pid).collect(),
-        shim_pids: instances.iter().filter_map(|i| i.shim_pid).collect(),
-        inner_ports: instances.iter().filter_map(|i| i.inner_port).collect(),
-        network: running
-            .and_then(|r| r.network.clone())
-            .unwrap_or_else(|| kebab(&spec.network)),
-        uptime_secs: instances.iter().filter_map(|i| i.uptime_secs).max(),
-        restarts: running.map_or(0, |r| r.restarts),
-        instances_running: instances
-            .iter()
-            .filter(|i| i.phase == Phase::Running && !i.per_session)
-            .count(),
-        session_instances: instances
-            .iter()
-            .filter(|i| i.phase == Phase::Running && i.per_session)
-            .count(),
-        // Autoscaled: what the autoscaler last chose, not the file's starting count.
-        instances_desired: match (spec.autoscale, running) {
-            (Some(_), Some(r)) => r.spec.instances,
-            _ => spec.instances,
-        },
-        instances_draining: instances
-            .iter()
-            .filter(|i| i.phase == Phase::Draining)
-            .count(),
-        autoscale: spec.autoscale.map(|a| a.describe()),
-        last_scale: running.and_then(|r| r.last_scale.clone()),
-        last_exit: instances.iter().find_map(|i| i.last_exit.clone()),
-        last_restart: instances.iter().find_map(|i| i.last_restart.clone()),
-        pending,
-        last_error: instances.iter().find_map(|i| i.last_error.clone()),
-        protocol: instances.iter().find_map(|i| i.protocol.clone()),
-        usage: total_usage(instances.iter().filter_map(|i| i.usage.as_ref())),
-        traffic: running.and_then(|r| r.traffic.clone()),
-        warnings: instances
-            .iter()
-            .any(|i| i.asked_roots_unprompted)
-            .then(|| ROOTS_OUTSIDE_A_CALL.to_string())
-            .into_iter()
-            .chain(running.filter(|r| !r.unpinned.is_empty()).map(|r| {
-                format!(
-                    "tools hidden by pin (`mcpctl tools {} --pin` after review): {}",
-                    spec.name,
-                    r.unpinned.join(", ")
-                )
-            }))
-            .collect(),
-    }
-}
-
-/// The sum of some process trees' usage; `None` for none.
-pub(super) fn total_usage<'a>(usages: impl Iterator<Item = &'a Usage>) -> Option<Usage> {
-    usages.fold(None, |sum: Option<Usage>, u| {
-        let mut t = sum.unwrap_or_default();
-        t.cpu_percent += u.cpu_percent;
-        t.cpu_seconds += u.cpu_seconds;
-        t.rss_bytes += u.rss_bytes;
-        t.open_fds += u.open_fds;
-        t.processes += u.processes;
-        t.sampled_at = t.sampled_at.max(u.sampled_at.clone());
-        Some(t)
-    })
 }
 
 /// `12.3 MiB`.
@@ -239,60 +53,6 @@ pub(super) fn latency(t: &Traffic) -> String {
     }
 }
 
-fn reports(path: &Path) -> Result<Vec<Report>, Error> {
-    Ok(reports_origin_endpoints(path)?.0)
-}
-
-/// An endpoint as `status` shows it.
-#[derive(Debug, Serialize)]
-struct EndpointReport {
-    endpoint: String,
-    /// `running`, `degraded` (a member down) or `stopped` (not served).
-    status: String,
-    url: String,
-    members_up: usize,
-    members_total: usize,
-    tools: usize,
-    down: Vec<String>,
-}
-
-fn endpoint_reports(
-    config: &crate::model::Config,
-    running: &[crate::api::EndpointStatus],
-    failures: &std::collections::BTreeMap<String, String>,
-) -> Vec<EndpointReport> {
-    config
-        .endpoints
-        .values()
-        .map(|spec| {
-            let live = running.iter().find(|e| e.name == spec.name);
-            EndpointReport {
-                endpoint: spec.name.clone(),
-                status: match live {
-                    None => match failures.get(&spec.name) {
-                        Some(why) => format!("failed: {why}"),
-                        None => "stopped".into(),
-                    },
-                    Some(e) if e.down.is_empty() => "running".into(),
-                    Some(e) => format!(
-                        "degraded: {} down",
-                        e.down
-                            .iter()
-                            .map(|d| d.split(':').next().unwrap_or_default())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                },
-                url: spec.url(),
-                members_up: spec.members.len() - live.map_or(spec.members.len(), |e| e.down.len()),
-                members_total: spec.members.len(),
-                tools: live.map_or(0, |e| e.tools),
-                down: live.map(|e| e.down.clone()).unwrap_or_default(),
-            }
-        })
-        .collect()
-}
-
 /// The servers' reports, where the running config came from, and the endpoints.
 type Reports = (Vec<Report>, Option<Origin>, Vec<EndpointReport>);
 
@@ -303,74 +63,13 @@ fn reports_origin_endpoints(path: &Path) -> Result<Reports, Error> {
         .as_ref()
         .and_then(|s| s.applied.as_ref())
         .map(|a| origin(a, &crate::config::digest(&loaded.source), path));
-    let running = |name: &str| {
-        status
-            .as_ref()
-            .and_then(|s| s.servers.iter().find(|r| r.name == name))
-    };
     super::warn_about(&loaded.config.servers, false);
-    let mut out: Vec<Report> = loaded
-        .config
-        .servers
-        .values()
-        .map(|spec| report(spec, running(&spec.name)))
-        .collect();
-    // Servers still running but gone from the file.
-    for r in status.iter().flat_map(|s| &s.servers) {
-        if !loaded.config.servers.contains_key(&r.name) {
-            let mut rep = report(&r.spec, Some(r));
-            rep.status = format!("{} (not in file)", rep.status);
-            out.push(rep);
-        }
-    }
-    let none = std::collections::BTreeMap::new();
-    let endpoints = endpoint_reports(
-        &loaded.config,
-        status.as_ref().map_or(&[][..], |s| &s.endpoints[..]),
-        status.as_ref().map_or(&none, |s| &s.endpoint_failures),
-    );
-    Ok((out, origin, endpoints))
+    let (servers, endpoints) = status_report::reports(&loaded.config, status.as_ref());
+    Ok((servers, origin, endpoints))
 }
 
-/// Where what runs came from: a line for the top of `status`, and a warning when the
-/// file on disk is not what was applied.
-#[derive(Debug, PartialEq)]
-struct Origin {
-    line: String,
-    warning: Option<String>,
-}
-
-fn origin(applied: &AppliedFrom, disk_digest: &str, path: &Path) -> Origin {
-    let digest = applied
-        .file_digest
-        .trim_start_matches("blake3:")
-        .get(..12)
-        .unwrap_or_default();
-    let mut line = match &applied.commit {
-        Some(commit) => format!(
-            "applied from {} ({})",
-            crate::git::short(commit),
-            if applied.modified {
-                "modified"
-            } else {
-                "clean"
-            }
-        ),
-        None => format!("applied from a file outside git (blake3 {digest})"),
-    };
-    if let Some(rev) = &applied.rev {
-        line.push_str(&format!(", --rev {rev}"));
-    }
-    if !applied.at.is_empty() {
-        line.push_str(&format!(", at {}", applied.at));
-    }
-    let warning = (applied.file_digest != disk_digest).then(|| {
-        format!(
-            "{} on disk differs from what runs (applied: blake3 {digest}); `mcpctl plan` shows what `mcpctl apply` would change",
-            path.display()
-        )
-    });
-    Origin { line, warning }
+fn reports(path: &Path) -> Result<Vec<Report>, Error> {
+    Ok(reports_origin_endpoints(path)?.0)
 }
 
 fn duration(secs: Option<u64>) -> String {
@@ -385,16 +84,7 @@ pub(super) fn status(path: &Path, format: Format) -> Result<u8, Error> {
         crate::note!("warning: {warning}");
     }
     if format == Format::Json {
-        // One array: servers (`server`), then endpoints (`endpoint`).
-        let mut all: Vec<serde_json::Value> = reports
-            .iter()
-            .filter_map(|r| serde_json::to_value(r).ok())
-            .collect();
-        all.extend(
-            endpoints
-                .iter()
-                .filter_map(|e| serde_json::to_value(e).ok()),
-        );
+        let all = status_report::json(&reports, &endpoints);
         print(&format!(
             "{}\n",
             serde_json::to_string_pretty(&all).unwrap_or_default()
@@ -699,38 +389,13 @@ pub(super) fn logs(
     if !follow {
         return ok();
     }
-    let mut offset = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    // Bytes, not text: a chunk may end inside a character, or hold invalid UTF-8.
-    let mut pending: Vec<u8> = Vec::new();
+    let mut follower = logs::Follower::from_end(&file);
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        if len < offset {
-            offset = 0; // rotated
-        }
-        if len == offset {
-            continue;
-        }
-        let Ok(mut f) = std::fs::File::open(&file) else {
-            continue;
-        };
-        if f.seek(SeekFrom::Start(offset)).is_err() {
-            continue;
-        }
-        // At most 1 MiB a round; log lines are bounded, so is what waits for its newline.
-        let mut chunk = Vec::new();
-        let _ = f.take(1 << 20).read_to_end(&mut chunk);
-        offset += chunk.len() as u64;
-        pending.extend_from_slice(&chunk);
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let bytes: Vec<u8> = pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&bytes[..end]);
+        for line in follower.new_lines() {
             if keep(&line) {
                 print(&format!("{}\n", printable(&line)))?;
             }
-        }
-        if pending.len() > 4 * logs::MAX_LINE {
-            pending.clear(); // not a line of ours
         }
     }
 }
@@ -762,49 +427,5 @@ pub(super) fn daemon_info(path: &Path) -> Result<u8, Error> {
             "no daemon is running for {}",
             path.display()
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_names_the_commit_and_warns_when_the_file_moved() {
-        let applied = AppliedFrom {
-            file_digest: "blake3:0123456789abcdef".into(),
-            commit: Some("a1b2c3d4e5f6a7b8c9d0".into()),
-            modified: false,
-            rev: None,
-            at: String::new(),
-        };
-        let f = Path::new("mcpctl.toml");
-        assert_eq!(
-            origin(&applied, "blake3:0123456789abcdef", f),
-            Origin {
-                line: "applied from a1b2c3d4e5f6 (clean)".into(),
-                warning: None
-            }
-        );
-        let rolled_back = AppliedFrom {
-            rev: Some("HEAD~1".into()),
-            modified: true,
-            ..applied.clone()
-        };
-        let o = origin(&rolled_back, "blake3:ffff", f);
-        assert_eq!(o.line, "applied from a1b2c3d4e5f6 (modified), --rev HEAD~1");
-        assert!(
-            o.warning
-                .unwrap()
-                .starts_with("mcpctl.toml on disk differs from what runs")
-        );
-        let outside = AppliedFrom {
-            commit: None,
-            ..applied
-        };
-        assert_eq!(
-            origin(&outside, "blake3:0123456789abcdef", f).line,
-            "applied from a file outside git (blake3 0123456789ab)"
-        );
     }
 }

@@ -1,6 +1,7 @@
 //! The shell around the model: finding `mcpctl.toml`, reading it, editing it with
 //! `toml_edit` (comments and layout kept) and writing it atomically under a lock.
 
+pub mod checked_edit;
 pub mod edit;
 pub mod error;
 pub mod find;

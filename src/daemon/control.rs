@@ -104,6 +104,12 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) {
                 message: e.to_string(),
             },
         },
+        Request::Ui { bind } => match daemon.open_ui(bind).await {
+            Ok(url) => Reply::Ui { url },
+            Err(e) => Reply::Error {
+                message: e.to_string(),
+            },
+        },
         Request::Shutdown => {
             let _ = send(&mut write, &Reply::Ok).await;
             daemon.request_shutdown();
@@ -111,24 +117,20 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) {
         }
         Request::Apply(options) => {
             let (tx, mut rx) = mpsc::channel(64);
-            let task = {
-                let daemon = Arc::clone(&daemon);
-                tokio::spawn(async move { daemon.apply(*options, tx).await })
+            let apply = daemon.apply(*options, tx);
+            let forward = async {
+                while let Some(message) = rx.recv().await {
+                    tracing::info!("{message}");
+                    // A client that went away does not stop the apply.
+                    let _ = send(&mut write, &Reply::Progress { message }).await;
+                }
             };
-            while let Some(message) = rx.recv().await {
-                tracing::info!("{message}");
-                // A client that went away does not stop the apply.
-                let _ = send(&mut write, &Reply::Progress { message }).await;
-            }
-            match task.await {
-                Ok(Ok(applied)) => Reply::Applied {
+            match tokio::join!(apply, forward).0 {
+                Ok(applied) => Reply::Applied {
                     outcome: applied.into(),
                 },
-                Ok(Err(e)) => Reply::Error {
-                    message: e.to_string(),
-                },
                 Err(e) => Reply::Error {
-                    message: format!("apply failed: {e}"),
+                    message: e.to_string(),
                 },
             }
         }

@@ -115,6 +115,8 @@ pub(super) struct Applied {
     pub(super) changed: bool,
     pub(super) failures: Vec<ServerError>,
     pub(super) endpoints: std::collections::BTreeMap<String, String>,
+    /// What the plan did, one `start a`, `stop b` per server it changed.
+    pub(super) actions: Vec<String>,
 }
 
 impl From<Applied> for crate::api::ApplyOutcome {

@@ -116,6 +116,7 @@ impl Daemon {
             changed: Arc::clone(&self.changed),
             tee_logs: matches!(self.source, Source::Fixed { .. }),
             cgroup: None,
+            tasks: self.instance_tasks.clone(),
             isolated: spec.network == crate::model::spec::Network::Isolated
                 && spec.mode == crate::model::spec::Mode::Local
                 && self.isolation.is_ok(),

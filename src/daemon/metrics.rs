@@ -29,13 +29,8 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 pub(super) struct Listener {
     /// As configured (a port of 0 stays 0 here, so an unchanged file keeps it).
     wanted: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    /// Dropped with the listener: the port closes.
+    _task: crate::gateway::owned::Owned<()>,
 }
 
 impl Daemon {
@@ -81,8 +76,14 @@ async fn listen(
         max_connections: 64,
         ..ConnectionLimits::from_env()
     };
-    let task = tokio::spawn(serve_plain(listener, app, limits));
-    Ok((Listener { wanted, task }, addr))
+    let task = crate::gateway::owned::owned(serve_plain(listener, app, limits));
+    Ok((
+        Listener {
+            wanted,
+            _task: task,
+        },
+        addr,
+    ))
 }
 
 async fn scrape(State(daemon): State<std::sync::Weak<Daemon>>) -> Response {

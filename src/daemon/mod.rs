@@ -35,6 +35,7 @@ mod standalone_endpoint;
 mod state;
 pub mod supervisor;
 mod telemetry;
+mod ui;
 mod watch;
 
 pub use run::run;
@@ -160,6 +161,10 @@ pub struct Daemon {
     /// Whether `network = "isolated"` servers get a network namespace here, or why not
     /// (they then run on the machine's network, and `status` says so).
     isolation: Result<(), crate::shim::NoIsolation>,
+    /// The dashboard: what it shows beyond `status`, its logins and its port.
+    board: ui::Board,
+    /// Every instance's task (and its pipes' readers): waited for when the daemon stops.
+    instance_tasks: crate::gateway::owned::Tracked,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +226,8 @@ impl Daemon {
         }
         Ok(Self {
             isolation,
+            board: ui::Board::new(),
+            instance_tasks: crate::gateway::owned::Tracked::new(),
             endpoints: Mutex::default(),
             endpoint_failures: Mutex::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),

@@ -43,6 +43,17 @@ impl Daemon {
         options: ApplyOptions,
         progress: mpsc::Sender<String>,
     ) -> Result<Applied, ApplyError> {
+        let by = crate::ui::events::by(&options);
+        let applied = self.apply_unrecorded(options, progress).await;
+        self.board.record_apply(by, &applied);
+        applied
+    }
+
+    async fn apply_unrecorded(
+        self: &Arc<Self>,
+        options: ApplyOptions,
+        progress: mpsc::Sender<String>,
+    ) -> Result<Applied, ApplyError> {
         let _one_at_a_time = self.applying.lock().await;
         if options.only_tokens {
             return self.reload_tokens(&progress).await;
@@ -131,6 +142,10 @@ impl Daemon {
             changed: plan.has_changes(),
             failures: Vec::new(),
             endpoints: BTreeMap::new(),
+            actions: plan
+                .changes()
+                .map(|a| format!("{} {}", a.kind.verb(), a.server))
+                .collect(),
         };
         if plan.has_changes() {
             let mut tasks = super::named_tasks::NamedTasks::new();
@@ -294,6 +309,15 @@ impl Daemon {
                 .map(|h| (h.clone(), rt.spec.stop_timeout))
         });
         stop_all(stops, false).await;
+        drop(runtimes);
+        // The instances' tasks end once their processes are gone (and their pipes'
+        // readers with them): waited for, bounded, so none outlives the daemon's stop.
+        if !self.instance_tasks.close(Duration::from_secs(10)).await {
+            tracing::warn!(
+                "{} instance task(s) still running at stop",
+                self.instance_tasks.len()
+            );
+        }
         self.persist().await;
     }
 

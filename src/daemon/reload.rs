@@ -53,6 +53,7 @@ impl Daemon {
             changed: false,
             failures: Vec::new(),
             endpoints: BTreeMap::new(),
+            actions: vec!["tokens".into()],
         })
     }
 

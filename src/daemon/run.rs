@@ -87,6 +87,7 @@ pub(super) async fn async_main(
     workers.spawn(control::serve(Arc::clone(&daemon), listener));
     workers.spawn(persist_on_change(Arc::clone(&daemon)));
     workers.spawn(Arc::clone(&daemon).refresh_members_every());
+    workers.spawn(ui::tick_every(Arc::clone(&daemon)));
     if let Some(every) = resync_period() {
         workers.spawn(resync_every(Arc::clone(&daemon), every));
     }
@@ -127,7 +128,17 @@ pub(super) async fn initial_apply(daemon: &Arc<Daemon>) {
     let (tx, mut rx) = mpsc::channel(64);
     let first = {
         let daemon = Arc::clone(daemon);
-        tokio::spawn(async move { daemon.apply(ApplyOptions::default(), tx).await })
+        crate::gateway::owned::owned(async move {
+            daemon
+                .apply(
+                    ApplyOptions {
+                        by: crate::api::ApplyBy::Daemon,
+                        ..ApplyOptions::default()
+                    },
+                    tx,
+                )
+                .await
+        })
     };
     while let Some(line) = rx.recv().await {
         tracing::info!("{line}");
@@ -145,9 +156,9 @@ pub(super) async fn initial_apply(daemon: &Arc<Daemon>) {
 
 /// A progress channel for work nobody watches (a resync, an autoscale): its lines go
 /// to the daemon's log. Drop the sender, then await the task.
-pub(super) fn progress_to_log() -> (mpsc::Sender<String>, tokio::task::JoinHandle<()>) {
+pub(super) fn progress_to_log() -> (mpsc::Sender<String>, crate::gateway::owned::Owned<()>) {
     let (progress, mut lines) = mpsc::channel::<String>(16);
-    let log = tokio::spawn(async move {
+    let log = crate::gateway::owned::owned(async move {
         while let Some(line) = lines.recv().await {
             tracing::info!("{line}");
         }

@@ -90,14 +90,14 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io_err("cannot handle SIGTERM"))?;
     let (progress, mut lines) = mpsc::channel(64);
-    let log = tokio::spawn(async move {
+    let log = crate::gateway::owned::owned(async move {
         while let Some(line) = lines.recv().await {
             tracing::info!("{line}");
         }
     });
     // A SIGTERM while the server starts ends it all too (exit 0), without waiting.
     let applied = tokio::select! {
-        applied = daemon.apply(ApplyOptions::default(), progress) => Some(applied),
+        applied = daemon.apply(ApplyOptions { by: crate::api::ApplyBy::Daemon, ..ApplyOptions::default() }, progress) => Some(applied),
         _ = term.recv() => None,
         _ = tokio::signal::ctrl_c() => None,
     };

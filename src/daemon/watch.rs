@@ -30,9 +30,19 @@ pub(super) fn spawn_daemon_watch(daemon: Arc<Daemon>) {
                 let daemon = Arc::clone(&daemon);
                 runtime.block_on(async move {
                     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-                    let task = tokio::spawn({
+                    let task = crate::gateway::owned::owned({
                         let daemon = Arc::clone(&daemon);
-                        async move { daemon.apply(ApplyOptions::default(), tx).await }
+                        async move {
+                            daemon
+                                .apply(
+                                    ApplyOptions {
+                                        by: crate::api::ApplyBy::Watch,
+                                        ..ApplyOptions::default()
+                                    },
+                                    tx,
+                                )
+                                .await
+                        }
                     });
                     while let Some(line) = rx.recv().await {
                         tracing::info!("{line}");

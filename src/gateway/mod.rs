@@ -19,6 +19,7 @@ pub mod meter;
 pub mod mux;
 pub mod oidc;
 pub mod origin;
+pub mod owned;
 mod owners;
 mod proxy;
 pub mod queue;

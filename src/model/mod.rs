@@ -29,13 +29,15 @@ pub const FORMAT_VERSION: i64 = 1;
 pub const DEFAULT_PROFILE: &str = "default";
 
 /// A validated file: one effective spec per server.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub servers: BTreeMap<String, ServerSpec>,
     /// Every profile name, `default` included.
     pub profiles: BTreeSet<String>,
     /// `[daemon] metrics`: where `/metrics` is served.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `[daemon] ui`: where the dashboard is served (loopback).
+    pub ui: Option<std::net::SocketAddr>,
     /// `[endpoints.*]`: sets of servers behind one port each.
     pub endpoints: BTreeMap<String, endpoint::EndpointSpec>,
     /// `[tokens.*]`: callers' tokens, by name.

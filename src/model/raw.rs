@@ -339,6 +339,10 @@ pub struct DaemonSection {
     /// Off unless set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// Serve the dashboard (`mcpctl ui`) at `http://ADDR/`, e.g. `"127.0.0.1:9470"`;
+    /// loopback only. Unset: `mcpctl ui` picks a free port and remembers it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui: Option<String>,
 }
 
 /// `[registry]`: the catalogue of MCP servers (the registry API v0.1).

@@ -17,9 +17,11 @@ use super::spec::{DEFAULT_MAX_SESSIONS, SecretRef, ServerSpec};
 use super::{Config, DEFAULT_PROFILE, FORMAT_VERSION, names};
 
 mod fields;
+mod server;
 #[cfg(test)]
 pub(super) use fields::parse_size;
 use fields::{autoscale, duration, health_check, positive, resource_limits};
+use server::resolve_server;
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -178,7 +180,8 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
     }
 
     let endpoints = super::endpoint::resolve_endpoints(raw, &servers, &mut ports, loc, &mut diags);
-    let metrics = resolve_metrics(raw, loc, &ports, &mut diags);
+    let metrics = resolve_listen(raw, loc, &mut ports, Listen::Metrics, &mut diags);
+    let ui = resolve_listen(raw, loc, &mut ports, Listen::Ui, &mut diags);
     let tokens = super::token::resolve_tokens(raw, loc, &mut diags);
     let telemetry = super::telemetry::resolve(raw.telemetry.as_ref(), loc, &mut diags);
     if diags.is_empty() {
@@ -188,6 +191,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
             servers,
             profiles,
             metrics,
+            ui,
             endpoints,
             tokens,
             telemetry,
@@ -197,35 +201,85 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
     }
 }
 
-/// `[daemon] metrics`: an address with a port no server uses.
-fn resolve_metrics(
+/// What the daemon listens on besides the servers' ports.
+#[derive(Clone, Copy)]
+enum Listen {
+    Metrics,
+    Ui,
+}
+
+impl Listen {
+    fn key(self) -> &'static str {
+        match self {
+            Self::Metrics => "metrics",
+            Self::Ui => "ui",
+        }
+    }
+}
+
+/// `[daemon] metrics` / `[daemon] ui`: an address with a port nothing else uses (the
+/// dashboard on loopback only: it has no TLS).
+fn resolve_listen(
     raw: &RawConfig,
     loc: &Locator<'_>,
-    ports: &BTreeMap<u16, (String, KeyPath)>,
+    ports: &mut BTreeMap<u16, (String, KeyPath)>,
+    which: Listen,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<std::net::SocketAddr> {
-    let text = raw.daemon.as_ref()?.metrics.as_deref()?;
-    let at = loc.value(&["daemon", "metrics"]);
+    let daemon = raw.daemon.as_ref()?;
+    let key = which.key();
+    let text = match which {
+        Listen::Metrics => daemon.metrics.as_deref()?,
+        Listen::Ui => daemon.ui.as_deref()?,
+    };
+    let at = loc.value(&["daemon", key]);
     let Ok(addr) = text.trim().parse::<std::net::SocketAddr>() else {
         diags.push(
             Diagnostic::new(format!("`{text}` is not an address to listen on"))
                 .at(at, "here")
-                .hint("write an IP address and a port, e.g. `metrics = \"127.0.0.1:9464\"`"),
+                .hint(format!(
+                    "write an IP address and a port, e.g. `{key} = \"127.0.0.1:{}\"`",
+                    match which {
+                        Listen::Metrics => 9464,
+                        Listen::Ui => 9470,
+                    }
+                )),
         );
         return None;
     };
-    if let Some((server, origin)) = ports.get(&addr.port()) {
+    if matches!(which, Listen::Ui) && !addr.ip().is_loopback() {
         diags.push(
             Diagnostic::new(format!(
-                "port {} is used by both `{server}` and `[daemon] metrics`",
-                addr.port()
+                "the dashboard listens on loopback only, not on {}",
+                addr.ip()
             ))
-            .at(at, "the metrics listen here")
-            .related(loc.value(origin), format!("`{server}` uses it here"))
-            .hint("give the metrics a port of their own"),
+            .at(at, "here")
+            .hint("use 127.0.0.1 (or [::1]) and reach it from elsewhere through `ssh -L`"),
         );
         return None;
     }
+    if addr.port() == 0 {
+        return Some(addr);
+    }
+    if let Some((owner, origin)) = ports.get(&addr.port()) {
+        diags.push(
+            Diagnostic::new(format!(
+                "port {} is used by both `{owner}` and `[daemon] {key}`",
+                addr.port()
+            ))
+            .at(at.clone(), format!("the {key} listen here"))
+            .related(loc.value(origin), format!("`{owner}` uses it here"))
+            .hint(format!("give the {key} a port of their own")),
+        );
+        return None;
+    }
+    ports.insert(
+        addr.port(),
+        (
+            format!("[daemon] {key}"),
+            vec!["daemon".to_string(), key.to_string()],
+        ),
+    );
     Some(addr)
 }
 
@@ -373,449 +427,6 @@ pub fn template_names(template: &str) -> Vec<&str> {
 
 /// How every secret value in the file starts.
 pub const SECRET_PREFIX: &str = "age:";
-
-fn resolve_server(
-    raw: &RawConfig,
-    name: &str,
-    own: &Layer,
-    loc: &Locator<'_>,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<(ServerSpec, KeyPath)> {
-    let server_path = key_path(&["servers", name]);
-    let mut m = Merged::default();
-    if let Some(defaults) = &raw.defaults {
-        m.apply(defaults, &key_path(&["defaults"]));
-    }
-    m.apply(own, &server_path);
-
-    let profile = m
-        .profile
-        .as_ref()
-        .map_or(DEFAULT_PROFILE, |p| p.value.as_str())
-        .to_string();
-    match raw.profiles.get(&profile) {
-        Some(layer) => {
-            m.apply(layer, &key_path(&["profiles", &profile]));
-            if let Some(over) = layer.servers.as_ref().and_then(|s| s.get(name)) {
-                m.apply(over, &key_path(&["profiles", &profile, "servers", name]));
-            }
-        }
-        None if profile == DEFAULT_PROFILE => {}
-        None => {
-            let origin = m
-                .profile
-                .as_ref()
-                .map(|p| p.origin.clone())
-                .unwrap_or_default();
-            diags.push(
-                Diagnostic::new(format!(
-                    "server `{name}` uses profile `{profile}`, which does not exist"
-                ))
-                .at(loc.value(&origin), "unknown profile")
-                .hint(format!(
-                    "{}; create it with `mcpctl profile create {profile}`",
-                    known_list(
-                        "profiles",
-                        std::iter::once(&DEFAULT_PROFILE.to_string()).chain(raw.profiles.keys())
-                    )
-                )),
-            );
-        }
-    }
-
-    let before = diags.len();
-    for key in m.secrets.keys().filter(|k| m.env.contains_key(*k)) {
-        diags.push(
-            Diagnostic::new(format!(
-                "server `{name}` sets `{key}` both in `env` and in `secrets`"
-            ))
-            .at(loc.key(&server_path), "one of them must go")
-            .hint("keep it in `secrets` if it is sensitive, else in `env`"),
-        );
-    }
-    let mode = m.mode.as_ref().map_or(Mode::Local, |s| s.value);
-    let at_server = || loc.key(&server_path);
-
-    let command = match (mode, &m.command) {
-        (Mode::Remote, _) => None,
-        (Mode::Local, Some(c)) if c.value.trim().is_empty() => {
-            diags.push(
-                Diagnostic::new(format!("server `{name}` has an empty `command`"))
-                    .at(loc.value(&c.origin), "empty")
-                    .hint("name the program to run, e.g. `command = \"npx\"`"),
-            );
-            None
-        }
-        (Mode::Local, Some(c)) => Some(c.value.clone()),
-        (Mode::Local, None) => {
-            diags.push(
-                Diagnostic::new(format!("server `{name}` has no `command`"))
-                    .at(at_server(), "local servers need a command")
-                    .hint("add `command = \"...\"`, or set `mode = \"remote\"` and a `url`"),
-            );
-            None
-        }
-    };
-
-    let url = match (&m.url, mode) {
-        (Some(u), _) if !(u.value.starts_with("http://") || u.value.starts_with("https://")) => {
-            diags.push(
-                Diagnostic::new(format!("server `{name}` has an invalid `url`"))
-                    .at(loc.value(&u.origin), "not an http:// or https:// address")
-                    .hint("write the full address, e.g. `url = \"https://mcp.example.com/mcp\"`"),
-            );
-            None
-        }
-        (Some(u), _) => Some(u.value.clone()),
-        (None, Mode::Remote) => {
-            let at = m.mode.as_ref().and_then(|s| loc.value(&s.origin));
-            diags.push(
-                Diagnostic::new(format!("server `{name}` is remote but has no `url`"))
-                    .at(at.or_else(at_server), "remote servers need a url")
-                    .hint(
-                        "add `url = \"https://...\"`, or use `mode = \"local\"` with a `command`",
-                    ),
-            );
-            None
-        }
-        (None, Mode::Local) => None,
-    };
-
-    let port = match &m.port {
-        Some(p) => match u16::try_from(p.value) {
-            Ok(port) if port > 0 => Some((port, p.origin.clone())),
-            _ => {
-                diags.push(
-                    Diagnostic::new(format!(
-                        "port {} of server `{name}` is out of range",
-                        p.value
-                    ))
-                    .at(loc.value(&p.origin), "not a port")
-                    .hint("use a port between 1 and 65535"),
-                );
-                None
-            }
-        },
-        None => {
-            diags.push(
-                Diagnostic::new(format!("server `{name}` has no `port`"))
-                    .at(at_server(), "mcpctl needs a port to serve it on")
-                    .hint("add `port = 8000` (any free port between 1 and 65535)"),
-            );
-            None
-        }
-    };
-
-    let bind = match &m.bind {
-        Some(b) => match b.value.parse::<IpAddr>() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
-                diags.push(
-                    Diagnostic::new(format!("`bind` of server `{name}` is not an IP address"))
-                        .at(loc.value(&b.origin), "not an IP address")
-                        .hint("use an address such as \"127.0.0.1\", \"0.0.0.0\" or \"::1\""),
-                );
-                None
-            }
-        },
-        None => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-    };
-
-    let instances = match &m.instances {
-        Some(i) if (1..=MAX_INSTANCES).contains(&i.value) => u32::try_from(i.value).ok(),
-        Some(i) => {
-            diags.push(
-                Diagnostic::new(format!("`instances` of server `{name}` is out of range"))
-                    .at(loc.value(&i.origin), "not between 1 and 64")
-                    .hint("use 1 to 64 instances; use `state = \"stopped\"` to run none"),
-            );
-            None
-        }
-        None => Some(1),
-    };
-
-    if let Some(at) = &m.both_counts {
-        diags.push(
-            Diagnostic::new(format!(
-                "server `{name}` sets both `instances` and `autoscale`"
-            ))
-            .at(loc.value(at), "one or the other")
-            .hint("keep `instances = N` for a fixed count, or `autoscale = { min, max, ... }` to follow the load"),
-        );
-    }
-    let autoscale = autoscale(name, m.autoscale.as_ref(), loc, diags);
-    let scaled = autoscale.as_ref().and_then(Option::as_ref);
-    if let (Some(_), Some(sharing)) = (scaled, &m.sharing)
-        && sharing.value == super::raw::Sharing::PerSession
-    {
-        diags.push(
-            Diagnostic::new(format!(
-                "server `{name}` has `sharing = \"per-session\"` and `autoscale`"
-            ))
-            .at(
-                loc.value(&sharing.origin),
-                "each session has a process of its own",
-            )
-            .hint("per-session servers follow their sessions already: remove `autoscale`"),
-        );
-    }
-    if let (Some(_), Mode::Remote) = (scaled, mode) {
-        diags.push(
-            Diagnostic::new(format!("server `{name}` is remote and has `autoscale`"))
-                .at(at_server(), "a remote server runs no process")
-                .hint("remove `autoscale`"),
-        );
-    }
-    if let (Some(_), Mode::Local, Some(t)) = (scaled, mode, &m.transport)
-        && t.value != Transport::Stdio
-    {
-        diags.push(
-            Diagnostic::new(format!(
-                "server `{name}` speaks HTTP itself: `autoscale` is for stdio servers"
-            ))
-            .at(loc.value(&t.origin), "not stdio")
-            .hint("the gateway measures sessions and calls of stdio servers only: use `instances = N` here"),
-        );
-    }
-    let stop_timeout = duration(
-        name,
-        "stop_timeout",
-        &m.stop_timeout,
-        DEFAULT_STOP_TIMEOUT,
-        loc,
-        diags,
-    );
-    let start_timeout = duration(
-        name,
-        "start_timeout",
-        &m.start_timeout,
-        DEFAULT_START_TIMEOUT,
-        loc,
-        diags,
-    );
-
-    let call_timeout = positive(
-        name,
-        "call_timeout",
-        &m.call_timeout,
-        DEFAULT_CALL_TIMEOUT,
-        loc,
-        diags,
-    );
-    let drain_timeout = duration(
-        name,
-        "drain_timeout",
-        &m.drain_timeout,
-        DEFAULT_DRAIN_TIMEOUT,
-        loc,
-        diags,
-    );
-    let per_session = m
-        .sharing
-        .as_ref()
-        .is_some_and(|s| s.value == super::raw::Sharing::PerSession);
-    let session_idle = duration(
-        name,
-        "session_idle",
-        &m.session_idle,
-        if per_session {
-            DEFAULT_PER_SESSION_IDLE
-        } else {
-            super::spec::DEFAULT_SESSION_IDLE
-        },
-        loc,
-        diags,
-    );
-    let max_sessions = match &m.max_sessions {
-        Some(n) => match usize::try_from(n.value) {
-            Ok(n) if n >= 1 => Some(n),
-            _ => {
-                diags.push(
-                    Diagnostic::new(format!(
-                        "`max_sessions` of server `{name}` must be at least 1, not {}",
-                        n.value
-                    ))
-                    .at(loc.value(&n.origin), "not a positive count")
-                    .hint("the default is 10000 (100 with sharing = \"per-session\")"),
-                );
-                None
-            }
-        },
-        // Each per-session session is a process of its own: far fewer by default.
-        None if m
-            .sharing
-            .as_ref()
-            .is_some_and(|s| s.value == super::raw::Sharing::PerSession) =>
-        {
-            Some(DEFAULT_PER_SESSION_MAX)
-        }
-        None => Some(DEFAULT_MAX_SESSIONS),
-    };
-    let health = health_check(name, m.health.as_ref(), loc, diags);
-    let limits = resource_limits(name, m.limits.as_ref(), loc, diags);
-
-    if let (Mode::Remote, Some(t)) = (mode, &m.transport)
-        && t.value == Transport::Stdio
-    {
-        diags.push(
-            Diagnostic::new(format!(
-                "server `{name}` is remote but its transport is `stdio`"
-            ))
-            .at(loc.value(&t.origin), "a remote server speaks HTTP")
-            .hint("use `transport = \"streamable-http\"` (or `\"sse\"`), or `mode = \"local\"`"),
-        );
-    }
-    for (key, template) in &m.headers {
-        for var in template_names(template) {
-            if !m.env.contains_key(var) && !m.secrets.contains_key(var) {
-                let at =
-                    loc.value(&[&server_path[..], &["headers".to_string(), key.clone()]].concat());
-                diags.push(
-                    Diagnostic::new(format!(
-                        "header `{key}` of server `{name}` uses `${{{var}}}`, which is neither in its env nor in its secrets"
-                    ))
-                    .at(at.or_else(at_server), "unknown name")
-                    .hint(format!("set it with `mcpctl config secret set {var} --server {name}`"))
-                    .pending(),
-                );
-            }
-        }
-    }
-    if let (Mode::Local, Some(t), Some(i)) = (mode, &m.transport, &m.instances)
-        && t.value == Transport::Sse
-        && i.value > 1
-    {
-        diags.push(
-            Diagnostic::new(format!(
-                "server `{name}` speaks legacy HTTP+SSE: only one instance is supported"
-            ))
-            .at(loc.value(&i.origin), "more than one")
-            .hint("use `instances = 1`, or `transport = \"streamable-http\"` or stdio for a pool"),
-        );
-    }
-    let auth_bearer = m.auth.as_ref().and_then(|a| a.value.bearer.clone());
-    let auth_tokens = m
-        .auth
-        .as_ref()
-        .is_some_and(|a| a.value.tokens == Some(true));
-    let auth_oidc = m.auth.as_ref().and_then(|a| {
-        let raw = a.value.oidc.as_ref()?;
-        super::oidc::resolve_oidc(raw, &a.origin, &format!("server `{name}`"), loc, diags)
-    });
-    match (&m.auth, bind) {
-        (Some(auth), _)
-            if auth.value.bearer.is_none() && !auth_tokens && auth.value.oidc.is_none() =>
-        {
-            diags.push(
-            Diagnostic::new(format!("`auth` of server `{name}` lets nobody in"))
-                .at(loc.value(&auth.origin), "neither `bearer`, `tokens = true` nor `oidc`")
-                .hint("`auth = { bearer = \"SECRET\" }` (one owner's token), `auth = { tokens = true }` (callers' tokens of [tokens.*]), `auth = { oidc = { issuer, audience } }` (an OpenID provider's JWTs), or several"),
-            );
-        }
-        (Some(auth), _)
-            if auth
-                .value
-                .bearer
-                .as_ref()
-                .is_some_and(|b| !m.secrets.contains_key(b)) =>
-        {
-            let bearer = auth.value.bearer.clone().unwrap_or_default();
-            diags.push(
-                Diagnostic::new(format!(
-                    "`auth` of server `{name}` names secret `{bearer}`, which the server does not have"
-                ))
-                .at(loc.value(&auth.origin), "no such secret")
-                .hint(format!(
-                    "set it with `mcpctl config secret set {bearer} --server {name}`"
-                ))
-                .pending(),
-            );
-        }
-        (None, Some(ip)) if !ip.is_loopback() => {
-            let at = m.bind.as_ref().and_then(|b| loc.value(&b.origin));
-            diags.push(
-                Diagnostic::new(format!("server `{name}` is bound to {ip}, beyond this machine, without `auth`"))
-                    .at(at.or_else(at_server), "reachable from the network")
-                    .hint(format!(
-                        "add `auth = {{ bearer = \"TOKEN\" }}` and `mcpctl config secret set TOKEN --server {name}`, or bind 127.0.0.1"
-                    )),
-            );
-        }
-        _ => {}
-    }
-    let tools = m
-        .tools
-        .as_ref()
-        .and_then(|t| tool_policy(&t.value, loc, &t.origin, diags));
-    // A secret not set yet (pending) still lets the spec be built: the checks across
-    // servers (ports, endpoints) must see it, or a missing secret hides new problems.
-    if diags[before..].iter().any(|d| !d.pending) {
-        return None;
-    }
-    let (port, port_origin) = port?;
-    let local = mode == Mode::Local;
-    let transport = m.transport.map_or(
-        // A remote server speaks HTTP; Streamable HTTP unless it says otherwise.
-        if local {
-            Transport::Stdio
-        } else {
-            Transport::StreamableHttp
-        },
-        |t| t.value,
-    );
-    let network = network_of(
-        local,
-        transport,
-        m.auth.is_some(),
-        m.network.map(|n| n.value),
-    );
-    let spec = ServerSpec {
-        name: name.to_string(),
-        command,
-        args: m
-            .args
-            .filter(|_| local)
-            .map(|a| a.value)
-            .unwrap_or_default(),
-        cwd: m.cwd.filter(|_| local).map(|c| c.value),
-        env: m.env,
-        secrets: m.secrets,
-        transport,
-        tools: tools.unwrap_or_default(),
-        pin: m.pin.as_ref().is_some_and(|p| p.value),
-        network,
-        mode,
-        url,
-        port,
-        bind: bind?,
-        profile,
-        state: m.state.map_or(State::Running, |s| s.value),
-        sharing: m
-            .sharing
-            .map_or(super::raw::Sharing::Multiplex, |s| s.value),
-        instances: match &autoscale {
-            Some(Some(a)) => a.initial(),
-            _ => instances?,
-        },
-        autoscale: autoscale?,
-        restart: m.restart.map_or(RestartPolicy::OnFailure, |r| r.value),
-        stop_timeout: stop_timeout?,
-        start_timeout: start_timeout?,
-        call_timeout: call_timeout?,
-        drain_timeout: drain_timeout?,
-        session_idle: session_idle?,
-        max_sessions: max_sessions?,
-        health: health?,
-        limits: limits?,
-        auth_bearer,
-        auth_tokens,
-        auth_oidc,
-        tls: m.tls.map(|t| t.value),
-        image: m.image.map(|i| i.value),
-        headers: m.headers,
-    };
-    Some((spec, port_origin))
-}
 
 /// A `tools` table, its patterns checked (each bad one reported where it is written).
 pub(super) fn tool_policy(

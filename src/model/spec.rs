@@ -291,6 +291,57 @@ impl ServerSpec {
     pub fn attributes(&self) -> Vec<Attribute> {
         use AttrValue::{List, Map, Number, Text};
         use Effect::{InPlace, Restart, Scale};
+        // Every field named, none left to `..`: a field added to the spec does not
+        // compile until it is given an attribute here (and so an effect: restart,
+        // scale or in place) or said to be none.
+        let Self {
+            // Whether the server exists at all, not an attribute of it.
+            name: _,
+            state: _,
+            mode,
+            transport,
+            command,
+            args,
+            cwd,
+            env,
+            // Shown as their digests (`secret_digests`).
+            secrets: _,
+            url,
+            bind,
+            auth_bearer,
+            auth_tokens,
+            auth_oidc,
+            tls,
+            headers,
+            tools,
+            pin,
+            image,
+            port,
+            sharing,
+            network,
+            instances,
+            autoscale,
+            profile,
+            restart,
+            stop_timeout,
+            start_timeout,
+            call_timeout,
+            limits:
+                ResourceLimits {
+                    memory_bytes,
+                    nofile,
+                    cpu_millis,
+                },
+            drain_timeout,
+            max_sessions,
+            session_idle,
+            health:
+                HealthCheck {
+                    interval,
+                    timeout,
+                    failures,
+                },
+        } = self;
         let attr = |name, value, effect| Attribute {
             name,
             value,
@@ -298,32 +349,32 @@ impl ServerSpec {
             sensitive: false,
         };
         vec![
-            attr("mode", Some(Text(kebab(&self.mode))), Restart),
-            attr("transport", Some(Text(kebab(&self.transport))), Restart),
-            attr("command", self.command.clone().map(Text), Restart),
-            attr("args", non_empty_list(&self.args).map(List), Restart),
-            attr("cwd", self.cwd.clone().map(Text), Restart),
-            attr("env", non_empty_map(&self.env).map(Map), Restart),
+            attr("mode", Some(Text(kebab(&mode))), Restart),
+            attr("transport", Some(Text(kebab(&transport))), Restart),
+            attr("command", command.clone().map(Text), Restart),
+            attr("args", non_empty_list(args).map(List), Restart),
+            attr("cwd", cwd.clone().map(Text), Restart),
+            attr("env", non_empty_map(env).map(Map), Restart),
             Attribute {
                 sensitive: true,
                 ..attr("secrets", self.secret_digests().map(Map), Restart)
             },
-            attr("url", self.url.clone().map(Text), Restart),
-            attr("bind", Some(Text(self.bind.to_string())), Restart),
-            attr("auth_bearer", self.auth_bearer.clone().map(Text), Restart),
+            attr("url", url.clone().map(Text), Restart),
+            attr("bind", Some(Text(bind.to_string())), Restart),
+            attr("auth_bearer", auth_bearer.clone().map(Text), Restart),
             attr(
                 "auth_tokens",
-                self.auth_tokens.then(|| Text("true".into())),
+                auth_tokens.then(|| Text("true".into())),
                 Restart,
             ),
             attr(
                 "auth_oidc",
-                self.auth_oidc.as_ref().map(|o| AttrValue::Map(o.parts())),
+                auth_oidc.as_ref().map(|o| AttrValue::Map(o.parts())),
                 Restart,
             ),
             attr(
                 "tls",
-                self.tls.as_ref().map(|t| {
+                tls.as_ref().map(|t| {
                     Map(BTreeMap::from([
                         ("cert".to_string(), t.cert.clone()),
                         ("key".to_string(), t.key.clone()),
@@ -331,29 +382,29 @@ impl ServerSpec {
                 }),
                 Restart,
             ),
-            attr("headers", non_empty_map(&self.headers).map(Map), Restart),
+            attr("headers", non_empty_map(headers).map(Map), Restart),
             // The gateway adopts a new policy live: sessions get `list_changed`.
-            attr("tools", self.tools.parts(), InPlace),
-            attr("pin", self.pin.then(|| Text("true".into())), InPlace),
+            attr("tools", tools.parts(), InPlace),
+            attr("pin", pin.then(|| Text("true".into())), InPlace),
             // Not what runs here: only what `render k8s` writes.
-            attr("image", self.image.clone().map(Text), InPlace),
-            attr("port", Some(Number(u64::from(self.port))), Restart),
-            attr("sharing", Some(Text(kebab(&self.sharing))), Restart),
+            attr("image", image.clone().map(Text), InPlace),
+            attr("port", Some(Number(u64::from(*port))), Restart),
+            attr("sharing", Some(Text(kebab(&sharing))), Restart),
             // Said only when isolated: the machine's network is what ran before it existed.
             attr(
                 "network",
-                (self.network == Network::Isolated).then(|| Text(kebab(&self.network))),
+                (*network == Network::Isolated).then(|| Text(kebab(&*network))),
                 Restart,
             ),
             // With autoscale the count is observed state, not desired: not compared.
             attr(
                 "instances",
-                (self.autoscale.is_none()).then(|| Number(u64::from(self.instances))),
+                autoscale.is_none().then(|| Number(u64::from(*instances))),
                 Scale,
             ),
             attr(
                 "autoscale",
-                self.autoscale.map(|a| {
+                autoscale.map(|a| {
                     let mut parts = BTreeMap::from([
                         ("min".to_string(), Number(u64::from(a.min))),
                         ("max".to_string(), Number(u64::from(a.max))),
@@ -378,59 +429,39 @@ impl ServerSpec {
                 }),
                 InPlace,
             ),
-            attr("profile", Some(Text(self.profile.clone())), InPlace),
-            attr("restart", Some(Text(kebab(&self.restart))), InPlace),
+            attr("profile", Some(Text(profile.clone())), InPlace),
+            attr("restart", Some(Text(kebab(&restart))), InPlace),
             attr(
                 "stop_timeout",
-                Some(Text(
-                    humantime::format_duration(self.stop_timeout).to_string(),
-                )),
+                Some(Text(humantime::format_duration(*stop_timeout).to_string())),
                 InPlace,
             ),
             attr(
                 "start_timeout",
-                Some(Text(
-                    humantime::format_duration(self.start_timeout).to_string(),
-                )),
+                Some(Text(humantime::format_duration(*start_timeout).to_string())),
                 InPlace,
             ),
             attr(
                 "call_timeout",
-                Some(Text(
-                    humantime::format_duration(self.call_timeout).to_string(),
-                )),
+                Some(Text(humantime::format_duration(*call_timeout).to_string())),
                 InPlace,
             ),
-            attr(
-                "limits.memory",
-                self.limits.memory_bytes.map(Number),
-                InPlace,
-            ),
-            attr("limits.nofile", self.limits.nofile.map(Number), Restart),
+            attr("limits.memory", memory_bytes.map(Number), InPlace),
+            attr("limits.nofile", nofile.map(Number), Restart),
             attr(
                 "limits.cpu",
-                self.limits
-                    .cpu_millis
-                    .map(|m| Text(format!("{}", m as f64 / 1000.0))),
+                cpu_millis.map(|m| Text(format!("{}", m as f64 / 1000.0))),
                 InPlace,
             ),
             attr(
                 "drain_timeout",
-                Some(Text(
-                    humantime::format_duration(self.drain_timeout).to_string(),
-                )),
+                Some(Text(humantime::format_duration(*drain_timeout).to_string())),
                 InPlace,
             ),
-            attr(
-                "max_sessions",
-                Some(Number(self.max_sessions as u64)),
-                InPlace,
-            ),
+            attr("max_sessions", Some(Number(*max_sessions as u64)), InPlace),
             attr(
                 "session_idle",
-                Some(Text(
-                    humantime::format_duration(self.session_idle).to_string(),
-                )),
+                Some(Text(humantime::format_duration(*session_idle).to_string())),
                 InPlace,
             ),
             attr(
@@ -438,16 +469,13 @@ impl ServerSpec {
                 Some(AttrValue::Record(BTreeMap::from([
                     (
                         "interval".to_string(),
-                        Text(humantime::format_duration(self.health.interval).to_string()),
+                        Text(humantime::format_duration(*interval).to_string()),
                     ),
                     (
                         "timeout".to_string(),
-                        Text(humantime::format_duration(self.health.timeout).to_string()),
+                        Text(humantime::format_duration(*timeout).to_string()),
                     ),
-                    (
-                        "failures".to_string(),
-                        Number(u64::from(self.health.failures)),
-                    ),
+                    ("failures".to_string(), Number(u64::from(*failures))),
                 ]))),
                 InPlace,
             ),

@@ -351,7 +351,10 @@ health = { interval = "5s", timeout = "1s", failures = 2 }
     let raw = parse_raw(src).unwrap();
     let table: toml::Table = toml::from_str(src).unwrap();
     let written: Vec<&String> = table["servers"]["s"].as_table().unwrap().keys().collect();
-    let schema: serde_json::Value = serde_json::from_str(&crate::schema::json_schema()).unwrap();
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<super::raw::RawConfig>()
+        .to_value();
     let mut every: Vec<&String> = schema["$defs"]["Layer"]["properties"]
         .as_object()
         .unwrap()
@@ -485,6 +488,37 @@ fn the_metrics_address_is_checked_for_its_form_and_its_port() {
     );
     let unknown = errors(&format!("version = 1\n[daemon]\nmetric = \"x\"\n{server}"));
     assert!(unknown[0].contains("unknown field `metric`"), "{unknown:?}");
+}
+
+#[test]
+fn the_dashboard_address_is_loopback_with_a_port_of_its_own() {
+    let server = "[servers.a]\ncommand = \"a\"\nport = 9000\n";
+    let ok = config(&format!(
+        "version = 1\n[daemon]\nui = \"127.0.0.1:9470\"\n{server}"
+    ));
+    assert_eq!(ok.ui, Some("127.0.0.1:9470".parse().unwrap()));
+    let wide = errors(&format!(
+        "version = 1\n[daemon]\nui = \"0.0.0.0:9470\"\n{server}"
+    ));
+    assert!(
+        wide[0].contains("loopback only, not on 0.0.0.0"),
+        "{wide:?}"
+    );
+    assert!(wide[0].contains("t.toml:3:"), "{wide:?}");
+    let clash = errors(&format!(
+        "version = 1\n[daemon]\nui = \"127.0.0.1:9000\"\n{server}"
+    ));
+    assert!(
+        clash[0].contains("used by both `a` and `[daemon] ui`"),
+        "{clash:?}"
+    );
+    let both = errors(&format!(
+        "version = 1\n[daemon]\nmetrics = \"127.0.0.1:9464\"\nui = \"127.0.0.1:9464\"\n{server}"
+    ));
+    assert!(
+        both[0].contains("used by both `[daemon] metrics` and `[daemon] ui`"),
+        "{both:?}"
+    );
 }
 
 #[test]

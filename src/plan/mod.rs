@@ -75,6 +75,19 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// What it does, as a word (`start a`, `restart b`).
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Replace => "restart",
+            Self::ScaleUp => "scale up",
+            Self::ScaleDown => "scale down",
+            Self::Update => "update",
+            Self::NoOp => "keep",
+        }
+    }
+
     /// Terraform-style symbol.
     pub fn symbol(self) -> &'static str {
         match self {
@@ -355,6 +368,3 @@ fn diff(before: &[Attribute], after: &[Attribute]) -> Vec<AttrChange> {
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests;

@@ -3,6 +3,9 @@
 
 mod human;
 mod json;
+#[cfg(test)]
+mod plan_tests;
+pub mod status;
 
 pub use human::plan_text;
 pub use json::plan_json;

@@ -49,5 +49,7 @@ mod supervise;
 mod tls;
 mod tokens;
 mod tokens_revoke;
+mod ui;
+mod ui_browser;
 mod usage;
 mod workflow;

@@ -42,6 +42,9 @@ pub struct InstanceCtx {
     /// Runs in a network namespace of its own (`network = "isolated"` where this
     /// kernel allows it).
     pub isolated: bool,
+    /// The daemon's instance tasks: this one's task and its pipes' readers join them,
+    /// and the daemon waits for them when it stops.
+    pub tasks: crate::gateway::owned::Tracked,
 }
 
 pub enum Control {
@@ -71,7 +74,7 @@ pub fn start(ctx: InstanceCtx) -> Handle {
     let (control, rx) = mpsc::channel(8);
     let (tx, view) = watch::channel(View::new(ctx.inner_port));
     let index = ctx.index;
-    tokio::spawn(run(ctx, rx, tx));
+    ctx.tasks.clone().spawn(run(ctx, rx, tx));
     Handle {
         index,
         control,

@@ -13,8 +13,9 @@ use crate::logs::{self, LogWriter, detect_level};
 pub(super) type SharedLog = Arc<Mutex<LogWriter>>;
 
 /// Waits (briefly) for the stderr pump to finish, so a dead process's last words are
-/// in its log before anyone reads the log to explain the failure.
-pub(super) async fn drain(pump: &mut Option<tokio::task::JoinHandle<()>>) {
+/// in its log before anyone reads the log to explain the failure; then ends it (a
+/// grandchild that kept the pipe does not keep the pump).
+pub(super) async fn drain(pump: &mut Option<crate::gateway::owned::Owned<()>>) {
     if let Some(pump) = pump.take() {
         let _ = tokio::time::timeout(Duration::from_secs(1), pump).await;
     }

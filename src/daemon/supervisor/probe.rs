@@ -23,7 +23,9 @@ pub(super) async fn probe(
 ) -> Result<Option<Upstream>, Failure> {
     if ctx.spec.transport != Transport::Stdio {
         if let Some(out) = stdout {
-            tokio::spawn(pump_lines(BufReader::new(out), log, "stdout"));
+            // Ends when the server closes its stdout (it exits).
+            ctx.tasks
+                .spawn(pump_lines(BufReader::new(out), log, "stdout"));
         }
         let port = ctx.inner_port.unwrap_or(ctx.spec.port);
         loop {

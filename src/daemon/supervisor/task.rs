@@ -214,10 +214,9 @@ pub(super) async fn run_once(
         };
     });
     ctx.changed.notify_one();
-    let mut stderr_pump = spawned
-        .stderr
-        .take()
-        .map(|stderr| tokio::spawn(pump_lines(BufReader::new(stderr), log.clone(), "stderr")));
+    let mut stderr_pump = spawned.stderr.take().map(|stderr| {
+        crate::gateway::owned::owned(pump_lines(BufReader::new(stderr), log.clone(), "stderr"))
+    });
     let started = Instant::now();
 
     let pipes = (spawned.stdin.take(), spawned.stdout.take());
@@ -402,7 +401,7 @@ pub(super) async fn fail_start(
     view: &watch::Sender<View>,
     (why, may_have_died): (String, bool),
     spawned: &mut Launched,
-    stderr_pump: &mut Option<tokio::task::JoinHandle<()>>,
+    stderr_pump: &mut Option<crate::gateway::owned::Owned<()>>,
     started: Instant,
 ) -> Once {
     // A server that died closes stdout before its exit is reaped: name the exit.

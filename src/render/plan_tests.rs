@@ -1,11 +1,17 @@
+//! The plan's decisions as the user reads them: plans made by `plan::plan` and
+//! checked through their rendering (render's tests: render may use plan, not the
+//! other way round).
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::*;
+use crate::model::ServerSpec;
+use crate::model::spec::{AttrValue, Effect, State};
 use crate::model::spec::{Mode, RestartPolicy, Transport};
+use crate::plan::*;
 use crate::render::{Colour, plan_json, plan_text};
 
 fn spec(name: &str) -> ServerSpec {
