@@ -77,7 +77,7 @@ pub(in crate::gateway) async fn layer(
     };
     let (open, body) = open;
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
-    watch(response, open)
+    watch(response, open).await
 }
 
 /// The spans begun for a sampled request and the request's new body; `None` leaves
@@ -290,7 +290,7 @@ impl Open {
 
 /// The response, its body watched to the end: the spans close when it has been
 /// written (or the client went away).
-fn watch(response: Response, open: Open) -> Response {
+async fn watch(response: Response, open: Open) -> Response {
     let status = response.status();
     let is_sse = response
         .headers()
@@ -308,11 +308,34 @@ fn watch(response: Response, open: Open) -> Response {
         open.close(failure);
         return response;
     }
+    let http_failure =
+        (status.is_client_error() || status.is_server_error()).then(|| status.as_u16().to_string());
     let (parts, body) = response.into_parts();
+    // A small JSON answer (what the gateway's own routes answer: a body already in
+    // memory) is read here and handed on whole, as it came: the server writes it with
+    // its headers in one go, as it would untraced.
+    if is_json
+        && body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= WATCHED as u64)
+    {
+        return match body.collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                let failure = failure_of(&bytes).map(|f| f.error_type()).or(http_failure);
+                open.close(failure);
+                Response::from_parts(parts, Body::from(bytes))
+            }
+            Err(_) => {
+                open.close(Some("body".to_string()));
+                StatusCode::BAD_GATEWAY.into_response()
+            }
+        };
+    }
     let watching = Watching {
         open: Some(open),
-        http_failure: (status.is_client_error() || status.is_server_error())
-            .then(|| status.as_u16().to_string()),
+        http_failure,
         failure: None,
         read: if is_sse {
             Read::Events(SseEvents::new(WATCHED))
