@@ -9,6 +9,7 @@
 //! `--no-handshake` never answers `initialize`, `--stderr TEXT` prints a line to
 //! stderr at start, `--grandchild [--setsid]` leaves a `sleep` grandchild behind,
 //! `--pid-file PATH` writes its pid (and the grandchild's) for tests to check,
+//! `--record-meta PATH` appends each request's method and `params._meta` there,
 //! `--notify LEVEL:TEXT` sends a `notifications/message` once initialized,
 //! `--print-env NAME` prints that variable to stderr (a server leaking its token),
 //! `--spin` keeps a core busy and `--hold-mib N` holds N MiB resident (for the figures
@@ -52,6 +53,9 @@ struct Flags {
     spin: bool,
     /// Hold this many MiB, touched (a server that grows).
     hold_mib: usize,
+    /// Append each request's method and `params._meta` here, a JSON line each (what a
+    /// gateway passed on: the trace context, say).
+    record_meta: Option<String>,
 }
 
 fn parse_flags(args: Vec<String>) -> Result<Flags, String> {
@@ -67,6 +71,7 @@ fn parse_flags(args: Vec<String>) -> Result<Flags, String> {
             "--grandchild" => flags.grandchild = true,
             "--setsid" => flags.setsid = true,
             "--pid-file" => flags.pid_file = Some(value()?),
+            "--record-meta" => flags.record_meta = Some(value()?),
             "--print-env" => flags.print_env.push(value()?),
             "--modern" => flags.modern = true,
             "--spin" => flags.spin = true,
@@ -79,7 +84,7 @@ fn parse_flags(args: Vec<String>) -> Result<Flags, String> {
                 let (level, text) = v.split_once(':').ok_or("--notify takes LEVEL:TEXT")?;
                 flags.notify.push((level.to_string(), text.to_string()));
             }
-            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT] [--print-env NAME] [--modern] [--start-delay-ms MS] [--discover-delay-ms MS] [--roots-at-start] [--spin] [--hold-mib N]".into()),
+            "--help" => return Err("usage: mcp-echo [--fail-at-start CODE] [--ignore-sigterm] [--no-handshake] [--stderr TEXT] [--grandchild [--setsid]] [--pid-file PATH] [--notify LEVEL:TEXT] [--print-env NAME] [--modern] [--start-delay-ms MS] [--discover-delay-ms MS] [--roots-at-start] [--spin] [--hold-mib N] [--record-meta PATH]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -206,6 +211,9 @@ fn serve(flags: &Flags) {
         };
         let method = msg.get("method").and_then(Value::as_str).unwrap_or("");
         let params = msg.get("params").cloned().unwrap_or(Value::Null);
+        if let Some(path) = &flags.record_meta {
+            record_meta(path, method, &params);
+        }
         if method == "server/discover" && flags.discover_delay_ms > 0 {
             std::thread::sleep(std::time::Duration::from_millis(flags.discover_delay_ms));
         }
@@ -338,6 +346,21 @@ fn elicit_text(result: &Value) -> String {
 }
 
 const MODERN: &str = "2026-07-28";
+
+/// One line of `--record-meta`: `{"method": ..., "_meta": ...}`.
+fn record_meta(path: &str, method: &str, params: &Value) {
+    let line = json!({"method": method, "_meta": params.get("_meta")});
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    match file {
+        Ok(mut file) => {
+            let _ = writeln!(file, "{line}");
+        }
+        Err(e) => say!("WARN mcp-echo: cannot record to {path}: {e}"),
+    }
+}
 
 fn error(code: i64, message: &str, data: Option<Value>) -> Value {
     let mut error = json!({"code": code, "message": message});

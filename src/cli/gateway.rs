@@ -68,6 +68,7 @@ pub(super) fn run(args: GatewayArgs, cwd: &Path) -> Result<u8, Error> {
     crate::daemon::run_standalone(
         config.servers,
         config.metrics,
+        config.telemetry,
         secrets,
         hidden,
         cwd.to_path_buf(),
@@ -208,11 +209,24 @@ fn config_of(args: &GatewayArgs) -> Result<(String, Unlocked), Error> {
         daemon["metrics"] = value(addr.as_str());
         doc["daemon"] = Item::Table(daemon);
     }
+    telemetry_table(args, &mut doc);
     let mut servers = Table::new();
     servers.set_implicit(true);
     servers[NAME] = Item::Table(server);
     doc["servers"] = Item::Table(servers);
     Ok((doc.to_string(), unlocked))
+}
+
+/// `[telemetry]` from `--otlp` and `--otlp-sample-ratio`, checked as a file's.
+pub(super) fn telemetry_table(args: &GatewayArgs, doc: &mut DocumentMut) {
+    if let Some(url) = &args.otlp {
+        let mut telemetry = Table::new();
+        telemetry["otlp_endpoint"] = value(url.as_str());
+        if let Some(ratio) = args.otlp_sample_ratio {
+            telemetry["sample_ratio"] = value(ratio);
+        }
+        doc["telemetry"] = Item::Table(telemetry);
+    }
 }
 
 /// `tools = { allow, deny, read_only }` from the flags, when any is given.

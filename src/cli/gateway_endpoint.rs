@@ -63,7 +63,7 @@ pub(super) fn run(args: &GatewayArgs) -> Result<u8, Error> {
         }
     };
     let tls = args.tls_cert.clone().zip(args.tls_key.clone());
-    crate::daemon::run_standalone_endpoint(spec, members, bearer, tls)
+    crate::daemon::run_standalone_endpoint(spec, members, bearer, tls, config.telemetry)
         .map_err(|e| Error::Failed(e.to_string()))?;
     super::ok()
 }
@@ -219,6 +219,7 @@ fn config_of(args: &GatewayArgs) -> Result<String, Error> {
     doc["version"] = value(1);
     doc["servers"] = Item::Table(servers);
     doc["endpoints"] = Item::Table(endpoints);
+    super::gateway::telemetry_table(args, &mut doc);
     Ok(doc.to_string())
 }
 

@@ -152,6 +152,32 @@ impl Collector for Scrape {
             None,
             vec![(vec![("version", version)], ConstGauge::new(1i64))],
         )?;
+        let spans = crate::gateway::trace::counts();
+        for (name, help, n) in [
+            (
+                "mcpctl_otel_spans_exported",
+                "Spans the collector took.",
+                spans.exported,
+            ),
+            (
+                "mcpctl_otel_spans_dropped",
+                "Spans lost: the queue was full, or their export failed.",
+                spans.dropped,
+            ),
+            (
+                "mcpctl_otel_export_failures",
+                "Exports that failed (unreachable, timed out, not 2xx).",
+                spans.failed_exports,
+            ),
+        ] {
+            family(
+                &mut encoder,
+                name,
+                help,
+                None,
+                vec![(vec![], ConstCounter::new(n))],
+            )?;
+        }
         if let Some(u) = &status.usage {
             family(
                 &mut encoder,

@@ -34,6 +34,7 @@ mod standalone;
 mod standalone_endpoint;
 mod state;
 pub mod supervisor;
+mod telemetry;
 mod ui;
 mod watch;
 
@@ -95,6 +96,8 @@ enum Source {
         servers: BTreeMap<String, ServerSpec>,
         /// `--metrics`: where `/metrics` is served.
         metrics: Option<std::net::SocketAddr>,
+        /// `--otlp`: where traces go (none: `OTEL_EXPORTER_OTLP_ENDPOINT`, else off).
+        telemetry: Option<crate::model::telemetry::TelemetrySpec>,
         secrets: Arc<crate::secrets::unlock::Unlocked>,
         /// Variables of this process's environment the servers must not get (the
         /// one that held the clients' bearer token).

@@ -58,6 +58,8 @@ impl Daemon {
         if options.only_tokens {
             return self.reload_tokens(&progress).await;
         }
+        // `[telemetry]` of the file, or `mcpctl gateway`'s flags (else the environment's).
+        let telemetry;
         let (servers, secrets, metrics, digest, endpoints, tokens) = match &self.source {
             Source::File => {
                 let mut loaded = match &options.source {
@@ -70,6 +72,7 @@ impl Daemon {
                 };
                 let secrets = Arc::new(unlock(&mut loaded)?);
                 let digest = config::digest(&loaded.source);
+                telemetry = loaded.config.telemetry.take();
                 (
                     loaded.config.servers,
                     secrets,
@@ -83,15 +86,19 @@ impl Daemon {
                 servers,
                 secrets,
                 metrics,
+                telemetry: given,
                 ..
-            } => (
-                servers.clone(),
-                Arc::clone(secrets),
-                *metrics,
-                None,
-                BTreeMap::new(),
-                BTreeMap::new(),
-            ),
+            } => {
+                telemetry = given.clone();
+                (
+                    servers.clone(),
+                    Arc::clone(secrets),
+                    *metrics,
+                    None,
+                    BTreeMap::new(),
+                    BTreeMap::new(),
+                )
+            }
         };
         if let Some(name) = options
             .only
@@ -117,6 +124,7 @@ impl Daemon {
         }
         // Only an apply that goes ahead moves `/metrics`, and changes who may call.
         self.serve_metrics(metrics, &progress).await;
+        self.trace_to(telemetry, &progress).await;
         self.callers.set(&tokens);
         if let Some(digest) = digest {
             self.record_applied(digest, options.origin.as_ref()).await;

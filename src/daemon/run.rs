@@ -115,6 +115,8 @@ pub(super) async fn async_main(
     workers.abort_all();
     daemon.close_endpoints().await;
     daemon.stop_everything().await;
+    // The last spans (every port is closed: no new ones), within a bound.
+    crate::gateway::trace::shutdown().await;
     let _ = std::fs::remove_file(runtime_dir.join(SOCKET));
     let _ = std::fs::remove_file(runtime_dir.join(PID_FILE));
     tracing::info!("mcpctl daemon {} stopped", daemon.pid);

@@ -26,6 +26,7 @@ use super::*;
 pub fn run_standalone(
     servers: BTreeMap<String, ServerSpec>,
     metrics: Option<std::net::SocketAddr>,
+    telemetry: Option<crate::model::telemetry::TelemetrySpec>,
     secrets: Unlocked,
     hidden_env: Vec<String>,
     config_dir: PathBuf,
@@ -54,6 +55,7 @@ pub fn run_standalone(
     let source = Source::Fixed {
         servers,
         metrics,
+        telemetry,
         secrets: Arc::new(secrets),
         hidden_env,
         replicas,
@@ -103,6 +105,7 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
     let Some(applied) = applied else {
         workers.abort_all();
         daemon.stop_everything().await;
+        crate::gateway::trace::shutdown().await;
         return Ok(());
     };
     let mut failed = match applied {
@@ -148,6 +151,8 @@ async fn serve(source: Source, config_dir: PathBuf, runtime_dir: PathBuf) -> Res
     }
     workers.abort_all();
     daemon.stop_everything().await;
+    // The last spans (the servers' ports are closed: no new ones), within a bound.
+    crate::gateway::trace::shutdown().await;
     match failed {
         Some(why) => Err(Error::NotStarted(why)),
         None => Ok(()),

@@ -51,6 +51,7 @@ pub fn run_standalone_endpoint(
     members: BTreeMap<String, GivenMember>,
     bearer: Option<SecretString>,
     tls: Option<(PathBuf, PathBuf)>,
+    telemetry: Option<crate::model::telemetry::TelemetrySpec>,
 ) -> Result<(), Error> {
     let members = members
         .into_iter()
@@ -69,7 +70,18 @@ pub fn run_standalone_endpoint(
         })
         .collect::<Result<BTreeMap<_, _>, _>>()?;
     let runtime = super::standalone::runtime()?;
-    runtime.block_on(serve(spec, members, bearer, tls))
+    runtime.block_on(async move {
+        // `--otlp`, else `OTEL_EXPORTER_OTLP_ENDPOINT`, else off.
+        let settings = telemetry
+            .map(|t| gateway::trace::Settings::new(&t.otlp_endpoint, t.sample_ratio))
+            .or_else(gateway::trace::Settings::from_env);
+        gateway::trace::configure(settings)
+            .await
+            .map_err(|e| Error::NotStarted(e.to_string()))?;
+        let served = serve(spec, members, bearer, tls).await;
+        gateway::trace::shutdown().await;
+        served
+    })
 }
 
 async fn serve(

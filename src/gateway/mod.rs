@@ -30,6 +30,7 @@ mod reply;
 mod sessions;
 pub mod tls;
 pub mod tool_gate;
+pub mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +81,12 @@ pub trait Instances: Send + Sync + 'static {
 
     /// The instance for a new session. By default a shared one ([`Self::pick`]);
     /// `sharing = "per-session"` starts one of its own, held by the lease.
+    /// How its port's spans name it: `None` for a server (the default); an endpoint
+    /// says so, and which member a call goes to.
+    fn trace_role(&self) -> Option<trace::Role> {
+        None
+    }
+
     fn open(&self) -> Opening<'_> {
         Box::pin(async move {
             if self.pick().is_none() {
@@ -257,6 +264,15 @@ pub async fn serve(
             Arc::new(move || pool.as_ref().is_none_or(|p| !p.ports().is_empty()))
         }
     };
+    let traced = Arc::new(trace::Where {
+        name: auth.target.clone(),
+        role: match &backend {
+            Backend::Stdio(instances) => instances
+                .trace_role()
+                .unwrap_or(trace::Role::Server { network: "pipe" }),
+            Backend::Http(_) => trace::Role::Server { network: "tcp" },
+        },
+    });
     let (app, close_sessions, recent_sessions) = match backend {
         Backend::Stdio(instances) => {
             let (app, close, recent) = http::router(
@@ -291,6 +307,8 @@ pub async fn serve(
         )),
         None => app,
     };
+    // Inside the guard too: a refused request is no span.
+    let app = app.layer(axum::middleware::from_fn_with_state(traced, trace::layer));
     let https = tls.is_some();
     let app = guard::Guard::new(loopback, auth, limits.connections.header_timeout, https).wrap(app);
     // Probes answer before the guard: a kubelet has no bearer, and they tell nothing else.

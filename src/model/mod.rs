@@ -13,6 +13,7 @@ pub mod oidc;
 pub mod raw;
 pub mod resolve;
 pub mod spec;
+pub mod telemetry;
 pub mod token;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +42,8 @@ pub struct Config {
     pub endpoints: BTreeMap<String, endpoint::EndpointSpec>,
     /// `[tokens.*]`: callers' tokens, by name.
     pub tokens: BTreeMap<String, token::TokenSpec>,
+    /// `[telemetry]`: where traces go (none: the file does not say).
+    pub telemetry: Option<telemetry::TelemetrySpec>,
 }
 
 /// Parses and validates `source`. On failure, every problem found is returned.

@@ -46,6 +46,9 @@ pub struct RawConfig {
     /// `auth = { tokens = true }`. The file holds a hash of each, never the token.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tokens: BTreeMap<String, Token>,
+    /// OpenTelemetry traces of MCP requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<super::telemetry::TelemetrySection>,
 }
 
 /// `[tokens.NAME]`: one caller's token.

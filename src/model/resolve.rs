@@ -183,6 +183,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
     let metrics = resolve_listen(raw, loc, &mut ports, Listen::Metrics, &mut diags);
     let ui = resolve_listen(raw, loc, &mut ports, Listen::Ui, &mut diags);
     let tokens = super::token::resolve_tokens(raw, loc, &mut diags);
+    let telemetry = super::telemetry::resolve(raw.telemetry.as_ref(), loc, &mut diags);
     if diags.is_empty() {
         let mut profiles: BTreeSet<String> = raw.profiles.keys().cloned().collect();
         profiles.insert(DEFAULT_PROFILE.to_string());
@@ -193,6 +194,7 @@ pub(super) fn resolve(raw: &RawConfig, loc: &Locator<'_>) -> Result<Config, Vec<
             ui,
             endpoints,
             tokens,
+            telemetry,
         })
     } else {
         Err(diags)

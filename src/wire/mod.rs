@@ -7,8 +7,10 @@
 //!   classification, envelopes, routing headers, the translations between them, and
 //!   the sealed `requestState`.
 //! - [`sse`]: server-sent events read from a stream.
+//! - [`trace`]: what tracing reads of a request and writes into its `_meta`.
 
 pub mod era;
 pub mod jsonrpc;
 pub mod sse;
 pub mod strict;
+pub mod trace;

@@ -223,7 +223,7 @@ pub(crate) struct SseClient {
 }
 
 impl SseClient {
-    fn connect(port: u16) -> Self {
+    pub(crate) fn connect(port: u16) -> Self {
         Self::open(port, "GET", "/sse", &[], "")
     }
 

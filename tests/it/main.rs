@@ -34,6 +34,7 @@ mod link;
 mod modern;
 mod oidc;
 mod operations;
+mod otel;
 mod outdated;
 mod output;
 mod plan;

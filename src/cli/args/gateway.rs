@@ -81,6 +81,14 @@ pub struct GatewayArgs {
     /// one object per event, for a container's log collector
     #[arg(long)]
     pub json_log: bool,
+    /// Export OpenTelemetry traces of every MCP request to this OTLP/HTTP collector
+    /// (base URL, e.g. http://127.0.0.1:4318; spans go to URL/v1/traces). Default:
+    /// OTEL_EXPORTER_OTLP_ENDPOINT, else off
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
+    /// The share of new traces exported, 0 to 1 (a client's sampled context is followed)
+    #[arg(long, value_name = "R", requires = "otlp")]
+    pub otlp_sample_ratio: Option<f64>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
     #[arg(long, value_name = "ADDR", conflicts_with = "upstreams")]
     pub metrics: Option<String>,

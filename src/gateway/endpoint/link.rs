@@ -103,9 +103,16 @@ impl Link {
         body: &Value,
         quick: bool,
     ) -> Result<hyper::Response<hyper::body::Incoming>, LinkError> {
-        let req = self
+        let mut req = self
             .request(Method::POST)
-            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_TYPE, "application/json");
+        // A traced call's context is the member's in the header too (an HTTP hop).
+        if let Some(traceparent) =
+            crate::wire::era::meta(body, crate::wire::trace::TRACEPARENT).and_then(Value::as_str)
+        {
+            req = req.header(crate::wire::trace::TRACEPARENT, traceparent);
+        }
+        let req = req
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| LinkError::Down(format!("cannot build a request: {e}")))?;
         let sent = self.client.request(req);

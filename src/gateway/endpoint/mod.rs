@@ -625,6 +625,15 @@ async fn start_session(
 }
 
 impl Instances for EndpointInstances {
+    fn trace_role(&self) -> Option<crate::gateway::trace::Role> {
+        let endpoint = Arc::clone(&self.endpoint);
+        Some(crate::gateway::trace::Role::Endpoint {
+            member_of: Box::new(move |method, name| {
+                endpoint.table().member_of(method, name).map(str::to_string)
+            }),
+        })
+    }
+
     fn pick(&self) -> Option<Upstream> {
         self.ready().then(|| self.shared.clone())
     }

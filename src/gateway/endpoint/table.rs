@@ -72,6 +72,18 @@ pub struct Named {
     pub down: HashMap<String, String>,
 }
 
+impl Table {
+    /// The member a `tools/call` or `prompts/get` of `name` goes to.
+    pub fn member_of(&self, method: &str, name: &str) -> Option<&str> {
+        let named = match method {
+            "tools/call" => &self.tools,
+            "prompts/get" => &self.prompts,
+            _ => return None,
+        };
+        named.routes.get(name).map(|r| r.member.as_str())
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Table {
     pub tools: Named,
