@@ -149,7 +149,7 @@ impl Tracer {
 
 struct Installed {
     tracer: Arc<Tracer>,
-    task: tokio::task::JoinHandle<()>,
+    task: crate::gateway::owned::Owned<()>,
 }
 
 /// Set while a tracer is installed: the one load a request pays when tracing is off.
@@ -227,7 +227,7 @@ fn start(settings: Settings) -> Result<Installed, TraceError> {
         timeout: settings.timeout,
         resource: Arc::new(export::resource()),
     };
-    let task = tokio::spawn(exporter.run(Arc::clone(&queue)));
+    let task = crate::gateway::owned::owned(exporter.run(Arc::clone(&queue)));
     Ok(Installed {
         tracer: Arc::new(Tracer {
             settings,
