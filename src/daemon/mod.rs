@@ -164,7 +164,7 @@ pub struct Daemon {
     /// The dashboard: what it shows beyond `status`, its logins and its port.
     board: ui::Board,
     /// Every instance's task (and its pipes' readers): waited for when the daemon stops.
-    instance_tasks: crate::gateway::owned::Tracked,
+    instance_tasks: crate::gateway::owned::Scope,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +227,7 @@ impl Daemon {
         Ok(Self {
             isolation,
             board: ui::Board::new(),
-            instance_tasks: crate::gateway::owned::Tracked::new(),
+            instance_tasks: crate::gateway::owned::Scope::new(),
             endpoints: Mutex::default(),
             endpoint_failures: Mutex::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),

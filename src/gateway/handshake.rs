@@ -36,6 +36,7 @@ fn capabilities() -> Value {
 /// returned upstream knows the child's era and its answer. The caller bounds it (the
 /// server's `start_timeout`).
 pub async fn connect<W, R>(
+    tasks: &crate::gateway::owned::Scope,
     stdin: W,
     stdout: R,
     limits: mux::Limits,
@@ -46,7 +47,7 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
     R: AsyncRead + Unpin + Send + 'static,
 {
-    let upstream = mux::start(stdin, stdout, limits, on_message, on_noise);
+    let upstream = mux::start(tasks, stdin, stdout, limits, on_message, on_noise);
     let found = {
         let discover = discover(&upstream);
         tokio::pin!(discover);
@@ -186,8 +187,9 @@ async fn listen_for_changes(upstream: &Upstream) {
     {
         return;
     }
+    let tasks = upstream.tasks.clone();
     let upstream = upstream.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         while let Some(change) = changes.recv().await {
             upstream.publish(change);
         }
@@ -261,6 +263,7 @@ mod tests {
         stdout: tokio::io::DuplexStream,
     ) -> Result<Upstream, HandshakeError> {
         connect(
+            &crate::gateway::owned::Scope::new(),
             stdin,
             stdout,
             mux::Limits::default(),

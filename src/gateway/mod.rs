@@ -99,7 +99,8 @@ pub trait Instances: Send + Sync + 'static {
 
 /// A listening gateway; dropping it closes the port.
 pub struct Gateway {
-    task: tokio::task::JoinHandle<()>,
+    /// The accept loop (its connections end with it).
+    task: owned::Owned<()>,
     pub addr: SocketAddr,
     /// What went through the port.
     pub meter: Arc<meter::Meter>,
@@ -178,6 +179,7 @@ impl Drop for Gateway {
         if let Some(close) = self.close_sessions.take() {
             close();
         }
+        self.tools.end_tasks();
     }
 }
 
@@ -311,7 +313,7 @@ pub async fn serve(
     let app = guard::Guard::new(loopback, auth, limits.connections.header_timeout, https).wrap(app);
     // Probes answer before the guard: a kubelet has no bearer, and they tell nothing else.
     let app = probes(ready, limits.replicas.clone()).merge(app);
-    let task = tokio::spawn(accept::serve(
+    let task = owned::owned(accept::serve(
         listener,
         app,
         tls,

@@ -1,13 +1,14 @@
 //! Tasks with an owner: every task of the gateway and the daemon is started here, so
 //! none is detached. [`owned`] ends its task when the handle is dropped (the struct,
-//! scope or set that holds it is its owner); [`Tracked`] is a set whose tasks finish by
-//! themselves (an instance stopping, a pipe's reader reaching its end) and that its
-//! owner waits for, bounded, when it closes. `tests/it/architecture.rs` refuses a bare
+//! scope or set that holds it is its owner); a [`Scope`] holds the tasks of one owner
+//! (the daemon's instances and their children's loops, a port, an endpoint): each ends
+//! when it is done or when the scope ends, and its owner may wait for them, bounded. `tests/it/architecture.rs` refuses a bare
 //! `tokio::spawn` anywhere else in `src/daemon` and `src/gateway`.
 
 use std::future::Future;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 pub use tokio_util::task::AbortOnDropHandle as Owned;
 use tokio_util::task::TaskTracker;
 
@@ -20,36 +21,78 @@ where
     Owned::new(tokio::spawn(task))
 }
 
-/// Tasks that end by themselves, waited for by their owner when it closes.
+/// The tasks of one owner (the daemon's instances, a port, an endpoint): each runs
+/// until it is done or the scope ends. Clones are the same scope.
 #[derive(Clone, Default)]
-pub struct Tracked(TaskTracker);
+pub struct Scope {
+    tracker: TaskTracker,
+    end: CancellationToken,
+}
 
-impl Tracked {
+impl Scope {
     pub fn new() -> Self {
-        Self(TaskTracker::new())
+        Self::default()
     }
 
     pub fn spawn<F>(&self, task: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        // Its handle is not needed: the tracker knows when it ends.
-        drop(self.0.spawn(task));
+        drop(self.spawn_abortable(task));
     }
 
-    /// Takes no new task and waits for the running ones, at most `within`; whether
-    /// they all ended.
+    /// [`Scope::spawn`], and what ends this one task early.
+    pub fn spawn_abortable<F>(&self, task: F) -> tokio::task::AbortHandle
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let end = self.end.clone();
+        self.tracker
+            .spawn(async move {
+                tokio::select! {
+                    () = end.cancelled() => {}
+                    () = task => {}
+                }
+            })
+            .abort_handle()
+    }
+
+    /// Ends every task now.
+    pub fn end(&self) {
+        self.end.cancel();
+        self.tracker.close();
+    }
+
+    /// Ends every task once they are all done or `grace` has passed, whichever comes
+    /// first (what a closing port still has to say upstream, say cancellations, gets
+    /// that long).
+    pub fn end_within(&self, grace: Duration) {
+        let this = self.clone();
+        this.tracker.close();
+        // Bounded by `grace`: it owns nothing but the end of this scope.
+        drop(tokio::spawn(async move {
+            let _ = tokio::time::timeout(grace, this.tracker.wait()).await;
+            this.end.cancel();
+        }));
+    }
+
+    /// Waits for every task to be done, at most `within`, then ends those left;
+    /// whether they were all done in time.
     pub async fn close(&self, within: Duration) -> bool {
-        self.0.close();
-        tokio::time::timeout(within, self.0.wait()).await.is_ok()
+        self.tracker.close();
+        let done = tokio::time::timeout(within, self.tracker.wait())
+            .await
+            .is_ok();
+        self.end.cancel();
+        done
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.tracker.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.tracker.is_empty()
     }
 }
 
@@ -70,13 +113,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_tracked_set_is_waited_for_with_a_bound() {
-        let tracked = Tracked::new();
-        tracked.spawn(async { tokio::time::sleep(Duration::from_secs(1)).await });
-        assert_eq!(tracked.len(), 1);
-        assert!(tracked.clone().close(Duration::from_secs(5)).await);
-        let stuck = Tracked::new();
+    async fn a_scope_ends_its_tasks_at_once_or_after_a_grace() {
+        let scope = Scope::new();
+        scope.spawn(std::future::pending());
+        scope.spawn(async { tokio::time::sleep(Duration::from_millis(10)).await });
+        assert_eq!(scope.len(), 2);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(scope.len(), 1, "a task that is done leaves");
+        scope.end_within(Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(scope.is_empty(), "the stuck one ended with the grace");
+        let now = Scope::new();
+        now.spawn(std::future::pending());
+        now.end();
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        assert!(now.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scope_is_waited_for_with_a_bound() {
+        let scope = Scope::new();
+        scope.spawn(async { tokio::time::sleep(Duration::from_secs(1)).await });
+        assert_eq!(scope.len(), 1);
+        assert!(scope.clone().close(Duration::from_secs(5)).await);
+        let stuck = Scope::new();
         stuck.spawn(std::future::pending());
         assert!(!stuck.close(Duration::from_secs(5)).await, "bounded");
+        tokio::task::yield_now().await;
+        assert!(stuck.is_empty(), "what was left is ended");
     }
 }

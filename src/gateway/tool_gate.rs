@@ -25,6 +25,8 @@ pub struct ToolGate {
     pins: RwLock<Option<Arc<Pins>>>,
     /// What the pins hid from the last list, with why (for `status`).
     unpinned: RwLock<Vec<String>>,
+    /// Lists being filtered as they come: they end with the port.
+    tasks: crate::gateway::owned::Scope,
 }
 
 impl ToolGate {
@@ -34,7 +36,13 @@ impl ToolGate {
             definitions: RwLock::default(),
             pins: RwLock::default(),
             unpinned: RwLock::default(),
+            tasks: crate::gateway::owned::Scope::new(),
         })
+    }
+
+    /// Ends the lists being filtered (the port closed).
+    pub fn end_tasks(&self) {
+        self.tasks.end();
     }
 
     /// Pins from now on (`None`: the server does not pin); whether they changed.
@@ -236,7 +244,7 @@ impl ToolGate {
         }
         let (tx, filtered) = oneshot::channel();
         let gate = Arc::clone(self);
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let Ok(mut answer) = reply.await else { return };
             if let Some(tools) = answer
                 .pointer_mut("/result/tools")

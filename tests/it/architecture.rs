@@ -551,3 +551,46 @@ fn the_checker_finds_a_forbidden_use() {
         "src/nowhere.rs: belongs to no part of the table"
     );
 }
+
+/// Issue 25: no task of the daemon or the gateway is detached. Every one is started
+/// through `gateway/owned.rs` (a handle whose drop ends it, a tracked set its owner
+/// waits for, a scope that ends with its port or endpoint) or a `JoinSet`; a bare
+/// `tokio::spawn` outside tests is refused here.
+#[test]
+fn no_task_of_the_daemon_or_the_gateway_is_detached() {
+    let mut files = Vec::new();
+    rust_files(&repo_root().join("src/daemon"), &mut files);
+    rust_files(&repo_root().join("src/gateway"), &mut files);
+    let mut found = Vec::new();
+    for file in &files {
+        let relative = file
+            .strip_prefix(repo_root())
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        if relative.ends_with("/tests.rs") || relative == "src/gateway/owned.rs" {
+            continue;
+        }
+        let code = strip(&std::fs::read_to_string(file).unwrap());
+        let tests_from = tests_start(&code);
+        for (n, line) in code.lines().enumerate().map(|(n, l)| (n + 1, l)) {
+            if tests_from.is_some_and(|t| n >= t) {
+                break;
+            }
+            if ["tokio::spawn", "task::spawn(", "spawn_local("]
+                .iter()
+                .any(|w| line.contains(w))
+            {
+                found.push(format!("{relative}:{n}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "detached tasks (start them through gateway/owned.rs):\n{}",
+        found.join("\n")
+    );
+    // The check sees what it is meant to.
+    let sample = strip("fn f() { tokio::spawn(async {}); }\n// tokio::spawn\n");
+    assert_eq!(sample.matches("tokio::spawn").count(), 1);
+}

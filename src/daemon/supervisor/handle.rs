@@ -44,7 +44,7 @@ pub struct InstanceCtx {
     pub isolated: bool,
     /// The daemon's instance tasks: this one's task and its pipes' readers join them,
     /// and the daemon waits for them when it stops.
-    pub tasks: crate::gateway::owned::Tracked,
+    pub tasks: crate::gateway::owned::Scope,
 }
 
 pub enum Control {

@@ -62,7 +62,7 @@ pub(super) async fn probe(
         max_message: max_message(),
         call_timeout: ctx.spec.call_timeout,
     };
-    handshake::connect(stdin, stdout, limits, on_message, on_noise)
+    handshake::connect(&ctx.tasks, stdin, stdout, limits, on_message, on_noise)
         .await
         .map(Some)
         .map_err(|e| {

@@ -183,7 +183,7 @@ fn ctx(fake: &Arc<Fake>, spec: crate::model::ServerSpec, dir: &tempfile::TempDir
         hidden_env: Vec::new(),
         cgroup: None,
         isolated: false,
-        tasks: crate::gateway::owned::Tracked::new(),
+        tasks: crate::gateway::owned::Scope::new(),
     }
 }
 

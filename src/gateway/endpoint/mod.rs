@@ -123,6 +123,8 @@ pub struct Endpoint {
     watchers: Mutex<BTreeMap<String, Watcher>>,
     /// `pin = true`: the lock's digests of its advertised tools (none: nothing pinned).
     pins: Mutex<Option<Arc<crate::policy::pin::Pins>>>,
+    /// Its tasks (members' watches, client sessions' aggregators): they end with it.
+    tasks: crate::gateway::owned::Scope,
 }
 
 /// A member's watch: the generation it started at, its task, and what ends it (its
@@ -140,10 +142,17 @@ impl Drop for Endpoint {
                 w.stop.notify_one();
             }
         }
+        // The watches close their member sessions first (a moment), then all end.
+        self.tasks.end_within(std::time::Duration::from_secs(5));
     }
 }
 
 impl Endpoint {
+    /// Its tasks (a client session's aggregator is one).
+    pub(super) fn tasks(&self) -> crate::gateway::owned::Scope {
+        self.tasks.clone()
+    }
+
     pub fn new(spec: EndpointSpec, directory: Arc<dyn Directory>) -> std::io::Result<Arc<Self>> {
         Ok(Arc::new(Self {
             spec: watch::Sender::new(Arc::new(spec)),
@@ -158,6 +167,7 @@ impl Endpoint {
             member_slots: Mutex::default(),
             watchers: Mutex::default(),
             pins: Mutex::default(),
+            tasks: crate::gateway::owned::Scope::new(),
         }))
     }
 
@@ -434,7 +444,7 @@ impl Endpoint {
             let refresh = Arc::clone(&self.refresh);
             let stop = Arc::new(Notify::new());
             let stopped = Arc::clone(&stop);
-            let task = tokio::spawn(async move {
+            let task = self.tasks.spawn_abortable(async move {
                 let watch = async {
                     link.open(&json!({})).await.ok()?;
                     let stream = link.open_stream().await.ok()?;
@@ -470,7 +480,7 @@ impl Endpoint {
                 name.clone(),
                 Watcher {
                     generation: info.generation,
-                    task: task.abort_handle(),
+                    task,
                     stop,
                 },
             );
@@ -603,6 +613,7 @@ async fn start_session(
         call_timeout: Duration::from_secs(3600),
     };
     let upstream = handshake::connect(
+        &endpoint.tasks,
         to_child,
         from_child,
         limits,
@@ -651,12 +662,9 @@ pub struct Served {
 }
 
 /// The catalog task of a served endpoint; dropping it ends the task.
-pub struct Catalog(tokio::task::JoinHandle<()>);
-
-impl Drop for Catalog {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// The catalog's loop; dropped, it ends.
+pub struct Catalog {
+    _task: crate::gateway::owned::Owned<()>,
 }
 
 /// Why an endpoint could not be served.
@@ -684,7 +692,9 @@ pub async fn serve(
     let instances = EndpointInstances::new(Arc::clone(endpoint))
         .await
         .map_err(ServeError::Aggregator)?;
-    let catalog = Catalog(tokio::spawn(Arc::clone(endpoint).run_catalog()));
+    let catalog = Catalog {
+        _task: crate::gateway::owned::owned(Arc::clone(endpoint).run_catalog()),
+    };
     let limits = gateway::Limits {
         max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
         session_idle: crate::model::spec::DEFAULT_SESSION_IDLE,

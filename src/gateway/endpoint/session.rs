@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use super::MemberError;
 use super::discovery::{self, WorkingSet};
@@ -66,7 +66,8 @@ pub(super) fn spawn(
     sessionless: bool,
 ) -> Lease {
     let (stop, stopped) = oneshot::channel();
-    tokio::spawn(run(endpoint, input, output, stopped, sessionless));
+    let tasks = endpoint.tasks();
+    tasks.spawn(run(endpoint, input, output, stopped, sessionless));
     Lease { stop: Some(stop) }
 }
 
@@ -83,7 +84,8 @@ struct Shared {
     /// Member sessions, opened on first use, each with its slot at the endpoint.
     links: Mutex<HashMap<String, Arc<OnceCell<Held>>>>,
     /// Their `GET /mcp` streams, ended with the session.
-    listeners: Mutex<Vec<AbortHandle>>,
+    /// The members' streams being read: dropped with the aggregator, they end.
+    listeners: Mutex<Vec<crate::gateway::owned::Owned<()>>>,
     /// From members: (member, message).
     events: mpsc::Sender<(String, Value)>,
     /// What the client can answer (as the gateway declared it), declared to members.
@@ -95,16 +97,6 @@ struct Shared {
     /// Member requests passed to the client: our id -> (member, its id).
     asks: Mutex<HashMap<String, (String, Value)>>,
     next_ask: AtomicU64,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        if let Ok(listeners) = self.listeners.lock() {
-            for l in listeners.iter() {
-                l.abort();
-            }
-        }
-    }
 }
 
 impl Shared {
@@ -161,7 +153,7 @@ impl Shared {
         let (tx, mut rx) = mpsc::channel::<Value>(QUEUE);
         let events = self.events.clone();
         let name = member.to_string();
-        let task = tokio::spawn(async move {
+        let task = crate::gateway::owned::owned(async move {
             let forward = async {
                 while let Some(msg) = rx.recv().await {
                     if events.send((name.clone(), msg)).await.is_err() {
@@ -175,7 +167,7 @@ impl Shared {
         });
         if let Ok(mut listeners) = self.listeners.lock() {
             listeners.retain(|l| !l.is_finished());
-            listeners.push(task.abort_handle());
+            listeners.push(task);
         }
     }
 

@@ -174,7 +174,7 @@ pub(super) async fn handle(
     }
     if upstream.era == Era::Modern {
         let reply = rounds::ask_for_modern_child(
-            Arc::clone(&state.asks),
+            state,
             session_id,
             session,
             &method,

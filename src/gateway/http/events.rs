@@ -98,7 +98,8 @@ pub(super) fn forward_notifications(
     out: Outbox,
 ) {
     let mut notifications = upstream.notifications();
-    tokio::spawn(async move {
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
         loop {
             let msg = match next_notification(&mut notifications, &out).await {
                 Next::Message(msg) => msg,

@@ -16,6 +16,7 @@ use crate::wire::era::{self, Era};
 /// a stream of its own, each stamped with the listen's id.
 /// `open` counts the stream as activity (a server is not scaled to zero under it).
 pub(super) async fn listen(
+    state: &super::AppState,
     upstream: Upstream,
     id: Value,
     msg: &Value,
@@ -75,7 +76,7 @@ pub(super) async fn listen(
     let (out, rx) = queue::channel(SSE_BACKLOG);
     out.hang_up_on_cut(hangup);
     let mut notifications = upstream.notifications();
-    tokio::spawn(async move {
+    state.tasks.spawn(async move {
         let _ = out.push(acknowledged);
         loop {
             // Missed notifications cut the stream: the listener is disconnected.

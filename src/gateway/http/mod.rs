@@ -78,6 +78,8 @@ struct AppState {
     parked: parking::Parking,
     /// Replicas sharing sessions: ids are minted sealed, naming this one.
     replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
+    /// The port's tasks (calls' streams, notifications, the janitor): they end with it.
+    tasks: crate::gateway::owned::Scope,
 }
 
 impl AppState {
@@ -94,7 +96,7 @@ impl AppState {
         // so the client initializes again at once instead of getting an error first.
         if session.events.as_ref().is_some_and(Outbox::is_closed) || session.upstream.is_closed() {
             let session = sessions.remove(id)?;
-            cancel_calls(&session, id);
+            cancel_calls(self, &session, id);
             return None;
         }
         session.last_seen = Instant::now();
@@ -124,7 +126,7 @@ impl AppState {
         let session = self.sessions.lock().ok().and_then(|mut s| s.remove(id));
         match session {
             Some(session) => {
-                cancel_calls(&session, id);
+                cancel_calls(self, &session, id);
                 true
             }
             None => false,
@@ -189,7 +191,7 @@ impl AppState {
         match sessions.insert(id.clone(), session, max) {
             Ok(evicted) => {
                 for (evicted_id, session) in evicted {
-                    cancel_calls(&session, &evicted_id);
+                    cancel_calls(self, &session, &evicted_id);
                 }
                 Ok((id, upstream))
             }
@@ -264,6 +266,9 @@ fn sessions_full(id: Value) -> Response {
     response
 }
 
+/// How long a closing port's tasks may take to finish before they are ended.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Ends every session of a router (see [`router`]).
 pub(super) type Closer = Box<dyn FnOnce() + Send + Sync>;
 
@@ -280,6 +285,7 @@ pub(super) fn router(
     max_connections: usize,
     replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
 ) -> std::io::Result<(Router, Closer, Recent)> {
+    let tasks = crate::gateway::owned::Scope::new();
     let state = Arc::new(AppState {
         instances,
         tools,
@@ -292,8 +298,9 @@ pub(super) fn router(
         max_sessions,
         session_idle,
         asks: Asks::default(),
-        parked: parking::Parking::new(replicas.clone())?,
+        parked: parking::Parking::new(replicas.clone(), tasks.clone())?,
         replicas,
+        tasks,
     });
     spawn_janitor(&state);
     let weak = Arc::downgrade(&state);
@@ -316,8 +323,11 @@ pub(super) fn router(
         };
         // Dropped outside the lock: a session's end stops its own child.
         for (id, session) in ended {
-            cancel_calls(&session, &id);
+            cancel_calls(&state, &session, &id);
         }
+        // What is still to say upstream (those cancellations) gets a moment; then
+        // every task of the port ends.
+        state.tasks.end_within(CLOSE_GRACE);
     });
     let app = Router::new()
         .route(

@@ -133,7 +133,7 @@ pub(super) async fn post(
                 return json_response(StatusCode::OK, &reply);
             }
             "subscriptions/listen" => {
-                return listen(upstream, id, &msg, state.meter.open_stream(), hangup).await;
+                return listen(state, upstream, id, &msg, state.meter.open_stream(), hangup).await;
             }
             _ => {
                 let caller = caller.as_deref();
@@ -169,7 +169,8 @@ pub(super) async fn post(
     let (out, rx) = queue::channel(SSE_BACKLOG);
     out.hang_up_on_cut(hangup);
     let state = Arc::clone(state);
-    tokio::spawn(async move {
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
         if let Some(response) = drive(&state.parked, call, id, Some(&out)).await {
             let _ = out.push(response);
         }

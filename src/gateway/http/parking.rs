@@ -55,6 +55,8 @@ pub(super) struct Parking {
     /// Replicas: a state is tagged with this one's sealed name, so that a retry sent to
     /// another replica is forwarded here, where the call is parked.
     pub(super) replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
+    /// The port's tasks: a parked call's expiry is one.
+    pub(super) tasks: crate::gateway::owned::Scope,
 }
 
 impl Parking {
@@ -62,6 +64,7 @@ impl Parking {
     /// be forged, so the gateway refuses to start instead.
     pub(super) fn new(
         replicas: Option<Arc<crate::gateway::replicas::Replicas>>,
+        tasks: crate::gateway::owned::Scope,
     ) -> std::io::Result<Self> {
         let mut key = [0u8; 32];
         crate::gateway::random::fill(&mut key)?;
@@ -70,6 +73,7 @@ impl Parking {
             sealer: era::Sealer::new(key),
             next: AtomicU64::new(1),
             replicas,
+            tasks,
         })
     }
 }
@@ -103,7 +107,7 @@ impl Parking {
         if let Ok(mut calls) = self.calls.lock() {
             calls.insert(handle, Parked { call, asked_id });
         }
-        expire_later(Arc::downgrade(&self.calls), handle);
+        expire_later(&self.tasks, Arc::downgrade(&self.calls), handle);
         json!({"jsonrpc": "2.0", "id": client_id, "result": {
             "resultType": "input_required",
             "inputRequests": {INPUT_KEY: request},
@@ -169,8 +173,12 @@ pub(super) fn invalid(message: impl Into<String>) -> Rejection {
 }
 
 /// A parked call whose client never retries is failed towards the child and cancelled.
-pub(super) fn expire_later(calls: Weak<Mutex<HashMap<u64, Parked>>>, handle: u64) {
-    tokio::spawn(async move {
+pub(super) fn expire_later(
+    tasks: &crate::gateway::owned::Scope,
+    calls: Weak<Mutex<HashMap<u64, Parked>>>,
+    handle: u64,
+) {
+    tasks.spawn(async move {
         tokio::time::sleep(PARK_TTL).await;
         let parked = calls
             .upgrade()
@@ -197,7 +205,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_or_misbound_state_is_refused_before_any_call_is_touched() {
-        let parking = Parking::new(None).unwrap();
+        let parking = Parking::new(None, crate::gateway::owned::Scope::new()).unwrap();
         let ticket = |expires_ms, principal: &str| Ticket {
             handle: 1,
             method: "tools/call".into(),

@@ -30,7 +30,7 @@ pub(super) static NEXT_ASK: AtomicU64 = AtomicU64::new(1);
 /// call retried with the answers). The receiver yields the response, or closes when
 /// the child ended first.
 pub(super) fn ask_for_modern_child(
-    asks: Asks,
+    state: &super::AppState,
     session_id: &str,
     session: &SessionView,
     method: &str,
@@ -40,7 +40,7 @@ pub(super) fn ask_for_modern_child(
 ) -> oneshot::Receiver<Value> {
     let (reply, answer) = oneshot::channel();
     let rounds = InputRounds {
-        asks,
+        asks: std::sync::Arc::clone(&state.asks),
         session_id: session_id.to_string(),
         upstream: session.upstream.clone(),
         method: method.to_string(),
@@ -48,7 +48,7 @@ pub(super) fn ask_for_modern_child(
         cancel_key,
     };
     let params = era::add_envelope(params, &session.envelope);
-    tokio::spawn(async move {
+    state.tasks.spawn(async move {
         if let Some(response) = rounds.run(params).await {
             let _ = reply.send(response);
         }

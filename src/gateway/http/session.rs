@@ -76,8 +76,9 @@ fn idle_of(state: &AppState) -> Duration {
 /// Forgets sessions idle past the server's `session_idle`, looking every
 /// [`SESSION_SWEEP`] (or every half of a shorter idle) until the gateway is gone.
 pub(super) fn spawn_janitor(state: &Arc<AppState>) {
+    let tasks = state.tasks.clone();
     let state = Arc::downgrade(state);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         // Read each time: `session_idle` changes in place.
         while let Some(every) = state.upgrade().map(|s| {
             SESSION_SWEEP
@@ -89,7 +90,7 @@ pub(super) fn spawn_janitor(state: &Arc<AppState>) {
             let gone = sweep(&state.sessions, Instant::now(), idle_of(&state));
             // Dropped outside the lock: a session's end stops its own child.
             for (id, session) in gone {
-                cancel_calls(&session, &id);
+                cancel_calls(&state, &session, &id);
             }
         }
     });
@@ -137,10 +138,10 @@ impl Drop for Working {
 }
 
 /// Cancels upstream the calls a session that ended still had in flight.
-pub(super) fn cancel_calls(session: &Session, id: &str) {
+pub(super) fn cancel_calls(state: &AppState, session: &Session, id: &str) {
     let upstream = session.upstream.clone();
     let prefix = calls_of(id);
-    tokio::spawn(async move {
+    state.tasks.spawn(async move {
         upstream.cancel_all(prefix, "the session ended").await;
     });
 }

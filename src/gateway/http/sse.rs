@@ -143,7 +143,8 @@ pub(super) async fn post_messages(
         .filter(|_| msg.get("id").is_some())
         .map(|method| state.meter.begin(method));
     let working = session.working();
-    tokio::spawn(async move {
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
         let _working = working;
         // Held until the answer is on the stream (or the call is given up).
         let _slot = slot;

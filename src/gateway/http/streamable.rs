@@ -161,7 +161,7 @@ pub(super) async fn post_mcp(
     out.hang_up_on_cut(hangup);
     let upstream = session.upstream.clone();
     let key = cancel_key(&session_id, &id);
-    tokio::spawn(async move {
+    state.tasks.spawn(async move {
         let _permit = permit;
         let _working = working;
         let mut reply = Box::pin(finish(id, reply));

@@ -42,6 +42,9 @@ pub struct Upstream {
     pub(super) unprompted_roots: Arc<std::sync::atomic::AtomicBool>,
     /// When the child last wrote a line.
     pub(super) heard: Arc<AtomicU64>,
+    /// The scope of the child's loop (the daemon's instances, an endpoint): tasks that
+    /// work for this child (its listen stream's reader) go there too.
+    pub tasks: crate::gateway::owned::Scope,
 }
 
 impl Upstream {

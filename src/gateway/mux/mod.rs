@@ -128,9 +128,12 @@ impl Drop for Pin {
 #[error("the server ended before it answered")]
 pub struct Gone;
 
-/// Starts the mux over a child's pipes (its stdin, its stdout); the caller
-/// initializes it through it. `max_message` bounds one line of the child's.
+/// Starts the mux over a child's pipes (its stdin, its stdout) in `tasks`; the caller
+/// initializes it through it. `max_message` bounds one line of the child's. Its loop
+/// ends when the child's output ends, or once every `Upstream` of it is dropped and
+/// what they queued is written.
 pub fn start<W, R>(
+    tasks: &crate::gateway::owned::Scope,
     stdin: W,
     stdout: R,
     limits: Limits,
@@ -164,8 +167,9 @@ where
         routes,
         heard: Arc::clone(&heard),
     };
-    tokio::spawn(task.run(lines, rx, on_message, on_noise));
+    tasks.spawn(task.run(lines, rx, on_message, on_noise));
     Upstream {
+        tasks: tasks.clone(),
         ops,
         init: Arc::new(Value::Null),
         era: Era::Legacy,

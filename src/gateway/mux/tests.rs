@@ -38,7 +38,14 @@ fn mux_with(max: usize) -> (Upstream, Child, Arc<Mutex<Vec<String>>>) {
         max_message: max,
         call_timeout: Duration::from_secs(1),
     };
-    let upstream = start(stdin, stdout, limits, Arc::new(|_: &Value| {}), on_noise);
+    let upstream = start(
+        &crate::gateway::owned::Scope::new(),
+        stdin,
+        stdout,
+        limits,
+        Arc::new(|_: &Value| {}),
+        on_noise,
+    );
     let child = Child {
         requests: BufReader::new(child_in).lines(),
         out: child_out,
