@@ -72,6 +72,16 @@ pub fn resolve(
         );
         return None;
     }
+    // A password in the URL would be printed and logged, and never sent as auth; a
+    // query or fragment would swallow the path the spans are posted to.
+    if host.contains('@') || rest.contains(['?', '#']) {
+        diags.push(
+            Diagnostic::new("the collector's URL may have no user, password, query or fragment")
+                .at(loc.value(&["telemetry", "otlp_endpoint"]), "here")
+                .hint("the collector's OTLP/HTTP base URL, e.g. `\"http://127.0.0.1:4318\"`"),
+        );
+        return None;
+    }
     Some(TelemetrySpec {
         otlp_endpoint: url.to_string(),
         sample_ratio,
@@ -101,5 +111,8 @@ mod tests {
         let scheme = telemetry("otlp_endpoint = \"grpc://c:4317\"").unwrap_err();
         assert!(scheme.contains("not an http"), "{scheme}");
         assert!(telemetry("otlp_endpoint = \"http:///v1\"").is_err());
+        // From the attack: a password would be printed; a query eats the path.
+        assert!(telemetry("otlp_endpoint = \"http://u:hunter2@c:4318\"").is_err());
+        assert!(telemetry("otlp_endpoint = \"http://c:4318?x=1\"").is_err());
     }
 }

@@ -112,14 +112,19 @@ pub fn with_context(body: &[u8], traceparent: &str, tracestate: Option<&str>) ->
 /// `_meta` (or `params`) opens and every other byte stays where it was. `None` leaves
 /// it to [`rebuilt`] (a context to replace, a member named twice, not objects).
 fn inserted(body: &[u8], traceparent: &str, tracestate: Option<&str>) -> Option<Vec<u8>> {
+    // `null` is a value here, not an absence: a member `null` must be replaced (by
+    // `rebuilt`), never followed by a second member of the same name.
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+        <&RawValue>::deserialize(d).map(Some)
+    }
     #[derive(Deserialize)]
     struct Message<'a> {
-        #[serde(borrow)]
+        #[serde(borrow, default, deserialize_with = "present")]
         params: Option<&'a RawValue>,
     }
     #[derive(Deserialize)]
     struct Params<'a> {
-        #[serde(borrow, rename = "_meta")]
+        #[serde(borrow, default, rename = "_meta", deserialize_with = "present")]
         meta: Option<&'a RawValue>,
     }
     #[derive(Deserialize)]
@@ -189,12 +194,12 @@ fn rebuilt(body: &[u8], traceparent: &str, tracestate: Option<&str>) -> Option<V
     type Members<'b> = BTreeMap<Cow<'b, str>, &'b RawValue>;
     let mut msg: Members<'_> = serde_json::from_slice(body).ok()?;
     let mut params: Members<'_> = match msg.get("params") {
-        Some(raw) => serde_json::from_str(raw.get()).ok()?,
-        None => BTreeMap::new(),
+        Some(raw) if raw.get() != "null" => serde_json::from_str(raw.get()).ok()?,
+        _ => BTreeMap::new(),
     };
     let mut meta: BTreeMap<Cow<'_, str>, Box<RawValue>> = match params.get("_meta") {
-        Some(raw) => serde_json::from_str(raw.get()).ok()?,
-        None => BTreeMap::new(),
+        Some(raw) if raw.get() != "null" => serde_json::from_str(raw.get()).ok()?,
+        _ => BTreeMap::new(),
     };
     meta.insert(TRACEPARENT.into(), string_value(traceparent)?);
     match tracestate {
@@ -265,6 +270,24 @@ pub fn failure_of(answer: &[u8]) -> Option<Failure> {
 
 #[cfg(test)]
 mod tests {
+
+    /// From the attack: a `params` or `_meta` that is `null` is replaced, never
+    /// followed by a second member of the same name.
+    #[test]
+    fn a_null_params_or_meta_is_replaced_not_doubled() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":null}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","_meta":null}}"#,
+        ] {
+            let out = with_context(body.as_bytes(), "00-x", None).unwrap_or_default();
+            let text = String::from_utf8_lossy(&out);
+            assert_eq!(text.matches("\"params\"").count(), 1, "{text}");
+            assert_eq!(text.matches("\"_meta\"").count(), 1, "{text}");
+            let value: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+            assert_eq!(value["params"]["_meta"]["traceparent"], "00-x", "{text}");
+        }
+    }
+
     use super::*;
     use serde_json::{Value, json};
 

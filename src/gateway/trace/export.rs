@@ -19,6 +19,9 @@ use super::queue::Queue;
 use super::{MAX_BATCH, exported, lost};
 use crate::gateway::proxy::Connector;
 
+/// What is read of a collector's answer, at most.
+const MAX_ANSWER: usize = 64 * 1024;
+
 pub(super) struct Exporter {
     pub(super) client: Client<HttpsConnector<Connector>, Full<Bytes>>,
     pub(super) url: Uri,
@@ -101,8 +104,16 @@ impl Exporter {
         let sent = tokio::time::timeout(self.timeout, async {
             let response = self.client.request(request).await.ok()?;
             let ok = response.status().is_success();
-            // Read the answer so the connection can be used again.
-            let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+            // Read a short answer so the connection can be used again; a long one is
+            // not read (the connection is dropped): a collector may answer anything.
+            let mut body = response.into_body();
+            let mut read = 0usize;
+            while read <= MAX_ANSWER {
+                match http_body_util::BodyExt::frame(&mut body).await {
+                    Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                    _ => break,
+                }
+            }
             Some(ok)
         })
         .await;

@@ -112,9 +112,11 @@ fn open(
     if !sampled {
         return None;
     }
-    let tracestate = state.map(str::to_string);
-    let method = peek.method().to_string();
-    let target = peek.target().map(str::to_string);
+    // What the client wrote goes into spans cut to a bound (a span's size, and so the
+    // queue's bytes, stay bounded); a `tracestate` beyond W3C's is not passed on.
+    let tracestate = state.filter(|s| valid_tracestate(s)).map(str::to_string);
+    let method = capped(peek.method());
+    let target = peek.target().map(capped);
     let name = match &target {
         Some(target) => format!("{method} {target}"),
         None => method.clone(),
@@ -129,7 +131,10 @@ fn open(
         None => AttrValue::Str(method.clone()),
     };
     common.push(("mcp.method.name", method_value));
-    common.push(("jsonrpc.request.id", AttrValue::Str(peek.id_text())));
+    common.push((
+        "jsonrpc.request.id",
+        AttrValue::Str(capped(&peek.id_text())),
+    ));
     match (method.as_str(), &target) {
         ("tools/call", Some(tool)) => {
             common.push(("gen_ai.tool.name", AttrValue::Str(tool.clone())));
@@ -141,7 +146,7 @@ fn open(
         _ => {}
     }
     if let Some(uri) = peek.uri() {
-        common.push(("mcp.resource.uri", AttrValue::Str(uri.to_string())));
+        common.push(("mcp.resource.uri", AttrValue::Str(capped(uri))));
     }
     let mut server_attrs = common.clone();
     let mut hop_attrs = common;
@@ -149,7 +154,7 @@ fn open(
         server_attrs.push(("mcp.session.id", AttrValue::Str(session_digest(session))));
     }
     if let Some(version) = header("mcp-protocol-version") {
-        server_attrs.push(("mcp.protocol.version", AttrValue::Str(version.to_string())));
+        server_attrs.push(("mcp.protocol.version", AttrValue::Str(capped(version))));
     }
     server_attrs.push(("network.transport", AttrValue::Static("tcp")));
     server_attrs.push(("network.protocol.name", AttrValue::Static("http")));
@@ -450,6 +455,50 @@ fn unix_nanos() -> u64 {
 
 fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A client's text in a span, at most this many bytes (cut at a character).
+const MAX_ATTR: usize = 256;
+
+fn capped(text: &str) -> String {
+    if text.len() <= MAX_ATTR {
+        return text.to_string();
+    }
+    let mut end = MAX_ATTR;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// A `tracestate` as W3C allows it: at most 512 characters and 32 members, printable
+/// ASCII. Another is dropped (not passed on, not exported).
+fn valid_tracestate(state: &str) -> bool {
+    state.len() <= 512
+        && state.split(',').count() <= 32
+        && state.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::*;
+
+    #[test]
+    fn a_clients_text_is_cut_and_an_oversized_tracestate_dropped() {
+        assert_eq!(capped("short"), "short");
+        let long = "é".repeat(500);
+        let cut = capped(&long);
+        assert!(cut.len() <= MAX_ATTR && long.starts_with(&cut));
+        assert!(valid_tracestate("k=v,a=b"));
+        assert!(!valid_tracestate(&format!("k={}", "a".repeat(600))));
+        assert!(!valid_tracestate(
+            &(0..40)
+                .map(|i| format!("k{i}=v"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        assert!(!valid_tracestate("k=v\u{7f}"));
+    }
 }
 
 #[cfg(test)]
