@@ -12,9 +12,10 @@ use serde_json::Value;
 
 use crate::common::{bin, repo_root};
 
-/// Calls in the debug build: about a minute and a half on 2 busy cores (see
-/// docs/reliability.md); the release soak runs a million.
-const CALLS: &str = "30000";
+/// Calls in the debug build: 50,000 does not fit (30,000 had done 16,511 after 400 s on
+/// 2 cores loaded by other builds); 5,000 with every fault took 43 s (see
+/// docs/reliability.md). The release soak runs a million.
+const CALLS: &str = "8000";
 
 #[test]
 fn a_soak_with_faults_loses_and_misroutes_no_call() {
@@ -36,12 +37,23 @@ fn a_soak_with_faults_loses_and_misroutes_no_call() {
             .unwrap_or_else(|| panic!("{key} in {report}"))
     };
     assert_eq!(n("calls"), CALLS.parse::<u64>().unwrap(), "{report}");
-    assert_eq!(n("lost"), 0, "no call without an answer or an error: {report}");
+    assert_eq!(
+        n("lost"),
+        0,
+        "no call without an answer or an error: {report}"
+    );
     assert_eq!(n("misrouted"), 0, "no answer to another call: {report}");
-    assert_eq!(n("orphans"), 0, "nothing left after `daemon stop`: {report}");
+    assert_eq!(
+        n("orphans"),
+        0,
+        "nothing left after `daemon stop`: {report}"
+    );
     assert_eq!(report["plan_empty"], true, "{report}");
     assert_eq!(n("answered") + n("errors"), n("calls"), "{report}");
-    assert!(n("answered") * 10 >= n("calls") * 9, "most calls answered: {report}");
+    assert!(
+        n("answered") * 10 >= n("calls") * 9,
+        "most calls answered: {report}"
+    );
     for fault in [
         "daemon-sigkill",
         "sigstop-sigcont",
@@ -55,10 +67,7 @@ fn a_soak_with_faults_loses_and_misroutes_no_call() {
         );
     }
     // The restarted daemon's fds and memory stay bounded however many calls it served.
-    assert!(
-        n("fds_end") <= n("fds_start") + 16,
-        "fds bounded: {report}"
-    );
+    assert!(n("fds_end") <= n("fds_start") + 16, "fds bounded: {report}");
     assert!(
         n("rss_end_kb") <= n("rss_start_kb") * 2 + 16 * 1024,
         "memory bounded: {report}"
