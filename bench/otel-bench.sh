@@ -10,6 +10,7 @@
 # "on" traces every call (sample_ratio 1, no client context: a new trace each, the
 # worst case: ids, both spans, the `_meta` rewrite, the export). At the end the
 # daemon's /metrics says how many spans were exported and dropped.
+# AA=1 measures off against off (the noise floor of the method on this machine).
 # MCPCTL names the binary (default: target/release/mcpctl, the plain release build).
 set -eu
 cd "$(dirname "$0")/.."
@@ -51,6 +52,8 @@ command = "$ECHO"
 port = $PORT
 TOML
 { cat "$WORK/off.toml"; printf '[telemetry]\notlp_endpoint = "http://127.0.0.1:%s"\n' "$COLLECTOR"; } > "$WORK/on.toml"
+# AA=1: "on" is "off" too, the same file applied again: the method's own noise floor.
+[ "${AA:-0}" = 1 ] && cp "$WORK/off.toml" "$WORK/on.toml"
 cp "$WORK/off.toml" "$WORK/mcpctl.toml"
 export XDG_CONFIG_HOME="$WORK/xdg"
 env -u OTEL_EXPORTER_OTLP_ENDPOINT "$MCPCTL" -f "$WORK/mcpctl.toml" apply >/dev/null
@@ -77,6 +80,16 @@ def calls(n, out):
         assert r.status == 200, r.status
         if out is not None:
             out.append((time.perf_counter() - t) * 1e6)
+import os, glob
+def daemon_pid():
+    for f in glob.glob(f"{work}/.mcpctl/daemon.pid") + glob.glob(f"{work}/**/daemon.pid", recursive=True):
+        return int(open(f).read().strip())
+PID = daemon_pid()
+def cpu():
+    # The daemon's CPU time (utime + stime, its threads included), in seconds.
+    fields = open(f"/proc/{PID}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+cpu_used = {"off": 0.0, "on": 0.0}
 times = {"off": [], "on": []}
 per_round = {"off": [], "on": []}
 for side in ("off", "on"):
@@ -86,7 +99,9 @@ for i in range(rounds):
         use(side)
         calls(100, None)  # the first calls after an apply
         these = []
+        before = cpu() if PID else 0.0
         calls(per, these)
+        cpu_used[side] += (cpu() - before) if PID else 0.0
         times[side] += these
         per_round[side].append(statistics.median(these))
 def p(xs, q):
@@ -98,6 +113,10 @@ print(f"off: p50 {off50:.1f} us, p99 {off99:.1f} us; on: p50 {on50:.1f} us ({on5
 diffs = [b - a for a, b in zip(per_round["off"], per_round["on"])]
 print("per round p50 (off/on us): " + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(per_round["off"], per_round["on"])))
 print(f"median of the rounds' p50 differences: {statistics.median(diffs):+.1f} us")
+if PID:
+    n = rounds * per
+    off_cpu, on_cpu = cpu_used["off"] / n * 1e6, cpu_used["on"] / n * 1e6
+    print(f"daemon CPU per call: off {off_cpu:.1f} us, on {on_cpu:.1f} us ({on_cpu - off_cpu:+.1f} us)")
 PY
 sleep 2
 echo "== the exporter"

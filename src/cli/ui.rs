@@ -18,6 +18,11 @@ pub(super) fn open(path: &Path, bind: Option<SocketAddr>, no_open: bool) -> Resu
             addr.ip()
         )));
     }
+    // A file that cannot be read still gets its dashboard (which says so), but its
+    // `[daemon] ui` is then not followed: say why here.
+    if let Err(e) = crate::config::load(path) {
+        crate::note!("warning: {e}\nthe dashboard opens where it last was, or on a free port");
+    }
     let stream = client::connect_or_start(path)?;
     let reply = client::request(stream, &Request::Ui { bind }, |_| {})?;
     let Reply::Ui { url } = reply else {

@@ -4,6 +4,7 @@
 //! the raw serde shape ([`raw`]), then resolution and cross-field rules ([`resolve`]).
 //! Every failure is a [`Diagnostic`] pointing at the text.
 
+mod attributes;
 pub mod endpoint;
 pub mod identity;
 pub mod locate;

@@ -33,10 +33,13 @@ fn a_busy_server_shows_more_cpu_than_an_idle_one_and_its_memory_as_proc_does() {
     ));
     apply_sampled(&env);
     let usage = |name: &str| env.server_status(name)["usage"].clone();
-    let busy_usage = wait_for("the busy server's CPU to show", 30, || {
+    // Both show once a sample has seen the server spin and hold its memory (on a
+    // loaded machine the first samples may come before it touched it all).
+    let busy_usage = wait_for("the busy server's CPU and memory to show", 30, || {
         let u = usage("busy");
+        let held = u["rss_bytes"].as_f64().unwrap_or(0.0) > 64.0 * 1024.0 * 1024.0;
         match u["cpu_percent"].as_f64() {
-            Some(cpu) if cpu > 30.0 => Ok(u),
+            Some(cpu) if cpu > 30.0 && held => Ok(u),
             _ => Err(u.to_string()),
         }
     });

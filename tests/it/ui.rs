@@ -462,6 +462,16 @@ fn the_dashboard_is_loopback_only_and_starts_the_daemon() {
     assert_eq!(at, port, "[daemon] ui is where it listens");
     assert!(env.path().join(".mcpctl/daemon.pid").exists());
     assert_eq!(http(port, "GET", "/", &[], b"").status, 200);
+
+    // The file broken while the daemon runs: the dashboard still opens, and says why
+    // its `[daemon] ui` is not followed.
+    env.write(
+        "mcpctl.toml",
+        &format!("{}[daemon]\nui = \"0.0.0.0:9470\"\n", config(&[])),
+    );
+    let run = env.run_within(60, &["ui", "--no-open"]);
+    run.success();
+    assert!(run.stderr.contains("mcpctl.toml:3:"), "{}", run.stderr);
 }
 
 #[test]

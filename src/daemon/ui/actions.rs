@@ -31,6 +31,19 @@ struct Ask {
     confirm: Option<Expected>,
 }
 
+/// An action the page may not ask for.
+#[derive(Debug, thiserror::Error)]
+enum AskError {
+    #[error(
+        "{0} instances is more than a page may ask ({MAX_INSTANCES}); use `mcpctl server scale`"
+    )]
+    TooMany(u32),
+    #[error("scale needs `instances`")]
+    NoCount,
+    #[error("no action `{0}` (start, stop, restart, scale)")]
+    Unknown(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Start,
@@ -40,21 +53,17 @@ enum Action {
 }
 
 impl Action {
-    fn parse(word: &str, ask: &Ask) -> Result<Self, String> {
+    fn parse(word: &str, ask: &Ask) -> Result<Self, AskError> {
         Ok(match word {
             "start" => Self::Start,
             "stop" => Self::Stop,
             "restart" => Self::Restart,
             "scale" => match ask.instances {
                 Some(n) if n <= MAX_INSTANCES => Self::Scale(n),
-                Some(n) => {
-                    return Err(format!(
-                        "{n} instances is more than a page may ask ({MAX_INSTANCES}); use `mcpctl server scale`"
-                    ));
-                }
-                None => return Err("scale needs `instances`".into()),
+                Some(n) => return Err(AskError::TooMany(n)),
+                None => return Err(AskError::NoCount),
             },
-            other => return Err(format!("no action `{other}` (start, stop, restart, scale)")),
+            other => return Err(AskError::Unknown(other.to_string())),
         })
     }
 
@@ -101,7 +110,7 @@ pub(super) async fn act(
     };
     let action = match Action::parse(&word, &ask) {
         Ok(a) => a,
-        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why.to_string()),
     };
     let Some(daemon) = ui.daemon() else {
         return stopping();

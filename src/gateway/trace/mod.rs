@@ -149,7 +149,8 @@ impl Tracer {
 
 struct Installed {
     tracer: Arc<Tracer>,
-    task: crate::gateway::owned::Owned<()>,
+    /// Dropping it ends the exporter.
+    task: super::owned::Owned<()>,
 }
 
 /// Set while a tracer is installed: the one load a request pays when tracing is off.
@@ -227,7 +228,7 @@ fn start(settings: Settings) -> Result<Installed, TraceError> {
         timeout: settings.timeout,
         resource: Arc::new(export::resource()),
     };
-    let task = crate::gateway::owned::owned(exporter.run(Arc::clone(&queue)));
+    let task = super::owned::owned(exporter.run(Arc::clone(&queue)));
     Ok(Installed {
         tracer: Arc::new(Tracer {
             settings,
@@ -243,9 +244,8 @@ fn start(settings: Settings) -> Result<Installed, TraceError> {
 async fn end(old: Installed) {
     let Installed { tracer, mut task } = old;
     drop(tracer);
-    if tokio::time::timeout(FLUSH_BOUND, &mut task).await.is_err() {
-        task.abort();
-    }
+    // Past the bound, dropping the handle ends it.
+    let _ = tokio::time::timeout(FLUSH_BOUND, &mut task).await;
 }
 
 fn exported(n: usize) {

@@ -1,6 +1,7 @@
 //! `TestEnv`: a temp folder, files written into it, and the real binary run there.
 //! On a failed expectation, everything about the run is printed.
 
+pub mod otlp;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
