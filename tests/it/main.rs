@@ -45,6 +45,7 @@ mod schema;
 mod sdk;
 mod secrets;
 mod soak;
+mod soak_faults;
 mod supervise;
 mod tls;
 mod tokens;
