@@ -755,3 +755,25 @@ fn the_policy_of_a_server_speaking_http_holds_on_its_own_port() {
     assert_eq!(whoami(&session), before, "the server did not crash");
     env.run_within(30, &["daemon", "stop"]).success();
 }
+
+/// Issue 25's soak: clients that hang up without DELETE must not fill the endpoint's
+/// member sessions (256 a member) until their idle timeout; the oldest session gives
+/// way to a new one, and every new client is served.
+#[test]
+fn clients_that_never_end_their_sessions_do_not_lock_the_endpoint_out() {
+    let (a, b, ep) = (free_port(), free_port(), free_port());
+    let env = TestEnv::with_config(&two_members(a, b, ep, ""));
+    env.run_within(120, &["apply"]).success();
+    let first = open(ep);
+    wait_listed(ep, &first, "b__echo");
+    for n in 0..300 {
+        let session = open(ep);
+        let reply = call(ep, &session, "b__echo", json!({"text": format!("c{n}")}));
+        assert_eq!(
+            reply["result"]["content"][0]["text"],
+            format!("c{n}"),
+            "client {n}: {reply}"
+        );
+        // Gone without DELETE.
+    }
+}

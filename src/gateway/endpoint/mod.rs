@@ -696,7 +696,12 @@ pub async fn serve(
         _task: crate::gateway::owned::owned(Arc::clone(endpoint).run_catalog()),
     };
     let limits = gateway::Limits {
-        max_sessions: crate::model::spec::DEFAULT_MAX_SESSIONS,
+        // Fewer client sessions than the member sessions it may hold with one member
+        // (room for its own watch, and for evicted sessions still closing theirs): a
+        // client that hangs up without DELETE leaves its session until the oldest is
+        // evicted for a new one, instead of filling the members' slots for
+        // `session_idle` (found by the soak: `bench/soak`).
+        max_sessions: MAX_MEMBER_SESSIONS - 16,
         session_idle: crate::model::spec::DEFAULT_SESSION_IDLE,
         connections: gateway::accept::ConnectionLimits::from_env(),
         replicas: None,
