@@ -17,6 +17,7 @@
 //! that task's time and the dropped spans. [`configure`] replaces the tracer live (an
 //! apply); [`shutdown`] ends the exporter after a bounded flush.
 
+mod bounds;
 pub mod context;
 mod export;
 mod layer;
