@@ -141,7 +141,7 @@ mod tests {
         runtime.block_on(async {
             let (writer, mut reader) = tokio::net::UnixStream::pair().unwrap();
             // Registered with the runtime's epoll: waiting on it parks the runtime.
-            let read = tokio::spawn(async move {
+            let read = crate::gateway::owned::owned(async move {
                 let mut byte = [0u8; 1];
                 tokio::io::AsyncReadExt::read_exact(&mut reader, &mut byte)
                     .await

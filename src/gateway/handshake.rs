@@ -212,12 +212,12 @@ mod tests {
     ) -> (
         tokio::io::DuplexStream,
         tokio::io::DuplexStream,
-        tokio::task::JoinHandle<Vec<String>>,
+        crate::gateway::owned::Owned<Vec<String>>,
     ) {
         let (stdin, child_in) = tokio::io::duplex(1 << 16);
         let (child_out, stdout) = tokio::io::duplex(1 << 16);
         let child_out = Arc::new(tokio::sync::Mutex::new(child_out));
-        let child = tokio::spawn(async move {
+        let child = crate::gateway::owned::owned(async move {
             let mut lines = BufReader::new(child_in).lines();
             let mut seen = Vec::new();
             while let Ok(Some(line)) = lines.next_line().await {
@@ -231,7 +231,7 @@ mod tests {
                         let reply = json!({"jsonrpc": "2.0", "id": msg["id"], "result": {
                             "supportedVersions": [era::MODERN_VERSIONS[0]], "capabilities": {}}});
                         // Late, while the child reads on (a slow start, say).
-                        tokio::spawn(async move {
+                        crate::gateway::owned::Scope::new().spawn(async move {
                             tokio::time::sleep(after).await;
                             let mut out = out.lock().await;
                             out.write_all(format!("{reply}\n").as_bytes())
@@ -300,7 +300,7 @@ mod tests {
     async fn a_legacy_child_gets_exactly_one_initialize_with_what_the_gateway_routes() {
         let (stdin, child_in) = tokio::io::duplex(1 << 16);
         let (mut child_out, stdout) = tokio::io::duplex(1 << 16);
-        let child = tokio::spawn(async move {
+        let child = crate::gateway::owned::owned(async move {
             let mut lines = BufReader::new(child_in).lines();
             let mut seen = Vec::new();
             while let Ok(Some(line)) = lines.next_line().await {

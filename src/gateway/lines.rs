@@ -173,7 +173,7 @@ mod tests {
     async fn memory_is_given_back_after_a_huge_line() {
         let huge = vec![b'z'; 4 << 20];
         let (mut writer, reader) = tokio::io::duplex(1 << 16);
-        let feed = tokio::spawn(async move {
+        let feed = crate::gateway::owned::owned(async move {
             writer.write_all(&huge).await.unwrap();
             writer.write_all(b"\nsmall\n").await.unwrap();
         });

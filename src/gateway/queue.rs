@@ -347,7 +347,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_reader_is_woken_by_the_cut() {
         let (out, mut inbox) = channel(4);
-        let reader = tokio::spawn(async move { inbox.recv().await });
+        let reader = crate::gateway::owned::owned(async move { inbox.recv().await });
         tokio::task::yield_now().await;
         out.cut();
         assert_eq!(reader.await.ok(), Some(None));

@@ -109,7 +109,7 @@ impl Launcher for Fake {
                 let _ = exit.send(code);
             } else {
                 *process.exit.lock().unwrap() = Some(exit);
-                tokio::spawn(async move {
+                crate::gateway::owned::Scope::new().spawn(async move {
                     tokio::select! {
                         () = script(behaviour, child_in, child_out) => {}
                         () = ended.notified() => {}

@@ -531,6 +531,7 @@ mod tests {
     /// both spans, the answer read, the queue):
     /// `cargo test --release --lib bench_traced_call -- --ignored --nocapture`.
     #[test]
+    // A benchmark, not a check: bench/otel-bench.sh runs it in the release build.
     #[ignore = "a benchmark: bench/otel-bench.sh"]
     #[allow(clippy::print_stdout)] // its line is the benchmark's figure
     fn bench_traced_call() {
