@@ -212,36 +212,12 @@ mod tests {
     use crate::api::ScaleDecision;
 
     fn status(servers: &[(&str, &str, u32)]) -> DaemonStatus {
-        let spec = crate::model::parse("version = 1\n[servers.a]\ncommand = \"a\"\nport = 9000\n")
-            .map(|c| c.servers["a"].clone())
-            .unwrap_or_else(|_| unreachable!());
-        DaemonStatus {
-            pid: 1,
-            config: String::new(),
-            started_at: String::new(),
-            servers: servers
+        crate::ui::fixture::status(
+            servers
                 .iter()
-                .map(|(name, state, restarts)| ServerStatus {
-                    name: (*name).into(),
-                    spec: spec.clone(),
-                    status: (*state).into(),
-                    created_at: String::new(),
-                    restarts: *restarts,
-                    instances: Vec::new(),
-                    traffic: None,
-                    last_scale: None,
-                    network: None,
-                    unpinned: Vec::new(),
-                })
+                .map(|(name, state, restarts)| crate::ui::fixture::server(name, state, *restarts))
                 .collect(),
-            usage: None,
-            applied: None,
-            endpoints: Vec::new(),
-            endpoint_failures: Default::default(),
-            tokens_used: Default::default(),
-            tokens_limited: Default::default(),
-            oidc_limited: Default::default(),
-        }
+        )
     }
 
     fn kinds(events: &[Event]) -> Vec<(Kind, String)> {

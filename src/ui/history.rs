@@ -101,44 +101,20 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{MethodTraffic, ServerStatus, Traffic};
+    use crate::api::{MethodTraffic, Traffic};
 
     fn status(requests: u64, errors: u64) -> DaemonStatus {
-        let spec = crate::model::parse("version = 1\n[servers.a]\ncommand = \"a\"\nport = 9000\n")
-            .map(|c| c.servers["a"].clone())
-            .unwrap_or_else(|_| unreachable!());
-        DaemonStatus {
-            pid: 1,
-            config: String::new(),
-            started_at: String::new(),
-            servers: vec![ServerStatus {
-                name: "a".into(),
-                spec,
-                status: "running".into(),
-                created_at: String::new(),
-                restarts: 0,
-                instances: Vec::new(),
-                traffic: Some(Traffic {
-                    methods: vec![MethodTraffic {
-                        method: "tools/call".into(),
-                        requests,
-                        errors,
-                        ..MethodTraffic::default()
-                    }],
-                    ..Traffic::default()
-                }),
-                last_scale: None,
-                network: None,
-                unpinned: Vec::new(),
+        let mut server = crate::ui::fixture::server("a", "running", 0);
+        server.traffic = Some(Traffic {
+            methods: vec![MethodTraffic {
+                method: "tools/call".into(),
+                requests,
+                errors,
+                ..MethodTraffic::default()
             }],
-            usage: None,
-            applied: None,
-            endpoints: Vec::new(),
-            endpoint_failures: Default::default(),
-            tokens_used: Default::default(),
-            tokens_limited: Default::default(),
-            oidc_limited: Default::default(),
-        }
+            ..Traffic::default()
+        });
+        crate::ui::fixture::status(vec![server])
     }
 
     #[test]
